@@ -1,0 +1,163 @@
+"""Bronze: partner files as delivered, one asset per feed, partitioned by date × source."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+
+from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
+from resight_platform.defs.partitions import providers_of, split_key
+from resight_platform.io.landing import LandedFile, checksum, dead_letter, list_partition_files
+from resight_platform.io.ops import FileRecord, known_checksums, record_files
+from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.sources.landing import LandingKeyError
+from resight_platform.sources.registry import FEEDS, Registry
+from resight_platform.transforms.bronze import FileRejected, bronze_schema, empty_bronze, read_landing_file
+
+__all__ = ["PartitionIngest", "bronze_assets", "ingest_partition"]
+
+Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
+RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+@dataclass
+class PartitionIngest:
+    """What reading one partition folder produced."""
+
+    frame: pl.DataFrame
+    records: list[FileRecord] = field(default_factory=list)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(r.status == "dead_lettered" for r in self.records)
+
+
+def ingest_partition(
+    *,
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    registry: Registry,
+    feed: str,
+    day: date,
+    listing: Sequence[tuple[str, Listed]],
+    already_dead: dict[str, tuple[str, str]],
+    now: datetime,
+) -> PartitionIngest:
+    """Read the listed files of one (date, source) partition; refused files go to dead-letter.
+
+    ``listing`` pairs each provider with an object of its partition folder. The rest of the
+    partition loads whatever happens to one file.
+    """
+    frames: list[pl.DataFrame] = []
+    records: list[FileRecord] = []
+    for provider, item in listing:
+        source = registry.source(provider, feed)
+        if isinstance(item, LandedFile):
+            info, code, detail = item.info, None, ""
+        else:
+            info, error = item
+            code, detail = error.code, error.detail
+        data = landing.read_bytes(info.key)
+        digest = checksum(data)
+        if code is None and source is not None:
+            try:
+                frame = read_landing_file(
+                    data, source=source, key=info.key, business_date=day, ingested_at=now
+                )
+            except FileRejected as exc:
+                code, detail = exc.code, exc.detail
+            else:
+                frames.append(frame)
+                records.append(
+                    FileRecord(info.key, digest, len(data), provider, feed, day, "read", rows_in=frame.height)
+                )
+                continue
+        elif code is None:
+            code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
+        previous = already_dead.get(info.key)
+        uri = None
+        if previous != (digest, "dead_lettered"):
+            uri = dead_letter(dead_letters, key=info.key, data=data, code=code, detail=detail, at=now)
+        records.append(
+            FileRecord(
+                info.key, digest, len(data), provider, feed, day, "dead_lettered",
+                error_code=code, error=detail, dead_letter_uri=uri,
+            )
+        )
+    frame = pl.concat(frames, how="vertical") if frames else empty_bronze(feed)
+    return PartitionIngest(frame=frame, records=records)
+
+
+def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["bronze", feed],
+        group_name="bronze",
+        owners=OWNERS,
+        kinds={"polars", "parquet"},
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="lake_io_manager",
+        retry_policy=RETRY,
+        description=f"One row per record of a partner's {feed} file, as delivered (strings) with lineage.",
+        metadata={"dagster/column_schema": table_schema_from_polars(bronze_schema(feed))},
+    )
+    def bronze(
+        context: dg.AssetExecutionContext,
+        landing: StoreResource,
+        dead_letter: StoreResource,
+        warehouse: WarehouseResource,
+        registry: RegistryResource,
+    ) -> dg.Output[dict[str, pl.DataFrame]]:
+        reg = registry.load()
+        now = datetime.now(UTC)
+        landing_store, dead_store = landing.store(), dead_letter.store()
+        out: dict[str, pl.DataFrame] = {}
+        records: list[FileRecord] = []
+        with warehouse.connect() as conn:
+            for partition_key in context.partition_keys:
+                day, source = split_key(partition_key)
+                listing = [
+                    (provider, item)
+                    for provider in providers_of(source, reg)
+                    for item in list_partition_files(landing_store, reg, provider, feed, day)
+                ]
+                keys = [item.info.key if isinstance(item, LandedFile) else item[0].key for _, item in listing]
+                result = ingest_partition(
+                    landing=landing_store,
+                    dead_letters=dead_store,
+                    registry=reg,
+                    feed=feed,
+                    day=day,
+                    listing=listing,
+                    already_dead=known_checksums(conn, keys),
+                    now=now,
+                )
+                out[partition_key] = result.frame
+                records.extend(result.records)
+                for record in result.records:
+                    if record.status == "dead_lettered":
+                        context.log.warning(
+                            f"dead-lettered {record.file_key}: {record.error_code}: {record.error}"
+                        )
+            record_files(conn, records, run_id=context.run.run_id, now=now)
+        rows = sum(f.height for f in out.values())
+        return dg.Output(
+            out,
+            metadata={
+                "dagster/row_count": rows,
+                "files_read": sum(r.status == "read" for r in records),
+                "files_dead_lettered": sum(r.status == "dead_lettered" for r in records),
+                "partitions": len(out),
+            },
+        )
+
+    return bronze
+
+
+def bronze_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [_bronze_asset(feed, partitions_def) for feed in FEEDS]

@@ -1,0 +1,248 @@
+"""Gold: the star schema in Postgres (and Parquet in the lake) and the marts built on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from resight_platform.defs.bronze import RETRY
+from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
+from resight_platform.defs.partitions import DATE
+from resight_platform.resources import RegistryResource
+from resight_platform.schemas import gold as models
+from resight_platform.transforms import gold, marts
+
+__all__ = ["gold_assets"]
+
+_KINDS = {"polars", "postgres", "parquet"}
+
+
+def _result(frame: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    return dg.Output(frame, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+
+
+def _dimension(
+    name: str,
+    key: list[str],
+    model: type,
+    doc: str,
+    build: Callable[..., pl.DataFrame],
+    ins: dict[str, dg.AssetIn] | None = None,
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["gold", name],
+        group_name="gold",
+        owners=OWNERS,
+        kinds=_KINDS,
+        ins=ins or {},
+        io_manager_key="warehouse_io_manager",
+        retry_policy=RETRY,
+        description=doc,
+        metadata={
+            "pg_mode": "upsert",
+            "pg_key": key,
+            "dagster/column_schema": table_schema_from_model(model),
+        },
+    )
+    def dimension(context: dg.AssetExecutionContext, registry: RegistryResource, **inputs: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
+        return _result(build(registry, **inputs))
+
+    return dimension
+
+
+def _dims(partitions_start: str) -> list[dg.AssetsDefinition]:
+    def dim_date(registry: RegistryResource) -> pl.DataFrame:
+        start, end = gold.dim_date_range(partitions_start, datetime.now(UTC).date())
+        return gold.build_dim_date(start, end)
+
+    return [
+        _dimension("dim_date", ["date_key"], models.DimDate, "One row per calendar day.", dim_date),
+        _dimension(
+            "dim_provider",
+            ["provider_key"],
+            models.DimProvider,
+            "One row per registered partner.",
+            lambda registry: gold.build_dim_provider(registry.load()),
+        ),
+        _dimension(
+            "dim_store",
+            ["store_key"],
+            models.DimStore,
+            "One row per provider location, latest delivered attributes.",
+            lambda registry, stores: gold.build_dim_store(stores),
+            ins={"stores": dg.AssetIn(key=["silver", "stores"])},
+        ),
+        _dimension(
+            "dim_product",
+            ["product_key"],
+            models.DimProduct,
+            "One row per provider product (provider, sku), latest delivered attributes.",
+            lambda registry, catalog: gold.build_dim_product(catalog),
+            ins={"catalog": dg.AssetIn(key=["silver", "catalog"])},
+        ),
+        _dimension(
+            "dim_customer",
+            ["customer_key"],
+            models.DimCustomer,
+            "One row per provider loyalty customer, latest delivered attributes.",
+            lambda registry, customers: gold.build_dim_customer(customers, registry.mappings()),
+            ins={"customers": dg.AssetIn(key=["silver", "customers"])},
+        ),
+    ]
+
+
+def _fact_sales(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["gold", "fact_sales"],
+        group_name="gold",
+        owners=OWNERS,
+        kinds=_KINDS,
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=RETRY,
+        io_manager_key="warehouse_io_manager",
+        ins={
+            "sales": dg.AssetIn(
+                key=["silver", "sales"],
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE),
+            ),
+            "dim_provider": dg.AssetIn(key=["gold", "dim_provider"]),
+            "dim_product": dg.AssetIn(key=["gold", "dim_product"]),
+            "dim_store": dg.AssetIn(key=["gold", "dim_store"]),
+            "dim_customer": dg.AssetIn(key=["gold", "dim_customer"]),
+        },
+        deps=[dg.AssetKey(["gold", "dim_date"])],
+        description="One row per valid sales line item, keyed to the dimensions; partitioned by sale date.",
+        metadata={
+            "pg_mode": "partition",
+            "pg_partition_column": "sale_date",
+            "partition_expr": "sale_date",
+            "dagster/column_schema": table_schema_from_model(models.FactSales),
+        },
+    )
+    def fact_sales(
+        context: dg.AssetExecutionContext,
+        registry: RegistryResource,
+        sales: pl.LazyFrame,
+        dim_provider: pl.LazyFrame,
+        dim_product: pl.LazyFrame,
+        dim_store: pl.LazyFrame,
+        dim_customer: pl.LazyFrame,
+    ) -> dg.Output[dict[str, pl.DataFrame]]:
+        fact = gold.build_fact_sales(
+            sales,
+            dim_provider=dim_provider,
+            dim_product=dim_product,
+            dim_store=dim_store,
+            dim_customer=dim_customer,
+            mappings=registry.mappings(),
+        )
+        unknown = fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
+        if unknown:
+            context.log.warning(f"{unknown} sales lines reference a product missing from the catalog")
+        parts = {
+            key: fact.filter(pl.col("sale_date") == datetime.fromisoformat(key).date())
+            for key in context.partition_keys
+        }
+        return dg.Output(
+            parts,
+            metadata={
+                "dagster/row_count": fact.height,
+                "net_amount": float(fact["net_amount"].sum() or 0.0),
+                "unknown_product_lines": unknown,
+                "preview": markdown_preview(fact),
+            },
+        )
+
+    return fact_sales
+
+
+_MART_DOCS = {
+    "monthly_sales": "One row per month × category × species × region × channel: units, revenue, orders, AOV.",
+    "brand_share_monthly": "One row per month × category × species × region × brand: revenue share and its change.",
+    "top_products_monthly": "One row per month and rank: the top products by revenue.",
+    "top_customers_monthly": "One row per month and rank: the top loyalty customers by revenue.",
+    "order_status_impact": "One row per month × category × region × status: lines, amount and share of amount.",
+    "aov_by_region": "One row per month × region: orders, revenue and average order value.",
+}
+
+
+def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["marts", "daily_sales"],
+        group_name="marts",
+        owners=OWNERS,
+        kinds=_KINDS,
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        ins={"fact": dg.AssetIn(key=["gold", "fact_sales"]), "dim_product": dg.AssetIn(key=["gold", "dim_product"])},
+        description="One row per day × category × species × region × channel: units, revenue, orders, AOV.",
+        metadata={
+            "pg_mode": "partition",
+            "pg_partition_column": "sale_date",
+            "partition_expr": "sale_date",
+            "dagster/column_schema": table_schema_from_model(models.DailySales),
+        },
+    )
+    def daily_sales(
+        context: dg.AssetExecutionContext, fact: pl.LazyFrame, dim_product: pl.LazyFrame
+    ) -> dg.Output[dict[str, pl.DataFrame]]:
+        frame = marts.daily_sales(fact, dim_product) if fact.collect_schema().names() else _empty(models.DailySales)
+        parts = {
+            key: frame.filter(pl.col("sale_date") == datetime.fromisoformat(key).date())
+            for key in context.partition_keys
+        }
+        return dg.Output(parts, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+
+    return daily_sales
+
+
+def _empty(model: type) -> pl.DataFrame:
+    schema = model.to_schema()  # type: ignore[attr-defined]
+    return pl.DataFrame(schema={name: col.dtype.type for name, col in schema.columns.items()})
+
+
+def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDefinition:
+    ins = {"fact": dg.AssetIn(key=["gold", "fact_sales"]), "dim_product": dg.AssetIn(key=["gold", "dim_product"])}
+    if needs_customers:
+        ins["dim_customer"] = dg.AssetIn(key=["gold", "dim_customer"])
+    compute = getattr(marts, name)
+
+    @dg.asset(
+        key=["marts", name],
+        group_name="marts",
+        owners=OWNERS,
+        kinds=_KINDS,
+        io_manager_key="warehouse_io_manager",
+        ins=ins,
+        description=_MART_DOCS[name],
+        metadata={"pg_mode": "replace", "dagster/column_schema": table_schema_from_model(model)},
+    )
+    def mart(fact: pl.LazyFrame, dim_product: pl.LazyFrame, **extra: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
+        if not fact.collect_schema().names():
+            return _result(_empty(model))
+        if needs_customers:
+            frame = compute(fact, extra["dim_customer"], dim_product)
+        else:
+            frame = compute(fact, dim_product)
+        return _result(frame)
+
+    return mart
+
+
+def gold_assets(partitions_start: str, daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [
+        *_dims(partitions_start),
+        _fact_sales(daily),
+        _daily_mart(daily),
+        _monthly_mart("monthly_sales", models.MonthlySales, False),
+        _monthly_mart("brand_share_monthly", models.BrandShareMonthly, False),
+        _monthly_mart("top_products_monthly", models.TopProductsMonthly, False),
+        _monthly_mart("top_customers_monthly", models.TopCustomersMonthly, True),
+        _monthly_mart("order_status_impact", models.OrderStatusImpact, False),
+        _monthly_mart("aov_by_region", models.AovByRegion, False),
+    ]

@@ -1,0 +1,61 @@
+"""Jobs over the asset graph: the units the demo, backfills and schedules launch."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from resight_platform.defs.ops import scan_landing_job
+
+__all__ = [
+    "DIMENSIONS_JOB",
+    "GOLD_DAILY_JOB",
+    "MARTS_JOB",
+    "MEDALLION_JOB",
+    "REGISTRY_JOB",
+    "SCAN_LANDING_JOB",
+    "build_jobs",
+]
+
+REGISTRY_JOB = "registry_job"
+SCAN_LANDING_JOB = "scan_landing_job"
+MEDALLION_JOB = "medallion_job"
+DIMENSIONS_JOB = "dimensions_job"
+GOLD_DAILY_JOB = "gold_daily_job"
+MARTS_JOB = "monthly_marts_job"
+
+_DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
+
+
+def build_jobs(
+    medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinition
+) -> list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition]:
+    return [
+        scan_landing_job,
+        dg.define_asset_job(
+            REGISTRY_JOB,
+            selection=dg.AssetSelection.assets(["ops", "sources"]),
+            description="Load the source registry into Postgres and register source partitions.",
+        ),
+        dg.define_asset_job(
+            MEDALLION_JOB,
+            selection=dg.AssetSelection.groups("bronze", "silver"),
+            partitions_def=medallion,
+            description="Bronze and silver for a date × source range.",
+        ),
+        dg.define_asset_job(
+            DIMENSIONS_JOB,
+            selection=dg.AssetSelection.assets(*_DIMENSIONS),
+            description="Refresh the conformed dimensions from silver.",
+        ),
+        dg.define_asset_job(
+            GOLD_DAILY_JOB,
+            selection=dg.AssetSelection.assets(["gold", "fact_sales"], ["marts", "daily_sales"]),
+            partitions_def=daily,
+            description="fact_sales and the daily mart for a date range.",
+        ),
+        dg.define_asset_job(
+            MARTS_JOB,
+            selection=dg.AssetSelection.groups("marts") - dg.AssetSelection.assets(["marts", "daily_sales"]),
+            description="Recompute the monthly marts.",
+        ),
+    ]

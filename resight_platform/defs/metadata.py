@@ -1,0 +1,44 @@
+"""Metadata shared by the asset definitions: owners and column schemas for the Dagster UI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+import polars as pl
+
+__all__ = ["OWNERS", "markdown_preview", "table_schema_from_model", "table_schema_from_polars"]
+
+OWNERS = ["team:data-platform"]
+
+
+def table_schema_from_polars(schema: Mapping[str, pl.DataType]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()])
+
+
+def table_schema_from_model(model: type) -> dg.TableSchema:
+    """Column schema for the UI from a Pandera DataFrameModel: the single definition of the columns."""
+    schema = model.to_schema()  # type: ignore[attr-defined]
+    columns = []
+    for name, column in schema.columns.items():
+        checks = [str(check.name or check) for check in column.checks]
+        columns.append(
+            dg.TableColumn(
+                name,
+                str(column.dtype),
+                description=column.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=bool(column.nullable), unique=bool(column.unique), other=checks
+                ),
+            )
+        )
+    return dg.TableSchema(columns=columns)
+
+
+def markdown_preview(frame: pl.DataFrame, rows: int = 5) -> dg.MarkdownMetadataValue:
+    """A few rows as a Markdown table, so the UI shows what was written without a query."""
+    head = frame.head(rows)
+    header = "| " + " | ".join(head.columns) + " |"
+    rule = "|" + "---|" * len(head.columns)
+    body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in head.iter_rows()]
+    return dg.MetadataValue.md("\n".join([header, rule, *body]))

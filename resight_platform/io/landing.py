@@ -1,0 +1,101 @@
+"""Reading the landing zone: listing partition folders, scanning for misplaced keys, dead-letter.
+
+Works on any ``ObjectStore`` (a local directory or ``s3://``), so the same code serves the embedded
+default and production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from resight_platform.io.ops import dead_letter_reason
+from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_landing_key
+from resight_platform.sources.registry import Registry
+
+__all__ = [
+    "LandedFile",
+    "LandingScan",
+    "checksum",
+    "dead_letter",
+    "list_partition_files",
+    "partition_prefix",
+    "scan_landing",
+]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def partition_prefix(provider: str, feed: str, day: date) -> str:
+    """The landing folder of one provider, feed and business date."""
+    return f"{provider}/{feed}/{day.isoformat()}/"
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    info: ObjectInfo
+    key: LandingKey
+
+
+@dataclass
+class LandingScan:
+    """Every object under a prefix, split into well-placed files and refused keys."""
+
+    files: list[LandedFile] = field(default_factory=list)
+    rejected: list[tuple[ObjectInfo, LandingKeyError]] = field(default_factory=list)
+
+    def partitions(self) -> set[tuple[date, str, str]]:
+        """``(business_date, provider, feed)`` of every well-placed file."""
+        return {(f.key.date, f.key.provider, f.key.feed) for f in self.files}
+
+
+def scan_landing(store: ObjectStore, registry: Registry, prefix: str = "") -> LandingScan:
+    """List ``prefix`` and parse every key against the landing contract and the registry."""
+    scan = LandingScan()
+    for info in store.list(prefix):
+        try:
+            scan.files.append(LandedFile(info=info, key=parse_landing_key(info.key, registry)))
+        except LandingKeyError as exc:
+            scan.rejected.append((info, exc))
+    return scan
+
+
+def list_partition_files(
+    store: ObjectStore, registry: Registry, provider: str, feed: str, day: date
+) -> Iterator[LandedFile | tuple[ObjectInfo, LandingKeyError]]:
+    """The objects in one partition folder: parsed files, or the key error for a bad file name."""
+    for info in store.list(partition_prefix(provider, feed, day)):
+        try:
+            yield LandedFile(info=info, key=parse_landing_key(info.key, registry))
+        except LandingKeyError as exc:
+            yield info, exc
+
+
+def dead_letter(
+    dead_letters: ObjectStore,
+    *,
+    key: str,
+    data: bytes,
+    code: str,
+    detail: str,
+    at: datetime,
+) -> str:
+    """Copy a refused file to the dead-letter area with a JSON reason file; return its URI.
+
+    The target name is derived from a hash of the original key, so a hostile key (path traversal,
+    odd characters) never shapes the path; the reason file keeps the original key.
+    """
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    name = _UNSAFE.sub("_", key.rsplit("/", 1)[-1])[:100].lstrip(".") or "file"
+    target = f"{at:%Y-%m-%d}/{digest}/{name}"
+    dead_letters.write_bytes(target, data)
+    dead_letters.write_bytes(f"{target}.reason.json", dead_letter_reason(key, code, detail, checksum(data), at))
+    return dead_letters.uri(target)

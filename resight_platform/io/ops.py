@@ -1,0 +1,194 @@
+"""The ``ops`` schema: migrations, the source registry table, the ingestion ledger and quarantine.
+
+Every function takes an open psycopg connection and commits its own transaction, so a failure
+leaves the previous state visible. Values are always parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+
+import polars as pl
+import psycopg
+
+from resight_platform.io.postgres import copy_frame
+from resight_platform.sources.registry import Registry, registry_rows
+
+__all__ = [
+    "FileRecord",
+    "dead_letter_reason",
+    "known_checksums",
+    "migrate",
+    "record_files",
+    "record_silver",
+    "sync_sources",
+]
+
+
+def migrate(conn: psycopg.Connection) -> None:
+    """Apply the warehouse DDL (idempotent)."""
+    sql_dir = resources.files("resight_platform.io") / "sql"
+    scripts = sorted((p for p in sql_dir.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(7271901)")
+        for script in scripts:
+            cur.execute(script.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+        _ensure_unknown_members(cur)
+
+
+def _ensure_unknown_members(cur: psycopg.Cursor) -> None:
+    """Key 0 is the 'unknown' member of each dimension a fact may not resolve."""
+    cur.execute(
+        "insert into gold.dim_product (product_key, provider, sku, product_name, brand, category, species)"
+        " values (0, '', '', 'Unknown product', 'Unknown', 'other', 'other') on conflict do nothing"
+    )
+
+
+def sync_sources(conn: psycopg.Connection, registry: Registry) -> int:
+    """Replace ``ops.sources`` with the registry's rows in one transaction."""
+    rows = list(registry_rows(registry))
+    frame = pl.DataFrame(rows) if rows else pl.DataFrame()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("delete from ops.sources")
+        if rows:
+            copy_frame(cur, "ops", "sources", frame)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One landed file as the ledger sees it."""
+
+    file_key: str
+    checksum: str
+    bytes: int
+    provider: str | None
+    feed: str | None
+    business_date: date | None
+    status: str
+    rows_in: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+    dead_letter_uri: str | None = None
+
+
+_UPSERT_FILE = """
+insert into ops.ingestion_ledger as l (
+    file_key, checksum, provider, feed, business_date, bytes, rows_in, status,
+    error_code, error, dead_letter_uri, processed_at, run_id,
+    rows_loaded, rows_quarantined
+) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, null, null)
+on conflict (file_key) do update set
+    checksum = excluded.checksum,
+    provider = excluded.provider,
+    feed = excluded.feed,
+    business_date = excluded.business_date,
+    bytes = excluded.bytes,
+    rows_in = excluded.rows_in,
+    status = excluded.status,
+    error_code = excluded.error_code,
+    error = excluded.error,
+    dead_letter_uri = coalesce(excluded.dead_letter_uri, l.dead_letter_uri),
+    processed_at = excluded.processed_at,
+    run_id = excluded.run_id,
+    rows_loaded = case when l.checksum = excluded.checksum then l.rows_loaded end,
+    rows_quarantined = case when l.checksum = excluded.checksum then l.rows_quarantined end
+"""
+
+
+def record_files(
+    conn: psycopg.Connection, records: Sequence[FileRecord], *, run_id: str | None, now: datetime
+) -> None:
+    """Upsert ledger rows for files read (bronze) or dead-lettered, in one transaction."""
+    if not records:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            _UPSERT_FILE,
+            [
+                (
+                    r.file_key,
+                    r.checksum,
+                    r.provider,
+                    r.feed,
+                    r.business_date,
+                    r.bytes,
+                    r.rows_in,
+                    r.status,
+                    r.error_code,
+                    r.error,
+                    r.dead_letter_uri,
+                    now,
+                    run_id,
+                )
+                for r in records
+            ],
+        )
+
+
+def known_checksums(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``file_key -> (checksum, status)`` for the keys the ledger has seen."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "select file_key, checksum, status from ops.ingestion_ledger where file_key = any(%s)", (keys,)
+        )
+        return {k: (c, s) for k, c, s in cur.fetchall()}
+
+
+def record_silver(
+    conn: psycopg.Connection,
+    *,
+    feed: str,
+    partitions: Sequence[tuple[date, str]],
+    quarantine: pl.DataFrame,
+    reconciliation: pl.DataFrame,
+) -> None:
+    """Replace the quarantine rows of ``partitions`` and store per-file loaded/quarantined counts.
+
+    One transaction: a re-run replaces, a failure leaves the previous rows.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        if partitions:
+            days = [d for d, _ in partitions]
+            providers = [p for _, p in partitions]
+            cur.execute(
+                "delete from ops.quarantine q using unnest(%s::date[], %s::text[]) as p(d, provider)"
+                " where q.feed = %s and q.business_date = p.d and q.provider = p.provider",
+                (days, providers, feed),
+            )
+        if quarantine.height:
+            frame = quarantine.select(
+                pl.col("feed"),
+                pl.col("provider"),
+                pl.col("business_date"),
+                pl.col("_source_file").alias("source_file"),
+                pl.col("_row_number").alias("row_number"),
+                pl.col("rule"),
+                pl.col("raw"),
+                pl.col("_ingested_at").alias("ingested_at"),
+            )
+            copy_frame(cur, "ops", "quarantine", frame)
+        if reconciliation.height:
+            cur.executemany(
+                "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
+                " status = 'loaded' where file_key = %s",
+                [
+                    (r["rows_in"], r["rows_loaded"], r["rows_quarantined"], r["_source_file"])
+                    for r in reconciliation.iter_rows(named=True)
+                ],
+            )
+
+
+def dead_letter_reason(key: str, code: str, detail: str, checksum: str, at: datetime) -> bytes:
+    """The JSON reason file written beside a dead-lettered copy."""
+    return json.dumps(
+        {"key": key, "reason": code, "detail": detail, "checksum": checksum, "dead_lettered_at": at.isoformat()},
+        indent=2,
+    ).encode()

@@ -1,0 +1,383 @@
+"""Warehouse access on PostgreSQL (psycopg 3): embedded server, bulk COPY and atomic replaces.
+
+Every write function runs in one transaction: a failure anywhere rolls back and the previous rows
+stay visible. Identifiers are validated against ``IDENTIFIER_PATTERN`` and quoted; values are
+always parameters (or, in DDL that cannot take parameters, ``psycopg.sql.Literal``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+__all__ = [
+    "COPY_CHUNK_ROWS",
+    "IDENTIFIER_PATTERN",
+    "check_partition_values",
+    "connect",
+    "copy_frame",
+    "database_url",
+    "embedded_pg_url",
+    "quote_ident",
+    "replace_partition",
+    "replace_table",
+    "sqlalchemy_url",
+    "stop_embedded_pg",
+    "table_columns",
+    "upsert",
+]
+
+IDENTIFIER_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+COPY_CHUNK_ROWS = 200_000
+EMBEDDED_DATABASES = ("resight", "dagster")
+
+
+def quote_ident(name: str) -> sql.Identifier:
+    """A validated, quoted SQL identifier; ``ValueError`` naming the bad name otherwise."""
+    if not isinstance(name, str) or not IDENTIFIER_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid SQL identifier {name!r}: must match {IDENTIFIER_PATTERN.pattern}"
+        )
+    return sql.Identifier(name)
+
+
+def _qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL(".").join([quote_ident(schema), quote_ident(table)])
+
+
+# --- URLs and the embedded server --------------------------------------------------------------
+
+
+def database_url(url: str, dbname: str) -> str:
+    """The same server URL (host, port, socket, options kept) pointing at database ``dbname``."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"not a postgresql:// URL: {url!r}")
+    quote_ident(dbname)
+    return urlunsplit(parts._replace(path="/" + quote(dbname)))
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://…`` → ``postgresql+psycopg2://…`` (the driver Dagster's storage needs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"not a postgresql:// URL: {url!r}")
+    return f"postgresql+psycopg2://{rest}"
+
+
+def _server(data_dir: Path) -> Any:
+    import pgserver
+
+    data_dir = Path(data_dir).expanduser().absolute()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(str(data_dir), cleanup_mode=None)
+
+
+def embedded_pg_url(data_dir: Path) -> str:
+    """Start (or reuse) the pgserver PostgreSQL at ``data_dir``; return the ``resight`` database URL.
+
+    The server outlives this process (``cleanup_mode=None``); stop it with :func:`stop_embedded_pg`.
+    Databases ``resight`` and ``dagster`` are created if missing.
+    """
+    server_url: str = _server(data_dir).get_uri()
+    with psycopg.connect(database_url(server_url, "postgres"), autocommit=True) as conn:
+        existing = {
+            row[0]
+            for row in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                (list(EMBEDDED_DATABASES),),
+            )
+        }
+        for name in EMBEDDED_DATABASES:
+            if name not in existing:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(quote_ident(name)))
+                except psycopg.errors.DuplicateDatabase:  # created concurrently
+                    pass
+    return database_url(server_url, "resight")
+
+
+def stop_embedded_pg(data_dir: Path) -> None:
+    """Stop the pgserver PostgreSQL at ``data_dir`` if it is running (data is kept)."""
+    import pgserver
+
+    data_dir = Path(data_dir).expanduser().absolute()
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    server = _server(data_dir)
+    pg_ctl: Callable[..., str] = pgserver.pg_ctl  # type: ignore[attr-defined]  # made at import
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A psycopg 3 connection with the session time zone set to UTC.
+
+    Autocommit by default: the write functions here open their own transaction blocks, so nothing
+    is left half-open between calls.
+    """
+    conn = psycopg.connect(url, autocommit=autocommit)
+    conn.execute("SET TIME ZONE 'UTC'")
+    if not autocommit:
+        conn.commit()
+    return conn
+
+
+# --- Bulk loading -------------------------------------------------------------------------------
+
+
+def table_columns(conn: psycopg.Connection[Any], schema: str, table: str) -> list[str]:
+    """Column names of ``schema.table`` in table order (empty if the table does not exist)."""
+    quote_ident(schema)
+    quote_ident(table)
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _csv_chunk(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    # PostgreSQL CSV: an unquoted empty field is NULL and a quoted "" is the empty string, which is
+    # exactly what polars writes with these settings.
+    frame.write_csv(
+        buffer,
+        include_header=False,
+        null_value="",
+        quote_style="necessary",
+        date_format="%Y-%m-%d",
+    )
+    return buffer.getvalue()
+
+
+def _copy_chunks(
+    cur: psycopg.Cursor[Any],
+    target: sql.Composable,
+    frame: pl.DataFrame,
+    chunk_rows: int,
+) -> int:
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    if frame.width == 0:
+        raise ValueError("cannot COPY a frame without columns")
+    columns = sql.SQL(", ").join(quote_ident(name) for name in frame.columns)
+    if frame.height == 0:
+        return 0
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(target, columns)
+    with cur.copy(statement) as copy:
+        for offset in range(0, frame.height, chunk_rows):
+            copy.write(_csv_chunk(frame.slice(offset, chunk_rows)))
+    return frame.height
+
+
+def copy_frame(
+    cur: psycopg.Cursor[Any],
+    schema: str,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    chunk_rows: int = COPY_CHUNK_ROWS,
+) -> int:
+    """Bulk ``COPY`` of ``frame`` into ``schema.table`` (its columns named explicitly), streamed as
+    CSV in chunks of ``chunk_rows``. Returns the number of rows copied."""
+    return _copy_chunks(cur, _qualified(schema, table), frame, chunk_rows)
+
+
+def _range_partition_key(
+    conn: psycopg.Connection[Any], schema: str, table: str
+) -> tuple[str, str | None] | None:
+    """``(strategy, single key column)`` if ``schema.table`` is a partitioned table, else None."""
+    row = conn.execute(
+        """
+        SELECT pt.partstrat::text, CASE WHEN pt.partnatts = 1 THEN a.attname::text END
+        FROM pg_partitioned_table pt
+        JOIN pg_class c ON c.oid = pt.partrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = pt.partattrs[0]
+        WHERE n.nspname = %s AND c.relname = %s
+        """,
+        (schema, table),
+    ).fetchone()
+    return None if row is None else (str(row[0]), row[1])
+
+
+def check_partition_values(
+    frame: pl.DataFrame, column: str, value: date | str, target: str
+) -> None:
+    """``ValueError`` unless every row of ``frame`` has ``column == value``: rows of another
+    partition would survive the next replace of theirs and duplicate."""
+    if column not in frame.columns:
+        raise ValueError(f"{target}: frame has no partition column {column!r}")
+    series = frame.get_column(column)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        if series.dtype == pl.Date:
+            matches = series == value
+        elif isinstance(series.dtype, pl.Datetime):
+            matches = series.dt.date() == value
+        else:
+            matches = series.cast(pl.String) == value.isoformat()
+    else:
+        matches = series.cast(pl.String) == str(value)
+    bad = frame.height - int(matches.fill_null(False).sum())
+    if bad:
+        raise ValueError(
+            f"{target}: {bad} row(s) have {column} other than the partition value {value!s}"
+        )
+
+
+def replace_partition(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    frame: pl.DataFrame,
+    partition_column: str,
+    partition_value: date | str,
+    *,
+    chunk_rows: int = COPY_CHUNK_ROWS,
+) -> int:
+    """Replace the rows of one partition with ``frame`` in one transaction; returns rows copied.
+
+    On a table range-partitioned by ``partition_column`` with a date value, the child
+    ``{table}_p{YYYYMMDD}`` (one day) is created if missing and truncated; otherwise the rows with
+    ``partition_column = partition_value`` are deleted. Then the frame is copied into the parent.
+    """
+    target = f"{schema}.{table}"
+    quote_ident(partition_column)
+    check_partition_values(frame, partition_column, partition_value, target)
+    parent = _qualified(schema, table)
+    with conn.transaction(), conn.cursor() as cur:
+        partitioning = _range_partition_key(conn, schema, table)
+        if (
+            isinstance(partition_value, date)
+            and not isinstance(partition_value, datetime)
+            and partitioning == ("r", partition_column)
+        ):
+            child_name = f"{table}_p{partition_value:%Y%m%d}"
+            child = _qualified(schema, child_name)
+            _ensure_day_partition(conn, schema, table, child_name, partition_value)
+            cur.execute(sql.SQL("TRUNCATE {}").format(child))
+        else:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                    parent, quote_ident(partition_column)
+                ),
+                (partition_value,),
+            )
+        return copy_frame(cur, schema, table, frame, chunk_rows=chunk_rows)
+
+
+def _ensure_day_partition(
+    conn: psycopg.Connection[Any], schema: str, table: str, child: str, day: date
+) -> None:
+    row = conn.execute(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM pg_inherits i
+            JOIN pg_class p ON p.oid = i.inhparent
+            JOIN pg_namespace pn ON pn.oid = p.relnamespace
+            WHERE i.inhrelid = c.oid AND pn.nspname = %s AND p.relname = %s
+        )
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relname = %s
+        """,
+        (schema, table, schema, child),
+    ).fetchone()
+    if row is not None:
+        if not row[0]:
+            raise ValueError(f"{schema}.{child} exists but is not a partition of {schema}.{table}")
+        return
+    # DDL takes no bind parameters: the bounds are literals quoted by psycopg.
+    conn.execute(
+        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+            _qualified(schema, child),
+            _qualified(schema, table),
+            sql.Literal(day.isoformat()),
+            sql.Literal((day + timedelta(days=1)).isoformat()),
+        )
+    )
+
+
+def replace_table(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    chunk_rows: int = COPY_CHUNK_ROWS,
+) -> int:
+    """Replace every row of ``schema.table`` with ``frame`` in one transaction (DELETE + COPY)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(sql.SQL("DELETE FROM {}").format(_qualified(schema, table)))
+        return copy_frame(cur, schema, table, frame, chunk_rows=chunk_rows)
+
+
+def upsert(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    frame: pl.DataFrame,
+    key_columns: Sequence[str],
+    *,
+    chunk_rows: int = COPY_CHUNK_ROWS,
+) -> int:
+    """Insert or update ``frame`` by ``key_columns`` in one transaction; returns rows written.
+
+    The frame is copied into a temporary table with the frame's columns typed as in the target,
+    then ``INSERT … ON CONFLICT (keys) DO UPDATE`` sets every non-key column of the frame. The
+    keys need a unique index or constraint on the target. Duplicate keys in the frame are refused.
+    """
+    target = f"{schema}.{table}"
+    keys = list(key_columns)
+    if not keys:
+        raise ValueError(f"{target}: upsert needs at least one key column")
+    missing = [key for key in keys if key not in frame.columns]
+    if missing:
+        raise ValueError(f"{target}: frame lacks key column(s) {missing}")
+    if frame.height and frame.select(keys).is_duplicated().any():
+        raise ValueError(f"{target}: frame has duplicate rows for key {keys}")
+    columns = [quote_ident(name) for name in frame.columns]
+    column_list = sql.SQL(", ").join(columns)
+    updates = [name for name in frame.columns if name not in keys]
+    action: sql.Composable
+    if updates:
+        action = sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(quote_ident(name)) for name in updates
+            )
+        )
+    else:
+        action = sql.SQL("DO NOTHING")
+    staging = f"_upsert_{uuid.uuid4().hex[:12]}"
+    with conn.transaction(), conn.cursor() as cur:
+        # The staging table has only the frame's columns, typed as in the target: identity or
+        # NOT NULL columns the frame does not carry are left to the target's defaults.
+        cur.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+            ).format(quote_ident(staging), column_list, _qualified(schema, table))
+        )
+        _copy_chunks(cur, quote_ident(staging), frame, chunk_rows)
+        cur.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
+                _qualified(schema, table),
+                column_list,
+                column_list,
+                quote_ident(staging),
+                sql.SQL(", ").join(quote_ident(key) for key in keys),
+                action,
+            )
+        )
+        written = cur.rowcount
+        cur.execute(sql.SQL("DROP TABLE {}").format(quote_ident(staging)))
+    return max(written, 0)

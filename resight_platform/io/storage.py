@@ -1,0 +1,352 @@
+"""A tiny object store: the same calls on a local directory and on S3 (landing, lake, dead letter).
+
+Keys are relative to the store's root, ``/``-separated, and never escape it: a key with an empty,
+``.`` or ``..`` segment, a leading ``/``, a backslash or a NUL byte raises ``ValueError`` on every
+backend. Writes are atomic: a reader sees the previous object or the new one, never a part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "LocalStore",
+    "ObjectInfo",
+    "ObjectStore",
+    "S3Store",
+    "open_store",
+    "validate_key",
+    "validate_prefix",
+]
+
+_TMP_SUFFIX = ".resight-tmp"
+_S3_DELETE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object. ``key`` is relative to the store root."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+class ObjectStore(Protocol):
+    """What the platform needs from a place that holds files."""
+
+    url: str
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (a key prefix, not a directory), by key."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The object's content; ``FileNotFoundError`` if there is none."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Create or replace the object atomically."""
+        ...
+
+    def write_file(self, key: str, path: Path) -> None:
+        """Create or replace the object atomically with the content of a local file."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; no error if it is missing."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix``; returns how many were removed."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """Absolute local path or ``s3://bucket/...`` URL of the key."""
+        ...
+
+
+def _check_text(value: str, what: str) -> None:
+    if "\\" in value or "\x00" in value:
+        raise ValueError(f"{what} {value!r} contains a backslash or NUL byte")
+    if value.startswith("/"):
+        raise ValueError(f"{what} {value!r} is absolute; keys are relative to the store root")
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise ``ValueError``."""
+    if not key:
+        raise ValueError("object key is empty")
+    _check_text(key, "object key")
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            raise ValueError(f"object key {key!r} has an empty, '.' or '..' segment")
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it is a safe key prefix (may be empty or end with ``/``)."""
+    if not prefix:
+        return prefix
+    _check_text(prefix, "key prefix")
+    segments = prefix.split("/")
+    if segments[-1] == "":
+        segments = segments[:-1]
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise ValueError(f"key prefix {prefix!r} has an empty, '.' or '..' segment")
+    return prefix
+
+
+class LocalStore:
+    """Objects as files under a root directory (created on first write)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.url!r})"
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        validate_prefix(prefix)
+        # Walk only the deepest directory the prefix fully names, then filter by the rest.
+        directory_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root.joinpath(*directory_part.split("/")) if directory_part else self.root
+        found: list[ObjectInfo] = []
+        for dirpath, _dirnames, filenames in os.walk(start):
+            relative_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if name.endswith(_TMP_SUFFIX):
+                    continue
+                key = name if relative_dir == "." else f"{relative_dir}/{name}"
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    stat = os.stat(os.path.join(dirpath, name))
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                found.append(_local_info(key, stat))
+        found.sort(key=lambda info: info.key)
+        yield from found
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        def fill(handle: Any) -> None:
+            handle.write(data)
+
+        self._atomic_write(key, fill)
+
+    def write_file(self, key: str, path: Path) -> None:
+        def fill(handle: Any) -> None:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, handle, length=1024 * 1024)
+
+        self._atomic_write(key, fill)
+
+    def _atomic_write(self, key: str, fill: Any) -> None:
+        target = self._path(key)
+        for attempt in range(3):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, tmp_name = tempfile.mkstemp(
+                    dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX
+                )
+                break
+            except FileNotFoundError:  # directory pruned by a concurrent delete_prefix
+                if attempt == 2:
+                    raise
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                fill(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [info.key for info in self.list(prefix)]
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        self._prune_empty_dirs(prefix)
+        return len(keys)
+
+    def _prune_empty_dirs(self, prefix: str) -> None:
+        directory_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root.joinpath(*directory_part.split("/")) if directory_part else self.root
+        if not start.is_dir():
+            return
+        for dirpath, _dirnames, _filenames in os.walk(start, topdown=False):
+            if Path(dirpath) == self.root:
+                continue
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)  # only succeeds when empty
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+
+def _local_info(key: str, stat: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=stat.st_size,
+        etag=f"{stat.st_size}-{stat.st_mtime_ns}",
+        last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+    )
+
+
+class S3Store:
+    """Objects under ``s3://bucket/prefix`` through boto3 (any S3-compatible endpoint)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        client: S3Client | None = None,
+        page_size: int = 1000,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise ValueError(f"invalid S3 bucket name {bucket!r}")
+        prefix = prefix.strip("/")
+        if prefix:
+            validate_key(prefix)
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be between 1 and 1000, got {page_size}")
+        self.bucket = bucket
+        self.prefix = prefix
+        self.page_size = page_size
+        self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        if client is None:
+            import boto3
+
+            # endpoint_url=None lets boto3 apply AWS_ENDPOINT_URL itself, read now, not at import.
+            client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.client: S3Client = client
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> S3Store:
+        if not url.startswith("s3://"):
+            raise ValueError(f"not an s3:// URL: {url!r}")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        return cls(bucket, prefix, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    def _full(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _full_prefix(self, prefix: str) -> str:
+        validate_prefix(prefix)
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=root + validate_prefix(prefix),
+            PaginationConfig={"PageSize": self.page_size},
+        )
+        # S3 lists keys in UTF-8 byte order, which is code point order: already sorted.
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = item["Key"][len(root) :]
+                if not key or key.endswith("/"):  # directory markers made by some tools
+                    continue
+                yield ObjectInfo(
+                    key=key,
+                    size=int(item.get("Size", 0)),
+                    etag=str(item.get("ETag", "")).strip('"'),
+                    last_modified=item["LastModified"],
+                )
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+        except self.client.exceptions.NoSuchKey as error:
+            raise FileNotFoundError(self.uri(key)) from error
+        return response["Body"].read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+
+    def write_file(self, key: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self._full(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        self._full_prefix(prefix)
+        keys = [info.key for info in self.list(prefix)]
+        for start in range(0, len(keys), _S3_DELETE_BATCH):
+            batch = keys[start : start + _S3_DELETE_BATCH]
+            response = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self._full(key)} for key in batch], "Quiet": True},
+            )
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise OSError(
+                    f"S3 refused to delete {len(errors)} object(s) under {self.url}/{prefix}; "
+                    f"first: {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+        return len(keys)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._full(key)}"
+
+
+def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:
+    """``s3://bucket/prefix`` → :class:`S3Store`; ``file://path`` or a plain path → :class:`LocalStore`."""
+    if url.startswith("s3://"):
+        return S3Store.from_url(url, endpoint_url=endpoint_url)
+    url = url.removeprefix("file://")
+    if "://" in url:
+        raise ValueError(f"unsupported store URL {url!r}: use s3://bucket/prefix or a local path")
+    return LocalStore(url)

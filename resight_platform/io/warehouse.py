@@ -1,0 +1,188 @@
+"""Warehouse IO manager: every partition goes to the lake (Parquet) and to its PostgreSQL table.
+
+The target table is ``{key[0]}.{key[-1]}`` of the asset key (``gold``, ``marts``, ``ops``) and must
+exist already (the platform's DDL creates it). How rows land is read from the asset's definition
+metadata:
+
+- ``pg_mode="partition"`` with ``pg_partition_column``: each partition's rows are replaced
+  (daily: the partition's date; monthly: the month's first day; other single dimensions: the key).
+- ``pg_mode="upsert"`` with ``pg_key`` (a list of key columns): insert or update by key.
+- ``pg_mode="replace"`` (default for unpartitioned assets): the whole table is replaced.
+
+Only frame columns that exist in the table are copied. All partitions of one output are written in
+one transaction. Inputs load from the lake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from resight_platform.io.lake import LakeIOManager
+from resight_platform.io.postgres import (
+    check_partition_values,
+    connect,
+    quote_ident,
+    replace_partition,
+    replace_table,
+    table_columns,
+    upsert,
+)
+
+__all__ = ["PgWriteMode", "WarehouseIOManager", "partition_value", "pg_write_mode", "target_table"]
+
+PG_MODES = ("partition", "upsert", "replace")
+
+
+@dataclass(frozen=True)
+class PgWriteMode:
+    """How one asset's rows land in PostgreSQL."""
+
+    mode: Literal["partition", "upsert", "replace"]
+    partition_column: str | None = None
+    key_columns: tuple[str, ...] = ()
+
+
+def _raw(value: Any) -> Any:
+    return value.value if isinstance(value, dg.MetadataValue) else value
+
+
+def target_table(asset_key_path: Sequence[str]) -> tuple[str, str]:
+    """``(schema, table)`` = ``(key[0], key[-1])``, both validated identifiers."""
+    if len(asset_key_path) < 2:
+        raise ValueError(
+            f"asset key {list(asset_key_path)} needs [schema, ..., table] to map to a table"
+        )
+    schema, table = asset_key_path[0], asset_key_path[-1]
+    quote_ident(schema)
+    quote_ident(table)
+    return schema, table
+
+
+def pg_write_mode(metadata: Mapping[str, Any], *, partitioned: bool, asset: str) -> PgWriteMode:
+    """Read ``pg_mode`` / ``pg_partition_column`` / ``pg_key`` from definition metadata."""
+    mode = _raw(metadata.get("pg_mode"))
+    if mode is None:
+        if "pg_partition_column" in metadata:
+            mode = "partition"
+        elif "pg_key" in metadata:
+            mode = "upsert"
+        elif not partitioned:
+            mode = "replace"
+        else:
+            raise ValueError(
+                f"{asset} is partitioned: set metadata pg_mode to 'partition' or 'upsert'"
+            )
+    if mode not in PG_MODES:
+        raise ValueError(f"{asset}: pg_mode {mode!r} is not one of {PG_MODES}")
+    if mode == "partition":
+        if not partitioned:
+            raise ValueError(f"{asset}: pg_mode 'partition' needs a partitioned asset")
+        column = _raw(metadata.get("pg_partition_column"))
+        if not isinstance(column, str):
+            raise ValueError(f"{asset}: pg_mode 'partition' needs metadata pg_partition_column")
+        quote_ident(column)
+        return PgWriteMode("partition", partition_column=column)
+    if mode == "upsert":
+        keys = _raw(metadata.get("pg_key"))
+        if isinstance(keys, str):
+            keys = [keys]
+        if not keys or not all(isinstance(key, str) for key in keys):
+            raise ValueError(f"{asset}: pg_mode 'upsert' needs metadata pg_key, a list of columns")
+        for key in keys:
+            quote_ident(key)
+        return PgWriteMode("upsert", key_columns=tuple(keys))
+    if partitioned:
+        raise ValueError(
+            f"{asset}: pg_mode 'replace' would wipe the table on every partition; "
+            "use 'partition' or 'upsert'"
+        )
+    return PgWriteMode("replace")
+
+
+def partition_value(partitions_def: dg.PartitionsDefinition, partition_key: str) -> date | str:
+    """The value of the partition column for one partition: the window's first day for a time
+    partition (daily date, monthly first day), the key itself for a static or dynamic one."""
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return partitions_def.time_window_for_partition_key(partition_key).start.date()
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        raise TypeError(
+            "pg_mode 'partition' replaces one column's value; a multi-partitioned asset "
+            "needs pg_mode 'upsert' (or a date-partitioned gold asset)"
+        )
+    return str(partition_key)
+
+
+def _project(frame: pl.DataFrame, columns: Sequence[str], table: str) -> pl.DataFrame:
+    keep = [name for name in columns if name in frame.columns]
+    if not keep:
+        raise ValueError(f"{table}: none of the frame's columns {frame.columns} exist in the table")
+    return frame.select(keep)
+
+
+def _write_pg(
+    conn: psycopg.Connection[Any],
+    mode: PgWriteMode,
+    schema: str,
+    table: str,
+    frame: pl.DataFrame,
+    value: date | str | None,
+) -> int:
+    if mode.mode == "partition":
+        assert mode.partition_column is not None and value is not None
+        return replace_partition(conn, schema, table, frame, mode.partition_column, value)
+    if mode.mode == "upsert":
+        return upsert(conn, schema, table, frame, mode.key_columns)
+    return replace_table(conn, schema, table, frame)
+
+
+class WarehouseIOManager(LakeIOManager):
+    """Lake Parquet plus a bulk ``COPY`` into the asset's PostgreSQL table; loads from the lake."""
+
+    pg_url: str
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        asset = context.asset_key.to_user_string()
+        schema, table = target_table(context.asset_key.path)
+        qualified = f"{schema}.{table}"
+        mode = pg_write_mode(
+            context.definition_metadata, partitioned=context.has_asset_partitions, asset=asset
+        )
+        writes = self.partition_writes(context, obj)
+        values: list[date | str | None] = [None] * len(writes)
+        if mode.mode == "partition":
+            partitions_def = context.asset_partitions_def
+            values = [partition_value(partitions_def, str(w.partition_key)) for w in writes]
+        with connect(self.pg_url) as conn:
+            columns = table_columns(conn, schema, table)
+            if not columns:
+                raise ValueError(f"{asset}: table {qualified} does not exist (create it in the DDL)")
+            frames = [_project(write.frame, columns, qualified) for write in writes]
+            for name in (mode.partition_column, *mode.key_columns):
+                if name is not None and name not in frames[0].columns:
+                    raise ValueError(f"{asset}: column {name!r} missing from frame or {qualified}")
+            if mode.partition_column is not None:
+                for frame, value in zip(frames, values, strict=True):
+                    if value is not None:
+                        check_partition_values(frame, mode.partition_column, value, qualified)
+            uris = self.write_lake(context, writes)
+            pg_rows = 0
+            with conn.transaction():
+                for frame, value in zip(frames, values, strict=True):
+                    pg_rows += _write_pg(conn, mode, schema, table, frame, value)
+        context.log.debug(f"{asset}: {pg_rows} row(s) into {qualified} ({mode.mode})")
+        context.add_output_metadata(
+            {
+                **self.lake_metadata(writes, uris),
+                "pg_table": dg.MetadataValue.text(qualified),
+                "pg_rows": dg.MetadataValue.int(pg_rows),
+            }
+        )

@@ -1,0 +1,87 @@
+"""Resources, built from Settings with the same keys in every environment."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import psycopg
+
+from resight_platform.io.lake import LakeIOManager
+from resight_platform.io.ops import migrate
+from resight_platform.io.postgres import connect, embedded_pg_url
+from resight_platform.io.storage import ObjectStore, open_store
+from resight_platform.io.warehouse import WarehouseIOManager
+from resight_platform.settings import Settings
+from resight_platform.sources.mappings import Mappings, load_mappings
+from resight_platform.sources.registry import Registry, load_registry
+
+__all__ = [
+    "RegistryResource",
+    "StoreResource",
+    "WarehouseResource",
+    "build_resources",
+    "resolve_pg_url",
+]
+
+
+class StoreResource(dg.ConfigurableResource):
+    """An object store (local directory or ``s3://``): the landing zone or the dead-letter area."""
+
+    url: str
+    endpoint_url: str | None = None
+
+    def store(self) -> ObjectStore:
+        return open_store(self.url, self.endpoint_url)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The Postgres warehouse (``ops``, ``gold``, ``marts``)."""
+
+    pg_url: str
+
+    def connect(self) -> psycopg.Connection:
+        return connect(self.pg_url)
+
+
+class RegistryResource(dg.ConfigurableResource):
+    """The source registry and mapping tables."""
+
+    registry_dir: str | None = None
+
+    def load(self) -> Registry:
+        return _cached_registry(self.registry_dir)
+
+    def mappings(self) -> Mappings:
+        return load_mappings()
+
+
+@cache
+def _cached_registry(registry_dir: str | None) -> Registry:
+    return load_registry(Path(registry_dir) if registry_dir else None)
+
+
+def resolve_pg_url(settings: Settings) -> str:
+    """``RESIGHT_PG_URL`` when set; otherwise the embedded server, started if it is not running."""
+    if settings.pg_url:
+        return settings.pg_url
+    return embedded_pg_url(settings.pg_data_dir)
+
+
+def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, Any]:
+    """Every resource the definitions need, keyed as the assets expect, schema migrated."""
+    pg_url = pg_url or resolve_pg_url(settings)
+    with connect(pg_url) as conn:
+        migrate(conn)
+    return {
+        "landing": StoreResource(url=settings.landing_url, endpoint_url=settings.aws_endpoint_url),
+        "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),
+        "warehouse": WarehouseResource(pg_url=pg_url),
+        "registry": RegistryResource(registry_dir=str(settings.registry_dir) if settings.registry_dir else None),
+        "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
+        "warehouse_io_manager": WarehouseIOManager(
+            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, pg_url=pg_url
+        ),
+    }

@@ -1,0 +1,52 @@
+"""Environment → frozen Settings, read once when definitions or the CLI start, never at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+DEFAULT_PARTITIONS_START = "2025-01-01"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives. Local paths for the embedded default, URLs for production."""
+
+    home: Path
+    landing_url: str
+    lake_url: str
+    pg_url: str | None
+    aws_endpoint_url: str | None
+    partitions_start: str
+    registry_dir: Path | None
+
+    @property
+    def dead_letter_url(self) -> str:
+        return f"{self.lake_url.rstrip('/')}/dead_letter"
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def embedded(self) -> bool:
+        return self.pg_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("RESIGHT_HOME", ".resight")).expanduser().absolute()
+        registry = env.get("RESIGHT_REGISTRY_DIR")
+        return cls(
+            home=home,
+            landing_url=env.get("RESIGHT_LANDING_URL", str(home / "landing")),
+            lake_url=env.get("RESIGHT_LAKE_URL", str(home / "lake")),
+            pg_url=env.get("RESIGHT_PG_URL") or None,
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            partitions_start=env.get("RESIGHT_PARTITIONS_START", DEFAULT_PARTITIONS_START),
+            registry_dir=Path(registry) if registry else None,
+        )

@@ -1,0 +1,82 @@
+"""The landing contract: ``{provider}/{feed}/{YYYY-MM-DD}/{file name}``, parsed strictly.
+
+A key that does not have exactly this shape is refused with a reason code, never guessed. Provider
+and feed names are validated here before they reach a path or SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from resight_platform.sources.registry import FEEDS, FORMATS, PROVIDER_PATTERN, Registry
+
+__all__ = ["LandingKey", "LandingKeyError", "file_format", "parse_landing_key"]
+
+FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class LandingKeyError(ValueError):
+    """A landing key refused by the contract; ``code`` is the machine-readable reason."""
+
+    def __init__(self, code: str, detail: str):
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code}: {detail}")
+
+
+@dataclass(frozen=True)
+class LandingKey:
+    key: str
+    provider: str
+    feed: str
+    date: date
+    file_name: str
+    format: str
+
+
+def file_format(file_name: str) -> str | None:
+    """The format implied by a file name's extension, longest match first."""
+    lowered = file_name.lower()
+    for fmt in sorted(FORMATS, key=len, reverse=True):
+        if lowered.endswith("." + fmt):
+            return fmt
+    return None
+
+
+def parse_landing_key(key: str, registry: Registry | None = None) -> LandingKey:
+    """Parse and validate one landing key (relative to the landing root).
+
+    Raises ``LandingKeyError`` with code ``bad_key``, ``bad_provider``, ``unknown_feed``,
+    ``bad_date``, ``bad_file_name``, ``unsupported_format``, ``unknown_provider`` or
+    ``unknown_source`` (the last two only when a registry is given).
+    """
+    if "\x00" in key or "\\" in key:
+        raise LandingKeyError("bad_key", "key contains a NUL byte or a backslash")
+    parts = key.split("/")
+    if len(parts) != 4 or any(p in ("", ".", "..") for p in parts):
+        raise LandingKeyError("bad_key", "expected {provider}/{feed}/{YYYY-MM-DD}/{file name}")
+    provider, feed, day, file_name = parts
+    if not PROVIDER_PATTERN.match(provider):
+        raise LandingKeyError("bad_provider", f"provider slug must match {PROVIDER_PATTERN.pattern}")
+    if feed not in FEEDS:
+        raise LandingKeyError("unknown_feed", f"feed must be one of {', '.join(FEEDS)}")
+    if not DATE_PATTERN.match(day):
+        raise LandingKeyError("bad_date", "date folder must be YYYY-MM-DD")
+    try:
+        business_date = date.fromisoformat(day)
+    except ValueError:
+        raise LandingKeyError("bad_date", "date folder is not a calendar date") from None
+    if not FILE_NAME_PATTERN.match(file_name):
+        raise LandingKeyError("bad_file_name", "file name must be 1-200 of [A-Za-z0-9._-] and not start with a dot")
+    fmt = file_format(file_name)
+    if fmt is None:
+        raise LandingKeyError("unsupported_format", f"extension must be one of {', '.join(FORMATS)}")
+    if registry is not None:
+        if provider not in registry.providers:
+            raise LandingKeyError("unknown_provider", "provider is not in the source registry")
+        if registry.source(provider, feed) is None:
+            raise LandingKeyError("unknown_source", f"{provider} is not registered for the {feed} feed")
+    return LandingKey(key=key, provider=provider, feed=feed, date=business_date, file_name=file_name, format=fmt)

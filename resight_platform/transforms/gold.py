@@ -1,0 +1,218 @@
+"""Gold: conformed dimensions and ``fact_sales`` from silver. Pure functions on Polars frames.
+
+Surrogate keys are a stable 63-bit hash of the natural key (BLAKE2b), so the same member gets the
+same key on every run and in every environment, and facts can be built one date at a time.
+Key 0 is the "unknown" member (a sale whose product is not in the catalog keeps its row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+
+import polars as pl
+
+from resight_platform.sources.mappings import Mappings
+from resight_platform.sources.registry import Registry
+
+__all__ = [
+    "UNKNOWN_KEY",
+    "build_dim_customer",
+    "build_dim_date",
+    "build_dim_product",
+    "build_dim_provider",
+    "build_dim_store",
+    "build_fact_sales",
+    "stable_key",
+]
+
+UNKNOWN_KEY = 0
+_LATEST_FIRST = ["business_date", "_source_file", "_row_number"]
+
+
+def _hash63(text: str) -> int:
+    value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") & (2**63 - 1)
+    return value or 1
+
+
+def stable_key(frame: pl.DataFrame, columns: list[str], name: str) -> pl.DataFrame:
+    """Add a BIGINT surrogate key hashed from ``columns`` (joined with ``|``)."""
+    natural = frame.select(pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="|")).to_series()
+    keys = pl.Series(name, [_hash63(v) for v in natural.to_list()], dtype=pl.Int64)
+    return frame.with_columns(keys).select([name, *frame.columns])
+
+
+def _latest(frame: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """The most recently delivered row per natural key (later business date, then file, then row)."""
+    return frame.sort(_LATEST_FIRST, descending=True, nulls_last=True).unique(subset=keys, keep="first")
+
+
+def build_dim_date(start: date, end: date) -> pl.DataFrame:
+    """One row per calendar day in [start, end]."""
+    days = pl.date_range(start, end, interval="1d", eager=True).alias("date")
+    frame = pl.DataFrame(days)
+    return frame.select(
+        (pl.col("date").dt.year() * 10000 + pl.col("date").dt.month() * 100 + pl.col("date").dt.day())
+        .cast(pl.Int32)
+        .alias("date_key"),
+        pl.col("date"),
+        pl.col("date").dt.year().cast(pl.Int16).alias("year"),
+        pl.col("date").dt.quarter().cast(pl.Int16).alias("quarter"),
+        pl.col("date").dt.month().cast(pl.Int16).alias("month"),
+        pl.col("date").dt.month_start().alias("month_start"),
+        (pl.col("date") - pl.duration(days=pl.col("date").dt.weekday() - 1)).alias("week_start"),
+        pl.col("date").dt.weekday().cast(pl.Int16).alias("day_of_week"),
+        (pl.col("date").dt.weekday() >= 6).alias("is_weekend"),
+    )
+
+
+def dim_date_range(partitions_start: str, today: date) -> tuple[date, date]:
+    """dim_date covers the partition range plus a year ahead (forecasts need future weeks)."""
+    return date.fromisoformat(partitions_start) - timedelta(days=366), today + timedelta(days=366)
+
+
+def build_dim_provider(registry: Registry) -> pl.DataFrame:
+    rows = [
+        {
+            "provider": p.provider,
+            "provider_name": p.name,
+            "kind": p.kind,
+            "timezone": p.timezone,
+            "currency": p.currency,
+        }
+        for p in sorted(registry.providers.values(), key=lambda p: p.provider)
+    ]
+    frame = pl.DataFrame(rows, schema={c: pl.Utf8 for c in ("provider", "provider_name", "kind", "timezone", "currency")})
+    return stable_key(frame, ["provider"], "provider_key")
+
+
+def build_dim_store(silver_stores: pl.LazyFrame) -> pl.DataFrame:
+    columns = ["provider", "store_id", "store_name", "city", "state", "zip", "region"]
+    if not silver_stores.collect_schema().names():
+        return stable_key(pl.DataFrame(schema={c: pl.Utf8 for c in columns}), ["provider", "store_id"], "store_key")
+    latest = _latest(silver_stores, ["provider", "store_id"]).select(columns).sort(["provider", "store_id"])
+    return stable_key(latest.collect(), ["provider", "store_id"], "store_key")
+
+
+def build_dim_product(silver_catalog: pl.LazyFrame) -> pl.DataFrame:
+    columns = [
+        "provider",
+        "sku",
+        "upc",
+        "product_name",
+        "brand",
+        "manufacturer",
+        "category",
+        "species",
+        "pack_size",
+        "pack_unit",
+        "list_price",
+    ]
+    if not silver_catalog.collect_schema().names():
+        schema = {c: pl.Utf8 for c in columns} | {"pack_size": pl.Float64, "list_price": pl.Float64}
+        return stable_key(pl.DataFrame(schema=schema), ["provider", "sku"], "product_key")
+    latest = _latest(silver_catalog, ["provider", "sku"]).select(columns).sort(["provider", "sku"])
+    return stable_key(latest.collect(), ["provider", "sku"], "product_key")
+
+
+def build_dim_customer(silver_customers: pl.LazyFrame, mappings: Mappings) -> pl.DataFrame:
+    columns = ["provider", "customer_id", "signup_date", "state", "pet_species"]
+    if not silver_customers.collect_schema().names():
+        schema = {c: pl.Utf8 for c in columns} | {"signup_date": pl.Date, "region": pl.Utf8}
+        return stable_key(pl.DataFrame(schema=schema), ["provider", "customer_id"], "customer_key")
+    latest = _latest(silver_customers, ["provider", "customer_id"]).select(columns).sort(["provider", "customer_id"])
+    frame = latest.collect().with_columns(_region(pl.col("state"), mappings).alias("region"))
+    return stable_key(frame, ["provider", "customer_id"], "customer_key")
+
+
+def _region(state: pl.Expr, mappings: Mappings) -> pl.Expr:
+    return state.replace_strict(mappings.regions, default=None, return_dtype=pl.Utf8)
+
+
+FACT_COLUMNS = [
+    "sale_date",
+    "date_key",
+    "provider_key",
+    "product_key",
+    "store_key",
+    "customer_key",
+    "order_id",
+    "line_no",
+    "ordered_at",
+    "channel",
+    "quantity",
+    "unit_price",
+    "discount",
+    "net_amount",
+    "status",
+    "ship_state",
+    "region",
+    "source_file",
+]
+
+
+def build_fact_sales(
+    silver_sales: pl.LazyFrame,
+    *,
+    dim_provider: pl.LazyFrame,
+    dim_product: pl.LazyFrame,
+    dim_store: pl.LazyFrame,
+    dim_customer: pl.LazyFrame,
+    mappings: Mappings,
+) -> pl.DataFrame:
+    """One row per valid sales line, keyed to the dimensions; grain (date, provider, order, line).
+
+    ``region`` is the store's region for store sales and the ship-to state's region online.
+    """
+    if not silver_sales.collect_schema().names():
+        return empty_fact_sales()
+    products = dim_product.select("provider", "sku", "product_key")
+    stores = dim_store.select("provider", "store_id", "store_key", pl.col("region").alias("_store_region"))
+    customers = dim_customer.select("provider", "customer_id", "customer_key")
+    providers = dim_provider.select("provider", "provider_key")
+    fact = (
+        silver_sales.join(providers, on="provider", how="left")
+        .join(products, on=["provider", "sku"], how="left")
+        .join(stores, on=["provider", "store_id"], how="left")
+        .join(customers, on=["provider", "customer_id"], how="left")
+        .with_columns(
+            pl.col("business_date").alias("sale_date"),
+            (
+                pl.col("business_date").dt.year() * 10000
+                + pl.col("business_date").dt.month() * 100
+                + pl.col("business_date").dt.day()
+            )
+            .cast(pl.Int32)
+            .alias("date_key"),
+            pl.col("product_key").fill_null(UNKNOWN_KEY),
+            pl.coalesce(pl.col("_store_region"), _region(pl.col("ship_state"), mappings)).alias("region"),
+            pl.col("_source_file").alias("source_file"),
+        )
+        .select(FACT_COLUMNS)
+        .sort(["provider_key", "order_id", "line_no"])
+    )
+    return fact.collect()
+
+
+def empty_fact_sales() -> pl.DataFrame:
+    schema: dict[str, pl.DataType] = {
+        "sale_date": pl.Date(),
+        "date_key": pl.Int32(),
+        "provider_key": pl.Int64(),
+        "product_key": pl.Int64(),
+        "store_key": pl.Int64(),
+        "customer_key": pl.Int64(),
+        "order_id": pl.Utf8(),
+        "line_no": pl.Int32(),
+        "ordered_at": pl.Datetime("us", "UTC"),
+        "channel": pl.Utf8(),
+        "quantity": pl.Int32(),
+        "unit_price": pl.Float64(),
+        "discount": pl.Float64(),
+        "net_amount": pl.Float64(),
+        "status": pl.Utf8(),
+        "ship_state": pl.Utf8(),
+        "region": pl.Utf8(),
+        "source_file": pl.Utf8(),
+    }
+    return pl.DataFrame(schema=schema)

@@ -1,0 +1,127 @@
+"""Shared fixtures: the real storage every test runs against.
+
+- PostgreSQL: ``RESIGHT_PG_URL`` when set, else one embedded pgserver per pytest worker; each
+  session gets a fresh database and each test that asks for ``pg_schema`` a fresh schema.
+- S3: one moto server (HTTP, in a thread) per worker; each test that asks for ``s3_bucket_url``
+  gets a fresh bucket and dummy credentials set only for that test.
+
+Safe under pytest-xdist: every worker has its own server, database and buckets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from psycopg import sql
+
+from resight_platform.io.postgres import connect, database_url, embedded_pg_url, stop_embedded_pg
+
+AWS_TEST_REGION = "us-east-1"
+AWS_TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_pg_dir() -> Iterator[Path]:
+    """Data dir of a running embedded pgserver for this worker, stopped and removed at the end.
+
+    Outside pytest's own tmp tree on purpose: as root, pgserver runs postgres as a ``pgserver``
+    user, and every new pytest session re-chmods ``/tmp/pytest-of-<user>`` to 0700, which would
+    lock that user out of a server another session is still using.
+    """
+    root = Path(tempfile.mkdtemp(prefix=f"resight-pg-{_worker_id()}-"))
+    data_dir = root / "data"
+    embedded_pg_url(data_dir)
+    yield data_dir
+    stop_embedded_pg(data_dir)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(request: pytest.FixtureRequest) -> str:
+    """URL of the server tests use: ``RESIGHT_PG_URL``, else the embedded one."""
+    external = os.environ.get("RESIGHT_PG_URL")
+    if external:
+        return external
+    data_dir: Path = request.getfixturevalue("embedded_pg_dir")
+    return embedded_pg_url(data_dir)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh database for this session (dropped at the end)."""
+    name = f"test_{_worker_id()}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield database_url(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_conn(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection (session time zone UTC) to the session database."""
+    with connect(pg_url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def pg_schema(pg_conn: psycopg.Connection[Any]) -> Iterator[str]:
+    """A fresh, uniquely named schema for one test, dropped with everything in it afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    yield name
+    pg_conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+# --- S3 -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """HTTP endpoint of a moto S3 server for this worker. Sets nothing in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy AWS credentials and region for this test only; no profile or config file applies."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_TEST_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_TEST_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_TEST_REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def s3_bucket_url(s3_endpoint: str, s3_credentials: None) -> str:
+    """``s3://<fresh bucket>/lake`` on the moto endpoint (pass ``s3_endpoint`` as endpoint_url)."""
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    client = boto3.client(
+        "s3", endpoint_url=s3_endpoint, region_name=AWS_TEST_REGION, **AWS_TEST_CREDENTIALS
+    )
+    client.create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/lake"

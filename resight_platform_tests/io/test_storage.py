@@ -1,0 +1,183 @@
+"""ObjectStore on a local directory and on the moto S3 endpoint: same behaviour on both."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, open_store
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    if request.param == "local":
+        return open_store(str(tmp_path / "store"))
+    endpoint: str = request.getfixturevalue("s3_endpoint")
+    return open_store(request.getfixturevalue("s3_bucket_url"), endpoint_url=endpoint)
+
+
+def test_round_trip_overwrite_exists_and_uri(store: ObjectStore, tmp_path: Path) -> None:
+    assert not store.exists("a/b/c.bin")
+    store.write_bytes("a/b/c.bin", b"first")
+    store.write_bytes("a/b/c.bin", b"second")
+    assert store.read_bytes("a/b/c.bin") == b"second"
+    assert store.exists("a/b/c.bin")
+    assert not store.exists("a/b")  # a "directory" is not an object
+
+    source = tmp_path / "upload.csv"
+    source.write_bytes(b"x,y\n1,2\n")
+    store.write_file("up/load.csv", source)
+    assert store.read_bytes("up/load.csv") == b"x,y\n1,2\n"
+
+    if isinstance(store, S3Store):
+        assert store.uri("a/b/c.bin") == f"s3://{store.bucket}/lake/a/b/c.bin"
+    else:
+        assert store.uri("a/b/c.bin") == str(tmp_path / "store" / "a" / "b" / "c.bin")
+        assert Path(store.uri("a/b/c.bin")).read_bytes() == b"second"
+
+
+def test_missing_object_reads_raise_file_not_found(store: ObjectStore) -> None:
+    with pytest.raises(FileNotFoundError):
+        store.read_bytes("nope/missing.bin")
+    store.delete("nope/missing.bin")  # no error
+
+
+def test_list_is_recursive_sorted_and_filters_by_key_prefix(store: ObjectStore) -> None:
+    keys = ["b/2.txt", "a/x/1.txt", "a/b", "a/bc/2.txt", "a/b/1.txt", "a/b/z/3.txt", "c.txt"]
+    for key in keys:
+        store.write_bytes(key, key.encode())
+
+    listed = list(store.list())
+    assert [info.key for info in listed] == sorted(keys)
+    info = next(i for i in listed if i.key == "a/x/1.txt")
+    assert info.size == len(b"a/x/1.txt")
+    assert info.etag
+    assert isinstance(info.last_modified, datetime) and info.last_modified.tzinfo is not None
+
+    # A prefix is a key prefix, not a directory.
+    assert [i.key for i in store.list("a/b")] == ["a/b", "a/b/1.txt", "a/b/z/3.txt", "a/bc/2.txt"]
+    assert [i.key for i in store.list("a/b/")] == ["a/b/1.txt", "a/b/z/3.txt"]
+    assert [i.key for i in store.list("a/x/1")] == ["a/x/1.txt"]
+    assert list(store.list("zzz/")) == []
+
+
+def test_local_etag_is_size_and_mtime(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write_bytes("k.bin", b"12345")
+    stat = (tmp_path / "k.bin").stat()
+    assert [i.etag for i in store.list()] == [f"5-{stat.st_mtime_ns}"]
+
+
+def test_s3_listing_paginates(s3_bucket_url: str, s3_endpoint: str) -> None:
+    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint, page_size=2)
+    keys = [f"p/{i:02d}.bin" for i in range(7)]
+    for key in keys:
+        store.write_bytes(key, b"x")
+    store.write_bytes("q/outside.bin", b"x")
+
+    calls: list[str] = []
+    store.client.meta.events.register(
+        "before-call.s3.ListObjectsV2", lambda **kwargs: calls.append("list")
+    )
+    assert [info.key for info in store.list("p/")] == keys
+    assert len(calls) == 4  # 7 keys, 2 per page
+    assert store.delete_prefix("p/") == 7
+    assert [info.key for info in store.list()] == ["q/outside.bin"]
+
+
+def test_s3_etag_is_unquoted(s3_bucket_url: str, s3_endpoint: str) -> None:
+    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint)
+    store.write_bytes("k.bin", b"hello")
+    (info,) = store.list()
+    assert info.etag == "5d41402abc4b2a76b9719d911017c592"  # md5("hello")
+
+
+BAD_KEYS = ["../escape", "a/../../b", "a/..", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "./a"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_traversal_keys_are_refused(store: ObjectStore, key: str, tmp_path: Path) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    for call in (
+        lambda: store.write_bytes(key, b"x"),
+        lambda: store.write_file(key, source),
+        lambda: store.read_bytes(key),
+        lambda: store.exists(key),
+        lambda: store.delete(key),
+        lambda: store.uri(key),
+    ):
+        with pytest.raises(ValueError):
+            call()
+    if key:  # the empty prefix means "everything", which is fine for listing
+        with pytest.raises(ValueError):
+            list(store.list(key))
+        with pytest.raises(ValueError):
+            store.delete_prefix(key)
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_local_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    store = LocalStore(root)
+    assert not root.exists()  # created on first write
+    for i in range(5):
+        store.write_bytes("t/date=2026-10-01/part-0.parquet", f"v{i}".encode())
+    store.write_bytes("t/date=2026-10-02/part-0.parquet", b"other")
+
+    # A failing write (source vanishes) keeps the previous content and leaves nothing behind.
+    with pytest.raises(FileNotFoundError):
+        store.write_file("t/date=2026-10-01/part-0.parquet", tmp_path / "does-not-exist")
+    assert store.read_bytes("t/date=2026-10-01/part-0.parquet") == b"v4"
+
+    on_disk = sorted(
+        Path(dirpath, name).relative_to(root).as_posix()
+        for dirpath, _dirs, names in os.walk(root)
+        for name in names
+    )
+    assert on_disk == ["t/date=2026-10-01/part-0.parquet", "t/date=2026-10-02/part-0.parquet"]
+
+
+def test_local_listing_skips_in_flight_temp_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write_bytes("t/a.bin", b"x")
+    (tmp_path / "t" / ".a.bin.123.resight-tmp").write_bytes(b"partial")
+    assert [info.key for info in store.list()] == ["t/a.bin"]
+
+
+def test_delete_prefix_counts_and_keeps_other_keys(store: ObjectStore) -> None:
+    for key in ["t/date=1/a", "t/date=1/b", "t/date=10/a", "t/date=2/a", "u/a"]:
+        store.write_bytes(key, b"x")
+    assert store.delete_prefix("t/date=1/") == 2
+    assert [i.key for i in store.list()] == ["t/date=10/a", "t/date=2/a", "u/a"]
+    assert store.delete_prefix("t/") == 2
+    assert store.delete_prefix("t/") == 0
+    assert [i.key for i in store.list()] == ["u/a"]
+    store.delete("u/a")
+    assert not store.exists("u/a")
+
+
+def test_local_delete_prefix_prunes_empty_directories(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    store.write_bytes("t/date=1/source=a/part-0.parquet", b"x")
+    store.write_bytes("keep/x", b"x")
+    assert store.delete_prefix("t/") == 1
+    assert not (tmp_path / "lake" / "t").exists()
+    assert (tmp_path / "lake" / "keep" / "x").exists()
+
+
+def test_open_store_dispatches_on_url(tmp_path: Path) -> None:
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    local = open_store(f"file://{tmp_path}/lake")
+    assert isinstance(local, LocalStore) and local.url == str(tmp_path / "lake")
+    s3 = open_store("s3://bucket/some/prefix/", endpoint_url="http://127.0.0.1:1")
+    assert isinstance(s3, S3Store)
+    assert (s3.bucket, s3.prefix, s3.url) == ("bucket", "some/prefix", "s3://bucket/some/prefix")
+    assert s3.uri("k") == "s3://bucket/some/prefix/k"
+    with pytest.raises(ValueError):
+        open_store("gs://bucket/x")
+    with pytest.raises(ValueError):
+        open_store("s3://bucket/../x")

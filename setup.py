@@ -1,0 +1,39 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="resight_platform",
+    version="0.1.0",
+    description="ReSight's Dagster data platform: partner files to trusted tables, marts and forecasts.",
+    packages=find_packages(exclude=["resight_platform_tests*"]),
+    package_data={"resight_platform": ["sources/registry/*", "sources/mappings/*", "io/sql/*.sql", "py.typed"]},
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        "dagster>=1.13,<1.14",
+        "dagster-webserver>=1.13,<1.14",
+        "dagster-postgres>=0.29,<0.30",
+        "dagster-aws>=0.29,<0.30",
+        "polars>=1.30,<3",
+        "pyarrow>=18",
+        "pandera[polars]>=0.24,<0.36",
+        "narwhals>=2.0,<3",
+        "psycopg[binary]>=3.2,<3.4",
+        "psycopg2-binary>=2.9,<3",
+        "pgserver>=0.1.4,<0.2",
+        "boto3>=1.35,<2",
+        "pyyaml>=6,<7",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-xdist>=3.6,<4",
+            "moto[server]>=5.0,<6",
+        ],
+        "dev": [
+            "ruff>=0.8",
+            "mypy>=1.13",
+            "types-PyYAML",
+            "boto3-stubs[s3]",
+        ],
+    },
+    entry_points={"console_scripts": ["resight=resight_platform.cli:main"]},
+)
