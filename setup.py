@@ -21,6 +21,7 @@ setup(
         "pgserver>=0.1.4,<0.2",
         "boto3>=1.35,<2",
         "pyyaml>=6,<7",
+        "numpy>=1.26",
     ],
     extras_require={
         "test": [

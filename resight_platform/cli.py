@@ -156,7 +156,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.update(instance_env(settings, pg_url))
     defs = build_definitions(settings, pg_url)
     with dg.DagsterInstance.get() as instance:
-        report = run_pipeline(defs, instance, landing=landing, registry=load_registry(settings.registry_dir), progress=_say)
+        report = run_pipeline(
+            defs, instance, landing=landing, registry=load_registry(settings.registry_dir), progress=_say
+        )
     elapsed = time.perf_counter() - started
     _say(f"\npipeline finished in {elapsed:.0f}s ({len(report.runs)} runs)\n")
     print_summary(settings, pg_url)

@@ -8,9 +8,9 @@ Materialisations land in the Dagster instance, so the UI shows them afterwards.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-import time
 
 import dagster as dg
 

@@ -26,7 +26,13 @@ from psycopg import sql
 from resight_platform.io.postgres import connect, database_url, embedded_pg_url, stop_embedded_pg
 
 AWS_TEST_REGION = "us-east-1"
-AWS_TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+AWS_TEST_KEY = "testing"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it then uses
+    # /tmp/runtime-<uid>, which is fine.
+    config.addinivalue_line("filterwarnings", "ignore:XDG_RUNTIME_DIR is not set")
 
 
 def _worker_id() -> str:
@@ -107,8 +113,8 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy AWS credentials and region for this test only; no profile or config file applies."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_TEST_CREDENTIALS["aws_access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_TEST_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_TEST_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_TEST_KEY)
     monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_TEST_REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
@@ -121,7 +127,22 @@ def s3_bucket_url(s3_endpoint: str, s3_credentials: None) -> str:
     """``s3://<fresh bucket>/lake`` on the moto endpoint (pass ``s3_endpoint`` as endpoint_url)."""
     bucket = f"test-{uuid.uuid4().hex[:16]}"
     client = boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name=AWS_TEST_REGION, **AWS_TEST_CREDENTIALS
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=AWS_TEST_REGION,
+        aws_access_key_id=AWS_TEST_KEY,
+        aws_secret_access_key=AWS_TEST_KEY,
     )
     client.create_bucket(Bucket=bucket)
     return f"s3://{bucket}/lake"
+
+
+@pytest.fixture
+def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
+    """A database of its own for one test (the warehouse DDL uses fixed schema names)."""
+    name = f"e2e_{_worker_id()}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield database_url(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,7 +1,5 @@
 """Bronze: partner files as delivered, one asset per feed, partitioned by date × source."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -66,9 +64,7 @@ def ingest_partition(
         digest = checksum(data)
         if code is None and source is not None:
             try:
-                frame = read_landing_file(
-                    data, source=source, key=info.key, business_date=day, ingested_at=now
-                )
+                frame = read_landing_file(data, source=source, key=info.key, business_date=day, ingested_at=now)
             except FileRejected as exc:
                 code, detail = exc.code, exc.detail
             else:
@@ -85,8 +81,16 @@ def ingest_partition(
             uri = dead_letter(dead_letters, key=info.key, data=data, code=code, detail=detail, at=now)
         records.append(
             FileRecord(
-                info.key, digest, len(data), provider, feed, day, "dead_lettered",
-                error_code=code, error=detail, dead_letter_uri=uri,
+                info.key,
+                digest,
+                len(data),
+                provider,
+                feed,
+                day,
+                "dead_lettered",
+                error_code=code,
+                error=detail,
+                dead_letter_uri=uri,
             )
         )
     frame = pl.concat(frames, how="vertical") if frames else empty_bronze(feed)
@@ -141,9 +145,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 records.extend(result.records)
                 for record in result.records:
                     if record.status == "dead_lettered":
-                        context.log.warning(
-                            f"dead-lettered {record.file_key}: {record.error_code}: {record.error}"
-                        )
+                        context.log.warning(f"dead-lettered {record.file_key}: {record.error_code}: {record.error}")
             record_files(conn, records, run_id=context.run.run_id, now=now)
         rows = sum(f.height for f in out.values())
         return dg.Output(

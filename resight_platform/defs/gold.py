@@ -1,7 +1,5 @@
 """Gold: the star schema in Postgres (and Parquet in the lake) and the marts built on it."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -47,7 +45,9 @@ def _dimension(
             "dagster/column_schema": table_schema_from_model(model),
         },
     )
-    def dimension(context: dg.AssetExecutionContext, registry: RegistryResource, **inputs: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
+    def dimension(
+        context: dg.AssetExecutionContext, registry: RegistryResource, **inputs: pl.LazyFrame
+    ) -> dg.Output[pl.DataFrame]:
         return _result(build(registry, **inputs))
 
     return dimension
@@ -225,11 +225,7 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
     def mart(fact: pl.LazyFrame, dim_product: pl.LazyFrame, **extra: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
         if not fact.collect_schema().names():
             return _result(_empty(model))
-        if needs_customers:
-            frame = compute(fact, extra["dim_customer"], dim_product)
-        else:
-            frame = compute(fact, dim_product)
-        return _result(frame)
+        return _result(compute(fact, dim_product, **extra))
 
     return mart
 

@@ -1,7 +1,5 @@
 """Metadata shared by the asset definitions: owners and column schemas for the Dagster UI."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 
 import dagster as dg

@@ -1,14 +1,12 @@
 """Operations: the registry in Postgres and as dynamic partitions, and the landing-zone scan."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from resight_platform.defs.metadata import OWNERS
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
-from resight_platform.io.landing import checksum, dead_letter, scan_landing
+from resight_platform.io.landing import checksum, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 
@@ -72,8 +70,16 @@ def scan_landing_op(
                 context.log.warning(f"dead-lettered {info.key!r}: {error.code}: {error.detail}")
             records.append(
                 FileRecord(
-                    info.key, digest, len(data), None, None, None, "dead_lettered",
-                    error_code=error.code, error=error.detail, dead_letter_uri=uri,
+                    info.key,
+                    digest,
+                    len(data),
+                    None,
+                    None,
+                    None,
+                    "dead_lettered",
+                    error_code=error.code,
+                    error=error.detail,
+                    dead_letter_uri=uri,
                 )
             )
         record_files(conn, records, run_id=context.run_id, now=now)

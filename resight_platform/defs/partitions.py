@@ -6,8 +6,6 @@ and per-feed lineage in the ingestion ledger, because Dagster slows down well be
 365 days of partitions. Gold facts are partitioned by date.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from datetime import date
 
@@ -22,10 +20,10 @@ __all__ = [
     "SOURCE_PARTITIONS",
     "daily_partitions",
     "medallion_partitions",
+    "providers_of",
     "source_key",
     "source_key_expr",
     "source_keys",
-    "providers_of",
     "split_key",
 ]
 

@@ -1,7 +1,5 @@
 """Silver: canonical, typed, standardised and deduplicated rows; rule breakers to quarantine."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import polars as pl
@@ -41,6 +41,10 @@ _log = logging.getLogger(__name__)
 
 PARTITION_FILE = "part-0.parquet"
 UNPARTITIONED_FILE = "data.parquet"
+IO_THREADS = 16  # concurrent object-store reads/writes per output or input
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def _check_segment(value: str, what: str) -> str:
@@ -131,13 +135,33 @@ def _read_existing(
     if not wanted:
         return [], []
     # One listing of the narrowest common prefix instead of one exists() call per partition.
-    common = os.path.commonprefix(wanted)
-    present = {info.key for info in store.list(common)}
-    frames = [
-        pl.read_parquet(io.BytesIO(store.read_bytes(key))) for key in wanted if key in present
-    ]
+    present = {info.key for info in store.list(_common_prefix(wanted))}
+    frames = _parallel_map(
+        lambda key: pl.read_parquet(io.BytesIO(store.read_bytes(key))),
+        [key for key in wanted if key in present],
+    )
     missing = [key for key in wanted if key not in present]
     return frames, missing
+
+
+def _parallel_map(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``[function(item) for item in items]`` on a few threads: object-store calls are latency-bound
+    (S3 GET/PUT) and boto3 clients and Parquet (de)serialisation release the GIL."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(IO_THREADS, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def _common_prefix(keys: Sequence[str]) -> str:
+    """Longest string prefix shared by every key (a key prefix, not a path component)."""
+    first, last = min(keys), max(keys)
+    size = 0
+    for a, b in zip(first, last, strict=False):
+        if a != b:
+            break
+        size += 1
+    return first[:size]
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.LazyFrame:
@@ -206,15 +230,17 @@ class LakeIOManager(dg.ConfigurableIOManager):
         partitions_def = context.asset_partitions_def
         keys = list(context.asset_partition_keys)
         if isinstance(obj, Mapping):
-            missing = [key for key in keys if key not in obj]
+            missing = [str(key) for key in keys if key not in obj]
             if missing:
-                raise KeyError(
+                raise ValueError(
                     f"{asset}: output has no frame for partition(s) {missing[:20]} of this run "
                     f"({len(missing)} missing of {len(keys)})"
                 )
             extra = sorted(set(map(str, obj)) - set(map(str, keys)))
             if extra:
-                raise KeyError(f"{asset}: output has frames for partitions outside this run: {extra[:20]}")
+                raise ValueError(
+                    f"{asset}: output has frames for partitions outside this run: {extra[:20]}"
+                )
             frames = {key: _as_frame(obj[key], f"{asset} partition {key}") for key in keys}
         else:
             if len(keys) != 1:
@@ -234,7 +260,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         """Write every partition's file; returns their URIs in order."""
         store = self.store()
         path = list(context.asset_key.path)
-        uris = [write_partition(store, path, write.partition, write.frame) for write in writes]
+        uris = _parallel_map(
+            lambda write: write_partition(store, path, write.partition, write.frame), writes
+        )
         context.log.debug(f"wrote {len(uris)} lake file(s) for {context.asset_key.to_user_string()}")
         return uris
 

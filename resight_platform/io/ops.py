@@ -100,9 +100,7 @@ on conflict (file_key) do update set
 """
 
 
-def record_files(
-    conn: psycopg.Connection, records: Sequence[FileRecord], *, run_id: str | None, now: datetime
-) -> None:
+def record_files(conn: psycopg.Connection, records: Sequence[FileRecord], *, run_id: str | None, now: datetime) -> None:
     """Upsert ledger rows for files read (bronze) or dead-lettered, in one transaction."""
     if not records:
         return
@@ -136,9 +134,7 @@ def known_checksums(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, 
     if not keys:
         return {}
     with conn.cursor() as cur:
-        cur.execute(
-            "select file_key, checksum, status from ops.ingestion_ledger where file_key = any(%s)", (keys,)
-        )
+        cur.execute("select file_key, checksum, status from ops.ingestion_ledger where file_key = any(%s)", (keys,))
         return {k: (c, s) for k, c, s in cur.fetchall()}
 
 

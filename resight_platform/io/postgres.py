@@ -7,18 +7,22 @@ always parameters (or, in DDL that cannot take parameters, ``psycopg.sql.Literal
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import polars as pl
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 __all__ = [
     "COPY_CHUNK_ROWS",
@@ -75,12 +79,16 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg2://{rest}"
 
 
-def _server(data_dir: Path) -> Any:
-    import pgserver
+def _server(data_dir: Path) -> PostgresServer:
+    from pgserver.postgres_server import get_server
 
     data_dir = Path(data_dir).expanduser().absolute()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(str(data_dir), cleanup_mode=None)
+    server = get_server(str(data_dir), cleanup_mode=None)
+    if not (server.pgdata / "postmaster.pid").exists():
+        # get_server caches one handle per data dir; start again after stop_embedded_pg.
+        server.ensure_postgres_running()
+    return server
 
 
 def embedded_pg_url(data_dir: Path) -> str:
@@ -100,10 +108,8 @@ def embedded_pg_url(data_dir: Path) -> str:
         }
         for name in EMBEDDED_DATABASES:
             if name not in existing:
-                try:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # made concurrently
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(quote_ident(name)))
-                except psycopg.errors.DuplicateDatabase:  # created concurrently
-                    pass
     return database_url(server_url, "resight")
 
 

@@ -11,11 +11,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -151,19 +151,19 @@ class LocalStore:
         return self._path(key).read_bytes()
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        def fill(handle: Any) -> None:
+        def fill(handle: BinaryIO) -> None:
             handle.write(data)
 
         self._atomic_write(key, fill)
 
     def write_file(self, key: str, path: Path) -> None:
-        def fill(handle: Any) -> None:
+        def fill(handle: BinaryIO) -> None:
             with open(path, "rb") as source:
                 shutil.copyfileobj(source, handle, length=1024 * 1024)
 
         self._atomic_write(key, fill)
 
-    def _atomic_write(self, key: str, fill: Any) -> None:
+    def _atomic_write(self, key: str, fill: Callable[[BinaryIO], None]) -> None:
         target = self._path(key)
         for attempt in range(3):
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pandera.polars as pa
 import polars as pl
 
@@ -112,7 +111,7 @@ class FactSales(_Model):
     @pa.dataframe_check
     def net_is_quantity_times_price_minus_discount(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
-            ((pl.col("quantity") * pl.col("unit_price") - pl.col("discount") - pl.col("net_amount")).abs() < 0.005)
+            (pl.col("quantity") * pl.col("unit_price") - pl.col("discount") - pl.col("net_amount")).abs() < 0.005
         )
 
 

@@ -42,6 +42,7 @@ def _pairs(path: Path) -> list[dict[str, str]]:
 @cache
 def load_mappings(directory: Path = DEFAULT_MAPPINGS_DIR) -> Mappings:
     """Load every mapping table in ``directory``; aliases are stored normalised."""
+
     def simple(name: str, value: str) -> dict[str, str]:
         return {normalise_alias(r["alias"]): r[value] for r in _pairs(directory / name)}
 

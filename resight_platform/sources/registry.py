@@ -304,16 +304,16 @@ def _valid_timezone(name: str) -> bool:
     return True
 
 
-def _load_providers(
-    path: Path, profiles: Mapping[str, Profile], issues: list[RegistryIssue]
-) -> dict[str, Provider]:
+def _load_providers(path: Path, profiles: Mapping[str, Profile], issues: list[RegistryIssue]) -> dict[str, Provider]:
     rows = _read_csv(path, ("provider", "name", "kind", "profile", "timezone", "currency"), issues)
     providers: dict[str, Provider] = {}
     for line, row in enumerate(rows, start=2):
         before = len(issues)
         slug = row["provider"]
         if not PROVIDER_PATTERN.match(slug):
-            issues.append(RegistryIssue(path.name, line, "provider", f"{slug!r} is not a valid slug {PROVIDER_PATTERN.pattern}"))
+            issues.append(
+                RegistryIssue(path.name, line, "provider", f"{slug!r} is not a valid slug {PROVIDER_PATTERN.pattern}")
+            )
         elif slug in providers:
             issues.append(RegistryIssue(path.name, line, "provider", f"{slug!r} is listed twice"))
         if not row["name"]:
@@ -361,13 +361,17 @@ def _load_sources(
             issues.append(RegistryIssue(path.name, line, "format", f"{fmt!r} is not one of {FORMATS}"))
         every = row["expected_every_hours"]
         if not every.isdigit() or int(every) <= 0:
-            issues.append(RegistryIssue(path.name, line, "expected_every_hours", f"{every!r} is not a positive integer"))
+            issues.append(
+                RegistryIssue(path.name, line, "expected_every_hours", f"{every!r} is not a positive integer")
+            )
         active = row["active"].lower()
         if active not in ("true", "false"):
             issues.append(RegistryIssue(path.name, line, "active", f"{row['active']!r} is not true/false"))
         profile = profiles.get(provider.profile) if provider else None
         if provider is not None and profile is not None and feed in FEEDS and feed not in profile.feeds:
-            issues.append(RegistryIssue(path.name, line, "feed", f"profile {profile.name!r} has no layout for {feed!r}"))
+            issues.append(
+                RegistryIssue(path.name, line, "feed", f"profile {profile.name!r} has no layout for {feed!r}")
+            )
         if len(issues) == before and provider is not None and profile is not None:
             sources[(slug, feed)] = Source(
                 provider=slug,

@@ -82,7 +82,9 @@ def build_dim_provider(registry: Registry) -> pl.DataFrame:
         }
         for p in sorted(registry.providers.values(), key=lambda p: p.provider)
     ]
-    frame = pl.DataFrame(rows, schema={c: pl.Utf8 for c in ("provider", "provider_name", "kind", "timezone", "currency")})
+    frame = pl.DataFrame(
+        rows, schema={c: pl.Utf8 for c in ("provider", "provider_name", "kind", "timezone", "currency")}
+    )
     return stable_key(frame, ["provider"], "provider_key")
 
 

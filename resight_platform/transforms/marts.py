@@ -24,16 +24,13 @@ _SEGMENT = ["category", "species", "region", "channel"]
 
 def _enrich(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.LazyFrame:
     products = dim_product.select("product_key", "provider", "sku", "product_name", "brand", "category", "species")
-    return (
-        fact.join(products, on="product_key", how="left")
-        .with_columns(
-            pl.col("category").fill_null("other"),
-            pl.col("species").fill_null("other"),
-            pl.col("brand").fill_null("Unknown"),
-            pl.col("region").fill_null("Unknown"),
-            pl.col("sale_date").dt.month_start().alias("month"),
-            pl.concat_str([pl.col("provider_key").cast(pl.Utf8), pl.col("order_id")], separator="|").alias("_order"),
-        )
+    return fact.join(products, on="product_key", how="left").with_columns(
+        pl.col("category").fill_null("other"),
+        pl.col("species").fill_null("other"),
+        pl.col("brand").fill_null("Unknown"),
+        pl.col("region").fill_null("Unknown"),
+        pl.col("sale_date").dt.month_start().alias("month"),
+        pl.concat_str([pl.col("provider_key").cast(pl.Utf8), pl.col("order_id")], separator="|").alias("_order"),
     )
 
 
@@ -111,10 +108,12 @@ def top_products_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame, top: int
 
 
 def top_customers_monthly(
-    fact: pl.LazyFrame, dim_customer: pl.LazyFrame, dim_product: pl.LazyFrame, top: int = TOP_N
+    fact: pl.LazyFrame, dim_product: pl.LazyFrame, dim_customer: pl.LazyFrame, top: int = TOP_N
 ) -> pl.DataFrame:
     """The ``top`` loyalty customers by revenue per month (anonymous sales excluded)."""
-    customers = dim_customer.select("customer_key", pl.col("provider").alias("_c_provider"), "customer_id", pl.col("region").alias("_c_region"))
+    customers = dim_customer.select(
+        "customer_key", pl.col("provider").alias("_c_provider"), "customer_id", pl.col("region").alias("_c_region")
+    )
     ranked = (
         _completed(_enrich(fact, dim_product))
         .filter(pl.col("customer_key").is_not_null())

@@ -46,7 +46,7 @@ def test_missing_object_reads_raise_file_not_found(store: ObjectStore) -> None:
 
 
 def test_list_is_recursive_sorted_and_filters_by_key_prefix(store: ObjectStore) -> None:
-    keys = ["b/2.txt", "a/x/1.txt", "a/b", "a/bc/2.txt", "a/b/1.txt", "a/b/z/3.txt", "c.txt"]
+    keys = ["b/2.txt", "a/x/1.txt", "a/b-x", "a/bc/2.txt", "a/b/1.txt", "a/b/z/3.txt", "c.txt"]
     for key in keys:
         store.write_bytes(key, key.encode())
 
@@ -58,7 +58,7 @@ def test_list_is_recursive_sorted_and_filters_by_key_prefix(store: ObjectStore) 
     assert isinstance(info.last_modified, datetime) and info.last_modified.tzinfo is not None
 
     # A prefix is a key prefix, not a directory.
-    assert [i.key for i in store.list("a/b")] == ["a/b", "a/b/1.txt", "a/b/z/3.txt", "a/bc/2.txt"]
+    assert [i.key for i in store.list("a/b")] == ["a/b-x", "a/b/1.txt", "a/b/z/3.txt", "a/bc/2.txt"]
     assert [i.key for i in store.list("a/b/")] == ["a/b/1.txt", "a/b/z/3.txt"]
     assert [i.key for i in store.list("a/x/1")] == ["a/x/1.txt"]
     assert list(store.list("zzz/")) == []

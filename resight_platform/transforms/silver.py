@@ -1,0 +1,545 @@
+"""Silver: bronze rows -> canonical, typed, standardised, deduplicated rows, plus quarantine.
+
+Each ``clean_<feed>`` takes a bronze frame (any number of files and providers of one feed), reads
+each provider's formats from the registry, and returns a ``SilverResult``: ``valid`` rows in the
+columns of the feed's Pandera model (``resight_platform.schemas.silver``) and ``quarantine`` rows,
+each with the first rule it breaks in the contract's order (``QUARANTINE_RULES``). Nothing is
+dropped: per ``_source_file``, rows in = rows loaded + rows quarantined (see ``reconcile``).
+
+How values are read (``docs/data-contract.md`` is the contract; these are the details it leaves):
+
+- Text values are trimmed; an empty or blank value is missing.
+- Mapped values (species, category, status, channel, unit, brand) are matched on the normalised
+  alias: trimmed, lower case, runs of white space as one space.
+- Integers (``line_no``, ``quantity``) may carry leading zeros, a ``+`` or a zero fraction
+  (``"3.0"`` from a float Parquet column); anything else, or a value beyond Int32, is not an
+  integer.
+- Money: ``decimal`` is digits with an optional fraction; ``currency`` is the same after removing
+  ``$``, thousands commas and white space; ``cents`` is a whole (or 2-decimal) number of cents. A
+  sign makes a value unparseable (money may not be negative), and so does an amount of 100 million
+  units or more. Amounts are read to 1/10,000 of a unit (1/100 of a cent); further digits are cut,
+  which keeps USD rounding exact (only the digits after the cents decide a half-up rounding).
+  ``usd_cents = ROUND_HALF_UP(amount x usd_per_unit)`` in integer arithmetic with the rate as an
+  integer number of millionths; ``net_amount = quantity x unit_price - discount`` in cents; the
+  Float64 dollar columns are cents / 100.
+- Timestamps: ``iso`` accepts ``YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]]`` with an optional ``Z`` or
+  ``+HH[:MM]`` offset; ``epoch_ms`` integer milliseconds (UTC); any other value is a strptime
+  pattern. A time without an offset is local time in the provider's timezone: a time that falls
+  twice on a DST fall-back night is taken as the earlier instant, and a time that does not exist
+  (skipped on a spring-forward night) is unparseable. A date alone (no time) is not a timestamp.
+- ``future_date``: ``ordered_at`` later than ``business_date + 2 days`` at 00:00 UTC (that is,
+  more than one day after the end of the business date). Rules never read the clock, so a re-run
+  on another day gives the same split; the ``now`` argument does not change the result.
+- Sales: ``store_id`` is kept for store lines only and ``ship_state`` for online lines only (a
+  2-letter state from ``regions.csv``, upper-cased; anything else is null, not a rule). The
+  channel is the row's ``channel`` value when present, else the profile's constant ``channel``.
+- Catalog: a missing or negative list price is ``unparseable_price`` (as a sales unit price); a
+  missing species is ``unknown_species``; a missing category is ``other``.
+- Stores: a missing state is ``invalid_state``. Customers: state and species are optional.
+- ``duplicate``: among rows that pass every other rule, rows with the same key (compared as
+  cleaned: trimmed ids, ``line_no`` as an integer), provider and business date as an earlier row,
+  in ``(_source_file, _row_number)`` order; the first is kept. ``_source_file`` is the landing key,
+  so "earlier" means the file whose key sorts first, not the file that arrived first: name
+  re-deliveries so they sort after the original (e.g. a time suffix).
+- Output rows are in ``(_source_file, _row_number)`` order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP
+
+import polars as pl
+
+from resight_platform.schemas.silver import QUARANTINE_RULES
+from resight_platform.sources.mappings import Mappings
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
+from resight_platform.transforms.bronze import bronze_schema
+
+__all__ = [
+    "SilverResult",
+    "clean_catalog",
+    "clean_customers",
+    "clean_feed",
+    "clean_sales",
+    "clean_stores",
+    "empty_quarantine",
+    "reconcile",
+]
+
+QUARANTINE_SCHEMA: Mapping[str, pl.DataType] = {
+    "feed": pl.String(),
+    "provider": pl.String(),
+    "business_date": pl.Date(),
+    "_source_file": pl.String(),
+    "_row_number": pl.Int64(),
+    "rule": pl.String(),
+    "raw": pl.String(),
+    "_ingested_at": pl.Datetime("us", "UTC"),
+}
+
+#: Parameters used to type the columns of an empty bronze frame (no provider to read them from).
+_EMPTY_PARAMS: Mapping[str, str] = {
+    "_datetime_format": "iso",
+    "_timezone": "UTC",
+    "_money_format": "decimal",
+    "_date_format": "%Y-%m-%d",
+}
+
+_INT32_MAX = 2**31 - 1
+_RATE_SCALE = 1_000_000  # fx rates as integer millionths
+_AMOUNT_SCALE = 10_000  # amounts as integer 1/10,000 of a unit
+_TO_CENTS = _RATE_SCALE * _AMOUNT_SCALE // 100
+_MAX_AMOUNT = 10**8 * _AMOUNT_SCALE  # 100 million units: amount x rate stays within Int64
+_UNSIGNED_NUMBER = r"^(?:\d+(?:\.\d*)?|\.\d+)$"
+_POSITIVE_INT = r"^\+?0*(\d{1,10})(?:\.0*)?$"
+_ZIP = r"^(\d{1,5})(?:[-\s]?\d{4})?(?:\.0*)?$"
+_TZ_DIRECTIVES = ("%z", "%:z", "%::z", "%#z")
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    """The silver rows of a bronze frame and the rows it quarantined."""
+
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+
+
+def empty_quarantine() -> pl.DataFrame:
+    """A quarantine frame with no rows."""
+    return pl.DataFrame(schema=dict(QUARANTINE_SCHEMA))
+
+
+def clean_feed(
+    feed: str, bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime
+) -> SilverResult:
+    """Clean a bronze frame of ``feed`` (dispatches to ``clean_<feed>``)."""
+    cleaners: Mapping[str, Callable[..., SilverResult]] = {
+        "sales": clean_sales,
+        "catalog": clean_catalog,
+        "stores": clean_stores,
+        "customers": clean_customers,
+    }
+    if feed not in cleaners:
+        raise ValueError(f"unknown feed {feed!r}; feeds are {', '.join(FEEDS)}")
+    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now)
+
+
+def clean_sales(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+    """Sales lines in USD and UTC; see the module docstring and the data contract.
+
+    ``now`` is the time of the run. The contract judges ``future_date`` against the business date,
+    not the clock, so the result does not depend on it and a re-run gives the same split.
+    """
+    frame, params = _prepare(bronze, "sales", registry, mappings)
+    frame = _per_group(
+        frame,
+        params,
+        ("_datetime_format", "_timezone", "_money_format"),
+        lambda fmt, tz, money: {
+            "__ordered_at": _timestamp(pl.col("ordered_at"), fmt, tz),
+            "__unit_cents": _usd_cents(pl.col("unit_price"), money),
+            "__discount_cents": _usd_cents(pl.col("discount"), money),
+        },
+    )
+    frame = frame.with_columns(
+        __order_id=_text("order_id"),
+        __sku=_text("sku"),
+        __line_no=_positive_int(pl.col("line_no")),
+        __quantity=_positive_int(pl.col("quantity")),
+        __discount_given=_text("discount").is_not_null(),
+        __status=_lookup(pl.col("status"), mappings.status),
+        __channel=_lookup(pl.coalesce(_text("channel"), pl.col("_channel")), mappings.channels),
+    )
+    business_day_end = pl.col("_business_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    rules = {
+        "missing_order_id": pl.col("__order_id").is_null(),
+        "missing_sku": pl.col("__sku").is_null(),
+        "bad_line_no": pl.col("__line_no").is_null(),
+        "unparseable_date": pl.col("__ordered_at").is_null(),
+        "future_date": pl.col("__ordered_at") > business_day_end + pl.duration(days=2),
+        "bad_quantity": pl.col("__quantity").is_null(),
+        "unparseable_price": pl.col("__unit_cents").is_null()
+        | (pl.col("__discount_given") & pl.col("__discount_cents").is_null()),
+        "unknown_status": pl.col("__status").is_null(),
+        "unknown_channel": pl.col("__channel").is_null(),
+    }
+    store, online = pl.col("__channel") == "store", pl.col("__channel") == "online"
+    discount_cents = pl.col("__discount_cents").fill_null(0)
+    # Int128: quantity (< 2^31) x unit price (< 10^10 cents) can pass Int64.
+    net_cents = pl.col("__quantity").cast(pl.Int128) * pl.col("__unit_cents") - discount_cents
+    valid = {
+        "order_id": pl.col("__order_id"),
+        "line_no": pl.col("__line_no").cast(pl.Int32),
+        "ordered_at": pl.col("__ordered_at"),
+        "business_date": pl.col("_business_date"),
+        "provider": pl.col("_provider"),
+        "store_id": pl.when(store).then(_text("store_id")),
+        "channel": pl.col("__channel"),
+        "sku": pl.col("__sku"),
+        "quantity": pl.col("__quantity").cast(pl.Int32),
+        "unit_price": _dollars(pl.col("__unit_cents")),
+        "discount": _dollars(discount_cents),
+        "net_amount": _dollars(net_cents),
+        "customer_id": _text("customer_id"),
+        "status": pl.col("__status"),
+        "ship_state": pl.when(online).then(_state(pl.col("ship_state"), mappings)),
+    }
+    return _split(frame, "sales", rules, ("__order_id", "__line_no"), valid)
+
+
+def clean_catalog(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+    """Products with conformed brand, manufacturer, category, species and unit; price in USD.
+
+    ``now`` is the time of the run; no catalog rule depends on it.
+    """
+    frame, params = _prepare(bronze, "catalog", registry, mappings)
+    brands = {alias: brand for alias, (brand, _) in mappings.brands.items()}
+    makers = {alias: maker for alias, (_, maker) in mappings.brands.items()}
+    frame = _per_group(
+        frame, params, ("_money_format",), lambda money: {"__price_cents": _usd_cents(pl.col("list_price"), money)}
+    )
+    frame = frame.with_columns(
+        __sku=_text("sku"),
+        __name=_text("product_name"),
+        __species=_lookup(pl.col("species"), mappings.species),
+        __pack_given=_text("pack_size").is_not_null(),
+        __pack_size=_positive_number(pl.col("pack_size")),
+        __unit_given=_text("pack_unit").is_not_null(),
+        __unit=_lookup(pl.col("pack_unit"), mappings.units),
+    )
+    rules = {
+        "missing_sku": pl.col("__sku").is_null(),
+        "missing_product_name": pl.col("__name").is_null(),
+        "unparseable_price": pl.col("__price_cents").is_null(),
+        "unknown_species": pl.col("__species").is_null(),
+        "bad_pack_size": pl.col("__pack_given") & pl.col("__pack_size").is_null(),
+        "unknown_unit": pl.col("__unit_given") & pl.col("__unit").is_null(),
+    }
+    valid = {
+        "sku": pl.col("__sku"),
+        "upc": _text("upc"),
+        "product_name": pl.col("__name"),
+        "brand": pl.coalesce(_lookup(pl.col("brand"), brands), _text("brand").str.replace_all(r"\s+", " ")),
+        "manufacturer": _lookup(pl.col("brand"), makers),
+        "category": pl.coalesce(_lookup(pl.col("category"), mappings.categories), pl.lit("other")),
+        "species": pl.col("__species"),
+        "pack_size": pl.col("__pack_size"),
+        "pack_unit": pl.col("__unit"),
+        "list_price": _dollars(pl.col("__price_cents")),
+        "provider": pl.col("_provider"),
+        "business_date": pl.col("_business_date"),
+    }
+    return _split(frame, "catalog", rules, ("__sku",), valid)
+
+
+def clean_stores(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+    """Locations with a 2-letter state, its Census region and a 5-digit zip.
+
+    ``now`` is the time of the run; no stores rule depends on it.
+    """
+    frame, _ = _prepare(bronze, "stores", registry, mappings)
+    frame = frame.with_columns(__store_id=_text("store_id"), __state=_state(pl.col("state"), mappings))
+    rules = {
+        "missing_store_id": pl.col("__store_id").is_null(),
+        "invalid_state": pl.col("__state").is_null(),
+    }
+    valid = {
+        "store_id": pl.col("__store_id"),
+        "provider": pl.col("_provider"),
+        "store_name": _text("store_name"),
+        "city": _text("city"),
+        "state": pl.col("__state"),
+        "zip": _zip(pl.col("zip")),
+        "region": pl.col("__state").replace_strict(mappings.regions, default=None, return_dtype=pl.String),
+        "business_date": pl.col("_business_date"),
+    }
+    return _split(frame, "stores", rules, ("__store_id",), valid)
+
+
+def clean_customers(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+    """Loyalty customers with a signup date, optional state and optional pet species.
+
+    ``now`` is the time of the run; no customers rule depends on it.
+    """
+    frame, params = _prepare(bronze, "customers", registry, mappings)
+    frame = _per_group(
+        frame,
+        params,
+        ("_date_format",),
+        lambda fmt: {"__signup_date": pl.col("signup_date").str.strip_chars().str.strptime(pl.Date, fmt, strict=False)},
+    )
+    frame = frame.with_columns(
+        __customer_id=_text("customer_id"),
+        __state_given=_text("state").is_not_null(),
+        __state=_state(pl.col("state"), mappings),
+        __species_given=_text("pet_species").is_not_null(),
+        __species=_lookup(pl.col("pet_species"), mappings.species),
+    )
+    rules = {
+        "missing_customer_id": pl.col("__customer_id").is_null(),
+        "unparseable_date": pl.col("__signup_date").is_null(),
+        "invalid_state": pl.col("__state_given") & pl.col("__state").is_null(),
+        "unknown_species": pl.col("__species_given") & pl.col("__species").is_null(),
+    }
+    valid = {
+        "customer_id": pl.col("__customer_id"),
+        "provider": pl.col("_provider"),
+        "signup_date": pl.col("__signup_date"),
+        "state": pl.col("__state"),
+        "pet_species": pl.col("__species"),
+        "business_date": pl.col("_business_date"),
+    }
+    return _split(frame, "customers", rules, ("__customer_id",), valid)
+
+
+def reconcile(bronze: pl.DataFrame, result: SilverResult) -> pl.DataFrame:
+    """Per ``_source_file``: ``rows_in`` (bronze), ``rows_loaded`` (valid), ``rows_quarantined``.
+
+    ``rows_in == rows_loaded + rows_quarantined`` holds for every file of a correct result; a file
+    seen in only one of the frames is listed too, with zeros elsewhere, so a mismatch is visible.
+    """
+    counts = [
+        frame.group_by("_source_file").agg(pl.len().cast(pl.Int64).alias(name))
+        for frame, name in (
+            (bronze, "rows_in"),
+            (result.valid, "rows_loaded"),
+            (result.quarantine, "rows_quarantined"),
+        )
+    ]
+    joined = counts[0]
+    for other in counts[1:]:
+        joined = joined.join(other, on="_source_file", how="full", coalesce=True)
+    return joined.select(
+        "_source_file", pl.col("rows_in", "rows_loaded", "rows_quarantined").fill_null(0)
+    ).sort("_source_file")
+
+
+# --- building blocks -----------------------------------------------------------------------
+
+
+def _prepare(
+    bronze: pl.DataFrame, feed: str, registry: Registry, mappings: Mappings
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """Check the bronze columns, order rows by file and record, and attach per-provider formats.
+
+    Returns the (lazy) rows and the per-provider parameter frame. The cleaning runs lazily and is
+    collected once in ``_split``, so shared sub-expressions are computed once.
+    """
+    missing = [c for c in bronze_schema(feed) if c not in bronze.columns]
+    if missing:
+        raise ValueError(f"bronze {feed} frame lacks columns {missing}")
+    params = _source_params(bronze, feed, registry, mappings)
+    frame = (
+        bronze.lazy()
+        .select(list(bronze_schema(feed)))
+        .sort("_source_file", "_row_number", maintain_order=True)
+        .join(params.lazy(), on="_provider", how="left", maintain_order="left")
+        .with_row_index("__row")
+    )
+    return frame, params
+
+
+def _source_params(bronze: pl.DataFrame, feed: str, registry: Registry, mappings: Mappings) -> pl.DataFrame:
+    """One row per provider in ``bronze``: its formats, timezone, constant channel and fx rate."""
+    rows = []
+    for provider in bronze.get_column("_provider").unique().sort().to_list():
+        source = registry.source(provider, feed) if provider is not None else None
+        if source is None:
+            raise ValueError(f"{provider}/{feed} is not a registered source; cannot clean its rows")
+        rate = mappings.usd_per_unit.get(source.currency)
+        if rate is None:
+            raise ValueError(f"no USD rate for {source.currency} (provider {provider}) in fx_rates.csv")
+        rows.append(
+            {
+                "_provider": provider,
+                "_timezone": source.timezone,
+                "_datetime_format": source.profile.datetime_format,
+                "_date_format": source.profile.date_format,
+                "_money_format": source.profile.money_format,
+                "_channel": source.profile.channel,
+                "_rate": int((rate * _RATE_SCALE).to_integral_value(rounding=ROUND_HALF_UP)),
+            }
+        )
+    schema = {
+        "_provider": pl.String,
+        "_timezone": pl.String,
+        "_datetime_format": pl.String,
+        "_date_format": pl.String,
+        "_money_format": pl.String,
+        "_channel": pl.String,
+        "_rate": pl.Int64,
+    }
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+
+
+def _per_group(
+    frame: pl.LazyFrame,
+    params: pl.DataFrame,
+    keys: Sequence[str],
+    build: Callable[..., Mapping[str, pl.Expr]],
+) -> pl.LazyFrame:
+    """Add the columns ``build(*key values)`` returns, computed separately for each group of ``keys``.
+
+    For what needs a literal per provider (a strptime pattern, a time zone, a money format); a
+    bronze frame holds few providers, so there are few groups. Rows keep their order.
+    """
+    groups = params.select(keys).unique().sort(keys).rows() or [tuple(_EMPTY_PARAMS[k] for k in keys)]
+    if len(groups) == 1:
+        return frame.with_columns(**build(*groups[0]))
+    parts = [
+        frame.filter(pl.all_horizontal([pl.col(k) == v for k, v in zip(keys, group, strict=True)])).with_columns(
+            **build(*group)
+        )
+        for group in groups
+    ]
+    return pl.concat(parts).sort("__row")
+
+
+def _split(
+    frame: pl.LazyFrame,
+    feed: str,
+    rules: Mapping[str, pl.Expr],
+    key: Sequence[str],
+    valid: Mapping[str, pl.Expr],
+) -> SilverResult:
+    """Label each row with its first broken rule (then duplicates) and split valid / quarantine."""
+    order = QUARANTINE_RULES[feed]
+    if (*rules, "duplicate") != order:
+        raise AssertionError(f"{feed} rules {list(rules)} do not follow the contract's order {list(order)}")
+    first_broken = pl.coalesce([pl.when(broken).then(pl.lit(rule)) for rule, broken in rules.items()])
+    frame = frame.with_columns(first_broken.alias("__rule"))
+    passing = pl.col("__rule").is_null()
+    earlier = ~pl.struct("_provider", "_business_date", *key, passing.alias("__passing")).is_first_distinct()
+    frame = frame.with_columns(
+        pl.when(passing & earlier).then(pl.lit("duplicate")).otherwise(pl.col("__rule")).alias("__rule")
+    )
+    good = frame.filter(pl.col("__rule").is_null()).select(
+        *(expr.alias(name) for name, expr in valid.items()), "_source_file", "_row_number"
+    )
+    bad = frame.filter(pl.col("__rule").is_not_null()).select(
+        pl.lit(feed).alias("feed"),
+        pl.col("_provider").alias("provider"),
+        pl.col("_business_date").alias("business_date"),
+        "_source_file",
+        "_row_number",
+        pl.col("__rule").alias("rule"),
+        pl.struct(CANONICAL_COLUMNS[feed]).struct.json_encode().alias("raw"),
+        "_ingested_at",
+    )
+    # One pass for both outputs (common subplan elimination). The bronze frame is already in
+    # memory; measured on 1M sales rows, the in-memory engine took ~1 s where the streaming
+    # default took ~2.3 s (it recomputed the shared plan for the second output).
+    valid_rows, quarantined = pl.collect_all([good, bad], engine="in-memory")
+    return SilverResult(valid=valid_rows, quarantine=quarantined)
+
+
+def _text(name: str) -> pl.Expr:
+    """A bronze column trimmed; empty or blank is null."""
+    value = pl.col(name).str.strip_chars()
+    return pl.when(value.str.len_bytes() > 0).then(value)
+
+
+def _alias(value: pl.Expr) -> pl.Expr:
+    """The form mapping aliases are matched in (``normalise_alias``)."""
+    return value.str.strip_chars().str.to_lowercase().str.replace_all(r"\s+", " ")
+
+
+def _lookup(value: pl.Expr, table: Mapping[str, str]) -> pl.Expr:
+    """The canonical value of ``value`` in a mapping table (keys normalised); null if not there."""
+    return _alias(value).replace_strict(
+        list(table.keys()), list(table.values()), default=None, return_dtype=pl.String
+    )
+
+
+def _state(value: pl.Expr, mappings: Mappings) -> pl.Expr:
+    """A US state (or DC) as its upper-case 2-letter code; null if not one in ``regions.csv``."""
+    code = value.str.strip_chars().str.to_uppercase()
+    return pl.when(code.is_in(list(mappings.regions))).then(code)
+
+
+def _zip(value: pl.Expr) -> pl.Expr:
+    """A 5-digit zip: ZIP+4 cut to 5 digits, lost leading zeros restored; otherwise null."""
+    digits = value.str.strip_chars().str.extract(_ZIP, 1)
+    return digits.str.zfill(5)
+
+
+def _positive_int(value: pl.Expr) -> pl.Expr:
+    """A positive integer within Int32 as Int64; null if the text is anything else.
+
+    Plain digits take a fast cast; only the rest (padding, a zero fraction) goes through the regex.
+    """
+    plain = value.cast(pl.Int64, strict=False)
+    rest = pl.when(plain.is_null()).then(value)
+    number = pl.coalesce(plain, rest.str.strip_chars().str.extract(_POSITIVE_INT, 1).cast(pl.Int64, strict=False))
+    return pl.when((number > 0) & (number <= _INT32_MAX)).then(number)
+
+
+def _positive_number(value: pl.Expr) -> pl.Expr:
+    """A positive decimal number as Float64; null if the text is anything else."""
+    text = value.str.strip_chars()
+    number = pl.when(text.str.contains(_UNSIGNED_NUMBER)).then(text).cast(pl.Float64, strict=False)
+    return pl.when(number > 0).then(number)
+
+
+def _usd_cents(value: pl.Expr, money_format: str) -> pl.Expr:
+    """A money text in ``money_format`` and the row's currency (``_rate``) as Int64 US cents.
+
+    Rounded half up; null when the text is missing, unparseable, negative or too large (see the
+    module docstring).
+    """
+    text = value.str.strip_chars()
+    if money_format == "currency":
+        text = text.str.replace_all(r"[$,\s]", "")
+    # Digits beyond the parse scale are cut, not rounded: rounding there and again to cents could
+    # round twice (12.34499 -> 12.3450 -> 12.35), where ROUND_HALF_UP(12.34499, 2) is 12.34.
+    if money_format == "cents":
+        text = text.str.replace(r"^(\d*\.\d{2})\d+$", "${1}")
+        amount = text.cast(pl.Decimal(38, 2), strict=False) * (_AMOUNT_SCALE // 100)
+    else:
+        text = text.str.replace(r"^(\d*\.\d{4})\d+$", "${1}")
+        amount = text.cast(pl.Decimal(38, 4), strict=False) * _AMOUNT_SCALE
+    units = amount.cast(pl.Int64, strict=False)
+    parseable = text.str.contains(_UNSIGNED_NUMBER) & (units < _MAX_AMOUNT)
+    return pl.when(parseable).then((units * pl.col("_rate") + _TO_CENTS // 2) // _TO_CENTS)
+
+
+def _dollars(cents: pl.Expr) -> pl.Expr:
+    return (cents / 100).cast(pl.Float64)
+
+
+def _timestamp(value: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
+    """A timestamp text in ``fmt`` (``iso``, ``epoch_ms`` or a strptime pattern) as UTC."""
+    if fmt == "iso":
+        return _iso_timestamp(value, timezone)
+    if fmt == "epoch_ms":
+        millis = value.str.extract(r"^(-?\d{1,15})(?:\.0*)?$", 1).cast(pl.Int64, strict=False)
+        return pl.from_epoch(millis, time_unit="ms").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if any(directive in fmt for directive in _TZ_DIRECTIVES):
+        return value.str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
+    return _local_to_utc(value.str.strptime(pl.Datetime("us"), fmt, strict=False), timezone)
+
+
+def _iso_timestamp(value: pl.Expr, timezone: str) -> pl.Expr:
+    """ISO 8601 as UTC. The common shape is parsed first; the slower patterns only see the rest."""
+    common = value.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
+    rest = pl.when(common.is_null()).then(value.str.strip_chars().str.replace(" ", "T", literal=True))
+    with_offset = pl.coalesce(
+        rest.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False),
+        rest.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M%#z", strict=False),
+    )
+    local = pl.coalesce(
+        common,
+        rest.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        rest.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M", strict=False),
+    )
+    return pl.coalesce(with_offset, _local_to_utc(local, timezone))
+
+
+def _local_to_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
+    """Wall-clock time in ``timezone`` as UTC: the earlier instant when ambiguous, null if skipped."""
+    return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
+        "UTC"
+    )

@@ -1,0 +1,442 @@
+"""Warehouse access on the real PostgreSQL: COPY fidelity, atomic replaces, upsert, identifiers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psycopg
+import pytest
+import sqlalchemy
+
+from resight_platform.io.postgres import (
+    copy_frame,
+    database_url,
+    embedded_pg_url,
+    quote_ident,
+    replace_partition,
+    replace_table,
+    sqlalchemy_url,
+    stop_embedded_pg,
+    table_columns,
+    upsert,
+)
+
+Conn = psycopg.Connection[Any]
+
+
+def _rows(conn: Conn, query: str) -> list[tuple[Any, ...]]:
+    return conn.execute(query).fetchall()
+
+
+# --- identifiers and URLs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["sales; drop table x", "Sales", "", "1sales", "a" * 64, 'x"y', "sales-2026", "é"]
+)
+def test_invalid_identifiers_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid SQL identifier"):
+        quote_ident(name)
+
+
+def test_valid_identifier_is_quoted(pg_conn: Conn) -> None:
+    assert quote_ident("fact_sales").as_string(pg_conn) == '"fact_sales"'
+    assert quote_ident("_" + "a" * 62).as_string(pg_conn).startswith('"_a')
+
+
+def test_bad_identifiers_never_reach_sql(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.t (a int)")
+    frame = pl.DataFrame({"a": [1]})
+    with pytest.raises(ValueError), pg_conn.cursor() as cur:
+        copy_frame(cur, pg_schema, "t; drop table x", frame)
+    with pytest.raises(ValueError), pg_conn.cursor() as cur:
+        copy_frame(cur, pg_schema, "t", pl.DataFrame({"A": [1]}))
+    with pytest.raises(ValueError):
+        replace_partition(pg_conn, "Public", "t", frame, "a", "1")
+    with pytest.raises(ValueError):
+        upsert(pg_conn, pg_schema, "t", frame, ["a); drop table x; --"])
+    assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.t") == [(0,)]
+
+
+def test_database_url_swaps_only_the_database() -> None:
+    socket = "postgresql://postgres:@/postgres?host=/run/user/0/python_PostgresServer/abc"
+    assert database_url(socket, "resight") == (
+        "postgresql://postgres:@/resight?host=/run/user/0/python_PostgresServer/abc"
+    )
+    assert database_url("postgresql://u:p@db:5433/x?sslmode=require", "dagster") == (
+        "postgresql://u:p@db:5433/dagster?sslmode=require"
+    )
+    assert database_url("postgresql://db", "resight") == "postgresql://db/resight"
+    with pytest.raises(ValueError):
+        database_url("mysql://db/x", "resight")
+    with pytest.raises(ValueError):
+        database_url("postgresql://db/x", "bad name")
+
+
+def test_sqlalchemy_url_uses_psycopg2() -> None:
+    assert sqlalchemy_url("postgresql://u:p@h:5432/d") == "postgresql+psycopg2://u:p@h:5432/d"
+    assert sqlalchemy_url("postgres://u@h/d?host=/s") == "postgresql+psycopg2://u@h/d?host=/s"
+    assert sqlalchemy_url("postgresql+psycopg://h/d") == "postgresql+psycopg2://h/d"
+    with pytest.raises(ValueError):
+        sqlalchemy_url("sqlite:///x.db")
+
+
+def test_embedded_server_has_both_databases_and_is_reused(embedded_pg_dir: Path) -> None:
+    url = embedded_pg_url(embedded_pg_dir)
+    assert url == embedded_pg_url(embedded_pg_dir)  # reused, not restarted
+    assert "/resight" in url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("resight",)
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    assert {"resight", "dagster"} <= names
+    # Dagster's instance storage goes through SQLAlchemy + psycopg2, socket URL included.
+    engine = sqlalchemy.create_engine(sqlalchemy_url(database_url(url, "dagster")))
+    try:
+        with engine.connect() as sa_conn:
+            assert sa_conn.execute(sqlalchemy.text("SELECT current_database()")).scalar() == (
+                "dagster"
+            )
+    finally:
+        engine.dispose()
+
+
+def test_embedded_server_stops_and_starts_again_with_its_data(embedded_pg_dir: Path) -> None:
+    url = embedded_pg_url(embedded_pg_dir)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS survives_restart (n int)")
+    stop_embedded_pg(embedded_pg_dir)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2).close()
+    stop_embedded_pg(embedded_pg_dir)  # already stopped: no error
+    assert embedded_pg_url(embedded_pg_dir) == url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('survives_restart') IS NOT NULL").fetchone() == (
+            True,
+        )
+
+
+# --- COPY fidelity ------------------------------------------------------------------------------
+
+EVERY_TYPE_DDL = """
+CREATE TABLE {schema}.every_type (
+    id bigint NOT NULL,
+    small integer,
+    label text,
+    day date,
+    at timestamptz,
+    naive timestamp,
+    price numeric(12, 2),
+    ratio double precision,
+    flag boolean
+)
+"""
+
+
+def test_copy_round_trips_every_type(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(EVERY_TYPE_DDL.format(schema=pg_schema))
+    frame = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 9_007_199_254_740_993],
+            "small": [1, -2, None, 2_147_483_647, 0],
+            "label": ["plain", "comma, \"quote\"\nnewline", "ünïcödé 🐶", "  padded  ", None],
+            "day": [date(2026, 10, 1), date(1999, 12, 31), None, date(2026, 2, 28), date(1, 1, 1)],
+            "at": [
+                datetime(2026, 10, 1, 23, 59, 59, 123456, tzinfo=UTC),
+                datetime(2026, 3, 8, 2, 30, tzinfo=UTC),
+                None,
+                datetime(1970, 1, 1, tzinfo=UTC),
+                datetime(2026, 10, 1, 0, 0, 0, 1, tzinfo=UTC),
+            ],
+            "naive": [datetime(2026, 10, 1, 12, 0), None, datetime(2000, 1, 1), None, None],
+            "price": pl.Series(
+                [Decimal("12.99"), Decimal("-0.01"), None, Decimal("9999999999.99"), Decimal("0")],
+                dtype=pl.Decimal(12, 2),
+            ),
+            "ratio": [0.1, 1e-300, float("nan"), float("inf"), None],
+            "flag": [True, False, None, True, False],
+        },
+        schema_overrides={"id": pl.Int64, "small": pl.Int32},
+    )
+    with pg_conn.transaction(), pg_conn.cursor() as cur:
+        assert copy_frame(cur, pg_schema, "every_type", frame, chunk_rows=2) == 5
+
+    rows = _rows(pg_conn, f"SELECT * FROM {pg_schema}.every_type ORDER BY id")
+    assert [row[0] for row in rows] == frame["id"].to_list()
+    assert [row[1] for row in rows] == frame["small"].to_list()
+    assert [row[2] for row in rows] == frame["label"].to_list()
+    assert [row[3] for row in rows] == frame["day"].to_list()
+    assert [row[4] for row in rows] == frame["at"].to_list()
+    assert all(row[4] is None or row[4].utcoffset().total_seconds() == 0 for row in rows)
+    assert [row[5] for row in rows] == frame["naive"].to_list()
+    assert [row[6] for row in rows] == frame["price"].to_list()
+    ratios = [row[7] for row in rows]
+    assert ratios[:2] == [0.1, 1e-300] and math.isnan(ratios[2]) and ratios[3:] == [math.inf, None]
+    assert [row[8] for row in rows] == frame["flag"].to_list()
+
+
+def test_copy_keeps_null_and_empty_string_apart(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.t (i int, s text, d date)")
+    values = ["", None, "x", "\\N", '""', "NULL", " "]
+    frame = pl.DataFrame(
+        {"i": range(len(values)), "s": values, "d": [None, date(2026, 10, 1)] * 3 + [None]}
+    )
+    with pg_conn.transaction(), pg_conn.cursor() as cur:
+        copy_frame(cur, pg_schema, "t", frame)
+    rows = _rows(pg_conn, f"SELECT s, s IS NULL, d FROM {pg_schema}.t ORDER BY i")
+    assert [row[0] for row in rows] == values
+    assert [row[1] for row in rows] == [v is None for v in values]
+    assert [row[2] for row in rows] == frame["d"].to_list()
+
+
+def test_copy_names_columns_so_order_and_defaults_do_not_matter(
+    pg_conn: Conn, pg_schema: str
+) -> None:
+    pg_conn.execute(
+        f"CREATE TABLE {pg_schema}.t (id int, note text DEFAULT 'none', loaded boolean DEFAULT true)"
+    )
+    with pg_conn.transaction(), pg_conn.cursor() as cur:
+        copy_frame(cur, pg_schema, "t", pl.DataFrame({"note": ["hi"], "id": [7]}))
+        assert copy_frame(cur, pg_schema, "t", pl.DataFrame({"id": [], "note": []})) == 0
+    assert _rows(pg_conn, f"SELECT id, note, loaded FROM {pg_schema}.t") == [(7, "hi", True)]
+    assert table_columns(pg_conn, pg_schema, "t") == ["id", "note", "loaded"]
+    assert table_columns(pg_conn, pg_schema, "missing") == []
+
+
+# --- replace_partition --------------------------------------------------------------------------
+
+
+def _sales(day: date, skus: list[str], qty: int = 1) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"sale_date": [day] * len(skus), "sku": skus, "quantity": [qty] * len(skus)},
+        schema={"sale_date": pl.Date, "sku": pl.String, "quantity": pl.Int32},
+    )
+
+
+def test_replace_partition_on_plain_table_is_idempotent(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(
+        f"CREATE TABLE {pg_schema}.sales (sale_date date NOT NULL, sku text, quantity int NOT NULL)"
+    )
+    d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
+    replace_partition(pg_conn, pg_schema, "sales", _sales(d2, ["z"]), "sale_date", d2)
+    for _ in range(2):
+        assert replace_partition(
+            pg_conn, pg_schema, "sales", _sales(d1, ["a", "b"]), "sale_date", d1
+        ) == 2
+    rows = _rows(pg_conn, f"SELECT sale_date, sku FROM {pg_schema}.sales ORDER BY 1, 2")
+    assert rows == [(d1, "a"), (d1, "b"), (d2, "z")]
+
+    replace_partition(pg_conn, pg_schema, "sales", _sales(d1, ["c"]), "sale_date", d1)
+    rows = _rows(pg_conn, f"SELECT sale_date, sku FROM {pg_schema}.sales ORDER BY 1, 2")
+    assert rows == [(d1, "c"), (d2, "z")]
+
+    # An empty frame empties the partition.
+    replace_partition(pg_conn, pg_schema, "sales", _sales(d1, []), "sale_date", d1)
+    assert _rows(pg_conn, f"SELECT sku FROM {pg_schema}.sales") == [("z",)]
+
+
+def test_replace_partition_with_string_value(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.by_provider (provider text, n int)")
+    frame = pl.DataFrame({"provider": ["pawmart", "pawmart"], "n": [1, 2]})
+    for _ in range(2):
+        replace_partition(pg_conn, pg_schema, "by_provider", frame, "provider", "pawmart")
+    assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.by_provider") == [(2,)]
+
+
+def test_replace_partition_refuses_rows_of_other_partitions(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.sales (sale_date date, sku text, quantity int)")
+    frame = pl.concat([_sales(date(2026, 10, 1), ["a"]), _sales(date(2026, 10, 2), ["b"])])
+    with pytest.raises(ValueError, match="other than the partition value"):
+        replace_partition(pg_conn, pg_schema, "sales", frame, "sale_date", date(2026, 10, 1))
+    with pytest.raises(ValueError, match="no partition column"):
+        replace_partition(
+            pg_conn, pg_schema, "sales", frame.drop("sale_date"), "sale_date", date(2026, 10, 1)
+        )
+
+
+PARTITIONED_DDL = """
+CREATE TABLE {s}.dim_product (product_key bigint PRIMARY KEY, sku text NOT NULL UNIQUE);
+CREATE TABLE {s}.fact_sales (
+    sale_date date NOT NULL,
+    product_key bigint NOT NULL REFERENCES {s}.dim_product (product_key),
+    sku text,
+    quantity int NOT NULL
+) PARTITION BY RANGE (sale_date);
+CREATE INDEX ON {s}.fact_sales (product_key);
+INSERT INTO {s}.dim_product VALUES (1, 'a'), (2, 'b'), (3, 'c');
+"""
+
+
+def _facts(day: date, keys: list[int | None], qty: list[int | None] | None = None) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "sale_date": [day] * len(keys),
+            "product_key": keys,
+            "sku": [f"sku{k}" for k in keys],
+            "quantity": qty if qty is not None else [1] * len(keys),
+        },
+        schema={
+            "sale_date": pl.Date,
+            "product_key": pl.Int64,
+            "sku": pl.String,
+            "quantity": pl.Int32,
+        },
+    )
+
+
+def _child_partitions(conn: Conn, schema: str) -> list[tuple[str, str]]:
+    return _rows(
+        conn,
+        f"""
+        SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid)
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = '{schema}.fact_sales'::regclass ORDER BY 1
+        """,
+    )
+
+
+def test_replace_partition_creates_day_child_on_range_partitioned_table(
+    pg_conn: Conn, pg_schema: str
+) -> None:
+    pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
+    d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
+    for _ in range(2):
+        assert replace_partition(
+            pg_conn, pg_schema, "fact_sales", _facts(d1, [1, 2]), "sale_date", d1
+        ) == 2
+    replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d2, [3]), "sale_date", d2)
+
+    assert _child_partitions(pg_conn, pg_schema) == [
+        ("fact_sales_p20261001", "FOR VALUES FROM ('2026-10-01') TO ('2026-10-02')"),
+        ("fact_sales_p20261002", "FOR VALUES FROM ('2026-10-02') TO ('2026-10-03')"),
+    ]
+    rows = _rows(pg_conn, f"SELECT sale_date, product_key FROM {pg_schema}.fact_sales ORDER BY 1, 2")
+    assert rows == [(d1, 1), (d1, 2), (d2, 3)]
+    assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.fact_sales_p20261001") == [(2,)]
+
+    # The child inherits the parent's FK index and the FK itself.
+    indexed = _rows(
+        pg_conn,
+        f"SELECT indexdef FROM pg_indexes WHERE schemaname = '{pg_schema}'"
+        " AND tablename = 'fact_sales_p20261001'",
+    )
+    assert any("(product_key)" in row[0] for row in indexed)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d1, [99]), "sale_date", d1)
+    assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.fact_sales_p20261001") == [(2,)]
+
+
+def test_replace_partition_failure_mid_copy_keeps_previous_rows(
+    pg_conn: Conn, pg_schema: str
+) -> None:
+    pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.plain (LIKE {pg_schema}.fact_sales)")
+    d1 = date(2026, 10, 1)
+    for table in ("fact_sales", "plain"):
+        replace_partition(pg_conn, pg_schema, table, _facts(d1, [1, 2, 3]), "sale_date", d1)
+        before = _rows(pg_conn, f"SELECT * FROM {pg_schema}.{table} ORDER BY product_key")
+
+        # Chunks of two rows: the first chunk is fine, the second breaks NOT NULL on quantity.
+        broken = _facts(d1, [3, 2, 1, 1], qty=[5, 5, 5, None])
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            replace_partition(
+                pg_conn, pg_schema, table, broken, "sale_date", d1, chunk_rows=2
+            )
+        after = _rows(pg_conn, f"SELECT * FROM {pg_schema}.{table} ORDER BY product_key")
+        assert after == before
+        assert pg_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_replace_partition_on_a_new_day_rolls_back_the_child_too(
+    pg_conn: Conn, pg_schema: str
+) -> None:
+    pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
+    d = date(2026, 10, 5)
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        replace_partition(
+            pg_conn, pg_schema, "fact_sales", _facts(d, [1, 2], qty=[1, None]), "sale_date", d
+        )
+    assert _child_partitions(pg_conn, pg_schema) == []
+
+
+# --- replace_table and upsert -------------------------------------------------------------------
+
+
+def test_replace_table_replaces_everything_atomically(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.dim (code text PRIMARY KEY, name text NOT NULL)")
+    first = pl.DataFrame({"code": ["a", "b"], "name": ["A", "B"]})
+    assert replace_table(pg_conn, pg_schema, "dim", first) == 2
+    assert replace_table(pg_conn, pg_schema, "dim", first) == 2
+    assert _rows(pg_conn, f"SELECT code FROM {pg_schema}.dim ORDER BY 1") == [("a",), ("b",)]
+
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        replace_table(
+            pg_conn,
+            pg_schema,
+            "dim",
+            pl.DataFrame({"code": ["c", "d"], "name": ["C", None]}),
+            chunk_rows=1,
+        )
+    assert _rows(pg_conn, f"SELECT code FROM {pg_schema}.dim ORDER BY 1") == [("a",), ("b",)]
+
+
+def test_upsert_inserts_and_updates_by_key_with_identity_surrogate(
+    pg_conn: Conn, pg_schema: str
+) -> None:
+    pg_conn.execute(
+        f"""
+        CREATE TABLE {pg_schema}.dim_product (
+            product_key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            sku text NOT NULL UNIQUE,
+            brand text,
+            list_price numeric(10, 2),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    first = pl.DataFrame(
+        {"sku": ["a", "b"], "brand": ["Acme", None], "list_price": [1.5, 2.0]}
+    ).with_columns(pl.col("list_price").cast(pl.Decimal(10, 2)))
+    assert upsert(pg_conn, pg_schema, "dim_product", first, ["sku"]) == 2
+    keys_before = dict(_rows(pg_conn, f"SELECT sku, product_key FROM {pg_schema}.dim_product"))
+
+    second = pl.DataFrame(
+        {"sku": ["b", "c"], "brand": ["Bark", ""], "list_price": [2.5, None]}
+    ).with_columns(pl.col("list_price").cast(pl.Decimal(10, 2)))
+    assert upsert(pg_conn, pg_schema, "dim_product", second, ["sku"]) == 2
+    rows = _rows(
+        pg_conn, f"SELECT sku, product_key, brand, list_price FROM {pg_schema}.dim_product ORDER BY 1"
+    )
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("a", "Acme", Decimal("1.50")),
+        ("b", "Bark", Decimal("2.50")),
+        ("c", "", None),
+    ]
+    assert {r[0]: r[1] for r in rows if r[0] in keys_before} == keys_before
+
+    with pytest.raises(ValueError, match="duplicate"):
+        upsert(pg_conn, pg_schema, "dim_product", pl.concat([second, second]), ["sku"])
+    with pytest.raises(ValueError, match="lacks key"):
+        upsert(pg_conn, pg_schema, "dim_product", second.drop("sku"), ["sku"])
+
+
+def test_upsert_with_only_key_columns_inserts_missing(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.k (a int, b text, PRIMARY KEY (a, b))")
+    frame = pl.DataFrame({"a": [1, 1, 2], "b": ["x", "y", "x"]})
+    assert upsert(pg_conn, pg_schema, "k", frame, ["a", "b"]) == 3
+    assert upsert(pg_conn, pg_schema, "k", frame, ["a", "b"]) == 0
+    assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.k") == [(3,)]
+
+
+def test_upsert_failure_rolls_back(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.u (id int PRIMARY KEY, v text NOT NULL)")
+    upsert(pg_conn, pg_schema, "u", pl.DataFrame({"id": [1], "v": ["one"]}), ["id"])
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        upsert(
+            pg_conn, pg_schema, "u", pl.DataFrame({"id": [1, 2], "v": ["uno", None]}), ["id"]
+        )
+    assert _rows(pg_conn, f"SELECT id, v FROM {pg_schema}.u") == [(1, "one")]

@@ -1,0 +1,261 @@
+"""WarehouseIOManager through real Dagster runs into the real PostgreSQL (and a local lake)."""
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import psycopg
+import pytest
+
+from resight_platform.io.lake import read_table
+from resight_platform.io.warehouse import (
+    PgWriteMode,
+    WarehouseIOManager,
+    partition_value,
+    pg_write_mode,
+    target_table,
+)
+
+Conn = psycopg.Connection[Any]
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-06")
+
+FACT_DDL = """
+CREATE TABLE {s}.dim_product (product_key bigint PRIMARY KEY, sku text NOT NULL UNIQUE);
+CREATE TABLE {s}.fact_sales (
+    sale_date date NOT NULL,
+    product_key bigint NOT NULL REFERENCES {s}.dim_product (product_key),
+    quantity int NOT NULL,
+    net_amount numeric(12, 2)
+) PARTITION BY RANGE (sale_date);
+CREATE INDEX ON {s}.fact_sales (product_key);
+INSERT INTO {s}.dim_product VALUES (1, 'a'), (2, 'b');
+"""
+
+
+def _facts(day: str, version: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "sale_date": [date.fromisoformat(day)] * 2,
+            "product_key": [1, 2],
+            "quantity": [version, version * 10],
+            "net_amount": [1.25 * version, 2.5],
+            "lake_only_note": ["not a table column", None],  # ignored by the COPY
+        }
+    )
+
+
+def _fact_asset(schema: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[schema, "fact_sales"],
+        partitions_def=DAILY,
+        metadata={"pg_mode": "partition", "pg_partition_column": "sale_date"},
+    )
+    def fact_sales(context: dg.AssetExecutionContext) -> Any:
+        version = int(context.run.tags.get("version", "1"))
+        frames = {key: _facts(key, version) for key in context.partition_keys}
+        bad_day = context.run.tags.get("unknown_product_on")
+        if bad_day:  # a product key the dimension does not have: the FK refuses it
+            frames[bad_day] = frames[bad_day].with_columns(product_key=pl.lit(99, pl.Int64))
+        return frames if len(frames) > 1 else next(iter(frames.values()))
+
+    return fact_sales
+
+
+def _resources(pg_url: str, tmp_path: Path) -> dict[str, Any]:
+    return {"io_manager": WarehouseIOManager(lake_url=str(tmp_path / "lake"), pg_url=pg_url)}
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    errors = [event.step_failure_data.error for event in result.get_step_failure_events()]
+    return "\n".join(error.to_string() for error in errors if error is not None)
+
+
+def test_partition_mode_replaces_the_day_and_keeps_the_lake(
+    pg_url: str, pg_conn: Conn, pg_schema: str, tmp_path: Path
+) -> None:
+    pg_conn.execute(FACT_DDL.format(s=pg_schema))
+    asset = _fact_asset(pg_schema)
+    resources = _resources(pg_url, tmp_path)
+
+    for version in (1, 2):
+        result = dg.materialize(
+            [asset], resources=resources, partition_key="2026-10-01", tags={"version": str(version)}
+        )
+        assert result.success
+    rows = pg_conn.execute(
+        f"SELECT sale_date, product_key, quantity FROM {pg_schema}.fact_sales ORDER BY 2"
+    ).fetchall()
+    assert rows == [(date(2026, 10, 1), 1, 2), (date(2026, 10, 1), 2, 20)]  # second run, once
+
+    (materialization,) = result.asset_materializations_for_node(f"{pg_schema}__fact_sales")
+    assert materialization.metadata["pg_table"] == dg.MetadataValue.text(f"{pg_schema}.fact_sales")
+    assert materialization.metadata["pg_rows"] == dg.MetadataValue.int(2)
+    lake_file = tmp_path / "lake" / pg_schema / "fact_sales" / "date=2026-10-01" / "part-0.parquet"
+    assert materialization.metadata["path"] == dg.MetadataValue.path(str(lake_file))
+    lake = pl.read_parquet(lake_file)
+    assert "lake_only_note" in lake.columns and lake["quantity"].to_list() == [2, 20]
+
+    children = pg_conn.execute(
+        f"SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        f" WHERE i.inhparent = '{pg_schema}.fact_sales'::regclass"
+    ).fetchall()
+    assert children == [("fact_sales_p20261001",)]
+
+
+def test_partition_mode_range_run_writes_every_day_in_one_transaction(
+    pg_url: str, pg_conn: Conn, pg_schema: str, tmp_path: Path
+) -> None:
+    pg_conn.execute(FACT_DDL.format(s=pg_schema))
+    asset = _fact_asset(pg_schema)
+    resources = _resources(pg_url, tmp_path)
+    range_tags = {
+        "dagster/asset_partition_range_start": "2026-10-01",
+        "dagster/asset_partition_range_end": "2026-10-03",
+    }
+    for _ in range(2):
+        result = dg.materialize([asset], resources=resources, tags=range_tags)
+        assert result.success
+    counts = pg_conn.execute(
+        f"SELECT sale_date, count(*) FROM {pg_schema}.fact_sales GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert counts == [(date(2026, 10, d), 2) for d in (1, 2, 3)]
+    assert read_table(
+        WarehouseIOManager(lake_url=str(tmp_path / "lake"), pg_url=pg_url).store(),
+        [pg_schema, "fact_sales"],
+        [{"date": f"2026-10-0{d}"} for d in (1, 2, 3)],
+    ).collect().height == 6
+
+    # An unknown product key on the last day rolls back every day of the run in Postgres.
+    result = dg.materialize(
+        [asset],
+        resources=resources,
+        tags={**range_tags, "version": "5", "unknown_product_on": "2026-10-03"},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "ForeignKeyViolation" in _failure(result)
+    quantities = pg_conn.execute(
+        f"SELECT DISTINCT quantity FROM {pg_schema}.fact_sales WHERE product_key = 1"
+    ).fetchall()
+    assert quantities == [(1,)]
+
+
+def test_replace_and_upsert_modes_for_unpartitioned_assets(
+    pg_url: str, pg_conn: Conn, pg_schema: str, tmp_path: Path
+) -> None:
+    pg_conn.execute(
+        f"""
+        CREATE TABLE {pg_schema}.dim_region (region text PRIMARY KEY, states int);
+        CREATE TABLE {pg_schema}.dim_store (
+            store_key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            store_id text NOT NULL UNIQUE,
+            state text
+        );
+        """
+    )
+    regions = {"v": 1}
+
+    @dg.asset(key=[pg_schema, "dim_region"])
+    def dim_region() -> pl.DataFrame:
+        if regions["v"] == 1:
+            return pl.DataFrame({"region": ["west", "east"], "states": [13, 9]})
+        return pl.DataFrame({"region": ["west"], "states": [14]})
+
+    @dg.asset(key=[pg_schema, "dim_store"], metadata={"pg_mode": "upsert", "pg_key": ["store_id"]})
+    def dim_store() -> pl.DataFrame:
+        state = "CA" if regions["v"] == 1 else "OR"
+        return pl.DataFrame({"store_id": ["s1", f"s{regions['v'] + 1}"], "state": [state, state]})
+
+    resources = _resources(pg_url, tmp_path)
+    for version in (1, 2):
+        regions["v"] = version
+        assert dg.materialize([dim_region, dim_store], resources=resources).success
+
+    assert pg_conn.execute(f"SELECT * FROM {pg_schema}.dim_region").fetchall() == [("west", 14)]
+    stores = pg_conn.execute(
+        f"SELECT store_id, state FROM {pg_schema}.dim_store ORDER BY 1"
+    ).fetchall()
+    assert stores == [("s1", "OR"), ("s2", "CA"), ("s3", "OR")]
+    assert (tmp_path / "lake" / pg_schema / "dim_store" / "data.parquet").exists()
+
+
+def test_missing_table_or_column_fails_before_the_lake_is_written(
+    pg_url: str, pg_conn: Conn, pg_schema: str, tmp_path: Path
+) -> None:
+    @dg.asset(key=[pg_schema, "not_created"])
+    def not_created() -> pl.DataFrame:
+        return pl.DataFrame({"a": [1]})
+
+    result = dg.materialize(
+        [not_created], resources=_resources(pg_url, tmp_path), raise_on_error=False
+    )
+    assert not result.success
+    assert f"table {pg_schema}.not_created does not exist" in _failure(result)
+    assert not (tmp_path / "lake").exists()
+
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.fact_sales (sale_date date, n int)")
+
+    @dg.asset(
+        key=[pg_schema, "fact_sales"],
+        partitions_def=DAILY,
+        metadata={"pg_mode": "partition", "pg_partition_column": "sale_date"},
+    )
+    def wrong_day() -> pl.DataFrame:
+        return pl.DataFrame({"sale_date": [date(2026, 10, 2)], "n": [1]})
+
+    result = dg.materialize(
+        [wrong_day],
+        resources=_resources(pg_url, tmp_path),
+        partition_key="2026-10-01",
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "other than the partition value 2026-10-01" in _failure(result)
+    assert not (tmp_path / "lake").exists()
+
+
+def test_pg_write_mode_from_metadata() -> None:
+    assert pg_write_mode({}, partitioned=False, asset="a") == PgWriteMode("replace")
+    assert pg_write_mode(
+        {"pg_mode": "partition", "pg_partition_column": "sale_date"}, partitioned=True, asset="a"
+    ) == PgWriteMode("partition", partition_column="sale_date")
+    assert pg_write_mode(
+        {"pg_mode": dg.MetadataValue.text("upsert"), "pg_key": dg.MetadataValue.json(["a", "b"])},
+        partitioned=True,
+        asset="a",
+    ) == PgWriteMode("upsert", key_columns=("a", "b"))
+    assert pg_write_mode({"pg_key": "sku"}, partitioned=False, asset="a") == PgWriteMode(
+        "upsert", key_columns=("sku",)
+    )
+    cases: list[tuple[dict[str, Any], bool, str]] = [
+        ({}, True, "is partitioned"),
+        ({"pg_mode": "merge"}, False, "not one of"),
+        ({"pg_mode": "partition"}, True, "pg_partition_column"),
+        ({"pg_mode": "partition", "pg_partition_column": "d"}, False, "partitioned asset"),
+        ({"pg_mode": "upsert"}, False, "pg_key"),
+        ({"pg_mode": "replace"}, True, "wipe"),
+        ({"pg_mode": "partition", "pg_partition_column": "Day"}, True, "invalid SQL identifier"),
+        ({"pg_mode": "upsert", "pg_key": ["id; drop"]}, False, "invalid SQL identifier"),
+    ]
+    for metadata, partitioned, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pg_write_mode(metadata, partitioned=partitioned, asset="a")
+
+
+def test_target_table_and_partition_value() -> None:
+    assert target_table(["gold", "fact_sales"]) == ("gold", "fact_sales")
+    assert target_table(["marts", "monthly", "brand_share"]) == ("marts", "brand_share")
+    for bad in (["fact_sales"], ["Gold", "x"], ["gold", "x;drop"]):
+        with pytest.raises(ValueError):
+            target_table(bad)
+    assert partition_value(DAILY, "2026-10-03") == date(2026, 10, 3)
+    monthly = dg.MonthlyPartitionsDefinition(start_date="2026-01-01")
+    assert partition_value(monthly, "2026-10-01") == date(2026, 10, 1)
+    assert partition_value(dg.StaticPartitionsDefinition(["pawmart"]), "pawmart") == "pawmart"
+    multi = dg.MultiPartitionsDefinition(
+        {"date": DAILY, "source": dg.StaticPartitionsDefinition(["pawmart"])}
+    )
+    with pytest.raises(TypeError):
+        partition_value(multi, "2026-10-01|pawmart")

@@ -1,0 +1,268 @@
+"""The sample generator: determinism, layouts, an independent recount of the manifest, S3, streaming."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+
+from resight_platform.sample import Manifest, generate
+from resight_platform.sample.catalogue import check_aliases
+from resight_platform.sample.generator import default_manifest_url
+from resight_platform.sample.manifest import RULES
+from resight_platform.sources.landing import LandingKeyError, parse_landing_key
+from resight_platform.sources.mappings import load_mappings
+from resight_platform.sources.registry import Registry, load_registry
+from resight_platform_tests.sample.reference import Recount, read_file, recount
+
+# Every export profile, the CAD distributor, and providers without stores / without customers.
+PROVIDERS = ["pawmart", "petopia", "chewyish", "petdirect", "northpaw_distribution", "vetcare_partners",
+             "barkbox_market", "midwest_pet_supply"]
+DAYS = 3
+KEY_REASONS = {"bad_key", "bad_provider", "unknown_feed", "bad_date", "bad_file_name", "unsupported_format",
+               "unknown_provider", "unknown_source"}
+ALL_REASONS = KEY_REASONS | {"unparseable", "missing_columns"}
+
+
+def subset(slugs: list[str]) -> Registry:
+    """The shipped registry restricted to ``slugs``, in that order."""
+    full = load_registry()
+    return Registry(
+        providers={s: full.providers[s] for s in slugs},
+        profiles=full.profiles,
+        sources={k: v for k, v in full.sources.items() if k[0] in slugs},
+    )
+
+
+@dataclass
+class Sample:
+    root: Path
+    manifest: Manifest
+    registry: Registry
+    recount: Recount
+    seconds: float
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    registry = subset(PROVIDERS)
+    root = tmp_path_factory.mktemp("sample") / "landing"
+    started = time.perf_counter()
+    manifest = generate(str(root), providers=len(PROVIDERS), days=DAYS, registry=registry)
+    seconds = time.perf_counter() - started
+    return Sample(root, manifest, registry, recount(root, registry, load_mappings()), seconds)
+
+
+def test_manifest_is_written_beside_the_landing_root(sample: Sample) -> None:
+    on_disk = Manifest.from_json((sample.root.parent / "manifest.json").read_bytes())
+    assert on_disk == sample.manifest
+    assert sample.manifest.providers == PROVIDERS
+    assert (sample.manifest.seed, sample.manifest.start, sample.manifest.days) == (7, "2026-10-01", DAYS)
+
+
+def test_manifest_equals_an_independent_recount(sample: Sample) -> None:
+    m, r = sample.manifest, sample.recount
+    assert r.problems == []
+    assert m.files == {"written": r.written, "dead_letter": len(r.dead_letter)}
+    assert m.dead_letter == sorted(r.dead_letter, key=lambda d: d["key"])
+    assert m.rows_in == {feed: r.rows_in[feed] for feed in RULES}
+    assert m.quarantine == {feed: {k: v for k, v in r.quarantine[feed].items()} for feed in RULES}
+    for feed in RULES:  # every data row is either valid or quarantined
+        valid = m.sales["lines"] if feed == "sales" else getattr(m, feed)["rows"]
+        assert m.rows_in[feed] == valid + sum(m.quarantine[feed].values())
+    assert {(d["date"], d["provider"]): (d["lines"], Decimal(d["net_amount"]))
+            for d in m.sales["by_date_provider"]} == {k: tuple(v) for k, v in r.sales_by.items()}
+    assert {s: (v["lines"], Decimal(v["net_amount"])) for s, v in m.sales["by_status"].items()} == {
+        s: tuple(v) for s, v in r.by_status.items()}
+    assert m.sales["lines"] == sum(v[0] for v in r.sales_by.values())
+    assert Decimal(m.sales["net_amount"]) == sum(v[1] for v in r.sales_by.values())
+    assert m.catalog == {"rows": r.dim_rows["catalog"], "products": len(r.dim_ids["catalog"])}
+    assert m.stores == {"rows": r.dim_rows["stores"], "stores": len(r.dim_ids["stores"])}
+    assert m.customers == {"rows": r.dim_rows["customers"], "customers": len(r.dim_ids["customers"])}
+
+
+def test_every_rule_and_every_dead_letter_reason_appears(sample: Sample) -> None:
+    for feed, rules in RULES.items():
+        assert set(sample.manifest.quarantine[feed]) == set(rules), feed
+    assert {d["reason"] for d in sample.manifest.dead_letter} == ALL_REASONS
+    sales = sample.manifest.sales
+    assert 0.005 <= sum(sample.manifest.quarantine["sales"].values()) / sales["lines"] <= 0.012
+    shares = {s: v["lines"] / sales["lines"] for s, v in sales["by_status"].items()}
+    assert 0.86 < shares["completed"] < 0.94
+    assert 0.02 < shares["cancelled"] < 0.06 and 0.04 < shares["returned"] < 0.08
+
+
+def test_keys_parse_except_the_deliberately_misplaced(sample: Sample) -> None:
+    reasons = {d["key"]: d["reason"] for d in sample.manifest.dead_letter}
+    for key in files_of(sample.root):
+        try:
+            parsed = parse_landing_key(key, sample.registry)
+        except LandingKeyError as error:
+            assert reasons.get(key) == error.code, key
+            continue
+        assert reasons.get(key) in (None, "unparseable", "missing_columns"), key
+        assert parsed.provider in PROVIDERS
+
+
+def test_each_provider_writes_its_profiles_layout(sample: Sample) -> None:
+    registry = sample.registry
+    dead = {d["key"] for d in sample.manifest.dead_letter}
+    seen_formats: Counter[str] = Counter()
+    for file in sample.recount.files:
+        assert file.key not in dead
+        source = file.source
+        assert file.key.endswith("." + source.format)
+        assert file.columns == list(source.layout.columns), file.key
+        seen_formats[source.format] += 1
+    assert set(seen_formats) == {"csv", "csv.gz", "jsonl", "json", "parquet"}
+    for key, data in files_of(sample.root).items():
+        if key in dead:
+            continue
+        parsed = parse_landing_key(key, registry)
+        registered = registry.source(parsed.provider, parsed.feed)
+        assert registered is not None
+        if registered.format == "csv.gz":
+            assert data[:2] == b"\x1f\x8b"
+            data = gzip.decompress(data)
+        if registered.format == "parquet":
+            assert data[:4] == data[-4:] == b"PAR1"
+        elif registered.format == "json":
+            assert data.startswith(b"[") and isinstance(json.loads(data), list)
+        elif registered.profile.encoding == "latin-1":
+            text = data.decode("latin-1")
+            if parsed.feed == "stores":
+                assert "Café" in text and "Caf\xe9".encode("latin-1") in data
+                with pytest.raises(UnicodeDecodeError):
+                    data.decode("utf-8")
+        else:
+            data.decode("utf-8")
+    # the latin-1 profile's spellings, a currency string and a few aliases, as partners write them
+    petopia = sample.root / "petopia" / "sales" / "2026-10-01" / "sales_2026-10-01.csv"
+    header, rows = read_file(petopia, registry.sources[("petopia", "sales")])
+    assert header[:3] == ["TransID", "Line", "SaleDateTime"]
+    assert {r["Status"] for r in rows} >= {"C", "X", "R"}
+    assert any(str(r["Price"]).startswith("$") for r in rows)
+
+
+def test_late_files_resend_lines_of_the_first_file(sample: Sample) -> None:
+    late = sample.manifest.late_files
+    assert late
+    dead = {d["key"] for d in sample.manifest.dead_letter}
+    for entry in late:
+        key = entry["key"]
+        provider, feed, business, name = key.split("/")
+        assert feed == "sales" and business == entry["business_date"] < entry["delivered_on"]
+        assert name.startswith(f"sales_{entry['delivered_on']}_late.")
+        first = f"{provider}/sales/{business}/sales_{business}.{name.split('.', 1)[1]}"
+        assert first < key and first not in dead
+        files = {f.key: f for f in sample.recount.files}
+        seen = {(r["order_id"], str(r["line_no"])) for r in files[first].rows}
+        resent = [r for r in files[key].rows if (r["order_id"], str(r["line_no"])) in seen]
+        assert len(resent) == 2
+        assert all(r in files[first].rows for r in resent)
+
+
+def test_output_is_byte_identical_and_prefix_stable(sample: Sample, tmp_path: Path) -> None:
+    again = generate(str(tmp_path / "again" / "landing"), providers=len(PROVIDERS), days=DAYS,
+                     registry=sample.registry)
+    assert again == sample.manifest
+    assert files_of(tmp_path / "again" / "landing") == files_of(sample.root)
+    # a shorter sample holds exactly the same regular files for its dates
+    shorter = generate(str(tmp_path / "shorter" / "landing"), providers=len(PROVIDERS), days=DAYS - 1,
+                       registry=sample.registry)
+    special = {d["key"] for d in shorter.dead_letter + sample.manifest.dead_letter} | {
+        d["key"] for d in shorter.late_files + sample.manifest.late_files}
+    mine = files_of(sample.root)
+    short = {k: v for k, v in files_of(tmp_path / "shorter" / "landing").items() if k not in special}
+    assert short and all(mine[k] == v for k, v in short.items())
+    # another seed, other data
+    generate(str(tmp_path / "other" / "landing"), providers=1, days=1, seed=8, registry=sample.registry)
+    key = "pawmart/sales/2026-10-01/sales_2026-10-01.csv"
+    assert files_of(tmp_path / "other" / "landing")[key] != mine[key]
+
+
+def test_cad_amounts_are_converted_half_up_per_value() -> None:
+    from resight_platform.sample.world import World
+
+    rate = load_mappings().usd_per_unit["CAD"]
+    cents = np.arange(0, 200_000, dtype=np.int64)
+    world = World.__new__(World)
+    world.usd_ratio = rate.as_integer_ratio()
+    expected = [int((Decimal(int(c)) / 100 * rate).quantize(Decimal("0.01"), ROUND_HALF_UP) * 100) for c in cents]
+    assert world.usd_cents(cents).tolist() == expected
+
+
+def test_cad_provider_writes_cad(sample: Sample) -> None:
+    # the recount converts with Decimal; here: the file's amounts are larger than their USD value
+    rows = [r for f in sample.recount.files if f.key.startswith("northpaw_distribution/catalog/") for r in f.rows]
+    usd_rows = [r for f in sample.recount.files if f.key.startswith("midwest_pet_supply/catalog/") for r in f.rows]
+    prices = [r["list_price"] for r in rows if isinstance(r["list_price"], float) and r["list_price"] > 0]
+    usd_prices = [r["list_price"] for r in usd_rows if isinstance(r["list_price"], float) and r["list_price"] > 0]
+    assert np.median(prices) > 1.2 * np.median(usd_prices)
+
+
+def test_spellings_resolve_and_bad_requests_fail(tmp_path: Path) -> None:
+    check_aliases(load_mappings())
+    with pytest.raises(ValueError, match="asked for 41 providers but the registry has 40"):
+        generate(str(tmp_path / "landing"), providers=41)
+    with pytest.raises(ValueError, match="days"):
+        generate(str(tmp_path / "landing"), days=0)
+    assert default_manifest_url(".resight/landing") == str(Path(".resight").absolute() / "manifest.json")
+    assert default_manifest_url("s3://b/p/landing") == "s3://b/p/manifest.json"
+    assert default_manifest_url("s3://b/landing/") == "s3://b/manifest.json"
+    with pytest.raises(ValueError, match="bucket root"):
+        default_manifest_url("s3://b")
+
+
+def test_writes_to_s3(s3_endpoint: str, s3_bucket_url: str, tmp_path: Path) -> None:
+    registry = subset(["petopia", "petdirect", "northpaw_distribution"])
+    landing = s3_bucket_url + "/landing"
+    manifest = generate(landing, providers=3, days=2, endpoint_url=s3_endpoint, registry=registry)
+    local = generate(str(tmp_path / "landing"), providers=3, days=2, registry=registry)
+    assert manifest == local
+    bucket = s3_bucket_url.removeprefix("s3://").split("/")[0]
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="lake/landing/")
+    objects = {o["Key"].removeprefix("lake/landing/"): o["Size"] for o in listed["Contents"]}
+    assert objects == {k: len(v) for k, v in files_of(tmp_path / "landing").items()}
+    body = client.get_object(Bucket=bucket, Key="lake/manifest.json")["Body"].read()
+    assert Manifest.from_json(body) == manifest
+
+
+_PEAK = """
+import resource, sys, tempfile
+from resight_platform.sample import generate
+with tempfile.TemporaryDirectory() as tmp:
+    m = generate(tmp + "/landing", providers=3, days=1, sales_lines_per_day=int(sys.argv[1]))
+print(m.rows_in["sales"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _peak(lines: int) -> tuple[int, int, float]:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(lines)], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    rows, mb = map(int, out.stdout.split())
+    return rows, mb, time.perf_counter() - started
+
+
+def test_sales_are_streamed_in_chunks() -> None:
+    small_rows, small_mb, _ = _peak(200_000)
+    big_rows, big_mb, seconds = _peak(2_000_000)
+    assert (small_rows, big_rows) == (200_000, 2_000_000)
+    assert big_mb - small_mb < 60, (small_mb, big_mb)  # a 2M-line day never sits in memory
+    assert seconds < 60

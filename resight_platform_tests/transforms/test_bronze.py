@@ -1,0 +1,312 @@
+"""Bronze: every profile's file format parses to the canonical strings; unreadable files are refused."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
+from resight_platform.transforms.bronze import FileRejected, bronze_schema, empty_bronze, read_landing_file
+from resight_platform_tests.transforms.conftest import (
+    BUSINESS_DATE,
+    INGESTED_AT,
+    PROFILE_PROVIDERS,
+    Landed,
+    landing_key,
+    product,
+    sale,
+)
+
+
+def read(registry: Registry, provider: str, feed: str, data: bytes, name: str = "part-001") -> pl.DataFrame:
+    source = registry.source(provider, feed)
+    assert source is not None
+    return read_landing_file(
+        data, source=source, key=landing_key(source, name), business_date=BUSINESS_DATE, ingested_at=INGESTED_AT
+    )
+
+
+def test_bronze_schema_is_canonical_columns_then_lineage() -> None:
+    for feed in FEEDS:
+        schema = bronze_schema(feed)
+        assert list(schema)[: len(CANONICAL_COLUMNS[feed])] == list(CANONICAL_COLUMNS[feed])
+        assert list(schema)[len(CANONICAL_COLUMNS[feed]) :] == [
+            "_provider", "_feed", "_business_date", "_source_file", "_row_number", "_ingested_at",
+        ]
+        assert empty_bronze(feed).schema == pl.Schema(schema)
+        assert empty_bronze(feed).height == 0
+    with pytest.raises(ValueError, match="unknown feed"):
+        bronze_schema("returns")
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_PROVIDERS))
+def test_every_profile_parses_to_canonical_strings(registry: Registry, landed: Landed, profile: str) -> None:
+    provider = PROFILE_PROVIDERS[profile]
+    records = [sale(order_id="007", line_no="1"), sale(order_id="007", line_no="2", sku="SKU-2")]
+    frame = read(registry, provider, "sales", landed(provider, "sales", records, extra={"Internal Note": "x"}))
+
+    assert frame.schema == pl.Schema(bronze_schema("sales"))
+    assert frame.height == 2
+    source = registry.source(provider, "sales")
+    assert source is not None
+    mapped = set(source.layout.columns.values())
+    for column in CANONICAL_COLUMNS["sales"]:
+        if column not in mapped:
+            assert frame.get_column(column).is_null().all(), column
+    assert frame.get_column("order_id").to_list() == ["007", "007"]
+    assert frame.get_column("sku").to_list() == ["SKU-1", "SKU-2"]
+    assert frame.get_column("_row_number").to_list() == [1, 2]
+    assert frame.get_column("_provider").unique().to_list() == [provider]
+    assert frame.get_column("_feed").unique().to_list() == ["sales"]
+    assert frame.get_column("_business_date").unique().to_list() == [BUSINESS_DATE]
+    assert frame.get_column("_source_file").unique().to_list() == [landing_key(source)]
+    assert frame.get_column("_ingested_at").unique().to_list() == [INGESTED_AT]
+
+
+def test_csv_values_are_never_inferred(registry: Registry, landed: Landed) -> None:
+    data = landed("pawmart", "stores", [{"store_id": "0042", "state": "NJ", "zip": "07030", "city": "1e3"}])
+    frame = read(registry, "pawmart", "stores", data)
+    assert frame.select(CANONICAL_COLUMNS["stores"]).row(0) == ("0042", None, "1e3", "NJ", "07030")
+
+
+def test_legacy_semicolon_latin1_csv(registry: Registry, landed: Landed) -> None:
+    data = landed("petopia", "catalog", [product(product_name="Café Crunch; Salmon", list_price="$1,299.00")])
+    assert "Café".encode("latin-1") in data and b";" in data
+    frame = read(registry, "petopia", "catalog", data)
+    assert frame.get_column("product_name").to_list() == ["Café Crunch; Salmon"]
+    assert frame.get_column("list_price").to_list() == ["$1,299.00"]
+
+
+def test_vet_gzip_pipe_csv(registry: Registry, landed: Landed) -> None:
+    data = landed("vetcare_partners", "sales", [sale(ordered_at="01/10/2026 08:45", unit_price="$12.99")])
+    assert data[:2] == b"\x1f\x8b"
+    frame = read(registry, "vetcare_partners", "sales", data)
+    assert frame.select("ordered_at", "unit_price").row(0) == ("01/10/2026 08:45", "$12.99")
+
+
+def test_json_values_are_cast_to_text(registry: Registry, landed: Landed) -> None:
+    records = [sale(line_no=1, quantity=3, unit_price=1299, discount=0, ordered_at=1759326300000)]
+    for provider, feed in (("petdirect", "sales"), ("chewyish", "sales")):
+        frame = read(registry, provider, feed, landed(provider, feed, records))
+        row = frame.row(0, named=True)
+        assert (row["line_no"], row["quantity"], row["unit_price"], row["discount"]) == ("1", "3", "1299", "0")
+    nested = b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": {"id": 7},' \
+        b' "qty": 2.5, "unitPrice": "1.00", "orderStatus": true, "unmapped": [1, 2]}\n'
+    row = read(registry, "chewyish", "sales", nested).row(0, named=True)
+    assert (row["sku"], row["quantity"], row["status"]) == ('{"id": 7}', "2.5", "true")
+
+
+def test_parquet_native_types(registry: Registry) -> None:
+    source = registry.source("northpaw_distribution", "sales")
+    assert source is not None
+    frame = pl.DataFrame(
+        {
+            "invoice_id": ["I-1", "I-2", "I-3"],
+            "invoice_line": [1, 2, 3],
+            "invoice_ts": [
+                datetime(2026, 10, 1, 13, 45),
+                datetime(2026, 10, 1, 13, 45, 30, 500000),
+                datetime(2026, 10, 1, 13, 45),
+            ],
+            "account_store": [7, 8, 9],
+            "item": ["A", "B", "C"],
+            "qty": [2.0, 1.0, 3.0],
+            "unit_cost": [12.5, 1299, 0.1],
+            "discount": [None, 0.25, None],
+            "status": ["completed", "completed", "cancelled"],
+            "extra": [[1], [2], [3]],
+        },
+        schema_overrides={"unit_cost": pl.Float64},
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    bronze = read(registry, "northpaw_distribution", "sales", buffer.getvalue())
+    assert bronze.get_column("ordered_at").to_list() == [
+        "2026-10-01T13:45:00Z", "2026-10-01T13:45:30.500Z", "2026-10-01T13:45:00Z",
+    ]
+    assert bronze.get_column("line_no").to_list() == ["1", "2", "3"]
+    assert bronze.get_column("store_id").to_list() == ["7", "8", "9"]
+    assert bronze.get_column("quantity").to_list() == ["2.0", "1.0", "3.0"]
+    assert bronze.get_column("unit_price").to_list() == ["12.5", "1299.0", "0.1"]
+    assert bronze.get_column("discount").to_list() == [None, "0.25", None]
+
+    aware = frame.with_columns(
+        pl.col("invoice_ts").dt.replace_time_zone("America/New_York"), pl.col("invoice_line").cast(pl.Int8)
+    )
+    buffer = io.BytesIO()
+    aware.write_parquet(buffer)
+    bronze = read(registry, "northpaw_distribution", "sales", buffer.getvalue())
+    assert bronze.get_column("ordered_at").to_list()[0] == "2026-10-01T17:45:00Z"
+
+
+def test_parquet_native_date(registry: Registry) -> None:
+    frame = pl.DataFrame({"account_store": ["S1"], "state": ["TX"], "zip": [2134], "opened": [date(2020, 1, 2)]})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    bronze = read(registry, "northpaw_distribution", "stores", buffer.getvalue())
+    assert bronze.select("store_id", "state", "zip", "city").row(0) == ("S1", "TX", "2134", None)
+
+
+def test_naive_ingested_at_is_utc(registry: Registry, landed: Landed) -> None:
+    source = registry.source("pawmart", "stores")
+    assert source is not None
+    data = landed("pawmart", "stores", [{"store_id": "S1", "state": "TX"}])
+    naive = read_landing_file(
+        data, source=source, key="k", business_date=BUSINESS_DATE, ingested_at=datetime(2026, 10, 2, 6)
+    )
+    aware = read_landing_file(
+        data, source=source, key="k", business_date=BUSINESS_DATE,
+        ingested_at=datetime(2026, 10, 2, 1, tzinfo=timezone(timedelta(hours=-5))),
+    )
+    assert naive.get_column("_ingested_at").to_list() == [datetime(2026, 10, 2, 6, tzinfo=UTC)]
+    assert aware.get_column("_ingested_at").to_list() == [datetime(2026, 10, 2, 6, tzinfo=UTC)]
+
+
+def test_blank_lines_are_not_records_and_header_names_are_forgiving(registry: Registry) -> None:
+    data = b"\xef\xbb\xbf Store_ID ,STATE,zip\nS1,TX,78701\n\nS2,CA,90001\n\n"
+    frame = read(registry, "pawmart", "stores", data)
+    assert frame.select("store_id", "state", "_row_number").rows() == [("S1", "TX", 1), ("S2", "CA", 2)]
+
+
+def test_quoted_values_keep_delimiters_and_newlines(registry: Registry) -> None:
+    data = b'store_id,store_name,state\nS1,"Main St, Unit 2\nBack door",TX\nS2,x,CA\n'
+    frame = read(registry, "pawmart", "stores", data)
+    assert frame.get_column("store_name").to_list() == ["Main St, Unit 2\nBack door", "x"]
+    assert frame.get_column("_row_number").to_list() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("provider", "data"),
+    [
+        ("pawmart", b"order_id,line_no,ordered_at,sku,quantity,unit_price,status\n"),
+        ("petopia", "TransID;Line;SaleDateTime;ItemSKU;Qty;Price;Status\n".encode("latin-1")),
+        ("vetcare_partners", gzip.compress(b"Invoice No|Line|Visit Date|Item Code|Quantity|Unit Price|Status\n")),
+        ("chewyish", b""),
+        ("chewyish", b"\n  \n"),
+        ("petdirect", b"[]"),
+    ],
+)
+def test_empty_file_with_header_is_an_empty_frame(registry: Registry, provider: str, data: bytes) -> None:
+    frame = read(registry, provider, "sales", data)
+    assert frame.height == 0
+    assert frame.schema == pl.Schema(bronze_schema("sales"))
+
+
+def test_empty_parquet_is_an_empty_frame(registry: Registry, landed: Landed) -> None:
+    frame = read(registry, "northpaw_distribution", "sales", landed("northpaw_distribution", "sales", []))
+    assert frame.height == 0
+    assert frame.schema == pl.Schema(bronze_schema("sales"))
+
+
+def _parquet_bytes() -> bytes:
+    buffer = io.BytesIO()
+    pl.DataFrame({"invoice_id": ["I-1"] * 100}).write_parquet(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("provider", "data", "message"),
+    [
+        ("vetcare_partners", b"not gzip at all", "not a readable gzip file"),
+        ("vetcare_partners", gzip.compress(b"Invoice No|Line\n1|2\n")[:-6], "not a readable gzip file"),
+        ("chewyish", b'{"orderNumber": "A"}\n{"orderNumber": \n', "JSON Lines could not be parsed"),
+        ("chewyish", b'[{"orderNumber": "A"}]\n', "JSON Lines could not be parsed"),
+        ("petdirect", b'[{"order_ref": "A"},', "JSON could not be parsed"),
+        ("petdirect", b"", "JSON could not be parsed"),
+        ("northpaw_distribution", b"PAR1 this is not parquet PAR1", "Parquet could not be read"),
+        ("northpaw_distribution", _parquet_bytes()[:-20], "Parquet could not be read"),
+        ("pawmart", b"order_id,line_no\nA,1\nB,2,extra\n", "CSV could not be parsed"),
+        ("pawmart", b'order_id,line_no\n"A,1\n', "CSV could not be parsed"),
+        ("pawmart", b"", "the file is empty"),
+        ("pawmart", b"order_id,sku\n\xff\xfe,1\n", "not valid utf-8"),
+        ("chewyish", b'{"orderNumber": "\xff"}\n', "not valid utf-8"),
+    ],
+)
+def test_unreadable_files_are_rejected_as_unparseable(
+    registry: Registry, provider: str, data: bytes, message: str
+) -> None:
+    with pytest.raises(FileRejected) as caught:
+        read(registry, provider, "sales", data)
+    assert caught.value.code == "unparseable"
+    assert message in caught.value.detail
+    assert len(caught.value.detail) <= 400
+    assert str(caught.value).startswith("unparseable: ")
+
+
+def test_missing_required_columns_are_named_with_the_file_columns(registry: Registry) -> None:
+    data = b"order_id,line_no,ordered_at,sku,qty,unit_price,state\nA,1,2026-10-01T10:00:00,S,1,1.00,x\n"
+    with pytest.raises(FileRejected) as caught:
+        read(registry, "pawmart", "sales", data)
+    assert caught.value.code == "missing_columns"
+    detail = caught.value.detail
+    assert "quantity (column 'quantity')" in detail and "status (column 'status')" in detail
+    assert "'qty'" in detail and "'state'" in detail and "pawmart/sales" in detail
+
+
+def test_wrong_delimiter_shows_up_as_missing_columns(registry: Registry) -> None:
+    data = b"TransID,Line,SaleDateTime,ItemSKU,Qty,Price,Status\nA,1,x,S,1,1,sale\n"
+    with pytest.raises(FileRejected) as caught:
+        read(registry, "petopia", "sales", data)
+    assert caught.value.code == "missing_columns"
+    assert "'TransID,Line,SaleDateTime,ItemSKU,Qty,Price,Status'" in caught.value.detail
+
+
+def test_json_key_absent_from_every_record_is_a_missing_column(registry: Registry) -> None:
+    records = [{"orderNumber": "A", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1"}]
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    with pytest.raises(FileRejected) as caught:
+        read(registry, "chewyish", "sales", data)
+    assert caught.value.code == "missing_columns"
+    assert "status (column 'orderStatus')" in caught.value.detail
+    # A key inside a string value does not count as present.
+    records[0]["note"] = 'the "orderStatus": field is missing'
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    with pytest.raises(FileRejected, match="missing_columns"):
+        read(registry, "chewyish", "sales", data)
+
+
+def test_json_key_absent_from_some_records_is_null_there(registry: Registry) -> None:
+    data = (
+        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1",'
+        b' "orderStatus": "paid"}\n{"orderNumber": "B"}\n'
+    )
+    frame = read(registry, "chewyish", "sales", data)
+    assert frame.select("order_id", "status").rows() == [("A", "paid"), ("B", None)]
+
+
+def test_corrupt_parquet_only_ever_raises_file_rejected(registry: Registry) -> None:
+    """Seeded byte corruption: a file either reads or is refused, never crashes the batch.
+
+    Some corruptions make the Parquet reader panic in Rust (a ``BaseException``); those must come
+    out as ``FileRejected`` too.
+    """
+    frame = pl.DataFrame(
+        {
+            "invoice_id": [f"I-{i}" for i in range(2000)],
+            "invoice_line": list(range(2000)),
+            "invoice_ts": [datetime(2026, 10, 1) + timedelta(seconds=10 * i) for i in range(2000)],
+        }
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    original = buffer.getvalue()
+    rng = random.Random(1)
+    outcomes: set[str] = set()
+    for _ in range(200):
+        data = bytearray(original)
+        for _ in range(5):
+            data[rng.randrange(4, len(data) - 8)] = rng.randrange(256)
+        try:
+            read(registry, "northpaw_distribution", "sales", bytes(data))
+        except FileRejected as exc:
+            outcomes.add(exc.code)
+        else:
+            outcomes.add("read")
+    assert outcomes <= {"read", "unparseable", "missing_columns"}
+    assert "unparseable" in outcomes

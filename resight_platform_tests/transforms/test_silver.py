@@ -1,0 +1,519 @@
+"""Silver: standardisation per profile, every quarantine rule and its order, duplicates, reconcile.
+
+Every result goes through ``clean``, which also validates it against the Pandera models and checks
+that rows in = rows loaded + rows quarantined per file, so each test checks those too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+import pytest
+
+from resight_platform.schemas import QUARANTINE_RULES, SILVER_MODELS, Quarantine
+from resight_platform.sources.mappings import Mappings
+from resight_platform.sources.registry import CANONICAL_COLUMNS, Registry
+from resight_platform.transforms.bronze import empty_bronze
+from resight_platform.transforms.silver import SilverResult, clean_feed, clean_sales, reconcile
+from resight_platform_tests.transforms.conftest import (
+    NOW,
+    Bronze,
+    customer,
+    product,
+    sale,
+    store,
+)
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+
+
+@pytest.fixture
+def clean(registry: Registry, mappings: Mappings) -> Any:
+    """``clean(feed, *bronze frames) -> SilverResult``, validated and reconciled."""
+
+    def run(feed: str, *frames: pl.DataFrame) -> SilverResult:
+        bronze = pl.concat(frames) if frames else empty_bronze(feed)
+        result = clean_feed(feed, bronze, registry=registry, mappings=mappings, now=NOW)
+        SILVER_MODELS[feed].validate(result.valid)
+        Quarantine.validate(result.quarantine)
+        counts = reconcile(bronze, result)
+        assert (counts["rows_in"] == counts["rows_loaded"] + counts["rows_quarantined"]).all()
+        assert counts["rows_in"].sum() == bronze.height
+        return result
+
+    return run
+
+
+#: A valid ``ordered_at`` on the business date as each provider's profile writes it.
+WHEN = {
+    "pawmart": "2026-10-01T10:00:00",
+    "chewyish": "2026-10-01T10:00:00",
+    "northpaw_distribution": "2026-10-01T10:00:00",
+    "petopia": "10/01/2026 10:00",
+    "vetcare_partners": "01/10/2026 10:00",
+    "petdirect": "1790863200000",
+}
+
+
+def only_rule(result: SilverResult) -> str:
+    assert result.valid.height == 0, result.valid
+    assert result.quarantine.height == 1, result.quarantine
+    return str(result.quarantine["rule"][0])
+
+
+# --- standardisation per profile ------------------------------------------------------------------
+
+SALES_BY_PROFILE = [
+    # provider, the line as its system writes it, expected (ordered_at, unit, discount, net, channel,
+    # status, store_id, ship_state)
+    (
+        "pawmart",
+        sale(ordered_at="2026-10-01T10:00:00", unit_price="12.99", discount="1.00", quantity="2"),
+        (utc(2026, 10, 1, 14), 12.99, 1.0, 24.98, "store", "completed", "S1", None),
+    ),
+    (
+        "petopia",
+        sale(ordered_at="10/01/2026 09:00", unit_price="$1,299.00", discount="$ 1.00", status="Sale", store_id="0042"),
+        (utc(2026, 10, 1, 14), 1299.0, 1.0, 2597.0, "store", "completed", "0042", None),
+    ),
+    (
+        "chewyish",
+        sale(ordered_at="2026-10-01T10:00:00-04:00", discount=None, status="Fulfilled", ship_state=" ca "),
+        (utc(2026, 10, 1, 14), 12.99, 0.0, 25.98, "online", "completed", None, "CA"),
+    ),
+    (
+        "petdirect",
+        sale(ordered_at=1790863200000, unit_price=1299, discount=100, quantity=2, status="PAID", ship_state="TX"),
+        (utc(2026, 10, 1, 14), 12.99, 1.0, 24.98, "online", "completed", None, "TX"),
+    ),
+    (
+        "northpaw_distribution",
+        sale(ordered_at=datetime(2026, 10, 1, 14), unit_price=10.0, discount=None, quantity=2.0),
+        (utc(2026, 10, 1, 14), 7.3, 0.0, 14.6, "store", "completed", "S1", None),
+    ),
+    (
+        "vetcare_partners",
+        sale(ordered_at="01/10/2026 07:00", unit_price="$12.99", discount="", status="C"),
+        (utc(2026, 10, 1, 14), 12.99, 0.0, 25.98, "store", "completed", "S1", None),
+    ),
+]
+
+
+@pytest.mark.parametrize(("provider", "record", "expected"), SALES_BY_PROFILE, ids=[p for p, _, _ in SALES_BY_PROFILE])
+def test_sales_standardise_per_profile(
+    clean: Any, bronze: Bronze, provider: str, record: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    result = clean("sales", bronze(provider, "sales", [record]))
+    assert result.quarantine.height == 0, result.quarantine.to_dicts()
+    row = result.valid.row(0, named=True)
+    columns = ("ordered_at", "unit_price", "discount", "net_amount", "channel", "status", "store_id", "ship_state")
+    assert tuple(row[c] for c in columns) == expected
+    assert (row["provider"], row["business_date"], row["order_id"], row["line_no"]) == (
+        provider, date(2026, 10, 1), "O-1", 1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "day", "written", "expected"),
+    [
+        # New York: 01:30 happens twice on 2026-11-01; the earlier (EDT) instant is taken.
+        ("pawmart", date(2026, 11, 1), "2026-11-01T01:30:00", utc(2026, 11, 1, 5, 30)),
+        ("pawmart", date(2026, 11, 1), "2026-11-01T02:30:00", utc(2026, 11, 1, 7, 30)),
+        ("pawmart", date(2026, 3, 8), "2026-03-08T01:59:00", utc(2026, 3, 8, 6, 59)),
+        ("pawmart", date(2026, 3, 8), "2026-03-08T03:00:00", utc(2026, 3, 8, 7, 0)),
+        # Chicago, strftime pattern, across the spring-forward gap.
+        ("petopia", date(2026, 3, 8), "03/08/2026 01:59", utc(2026, 3, 8, 7, 59)),
+        ("petopia", date(2026, 3, 8), "03/08/2026 03:00", utc(2026, 3, 8, 8, 0)),
+        ("petopia", date(2026, 1, 5), "1/5/2026 9:05", utc(2026, 1, 5, 15, 5)),
+        # Phoenix has no DST: 02:30 on the night New York skips exists there.
+        ("vetcare_partners", date(2026, 3, 8), "08/03/2026 02:30", utc(2026, 3, 8, 9, 30)),
+        ("vetcare_partners", date(2026, 7, 1), "01/07/2026 07:00", utc(2026, 7, 1, 14, 0)),
+        # ISO shapes: offsets win over the provider's timezone.
+        ("chewyish", date(2026, 10, 1), "2026-10-01T14:00:00Z", utc(2026, 10, 1, 14)),
+        ("chewyish", date(2026, 10, 1), "2026-10-01T19:30:00+05:30", utc(2026, 10, 1, 14)),
+        ("chewyish", date(2026, 10, 1), "2026-10-01T09:00:00-0500", utc(2026, 10, 1, 14)),
+        ("chewyish", date(2026, 10, 1), "2026-10-01T14:00:00.250Z", utc(2026, 10, 1, 14, 0, 0, 250000)),
+        ("chewyish", date(2026, 10, 1), "2026-10-01 10:00:00", utc(2026, 10, 1, 14)),
+        ("chewyish", date(2026, 10, 1), "2026-10-01T10:00", utc(2026, 10, 1, 14)),
+        ("chewyish", date(2026, 10, 1), " 2026-10-01T10:00:00.5 ", utc(2026, 10, 1, 14, 0, 0, 500000)),
+        ("petdirect", date(2026, 10, 1), "1790863200000", utc(2026, 10, 1, 14)),
+    ],
+)
+def test_timestamps_become_utc(
+    clean: Any, bronze: Bronze, provider: str, day: date, written: str, expected: datetime
+) -> None:
+    result = clean("sales", bronze(provider, "sales", [sale(ordered_at=written)], day=day))
+    assert result.quarantine.height == 0, result.quarantine.to_dicts()
+    assert result.valid["ordered_at"].to_list() == [expected]
+    assert result.valid.schema["ordered_at"] == pl.Datetime("us", "UTC")
+
+
+def test_local_time_skipped_by_dst_is_unparseable(clean: Any, bronze: Bronze) -> None:
+    result = clean("sales", bronze("pawmart", "sales", [sale(ordered_at="2026-03-08T02:30:00")], day=date(2026, 3, 8)))
+    assert only_rule(result) == "unparseable_date"
+
+
+@pytest.mark.parametrize(
+    ("provider", "unit_price", "expected"),
+    [
+        ("pawmart", "12.5", 12.5),
+        ("pawmart", "0012.50", 12.5),
+        ("pawmart", ".99", 0.99),
+        ("pawmart", "7", 7.0),
+        ("pawmart", " 3.10 ", 3.1),
+        ("pawmart", "0.005", 0.01),  # half a cent rounds up
+        ("pawmart", "0.0049", 0.0),
+        ("pawmart", "12.34499999", 12.34),  # digits past the cent decide once: no double rounding
+        ("pawmart", "12.3450000001", 12.35),
+        ("pawmart", "0.30000000000000004", 0.3),
+        ("petopia", "$1,299.00", 1299.0),
+        ("petopia", "$ 12.99", 12.99),
+        ("petopia", "1 299.00", 1299.0),
+        ("petopia", "12.99", 12.99),
+        ("petdirect", "1299", 12.99),
+        ("petdirect", "5", 0.05),
+        ("petdirect", "1299.0", 12.99),
+        ("petdirect", "1298.5", 12.99),
+        ("petdirect", "1298.4999", 12.98),
+        ("northpaw_distribution", "10.00", 7.3),
+        ("northpaw_distribution", "0.50", 0.37),  # 0.365 USD: half up, not half even
+        ("northpaw_distribution", "2.50", 1.83),  # 1.825 USD
+        ("northpaw_distribution", "0.10", 0.07),  # 0.073 USD
+        ("northpaw_distribution", "99999999.99", 72999999.99),
+    ],
+)
+def test_money_formats_and_fx(clean: Any, bronze: Bronze, provider: str, unit_price: str, expected: float) -> None:
+    record = sale(unit_price=unit_price, discount=None, quantity="1", ordered_at=WHEN[provider])
+    result = clean("sales", bronze(provider, "sales", [record]))
+    assert result.quarantine.height == 0, result.quarantine.to_dicts()
+    assert result.valid.select("unit_price", "net_amount").row(0) == (expected, expected)
+
+
+def test_cad_net_amount_is_exact_in_cents(clean: Any, bronze: Bronze) -> None:
+    record = sale(unit_price="0.50", discount="0.50", quantity="3")
+    row = clean("sales", bronze("northpaw_distribution", "sales", [record])).valid.row(0, named=True)
+    # unit 0.365 -> 0.37 USD, discount 0.37 USD, net = 3 x 37 - 37 cents.
+    assert (row["unit_price"], row["discount"], row["net_amount"]) == (0.37, 0.37, 0.74)
+
+
+def test_net_amount_may_be_negative_when_discount_exceeds_gross(clean: Any, bronze: Bronze) -> None:
+    row = clean("sales", bronze("pawmart", "sales", [sale(unit_price="1.00", discount="5.00", quantity="1")])).valid
+    assert row["net_amount"].to_list() == [-4.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", 1), ("+2", 2), ("007", 7), (" 3 ", 3), ("4.0", 4), ("5.", 5), ("2147483647", 2147483647)],
+)
+def test_integer_texts(clean: Any, bronze: Bronze, value: str, expected: int) -> None:
+    result = clean("sales", bronze("pawmart", "sales", [sale(quantity=value, line_no=value)]))
+    assert result.valid.select("line_no", "quantity").row(0) == (expected, expected)
+
+
+def test_sales_aliases(clean: Any, bronze: Bronze) -> None:
+    records = [
+        sale(line_no="1", status="X", channel="In-Store"),
+        sale(line_no="2", status=" Refunded ", channel="POS"),
+        sale(line_no="3", status="paid", channel="E-Commerce", store_id="S1", ship_state="ny"),
+        sale(line_no="4", status="VOID", channel="web", ship_state="Nowhere"),
+        sale(line_no="5", status="complete", channel="store", ship_state="NY"),
+    ]
+    valid = clean("sales", bronze("pawmart", "sales", records)).valid
+    assert valid.select("status", "channel", "store_id", "ship_state").rows() == [
+        ("cancelled", "store", "S1", None),
+        ("returned", "store", "S1", None),
+        ("completed", "online", None, "NY"),
+        ("cancelled", "online", None, None),
+        ("completed", "store", "S1", None),
+    ]
+
+
+def test_catalog_aliases(clean: Any, bronze: Bronze) -> None:
+    records = [
+        product(sku="A", species="Canine", brand="purina   PROPLAN", category="Dry Food", pack_unit="LBS"),
+        product(sku="B", species=" FELINE ", brand="Royal Canin", category="Flea & Tick", pack_unit="Ounces"),
+        product(sku="C", species="small pet", brand="  Acme   Pet  Co ", category="Mystery Box", pack_unit=None,
+                pack_size=None),
+        product(sku="D", species="K9", brand=None, category=None, pack_size="2.5", pack_unit="pk"),
+    ]
+    valid = clean("catalog", bronze("pawmart", "catalog", records)).valid
+    assert valid.select("sku", "species", "brand", "manufacturer", "category", "pack_size", "pack_unit").rows() == [
+        ("A", "dog", "Purina Pro Plan", "Nestle Purina", "food", 30.0, "lb"),
+        ("B", "cat", "Royal Canin", "Mars Petcare", "health", 30.0, "oz"),
+        ("C", "small_animal", "Acme Pet Co", None, "other", None, None),
+        ("D", "dog", None, None, "other", 2.5, "ct"),
+    ]
+
+
+@pytest.mark.parametrize("provider", ["pawmart", "petopia", "petdirect", "northpaw_distribution", "vetcare_partners"])
+def test_catalog_per_profile(clean: Any, bronze: Bronze, provider: str) -> None:
+    price = {"petopia": "$54.99", "vetcare_partners": "$54.99", "petdirect": 5499}.get(provider, "54.99")
+    row = clean("catalog", bronze(provider, "catalog", [product(list_price=price, upc="012345678905")])).valid
+    expected = 40.14 if provider == "northpaw_distribution" else 54.99  # 54.99 CAD x 0.73 = 40.1427
+    assert row.select("sku", "upc", "list_price", "brand").row(0) == (
+        "SKU-1", "012345678905", expected, "Purina Pro Plan",
+    )
+
+
+def test_stores_standardise(clean: Any, bronze: Bronze) -> None:
+    records = [
+        store(store_id=" S1 ", state=" ca ", zip="2134"),
+        store(store_id="S2", state="NY", zip="12345-6789"),
+        store(store_id="S3", state="dc", zip="021346789"),
+        store(store_id="S4", state="TX", zip="not a zip", store_name="  Café  ", city=None),
+        store(store_id="S5", state="ME", zip="4101.0"),
+    ]
+    valid = clean("stores", bronze("pawmart", "stores", records)).valid
+    assert valid.select("store_id", "state", "zip", "region", "store_name", "city").rows() == [
+        ("S1", "CA", "02134", "West", "Main St", "Austin"),
+        ("S2", "NY", "12345", "Northeast", "Main St", "Austin"),
+        ("S3", "DC", "02134", "South", "Main St", "Austin"),
+        ("S4", "TX", None, "South", "Café", None),
+        ("S5", "ME", "04101", "Northeast", "Main St", "Austin"),
+    ]
+
+
+def test_legacy_latin1_store_names_survive(clean: Any, bronze: Bronze) -> None:
+    valid = clean("stores", bronze("petopia", "stores", [store(store_name="Café Ñandú")])).valid
+    assert valid["store_name"].to_list() == ["Café Ñandú"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "written"),
+    [("pawmart", "2025-03-14"), ("petopia", "03/14/2025"), ("vetcare_partners", "14/03/2025"),
+     ("chewyish", "2025-03-14"), ("petdirect", " 2025-03-14 ")],
+)
+def test_customers_dates_per_profile(clean: Any, bronze: Bronze, provider: str, written: str) -> None:
+    valid = clean("customers", bronze(provider, "customers", [customer(signup_date=written)])).valid
+    assert valid.select("signup_date", "state", "pet_species").row(0) == (date(2025, 3, 14), "NY", "cat")
+
+
+def test_customers_optional_values(clean: Any, bronze: Bronze) -> None:
+    records = [
+        customer(customer_id="A", state=None, pet_species=None),
+        customer(customer_id="B", state=" tx ", pet_species="Kitten"),
+        customer(customer_id="C", state="", pet_species="  "),
+    ]
+    valid = clean("customers", bronze("pawmart", "customers", records)).valid
+    assert valid.select("customer_id", "state", "pet_species").rows() == [
+        ("A", None, None), ("B", "TX", "cat"), ("C", None, None),
+    ]
+
+
+# --- rules ------------------------------------------------------------------------------------------
+
+BREAKS: dict[str, dict[str, list[dict[str, Any]]]] = {
+    "sales": {
+        "missing_order_id": [{"order_id": None}, {"order_id": "   "}],
+        "missing_sku": [{"sku": None}, {"sku": " "}],
+        "bad_line_no": [{"line_no": "0"}, {"line_no": "-1"}, {"line_no": "1.5"}, {"line_no": "x"}, {"line_no": None}],
+        "unparseable_date": [
+            {"ordered_at": "2026-13-01T00:00:00"}, {"ordered_at": None}, {"ordered_at": "yesterday"},
+            {"ordered_at": "2026-10-01"}, {"ordered_at": "10/01/2026 10:00"},
+        ],
+        "future_date": [{"ordered_at": "2026-10-03T00:00:01Z"}, {"ordered_at": "2026-10-02T21:00:00"}],
+        "bad_quantity": [
+            {"quantity": "0"}, {"quantity": "-2"}, {"quantity": "2.5"}, {"quantity": "two"},
+            {"quantity": "3000000000"}, {"quantity": None},
+        ],
+        "unparseable_price": [
+            {"unit_price": None}, {"unit_price": "abc"}, {"unit_price": "-1.00"}, {"unit_price": "$12.99"},
+            {"unit_price": "12,99"}, {"unit_price": "1e3"}, {"unit_price": "100000000.00"},
+            {"discount": "-0.50"}, {"discount": "free"},
+        ],
+        "unknown_status": [{"status": "pending"}, {"status": None}],
+        "unknown_channel": [{"channel": "carrier pigeon"}, {"channel": None}],
+    },
+    "catalog": {
+        "missing_sku": [{"sku": None}],
+        "missing_product_name": [{"product_name": "  "}],
+        "unparseable_price": [{"list_price": "n/a"}, {"list_price": None}, {"list_price": "-3"}],
+        "unknown_species": [{"species": "dragon"}, {"species": None}],
+        "bad_pack_size": [{"pack_size": "0"}, {"pack_size": "-1"}, {"pack_size": "big"}, {"pack_size": "nan"}],
+        "unknown_unit": [{"pack_unit": "furlong"}],
+    },
+    "stores": {
+        "missing_store_id": [{"store_id": None}],
+        "invalid_state": [{"state": "XX"}, {"state": None}, {"state": "Texas"}],
+    },
+    "customers": {
+        "missing_customer_id": [{"customer_id": ""}],
+        "unparseable_date": [{"signup_date": "2025-02-30"}, {"signup_date": "03/14/2025"}, {"signup_date": None}],
+        "invalid_state": [{"state": "ZZ"}],
+        "unknown_species": [{"pet_species": "dragon"}],
+    },
+}
+VALID = {"sales": sale, "catalog": product, "stores": store, "customers": customer}
+KEY = {"sales": "order_id", "catalog": "sku", "stores": "store_id", "customers": "customer_id"}
+
+
+def test_every_rule_has_a_breaking_example() -> None:
+    for feed, rules in QUARANTINE_RULES.items():
+        assert set(BREAKS[feed]) == set(rules) - {"duplicate"}, feed
+
+
+@pytest.mark.parametrize(
+    ("feed", "rule", "override"),
+    [(feed, rule, o) for feed, rules in BREAKS.items() for rule, overrides in rules.items() for o in overrides],
+)
+def test_rule(clean: Any, bronze: Bronze, feed: str, rule: str, override: dict[str, Any]) -> None:
+    bronze_frame = bronze("pawmart", feed, [VALID[feed](**override)])
+    result = clean(feed, bronze_frame)
+    assert only_rule(result) == rule
+    quarantined = result.quarantine.row(0, named=True)
+    assert (quarantined["feed"], quarantined["provider"], quarantined["_row_number"]) == (feed, "pawmart", 1)
+    assert json.loads(quarantined["raw"]) == bronze_frame.select(CANONICAL_COLUMNS[feed]).row(0, named=True)
+
+
+def test_future_date_boundary_is_one_day_after_the_business_date(clean: Any, bronze: Bronze) -> None:
+    at_limit = clean("sales", bronze("pawmart", "sales", [sale(ordered_at="2026-10-03T00:00:00Z")]))
+    assert at_limit.valid.height == 1
+    earlier_days_are_fine = clean("sales", bronze("pawmart", "sales", [sale(ordered_at="2026-09-01T00:00:00Z")]))
+    assert earlier_days_are_fine.valid.height == 1
+
+
+@pytest.mark.parametrize("feed", sorted(BREAKS))
+def test_a_row_breaking_two_rules_gets_the_first(clean: Any, bronze: Bronze, feed: str) -> None:
+    order = [r for r in QUARANTINE_RULES[feed] if r != "duplicate"]
+    pairs = []
+    for first, second in itertools.combinations(order, 2):
+        a, b = BREAKS[feed][first][0], BREAKS[feed][second][0]
+        if set(a) & set(b):
+            continue  # both rules judge the same field
+        pairs.append((first, {**a, **b}))
+    assert pairs
+    # Distinct keys, so no row is a duplicate of another (unless the override blanks the key).
+    records = [VALID[feed](**{KEY[feed]: f"K-{i}", **override}) for i, (_, override) in enumerate(pairs)]
+    result = clean(feed, bronze("pawmart", feed, records))
+    assert result.valid.height == 0
+    assert result.quarantine["rule"].to_list() == [first for first, _ in pairs]
+
+
+def test_all_rules_broken_at_once_reports_the_first(clean: Any, bronze: Bronze) -> None:
+    everything = {k: v for overrides in BREAKS["sales"].values() for k, v in overrides[0].items()}
+    assert only_rule(clean("sales", bronze("pawmart", "sales", [sale(**everything)]))) == "missing_order_id"
+
+
+# --- duplicates ---------------------------------------------------------------------------------------
+
+
+def test_duplicates_across_two_files_keep_the_first(clean: Any, bronze: Bronze) -> None:
+    first = bronze("pawmart", "sales", [sale(line_no="1"), sale(line_no="2")], name="part-001")
+    late = bronze("pawmart", "sales", [sale(line_no="2", unit_price="99.00"), sale(line_no="3")], name="part-002")
+    result = clean("sales", late, first)  # bronze order does not matter: (_source_file, _row_number) does
+    assert result.valid.select("line_no", "unit_price", "_source_file").rows() == [
+        (1, 12.99, "pawmart/sales/2026-10-01/part-001.csv"),
+        (2, 12.99, "pawmart/sales/2026-10-01/part-001.csv"),
+        (3, 12.99, "pawmart/sales/2026-10-01/part-002.csv"),
+    ]
+    assert result.quarantine.select("rule", "_source_file", "_row_number").rows() == [
+        ("duplicate", "pawmart/sales/2026-10-01/part-002.csv", 1)
+    ]
+    counts = reconcile(pl.concat([late, first]), result)
+    assert counts.rows() == [
+        ("pawmart/sales/2026-10-01/part-001.csv", 2, 2, 0),
+        ("pawmart/sales/2026-10-01/part-002.csv", 2, 1, 1),
+    ]
+
+
+def test_duplicates_within_a_file_compare_normalised_keys(clean: Any, bronze: Bronze) -> None:
+    records = [sale(order_id="O-1", line_no="1"), sale(order_id=" O-1 ", line_no="01"), sale(order_id="o-1")]
+    result = clean("sales", bronze("pawmart", "sales", records))
+    assert result.valid["order_id"].to_list() == ["O-1", "o-1"]
+    assert result.quarantine.select("rule", "_row_number").rows() == [("duplicate", 2)]
+
+
+def test_duplicate_is_judged_among_rows_that_pass_every_other_rule(clean: Any, bronze: Bronze) -> None:
+    records = [sale(quantity="0"), sale(quantity="1"), sale(quantity="1")]
+    result = clean("sales", bronze("pawmart", "sales", records))
+    assert result.valid["_row_number"].to_list() == [2]
+    assert result.quarantine.select("_row_number", "rule").rows() == [(1, "bad_quantity"), (3, "duplicate")]
+
+
+def test_same_key_in_other_providers_or_dates_is_not_a_duplicate(clean: Any, bronze: Bronze) -> None:
+    frames = [
+        bronze("pawmart", "sales", [sale()]),
+        bronze("tailwaggers", "sales", [sale()]),
+        bronze("pawmart", "sales", [sale(ordered_at="2026-10-02T10:00:00")], day=date(2026, 10, 2)),
+    ]
+    result = clean("sales", *frames)
+    assert result.quarantine.height == 0
+    assert sorted(result.valid.select("provider", "business_date").rows()) == [
+        ("pawmart", date(2026, 10, 1)), ("pawmart", date(2026, 10, 2)), ("tailwaggers", date(2026, 10, 1)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("feed", "first", "second"),
+    [
+        ("catalog", product(product_name="First"), product(sku=" SKU-1 ", product_name="Second")),
+        ("stores", store(store_name="First"), store(store_name="Second")),
+        ("customers", customer(state="NY"), customer(state="CA")),
+    ],
+)
+def test_duplicates_in_other_feeds(clean: Any, bronze: Bronze, feed: str, first: Any, second: Any) -> None:
+    result = clean(feed, bronze("pawmart", feed, [second], name="b"), bronze("pawmart", feed, [first], name="a"))
+    assert result.valid["_source_file"].to_list() == [f"pawmart/{feed}/2026-10-01/a.csv"]
+    assert result.quarantine.select("rule", "_source_file").rows() == [
+        ("duplicate", f"pawmart/{feed}/2026-10-01/b.csv"),
+    ]
+
+
+# --- several providers, reconcile, errors ----------------------------------------------------------
+
+
+def test_several_providers_and_formats_in_one_frame(clean: Any, bronze: Bronze) -> None:
+    frames = [
+        bronze("pawmart", "sales", [sale(ordered_at="2026-10-01T10:00:00")]),
+        bronze("petopia", "sales", [sale(ordered_at="10/01/2026 09:00", unit_price="$12.99", discount="$1.00")]),
+        bronze("tailwaggers", "sales", [sale(ordered_at="2026-10-01T07:00:00")]),  # Phoenix, UTC-7
+        bronze("petdirect", "sales", [sale(ordered_at=1790863200000, unit_price=1299, discount=100, status="x")]),
+    ]
+    result = clean("sales", *frames)
+    assert result.valid.select("provider", "ordered_at", "unit_price", "status").rows() == [
+        ("pawmart", utc(2026, 10, 1, 14), 12.99, "completed"),
+        ("petdirect", utc(2026, 10, 1, 14), 12.99, "cancelled"),
+        ("petopia", utc(2026, 10, 1, 14), 12.99, "completed"),
+        ("tailwaggers", utc(2026, 10, 1, 14), 12.99, "completed"),
+    ]
+
+
+def test_reconcile_lists_every_file(clean: Any, bronze: Bronze) -> None:
+    good = bronze("pawmart", "stores", [store(), store(store_id="S2")], name="good")
+    bad = bronze("pawmart", "stores", [store(state="XX")], name="bad")
+    result = clean("stores", good, bad)
+    assert reconcile(pl.concat([good, bad]), result).rows() == [
+        ("pawmart/stores/2026-10-01/bad.csv", 1, 0, 1),
+        ("pawmart/stores/2026-10-01/good.csv", 2, 2, 0),
+    ]
+
+
+def test_empty_bronze_gives_empty_typed_frames(clean: Any) -> None:
+    for feed in SILVER_MODELS:
+        result = clean(feed)
+        assert result.valid.height == 0 and result.quarantine.height == 0
+
+
+def test_unregistered_provider_or_bad_frame_is_an_error(registry: Registry, mappings: Mappings, bronze: Bronze) -> None:
+    frame = bronze("chewyish", "sales", [sale()])
+    with pytest.raises(ValueError, match="chewyish/stores is not a registered source"):
+        clean_feed("stores", frame.select(
+            pl.lit("S1").alias("store_id"), *(pl.lit(None, pl.String).alias(c) for c in ("store_name", "city",
+            "state", "zip")), pl.col("^_.*$")), registry=registry, mappings=mappings, now=NOW)
+    with pytest.raises(ValueError, match="lacks columns"):
+        clean_sales(frame.drop("status"), registry=registry, mappings=mappings, now=NOW)
+    with pytest.raises(ValueError, match="unknown feed"):
+        clean_feed("returns", frame, registry=registry, mappings=mappings, now=NOW)
+
+
+def test_result_does_not_depend_on_now(registry: Registry, mappings: Mappings, bronze: Bronze) -> None:
+    frame = bronze("pawmart", "sales", [sale(), sale(line_no="2", ordered_at="2026-10-02T12:00:00Z")])
+    early = clean_sales(frame, registry=registry, mappings=mappings, now=utc(2026, 10, 1, 0))
+    late = clean_sales(frame, registry=registry, mappings=mappings, now=utc(2027, 1, 1, 0))
+    assert early.valid.equals(late.valid) and early.quarantine.equals(late.quarantine)
