@@ -9,7 +9,7 @@ import polars as pl
 
 from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
-from resight_platform.io.landing import LandedFile, checksum, dead_letter, list_partition_files
+from resight_platform.io.landing import LandedFile, checksum, copy_to_dead_letter, list_partition_files
 from resight_platform.io.ops import FileRecord, known_checksums, record_files
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
@@ -78,7 +78,7 @@ def ingest_partition(
         previous = already_dead.get(info.key)
         uri = None
         if previous != (digest, "dead_lettered"):
-            uri = dead_letter(dead_letters, key=info.key, data=data, code=code, detail=detail, at=now)
+            uri = copy_to_dead_letter(dead_letters, key=info.key, data=data, code=code, detail=detail, at=now)
         records.append(
             FileRecord(
                 info.key,

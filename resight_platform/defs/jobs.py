@@ -26,9 +26,7 @@ MARTS_JOB = "monthly_marts_job"
 _DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
 
 
-def build_jobs(
-    medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinition
-) -> list[Any]:
+def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinition) -> list[Any]:
     return [
         scan_landing_job,
         dg.define_asset_job(

@@ -6,7 +6,7 @@ import dagster as dg
 
 from resight_platform.defs.metadata import OWNERS
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
-from resight_platform.io.landing import checksum, scan_landing
+from resight_platform.io.landing import checksum, copy_to_dead_letter, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 
@@ -66,7 +66,9 @@ def scan_landing_op(
             digest = checksum(data)
             uri = None
             if seen.get(info.key) != (digest, "dead_lettered"):
-                uri = dead_letter(dead_store, key=info.key, data=data, code=error.code, detail=error.detail, at=now)
+                uri = copy_to_dead_letter(
+                    dead_store, key=info.key, data=data, code=error.code, detail=error.detail, at=now
+                )
                 context.log.warning(f"dead-lettered {info.key!r}: {error.code}: {error.detail}")
             records.append(
                 FileRecord(

@@ -21,7 +21,7 @@ __all__ = [
     "LandedFile",
     "LandingScan",
     "checksum",
-    "dead_letter",
+    "copy_to_dead_letter",
     "list_partition_files",
     "partition_prefix",
     "scan_landing",
@@ -79,7 +79,7 @@ def list_partition_files(
             yield info, exc
 
 
-def dead_letter(
+def copy_to_dead_letter(
     dead_letters: ObjectStore,
     *,
     key: str,

@@ -123,7 +123,7 @@ def read_landing_file(
         had = ", ".join(repr(c) for c in frame.columns) or "none"
         raise FileRejected(
             "missing_columns",
-            f"the {source.provider}/{feed} file lacks required column(s) {wanted}; the file has columns: {had}",
+            f"{source.provider}/{feed} file lacks required column(s) {wanted}; the file has columns: {had}",
         )
 
     try:

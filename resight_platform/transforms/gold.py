@@ -23,11 +23,19 @@ __all__ = [
     "build_dim_provider",
     "build_dim_store",
     "build_fact_sales",
+    "date_key",
     "stable_key",
 ]
 
 UNKNOWN_KEY = 0
 _LATEST_FIRST = ["business_date", "_source_file", "_row_number"]
+
+
+def date_key(day: pl.Expr) -> pl.Expr:
+    """``YYYYMMDD`` as an integer: the key of ``dim_date``."""
+    return (
+        day.dt.year().cast(pl.Int32) * 10000 + day.dt.month().cast(pl.Int32) * 100 + day.dt.day().cast(pl.Int32)
+    ).alias("date_key")
 
 
 def _hash63(text: str) -> int:
@@ -52,9 +60,7 @@ def build_dim_date(start: date, end: date) -> pl.DataFrame:
     days = pl.date_range(start, end, interval="1d", eager=True).alias("date")
     frame = pl.DataFrame(days)
     return frame.select(
-        (pl.col("date").dt.year() * 10000 + pl.col("date").dt.month() * 100 + pl.col("date").dt.day())
-        .cast(pl.Int32)
-        .alias("date_key"),
+        date_key(pl.col("date")),
         pl.col("date"),
         pl.col("date").dt.year().cast(pl.Int16).alias("year"),
         pl.col("date").dt.quarter().cast(pl.Int16).alias("quarter"),
@@ -179,13 +185,7 @@ def build_fact_sales(
         .join(customers, on=["provider", "customer_id"], how="left")
         .with_columns(
             pl.col("business_date").alias("sale_date"),
-            (
-                pl.col("business_date").dt.year() * 10000
-                + pl.col("business_date").dt.month() * 100
-                + pl.col("business_date").dt.day()
-            )
-            .cast(pl.Int32)
-            .alias("date_key"),
+            date_key(pl.col("business_date")),
             pl.col("product_key").fill_null(UNKNOWN_KEY),
             pl.coalesce(pl.col("_store_region"), _region(pl.col("ship_state"), mappings)).alias("region"),
             pl.col("_source_file").alias("source_file"),
