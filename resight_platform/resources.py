@@ -78,6 +78,7 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
     return {
         "landing": StoreResource(url=settings.landing_url, endpoint_url=settings.aws_endpoint_url),
         "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),
+        "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse": WarehouseResource(pg_url=pg_url),
         "registry": RegistryResource(registry_dir=str(settings.registry_dir) if settings.registry_dir else None),
         "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),

@@ -7,28 +7,22 @@ import polars as pl
 
 from resight_platform.defs.bronze import RETRY
 from resight_platform.defs.metadata import OWNERS, table_schema_from_model
-from resight_platform.defs.partitions import source_key_expr, split_key
+from resight_platform.defs.partitions import DATE, SOURCE, source_key_expr, split_key
+from resight_platform.io.lake import write_partition
 from resight_platform.io.ops import record_silver
-from resight_platform.resources import RegistryResource, WarehouseResource
-from resight_platform.schemas.silver import (
-    Quarantine,
-    SilverCatalog,
-    SilverCustomers,
-    SilverSales,
-    SilverStores,
-)
+from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import empty_bronze
 from resight_platform.transforms.silver import clean_feed, reconcile
 
-__all__ = ["SILVER_MODELS", "silver_assets", "split_by_partition"]
+__all__ = ["quarantine_table", "silver_assets", "split_by_partition"]
 
-SILVER_MODELS: dict[str, type] = {
-    "sales": SilverSales,
-    "catalog": SilverCatalog,
-    "stores": SilverStores,
-    "customers": SilverCustomers,
-}
+
+def quarantine_table(feed: str) -> list[str]:
+    """Lake path of a feed's quarantined rows: ``quarantine/{feed}/date=…/source=…/``."""
+    return ["quarantine", feed]
+
 
 _ROW_MEANING = {
     "sales": "one sales line item (order, line) in USD and UTC",
@@ -50,77 +44,56 @@ def split_by_partition(frame: pl.DataFrame, partition_keys: list[str], feed: str
 
 
 def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.multi_asset(
-        name=f"silver_{feed}",
+    @dg.asset(
+        key=["silver", feed],
         group_name="silver",
+        owners=OWNERS,
+        kinds={"polars", "parquet"},
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=RETRY,
+        io_manager_key="lake_io_manager",
         ins={"bronze": dg.AssetIn(key=["bronze", feed])},
-        outs={
-            "silver": dg.AssetOut(
-                key=["silver", feed],
-                io_manager_key="lake_io_manager",
-                owners=OWNERS,
-                kinds={"polars", "parquet"},
-                description=f"Silver {feed}: {_ROW_MEANING[feed]}.",
-                metadata={"dagster/column_schema": table_schema_from_model(SILVER_MODELS[feed])},
-            ),
-            "quarantine": dg.AssetOut(
-                key=["quarantine", feed],
-                io_manager_key="lake_io_manager",
-                owners=OWNERS,
-                kinds={"polars", "parquet", "postgres"},
-                description=f"One {feed} row that broke a rule, with the rule, its file and row number.",
-                metadata={"dagster/column_schema": table_schema_from_model(Quarantine)},
-            ),
-        },
+        description=f"Silver {feed}: {_ROW_MEANING[feed]}.",
+        metadata={"dagster/column_schema": table_schema_from_model(SILVER_MODELS[feed])},
     )
     def silver(
         context: dg.AssetExecutionContext,
         bronze: pl.LazyFrame,
         registry: RegistryResource,
         warehouse: WarehouseResource,
-    ) -> tuple[dg.Output[dict[str, pl.DataFrame]], dg.Output[dict[str, pl.DataFrame]]]:
+        lake: StoreResource,
+    ) -> dg.Output[dict[str, pl.DataFrame]]:
         raw = bronze.collect()
         if not raw.columns:
             raw = empty_bronze(feed)
         result = clean_feed(feed, raw, registry=registry.load(), mappings=registry.mappings(), now=datetime.now(UTC))
-        counts = reconcile(raw, result)
         keys = list(context.partition_keys)
+        quarantine = split_by_partition(result.quarantine, keys, feed)
+        store = lake.store()
+        for key, frame in quarantine.items():
+            day, source = split_key(key)
+            write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, frame)
         with warehouse.connect() as conn:
             record_silver(
                 conn,
                 feed=feed,
                 partitions=[split_key(k) for k in keys],
                 quarantine=result.quarantine,
-                reconciliation=counts,
+                reconciliation=reconcile(raw, result),
             )
-        by_rule = (
-            {r["rule"]: r["len"] for r in result.quarantine.group_by("rule").len().iter_rows(named=True)}
-            if result.quarantine.height
-            else {}
-        )
-        if result.quarantine.height:
+        by_rule = {r["rule"]: r["len"] for r in result.quarantine.group_by("rule").len().iter_rows(named=True)}
+        if by_rule:
             context.log.info(f"quarantined {result.quarantine.height} {feed} rows: {by_rule}")
-        return (
-            dg.Output(
-                split_by_partition(result.valid, keys, feed),
-                output_name="silver",
-                metadata={
-                    "dagster/row_count": result.valid.height,
-                    "rows_in": raw.height,
-                    "rows_quarantined": result.quarantine.height,
-                },
-            ),
-            dg.Output(
-                split_by_partition(result.quarantine, keys, feed),
-                output_name="quarantine",
-                metadata={
-                    "dagster/row_count": result.quarantine.height,
-                    "by_rule": dg.MetadataValue.json(by_rule),
-                },
-            ),
+        return dg.Output(
+            split_by_partition(result.valid, keys, feed),
+            metadata={
+                "dagster/row_count": result.valid.height,
+                "rows_in": raw.height,
+                "rows_quarantined": result.quarantine.height,
+                "quarantined_by_rule": dg.MetadataValue.json(by_rule),
+                "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
+            },
         )
 
     return silver

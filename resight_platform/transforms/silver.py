@@ -389,8 +389,11 @@ def _per_group(
     groups = params.select(keys).unique().sort(keys).rows() or [tuple(_EMPTY_PARAMS[k] for k in keys)]
     if len(groups) == 1:
         return frame.with_columns(**build(*groups[0]))
+    # Materialised once: otherwise every group's branch re-runs the plan above it (measured on
+    # 1M rows of 40 providers in 19 groups: 1.1 s instead of 5-7 s).
+    rows = frame.collect(engine="in-memory").lazy()
     parts = [
-        frame.filter(pl.all_horizontal([pl.col(k) == v for k, v in zip(keys, group, strict=True)])).with_columns(
+        rows.filter(pl.all_horizontal([pl.col(k) == v for k, v in zip(keys, group, strict=True)])).with_columns(
             **build(*group)
         )
         for group in groups

@@ -502,10 +502,9 @@ def test_empty_bronze_gives_empty_typed_frames(clean: Any) -> None:
 
 def test_unregistered_provider_or_bad_frame_is_an_error(registry: Registry, mappings: Mappings, bronze: Bronze) -> None:
     frame = bronze("chewyish", "sales", [sale()])
+    stores_of_chewyish = bronze("pawmart", "stores", [store()]).with_columns(pl.lit("chewyish").alias("_provider"))
     with pytest.raises(ValueError, match="chewyish/stores is not a registered source"):
-        clean_feed("stores", frame.select(
-            pl.lit("S1").alias("store_id"), *(pl.lit(None, pl.String).alias(c) for c in ("store_name", "city",
-            "state", "zip")), pl.col("^_.*$")), registry=registry, mappings=mappings, now=NOW)
+        clean_feed("stores", stores_of_chewyish, registry=registry, mappings=mappings, now=NOW)
     with pytest.raises(ValueError, match="lacks columns"):
         clean_sales(frame.drop("status"), registry=registry, mappings=mappings, now=NOW)
     with pytest.raises(ValueError, match="unknown feed"):
