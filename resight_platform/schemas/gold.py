@@ -109,6 +109,7 @@ class FactSales(_Model):
     source_file: str
 
     @pa.dataframe_check
+    @classmethod
     def net_is_quantity_times_price_minus_discount(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             (pl.col("quantity") * pl.col("unit_price") - pl.col("discount") - pl.col("net_amount")).abs() < 0.005
