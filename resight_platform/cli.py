@@ -233,7 +233,17 @@ def cmd_dev(args: argparse.Namespace) -> int:
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
     env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
-    command = ["dagster", "dev", "-m", "resight_platform.definitions", "-p", str(args.port), "-h", args.host]
+    beside = Path(sys.executable).parent / "dagster"
+    command = [
+        str(beside) if beside.exists() else "dagster",
+        "dev",
+        "-m",
+        "resight_platform.definitions",
+        "-p",
+        str(args.port),
+        "-h",
+        args.host,
+    ]
     _say(f"starting the Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
     os.execvpe(command[0], command, env)
     return 0  # pragma: no cover - execvpe does not return
