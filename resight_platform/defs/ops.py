@@ -3,14 +3,29 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import polars as pl
 
-from resight_platform.defs.metadata import OWNERS
+from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
 from resight_platform.io.landing import checksum, copy_to_dead_letter, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 
 __all__ = ["scan_landing_job", "source_registry"]
+
+#: Columns of ``ops.sources`` (see io/sql/001_warehouse.sql).
+SOURCES_SCHEMA: dict[str, pl.DataType] = {
+    "provider": pl.Utf8(),
+    "feed": pl.Utf8(),
+    "provider_name": pl.Utf8(),
+    "kind": pl.Utf8(),
+    "profile": pl.Utf8(),
+    "format": pl.Utf8(),
+    "timezone": pl.Utf8(),
+    "currency": pl.Utf8(),
+    "expected_every_hours": pl.Int32(),
+    "active": pl.Boolean(),
+}
 
 
 @dg.asset(
@@ -19,6 +34,7 @@ __all__ = ["scan_landing_job", "source_registry"]
     owners=OWNERS,
     kinds={"postgres"},
     description="One row per registered source (provider, feed) with how to read it; also registers source partitions.",
+    metadata={"dagster/column_schema": table_schema_from_polars(SOURCES_SCHEMA)},
 )
 def source_registry(
     context: dg.AssetExecutionContext, registry: RegistryResource, warehouse: WarehouseResource

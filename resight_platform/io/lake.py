@@ -48,11 +48,7 @@ _R = TypeVar("_R")
 
 
 def _check_segment(value: str, what: str) -> str:
-    if (
-        not value
-        or value in (".", "..")
-        or any(char in value for char in ("/", "\\", "\x00", "="))
-    ):
+    if not value or value in (".", "..") or any(char in value for char in ("/", "\\", "\x00", "=")):
         raise ValueError(f"{what} {value!r} cannot be used as a path segment")
     return value
 
@@ -89,9 +85,7 @@ def dimension_name(partitions_def: dg.PartitionsDefinition) -> str:
     return "partition"
 
 
-def partition_values(
-    partition_key: str, partitions_def: dg.PartitionsDefinition | None
-) -> dict[str, str] | None:
+def partition_values(partition_key: str, partitions_def: dg.PartitionsDefinition | None) -> dict[str, str] | None:
     """Dagster partition key → ``{dimension: value}`` in path order (``None`` if unpartitioned)."""
     if partitions_def is None:
         return None
@@ -222,9 +216,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         asset = context.asset_key.to_user_string()
         if not context.has_asset_partitions:
             if isinstance(obj, Mapping):
-                raise TypeError(
-                    f"{asset} is not partitioned but returned a mapping; return one DataFrame"
-                )
+                raise TypeError(f"{asset} is not partitioned but returned a mapping; return one DataFrame")
             return [PartitionWrite(None, None, _as_frame(obj, asset))]
 
         partitions_def = context.asset_partitions_def
@@ -238,9 +230,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 )
             extra = sorted(set(map(str, obj)) - set(map(str, keys)))
             if extra:
-                raise ValueError(
-                    f"{asset}: output has frames for partitions outside this run: {extra[:20]}"
-                )
+                raise ValueError(f"{asset}: output has frames for partitions outside this run: {extra[:20]}")
             frames = {key: _as_frame(obj[key], f"{asset} partition {key}") for key in keys}
         else:
             if len(keys) != 1:
@@ -249,20 +239,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     "return a mapping of partition key to DataFrame"
                 )
             frames = {keys[0]: _as_frame(obj, asset)}
-        return [
-            PartitionWrite(str(key), partition_values(key, partitions_def), frame)
-            for key, frame in frames.items()
-        ]
+        return [PartitionWrite(str(key), partition_values(key, partitions_def), frame) for key, frame in frames.items()]
 
-    def write_lake(
-        self, context: dg.OutputContext, writes: Sequence[PartitionWrite]
-    ) -> list[str]:
+    def write_lake(self, context: dg.OutputContext, writes: Sequence[PartitionWrite]) -> list[str]:
         """Write every partition's file; returns their URIs in order."""
         store = self.store()
         path = list(context.asset_key.path)
-        uris = _parallel_map(
-            lambda write: write_partition(store, path, write.partition, write.frame), writes
-        )
+        uris = _parallel_map(lambda write: write_partition(store, path, write.partition, write.frame), writes)
         context.log.debug(f"wrote {len(uris)} lake file(s) for {context.asset_key.to_user_string()}")
         return uris
 
@@ -274,9 +257,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(self.lake_metadata(writes, uris))
 
     @staticmethod
-    def lake_metadata(
-        writes: Sequence[PartitionWrite], uris: Sequence[str]
-    ) -> dict[str, dg.MetadataValue]:
+    def lake_metadata(writes: Sequence[PartitionWrite], uris: Sequence[str]) -> dict[str, dg.MetadataValue]:
         return {
             "dagster/row_count": dg.MetadataValue.int(sum(w.frame.height for w in writes)),
             "path": dg.MetadataValue.path(uris[0]),

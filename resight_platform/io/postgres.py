@@ -49,9 +49,7 @@ EMBEDDED_DATABASES = ("resight", "dagster")
 def quote_ident(name: str) -> sql.Identifier:
     """A validated, quoted SQL identifier; ``ValueError`` naming the bad name otherwise."""
     if not isinstance(name, str) or not IDENTIFIER_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"invalid SQL identifier {name!r}: must match {IDENTIFIER_PATTERN.pattern}"
-        )
+        raise ValueError(f"invalid SQL identifier {name!r}: must match {IDENTIFIER_PATTERN.pattern}")
     return sql.Identifier(name)
 
 
@@ -205,9 +203,7 @@ def copy_frame(
     return _copy_chunks(cur, _qualified(schema, table), frame, chunk_rows)
 
 
-def _range_partition_key(
-    conn: psycopg.Connection[Any], schema: str, table: str
-) -> tuple[str, str | None] | None:
+def _range_partition_key(conn: psycopg.Connection[Any], schema: str, table: str) -> tuple[str, str | None] | None:
     """``(strategy, single key column)`` if ``schema.table`` is a partitioned table, else None."""
     row = conn.execute(
         """
@@ -223,9 +219,7 @@ def _range_partition_key(
     return None if row is None else (str(row[0]), row[1])
 
 
-def check_partition_values(
-    frame: pl.DataFrame, column: str, value: date | str, target: str
-) -> None:
+def check_partition_values(frame: pl.DataFrame, column: str, value: date | str, target: str) -> None:
     """``ValueError`` unless every row of ``frame`` has ``column == value``: rows of another
     partition would survive the next replace of theirs and duplicate."""
     if column not in frame.columns:
@@ -242,9 +236,7 @@ def check_partition_values(
         matches = series.cast(pl.String) == str(value)
     bad = frame.height - int(matches.fill_null(False).sum())
     if bad:
-        raise ValueError(
-            f"{target}: {bad} row(s) have {column} other than the partition value {value!s}"
-        )
+        raise ValueError(f"{target}: {bad} row(s) have {column} other than the partition value {value!s}")
 
 
 def replace_partition(
@@ -280,17 +272,13 @@ def replace_partition(
             cur.execute(sql.SQL("TRUNCATE {}").format(child))
         else:
             cur.execute(
-                sql.SQL("DELETE FROM {} WHERE {} = %s").format(
-                    parent, quote_ident(partition_column)
-                ),
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(parent, quote_ident(partition_column)),
                 (partition_value,),
             )
         return copy_frame(cur, schema, table, frame, chunk_rows=chunk_rows)
 
 
-def _ensure_day_partition(
-    conn: psycopg.Connection[Any], schema: str, table: str, child: str, day: date
-) -> None:
+def _ensure_day_partition(conn: psycopg.Connection[Any], schema: str, table: str, child: str, day: date) -> None:
     row = conn.execute(
         """
         SELECT EXISTS (
@@ -363,9 +351,7 @@ def upsert(
     action: sql.Composable
     if updates:
         action = sql.SQL("DO UPDATE SET {}").format(
-            sql.SQL(", ").join(
-                sql.SQL("{0} = EXCLUDED.{0}").format(quote_ident(name)) for name in updates
-            )
+            sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(quote_ident(name)) for name in updates)
         )
     else:
         action = sql.SQL("DO NOTHING")
@@ -374,9 +360,9 @@ def upsert(
         # The staging table has only the frame's columns, typed as in the target: identity or
         # NOT NULL columns the frame does not carry are left to the target's defaults.
         cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
-            ).format(quote_ident(staging), column_list, _qualified(schema, table))
+            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                quote_ident(staging), column_list, _qualified(schema, table)
+            )
         )
         _copy_chunks(cur, quote_ident(staging), frame, chunk_rows)
         cur.execute(

@@ -168,9 +168,7 @@ class LocalStore:
         for attempt in range(3):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                fd, tmp_name = tempfile.mkstemp(
-                    dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX
-                )
+                fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX)
                 break
             except FileNotFoundError:  # directory pruned by a concurrent delete_prefix
                 if attempt == 2:

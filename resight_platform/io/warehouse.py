@@ -56,9 +56,7 @@ def _raw(value: Any) -> Any:
 def target_table(asset_key_path: Sequence[str]) -> tuple[str, str]:
     """``(schema, table)`` = ``(key[0], key[-1])``, both validated identifiers."""
     if len(asset_key_path) < 2:
-        raise ValueError(
-            f"asset key {list(asset_key_path)} needs [schema, ..., table] to map to a table"
-        )
+        raise ValueError(f"asset key {list(asset_key_path)} needs [schema, ..., table] to map to a table")
     schema, table = asset_key_path[0], asset_key_path[-1]
     quote_ident(schema)
     quote_ident(table)
@@ -76,9 +74,7 @@ def pg_write_mode(metadata: Mapping[str, Any], *, partitioned: bool, asset: str)
         elif not partitioned:
             mode = "replace"
         else:
-            raise ValueError(
-                f"{asset} is partitioned: set metadata pg_mode to 'partition' or 'upsert'"
-            )
+            raise ValueError(f"{asset} is partitioned: set metadata pg_mode to 'partition' or 'upsert'")
     if mode not in PG_MODES:
         raise ValueError(f"{asset}: pg_mode {mode!r} is not one of {PG_MODES}")
     if mode == "partition":
@@ -100,8 +96,7 @@ def pg_write_mode(metadata: Mapping[str, Any], *, partitioned: bool, asset: str)
         return PgWriteMode("upsert", key_columns=tuple(keys))
     if partitioned:
         raise ValueError(
-            f"{asset}: pg_mode 'replace' would wipe the table on every partition; "
-            "use 'partition' or 'upsert'"
+            f"{asset}: pg_mode 'replace' would wipe the table on every partition; use 'partition' or 'upsert'"
         )
     return PgWriteMode("replace")
 
@@ -153,9 +148,7 @@ class WarehouseIOManager(LakeIOManager):
         asset = context.asset_key.to_user_string()
         schema, table = target_table(context.asset_key.path)
         qualified = f"{schema}.{table}"
-        mode = pg_write_mode(
-            context.definition_metadata, partitioned=context.has_asset_partitions, asset=asset
-        )
+        mode = pg_write_mode(context.definition_metadata, partitioned=context.has_asset_partitions, asset=asset)
         writes = self.partition_writes(context, obj)
         values: list[date | str | None] = [None] * len(writes)
         if mode.mode == "partition":

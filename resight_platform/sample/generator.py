@@ -102,15 +102,31 @@ def generate(
     for slug in registered[:providers]:
         provider = registry.providers[slug]
         sources = {feed: s for (p, feed), s in sorted(registry.sources.items()) if p == slug and s.active}
-        worlds.append(World(seed=seed, provider=provider, profile=registry.profiles[provider.profile],
-                            sources=sources, dates=dates, mappings=mappings, profile_rank=ranks[slug]))
+        worlds.append(
+            World(
+                seed=seed,
+                provider=provider,
+                profile=registry.profiles[provider.profile],
+                sources=sources,
+                dates=dates,
+                mappings=mappings,
+                profile_rank=ranks[slug],
+            )
+        )
     store = open_store(out_url, endpoint_url=endpoint_url)
     with tempfile.TemporaryDirectory(prefix="resight-sample-") as tmp:
-        writer = _Writer(seed=seed, registry=registry, store=store, tmp=Path(tmp), worlds=worlds,
-                         progress=progress or (lambda _message: None))
+        writer = _Writer(
+            seed=seed,
+            registry=registry,
+            store=store,
+            tmp=Path(tmp),
+            worlds=worlds,
+            progress=progress or (lambda _message: None),
+        )
         writer.run(_allotments(worlds, days, sales_lines_per_day))
-    manifest = writer.tally.manifest(seed=seed, start=start.isoformat(), days=days,
-                                     providers=[w.provider.provider for w in worlds])
+    manifest = writer.tally.manifest(
+        seed=seed, start=start.isoformat(), days=days, providers=[w.provider.provider for w in worlds]
+    )
     directory, name = _split_url(manifest_url)
     open_store(directory, endpoint_url=endpoint_url).write_bytes(name, manifest.to_json().encode("utf-8"))
     writer.progress(f"manifest written to {manifest_url}")
@@ -120,7 +136,7 @@ def generate(
 def default_manifest_url(out_url: str) -> str:
     """``manifest.json`` in the parent of the landing root (``.resight/landing`` -> ``.resight/``)."""
     if out_url.startswith("s3://"):
-        bucket, _, prefix = out_url[len("s3://"):].partition("/")
+        bucket, _, prefix = out_url[len("s3://") :].partition("/")
         prefix = prefix.strip("/")
         if not prefix:
             raise ValueError(f"landing root {out_url!r} is a bucket root; pass manifest_url explicitly")
@@ -250,10 +266,15 @@ def rules_for(source: Source) -> list[str]:
     """The quarantine rules this source's files can break (given its columns and format)."""
     columns = set(source.layout.columns.values())
     parquet = format_class(source.format) == "parquet"
-    needs = {"unknown_channel": "channel", "unknown_unit": "pack_unit", "bad_pack_size": "pack_size",
-             "invalid_state": "state"}
-    rules = {"sales": SALES_RULES, "catalog": CATALOG_RULES, "stores": STORES_RULES,
-             "customers": CUSTOMERS_RULES}[source.feed]
+    needs = {
+        "unknown_channel": "channel",
+        "unknown_unit": "pack_unit",
+        "bad_pack_size": "pack_size",
+        "invalid_state": "state",
+    }
+    rules = {"sales": SALES_RULES, "catalog": CATALOG_RULES, "stores": STORES_RULES, "customers": CUSTOMERS_RULES}[
+        source.feed
+    ]
     out = []
     for rule in rules:
         if rule in needs and needs[rule] not in columns:
@@ -272,11 +293,13 @@ def _permutation(rng: np.random.Generator, n_valid: int, n_extra: int, n_dup: in
     Returns (permutation over valid+extra+dup rows, the original index of each duplicate).
     """
     originals = rng.integers(0, n_valid, size=n_dup) if n_dup else np.zeros(0, dtype=np.int64)
-    keys = np.concatenate([
-        np.arange(n_valid, dtype=float),
-        rng.uniform(0, max(n_valid, 1), size=n_extra),
-        originals + (n_valid - originals) * rng.uniform(0.01, 0.99, size=n_dup),
-    ])
+    keys = np.concatenate(
+        [
+            np.arange(n_valid, dtype=float),
+            rng.uniform(0, max(n_valid, 1), size=n_extra),
+            originals + (n_valid - originals) * rng.uniform(0.01, 0.99, size=n_dup),
+        ]
+    )
     index = np.concatenate([np.arange(n_valid + n_extra), originals]).astype(np.int64)
     return index[np.argsort(keys, kind="stable")], originals
 
@@ -289,8 +312,9 @@ class _Late:
 
 
 class _Writer:
-    def __init__(self, *, seed: int, registry: Registry, store: ObjectStore, tmp: Path, worlds: list[World],
-                 progress: Progress) -> None:
+    def __init__(
+        self, *, seed: int, registry: Registry, store: ObjectStore, tmp: Path, worlds: list[World], progress: Progress
+    ) -> None:
         self.seed = seed
         self.registry = registry
         self.store = store
@@ -390,8 +414,16 @@ class _Writer:
         self._put(key, path)
         return kept
 
-    def _sales_chunk(self, world: World, day: int, valid: SalesBlock, rules: list[str], rng: np.random.Generator,
-                     bad_seq: int, cls: FormatClass) -> tuple[pl.DataFrame, np.ndarray]:
+    def _sales_chunk(
+        self,
+        world: World,
+        day: int,
+        valid: SalesBlock,
+        rules: list[str],
+        rng: np.random.Generator,
+        bad_seq: int,
+        cls: FormatClass,
+    ) -> tuple[pl.DataFrame, np.ndarray]:
         source = world.sources["sales"]
         broken = [r for r in rules if r != "duplicate"]
         n_dup = len(rules) - len(broken)
@@ -401,8 +433,9 @@ class _Writer:
             world.shift_days(template, future, rng.integers(400, 800, size=len(future)))
         frame = sales_frame(world, SalesBlock.concat([valid, template]), cls, day)
         n_valid = len(valid)
-        overrides = [(n_valid + i, *bad_value(r, "sales", source, rng)) for i, r in enumerate(broken)
-                     if r != "future_date"]
+        overrides = [
+            (n_valid + i, *bad_value(r, "sales", source, rng)) for i, r in enumerate(broken) if r != "future_date"
+        ]
         frame = apply_overrides(frame, overrides, cls)
         perm, _ = _permutation(rng, n_valid, len(broken), n_dup)
         self._count_sales(world, day, valid)
@@ -442,8 +475,16 @@ class _Writer:
         base = 9 * 10 ** (width - 1) + serial * 20
         return [f"{prefix}{base + t:0{width}d}" for t in range(count)]
 
-    def _write_dim(self, world: World, source: Source, day: int, frame: pl.DataFrame, n_valid: int,
-                   rules: list[str], rng: np.random.Generator) -> None:
+    def _write_dim(
+        self,
+        world: World,
+        source: Source,
+        day: int,
+        frame: pl.DataFrame,
+        n_valid: int,
+        rules: list[str],
+        rng: np.random.Generator,
+    ) -> None:
         broken = [r for r in rules if r != "duplicate"]
         cls = format_class(source.format)
         overrides = [(n_valid + i, *bad_value(r, source.feed, source, rng)) for i, r in enumerate(broken)]
@@ -509,8 +550,9 @@ class _Writer:
         self.tally.add_dim("customers", slug, ids)
         self._write_dim(world, source, day, frame, n, rules, rng)
 
-    def _customer_traits(self, world: World, day: int, n: int,
-                         rng: np.random.Generator) -> tuple[list[str | None], list[str | None]]:
+    def _customer_traits(
+        self, world: World, day: int, n: int, rng: np.random.Generator
+    ) -> tuple[list[str | None], list[str | None]]:
         open_stores = np.flatnonzero(world.store_intro <= day)
         if "stores" in world.sources and len(open_stores):
             picks = open_stores[pick(world.store_cdf(day), rng.random(n))]
@@ -528,8 +570,9 @@ class _Writer:
         return states, species
 
     # ------------------------------------------------------------------------------ bad files
-    def _small_sales(self, world: World, day: int, rng: np.random.Generator, name: str,
-                     drop: str | None = None) -> Path:
+    def _small_sales(
+        self, world: World, day: int, rng: np.random.Generator, name: str, drop: str | None = None
+    ) -> Path:
         """A small, well-formed sales file of ``world`` (order ids no other file uses)."""
         source = world.sources["sales"]
         block = world.sales_block(day, 24, rng, ns=3, seq_start=int(rng.integers(1, 10_000_000)))
@@ -616,28 +659,38 @@ class _Writer:
         for template, reason in placed:
             world = choose(with_sales)
             day, ds = when()
-            key = template.format(p=world.provider.provider, ds=ds, ext=fmt(world), year=self.dates[0].year,
-                                  ghost=ghost)
+            key = template.format(
+                p=world.provider.provider, ds=ds, ext=fmt(world), year=self.dates[0].year, ghost=ghost
+            )
             put(key, reason, self._small_sales(world, day, rng, reason))
         world = choose(with_sales)
         day, ds = when()
         path = self.tmp / "workbook.xlsx"
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as book:
-            book.writestr(zipfile.ZipInfo("xl/workbook.xml", date_time=(2026, 1, 1, 0, 0, 0)),
-                          '<?xml version="1.0"?><workbook/>')
+            book.writestr(
+                zipfile.ZipInfo("xl/workbook.xml", date_time=(2026, 1, 1, 0, 0, 0)), '<?xml version="1.0"?><workbook/>'
+            )
         path.write_bytes(buffer.getvalue())
         put(f"{world.provider.provider}/sales/{ds}/sales_{ds}.xlsx", "unsupported_format", path)
 
         # a registered provider sending a feed it is not registered for
-        unregistered = [(w, f) for w in with_sales for f in ("stores", "customers")
-                        if f not in w.sources and f in w.profile.feeds]
+        unregistered = [
+            (w, f) for w in with_sales for f in ("stores", "customers") if f not in w.sources and f in w.profile.feeds
+        ]
         if unregistered:
             world, feed = unregistered[int(rng.integers(len(unregistered)))]
             day, ds = when()
-            source = Source(provider=world.provider.provider, feed=feed, format=world.profile.format,
-                            expected_every_hours=168, active=True, profile=world.profile,
-                            timezone=world.provider.timezone, currency=world.provider.currency)
+            source = Source(
+                provider=world.provider.provider,
+                feed=feed,
+                format=world.profile.format,
+                expected_every_hours=168,
+                active=True,
+                profile=world.profile,
+                timezone=world.provider.timezone,
+                currency=world.provider.currency,
+            )
             if feed == "stores":
                 rows = np.arange(len(world.store_ids))
                 frame = stores_frame(world, rows, list(world.store_ids), format_class(source.format), source=source)

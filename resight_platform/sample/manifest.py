@@ -12,15 +12,36 @@ import numpy as np
 
 __all__ = ["CATALOG_RULES", "CUSTOMERS_RULES", "RULES", "SALES_RULES", "STORES_RULES", "Manifest", "Tally"]
 
-SALES_RULES = ("missing_order_id", "missing_sku", "bad_line_no", "unparseable_date", "future_date", "bad_quantity",
-               "unparseable_price", "unknown_status", "unknown_channel", "duplicate")
-CATALOG_RULES = ("missing_sku", "missing_product_name", "unparseable_price", "unknown_species", "bad_pack_size",
-                 "unknown_unit", "duplicate")
+SALES_RULES = (
+    "missing_order_id",
+    "missing_sku",
+    "bad_line_no",
+    "unparseable_date",
+    "future_date",
+    "bad_quantity",
+    "unparseable_price",
+    "unknown_status",
+    "unknown_channel",
+    "duplicate",
+)
+CATALOG_RULES = (
+    "missing_sku",
+    "missing_product_name",
+    "unparseable_price",
+    "unknown_species",
+    "bad_pack_size",
+    "unknown_unit",
+    "duplicate",
+)
 STORES_RULES = ("missing_store_id", "invalid_state", "duplicate")
 CUSTOMERS_RULES = ("missing_customer_id", "unparseable_date", "invalid_state", "unknown_species", "duplicate")
 #: Quarantine rules per feed, in the contract's order (the first one a row breaks is its rule).
-RULES: dict[str, tuple[str, ...]] = {"sales": SALES_RULES, "catalog": CATALOG_RULES, "stores": STORES_RULES,
-                                     "customers": CUSTOMERS_RULES}
+RULES: dict[str, tuple[str, ...]] = {
+    "sales": SALES_RULES,
+    "catalog": CATALOG_RULES,
+    "stores": STORES_RULES,
+    "customers": CUSTOMERS_RULES,
+}
 STATUSES = ("completed", "cancelled", "returned")
 
 
@@ -73,7 +94,8 @@ class Tally:
     by_status: dict[str, list[int]] = field(default_factory=lambda: {s: [0, 0] for s in STATUSES})
     dim_rows: Counter[str] = field(default_factory=Counter)
     dim_ids: dict[str, set[tuple[str, str]]] = field(
-        default_factory=lambda: {"catalog": set(), "stores": set(), "customers": set()})
+        default_factory=lambda: {"catalog": set(), "stores": set(), "customers": set()}
+    )
     written: int = 0
     dead_letter: list[dict[str, str]] = field(default_factory=list)
     late_files: list[dict[str, str]] = field(default_factory=list)

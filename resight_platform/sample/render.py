@@ -141,8 +141,9 @@ def sales_frame(world: World, block: SalesBlock, cls: FormatClass, business_day:
     style = world.style
     d = world.dates[business_day]
     prefix = style.order_prefix.format(code=world.code) + d.strftime("%y%m%d")
-    base = pl.DataFrame({"ns": block.order_ns, "seq": block.order_seq, "line": block.line_no,
-                         "qty": block.qty, "cust": block.cust_idx})
+    base = pl.DataFrame(
+        {"ns": block.order_ns, "seq": block.order_seq, "line": block.line_no, "qty": block.qty, "cust": block.cust_idx}
+    )
     cust_prefix, cust_width = id_parts(style.customer_format, world.code)
     text = base.select(
         pl.format("{}{}{}", pl.lit(prefix), "ns", _zfill(pl.col("seq"), 8)).alias("order_id"),
@@ -262,8 +263,9 @@ def catalog_frame(world: World, rows: np.ndarray, skus: list[str | None], cls: F
     return _finish(columns, source, cls)
 
 
-def stores_frame(world: World, rows: np.ndarray, ids: list[str | None], cls: FormatClass,
-                 source: Source | None = None) -> pl.DataFrame:
+def stores_frame(
+    world: World, rows: np.ndarray, ids: list[str | None], cls: FormatClass, source: Source | None = None
+) -> pl.DataFrame:
     source = source or world.sources["stores"]
     zips = [world.store_zip[i] for i in rows]
     if cls == "parquet":
@@ -282,8 +284,14 @@ def stores_frame(world: World, rows: np.ndarray, ids: list[str | None], cls: For
     return _finish(columns, source, cls)
 
 
-def customers_frame(world: World, ids: list[str | None], signup_days: np.ndarray, states: list[str | None],
-                    species: list[str | None], cls: FormatClass) -> pl.DataFrame:
+def customers_frame(
+    world: World,
+    ids: list[str | None],
+    signup_days: np.ndarray,
+    states: list[str | None],
+    species: list[str | None],
+    cls: FormatClass,
+) -> pl.DataFrame:
     source = world.sources["customers"]
     days = pl.Series(signup_days, dtype=pl.Int32).cast(pl.Date)
     columns = {
@@ -329,13 +337,20 @@ class CsvSink(Sink):
         self._out: _Writable = raw
         if compress:  # mtime=0 and no file name in the header: the same bytes on every run
             self._out = self._files.enter_context(
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6))
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            )
         self._header = True
 
     def _write(self, frame: pl.DataFrame) -> None:
         buffer = io.BytesIO()
-        frame.write_csv(buffer, separator=self.delimiter, include_header=self._header,
-                        line_terminator=self.terminator, quote_style="necessary", null_value="")
+        frame.write_csv(
+            buffer,
+            separator=self.delimiter,
+            include_header=self._header,
+            line_terminator=self.terminator,
+            quote_style="necessary",
+            null_value="",
+        )
         self._header = False
         data = buffer.getvalue()
         if self.encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
@@ -386,8 +401,10 @@ class ParquetSink(Sink):
         table = frame.to_arrow()
         if self._schema is None:
             fields = [
-                pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)
-                         else f.type)
+                pa.field(
+                    f.name,
+                    pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type) else f.type,
+                )
                 for f in table.schema
             ]
             self._schema = pa.schema(fields)

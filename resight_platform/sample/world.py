@@ -33,8 +33,15 @@ EPOCH = date(1970, 1, 1)
 US = 1_000_000
 DAY_US = 86_400 * US
 
-SPECIES_WEIGHTS = {"dog": 0.55, "cat": 0.35, "bird": 0.03, "fish": 0.03, "small_animal": 0.02,
-                   "reptile": 0.015, "other": 0.005}
+SPECIES_WEIGHTS = {
+    "dog": 0.55,
+    "cat": 0.35,
+    "bird": 0.03,
+    "fish": 0.03,
+    "small_animal": 0.02,
+    "reptile": 0.015,
+    "other": 0.005,
+}
 STATUS_P = np.array([0.90, 0.04, 0.06])  # completed, cancelled, returned
 ORDER_SIZE_P = np.array([0.45, 0.30, 0.15, 0.10])  # 1-4 lines
 QTY_P = np.array([0.50, 0.22, 0.12, 0.08, 0.05, 0.03])  # 1-6
@@ -56,12 +63,26 @@ _CATEGORY_WEIGHT = {
     "vet": {"health": 8.0, "food": 1.0, "treats": 0.4, "toys": 0.1, "supplies": 0.3, "litter": 0.1},
 }
 _HOME_REGIONS = {
-    "America/New_York": ("Northeast", "South"), "America/Chicago": ("Midwest", "South"),
-    "America/Denver": ("West", "Midwest"), "America/Los_Angeles": ("West",), "America/Phoenix": ("West",),
+    "America/New_York": ("Northeast", "South"),
+    "America/Chicago": ("Midwest", "South"),
+    "America/Denver": ("West", "Midwest"),
+    "America/Los_Angeles": ("West",),
+    "America/Phoenix": ("West",),
 }
-_INDEPENDENTS = ("Main Street Pets", "Happy Hound Supply", "The Feed Barn", "Paws & Relax", "Café Canin",
-                 "Neighborhood Pet Shop", "Country Feed & Pet", "Bark Avenue", "The Critter Shoppe",
-                 "Fin & Feather", "Purrfect Pantry", "Hometown Pet Supply")
+_INDEPENDENTS = (
+    "Main Street Pets",
+    "Happy Hound Supply",
+    "The Feed Barn",
+    "Paws & Relax",
+    "Café Canin",
+    "Neighborhood Pet Shop",
+    "Country Feed & Pet",
+    "Bark Avenue",
+    "The Critter Shoppe",
+    "Fin & Feather",
+    "Purrfect Pantry",
+    "Hometown Pet Supply",
+)
 
 
 def rng_for(seed: int, *parts: object) -> np.random.Generator:
@@ -169,10 +190,12 @@ class World:
         self.customer_share = 0.6 if "customers" in self.sources and "customer_id" in cols else 0.0
         self.status_alias = self.style.status
         self.channel_alias = self.style.channels[self.profile_rank % len(self.style.channels)]
-        self.iso_variant = ("offset", "utc", "naive")[self.profile_rank % 3] if self.profile.name == "standard_csv" \
-            else "offset"
+        self.iso_variant = (
+            ("offset", "utc", "naive")[self.profile_rank % 3] if self.profile.name == "standard_csv" else "offset"
+        )
         self.blank_zero_discount = self.profile.name == "legacy_pos" or (
-            self.profile.name == "standard_csv" and self.profile_rank % 2 == 1)
+            self.profile.name == "standard_csv" and self.profile_rank % 2 == 1
+        )
         # Each part draws from its own generator and later deliveries from per-date ones, so a
         # longer sample starts with exactly the files of a shorter one.
         self._build_products(rng_for(self.seed, p.provider, "world", "catalog"))
@@ -183,14 +206,20 @@ class World:
     # ----------------------------------------------------------------------------------- catalog
     def _new_counts(self, feed: str, lo: int, hi: int) -> list[int]:
         """How many items each later delivery of ``feed`` adds (drawn per delivery date)."""
-        return [int(rng_for(self.seed, self.provider.provider, feed, self.dates[day].isoformat(), "new")
-                    .integers(lo, hi + 1)) for day in self.deliveries[1:]]
+        return [
+            int(
+                rng_for(self.seed, self.provider.provider, feed, self.dates[day].isoformat(), "new").integers(
+                    lo, hi + 1
+                )
+            )
+            for day in self.deliveries[1:]
+        ]
 
     def _intro(self, n_base: int, new_per: list[int], feed: str) -> np.ndarray:
         intro = np.zeros(n_base + sum(new_per), dtype=np.int64)
         pos = n_base
         for day, count in zip(self.deliveries[1:], new_per, strict=True):
-            intro[pos:pos + count] = day
+            intro[pos : pos + count] = day
             pos += count
         if feed not in self.sources:
             intro[:] = 0
@@ -214,8 +243,12 @@ class World:
         for i in order:
             u = universe[int(i)]
             cats = style.categories[u.category]
-            spelled.append((self._brand_spelling(u.brand, brand_choice[u.brand], aliases[u.brand], rng),
-                            cats[int(rng.integers(len(cats)))]))
+            spelled.append(
+                (
+                    self._brand_spelling(u.brand, brand_choice[u.brand], aliases[u.brand], rng),
+                    cats[int(rng.integers(len(cats)))],
+                )
+            )
         new_per = self._new_counts("catalog", 2, 8)
         self.product_intro = self._intro(n_base, new_per, "catalog")
         total = min(len(self.product_intro), size)
@@ -232,13 +265,11 @@ class World:
         products = [universe[int(i)] for i in chosen]
         self.species_text = [style.species[u.species][0] for u in products]
         self.unit_text: list[str | None] = [style.units[u.pack_unit] if u.pack_unit else None for u in products]
-        self.name_text = [u.name.upper()[:30].rstrip(" ,") if style.name_case == "upper" else u.name
-                          for u in products]
+        self.name_text = [u.name.upper()[:30].rstrip(" ,") if style.name_case == "upper" else u.name for u in products]
         self.pack_size: list[float | None] = [u.pack_size for u in products]
         self.upcs = [u.upc for u in products]
 
-    def _brand_spelling(self, brand: str, alias: str, all_aliases: tuple[str, ...],
-                        rng: np.random.Generator) -> str:
+    def _brand_spelling(self, brand: str, alias: str, all_aliases: tuple[str, ...], rng: np.random.Generator) -> str:
         case = self.style.brand_case
         canonical = normalise_alias(brand)
         if case == "upper":
@@ -261,8 +292,9 @@ class World:
         home = _HOME_REGIONS.get(self.provider.timezone, ())
         city_w = np.array([3.0 if self.mappings.regions.get(s) in home else 1.0 for _, s, _ in CITIES])
         city_p = city_w / city_w.sum()
-        self.store_ids = [self.style.store_format.format(code=self.code, n=int(n))
-                          for n in 1 + np.arange(len(self.store_intro))]
+        self.store_ids = [
+            self.style.store_format.format(code=self.code, n=int(n)) for n in 1 + np.arange(len(self.store_intro))
+        ]
         self.store_city: list[str] = []
         self.store_state: list[str] = []
         self.store_zip: list[int] = []
@@ -334,8 +366,9 @@ class World:
             self._cdf_cache[key] = _cdf(self.store_weight * (self.store_intro <= day))
         return self._cdf_cache[key]
 
-    def sales_block(self, day: int, n: int, rng: np.random.Generator, *, ns: int, seq_start: int,
-                    single_line: bool = False) -> SalesBlock:
+    def sales_block(
+        self, day: int, n: int, rng: np.random.Generator, *, ns: int, seq_start: int, single_line: bool = False
+    ) -> SalesBlock:
         """``n`` valid sales lines of ``day`` (orders of 1-4 lines, or one line each)."""
         if single_line or n == 0:
             sizes = np.ones(n, dtype=np.int64)

@@ -59,17 +59,17 @@ def parse_landing_key(key: str, registry: Registry | None = None) -> LandingKey:
     if len(parts) != 4 or any(p in ("", ".", "..") for p in parts):
         raise LandingKeyError("bad_key", "expected {provider}/{feed}/{YYYY-MM-DD}/{file name}")
     provider, feed, day, file_name = parts
-    if not PROVIDER_PATTERN.match(provider):
+    if not PROVIDER_PATTERN.fullmatch(provider):
         raise LandingKeyError("bad_provider", f"provider slug must match {PROVIDER_PATTERN.pattern}")
     if feed not in FEEDS:
         raise LandingKeyError("unknown_feed", f"feed must be one of {', '.join(FEEDS)}")
-    if not DATE_PATTERN.match(day):
+    if not DATE_PATTERN.fullmatch(day):
         raise LandingKeyError("bad_date", "date folder must be YYYY-MM-DD")
     try:
         business_date = date.fromisoformat(day)
     except ValueError:
         raise LandingKeyError("bad_date", "date folder is not a calendar date") from None
-    if not FILE_NAME_PATTERN.match(file_name):
+    if not FILE_NAME_PATTERN.fullmatch(file_name):
         raise LandingKeyError("bad_file_name", "file name must be 1-200 of [A-Za-z0-9._-] and not start with a dot")
     fmt = file_format(file_name)
     if fmt is None:

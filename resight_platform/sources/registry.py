@@ -310,7 +310,7 @@ def _load_providers(path: Path, profiles: Mapping[str, Profile], issues: list[Re
     for line, row in enumerate(rows, start=2):
         before = len(issues)
         slug = row["provider"]
-        if not PROVIDER_PATTERN.match(slug):
+        if not PROVIDER_PATTERN.fullmatch(slug):
             issues.append(
                 RegistryIssue(path.name, line, "provider", f"{slug!r} is not a valid slug {PROVIDER_PATTERN.pattern}")
             )
@@ -360,7 +360,7 @@ def _load_sources(
         if fmt and fmt not in FORMATS:
             issues.append(RegistryIssue(path.name, line, "format", f"{fmt!r} is not one of {FORMATS}"))
         every = row["expected_every_hours"]
-        if not every.isdigit() or int(every) <= 0:
+        if not re.fullmatch(r"[0-9]{1,6}", every) or int(every) <= 0:
             issues.append(
                 RegistryIssue(path.name, line, "expected_every_hours", f"{every!r} is not a positive integer")
             )

@@ -128,8 +128,9 @@ def read_landing_file(
 
     try:
         canonical = [
-            (_as_text(pl.col(matched[c]), frame.schema[matched[c]]) if c in matched else pl.lit(None, pl.String))
-            .alias(c)
+            (_as_text(pl.col(matched[c]), frame.schema[matched[c]]) if c in matched else pl.lit(None, pl.String)).alias(
+                c
+            )
             for c in CANONICAL_COLUMNS[feed]
         ]
         instant = ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at.astimezone(UTC)

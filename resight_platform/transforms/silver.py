@@ -312,9 +312,9 @@ def reconcile(bronze: pl.DataFrame, result: SilverResult) -> pl.DataFrame:
     joined = counts[0]
     for other in counts[1:]:
         joined = joined.join(other, on="_source_file", how="full", coalesce=True)
-    return joined.select(
-        "_source_file", pl.col("rows_in", "rows_loaded", "rows_quarantined").fill_null(0)
-    ).sort("_source_file")
+    return joined.select("_source_file", pl.col("rows_in", "rows_loaded", "rows_quarantined").fill_null(0)).sort(
+        "_source_file"
+    )
 
 
 # --- building blocks -----------------------------------------------------------------------
@@ -452,9 +452,7 @@ def _alias(value: pl.Expr) -> pl.Expr:
 
 def _lookup(value: pl.Expr, table: Mapping[str, str]) -> pl.Expr:
     """The canonical value of ``value`` in a mapping table (keys normalised); null if not there."""
-    return _alias(value).replace_strict(
-        list(table.keys()), list(table.values()), default=None, return_dtype=pl.String
-    )
+    return _alias(value).replace_strict(list(table.keys()), list(table.values()), default=None, return_dtype=pl.String)
 
 
 def _state(value: pl.Expr, mappings: Mappings) -> pl.Expr:
@@ -543,6 +541,4 @@ def _iso_timestamp(value: pl.Expr, timezone: str) -> pl.Expr:
 
 def _local_to_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
     """Wall-clock time in ``timezone`` as UTC: the earlier instant when ambiguous, null if skipped."""
-    return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
-        "UTC"
-    )
+    return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")

@@ -51,9 +51,7 @@ def test_partition_path_layout() -> None:
         (["bronze", "sales"], {}),
     ],
 )
-def test_partition_path_refuses_unsafe_segments(
-    key: list[str], partition: dict[str, str] | None
-) -> None:
+def test_partition_path_refuses_unsafe_segments(key: list[str], partition: dict[str, str] | None) -> None:
     with pytest.raises(ValueError):
         partition_path(key, partition)
 
@@ -120,9 +118,7 @@ def bronze_sales(context: dg.AssetExecutionContext) -> Any:
     ins={
         "bronze": dg.AssetIn(
             key=["bronze", "sales"],
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                partition_dimension_name="date"
-            ),
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"),
         )
     },
 )
@@ -183,7 +179,10 @@ def _run(
     **kwargs: object,
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        assets, instance=instance, resources={"io_manager": lake}, **kwargs  # type: ignore[arg-type]
+        assets,
+        instance=instance,
+        resources={"io_manager": lake},
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -196,9 +195,7 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def test_multi_partition_layout_round_trip_and_rerun(
-    lake: LakeIOManager, instance: dg.DagsterInstance
-) -> None:
+def test_multi_partition_layout_round_trip_and_rerun(lake: LakeIOManager, instance: dg.DagsterInstance) -> None:
     store = lake.store()
     result = _run([bronze_sales], lake, instance, partition_key="2026-10-01|pawmart")
     assert result.success
@@ -217,17 +214,13 @@ def test_multi_partition_layout_round_trip_and_rerun(
     assert_frame_equal(read, expected)  # values and dtypes (tz, decimal, int32, nulls)
 
     # A re-run replaces the partition: new values, no duplicates.
-    assert _run(
-        [bronze_sales], lake, instance, partition_key="2026-10-01|pawmart", tags={"version": "3"}
-    ).success
+    assert _run([bronze_sales], lake, instance, partition_key="2026-10-01|pawmart", tags={"version": "3"}).success
     read = read_table(store, ["bronze", "sales"], [partition]).collect()
     assert_frame_equal(read, _sales_frame("2026-10-01", "pawmart", version=3))
     assert len(_keys(store)) == 1
 
 
-def test_range_run_writes_every_partition_of_a_mapping(
-    lake: LakeIOManager, instance: dg.DagsterInstance
-) -> None:
+def test_range_run_writes_every_partition_of_a_mapping(lake: LakeIOManager, instance: dg.DagsterInstance) -> None:
     # A multi-partition range is the rectangle date range x source range (dynamic order).
     result = _run(
         [bronze_sales],
@@ -276,9 +269,7 @@ def test_mapping_missing_a_partition_fails_naming_it_and_writes_nothing(
     assert _keys(lake.store()) == []
 
 
-def test_single_frame_for_several_partitions_is_refused(
-    tmp_path: Path, instance: dg.DagsterInstance
-) -> None:
+def test_single_frame_for_several_partitions_is_refused(tmp_path: Path, instance: dg.DagsterInstance) -> None:
     @dg.asset(key=["bronze", "sales"], partitions_def=DATE_SOURCE)
     def one_frame(context: dg.AssetExecutionContext) -> pl.DataFrame:
         return pl.DataFrame({"n": [len(context.partition_keys)]})
@@ -305,7 +296,10 @@ def test_downstream_daily_loads_all_sources_of_its_date_and_skips_missing(
     store = lake.store()
     # No upstream partition at all yet: an empty frame, not an error.
     assert _run(
-        [bronze_sales, silver_sales], lake, instance, partition_key="2026-10-01",
+        [bronze_sales, silver_sales],
+        lake,
+        instance,
+        partition_key="2026-10-01",
         selection=[silver_sales],
     ).success
     assert read_table(store, ["silver", "sales"], [{"date": "2026-10-01"}]).collect().is_empty()
@@ -314,15 +308,16 @@ def test_downstream_daily_loads_all_sources_of_its_date_and_skips_missing(
     for key in ("2026-10-01|pawmart", "2026-10-01|petco", "2026-10-02|chewy"):
         assert _run([bronze_sales], lake, instance, partition_key=key).success
     assert _run(
-        [bronze_sales, silver_sales], lake, instance, partition_key="2026-10-01",
+        [bronze_sales, silver_sales],
+        lake,
+        instance,
+        partition_key="2026-10-01",
         selection=[silver_sales],
     ).success
 
     assert "silver/sales/date=2026-10-01/part-0.parquet" in _keys(store)
     silver = read_table(store, ["silver", "sales"], [{"date": "2026-10-01"}]).collect()
-    expected = pl.concat(
-        [_sales_frame("2026-10-01", "pawmart"), _sales_frame("2026-10-01", "petco")]
-    ).sort("order_id")
+    expected = pl.concat([_sales_frame("2026-10-01", "pawmart"), _sales_frame("2026-10-01", "petco")]).sort("order_id")
     assert_frame_equal(silver, expected)
 
 

@@ -36,9 +36,7 @@ def _rows(conn: Conn, query: str) -> list[tuple[Any, ...]]:
 # --- identifiers and URLs -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", ["sales; drop table x", "Sales", "", "1sales", "a" * 64, 'x"y', "sales-2026", "é"]
-)
+@pytest.mark.parametrize("name", ["sales; drop table x", "Sales", "", "1sales", "a" * 64, 'x"y', "sales-2026", "é"])
 def test_invalid_identifiers_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="invalid SQL identifier"):
         quote_ident(name)
@@ -98,9 +96,7 @@ def test_embedded_server_has_both_databases_and_is_reused(embedded_pg_dir: Path)
     engine = sqlalchemy.create_engine(sqlalchemy_url(database_url(url, "dagster")))
     try:
         with engine.connect() as sa_conn:
-            assert sa_conn.execute(sqlalchemy.text("SELECT current_database()")).scalar() == (
-                "dagster"
-            )
+            assert sa_conn.execute(sqlalchemy.text("SELECT current_database()")).scalar() == ("dagster")
     finally:
         engine.dispose()
 
@@ -115,9 +111,7 @@ def test_embedded_server_stops_and_starts_again_with_its_data(embedded_pg_dir: P
     stop_embedded_pg(embedded_pg_dir)  # already stopped: no error
     assert embedded_pg_url(embedded_pg_dir) == url
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT to_regclass('survives_restart') IS NOT NULL").fetchone() == (
-            True,
-        )
+        assert conn.execute("SELECT to_regclass('survives_restart') IS NOT NULL").fetchone() == (True,)
 
 
 # --- COPY fidelity ------------------------------------------------------------------------------
@@ -143,7 +137,7 @@ def test_copy_round_trips_every_type(pg_conn: Conn, pg_schema: str) -> None:
         {
             "id": [1, 2, 3, 4, 9_007_199_254_740_993],
             "small": [1, -2, None, 2_147_483_647, 0],
-            "label": ["plain", "comma, \"quote\"\nnewline", "ünïcödé 🐶", "  padded  ", None],
+            "label": ["plain", 'comma, "quote"\nnewline', "ünïcödé 🐶", "  padded  ", None],
             "day": [date(2026, 10, 1), date(1999, 12, 31), None, date(2026, 2, 28), date(1, 1, 1)],
             "at": [
                 datetime(2026, 10, 1, 23, 59, 59, 123456, tzinfo=UTC),
@@ -182,9 +176,7 @@ def test_copy_round_trips_every_type(pg_conn: Conn, pg_schema: str) -> None:
 def test_copy_keeps_null_and_empty_string_apart(pg_conn: Conn, pg_schema: str) -> None:
     pg_conn.execute(f"CREATE TABLE {pg_schema}.t (i int, s text, d date)")
     values = ["", None, "x", "\\N", '""', "NULL", " "]
-    frame = pl.DataFrame(
-        {"i": range(len(values)), "s": values, "d": [None, date(2026, 10, 1)] * 3 + [None]}
-    )
+    frame = pl.DataFrame({"i": range(len(values)), "s": values, "d": [None, date(2026, 10, 1)] * 3 + [None]})
     with pg_conn.transaction(), pg_conn.cursor() as cur:
         copy_frame(cur, pg_schema, "t", frame)
     rows = _rows(pg_conn, f"SELECT s, s IS NULL, d FROM {pg_schema}.t ORDER BY i")
@@ -193,12 +185,8 @@ def test_copy_keeps_null_and_empty_string_apart(pg_conn: Conn, pg_schema: str) -
     assert [row[2] for row in rows] == frame["d"].to_list()
 
 
-def test_copy_names_columns_so_order_and_defaults_do_not_matter(
-    pg_conn: Conn, pg_schema: str
-) -> None:
-    pg_conn.execute(
-        f"CREATE TABLE {pg_schema}.t (id int, note text DEFAULT 'none', loaded boolean DEFAULT true)"
-    )
+def test_copy_names_columns_so_order_and_defaults_do_not_matter(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.t (id int, note text DEFAULT 'none', loaded boolean DEFAULT true)")
     with pg_conn.transaction(), pg_conn.cursor() as cur:
         copy_frame(cur, pg_schema, "t", pl.DataFrame({"note": ["hi"], "id": [7]}))
         assert copy_frame(cur, pg_schema, "t", pl.DataFrame({"id": [], "note": []})) == 0
@@ -218,15 +206,11 @@ def _sales(day: date, skus: list[str], qty: int = 1) -> pl.DataFrame:
 
 
 def test_replace_partition_on_plain_table_is_idempotent(pg_conn: Conn, pg_schema: str) -> None:
-    pg_conn.execute(
-        f"CREATE TABLE {pg_schema}.sales (sale_date date NOT NULL, sku text, quantity int NOT NULL)"
-    )
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.sales (sale_date date NOT NULL, sku text, quantity int NOT NULL)")
     d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
     replace_partition(pg_conn, pg_schema, "sales", _sales(d2, ["z"]), "sale_date", d2)
     for _ in range(2):
-        assert replace_partition(
-            pg_conn, pg_schema, "sales", _sales(d1, ["a", "b"]), "sale_date", d1
-        ) == 2
+        assert replace_partition(pg_conn, pg_schema, "sales", _sales(d1, ["a", "b"]), "sale_date", d1) == 2
     rows = _rows(pg_conn, f"SELECT sale_date, sku FROM {pg_schema}.sales ORDER BY 1, 2")
     assert rows == [(d1, "a"), (d1, "b"), (d2, "z")]
 
@@ -253,9 +237,7 @@ def test_replace_partition_refuses_rows_of_other_partitions(pg_conn: Conn, pg_sc
     with pytest.raises(ValueError, match="other than the partition value"):
         replace_partition(pg_conn, pg_schema, "sales", frame, "sale_date", date(2026, 10, 1))
     with pytest.raises(ValueError, match="no partition column"):
-        replace_partition(
-            pg_conn, pg_schema, "sales", frame.drop("sale_date"), "sale_date", date(2026, 10, 1)
-        )
+        replace_partition(pg_conn, pg_schema, "sales", frame.drop("sale_date"), "sale_date", date(2026, 10, 1))
 
 
 PARTITIONED_DDL = """
@@ -299,15 +281,11 @@ def _child_partitions(conn: Conn, schema: str) -> list[tuple[str, str]]:
     )
 
 
-def test_replace_partition_creates_day_child_on_range_partitioned_table(
-    pg_conn: Conn, pg_schema: str
-) -> None:
+def test_replace_partition_creates_day_child_on_range_partitioned_table(pg_conn: Conn, pg_schema: str) -> None:
     pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
     d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
     for _ in range(2):
-        assert replace_partition(
-            pg_conn, pg_schema, "fact_sales", _facts(d1, [1, 2]), "sale_date", d1
-        ) == 2
+        assert replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d1, [1, 2]), "sale_date", d1) == 2
     replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d2, [3]), "sale_date", d2)
 
     assert _child_partitions(pg_conn, pg_schema) == [
@@ -321,8 +299,7 @@ def test_replace_partition_creates_day_child_on_range_partitioned_table(
     # The child inherits the parent's FK index and the FK itself.
     indexed = _rows(
         pg_conn,
-        f"SELECT indexdef FROM pg_indexes WHERE schemaname = '{pg_schema}'"
-        " AND tablename = 'fact_sales_p20261001'",
+        f"SELECT indexdef FROM pg_indexes WHERE schemaname = '{pg_schema}' AND tablename = 'fact_sales_p20261001'",
     )
     assert any("(product_key)" in row[0] for row in indexed)
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
@@ -330,9 +307,7 @@ def test_replace_partition_creates_day_child_on_range_partitioned_table(
     assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.fact_sales_p20261001") == [(2,)]
 
 
-def test_replace_partition_failure_mid_copy_keeps_previous_rows(
-    pg_conn: Conn, pg_schema: str
-) -> None:
+def test_replace_partition_failure_mid_copy_keeps_previous_rows(pg_conn: Conn, pg_schema: str) -> None:
     pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
     pg_conn.execute(f"CREATE TABLE {pg_schema}.plain (LIKE {pg_schema}.fact_sales)")
     d1 = date(2026, 10, 1)
@@ -343,23 +318,17 @@ def test_replace_partition_failure_mid_copy_keeps_previous_rows(
         # Chunks of two rows: the first chunk is fine, the second breaks NOT NULL on quantity.
         broken = _facts(d1, [3, 2, 1, 1], qty=[5, 5, 5, None])
         with pytest.raises(psycopg.errors.NotNullViolation):
-            replace_partition(
-                pg_conn, pg_schema, table, broken, "sale_date", d1, chunk_rows=2
-            )
+            replace_partition(pg_conn, pg_schema, table, broken, "sale_date", d1, chunk_rows=2)
         after = _rows(pg_conn, f"SELECT * FROM {pg_schema}.{table} ORDER BY product_key")
         assert after == before
         assert pg_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
-def test_replace_partition_on_a_new_day_rolls_back_the_child_too(
-    pg_conn: Conn, pg_schema: str
-) -> None:
+def test_replace_partition_on_a_new_day_rolls_back_the_child_too(pg_conn: Conn, pg_schema: str) -> None:
     pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
     d = date(2026, 10, 5)
     with pytest.raises(psycopg.errors.NotNullViolation):
-        replace_partition(
-            pg_conn, pg_schema, "fact_sales", _facts(d, [1, 2], qty=[1, None]), "sale_date", d
-        )
+        replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d, [1, 2], qty=[1, None]), "sale_date", d)
     assert _child_partitions(pg_conn, pg_schema) == []
 
 
@@ -384,9 +353,7 @@ def test_replace_table_replaces_everything_atomically(pg_conn: Conn, pg_schema: 
     assert _rows(pg_conn, f"SELECT code FROM {pg_schema}.dim ORDER BY 1") == [("a",), ("b",)]
 
 
-def test_upsert_inserts_and_updates_by_key_with_identity_surrogate(
-    pg_conn: Conn, pg_schema: str
-) -> None:
+def test_upsert_inserts_and_updates_by_key_with_identity_surrogate(pg_conn: Conn, pg_schema: str) -> None:
     pg_conn.execute(
         f"""
         CREATE TABLE {pg_schema}.dim_product (
@@ -398,19 +365,17 @@ def test_upsert_inserts_and_updates_by_key_with_identity_surrogate(
         )
         """
     )
-    first = pl.DataFrame(
-        {"sku": ["a", "b"], "brand": ["Acme", None], "list_price": [1.5, 2.0]}
-    ).with_columns(pl.col("list_price").cast(pl.Decimal(10, 2)))
+    first = pl.DataFrame({"sku": ["a", "b"], "brand": ["Acme", None], "list_price": [1.5, 2.0]}).with_columns(
+        pl.col("list_price").cast(pl.Decimal(10, 2))
+    )
     assert upsert(pg_conn, pg_schema, "dim_product", first, ["sku"]) == 2
     keys_before = dict(_rows(pg_conn, f"SELECT sku, product_key FROM {pg_schema}.dim_product"))
 
-    second = pl.DataFrame(
-        {"sku": ["b", "c"], "brand": ["Bark", ""], "list_price": [2.5, None]}
-    ).with_columns(pl.col("list_price").cast(pl.Decimal(10, 2)))
-    assert upsert(pg_conn, pg_schema, "dim_product", second, ["sku"]) == 2
-    rows = _rows(
-        pg_conn, f"SELECT sku, product_key, brand, list_price FROM {pg_schema}.dim_product ORDER BY 1"
+    second = pl.DataFrame({"sku": ["b", "c"], "brand": ["Bark", ""], "list_price": [2.5, None]}).with_columns(
+        pl.col("list_price").cast(pl.Decimal(10, 2))
     )
+    assert upsert(pg_conn, pg_schema, "dim_product", second, ["sku"]) == 2
+    rows = _rows(pg_conn, f"SELECT sku, product_key, brand, list_price FROM {pg_schema}.dim_product ORDER BY 1")
     assert [(r[0], r[2], r[3]) for r in rows] == [
         ("a", "Acme", Decimal("1.50")),
         ("b", "Bark", Decimal("2.50")),
@@ -436,7 +401,5 @@ def test_upsert_failure_rolls_back(pg_conn: Conn, pg_schema: str) -> None:
     pg_conn.execute(f"CREATE TABLE {pg_schema}.u (id int PRIMARY KEY, v text NOT NULL)")
     upsert(pg_conn, pg_schema, "u", pl.DataFrame({"id": [1], "v": ["one"]}), ["id"])
     with pytest.raises(psycopg.errors.NotNullViolation):
-        upsert(
-            pg_conn, pg_schema, "u", pl.DataFrame({"id": [1, 2], "v": ["uno", None]}), ["id"]
-        )
+        upsert(pg_conn, pg_schema, "u", pl.DataFrame({"id": [1, 2], "v": ["uno", None]}), ["id"])
     assert _rows(pg_conn, f"SELECT id, v FROM {pg_schema}.u") == [(1, "one")]

@@ -79,9 +79,7 @@ def test_s3_listing_paginates(s3_bucket_url: str, s3_endpoint: str) -> None:
     store.write_bytes("q/outside.bin", b"x")
 
     calls: list[str] = []
-    store.client.meta.events.register(
-        "before-call.s3.ListObjectsV2", lambda **kwargs: calls.append("list")
-    )
+    store.client.meta.events.register("before-call.s3.ListObjectsV2", lambda **kwargs: calls.append("list"))
     assert [info.key for info in store.list("p/")] == keys
     assert len(calls) == 4  # 7 keys, 2 per page
     assert store.delete_prefix("p/") == 7
@@ -134,9 +132,7 @@ def test_local_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
     assert store.read_bytes("t/date=2026-10-01/part-0.parquet") == b"v4"
 
     on_disk = sorted(
-        Path(dirpath, name).relative_to(root).as_posix()
-        for dirpath, _dirs, names in os.walk(root)
-        for name in names
+        Path(dirpath, name).relative_to(root).as_posix() for dirpath, _dirs, names in os.walk(root) for name in names
     )
     assert on_disk == ["t/date=2026-10-01/part-0.parquet", "t/date=2026-10-02/part-0.parquet"]
 

@@ -84,9 +84,7 @@ def test_partition_mode_replaces_the_day_and_keeps_the_lake(
             [asset], resources=resources, partition_key="2026-10-01", tags={"version": str(version)}
         )
         assert result.success
-    rows = pg_conn.execute(
-        f"SELECT sale_date, product_key, quantity FROM {pg_schema}.fact_sales ORDER BY 2"
-    ).fetchall()
+    rows = pg_conn.execute(f"SELECT sale_date, product_key, quantity FROM {pg_schema}.fact_sales ORDER BY 2").fetchall()
     assert rows == [(date(2026, 10, 1), 1, 2), (date(2026, 10, 1), 2, 20)]  # second run, once
 
     (materialization,) = result.asset_materializations_for_node(f"{pg_schema}__fact_sales")
@@ -117,15 +115,18 @@ def test_partition_mode_range_run_writes_every_day_in_one_transaction(
     for _ in range(2):
         result = dg.materialize([asset], resources=resources, tags=range_tags)
         assert result.success
-    counts = pg_conn.execute(
-        f"SELECT sale_date, count(*) FROM {pg_schema}.fact_sales GROUP BY 1 ORDER BY 1"
-    ).fetchall()
+    counts = pg_conn.execute(f"SELECT sale_date, count(*) FROM {pg_schema}.fact_sales GROUP BY 1 ORDER BY 1").fetchall()
     assert counts == [(date(2026, 10, d), 2) for d in (1, 2, 3)]
-    assert read_table(
-        WarehouseIOManager(lake_url=str(tmp_path / "lake"), pg_url=pg_url).store(),
-        [pg_schema, "fact_sales"],
-        [{"date": f"2026-10-0{d}"} for d in (1, 2, 3)],
-    ).collect().height == 6
+    assert (
+        read_table(
+            WarehouseIOManager(lake_url=str(tmp_path / "lake"), pg_url=pg_url).store(),
+            [pg_schema, "fact_sales"],
+            [{"date": f"2026-10-0{d}"} for d in (1, 2, 3)],
+        )
+        .collect()
+        .height
+        == 6
+    )
 
     # An unknown product key on the last day rolls back every day of the run in Postgres.
     result = dg.materialize(
@@ -174,9 +175,7 @@ def test_replace_and_upsert_modes_for_unpartitioned_assets(
         assert dg.materialize([dim_region, dim_store], resources=resources).success
 
     assert pg_conn.execute(f"SELECT * FROM {pg_schema}.dim_region").fetchall() == [("west", 14)]
-    stores = pg_conn.execute(
-        f"SELECT store_id, state FROM {pg_schema}.dim_store ORDER BY 1"
-    ).fetchall()
+    stores = pg_conn.execute(f"SELECT store_id, state FROM {pg_schema}.dim_store ORDER BY 1").fetchall()
     assert stores == [("s1", "OR"), ("s2", "CA"), ("s3", "OR")]
     assert (tmp_path / "lake" / pg_schema / "dim_store" / "data.parquet").exists()
 
@@ -188,9 +187,7 @@ def test_missing_table_or_column_fails_before_the_lake_is_written(
     def not_created() -> pl.DataFrame:
         return pl.DataFrame({"a": [1]})
 
-    result = dg.materialize(
-        [not_created], resources=_resources(pg_url, tmp_path), raise_on_error=False
-    )
+    result = dg.materialize([not_created], resources=_resources(pg_url, tmp_path), raise_on_error=False)
     assert not result.success
     assert f"table {pg_schema}.not_created does not exist" in _failure(result)
     assert not (tmp_path / "lake").exists()
@@ -226,9 +223,7 @@ def test_pg_write_mode_from_metadata() -> None:
         partitioned=True,
         asset="a",
     ) == PgWriteMode("upsert", key_columns=("a", "b"))
-    assert pg_write_mode({"pg_key": "sku"}, partitioned=False, asset="a") == PgWriteMode(
-        "upsert", key_columns=("sku",)
-    )
+    assert pg_write_mode({"pg_key": "sku"}, partitioned=False, asset="a") == PgWriteMode("upsert", key_columns=("sku",))
     cases: list[tuple[dict[str, Any], bool, str]] = [
         ({}, True, "is partitioned"),
         ({"pg_mode": "merge"}, False, "not one of"),
@@ -254,8 +249,6 @@ def test_target_table_and_partition_value() -> None:
     monthly = dg.MonthlyPartitionsDefinition(start_date="2026-01-01")
     assert partition_value(monthly, "2026-10-01") == date(2026, 10, 1)
     assert partition_value(dg.StaticPartitionsDefinition(["pawmart"]), "pawmart") == "pawmart"
-    multi = dg.MultiPartitionsDefinition(
-        {"date": DAILY, "source": dg.StaticPartitionsDefinition(["pawmart"])}
-    )
+    multi = dg.MultiPartitionsDefinition({"date": DAILY, "source": dg.StaticPartitionsDefinition(["pawmart"])})
     with pytest.raises(TypeError):
         partition_value(multi, "2026-10-01|pawmart")

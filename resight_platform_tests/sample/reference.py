@@ -26,10 +26,27 @@ from resight_platform.sources.mappings import Mappings, normalise_alias
 from resight_platform.sources.registry import REQUIRED_COLUMNS, Registry, Source
 
 RULE_ORDER = {
-    "sales": ("missing_order_id", "missing_sku", "bad_line_no", "unparseable_date", "future_date", "bad_quantity",
-              "unparseable_price", "unknown_status", "unknown_channel", "duplicate"),
-    "catalog": ("missing_sku", "missing_product_name", "unparseable_price", "unknown_species", "bad_pack_size",
-                "unknown_unit", "duplicate"),
+    "sales": (
+        "missing_order_id",
+        "missing_sku",
+        "bad_line_no",
+        "unparseable_date",
+        "future_date",
+        "bad_quantity",
+        "unparseable_price",
+        "unknown_status",
+        "unknown_channel",
+        "duplicate",
+    ),
+    "catalog": (
+        "missing_sku",
+        "missing_product_name",
+        "unparseable_price",
+        "unknown_species",
+        "bad_pack_size",
+        "unknown_unit",
+        "duplicate",
+    ),
     "stores": ("missing_store_id", "invalid_state", "duplicate"),
     "customers": ("missing_customer_id", "unparseable_date", "invalid_state", "unknown_species", "duplicate"),
 }
@@ -272,8 +289,15 @@ def recount(root: Path, registry: Registry, m: Mappings) -> Recount:
     return out
 
 
-def _partition(out: Recount, feed: str, provider: str, day: date, files: list[File], m: Mappings,
-               valid_ids: dict[tuple[str, str], dict[str, date]]) -> None:
+def _partition(
+    out: Recount,
+    feed: str,
+    provider: str,
+    day: date,
+    files: list[File],
+    m: Mappings,
+    valid_ids: dict[tuple[str, str], dict[str, date]],
+) -> None:
     key_column = {"sales": "order_id", "catalog": "sku", "stores": "store_id", "customers": "customer_id"}[feed]
     seen_all: set[Any] = set()
     seen_valid: set[Any] = set()
@@ -327,8 +351,17 @@ def _valid_dim(out: Recount, file: File, number: int, row: dict[str, Any], feed:
         out.problems.append(f"{where}: zip {row.get('zip')!r}")
 
 
-def _valid_sale(out: Recount, file: File, number: int, row: dict[str, Any], provider: str, day: date,
-                m: Mappings, rate: Decimal, valid_ids: dict[tuple[str, str], dict[str, date]]) -> None:
+def _valid_sale(
+    out: Recount,
+    file: File,
+    number: int,
+    row: dict[str, Any],
+    provider: str,
+    day: date,
+    m: Mappings,
+    rate: Decimal,
+    valid_ids: dict[tuple[str, str], dict[str, date]],
+) -> None:
     source = file.source
     where = f"{file.key} row {number}"
     money = source.profile.money_format
@@ -359,7 +392,8 @@ def _valid_sale(out: Recount, file: File, number: int, row: dict[str, Any], prov
     channel = row.get("channel") or source.profile.channel
     online = m.channels.get(normalise_alias(str(channel))) == "online"
     if online and (row.get("store_id") is not None or str(row.get("ship_state")) not in m.regions):
-        out.problems.append(f"{where}: online line with store {row.get('store_id')!r}, "
-                            f"ship_state {row.get('ship_state')!r}")
+        out.problems.append(
+            f"{where}: online line with store {row.get('store_id')!r}, ship_state {row.get('ship_state')!r}"
+        )
     if not online and row.get("store_id") is None:
         out.problems.append(f"{where}: store line without a store")

@@ -26,11 +26,27 @@ from resight_platform.sources.registry import Registry, load_registry
 from resight_platform_tests.sample.reference import Recount, read_file, recount
 
 # Every export profile, the CAD distributor, and providers without stores / without customers.
-PROVIDERS = ["pawmart", "petopia", "chewyish", "petdirect", "northpaw_distribution", "vetcare_partners",
-             "barkbox_market", "midwest_pet_supply"]
+PROVIDERS = [
+    "pawmart",
+    "petopia",
+    "chewyish",
+    "petdirect",
+    "northpaw_distribution",
+    "vetcare_partners",
+    "barkbox_market",
+    "midwest_pet_supply",
+]
 DAYS = 3
-KEY_REASONS = {"bad_key", "bad_provider", "unknown_feed", "bad_date", "bad_file_name", "unsupported_format",
-               "unknown_provider", "unknown_source"}
+KEY_REASONS = {
+    "bad_key",
+    "bad_provider",
+    "unknown_feed",
+    "bad_date",
+    "bad_file_name",
+    "unsupported_format",
+    "unknown_provider",
+    "unknown_source",
+}
 ALL_REASONS = KEY_REASONS | {"unparseable", "missing_columns"}
 
 
@@ -84,10 +100,12 @@ def test_manifest_equals_an_independent_recount(sample: Sample) -> None:
     for feed in RULES:  # every data row is either valid or quarantined
         valid = m.sales["lines"] if feed == "sales" else getattr(m, feed)["rows"]
         assert m.rows_in[feed] == valid + sum(m.quarantine[feed].values())
-    assert {(d["date"], d["provider"]): (d["lines"], Decimal(d["net_amount"]))
-            for d in m.sales["by_date_provider"]} == {k: tuple(v) for k, v in r.sales_by.items()}
+    assert {
+        (d["date"], d["provider"]): (d["lines"], Decimal(d["net_amount"])) for d in m.sales["by_date_provider"]
+    } == {k: tuple(v) for k, v in r.sales_by.items()}
     assert {s: (v["lines"], Decimal(v["net_amount"])) for s, v in m.sales["by_status"].items()} == {
-        s: tuple(v) for s, v in r.by_status.items()}
+        s: tuple(v) for s, v in r.by_status.items()
+    }
     assert m.sales["lines"] == sum(v[0] for v in r.sales_by.values())
     assert Decimal(m.sales["net_amount"]) == sum(v[1] for v in r.sales_by.values())
     assert m.catalog == {"rows": r.dim_rows["catalog"], "products": len(r.dim_ids["catalog"])}
@@ -177,15 +195,16 @@ def test_late_files_resend_lines_of_the_first_file(sample: Sample) -> None:
 
 
 def test_output_is_byte_identical_and_prefix_stable(sample: Sample, tmp_path: Path) -> None:
-    again = generate(str(tmp_path / "again" / "landing"), providers=len(PROVIDERS), days=DAYS,
-                     registry=sample.registry)
+    again = generate(str(tmp_path / "again" / "landing"), providers=len(PROVIDERS), days=DAYS, registry=sample.registry)
     assert again == sample.manifest
     assert files_of(tmp_path / "again" / "landing") == files_of(sample.root)
     # a shorter sample holds exactly the same regular files for its dates
-    shorter = generate(str(tmp_path / "shorter" / "landing"), providers=len(PROVIDERS), days=DAYS - 1,
-                       registry=sample.registry)
+    shorter = generate(
+        str(tmp_path / "shorter" / "landing"), providers=len(PROVIDERS), days=DAYS - 1, registry=sample.registry
+    )
     special = {d["key"] for d in shorter.dead_letter + sample.manifest.dead_letter} | {
-        d["key"] for d in shorter.late_files + sample.manifest.late_files}
+        d["key"] for d in shorter.late_files + sample.manifest.late_files
+    }
     mine = files_of(sample.root)
     short = {k: v for k, v in files_of(tmp_path / "shorter" / "landing").items() if k not in special}
     assert short and all(mine[k] == v for k, v in short.items())
@@ -254,8 +273,13 @@ print(m.rows_in["sales"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 
 
 def _peak(lines: int) -> tuple[int, int, float]:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _PEAK, str(lines)], check=True, capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(lines)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     rows, mb = map(int, out.stdout.split())
     return rows, mb, time.perf_counter() - started
 

@@ -28,19 +28,60 @@ from resight_platform.schemas import (
 # Column order as docs/data-contract.md lists it.
 CONTRACT_COLUMNS = {
     "sales": [
-        "order_id", "line_no", "ordered_at", "business_date", "provider", "store_id", "channel", "sku", "quantity",
-        "unit_price", "discount", "net_amount", "customer_id", "status", "ship_state", "_source_file", "_row_number",
+        "order_id",
+        "line_no",
+        "ordered_at",
+        "business_date",
+        "provider",
+        "store_id",
+        "channel",
+        "sku",
+        "quantity",
+        "unit_price",
+        "discount",
+        "net_amount",
+        "customer_id",
+        "status",
+        "ship_state",
+        "_source_file",
+        "_row_number",
     ],
     "catalog": [
-        "sku", "upc", "product_name", "brand", "manufacturer", "category", "species", "pack_size", "pack_unit",
-        "list_price", "provider", "business_date", "_source_file", "_row_number",
+        "sku",
+        "upc",
+        "product_name",
+        "brand",
+        "manufacturer",
+        "category",
+        "species",
+        "pack_size",
+        "pack_unit",
+        "list_price",
+        "provider",
+        "business_date",
+        "_source_file",
+        "_row_number",
     ],
     "stores": [
-        "store_id", "provider", "store_name", "city", "state", "zip", "region", "business_date", "_source_file",
+        "store_id",
+        "provider",
+        "store_name",
+        "city",
+        "state",
+        "zip",
+        "region",
+        "business_date",
+        "_source_file",
         "_row_number",
     ],
     "customers": [
-        "customer_id", "provider", "signup_date", "state", "pet_species", "business_date", "_source_file",
+        "customer_id",
+        "provider",
+        "signup_date",
+        "state",
+        "pet_species",
+        "business_date",
+        "_source_file",
         "_row_number",
     ],
 }
@@ -52,7 +93,14 @@ def test_models_hold_the_contract_columns_in_order() -> None:
         assert list(schema.columns) == columns, feed
         assert (schema.strict, schema.coerce, schema.ordered) == (True, False, True)
     assert list(Quarantine.to_schema().columns) == [
-        "feed", "provider", "business_date", "_source_file", "_row_number", "rule", "raw", "_ingested_at",
+        "feed",
+        "provider",
+        "business_date",
+        "_source_file",
+        "_row_number",
+        "rule",
+        "raw",
+        "_ingested_at",
     ]
 
 
@@ -65,20 +113,30 @@ def test_value_sets_come_from_the_mapping_tables() -> None:
 
 def sales_row(**values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "order_id": "O-1", "line_no": 1, "ordered_at": datetime(2026, 10, 1, 14, tzinfo=UTC),
-        "business_date": date(2026, 10, 1), "provider": "pawmart", "store_id": "S1", "channel": "store",
-        "sku": "SKU-1", "quantity": 2, "unit_price": 12.99, "discount": 1.0, "net_amount": 24.98,
-        "customer_id": None, "status": "completed", "ship_state": None,
-        "_source_file": "pawmart/sales/2026-10-01/a.csv", "_row_number": 1,
+        "order_id": "O-1",
+        "line_no": 1,
+        "ordered_at": datetime(2026, 10, 1, 14, tzinfo=UTC),
+        "business_date": date(2026, 10, 1),
+        "provider": "pawmart",
+        "store_id": "S1",
+        "channel": "store",
+        "sku": "SKU-1",
+        "quantity": 2,
+        "unit_price": 12.99,
+        "discount": 1.0,
+        "net_amount": 24.98,
+        "customer_id": None,
+        "status": "completed",
+        "ship_state": None,
+        "_source_file": "pawmart/sales/2026-10-01/a.csv",
+        "_row_number": 1,
     }
     row.update(values)
     return row
 
 
 def sales_frame(*rows: dict[str, Any]) -> pl.DataFrame:
-    schema = {
-        name: column.dtype.type for name, column in SilverSales.to_schema().columns.items()
-    }
+    schema = {name: column.dtype.type for name, column in SilverSales.to_schema().columns.items()}
     return pl.DataFrame(list(rows), schema=schema)
 
 
@@ -140,19 +198,43 @@ LINEAGE = {"_source_file": "k", "_row_number": 1}
 
 def test_catalog_stores_customers_rules() -> None:
     product = dict(
-        sku="A", upc=None, product_name="Kibble", brand="Acme", manufacturer=None, category="food", species="dog",
-        pack_size=None, pack_unit=None, list_price=1.0, provider="p", business_date=date(2026, 10, 1), **LINEAGE,
+        sku="A",
+        upc=None,
+        product_name="Kibble",
+        brand="Acme",
+        manufacturer=None,
+        category="food",
+        species="dog",
+        pack_size=None,
+        pack_unit=None,
+        list_price=1.0,
+        provider="p",
+        business_date=date(2026, 10, 1),
+        **LINEAGE,
     )
     SilverCatalog.validate(frame_for(SilverCatalog, **product))
     bad: dict[str, Any]
-    for bad in ({"category": "weapons"}, {"species": "dragon"}, {"pack_size": 0.0}, {"pack_unit": "furlong"},
-                {"list_price": -1.0}, {"product_name": None}):
+    for bad in (
+        {"category": "weapons"},
+        {"species": "dragon"},
+        {"pack_size": 0.0},
+        {"pack_unit": "furlong"},
+        {"list_price": -1.0},
+        {"product_name": None},
+    ):
         with pytest.raises(pa.errors.SchemaErrors):
             SilverCatalog.validate(frame_for(SilverCatalog, **{**product, **bad}), lazy=True)
 
     location = dict(
-        store_id="S1", provider="p", store_name=None, city=None, state="TX", zip="07030", region="South",
-        business_date=date(2026, 10, 1), **LINEAGE,
+        store_id="S1",
+        provider="p",
+        store_name=None,
+        city=None,
+        state="TX",
+        zip="07030",
+        region="South",
+        business_date=date(2026, 10, 1),
+        **LINEAGE,
     )
     SilverStores.validate(frame_for(SilverStores, **location))
     for bad in ({"state": "XX"}, {"zip": "7030"}, {"region": "Mars"}, {"state": None}, {"region": None}):
@@ -160,8 +242,13 @@ def test_catalog_stores_customers_rules() -> None:
             SilverStores.validate(frame_for(SilverStores, **{**location, **bad}), lazy=True)
 
     member = dict(
-        customer_id="C1", provider="p", signup_date=date(2025, 1, 1), state=None, pet_species=None,
-        business_date=date(2026, 10, 1), **LINEAGE,
+        customer_id="C1",
+        provider="p",
+        signup_date=date(2025, 1, 1),
+        state=None,
+        pet_species=None,
+        business_date=date(2026, 10, 1),
+        **LINEAGE,
     )
     SilverCustomers.validate(frame_for(SilverCustomers, **member))
     for bad in ({"state": "XX"}, {"pet_species": "dragon"}, {"signup_date": None}, {"_row_number": 0}):
@@ -171,8 +258,13 @@ def test_catalog_stores_customers_rules() -> None:
 
 def test_quarantine_model() -> None:
     row = dict(
-        feed="sales", provider="p", business_date=date(2026, 10, 1), rule="bad_quantity", raw='{"sku":"A"}',
-        _ingested_at=datetime(2026, 10, 2, tzinfo=UTC), **LINEAGE,
+        feed="sales",
+        provider="p",
+        business_date=date(2026, 10, 1),
+        rule="bad_quantity",
+        raw='{"sku":"A"}',
+        _ingested_at=datetime(2026, 10, 2, tzinfo=UTC),
+        **LINEAGE,
     )
     Quarantine.validate(frame_for(Quarantine, **row))
     for bad in ({"rule": "looked_odd"}, {"feed": "returns"}, {"raw": "sku=A"}):

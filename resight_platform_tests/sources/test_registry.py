@@ -107,9 +107,7 @@ def issues_of(directory: Path) -> list[RegistryIssue]:
     return caught.value.issues
 
 
-def find_issue(
-    issues: list[RegistryIssue], file: str, row: int | None, field: str, reason: str
-) -> RegistryIssue:
+def find_issue(issues: list[RegistryIssue], file: str, row: int | None, field: str, reason: str) -> RegistryIssue:
     matches = [i for i in issues if (i.file, i.row, i.field) == (file, row, field) and reason in i.reason]
     assert matches, f"no issue {file} row {row} field {field!r} ~ {reason!r} in:\n" + "\n".join(map(str, issues))
     return matches[0]

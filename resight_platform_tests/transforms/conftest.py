@@ -66,10 +66,7 @@ def write_landed(source: Source, records: Sequence[Record], *, extra: Record | N
     """
     to_source = source.layout.canonical_to_source
     columns = [*source.layout.columns, *(extra or {})]
-    rows = [
-        {**{to_source[c]: record.get(c) for c in to_source}, **(extra or {})}
-        for record in records
-    ]
+    rows = [{**{to_source[c]: record.get(c) for c in to_source}, **(extra or {})} for record in records]
     fmt = source.format
     if fmt in ("csv", "csv.gz"):
         buffer = io.StringIO(newline="")

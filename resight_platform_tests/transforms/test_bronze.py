@@ -37,7 +37,12 @@ def test_bronze_schema_is_canonical_columns_then_lineage() -> None:
         schema = bronze_schema(feed)
         assert list(schema)[: len(CANONICAL_COLUMNS[feed])] == list(CANONICAL_COLUMNS[feed])
         assert list(schema)[len(CANONICAL_COLUMNS[feed]) :] == [
-            "_provider", "_feed", "_business_date", "_source_file", "_row_number", "_ingested_at",
+            "_provider",
+            "_feed",
+            "_business_date",
+            "_source_file",
+            "_row_number",
+            "_ingested_at",
         ]
         assert empty_bronze(feed).schema == pl.Schema(schema)
         assert empty_bronze(feed).height == 0
@@ -96,8 +101,10 @@ def test_json_values_are_cast_to_text(registry: Registry, landed: Landed) -> Non
         frame = read(registry, provider, feed, landed(provider, feed, records))
         row = frame.row(0, named=True)
         assert (row["line_no"], row["quantity"], row["unit_price"], row["discount"]) == ("1", "3", "1299", "0")
-    nested = b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": {"id": 7},' \
+    nested = (
+        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": {"id": 7},'
         b' "qty": 2.5, "unitPrice": "1.00", "orderStatus": true, "unmapped": [1, 2]}\n'
+    )
     row = read(registry, "chewyish", "sales", nested).row(0, named=True)
     assert (row["sku"], row["quantity"], row["status"]) == ('{"id": 7}', "2.5", "true")
 
@@ -128,7 +135,9 @@ def test_parquet_native_types(registry: Registry) -> None:
     frame.write_parquet(buffer)
     bronze = read(registry, "northpaw_distribution", "sales", buffer.getvalue())
     assert bronze.get_column("ordered_at").to_list() == [
-        "2026-10-01T13:45:00Z", "2026-10-01T13:45:30.500Z", "2026-10-01T13:45:00Z",
+        "2026-10-01T13:45:00Z",
+        "2026-10-01T13:45:30.500Z",
+        "2026-10-01T13:45:00Z",
     ]
     assert bronze.get_column("line_no").to_list() == ["1", "2", "3"]
     assert bronze.get_column("store_id").to_list() == ["7", "8", "9"]
@@ -161,7 +170,10 @@ def test_naive_ingested_at_is_utc(registry: Registry, landed: Landed) -> None:
         data, source=source, key="k", business_date=BUSINESS_DATE, ingested_at=datetime(2026, 10, 2, 6)
     )
     aware = read_landing_file(
-        data, source=source, key="k", business_date=BUSINESS_DATE,
+        data,
+        source=source,
+        key="k",
+        business_date=BUSINESS_DATE,
         ingested_at=datetime(2026, 10, 2, 1, tzinfo=timezone(timedelta(hours=-5))),
     )
     assert naive.get_column("_ingested_at").to_list() == [datetime(2026, 10, 2, 6, tzinfo=UTC)]

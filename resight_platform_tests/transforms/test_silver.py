@@ -115,7 +115,10 @@ def test_sales_standardise_per_profile(
     columns = ("ordered_at", "unit_price", "discount", "net_amount", "channel", "status", "store_id", "ship_state")
     assert tuple(row[c] for c in columns) == expected
     assert (row["provider"], row["business_date"], row["order_id"], row["line_no"]) == (
-        provider, date(2026, 10, 1), "O-1", 1,
+        provider,
+        date(2026, 10, 1),
+        "O-1",
+        1,
     )
 
 
@@ -238,8 +241,14 @@ def test_catalog_aliases(clean: Any, bronze: Bronze) -> None:
     records = [
         product(sku="A", species="Canine", brand="purina   PROPLAN", category="Dry Food", pack_unit="LBS"),
         product(sku="B", species=" FELINE ", brand="Royal Canin", category="Flea & Tick", pack_unit="Ounces"),
-        product(sku="C", species="small pet", brand="  Acme   Pet  Co ", category="Mystery Box", pack_unit=None,
-                pack_size=None),
+        product(
+            sku="C",
+            species="small pet",
+            brand="  Acme   Pet  Co ",
+            category="Mystery Box",
+            pack_unit=None,
+            pack_size=None,
+        ),
         product(sku="D", species="K9", brand=None, category=None, pack_size="2.5", pack_unit="pk"),
     ]
     valid = clean("catalog", bronze("pawmart", "catalog", records)).valid
@@ -257,7 +266,10 @@ def test_catalog_per_profile(clean: Any, bronze: Bronze, provider: str) -> None:
     row = clean("catalog", bronze(provider, "catalog", [product(list_price=price, upc="012345678905")])).valid
     expected = 40.14 if provider == "northpaw_distribution" else 54.99  # 54.99 CAD x 0.73 = 40.1427
     assert row.select("sku", "upc", "list_price", "brand").row(0) == (
-        "SKU-1", "012345678905", expected, "Purina Pro Plan",
+        "SKU-1",
+        "012345678905",
+        expected,
+        "Purina Pro Plan",
     )
 
 
@@ -286,8 +298,13 @@ def test_legacy_latin1_store_names_survive(clean: Any, bronze: Bronze) -> None:
 
 @pytest.mark.parametrize(
     ("provider", "written"),
-    [("pawmart", "2025-03-14"), ("petopia", "03/14/2025"), ("vetcare_partners", "14/03/2025"),
-     ("chewyish", "2025-03-14"), ("petdirect", " 2025-03-14 ")],
+    [
+        ("pawmart", "2025-03-14"),
+        ("petopia", "03/14/2025"),
+        ("vetcare_partners", "14/03/2025"),
+        ("chewyish", "2025-03-14"),
+        ("petdirect", " 2025-03-14 "),
+    ],
 )
 def test_customers_dates_per_profile(clean: Any, bronze: Bronze, provider: str, written: str) -> None:
     valid = clean("customers", bronze(provider, "customers", [customer(signup_date=written)])).valid
@@ -302,7 +319,9 @@ def test_customers_optional_values(clean: Any, bronze: Bronze) -> None:
     ]
     valid = clean("customers", bronze("pawmart", "customers", records)).valid
     assert valid.select("customer_id", "state", "pet_species").rows() == [
-        ("A", None, None), ("B", "TX", "cat"), ("C", None, None),
+        ("A", None, None),
+        ("B", "TX", "cat"),
+        ("C", None, None),
     ]
 
 
@@ -314,18 +333,31 @@ BREAKS: dict[str, dict[str, list[dict[str, Any]]]] = {
         "missing_sku": [{"sku": None}, {"sku": " "}],
         "bad_line_no": [{"line_no": "0"}, {"line_no": "-1"}, {"line_no": "1.5"}, {"line_no": "x"}, {"line_no": None}],
         "unparseable_date": [
-            {"ordered_at": "2026-13-01T00:00:00"}, {"ordered_at": None}, {"ordered_at": "yesterday"},
-            {"ordered_at": "2026-10-01"}, {"ordered_at": "10/01/2026 10:00"},
+            {"ordered_at": "2026-13-01T00:00:00"},
+            {"ordered_at": None},
+            {"ordered_at": "yesterday"},
+            {"ordered_at": "2026-10-01"},
+            {"ordered_at": "10/01/2026 10:00"},
         ],
         "future_date": [{"ordered_at": "2026-10-03T00:00:01Z"}, {"ordered_at": "2026-10-02T21:00:00"}],
         "bad_quantity": [
-            {"quantity": "0"}, {"quantity": "-2"}, {"quantity": "2.5"}, {"quantity": "two"},
-            {"quantity": "3000000000"}, {"quantity": None},
+            {"quantity": "0"},
+            {"quantity": "-2"},
+            {"quantity": "2.5"},
+            {"quantity": "two"},
+            {"quantity": "3000000000"},
+            {"quantity": None},
         ],
         "unparseable_price": [
-            {"unit_price": None}, {"unit_price": "abc"}, {"unit_price": "-1.00"}, {"unit_price": "$12.99"},
-            {"unit_price": "12,99"}, {"unit_price": "1e3"}, {"unit_price": "100000000.00"},
-            {"discount": "-0.50"}, {"discount": "free"},
+            {"unit_price": None},
+            {"unit_price": "abc"},
+            {"unit_price": "-1.00"},
+            {"unit_price": "$12.99"},
+            {"unit_price": "12,99"},
+            {"unit_price": "1e3"},
+            {"unit_price": "100000000.00"},
+            {"discount": "-0.50"},
+            {"discount": "free"},
         ],
         "unknown_status": [{"status": "pending"}, {"status": None}],
         "unknown_channel": [{"channel": "carrier pigeon"}, {"channel": None}],
@@ -445,7 +477,9 @@ def test_same_key_in_other_providers_or_dates_is_not_a_duplicate(clean: Any, bro
     result = clean("sales", *frames)
     assert result.quarantine.height == 0
     assert sorted(result.valid.select("provider", "business_date").rows()) == [
-        ("pawmart", date(2026, 10, 1)), ("pawmart", date(2026, 10, 2)), ("tailwaggers", date(2026, 10, 1)),
+        ("pawmart", date(2026, 10, 1)),
+        ("pawmart", date(2026, 10, 2)),
+        ("tailwaggers", date(2026, 10, 1)),
     ]
 
 
