@@ -287,8 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings() -> None:
+    """People running the CLI get our output, not Dagster's beta notices or platformdirs' advice."""
+    import warnings
+
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_library_warnings()
     return int(args.func(args))
 
 

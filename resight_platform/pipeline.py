@@ -51,10 +51,16 @@ def _execute(
     report: PipelineReport,
     progress: Callable[[str], None],
     tags: dict[str, str] | None = None,
+    log_level: str = "WARNING",
 ) -> None:
     progress(f"running {job}" + (f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags else ""))
     started = time.perf_counter()
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     elapsed = time.perf_counter() - started
     report.runs.append((job, result.success, elapsed))
     if not result.success:

@@ -23,7 +23,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from resight_platform.io.postgres import connect, database_url, embedded_pg_url, stop_embedded_pg
+from resight_platform.io.postgres import connect, embedded_pg_url, stop_embedded_pg
+from resight_platform_tests.databases import temporary_database
 
 AWS_TEST_REGION = "us-east-1"
 AWS_TEST_KEY = "testing"
@@ -71,12 +72,7 @@ def pg_server_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh database for this session (dropped at the end)."""
-    name = f"test_{_worker_id()}_{uuid.uuid4().hex[:8]}".lower()
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield database_url(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    yield from temporary_database(pg_server_url, "test")
 
 
 @pytest.fixture
@@ -140,9 +136,4 @@ def s3_bucket_url(s3_endpoint: str, s3_credentials: None) -> str:
 @pytest.fixture
 def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
     """A database of its own for one test (the warehouse DDL uses fixed schema names)."""
-    name = f"e2e_{_worker_id()}_{uuid.uuid4().hex[:8]}".lower()
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield database_url(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    yield from temporary_database(pg_server_url, "db")

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
-import psycopg
 import pytest
 
 from resight_platform.definitions import build_definitions
@@ -25,6 +24,7 @@ from resight_platform.pipeline import run_pipeline
 from resight_platform.sample import generate
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import load_registry
+from resight_platform_tests.databases import temporary_database
 
 pytestmark = pytest.mark.xdist_group("end_to_end")
 
@@ -45,28 +45,16 @@ class Loaded:
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Loaded]:
-    import uuid
-
-    from psycopg import sql
-
-    from resight_platform.io.postgres import database_url
-
     home = tmp_path_factory.mktemp("resight")
     settings = Settings.from_env({"RESIGHT_HOME": str(home), "RESIGHT_PARTITIONS_START": "2026-09-01"})
     generate(settings.landing_url, providers=PROVIDERS, days=DAYS, start=START, seed=11)
     manifest = json.loads((home / "manifest.json").read_text())
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    pg_url = database_url(pg_server_url, name)
-    defs = build_definitions(settings, pg_url)
-    instance = dg.DagsterInstance.ephemeral()
-    report = run_pipeline(defs, instance, landing=open_store(settings.landing_url), registry=load_registry())
-    assert report.success
-    yield Loaded(settings, manifest, pg_url, instance, defs)
-    instance.dispose()
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    for pg_url in temporary_database(pg_server_url, "e2e"):
+        defs = build_definitions(settings, pg_url)
+        with dg.DagsterInstance.ephemeral() as instance:
+            report = run_pipeline(defs, instance, landing=open_store(settings.landing_url), registry=load_registry())
+            assert report.success
+            yield Loaded(settings, manifest, pg_url, instance, defs)
 
 
 def _rows(pg_url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

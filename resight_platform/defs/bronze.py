@@ -144,7 +144,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 out[partition_key] = result.frame
                 records.extend(result.records)
                 for record in result.records:
-                    if record.status == "dead_lettered":
+                    if record.dead_letter_uri is not None:
                         context.log.warning(f"dead-lettered {record.file_key}: {record.error_code}: {record.error}")
             record_files(conn, records, run_id=context.run.run_id, now=now)
         rows = sum(f.height for f in out.values())

@@ -10,38 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from resight_platform.schemas.silver import QUARANTINE_RULES
+
 __all__ = ["CATALOG_RULES", "CUSTOMERS_RULES", "RULES", "SALES_RULES", "STORES_RULES", "Manifest", "Tally"]
 
-SALES_RULES = (
-    "missing_order_id",
-    "missing_sku",
-    "bad_line_no",
-    "unparseable_date",
-    "future_date",
-    "bad_quantity",
-    "unparseable_price",
-    "unknown_status",
-    "unknown_channel",
-    "duplicate",
-)
-CATALOG_RULES = (
-    "missing_sku",
-    "missing_product_name",
-    "unparseable_price",
-    "unknown_species",
-    "bad_pack_size",
-    "unknown_unit",
-    "duplicate",
-)
-STORES_RULES = ("missing_store_id", "invalid_state", "duplicate")
-CUSTOMERS_RULES = ("missing_customer_id", "unparseable_date", "invalid_state", "unknown_species", "duplicate")
-#: Quarantine rules per feed, in the contract's order (the first one a row breaks is its rule).
-RULES: dict[str, tuple[str, ...]] = {
-    "sales": SALES_RULES,
-    "catalog": CATALOG_RULES,
-    "stores": STORES_RULES,
-    "customers": CUSTOMERS_RULES,
-}
+#: Quarantine rules per feed, in the contract's order (the first one a row breaks is its rule);
+#: the names are the contract's, defined once with the silver models.
+RULES: dict[str, tuple[str, ...]] = dict(QUARANTINE_RULES)
+SALES_RULES = RULES["sales"]
+CATALOG_RULES = RULES["catalog"]
+STORES_RULES = RULES["stores"]
+CUSTOMERS_RULES = RULES["customers"]
 STATUSES = ("completed", "cancelled", "returned")
 
 
