@@ -15,7 +15,6 @@ setup(
         "polars>=1.30,<3",
         "pyarrow>=18",
         "pandera[polars]>=0.24,<0.36",
-        "narwhals>=2.0,<3",
         "psycopg[binary]>=3.2,<3.4",
         "psycopg2-binary>=2.9,<3",
         "pgserver>=0.1.4,<0.2",

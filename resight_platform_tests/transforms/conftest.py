@@ -75,7 +75,7 @@ def write_landed(source: Source, records: Sequence[Record], *, extra: Record | N
         for row in rows:
             writer.writerow(["" if row[c] is None else row[c] for c in columns])
         data = buffer.getvalue().encode(source.profile.encoding)
-        return gzip.compress(data) if fmt == "csv.gz" else data
+        return gzip.compress(data, mtime=0) if fmt == "csv.gz" else data
     if fmt == "jsonl":
         return "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
     if fmt == "json":

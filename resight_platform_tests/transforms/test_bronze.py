@@ -198,7 +198,7 @@ def test_quoted_values_keep_delimiters_and_newlines(registry: Registry) -> None:
     [
         ("pawmart", b"order_id,line_no,ordered_at,sku,quantity,unit_price,status\n"),
         ("petopia", "TransID;Line;SaleDateTime;ItemSKU;Qty;Price;Status\n".encode("latin-1")),
-        ("vetcare_partners", gzip.compress(b"Invoice No|Line|Visit Date|Item Code|Quantity|Unit Price|Status\n")),
+        ("vetcare_partners", gzip.compress(b"Invoice No|Line|Visit Date|Item Code|Quantity|Unit Price|Status\n", mtime=0)),
         ("chewyish", b""),
         ("chewyish", b"\n  \n"),
         ("petdirect", b"[]"),
@@ -226,7 +226,7 @@ def _parquet_bytes() -> bytes:
     ("provider", "data", "message"),
     [
         ("vetcare_partners", b"not gzip at all", "not a readable gzip file"),
-        ("vetcare_partners", gzip.compress(b"Invoice No|Line\n1|2\n")[:-6], "not a readable gzip file"),
+        ("vetcare_partners", gzip.compress(b"Invoice No|Line\n1|2\n", mtime=0)[:-6], "not a readable gzip file"),
         ("chewyish", b'{"orderNumber": "A"}\n{"orderNumber": \n', "JSON Lines could not be parsed"),
         ("chewyish", b'[{"orderNumber": "A"}]\n', "JSON Lines could not be parsed"),
         ("petdirect", b'[{"order_ref": "A"},', "JSON could not be parsed"),
