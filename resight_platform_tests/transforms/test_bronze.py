@@ -198,7 +198,10 @@ def test_quoted_values_keep_delimiters_and_newlines(registry: Registry) -> None:
     [
         ("pawmart", b"order_id,line_no,ordered_at,sku,quantity,unit_price,status\n"),
         ("petopia", "TransID;Line;SaleDateTime;ItemSKU;Qty;Price;Status\n".encode("latin-1")),
-        ("vetcare_partners", gzip.compress(b"Invoice No|Line|Visit Date|Item Code|Quantity|Unit Price|Status\n", mtime=0)),
+        (
+            "vetcare_partners",
+            gzip.compress(b"Invoice No|Line|Visit Date|Item Code|Quantity|Unit Price|Status\n", mtime=0),
+        ),
         ("chewyish", b""),
         ("chewyish", b"\n  \n"),
         ("petdirect", b"[]"),
