@@ -25,6 +25,8 @@ from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import Mappings, normalise_alias
 from resight_platform.sources.registry import REQUIRED_COLUMNS, Registry, Source
 
+# Written out on purpose rather than imported: this is docs/data-contract.md's order, an
+# independent reference that fails if the package's rule order drifts from the contract.
 RULE_ORDER = {
     "sales": (
         "missing_order_id",
