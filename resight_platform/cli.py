@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -10,7 +11,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -32,8 +33,9 @@ def _settings() -> Any:
 
 
 def instance_env(settings: Any, pg_url: str) -> dict[str, str]:
-    """Environment for a Dagster instance on the warehouse's Postgres (database ``dagster``)."""
-    from resight_platform.io.postgres import database_url, sqlalchemy_url
+    """Environment for a Dagster instance on Postgres: ``RESIGHT_DAGSTER_PG_URL`` when set, else
+    database ``dagster`` on the warehouse's server (created if missing)."""
+    from resight_platform.io.postgres import ensure_database, sqlalchemy_url
 
     dagster_home = settings.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -43,13 +45,29 @@ def instance_env(settings: Any, pg_url: str) -> dict[str, str]:
     shutil.copyfile(template, dagster_home / "dagster.yaml")
     return {
         "DAGSTER_HOME": str(dagster_home),
-        "RESIGHT_DAGSTER_PG_URL": sqlalchemy_url(database_url(pg_url, "dagster")),
+        "RESIGHT_DAGSTER_PG_URL": os.environ.get("RESIGHT_DAGSTER_PG_URL")
+        or sqlalchemy_url(ensure_database(pg_url, "dagster")),
         "RESIGHT_DAGSTER_ARTIFACTS": str(dagster_home / "storage"),
         # One "materialisation planned" event per asset for a range run instead of one per
         # partition: a 420-partition run otherwise spends ~40 s writing them. The cost, per
         # Dagster: partitions of a failed range run are not marked failed (the run still is).
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
     }
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, restoring the previous values afterwards."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -157,9 +175,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
-    os.environ.update(instance_env(settings, pg_url))
     defs = build_definitions(settings, pg_url)
-    with dg.DagsterInstance.get() as instance:
+    with _environment(instance_env(settings, pg_url)), dg.DagsterInstance.get() as instance:
         report = run_pipeline(
             defs, instance, landing=landing, registry=load_registry(settings.registry_dir), progress=_say
         )

@@ -7,6 +7,7 @@ import io
 import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from resight_platform.cli import format_table, main
@@ -159,3 +160,26 @@ def test_format_table_aligns_columns() -> None:
 
 def test_format_table_without_rows() -> None:
     assert format_table(["a", "long_name"], []) == "a | long_name\n--+----------\n(0 rows)"
+
+
+@pytest.mark.xdist_group("end_to_end")
+def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
+    warehouse: str, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `make demo` runs, small: Dagster's instance on Postgres (its own database here)."""
+    from urllib.parse import urlsplit
+
+    from resight_platform.io.postgres import ensure_database, sqlalchemy_url
+
+    dagster_db = ensure_database(fresh_pg_url, urlsplit(fresh_pg_url).path.lstrip("/") + "_dagster")
+    monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
+    monkeypatch.setenv("RESIGHT_PARTITIONS_START", "2026-09-01")
+    before = dict(os.environ)
+    assert main(["demo", "--providers", "4", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "== ReSight demo summary ==" in out
+    assert "-> MATCH" in out
+    assert dict(os.environ) == before  # the demo's instance settings do not leak
+    with psycopg.connect(dagster_db) as conn:
+        runs = conn.execute("select count(*) from runs where status = 'SUCCESS'").fetchone()
+    assert runs is not None and runs[0] == 6

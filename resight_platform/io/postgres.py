@@ -32,6 +32,7 @@ __all__ = [
     "copy_frame",
     "database_url",
     "embedded_pg_url",
+    "ensure_database",
     "quote_ident",
     "replace_partition",
     "replace_table",
@@ -89,6 +90,16 @@ def _server(data_dir: Path) -> PostgresServer:
     return server
 
 
+def ensure_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``server_url`` if it does not exist; its URL."""
+    with psycopg.connect(database_url(server_url, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # made concurrently
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(quote_ident(name)))
+    return database_url(server_url, name)
+
+
 def embedded_pg_url(data_dir: Path) -> str:
     """Start (or reuse) the pgserver PostgreSQL at ``data_dir``; return the ``resight`` database URL.
 
@@ -96,18 +107,9 @@ def embedded_pg_url(data_dir: Path) -> str:
     Databases ``resight`` and ``dagster`` are created if missing.
     """
     server_url: str = _server(data_dir).get_uri()
+    for name in EMBEDDED_DATABASES:
+        ensure_database(server_url, name)
     with psycopg.connect(database_url(server_url, "postgres"), autocommit=True) as conn:
-        existing = {
-            row[0]
-            for row in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
-                (list(EMBEDDED_DATABASES),),
-            )
-        }
-        for name in EMBEDDED_DATABASES:
-            if name not in existing:
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # made concurrently
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(quote_ident(name)))
         # Dagster's event log commits every event in its own transaction on a fresh connection;
         # on the embedded server, waiting for each WAL flush is most of a large backfill's
         # bookkeeping. A crash can lose the last few events, never corrupt them. The warehouse
