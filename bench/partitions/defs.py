@@ -94,7 +94,9 @@ def build_defs(model: str, start: str) -> dg.Definitions:
         partitions_def=daily,
         group_name="gold",
         deps=[
-            dg.AssetDep(name, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE))
+            dg.AssetDep(
+                name, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE)
+            )
             for name in SILVER
         ],
     )
