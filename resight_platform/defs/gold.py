@@ -1,6 +1,6 @@
 """Gold: the star schema in Postgres (and Parquet in the lake) and the marts built on it."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -13,9 +13,16 @@ from resight_platform.resources import RegistryResource
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
-__all__ = ["gold_assets"]
+__all__ = ["gold_assets", "split_by_date"]
 
 _KINDS = {"polars", "postgres", "parquet"}
+
+
+def split_by_date(frame: pl.DataFrame, partition_keys: Sequence[str]) -> dict[str, pl.DataFrame]:
+    """One frame per daily partition key of the run, by ``sale_date`` (empty where no rows), in one pass."""
+    groups = {day.isoformat(): group for (day,), group in frame.group_by("sale_date", maintain_order=True)}
+    empty = frame.clear()
+    return {key: groups.get(key, empty) for key in partition_keys}
 
 
 def _result(frame: pl.DataFrame) -> dg.Output[pl.DataFrame]:
@@ -143,10 +150,7 @@ def _fact_sales(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         unknown = fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
         if unknown:
             context.log.warning(f"{unknown} sales lines reference a product missing from the catalog")
-        parts = {
-            key: fact.filter(pl.col("sale_date") == datetime.fromisoformat(key).date())
-            for key in context.partition_keys
-        }
+        parts = split_by_date(fact, context.partition_keys)
         return dg.Output(
             parts,
             metadata={
@@ -192,10 +196,7 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, fact: pl.LazyFrame, dim_product: pl.LazyFrame
     ) -> dg.Output[dict[str, pl.DataFrame]]:
         frame = marts.daily_sales(fact, dim_product) if fact.collect_schema().names() else _empty(models.DailySales)
-        parts = {
-            key: frame.filter(pl.col("sale_date") == datetime.fromisoformat(key).date())
-            for key in context.partition_keys
-        }
+        parts = split_by_date(frame, context.partition_keys)
         return dg.Output(parts, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
 
     return daily_sales

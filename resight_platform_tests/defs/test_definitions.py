@@ -250,3 +250,21 @@ def test_split_by_partition_of_an_empty_frame() -> None:
     parts = split_by_partition(frame, ["2026-10-01|pawmart"], "stores")
     assert_frame_equal(parts["2026-10-01|pawmart"], frame)
     assert split_by_partition(silver_like(), [], "sales") == {}
+
+
+def test_split_by_date_gives_every_key_its_rows_and_empty_frames_elsewhere() -> None:
+    from datetime import date
+
+    import polars as pl
+
+    from resight_platform.defs.gold import split_by_date
+
+    frame = pl.DataFrame(
+        {"sale_date": [date(2026, 10, 1), date(2026, 10, 3), date(2026, 10, 1)], "net_amount": [1.0, 2.0, 3.0]}
+    )
+    parts = split_by_date(frame, ["2026-10-01", "2026-10-02", "2026-10-03"])
+    assert list(parts) == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert parts["2026-10-01"]["net_amount"].to_list() == [1.0, 3.0]
+    assert parts["2026-10-02"].height == 0
+    assert parts["2026-10-02"].schema == frame.schema
+    assert parts["2026-10-03"]["net_amount"].to_list() == [2.0]
