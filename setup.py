@@ -27,6 +27,9 @@ setup(
             "pytest>=8,<10",
             "pytest-xdist>=3.6,<4",
             "moto[server]>=5.0,<6",
+            # benchmark peers and probes (bench/), smoke-tested in the suite
+            "pandas>=2.2,<4",
+            "psutil>=5.9",
         ],
         "dev": [
             "ruff>=0.8",

@@ -1,6 +1,7 @@
 """Gold: the star schema in Postgres (and Parquet in the lake) and the marts built on it."""
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -8,7 +9,8 @@ import polars as pl
 
 from resight_platform.defs.bronze import RETRY
 from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
-from resight_platform.defs.partitions import DATE
+from resight_platform.defs.partitions import DATE, split_key
+from resight_platform.io.lake import PartitionStream, iter_chunks
 from resight_platform.resources import RegistryResource
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
@@ -133,33 +135,57 @@ def _fact_sales(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     def fact_sales(
         context: dg.AssetExecutionContext,
         registry: RegistryResource,
-        sales: pl.LazyFrame,
+        sales: dict[str, pl.LazyFrame],
         dim_provider: pl.LazyFrame,
         dim_product: pl.LazyFrame,
         dim_store: pl.LazyFrame,
         dim_customer: pl.LazyFrame,
-    ) -> dg.Output[dict[str, pl.DataFrame]]:
-        fact = gold.build_fact_sales(
-            sales,
-            dim_provider=dim_provider,
-            dim_product=dim_product,
-            dim_store=dim_store,
-            dim_customer=dim_customer,
-            mappings=registry.mappings(),
-        )
-        unknown = fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
-        if unknown:
-            context.log.warning(f"{unknown} sales lines reference a product missing from the catalog")
-        parts = split_by_date(fact, context.partition_keys)
-        return dg.Output(
-            parts,
-            metadata={
-                "dagster/row_count": fact.height,
-                "net_amount": float(fact["net_amount"].sum() or 0.0),
-                "unknown_product_lines": unknown,
-                "preview": markdown_preview(fact),
-            },
-        )
+    ) -> dg.Output[PartitionStream]:
+        mappings = registry.mappings()
+        # The dimensions are read once; the sales stream through them a chunk at a time.
+        dims = {
+            "dim_provider": dim_provider.collect().lazy(),
+            "dim_product": dim_product.collect().lazy(),
+            "dim_store": dim_store.collect().lazy(),
+            "dim_customer": dim_customer.collect().lazy(),
+        }
+        by_day: dict[str, list[pl.LazyFrame]] = {}
+        for key in sorted(sales):
+            by_day.setdefault(split_key(key)[0].isoformat(), []).append(sales[key])
+        stats: Counter[str] = Counter()
+        cents = 0
+        preview: list[pl.DataFrame] = []
+
+        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+            nonlocal cents
+            for day in context.partition_keys:
+                produced = False
+                for scan in by_day.get(day, []):
+                    for piece in iter_chunks(scan):
+                        if not piece.height:
+                            continue
+                        fact = gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings)
+                        stats["unknown_product_lines"] += fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
+                        cents += int((fact["net_amount"] * 100).round(0).sum() or 0)
+                        if not preview:
+                            preview.append(fact.head(5))
+                        produced = True
+                        yield day, fact
+                if not produced:
+                    yield day, gold.empty_fact_sales()
+            if stats["unknown_product_lines"]:
+                context.log.warning(
+                    f"{stats['unknown_product_lines']} sales lines reference a product missing from the catalog"
+                )
+
+        def summary() -> dict[str, object]:
+            return {
+                "net_amount": cents / 100,
+                "unknown_product_lines": stats["unknown_product_lines"],
+                "preview": markdown_preview(preview[0] if preview else gold.empty_fact_sales()),
+            }
+
+        return dg.Output(PartitionStream(chunks(), summary))
 
     return fact_sales
 

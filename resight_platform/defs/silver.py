@@ -1,14 +1,17 @@
 """Silver: canonical, typed, standardised and deduplicated rows; rule breakers to quarantine."""
 
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
+import psycopg
 
 from resight_platform.defs.bronze import RETRY
 from resight_platform.defs.metadata import OWNERS, table_schema_from_model
-from resight_platform.defs.partitions import DATE, SOURCE, source_key_expr, split_key
-from resight_platform.io.lake import write_partition
+from resight_platform.defs.partitions import DATE, SOURCE, split_key
+from resight_platform.io.lake import PartitionStream, iter_chunks, write_partition
 from resight_platform.io.ops import record_silver
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas.silver import SILVER_MODELS
@@ -16,7 +19,7 @@ from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import empty_bronze
 from resight_platform.transforms.silver import clean_feed, reconcile
 
-__all__ = ["quarantine_table", "silver_assets", "split_by_partition"]
+__all__ = ["quarantine_table", "silver_assets"]
 
 
 def quarantine_table(feed: str) -> list[str]:
@@ -32,15 +35,50 @@ _ROW_MEANING = {
 }
 
 
-def split_by_partition(frame: pl.DataFrame, partition_keys: list[str], feed: str) -> dict[str, pl.DataFrame]:
-    """One frame per partition key of the run (empty where the partition has no rows)."""
-    keyed = frame.with_columns(source_key_expr(feed).alias("_partition_source"))
-    parts = {
-        f"{day.isoformat()}|{source}": group.drop("_partition_source")
-        for (day, source), group in keyed.group_by(["business_date", "_partition_source"], maintain_order=True)
-    }
-    empty = frame.clear()
-    return {key: parts.get(key, empty) for key in partition_keys}
+def _sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Per-file reconciliation of a partition's chunks added up (a file can span chunks)."""
+    frame = pl.concat(counts)
+    if len(counts) == 1:
+        return frame
+    return frame.group_by("_source_file").agg(pl.col("rows_in", "rows_loaded", "rows_quarantined").sum()).sort(
+        "_source_file"
+    )
+
+
+class _QuarantineBatch:
+    """Quarantine rows and file counts of finished partitions, stored in ``ops`` a batch at a time
+    (one transaction per batch: few round trips on a run of many small partitions, bounded memory
+    on a run of big ones)."""
+
+    FLUSH_ROWS = 200_000
+    FLUSH_PARTITIONS = 500
+
+    def __init__(self, conn: psycopg.Connection, feed: str) -> None:
+        self.conn, self.feed = conn, feed
+        self.partitions: list[tuple[date, str]] = []
+        self.quarantine: list[pl.DataFrame] = []
+        self.counts: list[pl.DataFrame] = []
+        self.rows = 0
+
+    def add(self, partition: tuple[date, str], quarantine: pl.DataFrame, counts: pl.DataFrame) -> None:
+        self.partitions.append(partition)
+        self.quarantine.append(quarantine)
+        self.counts.append(counts)
+        self.rows += quarantine.height
+        if self.rows >= self.FLUSH_ROWS or len(self.partitions) >= self.FLUSH_PARTITIONS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.partitions:
+            return
+        record_silver(
+            self.conn,
+            feed=self.feed,
+            partitions=self.partitions,
+            quarantine=pl.concat(self.quarantine),
+            reconciliation=pl.concat(self.counts),
+        )
+        self.partitions, self.quarantine, self.counts, self.rows = [], [], [], 0
 
 
 def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -59,42 +97,55 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
     )
     def silver(
         context: dg.AssetExecutionContext,
-        bronze: pl.LazyFrame,
+        bronze: dict[str, pl.LazyFrame],
         registry: RegistryResource,
         warehouse: WarehouseResource,
         lake: StoreResource,
-    ) -> dg.Output[dict[str, pl.DataFrame]]:
-        raw = bronze.collect()
-        if not raw.columns:
-            raw = empty_bronze(feed)
-        result = clean_feed(feed, raw, registry=registry.load(), mappings=registry.mappings(), now=datetime.now(UTC))
-        keys = list(context.partition_keys)
-        quarantine = split_by_partition(result.quarantine, keys, feed)
+    ) -> dg.Output[PartitionStream]:
+        reg, mappings, now = registry.load(), registry.mappings(), datetime.now(UTC)
         store = lake.store()
-        for key, frame in quarantine.items():
-            day, source = split_key(key)
-            write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, frame)
-        with warehouse.connect() as conn:
-            record_silver(
-                conn,
-                feed=feed,
-                partitions=[split_key(k) for k in keys],
-                quarantine=result.quarantine,
-                reconciliation=reconcile(raw, result),
-            )
-        by_rule = {r["rule"]: r["len"] for r in result.quarantine.group_by("rule").len().iter_rows(named=True)}
-        if by_rule:
-            context.log.info(f"quarantined {result.quarantine.height} {feed} rows: {by_rule}")
-        return dg.Output(
-            split_by_partition(result.valid, keys, feed),
-            metadata={
-                "dagster/row_count": result.valid.height,
-                "rows_in": raw.height,
-                "rows_quarantined": result.quarantine.height,
-                "quarantined_by_rule": dg.MetadataValue.json(by_rule),
+        totals: Counter[str] = Counter()
+        by_rule: Counter[str] = Counter()
+
+        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+            with warehouse.connect() as conn:
+                pending = _QuarantineBatch(conn, feed)
+                for key in context.partition_keys:
+                    day, source = split_key(key)
+                    scan = bronze.get(key)
+                    pieces = iter_chunks(scan) if scan is not None else iter([empty_bronze(feed)])
+                    seen: pl.DataFrame | None = None
+                    quarantined: list[pl.DataFrame] = []
+                    counts: list[pl.DataFrame] = []
+                    for raw in pieces:
+                        if not raw.columns:
+                            raw = empty_bronze(feed)
+                        result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen)
+                        if result.keys is not None and result.keys.height:
+                            seen = result.keys if seen is None else pl.concat([seen, result.keys])
+                        quarantined.append(result.quarantine)
+                        counts.append(reconcile(raw, result))
+                        totals["rows_in"] += raw.height
+                        totals["rows_loaded"] += result.valid.height
+                        yield key, result.valid
+                    quarantine = pl.concat(quarantined)
+                    write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
+                    totals["rows_quarantined"] += quarantine.height
+                    by_rule.update(dict(quarantine.group_by("rule").len().iter_rows()))
+                    pending.add((day, source), quarantine, _sum_counts(counts))
+                pending.flush()
+            if by_rule:
+                context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
+
+        def summary() -> dict[str, object]:
+            return {
+                "rows_in": totals["rows_in"],
+                "rows_quarantined": totals["rows_quarantined"],
+                "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
                 "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
-            },
-        )
+            }
+
+        return dg.Output(PartitionStream(chunks(), summary))
 
     return silver
 

@@ -10,26 +10,46 @@ Layout under the lake root, for asset key ``[layer, *name]``::
 
 Every write replaces the partition's file atomically, so a re-run never duplicates and a killed
 run leaves the previous file readable. ``read_table`` reads the lake the same way outside Dagster.
+
+Memory stays bounded on big runs: an asset may return a :class:`PartitionStream`, chunks of
+``(partition key, frame)`` produced one at a time and written as row groups of the partition's
+file as they come, so a run over a peak day never holds the day. An input annotated
+``dict[str, pl.LazyFrame]`` gets one lazy scan per upstream partition to walk through in chunks;
+a ``pl.LazyFrame`` input is a lazy scan of them all (files on a local lake are scanned, not read
+into memory; on S3 each partition is fetched whole).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+import queue
+import tempfile
+import threading
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from resight_platform.io.storage import ObjectStore, open_store
 
 __all__ = [
+    "CHUNK_ROWS",
     "LakeIOManager",
+    "PartitionFileWriter",
+    "PartitionStream",
     "PartitionWrite",
     "dimension_name",
+    "iter_chunks",
     "partition_path",
     "partition_values",
     "read_table",
@@ -42,6 +62,8 @@ _log = logging.getLogger(__name__)
 PARTITION_FILE = "part-0.parquet"
 UNPARTITIONED_FILE = "data.parquet"
 IO_THREADS = 16  # concurrent object-store reads/writes per output or input
+#: Rows per chunk when a partition is walked through in pieces (bounded memory on peak days).
+CHUNK_ROWS = 1_000_000
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -116,24 +138,42 @@ def write_partition(
     return store.uri(key)
 
 
+def _present(store: ObjectStore, wanted: Sequence[str]) -> set[str]:
+    # One listing of the narrowest common prefix instead of one exists() call per partition.
+    return {info.key for info in store.list(_common_prefix(wanted))} if wanted else set()
+
+
+def _scan(store: ObjectStore, key: str) -> pl.LazyFrame:
+    """A lazy scan of one lake file: the file itself on a local lake, else its bytes fetched now."""
+    local = store.local_path(key)
+    if local is not None:
+        return pl.scan_parquet(local)
+    return pl.read_parquet(io.BytesIO(store.read_bytes(key))).lazy()
+
+
+def _scan_existing(
+    store: ObjectStore, asset_key_path: Sequence[str], partitions: Sequence[Mapping[str, str]]
+) -> dict[int, pl.LazyFrame]:
+    """``{position in partitions: scan}`` for the wanted partition files that exist."""
+    wanted = [partition_path(asset_key_path, partition) for partition in partitions]
+    present = _present(store, wanted)
+    positions = [i for i, key in enumerate(wanted) if key in present]
+    scans = _parallel_map(lambda i: _scan(store, wanted[i]), positions)
+    return dict(zip(positions, scans, strict=True))
+
+
 def _read_existing(
     store: ObjectStore,
     asset_key_path: Sequence[str],
     partitions: Iterable[Mapping[str, str]] | None,
-) -> tuple[list[pl.DataFrame], list[str]]:
-    """Frames of the wanted files that exist, and the keys of those that do not."""
+) -> tuple[list[pl.LazyFrame], list[str]]:
+    """Scans of the wanted files that exist, and the keys of those that do not."""
     if partitions is None:
         wanted = [partition_path(asset_key_path, None)]
     else:
         wanted = [partition_path(asset_key_path, partition) for partition in partitions]
-    if not wanted:
-        return [], []
-    # One listing of the narrowest common prefix instead of one exists() call per partition.
-    present = {info.key for info in store.list(_common_prefix(wanted))}
-    frames = _parallel_map(
-        lambda key: pl.read_parquet(io.BytesIO(store.read_bytes(key))),
-        [key for key in wanted if key in present],
-    )
+    present = _present(store, wanted)
+    frames = _parallel_map(lambda key: _scan(store, key), [key for key in wanted if key in present])
     missing = [key for key in wanted if key not in present]
     return frames, missing
 
@@ -158,12 +198,12 @@ def _common_prefix(keys: Sequence[str]) -> str:
     return first[:size]
 
 
-def _concat(frames: list[pl.DataFrame]) -> pl.LazyFrame:
+def _concat(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
     if not frames:
         return pl.LazyFrame()
     if len(frames) == 1:
-        return frames[0].lazy()
-    return pl.concat(frames, how="diagonal_relaxed").lazy()
+        return frames[0]
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def read_table(
@@ -197,12 +237,169 @@ def _as_frame(value: Any, what: str) -> pl.DataFrame:
     raise TypeError(f"{what}: expected a polars DataFrame or LazyFrame, got {type(value).__name__}")
 
 
+@dataclass
+class PartitionStream:
+    """An output produced chunk by chunk: ``(partition key, frame)`` pairs, consumed one at a time.
+
+    The chunks of one partition must come together (a partition is committed when the next one
+    starts); every partition of the run must appear at least once (an empty frame for one with no
+    rows). ``summary`` is called after the last chunk for the asset's own metadata (counts it
+    gathered while producing the chunks).
+    """
+
+    chunks: Iterable[tuple[str, pl.DataFrame]]
+    summary: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
+
+
+def iter_chunks(frame: pl.LazyFrame, rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:
+    """``frame`` collected ``rows`` rows at a time, in order (at least one, possibly empty, chunk).
+
+    On a Parquet scan the slices read only the row groups they need.
+    """
+    if rows < 1:
+        raise ValueError(f"rows must be positive, got {rows}")
+    total = frame.select(pl.len()).collect().item()
+    if total == 0:
+        yield frame.collect()
+        return
+    for offset in range(0, total, rows):
+        yield frame.slice(offset, rows).collect()
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    # Plain (large) strings rather than string views: readable by every Parquet consumer.
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+class PartitionFileWriter:
+    """One partition's Parquet file written chunk by chunk (a row group per chunk), then swapped in
+    atomically by :meth:`commit`; :meth:`abort` leaves the previous file untouched."""
+
+    def __init__(self, store: ObjectStore, key: str) -> None:
+        self.store, self.key = store, key
+        target = store.local_path(key)
+        directory = None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            directory = target.parent
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".part-", suffix=".resight-tmp")
+        os.close(fd)
+        self._tmp, self._target = Path(name), target
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._pending: pl.DataFrame | None = None
+        self.rows = 0
+
+    def append(self, frame: pl.DataFrame) -> None:
+        # A one-chunk partition (the usual case) is written by Polars at commit, which encodes
+        # Parquet on all cores (measured 0.29 s against pyarrow's 0.43 s for 830k bronze rows);
+        # a second chunk switches to pyarrow's writer, which appends row groups.
+        self.rows += frame.height
+        if self._pending is None and self._writer is None:
+            self._pending = frame
+            return
+        if self._pending is not None:
+            self._write_arrow(self._pending)
+            self._pending = None
+        self._write_arrow(frame)
+
+    def _write_arrow(self, frame: pl.DataFrame) -> None:
+        table = _arrow(frame)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        elif table.schema != self._schema:
+            assert self._schema is not None
+            try:
+                table = table.cast(self._schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as error:
+                raise ValueError(
+                    f"chunk for {self.key} does not match the partition's first chunk: "
+                    f"{table.schema} vs {self._schema}"
+                ) from error
+        if table.num_rows:
+            self._writer.write_table(table)
+
+    def commit(self) -> str:
+        if self._pending is not None:
+            self._pending.write_parquet(self._tmp, compression="zstd")
+            self._pending = None
+        elif self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        else:
+            raise ValueError(f"no chunk was written for {self.key}")
+        if self._target is not None:
+            os.chmod(self._tmp, 0o644)
+            os.replace(self._tmp, self._target)
+        else:
+            try:
+                self.store.write_file(self.key, self._tmp)
+            finally:
+                self._tmp.unlink(missing_ok=True)
+        return self.store.uri(self.key)
+
+    def abort(self) -> None:
+        self._pending = None
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+
+_DONE = object()
+
+
+def _pipelined(items: Iterator[_T], consume: Callable[..., None]) -> None:
+    """``for item in items: consume(*item)`` with ``consume`` on a worker thread one item behind, so
+    producing the next item overlaps consuming this one (Polars, Parquet encoding and socket
+    writes release the GIL). The first error on either side stops both and is raised here."""
+    slots: queue.Queue[Any] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if failure:
+                continue  # drain after an error so the producer never blocks on a full queue
+            try:
+                consume(*item)
+            except BaseException as error:  # re-raised on the calling thread
+                failure.append(error)
+
+    thread = threading.Thread(target=worker, name="resight-stream-writer", daemon=True)
+    thread.start()
+    try:
+        for item in items:
+            if failure:
+                break
+            slots.put(item)
+    finally:
+        slots.put(_DONE)
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+@dataclass
+class StreamResult:
+    """What writing a :class:`PartitionStream` did."""
+
+    uris: list[str] = field(default_factory=list)
+    rows: int = 0
+    partitions: int = 0
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Parquet (zstd) in the lake, one file per partition; loads upstream partitions as a LazyFrame.
 
     An asset returns a ``pl.DataFrame`` for an unpartitioned asset or a one-partition run, a
-    ``Mapping[partition key, pl.DataFrame]`` for a run over several partitions, or ``None`` when
-    it stores its result elsewhere.
+    ``Mapping[partition key, pl.DataFrame]`` for a run over several partitions, a
+    :class:`PartitionStream` to write chunk by chunk in bounded memory, or ``None`` when it stores
+    its result elsewhere.
     """
 
     lake_url: str
@@ -249,8 +446,86 @@ class LakeIOManager(dg.ConfigurableIOManager):
         context.log.debug(f"wrote {len(uris)} lake file(s) for {context.asset_key.to_user_string()}")
         return uris
 
+    def write_stream(
+        self,
+        context: dg.OutputContext,
+        stream: PartitionStream,
+        on_chunk: Callable[[str | None, pl.DataFrame, bool], None] | None = None,
+    ) -> StreamResult:
+        """Write a stream's chunks partition by partition; ``on_chunk(key, frame, first_of_partition)``
+        sees every chunk after it is appended (the warehouse loads it there).
+
+        Writing runs on a second thread, one chunk behind the producer: while a chunk is encoded
+        to Parquet (and copied into Postgres), the asset computes the next one. At most two chunks
+        are in memory at a time.
+        """
+        asset = context.asset_key.to_user_string()
+        store, path = self.store(), list(context.asset_key.path)
+        partitioned = context.has_asset_partitions
+        partitions_def = context.asset_partitions_def if partitioned else None
+        expected = [str(key) for key in context.asset_partition_keys] if partitioned else [None]
+        wanted, done = set(expected), set()
+        result = StreamResult()
+        state: dict[str, Any] = {"current": None, "writer": None}
+
+        def write(key: str | None, frame: pl.DataFrame) -> None:
+            writer: PartitionFileWriter | None = state["writer"]
+            first = writer is None or key != state["current"]
+            if first:
+                if writer is not None:
+                    result.uris.append(writer.commit())
+                    state["writer"] = None
+                if key in done:
+                    raise ValueError(f"{asset}: chunks of partition {key!r} are not consecutive")
+                done.add(key)
+                state["current"] = key
+                values = partition_values(key, partitions_def) if key is not None and partitions_def else None
+                writer = state["writer"] = PartitionFileWriter(store, partition_path(path, values))
+            assert writer is not None
+            writer.append(frame)
+            result.rows += frame.height
+            if on_chunk is not None:
+                on_chunk(key, frame, first)
+
+        def chunks() -> Iterator[tuple[str | None, pl.DataFrame]]:
+            for raw_key, chunk in stream.chunks:
+                key = str(raw_key) if partitioned else None
+                if key not in wanted:
+                    raise ValueError(f"{asset}: chunk for partition {key!r} outside this run")
+                yield key, _as_frame(chunk, f"{asset} partition {key}")
+
+        try:
+            _pipelined(chunks(), write)
+            if state["writer"] is not None:
+                result.uris.append(state["writer"].commit())
+                state["writer"] = None
+        finally:
+            if state["writer"] is not None:
+                state["writer"].abort()
+        missing = [key for key in expected if key not in done]
+        if missing:
+            raise ValueError(
+                f"{asset}: stream had no chunk for partition(s) {missing[:20]} of this run "
+                f"({len(missing)} missing of {len(expected)})"
+            )
+        result.partitions = len(done)
+        return result
+
+    @staticmethod
+    def stream_metadata(stream: PartitionStream, result: StreamResult) -> dict[str, Any]:
+        return {
+            "dagster/row_count": dg.MetadataValue.int(result.rows),
+            "path": dg.MetadataValue.path(result.uris[0]),
+            "partitions_written": dg.MetadataValue.int(result.partitions),
+            **stream.summary(),
+        }
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
+            return
+        if isinstance(obj, PartitionStream):
+            result = self.write_stream(context, obj)
+            context.add_output_metadata(self.stream_metadata(obj, result))
             return
         writes = self.partition_writes(context, obj)
         uris = self.write_lake(context, writes)
@@ -264,16 +539,24 @@ class LakeIOManager(dg.ConfigurableIOManager):
             "partitions_written": dg.MetadataValue.int(len(writes)),
         }
 
-    def load_input(self, context: dg.InputContext) -> pl.LazyFrame | pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pl.LazyFrame | pl.DataFrame | dict[str, pl.LazyFrame]:
         path = list(context.asset_key.path)
         partitions: list[dict[str, str]] | None = None
+        keys: list[str] = []
         if context.has_asset_partitions:
             partitions_def = context.asset_partitions_def
+            keys = [str(key) for key in context.asset_partition_keys]
             partitions = [
-                values
-                for key in context.asset_partition_keys
-                if (values := partition_values(key, partitions_def)) is not None
+                values for key in keys if (values := partition_values(key, partitions_def)) is not None
             ]
+        wanted_type = context.dagster_type.typing_type
+        if typing.get_origin(wanted_type) in (dict, Mapping):
+            if partitions is None:
+                raise TypeError(
+                    f"{context.asset_key.to_user_string()} is not partitioned: annotate the input pl.LazyFrame"
+                )
+            scans = _scan_existing(self.store(), path, partitions)
+            return {key: scans[i] for i, key in enumerate(keys) if i in scans}
         frames, missing = _read_existing(self.store(), path, partitions)
         if missing:
             context.log.debug(

@@ -79,6 +79,10 @@ class ObjectStore(Protocol):
         """Absolute local path or ``s3://bucket/...`` URL of the key."""
         ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The key's file on this machine's disk, for readers that scan files lazily (None on S3)."""
+        ...
+
 
 def _check_text(value: str, what: str) -> None:
     if "\\" in value or "\x00" in value:
@@ -212,6 +216,9 @@ class LocalStore:
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
 
 def _local_info(key: str, stat: os.stat_result) -> ObjectInfo:
     return ObjectInfo(
@@ -338,6 +345,9 @@ class S3Store:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
+
+    def local_path(self, key: str) -> Path | None:
+        return None
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:

@@ -10,11 +10,14 @@ metadata:
 - ``pg_mode="replace"`` (default for unpartitioned assets): the whole table is replaced.
 
 Only frame columns that exist in the table are copied. All partitions of one output are written in
-one transaction. Inputs load from the lake.
+one transaction. A :class:`~resight_platform.io.lake.PartitionStream` output is loaded chunk by
+chunk in that transaction as the lake file is written: the first chunk of a partition replaces it,
+the rest append, so a peak day never sits in memory. Inputs load from the lake.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,10 +27,11 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from resight_platform.io.lake import LakeIOManager
+from resight_platform.io.lake import LakeIOManager, PartitionStream
 from resight_platform.io.postgres import (
     check_partition_values,
     connect,
+    copy_frame,
     quote_ident,
     replace_partition,
     replace_table,
@@ -142,6 +146,46 @@ class WarehouseIOManager(LakeIOManager):
 
     pg_url: str
 
+    def _handle_stream(self, context: dg.OutputContext, stream: PartitionStream, mode: PgWriteMode) -> None:
+        asset = context.asset_key.to_user_string()
+        schema, table = target_table(context.asset_key.path)
+        qualified = f"{schema}.{table}"
+        partitions_def = context.asset_partitions_def if context.has_asset_partitions else None
+        pg_rows, pg_seconds = 0, 0.0
+        with connect(self.pg_url) as conn:
+            columns = table_columns(conn, schema, table)
+            if not columns:
+                raise ValueError(f"{asset}: table {qualified} does not exist (create it in the DDL)")
+
+            def load(key: str | None, chunk: pl.DataFrame, first: bool) -> None:
+                nonlocal pg_rows, pg_seconds
+                started = time.perf_counter()
+                frame = _project(chunk, columns, qualified)
+                value = None
+                if mode.mode == "partition":
+                    assert partitions_def is not None and key is not None
+                    value = partition_value(partitions_def, key)
+                if first or mode.mode == "upsert":
+                    pg_rows += _write_pg(conn, mode, schema, table, frame, value)
+                else:
+                    if mode.partition_column is not None and value is not None:
+                        check_partition_values(frame, mode.partition_column, value, qualified)
+                    with conn.cursor() as cur:
+                        pg_rows += copy_frame(cur, schema, table, frame)
+                pg_seconds += time.perf_counter() - started
+
+            with conn.transaction():
+                result = self.write_stream(context, stream, on_chunk=load)
+        context.log.debug(f"{asset}: {pg_rows} row(s) into {qualified} ({mode.mode}, streamed)")
+        context.add_output_metadata(
+            {
+                **self.stream_metadata(stream, result),
+                "pg_table": dg.MetadataValue.text(qualified),
+                "pg_rows": dg.MetadataValue.int(pg_rows),
+                "pg_load_seconds": dg.MetadataValue.float(round(pg_seconds, 3)),
+            }
+        )
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
@@ -149,6 +193,11 @@ class WarehouseIOManager(LakeIOManager):
         schema, table = target_table(context.asset_key.path)
         qualified = f"{schema}.{table}"
         mode = pg_write_mode(context.definition_metadata, partitioned=context.has_asset_partitions, asset=asset)
+        if isinstance(obj, PartitionStream):
+            if mode.mode == "replace":
+                raise ValueError(f"{asset}: pg_mode 'replace' takes a whole frame, not a stream")
+            self._handle_stream(context, obj, mode)
+            return
         writes = self.partition_writes(context, obj)
         values: list[date | str | None] = [None] * len(writes)
         if mode.mode == "partition":

@@ -54,7 +54,7 @@ def _sales_by(frame: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
 def daily_sales(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
     """Units, revenue, orders and average order value per day × category × species × region × channel."""
     enriched = _completed(_enrich(fact, dim_product))
-    return _sales_by(enriched, ["sale_date", *_SEGMENT]).collect()
+    return _sales_by(enriched, ["sale_date", *_SEGMENT]).collect(engine="streaming")
 
 
 def monthly_sales(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:

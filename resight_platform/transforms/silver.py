@@ -42,6 +42,11 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
   so "earlier" means the file whose key sorts first, not the file that arrived first: name
   re-deliveries so they sort after the original (e.g. a time suffix).
 - Output rows are in ``(_source_file, _row_number)`` order.
+
+A partition too big for memory is cleaned in consecutive chunks (in ``(_source_file,
+_row_number)`` order): pass each chunk's ``SilverResult.keys`` on to the next chunk as ``seen``
+(concatenated), and a row whose key an earlier chunk already loaded is a ``duplicate`` exactly as
+if the partition had been cleaned at once.
 """
 
 from __future__ import annotations
@@ -101,10 +106,15 @@ _TZ_DIRECTIVES = ("%z", "%:z", "%::z", "%#z")
 
 @dataclass(frozen=True)
 class SilverResult:
-    """The silver rows of a bronze frame and the rows it quarantined."""
+    """The silver rows of a bronze frame and the rows it quarantined.
+
+    ``keys`` holds the duplicate keys of the loaded rows (``_provider``, ``_business_date`` and the
+    feed's cleaned key columns), the ``seen`` to pass when cleaning the partition's next chunk.
+    """
 
     valid: pl.DataFrame
     quarantine: pl.DataFrame
+    keys: pl.DataFrame | None = None
 
 
 def empty_quarantine() -> pl.DataFrame:
@@ -113,9 +123,16 @@ def empty_quarantine() -> pl.DataFrame:
 
 
 def clean_feed(
-    feed: str, bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime
+    feed: str,
+    bronze: pl.DataFrame,
+    *,
+    registry: Registry,
+    mappings: Mappings,
+    now: datetime,
+    seen: pl.DataFrame | None = None,
 ) -> SilverResult:
-    """Clean a bronze frame of ``feed`` (dispatches to ``clean_<feed>``)."""
+    """Clean a bronze frame of ``feed`` (dispatches to ``clean_<feed>``); ``seen`` as in the module
+    docstring."""
     cleaners: Mapping[str, Callable[..., SilverResult]] = {
         "sales": clean_sales,
         "catalog": clean_catalog,
@@ -124,10 +141,17 @@ def clean_feed(
     }
     if feed not in cleaners:
         raise ValueError(f"unknown feed {feed!r}; feeds are {', '.join(FEEDS)}")
-    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now)
+    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now, seen=seen)
 
 
-def clean_sales(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+def clean_sales(
+    bronze: pl.DataFrame,
+    *,
+    registry: Registry,
+    mappings: Mappings,
+    now: datetime,
+    seen: pl.DataFrame | None = None,
+) -> SilverResult:
     """Sales lines in USD and UTC; see the module docstring and the data contract.
 
     ``now`` is the time of the run. The contract judges ``future_date`` against the business date,
@@ -187,10 +211,17 @@ def clean_sales(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings,
         "status": pl.col("__status"),
         "ship_state": pl.when(online).then(_state(pl.col("ship_state"), mappings)),
     }
-    return _split(frame, "sales", rules, ("__order_id", "__line_no"), valid)
+    return _split(frame, "sales", rules, ("__order_id", "__line_no"), valid, seen)
 
 
-def clean_catalog(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+def clean_catalog(
+    bronze: pl.DataFrame,
+    *,
+    registry: Registry,
+    mappings: Mappings,
+    now: datetime,
+    seen: pl.DataFrame | None = None,
+) -> SilverResult:
     """Products with conformed brand, manufacturer, category, species and unit; price in USD.
 
     ``now`` is the time of the run; no catalog rule depends on it.
@@ -232,10 +263,17 @@ def clean_catalog(bronze: pl.DataFrame, *, registry: Registry, mappings: Mapping
         "provider": pl.col("_provider"),
         "business_date": pl.col("_business_date"),
     }
-    return _split(frame, "catalog", rules, ("__sku",), valid)
+    return _split(frame, "catalog", rules, ("__sku",), valid, seen)
 
 
-def clean_stores(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+def clean_stores(
+    bronze: pl.DataFrame,
+    *,
+    registry: Registry,
+    mappings: Mappings,
+    now: datetime,
+    seen: pl.DataFrame | None = None,
+) -> SilverResult:
     """Locations with a 2-letter state, its Census region and a 5-digit zip.
 
     ``now`` is the time of the run; no stores rule depends on it.
@@ -256,10 +294,17 @@ def clean_stores(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings
         "region": pl.col("__state").replace_strict(mappings.regions, default=None, return_dtype=pl.String),
         "business_date": pl.col("_business_date"),
     }
-    return _split(frame, "stores", rules, ("__store_id",), valid)
+    return _split(frame, "stores", rules, ("__store_id",), valid, seen)
 
 
-def clean_customers(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappings, now: datetime) -> SilverResult:
+def clean_customers(
+    bronze: pl.DataFrame,
+    *,
+    registry: Registry,
+    mappings: Mappings,
+    now: datetime,
+    seen: pl.DataFrame | None = None,
+) -> SilverResult:
     """Loyalty customers with a signup date, optional state and optional pet species.
 
     ``now`` is the time of the run; no customers rule depends on it.
@@ -292,7 +337,7 @@ def clean_customers(bronze: pl.DataFrame, *, registry: Registry, mappings: Mappi
         "pet_species": pl.col("__species"),
         "business_date": pl.col("_business_date"),
     }
-    return _split(frame, "customers", rules, ("__customer_id",), valid)
+    return _split(frame, "customers", rules, ("__customer_id",), valid, seen)
 
 
 def reconcile(bronze: pl.DataFrame, result: SilverResult) -> pl.DataFrame:
@@ -407,8 +452,12 @@ def _split(
     rules: Mapping[str, pl.Expr],
     key: Sequence[str],
     valid: Mapping[str, pl.Expr],
+    seen: pl.DataFrame | None = None,
 ) -> SilverResult:
-    """Label each row with its first broken rule (then duplicates) and split valid / quarantine."""
+    """Label each row with its first broken rule (then duplicates) and split valid / quarantine.
+
+    A passing row is a duplicate if an earlier row of the frame, or a row of ``seen`` (keys an
+    earlier chunk loaded), has its key."""
     order = QUARANTINE_RULES[feed]
     if (*rules, "duplicate") != order:
         raise AssertionError(f"{feed} rules {list(rules)} do not follow the contract's order {list(order)}")
@@ -416,27 +465,43 @@ def _split(
     frame = frame.with_columns(first_broken.alias("__rule"))
     passing = pl.col("__rule").is_null()
     earlier = ~pl.struct("_provider", "_business_date", *key, passing.alias("__passing")).is_first_distinct()
+    key_columns = ["_provider", "_business_date", *key]
+    if seen is not None and seen.height:
+        marks = seen.lazy().select(key_columns).with_columns(pl.lit(True).alias("__seen"))
+        frame = frame.join(marks, on=key_columns, how="left", maintain_order="left")
+        earlier = earlier | pl.col("__seen").fill_null(False)
     frame = frame.with_columns(
         pl.when(passing & earlier).then(pl.lit("duplicate")).otherwise(pl.col("__rule")).alias("__rule")
     )
-    good = frame.filter(pl.col("__rule").is_null()).select(
-        *(expr.alias(name) for name, expr in valid.items()), "_source_file", "_row_number"
-    )
-    bad = frame.filter(pl.col("__rule").is_not_null()).select(
+    # One pass over the plan, then cheap eager filters: collecting the valid, quarantined and key
+    # outputs as three lazy queries ran the shared cleaning plan twice (measured on 830k sales
+    # rows: 3.0 s for collect_all against 1.5 s for one output).
+    raw_columns = list(CANONICAL_COLUMNS[feed])
+    labelled = frame.select(
+        *(expr.alias(f"__out_{name}") for name, expr in valid.items()),
+        *(c for c in key_columns if c not in ("_provider", "_business_date")),
+        *raw_columns,
+        "_provider",
+        "_business_date",
+        "_source_file",
+        "_row_number",
+        "_ingested_at",
+        "__rule",
+    ).collect(engine="in-memory")
+    loaded = labelled.filter(pl.col("__rule").is_null())
+    valid_rows = loaded.select(*(pl.col(f"__out_{name}").alias(name) for name in valid), "_source_file", "_row_number")
+    loaded_keys = loaded.select(key_columns)
+    quarantined = labelled.filter(pl.col("__rule").is_not_null()).select(
         pl.lit(feed).alias("feed"),
         pl.col("_provider").alias("provider"),
         pl.col("_business_date").alias("business_date"),
         "_source_file",
         "_row_number",
         pl.col("__rule").alias("rule"),
-        pl.struct(CANONICAL_COLUMNS[feed]).struct.json_encode().alias("raw"),
+        pl.struct(raw_columns).struct.json_encode().alias("raw"),
         "_ingested_at",
     )
-    # One pass for both outputs (common subplan elimination). The bronze frame is already in
-    # memory; measured on 1M sales rows, the in-memory engine took ~1 s where the streaming
-    # default took ~2.3 s (it recomputed the shared plan for the second output).
-    valid_rows, quarantined = pl.collect_all([good, bad], engine="in-memory")
-    return SilverResult(valid=valid_rows, quarantine=quarantined)
+    return SilverResult(valid=valid_rows, quarantine=quarantined, keys=loaded_keys)
 
 
 def _text(name: str) -> pl.Expr:

@@ -9,9 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.jobs import (
@@ -30,7 +28,6 @@ from resight_platform.defs.partitions import (
     source_keys,
     split_key,
 )
-from resight_platform.defs.silver import split_by_partition
 from resight_platform.settings import DEFAULT_PARTITIONS_START, Settings
 from resight_platform.sources.registry import FEEDS, load_registry
 
@@ -212,44 +209,9 @@ def test_source_key_is_the_provider() -> None:
     assert list(providers_of("ghost_pets", registry)) == []
 
 
-# --- split_by_partition -------------------------------------------------------------------------
 
 
-def silver_like() -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "order_id": ["o1", "o2", "o3", "o4"],
-            "business_date": [date(2026, 10, 1), date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 1)],
-            "provider": ["pawmart", "petopia", "pawmart", "pawmart"],
-        }
-    )
-
-
-def test_split_by_partition_groups_rows_by_date_and_source() -> None:
-    keys = ["2026-10-01|pawmart", "2026-10-01|petopia", "2026-10-02|pawmart"]
-    parts = split_by_partition(silver_like(), keys, "sales")
-    assert list(parts) == keys
-    assert parts["2026-10-01|pawmart"]["order_id"].to_list() == ["o1", "o4"]  # order kept
-    assert parts["2026-10-01|petopia"]["order_id"].to_list() == ["o2"]
-    assert parts["2026-10-02|pawmart"]["order_id"].to_list() == ["o3"]
-    for frame in parts.values():
-        assert frame.columns == ["order_id", "business_date", "provider"]  # helper column dropped
-
-
-def test_split_by_partition_gives_empty_frames_and_drops_rows_outside_the_run() -> None:
-    frame = silver_like()
-    parts = split_by_partition(frame, ["2026-10-01|pawmart", "2026-10-03|pawmart"], "catalog")
-    assert parts["2026-10-01|pawmart"]["order_id"].to_list() == ["o1", "o4"]
-    empty = parts["2026-10-03|pawmart"]
-    assert empty.height == 0 and empty.schema == frame.schema
-    assert sum(p.height for p in parts.values()) == 2  # o2 and o3 are not in the run
-
-
-def test_split_by_partition_of_an_empty_frame() -> None:
-    frame = silver_like().clear()
-    parts = split_by_partition(frame, ["2026-10-01|pawmart"], "stores")
-    assert_frame_equal(parts["2026-10-01|pawmart"], frame)
-    assert split_by_partition(silver_like(), [], "sales") == {}
+# --- split_by_date ------------------------------------------------------------------------------
 
 
 def test_split_by_date_gives_every_key_its_rows_and_empty_frames_elsewhere() -> None:
