@@ -29,9 +29,11 @@ import psycopg
 
 from resight_platform.io.lake import LakeIOManager, PartitionStream
 from resight_platform.io.postgres import (
+    DayPartitionLoad,
     check_partition_values,
     connect,
     copy_frame,
+    is_day_partitioned,
     quote_ident,
     replace_partition,
     replace_table,
@@ -157,6 +159,16 @@ class WarehouseIOManager(LakeIOManager):
             if not columns:
                 raise ValueError(f"{asset}: table {qualified} does not exist (create it in the DDL)")
 
+            by_day = mode.partition_column is not None and is_day_partitioned(
+                conn, schema, table, mode.partition_column
+            )
+            bulk: list[DayPartitionLoad] = []
+
+            def finish_bulk() -> None:
+                nonlocal pg_rows
+                if bulk:
+                    pg_rows += bulk.pop().finish()
+
             def load(key: str | None, chunk: pl.DataFrame, first: bool) -> None:
                 nonlocal pg_rows, pg_seconds
                 started = time.perf_counter()
@@ -165,7 +177,13 @@ class WarehouseIOManager(LakeIOManager):
                 if mode.mode == "partition":
                     assert partitions_def is not None and key is not None
                     value = partition_value(partitions_def, key)
-                if first or mode.mode == "upsert":
+                if by_day and isinstance(value, date):
+                    assert mode.partition_column is not None
+                    if first:
+                        finish_bulk()
+                        bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, value))
+                    bulk[0].copy(frame)
+                elif first or mode.mode == "upsert":
                     pg_rows += _write_pg(conn, mode, schema, table, frame, value)
                 else:
                     if mode.partition_column is not None and value is not None:
@@ -176,6 +194,9 @@ class WarehouseIOManager(LakeIOManager):
 
             with conn.transaction():
                 result = self.write_stream(context, stream, on_chunk=load)
+                started = time.perf_counter()
+                finish_bulk()
+                pg_seconds += time.perf_counter() - started
         context.log.debug(f"{asset}: {pg_rows} row(s) into {qualified} ({mode.mode}, streamed)")
         context.add_output_metadata(
             {
