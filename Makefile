@@ -33,5 +33,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy resight_platform
 
+# Benchmarks (not part of `make test`): `make bench` runs all at full size; `make bench SIZE=quick`
+# runs a few-minute version. Figures go to bench/*/results.json; see bench/RESULTS.md.
+SIZE ?= full
+bench: $(STAMP)
+ifeq ($(SIZE),quick)
+	$(BIN)/python -m bench.partitions.run --quick --output bench/partitions/results-quick.json
+	$(BIN)/python -m bench.throughput.run --quick --output bench/throughput/results-quick.json
+	$(BIN)/python -m bench.overhead.run --repeat 2 --output bench/overhead/results-quick.json
+else
+	$(BIN)/python -m bench.partitions.run --sources-per-model 300 12000 --days 365
+	$(BIN)/python -m bench.throughput.run
+	$(BIN)/python -m bench.overhead.run
+endif
+
 clean:
 	rm -rf .resight

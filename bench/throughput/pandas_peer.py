@@ -15,8 +15,9 @@ order), cleaned, and written as Parquet (pyarrow) to
 ``out_dir/quarantine/{feed}/date={date}/source={provider}/part-0.parquet`` (quarantined rows, raw
 values as a JSON string and the first rule broken).
 
-Results match the platform's (rows in, loaded and quarantined per feed and rule, net amount in
-cents) on the files the sample generator writes and on everything the data contract spells out:
+Results match the platform's (files read and rejected with its reason codes, rows in, loaded
+and quarantined per feed and rule, net amount in cents, and row by row the silver values) on the
+files the sample generator writes and on everything the data contract spells out:
 
 - Files: gzip and the profile's encoding are decoded first (a UTF-8 byte-order mark dropped,
   undecodable bytes or a blank file reject it as ``unparseable``); CSV is read with every value as
@@ -24,20 +25,27 @@ cents) on the files the sample generator writes and on everything the data contr
   record; JSON keys and CSV/Parquet columns are matched to the profile as the platform does; a
   file that lacks a required column is rejected as ``missing_columns``; landing-key problems keep
   the landing contract's codes. Rejected files are counted, not copied anywhere.
-- Money is exact: the text is validated with a regex, split into whole and fraction digit strings
-  (cut to 1/10,000 of a unit, 1/100 of a cent for ``cents``) and converted with integer arithmetic
-  (``Int64``) — ``usd_cents = (units x rate + half) // scale`` with the fx rate in integer
-  millionths, i.e. ROUND_HALF_UP; no ``Decimal`` per value.
+- Money is exact, without ``Decimal``: the text is checked with a regex, then made the digit string
+  of the amount in 1/10,000 of a unit (1/100 of a cent for ``cents``) by string operations (pad
+  the fraction with zeros, cut it, drop the point: ``"12.5"`` -> ``"125000"``), cast to ``Int64``,
+  and ``usd_cents = (units x rate + half) // scale`` with the fx rate in integer millionths, i.e.
+  ROUND_HALF_UP. Dollar columns are ``cents / 100``.
 - Timestamps: ISO 8601 is checked against the contract's shape, values with an offset are parsed
-  with ``utc=True`` and local ones localised with ``ambiguous=`` True (the earlier instant) and
-  ``nonexistent="NaT"``; ``epoch_ms`` goes through ``datetime64[ms]`` (no nanosecond range limit).
+  with ``utc=True`` and local ones localised with ``ambiguous=`` True (the earlier, DST instant)
+  and ``nonexistent="NaT"``; ``epoch_ms`` goes through ``datetime64[ms]`` (no nanosecond range
+  limit).
+- Mapping tables: a column's distinct spellings are normalised (``.str`` methods) and looked up
+  once, then mapped onto the column with ``Series.map`` (a dict); duplicates with
+  ``DataFrame.duplicated(keep="first")`` over the rows passing every other rule.
 
-Where pandas and Polars differ on input the contract does not define, the peer follows the
-contract and may differ from the platform: chrono's leniencies (a leap second ``:60`` rolled over,
+Where pandas and Polars read input the contract leaves undefined differently, the peer follows the
+contract and can differ from the platform: chrono's leniencies (a leap second ``:60`` rolled over,
 single-digit ISO fields, a 2-digit ``%Y``), a quoted empty CSV field (text ``""`` in Polars, missing
-in pandas; it matters only for a row with no other value), a JSON integer column with nulls read as
-floats (``"5.0"``: same parsed values, other raw text), JSON booleans and nested values as Python
-text, and white space outside ASCII in the ``\\s`` regexes (pyarrow's RE2 is ASCII-only there).
+in pandas; it matters only for a row with no other value), a JSON integer beyond Int64 (pandas
+cannot read the file), and a JSON or Parquet value whose text the libraries spell differently: an
+integer column with nulls is float in pandas (``"5.0"`` for ``"5"``, the same parsed value),
+booleans and nested JSON values are Python text. The platform's Float64 dollars can be one ulp off
+``cents / 100`` (Polars: 18.990000000000002); the peer's are ``cents / 100``, the same cents.
 
 Run it::
 
@@ -200,11 +208,11 @@ def run_pandas(
                     feed, bronze, provider=provider, business_date=day, registry=registry, mappings=mappings
                 )
                 quarantine["_ingested_at"] = ingested_at
+                _count(feed_report, feed, bronze, valid, quarantine)
+                del bronze
                 t2 = time.perf_counter()
                 report.clean_seconds += t2 - t1
                 report.peak_rss_bytes = max(report.peak_rss_bytes, process.memory_info().rss)
-                _count(feed_report, feed, bronze, valid, quarantine)
-                del bronze
                 partition = f"date={day.isoformat()}/source={provider}/part-0.parquet"
                 for layer, frame in (("silver", valid), ("quarantine", quarantine)):
                     if len(frame):
@@ -249,7 +257,7 @@ def _read_partition(
         try:
             parse_landing_key(key, registry)
             source = registry.source(provider, feed)
-            if source is None:  # parse_landing_key refuses it first; kept for a registry passed in
+            if source is None:  # not reached: parse_landing_key refuses it as unknown_source
                 raise FileRejected("unknown_source", f"{provider} is not registered for the {feed} feed")
             frames.append(read_file(landing_root / key, source=source, key=key))
         except (LandingKeyError, FileRejected) as exc:
@@ -308,7 +316,7 @@ def read_file(path: Path, *, source: Source, key: str) -> pd.DataFrame:
     missing_text = pd.Series(np.nan, index=frame.index, dtype="str")
     bronze = pd.DataFrame(
         {
-            column: _as_text(frame[matched[column]]) if column in matched else missing_text
+            column: _as_text(frame[matched[column]]) if matched.get(column) in frame.columns else missing_text
             for column in CANONICAL_COLUMNS[source.feed]
         }
     )
@@ -384,11 +392,11 @@ def _as_text(column: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         utc = column.dt.tz_convert("UTC") if column.dt.tz is not None else column.dt.tz_localize("UTC")
         text = utc.dt.strftime("%Y-%m-%dT%H:%M:%S")
-        micros = utc.dt.microsecond.to_numpy() * 1000 + utc.dt.nanosecond.to_numpy()
-        if np.any(micros):  # a fraction only where there is one, 3, 6 or 9 digits (as chrono's %.f)
-            digits = pd.Series(micros, index=column.index).astype("str").str.zfill(9)
+        nanos = (utc.dt.microsecond * 1000 + utc.dt.nanosecond).fillna(0).astype("int64").to_numpy()
+        if nanos.any():  # a fraction only where there is one, of 3, 6 or 9 digits (as chrono's %.f)
+            digits = pd.Series(nanos, index=column.index).astype("str").str.zfill(9)
             fraction = np.select(
-                [micros % 1000 != 0, micros % 1_000_000 != 0, micros != 0],
+                [nanos % 1000 != 0, nanos % 1_000_000 != 0, nanos != 0],
                 ["." + digits, "." + digits.str.slice(0, 6), "." + digits.str.slice(0, 3)],
                 "",
             )

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +101,11 @@ def _metadata(instance: Any, key: list[str]) -> dict[str, Any]:
 
 
 def _raw_copy(pg_url: str, fact_file: Path) -> dict[str, Any]:
-    """One COPY of the day's fact rows, from the platform's Parquet file, into a table like the
-    day's fact partition (same columns and indexes)."""
+    """One COPY of the day's fact rows, from the platform's Parquet file (read a million rows at a
+    time), into a table like the day's fact partition (same columns and indexes, no foreign-key
+    triggers), in one transaction."""
     import polars as pl
+    import pyarrow.parquet as pq
     from psycopg import sql
 
     from resight_platform.io.postgres import connect, copy_frame
@@ -119,14 +121,18 @@ def _raw_copy(pg_url: str, fact_file: Path) -> dict[str, Any]:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'bench'"
             " AND table_name = 'fact_copy' ORDER BY ordinal_position"
         ).fetchall()]
+        names = set(pl.read_parquet_schema(fact_file))
         started = time.perf_counter()
-        frame = pl.read_parquet(fact_file, columns=[c for c in columns if c in pl.read_parquet_schema(fact_file)])
-        read = time.perf_counter() - started
+        rows = 0
+        wanted = [c for c in columns if c in names]
         with conn.transaction(), conn.cursor() as cur:
-            rows = copy_frame(cur, "bench", "fact_copy", frame, chunk_rows=1_000_000)
+            for batch in pq.ParquetFile(fact_file).iter_batches(batch_size=1_000_000, columns=wanted):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                rows += copy_frame(cur, "bench", "fact_copy", frame, chunk_rows=1_000_000)
         seconds = time.perf_counter() - started
         conn.execute("DROP TABLE bench.fact_copy")
-    return {"seconds": seconds, "read_seconds": read, "rows": rows}
+    return {"seconds": seconds, "rows": rows}
 
 
 def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any]:
@@ -153,11 +159,12 @@ def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any
         with connect(url) as conn:
             migrate(conn)
         defs = build_definitions(settings, url)
+        created_after = datetime.now(UTC)
         started = time.perf_counter()
         with _environment(instance_env(settings, url)), dg.DagsterInstance.get() as instance:
             report = run_pipeline(defs, instance, landing=open_store(str(landing)), registry=load_registry())
             wall = time.perf_counter() - started
-            runs = instance.get_run_records()
+            runs = instance.get_run_records(filters=dg.RunsFilter(created_after=created_after))
             steps: dict[str, float] = {}
             for record in runs:
                 steps.update(_step_seconds(instance, record.dagster_run.run_id))
@@ -165,6 +172,7 @@ def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any
         with connect(url) as conn:
             lines, net = conn.execute("SELECT count(*), coalesce(sum(net_amount), 0) FROM gold.fact_sales").fetchone()
             quarantined = conn.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0]
+        peak = _peak_rss_bytes()  # the platform's, before the peer below reads anything
         fact_file = home / "lake" / "gold" / "fact_sales" / f"date={PEAK_DAY.isoformat()}" / "part-0.parquet"
         copy = _raw_copy(url, fact_file)
     return {
@@ -176,7 +184,7 @@ def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any
         "fact_net_amount": f"{net:.2f}",
         "quarantined_rows": int(quarantined),
         "raw_copy": copy,
-        "peak_rss_bytes": _peak_rss_bytes(),
+        "peak_rss_bytes": peak,
     }
 
 

@@ -60,7 +60,7 @@ def daily_sales(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
 def monthly_sales(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
     """The same measures per calendar month."""
     enriched = _completed(_enrich(fact, dim_product))
-    return _sales_by(enriched, ["month", *_SEGMENT]).collect()
+    return _sales_by(enriched, ["month", *_SEGMENT]).collect(engine="streaming")
 
 
 def brand_share_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
@@ -85,7 +85,7 @@ def brand_share_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.Dat
         )
         .select([*group, "brand", "revenue", "share", "share_change"])
         .sort([*group, "revenue"], descending=[False, False, False, False, True])
-        .collect()
+        .collect(engine="streaming")
     )
 
 
@@ -104,7 +104,7 @@ def top_products_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame, top: int
     )
     return ranked.select(
         "month", "rank", "provider", "sku", "product_name", "brand", "category", "species", "units", "revenue"
-    ).collect()
+    ).collect(engine="streaming")
 
 
 def top_customers_monthly(
@@ -135,7 +135,7 @@ def top_customers_monthly(
         pl.col("_c_region").alias("region"),
         "orders",
         "revenue",
-    ).collect()
+    ).collect(engine="streaming")
 
 
 def order_status_impact(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame:
@@ -152,7 +152,7 @@ def order_status_impact(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.Dat
         .with_columns((pl.col("amount") / pl.col("amount").sum().over(group)).fill_nan(0.0).alias("share_of_amount"))
         .with_columns(pl.col("amount").round(2))
         .sort([*group, "status"])
-        .collect()
+        .collect(engine="streaming")
     )
 
 
@@ -167,5 +167,5 @@ def aov_by_region(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame
         )
         .with_columns((pl.col("revenue") / pl.col("orders")).round(2).alias("avg_order_value"))
         .sort(["month", "region"])
-        .collect()
+        .collect(engine="streaming")
     )
