@@ -94,8 +94,6 @@ def plain_partition(settings: Any, pg_url: str) -> int:
 
 
 def _dagster_partition(defs: Any, instance: Any) -> None:
-    import dagster as dg
-
     job = defs.resolve_job_def("overhead_job")
     result = job.execute_in_process(
         instance=instance,
@@ -104,7 +102,6 @@ def _dagster_partition(defs: Any, instance: Any) -> None:
     )
     if not result.success:
         raise RuntimeError("the Dagster run failed")
-    del dg
 
 
 def _definitions(settings: Any, pg_url: str) -> Any:
@@ -166,6 +163,7 @@ def run_benchmark(repeat: int, pg_url: str | None, home: Path) -> dict[str, Any]
     import dagster as dg
 
     from resight_platform.cli import _environment, _quiet_library_warnings, instance_env
+    from resight_platform.defs.jobs import REGISTRY_JOB
 
     _quiet_library_warnings()
     settings, url = _setup(home, pg_url)
@@ -173,8 +171,6 @@ def run_benchmark(repeat: int, pg_url: str | None, home: Path) -> dict[str, Any]
     rows = plain_partition(settings, url)  # warm: imports, first connection, file cache
     with _environment(instance_env(settings, url)), dg.DagsterInstance.get() as instance:
         defs = _definitions(settings, url)
-        from resight_platform.defs.jobs import REGISTRY_JOB
-
         registered = defs.resolve_job_def(REGISTRY_JOB).execute_in_process(instance=instance)  # source partitions
         if not registered.success:
             raise RuntimeError("registry_job failed")

@@ -1,7 +1,6 @@
 """Bronze: partner files as delivered, one asset per feed, partitioned by date × source."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -18,22 +17,10 @@ from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import FEEDS, Registry
 from resight_platform.transforms.bronze import FileRejected, bronze_schema, empty_bronze, read_landing_file
 
-__all__ = ["PartitionIngest", "bronze_assets", "ingest_files", "ingest_partition"]
+__all__ = ["bronze_assets", "ingest_files"]
 
 Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-
-
-@dataclass
-class PartitionIngest:
-    """What reading one partition folder produced."""
-
-    frame: pl.DataFrame
-    records: list[FileRecord] = field(default_factory=list)
-
-    @property
-    def dead_lettered(self) -> int:
-        return sum(r.status == "dead_lettered" for r in self.records)
 
 
 def ingest_files(
@@ -89,37 +76,6 @@ def ingest_files(
             error=detail,
             dead_letter_uri=uri,
         )
-
-
-def ingest_partition(
-    *,
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    registry: Registry,
-    feed: str,
-    day: date,
-    listing: Sequence[tuple[str, Listed]],
-    already_dead: dict[str, tuple[str, str]],
-    now: datetime,
-) -> PartitionIngest:
-    """Every file of one partition read into one frame (``ingest_files`` gathered)."""
-    frames: list[pl.DataFrame] = []
-    records: list[FileRecord] = []
-    for frame, record in ingest_files(
-        landing=landing,
-        dead_letters=dead_letters,
-        registry=registry,
-        feed=feed,
-        day=day,
-        listing=listing,
-        already_dead=already_dead,
-        now=now,
-    ):
-        records.append(record)
-        if frame is not None:
-            frames.append(frame)
-    frame = pl.concat(frames, how="vertical") if frames else empty_bronze(feed)
-    return PartitionIngest(frame=frame, records=records)
 
 
 def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:

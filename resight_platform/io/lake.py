@@ -254,16 +254,19 @@ class PartitionStream:
 def iter_chunks(frame: pl.LazyFrame, rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:
     """``frame`` collected ``rows`` rows at a time, in order (at least one, possibly empty, chunk).
 
-    On a Parquet scan the slices read only the row groups they need.
+    On a Parquet scan each slice reads only the row groups it needs; a partition smaller than
+    ``rows`` is read once.
     """
     if rows < 1:
         raise ValueError(f"rows must be positive, got {rows}")
-    total = frame.select(pl.len()).collect().item()
-    if total == 0:
-        yield frame.collect()
-        return
-    for offset in range(0, total, rows):
-        yield frame.slice(offset, rows).collect()
+    offset = 0
+    while True:
+        chunk = frame.slice(offset, rows).collect()
+        if chunk.height or offset == 0:
+            yield chunk
+        if chunk.height < rows:
+            return
+        offset += rows
 
 
 def _arrow(frame: pl.DataFrame) -> pa.Table:

@@ -1,5 +1,7 @@
 """LakeIOManager through real Dagster runs, on a local directory and on the moto S3 endpoint."""
 
+import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -7,11 +9,14 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
 from resight_platform.io.lake import (
     LakeIOManager,
+    PartitionStream,
+    iter_chunks,
     partition_path,
     partition_values,
     read_table,
@@ -366,3 +371,101 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
     return buffer.getvalue()
+
+
+# --- streamed outputs and per-partition inputs --------------------------------------------------
+
+
+def _stream_asset(plan: list[tuple[str, int]], fail_after: int | None = None) -> dg.AssetsDefinition:
+    """A daily asset streaming ``plan``'s chunks (partition key, rows); raises after ``fail_after`` chunks."""
+
+    @dg.asset(key=["silver", "streamed"], partitions_def=DAILY)
+    def streamed() -> dg.Output[PartitionStream]:
+        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+            for i, (key, rows) in enumerate(plan):
+                if fail_after is not None and i == fail_after:
+                    raise RuntimeError("producer broke")
+                yield key, _sales_frame(key, "pawmart", rows=rows, version=i + 1)
+
+        return dg.Output(PartitionStream(chunks(), lambda: {"chunks_planned": len(plan)}))
+
+    return streamed
+
+
+RANGE = {"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-02"}
+
+
+def test_stream_writes_each_partition_from_its_chunks_as_row_groups(
+    lake: LakeIOManager, instance: dg.DagsterInstance
+) -> None:
+    plan = [("2026-10-01", 2), ("2026-10-01", 3), ("2026-10-02", 0)]
+    result = _run([_stream_asset(plan)], lake, instance, tags=RANGE)
+    assert result.success, _failure(result)
+    store = lake.store()
+    day1 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet"))
+    assert day1.height == 5 and day1["quantity"].to_list() == [1, 2, 2, 4, 6]  # both chunks, in order
+    file = pq.ParquetFile(io.BytesIO(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet")))
+    assert file.num_row_groups == 2
+    day2 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-02/part-0.parquet"))
+    assert day2.height == 0 and day2.columns == day1.columns  # an empty partition still gets its file
+    materializations = result.asset_materializations_for_node("silver__streamed")
+    assert {m.metadata["dagster/row_count"].value for m in materializations} == {5}
+    assert {m.metadata["chunks_planned"].value for m in materializations} == {3}
+    assert not [k for k in _keys(store) if "resight-tmp" in k]
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        ([("2026-10-01", 1), ("2026-10-02", 1), ("2026-10-01", 1)], "are not consecutive"),
+        ([("2026-10-01", 1)], "no chunk for partition(s) ['2026-10-02']"),
+        ([("2026-10-01", 1), ("2026-10-03", 1)], "outside this run"),
+    ],
+)
+def test_stream_refuses_split_missing_or_foreign_partitions(
+    tmp_path: Path, instance: dg.DagsterInstance, plan: list[tuple[str, int]], message: str
+) -> None:
+    lake = LakeIOManager(lake_url=str(tmp_path / "lake"))
+    result = _run([_stream_asset(plan)], lake, instance, tags=RANGE, raise_on_error=False)
+    assert not result.success
+    assert message in _failure(result)
+
+
+def test_stream_producer_failure_keeps_the_previous_file_of_the_broken_partition(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    lake = LakeIOManager(lake_url=str(tmp_path / "lake"))
+    assert _run([_stream_asset([("2026-10-01", 2), ("2026-10-02", 2)])], lake, instance, tags=RANGE).success
+    before = lake.store().read_bytes("silver/streamed/date=2026-10-02/part-0.parquet")
+
+    broken = _stream_asset([("2026-10-01", 4), ("2026-10-02", 3), ("2026-10-02", 3)], fail_after=2)
+    result = _run([broken], lake, instance, tags=RANGE, raise_on_error=False)
+    assert not result.success and "producer broke" in _failure(result)
+    assert lake.store().read_bytes("silver/streamed/date=2026-10-02/part-0.parquet") == before
+    assert not list((tmp_path / "lake").rglob("*.resight-tmp"))
+
+
+def test_dict_input_gives_one_lazy_scan_per_upstream_partition(
+    lake: LakeIOManager, instance: dg.DagsterInstance
+) -> None:
+    seen: dict[str, int] = {}
+
+    @dg.asset(partitions_def=DAILY, ins={"streamed": dg.AssetIn(key=["silver", "streamed"])})
+    def per_partition(streamed: dict[str, pl.LazyFrame]) -> None:
+        seen.update({key: frame.collect().height for key, frame in streamed.items()})
+
+    streamed = _stream_asset([("2026-10-01", 2), ("2026-10-02", 1)])
+    assert _run([streamed], lake, instance, tags=RANGE).success
+    assert _run([streamed, per_partition], lake, instance, tags=RANGE, selection=[per_partition]).success
+    assert seen == {"2026-10-01": 2, "2026-10-02": 1}
+
+
+@pytest.mark.parametrize(("rows", "chunk_rows", "sizes"), [(0, 2, [0]), (3, 5, [3]), (4, 2, [2, 2]), (5, 2, [2, 2, 1])])
+def test_iter_chunks_reads_in_order_and_yields_at_least_one_chunk(
+    tmp_path: Path, rows: int, chunk_rows: int, sizes: list[int]
+) -> None:
+    path = tmp_path / "f.parquet"
+    pl.DataFrame({"i": list(range(rows))}, schema={"i": pl.Int64}).write_parquet(path, row_group_size=2)
+    chunks = list(iter_chunks(pl.scan_parquet(path), chunk_rows))
+    assert [c.height for c in chunks] == sizes
+    assert pl.concat(chunks)["i"].to_list() == list(range(rows))

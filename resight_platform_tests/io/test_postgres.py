@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy
 
 from resight_platform.io.postgres import (
+    DayPartitionLoad,
     copy_frame,
     database_url,
     embedded_pg_url,
@@ -403,3 +404,51 @@ def test_upsert_failure_rolls_back(pg_conn: Conn, pg_schema: str) -> None:
     with pytest.raises(psycopg.errors.NotNullViolation):
         upsert(pg_conn, pg_schema, "u", pl.DataFrame({"id": [1, 2], "v": ["uno", None]}), ["id"])
     assert _rows(pg_conn, f"SELECT id, v FROM {pg_schema}.u") == [(1, "one")]
+
+
+# --- DayPartitionLoad (bulk swap of one day) ------------------------------------------------------
+
+
+def _bulk_replace(conn: Conn, schema: str, day: date, chunks: list[pl.DataFrame]) -> int:
+    with conn.transaction():
+        load = DayPartitionLoad(conn, schema, "fact_sales", "sale_date", day)
+        for chunk in chunks:
+            load.copy(chunk)
+        return load.finish()
+
+
+def test_day_partition_load_swaps_the_day_in_with_indexes_and_keys(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
+    d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
+    replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d2, [3]), "sale_date", d2)
+    assert _bulk_replace(pg_conn, pg_schema, d1, [_facts(d1, [1]), _facts(d1, [2, 3])]) == 3  # new day
+    assert _bulk_replace(pg_conn, pg_schema, d1, [_facts(d1, [2]), _facts(d1, [1])]) == 2  # replaced, not added
+
+    assert _child_partitions(pg_conn, pg_schema) == [
+        ("fact_sales_p20261001", "FOR VALUES FROM ('2026-10-01') TO ('2026-10-02')"),
+        ("fact_sales_p20261002", "FOR VALUES FROM ('2026-10-02') TO ('2026-10-03')"),
+    ]
+    assert _rows(pg_conn, f"SELECT sale_date, product_key FROM {pg_schema}.fact_sales ORDER BY 1, 2") == [
+        (d1, 1),
+        (d1, 2),
+        (d2, 3),
+    ]
+    indexed = _rows(
+        pg_conn,
+        f"SELECT indexdef FROM pg_indexes WHERE schemaname = '{pg_schema}' AND tablename = 'fact_sales_p20261001'",
+    )
+    assert any("(product_key)" in row[0] for row in indexed)  # built on attach
+    tables = _rows(pg_conn, f"SELECT tablename FROM pg_tables WHERE schemaname = '{pg_schema}' ORDER BY 1")
+    assert ("fact_sales_load_20261001",) not in tables
+
+
+def test_day_partition_load_with_a_dangling_key_keeps_the_previous_day(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
+    d1 = date(2026, 10, 1)
+    _bulk_replace(pg_conn, pg_schema, d1, [_facts(d1, [1, 2])])
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # checked when the day is attached
+        _bulk_replace(pg_conn, pg_schema, d1, [_facts(d1, [1]), _facts(d1, [99])])
+    assert _rows(pg_conn, f"SELECT product_key FROM {pg_schema}.fact_sales ORDER BY 1") == [(1,), (2,)]
+    with pytest.raises(ValueError, match="other than the partition value"):
+        _bulk_replace(pg_conn, pg_schema, d1, [_facts(date(2026, 10, 2), [1])])
+    assert pg_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from resight_platform.schemas import QUARANTINE_RULES, SILVER_MODELS, Quarantine
 from resight_platform.sources.mappings import Mappings
@@ -550,3 +551,42 @@ def test_result_does_not_depend_on_now(registry: Registry, mappings: Mappings, b
     early = clean_sales(frame, registry=registry, mappings=mappings, now=utc(2026, 10, 1, 0))
     late = clean_sales(frame, registry=registry, mappings=mappings, now=utc(2027, 1, 1, 0))
     assert early.valid.equals(late.valid) and early.quarantine.equals(late.quarantine)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3])
+def test_cleaning_in_chunks_with_seen_keys_equals_cleaning_at_once(
+    registry: Registry, mappings: Mappings, bronze: Bronze, chunk_rows: int
+) -> None:
+    first = bronze(
+        "pawmart",
+        "sales",
+        [sale(line_no="1"), sale(line_no="2"), sale(quantity="0", line_no="3"), sale(order_id=" O-2 ", line_no="1")],
+        name="part-001",
+    )
+    late = bronze(
+        "pawmart",
+        "sales",
+        [sale(line_no="02", unit_price="99.00"), sale(line_no="3"), sale(order_id="O-2", line_no="1")],
+        name="part-002",
+    )
+    whole = pl.concat([first, late])
+    at_once = clean_feed("sales", whole, registry=registry, mappings=mappings, now=NOW)
+
+    valid, quarantine, seen = [], [], None
+    for offset in range(0, whole.height, chunk_rows):
+        part = clean_feed(
+            "sales", whole.slice(offset, chunk_rows), registry=registry, mappings=mappings, now=NOW, seen=seen
+        )
+        assert part.keys is not None
+        seen = part.keys if seen is None else pl.concat([seen, part.keys])
+        valid.append(part.valid)
+        quarantine.append(part.quarantine)
+
+    assert_frame_equal(pl.concat(valid), at_once.valid)
+    assert_frame_equal(pl.concat(quarantine), at_once.quarantine)
+    # Line 2 and O-2/1 re-sent in the second file are duplicates of rows another chunk loaded.
+    assert at_once.quarantine.select("rule", "_row_number").rows() == [
+        ("bad_quantity", 3),
+        ("duplicate", 1),
+        ("duplicate", 3),
+    ]
