@@ -14,6 +14,8 @@ setup(
         "dagster-aws>=0.29,<0.30",
         "polars>=1.30,<3",
         "pyarrow>=18",
+        # Arrow to Postgres binary COPY (the warehouse bulk load)
+        "pgpq>=0.12,<0.13",
         "pandera[polars]>=0.24,<0.36",
         "psycopg[binary]>=3.2,<3.4",
         "psycopg2-binary>=2.9,<3",

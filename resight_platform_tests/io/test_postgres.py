@@ -14,7 +14,9 @@ import pytest
 import sqlalchemy
 
 from resight_platform.io.postgres import (
+    EMBEDDED_SETTINGS,
     DayPartitionLoad,
+    binary_copy_table,
     copy_frame,
     database_url,
     embedded_pg_url,
@@ -24,6 +26,7 @@ from resight_platform.io.postgres import (
     sqlalchemy_url,
     stop_embedded_pg,
     table_columns,
+    table_types,
     upsert,
 )
 
@@ -92,7 +95,13 @@ def test_embedded_server_has_both_databases_and_is_reused(embedded_pg_dir: Path)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("resight",)
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in EMBEDDED_SETTINGS}  # type: ignore[index]
+        started = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
     assert {"resight", "dagster"} <= names
+    assert settings == EMBEDDED_SETTINGS  # applied by one restart on the first start
+    embedded_pg_url(embedded_pg_dir)
+    with psycopg.connect(url) as conn:  # not restarted again once they are in force
+        assert conn.execute("SELECT pg_postmaster_start_time()").fetchone() == started
     # Dagster's instance storage goes through SQLAlchemy + psycopg2, socket URL included.
     engine = sqlalchemy.create_engine(sqlalchemy_url(database_url(url, "dagster")))
     try:
@@ -172,6 +181,71 @@ def test_copy_round_trips_every_type(pg_conn: Conn, pg_schema: str) -> None:
     ratios = [row[7] for row in rows]
     assert ratios[:2] == [0.1, 1e-300] and math.isnan(ratios[2]) and ratios[3:] == [math.inf, None]
     assert [row[8] for row in rows] == frame["flag"].to_list()
+
+
+def _every_type_frame(prices: list[float | None]) -> pl.DataFrame:
+    n = len(prices)
+    return pl.DataFrame(
+        {
+            "id": list(range(n)),
+            "small": [(-1) ** i * i for i in range(n)],
+            "label": [f"row {i}, \"quoted\"" if i % 3 else None for i in range(n)],
+            "day": [date(2026, 1, 1 + i % 28) for i in range(n)],
+            "at": [datetime(2026, 3, 8, i % 24, 30, 0, i, tzinfo=UTC) for i in range(n)],
+            "naive": [datetime(2000, 1, 1, 0, 0, i % 60) for i in range(n)],
+            "price": prices,
+            "ratio": [i / 7 for i in range(n)],
+            "flag": [i % 2 == 0 for i in range(n)],
+        },
+        schema_overrides={"small": pl.Int32, "price": pl.Float64},
+    )
+
+
+def test_binary_copy_covers_the_warehouse_types_and_refuses_inexact_pairs(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(EVERY_TYPE_DDL.format(schema=pg_schema))
+    types = table_types(pg_conn, pg_schema, "every_type")
+    assert types["price"] == "numeric(12,2)" and types["at"] == "timestamp with time zone"
+    # Dollars computed as cents / 100 are an ulp off the decimal (16.990000000000002): still exact.
+    cents = pl.Series([1699, 3049, 1, 0, 99_999_999_999]) / 100
+    table = binary_copy_table(_every_type_frame(cents.to_list()), types)
+    assert table is not None and str(table.schema.field("price").type) == "decimal128(38, 2)"
+    # Each of these would store other digits in binary than Postgres reads from the text.
+    for name, column in [
+        ("price", pl.Series("price", [1.005, 2.0])),  # a half at the cents: the text rounds up
+        ("at", pl.Series("at", [datetime(2026, 1, 1)]).cast(pl.Datetime("ns", "UTC"))),  # nanoseconds
+        ("day", pl.Series("day", ["2026-01-01"])),  # text for a date
+        ("small", pl.Series("small", [1.0])),  # a float for an integer
+    ]:
+        assert binary_copy_table(pl.DataFrame([column]), types) is None, name
+    assert binary_copy_table(pl.DataFrame({"unknown": [1]}), types) is None
+
+
+def test_binary_and_csv_copies_store_the_same_rows(pg_conn: Conn, pg_schema: str) -> None:
+    for table in ("binary_copy", "csv_copy"):
+        pg_conn.execute(EVERY_TYPE_DDL.format(schema=pg_schema).replace("every_type", table))
+    prices = [round(i * 1.37, 2) for i in range(500)] + [None, 123.45 * 3]
+    frame = _every_type_frame(prices)
+    types = table_types(pg_conn, pg_schema, "binary_copy")
+    assert binary_copy_table(frame, types) is not None
+    with pg_conn.transaction(), pg_conn.cursor() as cur:
+        assert copy_frame(cur, pg_schema, "binary_copy", frame, chunk_rows=64) == frame.height
+        assert copy_frame(cur, pg_schema, "csv_copy", frame, types={}) == frame.height  # no types: CSV
+    binary = _rows(pg_conn, f"SELECT * FROM {pg_schema}.binary_copy ORDER BY id")
+    csv = _rows(pg_conn, f"SELECT * FROM {pg_schema}.csv_copy ORDER BY id")
+    assert binary == csv and len(binary) == frame.height
+    assert binary[1][6] == Decimal("1.37") and binary[500][6] is None and binary[501][6] == Decimal("370.35")
+
+
+def test_money_with_a_half_cent_takes_the_text_path_and_rounds_half_up(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(f"CREATE TABLE {pg_schema}.t (price numeric(12, 2))")
+    with pg_conn.transaction(), pg_conn.cursor() as cur:
+        copy_frame(cur, pg_schema, "t", pl.DataFrame({"price": [1.005, 0.125, 2.675, -0.005]}))
+    assert [row[0] for row in _rows(pg_conn, f"SELECT price FROM {pg_schema}.t")] == [
+        Decimal("1.01"),
+        Decimal("0.13"),
+        Decimal("2.68"),
+        Decimal("-0.01"),
+    ]
 
 
 def test_copy_keeps_null_and_empty_string_apart(pg_conn: Conn, pg_schema: str) -> None:
