@@ -29,6 +29,8 @@ def test_throughput_benchmark_runs_every_side_and_checks_the_manifest(fresh_pg_u
                 "raw_copy_seconds", "copy_ratio", "peak_rss_gib", "pandas_seconds", "pandas_speedup"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0, (key, figures[key])
     assert size["platform"]["raw_copy"]["rows"] == figures["fact_rows"]
+    assert size["platform"]["raw_copy_bare"]["rows"] == figures["fact_rows"]
+    assert figures["raw_copy_bare_seconds"] > 0 and figures["bare_copy_ratio"] > 0
     # The pandas peer saw the same files and quarantined the same rows as the platform.
     peer = size["pandas"]["report"]
     assert peer["feeds"]["sales"]["rows_loaded"] == size["valid_sales_lines"]
