@@ -74,6 +74,52 @@ def _generate(landing: Path, lines: int, providers: int) -> dict[str, Any]:
     return {"seconds": seconds, "reused": False, "manifest": json.loads(manifest_path.read_text())}
 
 
+class _RssSampler:
+    """The process's resident set every ``interval`` seconds on a daemon thread (``/proc``), so the
+    peak can be put on the step that was running when it happened."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        statm = Path("/proc/self/statm")
+        while not self._stop.wait(interval):
+            self.samples.append((time.time(), int(statm.read_text().split()[1]) * self._page))
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> int:
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0)
+
+
+def _step_windows(instance: Any, run_id: str) -> dict[str, tuple[float, float]]:
+    """(start, end) timestamps of every successful step of a run."""
+    import dagster as dg
+
+    starts: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS and event.step_key in starts:
+            out[event.step_key] = (starts[event.step_key], record.timestamp)
+    return out
+
+
 def _step_seconds(instance: Any, run_id: str) -> dict[str, float]:
     """Wall seconds of every step of a run, from its STEP_START / STEP_SUCCESS events."""
     import dagster as dg
@@ -120,10 +166,13 @@ def _raw_copy(pg_url: str, fact_file: Path, *, bare: bool = False) -> dict[str, 
         conn.execute(
             sql.SQL("CREATE TABLE bench.fact_copy (LIKE {} {})").format(sql.Identifier("gold", child), sql.SQL(like))
         )
-        columns = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'bench'"
-            " AND table_name = 'fact_copy' ORDER BY ordinal_position"
-        ).fetchall()]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'bench'"
+                " AND table_name = 'fact_copy' ORDER BY ordinal_position"
+            ).fetchall()
+        ]
         names = set(pl.read_parquet_schema(fact_file))
         started = time.perf_counter()
         rows = 0
@@ -165,12 +214,16 @@ def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any
         created_after = datetime.now(UTC)
         started = time.perf_counter()
         with _environment(instance_env(settings, url)), dg.DagsterInstance.get() as instance:
-            report = run_pipeline(defs, instance, landing=open_store(str(landing)), registry=load_registry())
+            with _RssSampler() as sampler:
+                report = run_pipeline(defs, instance, landing=open_store(str(landing)), registry=load_registry())
             wall = time.perf_counter() - started
             runs = instance.get_run_records(filters=dg.RunsFilter(created_after=created_after))
             steps: dict[str, float] = {}
+            step_rss: dict[str, int] = {}
             for record in runs:
                 steps.update(_step_seconds(instance, record.dagster_run.run_id))
+                for step, (begin, end) in _step_windows(instance, record.dagster_run.run_id).items():
+                    step_rss[step] = sampler.peak_between(begin, end)
             fact_meta = _metadata(instance, ["gold", "fact_sales"])
         with connect(url) as conn:
             lines, net = conn.execute("SELECT count(*), coalesce(sum(net_amount), 0) FROM gold.fact_sales").fetchone()
@@ -190,6 +243,7 @@ def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any
         "raw_copy": copy,
         "raw_copy_bare": bare,
         "peak_rss_bytes": peak,
+        "step_peak_rss_bytes": step_rss,
     }
 
 
@@ -272,6 +326,9 @@ def summarise(size: dict[str, Any]) -> dict[str, Any]:
             else None
         ),
         "peak_rss_gib": plat["peak_rss_bytes"] / 2**30,
+        "peak_rss_step": max(
+            plat.get("step_peak_rss_bytes") or {"–": 0}, key=lambda step: plat["step_peak_rss_bytes"].get(step, 0)
+        ),
         "fact_rows": plat["fact_rows"],
     }
     if "pandas" in size:
@@ -309,6 +366,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         ("daily mart step", "daily_mart_seconds", " s", ""),
         ("monthly marts run", "monthly_marts_seconds", " s", ""),
         ("peak RSS, platform process", "peak_rss_gib", " GiB", "< 4 GiB, flat at 3×"),
+        ("step running at the peak", "peak_rss_step", "", ""),
         ("peak RSS, pandas process", "pandas_peak_rss_gib", " GiB", ""),
         ("rows in gold.fact_sales (= manifest)", "fact_rows", "", ""),
     ]

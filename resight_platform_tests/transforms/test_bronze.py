@@ -12,7 +12,13 @@ import polars as pl
 import pytest
 
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
-from resight_platform.transforms.bronze import FileRejected, bronze_schema, empty_bronze, read_landing_file
+from resight_platform.transforms.bronze import (
+    FileRejected,
+    bronze_schema,
+    empty_bronze,
+    json_array_as_lines,
+    read_landing_file,
+)
 from resight_platform_tests.transforms.conftest import (
     BUSINESS_DATE,
     INGESTED_AT,
@@ -107,6 +113,68 @@ def test_json_values_are_cast_to_text(registry: Registry, landed: Landed) -> Non
     )
     row = read(registry, "chewyish", "sales", nested).row(0, named=True)
     assert (row["sku"], row["quantity"], row["status"]) == ('{"id": 7}', "2.5", "true")
+
+
+_JSON_TEXT = ["a", ",", "{", "}", "[", "]", '"', "\\", " ", "\n", "é", "🐶", ":"]
+
+
+def _tricky(rng: random.Random, size: int) -> str:
+    return "".join(rng.choices(_JSON_TEXT, k=size))
+
+
+def test_json_array_rewritten_as_lines_keeps_every_record() -> None:
+    """Seeded records whose strings hold brackets, commas, quotes, backslash runs and line breaks,
+    compact and pretty-printed, scanned in slices as small as one byte (so every state crosses a
+    slice boundary): each line is one record, equal to the record."""
+    rng = random.Random(20261126)
+    for _ in range(400):
+        records = [
+            {_tricky(rng, 3): _tricky(rng, rng.randint(0, 9)), "n": [rng.random(), {"x": _tricky(rng, 4)}, None]}
+            for _ in range(rng.randint(1, 4))
+        ]
+        text = json.dumps(records, indent=rng.choice([None, 2]), ensure_ascii=rng.random() < 0.5).encode()
+        lines = json_array_as_lines(text, scan_bytes=rng.randint(1, 24))
+        assert lines is not None
+        assert [json.loads(line) for line in bytes(lines).decode().splitlines() if line.strip()] == records
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}',  # not an array
+        "[1, 2]",  # not objects
+        "[]",  # no record: parsed as JSON instead
+        '[{"a": 1}] , {"b": 2}]',  # the array closes early
+        '[{"a": 1},, {"b": 2}]',  # an empty element
+        '[, {"a": 1}]',
+        '[{"a": 1},]',  # a trailing comma
+        '[{"a": 1} {"b": 2}]',  # a missing comma
+        '[{"a": "unterminated}]',
+        '[{"a": 1}] trailing',
+        "   ",
+        "",
+    ],
+)
+def test_json_array_rewrite_leaves_anything_else_to_the_json_parser(text: str) -> None:
+    assert json_array_as_lines(text.encode(), scan_bytes=3) is None
+
+
+def test_json_array_file_reads_through_the_rewrite(registry: Registry) -> None:
+    records = [
+        {"order_ref": 'O-1 "quoted" },{', "item_seq": 1, "timestamp": 1759326300000, "product_code": "S\\1",
+         "units": 2, "price_cents": 1299, "discount_cents": 0, "order_state": "PAID", "state_code": "CA"},
+        {"order_ref": "O-2\nline", "item_seq": 2, "timestamp": 1759326300000, "product_code": "[S2]",
+         "units": 1, "price_cents": 500, "discount_cents": 10, "order_state": "PAID", "state_code": None},
+    ]  # fmt: skip
+    for indent in (None, 2):
+        frame = read(registry, "petdirect", "sales", json.dumps(records, indent=indent).encode())
+        assert frame.select("order_id", "sku", "quantity").rows() == [
+            ('O-1 "quoted" },{', "S\\1", "2"),
+            ("O-2\nline", "[S2]", "1"),
+        ]
+    with pytest.raises(FileRejected) as caught:
+        read(registry, "petdirect", "sales", b'[{"order_ref": "A"},]')
+    assert caught.value.code == "unparseable"
 
 
 def test_parquet_native_types(registry: Registry) -> None:
