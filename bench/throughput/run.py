@@ -341,6 +341,8 @@ def summarise(size: dict[str, Any]) -> dict[str, Any]:
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "–"
+    if isinstance(value, str):
+        return value
     if isinstance(value, float):
         return f"{value:,.2f}{unit}"
     return f"{value:,}{unit}"
