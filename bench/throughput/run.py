@@ -122,19 +122,7 @@ def _step_windows(instance: Any, run_id: str) -> dict[str, tuple[float, float]]:
 
 def _step_seconds(instance: Any, run_id: str) -> dict[str, float]:
     """Wall seconds of every step of a run, from its STEP_START / STEP_SUCCESS events."""
-    import dagster as dg
-
-    starts: dict[str, float] = {}
-    out: dict[str, float] = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            starts[event.step_key] = record.timestamp
-        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS and event.step_key in starts:
-            out[event.step_key] = record.timestamp - starts[event.step_key]
-    return out
+    return {step: end - start for step, (start, end) in _step_windows(instance, run_id).items()}
 
 
 def _metadata(instance: Any, key: list[str]) -> dict[str, Any]:

@@ -113,19 +113,26 @@ def brand_share_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.Dat
     )
 
 
+def _top_by_revenue(frame: pl.LazyFrame, ties: list[str], top: int) -> pl.LazyFrame:
+    """The ``top`` rows by revenue per month (``ties`` break equal revenue), ranked from 1."""
+    return (
+        frame.sort(["month", "revenue", *ties], descending=[False, True, *([False] * len(ties))])
+        .with_columns(pl.int_range(1, pl.len() + 1).over("month").cast(pl.Int32).alias("rank"))
+        .filter(pl.col("rank") <= top)
+    )
+
+
 def top_products_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame, top: int = TOP_N) -> pl.DataFrame:
     """The ``top`` products by revenue per month."""
-    ranked = (
+    by_product = (
         _completed(_enrich(fact, dim_product))
         .group_by(["month", "provider", "sku", "product_name", "brand", "category", "species"])
         .agg(
             pl.col("quantity").sum().cast(pl.Int64).alias("units"),
             pl.col("net_amount").sum().round(2).alias("revenue"),
         )
-        .sort(["month", "revenue", "provider", "sku"], descending=[False, True, False, False])
-        .with_columns(pl.int_range(1, pl.len() + 1).over("month").cast(pl.Int32).alias("rank"))
-        .filter(pl.col("rank") <= top)
     )
+    ranked = _top_by_revenue(by_product, ["provider", "sku"], top)
     return ranked.select(
         "month", "rank", "provider", "sku", "product_name", "brand", "category", "species", "units", "revenue"
     ).collect(engine="streaming")
@@ -143,7 +150,7 @@ def top_customers_monthly(
     def ranked(part: pl.LazyFrame) -> pl.LazyFrame:
         # A customer belongs to one provider: the month's top of all providers is among the
         # providers' own tops.
-        return (
+        by_customer = (
             _completed(_enrich(part, dim_product))
             .filter(pl.col("customer_key").is_not_null())
             .join(customers, on="customer_key", how="inner")
@@ -152,18 +159,11 @@ def top_customers_monthly(
                 pl.col("_order").n_unique().cast(pl.Int64).alias("orders"),
                 pl.col("net_amount").sum().round(2).alias("revenue"),
             )
-            .sort(["month", "revenue", "_c_provider", "customer_id"], descending=[False, True, False, False])
-            .with_columns(pl.int_range(1, pl.len() + 1).over("month").cast(pl.Int32).alias("rank"))
-            .filter(pl.col("rank") <= top)
         )
+        return _top_by_revenue(by_customer, ["_c_provider", "customer_id"], top)
 
     return (
-        _per_provider(fact, ranked)
-        .lazy()
-        .drop("rank")
-        .sort(["month", "revenue", "_c_provider", "customer_id"], descending=[False, True, False, False])
-        .with_columns(pl.int_range(1, pl.len() + 1).over("month").cast(pl.Int32).alias("rank"))
-        .filter(pl.col("rank") <= top)
+        _top_by_revenue(_per_provider(fact, ranked).lazy().drop("rank"), ["_c_provider", "customer_id"], top)
         .select(
             "month",
             "rank",
