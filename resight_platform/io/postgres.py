@@ -231,7 +231,7 @@ def _floats_at_scale(series: pl.Series, scale: int) -> bool:
     """Whether rounding every float to ``scale`` digits is unambiguous: no value within 1/100 of a
     half at that scale and none too large for the check. Postgres rounds the text form half away
     from zero and a cast rounds the binary value; away from a half both give the same digits."""
-    values = series.drop_nulls().drop_nans().to_numpy()
+    values = series.drop_nulls().to_numpy()  # NaN fails the finite check: CSV writes it as 'NaN'
     if values.size == 0:
         return True
     scaled = values * 10.0**scale

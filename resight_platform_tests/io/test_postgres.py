@@ -212,6 +212,7 @@ def test_binary_copy_covers_the_warehouse_types_and_refuses_inexact_pairs(pg_con
     # Each of these would store other digits in binary than Postgres reads from the text.
     for name, column in [
         ("price", pl.Series("price", [1.005, 2.0])),  # a half at the cents: the text rounds up
+        ("price", pl.Series("price", [float("nan"), 2.0])),  # numeric NaN: only the text says it
         ("at", pl.Series("at", [datetime(2026, 1, 1)]).cast(pl.Datetime("ns", "UTC"))),  # nanoseconds
         ("day", pl.Series("day", ["2026-01-01"])),  # text for a date
         ("small", pl.Series("small", [1.0])),  # a float for an integer
