@@ -250,8 +250,8 @@ def _first_solid(data: np.ndarray) -> int | None:
 
 
 def json_array_as_lines(text: bytes, *, scan_bytes: int = _SCAN_BYTES) -> bytearray | None:
-    """A JSON array of objects rewritten in place as JSON Lines, or ``None`` if ``text`` is not one
-    (the caller then parses it as JSON and reports what is wrong).
+    """A JSON array of objects rewritten as JSON Lines (a copy of the same size), or ``None`` if
+    ``text`` is not one (the caller then parses it as JSON and reports what is wrong).
 
     Polars parses a JSON array into a tree of values first (5 GB for a 500 MB file); JSON Lines it
     reads record by record. The rewrite scans the bytes ``scan_bytes`` at a time with numpy: a quote
