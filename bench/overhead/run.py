@@ -45,9 +45,9 @@ def plain_partition(settings: Any, pg_url: str) -> int:
     """Bronze + silver sales of one partition with the platform's functions, no Dagster."""
     import polars as pl
 
-    from resight_platform.defs.bronze import ingest_files
+    from resight_platform.defs.bronze import ingest_partition
     from resight_platform.defs.silver import quarantine_table
-    from resight_platform.io.lake import PartitionFileWriter, partition_path, write_partition
+    from resight_platform.io.lake import PartitionFileWriter, RestartPartition, partition_path, write_partition
     from resight_platform.io.landing import list_partition_files
     from resight_platform.io.ops import known_checksums, record_files, record_silver
     from resight_platform.io.postgres import connect
@@ -63,8 +63,9 @@ def plain_partition(settings: Any, pg_url: str) -> int:
     listing = [(PROVIDER, item) for item in list_partition_files(landing, registry, PROVIDER, FEED, DAY)]
     with connect(pg_url) as conn:
         keys = [item.info.key for _, item in listing if hasattr(item, "info")]
-        records, writer = [], PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))
-        for frame, record in ingest_files(
+        records: list[Any] = []
+        writer = PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))
+        for item in ingest_partition(
             landing=landing,
             dead_letters=dead,
             registry=registry,
@@ -73,10 +74,13 @@ def plain_partition(settings: Any, pg_url: str) -> int:
             listing=listing,
             already_dead=known_checksums(conn, keys),
             now=now,
+            records=records,
         ):
-            records.append(record)
-            if frame is not None:
-                writer.append(frame)
+            if isinstance(item, RestartPartition):
+                writer.abort()
+                writer = PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))
+            else:
+                writer.append(item)
         writer.commit()
         record_files(conn, records, run_id=None, now=now)
         raw = pl.read_parquet(lake.uri(partition_path(["bronze", FEED], partition)))
@@ -110,9 +114,7 @@ def _definitions(settings: Any, pg_url: str) -> Any:
     from resight_platform.definitions import build_definitions
 
     defs = build_definitions(settings, pg_url)
-    job = dg.define_asset_job(
-        "overhead_job", selection=dg.AssetSelection.assets(["bronze", FEED], ["silver", FEED])
-    )
+    job = dg.define_asset_job("overhead_job", selection=dg.AssetSelection.assets(["bronze", FEED], ["silver", FEED]))
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
 
 

@@ -1,5 +1,6 @@
 """Bronze: partner files as delivered, one asset per feed, partitioned by date × source."""
 
+import functools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
@@ -8,22 +9,28 @@ import polars as pl
 
 from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
-from resight_platform.io.lake import PartitionStream
-from resight_platform.io.landing import LandedFile, checksum, copy_to_dead_letter, list_partition_files
+from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
+from resight_platform.io.landing import HashingReader, LandedFile, copy_to_dead_letter, list_partition_files, spool
 from resight_platform.io.ops import FileRecord, known_checksums, record_files
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import FEEDS, Registry
-from resight_platform.transforms.bronze import FileRejected, bronze_schema, empty_bronze, read_landing_file
+from resight_platform.transforms.bronze import (
+    SLICE_BYTES,
+    FileRejected,
+    bronze_schema,
+    empty_bronze,
+    read_landing_stream,
+)
 
-__all__ = ["bronze_assets", "ingest_files"]
+__all__ = ["bronze_assets", "ingest_partition"]
 
 Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def ingest_files(
+def ingest_partition(
     *,
     landing: ObjectStore,
     dead_letters: ObjectStore,
@@ -33,13 +40,65 @@ def ingest_files(
     listing: Sequence[tuple[str, Listed]],
     already_dead: dict[str, tuple[str, str]],
     now: datetime,
-) -> Iterator[tuple[pl.DataFrame | None, FileRecord]]:
-    """Read the listed files of one (date, source) partition one at a time: ``(frame, record)`` for a
-    file read, ``(None, record)`` for one refused and copied to dead-letter.
+    records: list[FileRecord],
+    slice_bytes: int = SLICE_BYTES,
+) -> Iterator[pl.DataFrame | RestartPartition]:
+    """The bronze frames of one (date, source) partition, file by file and slice by slice, so memory
+    holds one slice of one file; each file's ledger record is appended to ``records`` once the
+    partition is complete.
 
-    ``listing`` pairs each provider with an object of its partition folder. The rest of the
-    partition loads whatever happens to one file.
+    ``listing`` pairs each provider with an object of its partition folder. A file that cannot be
+    read is copied to dead-letter and the rest of the partition loads. A file loads whole or not
+    at all: when one fails after some of its slices were yielded (a bad record near its end), the
+    generator yields ``RESTART`` and reads the partition again without it, so the writer drops the
+    partial rows. That costs a second pass only over a partition holding such a file.
     """
+    refused: dict[str, FileRecord] = {}
+    while True:
+        done: list[FileRecord] = []
+        restart = False
+        for item in _ingest_files(
+            landing=landing,
+            dead_letters=dead_letters,
+            registry=registry,
+            feed=feed,
+            day=day,
+            listing=listing,
+            already_dead=already_dead,
+            now=now,
+            refused=refused,
+            slice_bytes=slice_bytes,
+        ):
+            if isinstance(item, pl.DataFrame):
+                yield item
+                continue
+            record, partial = item
+            done.append(record)
+            if partial:
+                refused[record.file_key] = record
+                restart = True
+                break
+        if not restart:
+            records.extend(done)
+            return
+        yield RESTART
+
+
+def _ingest_files(
+    *,
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    registry: Registry,
+    feed: str,
+    day: date,
+    listing: Sequence[tuple[str, Listed]],
+    already_dead: dict[str, tuple[str, str]],
+    now: datetime,
+    refused: dict[str, FileRecord],
+    slice_bytes: int,
+) -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
+    """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
+    refused after some of its frames were yielded. Files in ``refused`` are not read again."""
     for provider, item in listing:
         source = registry.source(provider, feed)
         if isinstance(item, LandedFile):
@@ -47,24 +106,43 @@ def ingest_files(
         else:
             info, error = item
             code, detail = error.code, error.detail
-        data = landing.read_bytes(info.key)
-        digest, size = checksum(data), len(data)
-        if code is None and source is not None:
-            try:
-                frame = read_landing_file(data, source=source, key=info.key, business_date=day, ingested_at=now)
-            except FileRejected as exc:
-                code, detail = exc.code, exc.detail
-            else:
-                del data  # the frame is what the rest of the partition needs; free the file's bytes
-                yield frame, FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=frame.height)
-                continue
-        elif code is None:
+        if info.key in refused:
+            yield refused[info.key], False
+            continue
+        if code is None and source is None:
             code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
-        previous = already_dead.get(info.key)
-        uri = None
-        if previous != (digest, "dead_lettered"):
-            uri = copy_to_dead_letter(dead_letters, key=info.key, data=data, code=code, detail=detail, at=now)
-        yield None, FileRecord(
+        digest: str | None = None
+        size = frames = 0
+        if code is None:
+            assert source is not None
+            rows = 0
+            with landing.open_read(info.key) as raw:
+                reader = HashingReader(raw)
+                try:
+                    for frame in read_landing_stream(
+                        reader,
+                        source=source,
+                        key=info.key,
+                        business_date=day,
+                        ingested_at=now,
+                        slice_bytes=slice_bytes,
+                        whole=functools.partial(landing.read_bytes, info.key),
+                    ):
+                        frames += 1
+                        rows += frame.height
+                        yield frame
+                except FileRejected as exc:
+                    code, detail = exc.code, exc.detail
+                reader.drain()
+            digest, size = reader.digest, reader.size
+            if code is None:
+                yield FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=rows), False
+                continue
+        assert code is not None
+        uri, digest, size = _dead_letter(
+            landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
+        )
+        record = FileRecord(
             info.key,
             digest,
             size,
@@ -76,6 +154,34 @@ def ingest_files(
             error=detail,
             dead_letter_uri=uri,
         )
+        yield record, frames > 0
+
+
+def _dead_letter(
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    key: str,
+    code: str,
+    detail: str,
+    now: datetime,
+    digest: str | None,
+    size: int,
+    previous: tuple[str, str] | None,
+) -> tuple[str | None, str, int]:
+    """Copy a refused file to dead-letter unless these very bytes are there already (the ledger
+    says so): ``(uri or None, checksum, size)``. The file goes through a local temporary file, so
+    a large one is never held in memory."""
+    if digest is not None and previous == (digest, "dead_lettered"):
+        return None, digest, size
+    path, spooled_digest, spooled_size = spool(landing, key)
+    try:
+        if digest is None:
+            digest, size = spooled_digest, spooled_size
+        if previous == (digest, "dead_lettered"):
+            return None, digest, size
+        return copy_to_dead_letter(dead_letters, key=key, data=path, code=code, detail=detail, at=now), digest, size
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -118,12 +224,12 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         with warehouse.connect() as conn:
             already_dead = known_checksums(conn, keys)
 
-        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
-            # One file at a time: memory holds the file being read, not the partition or the run.
+        def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
+            # One slice of one file at a time: memory holds a slice, not the file, partition or run.
             for partition_key, listing in listings.items():
                 day, _ = split_key(partition_key)
-                empty = True
-                for frame, record in ingest_files(
+                empty, first = True, len(records)
+                for item in ingest_partition(
                     landing=landing_store,
                     dead_letters=dead_store,
                     registry=reg,
@@ -132,13 +238,13 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     listing=listing,
                     already_dead=already_dead,
                     now=now,
+                    records=records,
                 ):
-                    records.append(record)
+                    empty = isinstance(item, RestartPartition)  # nothing of the partition written since
+                    yield partition_key, item
+                for record in records[first:]:
                     if record.dead_letter_uri is not None:
                         context.log.warning(f"dead-lettered {record.file_key}: {record.error_code}: {record.error}")
-                    if frame is not None:
-                        empty = False
-                        yield partition_key, frame
                 if empty:
                     yield partition_key, empty_bronze(feed)
             with warehouse.connect() as conn:

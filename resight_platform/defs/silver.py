@@ -40,8 +40,10 @@ def _sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
     frame = pl.concat(counts)
     if len(counts) == 1:
         return frame
-    return frame.group_by("_source_file").agg(pl.col("rows_in", "rows_loaded", "rows_quarantined").sum()).sort(
-        "_source_file"
+    return (
+        frame.group_by("_source_file")
+        .agg(pl.col("rows_in", "rows_loaded", "rows_quarantined").sum())
+        .sort("_source_file")
     )
 
 

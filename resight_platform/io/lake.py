@@ -44,10 +44,12 @@ from resight_platform.io.storage import ObjectStore, open_store
 
 __all__ = [
     "CHUNK_ROWS",
+    "RESTART",
     "LakeIOManager",
     "PartitionFileWriter",
     "PartitionStream",
     "PartitionWrite",
+    "RestartPartition",
     "dimension_name",
     "iter_chunks",
     "partition_path",
@@ -237,17 +239,31 @@ def _as_frame(value: Any, what: str) -> pl.DataFrame:
     raise TypeError(f"{what}: expected a polars DataFrame or LazyFrame, got {type(value).__name__}")
 
 
+class RestartPartition:
+    """A stream item that discards what was written of its partition so far (a source file failed
+    after some of its rows were streamed); the chunks that follow write the partition again."""
+
+    def __repr__(self) -> str:
+        return "RESTART"
+
+
+#: The one :class:`RestartPartition` item.
+RESTART = RestartPartition()
+
+
 @dataclass
 class PartitionStream:
     """An output produced chunk by chunk: ``(partition key, frame)`` pairs, consumed one at a time.
 
     The chunks of one partition must come together (a partition is committed when the next one
     starts); every partition of the run must appear at least once (an empty frame for one with no
-    rows). ``summary`` is called after the last chunk for the asset's own metadata (counts it
-    gathered while producing the chunks).
+    rows). ``(key, RESTART)`` in place of a frame drops the chunks of the partition being written
+    (lake-only streams: rows already copied into Postgres cannot be taken back). ``summary`` is
+    called after the last chunk for the asset's own metadata (counts it gathered while producing
+    the chunks).
     """
 
-    chunks: Iterable[tuple[str, pl.DataFrame]]
+    chunks: Iterable[tuple[str, pl.DataFrame | RestartPartition]]
     summary: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
 
 
@@ -317,8 +333,7 @@ class PartitionFileWriter:
                 table = table.cast(self._schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as error:
                 raise ValueError(
-                    f"chunk for {self.key} does not match the partition's first chunk: "
-                    f"{table.schema} vs {self._schema}"
+                    f"chunk for {self.key} does not match the partition's first chunk: {table.schema} vs {self._schema}"
                 ) from error
         if table.num_rows:
             self._writer.write_table(table)
@@ -471,8 +486,23 @@ class LakeIOManager(dg.ConfigurableIOManager):
         result = StreamResult()
         state: dict[str, Any] = {"current": None, "writer": None}
 
-        def write(key: str | None, frame: pl.DataFrame) -> None:
+        def open_writer(key: str | None) -> PartitionFileWriter:
+            values = partition_values(key, partitions_def) if key is not None and partitions_def else None
+            writer = state["writer"] = PartitionFileWriter(store, partition_path(path, values))
+            return writer
+
+        def write(key: str | None, frame: pl.DataFrame | RestartPartition) -> None:
             writer: PartitionFileWriter | None = state["writer"]
+            if isinstance(frame, RestartPartition):
+                if on_chunk is not None:
+                    raise ValueError(f"{asset}: a stream loaded into Postgres cannot restart partition {key!r}")
+                if writer is not None and key == state["current"]:
+                    result.rows -= writer.rows
+                    writer.abort()
+                    open_writer(key)
+                elif key in done:
+                    raise ValueError(f"{asset}: restart of partition {key!r} after it was committed")
+                return
             first = writer is None or key != state["current"]
             if first:
                 if writer is not None:
@@ -482,20 +512,22 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     raise ValueError(f"{asset}: chunks of partition {key!r} are not consecutive")
                 done.add(key)
                 state["current"] = key
-                values = partition_values(key, partitions_def) if key is not None and partitions_def else None
-                writer = state["writer"] = PartitionFileWriter(store, partition_path(path, values))
+                writer = open_writer(key)
             assert writer is not None
             writer.append(frame)
             result.rows += frame.height
             if on_chunk is not None:
                 on_chunk(key, frame, first)
 
-        def chunks() -> Iterator[tuple[str | None, pl.DataFrame]]:
+        def chunks() -> Iterator[tuple[str | None, pl.DataFrame | RestartPartition]]:
             for raw_key, chunk in stream.chunks:
                 key = str(raw_key) if partitioned else None
                 if key not in wanted:
                     raise ValueError(f"{asset}: chunk for partition {key!r} outside this run")
-                yield key, _as_frame(chunk, f"{asset} partition {key}")
+                yield (
+                    key,
+                    chunk if isinstance(chunk, RestartPartition) else _as_frame(chunk, f"{asset} partition {key}"),
+                )
 
         try:
             _pipelined(chunks(), write)
@@ -549,9 +581,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             partitions_def = context.asset_partitions_def
             keys = [str(key) for key in context.asset_partition_keys]
-            partitions = [
-                values for key in keys if (values := partition_values(key, partitions_def)) is not None
-            ]
+            partitions = [values for key in keys if (values := partition_values(key, partitions_def)) is not None]
         wanted_type = context.dagster_type.typing_type
         if typing.get_origin(wanted_type) in (dict, Mapping):
             if partitions is None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from resight_platform.io.ops import dead_letter_reason
 from resight_platform.io.storage import ObjectInfo, ObjectStore
@@ -18,6 +22,7 @@ from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_
 from resight_platform.sources.registry import Registry
 
 __all__ = [
+    "HashingReader",
     "LandedFile",
     "LandingScan",
     "checksum",
@@ -25,6 +30,7 @@ __all__ = [
     "list_partition_files",
     "partition_prefix",
     "scan_landing",
+    "spool",
 ]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -37,6 +43,46 @@ def partition_prefix(provider: str, feed: str, day: date) -> str:
 
 def checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+_BLOCK = 1 << 20
+
+
+class HashingReader:
+    """A stream read front to back that hashes (SHA-256, as :func:`checksum`) and counts the bytes
+    read through it, so a file is checksummed as it is parsed, never held whole."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read (and hash) whatever the consumer left unread."""
+        while self.read(_BLOCK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def spool(store: ObjectStore, key: str) -> tuple[Path, str, int]:
+    """Copy an object to a local temporary file: ``(path, checksum, size)``; the caller deletes it."""
+    with tempfile.NamedTemporaryFile(prefix="resight-spool-", delete=False) as out, store.open_read(key) as raw:
+        reader = HashingReader(raw)
+        try:
+            shutil.copyfileobj(reader, out, length=_BLOCK)  # type: ignore[misc]
+        except BaseException:
+            Path(out.name).unlink(missing_ok=True)
+            raise
+    return Path(out.name), reader.digest, reader.size
 
 
 @dataclass(frozen=True)
@@ -83,12 +129,13 @@ def copy_to_dead_letter(
     dead_letters: ObjectStore,
     *,
     key: str,
-    data: bytes,
+    data: bytes | Path,
     code: str,
     detail: str,
     at: datetime,
 ) -> str:
-    """Copy a refused file to the dead-letter area with a JSON reason file; return its URI.
+    """Copy a refused file (its bytes, or a local file holding them) to the dead-letter area with a
+    JSON reason file; return its URI.
 
     The target name is derived from a hash of the original key, so a hostile key (path traversal,
     odd characters) never shapes the path; the reason file keeps the original key.
@@ -96,6 +143,12 @@ def copy_to_dead_letter(
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     name = _UNSAFE.sub("_", key.rsplit("/", 1)[-1])[:100].lstrip(".") or "file"
     target = f"{at:%Y-%m-%d}/{digest}/{name}"
-    dead_letters.write_bytes(target, data)
-    dead_letters.write_bytes(f"{target}.reason.json", dead_letter_reason(key, code, detail, checksum(data), at))
+    if isinstance(data, Path):
+        dead_letters.write_file(target, data)
+        with open(data, "rb") as handle:
+            digest_of_copy = hashlib.file_digest(handle, "sha256").hexdigest()
+    else:
+        dead_letters.write_bytes(target, data)
+        digest_of_copy = checksum(data)
+    dead_letters.write_bytes(f"{target}.reason.json", dead_letter_reason(key, code, detail, digest_of_copy, at))
     return dead_letters.uri(target)

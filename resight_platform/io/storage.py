@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,6 +55,11 @@ class ObjectStore(Protocol):
 
     def read_bytes(self, key: str) -> bytes:
         """The object's content; ``FileNotFoundError`` if there is none."""
+        ...
+
+    def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """The object's content as a stream read front to back (``FileNotFoundError`` if none), so
+        a large file is never held whole in memory."""
         ...
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -153,6 +158,9 @@ class LocalStore:
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        return open(self._path(key), "rb")
 
     def write_bytes(self, key: str, data: bytes) -> None:
         def fill(handle: BinaryIO) -> None:
@@ -304,6 +312,18 @@ class S3Store:
         except self.client.exceptions.NoSuchKey as error:
             raise FileNotFoundError(self.uri(key)) from error
         return response["Body"].read()
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+        except self.client.exceptions.NoSuchKey as error:
+            raise FileNotFoundError(self.uri(key)) from error
+        body = response["Body"]
+        try:
+            yield cast(BinaryIO, body)
+        finally:
+            body.close()
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)

@@ -27,23 +27,31 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import itertools
 import re
+import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Protocol, cast
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, REQUIRED_COLUMNS, Source
 
 __all__ = [
     "LINEAGE_COLUMNS",
+    "SLICE_BYTES",
     "TIMESTAMP_FORMAT",
     "FileRejected",
     "bronze_schema",
     "empty_bronze",
     "read_landing_file",
+    "read_landing_stream",
 ]
 
 #: How a native (Parquet) timestamp is written in bronze: ISO 8601 in UTC, fraction only if any.
@@ -100,65 +108,126 @@ def read_landing_file(
     """Parse one landed file of ``source`` into bronze rows (see the module docstring).
 
     ``key`` is the landing key (kept as ``_source_file``); a naive ``ingested_at`` is taken as UTC.
-    Raises ``FileRejected`` when the file cannot be read or misses a required column.
+    Raises ``FileRejected`` when the file cannot be read or misses a required column. The whole
+    file at once: :func:`read_landing_stream` reads the same rows a slice at a time.
     """
+    frames = list(
+        read_landing_stream(
+            io.BytesIO(data),
+            source=source,
+            key=key,
+            business_date=business_date,
+            ingested_at=ingested_at,
+            whole=lambda: data,
+        )
+    )
+    return frames[0] if len(frames) == 1 else pl.concat(frames)
+
+
+#: How much of a landed file is parsed at a time (input bytes): 64 MiB of CSV is about 0.5M
+#: sales lines, a few hundred MB of frame while it is parsed.
+SLICE_BYTES = 64 << 20
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def read_landing_stream(
+    stream: _Reader,
+    *,
+    source: Source,
+    key: str,
+    business_date: date,
+    ingested_at: datetime,
+    slice_bytes: int = SLICE_BYTES,
+    whole: Callable[[], bytes] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The bronze rows of one landed file, ``slice_bytes`` of input at a time (at least one frame,
+    possibly empty): memory holds a slice, not the file. The frames, concatenated, are exactly
+    what reading the file whole gives (:func:`read_landing_file`).
+
+    CSV and JSON Lines are cut at record boundaries (a line break outside quotes), each later CSV
+    slice parsed under the file's header; a JSON array is rewritten to JSON Lines as it streams;
+    Parquet is spooled to a temporary file and read a run of row groups at a time.
+
+    ``FileRejected`` may come after some frames were yielded (a bad record near the end, a JSON key
+    judged missing only at the end): the caller must then discard the file's frames. ``whole``
+    returns the file's bytes, for the rare JSON document that is not an array of records (read
+    whole by the JSON parser, as before); without it such a file is rejected.
+    """
+    if slice_bytes < 1:
+        raise ValueError(f"slice_bytes must be positive, got {slice_bytes}")
     feed = source.feed
     layout = source.layout.columns
     fmt = source.format
-    if fmt == "csv.gz":
-        data = _gunzip(data)
+
+    def check(matched: Mapping[str, str], columns: list[str]) -> None:
+        missing = [c for c in REQUIRED_COLUMNS[feed] if c not in matched]
+        if missing:
+            wanted = ", ".join(f"{c} (column {source.layout.canonical_to_source[c]!r})" for c in missing)
+            had = ", ".join(repr(c) for c in columns) or "none"
+            raise FileRejected(
+                "missing_columns",
+                f"{source.provider}/{feed} file lacks required column(s) {wanted}; the file has columns: {had}",
+            )
+
+    pieces: Iterator[tuple[pl.DataFrame, Mapping[str, str]]]
     if fmt in ("csv", "csv.gz"):
-        frame = _read_csv(data, delimiter=source.profile.delimiter, encoding=source.profile.encoding)
-        matched = _match_columns(frame.columns, layout)
+        reader = _Gunzip(stream) if fmt == "csv.gz" else stream
+        pieces = _csv_pieces(reader, source=source, slice_bytes=slice_bytes, check=check)
     elif fmt in ("jsonl", "json"):
-        frame, matched = _read_json(data, layout=layout, lines=fmt == "jsonl", encoding=source.profile.encoding)
+        pieces = _json_pieces(
+            stream,
+            layout=layout,
+            lines=fmt == "jsonl",
+            encoding=source.profile.encoding,
+            slice_bytes=slice_bytes,
+            check=check,
+            whole=whole,
+        )
     elif fmt == "parquet":
-        frame = _read_parquet(data)
-        matched = _match_columns(frame.columns, layout)
+        pieces = _parquet_pieces(stream, layout=layout, slice_bytes=slice_bytes, check=check)
     else:
         raise FileRejected("unparseable", f"format {fmt!r} is not one of csv, csv.gz, jsonl, json, parquet")
 
-    missing = [c for c in REQUIRED_COLUMNS[feed] if c not in matched]
-    if missing:
-        wanted = ", ".join(f"{c} (column {source.layout.canonical_to_source[c]!r})" for c in missing)
-        had = ", ".join(repr(c) for c in frame.columns) or "none"
-        raise FileRejected(
-            "missing_columns",
-            f"{source.provider}/{feed} file lacks required column(s) {wanted}; the file has columns: {had}",
-        )
-
-    try:
-        canonical = [
-            (_as_text(pl.col(matched[c]), frame.schema[matched[c]]) if c in matched else pl.lit(None, pl.String)).alias(
-                c
+    instant = ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at.astimezone(UTC)
+    offset = 0
+    empty: pl.DataFrame | None = None
+    for frame, matched in pieces:
+        try:
+            canonical = [
+                (
+                    _as_text(pl.col(matched[c]), frame.schema[matched[c]]) if c in matched else pl.lit(None, pl.String)
+                ).alias(c)
+                for c in CANONICAL_COLUMNS[feed]
+            ]
+            bronze = frame.select(
+                *canonical,
+                pl.lit(source.provider, pl.String).alias("_provider"),
+                pl.lit(feed, pl.String).alias("_feed"),
+                pl.lit(business_date, pl.Date).alias("_business_date"),
+                pl.lit(key, pl.String).alias("_source_file"),
+                pl.int_range(offset + 1, pl.len() + offset + 1, dtype=pl.Int64).alias("_row_number"),
+                pl.lit(instant, pl.Datetime("us", "UTC")).alias("_ingested_at"),
             )
-            for c in CANONICAL_COLUMNS[feed]
-        ]
-        instant = ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at.astimezone(UTC)
-        return frame.select(
-            *canonical,
-            pl.lit(source.provider, pl.String).alias("_provider"),
-            pl.lit(feed, pl.String).alias("_feed"),
-            pl.lit(business_date, pl.Date).alias("_business_date"),
-            pl.lit(key, pl.String).alias("_source_file"),
-            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row_number"),
-            pl.lit(instant, pl.Datetime("us", "UTC")).alias("_ingested_at"),
-        )
-    except _PARSE_ERRORS as exc:
-        raise FileRejected("unparseable", f"a column could not be read as text: {_trim(exc)}") from exc
+        except _PARSE_ERRORS as exc:
+            raise FileRejected("unparseable", f"a column could not be read as text: {_trim(exc)}") from exc
+        del frame
+        offset += bronze.height
+        if bronze.height:
+            yield bronze
+        elif empty is None:
+            empty = bronze
+    if offset == 0:
+        assert empty is not None, "every reader yields at least one piece"
+        yield empty
 
 
 def _trim(exc: BaseException) -> str:
     """The first line of a parser's message, cut to a readable length."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
-
-
-def _gunzip(data: bytes) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FileRejected("unparseable", f"not a readable gzip file: {_trim(exc)}") from exc
 
 
 def _to_utf8(data: bytes, encoding: str) -> bytes:
@@ -176,10 +245,140 @@ def _to_utf8(data: bytes, encoding: str) -> bytes:
         raise FileRejected("unparseable", f"the file is not valid {encoding}: {_trim(exc)}") from exc
 
 
-def _read_csv(data: bytes, *, delimiter: str, encoding: str) -> pl.DataFrame:
-    text = _to_utf8(data, encoding)
-    if not text.strip():
-        raise FileRejected("unparseable", "the file is empty: no header row")
+def _match_columns(columns: list[str], layout: Mapping[str, str]) -> dict[str, str]:
+    """Canonical name -> the file's column for it: exact, then trimmed, then case-insensitive."""
+    matched: dict[str, str] = {}
+    for normalise in (lambda s: s, str.strip, lambda s: s.strip().casefold()):
+        by_name: dict[str, str] = {}
+        for column in columns:
+            by_name.setdefault(normalise(column), column)
+        for source_name, canonical in layout.items():
+            found = by_name.get(normalise(source_name))
+            if canonical not in matched and found is not None and found not in matched.values():
+                matched[canonical] = found
+    return matched
+
+
+_MAX_BLOCK = 4 << 20
+
+
+def _blocks(stream: _Reader, size: int) -> Iterator[bytes]:
+    """The stream's bytes in blocks of ``size`` (the last may be shorter)."""
+    while True:
+        block = stream.read(size)
+        while block and len(block) < size:  # network and gzip streams may return short reads
+            more = stream.read(size - len(block))
+            if not more:
+                break
+            block += more
+        if not block:
+            return
+        yield block
+
+
+class _Gunzip:
+    """A gzip stream decompressed as it is read; a corrupt stream rejects the file."""
+
+    def __init__(self, raw: _Reader) -> None:
+        self._file = gzip.GzipFile(fileobj=cast(IO[bytes], raw), mode="rb")
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._file.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FileRejected("unparseable", f"not a readable gzip file: {_trim(exc)}") from exc
+
+
+def _utf8_blocks(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    """The blocks as UTF-8 without a byte-order mark; bytes invalid in ``encoding`` reject the file.
+
+    UTF-8 input is validated and passed through (pure ASCII blocks are not even decoded); other
+    encodings are decoded and re-encoded. A character split between blocks is carried over.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    at = 0
+    head: bytes | None = b""  # the first bytes, held until a byte-order mark can be recognised
+    for raw in itertools.chain(blocks, [b""]):
+        final = not raw
+        carried = len(decoder.getstate()[0]) if utf8 else 0
+        try:
+            if utf8:
+                if not (raw.isascii() and decoder.getstate()[0] == b""):
+                    decoder.decode(raw, final)
+                out = raw
+            else:
+                out = decoder.decode(raw, final).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            position = at + exc.start - carried if utf8 else at
+            raise FileRejected(
+                "unparseable", f"the file is not valid {encoding}: {exc.reason} near byte {max(position, 0)}"
+            ) from exc
+        at += len(raw)
+        if head is not None:
+            head += out
+            if len(head) < len(codecs.BOM_UTF8) and not final:
+                continue
+            out, head = head.removeprefix(codecs.BOM_UTF8), None
+        if out:
+            yield out
+
+
+def _record_slices(
+    blocks: Iterator[bytes] | Iterator[bytearray], slice_bytes: int, cut: Callable[[bytearray], int]
+) -> Iterator[bytes]:
+    """The text cut into slices of at least ``slice_bytes`` that end at a record boundary
+    (``cut(buffer)``: the index just past the buffer's last complete record, 0 if none); the last
+    slice holds the rest. At least one slice, possibly empty."""
+    buffer = bytearray()
+    yielded = False
+    for block in blocks:
+        buffer += block
+        if len(buffer) >= slice_bytes:
+            at = cut(buffer)
+            if at > 0:
+                with memoryview(buffer) as view:
+                    piece = bytes(view[:at])
+                del buffer[:at]
+                yielded = True
+                yield piece
+    if buffer or not yielded:
+        yield bytes(buffer)
+
+
+def _line_cut(buffer: bytearray) -> int:
+    """Just past the last line break: JSON text never holds a raw line break inside a string."""
+    return buffer.rfind(b"\n") + 1
+
+
+def _csv_cut(buffer: bytearray) -> int:
+    """Just past the last line break outside quotes (``buffer`` starts at a record boundary; an
+    escaped quote is doubled, so quotes toggle the state one by one)."""
+    end = buffer.rfind(b"\n")
+    odd = buffer.count(b'"', 0, end) & 1 if end >= 0 else 0
+    while end >= 0 and odd:
+        previous = buffer.rfind(b"\n", 0, end)
+        if previous >= 0:
+            odd ^= buffer.count(b'"', previous, end) & 1
+        end = previous
+    return end + 1
+
+
+def _csv_header_end(text: bytes) -> int:
+    """Just past the header record: the first line break outside quotes after any blank lines."""
+    at = len(text) - len(text.lstrip(b"\r\n"))
+    odd = 0
+    while True:
+        end = text.find(b"\n", at)
+        if end < 0:
+            return len(text)
+        odd ^= text.count(b'"', at, end) & 1
+        if not odd:
+            return end + 1
+        at = end + 1
+
+
+def _parse_csv(text: bytes, delimiter: str) -> pl.DataFrame:
     try:
         frame = pl.read_csv(
             io.BytesIO(text),
@@ -196,140 +395,229 @@ def _read_csv(data: bytes, *, delimiter: str, encoding: str) -> pl.DataFrame:
     return frame
 
 
-def _match_columns(columns: list[str], layout: Mapping[str, str]) -> dict[str, str]:
-    """Canonical name -> the file's column for it: exact, then trimmed, then case-insensitive."""
-    matched: dict[str, str] = {}
-    for normalise in (lambda s: s, str.strip, lambda s: s.strip().casefold()):
-        by_name: dict[str, str] = {}
-        for column in columns:
-            by_name.setdefault(normalise(column), column)
-        for source_name, canonical in layout.items():
-            found = by_name.get(normalise(source_name))
-            if canonical not in matched and found is not None and found not in matched.values():
-                matched[canonical] = found
-    return matched
+_Check = Callable[[Mapping[str, str], list[str]], None]
 
 
-def _read_json(
-    data: bytes, *, layout: Mapping[str, str], lines: bool, encoding: str
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    """JSON Lines or a JSON array of records, reading only the mapped keys, every value as text.
+def _csv_pieces(
+    stream: _Reader, *, source: Source, slice_bytes: int, check: _Check
+) -> Iterator[tuple[pl.DataFrame, Mapping[str, str]]]:
+    """CSV slices, each parsed under the file's header (a slice after the first is prefixed with it)."""
+    block = min(slice_bytes, _MAX_BLOCK)
+    text_blocks = _utf8_blocks(_blocks(stream, block), source.profile.encoding)
+    header: bytes | None = None
+    matched: Mapping[str, str] | None = None
+    for text in _record_slices(text_blocks, slice_bytes, _csv_cut):
+        if header is None:
+            if not text.strip():
+                raise FileRejected("unparseable", "the file is empty: no header row")
+            header = text[: _csv_header_end(text)]
+            frame = _parse_csv(text, source.profile.delimiter)
+        else:
+            frame = _parse_csv(header + text, source.profile.delimiter)
+        del text
+        if matched is None:
+            matched = _match_columns(frame.columns, source.layout.columns)
+            check(matched, frame.columns)
+        yield frame, matched
+
+
+def _json_pieces(
+    stream: _Reader,
+    *,
+    layout: Mapping[str, str],
+    lines: bool,
+    encoding: str,
+    slice_bytes: int,
+    check: _Check,
+    whole: Callable[[], bytes] | None,
+) -> Iterator[tuple[pl.DataFrame, Mapping[str, str]]]:
+    """JSON Lines, or a JSON array of records rewritten to JSON Lines as it streams, a slice of
+    lines at a time, reading only the mapped keys, every value as text.
 
     No type inference: each mapped key is read as a string (numbers as written, objects as JSON
     text), so one odd record never fails the file. A key counts as present when it occurs as an
-    object key anywhere in the file; an absent required key rejects the file as missing columns.
+    object key anywhere in the file, so an absent required key rejects the file as missing columns
+    only once the whole file was read. With no records there is nothing to judge a key by: an empty
+    export is a valid empty file. A key never present reads as null either way.
     """
-    text = _to_utf8(data, encoding)
     schema = {name: pl.String() for name in layout}
-    as_lines = text if lines else json_array_as_lines(text)
+    every = {canonical: name for name, canonical in layout.items()}
+    kind = "JSON Lines" if lines else "JSON"
+    text_blocks = _utf8_blocks(_blocks(stream, min(slice_bytes, _MAX_BLOCK)), encoding)
+    present: set[str] = set()
+    rows = 0
     try:
-        if as_lines is not None:
-            frame = pl.read_ndjson(io.BytesIO(as_lines), schema=schema)
-        else:
-            frame = pl.read_json(io.BytesIO(text), schema=schema)
+        for text in _record_slices(text_blocks if lines else _array_as_lines(text_blocks), slice_bytes, _line_cut):
+            try:
+                frame = pl.read_ndjson(io.BytesIO(text), schema=schema)
+            except _PARSE_ERRORS as exc:
+                raise FileRejected("unparseable", f"{kind} could not be parsed: {_trim(exc)}") from exc
+            present.update(name for name in layout if name not in present and _has_json_key(text, name))
+            del text
+            rows += frame.height
+            yield frame, every
+    except _NotAnArray:
+        yield _json_document(whole() if whole is not None else None, schema, encoding, partial=rows > 0), every
+        return
+    if rows:
+        named = [name for name in layout if name in present]
+        check({layout[name]: name for name in named}, named)
+
+
+def _json_document(
+    data: bytes | None, schema: Mapping[str, pl.DataType], encoding: str, *, partial: bool
+) -> pl.DataFrame:
+    """A JSON file that is not an array of records, read whole by the JSON parser (which accepts
+    a single record and an empty array, and says what is wrong with the rest)."""
+    if data is None:
+        raise FileRejected("unparseable", "JSON could not be parsed: the file is not an array of records")
+    text = _to_utf8(data, encoding)
+    try:
+        frame = pl.read_json(io.BytesIO(text), schema=schema)
     except _PARSE_ERRORS as exc:
-        kind = "JSON Lines" if lines else "JSON"
-        raise FileRejected("unparseable", f"{kind} could not be parsed: {_trim(exc)}") from exc
-    # With no records there is nothing to judge a key by: an empty export is a valid empty file.
-    present = list(layout) if frame.height == 0 else [name for name in layout if _has_json_key(text, name)]
-    matched = {layout[name]: name for name in present}
-    return frame.select(present), matched
+        raise FileRejected("unparseable", f"JSON could not be parsed: {_trim(exc)}") from exc
+    if partial:  # records were already read from the stream: this is no array of records
+        raise FileRejected("unparseable", "JSON could not be parsed: an element of the array is not a record")
+    return frame
+
+
+class _NotAnArray(Exception):
+    """The JSON text is not a well-formed array of objects."""
 
 
 _SCAN_BYTES = 1 << 20  # fits in cache: twice as fast as 16 MiB slices
 _WHITESPACE = np.frombuffer(b" \t\r\n", dtype=np.uint8)
-
-
-def _first_solid(data: np.ndarray) -> int | None:
-    """Index of the first byte of ``data`` that is not JSON whitespace, looking 64 KiB at a time."""
-    for start in range(0, len(data), 1 << 16):
-        solid = np.flatnonzero(~np.isin(data[start : start + (1 << 16)], _WHITESPACE))
-        if solid.size:
-            return start + int(solid[0])
-    return None
+_COMMA, _BRACE, _BRACKET = ord(","), ord("{"), ord("[")
 
 
 def json_array_as_lines(text: bytes, *, scan_bytes: int = _SCAN_BYTES) -> bytearray | None:
     """A JSON array of objects rewritten as JSON Lines (a copy of the same size), or ``None`` if
-    ``text`` is not one (the caller then parses it as JSON and reports what is wrong).
+    ``text`` is not one (the caller then parses it as JSON and reports what is wrong)."""
+    try:
+        return bytearray().join(_array_as_lines(iter([text]), scan_bytes=scan_bytes))
+    except _NotAnArray:
+        return None
+
+
+def _array_as_lines(blocks: Iterator[bytes], *, scan_bytes: int = _SCAN_BYTES) -> Iterator[bytearray]:
+    """The blocks of a JSON array of objects rewritten as JSON Lines, block by block (each output
+    block the same size as its input); raises ``_NotAnArray`` as soon as the text cannot be one.
 
     Polars parses a JSON array into a tree of values first (5 GB for a 500 MB file); JSON Lines it
-    reads record by record. The rewrite scans the bytes ``scan_bytes`` at a time with numpy: a quote
-    counts unless an odd run of backslashes precedes it, bytes between counted quotes are inside a
-    string, and outside strings the top-level ``[``/``]`` become spaces, the commas between the
-    array's elements newlines and any line break a space. Strings are never touched.
+    reads record by record. The rewrite scans ``scan_bytes`` at a time with numpy: a quote counts
+    unless an odd run of backslashes precedes it, bytes between counted quotes are inside a string,
+    and outside strings the array's ``[``/``]`` become spaces, the commas between its elements
+    newlines and any line break a space. Strings are never touched.
     """
-    data = np.frombuffer(text, dtype=np.uint8)
-    first, last = _first_solid(data), _first_solid(data[::-1])
-    if first is None or last is None:
-        return None
-    last = len(data) - 1 - last
-    if last <= first or data[first] != ord("[") or data[last] != ord("]"):
-        return None
-    out = bytearray(text)
-    view = np.frombuffer(out, dtype=np.uint8)
-    in_string, depth, backslashes, objects, previous = 0, 0, 0, 0, ord(",")
-    for start in range(0, len(data), scan_bytes):
-        chunk = data[start : start + scan_bytes]
-        quote = chunk == ord('"')
-        is_backslash = chunk == ord("\\")
-        if backslashes or is_backslash.any():
-            # Backslashes in the run that ends just before each byte (it may begin in an earlier chunk).
-            index = np.arange(chunk.size, dtype=np.int64)
-            last_other = np.maximum.accumulate(np.where(is_backslash, -1, index))
-            run = np.empty(chunk.size, dtype=np.int64)
-            run[0] = backslashes
-            run[1:] = index[:-1] - last_other[:-1] + np.where(last_other[:-1] < 0, backslashes, 0)
-            quote &= run % 2 == 0
-            end = int(last_other[-1])
-            backslashes = chunk.size - 1 - end if end >= 0 else backslashes + chunk.size
-        # Inside a string before this byte: the parity of the counted quotes before it.
-        parity = np.bitwise_xor.accumulate(quote.view(np.uint8)) ^ np.uint8(in_string)
-        outside = ((parity ^ quote.view(np.uint8)) == 0) & ~quote
-        opens = outside & ((chunk == ord("{")) | (chunk == ord("[")))
-        closes = outside & ((chunk == ord("}")) | (chunk == ord("]")))
-        step = opens.view(np.int8) - closes.view(np.int8)
-        depth_after = np.cumsum(step, dtype=np.int32) + depth
-        depth_before = depth_after - step
-        blank = (chunk == ord(" ")) | (chunk == ord("\n")) | (chunk == ord("\r")) | (chunk == ord("\t"))
-        top = outside & (depth_before == 1)
-        beyond = outside & (depth_before <= 0) & ~blank  # outside the array
-        if start <= last < start + chunk.size:
-            top[last - start] = False
-        if start <= first < start + chunk.size:
-            beyond[first - start] = False
-        # Inside the array and outside its elements only whitespace, commas and an object's "{".
-        if (top & ~(blank | (chunk == ord(",")) | (chunk == ord("{")))).any() or beyond.any():
-            return None
-        # Elements and commas alternate: no empty element, no leading or trailing comma.
-        tokens = chunk[top & ((chunk == ord(",")) | (chunk == ord("{")))]
-        if tokens.size:
-            if tokens[0] == previous or (tokens[1:] == tokens[:-1]).any():
-                return None
-            previous = int(tokens[-1])
-        objects += int(np.count_nonzero(tokens == ord("{")))
-        window = view[start : start + chunk.size]
-        window[top & (chunk == ord(","))] = ord("\n")
-        window[outside & ((chunk == ord("\n")) | (chunk == ord("\r")))] = ord(" ")
-        in_string = int(parity[-1])
-        depth = int(depth_after[-1])
-    if in_string or depth != 0 or objects == 0 or previous != ord("{"):
-        return None
-    view[first] = view[last] = ord(" ")
-    return out
+    in_string, depth, backslashes, objects, previous, started = 0, 0, 0, 0, _COMMA, False
+    for block in blocks:
+        data = np.frombuffer(block, dtype=np.uint8)
+        out = bytearray(block)
+        view = np.frombuffer(out, dtype=np.uint8)
+        for start in range(0, len(data), scan_bytes):
+            chunk = data[start : start + scan_bytes]
+            quote = chunk == ord('"')
+            is_backslash = chunk == ord("\\")
+            if backslashes or is_backslash.any():
+                # Backslashes in the run that ends just before each byte (it may begin in an earlier chunk).
+                index = np.arange(chunk.size, dtype=np.int64)
+                last_other = np.maximum.accumulate(np.where(is_backslash, -1, index))
+                run = np.empty(chunk.size, dtype=np.int64)
+                run[0] = backslashes
+                run[1:] = index[:-1] - last_other[:-1] + np.where(last_other[:-1] < 0, backslashes, 0)
+                quote &= run % 2 == 0
+                end = int(last_other[-1])
+                backslashes = chunk.size - 1 - end if end >= 0 else backslashes + chunk.size
+            # Inside a string before this byte: the parity of the counted quotes before it.
+            parity = np.bitwise_xor.accumulate(quote.view(np.uint8)) ^ np.uint8(in_string)
+            outside = ((parity ^ quote.view(np.uint8)) == 0) & ~quote
+            opens = outside & ((chunk == _BRACE) | (chunk == _BRACKET))
+            closes = outside & ((chunk == ord("}")) | (chunk == ord("]")))
+            step = opens.view(np.int8) - closes.view(np.int8)
+            depth_after = np.cumsum(step, dtype=np.int32) + depth
+            depth_before = depth_after - step
+            blank = np.isin(chunk, _WHITESPACE)
+            # Outside the array only whitespace and the one opening "[".
+            beyond = np.flatnonzero(outside & (depth_before <= 0) & ~blank)
+            if beyond.size:
+                if started or beyond.size > 1 or chunk[beyond[0]] != _BRACKET:
+                    raise _NotAnArray
+                started = True
+            close = outside & (depth_before == 1) & (depth_after == 0)
+            if close.any() and (chunk[close] != ord("]")).any():
+                raise _NotAnArray
+            top = outside & (depth_before == 1) & ~close
+            comma = chunk == _COMMA
+            # Inside the array and outside its elements only whitespace, commas and an object's "{".
+            if (top & ~(blank | comma | (chunk == _BRACE))).any():
+                raise _NotAnArray
+            # Elements and commas alternate: no empty element, no leading or trailing comma.
+            tokens = chunk[top & (comma | (chunk == _BRACE))]
+            if tokens.size:
+                if tokens[0] == previous or (tokens[1:] == tokens[:-1]).any():
+                    raise _NotAnArray
+                previous = int(tokens[-1])
+            objects += int(np.count_nonzero(tokens == _BRACE))
+            window = view[start : start + chunk.size]
+            window[top & comma] = ord("\n")
+            window[outside & ((chunk == ord("\n")) | (chunk == ord("\r")))] = ord(" ")
+            window[close | (outside & (depth_before == 0) & (chunk == _BRACKET))] = ord(" ")
+            in_string = int(parity[-1])
+            depth = int(depth_after[-1])
+        del view
+        yield out
+    if not started or in_string or depth != 0 or objects == 0 or previous != _BRACE:
+        raise _NotAnArray
+
+
+def _parquet_pieces(
+    stream: _Reader, *, layout: Mapping[str, str], slice_bytes: int, check: _Check
+) -> Iterator[tuple[pl.DataFrame, Mapping[str, str]]]:
+    """Parquet spooled to a temporary file (a footer is at the end), then read a run of row groups
+    of about ``slice_bytes`` (uncompressed) at a time."""
+    with tempfile.TemporaryDirectory(prefix="resight-parquet-") as directory:
+        path = Path(directory) / "landed.parquet"
+        with open(path, "wb") as out:
+            for block in _blocks(stream, _MAX_BLOCK):
+                out.write(block)
+        scan = pl.scan_parquet(path, hive_partitioning=False)
+        matched: Mapping[str, str] | None = None
+        for offset, rows in _row_group_runs(path, slice_bytes):
+            try:
+                frame = (scan if rows is None else scan.slice(offset, rows)).collect()
+            except _PARSE_ERRORS as exc:
+                raise FileRejected("unparseable", f"Parquet could not be read: {_trim(exc)}") from exc
+            if matched is None:
+                matched = _match_columns(frame.columns, layout)
+                check(matched, frame.columns)
+            yield frame, matched
+
+
+def _row_group_runs(path: Path, slice_bytes: int) -> list[tuple[int, int | None]]:
+    """``(first row, rows)`` of consecutive row groups of about ``slice_bytes``; the whole file
+    (``rows`` None) when it has one row group or its footer cannot be read (the reader then says why)."""
+    try:
+        metadata = pq.read_metadata(path)
+    except (pa.ArrowException, OSError, ValueError):
+        return [(0, None)]
+    runs: list[tuple[int, int | None]] = []
+    first = rows = size = 0
+    for index in range(metadata.num_row_groups):
+        group = metadata.row_group(index)
+        rows += group.num_rows
+        size += group.total_byte_size
+        if size >= slice_bytes:
+            runs.append((first, rows))
+            first, rows, size = first + rows, 0, 0
+    if rows:
+        runs.append((first, rows))
+    return runs if len(runs) > 1 else [(0, None)]
 
 
 def _has_json_key(text: bytes, name: str) -> bool:
     """Whether ``name`` occurs as an object key in the JSON text (not inside a string value)."""
     quoted = name.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8")
     return re.search(rb'(?<!\\)"' + re.escape(quoted) + rb'"\s*:', text) is not None
-
-
-def _read_parquet(data: bytes) -> pl.DataFrame:
-    try:
-        return pl.read_parquet(io.BytesIO(data))
-    except _PARSE_ERRORS as exc:
-        raise FileRejected("unparseable", f"Parquet could not be read: {_trim(exc)}") from exc
 
 
 def _as_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
