@@ -406,10 +406,13 @@ def _csv_pieces(
     text_blocks = _utf8_blocks(_blocks(stream, block), source.profile.encoding)
     header: bytes | None = None
     matched: Mapping[str, str] | None = None
+    blank = b""  # blank lines before the header, held until it comes
     for text in _record_slices(text_blocks, slice_bytes, _csv_cut):
         if header is None:
+            text = blank + text
             if not text.strip():
-                raise FileRejected("unparseable", "the file is empty: no header row")
+                blank = text
+                continue
             header = text[: _csv_header_end(text)]
             frame = _parse_csv(text, source.profile.delimiter)
         else:
@@ -419,6 +422,8 @@ def _csv_pieces(
             matched = _match_columns(frame.columns, source.layout.columns)
             check(matched, frame.columns)
         yield frame, matched
+    if header is None:
+        raise FileRejected("unparseable", "the file is empty: no header row")
 
 
 def _json_pieces(

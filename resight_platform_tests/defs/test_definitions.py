@@ -209,8 +209,6 @@ def test_source_key_is_the_provider() -> None:
     assert list(providers_of("ghost_pets", registry)) == []
 
 
-
-
 # --- split_by_date ------------------------------------------------------------------------------
 
 

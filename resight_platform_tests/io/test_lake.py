@@ -14,8 +14,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from resight_platform.io.lake import (
+    RESTART,
     LakeIOManager,
     PartitionStream,
+    RestartPartition,
     iter_chunks,
     partition_path,
     partition_values,
@@ -377,20 +379,23 @@ def _parquet(frame: pl.DataFrame) -> bytes:
 
 
 def _stream_asset(plan: list[tuple[str, int]], fail_after: int | None = None) -> dg.AssetsDefinition:
-    """A daily asset streaming ``plan``'s chunks (partition key, rows); raises after ``fail_after`` chunks."""
+    """A daily asset streaming ``plan``'s chunks (partition key, rows; ``RESTARTS`` rows for a
+    restart); raises after ``fail_after`` chunks."""
 
     @dg.asset(key=["silver", "streamed"], partitions_def=DAILY)
     def streamed() -> dg.Output[PartitionStream]:
-        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+        def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
             for i, (key, rows) in enumerate(plan):
                 if fail_after is not None and i == fail_after:
                     raise RuntimeError("producer broke")
-                yield key, _sales_frame(key, "pawmart", rows=rows, version=i + 1)
+                yield key, RESTART if rows == RESTARTS else _sales_frame(key, "pawmart", rows=rows, version=i + 1)
 
         return dg.Output(PartitionStream(chunks(), lambda: {"chunks_planned": len(plan)}))
 
     return streamed
 
+
+RESTARTS = -1
 
 RANGE = {"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-02"}
 
@@ -429,6 +434,24 @@ def test_stream_refuses_split_missing_or_foreign_partitions(
     result = _run([_stream_asset(plan)], lake, instance, tags=RANGE, raise_on_error=False)
     assert not result.success
     assert message in _failure(result)
+
+
+def test_stream_restart_drops_what_was_written_of_the_partition(
+    lake: LakeIOManager, instance: dg.DagsterInstance
+) -> None:
+    plan = [("2026-10-01", 2), ("2026-10-01", RESTARTS), ("2026-10-01", 3), ("2026-10-02", RESTARTS), ("2026-10-02", 1)]
+    result = _run([_stream_asset(plan)], lake, instance, tags=RANGE)
+    assert result.success, _failure(result)
+    store = lake.store()
+    day1 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet"))
+    assert day1.height == 3 and day1["quantity"].to_list() == [3, 6, 9]  # only the chunk after the restart
+    materializations = result.asset_materializations_for_node("silver__streamed")
+    assert {m.metadata["dagster/row_count"].value for m in materializations} == {4}
+    assert not list(Path(store.uri("silver")).rglob("*.resight-tmp"))
+
+    late = [("2026-10-01", 2), ("2026-10-02", 1), ("2026-10-01", RESTARTS)]
+    result = _run([_stream_asset(late)], lake, instance, tags=RANGE, raise_on_error=False)
+    assert not result.success and "restart of partition '2026-10-01' after it was committed" in _failure(result)
 
 
 def test_stream_producer_failure_keeps_the_previous_file_of_the_broken_partition(

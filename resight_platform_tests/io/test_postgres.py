@@ -189,7 +189,7 @@ def _every_type_frame(prices: list[float | None]) -> pl.DataFrame:
         {
             "id": list(range(n)),
             "small": [(-1) ** i * i for i in range(n)],
-            "label": [f"row {i}, \"quoted\"" if i % 3 else None for i in range(n)],
+            "label": [f'row {i}, "quoted"' if i % 3 else None for i in range(n)],
             "day": [date(2026, 1, 1 + i % 28) for i in range(n)],
             "at": [datetime(2026, 3, 8, i % 24, 30, 0, i, tzinfo=UTC) for i in range(n)],
             "naive": [datetime(2000, 1, 1, 0, 0, i % 60) for i in range(n)],

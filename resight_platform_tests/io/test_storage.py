@@ -39,9 +39,21 @@ def test_round_trip_overwrite_exists_and_uri(store: ObjectStore, tmp_path: Path)
         assert Path(store.uri("a/b/c.bin")).read_bytes() == b"second"
 
 
+def test_open_read_streams_the_object_in_pieces(store: ObjectStore) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    store.write_bytes("big/object.bin", data)
+    pieces = []
+    with store.open_read("big/object.bin") as stream:
+        while piece := stream.read(100_000):
+            pieces.append(piece)
+    assert b"".join(pieces) == data and len(pieces) >= 11
+
+
 def test_missing_object_reads_raise_file_not_found(store: ObjectStore) -> None:
     with pytest.raises(FileNotFoundError):
         store.read_bytes("nope/missing.bin")
+    with pytest.raises(FileNotFoundError), store.open_read("nope/missing.bin"):
+        pass
     store.delete("nope/missing.bin")  # no error
 
 

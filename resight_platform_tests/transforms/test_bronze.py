@@ -7,6 +7,7 @@ import io
 import json
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import polars as pl
 import pytest
@@ -18,6 +19,7 @@ from resight_platform.transforms.bronze import (
     empty_bronze,
     json_array_as_lines,
     read_landing_file,
+    read_landing_stream,
 )
 from resight_platform_tests.transforms.conftest import (
     BUSINESS_DATE,
@@ -393,3 +395,143 @@ def test_corrupt_parquet_only_ever_raises_file_rejected(registry: Registry) -> N
             outcomes.add("read")
     assert outcomes <= {"read", "unparseable", "missing_columns"}
     assert "unparseable" in outcomes
+
+
+# --- reading a file a slice at a time -------------------------------------------------------------
+
+
+def sliced(registry: Registry, provider: str, feed: str, data: bytes, slice_bytes: int) -> list[pl.DataFrame]:
+    source = registry.source(provider, feed)
+    assert source is not None
+    return list(
+        read_landing_stream(
+            io.BytesIO(data),
+            source=source,
+            key=landing_key(source, "part-001"),
+            business_date=BUSINESS_DATE,
+            ingested_at=INGESTED_AT,
+            slice_bytes=slice_bytes,
+            whole=lambda: data,
+        )
+    )
+
+
+def _awkward_sales(rng: random.Random, count: int, *, encodable: str) -> list[dict[str, Any]]:
+    """Sales lines whose text holds delimiters, quotes, line breaks and non-ASCII letters."""
+    pieces = ["a", "b", ",", ";", "|", '"', "\n", "é", " ", "{", "}", "[", "]", "\\", ":"]
+    if encodable == "utf-8":
+        pieces.append("🐶")
+
+    def text() -> str:
+        return "".join(rng.choices(pieces, k=rng.randint(1, 8)))
+
+    return [
+        sale(order_id=f"O-{n}", line_no=str(n), sku=text(), status=text() if rng.random() < 0.5 else "completed")
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_PROVIDERS))
+def test_slices_concatenate_to_the_whole_file(registry: Registry, landed: Landed, profile: str) -> None:
+    """Every profile's format read in slices of 1 byte up to the whole file gives frame for frame
+    what the whole-file read gives, with record numbers continuing across slices."""
+    provider = PROFILE_PROVIDERS[profile]
+    source = registry.source(provider, "sales")
+    assert source is not None
+    encoding = source.profile.encoding if source.format.startswith("csv") else "utf-8"
+    data = landed(provider, "sales", _awkward_sales(random.Random(profile), 60, encodable=encoding))
+    whole = read(registry, provider, "sales", data)
+    assert whole.height == 60
+    for slice_bytes in (1, 7, 100, 1000, len(data), 10 * len(data)):
+        frames = sliced(registry, provider, "sales", data, slice_bytes)
+        if slice_bytes <= 100 and source.format != "parquet":
+            assert len(frames) > 10, f"{slice_bytes}-byte slices gave {len(frames)} frames"
+        assert pl.concat(frames).equals(whole), f"{profile} in {slice_bytes}-byte slices"
+
+
+def test_csv_slices_keep_quotes_byte_order_mark_crlf_and_blank_lines(registry: Registry) -> None:
+    data = (
+        b'\xef\xbb\xbf\r\n\r\nstore_id,store_name,state\r\nS1,"Main St, ""Unit"" 2\r\nBack door",TX\r\n'
+        b"\r\nS2,x,CA\r\n" + b"".join(b'S%d,"a\nb\nc",NY\r\n' % n for n in range(3, 40)) + b"S40,last,WA"
+    )
+    whole = read(registry, "pawmart", "stores", data)
+    assert whole.height == 40
+    assert whole.get_column("store_name").to_list()[:2] == ['Main St, "Unit" 2\r\nBack door', "x"]
+    for slice_bytes in (1, 2, 3, 5, 13, 64):
+        assert pl.concat(sliced(registry, "pawmart", "stores", data, slice_bytes)).equals(whole)
+
+
+def test_parquet_is_read_a_run_of_row_groups_at_a_time(registry: Registry) -> None:
+    frame = pl.DataFrame(
+        {"account_store": [f"S{n}" for n in range(1000)], "state": ["TX"] * 1000, "zip": list(range(1000))}
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, row_group_size=100)
+    data = buffer.getvalue()
+    whole = read(registry, "northpaw_distribution", "stores", data)
+    frames = sliced(registry, "northpaw_distribution", "stores", data, 1)
+    assert [f.height for f in frames] == [100] * 10
+    assert pl.concat(frames).equals(whole)
+    assert frames[-1].get_column("_row_number").to_list() == list(range(901, 1001))
+
+
+def test_a_bad_record_in_a_late_slice_rejects_the_file_after_earlier_slices(registry: Registry) -> None:
+    """The caller learns of the failure only after the good slices: it must drop them (the bronze
+    asset restarts the partition without the file)."""
+    header = b"order_id,line_no,ordered_at,sku,quantity,unit_price,status\n"
+    data = (
+        header + b"".join(b"A%d,1,2026-10-01T10:00:00,S,1,1.00,completed\n" % n for n in range(200)) + b"B,2,,,,,,x\n"
+    )
+    source = registry.source("pawmart", "sales")
+    assert source is not None
+    stream = read_landing_stream(
+        io.BytesIO(data), source=source, key="k", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT, slice_bytes=640
+    )
+    good = 0
+    with pytest.raises(FileRejected, match="CSV could not be parsed"):
+        for frame in stream:
+            good += frame.height
+    assert 0 < good < 200
+    with pytest.raises(FileRejected, match="CSV could not be parsed"):
+        read(registry, "pawmart", "sales", data)
+
+
+def test_json_key_judged_over_the_whole_file_across_slices(registry: Registry) -> None:
+    """A required key that first appears in a late slice is present; one that never appears rejects
+    the file once the last slice is read."""
+    row = {"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "qty": 1, "unitPrice": "1.00"}
+    late = [row] * 30 + [{**row, "sku": "S-9", "orderStatus": "completed"}]
+    data = "".join(json.dumps(r) + "\n" for r in late).encode()
+    frames = sliced(registry, "chewyish", "sales", data, 100)
+    assert len(frames) > 5
+    assert pl.concat(frames).equals(read(registry, "chewyish", "sales", data))
+    missing = "".join(json.dumps(r) + "\n" for r in [row] * 30).encode()
+    with pytest.raises(FileRejected) as caught:
+        sliced(registry, "chewyish", "sales", missing, 100)
+    assert caught.value.code == "missing_columns"
+    assert "'sku'" in caught.value.detail
+
+
+def test_json_that_is_not_an_array_of_records_is_read_whole_or_refused(registry: Registry) -> None:
+    one = b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, "price_cents": 5}'
+    assert [f.height for f in sliced(registry, "petdirect", "sales", one, 4)] == [1]
+    assert [f.height for f in sliced(registry, "petdirect", "sales", b" [ ] ", 1)] == [0]
+    source = registry.source("petdirect", "sales")
+    assert source is not None
+    with pytest.raises(FileRejected, match="not an array of records"):
+        list(
+            read_landing_stream(
+                io.BytesIO(one), source=source, key="k", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT
+            )
+        )
+    mixed = b"[" + b",".join([one] * 20) + b", 5]"
+    with pytest.raises(FileRejected, match="JSON could not be parsed"):
+        sliced(registry, "petdirect", "sales", mixed, 50)
+
+
+def test_invalid_utf8_in_a_late_block_names_its_byte(registry: Registry) -> None:
+    data = b"store_id,state\n" + b"A,\xc3\xa9\n" * 50 + b"B,\xff\n"
+    with pytest.raises(FileRejected, match=rf"not valid utf-8: invalid start byte near byte {len(data) - 2}"):
+        sliced(registry, "pawmart", "stores", data, 16)
+    with pytest.raises(FileRejected, match=rf"near byte {len(data) - 2}"):
+        read(registry, "pawmart", "stores", data)
