@@ -8,6 +8,11 @@ present and null, unmapped extras are dropped, and lineage columns say where eac
 A file that cannot be read at all, or that lacks a required column after renaming, raises
 ``FileRejected`` (``unparseable`` / ``missing_columns``); the caller dead-letters it.
 
+A file is read as a stream, ``SLICE_BYTES`` of input at a time (``read_landing_stream``), so memory
+holds one slice, not the file; the slices' frames concatenate to exactly the whole-file read. Since
+a CSV's or Parquet file's columns are judged on its first slice, a file that both lacks a required
+column and holds a malformed record further on is refused as ``missing_columns``.
+
 Details the data contract leaves open:
 
 - Record numbers (``_row_number``) count records, 1-based, excluding a CSV header: a CSV line
