@@ -65,7 +65,7 @@ PARTITION_FILE = "part-0.parquet"
 UNPARTITIONED_FILE = "data.parquet"
 IO_THREADS = 16  # concurrent object-store reads/writes per output or input
 #: Rows per chunk when a partition is walked through in pieces (bounded memory on peak days).
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 500_000
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -270,8 +270,9 @@ class PartitionStream:
 def iter_chunks(frame: pl.LazyFrame, rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:
     """``frame`` collected ``rows`` rows at a time, in order (at least one, possibly empty, chunk).
 
-    On a Parquet scan each slice reads only the row groups it needs; a partition smaller than
-    ``rows`` is read once.
+    On a Parquet scan each slice reads only the row groups it needs; the lake writes row groups of
+    ``CHUNK_ROWS`` rows (:class:`PartitionFileWriter`), so each default-sized slice of a lake
+    partition decodes exactly one. A partition smaller than ``rows`` is read once.
     """
     if rows < 1:
         raise ValueError(f"rows must be positive, got {rows}")
@@ -291,11 +292,19 @@ def _arrow(frame: pl.DataFrame) -> pa.Table:
 
 
 class PartitionFileWriter:
-    """One partition's Parquet file written chunk by chunk (a row group per chunk), then swapped in
-    atomically by :meth:`commit`; :meth:`abort` leaves the previous file untouched."""
+    """One partition's Parquet file written chunk by chunk, then swapped in atomically by
+    :meth:`commit`; :meth:`abort` leaves the previous file untouched.
 
-    def __init__(self, store: ObjectStore, key: str) -> None:
-        self.store, self.key = store, key
+    Row groups hold ``row_group_rows`` rows (the last fewer), whatever the chunks' sizes, so a
+    reader walking the partition ``CHUNK_ROWS`` at a time (:func:`iter_chunks`) decodes each row
+    group once: with row groups cut where the producer's chunks happened to end, every 500k-row
+    slice straddled two groups and decoded both (measured on a 60M-line day's 2.5M-row partition).
+    """
+
+    def __init__(self, store: ObjectStore, key: str, *, row_group_rows: int = CHUNK_ROWS) -> None:
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be positive, got {row_group_rows}")
+        self.store, self.key, self.row_group_rows = store, key, row_group_rows
         target = store.local_path(key)
         directory = None
         if target is not None:
@@ -307,6 +316,8 @@ class PartitionFileWriter:
         self._writer: pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
         self._pending: pl.DataFrame | None = None
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
         self.rows = 0
 
     def append(self, frame: pl.DataFrame) -> None:
@@ -318,11 +329,12 @@ class PartitionFileWriter:
             self._pending = frame
             return
         if self._pending is not None:
-            self._write_arrow(self._pending)
+            self._buffer_arrow(self._pending)
             self._pending = None
-        self._write_arrow(frame)
+        self._buffer_arrow(frame)
+        self._write_full_groups(final=False)
 
-    def _write_arrow(self, frame: pl.DataFrame) -> None:
+    def _buffer_arrow(self, frame: pl.DataFrame) -> None:
         table = _arrow(frame)
         if self._writer is None:
             self._schema = table.schema
@@ -336,13 +348,24 @@ class PartitionFileWriter:
                     f"chunk for {self.key} does not match the partition's first chunk: {table.schema} vs {self._schema}"
                 ) from error
         if table.num_rows:
-            self._writer.write_table(table)
+            self._buffer.append(table)
+            self._buffered += table.num_rows
+
+    def _write_full_groups(self, *, final: bool) -> None:
+        assert self._writer is not None
+        while self._buffered >= self.row_group_rows or (final and self._buffered):
+            table = pa.concat_tables(self._buffer)
+            take = min(self.row_group_rows, table.num_rows)
+            self._writer.write_table(table.slice(0, take), row_group_size=take)
+            rest = table.slice(take)
+            self._buffer, self._buffered = ([rest] if rest.num_rows else []), rest.num_rows
 
     def commit(self) -> str:
         if self._pending is not None:
-            self._pending.write_parquet(self._tmp, compression="zstd")
+            self._pending.write_parquet(self._tmp, compression="zstd", row_group_size=self.row_group_rows)
             self._pending = None
         elif self._writer is not None:
+            self._write_full_groups(final=True)
             self._writer.close()
             self._writer = None
         else:
@@ -359,6 +382,7 @@ class PartitionFileWriter:
 
     def abort(self) -> None:
         self._pending = None
+        self._buffer, self._buffered = [], 0
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()

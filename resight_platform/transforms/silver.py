@@ -467,7 +467,10 @@ def _split(
     earlier = ~pl.struct("_provider", "_business_date", *key, passing.alias("__passing")).is_first_distinct()
     key_columns = ["_provider", "_business_date", *key]
     if seen is not None and seen.height:
-        marks = seen.lazy().select(key_columns).with_columns(pl.lit(True).alias("__seen"))
+        # Only the seen keys this chunk also holds: the hash table is built on the chunk's keys
+        # (bounded by the chunk) rather than on every key the partition loaded so far.
+        hits = seen.lazy().select(key_columns).join(frame.select(key_columns), on=key_columns, how="semi")
+        marks = hits.unique().with_columns(pl.lit(True).alias("__seen"))
         frame = frame.join(marks, on=key_columns, how="left", maintain_order="left")
         earlier = earlier | pl.col("__seen").fill_null(False)
     frame = frame.with_columns(

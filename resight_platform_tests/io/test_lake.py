@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 from resight_platform.io.lake import (
     RESTART,
     LakeIOManager,
+    PartitionFileWriter,
     PartitionStream,
     RestartPartition,
     iter_chunks,
@@ -23,7 +24,7 @@ from resight_platform.io.lake import (
     partition_values,
     read_table,
 )
-from resight_platform.io.storage import ObjectStore, open_store
+from resight_platform.io.storage import LocalStore, ObjectStore, open_store
 
 SOURCE = dg.DynamicPartitionsDefinition(name="test_source")
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-06")
@@ -410,13 +411,32 @@ def test_stream_writes_each_partition_from_its_chunks_as_row_groups(
     day1 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet"))
     assert day1.height == 5 and day1["quantity"].to_list() == [1, 2, 2, 4, 6]  # both chunks, in order
     file = pq.ParquetFile(io.BytesIO(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet")))
-    assert file.num_row_groups == 2
+    assert file.num_row_groups == 1  # row groups of CHUNK_ROWS rows, not one per chunk
     day2 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-02/part-0.parquet"))
     assert day2.height == 0 and day2.columns == day1.columns  # an empty partition still gets its file
     materializations = result.asset_materializations_for_node("silver__streamed")
     assert {m.metadata["dagster/row_count"].value for m in materializations} == {5}
     assert {m.metadata["chunks_planned"].value for m in materializations} == {3}
     assert not [k for k in _keys(store) if "resight-tmp" in k]
+
+
+def test_partition_writer_cuts_row_groups_of_a_fixed_size_whatever_the_chunks(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    writer = PartitionFileWriter(store, "t/part-0.parquet", row_group_rows=4)
+    for version, rows in enumerate([3, 3, 0, 3, 2], start=1):
+        writer.append(_sales_frame("2026-10-01", "pawmart", rows=rows, version=version))
+    writer.commit()
+    path = tmp_path / "lake" / "t" / "part-0.parquet"
+    metadata = pq.read_metadata(path)
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [4, 4, 3]
+    assert pl.read_parquet(path)["quantity"].to_list() == [1, 2, 3, 2, 4, 6, 4, 8, 12, 5, 10]
+    assert writer.rows == 11
+
+    single = PartitionFileWriter(store, "t/part-1.parquet", row_group_rows=4)
+    single.append(_sales_frame("2026-10-01", "pawmart", rows=10))
+    single.commit()
+    metadata = pq.read_metadata(tmp_path / "lake" / "t" / "part-1.parquet")
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [4, 4, 2]
 
 
 @pytest.mark.parametrize(
