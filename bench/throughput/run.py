@@ -20,6 +20,10 @@ For each size (``--lines`` × each ``--scale``):
     .venv/bin/python -m bench.throughput.run                    # 20M lines, then 60M (scale 3)
     .venv/bin/python -m bench.throughput.run --quick            # 1M and 3M lines, a few minutes
     .venv/bin/python -m bench.throughput.run --lines 2000000 --scale 1 --pg-url postgresql://…
+    .venv/bin/python -m bench.throughput.run --pandas-scales --malloc-conf dirty_decay_ms:1000
+
+``--malloc-conf`` starts the platform process with that jemalloc configuration (Polars' allocator
+keeps freed pages for 10 s by default, which the peak RSS counts).
 
 Figures go to ``bench/throughput/results.json`` (``--output``) and, as a Markdown table, to stdout.
 """
@@ -55,6 +59,10 @@ TARGETS = {
 def _peak_rss_bytes() -> int:
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+#: Polars allocates through its own jemalloc, configured by this variable when the process starts.
+MALLOC_CONF_VARIABLE = "_RJEM_MALLOC_CONF"
 
 
 def _generate(landing: Path, lines: int, providers: int) -> dict[str, Any]:
@@ -246,10 +254,14 @@ def run_pandas(landing: Path, out: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "report": asdict(report), "peak_rss_bytes": _peak_rss_bytes()}
 
 
-def _child(mode: str, args: Sequence[str]) -> dict[str, Any]:
+def _child(mode: str, args: Sequence[str], malloc_conf: str | None = None) -> dict[str, Any]:
     """Run one side in a fresh Python process (its own peak RSS, no shared caches)."""
     command = [sys.executable, "-m", "bench.throughput.run", "--child", mode, *args]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    if malloc_conf is not None:
+        env[MALLOC_CONF_VARIABLE] = malloc_conf
+    cwd = Path(__file__).resolve().parents[2]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} side failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -266,7 +278,7 @@ def _size(args: argparse.Namespace, scale: int, workdir: Path) -> dict[str, Any]
     shutil.rmtree(home, ignore_errors=True)
     print(f"[x{scale}] platform", file=sys.stderr, flush=True)
     side = ["--landing", str(landing), "--home", str(home)] + (["--pg-url", args.pg_url] if args.pg_url else [])
-    plat = _child("platform", side)
+    plat = _child("platform", side, args.malloc_conf)
     if plat["fact_rows"] != manifest["sales"]["lines"] or plat["fact_net_amount"] != manifest["sales"]["net_amount"]:
         raise RuntimeError(
             f"platform loaded {plat['fact_rows']} lines / {plat['fact_net_amount']} USD, the manifest says "
@@ -393,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "resight-bench")
     parser.add_argument("--pg-url", default=None, help="a Postgres server URL instead of the embedded one")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--malloc-conf",
+        default=None,
+        help=f"{MALLOC_CONF_VARIABLE} for the platform process (Polars' jemalloc), e.g. dirty_decay_ms:1000",
+    )
     parser.add_argument("--child", choices=["platform", "pandas"], help=argparse.SUPPRESS)
     parser.add_argument("--landing", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -408,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": _machine(),
         "command": "python -m bench.throughput.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "malloc_conf": args.malloc_conf,
         "date": date.today().isoformat(),
         "sizes": [_size(args, scale, args.workdir) for scale in args.scale],
     }
