@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check resight_platform resight_platform_tests bench
-	$(BIN)/mypy resight_platform
+	$(BIN)/mypy resight_platform bench
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 dev: $(STAMP)
@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check resight_platform resight_platform_tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy resight_platform
+	$(BIN)/mypy resight_platform bench
 
 # Benchmarks (not part of `make test`): `make bench` runs all at full size; `make bench SIZE=quick`
 # runs a few-minute version. Figures go to bench/*/results.json; see bench/RESULTS.md.

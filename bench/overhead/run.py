@@ -48,7 +48,7 @@ def plain_partition(settings: Any, pg_url: str) -> int:
     from resight_platform.defs.bronze import ingest_partition
     from resight_platform.defs.silver import quarantine_table
     from resight_platform.io.lake import PartitionFileWriter, RestartPartition, partition_path, write_partition
-    from resight_platform.io.landing import list_partition_files
+    from resight_platform.io.landing import LandedFile, list_partition_files
     from resight_platform.io.ops import known_checksums, record_files, record_silver
     from resight_platform.io.postgres import connect
     from resight_platform.io.storage import open_store
@@ -62,7 +62,7 @@ def plain_partition(settings: Any, pg_url: str) -> int:
     partition = {"date": DAY.isoformat(), "source": PROVIDER}
     listing = [(PROVIDER, item) for item in list_partition_files(landing, registry, PROVIDER, FEED, DAY)]
     with connect(pg_url) as conn:
-        keys = [item.info.key for _, item in listing if hasattr(item, "info")]
+        keys = [item.info.key if isinstance(item, LandedFile) else item[0].key for _, item in listing]
         records: list[Any] = []
         writer = PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))
         for item in ingest_partition(

@@ -222,8 +222,12 @@ def run_platform(landing: Path, home: Path, pg_url: str | None) -> dict[str, Any
                     step_rss[step] = sampler.peak_between(begin, end)
             fact_meta = _metadata(instance, ["gold", "fact_sales"])
         with connect(url) as conn:
-            lines, net = conn.execute("SELECT count(*), coalesce(sum(net_amount), 0) FROM gold.fact_sales").fetchone()
-            quarantined = conn.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0]
+            totals = conn.execute("SELECT count(*), coalesce(sum(net_amount), 0) FROM gold.fact_sales").fetchone()
+            assert totals is not None
+            lines, net = totals
+            counted = conn.execute("SELECT count(*) FROM ops.quarantine").fetchone()
+            assert counted is not None
+            quarantined = counted[0]
         peak = _peak_rss_bytes()  # the platform's, before the peer below reads anything
         fact_file = home / "lake" / "gold" / "fact_sales" / f"date={PEAK_DAY.isoformat()}" / "part-0.parquet"
         copy = _raw_copy(url, fact_file)
