@@ -53,22 +53,72 @@ def ingest_partition(
     generator yields ``RESTART`` and reads the partition again without it, so the writer drops the
     partial rows. That costs a second pass only over a partition holding such a file.
     """
+
+    def one_pass() -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
+        """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
+        refused after some of its frames were yielded. Files in ``refused`` are not read again."""
+        for provider, item in listing:
+            source = registry.source(provider, feed)
+            if isinstance(item, LandedFile):
+                info, code, detail = item.info, None, ""
+            else:
+                info, error = item
+                code, detail = error.code, error.detail
+            if info.key in refused:
+                yield refused[info.key], False
+                continue
+            if code is None and source is None:
+                code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
+            digest: str | None = None
+            size = frames = 0
+            if code is None:
+                assert source is not None
+                rows = 0
+                with landing.open_read(info.key) as raw:
+                    reader = HashingReader(raw)
+                    try:
+                        for frame in read_landing_stream(
+                            reader,
+                            source=source,
+                            key=info.key,
+                            business_date=day,
+                            ingested_at=now,
+                            slice_bytes=slice_bytes,
+                            whole=functools.partial(landing.read_bytes, info.key),
+                        ):
+                            frames += 1
+                            rows += frame.height
+                            yield frame
+                    except FileRejected as exc:
+                        code, detail = exc.code, exc.detail
+                    reader.drain()
+                digest, size = reader.digest, reader.size
+                if code is None:
+                    yield FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=rows), False
+                    continue
+            assert code is not None
+            uri, digest, size = _dead_letter(
+                landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
+            )
+            record = FileRecord(
+                info.key,
+                digest,
+                size,
+                provider,
+                feed,
+                day,
+                "dead_lettered",
+                error_code=code,
+                error=detail,
+                dead_letter_uri=uri,
+            )
+            yield record, frames > 0
+
     refused: dict[str, FileRecord] = {}
     while True:
         done: list[FileRecord] = []
         restart = False
-        for item in _ingest_files(
-            landing=landing,
-            dead_letters=dead_letters,
-            registry=registry,
-            feed=feed,
-            day=day,
-            listing=listing,
-            already_dead=already_dead,
-            now=now,
-            refused=refused,
-            slice_bytes=slice_bytes,
-        ):
+        for item in one_pass():
             if isinstance(item, pl.DataFrame):
                 yield item
                 continue
@@ -82,79 +132,6 @@ def ingest_partition(
             records.extend(done)
             return
         yield RESTART
-
-
-def _ingest_files(
-    *,
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    registry: Registry,
-    feed: str,
-    day: date,
-    listing: Sequence[tuple[str, Listed]],
-    already_dead: dict[str, tuple[str, str]],
-    now: datetime,
-    refused: dict[str, FileRecord],
-    slice_bytes: int,
-) -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
-    """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
-    refused after some of its frames were yielded. Files in ``refused`` are not read again."""
-    for provider, item in listing:
-        source = registry.source(provider, feed)
-        if isinstance(item, LandedFile):
-            info, code, detail = item.info, None, ""
-        else:
-            info, error = item
-            code, detail = error.code, error.detail
-        if info.key in refused:
-            yield refused[info.key], False
-            continue
-        if code is None and source is None:
-            code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
-        digest: str | None = None
-        size = frames = 0
-        if code is None:
-            assert source is not None
-            rows = 0
-            with landing.open_read(info.key) as raw:
-                reader = HashingReader(raw)
-                try:
-                    for frame in read_landing_stream(
-                        reader,
-                        source=source,
-                        key=info.key,
-                        business_date=day,
-                        ingested_at=now,
-                        slice_bytes=slice_bytes,
-                        whole=functools.partial(landing.read_bytes, info.key),
-                    ):
-                        frames += 1
-                        rows += frame.height
-                        yield frame
-                except FileRejected as exc:
-                    code, detail = exc.code, exc.detail
-                reader.drain()
-            digest, size = reader.digest, reader.size
-            if code is None:
-                yield FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=rows), False
-                continue
-        assert code is not None
-        uri, digest, size = _dead_letter(
-            landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
-        )
-        record = FileRecord(
-            info.key,
-            digest,
-            size,
-            provider,
-            feed,
-            day,
-            "dead_lettered",
-            error_code=code,
-            error=detail,
-            dead_letter_uri=uri,
-        )
-        yield record, frames > 0
 
 
 def _dead_letter(
