@@ -21,7 +21,7 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
   which keeps USD rounding exact (only the digits after the cents decide a half-up rounding).
   ``usd_cents = ROUND_HALF_UP(amount x usd_per_unit)`` in integer arithmetic with the rate as an
   integer number of millionths; ``net_amount = quantity x unit_price - discount`` in cents; the
-  Float64 dollar columns are cents / 100.
+  Float64 dollar columns are cents / 100, the float nearest to the exact quotient.
 - Timestamps: ``iso`` accepts ``YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]]`` with an optional ``Z`` or
   ``+HH[:MM]`` offset; ``epoch_ms`` integer milliseconds (UTC); any other value is a strptime
   pattern. A time without an offset is local time in the provider's timezone: a time that falls
@@ -576,7 +576,10 @@ def _usd_cents(value: pl.Expr, money_format: str) -> pl.Expr:
 
 
 def _dollars(cents: pl.Expr) -> pl.Expr:
-    return (cents / 100).cast(pl.Float64)
+    """Cents as the Float64 nearest to cents / 100 (``1699`` -> ``16.99``). Dividing a float column
+    by a literal multiplies by the reciprocal in Polars, which is an ulp off for about one value in
+    eight (``16.990000000000002``); the exact decimal quotient converted to Float64 is not."""
+    return (cents.cast(pl.Decimal(38, 2)) / 100).cast(pl.Float64)
 
 
 def _timestamp(value: pl.Expr, fmt: str, timezone: str) -> pl.Expr:

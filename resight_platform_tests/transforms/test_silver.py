@@ -19,7 +19,7 @@ from resight_platform.schemas import QUARANTINE_RULES, SILVER_MODELS, Quarantine
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import CANONICAL_COLUMNS, Registry
 from resight_platform.transforms.bronze import empty_bronze
-from resight_platform.transforms.silver import SilverResult, clean_feed, clean_sales, reconcile
+from resight_platform.transforms.silver import SilverResult, _dollars, clean_feed, clean_sales, reconcile
 from resight_platform_tests.transforms.conftest import (
     NOW,
     Bronze,
@@ -177,6 +177,7 @@ def test_local_time_skipped_by_dst_is_unparseable(clean: Any, bronze: Bronze) ->
         ("pawmart", "12.3450000001", 12.35),
         ("pawmart", "0.30000000000000004", 0.3),
         ("petopia", "$1,299.00", 1299.0),
+        ("pawmart", "16.99", 16.99),
         ("petopia", "$ 12.99", 12.99),
         ("petopia", "1 299.00", 1299.0),
         ("petopia", "12.99", 12.99),
@@ -197,6 +198,13 @@ def test_money_formats_and_fx(clean: Any, bronze: Bronze, provider: str, unit_pr
     result = clean("sales", bronze(provider, "sales", [record]))
     assert result.quarantine.height == 0, result.quarantine.to_dicts()
     assert result.valid.select("unit_price", "net_amount").row(0) == (expected, expected)
+
+
+def test_dollar_columns_are_the_float_nearest_to_cents_over_100() -> None:
+    cents = pl.DataFrame({"cents": [*range(-300_000, 300_000), 10**12 + 1699, 7_299_999_999]})
+    dollars = cents.select(_dollars(pl.col("cents"))).to_series().to_list()
+    assert dollars == [c / 100 for c in cents["cents"]]  # Python divides correctly rounded
+    assert dollars[300_000 + 1699] == 16.99  # the reciprocal gave 16.990000000000002
 
 
 def test_cad_net_amount_is_exact_in_cents(clean: Any, bronze: Bronze) -> None:
