@@ -150,13 +150,16 @@ def _dead_letter(
     a large one is never held in memory."""
     if digest is not None and previous == (digest, "dead_lettered"):
         return None, digest, size
-    path, spooled_digest, spooled_size = spool(landing, key)
+    path, copied, copied_size = spool(landing, key)
     try:
-        if digest is None:
-            digest, size = spooled_digest, spooled_size
-        if previous == (digest, "dead_lettered"):
-            return None, digest, size
-        return copy_to_dead_letter(dead_letters, key=key, data=path, code=code, detail=detail, at=now), digest, size
+        if digest is None:  # a file refused by its key was never read: its checksum is the copy's
+            digest, size = copied, copied_size
+            if previous == (digest, "dead_lettered"):
+                return None, digest, size
+        uri = copy_to_dead_letter(
+            dead_letters, key=key, data=path, code=code, detail=detail, at=now, data_checksum=copied
+        )
+        return uri, digest, size
     finally:
         path.unlink(missing_ok=True)
 

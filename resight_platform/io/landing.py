@@ -133,9 +133,11 @@ def copy_to_dead_letter(
     code: str,
     detail: str,
     at: datetime,
+    data_checksum: str | None = None,
 ) -> str:
     """Copy a refused file (its bytes, or a local file holding them) to the dead-letter area with a
-    JSON reason file; return its URI.
+    JSON reason file; return its URI. ``data_checksum``, when the caller already hashed the data
+    (:func:`spool` does), saves reading it again.
 
     The target name is derived from a hash of the original key, so a hostile key (path traversal,
     odd characters) never shapes the path; the reason file keeps the original key.
@@ -145,10 +147,11 @@ def copy_to_dead_letter(
     target = f"{at:%Y-%m-%d}/{digest}/{name}"
     if isinstance(data, Path):
         dead_letters.write_file(target, data)
-        with open(data, "rb") as handle:
-            digest_of_copy = hashlib.file_digest(handle, "sha256").hexdigest()
+        if data_checksum is None:
+            with open(data, "rb") as handle:
+                data_checksum = hashlib.file_digest(handle, "sha256").hexdigest()
     else:
         dead_letters.write_bytes(target, data)
-        digest_of_copy = checksum(data)
-    dead_letters.write_bytes(f"{target}.reason.json", dead_letter_reason(key, code, detail, digest_of_copy, at))
+        data_checksum = data_checksum or checksum(data)
+    dead_letters.write_bytes(f"{target}.reason.json", dead_letter_reason(key, code, detail, data_checksum, at))
     return dead_letters.uri(target)
