@@ -270,6 +270,21 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execvpe does not return
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """``dagster-daemon run`` on the embedded default: sensors, automation, run queue and backfills.
+
+    The daemon starts the code server (a gRPC process holding these definitions) itself."""
+    settings = _settings()
+    pg_url, conn = _connect_warehouse(settings)
+    conn.close()
+    env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
+    beside = Path(sys.executable).parent / "dagster-daemon"
+    command = [str(beside) if beside.exists() else "dagster-daemon", "run", "-m", "resight_platform.definitions"]
+    _say(f"starting dagster-daemon on {settings.landing_url} (Ctrl-C to stop)")
+    os.execvpe(command[0], command, env)
+    return 0  # pragma: no cover - execvpe does not return
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resight", description="ReSight data platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
     dev.set_defaults(func=cmd_dev)
+
+    daemon = sub.add_parser("daemon", help="run the Dagster daemon (landing sensor, automation, run queue)")
+    daemon.set_defaults(func=cmd_daemon)
 
     sql = sub.add_parser("sql", help="run a query against the warehouse and print the result")
     sql.add_argument("query")

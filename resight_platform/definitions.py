@@ -6,9 +6,11 @@ import dagster as dg
 
 from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.gold import gold_assets
-from resight_platform.defs.jobs import build_jobs
-from resight_platform.defs.ops import source_registry
+from resight_platform.defs.jobs import MEDALLION_JOB, SCAN_LANDING_JOB, build_jobs
+from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
 from resight_platform.defs.partitions import daily_partitions, medallion_partitions
+from resight_platform.defs.policies import every, follow_inputs, hourly
+from resight_platform.defs.sensors import automation_sensor, build_landing_sensor
 from resight_platform.defs.silver import silver_assets
 from resight_platform.resources import build_resources
 from resight_platform.settings import Settings
@@ -20,17 +22,48 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     """Every asset, job and resource for ``settings``; ``pg_url`` skips resolving the warehouse."""
     medallion = medallion_partitions(settings.partitions_start)
     daily = daily_partitions(settings.partitions_start)
-    assets = [
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
         source_registry,
+        landing_zone,
         *bronze_assets(medallion),
         *silver_assets(medallion),
         *gold_assets(settings.partitions_start, daily),
     ]
+    jobs = build_jobs(medallion, daily)
+    by_name = {job.name: job for job in jobs}
     return dg.Definitions(
-        assets=assets,
-        jobs=build_jobs(medallion, daily),
+        assets=dg.map_asset_specs(_automation, assets),
+        asset_checks=[landing_contract_check],
+        jobs=jobs,
+        sensors=[
+            build_landing_sensor(settings.partitions_start, [by_name[MEDALLION_JOB], by_name[SCAN_LANDING_JOB]]),
+            automation_sensor,
+        ],
         resources=build_resources(settings, pg_url),
+        # Runs execute their steps in one process: a run started by the sensor or automation
+        # pays one interpreter start, not one per step (seconds each, most of a small run).
+        executor=dg.in_process_executor,
     )
+
+
+_DIMENSIONS = dg.AssetSelection.assets(
+    *(["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer"))
+)
+
+
+def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The automation condition of each layer (see defs/policies.py): bronze is the landing sensor's."""
+    layer, name = spec.key.path[0], spec.key.path[-1]
+    condition: dg.AutomationCondition | None = None
+    if layer == "silver" or (layer == "gold" and name in ("dim_store", "dim_product", "dim_customer")):
+        condition = follow_inputs()
+    elif layer == "gold" and name in ("dim_date", "dim_provider"):
+        condition = every("0 * * * *")
+    elif (layer == "gold" and name == "fact_sales") or (layer == "marts" and name == "daily_sales"):
+        condition = follow_inputs(ignore=_DIMENSIONS)
+    elif layer == "marts":
+        condition = hourly()
+    return spec.replace_attributes(automation_condition=condition) if condition else spec
 
 
 @dg.definitions

@@ -9,6 +9,7 @@ import polars as pl
 
 from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
+from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
 from resight_platform.io.landing import HashingReader, LandedFile, copy_to_dead_letter, list_partition_files, spool
 from resight_platform.io.ops import FileRecord, known_checksums, record_files
@@ -27,7 +28,6 @@ from resight_platform.transforms.bronze import (
 __all__ = ["bronze_assets", "ingest_partition"]
 
 Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
-RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def ingest_partition(
@@ -94,7 +94,10 @@ def ingest_partition(
                     reader.drain()
                 digest, size = reader.digest, reader.size
                 if code is None:
-                    yield FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=rows), False
+                    yield (
+                        FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=rows, etag=info.etag),
+                        False,
+                    )
                     continue
             assert code is not None
             uri, digest, size = _dead_letter(
@@ -111,6 +114,7 @@ def ingest_partition(
                 error_code=code,
                 error=detail,
                 dead_letter_uri=uri,
+                etag=info.etag,
             )
             yield record, frames > 0
 

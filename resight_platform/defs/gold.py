@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from resight_platform.defs.bronze import RETRY
 from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
 from resight_platform.defs.partitions import DATE, split_key
+from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import PartitionStream, iter_chunks
 from resight_platform.resources import RegistryResource
 from resight_platform.schemas import gold as models
@@ -208,6 +208,7 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         kinds=_KINDS,
         partitions_def=daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=RETRY,
         io_manager_key="warehouse_io_manager",
         ins={"fact": dg.AssetIn(key=["gold", "fact_sales"]), "dim_product": dg.AssetIn(key=["gold", "dim_product"])},
         description="One row per day × category × species × region × channel: units, revenue, orders, AOV.",
@@ -244,6 +245,7 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         group_name="marts",
         owners=OWNERS,
         kinds=_KINDS,
+        retry_policy=RETRY,
         io_manager_key="warehouse_io_manager",
         ins=ins,
         description=_MART_DOCS[name],

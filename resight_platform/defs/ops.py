@@ -1,17 +1,29 @@
 """Operations: the registry in Postgres and as dynamic partitions, and the landing-zone scan."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
-from resight_platform.io.landing import checksum, copy_to_dead_letter, scan_landing
+from resight_platform.defs.policies import RETRY
+from resight_platform.io.landing import copy_to_dead_letter, scan_landing, spool
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
+from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.settings import DEFAULT_PARTITIONS_START
+from resight_platform.sources.landing import LandingKeyError, parse_landing_key
+from resight_platform.sources.registry import Registry
 
-__all__ = ["scan_landing_job", "source_registry"]
+__all__ = [
+    "LANDING_CONTRACT_CHECK",
+    "LANDING_ZONE",
+    "landing_contract_check",
+    "landing_zone",
+    "scan_landing_job",
+    "source_registry",
+]
 
 #: Columns of ``ops.sources`` (see io/sql/001_warehouse.sql).
 SOURCES_SCHEMA: dict[str, pl.DataType] = {
@@ -59,12 +71,53 @@ def source_registry(
     )
 
 
+LANDING_ZONE = dg.AssetKey(["ops", "landing"])
+LANDING_CONTRACT_CHECK = "files_follow_the_landing_contract"
+
+landing_zone = dg.AssetSpec(
+    key=LANDING_ZONE,
+    group_name="ops",
+    owners=OWNERS,
+    kinds={"s3"},
+    description="Partner files as delivered to {provider}/{feed}/{date}/{file}; watched by landing_sensor.",
+)
+
+
+@dg.asset_check(
+    asset=LANDING_ZONE,
+    name=LANDING_CONTRACT_CHECK,
+    description="No file refused (dead-lettered) in the last 24 hours; the landing sensor reports each refusal.",
+)
+def landing_contract_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "select error_code, count(*) from ops.ingestion_ledger"
+            " where status = 'dead_lettered' and processed_at > now() - interval '24 hours'"
+            " group by error_code order by 2 desc"
+        )
+        reasons: dict[str, int] = dict(cur.fetchall())
+    return dg.AssetCheckResult(
+        passed=not reasons,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"refused_files_24h": sum(reasons.values()), "by_reason": dg.MetadataValue.json(reasons)},
+    )
+
+
+class DeadLetterConfig(dg.Config):
+    """Which landing keys to check (none: the whole landing zone) and the first partition date."""
+
+    keys: list[str] | None = None
+    partitions_start: str = DEFAULT_PARTITIONS_START
+
+
 @dg.op(
-    description="List the landing zone; dead-letter every key that breaks the landing contract or the registry.",
+    description="Dead-letter every landing key (given, or all) that breaks the landing contract or the registry.",
     out=dg.Out(dict),
+    retry_policy=RETRY,
 )
 def scan_landing_op(
     context: dg.OpExecutionContext,
+    config: DeadLetterConfig,
     landing: StoreResource,
     dead_letter: StoreResource,
     registry: RegistryResource,
@@ -72,40 +125,126 @@ def scan_landing_op(
 ) -> dict[str, int]:
     reg = registry.load()
     landing_store, dead_store = landing.store(), dead_letter.store()
-    scan = scan_landing(landing_store, reg)
+    if config.keys is None:
+        scan = scan_landing(landing_store, reg)
+        rejected, accepted = scan.rejected, len(scan.files)
+    else:
+        first_day = date.fromisoformat(config.partitions_start)
+        rejected, accepted = _recheck(landing_store, reg, config.keys, first_day, datetime.now(UTC).date())
     now = datetime.now(UTC)
     records: list[FileRecord] = []
     with warehouse.connect() as conn:
-        seen = known_checksums(conn, [info.key for info, _ in scan.rejected])
-        for info, error in scan.rejected:
-            data = landing_store.read_bytes(info.key)
-            digest = checksum(data)
-            uri = None
-            if seen.get(info.key) != (digest, "dead_lettered"):
-                uri = copy_to_dead_letter(
-                    dead_store, key=info.key, data=data, code=error.code, detail=error.detail, at=now
-                )
-                context.log.warning(f"dead-lettered {info.key!r}: {error.code}: {error.detail}")
-            records.append(
-                FileRecord(
-                    info.key,
-                    digest,
-                    len(data),
-                    None,
-                    None,
-                    None,
-                    "dead_lettered",
-                    error_code=error.code,
-                    error=error.detail,
-                    dead_letter_uri=uri,
-                )
-            )
+        seen = known_checksums(conn, [info.key for info, _ in rejected])
+        for info, error in rejected:
+            records.append(_dead_letter_file(context, landing_store, dead_store, info, error, seen.get(info.key), now))
         record_files(conn, records, run_id=context.run_id, now=now)
-    summary = {"files": len(scan.files), "rejected": len(scan.rejected), "partitions": len(scan.partitions())}
+    summary = {
+        "files": accepted,
+        "rejected": len(rejected),
+        "dead_lettered": sum(r.dead_letter_uri is not None for r in records),
+    }
     context.add_output_metadata(dict(summary))
     return summary
 
 
-@dg.job(description="Scan the landing zone and dead-letter misplaced or unregistered files.")
+def _recheck(
+    store: ObjectStore, registry: Registry, keys: list[str], first_day: date, today: date
+) -> tuple[list[tuple[ObjectInfo, LandingKeyError]], int]:
+    """The keys the sensor refused, checked again now (the registry may have changed since): the
+    refused ones with their reason, and how many now pass."""
+    rejected: list[tuple[ObjectInfo, LandingKeyError]] = []
+    accepted = 0
+    for key in keys:
+        info = _stat(store, key)
+        if info is None:
+            continue  # deleted since: nothing to keep
+        try:
+            landing = parse_landing_key(key, registry)
+        except LandingKeyError as exc:
+            rejected.append((info, exc))
+            continue
+        if not first_day <= landing.date <= today + timedelta(days=1):
+            rejected.append((info, LandingKeyError("date_out_of_range", "business date has no partition")))
+            continue
+        accepted += 1
+    return rejected, accepted
+
+
+def _stat(store: ObjectStore, key: str) -> ObjectInfo | None:
+    """The listing entry of exactly ``key`` (None if gone); works for keys no path may be built from."""
+    return next((info for info in store.list(_listable_prefix(key)) if info.key == key), None)
+
+
+def _listable_prefix(key: str) -> str:
+    """The longest prefix of ``key`` a listing accepts (hostile keys may hold '..' segments)."""
+    segments = key.split("/")
+    safe: list[str] = []
+    for segment in segments[:-1]:
+        if segment in ("", ".", "..") or "\\" in segment or "\x00" in segment:
+            break
+        safe.append(segment)
+    return "/".join(safe) + "/" if safe else ""
+
+
+def _dead_letter_file(
+    context: dg.OpExecutionContext,
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    info: ObjectInfo,
+    error: LandingKeyError,
+    previous: tuple[str, str] | None,
+    now: datetime,
+) -> FileRecord:
+    """Copy one refused file to dead-letter (unless these bytes are there already) and its ledger row.
+
+    A key no store path can be built from (a '..' segment on S3) cannot be read through the store:
+    it stays where it is, recorded in the ledger with the reason, and nothing is lost."""
+    try:
+        path, digest, size = spool(landing, info.key)
+    except ValueError as exc:
+        context.log.warning(f"refused {info.key!r}: {error.code}; left in place: {exc}")
+        return FileRecord(
+            info.key,
+            None,
+            info.size,
+            None,
+            None,
+            None,
+            "dead_lettered",
+            error_code=error.code,
+            error=f"{error.detail}; left in the landing zone: {exc}",
+            etag=info.etag,
+        )
+    try:
+        uri = None
+        if previous != (digest, "dead_lettered"):
+            uri = copy_to_dead_letter(
+                dead_letters,
+                key=info.key,
+                data=path,
+                code=error.code,
+                detail=error.detail,
+                at=now,
+                data_checksum=digest,
+            )
+            context.log.warning(f"dead-lettered {info.key!r}: {error.code}: {error.detail}")
+    finally:
+        path.unlink(missing_ok=True)
+    return FileRecord(
+        info.key,
+        digest,
+        size,
+        None,
+        None,
+        None,
+        "dead_lettered",
+        error_code=error.code,
+        error=error.detail,
+        dead_letter_uri=uri,
+        etag=info.etag,
+    )
+
+
+@dg.job(description="Dead-letter misplaced or unregistered landing files: those given in config, or every one.")
 def scan_landing_job() -> None:
     scan_landing_op()

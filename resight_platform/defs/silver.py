@@ -8,9 +8,9 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from resight_platform.defs.bronze import RETRY
 from resight_platform.defs.metadata import OWNERS, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
+from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import PartitionStream, iter_chunks, write_partition
 from resight_platform.io.ops import record_silver
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource

@@ -20,9 +20,14 @@ from resight_platform.sources.registry import Registry, registry_rows
 
 __all__ = [
     "FileRecord",
+    "LedgerEntry",
+    "QueuedFile",
     "dead_letter_reason",
     "known_checksums",
+    "ledger_entries",
     "migrate",
+    "queue_files",
+    "record_etags",
     "record_files",
     "record_silver",
     "sync_sources",
@@ -64,7 +69,7 @@ class FileRecord:
     """One landed file as the ledger sees it."""
 
     file_key: str
-    checksum: str
+    checksum: str | None
     bytes: int
     provider: str | None
     feed: str | None
@@ -74,14 +79,15 @@ class FileRecord:
     error_code: str | None = None
     error: str | None = None
     dead_letter_uri: str | None = None
+    etag: str | None = None
 
 
 _UPSERT_FILE = """
 insert into ops.ingestion_ledger as l (
     file_key, checksum, provider, feed, business_date, bytes, rows_in, status,
     error_code, error, dead_letter_uri, processed_at, run_id,
-    rows_loaded, rows_quarantined
-) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, null, null)
+    rows_loaded, rows_quarantined, etag
+) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, null, null, %s)
 on conflict (file_key) do update set
     checksum = excluded.checksum,
     provider = excluded.provider,
@@ -95,6 +101,8 @@ on conflict (file_key) do update set
     dead_letter_uri = coalesce(excluded.dead_letter_uri, l.dead_letter_uri),
     processed_at = excluded.processed_at,
     run_id = excluded.run_id,
+    etag = coalesce(excluded.etag, l.etag),
+    run_key = null,
     rows_loaded = case when l.checksum = excluded.checksum then l.rows_loaded end,
     rows_quarantined = case when l.checksum = excluded.checksum then l.rows_quarantined end
 """
@@ -122,6 +130,7 @@ def record_files(conn: psycopg.Connection, records: Sequence[FileRecord], *, run
                     r.dead_letter_uri,
                     now,
                     run_id,
+                    r.etag,
                 )
                 for r in records
             ],
@@ -188,3 +197,78 @@ def dead_letter_reason(key: str, code: str, detail: str, checksum: str, at: date
         {"key": key, "reason": code, "detail": detail, "checksum": checksum, "dead_lettered_at": at.isoformat()},
         indent=2,
     ).encode()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger knows of one key, as the landing sensor compares it with a listing."""
+
+    etag: str | None
+    status: str
+    checksum: str | None
+    bytes: int | None
+    run_key: str | None
+    queued_at: datetime | None
+
+
+def ledger_entries(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, LedgerEntry]:
+    """``file_key -> LedgerEntry`` for the keys the ledger has a row for (one query)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "select file_key, etag, status, checksum, bytes, run_key, queued_at"
+            " from ops.ingestion_ledger where file_key = any(%s)",
+            (keys,),
+        )
+        return {row[0]: LedgerEntry(*row[1:]) for row in cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class QueuedFile:
+    """A file the landing sensor requested: the run keyed ``run_key`` will read or dead-letter it."""
+
+    file_key: str
+    etag: str
+    bytes: int
+    provider: str | None
+    feed: str | None
+    business_date: date | None
+    run_key: str
+
+
+_QUEUE_FILE = """
+insert into ops.ingestion_ledger as l (
+    file_key, etag, bytes, provider, feed, business_date, status, run_key, queued_at, first_seen
+) values (%s, %s, %s, %s, %s, %s, 'queued', %s, %s, %s)
+on conflict (file_key) do update set
+    etag = excluded.etag,
+    bytes = excluded.bytes,
+    provider = excluded.provider,
+    feed = excluded.feed,
+    business_date = excluded.business_date,
+    status = 'queued',
+    run_key = excluded.run_key,
+    queued_at = excluded.queued_at
+"""
+
+
+def queue_files(conn: psycopg.Connection, files: Sequence[QueuedFile], *, now: datetime) -> None:
+    """Mark files as requested (status ``queued``) in one transaction; a row already in the ledger
+    keeps its checksum, counts and first-seen time until the run reads the new version."""
+    if not files:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            _QUEUE_FILE,
+            [(f.file_key, f.etag, f.bytes, f.provider, f.feed, f.business_date, f.run_key, now, now) for f in files],
+        )
+
+
+def record_etags(conn: psycopg.Connection, etags: Sequence[tuple[str, str]]) -> None:
+    """Record a new listing ETag for files whose content is unchanged (``(file_key, etag)``)."""
+    if not etags:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany("update ops.ingestion_ledger set etag = %s where file_key = %s", [(e, k) for k, e in etags])

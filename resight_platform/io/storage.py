@@ -49,8 +49,10 @@ class ObjectStore(Protocol):
 
     url: str
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix`` (a key prefix, not a directory), by key."""
+    def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (a key prefix, not a directory), by key;
+        with ``start_after``, only keys that sort after it (S3's ``StartAfter``: a listing resumed
+        or started mid-way without reading what comes before)."""
         ...
 
     def read_bytes(self, key: str) -> bytes:
@@ -134,25 +136,37 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)
-        # Walk only the deepest directory the prefix fully names, then filter by the rest.
+        # Walk only the deepest directory the prefix fully names, and skip every directory whose
+        # keys all sort before ``start_after``, so a listing from a recent date does not read history.
         directory_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = self.root.joinpath(*directory_part.split("/")) if directory_part else self.root
         found: list[ObjectInfo] = []
-        for dirpath, _dirnames, filenames in os.walk(start):
-            relative_dir = Path(dirpath).relative_to(self.root).as_posix()
-            for name in filenames:
-                if name.endswith(_TMP_SUFFIX):
-                    continue
-                key = name if relative_dir == "." else f"{relative_dir}/{name}"
-                if not key.startswith(prefix):
-                    continue
-                try:
-                    stat = os.stat(os.path.join(dirpath, name))
-                except FileNotFoundError:  # deleted while listing
-                    continue
-                found.append(_local_info(key, stat))
+
+        def walk(directory: str, relative: str) -> None:
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            for entry in entries:
+                key = relative + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    sub = key + "/"
+                    if not (sub.startswith(prefix) or prefix.startswith(sub)):
+                        continue
+                    if sub < start_after and not start_after.startswith(sub):
+                        continue  # every key below sorts before start_after
+                    walk(entry.path, sub)
+                elif not entry.name.endswith(_TMP_SUFFIX) and key.startswith(prefix) and key > start_after:
+                    try:
+                        stat = entry.stat()
+                    except FileNotFoundError:  # deleted while listing
+                        continue
+                    if entry.is_file():
+                        found.append(_local_info(key, stat))
+
+        walk(str(start), f"{directory_part}/" if directory_part else "")
         found.sort(key=lambda info: info.key)
         yield from found
 
@@ -285,13 +299,15 @@ class S3Store:
         validate_prefix(prefix)
         return f"{self.prefix}/{prefix}" if self.prefix else prefix
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         root = f"{self.prefix}/" if self.prefix else ""
         paginator = self.client.get_paginator("list_objects_v2")
+        options: dict[str, Any] = {"StartAfter": root + start_after} if start_after else {}
         pages = paginator.paginate(
             Bucket=self.bucket,
             Prefix=root + validate_prefix(prefix),
             PaginationConfig={"PageSize": self.page_size},
+            **options,
         )
         # S3 lists keys in UTF-8 byte order, which is code point order: already sorted.
         for page in pages:

@@ -45,7 +45,7 @@ MONTHLY_MARTS = [
         "aov_by_region",
     )
 ]
-ALL_ASSETS = [["ops", "sources"], *MEDALLION, *DIMENSIONS, *DAILY, *MONTHLY_MARTS]
+ALL_ASSETS = [["ops", "sources"], ["ops", "landing"], *MEDALLION, *DIMENSIONS, *DAILY, *MONTHLY_MARTS]
 
 
 @pytest.fixture
@@ -75,6 +75,8 @@ def test_every_asset_is_described(specs: dict[tuple[str, ...], dg.AssetSpec]) ->
         if not (spec.description or "").strip():
             problems.append(f"{name}: no description")
         schema = spec.metadata.get("dagster/column_schema")
+        if key == ("ops", "landing"):
+            continue  # partner files as delivered: no columns of its own (each feed's are bronze's)
         if not isinstance(schema, dg.TableSchema) or not schema.columns:
             problems.append(f"{name}: no dagster/column_schema metadata")
     assert problems == []

@@ -1,0 +1,64 @@
+"""Platform-wide policies applied to the assets in one place: retries and declarative automation.
+
+Bronze is loaded by the landing sensor. Everything downstream follows its inputs through
+declarative automation (``AutomationCondition``), evaluated by ``automation_sensor``:
+
+- ``follow_inputs()``: run a partition when an input it reads was updated since it last ran (or
+  will be in this tick, in the same run), never while an input or the partition itself is in
+  progress, and never on top of an input whose blocking check failed. Unlike Dagster's ``eager()``
+  it follows every date, not only the latest (a late file for an old date re-processes that date),
+  and it does not wait for *missing* inputs: a day's facts read the providers that delivered.
+- Inputs that change every partition's meaning (the dimensions a fact joins) are *ignored* as
+  triggers; while one of them is being rebuilt or about to be, the partition waits for it.
+- ``every(cron)`` for tables built from the calendar and the registry (``dim_date``,
+  ``dim_provider``), which have no asset inputs to follow.
+- ``hourly()`` for the monthly marts: whole-table recomputes over ``fact_sales``, refreshed once an
+  hour when facts changed rather than after every file.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+__all__ = ["RETRY", "every", "follow_inputs", "hourly"]
+
+#: Transient failures (S3, Postgres, a killed worker): three attempts in all, 2 s then ~4 s apart
+#: with ±jitter, then the run fails with the last error.
+RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def follow_inputs(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """Run when an input updates; ``ignore`` names inputs that do not trigger a run but are waited for."""
+    updated = dg.AutomationCondition.any_deps_updated()
+    if ignore is not None:
+        updated = updated.ignore(ignore)
+    condition = (
+        updated.since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    )
+    if ignore is not None:
+        # An ignored input is about to be rebuilt when one of *its* inputs just updated: wait for it
+        # (it will be in progress on the next tick, then done), so facts never join stale dimensions.
+        about_to_change = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.any_deps_updated())
+        condition = condition & ~about_to_change.allow(ignore)
+    return condition.with_label("follow_inputs")
+
+
+def hourly() -> dg.AutomationCondition:
+    """Once an hour, when any input was updated since the last run."""
+    tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed("0 * * * *")
+    return (
+        tick.since_last_handled()
+        & dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("hourly")
+
+
+def every(cron: str) -> dg.AutomationCondition:
+    """On each tick of ``cron`` (UTC)."""
+    tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(cron)
+    return (tick.since_last_handled() & ~dg.AutomationCondition.in_progress()).with_label(f"every({cron})")

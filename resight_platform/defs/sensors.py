@@ -1,0 +1,210 @@
+"""Sensors: the landing sensor that loads new partner files, and the automation sensor after it.
+
+The landing sensor lists the landing zone (see ``io/watch.py`` for what a tick lists and how a
+file's identity is decided), registers new providers as source partitions, and requests a few
+runs per tick: each reads bronze and silver of a rectangle of dates × sources for the feeds that
+have files, and a dead-letter run takes the keys that break the contract. Files it requested are
+``queued`` in the ledger with their run's key. Gold and the marts follow through declarative
+automation (``defs/policies.py``), evaluated every few seconds by ``automation_sensor``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from resight_platform.defs.jobs import MEDALLION_JOB, SCAN_LANDING_JOB
+from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
+from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys
+from resight_platform.io.ops import QueuedFile, ledger_entries, queue_files, record_etags
+from resight_platform.io.watch import (
+    Batch,
+    Refused,
+    TickPlan,
+    WatchCursor,
+    WatchSettings,
+    list_landing,
+    plan_tick,
+    run_key_of,
+)
+from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+
+__all__ = ["LANDING_SENSOR", "TRIGGER_TAG", "automation_sensor", "build_landing_sensor", "run_requests"]
+
+LANDING_SENSOR = "landing_sensor"
+AUTOMATION_SENSOR = "automation_sensor"
+TRIGGER_TAG = "resight/trigger"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+RUN_KEY_TAG = "dagster/run_key"
+_PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+
+
+def _load_request(batch: Batch) -> dg.RunRequest:
+    start = dg.MultiPartitionKey({DATE: batch.first_day.isoformat(), SOURCE: batch.first_source})
+    end = dg.MultiPartitionKey({DATE: batch.last_day.isoformat(), SOURCE: batch.last_source})
+    tags = {TRIGGER_TAG: "landing", "resight/files": str(len(batch.files))}
+    selection = [dg.AssetKey([layer, feed]) for feed in batch.feeds for layer in ("bronze", "silver")]
+    if start == end:
+        return dg.RunRequest(
+            run_key=batch.run_key, job_name=MEDALLION_JOB, asset_selection=selection, partition_key=start, tags=tags
+        )
+    return dg.RunRequest(
+        run_key=batch.run_key,
+        job_name=MEDALLION_JOB,
+        asset_selection=selection,
+        tags={**tags, RANGE_START: str(start), RANGE_END: str(end)},
+    )
+
+
+def _dead_letter_request(refused: list[Refused], partitions_start: str) -> dg.RunRequest:
+    keys = [r.info.key for r in refused]
+    return dg.RunRequest(
+        run_key=run_key_of("dead-letter", (r.info for r in refused)),
+        job_name=SCAN_LANDING_JOB,
+        run_config={"ops": {"scan_landing_op": {"config": {"keys": keys, "partitions_start": partitions_start}}}},
+        tags={TRIGGER_TAG: "landing", "resight/files": str(len(keys))},
+    )
+
+
+def run_requests(plan: TickPlan, partitions_start: str) -> list[dg.RunRequest]:
+    """The runs a tick's plan asks for: one per batch, one per chunk of refused keys."""
+    return [
+        *(_load_request(batch) for batch in plan.batches),
+        *(_dead_letter_request(chunk, partitions_start) for chunk in plan.refused),
+    ]
+
+
+def _queued(plan: TickPlan) -> list[QueuedFile]:
+    rows = [
+        QueuedFile(info.key, info.etag, info.size, landing.provider, landing.feed, landing.date, batch.run_key)
+        for batch in plan.batches
+        for info, landing in batch.files
+    ]
+    for chunk in plan.refused:
+        run_key = run_key_of("dead-letter", (r.info for r in chunk))
+        rows.extend(QueuedFile(r.info.key, r.info.etag, r.info.size, None, None, None, run_key) for r in chunk)
+    return rows
+
+
+def _refusal_event(plan: TickPlan) -> dg.AssetCheckEvaluation:
+    refused = [r for chunk in plan.refused for r in chunk]
+    reasons = Counter(r.code for r in refused)
+    sample = "\n".join(f"| `{r.info.key[:120]}` | {r.code} | {r.detail} |" for r in refused[:20])
+    return dg.AssetCheckEvaluation(
+        asset_key=LANDING_ZONE,
+        check_name=LANDING_CONTRACT_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "refused_files": len(refused),
+            "by_reason": dg.MetadataValue.json(dict(reasons)),
+            "files": dg.MetadataValue.md("| key | reason | detail |\n|---|---|---|\n" + sample),
+        },
+    )
+
+
+def _launched(instance: dg.DagsterInstance, run_keys: set[str]) -> set[str]:
+    """Which of ``run_keys`` have a run (in any state)."""
+    if not run_keys:
+        return set()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: sorted(run_keys)}))
+    return {run.tags[RUN_KEY_TAG] for run in runs if RUN_KEY_TAG in run.tags}
+
+
+def build_landing_sensor(
+    partitions_start: str,
+    jobs: list[dg.UnresolvedAssetJobDefinition | dg.JobDefinition],
+    settings: WatchSettings | None = None,
+) -> dg.SensorDefinition:
+    """The landing sensor for partitions starting at ``partitions_start``, requesting ``jobs``."""
+    watch = settings or WatchSettings.from_env()
+    first_day = date.fromisoformat(partitions_start)
+
+    @dg.sensor(
+        name=LANDING_SENSOR,
+        jobs=jobs,
+        minimum_interval_seconds=5,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="New and changed partner files → bronze and silver runs (batched); refused files → dead-letter.",
+    )
+    def landing_sensor(
+        context: dg.SensorEvaluationContext,
+        landing: StoreResource,
+        warehouse: WarehouseResource,
+        registry: RegistryResource,
+    ) -> dg.SensorResult:
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        today = now.date()
+        reg = registry.load()
+        cursor = WatchCursor.loads(context.cursor)
+        store = landing.store()
+        instance = context.instance
+
+        assert SOURCE_PARTITIONS.name is not None
+        existing = instance.get_dynamic_partitions(SOURCE_PARTITIONS.name)
+        known = set(existing)
+        new_sources = [key for key in source_keys(reg) if key not in known]
+        order = [*existing, *new_sources]
+
+        pending = instance.get_runs_count(dg.RunsFilter(statuses=_PENDING, tags={TRIGGER_TAG: "landing"}))
+        # Back-pressure: never more than max_pending_runs of ours waiting in the run queue.
+        budget = dataclasses.replace(
+            watch, max_runs_per_tick=max(0, min(watch.max_runs_per_tick, watch.max_pending_runs - pending))
+        )
+
+        listed, following = list_landing(store, reg, cursor, today, watch)
+        with warehouse.connect() as conn:
+            ledger = ledger_entries(conn, listed)
+            queued_keys = {e.run_key for e in ledger.values() if e.status == "queued" and e.run_key}
+            plan = plan_tick(
+                store=store,
+                registry=reg,
+                listed=listed,
+                ledger=ledger,
+                launched_run_keys=_launched(instance, queued_keys),
+                cursor=following,
+                source_order=order,
+                source_of={provider: source_key(provider, feed) for provider, feed in reg.sources},
+                first_day=first_day,
+                today=today,
+                now=now,
+                settings=budget,
+            )
+            if plan.deferred:  # resume the sweep where this tick started, so nothing deferred is skipped
+                plan.cursor = cursor
+            queue_files(conn, _queued(plan), now=now)
+            record_etags(conn, [(info.key, info.etag) for info in plan.touched])
+
+        requests = run_requests(plan, partitions_start)
+        elapsed = time.perf_counter() - started
+        context.log.info(
+            f"listed {plan.listed} files in {elapsed:.2f}s: "
+            f"{plan.requested_files} to load in {len(plan.batches)} runs, "
+            f"{sum(len(c) for c in plan.refused)} refused, {plan.known} known, {len(plan.touched)} unchanged, "
+            f"{plan.orphans} re-requested, {plan.deferred} deferred ({pending} landing runs pending); "
+            f"sweep {plan.cursor.sweeps} at {plan.cursor.sweep_after or 'start'!r}"
+        )
+        return dg.SensorResult(
+            run_requests=requests,
+            cursor=plan.cursor.dumps(),
+            dynamic_partitions_requests=([SOURCE_PARTITIONS.build_add_request(new_sources)] if new_sources else []),
+            asset_events=[_refusal_event(plan)] if plan.refused else [],
+            skip_reason=None if requests else f"no new files among {plan.listed} listed",
+        )
+
+    return landing_sensor
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    AUTOMATION_SENSOR,
+    target=dg.AssetSelection.all(),
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Silver, gold and the marts follow their inputs (defs/policies.py).",
+)

@@ -1,0 +1,342 @@
+"""What the landing sensor sees on a tick: listing, the ledger's verdict per file, and the batches.
+
+No Dagster here: the sensor in ``defs/sensors.py`` turns a :class:`TickPlan` into run requests.
+
+**Listing.** A tick lists two things, never the whole landing history:
+
+- the *hot window*: for every registered (provider, feed), its folder from ``today - hot_days`` on,
+  with S3's ``StartAfter`` (a local directory skips older date folders without reading them), so a
+  tick costs one listing call per source plus the recent files, however many years the bucket holds;
+- one step of the *sweep*: ``sweep_pages`` pages of a listing of the whole landing zone, resumed
+  from the cursor, wrapping at the end. It finds what the hot window cannot: files for dates older
+  than the window (late deliveries), folders of unregistered providers and feeds, misplaced keys.
+
+**Identity.** A file is its key plus its listing ETag (S3's ETag; size and mtime on a local disk).
+The ledger stores both with the content's SHA-256 once the file is read. A listed file is *new*
+when the ledger has no row for its key, *changed* when the ETag differs, *known* otherwise. A
+changed file of the same size whose content hashes to the ledger's checksum was only touched or
+re-uploaded: its new ETag is recorded and nothing runs (within ``hash_budget_bytes`` per tick).
+
+**In flight.** Files the sensor requests are written to the ledger as ``queued`` with the run key
+of the run that will read them, so the next tick does not request them again. If the sensor is
+stopped between writing that and the run being created, the run never exists: such rows are
+requested again once ``orphan_after`` has passed (Dagster's run keys make a repeated request
+harmless).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from itertools import islice
+
+from resight_platform.io.landing import HashingReader
+from resight_platform.io.ops import LedgerEntry
+from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_landing_key
+from resight_platform.sources.registry import Registry
+
+__all__ = [
+    "Batch",
+    "LedgerEntry",
+    "Refused",
+    "TickPlan",
+    "WatchCursor",
+    "WatchSettings",
+    "batch_files",
+    "list_landing",
+    "plan_tick",
+    "run_key_of",
+]
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """How much one tick lists, hashes and requests."""
+
+    hot_days: int = 7
+    sweep_pages: int = 5
+    page_size: int = 1000
+    list_workers: int = 16
+    hash_budget_bytes: int = 256 << 20
+    max_runs_per_tick: int = 8
+    max_pending_runs: int = 16
+    max_dead_letter_per_run: int = 1000
+    orphan_after: timedelta = timedelta(minutes=2)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WatchSettings:
+        """Overrides from ``RESIGHT_WATCH_<FIELD>`` (e.g. ``RESIGHT_WATCH_HOT_DAYS=3``)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for name, default in vars(cls()).items():
+            raw = env.get(f"RESIGHT_WATCH_{name.upper()}")
+            if raw is None:
+                continue
+            values[name] = timedelta(seconds=float(raw)) if isinstance(default, timedelta) else int(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class WatchCursor:
+    """The sensor's cursor: where the sweep resumes and how many sweeps have completed."""
+
+    sweep_after: str = ""
+    sweeps: int = 0
+
+    def dumps(self) -> str:
+        return json.dumps({"sweep_after": self.sweep_after, "sweeps": self.sweeps}, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str | None) -> WatchCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(sweep_after=str(data.get("sweep_after", "")), sweeps=int(data.get("sweeps", 0)))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A listed file that breaks the landing contract or the registry: it goes to dead-letter."""
+
+    info: ObjectInfo
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Files to read in one run: a rectangle of business dates × source partitions and the feeds."""
+
+    first_day: date
+    last_day: date
+    first_source: str
+    last_source: str
+    feeds: tuple[str, ...]
+    files: tuple[tuple[ObjectInfo, LandingKey], ...]
+
+    @property
+    def run_key(self) -> str:
+        return run_key_of("load", (info for info, _ in self.files))
+
+
+@dataclass
+class TickPlan:
+    """Everything one tick decided."""
+
+    cursor: WatchCursor
+    listed: int = 0
+    batches: list[Batch] = field(default_factory=list)
+    refused: list[list[Refused]] = field(default_factory=list)
+    touched: list[ObjectInfo] = field(default_factory=list)
+    deferred: int = 0
+    known: int = 0
+    orphans: int = 0
+
+    @property
+    def requested_files(self) -> int:
+        return sum(len(b.files) for b in self.batches)
+
+
+def run_key_of(kind: str, infos: Iterable[ObjectInfo]) -> str:
+    """A run key naming exactly these file versions: the same files always give the same key."""
+    digest = hashlib.sha256(kind.encode())
+    for info in sorted(infos, key=lambda i: i.key):
+        digest.update(b"\0" + info.key.encode("utf-8", "surrogateescape") + b"\0" + info.etag.encode())
+    return f"{kind}-{digest.hexdigest()[:24]}"
+
+
+def list_landing(
+    store: ObjectStore, registry: Registry, cursor: WatchCursor, today: date, settings: WatchSettings
+) -> tuple[dict[str, ObjectInfo], WatchCursor]:
+    """The hot window of every registered source plus one step of the sweep, by key, and the
+    cursor to resume the sweep from."""
+    since = (today - timedelta(days=settings.hot_days)).isoformat()
+
+    def hot(source: tuple[str, str]) -> list[ObjectInfo]:
+        provider, feed = source
+        folder = f"{provider}/{feed}/"
+        # "p/f/2026-11-19" sorts before every key of that date's folder and after older ones.
+        return list(store.list(folder, start_after=folder + since))
+
+    found: dict[str, ObjectInfo] = {}
+    sources = sorted(registry.sources)
+    with ThreadPoolExecutor(max_workers=max(1, settings.list_workers)) as pool:
+        for infos in pool.map(hot, sources):
+            found.update((info.key, info) for info in infos)
+    limit = settings.sweep_pages * settings.page_size
+    swept = list(islice(store.list("", start_after=cursor.sweep_after), limit))
+    found.update((info.key, info) for info in swept)
+    if len(swept) < limit:  # reached the end: the next tick starts a new sweep
+        following = WatchCursor(sweep_after="", sweeps=cursor.sweeps + 1)
+    else:
+        following = WatchCursor(sweep_after=swept[-1].key, sweeps=cursor.sweeps)
+    return found, following
+
+
+def _same_content(store: ObjectStore, info: ObjectInfo, entry: LedgerEntry) -> bool:
+    with store.open_read(info.key) as raw:
+        reader = HashingReader(raw)
+        reader.drain()
+    return reader.digest == entry.checksum
+
+
+def plan_tick(
+    *,
+    store: ObjectStore,
+    registry: Registry,
+    listed: Mapping[str, ObjectInfo],
+    ledger: Mapping[str, LedgerEntry],
+    launched_run_keys: set[str],
+    cursor: WatchCursor,
+    source_order: Sequence[str],
+    source_of: Mapping[str, str],
+    first_day: date,
+    today: date,
+    now: datetime,
+    settings: WatchSettings,
+) -> TickPlan:
+    """Decide what to request for the files ``listed`` given what ``ledger`` knows.
+
+    ``launched_run_keys`` are the run keys of queued ledger rows whose run exists (in any state: a
+    failed run is for a person to re-execute, not for the sensor to repeat); ``source_order`` is
+    the source partitions in Dagster's order (a range of them is contiguous in it) and
+    ``source_of`` maps a provider to its source partition. Dates before ``first_day`` (the first
+    partition) or after ``today + 1`` (the last) have no partition and are refused.
+    """
+    plan = TickPlan(cursor=cursor, listed=len(listed))
+    fresh: list[tuple[ObjectInfo, LandingKey]] = []
+    refused: list[Refused] = []
+    hash_budget = settings.hash_budget_bytes
+    last_day = today + timedelta(days=1)
+    for key in sorted(listed):
+        info = listed[key]
+        entry = ledger.get(key)
+        if entry is not None and entry.etag == info.etag:
+            orphaned = (
+                entry.status == "queued"
+                and entry.run_key not in launched_run_keys
+                and (entry.queued_at is None or now - entry.queued_at >= settings.orphan_after)
+            )
+            if not orphaned:
+                plan.known += 1
+                continue
+            plan.orphans += 1
+        elif (
+            entry is not None
+            and entry.checksum is not None
+            and entry.bytes == info.size
+            and info.size <= hash_budget
+            and entry.status != "queued"
+        ):
+            hash_budget -= info.size
+            if _same_content(store, info, entry):
+                plan.touched.append(info)
+                continue
+        try:
+            landing = parse_landing_key(key, registry)
+        except LandingKeyError as exc:
+            refused.append(Refused(info, exc.code, exc.detail))
+            continue
+        if landing.date < first_day or landing.date > last_day:
+            refused.append(
+                Refused(
+                    info,
+                    "date_out_of_range",
+                    f"business date must be between {first_day.isoformat()} and {last_day.isoformat()}",
+                )
+            )
+            continue
+        fresh.append((info, landing))
+    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings)
+    chunk = settings.max_dead_letter_per_run
+    plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
+    return plan
+
+
+def batch_files(
+    files: Sequence[tuple[ObjectInfo, LandingKey]],
+    source_order: Sequence[str],
+    source_of: Mapping[str, str],
+    settings: WatchSettings,
+) -> tuple[list[Batch], int]:
+    """Group files into at most ``max_runs_per_tick`` rectangles of dates × sources: ``(batches,
+    files deferred to a later tick)``.
+
+    Per date, the sources with files are cut into spans of neighbours in ``source_order``; the
+    closest spans are merged until the tick's budget of runs is met (a merged span re-reads the
+    partitions between, which is why the closest go first); then days whose spans are equal are
+    joined into one rectangle. What still does not fit waits for the next tick, oldest dates first
+    and nothing lost: the files are not marked, so they are seen again.
+    """
+    position = {source: i for i, source in enumerate(source_order)}
+    by_day: dict[date, dict[int, list[tuple[ObjectInfo, LandingKey]]]] = defaultdict(lambda: defaultdict(list))
+    for info, landing in files:
+        by_day[landing.date][position[source_of[landing.provider]]].append((info, landing))
+
+    spans: list[tuple[date, int, int]] = []
+    for day in sorted(by_day):
+        positions = sorted(by_day[day])
+        start = prev = positions[0]
+        for p in positions[1:]:
+            if p != prev + 1:
+                spans.append((day, start, prev))
+                start = p
+            prev = p
+        spans.append((day, start, prev))
+
+    budget = max(0, settings.max_runs_per_tick)
+    while len(spans) > max(1, budget):
+        # Merge the two neighbouring spans of one day with the smallest gap; if every day has one
+        # span, stop: different days stay separate here and the rest is deferred.
+        best: tuple[int, int] | None = None
+        for i in range(len(spans) - 1):
+            (d1, _, e1), (d2, s2, _) = spans[i], spans[i + 1]
+            if d1 == d2 and (best is None or s2 - e1 < best[0]):
+                best = (s2 - e1, i)
+        if best is None:
+            break
+        i = best[1]
+        spans[i : i + 2] = [(spans[i][0], spans[i][1], spans[i + 1][2])]
+
+    # Join consecutive days with the same span into one rectangle.
+    rectangles: list[tuple[date, date, int, int]] = []
+    for day, start, end in spans:
+        if rectangles:
+            d0, d1, s, e = rectangles[-1]
+            if (s, e) == (start, end) and day == d1 + timedelta(days=1):
+                rectangles[-1] = (d0, day, s, e)
+                continue
+        rectangles.append((day, day, start, end))
+
+    batches: list[Batch] = []
+    deferred = 0
+    for first, last, start, end in rectangles:
+        chosen = [
+            item
+            for day, by_position in sorted(by_day.items())
+            if first <= day <= last
+            for p, items in sorted(by_position.items())
+            if start <= p <= end
+            for item in items
+        ]
+        if len(batches) >= budget:
+            deferred += len(chosen)
+            continue
+        batches.append(
+            Batch(
+                first_day=first,
+                last_day=last,
+                first_source=source_order[start],
+                last_source=source_order[end],
+                feeds=tuple(sorted({landing.feed for _, landing in chosen})),
+                files=tuple(chosen),
+            )
+        )
+    return batches, deferred

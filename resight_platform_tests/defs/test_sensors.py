@@ -1,0 +1,278 @@
+"""The landing sensor on a real local directory and on the S3 endpoint, with the real Postgres ledger.
+
+Each test plays the daemon: it evaluates the sensor, applies its dynamic-partition requests,
+keeps its cursor, and executes the runs it asks for in process (tagged with their run keys, as
+the daemon tags them), so the ledger, the lake and the next tick see what they would in production.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resight_platform.definitions import build_definitions
+from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
+from resight_platform.defs.sensors import LANDING_SENSOR, RANGE_END, RANGE_START, RUN_KEY_TAG
+from resight_platform.io.postgres import connect
+from resight_platform.io.storage import ObjectStore, open_store
+from resight_platform.io.watch import WatchCursor
+from resight_platform.settings import Settings
+
+TODAY = datetime.now(UTC).date()
+DAY = TODAY - timedelta(days=1)
+HEADER = "order_id,line_no,ordered_at,sku,quantity,unit_price,status\n"
+
+
+def sales_csv(prefix: str, rows: int = 3) -> bytes:
+    lines = "".join(f"{prefix}-{n},1,{DAY.isoformat()}T10:00:00,SKU{n},2,3.50,completed\n" for n in range(rows))
+    return (HEADER + lines).encode()
+
+
+@dataclass
+class Daemon:
+    """The parts of dagster-daemon the landing sensor needs, in process."""
+
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    pg_url: str
+    landing: ObjectStore
+    cursor: str | None = None
+    ticks: list[dg.SensorResult] = field(default_factory=list)
+
+    def tick(self) -> dg.SensorResult:
+        sensor = self.defs.resolve_sensor_def(LANDING_SENSOR)
+        with dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, definitions=self.defs, resources=dict(self.defs.resources or {})
+        ) as context:
+            result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        for request in result.dynamic_partitions_requests or []:
+            assert isinstance(request, dg.AddDynamicPartitionsRequest)
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursor = result.cursor
+        self.ticks.append(result)
+        return result
+
+    def run(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        assert request.job_name is not None
+        job = self.defs.resolve_job_def(request.job_name)
+        return job.execute_in_process(
+            instance=self.instance,
+            run_config=request.run_config,
+            tags={**request.tags, RUN_KEY_TAG: str(request.run_key)},
+            partition_key=request.partition_key,
+            asset_selection=list(request.asset_selection) if request.asset_selection else None,
+        )
+
+    def run_all(self, result: dg.SensorResult) -> None:
+        for request in result.run_requests or []:
+            assert self.run(request).success
+
+    def ledger(self) -> dict[str, tuple[str, str | None, str | None]]:
+        with connect(self.pg_url) as conn, conn.cursor() as cur:
+            cur.execute("select file_key, status, etag, error_code from ops.ingestion_ledger")
+            return {key: (status, etag, code) for key, status, etag, code in cur.fetchall()}
+
+
+def _daemon(tmp_path: Path, pg_url: str, landing_url: str, endpoint: str | None = None) -> Iterator[Daemon]:
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path / "home"),
+            "RESIGHT_LANDING_URL": landing_url,
+            "RESIGHT_PARTITIONS_START": (TODAY - timedelta(days=60)).isoformat(),
+            **({"AWS_ENDPOINT_URL": endpoint} if endpoint else {}),
+        }
+    )
+    defs = build_definitions(settings, pg_url=pg_url)
+    with dg.instance_for_test() as instance:
+        yield Daemon(defs, instance, pg_url, open_store(landing_url, endpoint))
+
+
+@pytest.fixture(params=["local", "s3"])
+def daemon(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Daemon]:
+    monkeypatch.setenv("RESIGHT_WATCH_HOT_DAYS", "7")
+    if request.param == "local":
+        yield from _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing"))
+    else:
+        bucket_url: str = request.getfixturevalue("s3_bucket_url")
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        yield from _daemon(tmp_path, fresh_pg_url, bucket_url.removesuffix("/lake") + "/landing", endpoint)
+
+
+def _only(result: dg.SensorResult) -> dg.RunRequest:
+    requests = list(result.run_requests or [])
+    assert len(requests) == 1, requests
+    return requests[0]
+
+
+def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/b.csv", sales_csv("B"))
+    first = daemon.tick()
+    assert first.dynamic_partitions_requests  # every registered provider becomes a source partition
+    request = _only(first)
+    assert request.partition_key == f"{DAY}|pawmart"
+    assert {tuple(k.path) for k in request.asset_selection or []} == {("bronze", "sales"), ("silver", "sales")}
+    assert {v[0] for v in daemon.ledger().values()} == {"queued"}
+
+    assert not daemon.tick().run_requests  # requested, run not started yet: not asked again
+    assert daemon.run(request).success
+    ledger = daemon.ledger()
+    assert {v[0] for v in ledger.values()} == {"loaded"}
+    assert not daemon.tick().run_requests  # loaded: known by key and ETag
+
+
+def test_same_file_delivered_again_loads_once(daemon: Daemon) -> None:
+    key = f"pawmart/sales/{DAY}/a.csv"
+    daemon.landing.write_bytes(key, sales_csv("A"))
+    daemon.run_all(daemon.tick())
+    daemon.landing.write_bytes(key, sales_csv("A"))  # same bytes again (a new mtime on disk)
+    assert not daemon.tick().run_requests
+    assert daemon.ledger()[key][0] == "loaded"
+
+
+def test_changed_file_reprocesses_its_partition(daemon: Daemon) -> None:
+    key = f"pawmart/sales/{DAY}/a.csv"
+    daemon.landing.write_bytes(key, sales_csv("A", rows=2))
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/c.csv", sales_csv("C"))
+    daemon.run_all(daemon.tick())
+    daemon.landing.write_bytes(key, sales_csv("A", rows=5))
+    request = _only(daemon.tick())
+    assert request.partition_key == f"{DAY}|pawmart"  # only the changed file's partition
+    assert daemon.run(request).success
+    with connect(daemon.pg_url) as conn:
+        rows = conn.execute("select rows_in from ops.ingestion_ledger where file_key = %s", (key,)).fetchone()
+    assert rows == (5,)
+
+
+def test_late_file_for_an_old_date_is_found_by_the_sweep(daemon: Daemon) -> None:
+    old = TODAY - timedelta(days=40)  # far outside the 7-day hot window
+    daemon.landing.write_bytes(f"pawmart/sales/{old}/late.csv", sales_csv("L"))
+    request = _only(daemon.tick())
+    assert request.partition_key == f"{old}|pawmart"
+
+
+def test_burst_across_providers_is_batched_into_few_runs(
+    tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESIGHT_WATCH_MAX_RUNS_PER_TICK", "1")
+    for daemon in _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing")):
+        providers = ["pawmart", "barkbox_market", "tailwaggers", "petvalley"]  # not neighbours in the order
+        for provider in providers:
+            for n in range(3):
+                daemon.landing.write_bytes(f"{provider}/sales/{DAY}/f{n}.csv", sales_csv(f"{provider}{n}"))
+        daemon.landing.write_bytes(f"pawmart/sales/{DAY - timedelta(days=1)}/f.csv", sales_csv("older"))
+        older = _only(daemon.tick())  # one run per tick: the oldest date first, the rest deferred, not lost
+        assert older.partition_key == f"{DAY - timedelta(days=1)}|pawmart"
+        request = _only(daemon.tick())  # then DAY's four spans, merged into one range
+        assert request.tags[RANGE_START].startswith(f"{DAY}|") and request.tags[RANGE_END].startswith(f"{DAY}|")
+        assert request.tags["resight/files"] == "12"
+        assert daemon.run(request).success
+        statuses = daemon.ledger()
+        assert sum(v[0] == "loaded" for v in statuses.values()) == 12
+
+
+HOSTILE = [
+    "unknown_partner/sales/{day}/a.csv",  # provider not in the registry
+    "pawmart/returns/{day}/a.csv",  # feed that does not exist
+    "pawmart/sales/{day}/it's.csv",
+    "pawmart/sales/{day}/a|b.csv",
+    "pawmart/sales/{day}/a,b.csv",
+    "pawmart/sales/{day}/" + "x" * 230 + ".csv",
+    "pawmart/sales/not-a-date/a.csv",
+    "pawmart/sales/2099-01-01/a.csv",  # no partition that far ahead
+    "loose-file.csv",
+]
+
+
+def test_unknown_and_hostile_keys_are_dead_lettered_with_a_reason(daemon: Daemon, tmp_path: Path) -> None:
+    keys = [k.format(day=DAY) for k in HOSTILE]
+    if daemon.landing.url.startswith("s3://"):
+        keys.append(f"pawmart/sales/{DAY}/../../../etc/passwd.csv")  # S3 allows it; no path is built from it
+    for key in keys:
+        if daemon.landing.url.startswith("s3://"):
+            client = daemon.landing.client  # type: ignore[attr-defined]
+            client.put_object(Bucket=daemon.landing.bucket, Key=f"landing/{key}", Body=b"x,y\n1,2\n")  # type: ignore[attr-defined]
+        else:  # written directly: the store's atomic write adds a temporary suffix to a name at the limit
+            path = Path(daemon.landing.url, key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x,y\n1,2\n")
+    result = daemon.tick()
+    request = _only(result)
+    assert request.job_name == "scan_landing_job"
+    assert sorted(request.run_config["ops"]["scan_landing_op"]["config"]["keys"]) == sorted(keys)
+    [event] = result.asset_events or []
+    assert isinstance(event, dg.AssetCheckEvaluation)
+    assert event.check_name == LANDING_CONTRACT_CHECK and not event.passed
+    assert event.metadata["refused_files"].value == len(keys)
+
+    assert daemon.run(request).success
+    ledger = daemon.ledger()
+    assert {key: ledger[key][0] for key in keys} == {key: "dead_lettered" for key in keys}
+    codes = {key: ledger[key][2] for key in keys}
+    assert codes[keys[0]] == "unknown_provider"
+    assert codes[keys[1]] == "unknown_feed"
+    assert {codes[k] for k in keys[2:6]} == {"bad_file_name"}
+    assert codes[keys[6]] == "bad_date"
+    assert codes[keys[7]] == "date_out_of_range"
+    assert codes[keys[8]] == "bad_key"
+    with connect(daemon.pg_url) as conn:
+        uris = dict(conn.execute("select file_key, dead_letter_uri from ops.ingestion_ledger").fetchall())
+    copied = [k for k in keys if uris[k]]
+    assert len(copied) == len([k for k in keys if "/../" not in k])  # all but the unreadable one
+    assert not daemon.tick().run_requests  # dead-lettered once, not again
+
+
+def test_cursor_resumes_the_sweep_across_ticks_and_restarts(
+    tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESIGHT_WATCH_PAGE_SIZE", "2")
+    monkeypatch.setenv("RESIGHT_WATCH_SWEEP_PAGES", "1")
+    landing_url = str(tmp_path / "landing")
+    old_days = [TODAY - timedelta(days=30 + n) for n in range(5)]
+    store = open_store(landing_url)
+    for day in old_days:
+        store.write_bytes(f"pawmart/sales/{day}/late.csv", sales_csv(str(day)))
+
+    seen: list[int] = []
+    cursor: str | None = None
+    for _restart in range(3):  # a fresh definitions load each time: a restarted code server
+        for daemon in _daemon(tmp_path, fresh_pg_url, landing_url):
+            daemon.cursor = cursor
+            result = daemon.tick()
+            seen += [int(r.tags["resight/files"]) for r in result.run_requests or []]
+            cursor = daemon.cursor
+            queued = daemon.ledger()
+    assert seen == [2, 2, 1]  # two keys swept per tick, resumed where the last tick stopped
+    assert sorted(queued) == sorted(f"pawmart/sales/{day}/late.csv" for day in old_days)
+    assert WatchCursor.loads(cursor).sweeps == 1  # the third tick reached the end and wrapped
+    assert json.loads(cursor or "{}")["sweep_after"] == ""
+
+
+def test_orphaned_queue_entries_are_requested_again(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    first = _only(daemon.tick())  # queued, but the run is never created (daemon stopped)
+    with connect(daemon.pg_url) as conn:
+        conn.execute("update ops.ingestion_ledger set queued_at = queued_at - interval '1 hour'")
+    again = _only(daemon.tick())
+    assert again.run_key == first.run_key  # the same files: Dagster dedups the key if it did launch
+    assert daemon.run(again).success
+    assert not daemon.tick().run_requests
+
+
+def test_ledger_keeps_checksum_of_read_files(daemon: Daemon) -> None:
+    key = f"pawmart/sales/{DAY}/a.csv"
+    daemon.landing.write_bytes(key, sales_csv("A"))
+    daemon.run_all(daemon.tick())
+    with connect(daemon.pg_url) as conn:
+        row = conn.execute("select checksum, etag, run_key from ops.ingestion_ledger where file_key = %s", (key,)).fetchone()
+    assert row is not None and row[0] and row[1] and row[2] is None
