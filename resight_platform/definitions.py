@@ -55,8 +55,10 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     """The automation condition of each layer (see defs/policies.py): bronze is the landing sensor's."""
     layer, name = spec.key.path[0], spec.key.path[-1]
     condition: dg.AutomationCondition | None = None
-    if layer == "silver" or (layer == "gold" and name in ("dim_store", "dim_product", "dim_customer")):
+    if layer == "silver":
         condition = follow_inputs()
+    elif layer == "gold" and name in ("dim_store", "dim_product", "dim_customer"):
+        condition = follow_inputs(when_missing=True)
     elif layer == "gold" and name in ("dim_date", "dim_provider"):
         condition = every("0 * * * *")
     elif (layer == "gold" and name == "fact_sales") or (layer == "marts" and name == "daily_sales"):

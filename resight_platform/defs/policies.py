@@ -11,7 +11,8 @@ declarative automation (``AutomationCondition``), evaluated by ``automation_sens
 - Inputs that change every partition's meaning (the dimensions a fact joins) are *ignored* as
   triggers; while one of them is being rebuilt or about to be, the partition waits for it.
 - ``every(cron)`` for tables built from the calendar and the registry (``dim_date``,
-  ``dim_provider``), which have no asset inputs to follow.
+  ``dim_provider``), which have no asset inputs to follow. Unpartitioned tables also run as soon
+  as they are missing, so a fresh instance builds its dimensions before the first facts.
 - ``hourly()`` for the monthly marts: whole-table recomputes over ``fact_sales``, refreshed once an
   hour when facts changed rather than after every file.
 """
@@ -27,13 +28,17 @@ __all__ = ["RETRY", "every", "follow_inputs", "hourly"]
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def follow_inputs(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
-    """Run when an input updates; ``ignore`` names inputs that do not trigger a run but are waited for."""
+def follow_inputs(*, ignore: dg.AssetSelection | None = None, when_missing: bool = False) -> dg.AutomationCondition:
+    """Run when an input updates (and, with ``when_missing``, when the table does not exist yet);
+    ``ignore`` names inputs that do not trigger a run but must exist and are waited for."""
     updated = dg.AutomationCondition.any_deps_updated()
     if ignore is not None:
         updated = updated.ignore(ignore)
+    trigger: dg.AutomationCondition = updated
+    if when_missing:
+        trigger = trigger | _missing()
     condition = (
-        updated.since_last_handled()
+        trigger.since_last_handled()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
@@ -42,7 +47,8 @@ def follow_inputs(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondi
         # An ignored input is about to be rebuilt when one of *its* inputs just updated: wait for it
         # (it will be in progress on the next tick, then done), so facts never join stale dimensions.
         about_to_change = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.any_deps_updated())
-        condition = condition & ~about_to_change.allow(ignore)
+        absent = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
+        condition = condition & ~about_to_change.allow(ignore) & ~absent.allow(ignore)
     return condition.with_label("follow_inputs")
 
 
@@ -59,6 +65,12 @@ def hourly() -> dg.AutomationCondition:
 
 
 def every(cron: str) -> dg.AutomationCondition:
-    """On each tick of ``cron`` (UTC)."""
+    """On each tick of ``cron`` (UTC), and as soon as the table is missing."""
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(cron)
-    return (tick.since_last_handled() & ~dg.AutomationCondition.in_progress()).with_label(f"every({cron})")
+    trigger: dg.AutomationCondition = tick | _missing()
+    return (trigger.since_last_handled() & ~dg.AutomationCondition.in_progress()).with_label(f"every({cron})")
+
+
+def _missing() -> dg.AutomationCondition:
+    """Never materialised, and its last run (if any) did not fail: a failure waits for a person."""
+    return (dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()).with_label("missing")
