@@ -27,7 +27,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         landing_zone,
         *bronze_assets(medallion),
         *silver_assets(medallion),
-        *gold_assets(settings.partitions_start, daily),
+        *gold_assets(settings.partitions_start, medallion, daily),
     ]
     jobs = build_jobs(medallion, daily)
     by_name = {job.name: job for job in jobs}

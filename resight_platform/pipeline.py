@@ -1,5 +1,5 @@
 """Run the whole platform once, in process, through Dagster: registry → scan → bronze/silver →
-dimensions → facts and daily mart → monthly marts.
+dimensions → facts → daily mart → monthly marts.
 
 Bronze and silver run as one single-run backfill over the rectangle of business dates × sources
 that have files, gold facts as one run over the date range: a few runs, not one per partition.
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from resight_platform.defs.jobs import (
+    DAILY_MART_JOB,
     DIMENSIONS_JOB,
-    GOLD_DAILY_JOB,
+    GOLD_FACTS_JOB,
     MARTS_JOB,
     MEDALLION_JOB,
     REGISTRY_JOB,
@@ -94,15 +95,10 @@ def run_pipeline(
     first_source, last_source = registered[min(positions)], registered[max(positions)]
     report.dates = (first_day, last_day)
     report.sources = len(wanted)
-    _execute(
-        defs,
-        instance,
-        MEDALLION_JOB,
-        report,
-        progress,
-        {RANGE_START: f"{first_day}|{first_source}", RANGE_END: f"{last_day}|{last_source}"},
-    )
+    rectangle = {RANGE_START: f"{first_day}|{first_source}", RANGE_END: f"{last_day}|{last_source}"}
+    _execute(defs, instance, MEDALLION_JOB, report, progress, rectangle)
     _execute(defs, instance, DIMENSIONS_JOB, report, progress)
-    _execute(defs, instance, GOLD_DAILY_JOB, report, progress, {RANGE_START: first_day, RANGE_END: last_day})
+    _execute(defs, instance, GOLD_FACTS_JOB, report, progress, rectangle)
+    _execute(defs, instance, DAILY_MART_JOB, report, progress, {RANGE_START: first_day, RANGE_END: last_day})
     _execute(defs, instance, MARTS_JOB, report, progress)
     return report

@@ -161,8 +161,8 @@ def test_rerun_is_idempotent(loaded: Loaded) -> None:
 def test_lake_holds_gold_parquet_for_data_scientists(loaded: Loaded) -> None:
     lake = open_store(loaded.settings.lake_url)
     day = START.isoformat()
-    fact = read_table(lake, ["gold", "fact_sales"], [{"date": day}]).collect()
     by_provider = {r["provider"]: r for r in loaded.manifest["sales"]["by_date_provider"] if r["date"] == day}
+    fact = read_table(lake, ["gold", "fact_sales"], [{"date": day, "source": p} for p in by_provider]).collect()
     assert fact.height == sum(r["lines"] for r in by_provider.values())
     silver = read_table(lake, ["silver", "sales"], [{"date": day, "source": "pawmart"}]).collect()
     assert silver.height == by_provider["pawmart"]["lines"]
@@ -173,7 +173,9 @@ def test_lake_holds_gold_parquet_for_data_scientists(loaded: Loaded) -> None:
 def test_partitions_and_runs_recorded_in_dagster(loaded: Loaded) -> None:
     materialized = loaded.instance.get_materialized_partitions(dg.AssetKey(["silver", "sales"]))
     assert f"{START.isoformat()}|pawmart" in materialized
-    daily = loaded.instance.get_materialized_partitions(dg.AssetKey(["gold", "fact_sales"]))
+    facts = loaded.instance.get_materialized_partitions(dg.AssetKey(["gold", "fact_sales"]))
+    assert f"{START.isoformat()}|pawmart" in facts
+    daily = loaded.instance.get_materialized_partitions(dg.AssetKey(["marts", "daily_sales"]))
     assert START.isoformat() in daily
 
 
@@ -207,7 +209,9 @@ def test_same_pipeline_on_an_s3_endpoint(
     assert (lines, net) == (manifest.sales["lines"], Decimal(manifest.sales["net_amount"]))
     lake = open_store(settings.lake_url, s3_endpoint)
     keys = [info.key for info in lake.list("gold/fact_sales/")]
-    assert keys == [f"gold/fact_sales/date={START.isoformat()}/part-0.parquet"]
+    sources = {p["provider"] for p in manifest.sales["by_date_provider"]}
+    assert {f"gold/fact_sales/date={START.isoformat()}/source={s}/part-0.parquet" for s in sources} <= set(keys)
+    assert all(k.startswith(f"gold/fact_sales/date={START.isoformat()}/source=") for k in keys)
     dead = dict(
         _rows(fresh_pg_url, "select file_key, error_code from ops.ingestion_ledger where status = 'dead_lettered'")
     )

@@ -103,28 +103,28 @@ def _dims(partitions_start: str) -> list[dg.AssetsDefinition]:
     ]
 
 
-def _fact_sales(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=["gold", "fact_sales"],
         group_name="gold",
         owners=OWNERS,
         kinds=_KINDS,
-        partitions_def=daily,
+        partitions_def=medallion,
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=RETRY,
         io_manager_key="warehouse_io_manager",
         ins={
-            "sales": dg.AssetIn(
-                key=["silver", "sales"],
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE),
-            ),
+            "sales": dg.AssetIn(key=["silver", "sales"]),
             "dim_provider": dg.AssetIn(key=["gold", "dim_provider"]),
             "dim_product": dg.AssetIn(key=["gold", "dim_product"]),
             "dim_store": dg.AssetIn(key=["gold", "dim_store"]),
             "dim_customer": dg.AssetIn(key=["gold", "dim_customer"]),
         },
         deps=[dg.AssetKey(["gold", "dim_date"])],
-        description="One row per valid sales line item, keyed to the dimensions; partitioned by sale date.",
+        description=(
+            "One row per valid sales line item, keyed to the dimensions; partitioned like silver (date × source),"
+            " so one partner's file replaces only its own rows of the day."
+        ),
         metadata={
             "pg_mode": "partition",
             "pg_partition_column": "sale_date",
@@ -149,30 +149,28 @@ def _fact_sales(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             "dim_store": dim_store.collect().lazy(),
             "dim_customer": dim_customer.collect().lazy(),
         }
-        by_day: dict[str, list[pl.LazyFrame]] = {}
-        for key in sorted(sales):
-            by_day.setdefault(split_key(key)[0].isoformat(), []).append(sales[key])
         stats: Counter[str] = Counter()
         cents = 0
         preview: list[pl.DataFrame] = []
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
             nonlocal cents
-            for day in context.partition_keys:
+            # A day's partitions together: the warehouse replaces a day at a time when it can.
+            for key in sorted(context.partition_keys, key=split_key):
                 produced = False
-                for scan in by_day.get(day, []):
-                    for piece in iter_chunks(scan):
-                        if not piece.height:
-                            continue
-                        fact = gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings)
-                        stats["unknown_product_lines"] += fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
-                        cents += int((fact["net_amount"] * 100).round(0).sum() or 0)
-                        if not preview:
-                            preview.append(fact.head(5))
-                        produced = True
-                        yield day, fact
+                scan = sales.get(key)
+                for piece in iter_chunks(scan) if scan is not None else ():
+                    if not piece.height:
+                        continue
+                    fact = gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings)
+                    stats["unknown_product_lines"] += fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
+                    cents += int((fact["net_amount"] * 100).round(0).sum() or 0)
+                    if not preview:
+                        preview.append(fact.head(5))
+                    produced = True
+                    yield key, fact
                 if not produced:
-                    yield day, gold.empty_fact_sales()
+                    yield key, gold.empty_fact_sales()
             if stats["unknown_product_lines"]:
                 context.log.warning(
                     f"{stats['unknown_product_lines']} sales lines reference a product missing from the catalog"
@@ -185,9 +183,15 @@ def _fact_sales(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                 "preview": markdown_preview(preview[0] if preview else gold.empty_fact_sales()),
             }
 
-        return dg.Output(PartitionStream(chunks(), summary))
+        return dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows))
 
     return fact_sales
+
+
+def _fact_rows(partition_key: str) -> dict[str, object]:
+    """The rows of ``gold.fact_sales`` one date × source partition owns."""
+    day, source = split_key(partition_key)
+    return {"sale_date": day, "provider_key": gold.provider_key(source)}
 
 
 _MART_DOCS = {
@@ -210,7 +214,13 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=RETRY,
         io_manager_key="warehouse_io_manager",
-        ins={"fact": dg.AssetIn(key=["gold", "fact_sales"]), "dim_product": dg.AssetIn(key=["gold", "dim_product"])},
+        ins={
+            "fact": dg.AssetIn(
+                key=["gold", "fact_sales"],
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE),
+            ),
+            "dim_product": dg.AssetIn(key=["gold", "dim_product"]),
+        },
         description="One row per day × category × species × region × channel: units, revenue, orders, AOV.",
         metadata={
             "pg_mode": "partition",
@@ -259,10 +269,12 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
     return mart
 
 
-def gold_assets(partitions_start: str, daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def gold_assets(
+    partitions_start: str, medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     return [
         *_dims(partitions_start),
-        _fact_sales(daily),
+        _fact_sales(medallion),
         _daily_mart(daily),
         _monthly_mart("monthly_sales", models.MonthlySales, False),
         _monthly_mart("brand_share_monthly", models.BrandShareMonthly, False),

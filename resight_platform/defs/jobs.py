@@ -7,8 +7,9 @@ import dagster as dg
 from resight_platform.defs.ops import scan_landing_job
 
 __all__ = [
+    "DAILY_MART_JOB",
     "DIMENSIONS_JOB",
-    "GOLD_DAILY_JOB",
+    "GOLD_FACTS_JOB",
     "MARTS_JOB",
     "MEDALLION_JOB",
     "REGISTRY_JOB",
@@ -20,7 +21,8 @@ REGISTRY_JOB = "registry_job"
 SCAN_LANDING_JOB = "scan_landing_job"
 MEDALLION_JOB = "medallion_job"
 DIMENSIONS_JOB = "dimensions_job"
-GOLD_DAILY_JOB = "gold_daily_job"
+GOLD_FACTS_JOB = "gold_facts_job"
+DAILY_MART_JOB = "daily_mart_job"
 MARTS_JOB = "monthly_marts_job"
 
 _DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
@@ -46,10 +48,16 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
             description="Refresh the conformed dimensions from silver.",
         ),
         dg.define_asset_job(
-            GOLD_DAILY_JOB,
-            selection=dg.AssetSelection.assets(["gold", "fact_sales"], ["marts", "daily_sales"]),
+            GOLD_FACTS_JOB,
+            selection=dg.AssetSelection.assets(["gold", "fact_sales"]),
+            partitions_def=medallion,
+            description="fact_sales for a date × source range.",
+        ),
+        dg.define_asset_job(
+            DAILY_MART_JOB,
+            selection=dg.AssetSelection.assets(["marts", "daily_sales"]),
             partitions_def=daily,
-            description="fact_sales and the daily mart for a date range.",
+            description="The daily sales mart for a date range.",
         ),
         dg.define_asset_job(
             MARTS_JOB,

@@ -260,11 +260,14 @@ class PartitionStream:
     rows). ``(key, RESTART)`` in place of a frame drops the chunks of the partition being written
     (lake-only streams: rows already copied into Postgres cannot be taken back). ``summary`` is
     called after the last chunk for the asset's own metadata (counts it gathered while producing
-    the chunks).
+    the chunks). ``partition_rows`` maps a partition key to the column values that identify its
+    rows in a warehouse table shared by many partitions (e.g. a date × source partition →
+    ``{"sale_date": …, "provider_key": …}``), for the warehouse IO manager to replace just those.
     """
 
     chunks: Iterable[tuple[str, pl.DataFrame | RestartPartition]]
     summary: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
+    partition_rows: Callable[[str], Mapping[str, Any]] | None = None
 
 
 def iter_chunks(frame: pl.LazyFrame, rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:

@@ -38,9 +38,11 @@ __all__ = [
     "database_url",
     "embedded_pg_url",
     "ensure_database",
+    "has_rows_besides",
     "is_day_partitioned",
     "quote_ident",
     "replace_partition",
+    "replace_rows",
     "replace_table",
     "sqlalchemy_url",
     "stop_embedded_pg",
@@ -412,6 +414,44 @@ def replace_partition(
                 (partition_value,),
             )
         return copy_frame(cur, schema, table, frame, chunk_rows=chunk_rows)
+
+
+def replace_rows(
+    conn: psycopg.Connection[Any], schema: str, table: str, where: Mapping[str, Any], day_column: str | None = None
+) -> int:
+    """Delete the rows matching every ``column = value`` of ``where`` (in the caller's transaction),
+    first creating the day's child when the table is range-partitioned by ``day_column``, so the
+    rows that replace them can be copied in. Returns rows deleted."""
+    if not where:
+        raise ValueError(f"{schema}.{table}: replace_rows needs at least one column to match")
+    if day_column is not None and is_day_partitioned(conn, schema, table, day_column):
+        day = where[day_column]
+        _ensure_day_partition(conn, schema, table, f"{table}_p{day:%Y%m%d}", day)
+    condition = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(quote_ident(name)) for name in where)
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(_qualified(schema, table), condition), list(where.values())
+        )
+        return max(cur.rowcount, 0)
+
+
+def has_rows_besides(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    day_column: str,
+    day: date,
+    column: str,
+    values: Sequence[Any],
+) -> bool:
+    """Whether the day holds rows whose ``column`` is none of ``values`` (rows another load owns)."""
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} = %s AND NOT ({} = ANY(%s)))").format(
+            _qualified(schema, table), quote_ident(day_column), quote_ident(column)
+        ),
+        (day, list(values)),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def is_day_partitioned(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> bool:

@@ -6,6 +6,9 @@ metadata:
 
 - ``pg_mode="partition"`` with ``pg_partition_column``: each partition's rows are replaced
   (daily: the partition's date; monthly: the month's first day; other single dimensions: the key).
+  A date × source asset streams its rows with ``partition_rows`` (the date and one column naming
+  the source): a day no other load owns rows of is replaced whole in bulk, otherwise each
+  partition's rows are deleted and copied, so one partner's file never rewrites the whole day.
 - ``pg_mode="upsert"`` with ``pg_key`` (a list of key columns): insert or update by key.
 - ``pg_mode="replace"`` (default for unpartitioned assets): the whole table is replaced.
 
@@ -33,9 +36,11 @@ from resight_platform.io.postgres import (
     check_partition_values,
     connect,
     copy_frame,
+    has_rows_besides,
     is_day_partitioned,
     quote_ident,
     replace_partition,
+    replace_rows,
     replace_table,
     table_columns,
     upsert,
@@ -143,6 +148,27 @@ def _write_pg(
     return replace_table(conn, schema, table, frame)
 
 
+def _shared_rows(
+    context: dg.OutputContext, stream: PartitionStream, mode: PgWriteMode, asset: str
+) -> tuple[dict[str, dict[str, Any]], str] | None:
+    """For a multi-partitioned asset in ``partition`` mode: each run partition's row identity
+    (``stream.partition_rows``: the partition column's value and one more column's) and the name
+    of that other column; None for other assets."""
+    if mode.mode != "partition" or not context.has_asset_partitions:
+        return None
+    if not isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition):
+        return None
+    if stream.partition_rows is None:
+        raise ValueError(f"{asset}: a multi-partitioned stream needs partition_rows to say which rows it replaces")
+    rows_of = {str(key): dict(stream.partition_rows(str(key))) for key in context.asset_partition_keys}
+    others = {name for where in rows_of.values() for name in where if name != mode.partition_column}
+    if len(others) != 1 or any(mode.partition_column not in where or len(where) != 2 for where in rows_of.values()):
+        raise ValueError(f"{asset}: partition_rows must give {mode.partition_column!r} and one other column")
+    for name in (mode.partition_column, *others):
+        quote_ident(str(name))
+    return rows_of, others.pop()
+
+
 class WarehouseIOManager(LakeIOManager):
     """Lake Parquet plus a bulk ``COPY`` into the asset's PostgreSQL table; loads from the lake."""
 
@@ -163,17 +189,49 @@ class WarehouseIOManager(LakeIOManager):
                 conn, schema, table, mode.partition_column
             )
             bulk: list[DayPartitionLoad] = []
+            shared = _shared_rows(context, stream, mode, asset)  # date × source partitions of one table
+            days_done: list[date] = []
 
             def finish_bulk() -> None:
                 nonlocal pg_rows
                 if bulk:
                     pg_rows += bulk.pop().finish()
 
+            def start_shared(key: str) -> dict[str, Any]:
+                """A date × source partition's rows: the whole day is bulk-replaced when no other
+                load owns rows of it, else only this partition's rows are deleted before the copy."""
+                assert shared is not None and mode.partition_column is not None
+                rows_of, other = shared
+                where = rows_of[key]
+                day = where[mode.partition_column]
+                if not days_done or days_done[-1] != day:
+                    finish_bulk()
+                    if day in days_done:
+                        raise ValueError(f"{asset}: chunks of {day} must come together in the stream")
+                    days_done.append(day)
+                    owners = [w[other] for w in rows_of.values() if w[mode.partition_column] == day]
+                    if by_day and not has_rows_besides(conn, schema, table, mode.partition_column, day, other, owners):
+                        bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, day))
+                if not bulk:
+                    replace_rows(conn, schema, table, where, mode.partition_column if by_day else None)
+                return where
+
             def load(key: str | None, chunk: pl.DataFrame, first: bool) -> None:
                 nonlocal pg_rows, pg_seconds
                 started = time.perf_counter()
                 frame = _project(chunk, columns, qualified)
                 value = None
+                if shared is not None:
+                    assert key is not None and mode.partition_column is not None
+                    where = start_shared(key) if first else shared[0][key]
+                    if bulk:
+                        bulk[0].copy(frame)
+                    else:
+                        check_partition_values(frame, mode.partition_column, where[mode.partition_column], qualified)
+                        with conn.cursor() as cur:
+                            pg_rows += copy_frame(cur, schema, table, frame)
+                    pg_seconds += time.perf_counter() - started
+                    return
                 if mode.mode == "partition":
                     assert partitions_def is not None and key is not None
                     value = partition_value(partitions_def, key)

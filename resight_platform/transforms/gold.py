@@ -43,6 +43,11 @@ def _hash63(text: str) -> int:
     return value or 1
 
 
+def provider_key(provider: str) -> int:
+    """The surrogate key of a provider in ``dim_provider`` (and of its rows in ``fact_sales``)."""
+    return _hash63(provider)
+
+
 def stable_key(frame: pl.DataFrame, columns: list[str], name: str) -> pl.DataFrame:
     """Add a BIGINT surrogate key hashed from ``columns`` (joined with ``|``)."""
     natural = frame.select(pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="|")).to_series()

@@ -13,8 +13,9 @@ import pytest
 
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.jobs import (
+    DAILY_MART_JOB,
     DIMENSIONS_JOB,
-    GOLD_DAILY_JOB,
+    GOLD_FACTS_JOB,
     MARTS_JOB,
     MEDALLION_JOB,
     REGISTRY_JOB,
@@ -32,7 +33,8 @@ from resight_platform.settings import DEFAULT_PARTITIONS_START, Settings
 from resight_platform.sources.registry import FEEDS, load_registry
 
 MEDALLION = [[layer, feed] for layer in ("bronze", "silver") for feed in FEEDS]
-DAILY = [["gold", "fact_sales"], ["marts", "daily_sales"]]
+FACTS = [["gold", "fact_sales"]]
+DAILY = [["marts", "daily_sales"]]
 DIMENSIONS = [["gold", n] for n in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
 MONTHLY_MARTS = [
     ["marts", n]
@@ -45,7 +47,7 @@ MONTHLY_MARTS = [
         "aov_by_region",
     )
 ]
-ALL_ASSETS = [["ops", "sources"], ["ops", "landing"], *MEDALLION, *DIMENSIONS, *DAILY, *MONTHLY_MARTS]
+ALL_ASSETS = [["ops", "sources"], ["ops", "landing"], *MEDALLION, *DIMENSIONS, *FACTS, *DAILY, *MONTHLY_MARTS]
 
 
 @pytest.fixture
@@ -93,8 +95,10 @@ def test_column_schemas_name_the_contract_columns(specs: dict[tuple[str, ...], d
     assert "sale_date" in columns("gold", "fact_sales")
 
 
-def test_medallion_assets_are_partitioned_by_date_and_source(specs: dict[tuple[str, ...], dg.AssetSpec]) -> None:
-    for key in MEDALLION:
+def test_medallion_assets_and_facts_are_partitioned_by_date_and_source(
+    specs: dict[tuple[str, ...], dg.AssetSpec],
+) -> None:
+    for key in [*MEDALLION, *FACTS]:
         partitions = specs[tuple(key)].partitions_def
         assert isinstance(partitions, dg.MultiPartitionsDefinition), key
         dimensions = {d.name: d.partitions_def for d in partitions.partitions_defs}
@@ -106,7 +110,7 @@ def test_medallion_assets_are_partitioned_by_date_and_source(specs: dict[tuple[s
         assert by_source.name == "source"
 
 
-def test_gold_facts_and_daily_mart_are_daily_and_the_rest_unpartitioned(
+def test_daily_mart_is_daily_and_the_rest_unpartitioned(
     specs: dict[tuple[str, ...], dg.AssetSpec],
 ) -> None:
     for key in DAILY:
@@ -120,9 +124,9 @@ def test_gold_facts_and_daily_mart_are_daily_and_the_rest_unpartitioned(
 def test_partitions_start_comes_from_settings(tmp_path: Path, fresh_pg_url: str) -> None:
     settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_PARTITIONS_START": "2026-09-01"})
     defs = build_definitions(settings, pg_url=fresh_pg_url)
-    fact = next(s for s in defs.resolve_all_asset_specs() if s.key.path == ["gold", "fact_sales"])
-    assert isinstance(fact.partitions_def, dg.DailyPartitionsDefinition)
-    assert fact.partitions_def.start.date() == date(2026, 9, 1)
+    mart = next(s for s in defs.resolve_all_asset_specs() if s.key.path == ["marts", "daily_sales"])
+    assert isinstance(mart.partitions_def, dg.DailyPartitionsDefinition)
+    assert mart.partitions_def.start.date() == date(2026, 9, 1)
 
 
 def test_jobs_exist_with_their_selection_and_partitions(defs: dg.Definitions) -> None:
@@ -132,12 +136,14 @@ def test_jobs_exist_with_their_selection_and_partitions(defs: dg.Definitions) ->
     assert selected(REGISTRY_JOB) == {("ops", "sources")}
     assert selected(MEDALLION_JOB) == {tuple(k) for k in MEDALLION}
     assert selected(DIMENSIONS_JOB) == {tuple(k) for k in DIMENSIONS}
-    assert selected(GOLD_DAILY_JOB) == {tuple(k) for k in DAILY}
+    assert selected(GOLD_FACTS_JOB) == {tuple(k) for k in FACTS}
+    assert selected(DAILY_MART_JOB) == {tuple(k) for k in DAILY}
     assert selected(MARTS_JOB) == {tuple(k) for k in MONTHLY_MARTS}
     scan = defs.resolve_job_def(SCAN_LANDING_JOB)
     assert scan.name == "scan_landing_job" and selected(SCAN_LANDING_JOB) == set()
     assert isinstance(defs.resolve_job_def(MEDALLION_JOB).partitions_def, dg.MultiPartitionsDefinition)
-    assert isinstance(defs.resolve_job_def(GOLD_DAILY_JOB).partitions_def, dg.DailyPartitionsDefinition)
+    assert isinstance(defs.resolve_job_def(GOLD_FACTS_JOB).partitions_def, dg.MultiPartitionsDefinition)
+    assert isinstance(defs.resolve_job_def(DAILY_MART_JOB).partitions_def, dg.DailyPartitionsDefinition)
     for name in (REGISTRY_JOB, SCAN_LANDING_JOB, DIMENSIONS_JOB, MARTS_JOB):
         assert defs.resolve_job_def(name).partitions_def is None, name
 

@@ -9,7 +9,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from resight_platform.io.lake import read_table
+from resight_platform.io.lake import PartitionStream, read_table
 from resight_platform.io.warehouse import (
     PgWriteMode,
     WarehouseIOManager,
@@ -252,3 +252,102 @@ def test_target_table_and_partition_value() -> None:
     multi = dg.MultiPartitionsDefinition({"date": DAILY, "source": dg.StaticPartitionsDefinition(["pawmart"])})
     with pytest.raises(TypeError):
         partition_value(multi, "2026-10-01|pawmart")
+
+
+SOURCES = dg.StaticPartitionsDefinition(["a", "b", "c"])
+DATE_SOURCE = dg.MultiPartitionsDefinition({"date": DAILY, "source": SOURCES})
+SHARED_DDL = """
+CREATE TABLE {s}.fact_sales (
+    sale_date date NOT NULL,
+    source text NOT NULL,
+    quantity int NOT NULL
+) PARTITION BY RANGE (sale_date);
+CREATE INDEX ON {s}.fact_sales (source);
+"""
+
+
+def _shared_asset(schema: str) -> dg.AssetsDefinition:
+    """A date × source asset whose partitions share the day's table partition (like gold.fact_sales)."""
+
+    @dg.asset(
+        key=[schema, "fact_sales"],
+        partitions_def=DATE_SOURCE,
+        metadata={"pg_mode": "partition", "pg_partition_column": "sale_date"},
+    )
+    def fact_sales(context: dg.AssetExecutionContext) -> Any:
+        version = int(context.run.tags.get("version", "1"))
+
+        def chunks() -> Any:
+            for key in sorted(context.partition_keys):
+                day, source = key.split("|")
+                rows = version if source != "c" else 0  # c has no rows: it still owns (and clears) its own
+                yield (
+                    key,
+                    pl.DataFrame(
+                        {
+                            "sale_date": [date.fromisoformat(day)] * rows,
+                            "source": [source] * rows,
+                            "quantity": [version] * rows,
+                        },
+                        schema={"sale_date": pl.Date, "source": pl.Utf8, "quantity": pl.Int32},
+                    ),
+                )
+
+        def owned(key: str) -> dict[str, Any]:
+            day, source = key.split("|")
+            return {"sale_date": date.fromisoformat(day), "source": source}
+
+        return PartitionStream(chunks(), partition_rows=owned)
+
+    return fact_sales
+
+
+def _day_rows(conn: Conn, schema: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"SELECT sale_date, source, count(*), max(quantity) FROM {schema}.fact_sales GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_date_source_partitions_replace_only_their_own_rows_of_the_day(
+    pg_url: str, pg_conn: Conn, pg_schema: str, tmp_path: Path
+) -> None:
+    pg_conn.execute(SHARED_DDL.format(s=pg_schema))
+    asset = _shared_asset(pg_schema)
+    resources = _resources(pg_url, tmp_path)
+    whole_day = {
+        "dagster/asset_partition_range_start": "2026-10-01|a",
+        "dagster/asset_partition_range_end": "2026-10-02|c",
+        "version": "2",
+    }
+    assert dg.materialize([asset], resources=resources, tags=whole_day).success  # bulk: nobody else owns rows
+    d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
+    assert _day_rows(pg_conn, pg_schema) == [(d1, "a", 2, 2), (d1, "b", 2, 2), (d2, "a", 2, 2), (d2, "b", 2, 2)]
+
+    # One partner's new file: only (2026-10-01, b) is replaced; a's rows of the day stay as they were.
+    one = dg.materialize([asset], resources=resources, partition_key="2026-10-01|b", tags={"version": "5"})
+    assert one.success
+    assert _day_rows(pg_conn, pg_schema) == [(d1, "a", 2, 2), (d1, "b", 5, 5), (d2, "a", 2, 2), (d2, "b", 2, 2)]
+
+    # Re-running the same partition replaces, never duplicates.
+    assert dg.materialize([asset], resources=resources, partition_key="2026-10-01|b", tags={"version": "5"}).success
+    assert _day_rows(pg_conn, pg_schema)[1] == (d1, "b", 5, 5)
+
+
+def test_date_source_stream_without_partition_rows_is_refused(
+    pg_url: str, pg_conn: Conn, pg_schema: str, tmp_path: Path
+) -> None:
+    pg_conn.execute(SHARED_DDL.format(s=pg_schema))
+
+    @dg.asset(
+        key=[pg_schema, "fact_sales"],
+        partitions_def=DATE_SOURCE,
+        metadata={"pg_mode": "partition", "pg_partition_column": "sale_date"},
+    )
+    def fact_sales(context: dg.AssetExecutionContext) -> Any:
+        return PartitionStream(iter([(context.partition_key, pl.DataFrame({"sale_date": [date(2026, 10, 1)]}))]))
+
+    result = dg.materialize(
+        [fact_sales], resources=_resources(pg_url, tmp_path), partition_key="2026-10-01|a", raise_on_error=False
+    )
+    assert not result.success
+    assert "needs partition_rows" in _failure(result)
