@@ -274,5 +274,7 @@ def test_ledger_keeps_checksum_of_read_files(daemon: Daemon) -> None:
     daemon.landing.write_bytes(key, sales_csv("A"))
     daemon.run_all(daemon.tick())
     with connect(daemon.pg_url) as conn:
-        row = conn.execute("select checksum, etag, run_key from ops.ingestion_ledger where file_key = %s", (key,)).fetchone()
+        row = conn.execute(
+            "select checksum, etag, run_key from ops.ingestion_ledger where file_key = %s", (key,)
+        ).fetchone()
     assert row is not None and row[0] and row[1] and row[2] is None
