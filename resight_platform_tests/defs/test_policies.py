@@ -1,0 +1,146 @@
+"""Declarative automation of the real asset graph, evaluated by Dagster's own evaluator tick by tick.
+
+Materialisations are reported as runless events (what a finished run records); each test then asks
+what the next automation tick would request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resight_platform.definitions import build_definitions
+from resight_platform.defs.partitions import SOURCE_PARTITIONS
+from resight_platform.defs.policies import follow_inputs
+from resight_platform.settings import Settings
+
+DAY = "2026-10-01"
+DIMENSIONS = ["dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer"]
+
+
+class Ticks:
+    """Automation ticks over one instance, carrying the evaluator's cursor between them."""
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+        self.defs, self.instance = defs, instance
+        self.cursor: object = None
+        self.now = datetime(2026, 10, 2, 10, 30, tzinfo=UTC)
+
+    def tick(self, minutes: int = 1) -> dict[tuple[str, ...], set[str | None]]:
+        self.now += timedelta(minutes=minutes)
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs,
+            instance=self.instance,
+            cursor=self.cursor,
+            evaluation_time=self.now,  # type: ignore[arg-type]
+        )
+        self.cursor = result.cursor
+        requested: dict[tuple[str, ...], set[str | None]] = {}
+        for r in result.results:
+            if r.true_subset.size:
+                keys = r.true_subset.expensively_compute_partition_keys() if r.true_subset.is_partitioned else {None}
+                requested[tuple(r.key.path)] = set(keys)  # type: ignore[union-attr]
+        return requested
+
+    def materialize(self, *keys: tuple[list[str], str | None]) -> None:
+        for path, partition in keys:
+            self.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=path, partition=partition))
+
+
+@pytest.fixture
+def ticks(tmp_path: Path, fresh_pg_url: str) -> Iterator[Ticks]:
+    settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_PARTITIONS_START": "2026-09-01"})
+    defs = build_definitions(settings, pg_url=fresh_pg_url)
+    with dg.instance_for_test() as instance:
+        assert SOURCE_PARTITIONS.name is not None
+        instance.add_dynamic_partitions(SOURCE_PARTITIONS.name, ["pawmart", "petopia"])
+        yield Ticks(defs, instance)
+
+
+def test_a_fresh_instance_builds_its_dimensions_first(ticks: Ticks) -> None:
+    ticks.tick()  # a condition's first evaluation only starts its clock
+    requested = ticks.tick()
+    assert {key for key in requested if key[0] == "gold"} == {("gold", name) for name in DIMENSIONS}
+    assert ("gold", "fact_sales") not in requested
+
+
+def test_silver_update_brings_that_partitions_facts_and_nothing_else(ticks: Ticks) -> None:
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.materialize((["silver", "sales"], f"{DAY}|pawmart"))
+    requested = ticks.tick()
+    assert requested[("gold", "fact_sales")] == {f"{DAY}|pawmart"}  # that date × source only
+    assert ("silver", "sales") not in requested
+    assert ("marts", "daily_sales") not in requested  # next tick, after the facts
+    ticks.materialize((["gold", "fact_sales"], f"{DAY}|pawmart"))
+    assert ticks.tick().get(("marts", "daily_sales")) == {DAY}
+
+
+def test_bronze_update_brings_silver_and_facts_in_the_same_tick(ticks: Ticks) -> None:
+    """A bronze partition loaded outside the landing sensor (a manual backfill): silver follows,
+    and facts come in the same tick because they can run in the same run (same partitions)."""
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.materialize((["bronze", "sales"], f"{DAY}|petopia"))
+    requested = ticks.tick()
+    assert requested[("silver", "sales")] == {f"{DAY}|petopia"}
+    assert requested[("gold", "fact_sales")] == {f"{DAY}|petopia"}
+
+
+def test_late_file_for_an_old_date_reprocesses_that_date(ticks: Ticks) -> None:
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    old = "2026-09-03"  # weeks before the latest partition: eager() would ignore it
+    ticks.materialize((["silver", "sales"], f"{old}|pawmart"))
+    assert ticks.tick()[("gold", "fact_sales")] == {f"{old}|pawmart"}
+
+
+def test_facts_wait_while_a_dimension_they_join_is_being_rebuilt(ticks: Ticks) -> None:
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.materialize((["silver", "catalog"], f"{DAY}|pawmart"), (["silver", "sales"], f"{DAY}|pawmart"))
+    requested = ticks.tick()
+    assert ("gold", "dim_product") in requested
+    assert ("gold", "fact_sales") not in requested  # new products first
+    ticks.materialize((["gold", "dim_product"], None))
+    assert ticks.tick()[("gold", "fact_sales")] == {f"{DAY}|pawmart"}  # not forgotten
+
+
+def test_monthly_marts_refresh_hourly_not_per_file(ticks: Ticks) -> None:
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.materialize((["gold", "fact_sales"], f"{DAY}|pawmart"))
+    assert ("marts", "monthly_sales") not in ticks.tick()  # 10:32: no hour boundary since
+    assert ("marts", "monthly_sales") in ticks.tick(minutes=30)  # 11:02: the 11:00 tick passed
+
+
+def test_a_failed_blocking_check_holds_back_what_follows() -> None:
+    """The policy on a small graph with a blocking check: the downstream partition waits while the
+    check fails and runs once it passes (checks run for real, in the upstream's runs)."""
+    daily = dg.DailyPartitionsDefinition(start_date="2026-09-01")
+    verdict = {"passed": False}
+
+    @dg.asset(partitions_def=daily)
+    def upstream() -> None: ...
+
+    @dg.asset_check(asset=upstream, blocking=True)
+    def rows_reconcile() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=verdict["passed"])
+
+    @dg.asset(partitions_def=daily, deps=[upstream], automation_condition=follow_inputs())
+    def downstream() -> None: ...
+
+    defs = dg.Definitions(assets=[upstream, downstream], asset_checks=[rows_reconcile])
+    with dg.instance_for_test() as instance:
+        ticks = Ticks(defs, instance)
+        ticks.tick()
+        failed = dg.materialize([upstream, rows_reconcile], instance=instance, partition_key=DAY, raise_on_error=False)
+        assert not failed.success  # the blocking check failed the run after the materialisation
+        assert ("downstream",) not in ticks.tick()
+        verdict["passed"] = True
+        assert dg.materialize([upstream, rows_reconcile], instance=instance, partition_key=DAY).success
+        assert ticks.tick()[("downstream",)] == {DAY}
