@@ -182,4 +182,4 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     assert dict(os.environ) == before  # the demo's instance settings do not leak
     with psycopg.connect(dagster_db) as conn:
         runs = conn.execute("select count(*) from runs where status = 'SUCCESS'").fetchone()
-    assert runs is not None and runs[0] == 6
+    assert runs is not None and runs[0] == 7
