@@ -45,6 +45,7 @@ SOURCES_SCHEMA: dict[str, pl.DataType] = {
     group_name="ops",
     owners=OWNERS,
     kinds={"postgres"},
+    retry_policy=RETRY,
     description="One row per registered source (provider, feed) with how to read it; also registers source partitions.",
     metadata={"dagster/column_schema": table_schema_from_polars(SOURCES_SCHEMA)},
 )

@@ -23,8 +23,9 @@ import dagster as dg
 
 __all__ = ["RETRY", "every", "follow_inputs", "hourly"]
 
-#: Transient failures (S3, Postgres, a killed worker): three attempts in all, 2 s then ~4 s apart
-#: with ±jitter, then the run fails with the last error.
+#: Transient failures (S3, Postgres, a killed worker): three attempts in all, the second 2 s ± 2 s
+#: after the first, the third 6 s ± 2 s after that, then the run fails with the last error. Dagster
+#: retries every step failure, so a deterministic bug also costs the two extra attempts.
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 

@@ -6,6 +6,7 @@ what the next automation tick would request.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,3 +145,39 @@ def test_a_failed_blocking_check_holds_back_what_follows() -> None:
         verdict["passed"] = True
         assert dg.materialize([upstream, rows_reconcile], instance=instance, partition_key=DAY).success
         assert ticks.tick()[("downstream",)] == {DAY}
+
+
+def test_every_asset_retries_with_backoff(ticks: Ticks) -> None:
+    from resight_platform.defs.policies import RETRY
+
+    for assets_def in ticks.defs.assets or []:
+        if isinstance(assets_def, dg.AssetsDefinition) and assets_def.is_executable:
+            for spec in assets_def.specs:
+                node = assets_def.node_def
+                assert isinstance(node, dg.OpDefinition) and node.retry_policy == RETRY, spec.key
+    assert RETRY.max_retries == 2 and RETRY.backoff == dg.Backoff.EXPONENTIAL and RETRY.jitter is not None
+
+
+def test_a_transient_failure_is_retried_three_times_in_all_then_fails_clearly(fresh_pg_url: str) -> None:
+    """A step that cannot reach Postgres (a closed port) is attempted three times, with growing
+    pauses, then the run fails with the connection error."""
+    from resight_platform.defs.policies import RETRY
+    from resight_platform.io.postgres import connect
+
+    attempts: list[float] = []
+    unreachable = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+
+    @dg.asset(retry_policy=RETRY)
+    def needs_postgres() -> None:
+        attempts.append(datetime.now(UTC).timestamp())
+        with connect(unreachable):
+            pass
+
+    result = dg.materialize([needs_postgres], raise_on_error=False)
+    assert not result.success
+    assert len(attempts) == 3
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] <= 4.5 and 3.9 <= gaps[1] <= 9  # 2 s then 6 s, each ± 2 s of jitter
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert error is not None and "connection" in error.to_string().lower()
