@@ -54,11 +54,11 @@ def follow_inputs(*, ignore: dg.AssetSelection | None = None, when_missing: bool
 
 
 def hourly() -> dg.AutomationCondition:
-    """Once an hour, when any input was updated since the last run."""
+    """Once an hour when any input was updated since the last run, and as soon as it is missing."""
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed("0 * * * *")
+    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
     return (
-        tick.since_last_handled()
-        & dg.AutomationCondition.any_deps_updated().since_last_handled()
+        ((tick.since_last_handled() & updated.since_last_handled()) | _missing())
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
