@@ -86,7 +86,7 @@ def _queued(plan: TickPlan) -> list[QueuedFile]:
         for info, landing in batch.files
     ]
     for chunk in plan.refused:
-        run_key = run_key_of("dead-letter", (r.info for r in chunk))
+        run_key = run_key_of("dead-letter", (r.info for r in chunk))  # once per chunk of refused files
         rows.extend(QueuedFile(r.info.key, r.info.etag, r.info.size, None, None, None, run_key) for r in chunk)
     return rows
 

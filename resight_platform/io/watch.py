@@ -120,10 +120,11 @@ class Batch:
     last_source: str
     feeds: tuple[str, ...]
     files: tuple[tuple[ObjectInfo, LandingKey], ...]
+    run_key: str = field(default="", compare=False)
 
-    @property
-    def run_key(self) -> str:
-        return run_key_of("load", (info for info, _ in self.files))
+    def __post_init__(self) -> None:
+        if not self.run_key:  # computed once: it hashes every file of the batch
+            object.__setattr__(self, "run_key", run_key_of("load", (info for info, _ in self.files)))
 
 
 @dataclass

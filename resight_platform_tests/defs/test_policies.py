@@ -92,6 +92,19 @@ def test_bronze_update_brings_silver_and_facts_in_the_same_tick(ticks: Ticks) ->
     assert requested[("gold", "fact_sales")] == {f"{DAY}|petopia"}
 
 
+def test_an_input_updated_while_the_facts_were_being_built_is_not_lost(ticks: Ticks) -> None:
+    """A second file lands for a partition while its facts are being built: the facts' run and the
+    new silver finish within one tick window. The facts must run again, not count as handled."""
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.materialize((["silver", "sales"], f"{DAY}|pawmart"))
+    assert ticks.tick()[("gold", "fact_sales")] == {f"{DAY}|pawmart"}
+    ticks.materialize((["gold", "fact_sales"], f"{DAY}|pawmart"), (["silver", "sales"], f"{DAY}|pawmart"))
+    assert ticks.tick().get(("gold", "fact_sales")) == {f"{DAY}|pawmart"}
+    ticks.materialize((["gold", "fact_sales"], f"{DAY}|pawmart"))
+    assert ("gold", "fact_sales") not in ticks.tick()  # and then rests
+
+
 def test_late_file_for_an_old_date_reprocesses_that_date(ticks: Ticks) -> None:
     ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
     ticks.tick()

@@ -1,0 +1,132 @@
+"""End to end with the real ``resight daemon``: files dropped into the landing zone reach gold.
+
+No in-process stand-in here: the daemon runs as a subprocess in its own session (the landing sensor,
+the run queue, declarative automation and the code server it starts), on a fresh warehouse database
+and a fresh Dagster instance database, and the test only drops a generated sample and watches
+Postgres. Grouped alone under xdist (``--dist loadgroup``): it keeps both cores busy for a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from resight_platform.io.postgres import connect, sqlalchemy_url
+from resight_platform.sample import generate
+from resight_platform_tests.databases import temporary_database
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 180.0
+
+#: Variables of the calling shell that would point the daemon at another home, store or instance.
+_SCRUBBED = (
+    "RESIGHT_LANDING_URL",
+    "RESIGHT_LAKE_URL",
+    "RESIGHT_REGISTRY_DIR",
+    "DAGSTER_HOME",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
+
+
+@pytest.fixture
+def dagster_pg_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh database for the daemon's Dagster instance, as the ``postgresql+psycopg2://`` URL it needs."""
+    for url in temporary_database(pg_server_url, "dagster"):
+        yield sqlalchemy_url(url)
+
+
+def _log_tail(log: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no daemon log)"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the daemon's process group (the code server and run workers are in it), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)
+    time.sleep(1.0)  # let the group's other members act on the SIGTERM
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+def _state(pg_url: str) -> tuple[int, Decimal, dict[str, str]]:
+    """Rows and net amount in gold.fact_sales, and the ledger's status per file."""
+    with connect(pg_url) as conn:
+        row = conn.execute("select count(*), coalesce(sum(net_amount), 0) from gold.fact_sales").fetchone()
+        ledger = dict(conn.execute("select file_key, status from ops.ingestion_ledger").fetchall())
+    assert row is not None
+    return int(row[0]), Decimal(row[1]), ledger
+
+
+@pytest.mark.xdist_group("daemon")
+def test_daemon_loads_dropped_files_into_gold(tmp_path: Path, fresh_pg_url: str, dagster_pg_url: str) -> None:
+    today = datetime.now(UTC).date()
+    day = today - timedelta(days=1)
+    home = tmp_path / "home"
+    landing = home / "landing"
+    staging = tmp_path / "staging"
+    log = tmp_path / "daemon.log"
+    env = {name: value for name, value in os.environ.items() if name not in _SCRUBBED}
+    env.update(
+        RESIGHT_HOME=str(home),
+        RESIGHT_PG_URL=fresh_pg_url,
+        RESIGHT_DAGSTER_PG_URL=dagster_pg_url,
+        RESIGHT_PARTITIONS_START=(today - timedelta(days=30)).isoformat(),
+        PYTHONUNBUFFERED="1",
+    )
+    beside = Path(sys.executable).parent / "resight"
+    command = [str(beside) if beside.exists() else "resight", "daemon"]
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        # Written beside the landing zone and moved in at once: one delivery, not a half-written one.
+        manifest = generate(
+            str(staging), providers=2, days=1, start=day, sales_lines_per_day=400, manifest_url=str(tmp_path / "m.json")
+        )
+        landing.parent.mkdir(parents=True, exist_ok=True)
+        if landing.is_dir():
+            landing.rmdir()  # made by the daemon; nothing in it yet
+        staging.rename(landing)
+        lines, net = int(manifest.sales["lines"]), Decimal(manifest.sales["net_amount"])
+        dead = {entry["key"] for entry in manifest.dead_letter}
+        assert lines > 0 and dead, "the sample should hold valid lines and dead-letter files"
+
+        started = time.monotonic()
+        state: tuple[int, Decimal, dict[str, str]] = (0, Decimal(0), {})
+        while time.monotonic() - started < TIMEOUT_S:
+            assert proc.poll() is None, f"daemon exited with {proc.returncode}:\n{_log_tail(log)}"
+            with contextlib.suppress(Exception):  # the daemon migrates the schema when it starts
+                state = _state(fresh_pg_url)
+            rows, amount, ledger = state
+            if rows == lines and amount == net and all(ledger.get(key) == "dead_lettered" for key in dead):
+                break
+            time.sleep(1.0)
+        rows, amount, ledger = state
+        waited = time.monotonic() - started
+        context = f"after {waited:.0f} s; daemon log tail:\n{_log_tail(log)}"
+        assert (rows, amount) == (lines, net), (
+            f"gold.fact_sales holds {rows} lines / {amount} USD, expected {lines} / {net} {context}"
+        )
+        assert {key: ledger.get(key) for key in dead} == dict.fromkeys(dead, "dead_lettered"), context
+    finally:
+        _stop(proc)
