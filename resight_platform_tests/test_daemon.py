@@ -9,6 +9,7 @@ Postgres. Grouped alone under xdist (``--dist loadgroup``): it keeps both cores 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -128,5 +129,100 @@ def test_daemon_loads_dropped_files_into_gold(tmp_path: Path, fresh_pg_url: str,
             f"gold.fact_sales holds {rows} lines / {amount} USD, expected {lines} / {net} {context}"
         )
         assert {key: ledger.get(key) for key in dead} == dict.fromkeys(dead, "dead_lettered"), context
+
+        # A backfill launched as the Dagster UI launches one (GraphQL on the webserver), run by the
+        # daemon: bronze → silver → facts over the day × both providers, in one run (single-run
+        # policy), and the tables come out the same (every write replaces).
+        providers = sorted({row["provider"] for row in manifest.sales["by_date_provider"]})
+        backfill_id = _launch_backfill(env, home, [f"{day.isoformat()}|{p}" for p in providers], tmp_path)
+        runs = _wait_for_backfill(dagster_pg_url, backfill_id, proc, log)
+        assert runs == ["SUCCESS"], f"backfill {backfill_id} runs: {runs}\n{_log_tail(log)}"
+        assert _state(fresh_pg_url)[:2] == (lines, net)
     finally:
         _stop(proc)
+
+
+LAUNCH_BACKFILL = """
+mutation LaunchBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def _launch_backfill(env: dict[str, str], home: Path, partitions: list[str], tmp_path: Path) -> str:
+    """Start ``dagster-webserver`` on the daemon's instance and launch a backfill through its GraphQL
+    endpoint, exactly the request the UI's "Materialize selected" over partitions sends."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    web_env = {
+        **env,
+        "DAGSTER_HOME": str(home / "dagster"),  # written by `resight daemon`
+        "RESIGHT_DAGSTER_ARTIFACTS": str(home / "dagster" / "storage"),
+    }
+    beside = Path(sys.executable).parent / "dagster-webserver"
+    command = [str(beside), "-m", "resight_platform.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    with open(tmp_path / "webserver.log", "wb") as out:
+        web = subprocess.Popen(
+            command, env=web_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        assets = [["bronze", "sales"], ["silver", "sales"], ["gold", "fact_sales"]]
+        body = {
+            "query": LAUNCH_BACKFILL,
+            "variables": {
+                "backfillParams": {
+                    "partitionNames": partitions,
+                    "assetSelection": [{"path": path} for path in assets],
+                    "fromFailure": False,
+                }
+            },
+        }
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    outcome = json.loads(response.read())["data"]["launchPartitionBackfill"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or web.poll() is not None:
+                    raise AssertionError(_log_tail(tmp_path / "webserver.log")) from None
+                time.sleep(1.0)
+        assert outcome["__typename"] == "LaunchBackfillSuccess", outcome
+        return str(outcome["backfillId"])
+    finally:
+        _stop(web)
+
+
+def _wait_for_backfill(dagster_pg_url: str, backfill_id: str, proc: subprocess.Popen[bytes], log: Path) -> list[str]:
+    """The statuses of the backfill's runs once it has finished (the daemon runs it)."""
+    url = dagster_pg_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    started = time.monotonic()
+    while time.monotonic() - started < TIMEOUT_S:
+        assert proc.poll() is None, f"daemon exited with {proc.returncode}:\n{_log_tail(log)}"
+        with connect(url) as conn:
+            status = conn.execute("select status from bulk_actions where key = %s", (backfill_id,)).fetchone()
+            runs = [
+                r[0]
+                for r in conn.execute(
+                    "select r.status from runs r join run_tags t on t.run_id = r.run_id"
+                    " where t.key = 'dagster/backfill' and t.value = %s",
+                    (backfill_id,),
+                ).fetchall()
+            ]
+        if status and status[0] in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
+            return sorted(runs)
+        time.sleep(1.0)
+    raise AssertionError(f"backfill {backfill_id} not finished after {TIMEOUT_S} s:\n{_log_tail(log)}")

@@ -375,12 +375,16 @@ def sales_templates(store: Any, registry: Any, providers: Sequence[str], day: da
     return out
 
 
-def build_file(template: Template, prefix: str, rows: int) -> tuple[bytes, tuple[str, int]]:
-    """``rows`` rows of ``template`` (repeated), ``order_id`` → ``{prefix}-{repeat}-{order_id}``:
-    the CSV bytes and the (order_id, line_no) of the last row."""
+def build_file(template: Template, prefix: str, rows: int, shift_days: int = 0) -> tuple[bytes, tuple[str, int]]:
+    """``rows`` rows of ``template`` (repeated), ``order_id`` → ``{prefix}-{repeat}-{order_id}``,
+    ``ordered_at`` moved ``shift_days`` days (ISO timestamps of the ``standard_csv`` layout): the
+    CSV bytes and the (order_id, line_no) of the last row."""
     if not PREFIX_PATTERN.fullmatch(prefix):
         raise ValueError(f"prefix {prefix!r} must match {PREFIX_PATTERN.pattern}")
     base = template.frame
+    if shift_days:
+        moved = pl.col("ordered_at").str.slice(0, 10).str.to_date() + pl.duration(days=shift_days)
+        base = base.with_columns(moved.dt.strftime("%Y-%m-%d") + pl.col("ordered_at").str.slice(10))
     repeats = math.ceil(rows / base.height)
     order = template.order_column
     frame = pl.concat(
@@ -448,25 +452,29 @@ class Lander:
         provider = self.providers[self.count % len(self.providers)]
         return provider
 
-    def land(self, phase: str, rows: int, provider: str | None = None) -> Landed:
+    def land(self, phase: str, rows: int, provider: str | None = None, days_back: int = 0) -> Landed:
+        """One file for ``provider`` (default: the next in rotation), dated ``days_back`` days before
+        the bench day (its timestamps moved with it)."""
         provider = provider or self.next_provider()
         self.count += 1
         prefix = f"{PHASE_LETTERS[phase]}{self.token}{self.count:04d}"
-        data, sentinel = build_file(self.templates[provider], prefix, rows)
-        key = f"{provider}/sales/{self.day.isoformat()}/sales_{self.day.isoformat()}_{prefix.lower()}.csv"
+        day = self.day - timedelta(days=days_back)
+        data, sentinel = build_file(self.templates[provider], prefix, rows, -days_back)
+        key = f"{provider}/sales/{day.isoformat()}/sales_{day.isoformat()}_{prefix.lower()}.csv"
         started = time.monotonic()
         self.store.write_bytes(key, data)
         landed = time.monotonic()
-        self.partition_rows[provider] = self.partition_rows.get(provider, 0) + rows
+        part = provider if not days_back else f"{provider}|{day.isoformat()}"
+        self.partition_rows[part] = self.partition_rows.get(part, 0) + rows
         return Landed(
             prefix=prefix,
             provider=provider,
             key=key,
             rows=rows,
             bytes=len(data),
-            day=self.day,
+            day=day,
             sentinel=sentinel,
-            partition_rows=self.partition_rows[provider],
+            partition_rows=self.partition_rows[part],
             write_s=landed - started,
             landed=landed,
             landed_at=_utc_now().isoformat(timespec="milliseconds"),
@@ -712,7 +720,9 @@ def _phase_sustained(
             sample()
             daemon.check_alive()
             time.sleep(max(0.0, min(POLL_SECONDS - (time.monotonic() - tick), due - time.monotonic())))
-        landed = lander.land("sustained", p.sustained_rows)
+        # 3,000 loads a day are ~3,000 sources delivering once, not five partners every 10 s: each
+        # file is a partition of its own (the five template providers × earlier days).
+        landed = lander.land("sustained", p.sustained_rows, days_back=1 + n // len(lander.providers))
         watcher.add(landed)
         files.append(landed)
         watcher.expire(p.timeout)

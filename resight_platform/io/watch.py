@@ -66,6 +66,7 @@ class WatchSettings:
     list_workers: int = 16
     hash_budget_bytes: int = 256 << 20
     max_runs_per_tick: int = 8
+    merge_gap_bytes: int = 64 << 20
     max_pending_runs: int = 16
     max_dead_letter_per_run: int = 1000
     orphan_after: timedelta = timedelta(minutes=2)
@@ -255,10 +256,33 @@ def plan_tick(
             )
             continue
         fresh.append((info, landing))
-    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings)
+    sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days))
+    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, sizes)
     chunk = settings.max_dead_letter_per_run
     plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
     return plan
+
+
+#: What reading one more (even empty) partition costs a run besides its bytes: Dagster's events
+#: for it and an empty Parquet file, about what reading 1 MiB costs.
+PARTITION_COST_BYTES = 1 << 20
+
+
+def _partition_bytes(
+    listed: Mapping[str, ObjectInfo], source_of: Mapping[str, str], since: date
+) -> dict[date, dict[str, int]]:
+    """Bytes landed per day and source partition, for the days of the hot window (listed whole on
+    every tick, so a partition absent there has no files); older days are absent (not known)."""
+    sizes: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, info in listed.items():
+        try:
+            landing = parse_landing_key(key)
+        except LandingKeyError:
+            continue
+        source = source_of.get(landing.provider)
+        if source is not None and landing.date >= since:
+            sizes[landing.date][source] += info.size
+    return sizes
 
 
 def batch_files(
@@ -266,11 +290,15 @@ def batch_files(
     source_order: Sequence[str],
     source_of: Mapping[str, str],
     settings: WatchSettings,
+    partition_bytes: Mapping[date, Mapping[str, int]] | None = None,
 ) -> tuple[list[Batch], int]:
     """Group files into at most ``max_runs_per_tick`` rectangles of dates × sources: ``(batches,
     files deferred to a later tick)``.
 
-    Per date, the sources with files are cut into spans of neighbours in ``source_order``; the
+    Per date, the sources with files are cut into spans of neighbours in ``source_order``; two
+    spans are joined when what lies between them is cheap to re-read (``partition_bytes`` of that
+    day known and the gap under ``merge_gap_bytes``, each partition counting ``PARTITION_COST_BYTES``
+    more): a run costs seconds to start, re-reading a small partition milliseconds. Then the
     closest spans are merged until the tick's budget of runs is met (a merged span re-reads the
     partitions between, which is why the closest go first); then days whose spans are equal are
     joined into one rectangle. What still does not fit waits for the next tick, oldest dates first
@@ -291,6 +319,18 @@ def batch_files(
                 start = p
             prev = p
         spans.append((day, start, prev))
+
+    if partition_bytes:
+        joined: list[tuple[date, int, int]] = []
+        for day, start, end in spans:
+            if joined and joined[-1][0] == day and day in partition_bytes:
+                gap = range(joined[-1][2] + 1, start)
+                cost = sum(partition_bytes[day].get(source_order[p], 0) + PARTITION_COST_BYTES for p in gap)
+                if cost <= settings.merge_gap_bytes:
+                    joined[-1] = (day, joined[-1][1], end)
+                    continue
+            joined.append((day, start, end))
+        spans = joined
 
     budget = max(0, settings.max_runs_per_tick)
     while len(spans) > max(1, budget):
