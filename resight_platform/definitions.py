@@ -6,7 +6,7 @@ import dagster as dg
 
 from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.gold import gold_assets
-from resight_platform.defs.jobs import MEDALLION_JOB, SCAN_LANDING_JOB, build_jobs
+from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
 from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
 from resight_platform.defs.partitions import daily_partitions, medallion_partitions
 from resight_platform.defs.policies import every, follow_inputs, hourly
@@ -36,7 +36,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         asset_checks=[landing_contract_check],
         jobs=jobs,
         sensors=[
-            build_landing_sensor(settings.partitions_start, [by_name[MEDALLION_JOB], by_name[SCAN_LANDING_JOB]]),
+            build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,
         ],
         resources=build_resources(settings, pg_url),
@@ -61,8 +61,12 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
         condition = follow_inputs(when_missing=True)
     elif layer == "gold" and name in ("dim_date", "dim_provider"):
         condition = every("0 * * * *")
-    elif (layer == "gold" and name == "fact_sales") or (layer == "marts" and name == "daily_sales"):
+    elif layer == "gold" and name == "fact_sales":
         condition = follow_inputs(ignore=_DIMENSIONS)
+    elif layer == "marts" and name == "daily_sales":
+        # A day's mart re-aggregates the whole day: every 5 minutes for the days that changed,
+        # not once per file.
+        condition = follow_inputs(ignore=_DIMENSIONS, at_most="*/5 * * * *")
     elif layer == "marts":
         condition = hourly()
     return spec.replace_attributes(automation_condition=condition) if condition else spec

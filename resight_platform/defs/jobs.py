@@ -10,6 +10,7 @@ __all__ = [
     "DAILY_MART_JOB",
     "DIMENSIONS_JOB",
     "GOLD_FACTS_JOB",
+    "LANDING_JOB",
     "MARTS_JOB",
     "MEDALLION_JOB",
     "REGISTRY_JOB",
@@ -20,6 +21,7 @@ __all__ = [
 REGISTRY_JOB = "registry_job"
 SCAN_LANDING_JOB = "scan_landing_job"
 MEDALLION_JOB = "medallion_job"
+LANDING_JOB = "landing_job"
 DIMENSIONS_JOB = "dimensions_job"
 GOLD_FACTS_JOB = "gold_facts_job"
 DAILY_MART_JOB = "daily_mart_job"
@@ -41,6 +43,12 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
             selection=dg.AssetSelection.groups("bronze", "silver"),
             partitions_def=medallion,
             description="Bronze and silver for a date × source range.",
+        ),
+        dg.define_asset_job(
+            LANDING_JOB,
+            selection=dg.AssetSelection.groups("bronze", "silver") | dg.AssetSelection.assets(["gold", "fact_sales"]),
+            partitions_def=medallion,
+            description="What the landing sensor runs for new files: bronze, silver and (sales only) their facts.",
         ),
         dg.define_asset_job(
             DIMENSIONS_JOB,

@@ -13,6 +13,8 @@ declarative automation (``AutomationCondition``), evaluated by ``automation_sens
 - ``every(cron)`` for tables built from the calendar and the registry (``dim_date``,
   ``dim_provider``), which have no asset inputs to follow. Unpartitioned tables also run as soon
   as they are missing, so a fresh instance builds its dimensions before the first facts.
+- The daily mart follows facts at most every 5 minutes (``at_most``): it re-aggregates a whole
+  day, so once per changed day every 5 minutes, not once per file.
 - ``hourly()`` for the monthly marts: whole-table recomputes over ``fact_sales``, refreshed once an
   hour when facts changed rather than after every file.
 """
@@ -29,13 +31,18 @@ __all__ = ["RETRY", "every", "follow_inputs", "hourly"]
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def follow_inputs(*, ignore: dg.AssetSelection | None = None, when_missing: bool = False) -> dg.AutomationCondition:
+def follow_inputs(
+    *, ignore: dg.AssetSelection | None = None, when_missing: bool = False, at_most: str | None = None
+) -> dg.AutomationCondition:
     """Run when an input updates (and, with ``when_missing``, when the table does not exist yet);
-    ``ignore`` names inputs that do not trigger a run but must exist and are waited for."""
-    updated = dg.AutomationCondition.any_deps_updated()
+    ``ignore`` names inputs that do not trigger a run but must exist and are waited for; with
+    ``at_most`` (a cron), updates are gathered and acted on at that cron's ticks only."""
+    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
     if ignore is not None:
-        updated = updated.ignore(ignore)
+        updated = dg.AutomationCondition.any_deps_updated().ignore(ignore)
     trigger = _since_requested(updated)
+    if at_most is not None:
+        trigger = trigger & _since_requested(dg.AutomationCondition.cron_tick_passed(at_most))
     if when_missing:
         trigger = trigger | _missing()
     condition = (

@@ -121,6 +121,7 @@ def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     assert first.dynamic_partitions_requests  # every registered provider becomes a source partition
     request = _only(first)
     assert request.partition_key == f"{DAY}|pawmart"
+    # No dimensions yet: the facts are left to automation, which builds the dimensions first.
     assert {tuple(k.path) for k in request.asset_selection or []} == {("bronze", "sales"), ("silver", "sales")}
     assert {v[0] for v in daemon.ledger().values()} == {"queued"}
 
@@ -129,6 +130,24 @@ def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     ledger = daemon.ledger()
     assert {v[0] for v in ledger.values()} == {"loaded"}
     assert not daemon.tick().run_requests  # loaded: known by key and ETag
+
+
+def test_sales_files_bring_their_facts_in_the_same_run_once_dimensions_exist(daemon: Daemon) -> None:
+    for name in ("dim_provider", "dim_product", "dim_store", "dim_customer"):
+        daemon.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["gold", name]))
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    daemon.landing.write_bytes(f"pawmart/catalog/{DAY}/c.csv", b"sku,name\n")
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY - timedelta(days=1)}/b.csv", sales_csv("B"))
+    selections = {
+        str(r.partition_key or r.tags[RANGE_START]): {"/".join(k.path) for k in r.asset_selection or []}
+        for r in daemon.tick().run_requests or []
+    }
+    with_catalog = selections.pop(f"{DAY}|barkbox_market", None) or selections.pop(f"{DAY}|pawmart")
+    assert "gold/fact_sales" not in with_catalog  # a catalog file may add products: automation waits for them
+    assert selections == {
+        f"{DAY - timedelta(days=1)}|barkbox_market": {"bronze/sales", "silver/sales", "gold/fact_sales"}
+    }
 
 
 def test_same_file_delivered_again_loads_once(daemon: Daemon) -> None:
