@@ -40,7 +40,12 @@ def follow_inputs(
     updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
     if ignore is not None:
         updated = dg.AutomationCondition.any_deps_updated().ignore(ignore)
-    trigger = _since_requested(updated)
+    # Reset by the target's own update too (Dagster's since_last_handled): a range run that wrote
+    # inputs and target together must not trigger the target again. Dagster's
+    # executed_with_root_target() recognises only one partition of such a run (reproduced in
+    # test_a_range_run_that_wrote_inputs_and_target_together_is_not_run_again), and resetting on
+    # requests only flooded the queue with repeat runs in the latency benchmark.
+    trigger = updated.since_last_handled()
     if at_most is not None:
         trigger = trigger & _since_requested(dg.AutomationCondition.cron_tick_passed(at_most))
     if when_missing:
@@ -84,17 +89,8 @@ def _missing() -> dg.AutomationCondition:
 
 
 def _since_requested(trigger: dg.AutomationCondition) -> dg.AutomationCondition:
-    """``trigger`` became true since automation last requested the target, counting a trigger
-    that fires in the same tick as the reset.
-
-    Dagster's ``since_last_handled()`` resets when the target was requested or updated, and a
-    reset in the same tick as the trigger wins. When a second file for a partition lands while its
-    facts are being built, the new silver and the facts' own update fall in one tick window: the
-    update was lost and the facts stayed behind until another file arrived (seen in the latency
-    benchmark, and in ``test_an_input_updated_while_the_facts_were_being_built_is_not_lost``).
-    Here only a request resets, and not in a tick where the trigger fires again. The cost is at most
-    one extra run when an input changes while the target's run is queued or running, which is the
-    run that picks the change up."""
+    """``trigger`` (a cron tick) happened since automation last requested the target, counting a
+    tick that comes with the request's reset."""
     requested = (
         (dg.AutomationCondition.newly_requested() & ~trigger) | dg.AutomationCondition.initial_evaluation()
     ).with_label("requested")
