@@ -131,12 +131,13 @@ def test_daemon_loads_dropped_files_into_gold(tmp_path: Path, fresh_pg_url: str,
         assert {key: ledger.get(key) for key in dead} == dict.fromkeys(dead, "dead_lettered"), context
 
         # A backfill launched as the Dagster UI launches one (GraphQL on the webserver), run by the
-        # daemon: bronze → silver → facts over the day × both providers, in one run (single-run
-        # policy), and the tables come out the same (every write replaces).
+        # daemon: bronze → silver → facts over the day × both providers as range runs (single-run
+        # policy: a run per step of the graph Dagster can group, never one per partition), and the
+        # tables come out the same (every write replaces).
         providers = sorted({row["provider"] for row in manifest.sales["by_date_provider"]})
         backfill_id = _launch_backfill(env, home, [f"{day.isoformat()}|{p}" for p in providers], tmp_path)
         runs = _wait_for_backfill(dagster_pg_url, backfill_id, proc, log)
-        assert runs == ["SUCCESS"], f"backfill {backfill_id} runs: {runs}\n{_log_tail(log)}"
+        assert runs and set(runs) == {"SUCCESS"} and len(runs) <= 2, f"backfill {backfill_id} runs: {runs}"
         assert _state(fresh_pg_url)[:2] == (lines, net)
     finally:
         _stop(proc)
