@@ -11,7 +11,7 @@ from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
-from resight_platform.io.landing import HashingReader, LandedFile, copy_to_dead_letter, list_partition_files, spool
+from resight_platform.io.landing import HashingReader, LandedFile, dead_letter, list_partition_files
 from resight_platform.io.ops import FileRecord, known_checksums, record_files
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
@@ -100,7 +100,7 @@ def ingest_partition(
                     )
                     continue
             assert code is not None
-            uri, digest, size = _dead_letter(
+            uri, digest, size = dead_letter(
                 landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
             )
             record = FileRecord(
@@ -136,36 +136,6 @@ def ingest_partition(
             records.extend(done)
             return
         yield RESTART
-
-
-def _dead_letter(
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    key: str,
-    code: str,
-    detail: str,
-    now: datetime,
-    digest: str | None,
-    size: int,
-    previous: tuple[str, str] | None,
-) -> tuple[str | None, str, int]:
-    """Copy a refused file to dead-letter unless these very bytes are there already (the ledger
-    says so): ``(uri or None, checksum, size)``. The file goes through a local temporary file, so
-    a large one is never held in memory."""
-    if digest is not None and previous == (digest, "dead_lettered"):
-        return None, digest, size
-    path, copied, copied_size = spool(landing, key)
-    try:
-        if digest is None:  # a file refused by its key was never read: its checksum is the copy's
-            digest, size = copied, copied_size
-            if previous == (digest, "dead_lettered"):
-                return None, digest, size
-        uri = copy_to_dead_letter(
-            dead_letters, key=key, data=path, code=code, detail=detail, at=now, data_checksum=copied
-        )
-        return uri, digest, size
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:

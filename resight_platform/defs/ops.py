@@ -8,7 +8,7 @@ import polars as pl
 from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
 from resight_platform.defs.policies import RETRY
-from resight_platform.io.landing import copy_to_dead_letter, scan_landing, spool
+from resight_platform.io.landing import dead_letter, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
@@ -201,7 +201,9 @@ def _dead_letter_file(
     A key no store path can be built from (a '..' segment on S3) cannot be read through the store:
     it stays where it is, recorded in the ledger with the reason, and nothing is lost."""
     try:
-        path, digest, size = spool(landing, info.key)
+        uri, digest, size = dead_letter(
+            landing, dead_letters, info.key, error.code, error.detail, now, None, info.size, previous
+        )
     except ValueError as exc:
         context.log.warning(f"refused {info.key!r}: {error.code}; left in place: {exc}")
         return FileRecord(
@@ -216,21 +218,8 @@ def _dead_letter_file(
             error=f"{error.detail}; left in the landing zone: {exc}",
             etag=info.etag,
         )
-    try:
-        uri = None
-        if previous != (digest, "dead_lettered"):
-            uri = copy_to_dead_letter(
-                dead_letters,
-                key=info.key,
-                data=path,
-                code=error.code,
-                detail=error.detail,
-                at=now,
-                data_checksum=digest,
-            )
-            context.log.warning(f"dead-lettered {info.key!r}: {error.code}: {error.detail}")
-    finally:
-        path.unlink(missing_ok=True)
+    if uri is not None:
+        context.log.warning(f"dead-lettered {info.key!r}: {error.code}: {error.detail}")
     return FileRecord(
         info.key,
         digest,

@@ -71,32 +71,40 @@ def _load_request(batch: Batch, with_facts: bool) -> dg.RunRequest:
     )
 
 
-def _dead_letter_request(refused: list[Refused], partitions_start: str) -> dg.RunRequest:
+def _dead_letter_key(refused: list[Refused]) -> str:
+    return run_key_of("dead-letter", (r.info for r in refused))
+
+
+def _dead_letter_request(refused: list[Refused], run_key: str, partitions_start: str) -> dg.RunRequest:
     keys = [r.info.key for r in refused]
     return dg.RunRequest(
-        run_key=run_key_of("dead-letter", (r.info for r in refused)),
+        run_key=run_key,
         job_name=SCAN_LANDING_JOB,
         run_config={"ops": {"scan_landing_op": {"config": {"keys": keys, "partitions_start": partitions_start}}}},
         tags={TRIGGER_TAG: "landing", "resight/files": str(len(keys))},
     )
 
 
-def run_requests(plan: TickPlan, partitions_start: str, with_facts: bool = True) -> list[dg.RunRequest]:
+def run_requests(
+    plan: TickPlan, partitions_start: str, dead_letter_keys: list[str], with_facts: bool = True
+) -> list[dg.RunRequest]:
     """The runs a tick's plan asks for: one per batch, one per chunk of refused keys."""
     return [
         *(_load_request(batch, with_facts) for batch in plan.batches),
-        *(_dead_letter_request(chunk, partitions_start) for chunk in plan.refused),
+        *(
+            _dead_letter_request(chunk, key, partitions_start)
+            for chunk, key in zip(plan.refused, dead_letter_keys, strict=True)
+        ),
     ]
 
 
-def _queued(plan: TickPlan) -> list[QueuedFile]:
+def _queued(plan: TickPlan, dead_letter_keys: list[str]) -> list[QueuedFile]:
     rows = [
         QueuedFile(info.key, info.etag, info.size, landing.provider, landing.feed, landing.date, batch.run_key)
         for batch in plan.batches
         for info, landing in batch.files
     ]
-    for chunk in plan.refused:
-        run_key = run_key_of("dead-letter", (r.info for r in chunk))  # once per chunk of refused files
+    for chunk, run_key in zip(plan.refused, dead_letter_keys, strict=True):
         rows.extend(QueuedFile(r.info.key, r.info.etag, r.info.size, None, None, None, run_key) for r in chunk)
     return rows
 
@@ -188,11 +196,12 @@ def build_landing_sensor(
             )
             if plan.deferred:  # resume the sweep where this tick started, so nothing deferred is skipped
                 plan.cursor = cursor
-            queue_files(conn, _queued(plan), now=now)
+            dead_letter_keys = [_dead_letter_key(chunk) for chunk in plan.refused]  # each chunk hashed once
+            queue_files(conn, _queued(plan, dead_letter_keys), now=now)
             record_etags(conn, [(info.key, info.etag) for info in plan.touched])
 
         dimensions_ready = all(instance.get_latest_materialization_event(key) for key in _DIMENSIONS)
-        requests = run_requests(plan, partitions_start, with_facts=dimensions_ready)
+        requests = run_requests(plan, partitions_start, dead_letter_keys, with_facts=dimensions_ready)
         elapsed = time.perf_counter() - started
         context.log.info(
             f"listed {plan.listed} files in {elapsed:.2f}s: "

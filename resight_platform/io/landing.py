@@ -27,6 +27,7 @@ __all__ = [
     "LandingScan",
     "checksum",
     "copy_to_dead_letter",
+    "dead_letter",
     "list_partition_files",
     "partition_prefix",
     "scan_landing",
@@ -155,3 +156,33 @@ def copy_to_dead_letter(
         data_checksum = data_checksum or checksum(data)
     dead_letters.write_bytes(f"{target}.reason.json", dead_letter_reason(key, code, detail, data_checksum, at))
     return dead_letters.uri(target)
+
+
+def dead_letter(
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    key: str,
+    code: str,
+    detail: str,
+    now: datetime,
+    digest: str | None,
+    size: int,
+    previous: tuple[str, str] | None,
+) -> tuple[str | None, str, int]:
+    """Copy a refused file to dead-letter unless these very bytes are there already (the ledger
+    says so): ``(uri or None, checksum, size)``. The file goes through a local temporary file, so
+    a large one is never held in memory."""
+    if digest is not None and previous == (digest, "dead_lettered"):
+        return None, digest, size
+    path, copied, copied_size = spool(landing, key)
+    try:
+        if digest is None:  # a file refused by its key was never read: its checksum is the copy's
+            digest, size = copied, copied_size
+            if previous == (digest, "dead_lettered"):
+                return None, digest, size
+        uri = copy_to_dead_letter(
+            dead_letters, key=key, data=path, code=code, detail=detail, at=now, data_checksum=copied
+        )
+        return uri, digest, size
+    finally:
+        path.unlink(missing_ok=True)
