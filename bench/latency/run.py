@@ -14,16 +14,19 @@ server run in this process.
    kept. A bench file is those rows repeated to the wanted count with ``order_id`` rewritten to
    ``{PREFIX}-{repeat}-{order_id}``, so every row of every file loads and the file's rows in gold
    are exactly ``order_id like 'PREFIX-%'``.
-3. Phases, all on business date yesterday (UTC), files rotating over the ``standard_csv``
+3. Phases, on business date yesterday (UTC) unless said, files rotating over the ``standard_csv``
    providers (5 in the registry):
 
    - ``single``: ``--single`` files of ``--rows`` rows, one at a time (the next once the previous
      arrived or timed out);
-   - ``burst``: ``--burst`` files of ``--rows`` rows written back to back (providers repeat once
-     the burst is larger than the 5 providers);
+   - ``burst``: ``--burst`` files of ``--rows`` rows written back to back, each a partition of its
+     own (the 5 providers × 5 and 6 days before the bench day), as partners delivering together
+     are; with ``--burst-loaded`` onto the bench day's partitions instead (two files per provider,
+     each partition already holding the single phase's rows: re-read whole);
    - ``sustained``: one file of ``--sustained-rows`` rows every ``--interval`` s for ``--minutes``,
-     sampling the run queue depth (runs QUEUED, NOT_STARTED, STARTING or STARTED in the Dagster
-     instance) every second.
+     rotating over the 5 providers × 1 to 4 days before the bench day (inside the sensor's hot
+     window), sampling the run queue depth (runs QUEUED, NOT_STARTED, STARTING or STARTED in the
+     Dagster instance) every second.
 
    Latency of a file = first poll (every 0.2 s) at which ``gold.fact_sales`` holds all its rows,
    minus the moment its write returned. A poll looks up the file's last row by primary key (cheap
@@ -98,6 +101,11 @@ PENDING_STATUSES = ("QUEUED", "NOT_STARTED")
 ACTIVE_STATUSES = ("STARTING", "STARTED")
 POLL_SECONDS = 0.2
 PHASE_LETTERS = {"single": "S", "burst": "B", "sustained": "C"}  # first letter of a file's order ids
+#: The sustained phase's files go to the bench day's 1..4 days before (its partitions rotate), the
+#: burst's to 5 and 6 days before: all inside the landing sensor's hot window (7 days before today,
+#: the bench day being yesterday), fresh partitions for the burst.
+SUSTAINED_DAYS = 4
+BURST_DAYS_BACK = 1 + SUSTAINED_DAYS
 PREFIX_PATTERN = re.compile(r"^[A-Z0-9]+$")
 AWS_DUMMY = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -669,6 +677,7 @@ class Params:
     home: Path
     pg_url: str | None
     watch: dict[str, str] = field(default_factory=dict)
+    burst_loaded: bool = False
 
 
 def _phase_single(lander: Lander, watcher: GoldWatcher, daemon: DaemonProcess, p: Params) -> list[Landed]:
@@ -683,7 +692,13 @@ def _phase_single(lander: Lander, watcher: GoldWatcher, daemon: DaemonProcess, p
 
 
 def _phase_burst(lander: Lander, watcher: GoldWatcher, daemon: DaemonProcess, p: Params) -> list[Landed]:
-    files = [lander.land("burst", p.rows) for _ in range(p.burst)]
+    if p.burst_loaded:  # onto the bench day's partitions, which hold the earlier phases' rows
+        files = [lander.land("burst", p.rows) for _ in range(p.burst)]
+    else:  # partners delivering together: each file a partition of its own (the providers x 2 days)
+        per_day = len(lander.providers)
+        files = [
+            lander.land("burst", p.rows, days_back=BURST_DAYS_BACK + (n // per_day) % 2) for n in range(p.burst)
+        ]
     for landed in files:
         watcher.add(landed)
     watcher.wait(p.timeout, daemon)
@@ -720,9 +735,10 @@ def _phase_sustained(
             sample()
             daemon.check_alive()
             time.sleep(max(0.0, min(POLL_SECONDS - (time.monotonic() - tick), due - time.monotonic())))
-        # 3,000 loads a day are ~3,000 sources delivering once, not five partners every 10 s: each
-        # file is a partition of its own (the five template providers × earlier days).
-        landed = lander.land("sustained", p.sustained_rows, days_back=1 + n // len(lander.providers))
+        # 3,000 loads a day are ~3,000 sources delivering once, not five partners every 10 s: the
+        # files rotate over the five template providers x SUSTAINED_DAYS earlier days of the hot window.
+        day_back = 1 + (n // len(lander.providers)) % SUSTAINED_DAYS
+        landed = lander.land("sustained", p.sustained_rows, days_back=day_back)
         watcher.add(landed)
         files.append(landed)
         watcher.expire(p.timeout)
@@ -1286,6 +1302,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, help="rows per single/burst file (default 100,000; quick 10,000)")
     parser.add_argument("--single", type=int, help="files one at a time (default 10; quick 3)")
     parser.add_argument("--burst", type=int, help="files written together (default 10; quick 3)")
+    parser.add_argument(
+        "--burst-loaded",
+        action="store_true",
+        help="burst onto the bench day's partitions (which hold the single phase's rows) instead of fresh ones",
+    )
     parser.add_argument("--sustained-rows", type=int, help="rows per sustained file (default 20,000; quick 5,000)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between sustained files (default 2)")
     parser.add_argument("--minutes", type=float, help="length of the sustained phase (default 3; quick 1)")
@@ -1333,6 +1354,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             home=args.home,
             pg_url=args.pg_url,
             watch={k: v for k, v in os.environ.items() if k.startswith("RESIGHT_WATCH_")},
+            burst_loaded=args.burst_loaded,
         )
         results["mode"] = "daemon"
         results["parameters"] = {

@@ -30,11 +30,11 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 
 from resight_platform.io.landing import HashingReader
 from resight_platform.io.ops import LedgerEntry
@@ -256,7 +256,7 @@ def plan_tick(
             )
             continue
         fresh.append((info, landing))
-    sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days))
+    sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
     plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, sizes)
     chunk = settings.max_dead_letter_per_run
     plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
@@ -269,20 +269,127 @@ PARTITION_COST_BYTES = 1 << 20
 
 
 def _partition_bytes(
-    listed: Mapping[str, ObjectInfo], source_of: Mapping[str, str], since: date
+    listed: Mapping[str, ObjectInfo], source_of: Mapping[str, str], since: date, until: date
 ) -> dict[date, dict[str, int]]:
-    """Bytes landed per day and source partition, for the days of the hot window (listed whole on
-    every tick, so a partition absent there has no files); older days are absent (not known)."""
-    sizes: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    """Bytes landed per day and source partition for the days of the hot window, ``since`` to
+    ``until`` (listed whole on every tick, so every one of those days is present and a partition
+    absent from its day has no files); older days are absent (not known)."""
+    sizes: dict[date, dict[str, int]] = {}
+    day = since
+    while day <= until:
+        sizes[day] = defaultdict(int)
+        day += timedelta(days=1)
     for key, info in listed.items():
         try:
             landing = parse_landing_key(key)
         except LandingKeyError:
             continue
         source = source_of.get(landing.provider)
-        if source is not None and landing.date >= since:
+        if source is not None and landing.date in sizes:
             sizes[landing.date][source] += info.size
     return sizes
+
+
+#: A rectangle of business dates × source positions: ``(first_day, last_day, first, last)``.
+Rectangle = tuple[date, date, int, int]
+
+#: Above this many rectangles in one tick, rectangles of different days are not merged (the merge
+#: is quadratic; a tick with that many is a backlog, batched by the run budget instead).
+MERGE_RECTANGLES_AT_MOST = 256
+
+
+class _RectangleCost:
+    """What re-reading a rectangle costs, in bytes: its partitions' landed bytes plus
+    ``PARTITION_COST_BYTES`` each; ``None`` when a day of it is outside the hot window (not known)."""
+
+    def __init__(self, partition_bytes: Mapping[date, Mapping[str, int]], source_order: Sequence[str]) -> None:
+        self._bytes = partition_bytes
+        self._order = source_order
+        self._prefix: dict[date, list[int]] = {}
+
+    def _day(self, day: date) -> list[int] | None:
+        prefix = self._prefix.get(day)
+        if prefix is None:
+            sizes = self._bytes.get(day)
+            if sizes is None:
+                return None
+            prefix = [0]
+            for source in self._order:
+                prefix.append(prefix[-1] + sizes.get(source, 0) + PARTITION_COST_BYTES)
+            self._prefix[day] = prefix
+        return prefix
+
+    def __call__(self, rectangle: Rectangle) -> int | None:
+        first_day, last_day, first, last = rectangle
+        total = 0
+        day = first_day
+        while day <= last_day:
+            prefix = self._day(day)
+            if prefix is None:
+                return None
+            total += prefix[last + 1] - prefix[first]
+            day += timedelta(days=1)
+        return total
+
+
+def _bounding(a: Rectangle, b: Rectangle) -> Rectangle:
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+
+
+def _overlap(a: Rectangle, b: Rectangle) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
+
+
+def merge_rectangles(
+    rectangles: Sequence[Rectangle], cost: Callable[[Rectangle], int | None], run_cost_bytes: int
+) -> list[Rectangle]:
+    """Merge disjoint rectangles into their bounding box while what the box re-reads beyond them
+    costs less than the runs it saves (``run_cost_bytes`` each): files of different days and
+    sources land in one run when the partitions between are cheap, as a steady trickle of
+    deliveries is.
+
+    Greedy: of the pairs next to each other by day or by source, the one whose box adds the least;
+    the box absorbs every rectangle it overlaps (one run instead of all of them). Stops at the
+    first best pair not worth merging.
+    """
+    rects = list(rectangles)
+    costs = [cost(r) for r in rects]
+    while len(rects) > 1:
+        best: tuple[int, int, int] | None = None
+        by_day = sorted(range(len(rects)), key=lambda k: (rects[k][0], rects[k][2]))
+        by_source = sorted(range(len(rects)), key=lambda k: (rects[k][2], rects[k][0]))
+        for order in (by_day, by_source):
+            for i, j in pairwise(order):
+                ci, cj = costs[i], costs[j]
+                joined = cost(_bounding(rects[i], rects[j]))
+                if ci is None or cj is None or joined is None:
+                    continue
+                extra = joined - ci - cj
+                if best is None or extra < best[0]:
+                    best = (extra, i, j)
+        if best is None:
+            break
+        _, i, j = best
+        box = _bounding(rects[i], rects[j])
+        absorbed = {i, j}
+        grown = True
+        while grown:  # the box takes in whatever it overlaps, which may grow it
+            grown = False
+            for k, other in enumerate(rects):
+                if k not in absorbed and _overlap(box, other):
+                    absorbed.add(k)
+                    box = _bounding(box, other)
+                    grown = True
+        box_cost = cost(box)
+        parts = [costs[k] for k in absorbed]
+        if box_cost is None or any(c is None for c in parts):
+            break
+        saved_runs = len(absorbed) - 1
+        if box_cost - sum(c for c in parts if c is not None) > saved_runs * run_cost_bytes:
+            break
+        rects = [r for k, r in enumerate(rects) if k not in absorbed] + [box]
+        costs = [c for k, c in enumerate(costs) if k not in absorbed] + [box_cost]
+    return sorted(rects)
 
 
 def batch_files(
@@ -301,8 +408,10 @@ def batch_files(
     more): a run costs seconds to start, re-reading a small partition milliseconds. Then the
     closest spans are merged until the tick's budget of runs is met (a merged span re-reads the
     partitions between, which is why the closest go first); then days whose spans are equal are
-    joined into one rectangle. What still does not fit waits for the next tick, oldest dates first
-    and nothing lost: the files are not marked, so they are seen again.
+    joined into one rectangle, and rectangles of different days are merged into their bounding
+    box where it re-reads little (:func:`merge_rectangles`). What still does not fit waits for the
+    next tick, oldest dates first and nothing lost: the files are not marked, so they are seen
+    again.
     """
     position = {source: i for i, source in enumerate(source_order)}
     by_day: dict[date, dict[int, list[tuple[ObjectInfo, LandingKey]]]] = defaultdict(lambda: defaultdict(list))
@@ -347,7 +456,7 @@ def batch_files(
         spans[i : i + 2] = [(spans[i][0], spans[i][1], spans[i + 1][2])]
 
     # Join consecutive days with the same span into one rectangle.
-    rectangles: list[tuple[date, date, int, int]] = []
+    rectangles: list[Rectangle] = []
     for day, start, end in spans:
         if rectangles:
             d0, d1, s, e = rectangles[-1]
@@ -355,6 +464,10 @@ def batch_files(
                 rectangles[-1] = (d0, day, s, e)
                 continue
         rectangles.append((day, day, start, end))
+    if partition_bytes and len(rectangles) <= MERGE_RECTANGLES_AT_MOST:
+        rectangles = merge_rectangles(
+            rectangles, _RectangleCost(partition_bytes, source_order), settings.merge_gap_bytes
+        )
 
     batches: list[Batch] = []
     deferred = 0

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from resight_platform.io.storage import ObjectInfo
-from resight_platform.io.watch import PARTITION_COST_BYTES, WatchCursor, WatchSettings, batch_files
+from resight_platform.io.watch import (
+    PARTITION_COST_BYTES,
+    WatchCursor,
+    WatchSettings,
+    batch_files,
+    merge_rectangles,
+)
 from resight_platform.sources.landing import LandingKey
 
 DAY = date(2026, 11, 25)
@@ -55,6 +61,53 @@ def test_over_budget_the_closest_spans_merge_and_other_days_wait() -> None:
     assert deferred == 3
     batches, deferred = batch_files(files[:3], ORDER, SOURCE_OF, WatchSettings(max_runs_per_tick=2))
     assert _spans(batches) == [("p00", "p02"), ("p09", "p09")] and deferred == 0
+
+
+def _days(*days: date) -> dict[date, dict[str, int]]:
+    return {d: {} for d in days}
+
+
+def test_a_trickle_over_several_days_is_one_run_when_the_partitions_between_are_cheap() -> None:
+    # A load every 2 s from different sources and days: p01 on DAY, p02 and p03 the day before.
+    before = DAY - timedelta(days=1)
+    files = [_file("p01"), _file("p02", before), _file("p03", before)]
+    sizes = {DAY: {"p01": 100, "p02": 3 << 20}, before: {"p02": 100, "p03": 100}}
+    batches, deferred = batch_files(files, ORDER, SOURCE_OF, WatchSettings(), sizes)
+    assert deferred == 0 and len(batches) == 1
+    (batch,) = batches
+    assert (batch.first_day, batch.last_day, batch.first_source, batch.last_source) == (before, DAY, "p01", "p03")
+    assert sorted(info.key for info, _ in batch.files) == sorted(info.key for info, _ in files)
+
+
+def test_days_are_not_merged_over_a_big_partition_or_an_unknown_day() -> None:
+    before = DAY - timedelta(days=1)
+    files = [_file("p01"), _file("p03", before)]
+    big = {DAY: {"p01": 100, "p03": 200 << 20}, before: {"p03": 100}}
+    batches, _ = batch_files(files, ORDER, SOURCE_OF, WatchSettings(), big)
+    assert [(b.first_day, b.first_source) for b in batches] == [(before, "p03"), (DAY, "p01")]
+    unknown = {DAY: {"p01": 100}}  # the day before is outside the hot window: its sizes are not known
+    batches, _ = batch_files(files, ORDER, SOURCE_OF, WatchSettings(), unknown)
+    assert len(batches) == 2
+
+
+def test_rectangles_merge_while_the_box_costs_less_than_the_runs_it_saves() -> None:
+    d0, d1, d2 = DAY - timedelta(days=2), DAY - timedelta(days=1), DAY
+    cost = lambda r: ((r[1] - r[0]).days + 1) * (r[3] - r[2] + 1)  # noqa: E731 - one unit per partition
+    diagonal = [(d0, d0, 0, 0), (d1, d1, 2, 2), (d2, d2, 4, 4)]
+    # The first two: a 2 x 3 box re-reads 4 more partitions; then with the third, 15 - 6 - 1 = 8 more.
+    assert merge_rectangles(diagonal, cost, run_cost_bytes=4) == [(d0, d1, 0, 2), (d2, d2, 4, 4)]
+    assert merge_rectangles(diagonal, cost, run_cost_bytes=8) == [(d0, d2, 0, 4)]
+    assert merge_rectangles(diagonal, cost, run_cost_bytes=3) == diagonal
+    assert merge_rectangles(diagonal, lambda r: None, run_cost_bytes=100) == diagonal  # unknown: kept apart
+
+
+def test_a_box_takes_in_the_rectangles_it_overlaps() -> None:
+    d0, d1 = DAY - timedelta(days=1), DAY
+    cost = lambda r: ((r[1] - r[0]).days + 1) * (r[3] - r[2] + 1)  # noqa: E731
+    # Two sources on d0, one each on d1: the box of the first two covers the third, which comes in
+    # with it, so the box re-reads nothing that was not asked for and saves two runs.
+    rects = [(d0, d0, 0, 1), (d1, d1, 0, 0), (d1, d1, 1, 1)]
+    assert merge_rectangles(rects, cost, run_cost_bytes=0) == [(d0, d1, 0, 1)]
 
 
 def test_run_key_names_the_file_versions() -> None:
