@@ -696,9 +696,7 @@ def _phase_burst(lander: Lander, watcher: GoldWatcher, daemon: DaemonProcess, p:
         files = [lander.land("burst", p.rows) for _ in range(p.burst)]
     else:  # partners delivering together: each file a partition of its own (the providers x 2 days)
         per_day = len(lander.providers)
-        files = [
-            lander.land("burst", p.rows, days_back=BURST_DAYS_BACK + (n // per_day) % 2) for n in range(p.burst)
-        ]
+        files = [lander.land("burst", p.rows, days_back=BURST_DAYS_BACK + (n // per_day) % 2) for n in range(p.burst)]
     for landed in files:
         watcher.add(landed)
     watcher.wait(p.timeout, daemon)
