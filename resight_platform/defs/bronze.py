@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import polars as pl
 
-from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
+from resight_platform.defs.metadata import OWNERS, RUN_KEY_TAG, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
 from resight_platform.io.landing import HashingReader, LandedFile, dead_letter, list_partition_files
-from resight_platform.io.ops import FileRecord, known_checksums, record_files
+from resight_platform.io.ops import FileRecord, close_vanished, known_checksums, record_files
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.sources.landing import LandingKeyError
@@ -203,6 +203,12 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     yield partition_key, empty_bronze(feed)
             with warehouse.connect() as conn:
                 record_files(conn, records, run_id=context.run.run_id, now=now)
+                run_key = context.run.tags.get(RUN_KEY_TAG)
+                if run_key:  # a run the landing sensor requested: close what it queued and did not find
+                    for key in close_vanished(
+                        conn, run_key=run_key, feed=feed, seen=keys, run_id=context.run.run_id, now=now
+                    ):
+                        context.log.warning(f"{key} was queued for this run and is gone from the landing zone")
 
         def summary() -> dict[str, object]:
             return {

@@ -5,9 +5,12 @@ from collections.abc import Mapping
 import dagster as dg
 import polars as pl
 
-__all__ = ["OWNERS", "markdown_preview", "table_schema_from_model", "table_schema_from_polars"]
+__all__ = ["OWNERS", "RUN_KEY_TAG", "markdown_preview", "table_schema_from_model", "table_schema_from_polars"]
 
 OWNERS = ["team:data-platform"]
+
+#: The tag Dagster gives a run a sensor requested with a run key.
+RUN_KEY_TAG = "dagster/run_key"
 
 
 def table_schema_from_polars(schema: Mapping[str, pl.DataType]) -> dg.TableSchema:

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB
+from resight_platform.defs.metadata import RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
 from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys
 from resight_platform.io.ops import QueuedFile, ledger_entries, queue_files, record_etags
@@ -41,7 +42,6 @@ AUTOMATION_SENSOR = "automation_sensor"
 TRIGGER_TAG = "resight/trigger"
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-RUN_KEY_TAG = "dagster/run_key"
 _PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "FileRecord",
     "LedgerEntry",
     "QueuedFile",
+    "close_vanished",
     "dead_letter_reason",
     "known_checksums",
     "ledger_entries",
@@ -272,3 +273,22 @@ def record_etags(conn: psycopg.Connection, etags: Sequence[tuple[str, str]]) -> 
         return
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany("update ops.ingestion_ledger set etag = %s where file_key = %s", [(e, k) for k, e in etags])
+
+
+def close_vanished(
+    conn: psycopg.Connection, *, run_key: str, feed: str, seen: Iterable[str], run_id: str, now: datetime
+) -> list[str]:
+    """Mark ``vanished`` the files of ``feed`` queued for the run ``run_key`` that the run did not
+    find when it listed their partitions (``seen`` is every key it listed): deleted or moved after
+    the sensor saw them. Returns their keys. Files queued for other runs are not touched: they may
+    have landed after this run listed."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "update ops.ingestion_ledger set status = 'vanished', error_code = 'file_vanished',"
+            " error = 'queued by the landing sensor, gone when its run listed the partition',"
+            " processed_at = %s, run_id = %s"
+            " where status = 'queued' and run_key = %s and feed = %s and not (file_key = any(%s))"
+            " returning file_key",
+            (now, run_id, run_key, feed, list(seen)),
+        )
+        return sorted(str(row[0]) for row in cur.fetchall())

@@ -220,7 +220,7 @@ def plan_tick(
     for key in sorted(listed):
         info = listed[key]
         entry = ledger.get(key)
-        if entry is not None and entry.etag == info.etag:
+        if entry is not None and entry.etag == info.etag and entry.status != "vanished":
             orphaned = (
                 entry.status == "queued"
                 and entry.run_key not in launched_run_keys

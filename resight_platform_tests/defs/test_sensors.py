@@ -318,6 +318,24 @@ def test_orphaned_queue_entries_are_requested_again(daemon: Daemon, monkeypatch:
     assert not daemon.tick().run_requests
 
 
+def test_a_file_deleted_before_its_run_is_closed_as_vanished_and_loads_if_it_comes_back(daemon: Daemon) -> None:
+    kept, gone = f"pawmart/sales/{DAY}/a.csv", f"pawmart/sales/{DAY}/b.csv"
+    daemon.landing.write_bytes(kept, sales_csv("A"))
+    daemon.landing.write_bytes(gone, sales_csv("B"))
+    request = _only(daemon.tick())
+    daemon.landing.delete(gone)  # the partner takes it back before the run lists the partition
+    assert daemon.run(request).success
+    ledger = daemon.ledger()
+    assert ledger[kept][0] == "loaded"
+    assert (ledger[gone][0], ledger[gone][2]) == ("vanished", "file_vanished")  # not left 'queued'
+    assert not daemon.tick().run_requests
+    daemon.landing.write_bytes(gone, sales_csv("B"))  # the same bytes again (the same ETag on S3)
+    again = _only(daemon.tick())
+    assert again.tags["resight/files"] == "1"
+    assert daemon.run(again).success
+    assert daemon.ledger()[gone][0] == "loaded"
+
+
 def test_ledger_keeps_checksum_of_read_files(daemon: Daemon) -> None:
     key = f"pawmart/sales/{DAY}/a.csv"
     daemon.landing.write_bytes(key, sales_csv("A"))

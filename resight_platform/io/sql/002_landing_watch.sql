@@ -10,7 +10,10 @@ alter table ops.ingestion_ledger alter column checksum drop not null;
 
 do $$
 begin
-    if not exists (select 1 from pg_constraint where conname = 'ingestion_ledger_status_v2') then
+    -- Superseded by 003's constraint once that exists.
+    if not exists (
+        select 1 from pg_constraint where conname in ('ingestion_ledger_status_v2', 'ingestion_ledger_status_v3')
+    ) then
         alter table ops.ingestion_ledger drop constraint if exists ingestion_ledger_status_check;
         alter table ops.ingestion_ledger add constraint ingestion_ledger_status_v2
             check (status in ('queued', 'read', 'loaded', 'dead_lettered'));
