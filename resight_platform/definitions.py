@@ -9,7 +9,7 @@ from resight_platform.defs.gold import gold_assets
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
 from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
 from resight_platform.defs.partitions import daily_partitions, medallion_partitions
-from resight_platform.defs.policies import every, follow_inputs, hourly
+from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN, every, follow_inputs, hourly
 from resight_platform.defs.sensors import automation_sensor, build_landing_sensor
 from resight_platform.defs.silver import silver_assets
 from resight_platform.resources import build_resources
@@ -56,13 +56,13 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     layer, name = spec.key.path[0], spec.key.path[-1]
     condition: dg.AutomationCondition | None = None
     if layer == "silver":
-        condition = follow_inputs()
+        condition = follow_inputs(built_by_runs_tagged=SILVER_IN_RUN)
     elif layer == "gold" and name in ("dim_store", "dim_product", "dim_customer"):
         condition = follow_inputs(when_missing=True)
     elif layer == "gold" and name in ("dim_date", "dim_provider"):
         condition = every("0 * * * *")
     elif layer == "gold" and name == "fact_sales":
-        condition = follow_inputs(ignore=_DIMENSIONS)
+        condition = follow_inputs(ignore=_DIMENSIONS, built_by_runs_tagged=FACTS_IN_RUN)
     elif layer == "marts" and name == "daily_sales":
         # A day's mart re-aggregates the whole day: every 5 minutes for the days that changed,
         # not once per file.

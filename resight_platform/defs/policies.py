@@ -23,7 +23,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-__all__ = ["RETRY", "every", "follow_inputs", "hourly"]
+__all__ = ["FACTS_IN_RUN", "RETRY", "SILVER_IN_RUN", "every", "follow_inputs", "hourly"]
+
+#: Tags of a run that built silver (or the facts) of every partition it loaded, as the landing
+#: sensor's runs do: their updates of the inputs do not trigger the asset again. Dagster's own
+#: ``executed_with_root_target()`` only sees one partition of a range run (it looks at the asset's
+#: latest materialisation alone); ``all_new_updates_have_run_tags()`` looks at each partition.
+SILVER_IN_RUN = "resight/silver_in_run"
+FACTS_IN_RUN = "resight/facts_in_run"
 
 #: Transient failures (S3, Postgres, a killed worker): three attempts in all, the second 2 s ± 2 s
 #: after the first, the third 6 s ± 2 s after that, then the run fails with the last error. Dagster
@@ -32,14 +39,20 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, j
 
 
 def follow_inputs(
-    *, ignore: dg.AssetSelection | None = None, when_missing: bool = False, at_most: str | None = None
+    *,
+    ignore: dg.AssetSelection | None = None,
+    when_missing: bool = False,
+    at_most: str | None = None,
+    built_by_runs_tagged: str | None = None,
 ) -> dg.AutomationCondition:
     """Run when an input updates (and, with ``when_missing``, when the table does not exist yet);
     ``ignore`` names inputs that do not trigger a run but must exist and are waited for; with
-    ``at_most`` (a cron), updates are gathered and acted on at that cron's ticks only."""
-    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
+    ``at_most`` (a cron), updates are gathered and acted on at that cron's ticks only; input
+    updates made by runs tagged ``built_by_runs_tagged`` do not trigger (those runs built the
+    asset's partitions too)."""
+    updated = _any_deps_updated(built_by_runs_tagged)
     if ignore is not None:
-        updated = dg.AutomationCondition.any_deps_updated().ignore(ignore)
+        updated = updated.ignore(ignore)
     # Reset by the target's own update too (Dagster's since_last_handled): a range run that wrote
     # inputs and target together must not trigger the target again. Dagster's
     # executed_with_root_target() recognises only one partition of such a run (reproduced in
@@ -63,6 +76,20 @@ def follow_inputs(
         absent = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
         condition = condition & ~about_to_change.allow(ignore) & ~absent.allow(ignore)
     return condition.with_label("follow_inputs")
+
+
+def _any_deps_updated(built_by_runs_tagged: str | None) -> dg.DepsAutomationCondition:
+    """Dagster's ``any_deps_updated()``, less the updates of runs tagged ``built_by_runs_tagged``."""
+    if built_by_runs_tagged is None:
+        return dg.AutomationCondition.any_deps_updated()
+    newly = (
+        dg.AutomationCondition.newly_updated()
+        & ~dg.AutomationCondition.executed_with_root_target()
+        & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={built_by_runs_tagged})
+    ).with_label(f"newly_updated_not_by_{built_by_runs_tagged}")
+    return dg.AutomationCondition.any_deps_match(newly | dg.AutomationCondition.will_be_requested()).with_label(
+        "any_deps_updated"
+    )
 
 
 def hourly() -> dg.AutomationCondition:

@@ -21,9 +21,11 @@ import dagster as dg
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB
 from resight_platform.defs.metadata import RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
-from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys
+from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys, split_key
+from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN
 from resight_platform.io.ops import QueuedFile, ledger_entries, queue_files, record_etags
 from resight_platform.io.watch import (
+    Area,
     Batch,
     Refused,
     TickPlan,
@@ -35,14 +37,23 @@ from resight_platform.io.watch import (
 )
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 
-__all__ = ["LANDING_SENSOR", "TRIGGER_TAG", "automation_sensor", "build_landing_sensor", "run_requests"]
+__all__ = [
+    "LANDING_SENSOR",
+    "TRIGGER_TAG",
+    "automation_sensor",
+    "build_landing_sensor",
+    "busy_areas",
+    "run_requests",
+]
 
 LANDING_SENSOR = "landing_sensor"
 AUTOMATION_SENSOR = "automation_sensor"
 TRIGGER_TAG = "resight/trigger"
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
 _PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+_IN_FLIGHT = [*_PENDING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 #: What ``fact_sales`` joins: the landing run builds facts only once all of them exist.
@@ -52,13 +63,14 @@ _DIMENSIONS = [dg.AssetKey(["gold", name]) for name in ("dim_provider", "dim_pro
 def _load_request(batch: Batch, with_facts: bool) -> dg.RunRequest:
     start = dg.MultiPartitionKey({DATE: batch.first_day.isoformat(), SOURCE: batch.first_source})
     end = dg.MultiPartitionKey({DATE: batch.last_day.isoformat(), SOURCE: batch.last_source})
-    tags = {TRIGGER_TAG: "landing", "resight/files": str(len(batch.files))}
+    tags = {TRIGGER_TAG: "landing", "resight/files": str(len(batch.files)), SILVER_IN_RUN: "true"}
     selection = [dg.AssetKey([layer, feed]) for feed in batch.feeds for layer in ("bronze", "silver")]
     if with_facts and batch.feeds == ("sales",):
         # Sales alone change no dimension: their facts come in the same run (one run start, not
         # two; measured in bench/RESULTS.md). With catalog, stores or customers files, automation
         # builds the facts after the dimensions it rebuilds.
         selection.append(dg.AssetKey(["gold", "fact_sales"]))
+        tags[FACTS_IN_RUN] = "true"
     if start == end:
         return dg.RunRequest(
             run_key=batch.run_key, job_name=LANDING_JOB, asset_selection=selection, partition_key=start, tags=tags
@@ -124,6 +136,21 @@ def _refusal_event(plan: TickPlan) -> dg.AssetCheckEvaluation:
             "files": dg.MetadataValue.md("| key | reason | detail |\n|---|---|---|\n" + sample),
         },
     )
+
+
+def busy_areas(instance: dg.DagsterInstance) -> list[Area]:
+    """The date × source partitions of runs in flight (any job, queued or started), as rectangles."""
+    areas: list[Area] = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT)):
+        tags = run.tags
+        first, last = (
+            (tags.get(RANGE_START), tags.get(RANGE_END)) if RANGE_START in tags else (tags.get(PARTITION_TAG),) * 2
+        )
+        if not first or not last or "|" not in first or "|" not in last:
+            continue  # not a run over date × source partitions (a mart's day or month, an op job)
+        (first_day, first_source), (last_day, last_source) = split_key(first), split_key(last)
+        areas.append((first_day, last_day, first_source, last_source))
+    return areas
 
 
 def _launched(instance: dg.DagsterInstance, run_keys: set[str]) -> set[str]:
@@ -193,6 +220,7 @@ def build_landing_sensor(
                 today=today,
                 now=now,
                 settings=budget,
+                busy=busy_areas(instance),
             )
             if plan.deferred:  # resume the sweep where this tick started, so nothing deferred is skipped
                 plan.cursor = cursor

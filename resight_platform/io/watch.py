@@ -43,6 +43,7 @@ from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_
 from resight_platform.sources.registry import Registry
 
 __all__ = [
+    "Area",
     "Batch",
     "LedgerEntry",
     "Refused",
@@ -203,6 +204,7 @@ def plan_tick(
     today: date,
     now: datetime,
     settings: WatchSettings,
+    busy: Sequence[Area] = (),
 ) -> TickPlan:
     """Decide what to request for the files ``listed`` given what ``ledger`` knows.
 
@@ -211,6 +213,11 @@ def plan_tick(
     the source partitions in Dagster's order (a range of them is contiguous in it) and
     ``source_of`` maps a provider to its source partition. Dates before ``first_day`` (the first
     partition) or after ``today + 1`` (the last) have no partition and are refused.
+
+    ``busy`` are the partitions of runs in flight (queued or started, any job): a new file for one
+    of them waits (deferred) until that run is done, and no batch reaches into them, so a partition
+    is never written by two runs at once (the later run could finish first, and the earlier one,
+    which listed fewer files, would then overwrite it).
     """
     plan = TickPlan(cursor=cursor, listed=len(listed))
     fresh: list[tuple[ObjectInfo, LandingKey]] = []
@@ -257,7 +264,19 @@ def plan_tick(
             continue
         fresh.append((info, landing))
     sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
-    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, sizes)
+    position = {source: i for i, source in enumerate(source_order)}
+    blocked = _positions(busy, position)
+    if blocked:
+        ready = []
+        for info, landing in fresh:
+            at = position[source_of[landing.provider]]
+            if _blocked((landing.date, landing.date, at, at), blocked):
+                plan.deferred += 1
+            else:
+                ready.append((info, landing))
+        fresh = ready
+    batches, deferred = batch_files(fresh, source_order, source_of, settings, sizes, blocked)
+    plan.batches, plan.deferred = batches, plan.deferred + deferred
     chunk = settings.max_dead_letter_per_run
     plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
     return plan
@@ -293,6 +312,19 @@ def _partition_bytes(
 #: A rectangle of business dates × source positions: ``(first_day, last_day, first, last)``.
 Rectangle = tuple[date, date, int, int]
 
+#: A rectangle of business dates × source partition keys: ``(first_day, last_day, first, last)``.
+Area = tuple[date, date, str, str]
+
+
+def _positions(areas: Sequence[Area], position: Mapping[str, int]) -> list[Rectangle]:
+    """``areas`` as rectangles of source positions (sources without one are left out)."""
+    out = []
+    for first_day, last_day, first, last in areas:
+        if first in position and last in position:
+            out.append((first_day, last_day, position[first], position[last]))
+    return out
+
+
 #: Above this many rectangles in one tick, rectangles of different days are not merged (the merge
 #: is quadratic; a tick with that many is a backlog, batched by the run budget instead).
 MERGE_RECTANGLES_AT_MOST = 256
@@ -300,11 +332,18 @@ MERGE_RECTANGLES_AT_MOST = 256
 
 class _RectangleCost:
     """What re-reading a rectangle costs, in bytes: its partitions' landed bytes plus
-    ``PARTITION_COST_BYTES`` each; ``None`` when a day of it is outside the hot window (not known)."""
+    ``PARTITION_COST_BYTES`` each; ``None`` when a day of it is outside the hot window (not known)
+    or it reaches into a ``blocked`` rectangle."""
 
-    def __init__(self, partition_bytes: Mapping[date, Mapping[str, int]], source_order: Sequence[str]) -> None:
+    def __init__(
+        self,
+        partition_bytes: Mapping[date, Mapping[str, int]],
+        source_order: Sequence[str],
+        blocked: Sequence[Rectangle] = (),
+    ) -> None:
         self._bytes = partition_bytes
         self._order = source_order
+        self._blocked = blocked
         self._prefix: dict[date, list[int]] = {}
 
     def _day(self, day: date) -> list[int] | None:
@@ -320,6 +359,8 @@ class _RectangleCost:
         return prefix
 
     def __call__(self, rectangle: Rectangle) -> int | None:
+        if _blocked(rectangle, self._blocked):
+            return None
         first_day, last_day, first, last = rectangle
         total = 0
         day = first_day
@@ -338,6 +379,10 @@ def _bounding(a: Rectangle, b: Rectangle) -> Rectangle:
 
 def _overlap(a: Rectangle, b: Rectangle) -> bool:
     return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
+
+
+def _blocked(rectangle: Rectangle, blocked: Sequence[Rectangle]) -> bool:
+    return any(_overlap(rectangle, other) for other in blocked)
 
 
 def merge_rectangles(
@@ -398,6 +443,7 @@ def batch_files(
     source_of: Mapping[str, str],
     settings: WatchSettings,
     partition_bytes: Mapping[date, Mapping[str, int]] | None = None,
+    blocked: Sequence[Rectangle] = (),
 ) -> tuple[list[Batch], int]:
     """Group files into at most ``max_runs_per_tick`` rectangles of dates × sources: ``(batches,
     files deferred to a later tick)``.
@@ -409,9 +455,10 @@ def batch_files(
     closest spans are merged until the tick's budget of runs is met (a merged span re-reads the
     partitions between, which is why the closest go first); then days whose spans are equal are
     joined into one rectangle, and rectangles of different days are merged into their bounding
-    box where it re-reads little (:func:`merge_rectangles`). What still does not fit waits for the
-    next tick, oldest dates first and nothing lost: the files are not marked, so they are seen
-    again.
+    box where it re-reads little (:func:`merge_rectangles`). No join or merge reaches into a
+    ``blocked`` rectangle (partitions a run in flight is writing). What still does not fit waits
+    for the next tick, oldest dates first and nothing lost: the files are not marked, so they are
+    seen again.
     """
     position = {source: i for i, source in enumerate(source_order)}
     by_day: dict[date, dict[int, list[tuple[ObjectInfo, LandingKey]]]] = defaultdict(lambda: defaultdict(list))
@@ -435,7 +482,7 @@ def batch_files(
             if joined and joined[-1][0] == day and day in partition_bytes:
                 gap = range(joined[-1][2] + 1, start)
                 cost = sum(partition_bytes[day].get(source_order[p], 0) + PARTITION_COST_BYTES for p in gap)
-                if cost <= settings.merge_gap_bytes:
+                if cost <= settings.merge_gap_bytes and not _blocked((day, day, joined[-1][1], end), blocked):
                     joined[-1] = (day, joined[-1][1], end)
                     continue
             joined.append((day, start, end))
@@ -447,8 +494,8 @@ def batch_files(
         # span, stop: different days stay separate here and the rest is deferred.
         best: tuple[int, int] | None = None
         for i in range(len(spans) - 1):
-            (d1, _, e1), (d2, s2, _) = spans[i], spans[i + 1]
-            if d1 == d2 and (best is None or s2 - e1 < best[0]):
+            (d1, s1, e1), (d2, s2, e2) = spans[i], spans[i + 1]
+            if d1 == d2 and (best is None or s2 - e1 < best[0]) and not _blocked((d1, d1, s1, e2), blocked):
                 best = (s2 - e1, i)
         if best is None:
             break
@@ -466,7 +513,7 @@ def batch_files(
         rectangles.append((day, day, start, end))
     if partition_bytes and len(rectangles) <= MERGE_RECTANGLES_AT_MOST:
         rectangles = merge_rectangles(
-            rectangles, _RectangleCost(partition_bytes, source_order), settings.merge_gap_bytes
+            rectangles, _RectangleCost(partition_bytes, source_order, blocked), settings.merge_gap_bytes
         )
 
     batches: list[Batch] = []

@@ -16,7 +16,8 @@ import pytest
 
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.partitions import SOURCE_PARTITIONS
-from resight_platform.defs.policies import follow_inputs
+from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN, follow_inputs
+from resight_platform.defs.sensors import TRIGGER_TAG
 from resight_platform.settings import Settings
 
 DAY = "2026-10-01"
@@ -116,6 +117,34 @@ def test_a_range_run_that_wrote_inputs_and_target_together_is_not_run_again(tick
     assert result.success
     requested = ticks.tick()
     assert ("silver", "sales") not in requested and ("gold", "fact_sales") not in requested
+
+
+def test_a_tick_between_the_steps_of_a_landing_run_requests_nothing_it_will_build(ticks: Ticks) -> None:
+    """The automation tick often falls after a landing run's bronze step and before its silver
+    and facts steps, over a rectangle of days × sources. Its tags say it builds those itself:
+    nothing is requested for any of its partitions. The same bronze written by a run without
+    them (a manual backfill of bronze alone) brings silver for every partition."""
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.tick()
+    job = ticks.defs.resolve_job_def("landing_job")
+    rectangle = {
+        "dagster/asset_partition_range_start": "2026-09-30|pawmart",
+        "dagster/asset_partition_range_end": f"{DAY}|petopia",
+    }
+    cells = {f"{day}|{source}" for day in ("2026-09-30", DAY) for source in ("pawmart", "petopia")}
+
+    def bronze_only(tags: dict[str, str]) -> None:
+        result = job.execute_in_process(
+            instance=ticks.instance, tags={**rectangle, **tags}, asset_selection=[dg.AssetKey(["bronze", "sales"])]
+        )
+        assert result.success
+
+    bronze_only({TRIGGER_TAG: "landing", SILVER_IN_RUN: "true", FACTS_IN_RUN: "true"})
+    requested = ticks.tick()
+    assert ("silver", "sales") not in requested and ("gold", "fact_sales") not in requested
+    bronze_only({})
+    assert ticks.tick()[("silver", "sales")] == cells
 
 
 def test_late_file_for_an_old_date_reprocesses_that_date(ticks: Ticks) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import pytest
 
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
-from resight_platform.defs.sensors import LANDING_SENSOR, RANGE_END, RANGE_START, RUN_KEY_TAG
+from resight_platform.defs.sensors import LANDING_SENSOR, PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
@@ -175,6 +176,27 @@ def test_a_trickle_over_days_and_providers_is_one_run(daemon: Daemon) -> None:
     assert request.tags["resight/files"] == "2"
     assert daemon.run(request).success
     assert {v[0] for v in daemon.ledger().values()} == {"loaded"}
+
+
+def test_a_file_for_a_partition_a_run_is_writing_waits_for_that_run(daemon: Daemon) -> None:
+    # A run in flight over (DAY, pawmart): a backfill, automation, or the previous file's run.
+    writing = dg.DagsterRun(
+        job_name="landing_job",
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={PARTITION_TAG: f"{DAY}|pawmart"},
+    )
+    daemon.instance.add_run(writing)
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
+    request = _only(daemon.tick())  # the other partition goes; pawmart's file waits, unmarked
+    assert request.partition_key == f"{DAY}|barkbox_market"
+    assert "pawmart" not in {k.split("/")[0] for k in daemon.ledger()}
+    assert not daemon.tick().run_requests  # still writing
+    daemon.instance.report_run_failed(writing)
+    request = _only(daemon.tick())
+    assert request.partition_key == f"{DAY}|pawmart"
+    assert daemon.run(request).success
 
 
 def test_same_file_delivered_again_loads_once(daemon: Daemon) -> None:

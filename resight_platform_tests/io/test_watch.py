@@ -90,6 +90,21 @@ def test_days_are_not_merged_over_a_big_partition_or_an_unknown_day() -> None:
     assert len(batches) == 2
 
 
+def test_no_join_or_merge_reaches_into_partitions_a_run_is_writing() -> None:
+    before = DAY - timedelta(days=1)
+    files = [_file("p01"), _file("p05"), _file("p02", before)]
+    busy = [(DAY, DAY, 3, 3)]  # a run in flight writes (DAY, p03)
+    batches, deferred = batch_files(files, ORDER, SOURCE_OF, WatchSettings(), _days(DAY, before), busy)
+    assert deferred == 0
+    assert sorted((b.first_day, b.last_day, b.first_source, b.last_source) for b in batches) == [
+        (before, DAY, "p01", "p02"),  # p01 and the day before's p02 merge; p05 cannot join over p03
+        (DAY, DAY, "p05", "p05"),
+    ]
+    one_run = WatchSettings(max_runs_per_tick=1)  # over budget, spans still do not merge over it
+    batches, deferred = batch_files(files[:2], ORDER, SOURCE_OF, one_run, _days(DAY), busy)
+    assert len(batches) == 1 and deferred == 1
+
+
 def test_rectangles_merge_while_the_box_costs_less_than_the_runs_it_saves() -> None:
     d0, d1, d2 = DAY - timedelta(days=2), DAY - timedelta(days=1), DAY
     cost = lambda r: ((r[1] - r[0]).days + 1) * (r[3] - r[2] + 1)  # noqa: E731 - one unit per partition
