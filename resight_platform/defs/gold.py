@@ -7,11 +7,20 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
+from resight_platform.defs.checks import (
+    FACT_KEYS,
+    KeysCheck,
+    ModelCheck,
+    fact_check_specs,
+    model_check_spec,
+    reconcile_result,
+)
 from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
 from resight_platform.defs.partitions import DATE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import PartitionStream, iter_chunks
-from resight_platform.resources import RegistryResource
+from resight_platform.io.warehouse import fact_sales_totals
+from resight_platform.resources import RegistryResource, WarehouseResource
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
@@ -27,8 +36,14 @@ def split_by_date(frame: pl.DataFrame, partition_keys: Sequence[str]) -> dict[st
     return {key: groups.get(key, empty) for key in partition_keys}
 
 
-def _result(frame: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    return dg.Output(frame, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+def _checked(
+    key: list[str], model: type, frame: pl.DataFrame
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    """The output of an unpartitioned table and its ``matches_model`` result."""
+    check = ModelCheck(key, model)
+    check.frame(frame)
+    yield dg.Output(frame, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+    yield check.result()
 
 
 def _dimension(
@@ -53,11 +68,12 @@ def _dimension(
             "pg_key": key,
             "dagster/column_schema": table_schema_from_model(model),
         },
+        check_specs=[model_check_spec(["gold", name], model, blocking=True)],
     )
     def dimension(
         context: dg.AssetExecutionContext, registry: RegistryResource, **inputs: pl.LazyFrame
-    ) -> dg.Output[pl.DataFrame]:
-        return _result(build(registry, **inputs))
+    ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+        yield from _checked(["gold", name], model, build(registry, **inputs))
 
     return dimension
 
@@ -131,17 +147,21 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             "partition_expr": "sale_date",
             "dagster/column_schema": table_schema_from_model(models.FactSales),
         },
+        check_specs=[model_check_spec(["gold", "fact_sales"], models.FactSales, blocking=True), *fact_check_specs()],
     )
     def fact_sales(
         context: dg.AssetExecutionContext,
         registry: RegistryResource,
+        warehouse: WarehouseResource,
         sales: dict[str, pl.LazyFrame],
         dim_provider: pl.LazyFrame,
         dim_product: pl.LazyFrame,
         dim_store: pl.LazyFrame,
         dim_customer: pl.LazyFrame,
-    ) -> dg.Output[PartitionStream]:
+    ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
         mappings = registry.mappings()
+        check = ModelCheck(["gold", "fact_sales"], models.FactSales)
+        silver_totals: dict[str, tuple[int, int]] = {}
         # The dimensions are read once; the sales stream through them a chunk at a time.
         dims = {
             "dim_provider": dim_provider.collect().lazy(),
@@ -149,6 +169,7 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             "dim_store": dim_store.collect().lazy(),
             "dim_customer": dim_customer.collect().lazy(),
         }
+        keys = KeysCheck({column: _dimension_keys(dims[dim], column) for column, dim in FACT_KEYS.items()})
         stats: Counter[str] = Counter()
         cents = 0
         preview: list[pl.DataFrame] = []
@@ -159,16 +180,20 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             for key in sorted(context.partition_keys, key=split_key):
                 produced = False
                 scan = sales.get(key)
+                lines, in_cents = silver_totals.setdefault(key, (0, 0))
                 for piece in iter_chunks(scan) if scan is not None else ():
                     if not piece.height:
                         continue
+                    lines, in_cents = lines + piece.height, in_cents + _cents(piece)
+                    silver_totals[key] = (lines, in_cents)
                     fact = gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings)
+                    keys.frame(fact)
                     stats["unknown_product_lines"] += fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
-                    cents += int((fact["net_amount"] * 100).round(0).sum() or 0)
+                    cents += _cents(fact)
                     if not preview:
                         preview.append(fact.head(5))
                     produced = True
-                    yield key, fact
+                    yield key, check.frame(fact, key)
                 if not produced:
                     yield key, gold.empty_fact_sales()
             if stats["unknown_product_lines"]:
@@ -183,9 +208,36 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                 "preview": markdown_preview(preview[0] if preview else gold.empty_fact_sales()),
             }
 
-        return dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows))
+        yield dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows))
+        yield check.result()
+        yield keys.result()
+        # What Postgres holds now for the run's partitions, against what silver gave.
+        cells = {key: split_key(key) for key in silver_totals}
+        with warehouse.connect() as conn:
+            committed = fact_sales_totals(
+                conn,
+                sorted({day for day, _ in cells.values()}),
+                sorted({gold.provider_key(source) for _, source in cells.values()}),
+            )
+        yield reconcile_result(
+            silver_totals,
+            {key: committed.get((day, gold.provider_key(source)), (0, 0)) for key, (day, source) in cells.items()},
+        )
 
     return fact_sales
+
+
+def _dimension_keys(dimension: pl.LazyFrame, column: str) -> pl.Series:
+    """The keys of a dimension, with its 'unknown' member (an empty dimension has only that)."""
+    unknown = pl.Series(column, [gold.UNKNOWN_KEY], dtype=pl.Int64)
+    if column not in dimension.collect_schema().names():
+        return unknown
+    return pl.concat([dimension.select(pl.col(column).cast(pl.Int64)).collect().get_column(column), unknown])
+
+
+def _cents(frame: pl.DataFrame) -> int:
+    """Net amount of ``frame`` in cents, each row rounded as Postgres rounds it (half away from zero)."""
+    return int((frame.get_column("net_amount") * 100).round(0).sum() or 0)
 
 
 def _fact_rows(partition_key: str) -> dict[str, object]:
@@ -228,13 +280,18 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             "partition_expr": "sale_date",
             "dagster/column_schema": table_schema_from_model(models.DailySales),
         },
+        check_specs=[model_check_spec(["marts", "daily_sales"], models.DailySales, blocking=False)],
     )
     def daily_sales(
         context: dg.AssetExecutionContext, fact: pl.LazyFrame, dim_product: pl.LazyFrame
-    ) -> dg.Output[dict[str, pl.DataFrame]]:
+    ) -> Iterator[dg.Output[dict[str, pl.DataFrame]] | dg.AssetCheckResult]:
         frame = marts.daily_sales(fact, dim_product) if fact.collect_schema().names() else _empty(models.DailySales)
         parts = split_by_date(frame, context.partition_keys)
-        return dg.Output(parts, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+        check = ModelCheck(["marts", "daily_sales"], models.DailySales)
+        for key, part in parts.items():
+            check.frame(part, key)
+        yield dg.Output(parts, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+        yield check.result()
 
     return daily_sales
 
@@ -260,11 +317,13 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         ins=ins,
         description=_MART_DOCS[name],
         metadata={"pg_mode": "replace", "dagster/column_schema": table_schema_from_model(model)},
+        check_specs=[model_check_spec(["marts", name], model, blocking=False)],
     )
-    def mart(fact: pl.LazyFrame, dim_product: pl.LazyFrame, **extra: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
-        if not fact.collect_schema().names():
-            return _result(_empty(model))
-        return _result(compute(fact, dim_product, **extra))
+    def mart(
+        fact: pl.LazyFrame, dim_product: pl.LazyFrame, **extra: pl.LazyFrame
+    ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+        frame = compute(fact, dim_product, **extra) if fact.collect_schema().names() else _empty(model)
+        yield from _checked(["marts", name], model, frame)
 
     return mart
 

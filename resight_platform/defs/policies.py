@@ -5,9 +5,10 @@ declarative automation (``AutomationCondition``), evaluated by ``automation_sens
 
 - ``follow_inputs()``: run a partition when an input it reads was updated since it last ran (or
   will be in this tick, in the same run), never while an input or the partition itself is in
-  progress, and never on top of an input whose blocking check failed. Unlike Dagster's ``eager()``
-  it follows every date, not only the latest (a late file for an old date re-processes that date),
-  and it does not wait for *missing* inputs: a day's facts read the providers that delivered.
+  progress, and never on top of an input whose blocking check failed (its latest evaluation).
+  Unlike Dagster's ``eager()`` it follows every date, not only the latest (a late file for an old
+  date re-processes that date), and it does not wait for *missing* inputs: a day's facts read the
+  providers that delivered.
 - Inputs that change every partition's meaning (the dimensions a fact joins) are *ignored* as
   triggers; while one of them is being rebuilt or about to be, the partition waits for it.
 - ``every(cron)`` for tables built from the calendar and the registry (``dim_date``,
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-__all__ = ["FACTS_IN_RUN", "RETRY", "SILVER_IN_RUN", "every", "follow_inputs", "hourly"]
+__all__ = ["FACTS_IN_RUN", "RETRY", "SILVER_IN_RUN", "every", "follow_inputs", "hourly", "no_blocking_check_failed"]
 
 #: Tags of a run that built silver (or the facts) of every partition it loaded, as the landing
 #: sensor's runs do: their updates of the inputs do not trigger the asset again. Dagster's own
@@ -67,7 +68,7 @@ def follow_inputs(
         trigger
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        & no_blocking_check_failed()
     )
     if ignore is not None:
         # An ignored input is about to be rebuilt when one of *its* inputs just updated: wait for it
@@ -100,7 +101,7 @@ def hourly() -> dg.AutomationCondition:
         ((_since_requested(tick) & _since_requested(updated)) | _missing())
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        & no_blocking_check_failed()
     ).with_label("hourly")
 
 
@@ -108,6 +109,18 @@ def every(cron: str) -> dg.AutomationCondition:
     """On each tick of ``cron`` (UTC), and as soon as the table is missing."""
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(cron)
     return ((_since_requested(tick) | _missing()) & ~dg.AutomationCondition.in_progress()).with_label(f"every({cron})")
+
+
+def no_blocking_check_failed() -> dg.AutomationCondition:
+    """No input's blocking check failed in its latest evaluation.
+
+    Not Dagster's ``all_deps_blocking_checks_passed()``: that waits for a *passed* evaluation,
+    and a check that has not run yet (a fresh instance, a partition no run has checked) would hold
+    everything after it forever. A check fails only by running: then what follows waits until a
+    later run of the input passes it.
+    """
+    failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+    return (~dg.AutomationCondition.any_deps_match(failed)).with_label("no_blocking_check_failed")
 
 
 def _missing() -> dg.AutomationCondition:

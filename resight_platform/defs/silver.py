@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 import psycopg
 
+from resight_platform.defs.checks import ModelCheck, model_check_spec
 from resight_platform.defs.metadata import OWNERS, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
@@ -96,6 +97,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         ins={"bronze": dg.AssetIn(key=["bronze", feed])},
         description=f"Silver {feed}: {_ROW_MEANING[feed]}.",
         metadata={"dagster/column_schema": table_schema_from_model(SILVER_MODELS[feed])},
+        check_specs=[model_check_spec(["silver", feed], SILVER_MODELS[feed], blocking=True)],
     )
     def silver(
         context: dg.AssetExecutionContext,
@@ -103,9 +105,10 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         registry: RegistryResource,
         warehouse: WarehouseResource,
         lake: StoreResource,
-    ) -> dg.Output[PartitionStream]:
+    ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
         reg, mappings, now = registry.load(), registry.mappings(), datetime.now(UTC)
         store = lake.store()
+        check = ModelCheck(["silver", feed], SILVER_MODELS[feed])
         totals: Counter[str] = Counter()
         by_rule: Counter[str] = Counter()
 
@@ -129,7 +132,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                         counts.append(reconcile(raw, result))
                         totals["rows_in"] += raw.height
                         totals["rows_loaded"] += result.valid.height
-                        yield key, result.valid
+                        yield key, check.frame(result.valid, key)
                     quarantine = pl.concat(quarantined)
                     write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
                     totals["rows_quarantined"] += quarantine.height
@@ -147,7 +150,9 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
             }
 
-        return dg.Output(PartitionStream(chunks(), summary))
+        # The IO manager consumes the stream before the generator resumes: the check sees every row.
+        yield dg.Output(PartitionStream(chunks(), summary))
+        yield check.result()
 
     return silver
 

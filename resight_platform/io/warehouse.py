@@ -46,7 +46,14 @@ from resight_platform.io.postgres import (
     upsert,
 )
 
-__all__ = ["PgWriteMode", "WarehouseIOManager", "partition_value", "pg_write_mode", "target_table"]
+__all__ = [
+    "PgWriteMode",
+    "WarehouseIOManager",
+    "fact_sales_totals",
+    "partition_value",
+    "pg_write_mode",
+    "target_table",
+]
 
 PG_MODES = ("partition", "upsert", "replace")
 
@@ -307,3 +314,18 @@ class WarehouseIOManager(LakeIOManager):
                 "pg_rows": dg.MetadataValue.int(pg_rows),
             }
         )
+
+
+def fact_sales_totals(
+    conn: psycopg.Connection[Any], days: Sequence[date], provider_keys: Sequence[int]
+) -> dict[tuple[date, int], tuple[int, int]]:
+    """Committed ``(lines, net amount in cents)`` of ``gold.fact_sales`` per (sale date, provider
+    key), for the given days × providers (one grouped query; the day partitions prune it)."""
+    if not days or not provider_keys:
+        return {}
+    rows = conn.execute(
+        "select sale_date, provider_key, count(*), coalesce(sum(round(net_amount * 100)), 0)::bigint"
+        " from gold.fact_sales where sale_date = any(%s) and provider_key = any(%s) group by 1, 2",
+        (list(days), list(provider_keys)),
+    ).fetchall()
+    return {(day, int(provider)): (int(lines), int(cents)) for day, provider, lines, cents in rows}

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pandera.polars as pa
 import polars as pl
+
+from resight_platform.schemas.silver import CHANNELS as _CHANNELS
+from resight_platform.schemas.silver import STATUSES as _STATUSES
 
 __all__ = [
     "AovByRegion",
@@ -21,8 +26,9 @@ __all__ = [
     "TopProductsMonthly",
 ]
 
-STATUSES = ["completed", "cancelled", "returned"]
-CHANNELS = ["store", "online"]
+#: The allowed values come from the mapping tables, as silver's do (one definition).
+STATUSES = list(_STATUSES)
+CHANNELS = list(_CHANNELS)
 
 
 class _Model(pa.DataFrameModel):
@@ -114,6 +120,13 @@ class FactSales(_Model):
         return data.lazyframe.select(
             (pl.col("quantity") * pl.col("unit_price") - pl.col("discount") - pl.col("net_amount")).abs() < 0.005
         )
+
+    @pa.dataframe_check
+    @classmethod
+    def no_sale_in_the_future(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """Sale dates up to tomorrow (UTC): the last partition, for partners in time zones ahead."""
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        return data.lazyframe.select(pl.col("sale_date") <= tomorrow)
 
 
 class _SalesMeasures(_Model):

@@ -1,0 +1,192 @@
+"""Asset checks generated from the Pandera models: one ``matches_model`` check per table, run in the
+asset's own step on the frames it writes (validated chunk by chunk as they stream to storage, so a
+table is never read twice to be checked), reported with rows checked, failures per rule and a
+sample of failing rows.
+
+A check result describes the partitions of the run that produced it: Dagster 1.13's asset checks
+are per asset, not per partition, so the latest result is the latest run's verdict, and its
+metadata names the partitions. Blocking checks (silver, facts, dimensions) stop the run's
+downstream steps, and automation waits (``all_deps_blocking_checks_passed``) until a later run of
+that asset passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+import polars as pl
+
+from resight_platform.schemas.validation import Validation
+
+__all__ = [
+    "FACT_KEYS",
+    "KEYS_CHECK",
+    "MODEL_CHECK",
+    "RECONCILE_CHECK",
+    "KeysCheck",
+    "ModelCheck",
+    "fact_check_specs",
+    "model_check_spec",
+    "reconcile_result",
+]
+
+MODEL_CHECK = "matches_model"
+
+#: Columns of a failing row shown in the check's sample (the rule and partition come first).
+_SAMPLE_COLUMNS = 10
+
+
+def model_check_spec(key: Sequence[str], model: type, *, blocking: bool) -> dg.AssetCheckSpec:
+    """The ``matches_model`` check of the table ``key``, from its model ``model``."""
+    return dg.AssetCheckSpec(
+        MODEL_CHECK,
+        asset=dg.AssetKey(list(key)),
+        blocking=blocking,
+        description=(
+            f"Every row written follows the Pandera model {model.__name__} (resight_platform/schemas/):"
+            " columns, types, nullability and value rules, all evaluated (lazy validation)."
+        ),
+        metadata={"model": f"{model.__module__}.{model.__name__}"},
+    )
+
+
+class ModelCheck:
+    """Validates what an asset writes and gives the ``matches_model`` result for its run."""
+
+    def __init__(self, key: Sequence[str], model: type) -> None:
+        self.key = dg.AssetKey(list(key))
+        self.validation = Validation(model)  # type: ignore[arg-type]
+        self.partitions: list[str] = []
+
+    def frame(self, frame: pl.DataFrame, partition: str | None = None) -> pl.DataFrame:
+        """Validate ``frame`` and hand it back (for use inside a stream)."""
+        self.validation.add(frame, partition=partition)
+        if partition is not None and (not self.partitions or self.partitions[-1] != partition):
+            self.partitions.append(partition)
+        return frame
+
+    def stream(self, chunks: Iterator[tuple[str, pl.DataFrame]]) -> Iterator[tuple[str, pl.DataFrame]]:
+        """``chunks`` of ``(partition key, frame)``, each validated on its way through."""
+        for key, frame in chunks:
+            yield key, self.frame(frame, key)
+
+    def result(self) -> dg.AssetCheckResult:
+        v = self.validation
+        metadata: dict[str, dg.MetadataValue] = {
+            "rows_checked": dg.MetadataValue.int(v.rows),
+            "failing_rows": dg.MetadataValue.int(v.failing_rows),
+            "failures_by_rule": dg.MetadataValue.json(dict(sorted(v.failures.items()))),
+            "partitions_checked": dg.MetadataValue.int(len(self.partitions)),
+        }
+        if self.partitions:
+            shown = ", ".join(self.partitions[:20]) + (" …" if len(self.partitions) > 20 else "")
+            metadata["partitions"] = dg.MetadataValue.text(shown)
+        if v.sample:
+            metadata["failing_rows_sample"] = _sample_table(v.sample)
+        return dg.AssetCheckResult(
+            asset_key=self.key,
+            check_name=MODEL_CHECK,
+            passed=v.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+            description=None if v.passed else f"{v.failing_rows} of {v.rows} rows break the model",
+        )
+
+
+def _sample_table(sample: list[dict[str, object]]) -> dg.MarkdownMetadataValue:
+    columns = list(sample[0])[: _SAMPLE_COLUMNS + 2]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in sample:
+        cells = ("" if row.get(c) is None else str(row.get(c)).replace("|", "\\|")[:60] for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+KEYS_CHECK = "keys_resolve_to_dimensions"
+RECONCILE_CHECK = "reconciles_with_silver"
+
+#: Each foreign key of ``gold.fact_sales`` and the dimension (input name) holding it.
+FACT_KEYS = {
+    "provider_key": "dim_provider",
+    "product_key": "dim_product",
+    "store_key": "dim_store",
+    "customer_key": "dim_customer",
+}
+
+
+def fact_check_specs() -> list[dg.AssetCheckSpec]:
+    """The cross-table checks of ``gold.fact_sales`` (besides its model's)."""
+    key = dg.AssetKey(["gold", "fact_sales"])
+    return [
+        dg.AssetCheckSpec(
+            KEYS_CHECK,
+            asset=key,
+            blocking=True,
+            description="Every key of a fact row (provider, product, store, customer) exists in its dimension"
+            " (key 0 is each dimension's 'unknown' member).",
+        ),
+        dg.AssetCheckSpec(
+            RECONCILE_CHECK,
+            asset=key,
+            blocking=True,
+            description="Per date × source, the lines and net amount committed in Postgres equal silver's:"
+            " nothing lost or doubled between the layers.",
+        ),
+    ]
+
+
+class KeysCheck:
+    """Fact keys not found in their dimension, counted per key column."""
+
+    def __init__(self, dimension_keys: dict[str, pl.Series]) -> None:
+        self.keys = dimension_keys
+        self.rows = 0
+        self.missing: dict[str, int] = dict.fromkeys(dimension_keys, 0)
+        self.examples: dict[str, set[int]] = {column: set() for column in dimension_keys}
+
+    def frame(self, fact: pl.DataFrame) -> None:
+        self.rows += fact.height
+        for column, known in self.keys.items():
+            dangling = fact.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(known.implode()))
+            if dangling.height:
+                self.missing[column] += dangling.height
+                self.examples[column].update(dangling.get_column(column).unique().head(5).to_list())
+
+    def result(self) -> dg.AssetCheckResult:
+        failed = {column: count for column, count in self.missing.items() if count}
+        return dg.AssetCheckResult(
+            asset_key=dg.AssetKey(["gold", "fact_sales"]),
+            check_name=KEYS_CHECK,
+            passed=not failed,
+            metadata={
+                "rows_checked": dg.MetadataValue.int(self.rows),
+                "rows_with_unknown_key_by_column": dg.MetadataValue.json(self.missing),
+                "example_keys": dg.MetadataValue.json({c: sorted(self.examples[c]) for c in failed}),
+            },
+            description=None if not failed else f"keys missing from their dimension: {failed}",
+        )
+
+
+def reconcile_result(silver: dict[str, tuple[int, int]], committed: dict[str, tuple[int, int]]) -> dg.AssetCheckResult:
+    """Compare ``(lines, net amount in cents)`` per partition key of silver and of what was committed."""
+    differ = {
+        key: {"silver": list(silver[key]), "gold": list(committed.get(key, (0, 0)))}
+        for key in sorted(silver)
+        if silver[key] != committed.get(key, (0, 0))
+    }
+    lines = sum(v[0] for v in silver.values())
+    cents = sum(v[1] for v in silver.values())
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(["gold", "fact_sales"]),
+        check_name=RECONCILE_CHECK,
+        passed=not differ,
+        metadata={
+            "partitions_checked": dg.MetadataValue.int(len(silver)),
+            "silver_lines": dg.MetadataValue.int(lines),
+            "silver_net_amount": dg.MetadataValue.float(cents / 100),
+            "gold_lines": dg.MetadataValue.int(sum(committed.get(k, (0, 0))[0] for k in silver)),
+            "partitions_that_differ": dg.MetadataValue.json(dict(list(differ.items())[:50])),
+        },
+        description=None if not differ else f"{len(differ)} partitions differ between silver and gold",
+    )

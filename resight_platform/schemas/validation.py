@@ -1,0 +1,85 @@
+"""Validating a table's frames against its Pandera model, a chunk at a time, with lazy validation:
+every rule is evaluated on every row and the failures are counted per rule, never stopping at the
+first. No Dagster here: ``defs/checks.py`` turns a :class:`Validation` into an asset check result.
+
+A *rule* is named after what Pandera reports: ``column.check`` for a column's rule (``quantity.
+greater_than(0)``, ``order_id.not_nullable``, ``customer_id.dtype('String')``), the check's name for
+a table rule (``net_amount_is_quantity_times_price_less_discount``, ``multiple_fields_uniqueness``),
+and ``check(value)`` for a rule about the table's shape (``column_in_schema(extra)``,
+``column_in_dataframe(missing)``). A row-level rule counts failing rows; a shape rule counts 1.
+
+Uniqueness (``Config.unique``) is judged within a chunk; the writers that stream a partition in
+chunks deduplicate across chunks themselves (silver's ``seen`` keys).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandera.errors
+import pandera.polars as pa
+import polars as pl
+
+__all__ = ["Validation"]
+
+
+@dataclass
+class Validation:
+    """What validating frames against ``model`` found so far."""
+
+    model: type[pa.DataFrameModel]
+    sample_size: int = 10
+    rows: int = 0
+    frames: int = 0
+    #: Rows that broke at least one row-level rule (a row breaking two counts once).
+    failing_rows: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    sample: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def add(self, frame: pl.DataFrame, *, partition: str | None = None) -> None:
+        """Validate ``frame`` (all rules, lazily) and add what failed."""
+        self.rows += frame.height
+        self.frames += 1
+        try:
+            self.model.validate(frame, lazy=True)
+        except pandera.errors.SchemaErrors as exc:
+            self._collect(frame, exc.failure_cases, partition)
+        except pandera.errors.SchemaError as exc:  # raised eagerly for some shape errors
+            self.failures[f"{exc.reason_code or 'schema'}"] += 1
+
+    def _collect(self, frame: pl.DataFrame, cases: pl.DataFrame, partition: str | None) -> None:
+        labelled = cases.with_columns(
+            rule=pl.when(pl.col("index").is_null() & (pl.col("schema_context") == "DataFrameSchema"))
+            .then(pl.format("{}({})", pl.col("check"), pl.col("failure_case")))
+            .when(pl.col("schema_context") == "Column")
+            .then(pl.format("{}.{}", pl.col("column"), pl.col("check")))
+            .otherwise(pl.col("check"))
+        )
+        for rule, count in labelled.group_by("rule").len().iter_rows():
+            self.failures[str(rule)] += int(count)
+        indexed = labelled.filter(pl.col("index").is_not_null())
+        rows = indexed.get_column("index").unique()
+        self.failing_rows += rows.len()
+        room = self.sample_size - len(self.sample)
+        if room <= 0 or indexed.is_empty():
+            return
+        first_rule = indexed.group_by("index", maintain_order=True).agg(pl.col("rule").first()).sort("index").head(room)
+        picked = frame.with_row_index("__index").join(
+            first_rule.select(pl.col("index").cast(pl.UInt32).alias("__index"), "rule"), on="__index"
+        )
+        for row in picked.drop("__index").iter_rows(named=True):
+            self.sample.append({"rule": row.pop("rule"), "partition": partition, **row})
+
+    def summary(self) -> dict[str, object]:
+        """Rows checked, failing rows, failures per rule and the sample, for metadata."""
+        return {
+            "rows_checked": self.rows,
+            "failing_rows": self.failing_rows,
+            "failures_by_rule": dict(sorted(self.failures.items())),
+            "sample": self.sample,
+        }

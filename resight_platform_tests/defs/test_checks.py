@@ -1,0 +1,104 @@
+"""The checks generated from the models, in real runs: what they report, and that a failed blocking
+check stops what follows in the run."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+import resight_platform.defs.silver as silver_defs
+from resight_platform.defs.checks import KEYS_CHECK, MODEL_CHECK, RECONCILE_CHECK
+from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon
+
+FACTS = dg.AssetKey(["gold", "fact_sales"])
+
+
+def online_sales(rows: int) -> bytes:
+    """``rows`` online lines in pawmart's layout that silver loads whole."""
+    header = (
+        "order_id,line_no,ordered_at,store_id,channel,sku,quantity,unit_price,discount,customer_id,status,ship_state\n"
+    )
+    lines = "".join(f"A-{n},1,{DAY}T10:00:00Z,,online,SKU{n},2,3.50,0,,completed,NY\n" for n in range(rows))
+    return (header + lines).encode()
+
+
+SILVER = dg.AssetKey(["silver", "sales"])
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, fresh_pg_url: str) -> Iterator[Daemon]:
+    for d in _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing")):
+        d.instance.add_dynamic_partitions("source", ["pawmart"])
+        # The dimensions, for real (those built from silver are empty: nothing loaded yet).
+        dims = d.defs.resolve_implicit_global_asset_job_def()
+        names = ("dim_date", "dim_provider", "dim_product", "dim_store", "dim_customer")
+        assert dims.execute_in_process(
+            instance=d.instance, asset_selection=[dg.AssetKey(["gold", n]) for n in names]
+        ).success
+        yield d
+
+
+def _run(daemon: Daemon, *keys: dg.AssetKey) -> dg.ExecuteInProcessResult:
+    job = daemon.defs.resolve_job_def("landing_job")
+    return job.execute_in_process(
+        instance=daemon.instance,
+        partition_key=f"{DAY}|pawmart",
+        asset_selection=list(keys),
+        raise_on_error=False,
+    )
+
+
+def _evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {
+        ("/".join(e.asset_key.path), e.check_name): e
+        for e in (
+            event.asset_check_evaluation_data
+            for event in result.all_events
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    }
+
+
+def test_clean_rows_pass_every_check_with_counts(daemon: Daemon) -> None:
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", online_sales(4))
+    result = _run(daemon, dg.AssetKey(["bronze", "sales"]), SILVER, FACTS)
+    assert result.success
+    checks = _evaluations(result)
+    model = checks[("silver/sales", MODEL_CHECK)]
+    assert model.passed and model.metadata["rows_checked"].value == 4
+    assert model.metadata["failures_by_rule"].value == {}
+    assert checks[("gold/fact_sales", MODEL_CHECK)].metadata["rows_checked"].value == 4
+    assert checks[("gold/fact_sales", KEYS_CHECK)].passed
+    reconcile = checks[("gold/fact_sales", RECONCILE_CHECK)]
+    assert reconcile.passed and reconcile.metadata["gold_lines"].value == 4
+
+
+def test_a_row_breaking_the_silver_model_fails_its_blocking_check_and_stops_the_facts(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", online_sales(4))
+    real = silver_defs.clean_feed
+
+    def buggy(*args: object, **kwargs: object) -> object:  # a transform bug lets a bad row through
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        valid = result.valid.with_columns(
+            quantity=pl.when(pl.col("order_id") == "A-0").then(0).otherwise(pl.col("quantity")).cast(pl.Int32)
+        )
+        return dataclasses.replace(result, valid=valid)  # type: ignore[type-var]
+
+    monkeypatch.setattr(silver_defs, "clean_feed", buggy)
+    result = _run(daemon, dg.AssetKey(["bronze", "sales"]), SILVER, FACTS)
+    assert not result.success
+    check = _evaluations(result)[("silver/sales", MODEL_CHECK)]
+    assert not check.passed
+    assert check.metadata["failing_rows"].value == 1
+    failures = check.metadata["failures_by_rule"].value
+    assert failures["quantity.greater_than(0)"] == 1  # type: ignore[index]
+    assert "quantity.greater_than(0)" in str(check.metadata["failing_rows_sample"].value)
+    materialized = {tuple(e.asset_key.path) for e in result.get_asset_materialization_events()}
+    assert ("silver", "sales") in materialized and ("gold", "fact_sales") not in materialized
