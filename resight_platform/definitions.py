@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.gold import gold_assets
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
@@ -38,6 +39,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         sensors=[
             build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,
+            alert_sensor,
         ],
         resources=build_resources(settings, pg_url),
         # Runs execute their steps in one process: a run started by the sensor or automation

@@ -22,12 +22,15 @@ __all__ = [
     "FileRecord",
     "LedgerEntry",
     "QueuedFile",
+    "alert_messages_since",
+    "alerted",
     "close_vanished",
     "dead_letter_reason",
     "known_checksums",
     "ledger_entries",
     "migrate",
     "queue_files",
+    "record_alert",
     "record_etags",
     "record_files",
     "record_silver",
@@ -292,3 +295,29 @@ def close_vanished(
             (now, run_id, run_key, feed, list(seen)),
         )
         return sorted(str(row[0]) for row in cur.fetchall())
+
+
+def alerted(conn: psycopg.Connection, keys: Iterable[str], sink: str) -> set[str]:
+    """Which failure ``keys`` were already delivered to ``sink``."""
+    rows = conn.execute(
+        "select failure_key from ops.alert_log where sink = %s and failure_key = any(%s)", (sink, list(keys))
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def record_alert(
+    conn: psycopg.Connection, *, message_id: str, subject: str, keys: Iterable[str], sink: str, now: datetime
+) -> None:
+    """Record that the message ``message_id`` covering failure ``keys`` reached ``sink``."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "insert into ops.alert_log (failure_key, sink, message_id, subject, sent_at)"
+            " values (%s, %s, %s, %s, %s) on conflict do nothing",
+            [(key, sink, message_id, subject, now) for key in keys],
+        )
+
+
+def alert_messages_since(conn: psycopg.Connection, since: datetime) -> int:
+    """Messages delivered since ``since`` (a message sent to two destinations counts once)."""
+    row = conn.execute("select count(distinct message_id) from ops.alert_log where sent_at >= %s", (since,)).fetchone()
+    return int(row[0]) if row else 0
