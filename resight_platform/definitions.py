@@ -6,6 +6,7 @@ import dagster as dg
 
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
+from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
 from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
@@ -34,12 +35,13 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     by_name = {job.name: job for job in jobs}
     return dg.Definitions(
         assets=dg.map_asset_specs(_automation, assets),
-        asset_checks=[landing_contract_check],
+        asset_checks=[landing_contract_check, *freshness_checks()],
         jobs=jobs,
         sensors=[
             build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,
             alert_sensor,
+            freshness_sensor,
         ],
         resources=build_resources(settings, pg_url),
         # Runs execute their steps in one process: a run started by the sensor or automation

@@ -27,6 +27,7 @@ __all__ = [
     "close_vanished",
     "dead_letter_reason",
     "known_checksums",
+    "last_deliveries",
     "ledger_entries",
     "migrate",
     "queue_files",
@@ -321,3 +322,14 @@ def alert_messages_since(conn: psycopg.Connection, since: datetime) -> int:
     """Messages delivered since ``since`` (a message sent to two destinations counts once)."""
     row = conn.execute("select count(distinct message_id) from ops.alert_log where sent_at >= %s", (since,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def last_deliveries(conn: psycopg.Connection) -> tuple[dict[tuple[str, str], datetime], datetime | None]:
+    """When each (provider, feed) last delivered a file (the ledger's first sight of its newest
+    file, whatever became of it but vanishing), and when the ledger first saw any file."""
+    rows = conn.execute(
+        "select provider, feed, max(first_seen) from ops.ingestion_ledger"
+        " where provider is not null and feed is not null and status <> 'vanished' group by 1, 2"
+    ).fetchall()
+    first = conn.execute("select min(first_seen) from ops.ingestion_ledger").fetchone()
+    return {(str(p), str(f)): at for p, f, at in rows}, (first[0] if first else None)
