@@ -1,6 +1,7 @@
 """Bronze: partner files as delivered, one asset per feed, partitioned by date × source."""
 
 import functools
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
@@ -19,13 +20,14 @@ from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import FEEDS, Registry
 from resight_platform.transforms.bronze import (
     SLICE_BYTES,
+    ColumnDrift,
     FileRejected,
     bronze_schema,
     empty_bronze,
     read_landing_stream,
 )
 
-__all__ = ["bronze_assets", "ingest_partition"]
+__all__ = ["DRIFT_CHECK", "bronze_assets", "drift_result", "ingest_partition"]
 
 Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
 
@@ -71,6 +73,7 @@ def ingest_partition(
                 code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
             digest: str | None = None
             size = frames = 0
+            drift: list[ColumnDrift] = []
             if code is None:
                 assert source is not None
                 rows = 0
@@ -85,6 +88,7 @@ def ingest_partition(
                             ingested_at=now,
                             slice_bytes=slice_bytes,
                             whole=functools.partial(landing.read_bytes, info.key),
+                            on_drift=drift.append,
                         ):
                             frames += 1
                             rows += frame.height
@@ -95,7 +99,18 @@ def ingest_partition(
                 digest, size = reader.digest, reader.size
                 if code is None:
                     yield (
-                        FileRecord(info.key, digest, size, provider, feed, day, "read", rows_in=rows, etag=info.etag),
+                        FileRecord(
+                            info.key,
+                            digest,
+                            size,
+                            provider,
+                            feed,
+                            day,
+                            "read",
+                            rows_in=rows,
+                            etag=info.etag,
+                            schema_drift=drift[0].as_dict() if drift else None,
+                        ),
                         False,
                     )
                     continue
@@ -150,6 +165,14 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         retry_policy=RETRY,
         description=f"One row per record of a partner's {feed} file, as delivered (strings) with lineage.",
         metadata={"dagster/column_schema": table_schema_from_polars(bronze_schema(feed))},
+        check_specs=[
+            dg.AssetCheckSpec(
+                DRIFT_CHECK,
+                asset=["bronze", feed],
+                description="Every file read has the columns its source's mapping registers (sources/registry);"
+                " a new, missing or renamed column is reported here and on the ledger (schema_drift).",
+            )
+        ],
     )
     def bronze(
         context: dg.AssetExecutionContext,
@@ -157,7 +180,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         dead_letter: StoreResource,
         warehouse: WarehouseResource,
         registry: RegistryResource,
-    ) -> dg.Output[PartitionStream]:
+    ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
         reg = registry.load()
         now = datetime.now(UTC)
         landing_store, dead_store = landing.store(), dead_letter.store()
@@ -217,9 +240,47 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 "partitions": len(listings),
             }
 
-        return dg.Output(PartitionStream(chunks(), summary))
+        yield dg.Output(PartitionStream(chunks(), summary))
+        yield drift_result(["bronze", feed], records)
 
     return bronze
+
+
+DRIFT_CHECK = "columns_match_the_registry"
+
+
+def _listed(value: object) -> str:
+    items = value if isinstance(value, list) else []
+    return ", ".join(" → ".join(map(str, item)) if isinstance(item, list) else str(item) for item in items)
+
+
+def drift_result(key: list[str], records: Sequence[FileRecord]) -> dg.AssetCheckResult:
+    """The ``columns_match_the_registry`` warning for the files a run read."""
+    read = [r for r in records if r.status == "read"]
+    drifted = [r for r in read if r.schema_drift]
+    kinds: Counter[str] = Counter()
+    table = ["| file | new | missing | renamed |", "|---|---|---|---|"]
+    for r in drifted:
+        drift = r.schema_drift or {}
+        for kind in ("new", "missing", "renamed"):
+            if drift.get(kind):
+                kinds[f"{kind}_columns"] += 1
+        cells = [_listed(drift.get(kind)) for kind in ("new", "missing", "renamed")]
+        table.append(f"| `{r.file_key[:100]}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(key),
+        check_name=DRIFT_CHECK,
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "files_checked": len(read),
+            "files_with_drift": len(drifted),
+            "failures_by_rule": dg.MetadataValue.json(dict(kinds)),
+            "failing_rows": len(drifted),
+            "files": dg.MetadataValue.md("\n".join(table[:52])),
+        },
+        description=None if not drifted else f"{len(drifted)} of {len(read)} files differ from the registered columns",
+    )
 
 
 def bronze_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

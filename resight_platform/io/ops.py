@@ -14,6 +14,7 @@ from importlib import resources
 
 import polars as pl
 import psycopg
+from psycopg.types.json import Jsonb
 
 from resight_platform.io.postgres import copy_frame
 from resight_platform.sources.registry import Registry, registry_rows
@@ -85,14 +86,16 @@ class FileRecord:
     error: str | None = None
     dead_letter_uri: str | None = None
     etag: str | None = None
+    #: How the file's columns differ from the registered mapping (``ColumnDrift.as_dict()``).
+    schema_drift: dict[str, object] | None = None
 
 
 _UPSERT_FILE = """
 insert into ops.ingestion_ledger as l (
     file_key, checksum, provider, feed, business_date, bytes, rows_in, status,
     error_code, error, dead_letter_uri, processed_at, run_id,
-    rows_loaded, rows_quarantined, etag
-) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, null, null, %s)
+    rows_loaded, rows_quarantined, etag, schema_drift
+) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, null, null, %s, %s)
 on conflict (file_key) do update set
     checksum = excluded.checksum,
     provider = excluded.provider,
@@ -107,6 +110,7 @@ on conflict (file_key) do update set
     processed_at = excluded.processed_at,
     run_id = excluded.run_id,
     etag = coalesce(excluded.etag, l.etag),
+    schema_drift = excluded.schema_drift,
     run_key = null,
     rows_loaded = case when l.checksum = excluded.checksum then l.rows_loaded end,
     rows_quarantined = case when l.checksum = excluded.checksum then l.rows_quarantined end
@@ -136,6 +140,7 @@ def record_files(conn: psycopg.Connection, records: Sequence[FileRecord], *, run
                     now,
                     run_id,
                     r.etag,
+                    Jsonb(r.schema_drift) if r.schema_drift is not None else None,
                 )
                 for r in records
             ],

@@ -30,13 +30,15 @@ Details the data contract leaves open:
 from __future__ import annotations
 
 import codecs
+import difflib
 import gzip
 import io
 import itertools
 import re
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Protocol, cast
@@ -52,8 +54,10 @@ __all__ = [
     "LINEAGE_COLUMNS",
     "SLICE_BYTES",
     "TIMESTAMP_FORMAT",
+    "ColumnDrift",
     "FileRejected",
     "bronze_schema",
+    "column_drift",
     "empty_bronze",
     "read_landing_file",
     "read_landing_stream",
@@ -148,6 +152,7 @@ def read_landing_stream(
     ingested_at: datetime,
     slice_bytes: int = SLICE_BYTES,
     whole: Callable[[], bytes] | None = None,
+    on_drift: Callable[[ColumnDrift], None] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """The bronze rows of one landed file, ``slice_bytes`` of input at a time (at least one frame,
     possibly empty): memory holds a slice, not the file. The frames, concatenated, are exactly
@@ -160,7 +165,8 @@ def read_landing_stream(
     ``FileRejected`` may come after some frames were yielded (a bad record near the end, a JSON key
     judged missing only at the end): the caller must then discard the file's frames. ``whole``
     returns the file's bytes, for the rare JSON document that is not an array of records (read
-    whole by the JSON parser, as before); without it such a file is rejected.
+    whole by the JSON parser, as before); without it such a file is rejected. ``on_drift`` is told
+    how the file's columns differ from the registered mapping (:class:`ColumnDrift`), when they do.
     """
     if slice_bytes < 1:
         raise ValueError(f"slice_bytes must be positive, got {slice_bytes}")
@@ -169,6 +175,10 @@ def read_landing_stream(
     fmt = source.format
 
     def check(matched: Mapping[str, str], columns: list[str]) -> None:
+        if on_drift is not None:
+            drift = column_drift(columns, matched, layout)
+            if drift:
+                on_drift(drift)
         missing = [c for c in REQUIRED_COLUMNS[feed] if c not in matched]
         if missing:
             wanted = ", ".join(f"{c} (column {source.layout.canonical_to_source[c]!r})" for c in missing)
@@ -228,6 +238,55 @@ def read_landing_stream(
     if offset == 0:
         assert empty is not None, "every reader yields at least one piece"
         yield empty
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """How a file's columns differ from its source's registered mapping: columns the mapping does
+    not know (``new``), mapped columns absent (``missing``), and of those, pairs whose names are
+    alike enough to be a rename (``renamed``: registered name → the file's). A missing *required*
+    column also refuses the file (``missing_columns``); the rest loads, with this reported."""
+
+    new: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.missing or self.renamed)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"new": list(self.new), "missing": list(self.missing), "renamed": [list(r) for r in self.renamed]}
+
+    def describe(self) -> str:
+        parts = []
+        if self.renamed:
+            parts.append("renamed " + ", ".join(f"{a!r} → {b!r}" for a, b in self.renamed))
+        if self.new:
+            parts.append("new " + ", ".join(repr(c) for c in self.new))
+        if self.missing:
+            parts.append("missing " + ", ".join(repr(c) for c in self.missing))
+        return "; ".join(parts)
+
+
+def column_drift(columns: Sequence[str], matched: Mapping[str, str], layout: Mapping[str, str]) -> ColumnDrift:
+    """Compare a file's ``columns`` (``matched``: canonical → the file's column) with ``layout``
+    (registered source column → canonical)."""
+    used = set(matched.values())
+    new = [c for c in columns if c not in used]
+    missing = [name for name, canonical in layout.items() if canonical not in matched]
+    renamed: list[tuple[str, str]] = []
+    for name in list(missing):
+        candidates = [c for c in new if c not in {b for _, b in renamed}]
+        close = difflib.get_close_matches(name.casefold(), [c.casefold() for c in candidates], n=1, cutoff=0.6)
+        if close:
+            found = next(c for c in candidates if c.casefold() == close[0])
+            renamed.append((name, found))
+    taken_old, taken_new = {a for a, _ in renamed}, {b for _, b in renamed}
+    return ColumnDrift(
+        new=tuple(c for c in new if c not in taken_new),
+        missing=tuple(m for m in missing if m not in taken_old),
+        renamed=tuple(renamed),
+    )
 
 
 def _trim(exc: BaseException) -> str:

@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 
 import resight_platform.defs.silver as silver_defs
+from resight_platform.defs.bronze import DRIFT_CHECK
 from resight_platform.defs.checks import KEYS_CHECK, MODEL_CHECK, RECONCILE_CHECK
+from resight_platform.io.postgres import connect
 from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon
 
 FACTS = dg.AssetKey(["gold", "fact_sales"])
@@ -102,3 +104,38 @@ def test_a_row_breaking_the_silver_model_fails_its_blocking_check_and_stops_the_
     assert "quantity.greater_than(0)" in str(check.metadata["failing_rows_sample"].value)
     materialized = {tuple(e.asset_key.path) for e in result.get_asset_materialization_events()}
     assert ("silver", "sales") in materialized and ("gold", "fact_sales") not in materialized
+
+
+def test_a_file_with_drifted_columns_loads_and_is_reported_on_the_ledger_and_as_a_warning(daemon: Daemon) -> None:
+    header, *rows = online_sales(3).decode().splitlines(keepends=True)
+    drifted = header.replace("discount", "discount_amt").replace("\n", ",loyalty_tier\n")
+    body = "".join(row.replace("\n", ",gold\n") for row in rows)
+    key = f"pawmart/sales/{DAY}/drifted.csv"
+    daemon.landing.write_bytes(key, (drifted + body).encode())
+    result = _run(daemon, dg.AssetKey(["bronze", "sales"]), SILVER, FACTS)
+    assert result.success  # drift alone does not refuse a file
+    check = _evaluations(result)[("bronze/sales", DRIFT_CHECK)]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["files_with_drift"].value == 1
+    assert "discount → discount_amt" in str(check.metadata["files"].value)
+    with connect(daemon.pg_url) as conn:
+        row = conn.execute(
+            "select schema_drift, rows_loaded from ops.ingestion_ledger where file_key = %s", (key,)
+        ).fetchone()
+    assert row is not None
+    assert row[0] == {"new": ["loyalty_tier"], "missing": [], "renamed": [["discount", "discount_amt"]]}
+    assert row[1] == 3  # every row loaded (discount read as absent: 0)
+
+
+def test_a_file_missing_a_required_column_goes_to_dead_letter_with_the_reason(daemon: Daemon) -> None:
+    header, *rows = online_sales(2).decode().splitlines(keepends=True)
+    key = f"pawmart/sales/{DAY}/no_quantity.csv"
+    daemon.landing.write_bytes(key, (header.replace("quantity", "qty_sold") + "".join(rows)).encode())
+    result = _run(daemon, dg.AssetKey(["bronze", "sales"]))
+    assert result.success
+    with connect(daemon.pg_url) as conn:
+        row = conn.execute(
+            "select status, error_code, error from ops.ingestion_ledger where file_key = %s", (key,)
+        ).fetchone()
+    assert row is not None and row[:2] == ("dead_lettered", "missing_columns")
+    assert "quantity" in row[2] and "qty_sold" in row[2]

@@ -535,3 +535,23 @@ def test_invalid_utf8_in_a_late_block_names_its_byte(registry: Registry) -> None
         sliced(registry, "pawmart", "stores", data, 16)
     with pytest.raises(FileRejected, match=rf"near byte {len(data) - 2}"):
         read(registry, "pawmart", "stores", data)
+
+
+def test_column_drift_names_new_missing_and_renamed_columns() -> None:
+    from resight_platform.transforms.bronze import column_drift
+
+    layout = {"order_id": "order_id", "discount": "discount", "store_id": "store_id", "channel": "channel"}
+    columns = ["order_id", "discount_amt", "channel", "loyalty_tier"]
+    matched = {"order_id": "order_id", "channel": "channel"}
+    drift = column_drift(columns, matched, layout)
+    assert drift.renamed == (("discount", "discount_amt"),)  # alike enough to be a rename
+    assert drift.new == ("loyalty_tier",) and drift.missing == ("store_id",)
+    assert drift.describe() == "renamed 'discount' → 'discount_amt'; new 'loyalty_tier'; missing 'store_id'"
+    assert not column_drift(
+        ["order_id", "channel"],
+        {"order_id": "order_id", "channel": "channel"},
+        {
+            "order_id": "order_id",
+            "channel": "channel",
+        },
+    )
