@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -140,6 +141,70 @@ def cmd_sql(args: argparse.Namespace) -> int:
         sys.stdout.write(buffer.getvalue())
     else:
         _say(format_table(columns, rows))
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Per source, for a range of business dates: files, rows in, loaded, quarantined by rule,
+    dead-lettered files (and why), files with drifted columns; then the sources late today."""
+    from datetime import UTC, datetime, timedelta
+
+    from resight_platform.io.ops import last_deliveries, quality_report
+    from resight_platform.sources.freshness import stale_sources
+    from resight_platform.sources.registry import load_registry
+
+    today = datetime.now(UTC).date()
+    end = date.fromisoformat(args.to) if args.to else today
+    start = date.fromisoformat(args.start) if args.start else end - timedelta(days=6)
+    if start > end:
+        print(f"error: --from {start} is after --to {end}", file=sys.stderr)
+        return 2
+    settings = _settings()
+    _, conn = _connect_warehouse(settings)
+    with conn:
+        report = quality_report(conn, start, end, feed=args.feed, provider=args.provider)
+        last, watching_since = last_deliveries(conn)
+    stale = stale_sources(load_registry(), last, datetime.now(UTC), watching_since=watching_since, feed=args.feed)
+    if args.provider:
+        stale = [s for s in stale if s.provider == args.provider]
+    if args.json:
+        out = {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "sources": [dataclasses.asdict(r) for r in report],
+            "stale": [
+                {**dataclasses.asdict(s), "overdue_hours": round(s.overdue.total_seconds() / 3600, 1)} for s in stale
+            ],
+        }
+        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+        return 0
+    _say(f"data quality, business dates {start} to {end}" + (f", feed {args.feed}" if args.feed else ""))
+    columns = ["source", "files", "dead-lettered", "drifted", "rows in", "loaded", "quarantined", "quarantined by rule"]
+    rows = [
+        (
+            f"{r.provider}/{r.feed}",
+            r.files,
+            r.files_dead_lettered,
+            r.files_with_drift,
+            r.rows_in,
+            r.rows_loaded,
+            r.rows_quarantined,
+            ", ".join(f"{rule} {n}" for rule, n in r.quarantined_by_rule.items()) or "-",
+        )
+        for r in report
+    ]
+    if rows:
+        totals = ("total", *(sum(int(row[i]) for row in rows) for i in range(1, 7)), "")
+        _say(format_table(columns, [*rows, totals]))
+    else:
+        _say("no files for these dates")
+    dead = [(f"{r.provider}/{r.feed}", code, n) for r in report for code, n in r.dead_letter_reasons.items()]
+    if dead:
+        _say("\ndead-lettered files by reason:")
+        _say(format_table(["source", "reason", "files"], dead))
+    _say(f"\nstale sources now ({len(stale)}):" if stale else "\nstale sources now: none")
+    for item in stale:
+        _say("  " + item.describe())
     return 0
 
 
@@ -319,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     sql.set_defaults(func=cmd_sql)
+
+    quality = sub.add_parser("quality", help="per source: files, rows, quarantine by rule, dead letters, stale sources")
+    quality.add_argument("--from", dest="start", help="first business date (default: 6 days before --to)")
+    quality.add_argument("--to", help="last business date (default: today, UTC)")
+    quality.add_argument("--feed", choices=["sales", "catalog", "stores", "customers"])
+    quality.add_argument("--provider")
+    quality.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    quality.set_defaults(func=cmd_quality)
     return parser
 
 

@@ -189,6 +189,36 @@ def test_facts_reconcile_with_silver_per_date_and_source(loaded: Loaded) -> None
     assert evaluation.metadata["gold_lines"].value == loaded.manifest["sales"]["lines"]
 
 
+def test_quality_report_counts_what_the_manifest_says(
+    loaded: Loaded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from resight_platform.cli import main
+
+    monkeypatch.setenv("RESIGHT_HOME", str(loaded.settings.home))
+    monkeypatch.setenv("RESIGHT_PG_URL", loaded.pg_url)
+    end = START.toordinal() + DAYS - 1
+    args = ["quality", "--from", START.isoformat(), "--to", date.fromordinal(end).isoformat()]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_rule: dict[str, dict[str, int]] = {}
+    for source in report["sources"]:
+        for rule, n in source["quarantined_by_rule"].items():
+            by_rule.setdefault(source["feed"], {}).setdefault(rule, 0)
+            by_rule[source["feed"]][rule] += n
+        assert source["rows_in"] == source["rows_loaded"] + source["rows_quarantined"]
+    assert by_rule == {feed: rules for feed, rules in loaded.manifest["quarantine"].items() if rules}
+    sales_loaded = sum(s["rows_loaded"] for s in report["sources"] if s["feed"] == "sales")
+    assert sales_loaded == loaded.manifest["sales"]["lines"]
+    dead = _rows(
+        loaded.pg_url,
+        "select count(*) from ops.ingestion_ledger where status = 'dead_lettered' and provider is not null",
+    )[0][0]
+    assert sum(s["files_dead_lettered"] for s in report["sources"]) == dead > 0
+    assert main(args) == 0  # the tables people read
+    text = capsys.readouterr().out
+    assert "quarantined by rule" in text and "dead-lettered files by reason" in text and "stale sources now" in text
+
+
 def test_rerun_is_idempotent(loaded: Loaded) -> None:
     before = _rows(loaded.pg_url, "select count(*), sum(net_amount) from gold.fact_sales")[0]
     quarantine_before = _rows(loaded.pg_url, "select count(*) from ops.quarantine")[0]

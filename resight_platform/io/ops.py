@@ -7,6 +7,7 @@ leaves the previous state visible. Values are always parameters.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,6 +15,7 @@ from importlib import resources
 
 import polars as pl
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from resight_platform.io.postgres import copy_frame
@@ -23,6 +25,7 @@ __all__ = [
     "FileRecord",
     "LedgerEntry",
     "QueuedFile",
+    "SourceQuality",
     "alert_messages_since",
     "alerted",
     "close_vanished",
@@ -31,6 +34,7 @@ __all__ = [
     "last_deliveries",
     "ledger_entries",
     "migrate",
+    "quality_report",
     "queue_files",
     "record_alert",
     "record_etags",
@@ -338,3 +342,73 @@ def last_deliveries(conn: psycopg.Connection) -> tuple[dict[tuple[str, str], dat
     ).fetchall()
     first = conn.execute("select min(first_seen) from ops.ingestion_ledger").fetchone()
     return {(str(p), str(f)): at for p, f, at in rows}, (first[0] if first else None)
+
+
+@dataclass(frozen=True)
+class SourceQuality:
+    """What one (provider, feed) delivered and what became of it over a range of business dates."""
+
+    provider: str
+    feed: str
+    files: int
+    files_dead_lettered: int
+    files_with_drift: int
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    quarantined_by_rule: dict[str, int]
+    dead_letter_reasons: dict[str, int]
+
+
+def quality_report(
+    conn: psycopg.Connection, start: date, end: date, *, feed: str | None = None, provider: str | None = None
+) -> list[SourceQuality]:
+    """Per source with files for business dates ``start`` to ``end`` (inclusive): the ledger's
+    files and row counts, quarantine per rule, dead-letter reasons. Values are parameters."""
+    where = sql.SQL(
+        "business_date between %(start)s and %(end)s and provider is not null and feed is not null"
+        " and (%(feed)s::text is null or feed = %(feed)s)"
+        " and (%(provider)s::text is null or provider = %(provider)s)"
+    )
+    params = {"start": start, "end": end, "feed": feed, "provider": provider}
+    files = conn.execute(
+        sql.SQL(
+            "select provider, feed, count(*) filter (where status <> 'vanished'),"
+            " count(*) filter (where status = 'dead_lettered'), count(*) filter (where schema_drift is not null),"
+            " coalesce(sum(rows_in), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_quarantined), 0)"
+            " from ops.ingestion_ledger where {where} group by 1, 2 order by 1, 2"
+        ).format(where=where),
+        params,
+    ).fetchall()
+    rules: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for p, f, rule, n in conn.execute(
+        sql.SQL(
+            "select provider, feed, rule, count(*) from ops.quarantine where {where} group by 1, 2, 3 order by 4 desc"
+        ).format(where=where),
+        params,
+    ).fetchall():
+        rules[(p, f)][rule] = int(n)
+    reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for p, f, code, n in conn.execute(
+        sql.SQL(
+            "select provider, feed, error_code, count(*) from ops.ingestion_ledger where {where}"
+            " and status = 'dead_lettered' group by 1, 2, 3 order by 4 desc"
+        ).format(where=where),
+        params,
+    ).fetchall():
+        reasons[(p, f)][str(code)] = int(n)
+    return [
+        SourceQuality(
+            provider=p,
+            feed=f,
+            files=int(n),
+            files_dead_lettered=int(dead),
+            files_with_drift=int(drift),
+            rows_in=int(rows_in),
+            rows_loaded=int(loaded),
+            rows_quarantined=int(quarantined),
+            quarantined_by_rule=rules.get((p, f), {}),
+            dead_letter_reasons=reasons.get((p, f), {}),
+        )
+        for p, f, n, dead, drift, rows_in, loaded, quarantined in files
+    ]
