@@ -219,6 +219,25 @@ def test_quality_report_counts_what_the_manifest_says(
     assert "quarantined by rule" in text and "dead-lettered files by reason" in text and "stale sources now" in text
 
 
+def test_each_silver_partition_carries_its_own_quarantine_counts(loaded: Loaded) -> None:
+    expected: dict[str, dict[str, int]] = {}
+    for day, provider, rule, n in _rows(
+        loaded.pg_url,
+        "select business_date, provider, rule, count(*) from ops.quarantine where feed = 'sales' group by 1, 2, 3",
+    ):
+        expected.setdefault(f"{day}|{provider}", {})[rule] = n
+    assert expected
+    records = loaded.instance.fetch_materializations(dg.AssetKey(["silver", "sales"]), limit=10_000).records
+    seen: dict[str, dict[str, int]] = {}
+    for record in records:
+        event = record.asset_materialization
+        assert event is not None and event.partition is not None
+        counts = event.metadata["quarantined_by_partition"].value
+        if event.partition in counts:  # type: ignore[operator]
+            seen.setdefault(event.partition, counts[event.partition])  # type: ignore[index]
+    assert seen == expected
+
+
 def test_rerun_is_idempotent(loaded: Loaded) -> None:
     before = _rows(loaded.pg_url, "select count(*), sum(net_amount) from gold.fact_sales")[0]
     quarantine_before = _rows(loaded.pg_url, "select count(*) from ops.quarantine")[0]

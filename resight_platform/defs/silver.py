@@ -28,6 +28,10 @@ def quarantine_table(feed: str) -> list[str]:
     return ["quarantine", feed]
 
 
+#: Partitions whose quarantine counts a run's metadata lists by name (a backfill of thousands
+#: keeps the totals; ``resight quality`` and ``ops.quarantine`` have every partition).
+_PARTITIONS_IN_METADATA = 500
+
 _ROW_MEANING = {
     "sales": "one sales line item (order, line) in USD and UTC",
     "catalog": "one product a provider sells, with conformed brand, category and species",
@@ -111,6 +115,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         check = ModelCheck(["silver", feed], SILVER_MODELS[feed])
         totals: Counter[str] = Counter()
         by_rule: Counter[str] = Counter()
+        by_partition: dict[str, dict[str, int]] = {}
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
             with warehouse.connect() as conn:
@@ -136,7 +141,10 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     quarantine = pl.concat(quarantined)
                     write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
                     totals["rows_quarantined"] += quarantine.height
-                    by_rule.update(dict(quarantine.group_by("rule").len().iter_rows()))
+                    counts_of_partition = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())
+                    by_rule.update(counts_of_partition)
+                    if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
+                        by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
                     pending.add((day, source), quarantine, _sum_counts(counts))
                 pending.flush()
             if by_rule:
@@ -147,6 +155,8 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 "rows_in": totals["rows_in"],
                 "rows_quarantined": totals["rows_quarantined"],
                 "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
+                # A range run's metadata goes on each of its partitions: each finds its own counts here.
+                "quarantined_by_partition": dg.MetadataValue.json(by_partition),
                 "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
             }
 

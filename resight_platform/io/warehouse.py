@@ -324,7 +324,8 @@ def fact_sales_totals(
     if not days or not provider_keys:
         return {}
     rows = conn.execute(
-        "select sale_date, provider_key, count(*), coalesce(sum(round(net_amount * 100)), 0)::bigint"
+        # net_amount is numeric(14, 2): the sum is exact, in cents once multiplied by 100.
+        "select sale_date, provider_key, count(*), (coalesce(sum(net_amount), 0) * 100)::bigint"
         " from gold.fact_sales where sale_date = any(%s) and provider_key = any(%s) group by 1, 2",
         (list(days), list(provider_keys)),
     ).fetchall()
