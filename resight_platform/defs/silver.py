@@ -13,14 +13,14 @@ from resight_platform.defs.metadata import OWNERS, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import PartitionStream, iter_chunks, write_partition
-from resight_platform.io.ops import record_silver
+from resight_platform.io.ops import record_silver, record_type_drift
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import empty_bronze
-from resight_platform.transforms.silver import clean_feed, reconcile
+from resight_platform.transforms.silver import TYPE_DRIFT_MIN_ROWS, TYPE_DRIFT_SHARE, clean_feed, reconcile, type_drift
 
-__all__ = ["quarantine_table", "silver_assets"]
+__all__ = ["TYPES_CHECK", "quarantine_table", "silver_assets"]
 
 
 def quarantine_table(feed: str) -> list[str]:
@@ -88,6 +88,36 @@ class _QuarantineBatch:
         self.partitions, self.quarantine, self.counts, self.rows = [], [], [], 0
 
 
+TYPES_CHECK = "columns_keep_their_types"
+
+
+def _types_result(key: list[str], drift: pl.DataFrame) -> dg.AssetCheckResult:
+    table = ["| file | column | rule | rows | of |", "|---|---|---|---:|---:|"]
+    table += [f"| `{f[:100]}` | {c} | {r} | {n} | {of} |" for f, c, r, n, of in drift.head(50).iter_rows()]
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(key),
+        check_name=TYPES_CHECK,
+        passed=drift.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "files_with_type_change": drift.get_column("_source_file").n_unique() if drift.height else 0,
+            "failures_by_rule": dg.MetadataValue.json(
+                {f"{c} ({r})": n for c, r, n in drift.group_by("column", "rule").agg(pl.len()).iter_rows()}
+            ),
+            "failing_rows": int(drift.get_column("rows").sum()) if drift.height else 0,
+            "files": dg.MetadataValue.md("\n".join(table)),
+        },
+        description=None
+        if drift.is_empty()
+        else "type or format changed: "
+        + ", ".join(
+            sorted({f"{c} in {f.rsplit('/', 1)[-1]}" for f, c in drift.select("_source_file", "column").iter_rows()})[
+                :5
+            ]
+        ),
+    )
+
+
 def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=["silver", feed],
@@ -101,7 +131,16 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         ins={"bronze": dg.AssetIn(key=["bronze", feed])},
         description=f"Silver {feed}: {_ROW_MEANING[feed]}.",
         metadata={"dagster/column_schema": table_schema_from_model(SILVER_MODELS[feed])},
-        check_specs=[model_check_spec(["silver", feed], SILVER_MODELS[feed], blocking=True)],
+        check_specs=[
+            model_check_spec(["silver", feed], SILVER_MODELS[feed], blocking=True),
+            dg.AssetCheckSpec(
+                TYPES_CHECK,
+                asset=["silver", feed],
+                description="No file has most of a column's values unreadable as its type (at least"
+                f" {TYPE_DRIFT_MIN_ROWS} rows, {TYPE_DRIFT_SHARE:.0%} of the file): the partner changed the column's"
+                " type or format. Also on the ledger's schema_drift (type_changed).",
+            ),
+        ],
     )
     def silver(
         context: dg.AssetExecutionContext,
@@ -116,6 +155,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         totals: Counter[str] = Counter()
         by_rule: Counter[str] = Counter()
         by_partition: dict[str, dict[str, int]] = {}
+        drifted: list[pl.DataFrame] = []
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
             with warehouse.connect() as conn:
@@ -145,7 +185,11 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     by_rule.update(counts_of_partition)
                     if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
                         by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
-                    pending.add((day, source), quarantine, _sum_counts(counts))
+                    file_counts = _sum_counts(counts)
+                    pending.add((day, source), quarantine, file_counts)
+                    drift = type_drift(feed, quarantine, file_counts)
+                    if drift.height:
+                        drifted.append(drift)
                 pending.flush()
             if by_rule:
                 context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
@@ -163,6 +207,11 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         # The IO manager consumes the stream before the generator resumes: the check sees every row.
         yield dg.Output(PartitionStream(chunks(), summary))
         yield check.result()
+        drift = pl.concat(drifted) if drifted else type_drift(feed, pl.DataFrame(), pl.DataFrame())
+        if drift.height:
+            with warehouse.connect() as conn:
+                record_type_drift(conn, drift)
+        yield _types_result(["silver", feed], drift)
 
     return silver
 

@@ -40,6 +40,7 @@ __all__ = [
     "record_etags",
     "record_files",
     "record_silver",
+    "record_type_drift",
     "sync_sources",
 ]
 
@@ -412,3 +413,22 @@ def quality_report(
         )
         for p, f, n, dead, drift, rows_in, loaded, quarantined in files
     ]
+
+
+def record_type_drift(conn: psycopg.Connection, drift: pl.DataFrame) -> None:
+    """Add ``type_changed`` (column, rule, rows, of rows) to the ledger's ``schema_drift`` of each
+    file in ``drift`` (:func:`resight_platform.transforms.silver.type_drift`'s frame)."""
+    if drift.is_empty():
+        return
+    by_file: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for row in drift.iter_rows(named=True):
+        by_file[row["_source_file"]].append(
+            {"column": row["column"], "rule": row["rule"], "rows": row["rows"], "of": row["rows_in"]}
+        )
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "update ops.ingestion_ledger set schema_drift ="
+            " coalesce(schema_drift, '{}'::jsonb) || jsonb_build_object('type_changed', %s::jsonb)"
+            " where file_key = %s",
+            [(Jsonb(changes), key) for key, changes in by_file.items()],
+        )

@@ -28,6 +28,7 @@ __all__ = [
     "SPECIES",
     "STATES",
     "STATUSES",
+    "TYPE_RULES",
     "UNITS",
     "Quarantine",
     "SilverCatalog",
@@ -75,6 +76,21 @@ QUARANTINE_RULES: Mapping[str, tuple[str, ...]] = {
     "customers": ("missing_customer_id", "unparseable_date", "invalid_state", "unknown_species", "duplicate"),
 }
 _ALL_RULES = sorted({rule for rules in QUARANTINE_RULES.values() for rule in rules})
+
+#: The rules that mean "this value could not be read as its type", and the column each reads. When
+#: most rows of a file break one of them, the partner most likely changed the column's type or
+#: format (a price sent as "$12.99", dates in a new format): reported as schema drift.
+TYPE_RULES: Mapping[str, Mapping[str, str]] = {
+    "sales": {
+        "bad_line_no": "line_no",
+        "unparseable_date": "ordered_at",
+        "bad_quantity": "quantity",
+        "unparseable_price": "unit_price",
+    },
+    "catalog": {"unparseable_price": "list_price", "bad_pack_size": "pack_size"},
+    "stores": {},
+    "customers": {"unparseable_date": "signup_date"},
+}
 
 UtcTimestamp = Annotated[pl.Datetime, "us", "UTC"]
 

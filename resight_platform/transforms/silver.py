@@ -58,12 +58,14 @@ from decimal import ROUND_HALF_UP
 
 import polars as pl
 
-from resight_platform.schemas.silver import QUARANTINE_RULES
+from resight_platform.schemas.silver import QUARANTINE_RULES, TYPE_RULES
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
 from resight_platform.transforms.bronze import bronze_schema
 
 __all__ = [
+    "TYPE_DRIFT_MIN_ROWS",
+    "TYPE_DRIFT_SHARE",
     "SilverResult",
     "clean_catalog",
     "clean_customers",
@@ -72,6 +74,7 @@ __all__ = [
     "clean_stores",
     "empty_quarantine",
     "reconcile",
+    "type_drift",
 ]
 
 QUARANTINE_SCHEMA: Mapping[str, pl.DataType] = {
@@ -613,3 +616,27 @@ def _iso_timestamp(value: pl.Expr, timezone: str) -> pl.Expr:
 def _local_to_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
     """Wall-clock time in ``timezone`` as UTC: the earlier instant when ambiguous, null if skipped."""
     return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+
+
+#: A file whose rows break one type rule this often (and at least ``TYPE_DRIFT_MIN_ROWS`` times)
+#: most likely had the column's type or format changed by the partner.
+TYPE_DRIFT_SHARE = 0.5
+TYPE_DRIFT_MIN_ROWS = 10
+
+
+def type_drift(feed: str, quarantine: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """Per file, the columns most of whose values could not be read as their type: ``_source_file,
+    column, rule, rows, rows_in`` (``counts`` is :func:`reconcile`'s per-file frame)."""
+    rules = TYPE_RULES[feed]
+    schema = {"_source_file": pl.String, "column": pl.String, "rule": pl.String, "rows": pl.Int64, "rows_in": pl.Int64}
+    if not rules or quarantine.is_empty():
+        return pl.DataFrame(schema=schema)
+    broken = (
+        quarantine.filter(pl.col("rule").is_in(list(rules)))
+        .group_by("_source_file", "rule")
+        .agg(pl.len().cast(pl.Int64).alias("rows"))
+        .join(counts.select("_source_file", pl.col("rows_in").cast(pl.Int64)), on="_source_file")
+        .filter((pl.col("rows") >= TYPE_DRIFT_MIN_ROWS) & (pl.col("rows") >= pl.col("rows_in") * TYPE_DRIFT_SHARE))
+        .with_columns(column=pl.col("rule").replace_strict(dict(rules), return_dtype=pl.String))
+    )
+    return broken.select(list(schema)).cast(schema).sort("_source_file", "column")  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import pytest
 import resight_platform.defs.silver as silver_defs
 from resight_platform.defs.bronze import DRIFT_CHECK
 from resight_platform.defs.checks import KEYS_CHECK, MODEL_CHECK, RECONCILE_CHECK
+from resight_platform.defs.silver import TYPES_CHECK
 from resight_platform.io.postgres import connect
 from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon
 
@@ -139,3 +140,19 @@ def test_a_file_missing_a_required_column_goes_to_dead_letter_with_the_reason(da
         ).fetchone()
     assert row is not None and row[:2] == ("dead_lettered", "missing_columns")
     assert "quantity" in row[2] and "qty_sold" in row[2]
+
+
+def test_a_column_whose_values_stopped_parsing_is_reported_as_a_type_change(daemon: Daemon) -> None:
+    header, *rows = online_sales(12).decode().splitlines(keepends=True)
+    priced_as_text = [row.replace(",3.50,", ",EUR 3.50,") for row in rows]  # a new format for the price
+    key = f"pawmart/sales/{DAY}/new_price_format.csv"
+    daemon.landing.write_bytes(key, (header + "".join(priced_as_text)).encode())
+    result = _run(daemon, dg.AssetKey(["bronze", "sales"]), SILVER)
+    assert result.success  # every row quarantined (unparseable_price), the run is fine
+    check = _evaluations(result)[("silver/sales", TYPES_CHECK)]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["failures_by_rule"].value == {"unit_price (unparseable_price)": 1}
+    with connect(daemon.pg_url) as conn:
+        row = conn.execute("select schema_drift from ops.ingestion_ledger where file_key = %s", (key,)).fetchone()
+    assert row is not None
+    assert row[0]["type_changed"] == [{"column": "unit_price", "rule": "unparseable_price", "rows": 12, "of": 12}]

@@ -598,3 +598,19 @@ def test_cleaning_in_chunks_with_seen_keys_equals_cleaning_at_once(
         ("duplicate", 1),
         ("duplicate", 3),
     ]
+
+
+def test_type_drift_needs_most_of_a_file_and_a_minimum_of_rows() -> None:
+    from resight_platform.transforms.silver import type_drift
+
+    quarantine = pl.DataFrame(
+        {
+            "_source_file": ["a.csv"] * 10 + ["b.csv"] * 4 + ["c.csv"] * 10,
+            "rule": ["unparseable_price"] * 10 + ["unparseable_price"] * 4 + ["unknown_status"] * 10,
+        }
+    )
+    counts = pl.DataFrame({"_source_file": ["a.csv", "b.csv", "c.csv"], "rows_in": [12, 4, 10]})
+    drift = type_drift("sales", quarantine, counts)
+    # a.csv: 10 of 12 prices unreadable; b.csv: all 4, but too few to call; c.csv: not a type rule.
+    assert drift.rows() == [("a.csv", "unit_price", "unparseable_price", 10, 12)]
+    assert type_drift("stores", quarantine, counts).is_empty()
