@@ -29,6 +29,8 @@ setup(
             "pytest>=8,<10",
             "pytest-xdist>=3.6,<4",
             "moto[server]>=5.0,<6",
+            # a local SMTP server the alert tests send to
+            "aiosmtpd>=1.4,<2",
             # benchmark peers and probes (bench/), smoke-tested in the suite
             "pandas>=2.2,<4",
             "psutil>=5.9",
