@@ -54,17 +54,32 @@ def model_check_spec(key: Sequence[str], model: type, *, blocking: bool) -> dg.A
 class ModelCheck:
     """Validates what an asset writes and gives the ``matches_model`` result for its run."""
 
+    #: Frames are validated together once this many rows wait (or at the end): a run of many
+    #: small partitions makes a few Pandera calls, not one per partition (milliseconds each).
+    BATCH_ROWS = 250_000
+
     def __init__(self, key: Sequence[str], model: type) -> None:
         self.key = dg.AssetKey(list(key))
         self.validation = Validation(model)  # type: ignore[arg-type]
         self.partitions: list[str] = []
+        self._waiting: list[tuple[str | None, pl.DataFrame]] = []
+        self._waiting_rows = 0
 
     def frame(self, frame: pl.DataFrame, partition: str | None = None) -> pl.DataFrame:
-        """Validate ``frame`` and hand it back (for use inside a stream)."""
-        self.validation.add(frame, partition=partition)
+        """Queue ``frame`` for validation and hand it back (for use inside a stream)."""
         if partition is not None and (not self.partitions or self.partitions[-1] != partition):
             self.partitions.append(partition)
+        if self._waiting and self._waiting[0][1].schema != frame.schema:
+            self._flush()
+        self._waiting.append((partition, frame))
+        self._waiting_rows += frame.height
+        if self._waiting_rows >= self.BATCH_ROWS:
+            self._flush()
         return frame
+
+    def _flush(self) -> None:
+        self.validation.add_many(self._waiting)
+        self._waiting, self._waiting_rows = [], 0
 
     def stream(self, chunks: Iterator[tuple[str, pl.DataFrame]]) -> Iterator[tuple[str, pl.DataFrame]]:
         """``chunks`` of ``(partition key, frame)``, each validated on its way through."""
@@ -72,6 +87,7 @@ class ModelCheck:
             yield key, self.frame(frame, key)
 
     def result(self) -> dg.AssetCheckResult:
+        self._flush()
         v = self.validation
         metadata: dict[str, dg.MetadataValue] = {
             "rows_checked": dg.MetadataValue.int(v.rows),

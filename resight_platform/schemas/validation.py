@@ -14,7 +14,9 @@ chunks deduplicate across chunks themselves (silver's ``seen`` keys).
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandera.errors
@@ -43,16 +45,29 @@ class Validation:
 
     def add(self, frame: pl.DataFrame, *, partition: str | None = None) -> None:
         """Validate ``frame`` (all rules, lazily) and add what failed."""
+        self.add_many([(partition, frame)])
+
+    def add_many(self, pieces: Sequence[tuple[str | None, pl.DataFrame]]) -> None:
+        """Validate frames of the same columns together, each labelled with its partition: one
+        Pandera call for many small partitions (a call costs milliseconds however few its rows)."""
+        if not pieces:
+            return
+        frame = pieces[0][1] if len(pieces) == 1 else pl.concat([f for _, f in pieces], how="vertical")
+        starts, labels, at = [], [], 0
+        for partition, piece in pieces:
+            starts.append(at)
+            labels.append(partition)
+            at += piece.height
         self.rows += frame.height
-        self.frames += 1
+        self.frames += len(pieces)
         try:
             self.model.validate(frame, lazy=True)
         except pandera.errors.SchemaErrors as exc:
-            self._collect(frame, exc.failure_cases, partition)
+            self._collect(frame, exc.failure_cases, lambda row: labels[bisect.bisect_right(starts, row) - 1])
         except pandera.errors.SchemaError as exc:  # raised eagerly for some shape errors
             self.failures[f"{exc.reason_code or 'schema'}"] += 1
 
-    def _collect(self, frame: pl.DataFrame, cases: pl.DataFrame, partition: str | None) -> None:
+    def _collect(self, frame: pl.DataFrame, cases: pl.DataFrame, partition_of: Callable[[int], str | None]) -> None:
         labelled = cases.with_columns(
             rule=pl.when(pl.col("index").is_null() & (pl.col("schema_context") == "DataFrameSchema"))
             .then(pl.format("{}({})", pl.col("check"), pl.col("failure_case")))
@@ -72,8 +87,9 @@ class Validation:
         picked = frame.with_row_index("__index").join(
             first_rule.select(pl.col("index").cast(pl.UInt32).alias("__index"), "rule"), on="__index"
         )
-        for row in picked.drop("__index").iter_rows(named=True):
-            self.sample.append({"rule": row.pop("rule"), "partition": partition, **row})
+        for row in picked.iter_rows(named=True):
+            index = row.pop("__index")
+            self.sample.append({"rule": row.pop("rule"), "partition": partition_of(index), **row})
 
     def summary(self) -> dict[str, object]:
         """Rows checked, failing rows, failures per rule and the sample, for metadata."""

@@ -52,3 +52,19 @@ def test_shape_errors_name_the_column() -> None:
     v.add(frame)
     assert v.failures["column_in_schema(extra)"] == 1
     assert v.failures["column_in_dataframe(ship_state)"] == 1
+
+
+def test_many_partitions_validated_in_one_call_keep_their_own_labels() -> None:
+    v = Validation(SilverSales)
+    v.add_many(
+        [
+            ("2026-10-01|pawmart", sales_frame(sales_row(), sales_row(line_no=2))),
+            ("2026-10-01|petopia", sales_frame(sales_row(provider="petopia", quantity=0, net_amount=-1.0))),
+            ("2026-10-02|pawmart", sales_frame(sales_row(line_no=3, status="pending"))),
+        ]
+    )
+    assert v.rows == 4 and v.frames == 3 and v.failing_rows == 2
+    assert {(row["provider"], row["partition"]) for row in v.sample} == {
+        ("petopia", "2026-10-01|petopia"),
+        ("pawmart", "2026-10-02|pawmart"),
+    }
