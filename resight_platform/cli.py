@@ -164,7 +164,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
     with conn:
         report = quality_report(conn, start, end, feed=args.feed, provider=args.provider)
         last, watching_since = last_deliveries(conn)
-    stale = stale_sources(load_registry(), last, datetime.now(UTC), watching_since=watching_since, feed=args.feed)
+    stale = stale_sources(
+        load_registry(settings.registry_dir), last, datetime.now(UTC), watching_since=watching_since, feed=args.feed
+    )
     if args.provider:
         stale = [s for s in stale if s.provider == args.provider]
     if args.json:

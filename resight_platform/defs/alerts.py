@@ -22,6 +22,7 @@ from typing import Any
 
 import dagster as dg
 
+from resight_platform.defs.metadata import run_partition_range
 from resight_platform.io.alerts import AlertSettings, Failure, Message, group_failures, send_email, send_webhook
 from resight_platform.io.ops import alert_messages_since, alerted, record_alert
 from resight_platform.resources import WarehouseResource
@@ -29,21 +30,17 @@ from resight_platform.resources import WarehouseResource
 __all__ = ["ALERT_SENSOR", "alert_sensor", "failures_after"]
 
 ALERT_SENSOR = "alert_sensor"
-PARTITION_TAG = "dagster/partition"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 #: Events read per kind and tick.
 _BATCH = 1000
 
 
 def _partitions(tags: dict[str, str] | None) -> tuple[str, ...]:
-    if not tags:
+    bounds = run_partition_range(tags or {})
+    if bounds is None:
         return ()
-    if RANGE_START in tags:
-        start, end = tags[RANGE_START], tags.get(RANGE_END, tags[RANGE_START])
-        return (start,) if start == end else (f"{start} … {end}",)
-    return (tags[PARTITION_TAG],) if PARTITION_TAG in tags else ()
+    start, end = bounds
+    return (start,) if start == end else (f"{start} … {end}",)
 
 
 def _value(metadata: dict[str, Any], name: str) -> Any:
@@ -143,7 +140,7 @@ def deliver(
         for message in messages:
             message_id = _message_id(message)
             for sink in sinks:
-                if set(message.failures) <= alerted(conn, message.failures, sink):
+                if set(message.failures) <= done[sink]:
                     continue
                 if sink == "webhook":
                     assert settings.webhook_url is not None
@@ -153,6 +150,7 @@ def deliver(
                 record_alert(
                     conn, message_id=message_id, subject=message.subject, keys=message.failures, sink=sink, now=now
                 )
+                done[sink].update(message.failures)
             sent += 1
         covered = {key for m in messages for key in m.failures}
         return sent, all(f.key in covered for f in pending)

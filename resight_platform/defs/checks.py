@@ -12,7 +12,7 @@ that asset passes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 import polars as pl
@@ -80,11 +80,6 @@ class ModelCheck:
     def _flush(self) -> None:
         self.validation.add_many(self._waiting)
         self._waiting, self._waiting_rows = [], 0
-
-    def stream(self, chunks: Iterator[tuple[str, pl.DataFrame]]) -> Iterator[tuple[str, pl.DataFrame]]:
-        """``chunks`` of ``(partition key, frame)``, each validated on its way through."""
-        for key, frame in chunks:
-            yield key, self.frame(frame, key)
 
     def result(self) -> dg.AssetCheckResult:
         self._flush()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import psycopg
 
 from resight_platform.io.ops import last_deliveries
 from resight_platform.resources import RegistryResource, WarehouseResource
@@ -34,10 +34,11 @@ def _grace() -> timedelta:
 
 
 def freshness_evaluation(
-    conn: psycopg.Connection, registry: Registry, feed: str, now: datetime
+    deliveries: tuple[Mapping[tuple[str, str], datetime], datetime | None], registry: Registry, feed: str, now: datetime
 ) -> tuple[dg.AssetCheckEvaluation, list[Staleness]]:
-    """The check's verdict for ``feed`` at ``now``, and the stale sources behind it."""
-    last, watching_since = last_deliveries(conn)
+    """The check's verdict for ``feed`` at ``now`` and the stale sources behind it, from
+    :func:`last_deliveries` (read once for every feed)."""
+    last, watching_since = deliveries
     stale = stale_sources(registry, last, now, grace=_grace(), watching_since=watching_since, feed=feed)
     checked = sum(1 for (_, f), s in registry.sources.items() if f == feed and s.active)
     table = ["| source | last delivery | due every (h) | overdue (h) |", "|---|---|---:|---:|"]
@@ -72,7 +73,7 @@ def _check(feed: str) -> dg.AssetChecksDefinition:
     )
     def check(warehouse: WarehouseResource, registry: RegistryResource) -> dg.AssetCheckResult:
         with warehouse.connect() as conn:
-            evaluation, _ = freshness_evaluation(conn, registry.load(), feed, datetime.now(UTC))
+            evaluation, _ = freshness_evaluation(last_deliveries(conn), registry.load(), feed, datetime.now(UTC))
         return dg.AssetCheckResult(
             passed=evaluation.passed,
             severity=evaluation.severity,
@@ -102,11 +103,12 @@ def freshness_sensor(
     state: dict[str, list[str]] = {}
     events: list[dg.AssetCheckEvaluation] = []
     with warehouse.connect() as conn:
-        for feed in FEEDS:
-            evaluation, stale = freshness_evaluation(conn, reg, feed, now)
-            state[feed] = sorted(f"{s.provider}/{s.feed}" for s in stale)
-            if feed not in previous or state[feed] != previous[feed]:
-                events.append(evaluation)
+        deliveries = last_deliveries(conn)
+    for feed in FEEDS:
+        evaluation, stale = freshness_evaluation(deliveries, reg, feed, now)
+        state[feed] = sorted(f"{s.provider}/{s.feed}" for s in stale)
+        if feed not in previous or state[feed] != previous[feed]:
+            events.append(evaluation)
     cursor = json.dumps(state, sort_keys=True)
     if not events:
         return dg.SensorResult(cursor=cursor, skip_reason="no change in stale sources")

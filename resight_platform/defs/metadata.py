@@ -5,12 +5,36 @@ from collections.abc import Mapping
 import dagster as dg
 import polars as pl
 
-__all__ = ["OWNERS", "RUN_KEY_TAG", "markdown_preview", "table_schema_from_model", "table_schema_from_polars"]
+__all__ = [
+    "OWNERS",
+    "PARTITION_TAG",
+    "RANGE_END",
+    "RANGE_START",
+    "RUN_KEY_TAG",
+    "markdown_preview",
+    "run_partition_range",
+    "table_schema_from_model",
+    "table_schema_from_polars",
+]
 
 OWNERS = ["team:data-platform"]
 
 #: The tag Dagster gives a run a sensor requested with a run key.
 RUN_KEY_TAG = "dagster/run_key"
+#: The tags of a run's partition: one key, or the first and last of a range.
+PARTITION_TAG = "dagster/partition"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def run_partition_range(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(first, last)`` partition key of a run from its tags (equal for a one-partition run);
+    ``None`` for a run that is not partitioned."""
+    if RANGE_START in tags:
+        return tags[RANGE_START], tags.get(RANGE_END, tags[RANGE_START])
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG], tags[PARTITION_TAG]
+    return None
 
 
 def table_schema_from_polars(schema: Mapping[str, pl.DataType]) -> dg.TableSchema:

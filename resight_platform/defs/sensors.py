@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB
-from resight_platform.defs.metadata import RUN_KEY_TAG
+from resight_platform.defs.metadata import RANGE_END, RANGE_START, RUN_KEY_TAG, run_partition_range
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
 from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys, split_key
 from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN
@@ -49,9 +49,6 @@ __all__ = [
 LANDING_SENSOR = "landing_sensor"
 AUTOMATION_SENSOR = "automation_sensor"
 TRIGGER_TAG = "resight/trigger"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 _PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 _IN_FLIGHT = [*_PENDING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
@@ -142,13 +139,10 @@ def busy_areas(instance: dg.DagsterInstance) -> list[Area]:
     """The date × source partitions of runs in flight (any job, queued or started), as rectangles."""
     areas: list[Area] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT)):
-        tags = run.tags
-        first, last = (
-            (tags.get(RANGE_START), tags.get(RANGE_END)) if RANGE_START in tags else (tags.get(PARTITION_TAG),) * 2
-        )
-        if not first or not last or "|" not in first or "|" not in last:
+        bounds = run_partition_range(run.tags)
+        if bounds is None or "|" not in bounds[0] or "|" not in bounds[1]:
             continue  # not a run over date × source partitions (a mart's day or month, an op job)
-        (first_day, first_source), (last_day, last_source) = split_key(first), split_key(last)
+        (first_day, first_source), (last_day, last_source) = split_key(bounds[0]), split_key(bounds[1])
         areas.append((first_day, last_day, first_source, last_source))
     return areas
 

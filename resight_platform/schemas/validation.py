@@ -90,12 +90,3 @@ class Validation:
         for row in picked.iter_rows(named=True):
             index = row.pop("__index")
             self.sample.append({"rule": row.pop("rule"), "partition": partition_of(index), **row})
-
-    def summary(self) -> dict[str, object]:
-        """Rows checked, failing rows, failures per rule and the sample, for metadata."""
-        return {
-            "rows_checked": self.rows,
-            "failing_rows": self.failing_rows,
-            "failures_by_rule": dict(sorted(self.failures.items())),
-            "sample": self.sample,
-        }

@@ -19,8 +19,9 @@ import dagster as dg
 import pytest
 
 from resight_platform.definitions import build_definitions
+from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
-from resight_platform.defs.sensors import LANDING_SENSOR, PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
+from resight_platform.defs.sensors import LANDING_SENSOR
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
