@@ -22,6 +22,7 @@ of the run that will read them, so the next tick does not request them again. If
 stopped between writing that and the run being created, the run never exists: such rows are
 requested again once ``orphan_after`` has passed (Dagster's run keys make a repeated request
 harmless).
+A file its run found gone is closed as ``vanished`` by bronze; if it is listed again it is new.
 """
 
 from __future__ import annotations
