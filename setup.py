@@ -23,6 +23,10 @@ setup(
         "boto3>=1.35,<2",
         "pyyaml>=6,<7",
         "numpy>=1.26",
+        # demand models: tracking, registry and UI; scikit-learn and matplotlib come with it
+        "mlflow>=3.5,<4",
+        "scikit-learn>=1.5,<2",
+        "matplotlib>=3.8,<4",
     ],
     extras_require={
         "test": [

@@ -23,6 +23,8 @@ class Settings:
     aws_endpoint_url: str | None
     partitions_start: str
     registry_dir: Path | None
+    #: ``MLFLOW_TRACKING_URI`` when set (an MLflow server); else a local store under ``home``.
+    mlflow_tracking_uri: str | None = None
 
     @property
     def dead_letter_url(self) -> str:
@@ -31,6 +33,16 @@ class Settings:
     @property
     def pg_data_dir(self) -> Path:
         return self.home / "pg"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """The local MLflow store: its SQLite database and the runs' artifacts."""
+        return self.home / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        """Where MLflow runs and registered models are tracked."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
     def embedded(self) -> bool:
@@ -49,4 +61,5 @@ class Settings:
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             partitions_start=env.get("RESIGHT_PARTITIONS_START", DEFAULT_PARTITIONS_START),
             registry_dir=Path(registry) if registry else None,
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         )
