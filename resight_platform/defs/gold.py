@@ -15,6 +15,7 @@ from resight_platform.defs.checks import (
     model_check_spec,
     reconcile_result,
 )
+from resight_platform.defs.mart_checks import mart_metadata, top_result, totals_check_spec, totals_result
 from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
 from resight_platform.defs.partitions import DATE, split_key
 from resight_platform.defs.policies import RETRY
@@ -37,12 +38,14 @@ def split_by_date(frame: pl.DataFrame, partition_keys: Sequence[str]) -> dict[st
 
 
 def _checked(
-    key: list[str], model: type, frame: pl.DataFrame
+    key: list[str], model: type, frame: pl.DataFrame, metadata: dict[str, dg.MetadataValue] | None = None
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-    """The output of an unpartitioned table and its ``matches_model`` result."""
+    """The output of an unpartitioned table (row count and preview, or ``metadata``) and its
+    ``matches_model`` result."""
     check = ModelCheck(key, model)
     check.frame(frame)
-    yield dg.Output(frame, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+    metadata = metadata or {"dagster/row_count": dg.MetadataValue.int(frame.height), "preview": markdown_preview(frame)}
+    yield dg.Output(frame, metadata=metadata)
     yield check.result()
 
 
@@ -280,20 +283,35 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             "partition_expr": "sale_date",
             "dagster/column_schema": table_schema_from_model(models.DailySales),
         },
-        check_specs=[model_check_spec(["marts", "daily_sales"], models.DailySales, blocking=False)],
+        check_specs=[
+            model_check_spec(["marts", "daily_sales"], models.DailySales, blocking=False),
+            totals_check_spec("daily_sales"),
+        ],
     )
     def daily_sales(
         context: dg.AssetExecutionContext, fact: pl.LazyFrame, dim_product: pl.LazyFrame
     ) -> Iterator[dg.Output[dict[str, pl.DataFrame]] | dg.AssetCheckResult]:
-        frame = marts.daily_sales(fact, dim_product) if fact.collect_schema().names() else _empty(models.DailySales)
+        frame = marts.daily_sales(fact, dim_product) if _has_rows(fact) else _empty(models.DailySales)
+        fact = _or_empty(fact)
         parts = split_by_date(frame, context.partition_keys)
         check = ModelCheck(["marts", "daily_sales"], models.DailySales)
         for key, part in parts.items():
             check.frame(part, key)
-        yield dg.Output(parts, metadata={"dagster/row_count": frame.height, "preview": markdown_preview(frame)})
+        yield dg.Output(parts, metadata=mart_metadata("daily_sales", frame))
         yield check.result()
+        yield totals_result("daily_sales", frame, fact)
 
     return daily_sales
+
+
+def _has_rows(fact: pl.LazyFrame) -> bool:
+    """Whether any partition of ``fact`` exists (the IO manager gives a frame with no columns when none does)."""
+    return bool(fact.collect_schema().names())
+
+
+def _or_empty(fact: pl.LazyFrame) -> pl.LazyFrame:
+    """``fact``, or an empty fact table when none of its partitions exist, for the checks."""
+    return fact if _has_rows(fact) else gold.empty_fact_sales().lazy()
 
 
 def _empty(model: type) -> pl.DataFrame:
@@ -317,13 +335,18 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         ins=ins,
         description=_MART_DOCS[name],
         metadata={"pg_mode": "replace", "dagster/column_schema": table_schema_from_model(model)},
-        check_specs=[model_check_spec(["marts", name], model, blocking=False)],
+        check_specs=[model_check_spec(["marts", name], model, blocking=False), totals_check_spec(name)],
     )
     def mart(
         fact: pl.LazyFrame, dim_product: pl.LazyFrame, **extra: pl.LazyFrame
     ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-        frame = compute(fact, dim_product, **extra) if fact.collect_schema().names() else _empty(model)
-        yield from _checked(["marts", name], model, frame)
+        frame = compute(fact, dim_product, **extra) if _has_rows(fact) else _empty(model)
+        fact = _or_empty(fact)
+        yield from _checked(["marts", name], model, frame, mart_metadata(name, frame))
+        if name in marts.TOP_KEYS:
+            yield top_result(name, frame, fact, extra.get("dim_customer", dim_product))
+        else:
+            yield totals_result(name, frame, fact)
 
     return mart
 

@@ -11,6 +11,7 @@ __all__ = [
     "RANGE_END",
     "RANGE_START",
     "RUN_KEY_TAG",
+    "chart_markdown",
     "markdown_preview",
     "run_partition_range",
     "table_schema_from_model",
@@ -67,3 +68,71 @@ def markdown_preview(frame: pl.DataFrame, rows: int = 5) -> dg.MarkdownMetadataV
     rule = "|" + "---|" * len(head.columns)
     body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in head.iter_rows()]
     return dg.MetadataValue.md("\n".join([header, rule, *body]))
+
+
+#: Size of a metadata chart: small enough to keep a materialisation event light (about 15 KB).
+CHART_INCHES = (5.0, 2.4)
+CHART_DPI = 80
+#: At most this many series (the largest by total); the rest are summed into "other".
+CHART_SERIES = 8
+
+
+def chart_markdown(
+    frame: pl.DataFrame, x: str, y: str, *, series: str | None = None, kind: str = "line", title: str = ""
+) -> dg.MarkdownMetadataValue:
+    """A small PNG chart of ``y`` by ``x`` (one line or bar group per ``series`` value), embedded
+    as Markdown ``![chart](data:image/png;base64,…)``, which the Dagster UI renders in place.
+
+    ``frame`` holds one row per ``x`` (and ``series``), or several that are summed. An empty frame
+    gives a line of text, not an empty plot."""
+    if frame.is_empty():
+        return dg.MetadataValue.md(f"_{title or 'chart'}: no rows_")
+    import base64
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    keys = [x] if series is None else [x, series]
+    data = frame.group_by(keys).agg(pl.col(y).sum())
+    if series is not None:
+        largest = data.group_by(series).agg(pl.col(y).sum()).sort(y, descending=True).get_column(series)
+        keep = largest.head(CHART_SERIES).implode()
+        data = (
+            data.with_columns(
+                pl.when(pl.col(series).is_in(keep)).then(pl.col(series).cast(pl.Utf8)).otherwise(pl.lit("other"))
+            )
+            .group_by(keys)
+            .agg(pl.col(y).sum())
+        )
+    data = data.sort(keys)
+    figure = Figure(figsize=CHART_INCHES, dpi=CHART_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    groups = (
+        [(None, data)] if series is None else list(data.partition_by(series, as_dict=True, maintain_order=True).items())
+    )
+    labels = data.get_column(x).unique(maintain_order=True).to_list()
+    position = {value: i for i, value in enumerate(labels)}
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, group) in enumerate(groups):
+        label = None if name is None else str(name[0])
+        if kind == "bar":
+            positions = [position[v] + i * width for v in group.get_column(x)]
+            axes.bar(positions, group.get_column(y).to_list(), width=width, label=label)
+        else:
+            axes.plot(group.get_column(x).to_list(), group.get_column(y).to_list(), linewidth=1, label=label)
+    if kind == "bar":
+        axes.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(labels))])
+        axes.set_xticklabels([str(v) for v in labels], rotation=30, ha="right", fontsize=7)
+    else:
+        axes.tick_params(axis="x", labelrotation=30)
+    axes.tick_params(labelsize=7)
+    axes.set_title(title, fontsize=9)
+    axes.set_ylabel(y, fontsize=8)
+    if series is not None:
+        axes.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return dg.MetadataValue.md(f"![{title or 'chart'}](data:image/png;base64,{encoded})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pandera.polars as pa
 import polars as pl
@@ -129,23 +130,61 @@ class FactSales(_Model):
         return data.lazyframe.select(pl.col("sale_date") <= tomorrow)
 
 
+# --- Marts -----------------------------------------------------------------------------------
+# Revenue is the net amount of completed lines (cancelled and returned lines are in
+# order_status_impact), so it is never below zero unless a partner gave a discount larger than
+# the line's price: the marts are still written, and their (non-blocking) check says so.
+
+#: How far a group's shares may sum from 1 (float rounding over a few thousand brands).
+SHARE_TOLERANCE = 1e-6
+#: How far a stored average order value may be from revenue / orders (it is rounded to cents).
+AOV_TOLERANCE = 0.005 + 1e-9
+
+
+def _shares_sum_to_one(share: str, amount: str, group: list[str]) -> pl.Expr:
+    """Per row: the shares of its group sum to 1, or to 0 when the group's amount is 0 (a share of
+    nothing is 0, not a division by zero)."""
+    total = pl.col(share).sum().over(group)
+    empty = pl.col(amount).sum().over(group) == 0
+    return pl.when(empty).then(total.abs() <= SHARE_TOLERANCE).otherwise((total - 1).abs() <= SHARE_TOLERANCE)
+
+
+def _aov_is_revenue_per_order() -> pl.Expr:
+    return (pl.col("avg_order_value") - pl.col("revenue") / pl.col("orders")).abs() <= AOV_TOLERANCE
+
+
 class _SalesMeasures(_Model):
     category: str
     species: str
     region: str
     channel: str = pa.Field(isin=CHANNELS)
-    units: int = pa.Field(ge=0)
-    revenue: float
-    orders: int = pa.Field(ge=0)
-    avg_order_value: float
+    units: int = pa.Field(gt=0)
+    revenue: float = pa.Field(ge=0)
+    orders: int = pa.Field(gt=0)
+    avg_order_value: float = pa.Field(ge=0)
+
+    @pa.dataframe_check
+    @classmethod
+    def avg_order_value_is_revenue_per_order(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_aov_is_revenue_per_order())
 
 
 class DailySales(_SalesMeasures):
     sale_date: pl.Date
 
+    class Config:
+        unique: ClassVar[list[str]] = ["sale_date", "category", "species", "region", "channel"]
+
 
 class MonthlySales(_SalesMeasures):
     month: pl.Date
+
+    class Config:
+        unique: ClassVar[list[str]] = ["month", "category", "species", "region", "channel"]
+
+
+#: The group a brand's share is of.
+BRAND_SHARE_GROUP = ["month", "category", "species", "region"]
 
 
 class BrandShareMonthly(_Model):
@@ -154,9 +193,20 @@ class BrandShareMonthly(_Model):
     species: str
     region: str
     brand: str
-    revenue: float
-    share: float = pa.Field(in_range={"min_value": 0.0, "max_value": 1.0000001})
-    share_change: float = pa.Field(nullable=True)
+    revenue: float = pa.Field(ge=0)
+    share: float = pa.Field(in_range={"min_value": 0.0, "max_value": 1.0 + SHARE_TOLERANCE})
+    share_change: float = pa.Field(
+        nullable=True, in_range={"min_value": -1.0 - SHARE_TOLERANCE, "max_value": 1.0 + SHARE_TOLERANCE}
+    )
+
+    class Config:
+        unique: ClassVar[list[str]] = [*BRAND_SHARE_GROUP, "brand"]
+
+    @pa.dataframe_check
+    @classmethod
+    def shares_sum_to_one(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """The brands' shares of a month × category × species × region sum to 1."""
+        return data.lazyframe.select(_shares_sum_to_one("share", "revenue", BRAND_SHARE_GROUP))
 
 
 class TopProductsMonthly(_Model):
@@ -168,8 +218,11 @@ class TopProductsMonthly(_Model):
     brand: str = pa.Field(nullable=True)
     category: str = pa.Field(nullable=True)
     species: str = pa.Field(nullable=True)
-    units: int
-    revenue: float
+    units: int = pa.Field(gt=0)
+    revenue: float = pa.Field(ge=0)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["month", "rank"]
 
 
 class TopCustomersMonthly(_Model):
@@ -178,8 +231,15 @@ class TopCustomersMonthly(_Model):
     provider: str
     customer_id: str
     region: str = pa.Field(nullable=True)
-    orders: int
-    revenue: float
+    orders: int = pa.Field(gt=0)
+    revenue: float = pa.Field(ge=0)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["month", "rank"]
+
+
+#: The group a status's share of the amount is of.
+ORDER_STATUS_GROUP = ["month", "category", "region"]
 
 
 class OrderStatusImpact(_Model):
@@ -187,14 +247,31 @@ class OrderStatusImpact(_Model):
     category: str
     region: str
     status: str = pa.Field(isin=STATUSES)
-    lines: int
-    amount: float
-    share_of_amount: float
+    lines: int = pa.Field(gt=0)
+    amount: float = pa.Field(ge=0)
+    share_of_amount: float = pa.Field(in_range={"min_value": 0.0, "max_value": 1.0 + SHARE_TOLERANCE})
+
+    class Config:
+        unique: ClassVar[list[str]] = [*ORDER_STATUS_GROUP, "status"]
+
+    @pa.dataframe_check
+    @classmethod
+    def shares_sum_to_one(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """The statuses' shares of the amount of a month × category × region sum to 1."""
+        return data.lazyframe.select(_shares_sum_to_one("share_of_amount", "amount", ORDER_STATUS_GROUP))
 
 
 class AovByRegion(_Model):
     month: pl.Date
     region: str
-    orders: int
-    revenue: float
-    avg_order_value: float
+    orders: int = pa.Field(gt=0)
+    revenue: float = pa.Field(ge=0)
+    avg_order_value: float = pa.Field(ge=0)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["month", "region"]
+
+    @pa.dataframe_check
+    @classmethod
+    def avg_order_value_is_revenue_per_order(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_aov_is_revenue_per_order())

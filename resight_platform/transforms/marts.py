@@ -13,6 +13,7 @@ provider's partition, pruned by their statistics).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -40,6 +41,12 @@ def _enrich(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("sale_date").dt.month_start().alias("month"),
         pl.concat_str([pl.col("provider_key").cast(pl.Utf8), pl.col("order_id")], separator="|").alias("_order"),
     )
+
+
+def _share_of(amount: str, group: list[str]) -> pl.Expr:
+    """Each row's part of its group's ``amount``; 0 in a group whose amount is 0."""
+    total = pl.col(amount).sum().over(group)
+    return pl.when(total != 0).then(pl.col(amount) / total).otherwise(0.0)
 
 
 def _completed(fact: pl.LazyFrame) -> pl.LazyFrame:
@@ -96,7 +103,7 @@ def brand_share_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.Dat
         _completed(_enrich(fact, dim_product))
         .group_by([*group, "brand"])
         .agg(pl.col("net_amount").sum().alias("revenue"))
-        .with_columns((pl.col("revenue") / pl.col("revenue").sum().over(group)).alias("share"))
+        .with_columns(_share_of("revenue", group).alias("share"))
     )
     previous = by_brand.select(
         pl.col("month").dt.offset_by("1mo").alias("month"), *segment[:-1], "brand", pl.col("share").alias("_prev")
@@ -188,7 +195,7 @@ def order_status_impact(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.Dat
             pl.len().cast(pl.Int64).alias("lines"),
             pl.col("net_amount").sum().alias("amount"),
         )
-        .with_columns((pl.col("amount") / pl.col("amount").sum().over(group)).fill_nan(0.0).alias("share_of_amount"))
+        .with_columns(_share_of("amount", group).alias("share_of_amount"))
         .with_columns(pl.col("amount").round(2))
         .sort([*group, "status"])
         .collect(engine="streaming")
@@ -200,3 +207,141 @@ def aov_by_region(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.DataFrame
     return _sales_by(fact, dim_product, ["month", "region"]).select(
         "month", "region", "orders", "revenue", "avg_order_value"
     )
+
+
+# --- Totals against the facts -------------------------------------------------------------------
+# What the ``totals_match_fact_sales`` checks compare: a mart's measures summed per period (and
+# key) against the same sums taken straight from ``fact_sales``, money in cents. Written apart
+# from the marts above (no dimension join, no segments), so a lost or doubled row shows.
+
+
+@dataclass(frozen=True)
+class TotalsSpec:
+    """Which of a mart's measures add up to a fact total, per ``period`` and ``keys``."""
+
+    #: The mart's period column: ``sale_date`` (daily) or ``month``.
+    period: str
+    #: Measures summed per period: ``units``, ``revenue`` and ``orders`` of completed lines,
+    #: ``lines`` and ``amount`` (net amount) of all lines.
+    measures: tuple[str, ...]
+    #: Columns the sums are also grouped by, in the mart and in the facts (``status``, ``region``).
+    keys: tuple[str, ...] = ()
+
+
+#: Money measures, compared in cents.
+MONEY = frozenset({"revenue", "amount"})
+
+#: The marts whose measures add up to fact totals. Orders are counted per order, so they add up
+#: only where an order falls in one group (a region); an order with lines in two categories is in
+#: two segments of ``daily_sales``.
+MART_TOTALS = {
+    "daily_sales": TotalsSpec("sale_date", ("units", "revenue")),
+    "monthly_sales": TotalsSpec("month", ("units", "revenue")),
+    "brand_share_monthly": TotalsSpec("month", ("revenue",)),
+    "order_status_impact": TotalsSpec("month", ("lines", "amount"), keys=("status",)),
+    "aov_by_region": TotalsSpec("month", ("orders", "revenue"), keys=("region",)),
+}
+
+
+def _cents(column: str) -> pl.Expr:
+    return (pl.col(column) * 100).round(0).cast(pl.Int64)
+
+
+def fact_totals(fact: pl.LazyFrame, spec: TotalsSpec) -> pl.DataFrame:
+    """``spec``'s measures per period (and keys) computed from fact rows, money in cents."""
+    group = [spec.period, *spec.keys]
+    rows = fact.with_columns(
+        pl.col("sale_date").dt.month_start().alias("month"),
+        pl.col("region").fill_null("Unknown"),
+        (pl.col("status") == "completed").alias("_completed"),
+    )
+    measures = {
+        "units": pl.col("quantity").filter(pl.col("_completed")).sum().cast(pl.Int64),
+        "revenue": _cents("net_amount").filter(pl.col("_completed")).sum(),
+        "lines": pl.len().cast(pl.Int64),
+        "amount": _cents("net_amount").sum(),
+        "orders": pl.col("order_id").filter(pl.col("_completed")).n_unique().cast(pl.Int64),
+    }
+    wanted = [measures[m].alias(m) for m in spec.measures]
+
+    def partial(part: pl.LazyFrame) -> pl.LazyFrame:
+        return part.group_by(group).agg(wanted)
+
+    # An order is one (provider, order_id): orders are counted per provider, then added up.
+    counts_orders = "orders" in spec.measures
+    totals = _per_provider(rows, partial).lazy() if counts_orders else partial(rows)
+    totals = totals.group_by(group).agg(pl.col(m).sum() for m in spec.measures)
+    if counts_orders:
+        totals = totals.filter(pl.col("orders") > 0)  # a group with no completed line has no mart row
+    return totals.sort(group).collect(engine="streaming")
+
+
+def mart_totals(mart: pl.DataFrame, spec: TotalsSpec) -> pl.DataFrame:
+    """``spec``'s measures of a mart summed per period (and keys), money in cents."""
+    group = [spec.period, *spec.keys]
+    sums = [(_cents(m) if m in MONEY else pl.col(m).cast(pl.Int64)).sum().alias(m) for m in spec.measures]
+    return mart.group_by(group).agg(sums).sort(group)
+
+
+def compare_totals(mart: pl.DataFrame, fact: pl.LazyFrame, spec: TotalsSpec) -> pl.DataFrame:
+    """One row per period (and keys) found in the mart or the facts: each measure's ``{m}_mart``
+    and ``{m}_fact`` (0 where one side has no row) and ``matches``.
+
+    Periods with no completed line have no row in the completed-only marts: such a period's facts
+    count only when the mart has it or a completed measure is nonzero."""
+    group = [spec.period, *spec.keys]
+    ours = mart_totals(mart, spec).rename({m: f"{m}_mart" for m in spec.measures})
+    theirs = fact_totals(fact, spec).rename({m: f"{m}_fact" for m in spec.measures})
+    both = ours.join(theirs, on=group, how="full", coalesce=True).with_columns(
+        pl.col(f"{m}_{side}").fill_null(0) for m in spec.measures for side in ("mart", "fact")
+    )
+    both = both.filter(
+        pl.any_horizontal(pl.col(f"{m}_{side}") != 0 for m in spec.measures for side in ("mart", "fact"))
+    )
+    same = pl.all_horizontal(pl.col(f"{m}_mart") == pl.col(f"{m}_fact") for m in spec.measures)
+    return both.with_columns(same.alias("matches")).sort(group)
+
+
+#: How each top mart's rows are found in the facts: the mart's key columns and the dimension
+#: that maps a fact's surrogate key to them.
+TOP_KEYS = {
+    "top_products_monthly": ("product_key", ("provider", "sku"), ("units", "revenue")),
+    "top_customers_monthly": ("customer_key", ("provider", "customer_id"), ("orders", "revenue")),
+}
+
+
+def compare_top(mart: pl.DataFrame, fact: pl.LazyFrame, dimension: pl.LazyFrame, name: str) -> pl.DataFrame:
+    """Every product (or customer) that sold in a month, from the facts: its measures there
+    (``{m}_fact``), its row of the top mart if listed (``{m}_mart``, ``rank``), ``matches`` (a
+    listed row's measures equal the facts'), and ``outsells_list`` (unlisted, but sold more than
+    the month's last listed row)."""
+    surrogate, keys, measures = TOP_KEYS[name]
+    if surrogate not in dimension.collect_schema().names():  # not built yet: no fact row resolves
+        dimension = pl.LazyFrame(schema={surrogate: pl.Int64, **dict.fromkeys(keys, pl.Utf8)})
+    completed = (
+        fact.filter((pl.col("status") == "completed") & pl.col(surrogate).is_not_null())
+        .with_columns(pl.col("sale_date").dt.month_start().alias("month"))
+        .join(dimension.select(surrogate, *keys), on=surrogate, how="inner")
+    )
+    group = ["month", *keys]
+    aggs = {
+        "units": pl.col("quantity").sum().cast(pl.Int64),
+        "revenue": _cents("net_amount").sum(),
+        "orders": pl.struct("provider_key", "order_id").n_unique().cast(pl.Int64),
+    }
+    theirs = completed.group_by(group).agg(aggs[m].alias(f"{m}_fact") for m in measures).collect(engine="streaming")
+    ours = mart.select(
+        *group,
+        "rank",
+        *((_cents(m) if m in MONEY else pl.col(m).cast(pl.Int64)).alias(f"{m}_mart") for m in measures),
+    )
+    both = theirs.join(ours, on=group, how="full", coalesce=True)
+    last_listed = pl.col("revenue_mart").min().over("month")
+    listed = pl.col("rank").is_not_null()
+    return both.with_columns(
+        pl.all_horizontal(pl.col(f"{m}_mart") == pl.col(f"{m}_fact") for m in measures)
+        .fill_null(False)
+        .or_(~listed)
+        .alias("matches"),
+        (~listed & (pl.col("revenue_fact") > last_listed).fill_null(False)).alias("outsells_list"),
+    ).sort(["month", "rank"], nulls_last=True)

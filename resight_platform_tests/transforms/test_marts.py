@@ -1,18 +1,26 @@
-"""Marts against an independent computation in plain Python over the same fact rows."""
+"""Marts against an independent computation in plain Python over the same fact rows; each mart
+rule on a frame that breaks it; the ``totals_match_fact_sales`` checks; the charts."""
 
 from __future__ import annotations
 
+import base64
 import random
+import re
+import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
+import dagster as dg
 import polars as pl
 import pytest
 
+from resight_platform.defs.mart_checks import TOTALS_CHECK, mart_metadata, top_result, totals_result
 from resight_platform.schemas import gold as models
+from resight_platform.schemas.validation import Validation
 from resight_platform.transforms import marts
 from resight_platform.transforms.gold import empty_fact_sales
+from resight_platform.transforms.marts import MART_TOTALS
 
 BRANDS = ["KONG", "Royal Canin", "Tetra"]
 CATEGORIES = ["food", "toys"]
@@ -45,7 +53,7 @@ def data() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     for order in range(400):
         day = start + timedelta(days=rng.randrange(25))
         channel = rng.choice(["store", "online"])
-        customer = rng.choice([None, *range(500, 515)])
+        customer = rng.choice([None, *range(500 + order % 2, 515, 2)])  # a customer of the order's provider
         region = rng.choice(REGIONS)  # a store's or a ship-to state's region: one per order
         for line in range(1, rng.randint(1, 3) + 1):
             quantity = rng.randint(1, 4)
@@ -200,3 +208,262 @@ def test_marts_of_an_empty_fact_are_empty() -> None:
         ).height
         == 0
     )
+
+
+# --- The marts' rules: each model's rules on a frame that keeps them and one that breaks each ----
+
+MARTS = {
+    "daily_sales": (models.DailySales, lambda f, p, c: marts.daily_sales(f, p)),
+    "monthly_sales": (models.MonthlySales, lambda f, p, c: marts.monthly_sales(f, p)),
+    "brand_share_monthly": (models.BrandShareMonthly, lambda f, p, c: marts.brand_share_monthly(f, p)),
+    "top_products_monthly": (models.TopProductsMonthly, lambda f, p, c: marts.top_products_monthly(f, p)),
+    "top_customers_monthly": (models.TopCustomersMonthly, lambda f, p, c: marts.top_customers_monthly(f, p, c)),
+    "order_status_impact": (models.OrderStatusImpact, lambda f, p, c: marts.order_status_impact(f, p)),
+    "aov_by_region": (models.AovByRegion, lambda f, p, c: marts.aov_by_region(f, p)),
+}
+
+Data = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
+
+
+def _mart(name: str, data: Data) -> pl.DataFrame:
+    fact, products, customers = data
+    return MARTS[name][1](fact.lazy(), products.lazy(), customers.lazy())
+
+
+@pytest.mark.parametrize("name", sorted(MARTS))
+def test_every_mart_keeps_its_rules(name: str, data: Data) -> None:
+    v = Validation(MARTS[name][0])
+    v.add(_mart(name, data))
+    assert v.rows > 0
+    assert v.passed, dict(v.failures)
+
+
+def _set(frame: pl.DataFrame, row: int, **values: object) -> pl.DataFrame:
+    """``frame`` with ``values`` written into row ``row``."""
+    index = pl.int_range(pl.len()) == row
+    return frame.with_columns(
+        pl.when(index).then(pl.lit(value, dtype=frame.schema[column])).otherwise(pl.col(column)).alias(column)
+        for column, value in values.items()
+    )
+
+
+BROKEN = [
+    # shares sum to 1 per month × category × species × region
+    ("brand_share_monthly", {"share": 0.0}, "shares_sum_to_one"),
+    ("order_status_impact", {"share_of_amount": 0.0}, "shares_sum_to_one"),
+    # no negative revenue
+    ("daily_sales", {"revenue": -5.0, "avg_order_value": -5.0}, "revenue.greater_than_or_equal_to(0)"),
+    ("monthly_sales", {"revenue": -5.0, "avg_order_value": -5.0}, "revenue.greater_than_or_equal_to(0)"),
+    ("brand_share_monthly", {"revenue": -5.0}, "revenue.greater_than_or_equal_to(0)"),
+    ("top_products_monthly", {"revenue": -5.0}, "revenue.greater_than_or_equal_to(0)"),
+    ("top_customers_monthly", {"revenue": -5.0}, "revenue.greater_than_or_equal_to(0)"),
+    ("order_status_impact", {"amount": -5.0}, "amount.greater_than_or_equal_to(0)"),
+    ("aov_by_region", {"revenue": -5.0, "avg_order_value": -5.0}, "revenue.greater_than_or_equal_to(0)"),
+    # shares between 0 and 1, changes between -1 and 1
+    ("brand_share_monthly", {"share": 1.5}, "share.in_range"),
+    ("brand_share_monthly", {"share_change": -2.0}, "share_change.in_range"),
+    ("order_status_impact", {"share_of_amount": -0.5}, "share_of_amount.in_range"),
+    # average order value is revenue / orders
+    ("daily_sales", {"avg_order_value": 1_000_000.0}, "avg_order_value_is_revenue_per_order"),
+    ("monthly_sales", {"avg_order_value": 1_000_000.0}, "avg_order_value_is_revenue_per_order"),
+    ("aov_by_region", {"avg_order_value": 1_000_000.0}, "avg_order_value_is_revenue_per_order"),
+    # counts
+    ("daily_sales", {"orders": 0}, "orders.greater_than(0)"),
+    ("daily_sales", {"units": 0}, "units.greater_than(0)"),
+    ("top_products_monthly", {"units": 0}, "units.greater_than(0)"),
+    ("top_customers_monthly", {"orders": 0}, "orders.greater_than(0)"),
+    ("aov_by_region", {"orders": 0}, "orders.greater_than(0)"),
+    ("order_status_impact", {"lines": 0}, "lines.greater_than(0)"),
+    ("order_status_impact", {"status": "lost"}, "status.isin"),
+    ("daily_sales", {"channel": "fax"}, "channel.isin"),
+    ("top_products_monthly", {"rank": 0}, "rank.greater_than(0)"),
+]
+
+
+@pytest.mark.parametrize(("name", "values", "rule"), BROKEN, ids=[f"{n}-{r}" for n, _, r in BROKEN])
+def test_each_mart_rule_catches_a_row_that_breaks_it(
+    name: str, values: dict[str, object], rule: str, data: Data
+) -> None:
+    v = Validation(MARTS[name][0])
+    v.add(_set(_mart(name, data), 0, **values))
+    assert any(failed.startswith(rule) for failed in v.failures), dict(v.failures)
+
+
+@pytest.mark.parametrize(
+    ("name", "grain"),
+    [
+        ("daily_sales", ["sale_date", "category", "species", "region", "channel"]),
+        ("monthly_sales", ["month", "category", "species", "region", "channel"]),
+        ("brand_share_monthly", ["month", "category", "species", "region", "brand"]),
+        ("top_products_monthly", ["month", "rank"]),
+        ("top_customers_monthly", ["month", "rank"]),
+        ("order_status_impact", ["month", "category", "region", "status"]),
+        ("aov_by_region", ["month", "region"]),
+    ],
+)
+def test_a_mart_row_repeated_breaks_its_grain(name: str, grain: list[str], data: Data) -> None:
+    mart = _mart(name, data)
+    twice = pl.concat([mart, mart.head(1)])
+    v = Validation(MARTS[name][0])
+    v.add(twice)
+    assert "multiple_fields_uniqueness" in v.failures, dict(v.failures)
+    assert MARTS[name][0].to_schema().unique == grain
+
+
+def test_a_segment_with_no_revenue_has_shares_of_zero() -> None:
+    """A segment whose completed lines are all free: shares are 0 there, not NaN, and the rule holds."""
+    day = date(2026, 10, 3)
+    fact = pl.DataFrame(
+        {
+            "sale_date": [day, day],
+            "provider_key": [1, 1],
+            "product_key": [1, 2],
+            "customer_key": pl.Series([None, None], dtype=pl.Int64),
+            "order_id": ["A", "B"],
+            "line_no": [1, 1],
+            "channel": ["store", "store"],
+            "quantity": [1, 1],
+            "unit_price": [0.0, 0.0],
+            "discount": [0.0, 0.0],
+            "net_amount": [0.0, 0.0],
+            "status": ["completed", "cancelled"],
+            "region": ["West", "West"],
+        }
+    )
+    products = pl.DataFrame(
+        {
+            "product_key": [1, 2],
+            "provider": ["p", "p"],
+            "sku": ["a", "b"],
+            "product_name": ["A", "B"],
+            "brand": ["X", "Y"],
+            "category": ["food", "food"],
+            "species": ["dog", "dog"],
+        }
+    )
+    share = marts.brand_share_monthly(fact.lazy(), products.lazy())
+    assert share["share"].to_list() == [0.0]
+    models.BrandShareMonthly.validate(share)
+    impact = marts.order_status_impact(fact.lazy(), products.lazy())
+    assert impact["share_of_amount"].to_list() == [0.0, 0.0]
+    models.OrderStatusImpact.validate(impact)
+
+
+# --- totals_match_fact_sales --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MARTS))
+def test_totals_check_passes_on_the_marts_built_from_the_facts(name: str, data: Data) -> None:
+    fact, products, customers = data
+    mart = _mart(name, data)
+    if name in marts.TOP_KEYS:
+        dimension = customers if name == "top_customers_monthly" else products
+        result = top_result(name, mart, fact.lazy(), dimension.lazy())
+        assert result.metadata["rows_compared"].value == mart.height
+    else:
+        result = totals_result(name, mart, fact.lazy())
+        spec = marts.MART_TOTALS[name]
+        assert result.metadata["periods_compared"].value == mart[spec.period].n_unique()
+        for measure in spec.measures:
+            assert result.metadata[f"{measure}_difference"].value == 0
+            assert result.metadata[f"{measure}_mart"].value == result.metadata[f"{measure}_fact_sales"].value
+    assert result.passed, result.metadata
+    assert result.check_name == TOTALS_CHECK
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("daily_sales", {"revenue": 1.0}),
+        ("daily_sales", {"units": 99}),
+        ("monthly_sales", {"revenue": 0.01}),
+        ("monthly_sales", {"units": 1000}),
+        ("brand_share_monthly", {"revenue": 0.5}),
+        ("order_status_impact", {"lines": 77}),
+        ("order_status_impact", {"amount": 3.0}),
+        ("aov_by_region", {"orders": 500}),
+        ("aov_by_region", {"revenue": 9.99}),
+        ("top_products_monthly", {"units": 555}),
+        ("top_products_monthly", {"revenue": 0.01}),
+        ("top_customers_monthly", {"orders": 42}),
+    ],
+)
+def test_totals_check_fails_when_a_mart_disagrees_with_the_facts(
+    name: str, values: dict[str, object], data: Data
+) -> None:
+    fact, products, customers = data
+    mart = _mart(name, data)
+    broken = _set(mart, 0, **values)
+    if name in marts.TOP_KEYS:
+        dimension = customers if name == "top_customers_monthly" else products
+        result = top_result(name, broken, fact.lazy(), dimension.lazy())
+        assert result.metadata["rows_that_differ"].value == 1
+    else:
+        result = totals_result(name, broken, fact.lazy())
+        assert result.metadata["groups_that_differ"].value == 1
+        assert any(result.metadata[f"{m}_difference"].value != 0 for m in values)
+    assert not result.passed
+    assert "differences" in result.metadata
+
+
+def test_totals_check_fails_on_a_lost_or_doubled_row(data: Data) -> None:
+    fact, products, _ = data
+    mart = marts.monthly_sales(fact.lazy(), products.lazy())
+    assert not totals_result("monthly_sales", mart.tail(-1), fact.lazy()).passed
+    assert not totals_result("monthly_sales", pl.concat([mart, mart.head(1)]), fact.lazy()).passed
+    # a fact line the mart never saw: a day's totals differ
+    extra = fact.head(1).with_columns(pl.lit("completed").alias("status"), pl.lit("NEW").alias("order_id"))
+    daily = marts.daily_sales(fact.lazy(), products.lazy())
+    result = totals_result("daily_sales", daily, pl.concat([fact, extra]).lazy())
+    assert not result.passed
+    assert result.metadata["units_difference"].value == -extra["quantity"][0]
+
+
+def test_top_check_fails_when_an_unlisted_product_sold_more(data: Data) -> None:
+    fact, products, _ = data
+    top = marts.top_products_monthly(fact.lazy(), products.lazy(), top=5)
+    assert top_result("top_products_monthly", top, fact.lazy(), products.lazy()).passed
+    # drop a month's first product: it is not listed and outsells the last listed one
+    result = top_result("top_products_monthly", top.filter(pl.col("rank") != 1), fact.lazy(), products.lazy())
+    assert not result.passed
+    assert result.metadata["unlisted_that_sold_more"].value == top["month"].n_unique()
+
+
+def test_checks_of_empty_marts_pass() -> None:
+    empty = empty_fact_sales().lazy()
+    for name in sorted(MART_TOTALS):
+        model = MARTS[name][0]
+        frame = pl.DataFrame(schema={n: c.dtype.type for n, c in model.to_schema().columns.items()})
+        assert totals_result(name, frame, empty).passed
+    frame = pl.DataFrame(schema={n: c.dtype.type for n, c in models.TopProductsMonthly.to_schema().columns.items()})
+    assert top_result("top_products_monthly", frame, empty, pl.LazyFrame()).passed
+
+
+# --- Metadata: row count, preview and a chart ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MARTS))
+def test_every_mart_carries_row_count_preview_and_a_png_chart(name: str, data: Data) -> None:
+    mart = _mart(name, data)
+    mart_metadata(name, mart)  # matplotlib's import, once
+    started = time.perf_counter()
+    metadata = mart_metadata(name, mart)
+    assert time.perf_counter() - started < 0.3
+    assert metadata["dagster/row_count"].value == mart.height
+    assert isinstance(metadata["preview"], dg.MarkdownMetadataValue)
+    chart = metadata["chart"]
+    assert isinstance(chart, dg.MarkdownMetadataValue)
+    match = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", chart.md_str)
+    assert match, chart.md_str[:80]
+    png = base64.b64decode(match.group(1))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) < 60_000
+
+
+@pytest.mark.parametrize("name", sorted(MARTS))
+def test_charts_of_empty_marts_say_so(name: str) -> None:
+    model = MARTS[name][0]
+    frame = pl.DataFrame(schema={n: c.dtype.type for n, c in model.to_schema().columns.items()})
+    metadata = mart_metadata(name, frame)
+    assert metadata["dagster/row_count"].value == 0
+    assert "no rows" in metadata["chart"].md_str  # type: ignore[union-attr]
