@@ -12,6 +12,7 @@ import psycopg
 from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, embedded_pg_url
+from resight_platform.io.roles import AnalystRole, ensure_analyst_role
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import Settings
@@ -71,10 +72,12 @@ def resolve_pg_url(settings: Settings) -> str:
 
 
 def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, Any]:
-    """Every resource the definitions need, keyed as the assets expect, schema migrated."""
+    """Every resource the definitions need, keyed as the assets expect, schema migrated and the
+    analyst role in place."""
     pg_url = pg_url or resolve_pg_url(settings)
     with connect(pg_url) as conn:
         migrate(conn)
+        ensure_analyst_role(conn, AnalystRole(settings.analyst_role, settings.analyst_password))
     return {
         "landing": StoreResource(url=settings.landing_url, endpoint_url=settings.aws_endpoint_url),
         "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Settings"]
@@ -25,6 +25,10 @@ class Settings:
     registry_dir: Path | None
     #: ``MLFLOW_TRACKING_URI`` when set (an MLflow server); else a local store under ``home``.
     mlflow_tracking_uri: str | None = None
+    #: The role that reads gold and marts (``RESIGHT_ANALYST_ROLE``) and its password
+    #: (``RESIGHT_ANALYST_PASSWORD``; without one the role cannot log in): ``io/roles.py``.
+    analyst_role: str = "analyst"
+    analyst_password: str | None = field(default=None, repr=False)
 
     @property
     def dead_letter_url(self) -> str:
@@ -62,4 +66,6 @@ class Settings:
             partitions_start=env.get("RESIGHT_PARTITIONS_START", DEFAULT_PARTITIONS_START),
             registry_dir=Path(registry) if registry else None,
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            analyst_role=env.get("RESIGHT_ANALYST_ROLE") or "analyst",
+            analyst_password=env.get("RESIGHT_ANALYST_PASSWORD") or None,
         )
