@@ -9,9 +9,17 @@ from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
+from resight_platform.defs.ml import FEATURES_KEY, FORECAST_KEY, MODEL_KEY, ml_assets
 from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
 from resight_platform.defs.partitions import daily_partitions, medallion_partitions
-from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN, every, follow_inputs, hourly
+from resight_platform.defs.policies import (
+    FACTS_IN_RUN,
+    SILVER_IN_RUN,
+    every,
+    follow_inputs,
+    hourly,
+    no_blocking_check_failed,
+)
 from resight_platform.defs.sensors import automation_sensor, build_landing_sensor
 from resight_platform.defs.silver import silver_assets
 from resight_platform.resources import build_resources
@@ -30,6 +38,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         *bronze_assets(medallion),
         *silver_assets(medallion),
         *gold_assets(settings.partitions_start, medallion, daily),
+        *ml_assets(),
     ]
     jobs = build_jobs(medallion, daily)
     by_name = {job.name: job for job in jobs}
@@ -59,7 +68,18 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     """The automation condition of each layer (see defs/policies.py): bronze is the landing sensor's."""
     layer, name = spec.key.path[0], spec.key.path[-1]
     condition: dg.AutomationCondition | None = None
-    if layer == "silver":
+    if spec.key == FEATURES_KEY:
+        # A whole-history recompute over fact_sales, like the monthly marts: hourly when facts changed.
+        condition = hourly()
+    elif spec.key == MODEL_KEY:
+        # Weekly, Monday 06:00 UTC, once last week is complete (and on demand: ml_job).
+        condition = (
+            every("0 6 * * 1") & ~dg.AutomationCondition.any_deps_missing() & no_blocking_check_failed()
+        ).with_label("weekly")
+    elif spec.key == FORECAST_KEY:
+        # Each new model or new features; never from a model that failed its blocking check.
+        condition = follow_inputs()
+    elif layer == "silver":
         condition = follow_inputs(built_by_runs_tagged=SILVER_IN_RUN)
     elif layer == "gold" and name in ("dim_store", "dim_product", "dim_customer"):
         condition = follow_inputs(when_missing=True)

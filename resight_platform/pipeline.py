@@ -1,8 +1,12 @@
 """Run the whole platform once, in process, through Dagster: registry → scan → bronze/silver →
-dimensions → facts → daily mart → monthly marts.
+dimensions → facts → daily mart → monthly marts → ML (features, model, forecast).
 
 Bronze and silver run as one single-run backfill over the rectangle of business dates × sources
 that have files, gold facts as one run over the date range: a few runs, not one per partition.
+Dates whose files span different sources (a long history from one partner, then two weeks from
+thirty) are cut into one rectangle per run of consecutive dates with the same span, so a year of
+one source's history does not become a year × thirty sources of empty partitions. The ML job runs
+when the landed dates cover the weeks the demand model needs.
 Materialisations land in the Dagster instance, so the UI shows them afterwards.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import dagster as dg
 
@@ -20,12 +25,14 @@ from resight_platform.defs.jobs import (
     GOLD_FACTS_JOB,
     MARTS_JOB,
     MEDALLION_JOB,
+    ML_JOB,
     REGISTRY_JOB,
     SCAN_LANDING_JOB,
 )
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_key
 from resight_platform.io.landing import scan_landing
 from resight_platform.io.storage import ObjectStore
+from resight_platform.ml.model import MIN_WEEKS
 from resight_platform.sources.registry import Registry
 
 __all__ = ["PipelineReport", "run_pipeline"]
@@ -91,14 +98,40 @@ def run_pipeline(
     assert SOURCE_PARTITIONS.name is not None
     registered = instance.get_dynamic_partitions(SOURCE_PARTITIONS.name)
     wanted = {source_key(provider, feed) for _, provider, feed in partitions}
-    positions = [i for i, key in enumerate(registered) if key in wanted]
-    first_source, last_source = registered[min(positions)], registered[max(positions)]
+    position = {key: i for i, key in enumerate(registered)}
+    spans: dict[date, tuple[int, int]] = {}
+    for day, provider, feed in partitions:
+        i = position[source_key(provider, feed)]
+        lo, hi = spans.get(day, (i, i))
+        spans[day] = (min(lo, i), max(hi, i))
+    rectangles: list[dict[str, str]] = []
+    for (lo, hi), days in _runs_of_equal_span(spans):
+        first, last = days[0].isoformat(), days[-1].isoformat()
+        rectangles.append({RANGE_START: f"{first}|{registered[lo]}", RANGE_END: f"{last}|{registered[hi]}"})
     report.dates = (first_day, last_day)
     report.sources = len(wanted)
-    rectangle = {RANGE_START: f"{first_day}|{first_source}", RANGE_END: f"{last_day}|{last_source}"}
-    _execute(defs, instance, MEDALLION_JOB, report, progress, rectangle)
+    for rectangle in rectangles:
+        _execute(defs, instance, MEDALLION_JOB, report, progress, rectangle)
     _execute(defs, instance, DIMENSIONS_JOB, report, progress)
-    _execute(defs, instance, GOLD_FACTS_JOB, report, progress, rectangle)
+    for rectangle in rectangles:
+        _execute(defs, instance, GOLD_FACTS_JOB, report, progress, rectangle)
     _execute(defs, instance, DAILY_MART_JOB, report, progress, {RANGE_START: first_day, RANGE_END: last_day})
     _execute(defs, instance, MARTS_JOB, report, progress)
+    weeks = (date.fromisoformat(last_day) - date.fromisoformat(first_day)).days // 7
+    if weeks > MIN_WEEKS:
+        _execute(defs, instance, ML_JOB, report, progress)
+    else:
+        progress(f"  {ML_JOB} skipped: {weeks} weeks of history, the demand model needs more than {MIN_WEEKS}")
     return report
+
+
+def _runs_of_equal_span(spans: dict[date, tuple[int, int]]) -> list[tuple[tuple[int, int], list[date]]]:
+    """Consecutive dates (calendar neighbours) with the same source span, in date order."""
+    runs: list[tuple[tuple[int, int], list[date]]] = []
+    for day in sorted(spans):
+        span = spans[day]
+        if runs and runs[-1][0] == span and (day - runs[-1][1][-1]).days == 1:
+            runs[-1][1].append(day)
+        else:
+            runs.append((span, [day]))
+    return runs

@@ -20,6 +20,7 @@ from resight_platform.sources.mappings import Mappings, load_mappings
 from resight_platform.sources.registry import Registry, load_registry
 
 __all__ = [
+    "MlflowResource",
     "RegistryResource",
     "StoreResource",
     "WarehouseResource",
@@ -59,6 +60,14 @@ class RegistryResource(dg.ConfigurableResource):
         return load_mappings()
 
 
+class MlflowResource(dg.ConfigurableResource):
+    """Where demand-model runs are tracked and registered (``Settings.tracking_uri``);
+    ``artifact_location`` is set for the local store so artifacts stay under ``RESIGHT_HOME``."""
+
+    tracking_uri: str
+    artifact_location: str | None = None
+
+
 @cache
 def _cached_registry(registry_dir: str | None) -> Registry:
     return load_registry(Path(registry_dir) if registry_dir else None)
@@ -87,5 +96,9 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
         "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse_io_manager": WarehouseIOManager(
             lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, pg_url=pg_url
+        ),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.tracking_uri,
+            artifact_location=None if settings.mlflow_tracking_uri else str(settings.mlflow_dir / "artifacts"),
         ),
     }

@@ -13,6 +13,7 @@ __all__ = [
     "LANDING_JOB",
     "MARTS_JOB",
     "MEDALLION_JOB",
+    "ML_JOB",
     "REGISTRY_JOB",
     "SCAN_LANDING_JOB",
     "build_jobs",
@@ -26,6 +27,7 @@ DIMENSIONS_JOB = "dimensions_job"
 GOLD_FACTS_JOB = "gold_facts_job"
 DAILY_MART_JOB = "daily_mart_job"
 MARTS_JOB = "monthly_marts_job"
+ML_JOB = "ml_job"
 
 _DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
 
@@ -71,5 +73,10 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
             MARTS_JOB,
             selection=dg.AssetSelection.groups("marts") - dg.AssetSelection.assets(["marts", "daily_sales"]),
             description="Recompute the monthly marts.",
+        ),
+        dg.define_asset_job(
+            ML_JOB,
+            selection=dg.AssetSelection.groups("ml"),
+            description="Weekly demand features, train and register the demand model, forecast the next weeks.",
         ),
     ]

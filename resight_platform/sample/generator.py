@@ -18,7 +18,7 @@ import math
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -69,6 +69,8 @@ def generate(
     endpoint_url: str | None = None,
     registry: Registry | None = None,
     progress: Progress | None = None,
+    provider_slugs: Sequence[str] | None = None,
+    volume: float = 1.0,
 ) -> Manifest:
     """Write a sample landing zone under ``out_url`` (local dir or ``s3://``) and its manifest.
 
@@ -77,13 +79,25 @@ def generate(
     across providers (default: each provider's own volume, a few hundred to ~2,000 a day). The
     manifest goes to ``manifest_url`` (default: ``manifest.json`` beside the landing root).
     Files already under the root are left alone: generate into an empty root.
+
+    ``provider_slugs`` picks providers by name instead of the first ``providers``; ``volume``
+    scales every provider's own daily volume (``0.1`` for a long, thin history). Demand follows
+    each category's yearly season and a mild trend (``world.season_factor``).
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     if sales_lines_per_day is not None and sales_lines_per_day < 0:
         raise ValueError(f"sales_lines_per_day must be non-negative, got {sales_lines_per_day}")
+    if volume <= 0:
+        raise ValueError(f"volume must be positive, got {volume}")
     registry = registry or load_registry()
     registered = list(registry.providers)
+    if provider_slugs is not None:
+        unknown = sorted(set(provider_slugs) - set(registered))
+        if unknown or not provider_slugs:
+            raise ValueError(f"provider_slugs must name registered providers; unknown: {unknown}")
+        registered = [slug for slug in registered if slug in set(provider_slugs)]
+        providers = len(registered)
     if not 1 <= providers <= len(registered):
         raise ValueError(
             f"asked for {providers} providers but the registry has {len(registered)} "
@@ -123,7 +137,7 @@ def generate(
             worlds=worlds,
             progress=progress or (lambda _message: None),
         )
-        writer.run(_allotments(worlds, days, sales_lines_per_day))
+        writer.run(_allotments(worlds, days, sales_lines_per_day, volume))
     manifest = writer.tally.manifest(
         seed=seed, start=start.isoformat(), days=days, providers=[w.provider.provider for w in worlds]
     )
@@ -161,11 +175,11 @@ def _split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def _allotments(worlds: list[World], days: int, total: int | None) -> list[list[int]]:
-    """Sales rows per [day][provider]: each provider's own volume, or ``total`` split by it."""
+def _allotments(worlds: list[World], days: int, total: int | None, volume: float = 1.0) -> list[list[int]]:
+    """Sales rows per [day][provider]: each provider's own volume (x ``volume``), or ``total`` split by it."""
     out = []
     for day in range(days):
-        default = [w.default_lines(day) if "sales" in w.sources else 0 for w in worlds]
+        default = [w.default_lines(day, volume) if "sales" in w.sources else 0 for w in worlds]
         if total is None:
             out.append(default)
             continue

@@ -27,7 +27,7 @@ from .catalogue import (
     words,
 )
 
-__all__ = ["EPOCH", "SalesBlock", "World", "rng_for", "utc_offsets"]
+__all__ = ["EPOCH", "SalesBlock", "World", "rng_for", "season_factor", "utc_offsets"]
 
 EPOCH = date(1970, 1, 1)
 US = 1_000_000
@@ -62,6 +62,21 @@ _CATEGORY_WEIGHT = {
     "retail": {"supplies": 1.5, "grooming": 1.5, "litter": 1.3, "toys": 1.3, "treats": 1.2},
     "vet": {"health": 8.0, "food": 1.0, "treats": 0.4, "toys": 0.1, "supplies": 0.3, "litter": 0.1},
 }
+#: Yearly demand shape per category: ``(day of year of the peak, amplitude, width in days)`` bumps
+#: added to 1 (flea & tick treatments in summer, toys and treats at the holidays, litter in winter,
+#: grooming at the spring shedding, supplies with the spring's new pets). A width of 0 is a cosine
+#: over the whole year. Demand also grows by ``_TREND`` a year from ``_TREND_FROM``.
+_SEASONS: dict[str, tuple[tuple[int, float, int], ...]] = {
+    "food": ((15, 0.05, 0),),
+    "treats": ((355, 0.6, 14), (304, 0.25, 5)),
+    "litter": ((20, 0.15, 0),),
+    "toys": ((356, 1.4, 12), (332, 0.4, 4)),
+    "health": ((196, 0.6, 0),),
+    "supplies": ((105, 0.25, 0),),
+    "grooming": ((135, 0.3, 0),),
+}
+_TREND = 0.08
+_TREND_FROM = date(2025, 1, 1)
 _HOME_REGIONS = {
     "America/New_York": ("Northeast", "South"),
     "America/Chicago": ("Midwest", "South"),
@@ -97,6 +112,20 @@ def utc_offsets(tz: ZoneInfo, day: date) -> tuple[int, int]:
     noon = datetime(day.year, day.month, day.day, 12, 0, tzinfo=tz).utcoffset()
     assert first is not None and noon is not None
     return int(first.total_seconds()), int(noon.total_seconds())
+
+
+def season_factor(category: str, day: date) -> float:
+    """Relative demand of ``category`` on ``day`` from its yearly shape and the trend (1 = average)."""
+    doy = day.timetuple().tm_yday
+    factor = 1.0
+    for peak, amplitude, width in _SEASONS.get(category, ()):
+        if width == 0:
+            factor += amplitude * float(np.cos(2 * np.pi * (doy - peak) / 365.25))
+        else:
+            distance = min(abs(doy - peak), 365 - abs(doy - peak))
+            factor += amplitude * float(np.exp(-0.5 * (distance / width) ** 2))
+    trend = 1.0 + _TREND * (day - _TREND_FROM).days / 365.25
+    return max(0.05, factor) * max(0.5, trend)
 
 
 def _short_code(slug: str) -> str:
@@ -256,6 +285,7 @@ class World:
         chosen = order[:total]
         self.product_universe_idx = chosen
         self.product_weight = popularity[:total]
+        self.product_category = [universe[int(i)].category for i in chosen]
         self.skus = [style.sku_format.format(code=self.code, n=int(n)) for n in 1 + np.arange(total) * 3]
         num, den = self.usd_ratio
         base = np.array([universe[i].base_cents for i in chosen], dtype=float) * den / num
@@ -348,16 +378,25 @@ class World:
         return lo, hi
 
     # ------------------------------------------------------------------------------------- sales
-    def default_lines(self, day: int) -> int:
+    def default_lines(self, day: int, volume: float = 1.0) -> int:
+        """The provider's own sales lines on ``day``: its size x ``volume`` x weekday x season x noise."""
         d = self.dates[day]
         weekday = _WEEKDAY.get(self.provider.kind, (1.0,) * 7)[d.weekday()]
         noise = rng_for(self.seed, self.provider.provider, "sales", d.isoformat(), "volume").uniform(0.85, 1.15)
-        return max(20, round(self.base_lines * weekday * noise))
+        offered = self.product_weight * (self.product_intro <= day)
+        season = float((offered * self._season(day)).sum() / max(float(offered.sum()), 1e-9))
+        return max(20, round(self.base_lines * volume * weekday * season * noise))
+
+    def _season(self, day: int) -> np.ndarray:
+        """Each product's relative demand on ``day`` (its category's season and the trend)."""
+        d = self.dates[day]
+        factors = {c: season_factor(c, d) for c in set(self.product_category)}
+        return np.array([factors[c] for c in self.product_category])
 
     def product_cdf(self, day: int) -> np.ndarray:
         key = ("product", day)
         if key not in self._cdf_cache:
-            self._cdf_cache[key] = _cdf(self.product_weight * (self.product_intro <= day))
+            self._cdf_cache[key] = _cdf(self.product_weight * (self.product_intro <= day) * self._season(day))
         return self._cdf_cache[key]
 
     def store_cdf(self, day: int) -> np.ndarray:
