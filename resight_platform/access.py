@@ -409,9 +409,10 @@ def load_model(alias: str = "champion", *, settings: Settings | None = None) -> 
         raise LookupError(
             f"no version of model {MODEL_NAME!r} has the alias {alias!r} in the registry at {uri}"
         ) from error
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{MODEL_NAME}/{version.version}", tracking_uri=uri, registry_uri=uri
-    )
+    # The version's own artifact location: a ``models:/`` URI would be resolved against the
+    # process's default registry (MLFLOW_TRACKING_URI), not the one given here.
+    location = client.get_model_version_download_uri(MODEL_NAME, version.version)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=uri)
     return mlflow.pyfunc.load_model(local)
 
 

@@ -6,8 +6,8 @@ import inspect
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def sales_frame(day: str, source: str) -> pl.DataFrame:
             "store_id": [None if i % 2 else f"{source}-s1" for i in range(rows)],
             "sku": [f"sku-{i % 2}" for i in range(rows)],
             "quantity": [i + 1 for i in range(rows)],
-            "net_amount": pl.Series([Decimal("12.99") * (i + 1) for i in range(rows)], dtype=pl.Decimal(12, 2)),
+            "net_amount": [12.99 * (i + 1) for i in range(rows)],
             "business_date": [d] * rows,
         },
         schema_overrides={"quantity": pl.Int32, "line_no": pl.Int32},
@@ -73,8 +73,12 @@ def daily_frame(day: str) -> pl.DataFrame:
         {
             "sale_date": [d, d],
             "category": ["food", "toys"],
+            "species": ["dog", "cat"],
+            "region": ["West", "South"],
+            "channel": ["store", "online"],
             "units": [10 + d.day, d.day],
             "revenue": [100.0 * d.day, 7.5],
+            "orders": [4, 1],
         }
     )
 
@@ -126,7 +130,7 @@ def _range(start: str, end: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
 
 
-def materialise_lake(lake: LakeIOManager) -> None:
+def materialise_lake(lake: LakeIOManager, *, monthly: bool = True) -> None:
     """Every table above written by real runs through the lake IO manager."""
     instance = dg.DagsterInstance.ephemeral()
     assert SOURCE_PARTITIONS.name is not None
@@ -136,10 +140,10 @@ def materialise_lake(lake: LakeIOManager) -> None:
         ([silver_sales], {"tags": _range("2026-01-01|pawmart", "2026-01-03|chewy")}),
         ([silver_sales], {"partition_key": "2026-01-02|petco"}),
         ([daily_sales], {"tags": _range("2026-01-01", "2026-01-03")}),
-        ([orders_monthly], {"partition_key": "2026-01-01"}),
-        ([orders_monthly], {"partition_key": "2026-02-01"}),
         ([dim_product], {}),
     ]
+    if monthly:
+        runs += [([orders_monthly], {"partition_key": month}) for month in ("2026-01-01", "2026-02-01")]
     for assets, options in runs:
         assert dg.materialize(assets, instance=instance, resources=resources, **options).success
 
@@ -289,40 +293,57 @@ def test_filters_the_table_does_not_have_or_bad_values_are_refused(
 # --- load_model ---------------------------------------------------------------------------------
 
 
-def _register(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, versions: int) -> tuple[Settings, list[Any]]:
-    """``versions`` tiny seeded regressions registered under MODEL_NAME in a SQLite MLflow store
-    (artifacts under tmp_path); the first carries the champion alias."""
+@dataclass(frozen=True)
+class Registry:
+    """A SQLite MLflow store with two versions of the demand model, the first the champion."""
+
+    uri: str
+    champion: Any
+    latest: Any
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """Tiny seeded regressions registered under MODEL_NAME (artifacts in a temporary directory);
+    built once for the module: creating an MLflow store takes seconds."""
     import mlflow
     from mlflow.models import infer_signature
     from sklearn.linear_model import Ridge
 
-    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    (tmp_path / "mlflow").mkdir()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("demand", artifact_location=(tmp_path / "artifacts").as_uri())
+    experiment = client.create_experiment("demand", artifact_location=(root / "artifacts").as_uri())
     rng = np.random.default_rng(7)
     features = pd.DataFrame(rng.normal(size=(40, 3)), columns=["lag_1", "lag_52", "rolling_4"])
     models = []
-    for alpha in range(1, versions + 1):
-        target = features.to_numpy() @ np.array([1.0, 0.5, -2.0]) * alpha + rng.normal(scale=0.1, size=40)
-        model = Ridge(alpha=float(alpha)).fit(features, target)
-        with mlflow.start_run(experiment_id=experiment):
-            mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(features, target),
-                registered_model_name=MODEL_NAME,
-                pip_requirements=["scikit-learn"],
-            )
-        models.append(model)
+    with pytest.MonkeyPatch.context() as env:  # the fluent API (log_model) reads the store from here
+        env.setenv("MLFLOW_TRACKING_URI", uri)
+        env.setenv("MLFLOW_REGISTRY_URI", uri)
+        for alpha in (1.0, 2.0):
+            target = features.to_numpy() @ np.array([1.0, 0.5, -2.0]) * alpha + rng.normal(scale=0.1, size=40)
+            model = Ridge(alpha=alpha).fit(features, target)
+            with mlflow.start_run(experiment_id=experiment):
+                mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    signature=infer_signature(features, target),
+                    registered_model_name=MODEL_NAME,
+                    pip_requirements=["scikit-learn"],
+                )
+            models.append(model)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, "1")
-    return Settings.from_env({"RESIGHT_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": uri}), models
+    return Registry(uri, *models)
 
 
-def test_load_model_loads_the_aliased_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings, (champion, latest) = _register(tmp_path, monkeypatch, versions=2)
+def test_load_model_loads_the_aliased_version(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # only the settings say where
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"MLFLOW_TRACKING_URI": registry.uri})
+    champion, latest = registry.champion, registry.latest
     model = load_model(settings=settings)
     rows = pd.DataFrame(np.random.default_rng(1).normal(size=(5, 3)), columns=["lag_1", "lag_52", "rolling_4"])
     np.testing.assert_array_equal(model.predict(rows), champion.predict(rows))
@@ -362,14 +383,16 @@ def guide_examples() -> list[tuple[str, str]]:
     return examples
 
 
-def test_the_guide_examples_run_and_print_what_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_guide_examples_run_and_print_what_it_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry
+) -> None:
     examples = guide_examples()
     assert len(examples) >= 2
     lake = tmp_path / "lake"
     monkeypatch.setenv("RESIGHT_LAKE_URL", str(lake))
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    materialise_lake(LakeIOManager(lake_url=str(lake)))
-    _register(tmp_path, monkeypatch, versions=1)
+    materialise_lake(LakeIOManager(lake_url=str(lake)), monthly=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
     monkeypatch.chdir(tmp_path)
 
     namespace: dict[str, Any] = {}
