@@ -23,6 +23,7 @@ from resight_platform.defs.partitions import SOURCE_PARTITIONS, daily_partitions
 from resight_platform.io.lake import LakeIOManager, PartitionStream, write_partition
 from resight_platform.io.storage import open_store
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME
+from resight_platform.ml.features import FEATURES
 from resight_platform.settings import Settings
 
 START = "2026-01-01"
@@ -87,6 +88,23 @@ def monthly_frame(month: str) -> pl.DataFrame:
     return pl.DataFrame({"month": [date.fromisoformat(month)], "orders": [int(month[5:7])]})
 
 
+def features_frame() -> pl.DataFrame:
+    """``gold/ml_demand_features``-like rows: two weeks × three series, every model feature."""
+    rng = np.random.default_rng(3)
+    weeks = [date(2026, 1, 5)] * 3 + [date(2026, 1, 12)] * 3
+    columns: dict[str, Any] = {
+        "week": weeks,
+        "category": ["food", "toys", "litter"] * 2,
+        "species": ["dog", "cat", "cat"] * 2,
+        "region": ["West", "South", "Midwest"] * 2,
+        "units": rng.uniform(50, 150, 6).round(0),
+        "scale": [100.0, 20.0, 60.0] * 2,
+    }
+    columns |= {name: rng.uniform(0, 2, 6) for name in FEATURES}
+    columns["last_year"] = [None] * 6  # no history a year back: the model sees NaN
+    return pl.DataFrame(columns, schema_overrides={"last_year": pl.Float64})
+
+
 DIM_PRODUCT = pl.DataFrame(
     {
         "product_key": [1, 2, 3],
@@ -126,11 +144,16 @@ def dim_product() -> pl.DataFrame:
     return DIM_PRODUCT
 
 
+@dg.asset(key=["gold", "ml_demand_features"])
+def ml_demand_features() -> pl.DataFrame:
+    return features_frame()
+
+
 def _range(start: str, end: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
 
 
-def materialise_lake(lake: LakeIOManager, *, monthly: bool = True) -> None:
+def materialise_lake(lake: LakeIOManager, *, monthly: bool = True, features: bool = False) -> None:
     """Every table above written by real runs through the lake IO manager."""
     instance = dg.DagsterInstance.ephemeral()
     assert SOURCE_PARTITIONS.name is not None
@@ -144,6 +167,8 @@ def materialise_lake(lake: LakeIOManager, *, monthly: bool = True) -> None:
     ]
     if monthly:
         runs += [([orders_monthly], {"partition_key": month}) for month in ("2026-01-01", "2026-02-01")]
+    if features:
+        runs.append(([ml_demand_features], {}))
     for assets, options in runs:
         assert dg.materialize(assets, instance=instance, resources=resources, **options).success
 
@@ -293,6 +318,13 @@ def test_filters_the_table_does_not_have_or_bad_values_are_refused(
 # --- load_model ---------------------------------------------------------------------------------
 
 
+def model_inputs(rows: int, seed: int) -> pd.DataFrame:
+    """Seeded rows of the model's feature columns (float, some missing, as in the real table)."""
+    frame = pd.DataFrame(np.random.default_rng(seed).uniform(0, 2, size=(rows, len(FEATURES))), columns=FEATURES)
+    frame.loc[::3, "last_year"] = np.nan
+    return frame
+
+
 @dataclass(frozen=True)
 class Registry:
     """A SQLite MLflow store with two versions of the demand model, the first the champion."""
@@ -308,28 +340,30 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     built once for the module: creating an MLflow store takes seconds."""
     import mlflow
     from mlflow.models import infer_signature
-    from sklearn.linear_model import Ridge
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("demand", artifact_location=(root / "artifacts").as_uri())
-    rng = np.random.default_rng(7)
-    features = pd.DataFrame(rng.normal(size=(40, 3)), columns=["lag_1", "lag_52", "rolling_4"])
+    features = model_inputs(60, seed=7)
+    target = features["lag_1"].fillna(0) * 2 - features["price_ratio"]
     models = []
     with pytest.MonkeyPatch.context() as env:  # the fluent API (log_model) reads the store from here
         env.setenv("MLFLOW_TRACKING_URI", uri)
         env.setenv("MLFLOW_REGISTRY_URI", uri)
-        for alpha in (1.0, 2.0):
-            target = features.to_numpy() @ np.array([1.0, 0.5, -2.0]) * alpha + rng.normal(scale=0.1, size=40)
-            model = Ridge(alpha=alpha).fit(features, target)
+        for iterations in (20, 5):
+            model = HistGradientBoostingRegressor(max_iter=iterations, early_stopping=False, random_state=0)
+            model.fit(features, target)
             with mlflow.start_run(experiment_id=experiment):
                 mlflow.sklearn.log_model(
                     model,
                     name="model",
-                    signature=infer_signature(features, target),
+                    signature=infer_signature(features, model.predict(features)),
                     registered_model_name=MODEL_NAME,
                     pip_requirements=["scikit-learn"],
+                    # MLflow saves with skops, which trusts a boosted tree's nodes only when told
+                    skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
                 )
             models.append(model)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, "1")
@@ -345,7 +379,7 @@ def test_load_model_loads_the_aliased_version(
     settings = Settings.from_env({"MLFLOW_TRACKING_URI": registry.uri})
     champion, latest = registry.champion, registry.latest
     model = load_model(settings=settings)
-    rows = pd.DataFrame(np.random.default_rng(1).normal(size=(5, 3)), columns=["lag_1", "lag_52", "rolling_4"])
+    rows = model_inputs(8, seed=1)
     np.testing.assert_array_equal(model.predict(rows), champion.predict(rows))
     assert not np.array_equal(model.predict(rows), latest.predict(rows))  # the alias, not the newest
     with pytest.raises(LookupError, match=f"no version of model '{MODEL_NAME}' has the alias 'challenger'"):
@@ -391,7 +425,7 @@ def test_the_guide_examples_run_and_print_what_it_shows(
     lake = tmp_path / "lake"
     monkeypatch.setenv("RESIGHT_LAKE_URL", str(lake))
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    materialise_lake(LakeIOManager(lake_url=str(lake)), monthly=False)
+    materialise_lake(LakeIOManager(lake_url=str(lake)), monthly=False, features=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
     monkeypatch.chdir(tmp_path)
 
