@@ -61,6 +61,14 @@ def _per_provider(fact: pl.LazyFrame, build: Callable[[pl.LazyFrame], pl.LazyFra
     return pl.concat(parts) if parts else build(fact).collect()
 
 
+def _per_order(revenue: str, orders: str) -> pl.Expr:
+    """``revenue / orders`` to the cent, halves away from zero (as Postgres rounds), computed in
+    integer cents: the float quotient of 78.35 / 2 is 39.17499…, which would round down."""
+    cents = (pl.col(revenue) * 100).round(0).cast(pl.Int64)
+    quotient = (2 * cents.abs() + pl.col(orders)) // (2 * pl.col(orders))
+    return cents.sign() * quotient / 100
+
+
 def _sales_by(fact: pl.LazyFrame, dim_product: pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
     """Units, revenue, orders and average order value of completed lines per ``keys``."""
 
@@ -79,7 +87,7 @@ def _sales_by(fact: pl.LazyFrame, dim_product: pl.LazyFrame, keys: list[str]) ->
         _per_provider(fact, partial)
         .group_by(keys)
         .agg(pl.col("units").sum(), pl.col("revenue").sum().round(2), pl.col("orders").sum())
-        .with_columns((pl.col("revenue") / pl.col("orders")).round(2).alias("avg_order_value"))
+        .with_columns(_per_order("revenue", "orders").alias("avg_order_value"))
         .sort(keys)
     )
 

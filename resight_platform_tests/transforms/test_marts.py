@@ -467,3 +467,27 @@ def test_charts_of_empty_marts_say_so(name: str) -> None:
     metadata = mart_metadata(name, frame)
     assert metadata["dagster/row_count"].value == 0
     assert "no rows" in metadata["chart"].md_str  # type: ignore[union-attr]
+
+
+def test_average_order_value_rounds_a_half_cent_up() -> None:
+    """78.35 over 2 orders is 39.175: 39.18, although the float quotient is 39.17499…"""
+    day = date(2026, 10, 3)
+    fact = pl.DataFrame(
+        {
+            "sale_date": [day, day],
+            "provider_key": [1, 1],
+            "product_key": [1, 1],
+            "customer_key": pl.Series([None, None], dtype=pl.Int64),
+            "order_id": ["A", "B"],
+            "channel": ["store", "store"],
+            "quantity": [1, 1],
+            "net_amount": [40.00, 38.35],
+            "status": ["completed", "completed"],
+            "region": ["West", "West"],
+        }
+    )
+    products = pl.DataFrame(
+        {"product_key": [1], "provider": ["p"], "sku": ["a"], "product_name": ["A"], "brand": ["X"]}
+    ).with_columns(category=pl.lit("food"), species=pl.lit("dog"))
+    for build in (marts.daily_sales, marts.monthly_sales, marts.aov_by_region):
+        assert build(fact.lazy(), products.lazy())["avg_order_value"].to_list() == [39.18]
