@@ -231,7 +231,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     landing = open_store(settings.landing_url, settings.aws_endpoint_url)
     if next(iter(landing.list()), None) is None:
         _say(f"generating a sample: {args.providers} providers x {args.days} days into {settings.landing_url}")
-        generate(
+        manifest = generate(
             settings.landing_url,
             providers=args.providers,
             days=args.days,
@@ -239,6 +239,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             endpoint_url=settings.aws_endpoint_url,
         )
+        if args.history_weeks > 0:
+            _demo_history(settings, args, manifest)
     _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
@@ -251,6 +253,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"\npipeline finished in {elapsed:.0f}s ({len(report.runs)} runs)\n")
     print_summary(settings, pg_url)
     return 0
+
+
+def _demo_history(settings: Any, args: argparse.Namespace, manifest: Any) -> None:
+    """Add a long, thin history from one more partner (the demand model needs over a year of
+    weeks) and make the manifest cover both samples."""
+    from datetime import timedelta
+
+    from resight_platform.io.storage import open_store
+    from resight_platform.sample.generator import default_manifest_url
+    from resight_platform.sample.history import generate_history, history_provider
+    from resight_platform.sample.manifest import combine
+    from resight_platform.sources.registry import load_registry
+
+    registry = load_registry(settings.registry_dir)
+    provider = history_provider(registry, args.providers)
+    if provider is None:
+        _say("no partner left outside the sample to send a history: the demand model is skipped")
+        return
+    end = date.fromisoformat(args.start) + timedelta(days=args.days - 1)
+    _say(f"generating a {args.history_weeks}-week history from {provider} up to {end} (for the demand model)")
+    manifest_url = default_manifest_url(settings.landing_url)
+    history = generate_history(
+        settings.landing_url,
+        provider=provider,
+        end=end,
+        weeks=args.history_weeks,
+        not_before=date.fromisoformat(settings.partitions_start),
+        seed=args.seed,
+        manifest_url=manifest_url,
+        endpoint_url=settings.aws_endpoint_url,
+        registry=registry,
+    )
+    directory, _, name = manifest_url.rpartition("/")
+    open_store(directory, settings.aws_endpoint_url).write_bytes(name, combine([manifest, history]).to_json().encode())
 
 
 def _scalar(cur: Any, query: str) -> Any:
@@ -289,6 +325,10 @@ def print_summary(settings: Any, pg_url: str) -> None:
         statuses = cur.execute(
             "select status, sum(amount) from marts.order_status_impact group by status order by status"
         ).fetchall()
+        forecast = cur.execute(
+            "select count(*), count(distinct (category, species, region)), min(week_start), max(week_start),"
+            " max(model_version) from gold.ml_demand_forecast"
+        ).fetchone()
     _say("== ReSight demo summary ==")
     _say(f"landing files loaded:     {files_loaded:>12,}")
     _say(f"files dead-lettered:      {files_dead:>12,}")
@@ -305,6 +345,12 @@ def print_summary(settings: Any, pg_url: str) -> None:
         _say("average order value by region: " + ", ".join(f"{r} ${v}" for r, v in aov))
     if statuses:
         _say("amount by order status: " + ", ".join(f"{s} ${v:,.2f}" for s, v in statuses))
+    if forecast and forecast[0]:
+        rows, series, first, last, version = forecast
+        _say(
+            f"demand forecast:          {rows:>12,} rows, {series} series, weeks {first} .. {last}"
+            f" (resight_demand_weekly v{version}; `resight mlflow` shows its runs)"
+        )
     manifest_path = settings.home / "manifest.json"
     if manifest_path.exists() and fact_rows is not None:
         manifest = json.loads(manifest_path.read_text())
@@ -352,6 +398,33 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execvpe does not return
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    """The MLflow UI on the local tracking store (runs, metrics, plots, registered models)."""
+    settings = _settings()
+    if settings.mlflow_tracking_uri:
+        _say(f"MLFLOW_TRACKING_URI is {settings.mlflow_tracking_uri}: open that server's UI")
+        return 2
+    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = settings.mlflow_dir / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    beside = Path(sys.executable).parent / "mlflow"
+    command = [
+        str(beside) if beside.exists() else "mlflow",
+        "ui",
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--default-artifact-root",
+        artifacts.as_uri(),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    _say(f"starting the MLflow UI on http://{args.host}:{args.port} for {settings.tracking_uri} (Ctrl-C to stop)")
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - execvp does not return
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resight", description="ReSight data platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -372,12 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate a sample if needed and run the platform end to end")
     sample_options(demo)
     demo.add_argument("--fresh", action="store_true", help="delete the embedded landing zone and lake first")
+    demo.add_argument(
+        "--history-weeks",
+        type=int,
+        default=92,
+        help="weeks of thin sales history from one more partner, for the demand model (default 92; 0: none)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     dev = sub.add_parser("dev", help="start the embedded services and the Dagster UI")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
     dev.set_defaults(func=cmd_dev)
+
+    mlflow = sub.add_parser("mlflow", help="start the MLflow UI on the local tracking store")
+    mlflow.add_argument("--port", type=int, default=5000)
+    mlflow.add_argument("--host", default="127.0.0.1")
+    mlflow.set_defaults(func=cmd_mlflow)
 
     daemon = sub.add_parser("daemon", help="run the Dagster daemon (landing sensor, automation, run queue)")
     daemon.set_defaults(func=cmd_daemon)

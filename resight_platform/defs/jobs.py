@@ -29,6 +29,7 @@ DAILY_MART_JOB = "daily_mart_job"
 MARTS_JOB = "monthly_marts_job"
 ML_JOB = "ml_job"
 
+_ML = [["gold", name] for name in ("ml_demand_features", "ml_demand_model", "ml_demand_forecast")]
 _DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
 
 
@@ -76,7 +77,7 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
         ),
         dg.define_asset_job(
             ML_JOB,
-            selection=dg.AssetSelection.groups("ml"),
+            selection=dg.AssetSelection.assets(*_ML),
             description="Weekly demand features, train and register the demand model, forecast the next weeks.",
         ),
     ]

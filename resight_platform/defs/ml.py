@@ -13,13 +13,19 @@ next weeks' forecast in Postgres.
 """
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from resight_platform.defs.checks import ModelCheck, model_check_spec
-from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
+from resight_platform.defs.metadata import (
+    OWNERS,
+    markdown_preview,
+    table_schema_from_model,
+    table_schema_from_polars,
+)
 from resight_platform.defs.policies import RETRY
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME
 from resight_platform.ml.features import FEATURES, SERIES, TARGET, build_features, weekly_demand
@@ -28,13 +34,26 @@ from resight_platform.ml.tracking import fold_records, forecast_plot, load_champ
 from resight_platform.resources import MlflowResource
 from resight_platform.schemas.ml import DemandFeatures, DemandForecast
 
-__all__ = ["BEATS_BASELINE", "FEATURES_KEY", "FORECAST_KEY", "MODEL_KEY", "ml_assets"]
+__all__ = ["BEATS_BASELINE", "FEATURES_KEY", "FORECAST_KEY", "ML_KEYS", "MODEL_KEY", "ml_assets"]
 
 FEATURES_KEY = dg.AssetKey(["gold", "ml_demand_features"])
 MODEL_KEY = dg.AssetKey(["gold", "ml_demand_model"])
 FORECAST_KEY = dg.AssetKey(["gold", "ml_demand_forecast"])
+ML_KEYS = [FEATURES_KEY, MODEL_KEY, FORECAST_KEY]
 BEATS_BASELINE = "beats_seasonal_naive"
-GROUP = "ml"
+#: The model's table is its evaluation: one row per rolling-origin fold (in its metadata and MLflow).
+_FOLD_COLUMNS = {
+    "fold": pl.Int64(),
+    "origin": pl.Utf8(),
+    "train_weeks": pl.Int64(),
+    "train_rows": pl.Int64(),
+    "wape_model": pl.Float64(),
+    "wape_baseline": pl.Float64(),
+    "mae_model": pl.Float64(),
+    "mae_baseline": pl.Float64(),
+}
+#: The layer's group, as every asset's (the ML tables are gold tables).
+GROUP = "gold"
 
 
 def _weekly(features: pl.DataFrame) -> pl.DataFrame:
@@ -74,7 +93,7 @@ def ml_demand_features(
     weeks = demand_frame.get_column("week").n_unique()
     if demand is not None and demand.excluded:
         context.log.info(f"outside the constant panel (too few weeks reported): {', '.join(demand.excluded)}")
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "dagster/row_count": demand_frame.height,
         "preview": markdown_preview(demand_frame.select("week", *SERIES, TARGET, "scale", "lag_1", "season_ratio")),
         "weeks": weeks,
@@ -103,8 +122,9 @@ def ml_demand_features(
     description=(
         f"The weekly demand model: trained, evaluated on {FOLDS} rolling origins × {HORIZON} weeks against the"
         f" seasonal-naive baseline, logged to MLflow and registered as {MODEL_NAME} (alias {CHAMPION_ALIAS} when it"
-        " beats the baseline)."
+        " beats the baseline). One row of its metadata table per fold."
     ),
+    metadata={"dagster/column_schema": table_schema_from_polars(_FOLD_COLUMNS)},
     check_specs=[
         dg.AssetCheckSpec(
             BEATS_BASELINE,
@@ -223,11 +243,11 @@ def ml_demand_forecast(
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     weekly = _weekly(features.collect())
     last_week = weekly.get_column("week").max()
-    if last_week is None:
+    if not isinstance(last_week, date):
         raise dg.Failure(description="no weekly demand to forecast from")
     model, version = load_champion(mlflow.tracking_uri)
     forecast = (
-        recursive_forecast(model, weekly, last_week, HORIZON)  # type: ignore[arg-type]
+        recursive_forecast(model, weekly, last_week, HORIZON)
         .rename({"week": "week_start"})
         .with_columns(
             pl.lit(version, dtype=pl.Int32).alias("model_version"),
@@ -248,7 +268,7 @@ def ml_demand_forecast(
             "preview": markdown_preview(forecast.sort(TARGET, descending=True)),
             "model_version": version,
             "series": forecast.select(SERIES).n_unique(),
-            "weeks": f"{forecast.get_column('week_start').min()} .. {forecast.get_column('week_start').max()}",
+            "weeks": f"{last_week + timedelta(weeks=1)} .. {last_week + timedelta(weeks=HORIZON)}",
         },
     )
     yield check.result()

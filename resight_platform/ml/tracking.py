@@ -12,7 +12,7 @@ import base64
 import io
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,13 @@ __all__ = [
 ]
 
 EXPERIMENT = "resight_demand_weekly"
+#: What a fitted HistGradientBoostingRegressor holds besides plain sklearn estimators; skops (MLflow's
+#: safe serialisation) refuses to load types it was not told to trust.
+SKOPS_TRUSTED_TYPES = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
 
 
 def _mlflow(tracking_uri: str) -> Any:
@@ -75,7 +82,7 @@ def log_training(
     model: Any,
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
-    fold_metrics: list[Mapping[str, Any]],
+    fold_metrics: Sequence[Mapping[str, Any]],
     features: list[str],
     data: Mapping[str, Any],
     plot_png: bytes,
@@ -111,6 +118,7 @@ def log_training(
             registered_model_name=MODEL_NAME,
             signature=infer_signature(sample, model.predict(sample)),
             input_example=sample.head(3),
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         run_id = run.info.run_id
     version = int(info.registered_model_version)

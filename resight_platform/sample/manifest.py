@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,16 @@ import numpy as np
 
 from resight_platform.schemas.silver import QUARANTINE_RULES
 
-__all__ = ["CATALOG_RULES", "CUSTOMERS_RULES", "RULES", "SALES_RULES", "STORES_RULES", "Manifest", "Tally"]
+__all__ = [
+    "CATALOG_RULES",
+    "CUSTOMERS_RULES",
+    "RULES",
+    "SALES_RULES",
+    "STORES_RULES",
+    "Manifest",
+    "Tally",
+    "combine",
+]
 
 #: Quarantine rules per feed, in the contract's order (the first one a row breaks is its rule);
 #: the names are the contract's, defined once with the silver models.
@@ -124,3 +134,56 @@ class Tally:
             dead_letter=sorted(self.dead_letter, key=lambda d: d["key"]),
             late_files=sorted(self.late_files, key=lambda d: d["key"]),
         )
+
+
+def combine(manifests: list[Manifest]) -> Manifest:
+    """One manifest for samples written side by side into one landing zone (different providers,
+    or the same providers on different dates): counts add up, lists are merged."""
+    if not manifests:
+        raise ValueError("nothing to combine")
+    first_day = min(date.fromisoformat(m.start) for m in manifests)
+    last_day = max(date.fromisoformat(m.start) + timedelta(days=m.days - 1) for m in manifests)
+    providers = list(dict.fromkeys(p for m in manifests for p in m.providers))
+
+    def added(field_name: str) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for m in manifests:
+            total.update(getattr(m, field_name))
+        return dict(total)
+
+    by_status = {
+        status: {
+            "lines": sum(m.sales["by_status"][status]["lines"] for m in manifests),
+            "net_amount": str(sum(Decimal(m.sales["by_status"][status]["net_amount"]) for m in manifests)),
+        }
+        for status in STATUSES
+    }
+    quarantine: dict[str, dict[str, int]] = {}
+    for m in manifests:
+        for feed, rules in m.quarantine.items():
+            counts = quarantine.setdefault(feed, {})
+            for rule, n in rules.items():
+                counts[rule] = counts.get(rule, 0) + n
+    return Manifest(
+        seed=manifests[0].seed,
+        start=first_day.isoformat(),
+        days=(last_day - first_day).days + 1,
+        providers=providers,
+        files=added("files"),
+        rows_in=added("rows_in"),
+        sales={
+            "lines": sum(m.sales["lines"] for m in manifests),
+            "net_amount": str(sum(Decimal(m.sales["net_amount"]) for m in manifests)),
+            "by_date_provider": sorted(
+                (row for m in manifests for row in m.sales["by_date_provider"]),
+                key=lambda row: (row["date"], row["provider"]),
+            ),
+            "by_status": by_status,
+        },
+        catalog=added("catalog"),
+        stores=added("stores"),
+        customers=added("customers"),
+        quarantine=quarantine,
+        dead_letter=sorted((d for m in manifests for d in m.dead_letter), key=lambda d: d["key"]),
+        late_files=sorted((d for m in manifests for d in m.late_files), key=lambda d: d["key"]),
+    )

@@ -47,7 +47,8 @@ MONTHLY_MARTS = [
         "aov_by_region",
     )
 ]
-ALL_ASSETS = [["ops", "sources"], ["ops", "landing"], *MEDALLION, *DIMENSIONS, *FACTS, *DAILY, *MONTHLY_MARTS]
+ML = [["gold", n] for n in ("ml_demand_features", "ml_demand_model", "ml_demand_forecast")]
+ALL_ASSETS = [["ops", "sources"], ["ops", "landing"], *MEDALLION, *DIMENSIONS, *FACTS, *DAILY, *MONTHLY_MARTS, *ML]
 
 
 @pytest.fixture
