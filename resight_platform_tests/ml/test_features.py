@@ -111,9 +111,7 @@ def test_weekly_demand_keeps_complete_weeks_of_the_constant_panel() -> None:
         if day >= last - timedelta(days=13):
             rows.append((day, 2, 20, "South", 100, 1000.0, "completed"))
         day += timedelta(days=1)
-    products = pl.DataFrame(
-        {"product_key": [10, 20], "category": ["food", "toys"], "species": ["dog", "cat"]}
-    ).lazy()
+    products = pl.DataFrame({"product_key": [10, 20], "category": ["food", "toys"], "species": ["dog", "cat"]}).lazy()
     providers = pl.DataFrame({"provider_key": [1, 2], "provider": ["steady", "newcomer"]}).lazy()
     demand = weekly_demand(_fact(rows), products, providers)
     assert demand.first_week == date(2025, 1, 6)
