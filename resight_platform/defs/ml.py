@@ -95,7 +95,11 @@ def ml_demand_features(
         context.log.info(f"outside the constant panel (too few weeks reported): {', '.join(demand.excluded)}")
     metadata: dict[str, Any] = {
         "dagster/row_count": demand_frame.height,
-        "preview": markdown_preview(demand_frame.select("week", *SERIES, TARGET, "scale", "lag_1", "season_ratio")),
+        "preview": markdown_preview(
+            demand_frame.sort("week", TARGET, descending=True).select(
+                "week", *SERIES, TARGET, "scale", "lag_1", "season_ratio"
+            )
+        ),
         "weeks": weeks,
         "series": demand_frame.select(SERIES).n_unique(),
         "features": dg.MetadataValue.json(FEATURES),
