@@ -145,6 +145,8 @@ def test_materialisations_carry_row_counts_and_previews(trained: Trained) -> Non
         assert meta["dagster/row_count"] > 0
         assert meta["preview"].startswith("| ")
     assert _latest(trained.instance, FEATURES_KEY)["panel"] == [PROVIDER]
+    for key in (FEATURES_KEY, FORECAST_KEY):
+        assert _check(trained.instance, key, "matches_model").status.value == "SUCCEEDED"
 
 
 def _perfectly_seasonal(weeks: int = 80) -> pl.DataFrame:
