@@ -65,7 +65,8 @@ _CATEGORY_WEIGHT = {
 #: Yearly demand shape per category: ``(day of year of the peak, amplitude, width in days)`` bumps
 #: added to 1 (flea & tick treatments in summer, toys and treats at the holidays, litter in winter,
 #: grooming at the spring shedding, supplies with the spring's new pets). A width of 0 is a cosine
-#: over the whole year. Demand also grows by ``_TREND`` a year from ``_TREND_FROM``.
+#: over the whole year. Demand also grows by ``_TREND`` a year, 1 at ``_TREND_FROM`` (the demo's
+#: first day, so its two dense weeks keep their volume and the history before them is smaller).
 _SEASONS: dict[str, tuple[tuple[int, float, int], ...]] = {
     "food": ((15, 0.05, 0),),
     "treats": ((355, 0.6, 14), (304, 0.25, 5)),
@@ -76,7 +77,7 @@ _SEASONS: dict[str, tuple[tuple[int, float, int], ...]] = {
     "grooming": ((135, 0.3, 0),),
 }
 _TREND = 0.08
-_TREND_FROM = date(2025, 1, 1)
+_TREND_FROM = date(2026, 10, 1)
 _HOME_REGIONS = {
     "America/New_York": ("Northeast", "South"),
     "America/Chicago": ("Midwest", "South"),
