@@ -448,8 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--history-weeks",
         type=int,
-        default=92,
-        help="weeks of thin sales history from one more partner, for the demand model (default 92; 0: none)",
+        default=80,
+        help="weeks of thin sales history from one more partner, for the demand model (default 80; 0: none)",
     )
     demo.set_defaults(func=cmd_demo)
 
