@@ -186,3 +186,21 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     # registry, scan, dimensions, daily and monthly marts, and medallion and facts twice: once for
     # the history's dates (one source), once for the sample's (five); too short for the ML job.
     assert runs is not None and runs[0] == 9
+
+
+def test_mlflow_opens_the_ui_on_the_local_store_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(os, "execvp", lambda file, args: started.append(list(args)))
+    monkeypatch.setenv("RESIGHT_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["mlflow", "--port", "5123"]) == 0
+    (command,) = started
+    assert command[1] == "ui"
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert command[command.index("--default-artifact-root") + 1] == (tmp_path / "mlflow" / "artifacts").as_uri()
+    assert command[command.index("--port") + 1] == "5123"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    assert main(["mlflow"]) == 2
+    assert "http://mlflow.internal:5000" in capsys.readouterr().out
