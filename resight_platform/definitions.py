@@ -69,8 +69,9 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     layer, name = spec.key.path[0], spec.key.path[-1]
     condition: dg.AutomationCondition | None = None
     if spec.key == FEATURES_KEY:
-        # A whole-history recompute over fact_sales, like the monthly marts: hourly when facts changed.
-        condition = hourly()
+        # A whole-history recompute over fact_sales, like the monthly marts: hourly when its inputs
+        # changed, but not merely because it is missing (a fresh instance has no facts yet).
+        condition = hourly(when_missing=False)
     elif spec.key == MODEL_KEY:
         # Weekly, Monday 06:00 UTC, once last week is complete (and on demand: ml_job).
         condition = (
@@ -78,7 +79,7 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
         ).with_label("weekly")
     elif spec.key == FORECAST_KEY:
         # Each new model or new features; never from a model that failed its blocking check.
-        condition = follow_inputs()
+        condition = follow_inputs() & ~dg.AutomationCondition.any_deps_missing()
     elif layer == "silver":
         condition = follow_inputs(built_by_runs_tagged=SILVER_IN_RUN)
     elif layer == "gold" and name in ("dim_store", "dim_product", "dim_customer"):

@@ -123,6 +123,7 @@ def ml_demand_features(
     owners=OWNERS,
     kinds={"scikitlearn", "mlflow"},
     ins={"features": dg.AssetIn(key=FEATURES_KEY)},
+    retry_policy=RETRY,
     description=(
         f"The weekly demand model: trained, evaluated on {FOLDS} rolling origins × {HORIZON} weeks against the"
         f" seasonal-naive baseline, logged to MLflow and registered as {MODEL_NAME} (alias {CHAMPION_ALIAS} when it"
@@ -151,7 +152,8 @@ def ml_demand_model(
             description=(
                 f"{weeks} weeks of demand history; the model needs {MIN_WEEKS} (a season of {SEASON} weeks before the"
                 f" first of {FOLDS} evaluation folds of {HORIZON} weeks). Load more history (resight demo does)."
-            )
+            ),
+            allow_retries=False,
         )
     weekly = _weekly(frame)
     evaluation = evaluate(weekly, seed=SEED)

@@ -93,12 +93,14 @@ def _any_deps_updated(built_by_runs_tagged: str | None) -> dg.DepsAutomationCond
     )
 
 
-def hourly() -> dg.AutomationCondition:
-    """Once an hour when any input was updated since the last run, and as soon as it is missing."""
+def hourly(*, when_missing: bool = True) -> dg.AutomationCondition:
+    """Once an hour when any input was updated since the last run, and (``when_missing``) as soon
+    as it is missing."""
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed("0 * * * *")
     updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
+    trigger = _since_requested(tick) & _since_requested(updated)
     return (
-        ((_since_requested(tick) & _since_requested(updated)) | _missing())
+        (trigger | _missing() if when_missing else trigger)
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & no_blocking_check_failed()
