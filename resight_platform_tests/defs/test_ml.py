@@ -177,6 +177,7 @@ def test_a_model_that_does_not_beat_the_baseline_is_refused_and_no_forecast_is_b
     resources = build_resources(settings, trained.pg_url)
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version
+    versions = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
     with connect(trained.pg_url) as conn:
         before = conn.execute("select count(*), max(model_version) from gold.ml_demand_forecast").fetchone()
     with dg.DagsterInstance.ephemeral() as instance:
@@ -194,6 +195,8 @@ def test_a_model_that_does_not_beat_the_baseline_is_refused_and_no_forecast_is_b
     assert client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version == champion
     version = client.get_model_version(MODEL_NAME, str(refused["model_version"]))
     assert version.tags["beats_baseline"] == "false"
+    # A failed blocking check is not retried: one training, one new version.
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions + 1
     with connect(trained.pg_url) as conn:
         after = conn.execute("select count(*), max(model_version) from gold.ml_demand_forecast").fetchone()
     assert after == before
