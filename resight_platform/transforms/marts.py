@@ -326,18 +326,28 @@ def compare_top(mart: pl.DataFrame, fact: pl.LazyFrame, dimension: pl.LazyFrame,
     surrogate, keys, measures = TOP_KEYS[name]
     if surrogate not in dimension.collect_schema().names():  # not built yet: no fact row resolves
         dimension = pl.LazyFrame(schema={surrogate: pl.Int64, **dict.fromkeys(keys, pl.Utf8)})
-    completed = (
-        fact.filter((pl.col("status") == "completed") & pl.col(surrogate).is_not_null())
-        .with_columns(pl.col("sale_date").dt.month_start().alias("month"))
-        .join(dimension.select(surrogate, *keys), on=surrogate, how="inner")
-    )
     group = ["month", *keys]
     aggs = {
         "units": pl.col("quantity").sum().cast(pl.Int64),
         "revenue": _cents("net_amount").sum(),
         "orders": pl.struct("provider_key", "order_id").n_unique().cast(pl.Int64),
     }
-    theirs = completed.group_by(group).agg(aggs[m].alias(f"{m}_fact") for m in measures).collect(engine="streaming")
+    resolved = dimension.select(surrogate, *keys)
+
+    def by_key(part: pl.LazyFrame) -> pl.LazyFrame:
+        return (
+            part.filter((pl.col("status") == "completed") & pl.col(surrogate).is_not_null())
+            .with_columns(pl.col("sale_date").dt.month_start().alias("month"))
+            .join(resolved, on=surrogate, how="inner")
+            .group_by(group)
+            .agg(aggs[m].alias(f"{m}_fact") for m in measures)
+        )
+
+    # One provider at a time bounds the memory of the group-by (a peak day's customers' order
+    # sets), as the top marts themselves do; an order is (provider, order id), so each measure
+    # adds up across providers.
+    per_provider = [pl.col(f"{m}_fact").sum() for m in measures]
+    theirs = _per_provider(fact, by_key).group_by(group).agg(per_provider)
     ours = mart.select(
         *group,
         "rank",

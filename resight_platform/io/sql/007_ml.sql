@@ -13,12 +13,5 @@ create table if not exists gold.ml_demand_forecast (
     trained_through date not null,
     primary key (week_start, category, species, region)
 );
-
-do $$
-begin
-    if exists (select 1 from pg_roles where rolname = 'analyst') then
-        grant usage on schema gold to analyst;
-        grant select on gold.ml_demand_forecast to analyst;
-    end if;
-end
-$$;
+-- The analyst role reads it like every gold table: io/roles.ensure_analyst_role grants SELECT on
+-- gold's tables and default privileges for new ones.
