@@ -349,9 +349,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     features = model_inputs(60, seed=7)
     target = features["lag_1"].fillna(0) * 2 - features["price_ratio"]
     models = []
-    with pytest.MonkeyPatch.context() as env:  # the fluent API (log_model) reads the store from here
-        env.setenv("MLFLOW_TRACKING_URI", uri)
-        env.setenv("MLFLOW_REGISTRY_URI", uri)
+    # The fluent API (log_model) uses the process-wide store, which an earlier test in this worker
+    # (the platform's training) may have set: point it here, and back afterwards.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
         for iterations in (20, 5):
             model = HistGradientBoostingRegressor(max_iter=iterations, early_stopping=False, random_state=0)
             model.fit(features, target)
@@ -366,6 +369,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
                     skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
                 )
             models.append(model)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, "1")
     return Registry(uri, *models)
 
