@@ -53,9 +53,18 @@ def _completed(fact: pl.LazyFrame) -> pl.LazyFrame:
     return fact.filter(pl.col("status") == "completed")
 
 
+#: Facts up to this many rows are aggregated all providers at once. One provider at a time bounds
+#: a peak day's memory (order sets of 20M lines: 3.35 → 0.41 GiB) but scans every lake file's
+#: footer once per provider: 3.5 s a mart on the demo's 1,106 small fact files, 0.1 s at once.
+AT_ONCE_ROWS = 2_000_000
+
+
 def _per_provider(fact: pl.LazyFrame, build: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.DataFrame:
     """``build`` on each provider's rows of ``fact``, the results stacked (``build(fact)`` on an
-    empty fact, for its schema)."""
+    empty fact, for its schema); ``build(fact)`` once when ``fact`` is small (:data:`AT_ONCE_ROWS`).
+    Either way ``build`` must count an order as (provider, order id)."""
+    if fact.select(pl.len()).collect().item() <= AT_ONCE_ROWS:
+        return build(fact).collect(engine="streaming")
     keys = fact.select(pl.col("provider_key").unique().sort()).collect(engine="streaming").get_column("provider_key")
     parts = [build(fact.filter(pl.col("provider_key") == key)).collect(engine="streaming") for key in keys]
     return pl.concat(parts) if parts else build(fact).collect()
@@ -268,7 +277,7 @@ def fact_totals(fact: pl.LazyFrame, spec: TotalsSpec) -> pl.DataFrame:
         "revenue": _cents("net_amount").filter(pl.col("_completed")).sum(),
         "lines": pl.len().cast(pl.Int64),
         "amount": _cents("net_amount").sum(),
-        "orders": pl.col("order_id").filter(pl.col("_completed")).n_unique().cast(pl.Int64),
+        "orders": pl.struct("provider_key", "order_id").filter(pl.col("_completed")).n_unique().cast(pl.Int64),
     }
     wanted = [measures[m].alias(m) for m in spec.measures]
 
