@@ -57,8 +57,18 @@ EMBEDDED_DATABASES = ("resight", "dagster")
 # Server settings of the embedded PostgreSQL (a single node, never replicated): with no WAL for
 # replicas, a day partition's COPY into its staging table and the index builds on it write no WAL
 # (the table is new in the transaction); bigger WAL segments between checkpoints keep a peak day's
-# load from forcing checkpoints. An external server (RESIGHT_PG_URL) keeps its own settings.
-EMBEDDED_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0", "max_wal_size": "4GB"}
+# load from forcing checkpoints. A run replacing many days holds every replaced day's locks until
+# it commits (about 65 each for gold.fact_sales: the old child, the staging table, their indexes
+# and constraints), and the lock table holds max_locks_per_transaction x max_connections: the
+# default 64 x 100 failed re-running the demo's 546-day history ("out of shared memory"); 1024
+# allows about 1,500 days a run, for ~40 MB of shared memory. An external server (RESIGHT_PG_URL)
+# keeps its own settings (docs/architecture.md says what a long backfill needs there).
+EMBEDDED_SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "4GB",
+    "max_locks_per_transaction": "1024",
+}
 
 
 def quote_ident(name: str) -> sql.Identifier:
