@@ -151,7 +151,9 @@ def weekly_demand(
         .group_by(WEEK, *SERIES)
         .agg(
             pl.col("quantity").sum().cast(pl.Float64).alias(TARGET),
-            pl.col("net_amount").sum().cast(pl.Float64).alias("revenue"),
+            # Summed in integer cents: a float sum's order (Polars' threads) would change its
+            # last bits from run to run, and with them the price features and the model.
+            ((pl.col("net_amount") * 100).round(0).cast(pl.Int64).sum() / 100).alias("revenue"),
         )
         .sort(WEEK, *SERIES)
         .collect(engine="streaming")
