@@ -30,7 +30,15 @@ from urllib.parse import unquote
 
 import polars as pl
 
-from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, open_store, validate_prefix
+from resight_platform.io.storage import (
+    PARTITION_FILE,
+    UNPARTITIONED_FILE,
+    LocalStore,
+    ObjectStore,
+    S3Store,
+    open_store,
+    validate_prefix,
+)
 from resight_platform.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,9 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["list_tables", "load", "load_model"]
 
-#: The same names as in :mod:`resight_platform.io.lake`, which imports Dagster.
-_PARTITION_FILE = "part-0.parquet"
-_UNPARTITIONED_FILE = "data.parquet"
 #: Lake areas that are not tables (dead-lettered files as delivered).
 _NOT_TABLES = frozenset({"dead_letter"})
 #: Deepest asset key looked for by :func:`list_tables` (``[layer, table]`` today).
@@ -199,9 +204,9 @@ def _dimensions(prefix: str, key: str | None) -> tuple[str, ...] | None:
     if key is None:
         return None
     segments = key[len(prefix) :].split("/")
-    if segments == [_UNPARTITIONED_FILE]:
+    if segments == [UNPARTITIONED_FILE]:
         return ()
-    if len(segments) < 2 or segments[-1] != _PARTITION_FILE or not all("=" in s for s in segments[:-1]):
+    if len(segments) < 2 or segments[-1] != PARTITION_FILE or not all("=" in s for s in segments[:-1]):
         return None
     return tuple(segment.split("=", 1)[0] for segment in segments[:-1])
 
@@ -209,7 +214,7 @@ def _dimensions(prefix: str, key: str | None) -> tuple[str, ...] | None:
 def _partition_of(relative: str, dimensions: tuple[str, ...]) -> dict[str, str] | None:
     """``date=…/source=…/part-0.parquet`` → ``{"date": …, "source": …}`` (``None`` if another file)."""
     segments = relative.split("/")
-    if len(segments) != len(dimensions) + 1 or segments[-1] != _PARTITION_FILE:
+    if len(segments) != len(dimensions) + 1 or segments[-1] != PARTITION_FILE:
         return None
     values: dict[str, str] = {}
     for dimension, segment in zip(dimensions, segments, strict=False):
@@ -271,7 +276,7 @@ def _tables(store: ObjectStore) -> list[str]:
 
     def visit(prefix: str, depth: int) -> None:
         dirs, files = _children(store, prefix)
-        if depth and (_UNPARTITIONED_FILE in files or any("=" in name for name in dirs)):
+        if depth and (UNPARTITIONED_FILE in files or any("=" in name for name in dirs)):
             found.append(prefix.rstrip("/"))
             return
         if depth < _MAX_KEY_DEPTH:

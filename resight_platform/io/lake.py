@@ -40,7 +40,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resight_platform.io.storage import ObjectStore, open_store
+from resight_platform.io.storage import PARTITION_FILE, UNPARTITIONED_FILE, ObjectStore, open_store
 
 __all__ = [
     "CHUNK_ROWS",
@@ -61,8 +61,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-PARTITION_FILE = "part-0.parquet"
-UNPARTITIONED_FILE = "data.parquet"
 IO_THREADS = 16  # concurrent object-store reads/writes per output or input
 #: Rows per chunk when a partition is walked through in pieces (bounded memory on peak days).
 CHUNK_ROWS = 500_000

@@ -22,6 +22,7 @@ from resight_platform.io.postgres import copy_frame
 from resight_platform.sources.registry import Registry, registry_rows
 
 __all__ = [
+    "MIGRATION_LOCK",
     "FileRecord",
     "LedgerEntry",
     "QueuedFile",
@@ -45,12 +46,16 @@ __all__ = [
 ]
 
 
+#: The advisory lock the migrations hold; the analyst role's grants (``io.roles``) wait for it too.
+MIGRATION_LOCK = 7271901
+
+
 def migrate(conn: psycopg.Connection) -> None:
     """Apply the warehouse DDL (idempotent)."""
     sql_dir = resources.files("resight_platform.io") / "sql"
     scripts = sorted((p for p in sql_dir.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(7271901)")
+        cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         for script in scripts:
             cur.execute(script.read_text(encoding="utf-8"))  # type: ignore[arg-type]
         _ensure_unknown_members(cur)

@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from resight_platform.io.ops import MIGRATION_LOCK
 from resight_platform.io.postgres import quote_ident
 
 __all__ = ["ANALYST_SCHEMAS", "PRIVATE_SCHEMAS", "AnalystRole", "ensure_analyst_role"]
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 ANALYST_SCHEMAS = ("gold", "marts")
 #: The platform's own schemas the analyst never reads (revoked if someone granted them).
 PRIVATE_SCHEMAS = ("ops",)
-#: The advisory lock the migrations take (``io.ops.migrate``): grants in one database wait for it.
-MIGRATION_LOCK = 7271901
 #: Write privileges revoked from the analyst on the tables it reads.
 _WRITES = sql.SQL("INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER")
 #: A concurrent session changing the same role: try again, after a random pause that doubles.

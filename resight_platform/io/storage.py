@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "PARTITION_FILE",
+    "UNPARTITIONED_FILE",
     "LocalStore",
     "ObjectInfo",
     "ObjectStore",
@@ -29,6 +31,11 @@ __all__ = [
     "validate_key",
     "validate_prefix",
 ]
+
+#: The lake's file names (layout in ``io/lake.py``), here so that readers without Dagster
+#: (``resight_platform.access``) share them with the IO managers.
+PARTITION_FILE = "part-0.parquet"
+UNPARTITIONED_FILE = "data.parquet"
 
 _TMP_SUFFIX = ".resight-tmp"
 _S3_DELETE_BATCH = 1000
