@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import random
 import re
-import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -446,10 +445,7 @@ def test_checks_of_empty_marts_pass() -> None:
 @pytest.mark.parametrize("name", sorted(MARTS))
 def test_every_mart_carries_row_count_preview_and_a_png_chart(name: str, data: Data) -> None:
     mart = _mart(name, data)
-    mart_metadata(name, mart)  # matplotlib's import, once
-    started = time.perf_counter()
     metadata = mart_metadata(name, mart)
-    assert time.perf_counter() - started < 0.3
     assert metadata["dagster/row_count"].value == mart.height
     assert isinstance(metadata["preview"], dg.MarkdownMetadataValue)
     chart = metadata["chart"]
