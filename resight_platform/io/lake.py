@@ -173,9 +173,31 @@ def _read_existing(
     else:
         wanted = [partition_path(asset_key_path, partition) for partition in partitions]
     present = _present(store, wanted)
-    frames = _parallel_map(lambda key: _scan(store, key), [key for key in wanted if key in present])
+    frames = _scan_many(store, [key for key in wanted if key in present])
     missing = [key for key in wanted if key not in present]
     return frames, missing
+
+
+def _scan_many(store: ObjectStore, keys: Sequence[str]) -> list[pl.LazyFrame]:
+    """Scans of the lake files ``keys``, in order, for concatenating.
+
+    On a local lake each run of consecutive files with one schema is one multi-file scan. A scan
+    per file makes Polars open them all at once, each on its own blocking thread: counting the
+    rows of the demo's 547 fact files took 402 threads, and a pipeline run reached the pool's
+    limit of 512 ("POLARS_MAX_BLOCKING_THREAD_COUNT reached, this may indicate a deadlock"). One
+    scan of the 547 files takes 10."""
+    paths = [store.local_path(key) for key in keys]
+    local = [path for path in paths if path is not None]
+    if len(keys) <= 1 or len(local) < len(keys):
+        return _parallel_map(lambda key: _scan(store, key), keys)
+    schemas = _parallel_map(pl.read_parquet_schema, local)
+    runs: list[list[Path]] = []
+    for i, path in enumerate(local):
+        if i and schemas[i] == schemas[i - 1]:
+            runs[-1].append(path)
+        else:
+            runs.append([path])
+    return [pl.scan_parquet(run, hive_partitioning=False) for run in runs]
 
 
 def _parallel_map(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
