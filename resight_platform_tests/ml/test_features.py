@@ -131,14 +131,14 @@ def test_weekly_revenue_is_the_exact_sum_of_cents_whatever_the_order() -> None:
     first = date(2025, 1, 6)  # a Monday
     days = [first + timedelta(days=int(d)) for d in rng.integers(0, 28, 200_000)]
     cents = rng.integers(1, 100_000, len(days))
-    rows = [
-        (day, 1, 10, "West", 1, int(c) / 100, "completed") for day, c in zip(days, cents, strict=True)
-    ]
+    rows = [(day, 1, 10, "West", 1, int(c) / 100, "completed") for day, c in zip(days, cents, strict=True)]
     products = pl.DataFrame({"product_key": [10], "category": ["food"], "species": ["dog"]}).lazy()
     providers = pl.DataFrame({"provider_key": [1], "provider": ["steady"]}).lazy()
     frames = [weekly_demand(_fact(order), products, providers).frame for order in (rows, rows[::-1])]
-    expected = pl.DataFrame({"day": days, "cents": cents}).group_by(pl.col("day").dt.truncate("1w")).agg(
-        (pl.col("cents").sum() / 100).alias("revenue")
+    expected = (
+        pl.DataFrame({"day": days, "cents": cents})
+        .group_by(pl.col("day").dt.truncate("1w"))
+        .agg((pl.col("cents").sum() / 100).alias("revenue"))
     )
     for frame in frames:
         assert frame.get_column("revenue").to_list() == expected.sort("day").get_column("revenue").to_list()
