@@ -22,7 +22,8 @@ Details the data contract leaves open:
   mark is dropped); bytes invalid in that encoding make the file unparseable.
 - CSV and Parquet columns are matched to the profile's source names exactly, else ignoring
   surrounding white space, else ignoring case. JSON keys are matched exactly; a key counts as
-  present when it occurs as an object key anywhere in the file.
+  present when it occurs as an object key anywhere in the file. A JSON file's other columns, for
+  drift, are the top-level keys of the first :data:`KEY_SAMPLE` records of each slice.
 - A CSV with a header and no rows, a JSON array ``[]`` and a JSON Lines file with no records are
   valid empty files (empty bronze). A 0-byte CSV has no header and is unparseable.
 """
@@ -34,6 +35,7 @@ import difflib
 import gzip
 import io
 import itertools
+import json
 import re
 import tempfile
 import zlib
@@ -137,6 +139,9 @@ def read_landing_file(
 #: lines. With the slice being written one behind the slice being parsed, a 60M-line day's largest
 #: CSV partition peaked at 0.82 GiB with 32 MiB slices and 1.28 GiB with 64 MiB, in the same time.
 SLICE_BYTES = 32 << 20
+#: Records per slice of a JSON file whose top-level keys are read to see keys the mapping lacks
+#: (new or renamed columns): the reader itself extracts only the mapped keys.
+KEY_SAMPLE = 1_000
 
 
 class _Reader(Protocol):
@@ -515,6 +520,7 @@ def _json_pieces(
     kind = "JSON Lines" if lines else "JSON"
     text_blocks = _utf8_blocks(_blocks(stream, min(slice_bytes, _MAX_BLOCK)), encoding)
     present: set[str] = set()
+    seen: dict[str, None] = {}  # top-level keys of sampled records, in the order first seen
     rows = 0
     try:
         for text in _record_slices(text_blocks if lines else _array_as_lines(text_blocks), slice_bytes, _line_cut):
@@ -523,6 +529,7 @@ def _json_pieces(
             except _PARSE_ERRORS as exc:
                 raise FileRejected("unparseable", f"{kind} could not be parsed: {_trim(exc)}") from exc
             present.update(name for name in layout if name not in present and _has_json_key(text, name))
+            seen.update(dict.fromkeys(_record_keys(text, KEY_SAMPLE)))
             del text
             rows += frame.height
             yield frame, every
@@ -531,7 +538,7 @@ def _json_pieces(
         return
     if rows:
         named = [name for name in layout if name in present]
-        check({layout[name]: name for name in named}, named)
+        check({layout[name]: name for name in named}, [*named, *(key for key in seen if key not in layout)])
 
 
 def _json_document(
@@ -682,6 +689,25 @@ def _row_group_runs(path: Path, slice_bytes: int) -> list[tuple[int, int | None]
     if rows:
         runs.append((first, rows))
     return runs if len(runs) > 1 else [(0, None)]
+
+
+def _record_keys(text: bytes, limit: int) -> Iterator[str]:
+    """The top-level keys of the first ``limit`` records of JSON Lines ``text`` (a line that is not
+    a JSON object is passed over: judging it is the parser's job)."""
+    start = 0
+    for _ in range(limit):
+        end = text.find(b"\n", start)
+        line = text[start:] if end < 0 else text[start:end]
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                yield from record
+        if end < 0:
+            return
+        start = end + 1
 
 
 def _has_json_key(text: bytes, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -14,6 +15,8 @@ import pytest
 
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
 from resight_platform.transforms.bronze import (
+    SLICE_BYTES,
+    ColumnDrift,
     FileRejected,
     bronze_schema,
     empty_bronze,
@@ -354,6 +357,54 @@ def test_json_key_absent_from_every_record_is_a_missing_column(registry: Registr
     data = "".join(json.dumps(r) + "\n" for r in records).encode()
     with pytest.raises(FileRejected, match="missing_columns"):
         read(registry, "chewyish", "sales", data)
+
+
+def _json_drift(registry: Registry, data: bytes, slice_bytes: int = SLICE_BYTES) -> list[ColumnDrift]:
+    source = registry.source("chewyish", "sales")
+    assert source is not None
+    if data.startswith(b"["):
+        source = dataclasses.replace(source, format="json")
+    drifts: list[ColumnDrift] = []
+    frames = read_landing_stream(
+        io.BytesIO(data),
+        source=source,
+        key=landing_key(source, "drift"),
+        business_date=BUSINESS_DATE,
+        ingested_at=INGESTED_AT,
+        slice_bytes=slice_bytes,
+        on_drift=drifts.append,
+    )
+    assert sum(frame.height for frame in frames) == data.count(b'"orderNumber"')
+    return drifts
+
+
+def test_json_keys_the_mapping_lacks_are_drift_new_or_renamed(registry: Registry) -> None:
+    base = {
+        "orderNumber": "A",
+        "lineNumber": 1,
+        "createdAt": "2026-10-01T10:00:00Z",
+        "sku": "S",
+        "qty": 1,
+        "unitPrice": "1.00",
+        "discountAmount": "0",
+        "customerRef": "C",
+        "orderStatus": "completed",
+        "shipState": "CA",
+    }
+    assert _json_drift(registry, (json.dumps(base) + "\n").encode()) == []
+    drifted = {("loyaltyTier" if k == "shipState" else k): v for k, v in base.items()}
+    drifted["discountAmt"] = drifted.pop("discountAmount")
+    drifted["address"] = {"zip": "90210"}  # a nested key is not a column
+    lines = [json.dumps(drifted | {"lineNumber": i}) for i in range(40)]
+    for data, slice_bytes in (
+        ("\n".join(lines).encode(), SLICE_BYTES),
+        ("\n".join(lines).encode(), 300),  # many slices: keys gathered from each
+        (json.dumps([json.loads(line) for line in lines], indent=2).encode(), 300),  # a JSON array
+    ):
+        (drift,) = _json_drift(registry, data, slice_bytes)
+        assert drift.renamed == (("discountAmount", "discountAmt"),)
+        assert set(drift.new) == {"loyaltyTier", "address"}
+        assert drift.missing == ("shipState",)
 
 
 def test_json_key_absent_from_some_records_is_null_there(registry: Registry) -> None:
