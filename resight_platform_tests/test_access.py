@@ -319,9 +319,12 @@ def test_filters_the_table_does_not_have_or_bad_values_are_refused(
 
 
 def model_inputs(rows: int, seed: int) -> pd.DataFrame:
-    """Seeded rows of the model's feature columns (float, some missing, as in the real table)."""
-    frame = pd.DataFrame(np.random.default_rng(seed).uniform(0, 2, size=(rows, len(FEATURES))), columns=FEATURES)
+    """Seeded rows of the model's inputs: the feature columns (float, some missing, as in the real
+    table) and each row's series scale."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.uniform(0, 2, size=(rows, len(FEATURES))), columns=FEATURES)
     frame.loc[::3, "last_year"] = np.nan
+    frame["scale"] = rng.uniform(1, 200, size=rows).round(1)
     return frame
 
 
@@ -336,18 +339,19 @@ class Registry:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """Tiny seeded regressions registered under MODEL_NAME (artifacts in a temporary directory);
-    built once for the module: creating an MLflow store takes seconds."""
+    """Tiny seeded regressions registered under MODEL_NAME the way the platform registers its model
+    (artifacts in a temporary directory); built once for the module: an MLflow store takes seconds."""
     import mlflow
-    from mlflow.models import infer_signature
     from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from resight_platform.ml.pyfunc import log_demand_model
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("demand", artifact_location=(root / "artifacts").as_uri())
-    features = model_inputs(60, seed=7)
-    target = features["lag_1"].fillna(0) * 2 - features["price_ratio"]
+    inputs = model_inputs(60, seed=7)
+    target = inputs["lag_1"].fillna(0) * 2 - inputs["price_ratio"]
     models = []
     # The fluent API (log_model) uses the process-wide store, which an earlier test in this worker
     # (the platform's training) may have set: point it here, and back afterwards.
@@ -357,17 +361,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     try:
         for iterations in (20, 5):
             model = HistGradientBoostingRegressor(max_iter=iterations, early_stopping=False, random_state=0)
-            model.fit(features, target)
+            model.fit(inputs[FEATURES], target)
             with mlflow.start_run(experiment_id=experiment):
-                mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=infer_signature(features, model.predict(features)),
-                    registered_model_name=MODEL_NAME,
-                    pip_requirements=["scikit-learn"],
-                    # MLflow saves with skops, which trusts a boosted tree's nodes only when told
-                    skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-                )
+                log_demand_model(model, pl.from_pandas(inputs), MODEL_NAME)
             models.append(model)
     finally:
         mlflow.set_tracking_uri(previous[0])
@@ -376,7 +372,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     return Registry(uri, *models)
 
 
-def test_load_model_loads_the_aliased_version(
+def units(estimator: Any, rows: pd.DataFrame) -> np.ndarray:
+    """What the registered model must answer: the estimator's relative prediction, clipped at 0,
+    times the row's scale."""
+    relative = estimator.predict(rows[FEATURES])
+    return np.clip(relative, 0.0, None) * rows["scale"].to_numpy()
+
+
+def test_load_model_loads_the_aliased_version_and_predicts_units(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # only the settings say where
@@ -386,11 +389,25 @@ def test_load_model_loads_the_aliased_version(
     champion, latest = registry.champion, registry.latest
     model = load_model(settings=settings)
     rows = model_inputs(8, seed=1)
-    np.testing.assert_array_equal(model.predict(rows), champion.predict(rows))
-    assert not np.array_equal(model.predict(rows), latest.predict(rows))  # the alias, not the newest
+    assert model.metadata.get_input_schema().input_names() == [*FEATURES, "scale"]
+    predicted = model.predict(rows)
+    np.testing.assert_allclose(predicted, units(champion, rows), rtol=1e-12)
+    assert (predicted >= 0).all() and (units(champion, rows) != champion.predict(rows[FEATURES])).any()
+    assert not np.allclose(predicted, units(latest, rows))  # the alias, not the newest
+    shuffled = rows[["scale", *reversed(FEATURES)]].assign(note="extra columns are ignored")
+    np.testing.assert_allclose(model.predict(shuffled), predicted, rtol=1e-12)
     with pytest.raises(LookupError, match=f"no version of model '{MODEL_NAME}' has the alias 'challenger'"):
         load_model("challenger", settings=settings)
     assert inspect.signature(load_model).parameters["alias"].default == CHAMPION_ALIAS
+
+
+def test_the_registered_model_refuses_rows_without_their_scale(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = load_model(settings=Settings.from_env({"MLFLOW_TRACKING_URI": registry.uri}))
+    with pytest.raises(Exception, match="scale"):
+        model.predict(model_inputs(3, seed=2).drop(columns="scale"))
 
 
 def test_load_model_says_when_nothing_is_registered(tmp_path: Path) -> None:

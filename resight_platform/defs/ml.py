@@ -182,7 +182,7 @@ def ml_demand_model(
         features=FEATURES,
         data=data,
         plot_png=plot,
-        example=frame.select(FEATURES).head(50),
+        example=frame.select(*FEATURES, "scale").head(50),
         champion=champion,
     )
     m = evaluation.metrics

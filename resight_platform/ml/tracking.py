@@ -34,19 +34,12 @@ __all__ = [
 ]
 
 EXPERIMENT = "resight_demand_weekly"
-#: What a fitted HistGradientBoostingRegressor holds besides plain sklearn estimators; skops (MLflow's
-#: safe serialisation) refuses to load types it was not told to trust.
-SKOPS_TRUSTED_TYPES = [
-    "functools.partial",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils.validation.check_array",
-]
 
 
 def _mlflow(tracking_uri: str) -> Any:
     """The ``mlflow`` module pointed at ``tracking_uri`` (tracking and registry)."""
     import mlflow
-    import mlflow.sklearn
+    import mlflow.pyfunc
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -90,13 +83,14 @@ def log_training(
     champion: bool,
 ) -> TrainingRun:
     """One MLflow run: parameters, overall and per-fold metrics, the feature list and the data it
-    saw (JSON artifacts), the forecast-vs-actual plot, and the model, registered as a new version
-    of :data:`MODEL_NAME`; with ``champion`` the version gets the :data:`CHAMPION_ALIAS` alias."""
+    saw (JSON artifacts), the forecast-vs-actual plot, and the model (a pyfunc answering in units,
+    :mod:`resight_platform.ml.pyfunc`; ``example``: feature rows with ``scale``), registered as a
+    new version of :data:`MODEL_NAME`; with ``champion`` the version gets the
+    :data:`CHAMPION_ALIAS` alias."""
     mlflow = _mlflow(tracking_uri)
-    from mlflow.models import infer_signature
+    from resight_platform.ml.pyfunc import log_demand_model
 
     exp = experiment_id(tracking_uri, artifact_location)
-    sample = example.to_pandas()
     with mlflow.start_run(experiment_id=exp) as run:
         mlflow.log_params({k: v for k, v in params.items()})
         mlflow.log_param("features", ",".join(features))
@@ -112,19 +106,12 @@ def log_training(
             Path(path).write_bytes(plot_png)
             mlflow.log_artifact(path)
         mlflow.set_tags({"beats_baseline": str(champion).lower(), "resight.model": MODEL_NAME})
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            registered_model_name=MODEL_NAME,
-            signature=infer_signature(sample, model.predict(sample)),
-            input_example=sample.head(3),
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
+        info = log_demand_model(model, example, MODEL_NAME)
         run_id = run.info.run_id
     version = int(info.registered_model_version)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     client.set_model_version_tag(MODEL_NAME, str(version), "beats_baseline", str(champion).lower())
-    client.set_model_version_tag(MODEL_NAME, str(version), "predicts", "units / scale (see resight_platform.ml)")
+    client.set_model_version_tag(MODEL_NAME, str(version), "predicts", "weekly units per series (≥ 0)")
     if champion:
         client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, str(version))
     return TrainingRun(run_id, version, champion, f"models:/{MODEL_NAME}/{version}")
@@ -135,16 +122,19 @@ def champion_uri() -> str:
 
 
 def load_champion(tracking_uri: str) -> tuple[Any, int]:
-    """The champion model and its registry version (``LookupError`` when there is none)."""
+    """The champion's scikit-learn estimator (relative to scale, for ``ml.model``) and its registry
+    version (``LookupError`` when there is none)."""
     mlflow = _mlflow(tracking_uri)
     from mlflow.exceptions import MlflowException
+
+    from resight_platform.ml.pyfunc import estimator_of
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         version = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
     except MlflowException as error:
         raise LookupError(f"no {champion_uri()} in {tracking_uri}: train a model that beats the baseline") from error
-    return mlflow.sklearn.load_model(champion_uri()), int(version.version)
+    return estimator_of(mlflow.pyfunc.load_model(champion_uri())), int(version.version)
 
 
 def forecast_plot(
