@@ -14,9 +14,11 @@ from typing import Any
 
 import dagster as dg
 import mlflow
+import numpy as np
 import polars as pl
 import pytest
 
+from resight_platform.access import load_model
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.ml import BEATS_BASELINE, FEATURES_KEY, FORECAST_KEY, MODEL_KEY, ml_assets
 from resight_platform.io.lake import read_table
@@ -24,7 +26,8 @@ from resight_platform.io.postgres import connect
 from resight_platform.io.storage import open_store
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME
 from resight_platform.ml.features import SERIES, active_series
-from resight_platform.ml.model import HORIZON
+from resight_platform.ml.model import HORIZON, predict
+from resight_platform.ml.tracking import load_champion
 from resight_platform.pipeline import run_pipeline
 from resight_platform.resources import build_resources
 from resight_platform.sample.history import generate_history
@@ -105,6 +108,18 @@ def test_the_run_is_tracked_and_the_version_registered_as_champion(trained: Trai
     assert data["features_asset"]["panel"] == [PROVIDER]
     assert data["features_asset"]["sources"][PROVIDER]["first_date"] == FIRST_DAY.isoformat()
     assert data["weeks"]["count"] >= 76
+
+
+def test_the_champion_loads_in_one_line_and_answers_in_units(trained: Trained) -> None:
+    features = read_table(open_store(trained.settings.lake_url), FEATURES_KEY.path).collect()
+    rows = features.filter(pl.col("week") == pl.col("week").max())
+    model = load_model(settings=trained.settings)
+    estimator, version = load_champion(trained.settings.tracking_uri)
+    assert version == _latest(trained.instance, MODEL_KEY)["model_version"]
+    units = model.predict(rows.to_pandas())
+    np.testing.assert_allclose(units, predict(estimator, rows), rtol=1e-12)
+    actual = rows.get_column("units").sum()
+    assert 0.5 * actual < units.sum() < 2 * actual  # units, not units ÷ scale
 
 
 def test_the_forecast_covers_the_next_weeks_of_every_active_series_without_gaps(trained: Trained) -> None:
