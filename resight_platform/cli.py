@@ -96,13 +96,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _connect_warehouse(settings: Any) -> tuple[str, Any]:
-    from resight_platform.io.ops import migrate
+    """The warehouse's URL and a connection to it, prepared as the definitions prepare it
+    (migrated, the analyst role in place)."""
     from resight_platform.io.postgres import connect
-    from resight_platform.resources import resolve_pg_url
+    from resight_platform.resources import prepare_warehouse, resolve_pg_url
 
     pg_url = resolve_pg_url(settings)
     conn = connect(pg_url)
-    migrate(conn)
+    prepare_warehouse(conn, settings)
     return pg_url, conn
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "StoreResource",
     "WarehouseResource",
     "build_resources",
+    "prepare_warehouse",
     "resolve_pg_url",
 ]
 
@@ -80,13 +81,19 @@ def resolve_pg_url(settings: Settings) -> str:
     return embedded_pg_url(settings.pg_data_dir)
 
 
+def prepare_warehouse(conn: psycopg.Connection, settings: Settings) -> None:
+    """Bring the warehouse of ``conn`` to the platform's schema and put the analyst role in place:
+    what every entry point does before it touches the warehouse."""
+    migrate(conn)
+    ensure_analyst_role(conn, AnalystRole(settings.analyst_role, settings.analyst_password))
+
+
 def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, Any]:
-    """Every resource the definitions need, keyed as the assets expect, schema migrated and the
-    analyst role in place."""
+    """Every resource the definitions need, keyed as the assets expect, the warehouse prepared
+    (:func:`prepare_warehouse`)."""
     pg_url = pg_url or resolve_pg_url(settings)
     with connect(pg_url) as conn:
-        migrate(conn)
-        ensure_analyst_role(conn, AnalystRole(settings.analyst_role, settings.analyst_password))
+        prepare_warehouse(conn, settings)
     return {
         "landing": StoreResource(url=settings.landing_url, endpoint_url=settings.aws_endpoint_url),
         "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import os
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from resight_platform.cli import format_table, main
+from resight_platform.io.postgres import connect
 from resight_platform.sample import Manifest
 from resight_platform.sources.registry import load_registry
 
@@ -108,6 +111,34 @@ def test_sql_runs_on_the_migrated_warehouse(warehouse: str, capsys: pytest.Captu
         "3 | ababab",
         "(3 rows)",
     ]
+
+
+def test_sql_and_quality_prepare_the_warehouse_with_the_analyst_role(
+    warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = f"analyst_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: one of this test's own
+    monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
+    try:
+        for argv in (["sql", "select 1"], ["quality"]):
+            _drop_role(warehouse, role)
+            assert main(argv) == 0
+            with connect(warehouse) as conn:
+                readable = conn.execute(
+                    "select has_table_privilege(%s, 'gold.fact_sales', 'SELECT'),"
+                    " has_table_privilege(%s, 'gold.fact_sales', 'INSERT')",
+                    (role, role),
+                ).fetchone()
+            assert readable == (True, False), argv
+    finally:
+        _drop_role(warehouse, role)
+    capsys.readouterr()
+
+
+def _drop_role(pg_url: str, role: str) -> None:
+    with connect(pg_url) as conn:
+        if conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))  # its grants
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def test_sql_statement_without_rows_prints_its_status(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
