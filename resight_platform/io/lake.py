@@ -15,8 +15,9 @@ Memory stays bounded on big runs: an asset may return a :class:`PartitionStream`
 ``(partition key, frame)`` produced one at a time and written as row groups of the partition's
 file as they come, so a run over a peak day never holds the day. An input annotated
 ``dict[str, pl.LazyFrame]`` gets one lazy scan per upstream partition to walk through in chunks;
-a ``pl.LazyFrame`` input is a lazy scan of them all (files on a local lake are scanned, not read
-into memory; on S3 each partition is fetched whole).
+a ``pl.LazyFrame`` input is a lazy scan of them all, one multi-file scan per run of files with one
+schema (on S3 by Polars' own reader, :meth:`S3Store.reader_options`: nothing is fetched before the
+frame is collected, and then only the row groups and columns the query needs).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resight_platform.io.storage import PARTITION_FILE, UNPARTITIONED_FILE, ObjectStore, open_store
+from resight_platform.io.storage import PARTITION_FILE, UNPARTITIONED_FILE, ObjectStore, S3Store, open_store
 
 __all__ = [
     "CHUNK_ROWS",
@@ -144,11 +145,30 @@ def _present(store: ObjectStore, wanted: Sequence[str]) -> set[str]:
 
 
 def _scan(store: ObjectStore, key: str) -> pl.LazyFrame:
-    """A lazy scan of one lake file: the file itself on a local lake, else its bytes fetched now."""
+    """A lazy scan of one lake file: the file itself on a local lake; on S3 the object, read by
+    Polars' own S3 reader when collected (only the row groups and columns the query needs)."""
+    return _scan_files(store, [key])
+
+
+def _scan_files(store: ObjectStore, keys: Sequence[str]) -> pl.LazyFrame:
+    """One lazy multi-file scan of lake files that share a schema."""
+    if isinstance(store, S3Store):
+        return pl.scan_parquet(
+            [store.uri(key) for key in keys], storage_options=store.reader_options(), hive_partitioning=False
+        )
+    paths = [store.local_path(key) for key in keys]
+    local = [path for path in paths if path is not None]
+    if len(local) < len(keys):
+        return _concat([pl.read_parquet(io.BytesIO(store.read_bytes(key))).lazy() for key in keys])
+    return pl.scan_parquet(local, hive_partitioning=False)
+
+
+def _schema(store: ObjectStore, key: str) -> dict[str, pl.DataType]:
+    """A lake file's schema, from its footer (on S3, a ranged read of the object's end)."""
     local = store.local_path(key)
     if local is not None:
-        return pl.scan_parquet(local)
-    return pl.read_parquet(io.BytesIO(store.read_bytes(key))).lazy()
+        return pl.read_parquet_schema(local)
+    return dict(_scan(store, key).collect_schema())
 
 
 def _scan_existing(
@@ -179,25 +199,23 @@ def _read_existing(
 
 
 def _scan_many(store: ObjectStore, keys: Sequence[str]) -> list[pl.LazyFrame]:
-    """Scans of the lake files ``keys``, in order, for concatenating.
+    """Scans of the lake files ``keys``, in order, for concatenating: each run of consecutive files
+    with one schema is one multi-file scan.
 
-    On a local lake each run of consecutive files with one schema is one multi-file scan. A scan
-    per file makes Polars open them all at once, each on its own blocking thread: counting the
-    rows of the demo's 547 fact files took 402 threads, and a pipeline run reached the pool's
+    A scan per file makes Polars open them all at once, each on its own blocking thread: counting
+    the rows of the demo's 547 fact files took 402 threads, and a pipeline run reached the pool's
     limit of 512 ("POLARS_MAX_BLOCKING_THREAD_COUNT reached, this may indicate a deadlock"). One
     scan of the 547 files takes 10."""
-    paths = [store.local_path(key) for key in keys]
-    local = [path for path in paths if path is not None]
-    if len(keys) <= 1 or len(local) < len(keys):
-        return _parallel_map(lambda key: _scan(store, key), keys)
-    schemas = _parallel_map(pl.read_parquet_schema, local)
-    runs: list[list[Path]] = []
-    for i, path in enumerate(local):
+    if len(keys) <= 1:
+        return [_scan(store, key) for key in keys]
+    schemas = _parallel_map(lambda key: _schema(store, key), keys)
+    runs: list[list[str]] = []
+    for i, key in enumerate(keys):
         if i and schemas[i] == schemas[i - 1]:
-            runs[-1].append(path)
+            runs[-1].append(key)
         else:
-            runs.append([path])
-    return [pl.scan_parquet(run, hive_partitioning=False) for run in runs]
+            runs.append([key])
+    return [_scan_files(store, run) for run in runs]
 
 
 def _parallel_map(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:

@@ -392,6 +392,35 @@ class S3Store:
     def local_path(self, key: str) -> Path | None:
         return None
 
+    def reader_options(self) -> dict[str, str]:
+        """Options for Polars' own S3 reader (``storage_options``) that reach what this store's
+        boto3 client reaches: its credentials (frozen now, from boto3's chain), region and, for an
+        endpoint other than AWS's, that endpoint (path-style; plain HTTP allowed for ``http://``)."""
+        # The client's own credentials (private to botocore, but however the client got them), else
+        # boto3's default chain.
+        credentials = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
+        if credentials is None:
+            import boto3
+
+            credentials = boto3.Session().get_credentials()
+        options: dict[str, str] = {}
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            options |= {"aws_access_key_id": str(frozen.access_key), "aws_secret_access_key": str(frozen.secret_key)}
+            if frozen.token:
+                options["aws_session_token"] = frozen.token
+        region = self.client.meta.region_name
+        if region:
+            options["aws_region"] = region
+        endpoint = self.client.meta.endpoint_url
+        host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+        if not host.endswith(".amazonaws.com"):
+            options["aws_endpoint_url"] = endpoint
+            options["aws_virtual_hosted_style_request"] = "false"
+            if endpoint.startswith("http://"):
+                options["aws_allow_http"] = "true"
+        return options
+
 
 def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:
     """``s3://bucket/prefix`` → :class:`S3Store`; ``file://path`` or a plain path → :class:`LocalStore`."""

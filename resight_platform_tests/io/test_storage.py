@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,27 @@ def test_s3_etag_is_unquoted(s3_bucket_url: str, s3_endpoint: str) -> None:
     store.write_bytes("k.bin", b"hello")
     (info,) = store.list()
     assert info.etag == "5d41402abc4b2a76b9719d911017c592"  # md5("hello")
+
+
+def test_s3_reader_options_reach_what_the_client_reaches(s3_bucket_url: str, s3_endpoint: str) -> None:
+    import boto3
+    import polars as pl
+
+    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint)
+    options = store.reader_options()
+    assert options["aws_endpoint_url"] == s3_endpoint and options["aws_allow_http"] == "true"
+    assert options["aws_region"] == "us-east-1" and options["aws_access_key_id"] == "testing"
+    store.write_bytes("t.parquet", b"")  # replaced below: Polars reads the object of the moment
+    frame = pl.DataFrame({"a": [1, 2, 3]})
+    frame.write_parquet(buffer := io.BytesIO())
+    store.write_bytes("t.parquet", buffer.getvalue())
+    assert pl.scan_parquet(store.uri("t.parquet"), storage_options=options).collect().equals(frame)
+    # Keys given to the client win over the environment's; AWS's own endpoint is left to Polars.
+    client = boto3.client(
+        "s3", region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
+    )
+    aws = S3Store("bucket", client=client).reader_options()
+    assert aws == {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", "aws_region": "eu-west-1"}
 
 
 BAD_KEYS = ["../escape", "a/../../b", "a/..", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "./a"]
