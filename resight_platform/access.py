@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +34,7 @@ from resight_platform.io.storage import (
     UNPARTITIONED_FILE,
     LocalStore,
     ObjectStore,
-    S3Store,
     open_store,
-    validate_prefix,
 )
 from resight_platform.settings import Settings
 
@@ -156,32 +153,7 @@ def asset_path(asset: str | Sequence[str] | Any) -> list[str]:
 
 def _children(store: ObjectStore, prefix: str) -> tuple[list[str], list[str]]:
     """Names of the directories and files right under ``prefix`` (``""`` or ending in ``/``)."""
-    validate_prefix(prefix)
-    if isinstance(store, LocalStore):
-        directory = store.root.joinpath(*prefix.rstrip("/").split("/")) if prefix else store.root
-        try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError):
-            return [], []
-        visible = [entry for entry in entries if not entry.name.startswith(".")]  # atomic-write temps
-        dirs = sorted(entry.name for entry in visible if entry.is_dir(follow_symlinks=False))
-        return dirs, sorted(entry.name for entry in visible if entry.is_file(follow_symlinks=False))
-    if isinstance(store, S3Store):
-        root = f"{store.prefix}/" if store.prefix else ""
-        dirs, files = [], []
-        pages = store.client.get_paginator("list_objects_v2").paginate(
-            Bucket=store.bucket, Prefix=root + prefix, Delimiter="/"
-        )
-        for page in pages:
-            dirs += [item["Prefix"][len(root + prefix) :].rstrip("/") for item in page.get("CommonPrefixes", [])]
-            files += [item["Key"][len(root + prefix) :] for item in page.get("Contents", [])]
-        return dirs, [name for name in files if name]
-    dirs_below: set[str] = set()
-    files_below: set[str] = set()
-    for info in store.list(prefix):
-        head, slash, _ = info.key[len(prefix) :].partition("/")
-        (dirs_below if slash else files_below).add(head)
-    return sorted(dirs_below), sorted(files_below)
+    return store.children(prefix)
 
 
 def _first_file(store: ObjectStore, prefix: str) -> str | None:

@@ -7,6 +7,7 @@ backend. Writes are atomic: a reader sees the previous object or the new one, ne
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
@@ -95,6 +96,11 @@ class ObjectStore(Protocol):
 
     def local_path(self, key: str) -> Path | None:
         """The key's file on this machine's disk, for readers that scan files lazily (None on S3)."""
+        ...
+
+    def children(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[str]]:
+        """One level of the store: the sorted names of the "directories" and of the objects right
+        under ``prefix`` (``""`` or ending in ``/``), as S3 lists with a ``/`` delimiter."""
         ...
 
 
@@ -248,6 +254,17 @@ class LocalStore:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
+    def children(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[str]]:
+        validate_prefix(prefix)
+        directory = self.root.joinpath(*prefix.rstrip("/").split("/")) if prefix else self.root
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        visible = [entry for entry in entries if not entry.name.startswith(".")]  # atomic-write temps
+        dirs = sorted(entry.name for entry in visible if entry.is_dir(follow_symlinks=False))
+        return dirs, sorted(entry.name for entry in visible if entry.is_file(follow_symlinks=False))
+
 
 def _local_info(key: str, stat: os.stat_result) -> ObjectInfo:
     return ObjectInfo(
@@ -391,6 +408,19 @@ class S3Store:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+    def children(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[str]]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        start = root + validate_prefix(prefix)
+        dirs: builtins.list[str] = []
+        files: builtins.list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start, Delimiter="/", PaginationConfig={"PageSize": self.page_size}
+        )
+        for page in pages:
+            dirs += [item["Prefix"][len(start) :].rstrip("/") for item in page.get("CommonPrefixes", [])]
+            files += [item["Key"][len(start) :] for item in page.get("Contents", [])]
+        return sorted(dirs), sorted(name for name in files if name)  # "" is a directory marker
 
     def reader_options(self) -> dict[str, str]:
         """Options for Polars' own S3 reader (``storage_options``) that reach what this store's

@@ -77,6 +77,25 @@ def test_list_is_recursive_sorted_and_filters_by_key_prefix(store: ObjectStore) 
     assert list(store.list("zzz/")) == []
 
 
+def test_children_lists_one_level_of_directories_and_objects(store: ObjectStore) -> None:
+    for key in ("t/date=2026-01-02/part-0.parquet", "t/date=2026-01-01/part-0.parquet", "t/data.parquet", "u/x"):
+        store.write_bytes(key, b"x")
+    assert store.children() == (["t", "u"], [])
+    assert store.children("t/") == (["date=2026-01-01", "date=2026-01-02"], ["data.parquet"])
+    assert store.children("t/date=2026-01-01/") == ([], ["part-0.parquet"])
+    assert store.children("nothing/") == ([], [])
+    with pytest.raises(ValueError):
+        store.children("../")
+
+
+def test_s3_children_pages_through_many_prefixes(s3_bucket_url: str, s3_endpoint: str) -> None:
+    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint, page_size=2)
+    days = [f"date=2026-01-{d:02d}" for d in range(1, 8)]
+    for day in reversed(days):
+        store.write_bytes(f"t/{day}/part-0.parquet", b"x")
+    assert store.children("t/") == (days, [])
+
+
 def test_local_etag_is_size_and_mtime(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     store.write_bytes("k.bin", b"12345")
