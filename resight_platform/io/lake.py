@@ -153,9 +153,7 @@ def _scan(store: ObjectStore, key: str) -> pl.LazyFrame:
 def _scan_files(store: ObjectStore, keys: Sequence[str]) -> pl.LazyFrame:
     """One lazy multi-file scan of lake files that share a schema."""
     if isinstance(store, S3Store):
-        return pl.scan_parquet(
-            [store.uri(key) for key in keys], storage_options=store.reader_options(), hive_partitioning=False
-        )
+        return pl.scan_parquet([store.uri(key) for key in keys], hive_partitioning=False, **store.reader_options())
     paths = [store.local_path(key) for key in keys]
     local = [path for path in paths if path is not None]
     if len(local) < len(keys):

@@ -422,23 +422,13 @@ class S3Store:
             files += [item["Key"][len(start) :] for item in page.get("Contents", [])]
         return sorted(dirs), sorted(name for name in files if name)  # "" is a directory marker
 
-    def reader_options(self) -> dict[str, str]:
-        """Options for Polars' own S3 reader (``storage_options``) that reach what this store's
-        boto3 client reaches: its credentials (frozen now, from boto3's chain), region and, for an
-        endpoint other than AWS's, that endpoint (path-style; plain HTTP allowed for ``http://``)."""
-        # The client's own credentials (private to botocore, but however the client got them), else
-        # boto3's default chain.
-        credentials = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
-        if credentials is None:
-            import boto3
-
-            credentials = boto3.Session().get_credentials()
+    def reader_options(self) -> dict[str, Any]:
+        """Keyword arguments for Polars' own S3 reader (``pl.scan_parquet(uri, **options)``) that
+        reach what this store's boto3 client reaches: ``storage_options`` with its region and, for
+        an endpoint other than AWS's, that endpoint (path-style; plain HTTP allowed for
+        ``http://``), and a ``credential_provider`` that asks the client's credentials each time
+        Polars needs them, so temporary credentials that boto3 refreshes stay valid in a long read."""
         options: dict[str, str] = {}
-        if credentials is not None:
-            frozen = credentials.get_frozen_credentials()
-            options |= {"aws_access_key_id": str(frozen.access_key), "aws_secret_access_key": str(frozen.secret_key)}
-            if frozen.token:
-                options["aws_session_token"] = frozen.token
         region = self.client.meta.region_name
         if region:
             options["aws_region"] = region
@@ -449,7 +439,24 @@ class S3Store:
             options["aws_virtual_hosted_style_request"] = "false"
             if endpoint.startswith("http://"):
                 options["aws_allow_http"] = "true"
-        return options
+        return {"storage_options": options, "credential_provider": self._reader_credentials}
+
+    def _reader_credentials(self) -> tuple[dict[str, str], int | None]:
+        """The client's credentials for Polars: keys, and when they expire (epoch seconds) if they do."""
+        # The client's own (private to botocore, but however the client got them), else boto3's chain.
+        credentials = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
+        if credentials is None:
+            import boto3
+
+            credentials = boto3.Session().get_credentials()
+        if credentials is None:
+            raise PermissionError(f"no AWS credentials to read {self.url}: set them as boto3 finds them")
+        frozen = credentials.get_frozen_credentials()  # refreshes temporary credentials near expiry
+        keys = {"aws_access_key_id": str(frozen.access_key), "aws_secret_access_key": str(frozen.secret_key)}
+        if frozen.token:
+            keys["aws_session_token"] = str(frozen.token)
+        expiry = getattr(credentials, "_expiry_time", None)  # RefreshableCredentials only
+        return keys, int(expiry.timestamp()) if isinstance(expiry, datetime) else None
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:

@@ -131,19 +131,49 @@ def test_s3_reader_options_reach_what_the_client_reaches(s3_bucket_url: str, s3_
 
     store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint)
     options = store.reader_options()
-    assert options["aws_endpoint_url"] == s3_endpoint and options["aws_allow_http"] == "true"
-    assert options["aws_region"] == "us-east-1" and options["aws_access_key_id"] == "testing"
-    store.write_bytes("t.parquet", b"")  # replaced below: Polars reads the object of the moment
+    assert options["storage_options"] == {
+        "aws_region": "us-east-1",
+        "aws_endpoint_url": s3_endpoint,
+        "aws_virtual_hosted_style_request": "false",
+        "aws_allow_http": "true",
+    }
+    assert options["credential_provider"]() == (
+        {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+        None,  # keys from the environment do not expire
+    )
     frame = pl.DataFrame({"a": [1, 2, 3]})
     frame.write_parquet(buffer := io.BytesIO())
     store.write_bytes("t.parquet", buffer.getvalue())
-    assert pl.scan_parquet(store.uri("t.parquet"), storage_options=options).collect().equals(frame)
+    assert pl.scan_parquet(store.uri("t.parquet"), **options).collect().equals(frame)
     # Keys given to the client win over the environment's; AWS's own endpoint is left to Polars.
     client = boto3.client(
         "s3", region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
     )
     aws = S3Store("bucket", client=client).reader_options()
-    assert aws == {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", "aws_region": "eu-west-1"}
+    assert aws["storage_options"] == {"aws_region": "eu-west-1"}
+    assert aws["credential_provider"]()[0]["aws_access_key_id"] == "AKIDEXAMPLE"
+
+
+def test_s3_reader_credentials_follow_refreshed_temporary_credentials(s3_bucket_url: str, s3_endpoint: str) -> None:
+    from datetime import UTC, timedelta
+
+    from botocore.credentials import RefreshableCredentials
+
+    issued: list[str] = []
+
+    def refresh() -> dict[str, str]:
+        issued.append(f"ASIA{len(issued)}")
+        expiry = datetime.now(UTC) + (timedelta(seconds=30) if len(issued) == 1 else timedelta(hours=1))
+        return {"access_key": issued[-1], "secret_key": "s", "token": "t", "expiry_time": expiry.isoformat()}
+
+    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint)
+    credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
+    store.client._request_signer._credentials = credentials  # type: ignore[attr-defined]  # as an STS role would
+    provide = store.reader_options()["credential_provider"]
+    keys, expires = provide()  # 30 s left: within botocore's refresh window, so renewed first
+    assert keys == {"aws_access_key_id": "ASIA1", "aws_secret_access_key": "s", "aws_session_token": "t"}
+    assert expires is not None and expires > datetime.now(UTC).timestamp() + 3000
+    assert provide()[0]["aws_access_key_id"] == "ASIA1"  # still valid: not renewed again
 
 
 BAD_KEYS = ["../escape", "a/../../b", "a/..", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "./a"]
