@@ -28,6 +28,10 @@ def quarantine_table(feed: str) -> list[str]:
     return ["quarantine", feed]
 
 
+#: Partitions whose quarantine counts a run's metadata lists by name (a backfill of thousands
+#: keeps the totals; ``resight quality`` and ``ops.quarantine`` have every partition).
+_PARTITIONS_IN_METADATA = 500
+
 _ROW_MEANING = {
     "sales": "one sales line item (order, line) in USD and UTC",
     "catalog": "one product a provider sells, with conformed brand, category and species",
@@ -150,6 +154,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         check = ModelCheck(["silver", feed], SILVER_MODELS[feed])
         totals: Counter[str] = Counter()
         by_rule: Counter[str] = Counter()
+        by_partition: dict[str, dict[str, int]] = {}
         drifted: list[pl.DataFrame] = []
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
@@ -162,7 +167,6 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     seen: pl.DataFrame | None = None
                     quarantined: list[pl.DataFrame] = []
                     counts: list[pl.DataFrame] = []
-                    partition_in = 0
                     for raw in pieces:
                         if not raw.columns:
                             raw = empty_bronze(feed)
@@ -172,7 +176,6 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                         quarantined.append(result.quarantine)
                         counts.append(reconcile(raw, result))
                         totals["rows_in"] += raw.height
-                        partition_in += raw.height
                         totals["rows_loaded"] += result.valid.height
                         yield key, check.frame(result.valid, key)
                     quarantine = pl.concat(quarantined)
@@ -180,18 +183,8 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     totals["rows_quarantined"] += quarantine.height
                     counts_of_partition = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())
                     by_rule.update(counts_of_partition)
-                    # This partition's own counts on its materialisation (the output's metadata, on
-                    # every partition of a range run, holds the run's).
-                    context.add_asset_metadata(
-                        {
-                            "rows_in": partition_in,
-                            "rows_quarantined": quarantine.height,
-                            "quarantined_by_rule": dg.MetadataValue.json(
-                                {str(rule): int(n) for rule, n in counts_of_partition.items()}
-                            ),
-                        },
-                        partition_key=key,
-                    )
+                    if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
+                        by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
                     file_counts = _sum_counts(counts)
                     pending.add((day, source), quarantine, file_counts)
                     drift = type_drift(feed, quarantine, file_counts)
@@ -203,10 +196,11 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
 
         def summary() -> dict[str, object]:
             return {
-                # The run's totals; each partition's own counts are added to it by name above.
-                "run_rows_in": totals["rows_in"],
-                "run_rows_quarantined": totals["rows_quarantined"],
-                "run_quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
+                "rows_in": totals["rows_in"],
+                "rows_quarantined": totals["rows_quarantined"],
+                "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
+                # A range run's metadata goes on each of its partitions: each finds its own counts here.
+                "quarantined_by_partition": dg.MetadataValue.json(by_partition),
                 "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
             }
 

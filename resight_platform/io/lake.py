@@ -56,7 +56,6 @@ __all__ = [
     "partition_path",
     "partition_values",
     "read_table",
-    "rows_per_partition",
     "table_prefix",
     "write_partition",
 ]
@@ -266,25 +265,6 @@ class PartitionWrite:
     partition_key: str | None
     partition: dict[str, str] | None
     frame: pl.DataFrame
-
-
-def rows_per_partition(context: dg.OutputContext, rows: Mapping[str | None, int]) -> None:
-    """Put each partition's own row count (``dagster/row_count``) on its materialisation.
-
-    The output's metadata goes on every partition a run materialises, so there the row count is
-    the run's (kept as ``run_rows``); per partition it is overridden with the partition's own. A
-    context built outside a run (no step) has nowhere to put it."""
-    if not context.has_asset_partitions:
-        return
-    try:
-        step = context.step_context
-    except dg.DagsterInvariantViolationError:
-        return
-    for key, count in rows.items():
-        if key is not None:
-            step.add_asset_metadata(
-                {"dagster/row_count": dg.MetadataValue.int(count)}, asset_key=context.asset_key, partition_key=key
-            )
 
 
 def _as_frame(value: Any, what: str) -> pl.DataFrame:
@@ -545,7 +525,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
         path = list(context.asset_key.path)
         uris = _parallel_map(lambda write: write_partition(store, path, write.partition, write.frame), writes)
         context.log.debug(f"wrote {len(uris)} lake file(s) for {context.asset_key.to_user_string()}")
-        rows_per_partition(context, {write.partition_key: write.frame.height for write in writes})
         return uris
 
     def write_stream(
@@ -567,7 +546,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
         partitions_def = context.asset_partitions_def if partitioned else None
         expected = [str(key) for key in context.asset_partition_keys] if partitioned else [None]
         wanted, done = set(expected), set()
-        rows: dict[str | None, int] = {}
         result = StreamResult()
         state: dict[str, Any] = {"current": None, "writer": None}
 
@@ -583,7 +561,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     raise ValueError(f"{asset}: a stream loaded into Postgres cannot restart partition {key!r}")
                 if writer is not None and key == state["current"]:
                     result.rows -= writer.rows
-                    rows[key] -= writer.rows
                     writer.abort()
                     open_writer(key)
                 elif key in done:
@@ -602,7 +579,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
             assert writer is not None
             writer.append(frame)
             result.rows += frame.height
-            rows[key] = rows.get(key, 0) + frame.height
             if on_chunk is not None:
                 on_chunk(key, frame, first)
 
@@ -631,14 +607,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 f"({len(missing)} missing of {len(expected)})"
             )
         result.partitions = len(done)
-        rows_per_partition(context, rows)
         return result
 
     @staticmethod
     def stream_metadata(stream: PartitionStream, result: StreamResult) -> dict[str, Any]:
         return {
             "dagster/row_count": dg.MetadataValue.int(result.rows),
-            "run_rows": dg.MetadataValue.int(result.rows),
             "path": dg.MetadataValue.path(result.uris[0]),
             "partitions_written": dg.MetadataValue.int(result.partitions),
             **stream.summary(),
@@ -659,7 +633,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def lake_metadata(writes: Sequence[PartitionWrite], uris: Sequence[str]) -> dict[str, dg.MetadataValue]:
         return {
             "dagster/row_count": dg.MetadataValue.int(sum(w.frame.height for w in writes)),
-            "run_rows": dg.MetadataValue.int(sum(w.frame.height for w in writes)),
             "path": dg.MetadataValue.path(uris[0]),
             "partitions_written": dg.MetadataValue.int(len(writes)),
         }

@@ -254,11 +254,7 @@ def test_range_run_writes_every_partition_of_a_mapping(lake: LakeIOManager, inst
         "2026-10-02|pawmart",
     ]
     assert {m.metadata["partitions_written"].value for m in materializations} == {4}
-    # Each partition's own row count; the run's total beside it.
-    assert {str(m.partition): m.metadata["dagster/row_count"].value for m in materializations} == dict.fromkeys(
-        ["2026-10-01|chewy", "2026-10-01|pawmart", "2026-10-02|chewy", "2026-10-02|pawmart"], 2
-    )
-    assert {m.metadata["run_rows"].value for m in materializations} == {8}
+    assert {m.metadata["dagster/row_count"].value for m in materializations} == {8}
 
 
 def test_mapping_missing_a_partition_fails_naming_it_and_writes_nothing(
@@ -444,9 +440,7 @@ def test_stream_writes_each_partition_from_its_chunks_as_row_groups(
     day2 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-02/part-0.parquet"))
     assert day2.height == 0 and day2.columns == day1.columns  # an empty partition still gets its file
     materializations = result.asset_materializations_for_node("silver__streamed")
-    rows = {str(m.partition): m.metadata["dagster/row_count"].value for m in materializations}
-    assert rows == {"2026-10-01": 5, "2026-10-02": 0}
-    assert {m.metadata["run_rows"].value for m in materializations} == {5}
+    assert {m.metadata["dagster/row_count"].value for m in materializations} == {5}
     assert {m.metadata["chunks_planned"].value for m in materializations} == {3}
     assert not [k for k in _keys(store) if "resight-tmp" in k]
 
@@ -497,9 +491,7 @@ def test_stream_restart_drops_what_was_written_of_the_partition(
     day1 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet"))
     assert day1.height == 3 and day1["quantity"].to_list() == [3, 6, 9]  # only the chunk after the restart
     materializations = result.asset_materializations_for_node("silver__streamed")
-    rows = {str(m.partition): m.metadata["dagster/row_count"].value for m in materializations}
-    assert rows == {"2026-10-01": 3, "2026-10-02": 1}  # what was written before a restart is not counted
-    assert {m.metadata["run_rows"].value for m in materializations} == {4}
+    assert {m.metadata["dagster/row_count"].value for m in materializations} == {4}
     assert not list(Path(store.uri("silver")).rglob("*.resight-tmp"))
 
     late = [("2026-10-01", 2), ("2026-10-02", 1), ("2026-10-01", RESTARTS)]
