@@ -45,14 +45,13 @@ def hwm():
 import polars as pl
 from resight_platform.io.lake import read_table
 from resight_platform.io.storage import S3Store
-reader, query, url, endpoint = sys.argv[1:5]
+reader, query, url, endpoint, key = sys.argv[1:6]
 store = S3Store.from_url(url, endpoint_url=endpoint)
 base = hwm()
 started = time.perf_counter()
 if reader == "polars_s3":
     frame = read_table(store, ["silver", "sales"], [{"date": "2026-01-01", "source": "bench"}])
 else:  # the peer: how the lake read S3 before
-    key = "silver/sales/date=2026-01-01/source=bench/part-0.parquet"
     frame = pl.read_parquet(io.BytesIO(store.read_bytes(key))).lazy()
 if query == "sum_one_column":
     answer = frame.select(pl.col("quantity").sum()).collect().item()
@@ -82,7 +81,7 @@ def _partition(rows: int) -> bytes:
 
 def _read(reader: str, query: str, url: str, endpoint: str, env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-c", _READ, reader, query, url, endpoint],
+        [sys.executable, "-c", _READ, reader, query, url, endpoint, KEY],
         check=True,
         capture_output=True,
         text=True,

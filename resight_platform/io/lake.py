@@ -157,7 +157,7 @@ def _scan_files(store: ObjectStore, keys: Sequence[str]) -> pl.LazyFrame:
     paths = [store.local_path(key) for key in keys]
     local = [path for path in paths if path is not None]
     if len(local) < len(keys):
-        return _concat([pl.read_parquet(io.BytesIO(store.read_bytes(key))).lazy() for key in keys])
+        raise TypeError(f"cannot scan {store!r}: the lake is a local directory or S3")
     return pl.scan_parquet(local, hive_partitioning=False)
 
 

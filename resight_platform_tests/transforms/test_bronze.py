@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import random
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -360,20 +361,9 @@ def test_json_key_absent_from_every_record_is_a_missing_column(registry: Registr
 
 
 def _json_drift(registry: Registry, data: bytes, slice_bytes: int = SLICE_BYTES) -> list[ColumnDrift]:
-    source = registry.source("chewyish", "sales")
-    assert source is not None
-    if data.startswith(b"["):
-        source = dataclasses.replace(source, format="json")
     drifts: list[ColumnDrift] = []
-    frames = read_landing_stream(
-        io.BytesIO(data),
-        source=source,
-        key=landing_key(source, "drift"),
-        business_date=BUSINESS_DATE,
-        ingested_at=INGESTED_AT,
-        slice_bytes=slice_bytes,
-        on_drift=drifts.append,
-    )
+    fmt = "json" if data.startswith(b"[") else None  # chewyish sends JSON Lines; an array is "json"
+    frames = sliced(registry, "chewyish", "sales", data, slice_bytes, on_drift=drifts.append, fmt=fmt)
     assert sum(frame.height for frame in frames) == data.count(b'"orderNumber"')
     return drifts
 
@@ -451,9 +441,20 @@ def test_corrupt_parquet_only_ever_raises_file_rejected(registry: Registry) -> N
 # --- reading a file a slice at a time -------------------------------------------------------------
 
 
-def sliced(registry: Registry, provider: str, feed: str, data: bytes, slice_bytes: int) -> list[pl.DataFrame]:
+def sliced(
+    registry: Registry,
+    provider: str,
+    feed: str,
+    data: bytes,
+    slice_bytes: int,
+    on_drift: Callable[[ColumnDrift], None] | None = None,
+    fmt: str | None = None,
+) -> list[pl.DataFrame]:
+    """The stream reader's frames of ``data`` as ``provider``'s ``feed`` (in format ``fmt`` if given)."""
     source = registry.source(provider, feed)
     assert source is not None
+    if fmt is not None:
+        source = dataclasses.replace(source, format=fmt)
     return list(
         read_landing_stream(
             io.BytesIO(data),
@@ -463,6 +464,7 @@ def sliced(registry: Registry, provider: str, feed: str, data: bytes, slice_byte
             ingested_at=INGESTED_AT,
             slice_bytes=slice_bytes,
             whole=lambda: data,
+            on_drift=on_drift,
         )
     )
 
