@@ -46,8 +46,7 @@ def instance_env(settings: Any, pg_url: str) -> dict[str, str]:
     shutil.copyfile(template, dagster_home / "dagster.yaml")
     return {
         "DAGSTER_HOME": str(dagster_home),
-        "RESIGHT_DAGSTER_PG_URL": os.environ.get("RESIGHT_DAGSTER_PG_URL")
-        or sqlalchemy_url(ensure_database(pg_url, "dagster")),
+        "RESIGHT_DAGSTER_PG_URL": settings.dagster_pg_url or sqlalchemy_url(ensure_database(pg_url, "dagster")),
         "RESIGHT_DAGSTER_ARTIFACTS": str(dagster_home / "storage"),
         # One "materialisation planned" event per asset for a range run instead of one per
         # partition: a 420-partition run otherwise spends ~40 s writing them. The cost, per

@@ -1,15 +1,88 @@
-"""Environment → frozen Settings, read once when definitions or the CLI start, never at import."""
+"""Environment → frozen Settings, read once when definitions, a sensor tick or the CLI start, never
+at import. Every ``RESIGHT_*`` variable is read here and nowhere else."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["AlertSettings", "Settings", "WatchSettings"]
 
 DEFAULT_PARTITIONS_START = "2025-01-01"
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """How much one landing-sensor tick lists, hashes and requests (``RESIGHT_WATCH_<FIELD>``,
+    e.g. ``RESIGHT_WATCH_HOT_DAYS=3``; durations in seconds)."""
+
+    hot_days: int = 7
+    sweep_pages: int = 5
+    page_size: int = 1000
+    list_workers: int = 16
+    hash_budget_bytes: int = 256 << 20
+    max_runs_per_tick: int = 8
+    merge_gap_bytes: int = 64 << 20
+    max_pending_runs: int = 16
+    max_dead_letter_per_run: int = 1000
+    orphan_after: timedelta = timedelta(minutes=2)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WatchSettings:
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            raw = env.get(f"RESIGHT_WATCH_{spec.name.upper()}")
+            if raw is None:
+                continue
+            values[spec.name] = timedelta(seconds=float(raw)) if spec.name == "orphan_after" else int(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go (``RESIGHT_ALERT_*``; secrets from the environment only)."""
+
+    webhook_url: str | None = field(default=None, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    email_from: str = "resight-alerts@localhost"
+    email_to: tuple[str, ...] = ()
+    ui_url: str = "http://localhost:3000"
+    max_messages_per_hour: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AlertSettings:
+        def get(name: str) -> str | None:
+            return env.get(f"RESIGHT_ALERT_{name}") or None
+
+        return cls(
+            webhook_url=get("WEBHOOK_URL"),
+            smtp_host=get("SMTP_HOST"),
+            smtp_port=int(get("SMTP_PORT") or 25),
+            smtp_user=get("SMTP_USER"),
+            smtp_password=get("SMTP_PASSWORD"),
+            smtp_starttls=(get("SMTP_STARTTLS") or "").lower() in ("1", "true", "yes"),
+            email_from=get("EMAIL_FROM") or cls.email_from,
+            email_to=tuple(a.strip() for a in (get("EMAIL_TO") or "").split(",") if a.strip()),
+            ui_url=(get("UI_URL") or env.get("RESIGHT_UI_URL") or cls.ui_url).rstrip("/"),
+            max_messages_per_hour=int(get("MAX_PER_HOUR") or cls.max_messages_per_hour),
+        )
+
+    @property
+    def sinks(self) -> list[str]:
+        """The configured destinations: ``webhook`` and/or ``email``."""
+        out = []
+        if self.webhook_url:
+            out.append("webhook")
+        if self.smtp_host and self.email_to:
+            out.append("email")
+        return out
 
 
 @dataclass(frozen=True)
@@ -19,7 +92,7 @@ class Settings:
     home: Path
     landing_url: str
     lake_url: str
-    pg_url: str | None
+    pg_url: str | None = field(repr=False)
     aws_endpoint_url: str | None
     partitions_start: str
     registry_dir: Path | None
@@ -29,6 +102,16 @@ class Settings:
     #: (``RESIGHT_ANALYST_PASSWORD``; without one the role cannot log in): ``io/roles.py``.
     analyst_role: str = "analyst"
     analyst_password: str | None = field(default=None, repr=False)
+    #: The Dagster instance's own storage (``RESIGHT_DAGSTER_PG_URL``, a ``postgresql+psycopg2://``
+    #: URL); else the ``dagster`` database of the warehouse's server.
+    dagster_pg_url: str | None = field(default=None, repr=False)
+    #: The landing sensor's budgets (``RESIGHT_WATCH_*``).
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    #: Alert destinations (``RESIGHT_ALERT_*``).
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: How long past its expected delivery window a source may be before it is stale
+    #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
+    freshness_grace: timedelta = timedelta(hours=2)
 
     @property
     def dead_letter_url(self) -> str:
@@ -68,4 +151,8 @@ class Settings:
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             analyst_role=env.get("RESIGHT_ANALYST_ROLE") or "analyst",
             analyst_password=env.get("RESIGHT_ANALYST_PASSWORD") or None,
+            dagster_pg_url=env.get("RESIGHT_DAGSTER_PG_URL") or None,
+            watch=WatchSettings.from_env(env),
+            alerts=AlertSettings.from_env(env),
+            freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
         )

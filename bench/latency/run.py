@@ -1073,7 +1073,7 @@ def tick_benchmark(
     )
     registry = load_registry()
     tick_days = [today - timedelta(days=d) for d in range(1, days + 1)]
-    watch = WatchSettings.from_env()
+    watch = WatchSettings.from_env(os.environ)
     if days > watch.hot_days:
         raise ValueError(f"--tick-days {days} reaches past the hot window ({watch.hot_days} days)")
     keys = _tick_files(registry, files, tick_days)
@@ -1138,7 +1138,7 @@ def tick_benchmark(
         "ledger_run_keys_requested": {row[2] for row in ledger} <= set(first_figures["run_keys"]),
         "second_tick_s": round(second_s, 3),
         "second_tick_runs_requested": len(list(second.run_requests or [])),
-        "watch_settings": {k: str(v) for k, v in vars(WatchSettings.from_env()).items()},
+        "watch_settings": {k: str(v) for k, v in vars(WatchSettings.from_env(os.environ)).items()},
     }
 
 

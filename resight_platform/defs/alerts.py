@@ -23,9 +23,10 @@ from typing import Any
 import dagster as dg
 
 from resight_platform.defs.metadata import run_partition_range
-from resight_platform.io.alerts import AlertSettings, Failure, Message, group_failures, send_email, send_webhook
+from resight_platform.io.alerts import Failure, Message, group_failures, send_email, send_webhook
 from resight_platform.io.ops import alert_messages_since, alerted, record_alert
 from resight_platform.resources import WarehouseResource
+from resight_platform.settings import AlertSettings, Settings
 
 __all__ = ["ALERT_SENSOR", "alert_sensor", "failures_after"]
 
@@ -171,7 +172,7 @@ def alert_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     failures, upto = failures_after(instance, after)
     if not failures:
         return dg.SensorResult(cursor=str(upto), skip_reason="no new failures")
-    settings = AlertSettings.from_env()
+    settings = Settings.from_env().alerts
     if not settings.sinks:
         for message in group_failures(failures, settings.ui_url, len(failures)):
             context.log.warning(f"alert (no RESIGHT_ALERT_WEBHOOK_URL or RESIGHT_ALERT_SMTP_HOST set): {message.text}")

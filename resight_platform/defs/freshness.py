@@ -11,14 +11,14 @@ from the UI at any time.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from resight_platform.io.ops import last_deliveries
 from resight_platform.resources import RegistryResource, WarehouseResource
+from resight_platform.settings import Settings
 from resight_platform.sources.freshness import Staleness, stale_sources
 from resight_platform.sources.registry import FEEDS, Registry
 
@@ -29,17 +29,15 @@ FRESHNESS_SENSOR = "freshness_sensor"
 _RULE = "no_delivery_within_window"
 
 
-def _grace() -> timedelta:
-    return timedelta(hours=float(os.environ.get("RESIGHT_FRESHNESS_GRACE_HOURS", "2")))
-
-
 def freshness_evaluation(
     deliveries: tuple[Mapping[tuple[str, str], datetime], datetime | None], registry: Registry, feed: str, now: datetime
 ) -> tuple[dg.AssetCheckEvaluation, list[Staleness]]:
     """The check's verdict for ``feed`` at ``now`` and the stale sources behind it, from
     :func:`last_deliveries` (read once for every feed)."""
     last, watching_since = deliveries
-    stale = stale_sources(registry, last, now, grace=_grace(), watching_since=watching_since, feed=feed)
+    stale = stale_sources(
+        registry, last, now, grace=Settings.from_env().freshness_grace, watching_since=watching_since, feed=feed
+    )
     checked = sum(1 for (_, f), s in registry.sources.items() if f == feed and s.active)
     table = ["| source | last delivery | due every (h) | overdue (h) |", "|---|---|---:|---:|"]
     for s in stale[:50]:

@@ -36,6 +36,7 @@ from resight_platform.io.watch import (
     run_key_of,
 )
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.settings import Settings
 
 __all__ = [
     "LANDING_SENSOR",
@@ -161,7 +162,7 @@ def build_landing_sensor(
     settings: WatchSettings | None = None,
 ) -> dg.SensorDefinition:
     """The landing sensor for partitions starting at ``partitions_start``, requesting ``jobs``."""
-    watch = settings or WatchSettings.from_env()
+    watch = settings or Settings.from_env().watch
     first_day = date.fromisoformat(partitions_start)
 
     @dg.sensor(

@@ -2,7 +2,7 @@
 webhook and by email. No Dagster here: ``defs/alerts.py`` finds the failures (failed check
 evaluations, failed runs) and keeps the cursor; this module words, groups and delivers them.
 
-Configured from the environment only (``RESIGHT_ALERT_*``, see :class:`AlertSettings`); with
+Configured from the environment only (``RESIGHT_ALERT_*``, read by ``Settings``: :class:`AlertSettings`); with
 neither a webhook nor an SMTP host set, alerts are logged and nothing is sent.
 
 **Grouping.** One message per failing check (asset and check name) and one per job whose runs
@@ -14,7 +14,6 @@ a message per broken rule's check, not 500. Each message says what failed, which
 from __future__ import annotations
 
 import json
-import os
 import smtplib
 import urllib.request
 from collections import Counter, defaultdict
@@ -24,57 +23,12 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Literal
 
+from resight_platform.settings import AlertSettings
+
 __all__ = ["AlertSettings", "Failure", "Message", "group_failures", "send_email", "send_webhook"]
 
 #: Partitions and runs named in one message before "and N more".
 _SHOWN = 8
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """Where alerts go, from ``RESIGHT_ALERT_*`` (secrets from the environment only)."""
-
-    webhook_url: str | None = None
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    email_from: str = "resight-alerts@localhost"
-    email_to: tuple[str, ...] = ()
-    ui_url: str = "http://localhost:3000"
-    max_messages_per_hour: int = 20
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(f"RESIGHT_ALERT_{name}")
-            return value or None
-
-        return cls(
-            webhook_url=get("WEBHOOK_URL"),
-            smtp_host=get("SMTP_HOST"),
-            smtp_port=int(get("SMTP_PORT") or 25),
-            smtp_user=get("SMTP_USER"),
-            smtp_password=get("SMTP_PASSWORD"),
-            smtp_starttls=(get("SMTP_STARTTLS") or "").lower() in ("1", "true", "yes"),
-            email_from=get("EMAIL_FROM") or cls.email_from,
-            email_to=tuple(a.strip() for a in (get("EMAIL_TO") or "").split(",") if a.strip()),
-            ui_url=(get("UI_URL") or env.get("RESIGHT_UI_URL") or cls.ui_url).rstrip("/"),
-            max_messages_per_hour=int(get("MAX_PER_HOUR") or cls.max_messages_per_hour),
-        )
-
-    @property
-    def sinks(self) -> list[str]:
-        """The configured destinations: ``webhook`` and/or ``email``."""
-        out = []
-        if self.webhook_url:
-            out.append("webhook")
-        if self.smtp_host and self.email_to:
-            out.append("email")
-        return out
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from itertools import islice, pairwise
 from resight_platform.io.landing import HashingReader
 from resight_platform.io.ops import LedgerEntry
 from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.settings import WatchSettings
 from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_landing_key
 from resight_platform.sources.registry import Registry
 
@@ -56,34 +56,6 @@ __all__ = [
     "plan_tick",
     "run_key_of",
 ]
-
-
-@dataclass(frozen=True)
-class WatchSettings:
-    """How much one tick lists, hashes and requests."""
-
-    hot_days: int = 7
-    sweep_pages: int = 5
-    page_size: int = 1000
-    list_workers: int = 16
-    hash_budget_bytes: int = 256 << 20
-    max_runs_per_tick: int = 8
-    merge_gap_bytes: int = 64 << 20
-    max_pending_runs: int = 16
-    max_dead_letter_per_run: int = 1000
-    orphan_after: timedelta = timedelta(minutes=2)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WatchSettings:
-        """Overrides from ``RESIGHT_WATCH_<FIELD>`` (e.g. ``RESIGHT_WATCH_HOT_DAYS=3``)."""
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for name, default in vars(cls()).items():
-            raw = env.get(f"RESIGHT_WATCH_{name.upper()}")
-            if raw is None:
-                continue
-            values[name] = timedelta(seconds=float(raw)) if isinstance(default, timedelta) else int(raw)
-        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -1,0 +1,102 @@
+"""Settings: every ``RESIGHT_*`` variable is read in ``settings.py`` and nowhere else."""
+
+from __future__ import annotations
+
+import ast
+from datetime import timedelta
+from pathlib import Path
+
+import resight_platform
+from resight_platform.settings import AlertSettings, Settings, WatchSettings
+
+PACKAGE = Path(resight_platform.__file__).parent
+
+
+def test_defaults_are_the_embedded_platform(tmp_path: Path) -> None:
+    settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path)})
+    assert settings.embedded
+    assert settings.landing_url == str(tmp_path / "landing")
+    assert settings.lake_url == str(tmp_path / "lake")
+    assert settings.watch == WatchSettings()
+    assert settings.alerts == AlertSettings()
+    assert settings.alerts.sinks == []
+    assert settings.freshness_grace == timedelta(hours=2)
+    assert settings.dagster_pg_url is None
+
+
+def test_watch_alert_and_freshness_settings_come_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            "RESIGHT_WATCH_HOT_DAYS": "3",
+            "RESIGHT_WATCH_ORPHAN_AFTER": "30",
+            "RESIGHT_ALERT_WEBHOOK_URL": "https://hooks.example/T0/B0/secret",
+            "RESIGHT_ALERT_SMTP_HOST": "mail.example",
+            "RESIGHT_ALERT_SMTP_PASSWORD": "hunter2",
+            "RESIGHT_ALERT_EMAIL_TO": "a@example.com, b@example.com",
+            "RESIGHT_UI_URL": "http://dagster.example/",
+            "RESIGHT_FRESHNESS_GRACE_HOURS": "0.5",
+            "RESIGHT_DAGSTER_PG_URL": "postgresql+psycopg2://u:pw@db/dagster",
+        }
+    )
+    assert settings.watch.hot_days == 3
+    assert settings.watch.orphan_after == timedelta(seconds=30)
+    assert settings.watch.page_size == WatchSettings().page_size
+    assert settings.alerts.sinks == ["webhook", "email"]
+    assert settings.alerts.email_to == ("a@example.com", "b@example.com")
+    assert settings.alerts.ui_url == "http://dagster.example"
+    assert settings.freshness_grace == timedelta(minutes=30)
+    assert settings.dagster_pg_url == "postgresql+psycopg2://u:pw@db/dagster"
+
+
+def test_secrets_are_not_in_the_settings_repr(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            "RESIGHT_PG_URL": "postgresql://resight:s3cret-pg@db/resight",
+            "RESIGHT_ANALYST_PASSWORD": "s3cret-analyst",
+            "RESIGHT_ALERT_SMTP_PASSWORD": "s3cret-smtp",
+            "RESIGHT_ALERT_WEBHOOK_URL": "https://hooks.example/s3cret-hook",
+            "RESIGHT_DAGSTER_PG_URL": "postgresql+psycopg2://u:s3cret-dagster@db/dagster",
+        }
+    )
+    assert "s3cret" not in repr(settings)
+
+
+def _environment_reads(tree: ast.AST) -> list[tuple[int, str]]:
+    """Reads of a ``RESIGHT_*`` variable: ``os.environ.get("RESIGHT_…")``, ``os.getenv(…)``,
+    ``os.environ["RESIGHT_…"]`` (also through f-strings)."""
+
+    def names_resight(node: ast.expr) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value.startswith("RESIGHT_")
+        if isinstance(node, ast.JoinedStr) and node.values:
+            return names_resight(node.values[0])
+        return False
+
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and names_resight(node.args[0]):
+            func = ast.unparse(node.func)
+            if func.endswith(("environ.get", "getenv", "env.get")):
+                found.append((node.lineno, ast.unparse(node)))
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and names_resight(node.slice)
+            and ast.unparse(node.value).endswith("environ")
+        ):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_no_module_but_settings_reads_a_resight_variable() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "settings.py":
+            continue
+        for line, code in _environment_reads(ast.parse(path.read_text(encoding="utf-8"))):
+            offenders.append(f"{path.relative_to(PACKAGE)}:{line}: {code}")
+    assert offenders == []
+    # The scan finds what it looks for: settings.py itself reads them.
+    assert _environment_reads(ast.parse((PACKAGE / "settings.py").read_text(encoding="utf-8")))
