@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -268,3 +270,11 @@ def test_a_partition_with_no_file_loaded_is_one_empty_bronze_frame(tmp_path: Pat
     assert [r.error_code for r in records] == ["unparseable"]
     written, records = _ingest_day(registry, landing, dead, "pawmart", date(2026, 10, 9))
     assert [(p, f.height) for p, f in written] == [("2026-10-09|pawmart", 0)] and records == []
+
+
+def test_ingestion_does_not_import_dagster() -> None:
+    """``defs/`` only wires ingestion: the module loads (with its imports) without Dagster."""
+    code = "import sys, resight_platform.ingest; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]"
