@@ -283,15 +283,24 @@ def _count(report: FeedReport, feed: str, bronze: pd.DataFrame, valid: pd.DataFr
 
 
 # ------------------------------------------------------------------------------------ reading
-_MAGIC = (b"\x1f\x8b", b"PAR1", b"PK\x03\x04", b"PK\x05\x06", b"\xfd7zXZ\x00", b"(\xb5/\xfd", b"%PDF-")
-_MAGIC += (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)
+#: gzip, Parquet, zip (twice), xz, zstd, PDF, OLE2: bytes no CSV or JSON text starts with.
+_MAGIC: tuple[bytes, ...] = (
+    b"\x1f\x8b",
+    b"PAR1",
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\xfd7zXZ\x00",
+    b"(\xb5/\xfd",
+    b"%PDF-",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+)
 
 
 def _unlike(fmt: str, head: bytes, encoding: str) -> bool:
     """Whether a file's first bytes are plainly not ``fmt`` (gzip itself excluded)."""
     if fmt == "parquet":
         return not head.startswith(b"PAR1")
-    binary = head.startswith(_MAGIC) or (head.startswith(b"BZh") and head[3:4].isdigit())
+    binary = head.startswith(_MAGIC) or (head.startswith(b"BZh") and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"))
     if fmt == "csv":
         return binary
     text = head.decode(encoding, errors="replace").lstrip("\ufeff \t\r\n")

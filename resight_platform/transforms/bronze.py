@@ -403,18 +403,20 @@ def _gunzip_whole(whole: Callable[[], bytes]) -> bytes:
 #: Bytes read ahead to tell what a file is: magic numbers, and JSON's first character after a
 #: byte-order mark and white space (a file whose head is all white space is left to its reader).
 _HEAD_BYTES = 4096
-#: Binary formats told by their first bytes, with the words a dead letter's detail names them by.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x1f\x8b", "gzip"),
-    (b"PAR1", "parquet"),
-    (b"PK\x03\x04", "zip"),
-    (b"PK\x05\x06", "zip"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"(\xb5/\xfd", "zstd"),
-    (b"BZh", "bzip2"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE2 document (legacy Excel)"),
-    (b"%PDF-", "a PDF document"),
+#: Binary formats told by their first bytes: ``(magic, kind, the words a dead letter's detail uses)``.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1f\x8b", "gzip", "gzip"),
+    (b"PAR1", "parquet", "Parquet"),
+    (b"PK\x03\x04", "zip", "zip"),
+    (b"PK\x05\x06", "zip", "zip"),
+    (b"\xfd7zXZ\x00", "xz", "xz"),
+    (b"(\xb5/\xfd", "zstd", "zstd"),
+    (b"BZh", "bzip2", "bzip2"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole2", "an OLE2 document (legacy Excel)"),
+    (b"%PDF-", "pdf", "a PDF document"),
 )
+#: What follows ``BZh`` and the level digit in a bzip2 stream: a block's or the (empty) end's magic.
+_BZIP2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")
 #: What the bytes of each format may be: a CSV is any text (even one that looks like JSON).
 _ACCEPTS: Mapping[str, frozenset[str]] = {
     "gzip": frozenset({"gzip"}),
@@ -446,9 +448,9 @@ class _Replay:
 def _sniff(head: bytes, encoding: str) -> tuple[str, str]:
     """``(kind, words)`` of a file's first bytes: a binary format told by its magic number, else
     ``json`` (text opening with ``[`` or ``{``), ``text`` or ``blank`` (nothing but white space)."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic) and (name != "bzip2" or head[3:4].isdigit()):
-            return name, {"parquet": "Parquet"}.get(name, name)
+    for magic, kind, words in _MAGIC:
+        if head.startswith(magic) and (kind != "bzip2" or head[4:10] in _BZIP2_BLOCKS):
+            return kind, words
     text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head).lstrip("\ufeff \t\r\n")
     if not text:
         return "blank", "empty or white space only"

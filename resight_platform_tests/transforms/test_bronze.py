@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
 import gzip
 import io
 import json
+import lzma
 import random
 import zipfile
 from collections.abc import Callable
@@ -726,6 +728,9 @@ JSON_LINES = b'{"orderNumber": "A", "lineNumber": 1}\n'
         ("pawmart", "csv", _zip_bytes(), "file name says csv but the bytes are zip"),
         ("pawmart", "csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "but the bytes are an OLE2 document"),
         ("pawmart", "csv", b"%PDF-1.7\n", "file name says csv but the bytes are a PDF document"),
+        ("pawmart", "csv", bz2.compress(CSV_TEXT), "file name says csv but the bytes are bzip2"),
+        ("pawmart", "csv", bz2.compress(b""), "file name says csv but the bytes are bzip2"),
+        ("pawmart", "csv", lzma.compress(CSV_TEXT), "file name says csv but the bytes are xz"),
         ("vetcare_partners", "csv.gz", CSV_TEXT, "file name says csv.gz but the bytes are text (it starts 'order_id,"),
         (
             "vetcare_partners",
@@ -793,6 +798,7 @@ def test_bytes_that_are_not_what_the_extension_says_are_a_format_mismatch(
         ("chewyish", "jsonl", b"\n\n"),  # no records: a valid empty file
         ("chewyish", "jsonl.gz", gzip.compress(b"")),
         ("pawmart", "csv", b'["order_id"],line_no\n'),  # a CSV header may look like JSON
+        ("pawmart", "csv", b"BZh1,order_id\n"),  # or start like bzip2
         ("petopia", "csv", "Transacción;x\n".encode("latin-1")),
     ],
 )
