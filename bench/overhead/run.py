@@ -45,9 +45,9 @@ def plain_partition(settings: Any, pg_url: str) -> int:
     """Bronze + silver sales of one partition with the platform's functions, no Dagster."""
     import polars as pl
 
-    from resight_platform.defs.bronze import ingest_partition
     from resight_platform.defs.silver import quarantine_table
-    from resight_platform.io.lake import PartitionFileWriter, RestartPartition, partition_path, write_partition
+    from resight_platform.ingest import Restart, ingest_partition
+    from resight_platform.io.lake import PartitionFileWriter, partition_path, write_partition
     from resight_platform.io.landing import LandedFile, list_partition_files
     from resight_platform.io.ops import known_checksums, record_files, record_silver
     from resight_platform.io.postgres import connect
@@ -76,7 +76,7 @@ def plain_partition(settings: Any, pg_url: str) -> int:
             now=now,
             records=records,
         ):
-            if isinstance(item, RestartPartition):
+            if isinstance(item, Restart):
                 writer.abort()
                 writer = PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))
             else:

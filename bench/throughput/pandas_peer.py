@@ -19,8 +19,10 @@ Results match the platform's (files read and rejected with its reason codes, row
 and quarantined per feed and rule, net amount in cents, and row by row the silver values) on the
 files the sample generator writes and on everything the data contract spells out:
 
-- Files: gzip and the profile's encoding are decoded first (a UTF-8 byte-order mark dropped,
-  undecodable bytes or a blank file reject it as ``unparseable``); CSV is read with every value as
+- Files: each is read by its own extension's format; bytes plainly unlike it (magic numbers, JSON's
+  first character) reject it as ``format_mismatch``. Gzip and the profile's encoding are decoded
+  first (a UTF-8 byte-order mark dropped, undecodable bytes or a blank file reject it as
+  ``unparseable``); CSV is read with every value as
   text (an empty field is missing, ``N/A`` and friends stay text), a row with no value is not a
   record; JSON keys and CSV/Parquet columns are matched to the profile as the platform does; a
   file that lacks a required column is rejected as ``missing_columns``; landing-key problems keep
@@ -255,11 +257,11 @@ def _read_partition(
     frames = []
     for key in keys:
         try:
-            parse_landing_key(key, registry)
+            fmt = parse_landing_key(key, registry).format
             source = registry.source(provider, feed)
             if source is None:  # not reached: parse_landing_key refuses it as unknown_source
                 raise FileRejected("unknown_source", f"{provider} is not registered for the {feed} feed")
-            frames.append(read_file(landing_root / key, source=source, key=key))
+            frames.append(read_file(landing_root / key, source=source, key=key, fmt=fmt))
         except (LandingKeyError, FileRejected) as exc:
             report.files_rejected += 1
             report.rejected[exc.code] = report.rejected.get(exc.code, 0) + 1
@@ -281,11 +283,41 @@ def _count(report: FeedReport, feed: str, bronze: pd.DataFrame, valid: pd.DataFr
 
 
 # ------------------------------------------------------------------------------------ reading
-def read_file(path: Path, *, source: Source, key: str) -> pd.DataFrame:
+#: gzip, Parquet, zip (twice), xz, zstd, PDF, OLE2: bytes no CSV or JSON text starts with.
+_MAGIC: tuple[bytes, ...] = (
+    b"\x1f\x8b",
+    b"PAR1",
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\xfd7zXZ\x00",
+    b"(\xb5/\xfd",
+    b"%PDF-",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+)
+
+
+def _unlike(fmt: str, head: bytes, encoding: str) -> bool:
+    """Whether a file's first bytes are plainly not ``fmt`` (gzip itself excluded)."""
+    if fmt == "parquet":
+        return not head.startswith(b"PAR1")
+    binary = head.startswith(_MAGIC) or (head.startswith(b"BZh") and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"))
+    if fmt == "csv":
+        return binary
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff \t\r\n")
+    return binary or (text != "" and text[0] not in "[{")
+
+
+def read_file(path: Path, *, source: Source, key: str, fmt: str | None = None) -> pd.DataFrame:
     """One landed file as bronze rows: the feed's canonical columns as text, ``_source_file`` (the
-    landing key) and ``_row_number`` (1-based record number). Raises ``FileRejected``."""
-    fmt = source.format
+    landing key) and ``_row_number`` (1-based record number). ``fmt`` is the key's extension
+    (default: the source's registered format). Raises ``FileRejected``."""
+    fmt = fmt or source.format
     layout = source.layout.columns
+    raw = Path(path).read_bytes()
+    if fmt.endswith(".gz") and not raw.startswith(b"\x1f\x8b"):
+        raise FileRejected("format_mismatch", f"file name says {fmt} but the bytes are not gzip")
+    if not fmt.endswith(".gz") and _unlike(fmt, raw[:4096], source.profile.encoding):
+        raise FileRejected("format_mismatch", f"file name says {fmt} but the bytes are something else")
     if fmt == "parquet":
         try:
             frame = pd.read_parquet(path, engine="pyarrow")
@@ -293,14 +325,22 @@ def read_file(path: Path, *, source: Source, key: str) -> pd.DataFrame:
             raise FileRejected("unparseable", f"Parquet could not be read: {exc}") from exc
         matched = _match_columns(list(frame.columns), layout)
     else:
-        data = Path(path).read_bytes()
-        if fmt == "csv.gz":
+        data = raw
+        if fmt.endswith(".gz"):
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as packed:
+                try:
+                    head = packed.read(4096)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise FileRejected("unparseable", f"not a readable gzip file: {exc}") from exc
+            if _unlike(fmt[:-3], head, source.profile.encoding):
+                raise FileRejected("format_mismatch", f"file name says {fmt} but the bytes are gzip of something else")
             try:
                 data = gzip.decompress(data)
             except (OSError, EOFError, zlib.error) as exc:
                 raise FileRejected("unparseable", f"not a readable gzip file: {exc}") from exc
+            fmt = fmt[:-3]
         text = _to_utf8(data, source.profile.encoding)
-        if fmt in ("csv", "csv.gz"):
+        if fmt == "csv":
             frame = _read_csv(text, source.profile.delimiter)
             matched = _match_columns(list(frame.columns), layout)
         elif fmt in ("json", "jsonl"):
@@ -308,7 +348,9 @@ def read_file(path: Path, *, source: Source, key: str) -> pd.DataFrame:
             present = list(layout) if len(frame) == 0 else [name for name in layout if name in frame.columns]
             matched = {layout[name]: name for name in present}
         else:
-            raise FileRejected("unparseable", f"format {fmt!r} is not one of csv, csv.gz, jsonl, json, parquet")
+            raise FileRejected(
+                "unparseable", f"format {fmt!r} is not one of csv, jsonl, json, parquet (or gzip of one)"
+            )
     missing = [c for c in REQUIRED_COLUMNS[source.feed] if c not in matched]
     if missing:
         raise FileRejected("missing_columns", f"{source.provider}/{source.feed} file lacks {', '.join(missing)}")

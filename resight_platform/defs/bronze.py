@@ -1,9 +1,8 @@
 """Bronze: partner files as delivered, one asset per feed, partitioned by date × source."""
 
-import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
@@ -11,146 +10,14 @@ import polars as pl
 from resight_platform.defs.metadata import OWNERS, RUN_KEY_TAG, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
 from resight_platform.defs.policies import RETRY
+from resight_platform.ingest import Restart, ingest_partitions, listed_key, partition_listing
 from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
-from resight_platform.io.landing import HashingReader, LandedFile, dead_letter, list_partition_files
 from resight_platform.io.ops import FileRecord, close_vanished, known_checksums, record_files
-from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
-from resight_platform.sources.landing import LandingKeyError
-from resight_platform.sources.registry import FEEDS, Registry
-from resight_platform.transforms.bronze import (
-    SLICE_BYTES,
-    ColumnDrift,
-    FileRejected,
-    bronze_schema,
-    empty_bronze,
-    read_landing_stream,
-)
+from resight_platform.sources.registry import FEEDS
+from resight_platform.transforms.bronze import bronze_schema
 
-__all__ = ["DRIFT_CHECK", "bronze_assets", "drift_result", "ingest_partition"]
-
-Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
-
-
-def ingest_partition(
-    *,
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    registry: Registry,
-    feed: str,
-    day: date,
-    listing: Sequence[tuple[str, Listed]],
-    already_dead: dict[str, tuple[str, str]],
-    now: datetime,
-    records: list[FileRecord],
-    slice_bytes: int = SLICE_BYTES,
-) -> Iterator[pl.DataFrame | RestartPartition]:
-    """The bronze frames of one (date, source) partition, file by file and slice by slice, so memory
-    holds one slice of one file; each file's ledger record is appended to ``records`` once the
-    partition is complete.
-
-    ``listing`` pairs each provider with an object of its partition folder. A file that cannot be
-    read is copied to dead-letter and the rest of the partition loads. A file loads whole or not
-    at all: when one fails after some of its slices were yielded (a bad record near its end), the
-    generator yields ``RESTART`` and reads the partition again without it, so the writer drops the
-    partial rows. That costs a second pass only over a partition holding such a file.
-    """
-
-    def one_pass() -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
-        """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
-        refused after some of its frames were yielded. Files in ``refused`` are not read again."""
-        for provider, item in listing:
-            source = registry.source(provider, feed)
-            if isinstance(item, LandedFile):
-                info, code, detail = item.info, None, ""
-            else:
-                info, error = item
-                code, detail = error.code, error.detail
-            if info.key in refused:
-                yield refused[info.key], False
-                continue
-            if code is None and source is None:
-                code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
-            digest: str | None = None
-            size = frames = 0
-            drift: list[ColumnDrift] = []
-            if code is None:
-                assert source is not None
-                rows = 0
-                with landing.open_read(info.key) as raw:
-                    reader = HashingReader(raw)
-                    try:
-                        for frame in read_landing_stream(
-                            reader,
-                            source=source,
-                            key=info.key,
-                            business_date=day,
-                            ingested_at=now,
-                            slice_bytes=slice_bytes,
-                            whole=functools.partial(landing.read_bytes, info.key),
-                            on_drift=drift.append,
-                        ):
-                            frames += 1
-                            rows += frame.height
-                            yield frame
-                    except FileRejected as exc:
-                        code, detail = exc.code, exc.detail
-                    reader.drain()
-                digest, size = reader.digest, reader.size
-                if code is None:
-                    yield (
-                        FileRecord(
-                            info.key,
-                            digest,
-                            size,
-                            provider,
-                            feed,
-                            day,
-                            "read",
-                            rows_in=rows,
-                            etag=info.etag,
-                            schema_drift=drift[0].as_dict() if drift else None,
-                        ),
-                        False,
-                    )
-                    continue
-            assert code is not None
-            uri, digest, size = dead_letter(
-                landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
-            )
-            record = FileRecord(
-                info.key,
-                digest,
-                size,
-                provider,
-                feed,
-                day,
-                "dead_lettered",
-                error_code=code,
-                error=detail,
-                dead_letter_uri=uri,
-                etag=info.etag,
-            )
-            yield record, frames > 0
-
-    refused: dict[str, FileRecord] = {}
-    while True:
-        done: list[FileRecord] = []
-        restart = False
-        for item in one_pass():
-            if isinstance(item, pl.DataFrame):
-                yield item
-                continue
-            record, partial = item
-            done.append(record)
-            if partial:
-                refused[record.file_key] = record
-                restart = True
-                break
-        if not restart:
-            records.extend(done)
-            return
-        yield RESTART
+__all__ = ["DRIFT_CHECK", "bronze_assets", "drift_result"]
 
 
 def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -185,45 +52,30 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         now = datetime.now(UTC)
         landing_store, dead_store = landing.store(), dead_letter.store()
         records: list[FileRecord] = []
-        listings: dict[str, list[tuple[str, Listed]]] = {}
+        partitions = []
         for partition_key in context.partition_keys:
             day, source = split_key(partition_key)
-            listings[partition_key] = [
-                (provider, item)
-                for provider in providers_of(source, reg)
-                for item in list_partition_files(landing_store, reg, provider, feed, day)
-            ]
-        keys = [
-            item.info.key if isinstance(item, LandedFile) else item[0].key
-            for listing in listings.values()
-            for _, item in listing
-        ]
+            partitions.append(
+                (partition_key, day, partition_listing(landing_store, reg, providers_of(source, reg), feed, day))
+            )
+        keys = [listed_key(item) for _, _, listing in partitions for _, item in listing]
         with warehouse.connect() as conn:
             already_dead = known_checksums(conn, keys)
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
             # One slice of one file at a time: memory holds a slice, not the file, partition or run.
-            for partition_key, listing in listings.items():
-                day, _ = split_key(partition_key)
-                empty, first = True, len(records)
-                for item in ingest_partition(
-                    landing=landing_store,
-                    dead_letters=dead_store,
-                    registry=reg,
-                    feed=feed,
-                    day=day,
-                    listing=listing,
-                    already_dead=already_dead,
-                    now=now,
-                    records=records,
-                ):
-                    empty = isinstance(item, RestartPartition)  # nothing of the partition written since
-                    yield partition_key, item
-                for record in records[first:]:
-                    if record.dead_letter_uri is not None:
-                        context.log.warning(f"dead-lettered {record.file_key}: {record.error_code}: {record.error}")
-                if empty:
-                    yield partition_key, empty_bronze(feed)
+            for partition_key, item in ingest_partitions(
+                partitions,
+                landing=landing_store,
+                dead_letters=dead_store,
+                registry=reg,
+                feed=feed,
+                already_dead=already_dead,
+                now=now,
+                records=records,
+                on_dead_letter=lambda r: context.log.warning(f"dead-lettered {r.file_key}: {r.error_code}: {r.error}"),
+            ):
+                yield partition_key, RESTART if isinstance(item, Restart) else item
             with warehouse.connect() as conn:
                 record_files(conn, records, run_id=context.run.run_id, now=now)
                 run_key = context.run.tags.get(RUN_KEY_TAG)
@@ -237,7 +89,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             return {
                 "files_read": sum(r.status == "read" for r in records),
                 "files_dead_lettered": sum(r.status == "dead_lettered" for r in records),
-                "partitions": len(listings),
+                "partitions": len(partitions),
             }
 
         yield dg.Output(PartitionStream(chunks(), summary))

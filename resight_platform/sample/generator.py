@@ -4,7 +4,9 @@
 partner sends at ``{provider}/{feed}/{YYYY-MM-DD}/{file name}`` in its profile's layout (columns,
 format, delimiter, encoding, date and money formats, spellings), with a small seeded share of
 deliberately bad rows (one contract rule each), a few bad files (one dead-letter reason each) and
-late files. The manifest is the ground truth the pipeline is checked against.
+late files. A partner whose source is registered as ``csv.gz`` sends plain ``.csv`` on every other
+day (the file's extension, not the registry, says its format). The manifest is the ground truth the
+pipeline is checked against.
 
 Output is byte-identical for the same arguments: every file draws from its own random generator
 keyed on (seed, provider, feed, date, ...). Sales are generated and streamed in chunks, so a
@@ -13,6 +15,8 @@ keyed on (seed, provider, feed, date, ...). Sales are generated and streamed in 
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import io
 import math
 import tempfile
@@ -276,6 +280,14 @@ def bad_value(rule: str, feed: str, source: Source, rng: np.random.Generator) ->
     raise ValueError(f"no bad value for rule {rule!r}")
 
 
+def sent_as(source: Source, day: int) -> Source:
+    """``source`` in the format its file of day ``day`` (0-based) is sent in: a ``csv.gz`` source
+    sends plain ``.csv`` on odd days, any other its registered format."""
+    if source.format == "csv.gz" and day % 2 == 1:
+        return dataclasses.replace(source, format="csv")
+    return source
+
+
 def rules_for(source: Source) -> list[str]:
     """The quarantine rules this source's files can break (given its columns and format)."""
     columns = set(source.layout.columns.values())
@@ -346,7 +358,7 @@ class _Writer:
             code = None
         except LandingKeyError as error:
             code = error.code
-        key_reason = expect if expect not in ("unparseable", "missing_columns") else None
+        key_reason = expect if expect not in ("format_mismatch", "unparseable", "missing_columns") else None
         if code != key_reason:
             raise RuntimeError(f"sample key {key!r} parses as {code!r}, expected {key_reason!r}")
         self.store.write_file(key, path)
@@ -403,14 +415,15 @@ class _Writer:
         source = world.sources["sales"]
         cls = format_class(source.format)
         slug, ds = world.provider.provider, self.dates[day].isoformat()
-        key = f"{slug}/sales/{ds}/sales_{ds}.{source.format}"
+        sent = sent_as(source, day)
+        key = f"{slug}/sales/{ds}/sales_{ds}.{sent.format}"
         rules = rules_for(source)
         n_bad = min(n_total // 10, max(round(n_total * BAD_SHARE), min(len(rules), n_total // 100)))
         offset = int(rng_for(self.seed, slug, "sales", ds).integers(len(rules)))
         chunks = max(1, math.ceil(n_total / CHUNK_ROWS))
         valid_split, bad_split = _split(n_total - n_bad, chunks), _split(n_bad, chunks)
         path = self._path(key)
-        sink = open_sink(path, source)
+        sink = open_sink(path, sent)
         seq, bad_done, kept = 1, 0, None
         for c in range(chunks):
             rng = rng_for(self.seed, slug, "sales", ds, "chunk", c)
@@ -466,14 +479,15 @@ class _Writer:
         source = world.sources["sales"]
         slug, ds = world.provider.provider, self.dates[day].isoformat()
         on = self.dates[delivered].isoformat()
-        key = f"{slug}/sales/{ds}/sales_{on}_late.{source.format}"
+        sent = sent_as(source, day)
+        key = f"{slug}/sales/{ds}/sales_{on}_late.{sent.format}"
         rng = rng_for(self.seed, slug, "sales", ds, "late")
         block = world.sales_block(day, max(10, round(n_day * LATE_SHARE)), rng, ns=2, seq_start=1)
         frame = to_source(sales_frame(world, block, format_class(source.format), day), source)
         perm, _ = _permutation(rng, frame.height, kept.height, 0)
         out = pl.concat([frame, kept])[perm]
         path = self._path(key)
-        sink = open_sink(path, source)
+        sink = open_sink(path, sent)
         sink.write(out)
         sink.close()
         self._count_sales(world, day, block)
@@ -505,9 +519,10 @@ class _Writer:
         frame = apply_overrides(frame, overrides, cls)
         perm, _ = _permutation(rng, n_valid, len(broken), len(rules) - len(broken))
         ds = self.dates[day].isoformat()
-        key = f"{world.provider.provider}/{source.feed}/{ds}/{source.feed}_{ds}.{source.format}"
+        sent = sent_as(source, day)
+        key = f"{world.provider.provider}/{source.feed}/{ds}/{source.feed}_{ds}.{sent.format}"
         path = self._path(key)
-        sink = open_sink(path, source)
+        sink = open_sink(path, sent)
         sink.write(to_source(frame[perm], source))
         sink.close()
         self.tally.rows_in[source.feed] += len(perm)
@@ -640,9 +655,11 @@ class _Writer:
             if fmt(world) == "json":
                 data = path.read_bytes()
                 path.write_bytes(data[: len(data) * 11 // 20])
-            else:
+                reason = "unparseable"
+            else:  # a gateway's error page saved under the export's name: not JSON at all
                 path.write_bytes(b"<html><head><title>502 Bad Gateway</title></head>\n<body>nginx</body></html>\n")
-            put(f"{world.provider.provider}/sales/{ds}/sales_{ds}_resend.{fmt(world)}", "unparseable", path)
+                reason = "format_mismatch"
+            put(f"{world.provider.provider}/sales/{ds}/sales_{ds}_resend.{fmt(world)}", reason, path)
         parquet = [w for w in with_sales if fmt(w) == "parquet"]
         if parquet:
             world = choose(parquet)
@@ -715,3 +732,12 @@ class _Writer:
             else:
                 path = self._small_sales(world, day, rng, "unregistered")
             put(f"{world.provider.provider}/{feed}/{ds}/{feed}_{ds}.{source.format}", "unknown_source", path)
+
+        # a well-formed export compressed with gzip but still named .csv (bytes unlike the extension)
+        plain = [w for w in with_sales if fmt(w) == "csv"]
+        if plain:
+            world = choose(plain)
+            day, ds = when()
+            path = self._small_sales(world, day, rng, "gzipped")
+            path.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+            put(f"{world.provider.provider}/sales/{ds}/sales_{ds}_export.csv", "format_mismatch", path)

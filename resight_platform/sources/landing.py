@@ -1,7 +1,8 @@
 """The landing contract: ``{provider}/{feed}/{YYYY-MM-DD}/{file name}``, parsed strictly.
 
 A key that does not have exactly this shape is refused with a reason code, never guessed. Provider
-and feed names are validated here before they reach a path or SQL.
+and feed names are validated here before they reach a path or SQL. The file name's extension says
+the file's format (:data:`FILE_FORMATS`), whatever its source usually sends.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from resight_platform.sources.registry import FEEDS, FORMATS, PROVIDER_PATTERN, Registry
+from resight_platform.sources.registry import FEEDS, PROVIDER_PATTERN, Registry
 
-__all__ = ["LandingKey", "LandingKeyError", "file_format", "parse_landing_key"]
+__all__ = ["FILE_FORMATS", "LandingKey", "LandingKeyError", "file_format", "parse_landing_key"]
+
+#: The formats a landed file may have, each its file name's extension: the registry's source
+#: formats and the gzip-compressed JSON ones. A partner may send any of them on any day.
+FILE_FORMATS: tuple[str, ...] = ("csv", "csv.gz", "jsonl", "jsonl.gz", "json", "json.gz", "parquet")
 
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -38,9 +43,9 @@ class LandingKey:
 
 
 def file_format(file_name: str) -> str | None:
-    """The format implied by a file name's extension, longest match first."""
+    """The format a file name's extension says (one of :data:`FILE_FORMATS`), longest match first."""
     lowered = file_name.lower()
-    for fmt in sorted(FORMATS, key=len, reverse=True):
+    for fmt in sorted(FILE_FORMATS, key=len, reverse=True):
         if lowered.endswith("." + fmt):
             return fmt
     return None
@@ -73,7 +78,7 @@ def parse_landing_key(key: str, registry: Registry | None = None) -> LandingKey:
         raise LandingKeyError("bad_file_name", "file name must be 1-200 of [A-Za-z0-9._-] and not start with a dot")
     fmt = file_format(file_name)
     if fmt is None:
-        raise LandingKeyError("unsupported_format", f"extension must be one of {', '.join(FORMATS)}")
+        raise LandingKeyError("unsupported_format", f"extension must be one of {', '.join(FILE_FORMATS)}")
     if registry is not None:
         if provider not in registry.providers:
             raise LandingKeyError("unknown_provider", "provider is not in the source registry")

@@ -5,8 +5,15 @@ values are never type-inferred, so ``"007"`` stays ``"007"``; Parquet and JSON t
 cast to text, native timestamps written ISO 8601 in UTC). Columns the source does not send are
 present and null, unmapped extras are dropped, and lineage columns say where each row came from.
 
-A file that cannot be read at all, or that lacks a required column after renaming, raises
-``FileRejected`` (``unparseable`` / ``missing_columns``); the caller dead-letters it.
+The file's own extension says its format (``csv``, ``csv.gz``, ``jsonl``, ``jsonl.gz``, ``json``,
+``json.gz``, ``parquet``: :data:`~resight_platform.sources.landing.FILE_FORMATS`), so a partner may
+send ``.csv`` one day and ``.csv.gz`` the next; the source's profile gives the dialect (delimiter,
+encoding) and the columns. Before parsing, the first bytes are checked against the extension
+(gzip's ``1f 8b``, Parquet's ``PAR1``, JSON opening with ``[`` or ``{``, CSV being no known binary
+format; for ``*.gz`` the decompressed bytes too): a file whose bytes are something else raises
+``FileRejected("format_mismatch")`` naming both. A file that cannot be read at all, or that lacks a
+required column after renaming, raises ``FileRejected`` (``unparseable`` / ``missing_columns``);
+the caller dead-letters it.
 
 A file is read as a stream, ``SLICE_BYTES`` of input at a time (``read_landing_stream``), so memory
 holds one slice, not the file; the slices' frames concatenate to exactly the whole-file read. Since
@@ -25,13 +32,17 @@ Details the data contract leaves open:
   present when it occurs as an object key anywhere in the file. A JSON file's other columns, for
   drift, are the top-level keys of the first :data:`KEY_SAMPLE` records of each slice.
 - A CSV with a header and no rows, a JSON array ``[]`` and a JSON Lines file with no records are
-  valid empty files (empty bronze). A 0-byte CSV has no header and is unparseable.
+  valid empty files (empty bronze). A 0-byte CSV has no header and is unparseable. A file that is
+  empty or white space only has no bytes to judge its format by: its reader decides.
+- A Parquet file must also end with ``PAR1`` (checked once spooled): one that starts as Parquet
+  and does not is truncated, so unparseable rather than another format.
 """
 
 from __future__ import annotations
 
 import codecs
 import difflib
+import functools
 import gzip
 import io
 import itertools
@@ -50,6 +61,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from resight_platform.sources.landing import FILE_FORMATS
+from resight_platform.sources.landing import file_format as format_of_name
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, REQUIRED_COLUMNS, Source
 
 __all__ = [
@@ -86,7 +99,8 @@ _PARSE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSErro
 
 
 class FileRejected(Exception):
-    """A landed file that cannot go to bronze; ``code`` is ``unparseable`` or ``missing_columns``."""
+    """A landed file that cannot go to bronze; ``code`` is ``format_mismatch``, ``unparseable`` or
+    ``missing_columns``."""
 
     def __init__(self, code: str, detail: str):
         self.code = code
@@ -115,16 +129,22 @@ def read_landing_file(
     key: str,
     business_date: date,
     ingested_at: datetime,
+    file_format: str | None = None,
 ) -> pl.DataFrame:
     """Parse one landed file of ``source`` into bronze rows (see the module docstring).
 
     ``key`` is the landing key (kept as ``_source_file``); a naive ``ingested_at`` is taken as UTC.
-    Raises ``FileRejected`` when the file cannot be read or misses a required column. The whole
-    file at once: :func:`read_landing_stream` reads the same rows a slice at a time.
+    ``file_format`` defaults to what the key's extension says. Raises ``FileRejected`` when the
+    file cannot be read or misses a required column. The whole file at once:
+    :func:`read_landing_stream` reads the same rows a slice at a time.
     """
+    fmt = file_format or format_of_name(key)
+    if fmt is None:
+        raise ValueError(f"{key!r} has no extension of {', '.join(FILE_FORMATS)}: pass file_format")
     frames = list(
         read_landing_stream(
             io.BytesIO(data),
+            file_format=fmt,
             source=source,
             key=key,
             business_date=business_date,
@@ -151,6 +171,7 @@ class _Reader(Protocol):
 def read_landing_stream(
     stream: _Reader,
     *,
+    file_format: str,
     source: Source,
     key: str,
     business_date: date,
@@ -159,9 +180,14 @@ def read_landing_stream(
     whole: Callable[[], bytes] | None = None,
     on_drift: Callable[[ColumnDrift], None] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """The bronze rows of one landed file, ``slice_bytes`` of input at a time (at least one frame,
-    possibly empty): memory holds a slice, not the file. The frames, concatenated, are exactly
-    what reading the file whole gives (:func:`read_landing_file`).
+    """The bronze rows of one landed file in ``file_format`` (what its landing key's extension
+    says, one of :data:`~resight_platform.sources.landing.FILE_FORMATS`), ``slice_bytes`` of input
+    at a time (at least one frame, possibly empty): memory holds a slice, not the file. The frames,
+    concatenated, are exactly what reading the file whole gives (:func:`read_landing_file`).
+
+    The first bytes are checked against ``file_format`` before anything is parsed (for ``*.gz``,
+    the compressed and the decompressed ones): ``FileRejected("format_mismatch")`` says what the
+    name says and what the bytes are.
 
     CSV and JSON Lines are cut at record boundaries (a line break outside quotes), each later CSV
     slice parsed under the file's header; a JSON array is rewritten to JSON Lines as it streams;
@@ -175,9 +201,19 @@ def read_landing_stream(
     """
     if slice_bytes < 1:
         raise ValueError(f"slice_bytes must be positive, got {slice_bytes}")
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format {file_format!r} is not one of {', '.join(FILE_FORMATS)}")
     feed = source.feed
     layout = source.layout.columns
-    fmt = source.format
+    encoding = source.profile.encoding
+    fmt = file_format.removesuffix(".gz")
+    if fmt != file_format:
+        stream = _expect(stream, "gzip", said=file_format, encoding=encoding)
+        stream = _expect(_Gunzip(stream), fmt, said=file_format, encoding=encoding, within="gzip")
+        if whole is not None:
+            whole = functools.partial(_gunzip_whole, whole)
+    else:
+        stream = _expect(stream, fmt, said=file_format, encoding=encoding)
 
     def check(matched: Mapping[str, str], columns: list[str]) -> None:
         if on_drift is not None:
@@ -194,23 +230,20 @@ def read_landing_stream(
             )
 
     pieces: Iterator[tuple[pl.DataFrame, Mapping[str, str]]]
-    if fmt in ("csv", "csv.gz"):
-        reader = _Gunzip(stream) if fmt == "csv.gz" else stream
-        pieces = _csv_pieces(reader, source=source, slice_bytes=slice_bytes, check=check)
+    if fmt == "csv":
+        pieces = _csv_pieces(stream, source=source, slice_bytes=slice_bytes, check=check)
     elif fmt in ("jsonl", "json"):
         pieces = _json_pieces(
             stream,
             layout=layout,
             lines=fmt == "jsonl",
-            encoding=source.profile.encoding,
+            encoding=encoding,
             slice_bytes=slice_bytes,
             check=check,
             whole=whole,
         )
-    elif fmt == "parquet":
-        pieces = _parquet_pieces(stream, layout=layout, slice_bytes=slice_bytes, check=check)
     else:
-        raise FileRejected("unparseable", f"format {fmt!r} is not one of csv, csv.gz, jsonl, json, parquet")
+        pieces = _parquet_pieces(stream, layout=layout, slice_bytes=slice_bytes, check=check)
 
     instant = ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at.astimezone(UTC)
     offset = 0
@@ -357,6 +390,86 @@ class _Gunzip:
             return self._file.read(size)
         except (OSError, EOFError, zlib.error) as exc:
             raise FileRejected("unparseable", f"not a readable gzip file: {_trim(exc)}") from exc
+
+
+def _gunzip_whole(whole: Callable[[], bytes]) -> bytes:
+    """A gzip file's bytes, read whole and decompressed (for a JSON document read whole)."""
+    try:
+        return gzip.decompress(whole())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileRejected("unparseable", f"not a readable gzip file: {_trim(exc)}") from exc
+
+
+#: Bytes read ahead to tell what a file is: magic numbers, and JSON's first character after a
+#: byte-order mark and white space (a file whose head is all white space is left to its reader).
+_HEAD_BYTES = 4096
+#: Binary formats told by their first bytes: ``(magic, kind, the words a dead letter's detail uses)``.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1f\x8b", "gzip", "gzip"),
+    (b"PAR1", "parquet", "Parquet"),
+    (b"PK\x03\x04", "zip", "zip"),
+    (b"PK\x05\x06", "zip", "zip"),
+    (b"\xfd7zXZ\x00", "xz", "xz"),
+    (b"(\xb5/\xfd", "zstd", "zstd"),
+    (b"BZh", "bzip2", "bzip2"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole2", "an OLE2 document (legacy Excel)"),
+    (b"%PDF-", "pdf", "a PDF document"),
+)
+#: What follows ``BZh`` and the level digit in a bzip2 stream: a block's or the (empty) end's magic.
+_BZIP2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")
+#: What the bytes of each format may be: a CSV is any text (even one that looks like JSON).
+_ACCEPTS: Mapping[str, frozenset[str]] = {
+    "gzip": frozenset({"gzip"}),
+    "parquet": frozenset({"parquet"}),
+    "json": frozenset({"json", "blank"}),
+    "jsonl": frozenset({"json", "blank"}),
+    "csv": frozenset({"json", "text", "blank"}),
+}
+_SAMPLE_CHARS = 24
+
+
+class _Replay:
+    """A stream whose first bytes were read ahead, read again from its start."""
+
+    def __init__(self, head: bytes, rest: _Reader) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        if size < 0:
+            out, self._head = self._head + self._rest.read(), b""
+            return out
+        out, self._head = self._head[:size], self._head[size:]
+        return out
+
+
+def _sniff(head: bytes, encoding: str) -> tuple[str, str]:
+    """``(kind, words)`` of a file's first bytes: a binary format told by its magic number, else
+    ``json`` (text opening with ``[`` or ``{``), ``text`` or ``blank`` (nothing but white space)."""
+    for magic, kind, words in _MAGIC:
+        if head.startswith(magic) and (kind != "bzip2" or head[4:10] in _BZIP2_BLOCKS):
+            return kind, words
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head).lstrip("\ufeff \t\r\n")
+    if not text:
+        return "blank", "empty or white space only"
+    sample = text[:_SAMPLE_CHARS] + ("…" if len(text) > _SAMPLE_CHARS else "")
+    if text[0] in "[{":
+        return "json", f"JSON (it starts {sample!r})"
+    return "text", f"text (it starts {sample!r})"
+
+
+def _expect(stream: _Reader, fmt: str, *, said: str, encoding: str, within: str | None = None) -> _Reader:
+    """The stream, read again from its start, once its first bytes are seen to be ``fmt``
+    (``gzip``, ``parquet``, ``json``, ``jsonl`` or ``csv``); else ``FileRejected("format_mismatch")``
+    naming what the file name (``said``) says and what the bytes are (``within``: inside a gzip)."""
+    head = next(_blocks(stream, _HEAD_BYTES), b"")
+    kind, words = _sniff(head, encoding)
+    if kind not in _ACCEPTS[fmt]:
+        what = f"{within} of {words}" if within else words
+        raise FileRejected("format_mismatch", f"file name says {said} but the bytes are {what}")
+    return _Replay(head, stream)
 
 
 def _utf8_blocks(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
@@ -655,8 +768,13 @@ def _parquet_pieces(
     with tempfile.TemporaryDirectory(prefix="resight-parquet-") as directory:
         path = Path(directory) / "landed.parquet"
         with open(path, "wb") as out:
+            tail = b""
             for block in _blocks(stream, _MAX_BLOCK):
                 out.write(block)
+                tail = (tail + block)[-8:]
+            size = out.tell()
+        if size < 12 or not tail.endswith(b"PAR1"):  # PAR1, at least a footer's length, PAR1
+            raise FileRejected("unparseable", f"Parquet file is truncated: its {size} bytes do not end with PAR1")
         scan = pl.scan_parquet(path, hive_partitioning=False)
         matched: Mapping[str, str] | None = None
         for offset, rows in _row_group_runs(path, slice_bytes):

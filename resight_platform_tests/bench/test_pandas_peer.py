@@ -39,7 +39,15 @@ from resight_platform.transforms.silver import SilverResult, clean_feed
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 MONEY = ("unit_price", "discount", "net_amount", "list_price")
 #: Dead-letter reasons a file inside a partition folder can get (the others never reach a partition).
-IN_PARTITION = {"bad_key", "bad_file_name", "unsupported_format", "unknown_source", "unparseable", "missing_columns"}
+IN_PARTITION = {
+    "bad_key",
+    "bad_file_name",
+    "unsupported_format",
+    "unknown_source",
+    "format_mismatch",
+    "unparseable",
+    "missing_columns",
+}
 
 
 # ------------------------------------------------------------------------ the platform's figures
@@ -592,7 +600,8 @@ def test_peer_matches_platform_row_by_row_on_awkward_values(tmp_path: Path) -> N
         assert set(report.feeds[feed].quarantined) == set(peer.QUARANTINE_RULES[feed]), feed
     assert report.feeds["sales"].rejected == {
         "missing_columns": 2,
-        "unparseable": 8,
+        "unparseable": 7,
+        "format_mismatch": 1,  # the gateway's HTML error page named .jsonl
         "bad_key": 1,
         "bad_file_name": 1,
         "unsupported_format": 1,

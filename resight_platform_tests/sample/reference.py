@@ -78,9 +78,23 @@ class Recount:
 
 
 # ---------------------------------------------------------------------------------------- reading
-def read_file(path: Path, source: Source) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns in the file, records by source column name); raises on unreadable content."""
-    fmt = source.format
+def bytes_unlike(fmt: str, data: bytes) -> bool:
+    """Whether a file's bytes are plainly not what its extension ``fmt`` says (gzip, Parquet and zip
+    by their magic numbers, JSON by its first character)."""
+    if fmt.endswith(".gz"):
+        return not data.startswith(b"\x1f\x8b") or bytes_unlike(fmt[:-3], gzip.decompress(data)[:4096])
+    if fmt == "parquet":
+        return not data.startswith(b"PAR1")
+    if fmt in ("json", "jsonl"):
+        text = data.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+        return bool(text) and text[:1] not in (b"[", b"{")
+    return data.startswith((b"\x1f\x8b", b"PAR1", b"PK\x03\x04"))
+
+
+def read_file(path: Path, source: Source, fmt: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns in the file, records by source column name) of a ``fmt`` file (default: the
+    source's registered format); raises on unreadable content."""
+    fmt = fmt or source.format
     if fmt in ("csv", "csv.gz"):
         data = path.read_bytes()
         if fmt == "csv.gz":
@@ -270,8 +284,11 @@ def recount(root: Path, registry: Registry, m: Mappings) -> Recount:
             continue
         source = registry.source(parsed.provider, parsed.feed)
         assert source is not None
+        if bytes_unlike(parsed.format, path.read_bytes()):
+            out.dead_letter.append({"key": key, "reason": "format_mismatch"})
+            continue
         try:
-            columns, records = read_file(path, source)
+            columns, records = read_file(path, source, parsed.format)
         except Exception:  # any failure to read is "unparseable"
             out.dead_letter.append({"key": key, "reason": "unparseable"})
             continue

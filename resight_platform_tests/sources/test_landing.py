@@ -6,8 +6,14 @@ from datetime import date
 
 import pytest
 
-from resight_platform.sources.landing import LandingKey, LandingKeyError, file_format, parse_landing_key
-from resight_platform.sources.registry import FEEDS, Registry, load_registry
+from resight_platform.sources.landing import (
+    FILE_FORMATS,
+    LandingKey,
+    LandingKeyError,
+    file_format,
+    parse_landing_key,
+)
+from resight_platform.sources.registry import FEEDS, FORMATS, Registry, load_registry
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +170,12 @@ def test_contract_problems_come_before_registry_problems(registry: Registry) -> 
         ("a.csv.gz", "csv.gz"),
         ("a.CSV.GZ", "csv.gz"),
         ("a.jsonl", "jsonl"),
+        ("a.jsonl.gz", "jsonl.gz"),
         ("a.json", "json"),
+        ("a.Json.Gz", "json.gz"),
         ("a.parquet", "parquet"),
+        ("a.parquet.gz", None),
+        ("a.json.zip", None),
         ("a.gz", None),
         ("a.jsonl.bak", None),
         ("csv", None),
@@ -174,3 +184,15 @@ def test_contract_problems_come_before_registry_problems(registry: Registry) -> 
 )
 def test_file_format(name: str, fmt: str | None) -> None:
     assert file_format(name) == fmt
+
+
+def test_every_format_a_source_may_register_is_a_file_format() -> None:
+    assert set(FORMATS) <= set(FILE_FORMATS)
+    assert {"jsonl.gz", "json.gz"} <= set(FILE_FORMATS)
+
+
+def test_the_key_carries_its_files_own_format_whatever_the_source_usually_sends(registry: Registry) -> None:
+    source = registry.source("pawmart", "sales")
+    assert source is not None and source.format == "csv"
+    for fmt in FILE_FORMATS:
+        assert parse_landing_key(f"pawmart/sales/2026-10-01/sales.{fmt}", registry).format == fmt

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
 import gzip
 import io
 import json
+import lzma
 import random
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -14,7 +17,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
+from resight_platform.sources.landing import FILE_FORMATS
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry, Source
 from resight_platform.transforms.bronze import (
     SLICE_BYTES,
     ColumnDrift,
@@ -33,6 +37,7 @@ from resight_platform_tests.transforms.conftest import (
     landing_key,
     product,
     sale,
+    write_landed,
 )
 
 
@@ -241,12 +246,12 @@ def test_naive_ingested_at_is_utc(registry: Registry, landed: Landed) -> None:
     assert source is not None
     data = landed("pawmart", "stores", [{"store_id": "S1", "state": "TX"}])
     naive = read_landing_file(
-        data, source=source, key="k", business_date=BUSINESS_DATE, ingested_at=datetime(2026, 10, 2, 6)
+        data, source=source, key="k.csv", business_date=BUSINESS_DATE, ingested_at=datetime(2026, 10, 2, 6)
     )
     aware = read_landing_file(
         data,
         source=source,
-        key="k",
+        key="k.csv",
         business_date=BUSINESS_DATE,
         ingested_at=datetime(2026, 10, 2, 1, tzinfo=timezone(timedelta(hours=-5))),
     )
@@ -302,14 +307,14 @@ def _parquet_bytes() -> bytes:
 @pytest.mark.parametrize(
     ("provider", "data", "message"),
     [
-        ("vetcare_partners", b"not gzip at all", "not a readable gzip file"),
         ("vetcare_partners", gzip.compress(b"Invoice No|Line\n1|2\n", mtime=0)[:-6], "not a readable gzip file"),
         ("chewyish", b'{"orderNumber": "A"}\n{"orderNumber": \n', "JSON Lines could not be parsed"),
         ("chewyish", b'[{"orderNumber": "A"}]\n', "JSON Lines could not be parsed"),
         ("petdirect", b'[{"order_ref": "A"},', "JSON could not be parsed"),
         ("petdirect", b"", "JSON could not be parsed"),
         ("northpaw_distribution", b"PAR1 this is not parquet PAR1", "Parquet could not be read"),
-        ("northpaw_distribution", _parquet_bytes()[:-20], "Parquet could not be read"),
+        ("northpaw_distribution", _parquet_bytes()[:-20], "Parquet file is truncated"),
+        ("northpaw_distribution", b"PAR1", "Parquet file is truncated: its 4 bytes"),
         ("pawmart", b"order_id,line_no\nA,1\nB,2,extra\n", "CSV could not be parsed"),
         ("pawmart", b'order_id,line_no\n"A,1\n', "CSV could not be parsed"),
         ("pawmart", b"", "the file is empty"),
@@ -458,6 +463,7 @@ def sliced(
     return list(
         read_landing_stream(
             io.BytesIO(data),
+            file_format=source.format,
             source=source,
             key=landing_key(source, "part-001"),
             business_date=BUSINESS_DATE,
@@ -538,7 +544,13 @@ def test_a_bad_record_in_a_late_slice_rejects_the_file_after_earlier_slices(regi
     source = registry.source("pawmart", "sales")
     assert source is not None
     stream = read_landing_stream(
-        io.BytesIO(data), source=source, key="k", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT, slice_bytes=640
+        io.BytesIO(data),
+        file_format="csv",
+        source=source,
+        key="k",
+        business_date=BUSINESS_DATE,
+        ingested_at=INGESTED_AT,
+        slice_bytes=640,
     )
     good = 0
     with pytest.raises(FileRejected, match="CSV could not be parsed"):
@@ -574,7 +586,12 @@ def test_json_that_is_not_an_array_of_records_is_read_whole_or_refused(registry:
     with pytest.raises(FileRejected, match="not an array of records"):
         list(
             read_landing_stream(
-                io.BytesIO(one), source=source, key="k", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT
+                io.BytesIO(one),
+                file_format="json",
+                source=source,
+                key="k",
+                business_date=BUSINESS_DATE,
+                ingested_at=INGESTED_AT,
             )
         )
     mixed = b"[" + b",".join([one] * 20) + b", 5]"
@@ -608,3 +625,210 @@ def test_column_drift_names_new_missing_and_renamed_columns() -> None:
             "channel": "channel",
         },
     )
+
+
+# --- the file's extension decides its format; its bytes must agree ---------------------------------
+
+
+def in_format(source: Source, records: list[dict[str, Any]], fmt: str) -> bytes:
+    """``records`` written by ``source``'s profile (columns, delimiter, encoding) as a ``fmt`` file."""
+    data = write_landed(dataclasses.replace(source, format=fmt.removesuffix(".gz")), records)
+    return gzip.compress(data, mtime=0) if fmt.endswith(".gz") and fmt != "csv.gz" else data
+
+
+def _csv_gz(source: Source, records: list[dict[str, Any]]) -> bytes:
+    return write_landed(dataclasses.replace(source, format="csv.gz"), records)
+
+
+@pytest.mark.parametrize("provider", sorted(PROFILE_PROVIDERS.values()))
+def test_the_extension_decides_the_format_whatever_the_source_usually_sends(registry: Registry, provider: str) -> None:
+    """A partner may send ``.csv`` one day and ``.csv.gz`` (or any other format) the next: each file
+    is read by its own extension, with its source's columns and dialect, to the same bronze rows."""
+    source = registry.source(provider, "sales")
+    assert source is not None
+    records = [sale(order_id="O-1"), sale(order_id="O-2", line_no="2", sku="SKU-2", customer_id=None)]
+    expected: pl.DataFrame | None = None
+    for fmt in FILE_FORMATS:
+        data = _csv_gz(source, records) if fmt == "csv.gz" else in_format(source, records, fmt)
+        key = landing_key(dataclasses.replace(source, format=fmt))
+        frame = read_landing_file(data, source=source, key=key, business_date=BUSINESS_DATE, ingested_at=INGESTED_AT)
+        streamed = read_landing_stream(
+            io.BytesIO(data),
+            file_format=fmt,
+            source=source,
+            key=key,
+            business_date=BUSINESS_DATE,
+            ingested_at=INGESTED_AT,
+            slice_bytes=64,
+            whole=lambda data=data: data,
+        )
+        assert pl.concat(list(streamed)).equals(frame), fmt
+        assert frame.get_column("_source_file").unique().to_list() == [key]
+        rows = frame.drop("_source_file")
+        if expected is None:
+            expected = rows
+        assert rows.equals(expected), fmt
+    assert expected is not None and expected.get_column("order_id").to_list() == ["O-1", "O-2"]
+
+
+def test_a_csv_source_loads_csv_one_day_and_csv_gz_the_next(registry: Registry) -> None:
+    """The reported case: a valid gzip from a ``.csv`` partner was refused as "not valid utf-8"."""
+    source = registry.source("pawmart", "sales")
+    assert source is not None and source.format == "csv"
+    day1 = read_landing_file(
+        in_format(source, [sale(order_id="D1")], "csv"),
+        source=source,
+        key="pawmart/sales/2026-10-01/sales.csv",
+        business_date=date(2026, 10, 1),
+        ingested_at=INGESTED_AT,
+    )
+    day2 = read_landing_file(
+        _csv_gz(source, [sale(order_id="D2")]),
+        source=source,
+        key="pawmart/sales/2026-10-02/sales.csv.gz",
+        business_date=date(2026, 10, 2),
+        ingested_at=INGESTED_AT,
+    )
+    assert day1.get_column("order_id").to_list() == ["D1"]
+    assert day2.get_column("order_id").to_list() == ["D2"]
+
+
+def test_gzipped_json_streams_and_a_gzipped_json_document_is_read_whole(registry: Registry) -> None:
+    source = registry.source("petdirect", "sales")
+    assert source is not None
+    many = [sale(order_id=f"O-{n}") for n in range(50)]
+    frames = sliced(registry, "petdirect", "sales", in_format(source, many, "json.gz"), 200, fmt="json.gz")
+    assert len(frames) > 3 and pl.concat(frames).height == 50
+    one = gzip.compress(
+        b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, '
+        b'"price_cents": 5, "state": "completed"}',
+        mtime=0,
+    )
+    assert [f.height for f in sliced(registry, "petdirect", "sales", one, 8, fmt="json.gz")] == [1]
+    lines = in_format(source, many, "jsonl.gz")
+    assert sum(f.height for f in sliced(registry, "petdirect", "sales", lines, 100, fmt="jsonl.gz")) == 50
+
+
+def _zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    return buffer.getvalue()
+
+
+CSV_TEXT = b"order_id,line_no,ordered_at,sku,quantity,unit_price,status\nA,1,2026-10-01T10:00:00,S,1,1.00,completed\n"
+JSON_LINES = b'{"orderNumber": "A", "lineNumber": 1}\n'
+
+
+@pytest.mark.parametrize(
+    ("provider", "fmt", "data", "detail"),
+    [
+        ("pawmart", "csv", gzip.compress(CSV_TEXT, mtime=0), "file name says csv but the bytes are gzip"),
+        ("pawmart", "csv", _parquet_bytes(), "file name says csv but the bytes are Parquet"),
+        ("pawmart", "csv", _zip_bytes(), "file name says csv but the bytes are zip"),
+        ("pawmart", "csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "but the bytes are an OLE2 document"),
+        ("pawmart", "csv", b"%PDF-1.7\n", "file name says csv but the bytes are a PDF document"),
+        ("pawmart", "csv", bz2.compress(CSV_TEXT), "file name says csv but the bytes are bzip2"),
+        ("pawmart", "csv", bz2.compress(b""), "file name says csv but the bytes are bzip2"),
+        ("pawmart", "csv", lzma.compress(CSV_TEXT), "file name says csv but the bytes are xz"),
+        ("vetcare_partners", "csv.gz", CSV_TEXT, "file name says csv.gz but the bytes are text (it starts 'order_id,"),
+        (
+            "vetcare_partners",
+            "csv.gz",
+            b"not gzip at all",
+            "csv.gz but the bytes are text (it starts 'not gzip at all')",
+        ),
+        ("vetcare_partners", "csv.gz", gzip.compress(_parquet_bytes()), "csv.gz but the bytes are gzip of Parquet"),
+        (
+            "vetcare_partners",
+            "csv.gz",
+            gzip.compress(_zip_bytes()),
+            "file name says csv.gz but the bytes are gzip of zip",
+        ),
+        ("northpaw_distribution", "parquet", CSV_TEXT, "file name says parquet but the bytes are text (it starts"),
+        ("northpaw_distribution", "parquet", gzip.compress(b"x"), "file name says parquet but the bytes are gzip"),
+        ("northpaw_distribution", "parquet", b"", "file name says parquet but the bytes are empty or white space only"),
+        ("chewyish", "jsonl", b"<html>502 Bad Gateway</html>\n", "jsonl but the bytes are text (it starts '<html>502"),
+        ("chewyish", "jsonl", gzip.compress(JSON_LINES), "file name says jsonl but the bytes are gzip"),
+        (
+            "chewyish",
+            "jsonl.gz",
+            JSON_LINES,
+            "file name says jsonl.gz but the bytes are JSON (it starts '{\"orderNumber",
+        ),
+        ("chewyish", "jsonl.gz", gzip.compress(CSV_TEXT), "file name says jsonl.gz but the bytes are gzip of text"),
+        ("petdirect", "json", CSV_TEXT, "file name says json but the bytes are text (it starts 'order_id,"),
+        ("petdirect", "json", b"\xef\xbb\xbf \n\x1f\x8b", "file name says json but the bytes are text"),
+        (
+            "petdirect",
+            "json.gz",
+            gzip.compress(_parquet_bytes()),
+            "file name says json.gz but the bytes are gzip of Parquet",
+        ),
+        ("petdirect", "json.gz", b"", "file name says json.gz but the bytes are empty or white space only"),
+    ],
+)
+def test_bytes_that_are_not_what_the_extension_says_are_a_format_mismatch(
+    registry: Registry, provider: str, fmt: str, data: bytes, detail: str
+) -> None:
+    """Checked on the first bytes, before anything is parsed (no frame is ever yielded); the
+    detail names what the file name says and what the bytes are."""
+    source = registry.source(provider, "sales")
+    assert source is not None
+    stream = read_landing_stream(
+        io.BytesIO(data),
+        file_format=fmt,
+        source=source,
+        key=f"{provider}/sales/2026-10-01/x.{fmt}",
+        business_date=BUSINESS_DATE,
+        ingested_at=INGESTED_AT,
+        whole=lambda: data,
+    )
+    with pytest.raises(FileRejected) as caught:
+        next(stream)
+    assert caught.value.code == "format_mismatch"
+    assert detail in caught.value.detail
+    assert str(caught.value).startswith("format_mismatch: file name says ")
+
+
+@pytest.mark.parametrize(
+    ("provider", "fmt", "data"),
+    [
+        ("petdirect", "json", b"\xef\xbb\xbf \r\n\t[]"),  # a byte-order mark and white space before the array
+        ("chewyish", "jsonl", b"\n\n"),  # no records: a valid empty file
+        ("chewyish", "jsonl.gz", gzip.compress(b"")),
+        ("pawmart", "csv", b'["order_id"],line_no\n'),  # a CSV header may look like JSON
+        ("pawmart", "csv", b"BZh1,order_id\n"),  # or start like bzip2
+        ("petopia", "csv", "Transacción;x\n".encode("latin-1")),
+    ],
+)
+def test_text_the_extension_allows_passes_the_check(registry: Registry, provider: str, fmt: str, data: bytes) -> None:
+    source = registry.source(provider, "sales")
+    assert source is not None
+    try:
+        read_landing_file(data, source=source, key=f"k.{fmt}", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT)
+    except FileRejected as exc:
+        assert exc.code == "missing_columns", exc
+
+
+def test_a_key_without_a_format_needs_one_given(registry: Registry) -> None:
+    source = registry.source("pawmart", "stores")
+    assert source is not None
+    data = b"store_id,state\nS1,TX\n"
+    with pytest.raises(ValueError, match="pass file_format"):
+        read_landing_file(data, source=source, key="k", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT)
+    frame = read_landing_file(
+        data, source=source, key="k", business_date=BUSINESS_DATE, ingested_at=INGESTED_AT, file_format="csv"
+    )
+    assert frame.height == 1
+    with pytest.raises(ValueError, match="file_format 'xlsx' is not one of"):
+        next(
+            read_landing_stream(
+                io.BytesIO(data),
+                file_format="xlsx",
+                source=source,
+                key="k",
+                business_date=BUSINESS_DATE,
+                ingested_at=INGESTED_AT,
+            )
+        )

@@ -1,0 +1,262 @@
+"""Ingestion: the landed files of (date, source) partitions read to bronze frames, without Dagster.
+
+A partition's files are read one slice of one file at a time (memory holds a slice, not the file,
+the partition or the run), each by its own extension's format (``LandingKey.format``). A file that
+cannot be read is copied to dead-letter and the rest of the partition loads; a file loads whole or
+not at all (:data:`RESTART`). The bronze asset (``defs/bronze.py``) wires this to the lake and the
+ledger; anything else that loads landed files (a CLI command, a benchmark) calls the same functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime
+from typing import TypeVar
+
+import polars as pl
+
+from resight_platform.io.landing import HashingReader, LandedFile, dead_letter, list_partition_files
+from resight_platform.io.ops import FileRecord
+from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.sources.landing import LandingKeyError
+from resight_platform.sources.registry import Registry
+from resight_platform.transforms.bronze import SLICE_BYTES, ColumnDrift, FileRejected, empty_bronze, read_landing_stream
+
+__all__ = [
+    "RESTART",
+    "Listed",
+    "Restart",
+    "ingest_partition",
+    "ingest_partitions",
+    "listed_key",
+    "partition_listing",
+]
+
+#: One object of a partition folder: a file whose key parsed, or the key's error.
+Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
+
+K = TypeVar("K")
+
+
+class Restart:
+    """Yielded in place of a frame: drop what was written of the partition so far (a file failed
+    after some of its rows were yielded); the frames that follow are the partition again."""
+
+    def __repr__(self) -> str:
+        return "RESTART"
+
+
+#: The one :class:`Restart` item.
+RESTART = Restart()
+
+
+def listed_key(item: Listed) -> str:
+    """The landing key of a listed object."""
+    return item.info.key if isinstance(item, LandedFile) else item[0].key
+
+
+def partition_listing(
+    landing: ObjectStore, registry: Registry, providers: Iterable[str], feed: str, day: date
+) -> list[tuple[str, Listed]]:
+    """Every object in the partition folders of ``providers`` for ``feed`` and ``day``, with its provider."""
+    return [
+        (provider, item)
+        for provider in providers
+        for item in list_partition_files(landing, registry, provider, feed, day)
+    ]
+
+
+def ingest_partition(
+    *,
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    registry: Registry,
+    feed: str,
+    day: date,
+    listing: Sequence[tuple[str, Listed]],
+    already_dead: dict[str, tuple[str, str]],
+    now: datetime,
+    records: list[FileRecord],
+    slice_bytes: int = SLICE_BYTES,
+) -> Iterator[pl.DataFrame | Restart]:
+    """The bronze frames of one (date, source) partition, file by file and slice by slice; each
+    file's ledger record is appended to ``records`` once the partition is complete.
+
+    ``listing`` pairs each provider with an object of its partition folder (:func:`partition_listing`);
+    ``already_dead`` is the ledger's ``key -> (checksum, status)``, so bytes already dead-lettered
+    are not copied again. A file that cannot be read is copied to dead-letter and the rest of the
+    partition loads. A file loads whole or not at all: when one fails after some of its slices were
+    yielded (a bad record near its end), the generator yields :data:`RESTART` and reads the
+    partition again without it, so the writer drops the partial rows. That costs a second pass only
+    over a partition holding such a file.
+    """
+    refused: dict[str, FileRecord] = {}
+    while True:
+        done: list[FileRecord] = []
+        restart = False
+        for item in _one_pass(
+            landing=landing,
+            dead_letters=dead_letters,
+            registry=registry,
+            feed=feed,
+            day=day,
+            listing=listing,
+            already_dead=already_dead,
+            now=now,
+            refused=refused,
+            slice_bytes=slice_bytes,
+        ):
+            if isinstance(item, pl.DataFrame):
+                yield item
+                continue
+            record, partial = item
+            done.append(record)
+            if partial:
+                refused[record.file_key] = record
+                restart = True
+                break
+        if not restart:
+            records.extend(done)
+            return
+        yield RESTART
+
+
+def ingest_partitions(
+    partitions: Iterable[tuple[K, date, Sequence[tuple[str, Listed]]]],
+    *,
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    registry: Registry,
+    feed: str,
+    already_dead: dict[str, tuple[str, str]],
+    now: datetime,
+    records: list[FileRecord],
+    on_dead_letter: Callable[[FileRecord], None] | None = None,
+    slice_bytes: int = SLICE_BYTES,
+) -> Iterator[tuple[K, pl.DataFrame | Restart]]:
+    """:func:`ingest_partition` over ``(partition, day, listing)`` triples, each partition's items
+    together and every partition at least once (an empty bronze frame when none of its files
+    loaded), as a partitioned writer wants them. ``on_dead_letter`` is told of each file refused
+    (unless the ledger had these very bytes dead-lettered already) once its partition is complete."""
+    for partition, day, listing in partitions:
+        empty, first = True, len(records)
+        for item in ingest_partition(
+            landing=landing,
+            dead_letters=dead_letters,
+            registry=registry,
+            feed=feed,
+            day=day,
+            listing=listing,
+            already_dead=already_dead,
+            now=now,
+            records=records,
+            slice_bytes=slice_bytes,
+        ):
+            empty = isinstance(item, Restart)  # nothing of the partition written since
+            yield partition, item
+        if on_dead_letter is not None:
+            for record in records[first:]:
+                if record.status == "dead_lettered" and already_dead.get(record.file_key) != (
+                    record.checksum,
+                    "dead_lettered",
+                ):
+                    on_dead_letter(record)
+        if empty:
+            yield partition, empty_bronze(feed)
+
+
+def _one_pass(
+    *,
+    landing: ObjectStore,
+    dead_letters: ObjectStore,
+    registry: Registry,
+    feed: str,
+    day: date,
+    listing: Sequence[tuple[str, Listed]],
+    already_dead: dict[str, tuple[str, str]],
+    now: datetime,
+    refused: dict[str, FileRecord],
+    slice_bytes: int,
+) -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
+    """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
+    refused after some of its frames were yielded. Files in ``refused`` are not read again."""
+    for provider, item in listing:
+        source = registry.source(provider, feed)
+        if isinstance(item, LandedFile):
+            info, code, detail, fmt = item.info, None, "", item.key.format
+        else:
+            info, error = item
+            code, detail, fmt = error.code, error.detail, ""
+        if info.key in refused:
+            yield refused[info.key], False
+            continue
+        if code is None and source is None:
+            code, detail = "unknown_source", f"{provider} is not registered for the {feed} feed"
+        digest: str | None = None
+        size = frames = 0
+        drift: list[ColumnDrift] = []
+        if code is None:
+            assert source is not None
+            rows = 0
+            with landing.open_read(info.key) as raw:
+                reader = HashingReader(raw)
+                try:
+                    for frame in read_landing_stream(
+                        reader,
+                        file_format=fmt,
+                        source=source,
+                        key=info.key,
+                        business_date=day,
+                        ingested_at=now,
+                        slice_bytes=slice_bytes,
+                        whole=functools.partial(landing.read_bytes, info.key),
+                        on_drift=drift.append,
+                    ):
+                        frames += 1
+                        rows += frame.height
+                        yield frame
+                except FileRejected as exc:
+                    code, detail = exc.code, exc.detail
+                reader.drain()
+            digest, size = reader.digest, reader.size
+            if code is None:
+                yield (
+                    FileRecord(
+                        info.key,
+                        digest,
+                        size,
+                        provider,
+                        feed,
+                        day,
+                        "read",
+                        rows_in=rows,
+                        etag=info.etag,
+                        schema_drift=drift[0].as_dict() if drift else None,
+                    ),
+                    False,
+                )
+                continue
+        assert code is not None
+        uri: str | None = None
+        try:
+            uri, digest, size = dead_letter(
+                landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
+            )
+        except (OSError, ValueError) as exc:  # the file stays in the landing zone; a later run copies it
+            digest, size = None, size or info.size
+            detail = f"{detail}; not copied to dead-letter, left in the landing zone: {exc}"
+        record = FileRecord(
+            info.key,
+            digest,
+            size,
+            provider,
+            feed,
+            day,
+            "dead_lettered",
+            error_code=code,
+            error=detail,
+            dead_letter_uri=uri,
+            etag=info.etag,
+        )
+        yield record, frames > 0
