@@ -385,7 +385,7 @@ BREAKS: dict[str, dict[str, list[dict[str, Any]]]] = {
     },
     "customers": {
         "missing_customer_id": [{"customer_id": ""}],
-        "unparseable_date": [{"signup_date": "2025-02-30"}, {"signup_date": "03/14/2025"}, {"signup_date": None}],
+        "unparseable_date": [{"signup_date": "2025-02-30"}, {"signup_date": "03/14/2025"}, {"signup_date": "n/a"}],
         "invalid_state": [{"state": "ZZ"}],
         "unknown_species": [{"pet_species": "dragon"}],
     },
