@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from resight_platform.sources.mappings import load_mappings
 from resight_platform.sources.registry import (
     CANONICAL_COLUMNS,
     DEFAULT_REGISTRY_DIR,
@@ -23,7 +24,6 @@ from resight_platform.sources.registry import (
     load_registry,
     registry_rows,
 )
-from resight_platform.sources.mappings import load_mappings
 
 PROVIDER_COLUMNS = ["provider", "name", "kind", "profile", "timezone", "currency"]
 SOURCE_COLUMNS = ["provider", "feed", "format", "expected_every_hours", "active"]
@@ -516,7 +516,7 @@ def test_value_map_for_a_source_that_is_not_registered(registry_dir: Path) -> No
 
 
 def test_conflicting_scoped_map(registry_dir: Path) -> None:
-    first, same, other_scope, conflict = append_rows(
+    first, _same, _other_scope, conflict = append_rows(
         registry_dir,
         "value_maps.csv",
         VALUE_MAP_COLUMNS,
