@@ -29,12 +29,12 @@ from resight_platform_tests.transforms.conftest import (
     INGESTED_AT,
     NOW,
     Bronze,
-    landing_key,
-    write_landed,
     customer,
+    landing_key,
     product,
     sale,
     store,
+    write_landed,
 )
 
 
