@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,11 @@ class RegistryResource(dg.ConfigurableResource):
     endpoint_url: str | None = None
 
     def load(self) -> Registry:
-        return _cached_registry(self.registry_dir, self.endpoint_url)
+        """The registry as it is now: loaded again when one of its files changed (one listing of
+        the registry per call), so a running daemon picks up an onboarding without a deploy."""
+        return _cached_registry(
+            self.registry_dir, self.endpoint_url, _fingerprint(self.registry_dir, self.endpoint_url)
+        )
 
     def mappings(self) -> Mappings:
         """The registry's global mapping tables (not the package's, when they differ)."""
@@ -87,8 +91,18 @@ def load_registry_at(location: str | Path | None, endpoint_url: str | None = Non
     return load_registry(str(location), read=read)
 
 
-@cache
-def _cached_registry(registry_dir: str | None, endpoint_url: str | None = None) -> Registry:
+def _fingerprint(location: str | None, endpoint_url: str | None) -> tuple[tuple[str, int, str, str], ...]:
+    """What changes when a registry file changes: key, size, etag, modification time of each."""
+    if location is None:
+        return ()
+    store = open_store(location, endpoint_url)
+    return tuple((o.key, o.size, o.etag, o.last_modified.isoformat()) for o in store.list())
+
+
+@lru_cache(maxsize=8)
+def _cached_registry(
+    registry_dir: str | None, endpoint_url: str | None, fingerprint: tuple[tuple[str, int, str, str], ...]
+) -> Registry:
     return load_registry_at(registry_dir, endpoint_url)
 
 

@@ -62,3 +62,16 @@ def test_registry_resource_gives_the_registrys_mappings_not_the_packages(tmp_pat
     assert resource.mappings().status["sold"] == "completed"
     assert resource.load().mappings is resource.mappings()
     assert "sold" not in RegistryResource().mappings().status
+
+
+def test_registry_resource_sees_a_registry_change_without_a_restart(tmp_path: Path) -> None:
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    resource = RegistryResource(registry_dir=str(directory))
+    before = resource.load()
+    assert resource.load() is before, "unchanged: the loaded registry is reused"
+    with (directory / "value_maps.csv").open("w", encoding="utf-8") as handle:
+        handle.write("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    after = resource.load()
+    assert after is not before
+    assert after.value_maps.resolve("status", "pawmart", "sales", "sold") is not None
