@@ -534,7 +534,7 @@ def _check_given_values(
         for kind, values in (("constant", source.constants), ("default", source.defaults)):
             for column, value in values.items():
                 table = MAPPED_COLUMNS.get(column)
-                if table is None or table in ("categories", "brands"):  # open: other / as delivered
+                if table is None or table == "brands":  # open: an unknown brand is kept as delivered
                     continue
                 scoped = value_maps.resolve(table, source.provider, source.feed, value)
                 if scoped is not None or _maps_globally(table, value, mappings):
@@ -564,6 +564,8 @@ def _check_given_values(
 def _maps_globally(table: str, value: str, mappings: Mappings) -> bool:
     if table == "states":
         return value.strip().upper() in mappings.regions
+    if table == "categories" and value in mappings.canonical("categories"):
+        return True  # 'other' is what an unmapped category becomes
     return normalise_alias(value) in getattr(mappings, table)
 
 

@@ -667,6 +667,8 @@ def test_bad_source_values(registry_dir: Path) -> None:
         {"provider": "pawmart", "feed": "sales", "column": "status", "kind": "default", "value": "completed"},
         {"provider": "pawmart", "feed": "sales", "column": "status", "kind": "constant", "value": "completed"},
         {"provider": "pawmart", "feed": "catalog", "column": "species", "kind": "constant", "value": "martian"},
+        {"provider": "pawmart", "feed": "catalog", "column": "category", "kind": "default", "value": "suplies"},
+        {"provider": "petopia", "feed": "catalog", "column": "category", "kind": "default", "value": "other"},
     )
     issues = issues_of(registry_dir)
     file = "source_values.csv"
@@ -676,7 +678,8 @@ def test_bad_source_values(registry_dir: Path) -> None:
     find_issue(issues, file, rows[3], "value", "empty")
     find_issue(issues, file, rows[5], "column", f"'status' is already given at row {rows[4]}")
     find_issue(issues, file, rows[6], "value", "unknown canonical value: 'martian' is not a species alias")
-    assert len(issues) == 6, issues
+    find_issue(issues, file, rows[7], "value", "'suplies' is not a categories alias")
+    assert len(issues) == 7, issues  # 'other', the category of what is not mapped, is a fine default
 
 
 def test_profile_constant_must_be_a_canonical_value(registry_dir: Path) -> None:
