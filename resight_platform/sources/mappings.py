@@ -75,6 +75,15 @@ class Mappings:
             return frozenset(self.regions.values())
         raise ValueError(f"no vocabulary {table!r}")
 
+    def ordered(self, table: str) -> tuple[str, ...]:
+        """The canonical values of ``table`` (a ``MAPPED_TABLES`` name or ``regions``) in the order
+        they first appear in its file (``categories`` ends with ``other``): a stable order for
+        codes (the features' series) and for the sample generator."""
+        if table == "regions":
+            return tuple(dict.fromkeys(self.regions.values()))
+        values = tuple(dict.fromkeys(getattr(self, table).values()))
+        return (*values, "other") if table == "categories" and "other" not in values else values
+
     def manufacturer_of(self, brand: str) -> str | None:
         """The manufacturer the brands table gives ``brand`` (a canonical brand), if it has it."""
         return next((maker for b, maker in self.brands.values() if b == brand), None)
