@@ -34,7 +34,16 @@ import polars as pl
 from resight_platform.sources.issues import Reader, RegistryIssue, read_csv
 from resight_platform.sources.mappings import Mappings, normalise_alias
 
-__all__ = ["MATCHES", "SCOPED_MAPS", "VALUE_MAPS_FILE", "ScopedEntry", "ScopedLookup", "ValueMaps", "read_value_maps"]
+__all__ = [
+    "MATCHES",
+    "SCOPED_MAPS",
+    "VALUE_MAPS_FILE",
+    "ScopedEntry",
+    "ScopedLookup",
+    "ValueMaps",
+    "full_match",
+    "read_value_maps",
+]
 
 VALUE_MAPS_FILE = "value_maps.csv"
 SCOPED_MAPS: tuple[str, ...] = ("status", "species", "units", "categories", "channels", "brands", "states")
@@ -97,7 +106,7 @@ class ValueMaps:
                 if scope is None:
                     continue
                 exact[level].update({(provider, alias): entry for alias, entry in scope.exact.items()})
-                patterns[level].extend((provider, f"^(?:{e.alias})$", e) for e in scope.patterns)
+                patterns[level].extend((provider, full_match(e.alias), e) for e in scope.patterns)
         return ScopedLookup(exact=exact, patterns=patterns)
 
     def resolve(self, name: str, provider: str, feed: str, value: str) -> ScopedEntry | None:
@@ -110,15 +119,20 @@ class ValueMaps:
             if alias in scope.exact:
                 return scope.exact[alias]
             for entry in scope.patterns:
-                if pl.select(pl.lit(alias).str.contains(f"^(?:{entry.alias})$")).item():
+                if pl.select(pl.lit(alias).str.contains(full_match(entry.alias))).item():
                     return entry
         return None
+
+
+def full_match(pattern: str) -> str:
+    """``pattern`` as silver runs it: on the whole normalised value, ignoring case."""
+    return f"(?i)^(?:{pattern})$"
 
 
 def _regex_error(pattern: str) -> str | None:
     """Why Polars (the engine that runs the pattern) refuses ``pattern``; None if it compiles."""
     try:
-        pl.select(pl.lit("").str.contains(f"^(?:{pattern})$"))
+        pl.select(pl.lit("").str.contains(full_match(pattern)))
     except pl.exceptions.PolarsError as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None

@@ -471,7 +471,7 @@ def test_scoped_value_maps_load(registry_dir: Path) -> None:
     assert brand is not None and (brand.value, brand.extra) == ("Purina Pro Plan", "Nestle Purina")
     lookup = maps.lookup("status", "sales", ["pawmart", "petopia"])
     assert lookup.exact[0] == {("pawmart", "rtn"): maps.resolve("status", "pawmart", "sales", "rtn")}
-    assert [(p, regex) for p, regex, _ in lookup.patterns[1]] == [("pawmart", "^(?:r[0-9]+)$")]
+    assert [(p, regex) for p, regex, _ in lookup.patterns[1]] == [("pawmart", "(?i)^(?:r[0-9]+)$")]
     assert maps.lookup("status", "sales", ["petopia"]).empty
 
 

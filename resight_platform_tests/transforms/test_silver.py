@@ -680,7 +680,7 @@ STATUS_MAPS = {
         provider,feed,map,alias,value,match,extra
         pawmart,,status,SOLD,completed,,
         pawmart,,status,RTN,returned,,
-        pawmart,,status,r[0-9]+,returned,regex,
+        pawmart,,status,R[0-9]+,returned,regex,
         pawmart,sales,status,VOID-X,cancelled,,
         barkbox_market,,status,RTN,cancelled,,
         barkbox_market,,states,California,CA,,
