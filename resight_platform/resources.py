@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from resight_platform.io.roles import AnalystRole, ensure_analyst_role
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import Settings
-from resight_platform.sources.mappings import Mappings, load_mappings
+from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import Registry, load_registry
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "StoreResource",
     "WarehouseResource",
     "build_resources",
+    "load_registry_at",
     "prepare_warehouse",
     "resolve_pg_url",
 ]
@@ -50,15 +51,22 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class RegistryResource(dg.ConfigurableResource):
-    """The source registry and mapping tables."""
+    """The source registry and its mapping tables: the packaged one, or ``registry_dir`` (a local
+    directory or an ``s3://`` prefix, read on ``endpoint_url``)."""
 
     registry_dir: str | None = None
+    endpoint_url: str | None = None
 
     def load(self) -> Registry:
-        return _cached_registry(self.registry_dir)
+        """The registry as it is now: loaded again when one of its files changed (one listing of
+        the registry per call), so a running daemon picks up an onboarding without a deploy."""
+        return _cached_registry(
+            self.registry_dir, self.endpoint_url, _fingerprint(self.registry_dir, self.endpoint_url)
+        )
 
     def mappings(self) -> Mappings:
-        return load_mappings()
+        """The registry's global mapping tables (not the package's, when they differ)."""
+        return self.load().mappings
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -69,9 +77,33 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_location: str | None = None
 
 
-@cache
-def _cached_registry(registry_dir: str | None) -> Registry:
-    return load_registry(Path(registry_dir) if registry_dir else None)
+def load_registry_at(location: str | Path | None, endpoint_url: str | None = None) -> Registry:
+    """Load and validate the registry at ``location``: None for the packaged one, a local
+    directory, or any URL the object store opens (``s3://bucket/prefix``), whose files are read by
+    their path under it."""
+    if location is None or "://" not in str(location):
+        return load_registry(Path(location) if location else None)
+    store = open_store(str(location), endpoint_url)
+
+    def read(name: str) -> bytes | None:
+        return store.read_bytes(name) if store.exists(name) else None
+
+    return load_registry(str(location), read=read)
+
+
+def _fingerprint(location: str | None, endpoint_url: str | None) -> tuple[tuple[str, int, str, str], ...]:
+    """What changes when a registry file changes: key, size, etag, modification time of each."""
+    if location is None:
+        return ()
+    store = open_store(location, endpoint_url)
+    return tuple((o.key, o.size, o.etag, o.last_modified.isoformat()) for o in store.list())
+
+
+@lru_cache(maxsize=8)
+def _cached_registry(
+    registry_dir: str | None, endpoint_url: str | None, fingerprint: tuple[tuple[str, int, str, str], ...]
+) -> Registry:
+    return load_registry_at(registry_dir, endpoint_url)
 
 
 def resolve_pg_url(settings: Settings) -> str:
@@ -99,7 +131,10 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
         "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),
         "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse": WarehouseResource(pg_url=pg_url),
-        "registry": RegistryResource(registry_dir=str(settings.registry_dir) if settings.registry_dir else None),
+        "registry": RegistryResource(
+            registry_dir=str(settings.registry_dir) if settings.registry_dir else None,
+            endpoint_url=settings.aws_endpoint_url,
+        ),
         "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse_io_manager": WarehouseIOManager(
             lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, pg_url=pg_url

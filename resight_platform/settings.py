@@ -95,7 +95,8 @@ class Settings:
     pg_url: str | None = field(repr=False)
     aws_endpoint_url: str | None
     partitions_start: str
-    registry_dir: Path | None
+    #: ``RESIGHT_REGISTRY_DIR``: a local directory, or a URL (``s3://bucket/prefix``) kept as text.
+    registry_dir: Path | str | None
     #: ``MLFLOW_TRACKING_URI`` when set (an MLflow server); else a local store under ``home``.
     mlflow_tracking_uri: str | None = None
     #: The role that reads gold and marts (``RESIGHT_ANALYST_ROLE``) and its password
@@ -147,7 +148,7 @@ class Settings:
             pg_url=env.get("RESIGHT_PG_URL") or None,
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             partitions_start=env.get("RESIGHT_PARTITIONS_START", DEFAULT_PARTITIONS_START),
-            registry_dir=Path(registry) if registry else None,
+            registry_dir=(registry if "://" in registry else Path(registry)) if registry else None,
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             analyst_role=env.get("RESIGHT_ANALYST_ROLE") or "analyst",
             analyst_password=env.get("RESIGHT_ANALYST_PASSWORD") or None,

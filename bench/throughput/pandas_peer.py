@@ -82,7 +82,6 @@ from resight_platform.sources.mappings import Mappings, load_mappings
 from resight_platform.sources.registry import (
     CANONICAL_COLUMNS,
     FEEDS,
-    REQUIRED_COLUMNS,
     Registry,
     Source,
     load_registry,
@@ -351,7 +350,7 @@ def read_file(path: Path, *, source: Source, key: str, fmt: str | None = None) -
             raise FileRejected(
                 "unparseable", f"format {fmt!r} is not one of csv, jsonl, json, parquet (or gzip of one)"
             )
-    missing = [c for c in REQUIRED_COLUMNS[source.feed] if c not in matched]
+    missing = [c for c in source.required_columns if c not in matched]
     if missing:
         raise FileRejected("missing_columns", f"{source.provider}/{source.feed} file lacks {', '.join(missing)}")
     frame = frame.reset_index(drop=True)
@@ -499,9 +498,14 @@ def clean_partition(
     rule[keys.index[keys.duplicated(keep="first")]] = "duplicate"
     loaded = pd.isna(rule)
 
+    # What the registry gave: the packaged registry gives only a profile's channel (a default).
+    given = pd.Series(None, index=bronze.index, dtype=object)
+    if feed == "sales" and source.profile.channel is not None:
+        given = given.mask(_text(bronze["channel"]).isna(), "channel")
     valid = pd.DataFrame(
         {name: (values[loaded] if isinstance(values, pd.Series) else values) for name, values in cleaned.valid.items()}
         | {"_source_file": bronze["_source_file"][loaded], "_row_number": bronze["_row_number"][loaded]}
+        | {"_from_registry": given[loaded]}
     ).reset_index(drop=True)
     valid = valid.astype(cleaned.dtypes)
     if cleaned.net_cents is not None:
@@ -639,7 +643,7 @@ def _clean_customers(b: pd.DataFrame, source: Source, mappings: Mappings, day: d
     state, species = _state(b["state"], mappings), _lookup(b["pet_species"], mappings.species)
     rules = {
         "missing_customer_id": customer_id.isna(),
-        "unparseable_date": signup.isna(),
+        "unparseable_date": _text(b["signup_date"]).notna() & signup.isna(),
         "invalid_state": _text(b["state"]).notna() & state.isna(),
         "unknown_species": _text(b["pet_species"]).notna() & species.isna(),
     }

@@ -23,6 +23,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from resight_platform.sources.mappings import vocabulary
+
 __all__ = [
     "CATEGORIES",
     "FEATURES",
@@ -40,10 +42,11 @@ SERIES = ["category", "species", "region"]
 TARGET = "units"
 WEEK = "week"
 
-#: Fixed vocabularies, so a series' codes are the same in every training run and forecast.
-CATEGORIES = ("food", "treats", "litter", "toys", "health", "supplies", "grooming", "other")
-SPECIES = ("dog", "cat", "bird", "fish", "small_animal", "reptile", "other")
-REGIONS = ("Northeast", "Midwest", "South", "West", "Unknown")
+#: Fixed vocabularies, so a series' codes are the same in every training run and forecast: the
+#: platform's (the packaged mapping tables', in file order; a new value is appended at the end).
+CATEGORIES: tuple[str, ...] = vocabulary().ordered("categories")
+SPECIES: tuple[str, ...] = vocabulary().ordered("species")
+REGIONS: tuple[str, ...] = (*vocabulary().ordered("regions"), "Unknown")
 
 #: What the model reads, in order. The target (``units`` of week t) and ``revenue`` are not here.
 FEATURES = [

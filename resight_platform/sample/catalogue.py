@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 
-from resight_platform.sources.mappings import Mappings, normalise_alias
+from resight_platform.sources.mappings import Mappings, normalise_alias, vocabulary
 
 __all__ = [
     "CITIES",
@@ -25,8 +25,9 @@ __all__ = [
     "product_universe",
 ]
 
-SPECIES = ("dog", "cat", "bird", "fish", "small_animal", "reptile", "other")
-CATEGORIES = ("food", "treats", "litter", "toys", "health", "supplies", "grooming")
+SPECIES: tuple[str, ...] = vocabulary().ordered("species")
+#: The categories products are made in (every one but ``other``, what an unmapped category becomes).
+CATEGORIES: tuple[str, ...] = tuple(c for c in vocabulary().ordered("categories") if c != "other")
 UNITS = ("lb", "oz", "kg", "g", "ct", "l", "ml")
 
 

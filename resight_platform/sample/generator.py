@@ -32,7 +32,6 @@ import polars as pl
 
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
-from resight_platform.sources.mappings import load_mappings
 from resight_platform.sources.registry import FEEDS, Registry, Source, load_registry
 
 from .catalogue import SPECIES, check_aliases
@@ -108,7 +107,7 @@ def generate(
             f"(choose 1..{len(registered)}, or pass a larger registry)"
         )
     manifest_url = manifest_url or default_manifest_url(out_url)
-    mappings = load_mappings()
+    mappings = registry.mappings
     check_aliases(mappings)
     dates = [start + timedelta(days=i) for i in range(days)]
     ranks: dict[str, int] = {}

@@ -2,9 +2,14 @@
 nullability and value rules (see ``docs/data-contract.md``), plus the quarantine table and the
 names and order of the row-level rules that send a bronze row to quarantine.
 
-Allowed values (species, statuses, channels, units, categories, states, regions) come from the
-mapping tables in ``resight_platform/sources/mappings/``, so adding a canonical value there is the
-only change needed.
+Allowed values (species, statuses, channels, units, categories, states, regions) are the platform's
+vocabularies: the canonical values of the packaged registry's mapping tables
+(``resight_platform/sources/registry/mappings/``, ``sources.mappings.vocabulary()``), so adding a
+canonical value there is the only change needed.
+
+Every silver table ends with the lineage columns ``_source_file``, ``_row_number`` and
+``_from_registry``: the canonical columns (comma-separated) whose value on that row was given by the
+registry (a constant or a default) rather than sent by the partner; null when all were sent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.typing.polars import Series
 
-from resight_platform.sources.mappings import load_mappings
+from resight_platform.sources.mappings import vocabulary
 from resight_platform.sources.registry import FEEDS
 
 __all__ = [
@@ -37,16 +42,16 @@ __all__ = [
     "SilverStores",
 ]
 
-_MAPPINGS = load_mappings()
+_VOCABULARY = vocabulary()
 
-SPECIES: tuple[str, ...] = tuple(sorted(set(_MAPPINGS.species.values())))
+SPECIES: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("species")))
 #: Canonical categories; a category not in the mapping table becomes ``other``.
-CATEGORIES: tuple[str, ...] = tuple(sorted(set(_MAPPINGS.categories.values()) | {"other"}))
-STATUSES: tuple[str, ...] = tuple(sorted(set(_MAPPINGS.status.values())))
-CHANNELS: tuple[str, ...] = tuple(sorted(set(_MAPPINGS.channels.values())))
-UNITS: tuple[str, ...] = tuple(sorted(set(_MAPPINGS.units.values())))
-STATES: tuple[str, ...] = tuple(sorted(_MAPPINGS.regions))
-REGIONS: tuple[str, ...] = tuple(sorted(set(_MAPPINGS.regions.values())))
+CATEGORIES: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("categories")))
+STATUSES: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("status")))
+CHANNELS: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("channels")))
+UNITS: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("units")))
+STATES: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("states")))
+REGIONS: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("regions")))
 
 #: Row-level rules per feed, in the order they are evaluated: a quarantined row carries the first
 #: rule it breaks. ``duplicate`` is always last: it is judged among rows that pass every other rule.
@@ -118,6 +123,7 @@ class SilverSales(pa.DataFrameModel):
     ship_state: Series[pl.String] = pa.Field(nullable=True, isin=STATES)
     source_file: Series[pl.String] = pa.Field(alias="_source_file")
     row_number: Series[pl.Int64] = pa.Field(alias="_row_number", ge=1)
+    from_registry: Series[pl.String] = pa.Field(alias="_from_registry", nullable=True)
 
     class Config:
         strict = True
@@ -159,6 +165,7 @@ class SilverCatalog(pa.DataFrameModel):
     business_date: Series[pl.Date]
     source_file: Series[pl.String] = pa.Field(alias="_source_file")
     row_number: Series[pl.Int64] = pa.Field(alias="_row_number", ge=1)
+    from_registry: Series[pl.String] = pa.Field(alias="_from_registry", nullable=True)
 
     class Config:
         strict = True
@@ -180,6 +187,7 @@ class SilverStores(pa.DataFrameModel):
     business_date: Series[pl.Date]
     source_file: Series[pl.String] = pa.Field(alias="_source_file")
     row_number: Series[pl.Int64] = pa.Field(alias="_row_number", ge=1)
+    from_registry: Series[pl.String] = pa.Field(alias="_from_registry", nullable=True)
 
     class Config:
         strict = True
@@ -193,12 +201,13 @@ class SilverCustomers(pa.DataFrameModel):
 
     customer_id: Series[pl.String] = pa.Field(str_length={"min_value": 1})
     provider: Series[pl.String]
-    signup_date: Series[pl.Date]
+    signup_date: Series[pl.Date] = pa.Field(nullable=True)
     state: Series[pl.String] = pa.Field(nullable=True, isin=STATES)
     pet_species: Series[pl.String] = pa.Field(nullable=True, isin=SPECIES)
     business_date: Series[pl.Date]
     source_file: Series[pl.String] = pa.Field(alias="_source_file")
     row_number: Series[pl.Int64] = pa.Field(alias="_row_number", ge=1)
+    from_registry: Series[pl.String] = pa.Field(alias="_from_registry", nullable=True)
 
     class Config:
         strict = True

@@ -1,12 +1,17 @@
 """The source registry: which partners send which feeds, and how to read them.
 
-Sources are data, not code. Three files in a registry directory describe them:
+Sources are data, not code. One registry directory (the packaged one, or ``RESIGHT_REGISTRY_DIR``,
+a local directory or an ``s3://`` prefix) holds everything:
 
 - ``providers.csv`` — one row per partner: slug, name, kind, export profile, timezone, currency;
 - ``sources.csv`` — one row per (provider, feed): optional format override, expected delivery
   window, active flag;
 - ``profiles.yaml`` — the export layouts partners' systems write (column names, CSV dialect, date
-  and money formats), shared by many partners.
+  and money formats, constants and defaults for columns not sent), shared by many partners;
+- ``source_values.csv`` (optional) — one source's own constants and defaults, over its profile's;
+- ``mappings/*.csv`` — the global mapping tables (``sources/mappings.py``);
+- ``value_maps.csv`` (optional) — a provider's or a source's own value maps
+  (``sources/value_maps.py``).
 
 ``load_registry`` validates everything and raises ``RegistryError`` listing every problem with its
 file, row, field and reason, so a bad onboarding edit is caught before it reaches a run.
@@ -14,7 +19,6 @@ file, row, field and reason, so a bad onboarding edit is caught before it reache
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,20 +28,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from resight_platform.sources.issues import Reader, RegistryError, RegistryIssue, read_csv
+from resight_platform.sources.mappings import Mappings, normalise_alias, read_mappings, vocabulary
+from resight_platform.sources.value_maps import ValueMaps, read_value_maps
+
 __all__ = [
     "CANONICAL_COLUMNS",
     "DEFAULT_REGISTRY_DIR",
     "FEEDS",
     "FORMATS",
+    "MAPPED_COLUMNS",
     "PROVIDER_PATTERN",
+    "REQUIRED_COLUMNS",
+    "SOURCE_VALUES_FILE",
     "FeedLayout",
     "Profile",
     "Provider",
+    "Reader",
     "Registry",
     "RegistryError",
     "RegistryIssue",
     "Source",
+    "directory_reader",
     "load_registry",
+    "registry_rows",
 ]
 
 DEFAULT_REGISTRY_DIR = Path(__file__).parent / "registry"
@@ -81,41 +95,46 @@ CANONICAL_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "customers": ("customer_id", "signup_date", "state", "pet_species"),
 }
 
-#: Columns a file must carry (after renaming) or it is dead-lettered as ``missing_columns``.
+#: Columns gold cannot do without: a source's file must carry each (after renaming) unless the
+#: registry gives it a constant or a default (``Source.required_columns``), or the file is
+#: dead-lettered as ``missing_columns``. Brand and category are optional (a catalog row without them
+#: has a null brand and category ``other``), and so is a customer's signup date (null in
+#: ``gold.dim_customer``).
 REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "sales": ("order_id", "line_no", "ordered_at", "sku", "quantity", "unit_price", "status"),
-    "catalog": ("sku", "product_name", "brand", "category", "species", "list_price"),
+    "catalog": ("sku", "product_name", "species", "list_price"),
     "stores": ("store_id", "state"),
-    "customers": ("customer_id", "signup_date"),
+    "customers": ("customer_id",),
 }
 
+#: Canonical columns whose values go through a mapping table (a value map name of
+#: ``value_maps.csv``): a constant or default for one must map to a canonical value.
+MAPPED_COLUMNS: Mapping[str, str] = {
+    "status": "status",
+    "channel": "channels",
+    "ship_state": "states",
+    "species": "species",
+    "pet_species": "species",
+    "pack_unit": "units",
+    "category": "categories",
+    "brand": "brands",
+    "state": "states",
+}
 
-@dataclass(frozen=True)
-class RegistryIssue:
-    file: str
-    row: int | None
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}" + (f" row {self.row}" if self.row is not None else "")
-        return f"{where}, field {self.field!r}: {self.reason}"
-
-
-class RegistryError(ValueError):
-    """The registry is invalid; ``issues`` lists every problem found."""
-
-    def __init__(self, issues: list[RegistryIssue]):
-        self.issues = issues
-        lines = "\n".join(f"  - {issue}" for issue in issues)
-        super().__init__(f"invalid source registry ({len(issues)} problems):\n{lines}")
+SOURCE_VALUES_FILE = "source_values.csv"
+GIVEN_KINDS: tuple[str, ...] = ("constant", "default")
 
 
 @dataclass(frozen=True)
 class FeedLayout:
-    """How one profile writes one feed: source column name -> canonical column name."""
+    """How one profile writes one feed: source column name -> canonical column name, and what the
+    registry gives for canonical columns: ``constants`` (always this value, whatever the file holds)
+    and ``defaults`` (when the partner's value is missing or blank). Values are written as the
+    partner would write them (the profile's date and money formats; an alias of a mapped value)."""
 
     columns: Mapping[str, str]
+    constants: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def canonical_to_source(self) -> dict[str, str]:
@@ -157,6 +176,10 @@ class Source:
     profile: Profile
     timezone: str
     currency: str
+    #: The profile's constants and defaults for this feed with the source's own over them
+    #: (``source_values.csv``); a column has a constant or a default, not both.
+    constants: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -166,12 +189,22 @@ class Source:
     def layout(self) -> FeedLayout:
         return self.profile.feeds[self.feed]
 
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The required columns a file of this source must carry: those the registry gives (a
+        constant or a default) are satisfied without the file."""
+        return tuple(c for c in REQUIRED_COLUMNS[self.feed] if c not in self.constants and c not in self.defaults)
+
 
 @dataclass(frozen=True)
 class Registry:
     providers: Mapping[str, Provider]
     profiles: Mapping[str, Profile]
     sources: Mapping[tuple[str, str], Source] = field(default_factory=dict)
+    #: The registry's global mapping tables.
+    mappings: Mappings = field(default_factory=vocabulary)
+    #: Providers' and sources' own value maps, over ``mappings``.
+    value_maps: ValueMaps = field(default_factory=ValueMaps)
 
     def source(self, provider: str, feed: str) -> Source | None:
         return self.sources.get((provider, feed))
@@ -186,48 +219,61 @@ class Registry:
         return [s for _, s in sorted(self.sources.items()) if s.active]
 
 
-def load_registry(directory: Path | None = None) -> Registry:
-    """Load and validate the registry in ``directory`` (default: the one shipped in the package)."""
-    directory = directory or DEFAULT_REGISTRY_DIR
+def directory_reader(directory: Path) -> Reader:
+    """A ``Reader`` of the registry in a local ``directory``."""
+
+    def read(name: str) -> bytes | None:
+        path = directory / name
+        return path.read_bytes() if path.is_file() else None
+
+    return read
+
+
+def load_registry(location: Path | str | None = None, *, read: Reader | None = None) -> Registry:
+    """Load and validate the registry at ``location`` (default: the one shipped in the package).
+
+    ``location`` is a local directory; a registry elsewhere (``s3://…``) is read through ``read``,
+    which returns a file's bytes by its path relative to the registry (``resources.py`` builds one
+    on the object store). Raises ``RegistryError`` listing every problem.
+    """
+    if read is None:
+        if isinstance(location, str) and "://" in location:
+            raise ValueError(f"{location!r} is not a local directory: pass a reader (resources.load_registry_at)")
+        read = directory_reader(Path(location) if location else DEFAULT_REGISTRY_DIR)
     issues: list[RegistryIssue] = []
-    profiles = _load_profiles(directory / "profiles.yaml", issues)
-    providers = _load_providers(directory / "providers.csv", profiles, issues)
-    sources = _load_sources(directory / "sources.csv", providers, profiles, issues)
+    mappings = read_mappings(read, issues, vocabulary())
+    profiles = _load_profiles(read, issues)
+    providers = _load_providers(read, profiles, mappings, issues)
+    sources = _load_sources(read, providers, profiles, issues)
+    sources, given_rows = _apply_source_values(read, sources, issues)
+    value_maps = read_value_maps(
+        read, issues, providers=providers.keys(), sources=sources.keys(), feeds=FEEDS, mappings=mappings
+    )
+    _check_given_values(sources, given_rows, mappings, value_maps, issues)
     if issues:
         raise RegistryError(issues)
-    return Registry(providers=providers, profiles=profiles, sources=sources)
+    return Registry(providers=providers, profiles=profiles, sources=sources, mappings=mappings, value_maps=value_maps)
 
 
-def _read_csv(path: Path, expected: tuple[str, ...], issues: list[RegistryIssue]) -> list[dict[str, str]]:
-    if not path.exists():
-        issues.append(RegistryIssue(path.name, None, "-", "file not found"))
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = tuple(reader.fieldnames or ())
-        missing = [c for c in expected if c not in header]
-        if missing:
-            issues.append(RegistryIssue(path.name, 1, ",".join(missing), "missing column(s) in header"))
-            return []
-        return [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-
-
-def _load_profiles(path: Path, issues: list[RegistryIssue]) -> dict[str, Profile]:
-    if not path.exists():
-        issues.append(RegistryIssue(path.name, None, "-", "file not found"))
+def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profile]:
+    file = "profiles.yaml"
+    data = read(file)
+    if data is None:
+        issues.append(RegistryIssue(file, None, "-", "file not found"))
         return {}
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        issues.append(RegistryIssue(path.name, None, "-", f"not valid YAML: {exc}"))
+        # libyaml's loader when present: 5x faster on a large profiles.yaml, the same documents.
+        document = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        issues.append(RegistryIssue(file, None, "-", f"not valid YAML: {exc}"))
         return {}
     raw_profiles = document.get("profiles") if isinstance(document, dict) else None
     if not isinstance(raw_profiles, dict):
-        issues.append(RegistryIssue(path.name, None, "profiles", "expected a mapping of profiles"))
+        issues.append(RegistryIssue(file, None, "profiles", "expected a mapping of profiles"))
         return {}
     profiles: dict[str, Profile] = {}
     for name, raw in raw_profiles.items():
-        profile = _parse_profile(path.name, str(name), raw, issues)
+        profile = _parse_profile(file, str(name), raw, issues)
         if profile is not None:
             profiles[profile.name] = profile
     return profiles
@@ -277,10 +323,25 @@ def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) 
         doubled = sorted({c for c in columns.values() if list(columns.values()).count(c) > 1})
         if doubled:
             issues.append(RegistryIssue(file, None, f"{fwhere}.columns", f"mapped twice: {doubled}"))
-        missing = sorted(set(REQUIRED_COLUMNS[feed]) - set(columns.values()))
+        given = {kind: _given(file, fwhere, feed, kind, layout.get(f"{kind}s"), issues) for kind in GIVEN_KINDS}
+        if feed == "sales" and channel in CHANNELS and "channel" not in given["constant"]:
+            given["default"].setdefault("channel", str(channel))  # the profile's channel: a default
+        both = sorted(set(given["constant"]) & set(given["default"]))
+        if both:
+            issues.append(RegistryIssue(file, None, f"{fwhere}.defaults", f"also given a constant: {both}"))
+        missing = sorted(
+            set(REQUIRED_COLUMNS[feed]) - set(columns.values()) - set(given["constant"]) - set(given["default"])
+        )
         if missing:
-            issues.append(RegistryIssue(file, None, f"{fwhere}.columns", f"required columns not mapped: {missing}"))
-        feeds[feed] = FeedLayout(columns=columns)
+            issues.append(
+                RegistryIssue(
+                    file,
+                    None,
+                    f"{fwhere}.columns",
+                    f"required columns not mapped: {missing} (nor given a constant or default)",
+                )
+            )
+        feeds[feed] = FeedLayout(columns=columns, constants=given["constant"], defaults=given["default"])
     if len(issues) > before:
         return None
     return Profile(
@@ -296,6 +357,27 @@ def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) 
     )
 
 
+def _given(file: str, where: str, feed: str, kind: str, raw: Any, issues: list[RegistryIssue]) -> dict[str, str]:
+    """A profile feed's ``constants`` or ``defaults``: canonical column -> value as text."""
+    if raw is None:
+        return {}
+    field_name = f"{where}.{kind}s"
+    if not isinstance(raw, dict):
+        issues.append(RegistryIssue(file, None, field_name, "expected a mapping canonical column -> value"))
+        return {}
+    out: dict[str, str] = {}
+    for column, value in raw.items():
+        if column not in CANONICAL_COLUMNS[feed]:
+            issues.append(
+                RegistryIssue(file, None, f"{field_name}.{column}", f"unknown canonical column {column!r} of {feed}")
+            )
+        elif value is None or isinstance(value, (dict, list)) or not str(value).strip():
+            issues.append(RegistryIssue(file, None, f"{field_name}.{column}", "expected a non-empty value"))
+        else:
+            out[str(column)] = str(value).strip()
+    return out
+
+
 def _valid_timezone(name: str) -> bool:
     try:
         ZoneInfo(name)
@@ -304,28 +386,35 @@ def _valid_timezone(name: str) -> bool:
     return True
 
 
-def _load_providers(path: Path, profiles: Mapping[str, Profile], issues: list[RegistryIssue]) -> dict[str, Provider]:
-    rows = _read_csv(path, ("provider", "name", "kind", "profile", "timezone", "currency"), issues)
+def _load_providers(
+    read: Reader, profiles: Mapping[str, Profile], mappings: Mappings, issues: list[RegistryIssue]
+) -> dict[str, Provider]:
+    file = "providers.csv"
+    rows = read_csv(read, file, ("provider", "name", "kind", "profile", "timezone", "currency"), issues)
     providers: dict[str, Provider] = {}
     for line, row in enumerate(rows, start=2):
         before = len(issues)
         slug = row["provider"]
         if not PROVIDER_PATTERN.fullmatch(slug):
             issues.append(
-                RegistryIssue(path.name, line, "provider", f"{slug!r} is not a valid slug {PROVIDER_PATTERN.pattern}")
+                RegistryIssue(file, line, "provider", f"{slug!r} is not a valid slug {PROVIDER_PATTERN.pattern}")
             )
         elif slug in providers:
-            issues.append(RegistryIssue(path.name, line, "provider", f"{slug!r} is listed twice"))
+            issues.append(RegistryIssue(file, line, "provider", f"{slug!r} is listed twice"))
         if not row["name"]:
-            issues.append(RegistryIssue(path.name, line, "name", "empty"))
+            issues.append(RegistryIssue(file, line, "name", "empty"))
         if row["kind"] not in KINDS:
-            issues.append(RegistryIssue(path.name, line, "kind", f"{row['kind']!r} is not one of {KINDS}"))
+            issues.append(RegistryIssue(file, line, "kind", f"{row['kind']!r} is not one of {KINDS}"))
         if row["profile"] not in profiles:
-            issues.append(RegistryIssue(path.name, line, "profile", f"unknown profile {row['profile']!r}"))
+            issues.append(RegistryIssue(file, line, "profile", f"unknown profile {row['profile']!r}"))
         if not _valid_timezone(row["timezone"]):
-            issues.append(RegistryIssue(path.name, line, "timezone", f"unknown timezone {row['timezone']!r}"))
+            issues.append(RegistryIssue(file, line, "timezone", f"unknown timezone {row['timezone']!r}"))
         if not re.fullmatch(r"[A-Z]{3}", row["currency"]):
-            issues.append(RegistryIssue(path.name, line, "currency", f"{row['currency']!r} is not an ISO 4217 code"))
+            issues.append(RegistryIssue(file, line, "currency", f"{row['currency']!r} is not an ISO 4217 code"))
+        elif mappings.usd_per_unit and row["currency"] not in mappings.usd_per_unit:
+            issues.append(
+                RegistryIssue(file, line, "currency", f"no USD rate for {row['currency']!r} in mappings/fx_rates.csv")
+            )
         if len(issues) == before:
             providers[slug] = Provider(
                 provider=slug,
@@ -339,39 +428,36 @@ def _load_providers(path: Path, profiles: Mapping[str, Profile], issues: list[Re
 
 
 def _load_sources(
-    path: Path,
+    read: Reader,
     providers: Mapping[str, Provider],
     profiles: Mapping[str, Profile],
     issues: list[RegistryIssue],
 ) -> dict[tuple[str, str], Source]:
-    rows = _read_csv(path, ("provider", "feed", "format", "expected_every_hours", "active"), issues)
+    file = "sources.csv"
+    rows = read_csv(read, file, ("provider", "feed", "format", "expected_every_hours", "active"), issues)
     sources: dict[tuple[str, str], Source] = {}
     for line, row in enumerate(rows, start=2):
         before = len(issues)
         slug, feed = row["provider"], row["feed"]
         provider = providers.get(slug)
         if provider is None:
-            issues.append(RegistryIssue(path.name, line, "provider", f"{slug!r} is not in providers.csv"))
+            issues.append(RegistryIssue(file, line, "provider", f"{slug!r} is not in providers.csv"))
         if feed not in FEEDS:
-            issues.append(RegistryIssue(path.name, line, "feed", f"{feed!r} is not one of {FEEDS}"))
+            issues.append(RegistryIssue(file, line, "feed", f"{feed!r} is not one of {FEEDS}"))
         if (slug, feed) in sources:
-            issues.append(RegistryIssue(path.name, line, "feed", f"{slug}/{feed} is listed twice"))
+            issues.append(RegistryIssue(file, line, "feed", f"{slug}/{feed} is listed twice"))
         fmt = row["format"]
         if fmt and fmt not in FORMATS:
-            issues.append(RegistryIssue(path.name, line, "format", f"{fmt!r} is not one of {FORMATS}"))
+            issues.append(RegistryIssue(file, line, "format", f"{fmt!r} is not one of {FORMATS}"))
         every = row["expected_every_hours"]
         if not re.fullmatch(r"[0-9]{1,6}", every) or int(every) <= 0:
-            issues.append(
-                RegistryIssue(path.name, line, "expected_every_hours", f"{every!r} is not a positive integer")
-            )
+            issues.append(RegistryIssue(file, line, "expected_every_hours", f"{every!r} is not a positive integer"))
         active = row["active"].lower()
         if active not in ("true", "false"):
-            issues.append(RegistryIssue(path.name, line, "active", f"{row['active']!r} is not true/false"))
+            issues.append(RegistryIssue(file, line, "active", f"{row['active']!r} is not true/false"))
         profile = profiles.get(provider.profile) if provider else None
         if provider is not None and profile is not None and feed in FEEDS and feed not in profile.feeds:
-            issues.append(
-                RegistryIssue(path.name, line, "feed", f"profile {profile.name!r} has no layout for {feed!r}")
-            )
+            issues.append(RegistryIssue(file, line, "feed", f"profile {profile.name!r} has no layout for {feed!r}"))
         if len(issues) == before and provider is not None and profile is not None:
             sources[(slug, feed)] = Source(
                 provider=slug,
@@ -382,8 +468,105 @@ def _load_sources(
                 profile=profile,
                 timezone=provider.timezone,
                 currency=provider.currency,
+                constants=dict(profile.feeds[feed].constants),
+                defaults=dict(profile.feeds[feed].defaults),
             )
     return sources
+
+
+def _apply_source_values(
+    read: Reader, sources: dict[tuple[str, str], Source], issues: list[RegistryIssue]
+) -> tuple[dict[tuple[str, str], Source], dict[tuple[str, str, str], int]]:
+    """Each source with its own constants and defaults (``source_values.csv``, optional:
+    ``provider,feed,column,kind,value``) over its profile's: a row replaces what the profile gives
+    that column. Also returns the file row of each (provider, feed, column) given there."""
+    file = SOURCE_VALUES_FILE
+    rows = read_csv(read, file, ("provider", "feed", "column", "kind", "value"), issues, optional=True)
+    given: dict[tuple[str, str], dict[str, tuple[str, str, int]]] = {}
+    for line, row in enumerate(rows, start=2):
+        before = len(issues)
+        key, column, kind, value = (row["provider"], row["feed"]), row["column"], row["kind"], row["value"]
+        if key not in sources:
+            issues.append(RegistryIssue(file, line, "feed", f"{key[0]}/{key[1]} is not in sources.csv"))
+        elif column not in CANONICAL_COLUMNS[key[1]]:
+            issues.append(RegistryIssue(file, line, "column", f"unknown canonical column {column!r} of {key[1]}"))
+        if kind not in GIVEN_KINDS:
+            issues.append(RegistryIssue(file, line, "kind", f"{kind!r} is not one of {GIVEN_KINDS}"))
+        if not value:
+            issues.append(RegistryIssue(file, line, "value", "empty"))
+        if len(issues) > before:
+            continue
+        earlier = given.setdefault(key, {}).get(column)
+        if earlier is not None:
+            issues.append(
+                RegistryIssue(
+                    file, line, "column", f"{key[0]}/{key[1]} {column!r} is already given at row {earlier[2]}"
+                )
+            )
+            continue
+        given[key][column] = (kind, value, line)
+    out = dict(sources)
+    rows_of: dict[tuple[str, str, str], int] = {}
+    for key, columns in given.items():
+        source = sources[key]
+        constants, defaults = dict(source.constants), dict(source.defaults)
+        for column, (kind, value, line) in columns.items():
+            rows_of[(*key, column)] = line
+            constants.pop(column, None)
+            defaults.pop(column, None)
+            (constants if kind == "constant" else defaults)[column] = value
+        out[key] = Source(**{**source.__dict__, "constants": constants, "defaults": defaults})
+    return out, rows_of
+
+
+def _check_given_values(
+    sources: Mapping[tuple[str, str], Source],
+    given_rows: Mapping[tuple[str, str, str], int],
+    mappings: Mappings,
+    value_maps: ValueMaps,
+    issues: list[RegistryIssue],
+) -> None:
+    """A constant or default of a mapped column (status, species, units, …) must map to a canonical
+    value through the source's value maps or the global tables (checked once per profile value and
+    once per source override)."""
+    reported: set[tuple[str, str, str, str]] = set()
+    for source in sources.values():
+        for kind, values in (("constant", source.constants), ("default", source.defaults)):
+            for column, value in values.items():
+                table = MAPPED_COLUMNS.get(column)
+                if table is None or table == "brands":  # open: an unknown brand is kept as delivered
+                    continue
+                scoped = value_maps.resolve(table, source.provider, source.feed, value)
+                if scoped is not None or _maps_globally(table, value, mappings):
+                    continue
+                row = given_rows.get((source.provider, source.feed, column))
+                from_profile = row is None
+                where = (
+                    ("profiles.yaml", None, f"profiles.{source.profile.name}.feeds.{source.feed}.{kind}s.{column}")
+                    if from_profile
+                    else (SOURCE_VALUES_FILE, row, "value")
+                )
+                mark = (where[0], where[2], value, "" if from_profile else source.key)
+                if mark in reported:
+                    continue
+                reported.add(mark)
+                issues.append(
+                    RegistryIssue(
+                        where[0],
+                        where[1],
+                        where[2],
+                        f"unknown canonical value: {value!r} is not a {table} alias"
+                        + ("" if from_profile else f" of {source.key}"),
+                    )
+                )
+
+
+def _maps_globally(table: str, value: str, mappings: Mappings) -> bool:
+    if table == "states":
+        return value.strip().upper() in mappings.regions
+    if table == "categories" and value in mappings.canonical("categories"):
+        return True  # 'other' is what an unmapped category becomes
+    return normalise_alias(value) in getattr(mappings, table)
 
 
 def registry_rows(registry: Registry) -> Iterable[dict[str, object]]:

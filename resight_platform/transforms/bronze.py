@@ -63,7 +63,7 @@ import pyarrow.parquet as pq
 
 from resight_platform.sources.landing import FILE_FORMATS
 from resight_platform.sources.landing import file_format as format_of_name
-from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, REQUIRED_COLUMNS, Source
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Source
 
 __all__ = [
     "LINEAGE_COLUMNS",
@@ -220,7 +220,7 @@ def read_landing_stream(
             drift = column_drift(columns, matched, layout)
             if drift:
                 on_drift(drift)
-        missing = [c for c in REQUIRED_COLUMNS[feed] if c not in matched]
+        missing = [c for c in source.required_columns if c not in matched]
         if missing:
             wanted = ", ".join(f"{c} (column {source.layout.canonical_to_source[c]!r})" for c in missing)
             had = ", ".join(repr(c) for c in columns) or "none"

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import Mappings, normalise_alias
-from resight_platform.sources.registry import REQUIRED_COLUMNS, Registry, Source
+from resight_platform.sources.registry import Registry, Source
 
 # Written out on purpose rather than imported: this is docs/data-contract.md's order, an
 # independent reference that fails if the package's rule order drifts from the contract.
@@ -258,7 +258,8 @@ def customers_rules(row: dict[str, Any], source: Source, m: Mappings) -> list[st
     broken = []
     if blank(row.get("customer_id")):
         broken.append("missing_customer_id")
-    if parse_date(row.get("signup_date"), source.profile.date_format) is None:
+    signup = row.get("signup_date")
+    if not blank(signup) and parse_date(signup, source.profile.date_format) is None:
         broken.append("unparseable_date")
     state = row.get("state")
     if not blank(state) and str(state).strip() not in m.regions:
@@ -293,7 +294,7 @@ def recount(root: Path, registry: Registry, m: Mappings) -> Recount:
             out.dead_letter.append({"key": key, "reason": "unparseable"})
             continue
         present = {source.layout.columns[c] for c in columns if c in source.layout.columns}
-        if not set(REQUIRED_COLUMNS[parsed.feed]) <= present:
+        if not set(source.required_columns) <= present:
             out.dead_letter.append({"key": key, "reason": "missing_columns"})
             continue
         file = File(key, source, columns, canonical(records, source))

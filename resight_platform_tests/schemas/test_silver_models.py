@@ -45,6 +45,7 @@ CONTRACT_COLUMNS = {
         "ship_state",
         "_source_file",
         "_row_number",
+        "_from_registry",
     ],
     "catalog": [
         "sku",
@@ -61,6 +62,7 @@ CONTRACT_COLUMNS = {
         "business_date",
         "_source_file",
         "_row_number",
+        "_from_registry",
     ],
     "stores": [
         "store_id",
@@ -73,6 +75,7 @@ CONTRACT_COLUMNS = {
         "business_date",
         "_source_file",
         "_row_number",
+        "_from_registry",
     ],
     "customers": [
         "customer_id",
@@ -83,6 +86,7 @@ CONTRACT_COLUMNS = {
         "business_date",
         "_source_file",
         "_row_number",
+        "_from_registry",
     ],
 }
 
@@ -130,6 +134,7 @@ def sales_row(**values: Any) -> dict[str, Any]:
         "ship_state": None,
         "_source_file": "pawmart/sales/2026-10-01/a.csv",
         "_row_number": 1,
+        "_from_registry": None,
     }
     row.update(values)
     return row
@@ -193,7 +198,7 @@ def frame_for(model: type[pa.DataFrameModel], **values: Any) -> pl.DataFrame:
     return pl.DataFrame([values], schema=schema)
 
 
-LINEAGE = {"_source_file": "k", "_row_number": 1}
+LINEAGE = {"_source_file": "k", "_row_number": 1, "_from_registry": None}
 
 
 def test_catalog_stores_customers_rules() -> None:
@@ -251,7 +256,8 @@ def test_catalog_stores_customers_rules() -> None:
         **LINEAGE,
     )
     SilverCustomers.validate(frame_for(SilverCustomers, **member))
-    for bad in ({"state": "XX"}, {"pet_species": "dragon"}, {"signup_date": None}, {"_row_number": 0}):
+    SilverCustomers.validate(frame_for(SilverCustomers, **{**member, "signup_date": None, "_from_registry": "state"}))
+    for bad in ({"state": "XX"}, {"pet_species": "dragon"}, {"customer_id": None}, {"_row_number": 0}):
         with pytest.raises(pa.errors.SchemaErrors):
             SilverCustomers.validate(frame_for(SilverCustomers, **{**member, **bad}), lazy=True)
 

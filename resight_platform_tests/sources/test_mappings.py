@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from resight_platform.sources.mappings import DEFAULT_MAPPINGS_DIR, Mappings, load_mappings, normalise_alias
+from resight_platform.sources.mappings import DEFAULT_MAPPINGS_DIR, Mappings, load_mappings, normalise_alias, vocabulary
 from resight_platform.sources.registry import load_registry
 
 SPECIES = {"dog", "cat", "bird", "fish", "small_animal", "reptile", "other"}
@@ -146,3 +146,22 @@ def test_load_mappings_normalises_aliases_from_another_directory(tmp_path: Path)
     loaded = load_mappings(directory)
     assert loaded.species["guinea pig"] == "small_animal"
     assert "guinea pig" not in load_mappings().species
+
+
+def test_vocabularies_are_defined_once_by_the_packaged_tables() -> None:
+    from resight_platform.ml import features
+    from resight_platform.sample import catalogue
+    from resight_platform.schemas import silver
+
+    words = vocabulary()
+    assert words == load_mappings() == load_mappings(DEFAULT_MAPPINGS_DIR)
+    assert words.ordered("species") == ("dog", "cat", "bird", "fish", "small_animal", "reptile", "other")
+    assert words.ordered("categories")[-1] == "other" and words.canonical("categories") == set(
+        words.ordered("categories")
+    )
+    assert words.ordered("regions") == ("Northeast", "Midwest", "South", "West")
+    assert features.SPECIES == catalogue.SPECIES == words.ordered("species")
+    assert features.CATEGORIES == words.ordered("categories") == (*catalogue.CATEGORIES, "other")
+    assert (*words.ordered("regions"), "Unknown") == features.REGIONS
+    assert set(silver.SPECIES) == set(words.ordered("species"))
+    assert set(silver.STATES) == words.canonical("states") and len(silver.STATES) == 51

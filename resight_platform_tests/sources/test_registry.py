@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from resight_platform.sources.mappings import load_mappings
 from resight_platform.sources.registry import (
     CANONICAL_COLUMNS,
     DEFAULT_REGISTRY_DIR,
@@ -409,3 +410,286 @@ def test_one_row_with_several_problems_reports_each(registry_dir: Path) -> None:
     row = append_provider(registry_dir, kind="zoo", timezone="Nowhere/Town", currency="usd")
     issues = issues_of(registry_dir)
     assert {(i.row, i.field) for i in issues} == {(row, "kind"), (row, "timezone"), (row, "currency")}
+
+
+# --- one registry, all data: mapping tables, scoped value maps, constants and defaults ---------
+
+VALUE_MAP_COLUMNS = ["provider", "feed", "map", "alias", "value", "match", "extra"]
+SOURCE_VALUE_COLUMNS = ["provider", "feed", "column", "kind", "value"]
+
+
+def append_rows(directory: Path, name: str, columns: list[str], *rows: dict[str, str]) -> list[int]:
+    """Append ``rows`` to ``name`` (created with ``columns`` if absent); return their row numbers."""
+    path = directory / name
+    existing = read_rows(path) if path.exists() else []
+    existing.extend({c: row.get(c, "") for c in columns} for row in rows)
+    write_rows(path, columns, existing)
+    first = len(existing) - len(rows) + 2
+    return list(range(first, first + len(rows)))
+
+
+def value_map(provider: str, map_name: str, alias: str, value: str, **more: str) -> dict[str, str]:
+    return {"provider": provider, "map": map_name, "alias": alias, "value": value, **more}
+
+
+def test_packaged_registry_holds_its_mapping_tables(packaged: Registry) -> None:
+    assert packaged.mappings == load_mappings() == load_mappings(DEFAULT_REGISTRY_DIR / "mappings")
+    assert len(packaged.value_maps) == 0
+    assert not (DEFAULT_REGISTRY_DIR.parent / "mappings").exists(), "mapping tables live in the registry"
+
+
+def test_a_registry_reads_its_own_mapping_tables(registry_dir: Path) -> None:
+    append_rows(registry_dir, "mappings/species.csv", ["alias", "species"], {"alias": "Doggo", "species": "dog"})
+    registry = load_registry(registry_dir)
+    assert registry.mappings.species["doggo"] == "dog"
+    assert "doggo" not in load_registry().mappings.species
+
+
+def test_scoped_value_maps_load(registry_dir: Path) -> None:
+    append_rows(
+        registry_dir,
+        "value_maps.csv",
+        VALUE_MAP_COLUMNS,
+        value_map("pawmart", "status", "RTN", "returned"),
+        value_map("pawmart", "status", "r[0-9]+", "returned", match="regex"),
+        value_map("pawmart", "status", "RTN", "cancelled", feed="sales"),  # the source's own, over the provider's
+        value_map("petopia", "brands", "hb", "Happy Bowl", extra="Happy Bowl Foods"),
+        value_map("petopia", "brands", "pp", "Purina Pro Plan"),
+        value_map("petopia", "states", "California", "CA"),
+    )
+    registry = load_registry(registry_dir)
+    maps = registry.value_maps
+    assert len(maps) == 6 and maps.providers() == {"pawmart", "petopia"}
+    resolved = maps.resolve("status", "pawmart", "sales", " rtn ")
+    assert resolved is not None and resolved.value == "cancelled"
+    resolved = maps.resolve("status", "pawmart", "customers", "RTN")
+    assert resolved is not None and resolved.value == "returned"
+    resolved = maps.resolve("status", "pawmart", "sales", "R42")
+    assert resolved is not None and resolved.value == "returned"
+    assert maps.resolve("status", "petopia", "sales", "RTN") is None
+    brand = maps.resolve("brands", "petopia", "catalog", "PP")
+    assert brand is not None and (brand.value, brand.extra) == ("Purina Pro Plan", "Nestle Purina")
+    lookup = maps.lookup("status", "sales", ["pawmart", "petopia"])
+    assert lookup.exact[0] == {("pawmart", "rtn"): maps.resolve("status", "pawmart", "sales", "rtn")}
+    assert [(p, regex) for p, regex, _ in lookup.patterns[1]] == [("pawmart", "(?i)^(?:r[0-9]+)$")]
+    assert maps.lookup("status", "sales", ["petopia"]).empty
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "reason"),
+    [
+        (value_map("pawmart", "status", "r[0-9", "returned", match="regex"), "alias", "bad regex 'r[0-9'"),
+        (value_map("pawmart", "status", "(?<=x)y", "returned", match="regex"), "alias", "bad regex"),
+        (value_map("pawmart", "status", "RTN", "refunded"), "value", "unknown canonical value 'refunded'"),
+        (value_map("pawmart", "species", "ferret", "ferret"), "value", "unknown canonical value 'ferret'"),
+        (value_map("pawmart", "states", "Calif.", "California"), "value", "unknown canonical value 'California'"),
+        (value_map("pawmart", "colour", "red", "red"), "map", "'colour' is not one of"),
+        (value_map("pawmart", "status", "RTN", "returned", match="fuzzy"), "match", "'fuzzy' is not one of"),
+        (value_map("pawmart", "status", " ", "returned"), "alias", "empty"),
+        (value_map("ghost_pets", "status", "RTN", "returned"), "provider", "'ghost_pets' is not in providers.csv"),
+        (value_map("pawmart", "status", "RTN", "returned", feed="returns"), "feed", "'returns' is not one of"),
+        (value_map("pawmart", "brands", "hb", "Happy Bowl"), "extra", "give its manufacturer"),
+        (value_map("pawmart", "brands", "pp", "Purina Pro Plan", extra="Mars"), "extra", "made by 'Nestle Purina'"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_value_map(registry_dir: Path, row: dict[str, str], field: str, reason: str) -> None:
+    (line,) = append_rows(registry_dir, "value_maps.csv", VALUE_MAP_COLUMNS, row)
+    issues = issues_of(registry_dir)
+    find_issue(issues, "value_maps.csv", line, field, reason)
+
+
+def test_value_map_for_a_source_that_is_not_registered(registry_dir: Path) -> None:
+    def sales_only(profile: dict[str, Any]) -> None:
+        profile["feeds"] = {"sales": profile["feeds"]["sales"]}
+
+    add_profile(registry_dir, "sales_only", sales_only)
+    append_provider(registry_dir, provider="tiny_shop", profile="sales_only")
+    append_source(registry_dir, provider="tiny_shop", feed="sales")
+    (line,) = append_rows(
+        registry_dir,
+        "value_maps.csv",
+        VALUE_MAP_COLUMNS,
+        value_map("tiny_shop", "species", "k9", "dog", feed="catalog"),
+    )
+    find_issue(issues_of(registry_dir), "value_maps.csv", line, "feed", "tiny_shop/catalog is not in sources.csv")
+
+
+def test_conflicting_scoped_map(registry_dir: Path) -> None:
+    first, _same, _other_scope, conflict = append_rows(
+        registry_dir,
+        "value_maps.csv",
+        VALUE_MAP_COLUMNS,
+        value_map("pawmart", "status", "RTN", "returned"),
+        value_map("pawmart", "status", "rtn ", "returned"),  # the same alias and value again: harmless
+        value_map("pawmart", "status", "RTN", "cancelled", feed="sales"),  # another scope: an override
+        value_map("pawmart", "status", " Rtn", "cancelled"),
+    )
+    issues = issues_of(registry_dir)
+    issue = find_issue(issues, "value_maps.csv", conflict, "alias", "conflicting map: 'rtn'")
+    assert f"'returned' at row {first}, here to 'cancelled'" in issue.reason
+    assert len(issues) == 1, issues
+
+
+def test_conflicting_global_map(registry_dir: Path) -> None:
+    (line,) = append_rows(
+        registry_dir, "mappings/species.csv", ["alias", "species"], {"alias": "K9 ", "species": "cat"}
+    )
+    issue = find_issue(issues_of(registry_dir), "mappings/species.csv", line, "alias", "conflicting map: 'k9'")
+    assert "maps to 'dog' at row" in issue.reason
+
+
+def test_global_tables_cannot_add_canonical_values(registry_dir: Path) -> None:
+    (species,) = append_rows(
+        registry_dir, "mappings/species.csv", ["alias", "species"], {"alias": "ferret", "species": "ferret"}
+    )
+    (region,) = append_rows(
+        registry_dir, "mappings/regions.csv", ["state", "region"], {"state": "PR", "region": "South"}
+    )
+    issues = issues_of(registry_dir)
+    find_issue(issues, "mappings/species.csv", species, "species", "unknown canonical value 'ferret'")
+    find_issue(issues, "mappings/regions.csv", region, "region", "unknown canonical value PR->South")
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "row", "field", "reason"),
+    [
+        (
+            "fx_rates",
+            ["currency", "usd_per_unit"],
+            {"currency": "EUR", "usd_per_unit": "-1"},
+            "usd_per_unit",
+            "positive",
+        ),
+        ("fx_rates", ["currency", "usd_per_unit"], {"currency": "eur", "usd_per_unit": "1.1"}, "currency", "ISO 4217"),
+        ("fx_rates", ["currency", "usd_per_unit"], {"currency": "CAD", "usd_per_unit": "0.7"}, "currency", "twice"),
+        ("regions", ["state", "region"], {"state": "Texas", "region": "South"}, "state", "2-letter"),
+        (
+            "brands",
+            ["alias", "brand", "manufacturer"],
+            {"alias": "acme", "brand": "", "manufacturer": "A"},
+            "brand",
+            "empty",
+        ),
+        ("units", ["alias", "unit"], {"alias": "", "unit": "lb"}, "alias", "empty"),
+    ],
+)
+def test_bad_global_mapping_row(
+    registry_dir: Path, table: str, columns: list[str], row: dict[str, str], field: str, reason: str
+) -> None:
+    (line,) = append_rows(registry_dir, f"mappings/{table}.csv", columns, row)
+    find_issue(issues_of(registry_dir), f"mappings/{table}.csv", line, field, reason)
+
+
+def test_missing_mapping_table(registry_dir: Path) -> None:
+    (registry_dir / "mappings" / "status.csv").unlink()
+    find_issue(issues_of(registry_dir), "mappings/status.csv", None, "-", "file not found")
+
+
+def test_provider_currency_needs_a_rate(registry_dir: Path) -> None:
+    row = append_provider(registry_dir, currency="EUR")
+    find_issue(issues_of(registry_dir), "providers.csv", row, "currency", "no USD rate for 'EUR'")
+
+
+def general_catalog(profile: dict[str, Any]) -> None:
+    """A general-merchandise catalog: no species, brand or category column; species is a constant."""
+    columns = profile["feeds"]["catalog"]["columns"]
+    for column in ("species", "brand", "category"):
+        del columns[column]
+    profile["feeds"]["catalog"]["constants"] = {"species": "Other"}
+    profile["feeds"]["catalog"]["defaults"] = {"pack_unit": "each"}
+    profile["feeds"]["customers"]["defaults"] = {"signup_date": "2020-01-01"}
+
+
+def test_constants_and_defaults_satisfy_required_columns(registry_dir: Path) -> None:
+    add_profile(registry_dir, "general", general_catalog)
+    append_provider(registry_dir, provider="general_store", profile="general")
+    for feed in ("catalog", "customers"):
+        append_source(registry_dir, provider="general_store", feed=feed)
+    append_rows(registry_dir, "value_maps.csv", VALUE_MAP_COLUMNS, value_map("general_store", "units", "ea", "ct"))
+    append_rows(  # a default that maps through the provider's own value map
+        registry_dir,
+        "source_values.csv",
+        SOURCE_VALUE_COLUMNS,
+        {"provider": "general_store", "feed": "catalog", "column": "pack_unit", "kind": "default", "value": "EA"},
+    )
+    registry = load_registry(registry_dir)
+    catalog = registry.sources[("general_store", "catalog")]
+    assert catalog.constants == {"species": "Other"} and catalog.defaults == {"pack_unit": "EA"}
+    assert catalog.required_columns == ("sku", "product_name", "list_price")
+    assert registry.sources[("general_store", "customers")].defaults == {"signup_date": "2020-01-01"}
+    assert registry.sources[("pawmart", "catalog")].required_columns == REQUIRED_COLUMNS["catalog"]
+    # a profile's channel is the sales feed's default channel
+    assert registry.sources[("petopia", "sales")].defaults == {"channel": "store"}
+
+
+def test_source_values_override_the_profile(registry_dir: Path) -> None:
+    add_profile(registry_dir, "general", general_catalog)
+    append_provider(registry_dir, provider="general_store", profile="general")
+    append_source(registry_dir, provider="general_store", feed="catalog")
+    append_rows(
+        registry_dir,
+        "source_values.csv",
+        SOURCE_VALUE_COLUMNS,
+        {"provider": "general_store", "feed": "catalog", "column": "species", "kind": "default", "value": "dog"},
+        {"provider": "pawmart", "feed": "customers", "column": "state", "kind": "constant", "value": "NY"},
+    )
+    registry = load_registry(registry_dir)
+    catalog = registry.sources[("general_store", "catalog")]
+    assert catalog.constants == {} and catalog.defaults == {"pack_unit": "each", "species": "dog"}
+    assert registry.sources[("pawmart", "customers")].constants == {"state": "NY"}
+    assert registry.sources[("pawmart", "sales")].constants == {}
+
+
+def test_unknown_canonical_column_in_a_profile(registry_dir: Path) -> None:
+    def colour(profile: dict[str, Any]) -> None:
+        profile["feeds"]["catalog"]["constants"] = {"colour": "red", "species": ""}
+        profile["feeds"]["sales"]["defaults"] = {"status": "completed"}
+        profile["feeds"]["sales"]["constants"] = {"status": "completed"}
+
+    add_profile(registry_dir, "colourful", colour)
+    issues = issues_of(registry_dir)
+    where = "profiles.colourful.feeds"
+    find_issue(issues, "profiles.yaml", None, f"{where}.catalog.constants.colour", "unknown canonical column 'colour'")
+    find_issue(issues, "profiles.yaml", None, f"{where}.catalog.constants.species", "expected a non-empty value")
+    find_issue(issues, "profiles.yaml", None, f"{where}.sales.defaults", "also given a constant: ['status']")
+
+
+def test_bad_source_values(registry_dir: Path) -> None:
+    rows = append_rows(
+        registry_dir,
+        "source_values.csv",
+        SOURCE_VALUE_COLUMNS,
+        {"provider": "pawmart", "feed": "catalog", "column": "colour", "kind": "constant", "value": "red"},
+        {"provider": "pawmart", "feed": "catalog", "column": "species", "kind": "always", "value": "dog"},
+        {"provider": "ghost_pets", "feed": "catalog", "column": "species", "kind": "constant", "value": "dog"},
+        {"provider": "pawmart", "feed": "catalog", "column": "upc", "kind": "default", "value": ""},
+        {"provider": "pawmart", "feed": "sales", "column": "status", "kind": "default", "value": "completed"},
+        {"provider": "pawmart", "feed": "sales", "column": "status", "kind": "constant", "value": "completed"},
+        {"provider": "pawmart", "feed": "catalog", "column": "species", "kind": "constant", "value": "martian"},
+        {"provider": "pawmart", "feed": "catalog", "column": "category", "kind": "default", "value": "suplies"},
+        {"provider": "petopia", "feed": "catalog", "column": "category", "kind": "default", "value": "other"},
+    )
+    issues = issues_of(registry_dir)
+    file = "source_values.csv"
+    find_issue(issues, file, rows[0], "column", "unknown canonical column 'colour' of catalog")
+    find_issue(issues, file, rows[1], "kind", "'always' is not one of")
+    find_issue(issues, file, rows[2], "feed", "ghost_pets/catalog is not in sources.csv")
+    find_issue(issues, file, rows[3], "value", "empty")
+    find_issue(issues, file, rows[5], "column", f"'status' is already given at row {rows[4]}")
+    find_issue(issues, file, rows[6], "value", "unknown canonical value: 'martian' is not a species alias")
+    find_issue(issues, file, rows[7], "value", "'suplies' is not a categories alias")
+    assert len(issues) == 7, issues  # 'other', the category of what is not mapped, is a fine default
+
+
+def test_profile_constant_must_be_a_canonical_value(registry_dir: Path) -> None:
+    def martian(profile: dict[str, Any]) -> None:
+        profile["feeds"]["catalog"]["constants"] = {"species": "martian"}
+
+    add_profile(registry_dir, "odd", martian)
+    for provider in ("odd_one", "odd_two"):
+        append_provider(registry_dir, provider=provider, profile="odd")
+        append_source(registry_dir, provider=provider, feed="catalog")
+    issues = issues_of(registry_dir)
+    find_issue(issues, "profiles.yaml", None, "profiles.odd.feeds.catalog.constants.species", "'martian'")
+    assert len(issues) == 1, "reported once for the profile, not once per source"

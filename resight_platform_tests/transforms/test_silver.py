@@ -8,25 +8,33 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import textwrap
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 from polars.testing import assert_frame_equal
 
 from resight_platform.schemas import QUARANTINE_RULES, SILVER_MODELS, Quarantine
 from resight_platform.sources.mappings import Mappings
-from resight_platform.sources.registry import CANONICAL_COLUMNS, Registry
-from resight_platform.transforms.bronze import empty_bronze
+from resight_platform.sources.registry import CANONICAL_COLUMNS, DEFAULT_REGISTRY_DIR, Registry, load_registry
+from resight_platform.transforms.bronze import empty_bronze, read_landing_file
 from resight_platform.transforms.silver import SilverResult, _dollars, clean_feed, clean_sales, reconcile
 from resight_platform_tests.transforms.conftest import (
+    BUSINESS_DATE,
+    INGESTED_AT,
     NOW,
     Bronze,
     customer,
+    landing_key,
     product,
     sale,
     store,
+    write_landed,
 )
 
 
@@ -385,7 +393,7 @@ BREAKS: dict[str, dict[str, list[dict[str, Any]]]] = {
     },
     "customers": {
         "missing_customer_id": [{"customer_id": ""}],
-        "unparseable_date": [{"signup_date": "2025-02-30"}, {"signup_date": "03/14/2025"}, {"signup_date": None}],
+        "unparseable_date": [{"signup_date": "2025-02-30"}, {"signup_date": "03/14/2025"}, {"signup_date": "n/a"}],
         "invalid_state": [{"state": "ZZ"}],
         "unknown_species": [{"pet_species": "dragon"}],
     },
@@ -614,3 +622,231 @@ def test_type_drift_needs_most_of_a_file_and_a_minimum_of_rows() -> None:
     # a.csv: 10 of 12 prices unreadable; b.csv: all 4, but too few to call; c.csv: not a type rule.
     assert drift.rows() == [("a.csv", "unit_price", "unparseable_price", 10, 12)]
     assert type_drift("stores", quarantine, counts).is_empty()
+
+
+# --- the registry's own data: scoped value maps, constants and defaults ------------------------
+
+
+def registry_with(tmp_path: Path, files: dict[str, str], profiles: dict[str, Any] | None = None) -> Registry:
+    """A copy of the packaged registry with ``files`` (name -> CSV text) appended to or created,
+    and ``profiles`` added to profiles.yaml."""
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    for name, text in files.items():
+        path = directory / name
+        header, *lines = textwrap.dedent(text).strip().splitlines()
+        existing = path.read_text(encoding="utf-8") if path.exists() else header + "\n"
+        path.write_text(existing + "".join(line + "\n" for line in lines), encoding="utf-8")
+    if profiles:
+        document = yaml.safe_load((directory / "profiles.yaml").read_text(encoding="utf-8"))
+        document["profiles"].update(profiles)
+        (directory / "profiles.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return load_registry(directory)
+
+
+def bronze_of(registry: Registry, provider: str, feed: str, records: list[dict[str, Any]]) -> pl.DataFrame:
+    source = registry.source(provider, feed)
+    assert source is not None
+    return read_landing_file(
+        write_landed(source, records),
+        source=source,
+        key=landing_key(source),
+        business_date=BUSINESS_DATE,
+        ingested_at=INGESTED_AT,
+    )
+
+
+def clean_with(registry: Registry, feed: str, *frames: pl.DataFrame) -> SilverResult:
+    bronze = pl.concat(frames)
+    result = clean_feed(feed, bronze, registry=registry, mappings=registry.mappings, now=NOW)
+    SILVER_MODELS[feed].validate(result.valid)
+    Quarantine.validate(result.quarantine)
+    counts = reconcile(bronze, result)
+    assert (counts["rows_in"] == counts["rows_loaded"] + counts["rows_quarantined"]).all()
+    return result
+
+
+def by_order(result: SilverResult, provider: str) -> dict[str, str]:
+    """order_id -> status (loaded) or rule (quarantined) of one provider's rows."""
+    loaded = result.valid.filter(pl.col("provider") == provider)
+    out = dict(zip(loaded["order_id"], loaded["status"], strict=True))
+    for row in result.quarantine.filter(pl.col("provider") == provider).iter_rows(named=True):
+        out[json.loads(row["raw"])["order_id"]] = row["rule"]
+    return out
+
+
+STATUS_MAPS = {
+    "value_maps.csv": """
+        provider,feed,map,alias,value,match,extra
+        pawmart,,status,SOLD,completed,,
+        pawmart,,status,RTN,returned,,
+        pawmart,,status,R[0-9]+,returned,regex,
+        pawmart,sales,status,VOID-X,cancelled,,
+        barkbox_market,,status,RTN,cancelled,,
+        barkbox_market,,states,California,CA,,
+    """
+}
+
+
+def test_one_partners_value_map_never_changes_another_partners_data(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, STATUS_MAPS)
+    statuses = {"A": "SOLD", "B": " rtn ", "C": "R7", "D": "void-x", "E": "Completed", "F": "refunded"}
+    lines = [sale(order_id=o, status=s) for o, s in statuses.items()]
+    pawmart, barkbox = (bronze_of(registry, p, "sales", lines) for p in ("pawmart", "barkbox_market"))
+    result = clean_with(registry, "sales", pawmart, barkbox)  # both partners in one silver frame
+    assert by_order(result, "pawmart") == {
+        "A": "completed",  # its own alias
+        "B": "returned",  # its own alias: the same raw value is 'cancelled' for barkbox_market
+        "C": "returned",  # its own pattern
+        "D": "cancelled",  # its sales source's own alias
+        "E": "completed",  # the global table
+        "F": "returned",
+    }
+    assert by_order(result, "barkbox_market") == {
+        "A": "unknown_status",  # pawmart's alias does not apply here
+        "B": "cancelled",  # barkbox_market's own alias
+        "C": "unknown_status",  # nor does pawmart's pattern
+        "D": "unknown_status",
+        "E": "completed",
+        "F": "returned",
+    }
+    # barkbox_market's rows come out exactly as they do from a registry without pawmart's maps
+    alone = clean_with(
+        registry_with(
+            tmp_path / "b", {"value_maps.csv": "provider,feed,map,alias,value\nbarkbox_market,,status,RTN,cancelled"}
+        ),
+        "sales",
+        barkbox,
+    )
+    assert_frame_equal(result.valid.filter(pl.col("provider") == "barkbox_market"), alone.valid)
+    assert_frame_equal(result.quarantine.filter(pl.col("provider") == "barkbox_market"), alone.quarantine)
+
+
+def test_scoped_maps_in_every_feed(tmp_path: Path) -> None:
+    registry = registry_with(
+        tmp_path,
+        {
+            "value_maps.csv": """
+                provider,feed,map,alias,value,match,extra
+                pawmart,,species,doggo,dog,,
+                pawmart,,units,EA,ct,,
+                pawmart,,categories,kibble,food,,
+                pawmart,,brands,HB,Happy Bowl,,Happy Bowl Foods
+                pawmart,,brands,ppp,Purina Pro Plan,,
+                pawmart,,states,calif(ornia)?,CA,regex,
+                pawmart,sales,channels,kiosk,store,,
+            """
+        },
+    )
+    products = [
+        product(sku="1", species="Doggo", pack_unit="ea", category="Kibble", brand="hb"),
+        product(sku="2", species="doggo", brand="PPP"),
+        product(sku="3", brand="Pedigree"),
+    ]
+    catalog = clean_with(
+        registry,
+        "catalog",
+        bronze_of(registry, "pawmart", "catalog", products),
+        bronze_of(registry, "barkbox_market", "catalog", products),
+    )
+    mine = catalog.valid.filter(pl.col("provider") == "pawmart").sort("sku")
+    assert mine.select("species", "pack_unit", "category", "brand", "manufacturer").rows() == [
+        ("dog", "ct", "food", "Happy Bowl", "Happy Bowl Foods"),
+        ("dog", "lb", "food", "Purina Pro Plan", "Nestle Purina"),
+        ("dog", "lb", "food", "Pedigree", "Mars Petcare"),
+    ]
+    others = catalog.quarantine.filter(pl.col("provider") == "barkbox_market")
+    assert sorted(others["rule"]) == ["unknown_species", "unknown_species"]  # 'doggo' is pawmart's word
+    theirs = catalog.valid.filter(pl.col("provider") == "barkbox_market")
+    assert theirs.select("brand", "manufacturer").rows() == [("Pedigree", "Mars Petcare")]
+
+    people = [customer(customer_id="1", state="California"), customer(customer_id="2", state=" calif ")]
+    customers = clean_with(
+        registry,
+        "customers",
+        bronze_of(registry, "pawmart", "customers", people),
+        bronze_of(registry, "barkbox_market", "customers", people),
+    )
+    assert customers.valid.select("provider", "state").rows() == [("pawmart", "CA"), ("pawmart", "CA")]
+    assert customers.quarantine["rule"].to_list() == ["invalid_state", "invalid_state"]
+
+    stores = clean_with(registry, "stores", bronze_of(registry, "pawmart", "stores", [store(state="California")]))
+    assert stores.valid.select("state", "region").rows() == [("CA", "West")]
+
+    sales = clean_with(registry, "sales", bronze_of(registry, "pawmart", "sales", [sale(channel="Kiosk")]))
+    assert sales.valid["channel"].to_list() == ["store"]
+
+
+GENERAL = {
+    "general": {
+        "format": "csv",
+        "datetime_format": "iso",
+        "money_format": "decimal",
+        "feeds": {
+            "catalog": {
+                "columns": {"sku": "sku", "name": "product_name", "price": "list_price", "unit": "pack_unit"},
+                "constants": {"species": "Other"},
+                "defaults": {"pack_unit": "each", "category": "supplies"},
+            },
+            "customers": {
+                "columns": {"id": "customer_id", "state": "state"},
+                "defaults": {"state": "TX"},
+            },
+        },
+    }
+}
+GENERAL_FILES = {
+    "providers.csv": """
+        provider,name,kind,profile,timezone,currency
+        general_store,General Store,retail,general,America/Chicago,USD
+    """,
+    "sources.csv": """
+        provider,feed,format,expected_every_hours,active
+        general_store,catalog,,24,true
+        general_store,customers,,24,true
+    """,
+    "source_values.csv": """
+        provider,feed,column,kind,value
+        pawmart,customers,state,constant,NY
+    """,
+}
+
+
+def test_constants_and_defaults_fill_what_a_partner_does_not_send(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, GENERAL_FILES, GENERAL)
+    rows = [
+        {"sku": "1", "product_name": "Broom", "list_price": "9.99", "pack_unit": "oz"},
+        {"sku": "2", "product_name": "Bucket", "list_price": "4.50", "pack_unit": " "},
+        {"sku": "3", "product_name": "Mop", "list_price": "-1"},
+    ]
+    general = bronze_of(registry, "general_store", "catalog", rows)
+    assert general["species"].is_null().all(), "the file has no species column"
+    result = clean_with(registry, "catalog", general, bronze_of(registry, "pawmart", "catalog", [product(sku="9")]))
+    assert result.valid.select("provider", "sku", "species", "category", "pack_unit", "_from_registry").rows() == [
+        ("general_store", "1", "other", "supplies", "oz", "category,species"),
+        ("general_store", "2", "other", "supplies", "ct", "category,species,pack_unit"),
+        ("pawmart", "9", "dog", "food", "lb", None),  # every value sent by the partner
+    ]
+    (quarantined,) = result.quarantine.rows(named=True)
+    assert quarantined["rule"] == "unparseable_price"
+    raw = json.loads(quarantined["raw"])
+    assert (raw["species"], raw["pack_unit"], raw["list_price"]) == (None, None, "-1"), "raw is as delivered"
+
+    people = [customer(customer_id="1", state="CA"), customer(customer_id="2", state="")]
+    customers = clean_with(
+        registry,
+        "customers",
+        bronze_of(registry, "general_store", "customers", people),
+        bronze_of(registry, "pawmart", "customers", people),
+    )
+    assert customers.valid.select("provider", "customer_id", "state", "signup_date", "_from_registry").rows() == [
+        ("general_store", "1", "CA", None, None),  # no signup date: optional
+        ("general_store", "2", "TX", None, "state"),  # the profile's default
+        ("pawmart", "1", "NY", date(2025, 3, 14), "state"),  # pawmart's own constant wins over the file
+        ("pawmart", "2", "NY", date(2025, 3, 14), "state"),
+    ]
+
+
+def test_profile_channel_is_recorded_as_given_by_the_registry(clean: Any, bronze: Bronze) -> None:
+    result = clean("sales", bronze("petopia", "sales", [sale(ordered_at=WHEN["petopia"], unit_price="$1.00")]))
+    assert result.valid.select("channel", "_from_registry").rows() == [("store", "channel")]

@@ -1,0 +1,77 @@
+"""Resources: the registry resource reads the whole registry (mapping tables included) from a local
+directory or from S3 (the moto server)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from resight_platform.io.storage import open_store
+from resight_platform.resources import RegistryResource, load_registry_at
+from resight_platform.settings import Settings
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, RegistryError, load_registry
+
+
+def upload_registry(url: str, endpoint: str) -> None:
+    store = open_store(url, endpoint)
+    for path in sorted(DEFAULT_REGISTRY_DIR.rglob("*")):
+        if path.is_file():
+            store.write_bytes(path.relative_to(DEFAULT_REGISTRY_DIR).as_posix(), path.read_bytes())
+
+
+def test_registry_from_s3_is_the_same_as_from_a_directory(s3_bucket_url: str, s3_endpoint: str) -> None:
+    url = f"{s3_bucket_url}/registry"
+    upload_registry(url, s3_endpoint)
+    assert load_registry_at(url, s3_endpoint) == load_registry()
+    resource = RegistryResource(registry_dir=url, endpoint_url=s3_endpoint)
+    assert resource.load() == load_registry()
+    assert resource.mappings() == load_registry().mappings
+
+
+def test_a_bad_registry_on_s3_names_file_row_and_reason(s3_bucket_url: str, s3_endpoint: str) -> None:
+    url = f"{s3_bucket_url}/broken"
+    upload_registry(url, s3_endpoint)
+    store = open_store(url, s3_endpoint)
+    store.write_bytes("value_maps.csv", b"provider,feed,map,alias,value,match\npawmart,,status,r[0-9,returned,regex\n")
+    store.delete("mappings/units.csv")
+    with pytest.raises(RegistryError) as caught:
+        load_registry_at(url, s3_endpoint)
+    found = {(i.file, i.row, i.field) for i in caught.value.issues}
+    assert found == {("value_maps.csv", 2, "alias"), ("mappings/units.csv", None, "-")}
+    assert "bad regex 'r[0-9'" in str(caught.value)
+
+
+def test_a_url_needs_a_reader() -> None:
+    with pytest.raises(ValueError, match="pass a reader"):
+        load_registry("s3://bucket/registry")
+
+
+def test_settings_keep_a_registry_url_as_text() -> None:
+    assert Settings.from_env({"RESIGHT_REGISTRY_DIR": "s3://bucket/registry"}).registry_dir == "s3://bucket/registry"
+    assert Settings.from_env({"RESIGHT_REGISTRY_DIR": "/srv/registry"}).registry_dir == Path("/srv/registry")
+
+
+def test_registry_resource_gives_the_registrys_mappings_not_the_packages(tmp_path: Path) -> None:
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    with (directory / "mappings" / "status.csv").open("a", encoding="utf-8") as handle:
+        handle.write("sold,completed\n")
+    resource = RegistryResource(registry_dir=str(directory))
+    assert resource.mappings().status["sold"] == "completed"
+    assert resource.load().mappings is resource.mappings()
+    assert "sold" not in RegistryResource().mappings().status
+
+
+def test_registry_resource_sees_a_registry_change_without_a_restart(tmp_path: Path) -> None:
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    resource = RegistryResource(registry_dir=str(directory))
+    before = resource.load()
+    assert resource.load() is before, "unchanged: the loaded registry is reused"
+    with (directory / "value_maps.csv").open("w", encoding="utf-8") as handle:
+        handle.write("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    after = resource.load()
+    assert after is not before
+    assert after.value_maps.resolve("status", "pawmart", "sales", "sold") is not None
