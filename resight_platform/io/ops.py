@@ -469,7 +469,7 @@ def unattributed_dead_letters(
         # a coarse filter; the exact date of each row is decided below
         " and (split_part(file_key, '/', 3) collate \"C\" between %(start_text)s and %(end_text)s"
         "      or (first_seen at time zone 'UTC')::date between %(start)s and %(end)s)"
-        " order by file_key",
+        ' order by file_key collate "C"',
         {
             "provider": provider,
             "feed": feed,
