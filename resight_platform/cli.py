@@ -348,13 +348,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         days = sorted(day for day, _, _ in partitions)
         sources = {(provider, feed) for _, provider, feed in partitions}
         _say(
-            f"the landing zone {settings.landing_url} holds {len(scan.files):,} files from {len(sources)} sources"
-            f" for business dates {days[0]} .. {days[-1]}"
+            f"the landing zone {settings.landing_url}: {len(scan.files):,} files for {len(sources)} registered"
+            f" sources, business dates {days[0]} .. {days[-1]}"
         )
     if scan.rejected:
         _say(
-            f"{len(scan.rejected):,} files break the landing contract or name no registered source:"
-            " they are dead-lettered"
+            f"{len(scan.rejected):,} {'more ' if partitions else ''}files break the landing contract or name no"
+            " registered source: they will be dead-lettered"
         )
     since = datetime.now(UTC)
     started = time.perf_counter()
@@ -368,7 +368,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _say(f"\npipeline {'FAILED' if failure else 'finished'} in {elapsed:.0f}s" + (f" ({runs} runs)" if runs else ""))
     print_run_summary(pg_url, since)
     if failure:
-        print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {failure}; the run's log is above, and in the Dagster UI (`resight dev`)", file=sys.stderr)
         return 1
     return 0
 
