@@ -425,11 +425,25 @@ def print_run_summary(pg_url: str, since: Any) -> None:
 DEAD_LETTERS_LISTED = 20
 
 
+def _other_connections(cur: Any) -> int:
+    """Client connections to the server besides this one (a `resight dev`, a daemon, a run, psql)."""
+    row = cur.execute(
+        "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop the embedded Postgres under ``RESIGHT_HOME`` (its data is kept)."""
-    from resight_platform.io.postgres import stop_embedded_pg
+    from resight_platform.io.postgres import connect, embedded_pg_server_url, stop_embedded_pg
 
     settings = _settings()
+    server_url = embedded_pg_server_url(settings.pg_data_dir)
+    if server_url is not None:
+        with connect(server_url) as conn, conn.cursor() as cur:
+            others = _other_connections(cur)
+        if others:
+            _say(f"closing {others} open connections (a running `resight dev` or daemon loses its warehouse)")
     if stop_embedded_pg(settings.pg_data_dir):
         _say(f"stopped the embedded Postgres in {settings.pg_data_dir} (data kept; the next command starts it again)")
     else:
@@ -468,11 +482,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     try:
         with connect(pg_url) as conn, conn.cursor() as cur:
-            others = cur.execute(
-                "select count(*) from pg_stat_activity"
-                " where backend_type = 'client backend' and pid <> pg_backend_pid()"
-            ).fetchone()
-            _say(f"connections: {others[0] if others else 0} others open (a `resight dev`, daemon or run uses it)")
+            _say(f"connections: {_other_connections(cur)} open to the server besides this one")
             if cur.execute("select to_regclass('ops.ingestion_ledger')").fetchone() == (None,):
                 _say("ledger:      empty (the warehouse is not migrated yet)")
                 return 0

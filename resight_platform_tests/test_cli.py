@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from resight_platform.cli import format_table, main
-from resight_platform.io.postgres import connect, embedded_pg_server_url, stop_embedded_pg
+from resight_platform.io.postgres import connect, database_url, embedded_pg_server_url, stop_embedded_pg
 from resight_platform.sample import Manifest
 from resight_platform.sources.registry import load_registry
 
@@ -428,8 +428,18 @@ def test_stop_stops_only_the_embedded_server_of_its_home(
     assert f"embedded Postgres, running (data in {data})" in out
     assert "ledger:      0 files loaded, 0 read (not yet loaded), 0 dead-lettered, 0 rows quarantined" in out
 
-    assert main(["stop"]) == 0
-    assert capsys.readouterr().out.startswith(f"stopped the embedded Postgres in {data}")
+    held = psycopg.connect(database_url(embedded_pg_server_url(data) or "", "resight"), autocommit=True)
+    try:
+        assert main(["status"]) == 0
+        assert "connections: 1 open to the server besides this one" in capsys.readouterr().out
+        assert main(["stop"]) == 0  # a `resight dev` holding a connection loses it, and is told so
+        out = capsys.readouterr().out.splitlines()
+        assert out[0] == "closing 1 open connections (a running `resight dev` or daemon loses its warehouse)"
+        assert out[1].startswith(f"stopped the embedded Postgres in {data}")
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("select 1")
+    finally:
+        held.close()
     assert embedded_pg_server_url(data) is None and not (data / "postmaster.pid").exists()
     assert (data / "PG_VERSION").exists()  # its data is kept
     assert main(["stop"]) == 0
