@@ -1,4 +1,5 @@
-"""The ``resight`` command: generate sample data, run the demo, start the UI, query the warehouse."""
+"""The ``resight`` command: try the platform on a sample, load the landing zone, run the services,
+query the warehouse and its quality, stop the embedded server."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["main"]
 
@@ -144,12 +146,22 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _printable(text: str | None, limit: int = 160) -> str:
+    """A stranger's text (a landing key, an error) safe on a terminal: control and other
+    unprintable characters escaped, long values shortened."""
+    if text is None:
+        return ""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     """Per source, for a range of business dates: files, rows in, loaded, quarantined by rule,
-    dead-lettered files (and why), files with drifted columns; then the sources late today."""
+    dead-lettered files (and why), files with drifted columns; the dead letters no source could be
+    found for (their key and reason); then the sources late today."""
     from datetime import UTC, datetime, timedelta
 
-    from resight_platform.io.ops import last_deliveries, quality_report
+    from resight_platform.io.ops import last_deliveries, quality_report, unattributed_dead_letters
     from resight_platform.sources.freshness import stale_sources
     from resight_platform.sources.registry import load_registry
 
@@ -163,6 +175,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     _, conn = _connect_warehouse(settings)
     with conn:
         report = quality_report(conn, start, end, feed=args.feed, provider=args.provider)
+        unattributed = unattributed_dead_letters(conn, start, end, feed=args.feed, provider=args.provider)
         last, watching_since = last_deliveries(conn)
     stale = stale_sources(
         load_registry(settings.registry_dir), last, datetime.now(UTC), watching_since=watching_since, feed=args.feed
@@ -174,13 +187,25 @@ def cmd_quality(args: argparse.Namespace) -> int:
             "from": start.isoformat(),
             "to": end.isoformat(),
             "sources": [dataclasses.asdict(r) for r in report],
+            "unattributed_dead_letters": [
+                {
+                    "key": d.file_key,
+                    "reason": d.reason,
+                    "detail": d.detail,
+                    "first_seen": d.first_seen.isoformat(),
+                    "reported_for": d.reported_for.isoformat(),
+                    "dead_letter_uri": d.dead_letter_uri,
+                }
+                for d in unattributed
+            ],
             "stale": [
                 {**dataclasses.asdict(s), "overdue_hours": round(s.overdue.total_seconds() / 3600, 1)} for s in stale
             ],
         }
         sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
         return 0
-    _say(f"data quality, business dates {start} to {end}" + (f", feed {args.feed}" if args.feed else ""))
+    scope = "".join(f", {name} {value}" for name, value in (("feed", args.feed), ("provider", args.provider)) if value)
+    _say(f"data quality, business dates {start} to {end}{scope}")
     columns = ["source", "files", "dead-lettered", "drifted", "rows in", "loaded", "quarantined", "quarantined by rule"]
     rows = [
         (
@@ -199,25 +224,46 @@ def cmd_quality(args: argparse.Namespace) -> int:
         totals = ("total", *(sum(int(row[i]) for row in rows) for i in range(1, 7)), "")
         _say(format_table(columns, [*rows, totals]))
     else:
-        _say("no files for these dates")
+        _say("no files of a registered source for these dates")
     dead = [(f"{r.provider}/{r.feed}", code, n) for r in report for code, n in r.dead_letter_reasons.items()]
     if dead:
         _say("\ndead-lettered files by reason:")
         _say(format_table(["source", "reason", "files"], dead))
+    if unattributed:
+        _say(
+            f"\ndead-lettered files with no source ({len(unattributed)}; the key broke the landing contract"
+            " or names no registered source; counted under the date the key names, else the day first seen):"
+        )
+        _say(
+            format_table(
+                ["key", "reason", "detail", "date"],
+                [(_printable(d.file_key), d.reason, _printable(d.detail, 80), d.reported_for) for d in unattributed],
+            )
+        )
+    else:
+        _say("\ndead-lettered files with no source: none")
     _say(f"\nstale sources now ({len(stale)}):" if stale else "\nstale sources now: none")
     for item in stale:
         _say("  " + item.describe())
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from resight_platform.definitions import build_definitions
+def _sample_manifest(settings: Any) -> Any:
+    """The manifest ``resight generate`` or ``resight demo`` wrote beside the landing zone, or None."""
     from resight_platform.io.storage import open_store
-    from resight_platform.pipeline import run_pipeline
+    from resight_platform.sample import Manifest
+    from resight_platform.sample.generator import default_manifest_url
+
+    directory, _, name = default_manifest_url(settings.landing_url).rpartition("/")
+    try:
+        return Manifest.from_json(open_store(directory, settings.aws_endpoint_url).read_bytes(name))
+    except FileNotFoundError:
+        return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from resight_platform.io.storage import open_store
     from resight_platform.sample import generate
-    from resight_platform.sources.registry import load_registry
 
     settings = _settings()
     started = time.perf_counter()
@@ -229,7 +275,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             elif target.exists():
                 target.unlink()
     landing = open_store(settings.landing_url, settings.aws_endpoint_url)
-    if next(iter(landing.list()), None) is None:
+    objects = sum(1 for _ in landing.list())
+    if objects == 0:
         _say(f"generating a sample: {args.providers} providers x {args.days} days into {settings.landing_url}")
         manifest = generate(
             settings.landing_url,
@@ -241,6 +288,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         if args.history_weeks > 0:
             _demo_history(settings, args, manifest)
+    else:
+        sample = _sample_manifest(settings)
+        if sample is None or sample.files["written"] != objects:
+            what = "no sample manifest beside it" if sample is None else f"the sample wrote {sample.files['written']}"
+            print(
+                f"error: the landing zone {settings.landing_url} holds {objects} files that are not the demo's sample"
+                f" ({what}). `resight run` loads what is there; `resight demo --fresh` replaces it with the sample"
+                " (it deletes the embedded landing zone and lake).",
+                file=sys.stderr,
+            )
+            return 2
+        _say(f"the landing zone already holds the demo's sample ({objects} files): loading it again")
+    pg_url, report = _run_platform(settings, landing)
+    _say(f"\npipeline finished in {time.perf_counter() - started:.0f}s ({len(report.runs)} runs)\n")
+    print_summary(settings, pg_url)
+    return 0
+
+
+def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
+    """Start the warehouse and run every job over what the landing zone holds (``run_pipeline``
+    on the Dagster instance of ``instance_env``): the warehouse URL and the pipeline's report.
+    A failed job raises ``RuntimeError``."""
+    import dagster as dg
+
+    from resight_platform.definitions import build_definitions
+    from resight_platform.pipeline import run_pipeline
+    from resight_platform.sources.registry import load_registry
+
     _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
@@ -249,9 +324,176 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report = run_pipeline(
             defs, instance, landing=landing, registry=load_registry(settings.registry_dir), progress=_say
         )
+    return pg_url, report
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Load what the landing zone holds now, end to end, and say what became of it."""
+    from datetime import UTC, datetime
+
+    from resight_platform.io.landing import scan_landing
+    from resight_platform.io.storage import open_store
+    from resight_platform.resources import resolve_pg_url
+    from resight_platform.sources.registry import load_registry
+
+    settings = _settings()
+    landing = open_store(settings.landing_url, settings.aws_endpoint_url)
+    scan = scan_landing(landing, load_registry(settings.registry_dir))
+    if not scan.files and not scan.rejected:
+        _say(f"the landing zone {settings.landing_url} is empty: nothing to load")
+        return 0
+    partitions = scan.partitions()
+    if partitions:
+        days = sorted(day for day, _, _ in partitions)
+        sources = {(provider, feed) for _, provider, feed in partitions}
+        _say(
+            f"the landing zone {settings.landing_url}: {len(scan.files):,} files for {len(sources)} registered"
+            f" sources, business dates {days[0]} .. {days[-1]}"
+        )
+    if scan.rejected:
+        _say(
+            f"{len(scan.rejected):,} {'more ' if partitions else ''}files break the landing contract or name no"
+            " registered source: they will be dead-lettered"
+        )
+    since = datetime.now(UTC)
+    started = time.perf_counter()
+    failure = None
+    try:
+        pg_url, report = _run_platform(settings, landing)
+        runs = len(report.runs)
+    except RuntimeError as exc:
+        failure, pg_url, runs = str(exc), resolve_pg_url(settings), 0
     elapsed = time.perf_counter() - started
-    _say(f"\npipeline finished in {elapsed:.0f}s ({len(report.runs)} runs)\n")
-    print_summary(settings, pg_url)
+    _say(f"\npipeline {'FAILED' if failure else 'finished'} in {elapsed:.0f}s" + (f" ({runs} runs)" if runs else ""))
+    print_run_summary(pg_url, since)
+    if failure:
+        print(f"error: {failure}; the run's log is above, and in the Dagster UI (`resight dev`)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ledger_counts(cur: Any, since: Any = None) -> tuple[int, int, int, int, int, int]:
+    """Files loaded, read but not loaded, dead-lettered; rows in, loaded, quarantined: over the
+    whole ledger, or the files processed ``since`` a time."""
+    cur.execute(
+        "select count(*) filter (where status = 'loaded'), count(*) filter (where status = 'read'),"
+        " count(*) filter (where status = 'dead_lettered'), coalesce(sum(rows_in), 0),"
+        " coalesce(sum(rows_loaded), 0), coalesce(sum(rows_quarantined), 0)"
+        " from ops.ingestion_ledger where %(since)s::timestamptz is null or processed_at >= %(since)s",
+        {"since": since},
+    )
+    return tuple(int(v) for v in cur.fetchone())  # type: ignore[return-value]
+
+
+def print_run_summary(pg_url: str, since: Any) -> None:
+    """What became of the files processed since ``since``: loaded, dead-lettered (with their
+    reasons), rows quarantined by rule; and what gold holds now."""
+    from resight_platform.io.postgres import connect
+
+    with connect(pg_url) as conn, conn.cursor() as cur:
+        files_loaded, files_read, files_dead, rows_in, rows_loaded, rows_quarantined = _ledger_counts(cur, since)
+        by_rule = cur.execute(
+            "select q.rule, count(*) from ops.quarantine q join ops.ingestion_ledger l on l.file_key = q.source_file"
+            " where l.processed_at >= %s group by 1 order by 2 desc, 1",
+            (since,),
+        ).fetchall()
+        dead = cur.execute(
+            "select file_key, coalesce(error_code, 'unknown') from ops.ingestion_ledger"
+            " where status = 'dead_lettered' and processed_at >= %s order by file_key limit %s",
+            (since, DEAD_LETTERS_LISTED + 1),
+        ).fetchall()
+        fact_rows, fact_net = cur.execute("select count(*), sum(net_amount) from gold.fact_sales").fetchone()  # type: ignore[misc]
+    _say("== ReSight run summary ==")
+    _say(f"files loaded:             {files_loaded:>12,}")
+    if files_read:
+        _say(f"files read, not loaded:   {files_read:>12,}   (silver did not finish: see the failed run)")
+    _say(f"files dead-lettered:      {files_dead:>12,}")
+    _say(f"rows in:                  {rows_in:>12,}")
+    _say(f"rows loaded:              {rows_loaded:>12,}")
+    _say(f"rows quarantined:         {rows_quarantined:>12,}  " + ", ".join(f"{r}={n}" for r, n in by_rule))
+    _say(f"gold.fact_sales now:      {fact_rows:>12,} rows, net amount {fact_net or 0} USD")
+    if dead:
+        _say("dead-lettered:")
+        for key, code in dead[:DEAD_LETTERS_LISTED]:
+            _say(f"  {_printable(key)}: {code}")
+        if len(dead) > DEAD_LETTERS_LISTED:
+            _say(f"  ... and {files_dead - DEAD_LETTERS_LISTED:,} more")
+    _say("per source and reason: `resight quality --from D --to D`; the tables: `resight sql`")
+
+
+DEAD_LETTERS_LISTED = 20
+
+
+def _other_connections(cur: Any) -> int:
+    """Client connections to the server besides this one (a `resight dev`, a daemon, a run, psql)."""
+    row = cur.execute(
+        "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop the embedded Postgres under ``RESIGHT_HOME`` (its data is kept)."""
+    from resight_platform.io.postgres import connect, embedded_pg_server_url, stop_embedded_pg
+
+    settings = _settings()
+    server_url = embedded_pg_server_url(settings.pg_data_dir)
+    if server_url is not None:
+        with connect(server_url) as conn, conn.cursor() as cur:
+            others = _other_connections(cur)
+        if others:
+            _say(f"closing {others} open connections (a running `resight dev` or daemon loses its warehouse)")
+    if stop_embedded_pg(settings.pg_data_dir):
+        _say(f"stopped the embedded Postgres in {settings.pg_data_dir} (data kept; the next command starts it again)")
+    else:
+        _say(f"no embedded Postgres is running in {settings.pg_data_dir}")
+    if settings.pg_url:
+        _say("the warehouse is the external server of RESIGHT_PG_URL: `resight stop` leaves it alone")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Where things are, whether the embedded Postgres runs, and what the ledger holds (never
+    starts a server)."""
+    import psycopg
+
+    from resight_platform.io.postgres import connect, database_url, embedded_pg_server_url
+
+    settings = _settings()
+    _say(f"home:        {settings.home}")
+    _say(f"landing:     {settings.landing_url}")
+    _say(f"lake:        {settings.lake_url}")
+    _say(f"registry:    {settings.registry_dir or 'packaged'}")
+    server_url = embedded_pg_server_url(settings.pg_data_dir)
+    running = f"running (data in {settings.pg_data_dir})" if server_url else "not running"
+    if settings.pg_url:
+        parts = urlsplit(settings.pg_url)  # host, port and database only: never the credentials
+        where = (parts.hostname or "local socket") + (f":{parts.port}" if parts.port else "") + parts.path
+        _say(f"warehouse:   external, {where}")
+        if server_url:
+            _say(f"embedded Postgres under home: {running}, unused while RESIGHT_PG_URL is set")
+        pg_url: str | None = settings.pg_url
+    else:
+        _say(f"warehouse:   embedded Postgres, {running}")
+        pg_url = database_url(server_url, "resight") if server_url else None
+    if pg_url is None:
+        _say("ledger:      (the server is stopped; any command that needs it starts it)")
+        return 0
+    try:
+        with connect(pg_url) as conn, conn.cursor() as cur:
+            _say(f"connections: {_other_connections(cur)} open to the server besides this one")
+            if cur.execute("select to_regclass('ops.ingestion_ledger')").fetchone() == (None,):
+                _say("ledger:      empty (the warehouse is not migrated yet)")
+                return 0
+            loaded, read, dead, _, _, quarantined = _ledger_counts(cur)
+            last = cur.execute("select max(processed_at) from ops.ingestion_ledger").fetchone()
+    except psycopg.OperationalError as exc:
+        _say(f"ledger:      unreachable ({type(exc).__name__})")
+        return 1
+    _say(
+        f"ledger:      {loaded:,} files loaded, {read:,} read (not yet loaded), {dead:,} dead-lettered,"
+        f" {quarantined:,} rows quarantined; last processed {last[0] if last and last[0] else 'never'}"
+    )
     return 0
 
 
@@ -300,12 +542,7 @@ def print_summary(settings: Any, pg_url: str) -> None:
     from resight_platform.io.postgres import connect
 
     with connect(pg_url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select count(*) filter (where status = 'loaded'), count(*) filter (where status = 'dead_lettered'),"
-            " coalesce(sum(rows_in), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_quarantined), 0)"
-            " from ops.ingestion_ledger"
-        )
-        files_loaded, files_dead, rows_in, rows_loaded, rows_quarantined = cur.fetchone()  # type: ignore[misc]
+        files_loaded, _, files_dead, rows_in, rows_loaded, rows_quarantined = _ledger_counts(cur)
         cur.execute("select rule, count(*) from ops.quarantine group by rule order by 2 desc")
         by_rule = cur.fetchall()
         fact_rows, fact_net = cur.execute("select count(*), sum(net_amount) from gold.fact_sales").fetchone()  # type: ignore[misc]
@@ -425,9 +662,51 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execvp does not return
 
 
+WHICH_COMMAND = """\
+which command:
+  try the platform on generated data      resight demo    (a sample; refuses a landing zone of other files)
+  load the files in the landing zone now  resight run     (once, end to end, then exits)
+  load files as they land                 resight daemon  (or resight dev, with the Dagster UI)
+  see what became of the files            resight quality, resight sql "select ..."
+  where things are, what is running       resight status
+  stop the embedded Postgres              resight stop
+
+settings come from RESIGHT_* variables (README: "Pointing it at real S3 and Postgres");
+by default everything lives under .resight/ (RESIGHT_HOME).
+"""
+
+DEMO_DESCRIPTION = """\
+Try the platform on generated data. With an empty landing zone: generate a sample ({providers}
+providers x {days} days of all four feeds, with the bad files and rows a real landing zone has,
+and a thin --history-weeks history from one more partner for the demand model), start the
+warehouse, run every job over it (bronze, silver, gold, marts; the demand model when the dates
+span more than 76 weeks), print a summary and check it against the sample's manifest.
+
+When the landing zone already holds the sample (a previous demo or `resight generate`: as many
+files as its manifest.json says), it is loaded again: nothing is loaded twice. When it holds
+anything else, demo refuses and exits 2: `resight run` loads what is there, and `--fresh`
+deletes the embedded landing zone and lake to start over with the sample."""
+
+RUN_DESCRIPTION = """\
+Load every file in the landing zone (RESIGHT_LANDING_URL) now, end to end, as one batch: refused
+keys are dead-lettered, then bronze, silver, the dimensions, gold facts, the daily and monthly
+marts; the demand model is trained and the forecast made when the landed dates span more than
+76 weeks. Progress is printed as it goes, then a summary of this run: files loaded and
+dead-lettered (with the reason), rows in, loaded and quarantined by rule.
+
+Runs on the same Dagster instance as `resight dev`, so its UI shows them. A re-run loads nothing
+twice. Exits 1 when a job failed (its error is printed), 0 otherwise: a dead-lettered file or a
+quarantined row is the partner's problem, reported, not a failure of the run."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resight", description="ReSight data platform")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="resight",
+        description="ReSight data platform: partner files -> bronze -> silver -> gold -> marts -> demand forecast.",
+        epilog=WHICH_COMMAND,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     def sample_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--providers", type=int, default=30, help="number of providers (default 30)")
@@ -435,16 +714,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--start", default="2026-10-01", help="first business date, YYYY-MM-DD")
         p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
 
-    gen = sub.add_parser("generate", help="write a sample landing zone and its ground-truth manifest")
-    sample_options(gen)
-    gen.add_argument("--out", help="landing URL: a directory or s3://bucket/prefix (default: RESIGHT_LANDING_URL)")
-    gen.add_argument("--manifest", help="where to write manifest.json (default: beside the landing root)")
-    gen.add_argument("--sales-lines-per-day", type=int, help="total sales lines per day across providers")
-    gen.set_defaults(func=cmd_generate)
+    def described(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=description or summary,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
-    demo = sub.add_parser("demo", help="generate a sample if needed and run the platform end to end")
+    demo = described(
+        "demo",
+        "try it: generate a sample (if the landing zone is empty) and load it end to end",
+        DEMO_DESCRIPTION.format(providers=30, days=14),
+    )
     sample_options(demo)
-    demo.add_argument("--fresh", action="store_true", help="delete the embedded landing zone and lake first")
+    demo.add_argument("--fresh", action="store_true", help="delete the embedded landing zone, lake and manifest first")
     demo.add_argument(
         "--history-weeks",
         type=int,
@@ -453,31 +737,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    dev = sub.add_parser("dev", help="start the embedded services and the Dagster UI")
+    run = described("run", "load what is in the landing zone now, end to end, once", RUN_DESCRIPTION)
+    run.set_defaults(func=cmd_run)
+
+    daemon = described(
+        "daemon",
+        "run the Dagster daemon: the landing sensor loads files as they land, automation takes them to the marts",
+    )
+    daemon.set_defaults(func=cmd_daemon)
+
+    dev = described("dev", "start the embedded services and the Dagster UI (with the daemon)")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
     dev.set_defaults(func=cmd_dev)
 
-    mlflow = sub.add_parser("mlflow", help="start the MLflow UI on the local tracking store")
-    mlflow.add_argument("--port", type=int, default=5000)
-    mlflow.add_argument("--host", default="127.0.0.1")
-    mlflow.set_defaults(func=cmd_mlflow)
+    quality = described(
+        "quality",
+        "per source: files, rows, quarantine by rule, dead letters (with the keys no source was found for),"
+        " stale sources",
+    )
+    quality.add_argument("--from", dest="start", help="first business date (default: 6 days before --to)")
+    quality.add_argument("--to", help="last business date (default: today, UTC)")
+    quality.add_argument("--feed", choices=["sales", "catalog", "stores", "customers"])
+    quality.add_argument(
+        "--provider", help="one provider; includes dead letters whose key starts with it even if it could not be parsed"
+    )
+    quality.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    quality.set_defaults(func=cmd_quality)
 
-    daemon = sub.add_parser("daemon", help="run the Dagster daemon (landing sensor, automation, run queue)")
-    daemon.set_defaults(func=cmd_daemon)
-
-    sql = sub.add_parser("sql", help="run a query against the warehouse and print the result")
+    sql = described("sql", "run a query against the warehouse and print the result")
     sql.add_argument("query")
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     sql.set_defaults(func=cmd_sql)
 
-    quality = sub.add_parser("quality", help="per source: files, rows, quarantine by rule, dead letters, stale sources")
-    quality.add_argument("--from", dest="start", help="first business date (default: 6 days before --to)")
-    quality.add_argument("--to", help="last business date (default: today, UTC)")
-    quality.add_argument("--feed", choices=["sales", "catalog", "stores", "customers"])
-    quality.add_argument("--provider")
-    quality.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    quality.set_defaults(func=cmd_quality)
+    status = described(
+        "status", "where home, landing zone and lake are, whether the embedded Postgres runs, ledger counts"
+    )
+    status.set_defaults(func=cmd_status)
+
+    stop = described("stop", "stop the embedded Postgres under RESIGHT_HOME (data kept; an external one is left alone)")
+    stop.set_defaults(func=cmd_stop)
+
+    gen = described("generate", "write a sample landing zone and its ground-truth manifest (no loading)")
+    sample_options(gen)
+    gen.add_argument("--out", help="landing URL: a directory or s3://bucket/prefix (default: RESIGHT_LANDING_URL)")
+    gen.add_argument("--manifest", help="where to write manifest.json (default: beside the landing root)")
+    gen.add_argument("--sales-lines-per-day", type=int, help="total sales lines per day across providers")
+    gen.set_defaults(func=cmd_generate)
+
+    mlflow = described("mlflow", "start the MLflow UI on the local tracking store")
+    mlflow.add_argument("--port", type=int, default=5000)
+    mlflow.add_argument("--host", default="127.0.0.1")
+    mlflow.set_defaults(func=cmd_mlflow)
     return parser
 
 

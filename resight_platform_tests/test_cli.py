@@ -1,11 +1,18 @@
-"""The ``resight`` command: ``generate`` into a temp dir and ``sql`` against a real warehouse."""
+"""The ``resight`` command on real storage: ``generate`` into a temp dir, ``sql``, ``quality``,
+``run`` and ``demo`` against a real warehouse, ``status`` and ``stop`` on an embedded server of the
+test's own."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -13,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from resight_platform.cli import format_table, main
-from resight_platform.io.postgres import connect
+from resight_platform.io.postgres import connect, database_url, embedded_pg_server_url, stop_embedded_pg
 from resight_platform.sample import Manifest
 from resight_platform.sources.registry import load_registry
 
@@ -32,6 +39,26 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def warehouse(home: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("RESIGHT_PG_URL", fresh_pg_url)
     return fresh_pg_url
+
+
+@pytest.fixture
+def dagster_db(warehouse: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Dagster's instance storage in a database of its own beside the warehouse (as `make demo`
+    has it on the embedded server)."""
+    from urllib.parse import urlsplit
+
+    from resight_platform.io.postgres import ensure_database, sqlalchemy_url
+
+    url = ensure_database(warehouse, urlsplit(warehouse).path.lstrip("/") + "_dagster")
+    monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(url))
+    monkeypatch.setenv("RESIGHT_PARTITIONS_START", "2026-09-01")
+    return url
+
+
+def platform_env() -> dict[str, str]:
+    """The environment's RESIGHT_* and DAGSTER_* variables (libraries set others on import:
+    scikit-learn its KMP_* the first time the ML code is loaded)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(("RESIGHT_", "DAGSTER_"))}
 
 
 def files_under(root: Path) -> list[Path]:
@@ -205,13 +232,13 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     dagster_db = ensure_database(fresh_pg_url, urlsplit(fresh_pg_url).path.lstrip("/") + "_dagster")
     monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
     monkeypatch.setenv("RESIGHT_PARTITIONS_START", "2026-09-01")
-    before = dict(os.environ)
+    before = platform_env()
     # Four weeks of history from a fifth partner (from the partitions' start): the manifest covers both.
     assert main(["demo", "--providers", "4", "--days", "2", "--history-weeks", "4"]) == 0
     out = capsys.readouterr().out
     assert "== ReSight demo summary ==" in out
     assert "-> MATCH" in out
-    assert dict(os.environ) == before  # the demo's instance settings do not leak
+    assert platform_env() == before  # the demo's instance settings do not leak
     with psycopg.connect(dagster_db) as conn:
         runs = conn.execute("select count(*) from runs where status = 'SUCCESS'").fetchone()
     # registry, scan, dimensions, daily and monthly marts, and medallion and facts twice: once for
@@ -235,3 +262,207 @@ def test_mlflow_opens_the_ui_on_the_local_store_only(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
     assert main(["mlflow"]) == 2
     assert "http://mlflow.internal:5000" in capsys.readouterr().out
+
+
+# --- help ---------------------------------------------------------------------------------------
+
+
+def help_text(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_says_which_command_to_use_when(capsys: pytest.CaptureFixture[str]) -> None:
+    from resight_platform.ml.model import MIN_WEEKS
+
+    top = help_text(capsys)
+    assert "which command:" in top
+    for command in ("demo", "run", "daemon", "quality", "status", "stop"):
+        assert f"resight {command}" in top.split("which command:")[1], command
+    demo = help_text(capsys, "demo")
+    assert "`resight run` loads what is there" in demo and "exits 2" in demo
+    run = help_text(capsys, "run")
+    assert "Exits 1 when a job failed" in run
+    for text in (demo, run):
+        assert f"more than\n{MIN_WEEKS} weeks" in text or f"more than {MIN_WEEKS} weeks" in text.replace("\n", " ")
+
+
+# --- run, demo's refusal, quality on what a run dead-lettered -------------------------------------
+
+
+MISPLACED = {  # a partner's files the landing contract refuses: no source can be read from the key
+    "pawmart/sales/2026-13-01/a.csv": "bad_date",
+    "pawmart/salez/2026-10-01/a.csv": "unknown_feed",
+    "pawmart/a.csv": "bad_key",
+}
+
+
+def test_run_loads_the_landing_zone_and_quality_shows_a_partners_misplaced_files(
+    home: Path, dagster_db: str, warehouse: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "--providers", "2", "--days", "1"]) == 0
+    manifest = Manifest.from_json((home / "manifest.json").read_text())
+    for key in MISPLACED:
+        (home / "landing" / key).parent.mkdir(parents=True, exist_ok=True)
+        (home / "landing" / key).write_text("order_id,sku\n1,a\n")
+    capsys.readouterr()
+    before = platform_env()
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert platform_env() == before  # the Dagster instance's settings stay inside the command
+    assert "running medallion_job" in out  # progress
+    assert "== ReSight run summary ==" in out
+    with connect(warehouse) as conn:
+        ledger = dict(conn.execute("select status, count(*) from ops.ingestion_ledger group by 1").fetchall())
+        facts = conn.execute("select count(*), sum(net_amount) from gold.fact_sales").fetchone()
+        refused = dict(
+            conn.execute(
+                "select file_key, error_code from ops.ingestion_ledger"
+                " where status = 'dead_lettered' and provider is null and split_part(file_key, '/', 1) = 'pawmart'"
+            ).fetchall()
+        )
+        rows_quarantined = conn.execute("select count(*) from ops.quarantine").fetchone()
+    assert facts is not None and (facts[0], str(facts[1])) == (manifest.sales["lines"], manifest.sales["net_amount"])
+    assert ledger["dead_lettered"] == len(manifest.dead_letter) + len(MISPLACED)
+    assert f"files loaded:             {ledger['loaded']:>12,}" in out
+    assert f"files dead-lettered:      {ledger['dead_lettered']:>12,}" in out
+    assert rows_quarantined is not None and f"rows quarantined:         {rows_quarantined[0]:>12,}" in out
+    for key, code in MISPLACED.items():
+        assert refused[key] == code
+        assert f"  {key}: {code}" in out
+
+    today = datetime.now(UTC).date().isoformat()  # keys without a date count under the day they arrived
+    quality = ["quality", "--from", manifest.start, "--to", today, "--provider", "pawmart"]
+    assert main([*quality, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    shown = {d["key"]: d["reason"] for d in report["unattributed_dead_letters"]}
+    assert shown == refused  # the partner's own misplaced files, and only its own
+    assert {s["provider"] for s in report["sources"]} == {"pawmart"}
+    dated = {d["key"]: d["reported_for"] for d in report["unattributed_dead_letters"]}
+    assert (dated["pawmart/salez/2026-10-01/a.csv"], dated["pawmart/a.csv"]) == ("2026-10-01", today)
+    assert main(quality) == 0
+    text = capsys.readouterr().out
+    assert "dead-lettered files with no source (" in text
+    for key, code in MISPLACED.items():
+        (line,) = [line for line in text.splitlines() if line.startswith(key + " ")]
+        assert f"| {code} " in line
+    assert main(["quality", "--from", manifest.start, "--to", today, "--provider", "nobody", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unattributed_dead_letters"] == []
+
+
+def test_run_exits_1_with_the_error_when_a_job_fails(
+    home: Path, dagster_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "--providers", "1", "--days", "1"]) == 0
+    lake = home / "not-a-directory"
+    lake.write_text("the lake cannot be written under a file")
+    monkeypatch.setenv("RESIGHT_LAKE_URL", str(lake))
+    capsys.readouterr()
+    assert main(["run"]) == 1
+    captured = capsys.readouterr()
+    assert "pipeline FAILED" in captured.out
+    assert "== ReSight run summary ==" in captured.out  # what got recorded before the failure
+    last = captured.err.strip().splitlines()[-1]  # Dagster's own log of the failed step comes first
+    assert last.startswith("error: scan_landing_job failed")
+
+
+def test_run_on_an_empty_landing_zone_starts_nothing(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 0
+    assert "is empty: nothing to load" in capsys.readouterr().out
+    assert not (home / "pg").exists()
+
+
+def test_demo_refuses_a_landing_zone_that_is_not_its_sample(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    partner = home / "landing" / "pawmart" / "sales" / "2026-10-01" / "mine.csv"
+    partner.parent.mkdir(parents=True)
+    partner.write_text("order_id\n1\n")
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 1 files that are not the demo's sample (no sample manifest beside it)" in err
+    assert "`resight run` loads what is there" in err
+    partner.unlink()
+    assert main(["generate", "--providers", "1", "--days", "1"]) == 0
+    written = Manifest.from_json((home / "manifest.json").read_text()).files["written"]
+    partner.write_text("order_id\n1\n")  # a partner's file beside the sample
+    assert main(["demo"]) == 2
+    assert f"holds {written + 1} files that are not the demo's sample (the sample wrote {written})" in (
+        capsys.readouterr().err
+    )
+    assert partner.exists() and not (home / "pg").exists()  # nothing deleted, nothing started
+
+
+# --- status and stop ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A ``RESIGHT_HOME`` for an embedded server of this test's own, never the session's server;
+    outside pytest's tmp tree for the reason ``embedded_pg_dir`` gives; stopped and removed after."""
+    for name in ("RESIGHT_LANDING_URL", "RESIGHT_LAKE_URL", "RESIGHT_PG_URL", "RESIGHT_REGISTRY_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    root = Path(tempfile.mkdtemp(prefix="resight-stop-"))
+    monkeypatch.setenv("RESIGHT_HOME", str(root / "home"))
+    yield root / "home"
+    stop_embedded_pg(root / "home" / "pg")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_stop_stops_only_the_embedded_server_of_its_home(
+    own_home: Path, pg_server_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = own_home / "pg"
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"home:        {own_home}" in out and "warehouse:   embedded Postgres, not running" in out
+    assert not data.exists()  # status starts nothing
+    assert main(["stop"]) == 0
+    assert capsys.readouterr().out.strip() == f"no embedded Postgres is running in {data}"
+
+    assert main(["sql", "select 1"]) == 0  # any command that needs the warehouse starts it
+    assert embedded_pg_server_url(data) is not None
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"embedded Postgres, running (data in {data})" in out
+    assert "ledger:      0 files loaded, 0 read (not yet loaded), 0 dead-lettered, 0 rows quarantined" in out
+
+    held = psycopg.connect(database_url(embedded_pg_server_url(data) or "", "resight"), autocommit=True)
+    try:
+        assert main(["status"]) == 0
+        assert "connections: 1 open to the server besides this one" in capsys.readouterr().out
+        assert main(["stop"]) == 0  # a `resight dev` holding a connection loses it, and is told so
+        out = capsys.readouterr().out.splitlines()
+        assert out[0] == "closing 1 open connections (a running `resight dev` or daemon loses its warehouse)"
+        assert out[1].startswith(f"stopped the embedded Postgres in {data}")
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("select 1")
+    finally:
+        held.close()
+    assert embedded_pg_server_url(data) is None and not (data / "postmaster.pid").exists()
+    assert (data / "PG_VERSION").exists()  # its data is kept
+    assert main(["stop"]) == 0
+    assert "no embedded Postgres is running" in capsys.readouterr().out
+    with psycopg.connect(pg_server_url) as other:  # the session's server is untouched
+        assert other.execute("select 1").fetchone() == (1,)
+
+
+def test_status_names_an_external_warehouse_without_its_credentials(
+    warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(warehouse)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    with_password = urlunsplit(parts._replace(netloc=f"postgres:s3cret-{uuid.uuid4().hex[:6]}@{host}"))
+    monkeypatch.setenv("RESIGHT_PG_URL", with_password)  # the test server trusts local connections
+    assert main(["sql", "select 1"]) == 0  # migrated
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "warehouse:   external, " in out and urlsplit(warehouse).path in out
+    assert "s3cret" not in out
+    assert "ledger:      0 files loaded" in out
+    assert main(["stop"]) == 0
+    assert "RESIGHT_PG_URL: `resight stop` leaves it alone" in capsys.readouterr().out

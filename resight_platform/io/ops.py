@@ -7,10 +7,11 @@ leaves the previous state visible. Values are always parameters.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 
 import polars as pl
@@ -27,6 +28,7 @@ __all__ = [
     "LedgerEntry",
     "QueuedFile",
     "SourceQuality",
+    "UnattributedDeadLetter",
     "alert_messages_since",
     "alerted",
     "close_vanished",
@@ -43,6 +45,7 @@ __all__ = [
     "record_silver",
     "record_type_drift",
     "sync_sources",
+    "unattributed_dead_letters",
 ]
 
 
@@ -418,6 +421,70 @@ def quality_report(
         )
         for p, f, n, dead, drift, rows_in, loaded, quarantined in files
     ]
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class UnattributedDeadLetter:
+    """A dead-lettered file the ledger could not attach to a source: its key broke the landing
+    contract or named no registered source, so it has no provider, feed or business date."""
+
+    file_key: str
+    reason: str
+    detail: str | None
+    first_seen: datetime
+    dead_letter_uri: str | None
+    #: The business date the report counts it under: the date the key names, else the day first seen.
+    reported_for: date
+
+
+def _key_date(key: str) -> date | None:
+    """The calendar date a landing key's third segment names (``p/f/2026-10-01/x.csv``), if any."""
+    parts = key.split("/")
+    if len(parts) < 3 or not _ISO_DATE.fullmatch(parts[2]):
+        return None
+    try:
+        return date.fromisoformat(parts[2])
+    except ValueError:
+        return None
+
+
+def unattributed_dead_letters(
+    conn: psycopg.Connection, start: date, end: date, *, feed: str | None = None, provider: str | None = None
+) -> list[UnattributedDeadLetter]:
+    """Dead letters without a source, for business dates ``start`` to ``end`` (inclusive), by key.
+
+    Such a file has no business date on the ledger: it counts under the date its key's third
+    segment names when that is a calendar date, else under the day (UTC) the ledger first saw it.
+    ``provider`` and ``feed`` match the key's first and second segments, so a partner's misplaced
+    file (``acme/sales/2026-13-01/a.csv``, ``acme/salez/…``, ``acme/a.csv``) shows in its report."""
+    rows = conn.execute(
+        "select file_key, coalesce(error_code, 'unknown'), error, first_seen, dead_letter_uri"
+        " from ops.ingestion_ledger where status = 'dead_lettered'"
+        " and (provider is null or feed is null or business_date is null)"
+        " and (%(provider)s::text is null or split_part(file_key, '/', 1) = %(provider)s)"
+        " and (%(feed)s::text is null or split_part(file_key, '/', 2) = %(feed)s)"
+        # a coarse filter; the exact date of each row is decided below
+        " and (split_part(file_key, '/', 3) collate \"C\" between %(start_text)s and %(end_text)s"
+        "      or (first_seen at time zone 'UTC')::date between %(start)s and %(end)s)"
+        ' order by file_key collate "C"',
+        {
+            "provider": provider,
+            "feed": feed,
+            "start": start,
+            "end": end,
+            "start_text": start.isoformat(),
+            "end_text": end.isoformat(),
+        },
+    ).fetchall()
+    found = []
+    for key, reason, detail, first_seen, uri in rows:
+        day = _key_date(key) or first_seen.astimezone(UTC).date()
+        if start <= day <= end:
+            found.append(UnattributedDeadLetter(key, reason, detail, first_seen, uri, day))
+    return found
 
 
 def record_type_drift(conn: psycopg.Connection, drift: pl.DataFrame) -> None:

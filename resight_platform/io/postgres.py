@@ -36,6 +36,7 @@ __all__ = [
     "connect",
     "copy_frame",
     "database_url",
+    "embedded_pg_server_url",
     "embedded_pg_url",
     "ensure_database",
     "has_rows_besides",
@@ -166,16 +167,32 @@ def embedded_pg_url(data_dir: Path) -> str:
     return database_url(server_url, "resight")
 
 
-def stop_embedded_pg(data_dir: Path) -> None:
-    """Stop the pgserver PostgreSQL at ``data_dir`` if it is running (data is kept)."""
+def embedded_pg_server_url(data_dir: Path) -> str | None:
+    """The URL (database ``postgres``) of the pgserver PostgreSQL running at ``data_dir``, or
+    ``None`` when none is; unlike :func:`embedded_pg_url` it never starts one."""
+    from pgserver.utils import PostmasterInfo
+
+    data_dir = Path(data_dir).expanduser().absolute()
+    try:
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+    except (AssertionError, ValueError, OSError):  # a postmaster.pid being written: starting up
+        return None
+    if info is None or not info.is_running():
+        return None
+    return database_url(info.get_uri(), "postgres")
+
+
+def stop_embedded_pg(data_dir: Path) -> bool:
+    """Stop the pgserver PostgreSQL at ``data_dir`` if it is running (data is kept); whether it was."""
     import pgserver
 
     data_dir = Path(data_dir).expanduser().absolute()
-    if not (data_dir / "postmaster.pid").exists():
-        return
+    if embedded_pg_server_url(data_dir) is None:
+        return False
     server = _server(data_dir)
     pg_ctl: Callable[..., str] = pgserver.pg_ctl  # type: ignore[attr-defined]  # made at import
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    return True
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:

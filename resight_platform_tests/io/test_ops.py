@@ -21,9 +21,11 @@ from resight_platform.io.ops import (
     dead_letter_reason,
     known_checksums,
     migrate,
+    quality_report,
     record_files,
     record_silver,
     sync_sources,
+    unattributed_dead_letters,
 )
 from resight_platform.io.postgres import connect
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, load_registry
@@ -448,3 +450,101 @@ def test_dead_letter_reason() -> None:
         "checksum": "abc",
         "dead_lettered_at": "2026-10-02T06:00:00+00:00",
     }
+
+
+# --- quality_report and unattributed_dead_letters ------------------------------------------------
+
+
+def refused(key: str, code: str) -> FileRecord:
+    """A ledger row as the landing scan writes it for a key it refused: no provider, feed or date."""
+    return FileRecord(
+        key,
+        "c-" + key,
+        10,
+        None,
+        None,
+        None,
+        "dead_lettered",
+        error_code=code,
+        error=f"{code} detail",
+        dead_letter_uri=f"file:///dead/{code}",
+    )
+
+
+def arrived(conn: Conn, key: str, at: datetime) -> None:
+    conn.execute("update ops.ingestion_ledger set first_seen = %s where file_key = %s", (at, key))
+
+
+def test_quality_report_attributes_dead_letters_and_rows_to_their_source(conn: Conn) -> None:
+    bad = "pawmart/sales/2026-10-01/bad.csv"
+    record_files(conn, [read_record(KEY)], run_id="r", now=NOW)
+    record_files(
+        conn,
+        [FileRecord(bad, "b", 5, "pawmart", "sales", D1, "dead_lettered", error_code="not_utf8", error="x")],
+        run_id="r",
+        now=NOW,
+    )
+    set_counts(conn, KEY, 9, 1)
+    (source,) = quality_report(conn, D1, D2, provider="pawmart")
+    assert (source.provider, source.feed, source.files, source.files_dead_lettered) == ("pawmart", "sales", 2, 1)
+    assert (source.rows_in, source.rows_loaded, source.rows_quarantined) == (10, 9, 1)
+    assert source.dead_letter_reasons == {"not_utf8": 1}
+    assert quality_report(conn, D1, D2, provider="other") == []
+    assert unattributed_dead_letters(conn, D1, D2) == []  # attributed dead letters are not repeated there
+
+
+def test_unattributed_dead_letters_count_under_the_keys_date_else_the_day_they_arrived(conn: Conn) -> None:
+    """Keys the landing contract refused have no provider, feed or date on the ledger; the report
+    finds them by the key's segments, and dates them by the key, else by their arrival (UTC)."""
+    keys = {
+        "acme/sales/2026-13-01/a.csv": "bad_date",  # no date in the key: arrived 2026-10-02
+        "acme/salez/2026-10-01/a.csv": "unknown_feed",  # the key's date
+        "acme/a.csv": "bad_key",  # arrived 2026-10-04 06:00 UTC
+        "acme/sales/2026-09-30/late.csv": "unknown_provider",  # the key's date, before the range
+        "acmex/sales/2026-10-02/b.csv": "unknown_provider",  # another provider whose name starts alike
+        "other/stores/2026-10-03/s.csv": "unknown_provider",
+        "acme/sales/20261001/c.csv": "bad_date",  # not an ISO date: arrived 2026-10-03 23:30 in New York
+    }
+    record_files(conn, [refused(key, code) for key, code in keys.items()], run_id="r", now=NOW)
+    arrived(conn, "acme/sales/2026-13-01/a.csv", datetime(2026, 10, 2, 9, 0, tzinfo=UTC))
+    arrived(conn, "acme/a.csv", datetime(2026, 10, 4, 6, 0, tzinfo=UTC))
+    arrived(conn, "acme/sales/20261001/c.csv", datetime(2026, 10, 4, 3, 30, tzinfo=UTC))
+    for key in ("acme/salez/2026-10-01/a.csv", "acme/sales/2026-09-30/late.csv", "acmex/sales/2026-10-02/b.csv"):
+        arrived(conn, key, datetime(2026, 12, 1, tzinfo=UTC))  # long after: the key's date decides
+    arrived(conn, "other/stores/2026-10-03/s.csv", datetime(2026, 10, 3, tzinfo=UTC))
+    first_three_days = (D1, date(2026, 10, 3))
+
+    def found(start: date, end: date, **filters: str) -> dict[str, tuple[str, date]]:
+        return {d.file_key: (d.reason, d.reported_for) for d in unattributed_dead_letters(conn, start, end, **filters)}
+
+    assert found(*first_three_days) == {
+        "acme/sales/2026-13-01/a.csv": ("bad_date", D2),
+        "acme/salez/2026-10-01/a.csv": ("unknown_feed", D1),
+        "acmex/sales/2026-10-02/b.csv": ("unknown_provider", D2),
+        "other/stores/2026-10-03/s.csv": ("unknown_provider", date(2026, 10, 3)),
+    }
+    assert found(*first_three_days, provider="acme") == {
+        "acme/sales/2026-13-01/a.csv": ("bad_date", D2),
+        "acme/salez/2026-10-01/a.csv": ("unknown_feed", D1),
+    }
+    assert found(D1, date(2026, 10, 4), provider="acme") == {
+        "acme/sales/2026-13-01/a.csv": ("bad_date", D2),
+        "acme/salez/2026-10-01/a.csv": ("unknown_feed", D1),
+        "acme/a.csv": ("bad_key", date(2026, 10, 4)),
+        "acme/sales/20261001/c.csv": ("bad_date", date(2026, 10, 4)),
+    }
+    assert found(date(2026, 9, 1), date(2026, 10, 4), provider="acme", feed="sales") == {
+        "acme/sales/2026-13-01/a.csv": ("bad_date", D2),
+        "acme/sales/2026-09-30/late.csv": ("unknown_provider", date(2026, 9, 30)),
+        "acme/sales/20261001/c.csv": ("bad_date", date(2026, 10, 4)),
+    }
+    (one,) = unattributed_dead_letters(conn, D1, D1, provider="acme")
+    assert (one.file_key, one.detail, one.dead_letter_uri) == (
+        "acme/salez/2026-10-01/a.csv",
+        "unknown_feed detail",
+        "file:///dead/unknown_feed",
+    )
+    assert [d.file_key for d in unattributed_dead_letters(conn, D1, date(2026, 10, 4))] == sorted(
+        set(found(D1, date(2026, 10, 4)))
+    )  # by key
+    assert quality_report(conn, D1, date(2026, 10, 4)) == []  # none of them is a source's
