@@ -162,8 +162,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from resight_platform.io.ops import last_deliveries, quality_report, unattributed_dead_letters
+    from resight_platform.resources import load_registry_at
     from resight_platform.sources.freshness import stale_sources
-    from resight_platform.sources.registry import load_registry
 
     today = datetime.now(UTC).date()
     end = date.fromisoformat(args.to) if args.to else today
@@ -178,7 +178,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
         unattributed = unattributed_dead_letters(conn, start, end, feed=args.feed, provider=args.provider)
         last, watching_since = last_deliveries(conn)
     stale = stale_sources(
-        load_registry(settings.registry_dir), last, datetime.now(UTC), watching_since=watching_since, feed=args.feed
+        load_registry_at(settings.registry_dir, settings.aws_endpoint_url),
+        last,
+        datetime.now(UTC),
+        grace=settings.freshness_grace,
+        watching_since=watching_since,
+        feed=args.feed,
     )
     if args.provider:
         stale = [s for s in stale if s.provider == args.provider]
@@ -314,7 +319,7 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
 
     from resight_platform.definitions import build_definitions
     from resight_platform.pipeline import run_pipeline
-    from resight_platform.sources.registry import load_registry
+    from resight_platform.resources import load_registry_at
 
     _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
     pg_url, conn = _connect_warehouse(settings)
@@ -322,7 +327,11 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
     defs = build_definitions(settings, pg_url)
     with _environment(instance_env(settings, pg_url)), dg.DagsterInstance.get() as instance:
         report = run_pipeline(
-            defs, instance, landing=landing, registry=load_registry(settings.registry_dir), progress=_say
+            defs,
+            instance,
+            landing=landing,
+            registry=load_registry_at(settings.registry_dir, settings.aws_endpoint_url),
+            progress=_say,
         )
     return pg_url, report
 
@@ -333,12 +342,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from resight_platform.io.landing import scan_landing
     from resight_platform.io.storage import open_store
-    from resight_platform.resources import resolve_pg_url
-    from resight_platform.sources.registry import load_registry
+    from resight_platform.resources import load_registry_at, resolve_pg_url
 
     settings = _settings()
     landing = open_store(settings.landing_url, settings.aws_endpoint_url)
-    scan = scan_landing(landing, load_registry(settings.registry_dir))
+    scan = scan_landing(landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url))
     if not scan.files and not scan.rejected:
         _say(f"the landing zone {settings.landing_url} is empty: nothing to load")
         return 0
@@ -503,12 +511,12 @@ def _demo_history(settings: Any, args: argparse.Namespace, manifest: Any) -> Non
     from datetime import timedelta
 
     from resight_platform.io.storage import open_store
+    from resight_platform.resources import load_registry_at
     from resight_platform.sample.generator import default_manifest_url
     from resight_platform.sample.history import generate_history, history_provider
     from resight_platform.sample.manifest import combine
-    from resight_platform.sources.registry import load_registry
 
-    registry = load_registry(settings.registry_dir)
+    registry = load_registry_at(settings.registry_dir, settings.aws_endpoint_url)
     provider = history_provider(registry, args.providers)
     if provider is None:
         _say("no partner left outside the sample to send a history: the demand model is skipped")
