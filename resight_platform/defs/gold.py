@@ -16,8 +16,8 @@ from resight_platform.defs.checks import (
     model_check_spec,
     reconcile_result,
 )
-from resight_platform.defs.mart_checks import mart_metadata, top_result, totals_check_spec, totals_result
 from resight_platform.defs.jobs import GOLD_FACTS_JOB
+from resight_platform.defs.mart_checks import mart_metadata, top_result, totals_check_spec, totals_result
 from resight_platform.defs.metadata import OWNERS, RANGE_END, RANGE_START, markdown_preview, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
