@@ -23,6 +23,10 @@ def fact_row(**values: Any) -> dict[str, Any]:
         "product_key": 21,
         "store_key": 31,
         "customer_key": None,
+        "provider": "pawmart",
+        "sku": "SKU-1",
+        "store_id": "S1",
+        "customer_id": None,
         "order_id": "O-1",
         "line_no": 1,
         "ordered_at": datetime(2026, 10, 1, 14, tzinfo=UTC),
@@ -51,6 +55,13 @@ def test_a_valid_fact_row_passes() -> None:
     assert v.passed
 
 
+def test_facts_on_every_unknown_member_pass() -> None:
+    """A product, store and customer named by the partner but not in their dimensions yet: key 0."""
+    v = Validation(FactSales)
+    v.add(fact_frame(fact_row(product_key=0, store_key=0, customer_key=0, customer_id="C-NEW")))
+    assert v.passed, dict(v.failures)
+
+
 @pytest.mark.parametrize(
     ("values", "rule"),
     [
@@ -64,6 +75,14 @@ def test_a_valid_fact_row_passes() -> None:
         ({"product_key": -1}, "product_key.greater_than_or_equal_to(0)"),
         ({"sale_date": datetime.now(UTC).date() + timedelta(days=3)}, "no_sale_in_the_future"),
         ({"order_id": None}, "order_id.not_nullable"),
+        ({"sku": None}, "sku.not_nullable"),
+        ({"provider": None}, "provider.not_nullable"),
+        ({"store_key": -1}, "store_key.greater_than_or_equal_to(0)"),
+        # a key exactly when the partner named the member (key 0 when the dimension lacks it)
+        ({"store_id": None}, "store_key_only_with_a_store_id"),
+        ({"store_key": None}, "store_key_only_with_a_store_id"),
+        ({"customer_id": "C1"}, "customer_key_only_with_a_customer_id"),
+        ({"customer_key": 0}, "customer_key_only_with_a_customer_id"),
     ],
 )
 def test_each_fact_rule_catches_a_row_that_breaks_it(values: dict[str, Any], rule: str) -> None:

@@ -561,14 +561,35 @@ def test_unknown_members_flow_through_every_mart_with_meaningful_values() -> Non
     customer list: every mart keeps its rules and shows them, worked out by hand."""
     day, month = date(2026, 10, 5), date(2026, 10, 1)
 
-    def line(order: str, no: int, sku: str, product_key: int, customer: str | None, customer_key: int | None,
-             region: str | None, quantity: int, net: float, status: str = "completed",
-             channel: str = "store") -> dict[str, object]:  # fmt: skip
+    def line(
+        order: str,
+        no: int,
+        sku: str,
+        product_key: int,
+        customer: str | None,
+        customer_key: int | None,
+        region: str | None,
+        quantity: int,
+        net: float,
+        status: str = "completed",
+        channel: str = "store",
+    ) -> dict[str, object]:
         return {
-            "sale_date": day, "provider_key": 1, "product_key": product_key, "customer_key": customer_key,
-            "provider": "pawmart", "sku": sku, "customer_id": customer, "order_id": order, "line_no": no,
-            "channel": channel, "quantity": quantity, "net_amount": net, "status": status, "region": region,
-        }  # fmt: skip
+            "sale_date": day,
+            "provider_key": 1,
+            "product_key": product_key,
+            "customer_key": customer_key,
+            "provider": "pawmart",
+            "sku": sku,
+            "customer_id": customer,
+            "order_id": order,
+            "line_no": no,
+            "channel": channel,
+            "quantity": quantity,
+            "net_amount": net,
+            "status": status,
+            "region": region,
+        }
 
     fact = pl.DataFrame(
         [
@@ -580,9 +601,18 @@ def test_unknown_members_flow_through_every_mart_with_meaningful_values() -> Non
         schema_overrides={"customer_key": pl.Int64, "customer_id": pl.Utf8, "region": pl.Utf8},
     ).lazy()
     products = pl.LazyFrame(
-        [{"product_key": 11, "provider": "pawmart", "sku": "K1", "product_name": "Kong", "brand": "KONG",
-          "category": "toys", "species": "dog"}]
-    )  # fmt: skip
+        [
+            {
+                "product_key": 11,
+                "provider": "pawmart",
+                "sku": "K1",
+                "product_name": "Kong",
+                "brand": "KONG",
+                "category": "toys",
+                "species": "dog",
+            }
+        ]
+    )
     customers = pl.LazyFrame([{"customer_key": 21, "provider": "pawmart", "customer_id": "C1", "region": "South"}])
     built = {name: build(fact, products, customers) for name, (_, build) in MARTS.items()}
     for name, frame in built.items():
