@@ -28,7 +28,7 @@ from resight_platform.resources import RegistryResource, WarehouseResource
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
-__all__ = ["LATE_DIMENSION_SENSOR", "gold_assets", "late_dimension_sensor", "split_by_date"]
+__all__ = ["LATE_DIMENSION_SENSOR", "consecutive_days", "gold_assets", "late_dimension_sensor", "split_by_date"]
 
 _KINDS = {"polars", "postgres", "parquet"}
 
