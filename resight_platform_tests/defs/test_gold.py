@@ -5,6 +5,7 @@ values are worked out by hand below."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ import pytest
 
 from resight_platform.defs.gold import LATE_DIMENSION_SENSOR, consecutive_days
 from resight_platform.defs.jobs import DAILY_MART_JOB, DIMENSIONS_JOB, MARTS_JOB
-from resight_platform.defs.metadata import RANGE_END, RANGE_START
+from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START
 from resight_platform.io.lake import read_table
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import open_store
@@ -257,16 +258,27 @@ def test_a_range_of_days_is_one_run_per_provider_and_run_of_days() -> None:
 
 
 def test_the_sensor_asks_a_range_run_for_consecutive_days(daemon: Daemon) -> None:
-    """Two days of sales before the catalog: one run over both days, tagged with the range."""
+    """Two days of sales before the catalog: one run over both days, tagged with the range; not
+    while a fact run that started before the catalog landed may still write with the old one."""
     for day in (D1 - timedelta(days=1), D1):
         body = "order_id,line_no,ordered_at,sku,quantity,unit_price,status,channel,ship_state\n"
         body += f"A{day.day},1,{day}T10:00:00,K1,1,10.00,completed,online,NY\n"
         daemon.landing.write_bytes(f"pawmart/sales/{day}/sales.csv", body.encode())
     daemon.run_all(daemon.tick())
     assert _rows(daemon, "select count(*) from gold.fact_sales where product_key = 0") == [(2,)]
+    writing = dg.DagsterRun(  # another provider's facts, still being written with the old catalog
+        job_name="gold_facts_job",
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        asset_selection=frozenset({dg.AssetKey(["gold", "fact_sales"])}),
+        tags={PARTITION_TAG: f"{D1}|barkbox_market"},
+    )
+    daemon.instance.add_run(writing)
     daemon.landing.write_bytes(f"pawmart/catalog/{D2}/catalog.csv", CATALOG.encode())
     daemon.run_all(daemon.tick())
     assert daemon.defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(instance=daemon.instance).success
+    assert isinstance(_late_tick(daemon), dg.SkipReason)  # that run may have read the old catalog
+    daemon.instance.report_run_failed(writing)
     late = _late_tick(daemon)
     assert isinstance(late, dg.SensorResult)
     (request,) = late.run_requests or []
