@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from resight_platform.definitions import build_definitions
 from resight_platform.defs.gold import LATE_DIMENSION_SENSOR, consecutive_days
 from resight_platform.defs.jobs import DAILY_MART_JOB, DIMENSIONS_JOB, MARTS_JOB
 from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START
@@ -24,6 +25,7 @@ from resight_platform.io.postgres import connect
 from resight_platform.io.storage import open_store
 from resight_platform.settings import Settings
 from resight_platform.transforms.gold import stable_key
+from resight_platform_tests.defs.test_policies import Ticks
 from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon
 from resight_platform_tests.transforms import marts_reference
 
@@ -288,3 +290,40 @@ def test_the_sensor_asks_a_range_run_for_consecutive_days(daemon: Daemon) -> Non
     )
     daemon.run(request)
     assert _rows(daemon, "select count(*) from gold.fact_sales where product_key = 0") == [(0,)]
+
+
+def test_automation_takes_a_late_dimension_rebuild_to_the_marts(tmp_path: Path, fresh_pg_url: str) -> None:
+    """A catalog landing rebuilds dim_product but no facts by itself (dimensions do not trigger
+    facts); the sensor's rebuild of an old date's facts brings that date's daily mart (at the next
+    5-minute tick) and the monthly marts (at the next hour), and not the facts again."""
+    settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_PARTITIONS_START": "2026-09-01"})
+    defs = build_definitions(settings, pg_url=fresh_pg_url)
+    old, today = "2026-09-03", "2026-10-01"
+    monthly = [["marts", name] for name in marts_reference.GRAIN if name != "daily_sales"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("source", ["pawmart"])
+        ticks = Ticks(defs, instance)
+        dims = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
+        ticks.materialize(*((key, None) for key in [*dims, *monthly]))
+        ticks.materialize((["silver", "sales"], f"{old}|pawmart"), (["gold", "fact_sales"], f"{old}|pawmart"))
+        ticks.materialize((["marts", "daily_sales"], old))
+        for minutes in (1, 30, 1):  # settled past the hour: whatever automation asks for is run
+            for key, partitions in ticks.tick(minutes=minutes).items():
+                ticks.materialize(*((list(key), partition) for partition in partitions))
+        assert ticks.tick() == {}
+        ticks.materialize((["silver", "catalog"], f"{today}|pawmart"))
+        requested = ticks.tick()
+        assert ("gold", "dim_product") in requested
+        # The old date's facts (and so its daily mart) are the sensor's to rebuild, not automation's.
+        assert ("gold", "fact_sales") not in requested and ("marts", "daily_sales") not in requested
+        for key, partitions in requested.items():
+            ticks.materialize(*((list(key), partition) for partition in partitions))
+        assert ticks.tick() == {}
+        ticks.materialize((["gold", "fact_sales"], f"{old}|pawmart"))  # late_dimension_sensor's run
+        requested = ticks.tick(minutes=5)  # the next 5-minute tick passed
+        assert requested == {("marts", "daily_sales"): {old}}
+        ticks.materialize((["marts", "daily_sales"], old))
+        assert ticks.tick() == {}
+        hourly = ticks.tick(minutes=60)  # the next hour passed
+        assert set(hourly) >= {tuple(key) for key in monthly}
+        assert ("gold", "fact_sales") not in hourly
