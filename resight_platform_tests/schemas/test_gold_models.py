@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from resight_platform.defs.checks import KeysCheck, reconcile_result
-from resight_platform.schemas.gold import FactSales
+from resight_platform.schemas.gold import DimProduct, FactSales
 from resight_platform.schemas.validation import Validation
 
 
@@ -119,3 +119,16 @@ def test_facts_that_lost_or_doubled_rows_do_not_reconcile_with_silver() -> None:
         {"2026-10-01|pawmart": {"silver": [10, 2_498], "gold": [9, 2_400]}}
     )
     assert not reconcile_result(silver, {"2026-10-01|pawmart": (10, 2_498)}).passed  # a partition missing
+
+
+def test_a_product_needs_only_its_natural_key() -> None:
+    """A partner that sends no name, brand, category, species or price still has a product (the
+    marts show it as brand Unknown, category and species other)."""
+    schema = {name: column.dtype.type for name, column in DimProduct.to_schema().columns.items()}
+    bare = pl.DataFrame([{"product_key": 7, "provider": "pawmart", "sku": "K1"}], schema=schema)
+    v = Validation(DimProduct)
+    v.add(bare)
+    assert v.passed, dict(v.failures)
+    v = Validation(DimProduct)
+    v.add(bare.with_columns(pl.lit(None, dtype=pl.Utf8).alias("sku")))
+    assert "sku.not_nullable" in v.failures
