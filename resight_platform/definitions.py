@@ -7,7 +7,7 @@ import dagster as dg
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
-from resight_platform.defs.gold import gold_assets
+from resight_platform.defs.gold import gold_assets, late_dimension_sensor
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
 from resight_platform.defs.ml import FEATURES_KEY, FORECAST_KEY, MODEL_KEY, ml_assets
 from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
@@ -49,6 +49,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         sensors=[
             build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,
+            late_dimension_sensor,
             alert_sensor,
             freshness_sensor,
         ],

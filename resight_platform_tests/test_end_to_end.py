@@ -123,8 +123,8 @@ def test_dimensions_hold_every_valid_member(loaded: Loaded) -> None:
         _rows(
             loaded.pg_url,
             "select 'products', count(*) from gold.dim_product where product_key <> 0"
-            " union all select 'stores', count(*) from gold.dim_store"
-            " union all select 'customers', count(*) from gold.dim_customer",
+            " union all select 'stores', count(*) from gold.dim_store where store_key <> 0"
+            " union all select 'customers', count(*) from gold.dim_customer where customer_key <> 0",
         )
     )
     assert counts["products"] == loaded.manifest["catalog"]["products"]

@@ -1,8 +1,9 @@
 """Gold: the star schema in Postgres (and Parquet in the lake) and the marts built on it."""
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
@@ -15,17 +16,19 @@ from resight_platform.defs.checks import (
     model_check_spec,
     reconcile_result,
 )
+from resight_platform.defs.jobs import GOLD_FACTS_JOB
 from resight_platform.defs.mart_checks import mart_metadata, top_result, totals_check_spec, totals_result
-from resight_platform.defs.metadata import OWNERS, markdown_preview, table_schema_from_model
-from resight_platform.defs.partitions import DATE, split_key
+from resight_platform.defs.metadata import OWNERS, RANGE_END, RANGE_START, markdown_preview, table_schema_from_model
+from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
+from resight_platform.defs.sensors import TRIGGER_TAG
 from resight_platform.io.lake import PartitionStream, iter_chunks
-from resight_platform.io.warehouse import fact_sales_totals
+from resight_platform.io.warehouse import fact_sales_totals, late_resolvable_partitions
 from resight_platform.resources import RegistryResource, WarehouseResource
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
-__all__ = ["gold_assets", "split_by_date"]
+__all__ = ["LATE_DIMENSION_SENSOR", "consecutive_days", "gold_assets", "late_dimension_sensor", "split_by_date"]
 
 _KINDS = {"polars", "postgres", "parquet"}
 
@@ -191,7 +194,8 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                     silver_totals[key] = (lines, in_cents)
                     fact = gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings)
                     keys.frame(fact)
-                    stats["unknown_product_lines"] += fact.filter(pl.col("product_key") == gold.UNKNOWN_KEY).height
+                    for column, counter in _UNKNOWN_LINES.items():
+                        stats[counter] += fact.filter(pl.col(column) == gold.UNKNOWN_KEY).height
                     cents += _cents(fact)
                     if not preview:
                         preview.append(fact.head(5))
@@ -199,15 +203,17 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                     yield key, check.frame(fact, key)
                 if not produced:
                     yield key, gold.empty_fact_sales()
-            if stats["unknown_product_lines"]:
+            unknown = {counter: stats[counter] for counter in _UNKNOWN_LINES.values() if stats[counter]}
+            if unknown:
                 context.log.warning(
-                    f"{stats['unknown_product_lines']} sales lines reference a product missing from the catalog"
+                    f"sales lines on an unknown member (named by the partner, not in the dimension yet): {unknown};"
+                    f" {LATE_DIMENSION_SENSOR} re-resolves them when the dimension lands"
                 )
 
         def summary() -> dict[str, object]:
             return {
                 "net_amount": cents / 100,
-                "unknown_product_lines": stats["unknown_product_lines"],
+                **{counter: stats[counter] for counter in _UNKNOWN_LINES.values()},
                 "preview": markdown_preview(preview[0] if preview else gold.empty_fact_sales()),
             }
 
@@ -228,6 +234,14 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         )
 
     return fact_sales
+
+
+#: Fact lines counted per unknown member, by key column.
+_UNKNOWN_LINES = {
+    "product_key": "unknown_product_lines",
+    "store_key": "unknown_store_lines",
+    "customer_key": "unknown_customer_lines",
+}
 
 
 def _dimension_keys(dimension: pl.LazyFrame, column: str) -> pl.Series:
@@ -344,7 +358,7 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         fact = _or_empty(fact)
         yield from _checked(["marts", name], model, frame, mart_metadata(name, frame))
         if name in marts.TOP_KEYS:
-            yield top_result(name, frame, fact, extra.get("dim_customer", dim_product))
+            yield top_result(name, frame, fact)
         else:
             yield totals_result(name, frame, fact)
 
@@ -365,3 +379,87 @@ def gold_assets(
         _monthly_mart("order_status_impact", models.OrderStatusImpact, False),
         _monthly_mart("aov_by_region", models.AovByRegion, False),
     ]
+
+
+# --- Late-arriving dimensions ----------------------------------------------------------------
+
+LATE_DIMENSION_SENSOR = "late_dimension_sensor"
+#: The dimensions a fact may name before they land, by name.
+_LATE_DIMENSIONS = {name: dg.AssetKey(["gold", name]) for name in ("dim_product", "dim_store", "dim_customer")}
+_FACTS = dg.AssetKey(["gold", "fact_sales"])
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int, float] | None:
+    """The storage id and time of ``key``'s latest materialisation, if any."""
+    records = instance.fetch_materializations(key, limit=1).records
+    return (records[0].storage_id, records[0].timestamp) if records else None
+
+
+def _facts_in_flight(instance: dg.DagsterInstance, created_before: float) -> bool:
+    """Whether a run created before ``created_before`` that may build facts is still going (it may
+    have read the dimensions as they were before)."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=_IN_FLIGHT, created_before=datetime.fromtimestamp(created_before, UTC))
+    )
+    return any(_FACTS in (r.dagster_run.asset_selection or {_FACTS}) for r in records)
+
+
+def consecutive_days(cells: Sequence[tuple[date, str]]) -> list[tuple[str, date, date]]:
+    """``(provider, first day, last day)`` per run of calendar-consecutive days of each provider."""
+    runs: list[tuple[str, date, date]] = []
+    for day, provider in sorted(cells, key=lambda cell: (cell[1], cell[0])):
+        if runs and runs[-1][0] == provider and (day - runs[-1][2]).days == 1:
+            runs[-1] = (provider, runs[-1][1], day)
+        elif not runs or runs[-1][0] != provider or runs[-1][2] != day:
+            runs.append((provider, day, day))
+    return runs
+
+
+def _rebuild_request(provider: str, first: date, last: date, landed: str) -> dg.RunRequest:
+    start = dg.MultiPartitionKey({DATE: first.isoformat(), SOURCE: provider})
+    end = dg.MultiPartitionKey({DATE: last.isoformat(), SOURCE: provider})
+    run_key = f"late-dimension|{start}|{end}|{landed}"
+    tags = {TRIGGER_TAG: "late_dimension"}
+    if start == end:
+        return dg.RunRequest(run_key=run_key, job_name=GOLD_FACTS_JOB, partition_key=str(start), tags=tags)
+    return dg.RunRequest(
+        run_key=run_key, job_name=GOLD_FACTS_JOB, tags={**tags, RANGE_START: str(start), RANGE_END: str(end)}
+    )
+
+
+@dg.sensor(
+    name=LATE_DIMENSION_SENSOR,
+    job_name=GOLD_FACTS_JOB,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "When dim_product, dim_store or dim_customer lands, rebuilds the gold.fact_sales date × provider partitions"
+        " holding sales on an unknown member (key 0) whose natural key the dimension now holds; the marts follow"
+        " the rebuilt facts through automation."
+    ),
+)
+def late_dimension_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    latest = {name: _latest(context.instance, key) for name, key in _LATE_DIMENSIONS.items()}
+    landed = {name: found for name, found in latest.items() if found is not None and found[0] != seen.get(name)}
+    if not landed:
+        return dg.SkipReason("no dimension landed since the last evaluation")
+    if _facts_in_flight(context.instance, min(at for _, at in landed.values())):
+        return dg.SkipReason("waiting for fact runs that started before the dimension landed")
+    with warehouse.connect() as conn:
+        cells = late_resolvable_partitions(conn)
+    cursor = {name: found[0] for name, found in latest.items() if found is not None}
+    stamp = ",".join(f"{name}={cursor[name]}" for name in sorted(cursor))
+    requests = [_rebuild_request(provider, first, last, stamp) for provider, first, last in consecutive_days(cells)]
+    if requests:
+        context.log.info(f"{len(cells)} fact partitions re-resolve to members of {sorted(landed)}")
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))

@@ -35,9 +35,10 @@ _SHOWN = 20
 def totals_check_spec(name: str) -> dg.AssetCheckSpec:
     """The ``totals_match_fact_sales`` check of the mart ``name``."""
     if name in marts.TOP_KEYS:
-        _, keys, measures = marts.TOP_KEYS[name]
+        keys, measures = marts.TOP_KEYS[name]
         what = (
-            f"each listed row's {' and '.join(measures)} equal the facts' for its {', '.join(keys)} and month,"
+            f"each listed row's {' and '.join(measures)} equal the facts' for its {', '.join(keys)} (the facts'"
+            " own natural keys, resolved or not) and month,"
             " and nothing unlisted sold more in that month than the last listed row"
         )
     else:
@@ -89,10 +90,10 @@ def totals_result(name: str, mart: pl.DataFrame, fact: pl.LazyFrame) -> dg.Asset
     )
 
 
-def top_result(name: str, mart: pl.DataFrame, fact: pl.LazyFrame, dimension: pl.LazyFrame) -> dg.AssetCheckResult:
+def top_result(name: str, mart: pl.DataFrame, fact: pl.LazyFrame) -> dg.AssetCheckResult:
     """Compare a top mart's rows with the facts (``marts.compare_top``)."""
-    _, _, measures = marts.TOP_KEYS[name]
-    compared = marts.compare_top(mart, fact, dimension, name)
+    _, measures = marts.TOP_KEYS[name]
+    compared = marts.compare_top(mart, fact, name)
     listed = compared.filter(pl.col("rank").is_not_null())
     differ = compared.filter(~pl.col("matches"))
     outsell = compared.filter(pl.col("outsells_list"))

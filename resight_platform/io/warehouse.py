@@ -29,6 +29,7 @@ from typing import Any, Literal
 import dagster as dg
 import polars as pl
 import psycopg
+from psycopg import sql
 
 from resight_platform.io.lake import LakeIOManager, PartitionStream
 from resight_platform.io.postgres import (
@@ -50,6 +51,7 @@ __all__ = [
     "PgWriteMode",
     "WarehouseIOManager",
     "fact_sales_totals",
+    "late_resolvable_partitions",
     "partition_value",
     "pg_write_mode",
     "target_table",
@@ -330,3 +332,27 @@ def fact_sales_totals(
         (list(days), list(provider_keys)),
     ).fetchall()
     return {(day, int(provider)): (int(lines), int(cents)) for day, provider, lines, cents in rows}
+
+
+#: For each dimension a fact may name before it lands: its surrogate key column in
+#: ``gold.fact_sales``, the dimension table, and the fact's natural key column matched in it.
+_LATE_MEMBERS = (
+    ("product_key", "dim_product", "sku"),
+    ("store_key", "dim_store", "store_id"),
+    ("customer_key", "dim_customer", "customer_id"),
+)
+
+
+def late_resolvable_partitions(conn: psycopg.Connection[Any]) -> list[tuple[date, str]]:
+    """The (sale date, provider) partitions of ``gold.fact_sales`` holding a row still on an
+    unknown member (key 0) whose natural key its dimension now holds: the partitions a rebuild
+    re-resolves. Each dimension is searched through its partial index of unknown rows."""
+    parts = [
+        sql.SQL(
+            "select f.sale_date, f.provider from gold.fact_sales f join gold.{table} d"
+            " on d.provider = f.provider and d.{natural} = f.{natural} where f.{key} = 0"
+        ).format(table=quote_ident(table), natural=quote_ident(natural), key=quote_ident(key))
+        for key, table, natural in _LATE_MEMBERS
+    ]
+    query = sql.SQL(" union ").join(parts) + sql.SQL(" order by 2, 1")
+    return [(day, str(provider)) for day, provider in conn.execute(query).fetchall()]

@@ -75,14 +75,17 @@ class DimProduct(_Model):
     provider: str
     sku: str
     upc: str = pa.Field(nullable=True)
-    product_name: str
-    brand: str
+    # Only (provider, sku) are truly required: a partner that does not send a product's name,
+    # brand, category or price still loads its catalog, and the marts show such a product's
+    # brand as 'Unknown' and its category and species as 'other'.
+    product_name: str = pa.Field(nullable=True)
+    brand: str = pa.Field(nullable=True)
     manufacturer: str = pa.Field(nullable=True)
-    category: str
-    species: str = pa.Field(isin=["dog", "cat", "bird", "fish", "small_animal", "reptile", "other"])
+    category: str = pa.Field(nullable=True)
+    species: str = pa.Field(nullable=True, isin=["dog", "cat", "bird", "fish", "small_animal", "reptile", "other"])
     pack_size: float = pa.Field(nullable=True, gt=0)
     pack_unit: str = pa.Field(nullable=True)
-    list_price: float = pa.Field(ge=0)
+    list_price: float = pa.Field(nullable=True, ge=0)
 
 
 class DimCustomer(_Model):
@@ -96,12 +99,20 @@ class DimCustomer(_Model):
 
 
 class FactSales(_Model):
+    """Key 0 is a dimension's unknown member (named by the partner, not in the dimension yet); the
+    partner's own natural keys stay beside the surrogate keys, so the row is re-resolved when the
+    dimension lands."""
+
     sale_date: pl.Date
     date_key: pl.Int32
     provider_key: int
     product_key: int = pa.Field(ge=0)
-    store_key: int = pa.Field(nullable=True)
-    customer_key: int = pa.Field(nullable=True)
+    store_key: int = pa.Field(nullable=True, ge=0)
+    customer_key: int = pa.Field(nullable=True, ge=0)
+    provider: str
+    sku: str = pa.Field(str_length={"min_value": 1})
+    store_id: str = pa.Field(nullable=True)
+    customer_id: str = pa.Field(nullable=True)
     order_id: str
     line_no: pl.Int32 = pa.Field(gt=0)
     ordered_at: pl.Datetime(time_zone="UTC")  # type: ignore[valid-type]
@@ -121,6 +132,18 @@ class FactSales(_Model):
         return data.lazyframe.select(
             (pl.col("quantity") * pl.col("unit_price") - pl.col("discount") - pl.col("net_amount")).abs() < 0.005
         )
+
+    @pa.dataframe_check
+    @classmethod
+    def store_key_only_with_a_store_id(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A store key (real or unknown) exactly when the sale names a store."""
+        return data.lazyframe.select(pl.col("store_key").is_null() == pl.col("store_id").is_null())
+
+    @pa.dataframe_check
+    @classmethod
+    def customer_key_only_with_a_customer_id(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A customer key (real or unknown) exactly when the sale names a customer."""
+        return data.lazyframe.select(pl.col("customer_key").is_null() == pl.col("customer_id").is_null())
 
     @pa.dataframe_check
     @classmethod

@@ -2,7 +2,12 @@
 
 Surrogate keys are a stable 63-bit hash of the natural key (BLAKE2b), so the same member gets the
 same key on every run and in every environment, and facts can be built one date at a time.
-Key 0 is the "unknown" member (a sale whose product is not in the catalog keeps its row).
+Key 0 is each dimension's "unknown" member: a sale whose product, store or customer is not (yet)
+in the partner's catalog, store list or customer list keeps its row on key 0, with the partner's
+own natural key beside it (``sku``, ``store_id``, ``customer_id``), so that it is resolved to the
+real member when the facts are built again after that dimension lands (a late-arriving
+dimension: ``docs/architecture.md``). A null store or customer key means there is none (an online
+sale, an anonymous one), not an unknown one.
 """
 
 from __future__ import annotations
@@ -149,6 +154,10 @@ FACT_COLUMNS = [
     "product_key",
     "store_key",
     "customer_key",
+    "provider",
+    "sku",
+    "store_id",
+    "customer_id",
     "order_id",
     "line_no",
     "ordered_at",
@@ -175,7 +184,11 @@ def build_fact_sales(
 ) -> pl.DataFrame:
     """One row per valid sales line, keyed to the dimensions; grain (date, provider, order, line).
 
-    ``region`` is the store's region for store sales and the ship-to state's region online.
+    The partner's natural keys (``provider``, ``sku``, ``store_id``, ``customer_id``) are kept
+    beside the surrogate keys. A product, store or customer the partner named but its dimension
+    does not (yet) hold gets key 0 (:data:`UNKNOWN_KEY`); a sale with no store (online) or no
+    customer (anonymous) has a null key. ``region`` is the store's region for store sales and the
+    ship-to state's region online (null for a store not yet known).
     """
     if not silver_sales.collect_schema().names():
         return empty_fact_sales()
@@ -192,6 +205,8 @@ def build_fact_sales(
             pl.col("business_date").alias("sale_date"),
             date_key(pl.col("business_date")),
             pl.col("product_key").fill_null(UNKNOWN_KEY),
+            _unknown_if_named("store_key", "store_id"),
+            _unknown_if_named("customer_key", "customer_id"),
             pl.coalesce(pl.col("_store_region"), _region(pl.col("ship_state"), mappings)).alias("region"),
             pl.col("_source_file").alias("source_file"),
         )
@@ -199,6 +214,16 @@ def build_fact_sales(
         .sort(["provider_key", "order_id", "line_no"])
     )
     return fact.collect()
+
+
+def _unknown_if_named(key: str, natural: str) -> pl.Expr:
+    """``key``, or the unknown member's when the sale names a ``natural`` key the dimension lacks."""
+    return (
+        pl.when(pl.col(natural).is_not_null() & pl.col(key).is_null())
+        .then(pl.lit(UNKNOWN_KEY, dtype=pl.Int64))
+        .otherwise(pl.col(key))
+        .alias(key)
+    )
 
 
 def empty_fact_sales() -> pl.DataFrame:
@@ -209,6 +234,10 @@ def empty_fact_sales() -> pl.DataFrame:
         "product_key": pl.Int64(),
         "store_key": pl.Int64(),
         "customer_key": pl.Int64(),
+        "provider": pl.Utf8(),
+        "sku": pl.Utf8(),
+        "store_id": pl.Utf8(),
+        "customer_id": pl.Utf8(),
         "order_id": pl.Utf8(),
         "line_no": pl.Int32(),
         "ordered_at": pl.Datetime("us", "UTC"),

@@ -3,6 +3,13 @@
 Revenue is the net amount of *completed* lines; cancelled and returned lines are reported by
 ``order_status_impact``. An order is one ``(provider, order_id)``.
 
+A fact on a dimension's unknown member (key 0: a product, store or customer the partner named
+before its catalog, store list or customer list arrived) counts everywhere: its brand is
+``Unknown``, its category and species ``other``, its region ``Unknown``. The top lists name
+products and customers by the fact's own natural keys (provider, sku / customer id) and take their
+attributes from the dimension by that natural key, so an SKU not in the catalog yet is listed
+under its own SKU with no name.
+
 Counting distinct orders needs every order of a group in memory at once (3.4 GB for a 20M-line
 day). An order belongs to one provider, so the marts that count orders or rank customers (who
 are per provider too) run one provider at a time (:func:`_per_provider`) and add up: exact, and
@@ -32,7 +39,7 @@ _SEGMENT = ["category", "species", "region", "channel"]
 
 
 def _enrich(fact: pl.LazyFrame, dim_product: pl.LazyFrame) -> pl.LazyFrame:
-    products = dim_product.select("product_key", "provider", "sku", "product_name", "brand", "category", "species")
+    products = dim_product.select("product_key", "brand", "category", "species")
     return fact.join(products, on="product_key", how="left").with_columns(
         pl.col("category").fill_null("other"),
         pl.col("species").fill_null("other"),
@@ -147,56 +154,68 @@ def _top_by_revenue(frame: pl.LazyFrame, ties: list[str], top: int) -> pl.LazyFr
 
 
 def top_products_monthly(fact: pl.LazyFrame, dim_product: pl.LazyFrame, top: int = TOP_N) -> pl.DataFrame:
-    """The ``top`` products by revenue per month."""
+    """The ``top`` products by revenue per month: a product is the fact's own (provider, sku), its
+    name, brand, category and species those of the catalog's member (none yet: no name, brand
+    ``Unknown``, category and species ``other``)."""
     by_product = (
-        _completed(_enrich(fact, dim_product))
-        .group_by(["month", "provider", "sku", "product_name", "brand", "category", "species"])
+        _completed(fact)
+        .with_columns(pl.col("sale_date").dt.month_start().alias("month"))
+        .group_by(["month", "provider", "sku"])
         .agg(
             pl.col("quantity").sum().cast(pl.Int64).alias("units"),
             pl.col("net_amount").sum().round(2).alias("revenue"),
         )
     )
     ranked = _top_by_revenue(by_product, ["provider", "sku"], top)
-    return ranked.select(
-        "month", "rank", "provider", "sku", "product_name", "brand", "category", "species", "units", "revenue"
-    ).collect(engine="streaming")
+    attributes = dim_product.select("provider", "sku", "product_name", "brand", "category", "species")
+    return (
+        ranked.join(attributes, on=["provider", "sku"], how="left")
+        .with_columns(
+            pl.col("brand").fill_null("Unknown"),
+            pl.col("category").fill_null("other"),
+            pl.col("species").fill_null("other"),
+        )
+        .select("month", "rank", "provider", "sku", "product_name", "brand", "category", "species", "units", "revenue")
+        .sort(["month", "rank"])
+        .collect(engine="streaming")
+    )
 
 
 def top_customers_monthly(
     fact: pl.LazyFrame, dim_product: pl.LazyFrame, dim_customer: pl.LazyFrame, top: int = TOP_N
 ) -> pl.DataFrame:
-    """The ``top`` loyalty customers by revenue per month (anonymous sales excluded)."""
-    customers = dim_customer.select(
-        "customer_key", pl.col("provider").alias("_c_provider"), "customer_id", pl.col("region").alias("_c_region")
-    )
-    group = ["month", "_c_provider", "customer_id", "_c_region"]
+    """The ``top`` loyalty customers by revenue per month (anonymous sales excluded): a customer is
+    the fact's own (provider, customer id), its region that of the customer list's member (none
+    yet: null)."""
+    del dim_product  # a customer's sales count whatever their products
+    group = ["month", "provider", "customer_id"]
 
     def ranked(part: pl.LazyFrame) -> pl.LazyFrame:
         # A customer belongs to one provider: the month's top of all providers is among the
         # providers' own tops.
         by_customer = (
-            _completed(_enrich(part, dim_product))
-            .filter(pl.col("customer_key").is_not_null())
-            .join(customers, on="customer_key", how="inner")
+            _completed(part)
+            .filter(pl.col("customer_id").is_not_null())
+            .with_columns(
+                pl.col("sale_date").dt.month_start().alias("month"),
+                pl.concat_str([pl.col("provider_key").cast(pl.Utf8), pl.col("order_id")], separator="|").alias(
+                    "_order"
+                ),
+            )
             .group_by(group)
             .agg(
                 pl.col("_order").n_unique().cast(pl.Int64).alias("orders"),
                 pl.col("net_amount").sum().round(2).alias("revenue"),
             )
         )
-        return _top_by_revenue(by_customer, ["_c_provider", "customer_id"], top)
+        return _top_by_revenue(by_customer, ["provider", "customer_id"], top)
 
+    regions = dim_customer.select("provider", "customer_id", "region")
     return (
-        _top_by_revenue(_per_provider(fact, ranked).lazy().drop("rank"), ["_c_provider", "customer_id"], top)
-        .select(
-            "month",
-            "rank",
-            pl.col("_c_provider").alias("provider"),
-            "customer_id",
-            pl.col("_c_region").alias("region"),
-            "orders",
-            "revenue",
-        )
+        _top_by_revenue(_per_provider(fact, ranked).lazy().drop("rank"), ["provider", "customer_id"], top)
+        .join(regions, on=["provider", "customer_id"], how="left")
+        .select("month", "rank", "provider", "customer_id", "region", "orders", "revenue")
+        .sort(["month", "rank"])
         .collect()
     )
 
@@ -319,35 +338,31 @@ def compare_totals(mart: pl.DataFrame, fact: pl.LazyFrame, spec: TotalsSpec) -> 
     return both.with_columns(same.alias("matches")).sort(group)
 
 
-#: How each top mart's rows are found in the facts: the mart's key columns and the dimension
-#: that maps a fact's surrogate key to them.
+#: How each top mart's rows are found in the facts: the fact's natural key columns that name a
+#: listed row, and the measures compared.
 TOP_KEYS = {
-    "top_products_monthly": ("product_key", ("provider", "sku"), ("units", "revenue")),
-    "top_customers_monthly": ("customer_key", ("provider", "customer_id"), ("orders", "revenue")),
+    "top_products_monthly": (("provider", "sku"), ("units", "revenue")),
+    "top_customers_monthly": (("provider", "customer_id"), ("orders", "revenue")),
 }
 
 
-def compare_top(mart: pl.DataFrame, fact: pl.LazyFrame, dimension: pl.LazyFrame, name: str) -> pl.DataFrame:
-    """Every product (or customer) that sold in a month, from the facts: its measures there
-    (``{m}_fact``), its row of the top mart if listed (``{m}_mart``, ``rank``), ``matches`` (a
-    listed row's measures equal the facts'), and ``outsells_list`` (unlisted, but sold more than
-    the month's last listed row)."""
-    surrogate, keys, measures = TOP_KEYS[name]
-    if surrogate not in dimension.collect_schema().names():  # not built yet: no fact row resolves
-        dimension = pl.LazyFrame(schema={surrogate: pl.Int64, **dict.fromkeys(keys, pl.Utf8)})
+def compare_top(mart: pl.DataFrame, fact: pl.LazyFrame, name: str) -> pl.DataFrame:
+    """Every product (or customer) that sold in a month, from the facts' own natural keys: its
+    measures there (``{m}_fact``), its row of the top mart if listed (``{m}_mart``, ``rank``),
+    ``matches`` (a listed row's measures equal the facts'), and ``outsells_list`` (unlisted, but
+    sold more than the month's last listed row)."""
+    keys, measures = TOP_KEYS[name]
     group = ["month", *keys]
     aggs = {
         "units": pl.col("quantity").sum().cast(pl.Int64),
         "revenue": _cents("net_amount").sum(),
         "orders": pl.struct("provider_key", "order_id").n_unique().cast(pl.Int64),
     }
-    resolved = dimension.select(surrogate, *keys)
 
     def by_key(part: pl.LazyFrame) -> pl.LazyFrame:
         return (
-            part.filter((pl.col("status") == "completed") & pl.col(surrogate).is_not_null())
+            part.filter((pl.col("status") == "completed") & pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
             .with_columns(pl.col("sale_date").dt.month_start().alias("month"))
-            .join(resolved, on=surrogate, how="inner")
             .group_by(group)
             .agg(aggs[m].alias(f"{m}_fact") for m in measures)
         )

@@ -1,6 +1,6 @@
 """WarehouseIOManager through real Dagster runs into the real PostgreSQL (and a local lake)."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +10,12 @@ import psycopg
 import pytest
 
 from resight_platform.io.lake import PartitionStream, read_table
+from resight_platform.io.ops import migrate
+from resight_platform.io.postgres import connect, replace_partition
 from resight_platform.io.warehouse import (
     PgWriteMode,
     WarehouseIOManager,
+    late_resolvable_partitions,
     partition_value,
     pg_write_mode,
     target_table,
@@ -351,3 +354,92 @@ def test_date_source_stream_without_partition_rows_is_refused(
     )
     assert not result.success
     assert "needs partition_rows" in _failure(result)
+
+
+def test_late_resolvable_partitions_are_those_with_an_unknown_member_a_dimension_now_holds(
+    fresh_pg_url: str,
+) -> None:
+    """Facts on key 0 whose natural key (sku, store id, customer id) the dimension now holds: their
+    (date, provider); unknown members still unknown, resolved facts and other providers' keys not."""
+    d1, d2, d3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
+    with connect(fresh_pg_url) as conn:
+        migrate(conn)
+        migrate(conn)  # idempotent, unknown members included
+        unknown = conn.execute(
+            "select (select count(*) from gold.dim_product where product_key = 0),"
+            " (select count(*) from gold.dim_store where store_key = 0),"
+            " (select count(*) from gold.dim_customer where customer_key = 0)"
+        ).fetchone()
+        assert unknown == (1, 1, 1)
+        conn.execute(
+            "insert into gold.dim_date (date_key, date, year, quarter, month, month_start, week_start, day_of_week,"
+            " is_weekend) select to_char(d, 'YYYYMMDD')::int, d, 2026, 4, 10, '2026-10-01', d, 1, false"
+            " from generate_series(%s::date, %s::date, interval '1 day') d",
+            (d1, d3),
+        )
+        conn.execute(
+            "insert into gold.dim_provider values (1, 'pawmart', 'PawMart', 'retail', 'UTC', 'USD'),"
+            " (2, 'petopia', 'Petopia', 'retail', 'UTC', 'USD')"
+        )
+        conn.execute("insert into gold.dim_product (product_key, provider, sku) values (11, 'pawmart', 'K1')")
+        conn.execute("insert into gold.dim_store (store_key, provider, store_id) values (31, 'pawmart', 'S1')")
+        conn.execute("insert into gold.dim_customer (customer_key, provider, customer_id) values (41, 'petopia', 'C1')")
+
+        def fact(
+            day: date,
+            provider_key: int,
+            line: int,
+            keys: tuple[int, int | None, int | None],
+            naturals: tuple[str, str | None, str | None],
+        ) -> dict[str, object]:
+            provider = {1: "pawmart", 2: "petopia"}[provider_key]
+            return {
+                "sale_date": day,
+                "date_key": int(f"{day:%Y%m%d}"),
+                "provider_key": provider_key,
+                "product_key": keys[0],
+                "store_key": keys[1],
+                "customer_key": keys[2],
+                "provider": provider,
+                "sku": naturals[0],
+                "store_id": naturals[1],
+                "customer_id": naturals[2],
+                "order_id": "O",
+                "line_no": line,
+                "ordered_at": datetime(2026, 10, 1, tzinfo=UTC),
+                "channel": "store",
+                "quantity": 1,
+                "unit_price": 1.0,
+                "discount": 0.0,
+                "net_amount": 1.0,
+                "status": "completed",
+                "source_file": "f",
+            }
+
+        facts = {
+            # resolvable: pawmart's K1 is in the catalog now
+            d1: [
+                fact(d1, 1, 1, (0, None, None), ("K1", None, None)),
+                fact(d1, 2, 1, (0, None, None), ("X", None, None)),
+            ],
+            # still unknown (no such SKU), already resolved, and petopia's K1 (another partner's SKU)
+            d2: [
+                fact(d2, 1, 1, (0, None, None), ("K9", None, None)),
+                fact(d2, 1, 2, (11, None, None), ("K1", None, None)),
+                fact(d2, 2, 1, (0, None, None), ("K1", None, None)),
+            ],
+            # a store and a customer that landed late
+            d3: [fact(d3, 1, 1, (11, 0, None), ("K1", "S1", None)), fact(d3, 2, 1, (0, None, 0), ("X", None, "C1"))],
+        }
+        for day, rows in facts.items():
+            frame = pl.DataFrame(
+                rows,
+                schema_overrides={
+                    "store_key": pl.Int64,
+                    "customer_key": pl.Int64,
+                    "store_id": pl.Utf8,
+                    "customer_id": pl.Utf8,
+                },
+            )
+            replace_partition(conn, "gold", "fact_sales", frame, "sale_date", day)
+        assert late_resolvable_partitions(conn) == [(d1, "pawmart"), (d3, "pawmart"), (d3, "petopia")]

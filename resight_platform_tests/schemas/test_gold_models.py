@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from resight_platform.defs.checks import KeysCheck, reconcile_result
-from resight_platform.schemas.gold import FactSales
+from resight_platform.schemas.gold import DimProduct, FactSales
 from resight_platform.schemas.validation import Validation
 
 
@@ -23,6 +23,10 @@ def fact_row(**values: Any) -> dict[str, Any]:
         "product_key": 21,
         "store_key": 31,
         "customer_key": None,
+        "provider": "pawmart",
+        "sku": "SKU-1",
+        "store_id": "S1",
+        "customer_id": None,
         "order_id": "O-1",
         "line_no": 1,
         "ordered_at": datetime(2026, 10, 1, 14, tzinfo=UTC),
@@ -51,6 +55,13 @@ def test_a_valid_fact_row_passes() -> None:
     assert v.passed
 
 
+def test_facts_on_every_unknown_member_pass() -> None:
+    """A product, store and customer named by the partner but not in their dimensions yet: key 0."""
+    v = Validation(FactSales)
+    v.add(fact_frame(fact_row(product_key=0, store_key=0, customer_key=0, customer_id="C-NEW")))
+    assert v.passed, dict(v.failures)
+
+
 @pytest.mark.parametrize(
     ("values", "rule"),
     [
@@ -64,6 +75,14 @@ def test_a_valid_fact_row_passes() -> None:
         ({"product_key": -1}, "product_key.greater_than_or_equal_to(0)"),
         ({"sale_date": datetime.now(UTC).date() + timedelta(days=3)}, "no_sale_in_the_future"),
         ({"order_id": None}, "order_id.not_nullable"),
+        ({"sku": None}, "sku.not_nullable"),
+        ({"provider": None}, "provider.not_nullable"),
+        ({"store_key": -1}, "store_key.greater_than_or_equal_to(0)"),
+        # a key exactly when the partner named the member (key 0 when the dimension lacks it)
+        ({"store_id": None}, "store_key_only_with_a_store_id"),
+        ({"store_key": None}, "store_key_only_with_a_store_id"),
+        ({"customer_id": "C1"}, "customer_key_only_with_a_customer_id"),
+        ({"customer_key": 0}, "customer_key_only_with_a_customer_id"),
     ],
 )
 def test_each_fact_rule_catches_a_row_that_breaks_it(values: dict[str, Any], rule: str) -> None:
@@ -100,3 +119,16 @@ def test_facts_that_lost_or_doubled_rows_do_not_reconcile_with_silver() -> None:
         {"2026-10-01|pawmart": {"silver": [10, 2_498], "gold": [9, 2_400]}}
     )
     assert not reconcile_result(silver, {"2026-10-01|pawmart": (10, 2_498)}).passed  # a partition missing
+
+
+def test_a_product_needs_only_its_natural_key() -> None:
+    """A partner that sends no name, brand, category, species or price still has a product (the
+    marts show it as brand Unknown, category and species other)."""
+    schema = {name: column.dtype.type for name, column in DimProduct.to_schema().columns.items()}
+    bare = pl.DataFrame([{"product_key": 7, "provider": "pawmart", "sku": "K1"}], schema=schema)
+    v = Validation(DimProduct)
+    v.add(bare)
+    assert v.passed, dict(v.failures)
+    v = Validation(DimProduct)
+    v.add(bare.with_columns(pl.lit(None, dtype=pl.Utf8).alias("sku")))
+    assert "sku.not_nullable" in v.failures

@@ -8,7 +8,10 @@ everything but the definitions it implements:
 - shares are of their group's amount (0 in a group whose amount is 0); a brand's share change is
   against its share in the same segment the month before (none when it had no sales there);
 - the average order value is revenue / orders to the cent, halves rounded up;
-- the top lists rank by revenue, ties by provider then SKU (or customer id), top ``TOP_N``.
+- the top lists rank by revenue, ties by provider then SKU (or customer id), top ``TOP_N``; a
+  product (customer) is the fact's own provider and SKU (customer id), resolved or not (key 0, the
+  unknown member), its attributes those of the dimension's member with that natural key (none:
+  no name, brand ``Unknown``, category and species ``other``; no region).
 
 :func:`differences` compares the result with the marts in Postgres, every row: counts exactly,
 money to the cent, shares to 1e-9.
@@ -115,26 +118,24 @@ def _top(candidates: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], tie: tupl
 
 def expected_marts(conn: psycopg.Connection[Any]) -> dict[str, Rows]:
     """Every mart, from the facts and dimensions in Postgres."""
-    products = {
-        p["product_key"]: p
-        for p in _fetch(
-            conn, "SELECT product_key, provider, sku, product_name, brand, category, species FROM gold.dim_product"
-        )
-    }
-    customers = {
-        c["customer_key"]: c
-        for c in _fetch(conn, "SELECT customer_key, provider, customer_id, region FROM gold.dim_customer")
+    dim_products = _fetch(
+        conn,
+        "SELECT product_key, provider, sku, product_name, brand, category, species FROM gold.dim_product"
+        " WHERE product_key <> 0",
+    )
+    products = {p["product_key"]: p for p in dim_products}
+    product_by_sku = {(p["provider"], p["sku"]): p for p in dim_products}
+    region_by_id = {
+        (c["provider"], c["customer_id"]): c["region"]
+        for c in _fetch(conn, "SELECT provider, customer_id, region FROM gold.dim_customer WHERE customer_key <> 0")
     }
     lines = _fetch(
         conn,
-        "SELECT sale_date, provider_key, product_key, customer_key, order_id, channel, quantity, net_amount,"
-        " status, region FROM gold.fact_sales",
+        "SELECT sale_date, provider_key, product_key, provider, sku, customer_id, order_id, channel, quantity,"
+        " net_amount, status, region FROM gold.fact_sales",
     )
     for line in lines:
         product = products.get(line["product_key"], {})
-        line["provider"] = product.get("provider")
-        line["sku"] = product.get("sku")
-        line["product_name"] = product.get("product_name")
         line["brand"] = product.get("brand") or "Unknown"
         line["category"] = product.get("category") or "other"
         line["species"] = product.get("species") or "other"
@@ -184,14 +185,19 @@ def expected_marts(conn: psycopg.Connection[Any]) -> dict[str, Rows]:
         row["share_of_amount"] = _share(row["amount"], group_total[key[:3]])
     out["order_status_impact"] = status
 
-    # Top products: per provider product (a product key) and month.
-    by_product = grouped(completed, ("month", "product_key"))
+    # Top products: per provider SKU (the fact's own) and month.
+    by_product = grouped(completed, ("month", "provider", "sku"))
     out["top_products_monthly"] = _top(
         (
             (
                 key,
                 {
-                    **{c: rows[0][c] for c in ("provider", "sku", "product_name", "brand", "category", "species")},
+                    "provider": key[1],
+                    "sku": key[2],
+                    "product_name": product_by_sku.get(key[1:], {}).get("product_name"),
+                    "brand": product_by_sku.get(key[1:], {}).get("brand") or "Unknown",
+                    "category": product_by_sku.get(key[1:], {}).get("category") or "other",
+                    "species": product_by_sku.get(key[1:], {}).get("species") or "other",
                     "units": sum(r["quantity"] for r in rows),
                     "revenue": sum((r["net_amount"] for r in rows), Decimal(0)),
                 },
@@ -201,17 +207,17 @@ def expected_marts(conn: psycopg.Connection[Any]) -> dict[str, Rows]:
         ("provider", "sku"),
     )
 
-    # Top customers: loyalty customers only (a sale with a customer key in dim_customer).
-    known = [r for r in completed if r["customer_key"] is not None and r["customer_key"] in customers]
-    by_customer = grouped(known, ("month", "customer_key"))
+    # Top customers: loyalty customers only (a sale naming a customer id, in dim_customer or not yet).
+    loyal = [r for r in completed if r["customer_id"] is not None]
+    by_customer = grouped(loyal, ("month", "provider", "customer_id"))
     out["top_customers_monthly"] = _top(
         (
             (
                 key,
                 {
-                    "provider": customers[key[1]]["provider"],
-                    "customer_id": customers[key[1]]["customer_id"],
-                    "region": customers[key[1]]["region"],
+                    "provider": key[1],
+                    "customer_id": key[2],
+                    "region": region_by_id.get(key[1:]),
                     "orders": len({(r["provider_key"], r["order_id"]) for r in rows}),
                     "revenue": sum((r["net_amount"] for r in rows), Decimal(0)),
                 },

@@ -170,7 +170,7 @@ def test_fact_sales_resolves_keys_regions_and_unknown_products(catalog: pl.DataF
                 ship_state="WA",
                 customer_id=None,
             ),
-            sales_row("pawmart", "O3", 1, "NOT-IN-CATALOG"),
+            sales_row("pawmart", "O3", 1, "NOT-IN-CATALOG", store_id="S-NEW", customer_id="C-NEW"),
         ],
     )
     dims = _dims(catalog)
@@ -185,7 +185,17 @@ def test_fact_sales_resolves_keys_regions_and_unknown_products(catalog: pl.DataF
     assert by_order["O2"]["store_key"] is None
     assert by_order["O2"]["customer_key"] is None
     assert by_order["O2"]["region"] == "West"
+    # Named by the partner but not in the dimension yet: the unknown member, natural keys kept.
     assert by_order["O3"]["product_key"] == gold.UNKNOWN_KEY
+    assert by_order["O3"]["store_key"] == gold.UNKNOWN_KEY
+    assert by_order["O3"]["customer_key"] == gold.UNKNOWN_KEY
+    assert by_order["O3"]["region"] is None
+    naturals = {o: (r["provider"], r["sku"], r["store_id"], r["customer_id"]) for o, r in by_order.items()}
+    assert naturals == {
+        "O1": ("pawmart", "K1", "S1", "C1"),
+        "O2": ("pawmart", "K1", None, None),
+        "O3": ("pawmart", "NOT-IN-CATALOG", "S-NEW", "C-NEW"),
+    }
     assert all(r["date_key"] == 20261001 for r in by_order.values())
     assert fact.columns == gold.FACT_COLUMNS
 
@@ -201,3 +211,37 @@ def test_fact_sales_of_empty_silver_is_empty_with_schema() -> None:
     )
     assert fact.height == 0
     models.FactSales.validate(fact)
+
+
+def test_a_late_dimension_resolves_the_same_sales_when_the_facts_are_built_again(catalog: pl.DataFrame) -> None:
+    """Built before the catalog, store list and customer list: unknown members; built again once
+    they landed, the same lines on the real members, nothing else changed."""
+    sales = _frame(SilverSales, [sales_row("pawmart", "O1", 1, "K1"), sales_row("pawmart", "O1", 2, "K1")])
+    empty = {
+        "dim_provider": gold.build_dim_provider(load_registry()).lazy(),
+        "dim_product": gold.build_dim_product(pl.LazyFrame()).lazy(),
+        "dim_store": gold.build_dim_store(pl.LazyFrame()).lazy(),
+        "dim_customer": gold.build_dim_customer(pl.LazyFrame(), load_mappings()).lazy(),
+    }
+    before = gold.build_fact_sales(sales.lazy(), mappings=load_mappings(), **empty)
+    models.FactSales.validate(before)
+    keys = ["product_key", "store_key", "customer_key"]
+    assert before.select(keys).unique().rows() == [(0, 0, 0)]
+    dims = _dims(catalog)
+    after = gold.build_fact_sales(sales.lazy(), mappings=load_mappings(), **dims)
+    models.FactSales.validate(after)
+    product = dims["dim_product"].filter(pl.col("provider") == "pawmart").collect()["product_key"][0]
+    store = dims["dim_store"].collect()["store_key"][0]
+    customer = dims["dim_customer"].collect()["customer_key"][0]
+    assert after.select(keys).unique().rows() == [(product, store, customer)]
+    assert after["region"].to_list() == ["South", "South"]
+    assert before.drop([*keys, "region"]).equals(after.drop([*keys, "region"]))
+
+
+def test_a_fact_key_without_its_natural_key_breaks_the_model(catalog: pl.DataFrame) -> None:
+    sales = _frame(SilverSales, [sales_row("pawmart", "O1", 1, "K1")])
+    fact = gold.build_fact_sales(sales.lazy(), mappings=load_mappings(), **_dims(catalog))
+    for column, rule in (("store_id", "store_key_only_with_a_store_id"), ("customer_id", "customer_key_only")):
+        broken = fact.with_columns(pl.lit(None, dtype=pl.Utf8).alias(column))
+        with pytest.raises(Exception, match=rule):
+            models.FactSales.validate(broken)

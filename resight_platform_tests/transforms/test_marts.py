@@ -29,42 +29,65 @@ REGIONS = ["South", "West"]
 STATUSES = ["completed"] * 8 + ["cancelled", "returned"]
 
 
+PROVIDERS = {1: "pawmart", 2: "petopia"}
+#: Sold but not (yet) in the provider's catalog, store list or customer list: key 0.
+UNKNOWN_SKUS = ["NEW-1", "NEW-2"]
+UNKNOWN_CUSTOMER = "C-NEW"
+
+
 @pytest.fixture(scope="module")
 def data() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Facts of two providers, with lines on each dimension's unknown member: products not in the
+    catalog, stores not in the store list (no region) and customers not in the customer list."""
     rng = random.Random(5)
     products = [
         {
-            "product_key": 100 + i,
-            "provider": "pawmart",
+            "product_key": 100 * provider_key + i,
+            "provider": provider,
             "sku": f"S{i}",
             "product_name": f"Product {i}",
             "brand": BRANDS[i % 3],
             "category": CATEGORIES[i % 2],
             "species": SPECIES[(i // 2) % 2],
         }
+        for provider_key, provider in PROVIDERS.items()
         for i in range(12)
     ]
     customers = [
-        {"customer_key": 500 + i, "provider": "pawmart", "customer_id": f"C{i}", "region": REGIONS[i % 2]}
+        {
+            "customer_key": 500 + i,
+            "provider": PROVIDERS[1 + i % 2],
+            "customer_id": f"C{i}",
+            "region": REGIONS[i % 2],
+        }
         for i in range(15)
     ]
     rows = []
     start = date(2026, 9, 20)
     for order in range(400):
+        provider_key = 1 + order % 2
         day = start + timedelta(days=rng.randrange(25))
         channel = rng.choice(["store", "online"])
-        customer = rng.choice([None, *range(500 + order % 2, 515, 2)])  # a customer of the order's provider
-        region = rng.choice(REGIONS)  # a store's or a ship-to state's region: one per order
+        # a customer of the order's provider, an anonymous sale, or one not in the customer list yet
+        customer = rng.choice([None, 0, *range(500 + order % 2, 515, 2)])
+        region = rng.choice([*REGIONS, None])  # a store's or ship-to state's region; None: store not known yet
         for line in range(1, rng.randint(1, 3) + 1):
             quantity = rng.randint(1, 4)
             price = round(rng.uniform(2, 60), 2)
             discount = rng.choice([0.0, 0.0, 1.5])
+            item = rng.randrange(14)
+            known = item < 12
             rows.append(
                 {
                     "sale_date": day,
-                    "provider_key": 1 + order % 2,
-                    "product_key": 100 + rng.randrange(12),
+                    "provider_key": provider_key,
+                    "product_key": 100 * provider_key + item if known else 0,
                     "customer_key": customer,
+                    "provider": PROVIDERS[provider_key],
+                    "sku": f"S{item}" if known else UNKNOWN_SKUS[item - 12],
+                    "customer_id": None
+                    if customer is None
+                    else (UNKNOWN_CUSTOMER if customer == 0 else f"C{customer - 500}"),
                     "order_id": f"O{order}",
                     "line_no": line,
                     "ordered_at": datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
@@ -79,6 +102,14 @@ def data() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             )
     fact = pl.DataFrame(rows).with_columns(pl.col("customer_key").cast(pl.Int64))
     return fact, pl.DataFrame(products), pl.DataFrame(customers)
+
+
+def test_the_facts_hold_every_unknown_member(data: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]) -> None:
+    fact, _, _ = data
+    completed = fact.filter(pl.col("status") == "completed")
+    assert completed.filter(pl.col("product_key") == 0).height > 10
+    assert completed.filter(pl.col("customer_key") == 0).height > 10
+    assert completed.filter(pl.col("region").is_null()).height > 10
 
 
 def _money(value: float) -> Decimal:
@@ -96,8 +127,8 @@ def test_daily_sales_equals_independent_sums(data: tuple[pl.DataFrame, pl.DataFr
     for r in fact.iter_rows(named=True):
         if r["status"] != "completed":
             continue
-        p = product[r["product_key"]]
-        key = (r["sale_date"], p["category"], p["species"], r["region"], r["channel"])
+        p = product.get(r["product_key"], {"category": "other", "species": "other"})
+        key = (r["sale_date"], p["category"], p["species"], r["region"] or "Unknown", r["channel"])
         revenue[key] += _money(r["net_amount"])
         orders[key].add((r["provider_key"], r["order_id"]))
         units[key] += r["quantity"]
@@ -156,13 +187,13 @@ def test_top_products_and_customers_are_ranked_by_revenue(
         assert group.height == 5
     best = (
         fact.filter((pl.col("status") == "completed") & (pl.col("sale_date") < date(2026, 10, 1)))
-        .group_by("product_key")
+        .group_by("provider", "sku")
         .agg(pl.col("net_amount").sum())
         .sort("net_amount", descending=True)
         .row(0, named=True)
     )
     september_first = top.filter((pl.col("month") == date(2026, 9, 1)) & (pl.col("rank") == 1)).row(0, named=True)
-    assert september_first["sku"] == f"S{best['product_key'] - 100}"
+    assert (september_first["provider"], september_first["sku"]) == (best["provider"], best["sku"])
 
     customers_top = marts.top_customers_monthly(fact.lazy(), products.lazy(), customers.lazy(), top=3)
     models.TopCustomersMonthly.validate(customers_top)
@@ -354,11 +385,10 @@ def test_a_segment_with_no_revenue_has_shares_of_zero() -> None:
 
 @pytest.mark.parametrize("name", sorted(MARTS))
 def test_totals_check_passes_on_the_marts_built_from_the_facts(name: str, data: Data) -> None:
-    fact, products, customers = data
+    fact = data[0]
     mart = _mart(name, data)
     if name in marts.TOP_KEYS:
-        dimension = customers if name == "top_customers_monthly" else products
-        result = top_result(name, mart, fact.lazy(), dimension.lazy())
+        result = top_result(name, mart, fact.lazy())
         assert result.metadata["rows_compared"].value == mart.height
     else:
         result = totals_result(name, mart, fact.lazy())
@@ -391,12 +421,11 @@ def test_totals_check_passes_on_the_marts_built_from_the_facts(name: str, data: 
 def test_totals_check_fails_when_a_mart_disagrees_with_the_facts(
     name: str, values: dict[str, object], data: Data
 ) -> None:
-    fact, products, customers = data
+    fact = data[0]
     mart = _mart(name, data)
     broken = _set(mart, 0, **values)
     if name in marts.TOP_KEYS:
-        dimension = customers if name == "top_customers_monthly" else products
-        result = top_result(name, broken, fact.lazy(), dimension.lazy())
+        result = top_result(name, broken, fact.lazy())
         assert result.metadata["rows_that_differ"].value == 1
     else:
         result = totals_result(name, broken, fact.lazy())
@@ -422,9 +451,9 @@ def test_totals_check_fails_on_a_lost_or_doubled_row(data: Data) -> None:
 def test_top_check_fails_when_an_unlisted_product_sold_more(data: Data) -> None:
     fact, products, _ = data
     top = marts.top_products_monthly(fact.lazy(), products.lazy(), top=5)
-    assert top_result("top_products_monthly", top, fact.lazy(), products.lazy()).passed
+    assert top_result("top_products_monthly", top, fact.lazy()).passed
     # drop a month's first product: it is not listed and outsells the last listed one
-    result = top_result("top_products_monthly", top.filter(pl.col("rank") != 1), fact.lazy(), products.lazy())
+    result = top_result("top_products_monthly", top.filter(pl.col("rank") != 1), fact.lazy())
     assert not result.passed
     assert result.metadata["unlisted_that_sold_more"].value == top["month"].n_unique()
 
@@ -436,7 +465,7 @@ def test_checks_of_empty_marts_pass() -> None:
         frame = pl.DataFrame(schema={n: c.dtype.type for n, c in model.to_schema().columns.items()})
         assert totals_result(name, frame, empty).passed
     frame = pl.DataFrame(schema={n: c.dtype.type for n, c in models.TopProductsMonthly.to_schema().columns.items()})
-    assert top_result("top_products_monthly", frame, empty, pl.LazyFrame()).passed
+    assert top_result("top_products_monthly", frame, empty).passed
 
 
 # --- Metadata: row count, preview and a chart ------------------------------------------------------
@@ -500,7 +529,10 @@ def test_marts_and_their_checks_are_the_same_one_provider_at_a_time(
     fact, products, customers = data
     reused = fact.filter(pl.col("provider_key") == 1).with_columns(
         pl.lit(3, dtype=fact.schema["provider_key"]).alias("provider_key"),
+        pl.lit("chewyish").alias("provider"),
+        pl.lit(0, dtype=pl.Int64).alias("product_key"),  # a provider with no catalog yet
         pl.lit(None, dtype=pl.Int64).alias("customer_key"),
+        pl.lit(None, dtype=pl.Utf8).alias("customer_id"),
     )
     facts = pl.concat([fact, reused])
     both = (facts, products, customers)
@@ -508,8 +540,7 @@ def test_marts_and_their_checks_are_the_same_one_provider_at_a_time(
     def build() -> tuple[pl.DataFrame, dict[str, object]]:
         mart = _mart(name, both)
         if name in marts.TOP_KEYS:
-            dimension = customers if name == "top_customers_monthly" else products
-            result = top_result(name, mart, facts.lazy(), dimension.lazy())
+            result = top_result(name, mart, facts.lazy())
         else:
             result = totals_result(name, mart, facts.lazy())
         assert result.passed, result.metadata
@@ -523,3 +554,105 @@ def test_marts_and_their_checks_are_the_same_one_provider_at_a_time(
     assert at_once[1] == per_provider[1]
     if name == "aov_by_region":  # the reused ids are orders of their own
         assert at_once[0]["orders"].sum() > _mart(name, data)["orders"].sum()
+
+
+def test_unknown_members_flow_through_every_mart_with_meaningful_values() -> None:
+    """Sales on an SKU not in the catalog, a store not in the store list and a customer not in the
+    customer list: every mart keeps its rules and shows them, worked out by hand."""
+    day, month = date(2026, 10, 5), date(2026, 10, 1)
+
+    def line(
+        order: str,
+        no: int,
+        sku: str,
+        product_key: int,
+        customer: str | None,
+        customer_key: int | None,
+        region: str | None,
+        quantity: int,
+        net: float,
+        status: str = "completed",
+        channel: str = "store",
+    ) -> dict[str, object]:
+        return {
+            "sale_date": day,
+            "provider_key": 1,
+            "product_key": product_key,
+            "customer_key": customer_key,
+            "provider": "pawmart",
+            "sku": sku,
+            "customer_id": customer,
+            "order_id": order,
+            "line_no": no,
+            "channel": channel,
+            "quantity": quantity,
+            "net_amount": net,
+            "status": status,
+            "region": region,
+        }
+
+    fact = pl.DataFrame(
+        [
+            line("A", 1, "K1", 11, "C1", 21, "South", 1, 10.0),  # all known
+            line("B", 1, "NEW", 0, "C-NEW", 0, None, 2, 30.0),  # unknown product, customer and store
+            line("B", 2, "K1", 11, "C-NEW", 0, None, 1, 5.0),
+            line("C", 1, "NEW", 0, None, None, "West", 1, 7.0, status="returned", channel="online"),
+        ],
+        schema_overrides={"customer_key": pl.Int64, "customer_id": pl.Utf8, "region": pl.Utf8},
+    ).lazy()
+    products = pl.LazyFrame(
+        [
+            {
+                "product_key": 11,
+                "provider": "pawmart",
+                "sku": "K1",
+                "product_name": "Kong",
+                "brand": "KONG",
+                "category": "toys",
+                "species": "dog",
+            }
+        ]
+    )
+    customers = pl.LazyFrame([{"customer_key": 21, "provider": "pawmart", "customer_id": "C1", "region": "South"}])
+    built = {name: build(fact, products, customers) for name, (_, build) in MARTS.items()}
+    for name, frame in built.items():
+        MARTS[name][0].validate(frame)
+
+    def rows(name: str, columns: list[str]) -> set[tuple[object, ...]]:
+        return set(built[name].select(columns).rows())
+
+    sales = ["category", "species", "region", "channel", "units", "revenue", "orders", "avg_order_value"]
+    expected_sales = {
+        ("toys", "dog", "South", "store", 1, 10.0, 1, 10.0),
+        ("other", "other", "Unknown", "store", 2, 30.0, 1, 30.0),
+        ("toys", "dog", "Unknown", "store", 1, 5.0, 1, 5.0),
+    }
+    assert rows("daily_sales", sales) == expected_sales
+    assert rows("monthly_sales", sales) == expected_sales
+    assert rows("brand_share_monthly", ["category", "species", "region", "brand", "revenue", "share"]) == {
+        ("toys", "dog", "South", "KONG", 10.0, 1.0),
+        ("other", "other", "Unknown", "Unknown", 30.0, 1.0),
+        ("toys", "dog", "Unknown", "KONG", 5.0, 1.0),
+    }
+    top = ["month", "rank", "provider", "sku", "product_name", "brand", "category", "species", "units", "revenue"]
+    assert built["top_products_monthly"].select(top).rows() == [
+        (month, 1, "pawmart", "NEW", None, "Unknown", "other", "other", 2, 30.0),
+        (month, 2, "pawmart", "K1", "Kong", "KONG", "toys", "dog", 2, 15.0),
+    ]
+    assert built["top_customers_monthly"].rows() == [
+        (month, 1, "pawmart", "C-NEW", None, 1, 35.0),
+        (month, 2, "pawmart", "C1", "South", 1, 10.0),
+    ]
+    assert rows("order_status_impact", ["category", "region", "status", "lines", "amount", "share_of_amount"]) == {
+        ("toys", "South", "completed", 1, 10.0, 1.0),
+        ("other", "Unknown", "completed", 1, 30.0, 1.0),
+        ("toys", "Unknown", "completed", 1, 5.0, 1.0),
+        ("other", "West", "returned", 1, 7.0, 1.0),
+    }
+    assert rows("aov_by_region", ["region", "orders", "revenue", "avg_order_value"]) == {
+        ("South", 1, 10.0, 10.0),
+        ("Unknown", 1, 35.0, 35.0),
+    }
+    for name, frame in built.items():
+        result = top_result(name, frame, fact) if name in marts.TOP_KEYS else totals_result(name, frame, fact)
+        assert result.passed, (name, result.metadata)
