@@ -554,9 +554,16 @@ def print_summary(settings: Any, pg_url: str) -> None:
         cur.execute("select rule, count(*) from ops.quarantine group by rule order by 2 desc")
         by_rule = cur.fetchall()
         fact_rows, fact_net = cur.execute("select count(*), sum(net_amount) from gold.fact_sales").fetchone()  # type: ignore[misc]
+        # Members delivered by partners: not the unknown members (key 0) of products, stores, customers.
         dims = {
-            name: _scalar(cur, f"select count(*) from gold.{name}")  # noqa: S608 - fixed names
-            for name in ("dim_provider", "dim_store", "dim_product", "dim_customer", "dim_date")
+            name: _scalar(cur, f"select count(*) from gold.{name} where {key} <> 0")  # noqa: S608 - fixed names
+            for name, key in (
+                ("dim_provider", "provider_key"),
+                ("dim_store", "store_key"),
+                ("dim_product", "product_key"),
+                ("dim_customer", "customer_key"),
+                ("dim_date", "date_key"),
+            )
         }
         top_brand = cur.execute(
             "select month, category, species, region, brand, round(share::numeric * 100, 1)"
