@@ -11,7 +11,11 @@ Then, ``--repeat`` times each, median reported:
 - **scoped lookups** for a silver frame of ``--frame-providers`` mapped partners: what silver asks
   the registry for (``ValueMaps.lookup`` of every map for the frame's providers);
 - **clean** a bronze sales frame of ``--rows`` lines of those partners with the large registry,
-  against the same frame with the value maps removed (the scoped maps' cost in silver).
+  against the same frame with the value maps removed (the scoped maps' cost in silver);
+- **a landing-sensor tick** with each registry (``io/watch.list_landing`` + ``plan_tick``, what
+  the sensor does between loading the registry and writing the ledger) over a local landing
+  directory holding ``--tick-files`` new files today: the hot window lists one folder per
+  registered source, so this is the part of a tick that grows with the registry.
 
     .venv/bin/python -m bench.registry.run                       # 3,000 providers, 3 repeats
     .venv/bin/python -m bench.registry.run --providers 300 --repeat 1
@@ -156,7 +160,50 @@ def _median_seconds(work: Callable[[], Any], repeat: int) -> tuple[float, list[f
     return statistics.median(samples), samples
 
 
-def run_benchmark(providers: int, mapped_share: float, frame_providers: int, rows: int, repeat: int) -> dict[str, Any]:
+def _tick_seconds(registry: Any, landing: Path, files: int, repeat: int) -> tuple[float, int]:
+    """Median seconds of one tick's listing and planning over ``files`` new sales files of the
+    first registered providers, landed today in ``landing``; and how many files the plan requests."""
+    from resight_platform.io.storage import open_store
+    from resight_platform.io.watch import WatchCursor, list_landing, plan_tick
+    from resight_platform.settings import WatchSettings
+
+    today = datetime.now(UTC).date()
+    slugs = registry.provider_slugs()[:files]
+    for slug in slugs:
+        folder = landing / slug / "sales" / today.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sales.csv").write_text("order_id\n1\n", encoding="utf-8")
+    store = open_store(str(landing))
+    order = [f"{provider}|{feed}" for provider, feed in sorted(registry.sources)]
+    source_of = {provider: f"{provider}|{feed}" for provider, feed in registry.sources}
+    settings = WatchSettings()
+
+    def tick() -> int:
+        listed, cursor = list_landing(store, registry, WatchCursor(), today, settings)
+        plan = plan_tick(
+            store=store,
+            registry=registry,
+            listed=listed,
+            ledger={},
+            launched_run_keys=set(),
+            cursor=cursor,
+            source_order=order,
+            source_of=source_of,
+            first_day=date(2025, 1, 1),
+            today=today,
+            now=datetime.now(UTC),
+            settings=settings,
+        )
+        return plan.requested_files
+
+    requested = tick()
+    seconds, _ = _median_seconds(tick, repeat)
+    return seconds, requested
+
+
+def run_benchmark(
+    providers: int, mapped_share: float, frame_providers: int, rows: int, repeat: int, tick_files: int = 20
+) -> dict[str, Any]:
     from resight_platform.sources.registry import load_registry
     from resight_platform.sources.value_maps import SCOPED_MAPS, ValueMaps
     from resight_platform.transforms.silver import clean_feed
@@ -169,6 +216,10 @@ def run_benchmark(providers: int, mapped_share: float, frame_providers: int, row
         packaged_s, packaged_samples = _median_seconds(load_registry, repeat)
         large_s, large_samples = _median_seconds(lambda: load_registry(directory), repeat)
         registry_bytes = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+        tick_packaged_s, tick_packaged_files = _tick_seconds(
+            packaged, Path(tmp) / "landing-packaged", tick_files, repeat
+        )
+        tick_large_s, tick_large_files = _tick_seconds(large, Path(tmp) / "landing-large", tick_files, repeat)
 
     in_frame = [slug for slug in mapped if large.providers[slug].profile == "standard_csv"][:frame_providers]
     if not in_frame:
@@ -206,6 +257,11 @@ def run_benchmark(providers: int, mapped_share: float, frame_providers: int, row
         "loaded_without_maps": without.valid.height,
         "clean_with_maps_seconds": clean_maps_s,
         "clean_without_maps_seconds": clean_plain_s,
+        "tick_files": tick_files,
+        "tick_packaged_seconds": tick_packaged_s,
+        "tick_large_seconds": tick_large_s,
+        "tick_packaged_requested": tick_packaged_files,
+        "tick_large_requested": tick_large_files,
         "samples": {"load_packaged": packaged_samples, "load_large": large_samples},
     }
 
@@ -237,6 +293,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"{r['clean_with_maps_seconds']:.3f} s ({r['loaded_with_maps']:,} loaded) | |",
         f"| same frame, value maps removed | | {r['clean_without_maps_seconds']:.3f} s "
         f"({r['loaded_without_maps']:,} loaded) | |",
+        f"| landing tick (list + plan), {r['tick_files']} new files, local landing, median | "
+        f"{r['tick_packaged_seconds']:.3f} s | {r['tick_large_seconds']:.3f} s | < 10 s |",
     ]
     return "\n".join(lines)
 
@@ -247,10 +305,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mapped-share", type=float, default=0.1, help="share of partners with value maps")
     parser.add_argument("--frame-providers", type=int, default=5, help="mapped partners in the silver frame")
     parser.add_argument("--rows", type=int, default=200_000, help="sales lines in the silver frame")
+    parser.add_argument("--tick-files", type=int, default=20, help="new files landed for the tick")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
-    results = run_benchmark(args.providers, args.mapped_share, args.frame_providers, args.rows, args.repeat)
+    results = run_benchmark(
+        args.providers, args.mapped_share, args.frame_providers, args.rows, args.repeat, args.tick_files
+    )
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(to_markdown(results))
     return results

@@ -19,11 +19,15 @@ def test_built_registry_is_valid_and_scoped(tmp_path: Path) -> None:
 
 def test_registry_benchmark_measures_every_figure(tmp_path: Path) -> None:
     output = tmp_path / "r.json"
-    results = main(["--providers", "80", "--repeat", "1", "--rows", "500", "--output", str(output)])
+    results = main(
+        ["--providers", "80", "--repeat", "1", "--rows", "500", "--tick-files", "3", "--output", str(output)]
+    )
     assert json.loads(output.read_text(encoding="utf-8")) == results
     assert (results["sources"], results["packaged_sources"], results["mapped_providers"]) == (320, 140, 8)
     assert results["value_map_rows"] == 8 * 8
     for key in ("load_packaged_seconds", "load_large_seconds", "lookups_seconds", "clean_with_maps_seconds"):
         assert results[key] > 0, key
     assert results["loaded_with_maps"] > results["loaded_without_maps"] > 0
-    assert "load + validate" in to_markdown(results)
+    assert results["tick_packaged_requested"] == results["tick_large_requested"] == 3
+    assert results["tick_packaged_seconds"] > 0 and results["tick_large_seconds"] > 0
+    assert "load + validate" in to_markdown(results) and "landing tick" in to_markdown(results)
