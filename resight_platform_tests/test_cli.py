@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -434,7 +435,11 @@ def test_stop_stops_only_the_embedded_server_of_its_home(
         assert "connections: 1 open to the server besides this one" in capsys.readouterr().out
         assert main(["stop"]) == 0  # a `resight dev` holding a connection loses it, and is told so
         out = capsys.readouterr().out.splitlines()
-        assert out[0] == "closing 1 open connections (a running `resight dev` or daemon loses its warehouse)"
+        # At least the held one: the backend of the status command just before may not have exited yet.
+        closing = re.fullmatch(
+            r"closing (\d+) open connections \(a running `resight dev` or daemon loses its warehouse\)", out[0]
+        )
+        assert closing is not None and int(closing.group(1)) >= 1, out[0]
         assert out[1].startswith(f"stopped the embedded Postgres in {data}")
         with pytest.raises(psycopg.OperationalError):
             held.execute("select 1")
