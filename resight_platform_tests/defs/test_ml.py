@@ -134,7 +134,7 @@ def test_the_forecast_covers_the_next_weeks_of_every_active_series_without_gaps(
     features = read_table(open_store(trained.settings.lake_url), FEATURES_KEY.path).collect()
     last_week = features.get_column("week").max()
     assert isinstance(last_week, date)
-    assert last_week == date(2026, 6, 22)  # the last complete week: 2026-07-01 is a Wednesday
+    assert last_week == date(2026, 6, 29)  # the week of the last weekly file, dated Sunday 2026-07-05
     with connect(trained.pg_url) as conn:
         rows = conn.execute(
             "select week_start, category, species, region, horizon, units, model_version, trained_through"
