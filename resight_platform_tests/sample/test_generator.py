@@ -242,7 +242,7 @@ def test_weekly_files_hold_the_daily_files_rows_dated_on_the_weeks_last_day(tmp_
         parts = [daily_files.get(f"{provider}/{feed}/{day}/{feed}_{day}.{ext}") for day in days]
         rows = [row for part in parts if part is not None for row in part.rows]
         assert rows == file.rows, file.key
-    assert len(regular) == 2 * sum(1 for (slug, _), source in registry.sources.items() if source.active)
+    assert len(regular) == 2 * sum(source.active for source in registry.sources.values())  # every feed, weekly
 
 
 def test_cad_amounts_are_converted_half_up_per_value() -> None:
