@@ -234,7 +234,8 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
     monkeypatch.setenv("RESIGHT_PARTITIONS_START", "2026-09-01")
     before = platform_env()
-    # Four weeks of history from a fifth partner (from the partitions' start): the manifest covers both.
+    # A weekly history from a fifth partner, its complete weeks from the partitions' start (files on
+    # 2026-09-13, -20 and -27): the manifest covers both.
     assert main(["demo", "--providers", "4", "--days", "2", "--history-weeks", "4"]) == 0
     out = capsys.readouterr().out
     assert "== ReSight demo summary ==" in out
@@ -243,7 +244,8 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     with psycopg.connect(dagster_db) as conn:
         runs = conn.execute("select count(*) from runs where status = 'SUCCESS'").fetchone()
     # registry, scan, dimensions, daily and monthly marts, and medallion and facts twice: once for
-    # the history's dates (one source), once for the sample's (five); too short for the ML job.
+    # the history's weekly dates (one source, one run over its three weeks), once for the sample's
+    # (five); too short for the ML job.
     assert runs is not None and runs[0] == 9
 
 

@@ -38,6 +38,7 @@ from .catalogue import SPECIES, check_aliases
 from .manifest import CATALOG_RULES, CUSTOMERS_RULES, SALES_RULES, STORES_RULES, Manifest, Tally
 from .render import (
     FormatClass,
+    Sink,
     apply_overrides,
     catalog_frame,
     customers_frame,
@@ -74,6 +75,7 @@ def generate(
     progress: Progress | None = None,
     provider_slugs: Sequence[str] | None = None,
     volume: float = 1.0,
+    weekly: bool = False,
 ) -> Manifest:
     """Write a sample landing zone under ``out_url`` (local dir or ``s3://``) and its manifest.
 
@@ -86,9 +88,15 @@ def generate(
     ``provider_slugs`` picks providers by name instead of the first ``providers``; ``volume``
     scales every provider's own daily volume (``0.1`` for a long, thin history). Demand follows
     each category's yearly season and a mild trend (``world.season_factor``).
+
+    ``weekly``: every feed is delivered once a week, one file per seven days dated on the week's last
+    day (its business date), holding the rows the seven daily files would hold, each line with its
+    own ``ordered_at``; ``days`` must then be a multiple of 7.
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
+    if weekly and days % 7:
+        raise ValueError(f"a weekly sample covers whole weeks: days must be a multiple of 7, got {days}")
     if sales_lines_per_day is not None and sales_lines_per_day < 0:
         raise ValueError(f"sales_lines_per_day must be non-negative, got {sales_lines_per_day}")
     if volume <= 0:
@@ -139,6 +147,7 @@ def generate(
             tmp=Path(tmp),
             worlds=worlds,
             progress=progress or (lambda _message: None),
+            cadence=7 if weekly else 1,
         )
         writer.run(_allotments(worlds, days, sales_lines_per_day, volume))
     manifest = writer.tally.manifest(
@@ -338,7 +347,15 @@ class _Late:
 
 class _Writer:
     def __init__(
-        self, *, seed: int, registry: Registry, store: ObjectStore, tmp: Path, worlds: list[World], progress: Progress
+        self,
+        *,
+        seed: int,
+        registry: Registry,
+        store: ObjectStore,
+        tmp: Path,
+        worlds: list[World],
+        progress: Progress,
+        cadence: int = 1,
     ) -> None:
         self.seed = seed
         self.registry = registry
@@ -348,6 +365,12 @@ class _Writer:
         self.progress = progress
         self.tally = Tally()
         self.dates = worlds[0].dates
+        #: Days per delivery: 1 (a file a day) or 7 (a file a week, dated on its last day).
+        self.cadence = cadence
+
+    def business(self, day: int) -> int:
+        """The day whose date the file holding ``day``'s rows carries: the last day of its delivery."""
+        return day - day % self.cadence + self.cadence - 1
 
     # ------------------------------------------------------------------------------ plumbing
     def _put(self, key: str, path: Path, *, expect: str | None = None) -> None:
@@ -372,57 +395,91 @@ class _Writer:
     def run(self, allotments: list[list[int]]) -> None:
         late = self._plan_late(allotments)
         for w_index, world in enumerate(self.worlds):
-            for day, d in enumerate(self.dates):
+            for first in range(0, len(self.dates), self.cadence):
+                days = list(range(first, first + self.cadence))
                 for feed in FEEDS:
                     if feed not in world.sources:
                         continue
                     if feed == "sales":
-                        n = allotments[day][w_index]
-                        if n <= 0:
-                            continue
-                        plan = late.get((world.provider.provider, day))
-                        kept = self._sales(world, day, n, keep=2 if plan else 0)
-                        if plan and kept is not None and kept.height:
-                            self._late_sales(world, day, plan.delivered, kept, n)
-                        self.progress(f"{world.provider.provider} {d.isoformat()}: {n:,} sales lines")
-                    elif feed in ("catalog", "stores") and day in world.deliveries:
-                        self._dimension(world, day, feed)
+                        self._sales_delivery(world, days, [allotments[day][w_index] for day in days], late)
+                    elif feed in ("catalog", "stores"):
+                        for day in days:
+                            if day in world.deliveries:
+                                self._dimension(world, day, feed)
                     elif feed == "customers":
-                        self._customers(world, day)
+                        source = world.sources["customers"]
+                        self._write(world, source, days[-1], [self._customers(world, day) for day in days])
         self._bad_files()
 
+    def _sales_delivery(
+        self, world: World, days: list[int], lines: list[int], late: dict[tuple[str, int], _Late]
+    ) -> None:
+        """The sales file of one delivery (``days``, dated on the last), and its late file if planned."""
+        business = days[-1]
+        plan = late.get((world.provider.provider, business))
+        if not any(n > 0 for n in lines):
+            return
+        source = world.sources["sales"]
+        ds = self.dates[business].isoformat()
+        sent = sent_as(source, business)
+        key = f"{world.provider.provider}/sales/{ds}/sales_{ds}.{sent.format}"
+        path = self._path(key)
+        sink = open_sink(path, sent)
+        kept = None
+        for day, n in zip(days, lines, strict=True):
+            if n <= 0:
+                continue
+            kept = self._sales(world, day, n, sink, keep=2 if plan and day == business else 0)
+            self.progress(f"{world.provider.provider} {self.dates[day].isoformat()}: {n:,} sales lines")
+        sink.close()
+        self._put(key, path)
+        if plan and kept is not None and kept.height:
+            self._late_sales(world, business, plan.delivered, kept, lines[-1])
+
     def _plan_late(self, allotments: list[list[int]]) -> dict[tuple[str, int], _Late]:
-        days = len(self.dates)
-        if days < 2:
+        """Late files, keyed on (provider, business day): a second file of a delivery, one to three
+        deliveries later."""
+        deliveries = len(self.dates) // self.cadence
+        if deliveries < 2:
             return {}
         rng = rng_for(self.seed, "late-files")
         candidates = [w for w in self.worlds if "sales" in w.sources]
         count = min(len(candidates), max(1, round(0.1 * len(self.worlds))))
         plan: dict[tuple[str, int], _Late] = {}
+        last = self.cadence - 1
         for i in rng.choice(len(candidates), size=count, replace=False):
             world = candidates[int(i)]
-            day = int(rng.integers(0, days - 1))
-            delivered = day + int(rng.integers(1, min(3, days - 1 - day) + 1))
+            delivery = int(rng.integers(0, deliveries - 1))
+            delivered = delivery + int(rng.integers(1, min(3, deliveries - 1 - delivery) + 1))
+            day = delivery * self.cadence + last
             w_index = self.worlds.index(world)
             if allotments[day][w_index] > 0:
-                plan[(world.provider.provider, day)] = _Late(day, delivered)
+                plan[(world.provider.provider, day)] = _Late(day, delivered * self.cadence + last)
         return plan
 
+    def _write(self, world: World, source: Source, business: int, frames: list[pl.DataFrame]) -> None:
+        """One file of ``source`` dated on day ``business``, holding ``frames`` (as the partner writes them)."""
+        ds = self.dates[business].isoformat()
+        sent = sent_as(source, business)
+        key = f"{world.provider.provider}/{source.feed}/{ds}/{source.feed}_{ds}.{sent.format}"
+        path = self._path(key)
+        sink = open_sink(path, sent)
+        for frame in frames:
+            sink.write(frame)
+        sink.close()
+        self._put(key, path)
+
     # ---------------------------------------------------------------------------------- sales
-    def _sales(self, world: World, day: int, n_total: int, keep: int = 0) -> pl.DataFrame | None:
-        """The day's sales file, streamed in chunks; returns ``keep`` valid rows for a late resend."""
+    def _sales(self, world: World, day: int, n_total: int, sink: Sink, keep: int = 0) -> pl.DataFrame | None:
+        """The day's sales lines into ``sink``, in chunks; returns ``keep`` valid rows for a late resend."""
         source = world.sources["sales"]
         cls = format_class(source.format)
         slug, ds = world.provider.provider, self.dates[day].isoformat()
-        sent = sent_as(source, day)
-        key = f"{slug}/sales/{ds}/sales_{ds}.{sent.format}"
         rules = rules_for(source)
         n_bad = min(n_total // 10, max(round(n_total * BAD_SHARE), min(len(rules), n_total // 100)))
         offset = int(rng_for(self.seed, slug, "sales", ds).integers(len(rules)))
         chunks = max(1, math.ceil(n_total / CHUNK_ROWS))
         valid_split, bad_split = _split(n_total - n_bad, chunks), _split(n_bad, chunks)
-        path = self._path(key)
-        sink = open_sink(path, sent)
         seq, bad_done, kept = 1, 0, None
         for c in range(chunks):
             rng = rng_for(self.seed, slug, "sales", ds, "chunk", c)
@@ -436,8 +493,6 @@ class _Writer:
             if c == 0 and keep and len(valid) >= keep:
                 rows = np.sort(rng.choice(len(valid), size=keep, replace=False))
                 kept = to_source(frame[rows], source)
-        sink.close()
-        self._put(key, path)
         return kept
 
     def _sales_chunk(
@@ -471,7 +526,7 @@ class _Writer:
 
     def _count_sales(self, world: World, day: int, block: SalesBlock) -> None:
         net = block.qty * world.usd_cents(block.unit_cents) - world.usd_cents(block.disc_cents)
-        self.tally.add_sales(self.dates[day].isoformat(), world.provider.provider, block.status, net)
+        self.tally.add_sales(self.dates[self.business(day)].isoformat(), world.provider.provider, block.status, net)
 
     def _late_sales(self, world: World, day: int, delivered: int, kept: pl.DataFrame, n_day: int) -> None:
         """A second sales file for ``day`` delivered later: new lines plus exact resends of ``kept``."""
@@ -502,31 +557,24 @@ class _Writer:
         base = 9 * 10 ** (width - 1) + serial * 20
         return [f"{prefix}{base + t:0{width}d}" for t in range(count)]
 
-    def _write_dim(
+    def _dim_rows(
         self,
-        world: World,
         source: Source,
-        day: int,
         frame: pl.DataFrame,
         n_valid: int,
         rules: list[str],
         rng: np.random.Generator,
-    ) -> None:
+    ) -> pl.DataFrame:
+        """A dimension delivery's rows as the partner writes them: ``n_valid`` valid rows, then one
+        broken row per rule, shuffled."""
         broken = [r for r in rules if r != "duplicate"]
         cls = format_class(source.format)
         overrides = [(n_valid + i, *bad_value(r, source.feed, source, rng)) for i, r in enumerate(broken)]
         frame = apply_overrides(frame, overrides, cls)
         perm, _ = _permutation(rng, n_valid, len(broken), len(rules) - len(broken))
-        ds = self.dates[day].isoformat()
-        sent = sent_as(source, day)
-        key = f"{world.provider.provider}/{source.feed}/{ds}/{source.feed}_{ds}.{sent.format}"
-        path = self._path(key)
-        sink = open_sink(path, sent)
-        sink.write(to_source(frame[perm], source))
-        sink.close()
         self.tally.rows_in[source.feed] += len(perm)
         self.tally.quarantine[source.feed].update(rules)
-        self._put(key, path)
+        return to_source(frame[perm], source)
 
     def _dimension(self, world: World, day: int, feed: str) -> None:
         source = world.sources[feed]
@@ -550,9 +598,10 @@ class _Writer:
             fresh = self._fresh_ids(world.style.store_format, world, serial, len(broken))
             frame = stores_frame(world, np.concatenate([valid, template]), ids + fresh, cls)
         self.tally.add_dim(feed, slug, [i for i in ids if i is not None])
-        self._write_dim(world, source, day, frame, len(valid), rules, rng)
+        self._write(world, source, self.business(day), [self._dim_rows(source, frame, len(valid), rules, rng)])
 
-    def _customers(self, world: World, day: int) -> None:
+    def _customers(self, world: World, day: int) -> pl.DataFrame:
+        """The customers first delivered on ``day``, as the partner writes them."""
         source = world.sources["customers"]
         cls = format_class(source.format)
         slug, d = world.provider.provider, self.dates[day]
@@ -576,7 +625,7 @@ class _Writer:
         signup = np.concatenate([signup, np.full(len(broken), (d - EPOCH).days, dtype=np.int64)])
         frame = customers_frame(world, [*ids, *fresh], signup, states, species, cls)
         self.tally.add_dim("customers", slug, ids)
-        self._write_dim(world, source, day, frame, n, rules, rng)
+        return self._dim_rows(source, frame, n, rules, rng)
 
     def _customer_traits(
         self, world: World, day: int, n: int, rng: np.random.Generator
@@ -622,8 +671,9 @@ class _Writer:
             return worlds[int(rng.integers(len(worlds)))]
 
         def when() -> tuple[int, str]:
+            """A day, and the business date of its delivery (the key's date folder)."""
             day = int(rng.integers(len(self.dates)))
-            return day, self.dates[day].isoformat()
+            return day, self.dates[self.business(day)].isoformat()
 
         def fmt(world: World) -> str:
             return world.sources["sales"].format

@@ -30,7 +30,7 @@ from resight_platform.ml.model import HORIZON, predict
 from resight_platform.ml.tracking import load_champion
 from resight_platform.pipeline import run_pipeline
 from resight_platform.resources import build_resources
-from resight_platform.sample.history import generate_history
+from resight_platform.sample.history import generate_history, history_weeks
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import load_registry
 from resight_platform_tests.databases import temporary_database
@@ -39,7 +39,8 @@ pytestmark = pytest.mark.xdist_group("end_to_end")
 
 PROVIDER = "the_pet_stop"
 FIRST_DAY = date(2025, 1, 1)
-LAST_DAY = date(2026, 7, 1)  # 78 weeks: a season, three folds of eight weeks and some to train on
+LAST_DAY = date(2026, 7, 5)  # 78 weeks: a season, three folds of eight weeks and some to train on
+HISTORY_WEEKS = math.ceil(((LAST_DAY - FIRST_DAY).days + 1) / 7)
 
 
 @dataclass
@@ -54,9 +55,14 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Trained]:
     home = tmp_path_factory.mktemp("resight-ml")
     settings = Settings.from_env({"RESIGHT_HOME": str(home), "RESIGHT_PARTITIONS_START": FIRST_DAY.isoformat()})
-    weeks = math.ceil(((LAST_DAY - FIRST_DAY).days + 1) / 7)
     generate_history(
-        settings.landing_url, provider=PROVIDER, end=LAST_DAY, weeks=weeks, not_before=FIRST_DAY, seed=5, volume=0.2
+        settings.landing_url,
+        provider=PROVIDER,
+        end=LAST_DAY,
+        weeks=HISTORY_WEEKS,
+        not_before=FIRST_DAY,
+        seed=5,
+        volume=0.2,
     )
     for pg_url in temporary_database(pg_server_url, "ml"):
         defs = build_definitions(settings, pg_url)
@@ -106,7 +112,9 @@ def test_the_run_is_tracked_and_the_version_registered_as_champion(trained: Trai
     assert run.info.artifact_uri.startswith(root.as_uri())
     data = json.loads((Path(run.info.artifact_uri.removeprefix("file://")) / "data.json").read_text())
     assert data["features_asset"]["panel"] == [PROVIDER]
-    assert data["features_asset"]["sources"][PROVIDER]["first_date"] == FIRST_DAY.isoformat()
+    # weekly files, dated on Sundays: the first covers the first complete week from FIRST_DAY
+    first_monday, _ = history_weeks(LAST_DAY, HISTORY_WEEKS, FIRST_DAY)
+    assert data["features_asset"]["sources"][PROVIDER]["first_date"] == (first_monday + timedelta(days=6)).isoformat()
     assert data["weeks"]["count"] >= 76
 
 
@@ -126,7 +134,7 @@ def test_the_forecast_covers_the_next_weeks_of_every_active_series_without_gaps(
     features = read_table(open_store(trained.settings.lake_url), FEATURES_KEY.path).collect()
     last_week = features.get_column("week").max()
     assert isinstance(last_week, date)
-    assert last_week == date(2026, 6, 22)  # the last complete week: 2026-07-01 is a Wednesday
+    assert last_week == date(2026, 6, 29)  # the week of the last weekly file, dated Sunday 2026-07-05
     with connect(trained.pg_url) as conn:
         rows = conn.execute(
             "select week_start, category, species, region, horizon, units, model_version, trained_through"

@@ -271,8 +271,10 @@ def customers_rules(row: dict[str, Any], source: Source, m: Mappings) -> list[st
 
 
 # ----------------------------------------------------------------------------------------- recount
-def recount(root: Path, registry: Registry, m: Mappings) -> Recount:
-    """Read every file under ``root`` and recompute the manifest's figures."""
+def recount(root: Path, registry: Registry, m: Mappings, *, days_per_file: int = 1) -> Recount:
+    """Read every file under ``root`` and recompute the manifest's figures. A sales line must be
+    ordered on its file's business date or, with ``days_per_file`` (7 for weekly files), on one of
+    the days of the delivery that ends on it."""
     out = Recount()
     partitions: dict[tuple[str, str, date], list[File]] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -305,7 +307,7 @@ def recount(root: Path, registry: Registry, m: Mappings) -> Recount:
     for feed in ("catalog", "stores", "customers", "sales"):
         for (f, provider, day), files in sorted(partitions.items()):
             if f == feed:
-                _partition(out, feed, provider, day, sorted(files, key=lambda x: x.key), m, valid_ids)
+                _partition(out, feed, provider, day, sorted(files, key=lambda x: x.key), m, valid_ids, days_per_file)
     return out
 
 
@@ -317,6 +319,7 @@ def _partition(
     files: list[File],
     m: Mappings,
     valid_ids: dict[tuple[str, str], dict[str, date]],
+    days_per_file: int = 1,
 ) -> None:
     key_column = {"sales": "order_id", "catalog": "sku", "stores": "store_id", "customers": "customer_id"}[feed]
     seen_all: set[Any] = set()
@@ -352,7 +355,7 @@ def _partition(
                 continue
             seen_valid.add(ident)
             if feed == "sales":
-                _valid_sale(out, file, number, row, provider, day, m, rate, valid_ids)
+                _valid_sale(out, file, number, row, provider, day, m, rate, valid_ids, days_per_file)
             else:
                 out.dim_rows[feed] += 1
                 out.dim_ids[feed].add((provider, str(ident)))
@@ -381,6 +384,7 @@ def _valid_sale(
     m: Mappings,
     rate: Decimal,
     valid_ids: dict[tuple[str, str], dict[str, date]],
+    days_per_file: int = 1,
 ) -> None:
     source = file.source
     where = f"{file.key} row {number}"
@@ -400,8 +404,8 @@ def _valid_sale(
     by[1] += net
     at = parse_datetime(row["ordered_at"], source.profile.datetime_format, ZoneInfo(source.timezone))
     assert at is not None
-    if at.astimezone(ZoneInfo(source.timezone)).date() != day:
-        out.problems.append(f"{where}: ordered_at {row['ordered_at']!r} is not on business date {day}")
+    if not day - timedelta(days=days_per_file - 1) <= at.astimezone(ZoneInfo(source.timezone)).date() <= day:
+        out.problems.append(f"{where}: ordered_at {row['ordered_at']!r} is not in the delivery of {day}")
     for feed, column in (("catalog", "sku"), ("stores", "store_id"), ("customers", "customer_id")):
         value = row.get(column)
         if value is None or ((feed, provider) not in valid_ids and feed != "catalog"):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -217,6 +218,40 @@ def test_output_is_byte_identical_and_prefix_stable(sample: Sample, tmp_path: Pa
     assert files_of(tmp_path / "other" / "landing")[key] != mine[key]
 
 
+def test_weekly_files_hold_the_daily_files_rows_dated_on_the_weeks_last_day(tmp_path: Path) -> None:
+    """A weekly partner (the demo's history): one file per feed and week, dated on the week's last
+    day, with exactly the rows the seven daily files hold, each line with its own ``ordered_at``."""
+    slugs = ["pawmart", "chewyish", "petdirect", "northpaw_distribution"]  # csv, jsonl, json, csv.gz + CAD
+    registry = subset(slugs)
+    weekly_root, daily_root = tmp_path / "weekly" / "landing", tmp_path / "daily" / "landing"
+    weekly = generate(str(weekly_root), providers=len(slugs), days=14, registry=registry, weekly=True)
+    generate(str(daily_root), providers=len(slugs), days=14, registry=registry)
+    counted = recount(weekly_root, registry, load_mappings(), days_per_file=7)
+    assert counted.problems == []  # every line is ordered within the week its file covers
+    assert weekly.rows_in == {feed: counted.rows_in[feed] for feed in RULES}
+    assert weekly.quarantine == {feed: dict(counted.quarantine[feed]) for feed in RULES}
+    assert {
+        (d["date"], d["provider"]): (d["lines"], Decimal(d["net_amount"])) for d in weekly.sales["by_date_provider"]
+    } == {k: tuple(v) for k, v in counted.sales_by.items()}
+    assert {d["date"] for d in weekly.sales["by_date_provider"]} == {"2026-10-07", "2026-10-14"}
+    assert {d["reason"] for d in weekly.dead_letter} == ALL_REASONS
+    special = {d["key"] for d in weekly.dead_letter} | {d["key"] for d in weekly.late_files}
+    assert weekly.late_files and all(d["business_date"] == "2026-10-07" for d in weekly.late_files)
+
+    daily_files = {f.key: f for f in recount(daily_root, registry, load_mappings()).files}
+    regular = [f for f in counted.files if f.key not in special]
+    assert {f.key.split("/")[2] for f in regular} == {"2026-10-07", "2026-10-14"}
+    for file in regular:
+        provider, feed, business, name = file.key.split("/")
+        end = date.fromisoformat(business)
+        days = [(end - timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+        ext = name.split(".", 1)[1]
+        parts = [daily_files.get(f"{provider}/{feed}/{day}/{feed}_{day}.{ext}") for day in days]
+        rows = [row for part in parts if part is not None for row in part.rows]
+        assert rows == file.rows, file.key
+    assert len(regular) == 2 * sum(source.active for source in registry.sources.values())  # every feed, weekly
+
+
 def test_cad_amounts_are_converted_half_up_per_value() -> None:
     from resight_platform.sample.world import World
 
@@ -239,6 +274,8 @@ def test_cad_provider_writes_cad(sample: Sample) -> None:
 
 def test_spellings_resolve_and_bad_requests_fail(tmp_path: Path) -> None:
     check_aliases(load_mappings())
+    with pytest.raises(ValueError, match="multiple of 7"):
+        generate(str(tmp_path / "landing"), days=10, weekly=True)
     with pytest.raises(ValueError, match="asked for 41 providers but the registry has 40"):
         generate(str(tmp_path / "landing"), providers=41)
     with pytest.raises(ValueError, match="days"):
