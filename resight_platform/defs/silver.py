@@ -18,7 +18,14 @@ from resight_platform.resources import RegistryResource, StoreResource, Warehous
 from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import empty_bronze
-from resight_platform.transforms.silver import TYPE_DRIFT_MIN_ROWS, TYPE_DRIFT_SHARE, clean_feed, reconcile, type_drift
+from resight_platform.transforms.silver import (
+    TYPE_DRIFT_MIN_ROWS,
+    TYPE_DRIFT_SHARE,
+    SilverResult,
+    clean_feed,
+    reconcile,
+    type_drift,
+)
 
 __all__ = ["TYPES_CHECK", "quarantine_table", "silver_assets"]
 
@@ -157,6 +164,21 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         by_partition: dict[str, dict[str, int]] = {}
         drifted: list[pl.DataFrame] = []
 
+        empty: tuple[SilverResult, pl.DataFrame] | None = None
+
+        def clean(raw: pl.DataFrame, seen: pl.DataFrame | None) -> tuple[SilverResult, pl.DataFrame]:
+            """Silver of one chunk and its per-file counts. An empty chunk (a date x source of the
+            run's rectangle with no file: most of a weekly partner's days) is cleaned once per run,
+            not once per partition: the plan is the same every time and costs ~20 collects."""
+            nonlocal empty
+            if raw.height:
+                result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen)
+                return result, reconcile(raw, result)
+            if empty is None:
+                result = clean_feed(feed, empty_bronze(feed), registry=reg, mappings=mappings, now=now)
+                empty = (result, reconcile(empty_bronze(feed), result))
+            return empty
+
         def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
             with warehouse.connect() as conn:
                 pending = _QuarantineBatch(conn, feed)
@@ -170,26 +192,29 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     for raw in pieces:
                         if not raw.columns:
                             raw = empty_bronze(feed)
-                        result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen)
+                        result, count = clean(raw, seen)
                         if result.keys is not None and result.keys.height:
                             seen = result.keys if seen is None else pl.concat([seen, result.keys])
                         quarantined.append(result.quarantine)
-                        counts.append(reconcile(raw, result))
+                        counts.append(count)
                         totals["rows_in"] += raw.height
                         totals["rows_loaded"] += result.valid.height
                         yield key, check.frame(result.valid, key)
-                    quarantine = pl.concat(quarantined)
+                    quarantine = quarantined[0] if len(quarantined) == 1 else pl.concat(quarantined)
                     write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
                     totals["rows_quarantined"] += quarantine.height
-                    counts_of_partition = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())
+                    counts_of_partition = (
+                        dict(quarantine.group_by("rule").len().sort("rule").iter_rows()) if quarantine.height else {}
+                    )
                     by_rule.update(counts_of_partition)
                     if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
                         by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
                     file_counts = _sum_counts(counts)
                     pending.add((day, source), quarantine, file_counts)
-                    drift = type_drift(feed, quarantine, file_counts)
-                    if drift.height:
-                        drifted.append(drift)
+                    if quarantine.height:  # a type change needs quarantined rows
+                        drift = type_drift(feed, quarantine, file_counts)
+                        if drift.height:
+                            drifted.append(drift)
                 pending.flush()
             if by_rule:
                 context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
