@@ -5,7 +5,9 @@ setup(
     version="0.1.0",
     description="ReSight's Dagster data platform: partner files to trusted tables, marts and forecasts.",
     packages=find_packages(exclude=["resight_platform_tests*"]),
-    package_data={"resight_platform": ["sources/registry/*", "sources/registry/mappings/*", "io/sql/*.sql", "py.typed"]},
+    package_data={
+        "resight_platform": ["sources/registry/*", "sources/registry/mappings/*", "io/sql/*.sql", "py.typed"]
+    },
     python_requires=">=3.11,<3.13",
     install_requires=[
         "dagster>=1.13,<1.14",

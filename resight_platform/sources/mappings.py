@@ -114,15 +114,7 @@ def read_mappings(read: Reader, issues: list[RegistryIssue], vocabulary: Mapping
                 )
                 continue
             if alias in out and out[alias] != value:
-                issues.append(
-                    RegistryIssue(
-                        name,
-                        line,
-                        "alias",
-                        f"conflicting map: {alias!r} maps to {out[alias]!r} at row {first_row[alias]}, "
-                        f"here to {value!r}",
-                    )
-                )
+                issues.append(_conflict(name, line, alias, repr(out[alias]), first_row[alias], repr(value)))
                 continue
             out.setdefault(alias, value)
             first_row.setdefault(alias, line)
@@ -137,6 +129,13 @@ def read_mappings(read: Reader, issues: list[RegistryIssue], vocabulary: Mapping
     )
 
 
+def _conflict(name: str, line: int, alias: str, first: str, first_row: int, here: str) -> RegistryIssue:
+    """One alias of a global table mapped to two values."""
+    return RegistryIssue(
+        name, line, "alias", f"conflicting map: {alias!r} maps to {first} at row {first_row}, here to {here}"
+    )
+
+
 def _brands(read: Reader, issues: list[RegistryIssue]) -> dict[str, tuple[str, str]]:
     name = "mappings/brands.csv"
     out: dict[str, tuple[str, str]] = {}
@@ -148,14 +147,7 @@ def _brands(read: Reader, issues: list[RegistryIssue]) -> dict[str, tuple[str, s
             issues.extend(RegistryIssue(name, line, c, "empty") for c in empty)
             continue
         if alias in out and out[alias] != value:
-            issues.append(
-                RegistryIssue(
-                    name,
-                    line,
-                    "alias",
-                    f"conflicting map: {alias!r} maps to {out[alias]} at row {first_row[alias]}, here to {value}",
-                )
-            )
+            issues.append(_conflict(name, line, alias, str(out[alias]), first_row[alias], str(value)))
             continue
         out.setdefault(alias, value)
         first_row.setdefault(alias, line)
