@@ -18,19 +18,27 @@ from resight_platform.defs.checks import (
 )
 from resight_platform.defs.jobs import GOLD_FACTS_JOB
 from resight_platform.defs.mart_checks import mart_metadata, top_result, totals_check_spec, totals_result
-from resight_platform.defs.metadata import OWNERS, RANGE_END, RANGE_START, markdown_preview, table_schema_from_model
+from resight_platform.defs.metadata import (
+    OWNERS,
+    RANGE_END,
+    RANGE_START,
+    detailed,
+    markdown_preview,
+    table_schema_from_model,
+)
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.sensors import TRIGGER_TAG
-from resight_platform.io.lake import PartitionStream, iter_chunks
+from resight_platform.io.lake import PartitionStream, iter_chunks, read_all
 from resight_platform.io.warehouse import fact_sales_totals, late_resolvable_partitions
-from resight_platform.resources import RegistryResource, WarehouseResource
+from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
 __all__ = ["LATE_DIMENSION_SENSOR", "consecutive_days", "gold_assets", "late_dimension_sensor", "split_by_date"]
 
 _KINDS = {"polars", "postgres", "parquet"}
+FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 
 
 def split_by_date(frame: pl.DataFrame, partition_keys: Sequence[str]) -> dict[str, pl.DataFrame]:
@@ -58,14 +66,18 @@ def _dimension(
     model: type,
     doc: str,
     build: Callable[..., pl.DataFrame],
-    ins: dict[str, dg.AssetIn] | None = None,
+    reads: dict[str, list[str]] | None = None,
 ) -> dg.AssetsDefinition:
+    """A dimension built by ``build(registry, **tables)`` from the partitioned silver ``reads``
+    (argument name → asset key), each read whole from the lake (:func:`read_all`)."""
+    reads = reads or {}
+
     @dg.asset(
         key=["gold", name],
         group_name="gold",
         owners=OWNERS,
         kinds=_KINDS,
-        ins=ins or {},
+        deps=[dg.AssetKey(path) for path in reads.values()],
         io_manager_key="warehouse_io_manager",
         retry_policy=RETRY,
         description=doc,
@@ -77,9 +89,11 @@ def _dimension(
         check_specs=[model_check_spec(["gold", name], model, blocking=True)],
     )
     def dimension(
-        context: dg.AssetExecutionContext, registry: RegistryResource, **inputs: pl.LazyFrame
+        context: dg.AssetExecutionContext, registry: RegistryResource, lake: StoreResource
     ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-        yield from _checked(["gold", name], model, build(registry, **inputs))
+        store = lake.store()
+        tables = {argument: read_all(store, path) for argument, path in reads.items()}
+        yield from _checked(["gold", name], model, build(registry, **tables))
 
     return dimension
 
@@ -104,7 +118,7 @@ def _dims(partitions_start: str) -> list[dg.AssetsDefinition]:
             models.DimStore,
             "One row per provider location, latest delivered attributes.",
             lambda registry, stores: gold.build_dim_store(stores),
-            ins={"stores": dg.AssetIn(key=["silver", "stores"])},
+            reads={"stores": ["silver", "stores"]},
         ),
         _dimension(
             "dim_product",
@@ -112,7 +126,7 @@ def _dims(partitions_start: str) -> list[dg.AssetsDefinition]:
             models.DimProduct,
             "One row per provider product (provider, sku), latest delivered attributes.",
             lambda registry, catalog: gold.build_dim_product(catalog),
-            ins={"catalog": dg.AssetIn(key=["silver", "catalog"])},
+            reads={"catalog": ["silver", "catalog"]},
         ),
         _dimension(
             "dim_customer",
@@ -120,7 +134,7 @@ def _dims(partitions_start: str) -> list[dg.AssetsDefinition]:
             models.DimCustomer,
             "One row per provider loyalty customer, latest delivered attributes.",
             lambda registry, customers: gold.build_dim_customer(customers, registry.mappings()),
-            ins={"customers": dg.AssetIn(key=["silver", "customers"])},
+            reads={"customers": ["silver", "customers"]},
         ),
     ]
 
@@ -211,11 +225,13 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                 )
 
         def summary() -> dict[str, object]:
-            return {
+            metadata: dict[str, object] = {
                 "net_amount": cents / 100,
                 **{counter: stats[counter] for counter in _UNKNOWN_LINES.values()},
-                "preview": markdown_preview(preview[0] if preview else gold.empty_fact_sales()),
             }
+            if detailed(context.partition_keys):
+                metadata["preview"] = markdown_preview(preview[0] if preview else gold.empty_fact_sales())
+            return metadata
 
         yield dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows))
         yield check.result()
@@ -311,7 +327,7 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         check = ModelCheck(["marts", "daily_sales"], models.DailySales)
         for key, part in parts.items():
             check.frame(part, key)
-        yield dg.Output(parts, metadata=mart_metadata("daily_sales", frame))
+        yield dg.Output(parts, metadata=mart_metadata("daily_sales", frame, detail=detailed(context.partition_keys)))
         yield check.result()
         yield totals_result("daily_sales", frame, fact)
 
@@ -334,7 +350,7 @@ def _empty(model: type) -> pl.DataFrame:
 
 
 def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDefinition:
-    ins = {"fact": dg.AssetIn(key=["gold", "fact_sales"]), "dim_product": dg.AssetIn(key=["gold", "dim_product"])}
+    ins = {"dim_product": dg.AssetIn(key=["gold", "dim_product"])}
     if needs_customers:
         ins["dim_customer"] = dg.AssetIn(key=["gold", "dim_customer"])
     compute = getattr(marts, name)
@@ -347,13 +363,15 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         retry_policy=RETRY,
         io_manager_key="warehouse_io_manager",
         ins=ins,
+        deps=[FACT_SALES],  # read whole from the lake (read_all), not as an input: see read_all
         description=_MART_DOCS[name],
         metadata={"pg_mode": "replace", "dagster/column_schema": table_schema_from_model(model)},
         check_specs=[model_check_spec(["marts", name], model, blocking=False), totals_check_spec(name)],
     )
     def mart(
-        fact: pl.LazyFrame, dim_product: pl.LazyFrame, **extra: pl.LazyFrame
+        lake: StoreResource, dim_product: pl.LazyFrame, **extra: pl.LazyFrame
     ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+        fact = read_all(lake.store(), FACT_SALES.path)
         frame = compute(fact, dim_product, **extra) if _has_rows(fact) else _empty(model)
         fact = _or_empty(fact)
         yield from _checked(["marts", name], model, frame, mart_metadata(name, frame))

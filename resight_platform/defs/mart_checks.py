@@ -177,10 +177,10 @@ _CHARTS: dict[str, Callable[[pl.DataFrame], dg.MarkdownMetadataValue]] = {
 }
 
 
-def mart_metadata(name: str, frame: pl.DataFrame) -> dict[str, dg.MetadataValue]:
-    """A mart's materialisation metadata: row count, a preview and its chart."""
-    return {
-        "dagster/row_count": dg.MetadataValue.int(frame.height),
-        "preview": markdown_preview(frame),
-        "chart": _CHARTS[name](frame),
-    }
+def mart_metadata(name: str, frame: pl.DataFrame, *, detail: bool = True) -> dict[str, dg.MetadataValue]:
+    """A mart's materialisation metadata: row count, and (``detail``, see
+    ``metadata.DETAILED_METADATA_PARTITIONS``) a preview and its chart."""
+    metadata: dict[str, dg.MetadataValue] = {"dagster/row_count": dg.MetadataValue.int(frame.height)}
+    if detail:
+        metadata |= {"preview": markdown_preview(frame), "chart": _CHARTS[name](frame)}
+    return metadata

@@ -27,16 +27,18 @@ from resight_platform.defs.metadata import (
     table_schema_from_polars,
 )
 from resight_platform.defs.policies import RETRY
+from resight_platform.io.lake import read_all
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME
 from resight_platform.ml.features import FEATURES, SERIES, TARGET, build_features, weekly_demand
 from resight_platform.ml.model import FOLDS, HORIZON, MIN_WEEKS, PARAMS, SEASON, SEED, evaluate, fit, recursive_forecast
 from resight_platform.ml.tracking import fold_records, forecast_plot, load_champion, log_training, png_markdown
-from resight_platform.resources import MlflowResource
+from resight_platform.resources import MlflowResource, StoreResource
 from resight_platform.schemas.ml import DemandFeatures, DemandForecast
 
 __all__ = ["BEATS_BASELINE", "FEATURES_KEY", "FORECAST_KEY", "ML_KEYS", "MODEL_KEY", "ml_assets"]
 
 FEATURES_KEY = dg.AssetKey(["gold", "ml_demand_features"])
+FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 MODEL_KEY = dg.AssetKey(["gold", "ml_demand_model"])
 FORECAST_KEY = dg.AssetKey(["gold", "ml_demand_forecast"])
 ML_KEYS = [FEATURES_KEY, MODEL_KEY, FORECAST_KEY]
@@ -66,10 +68,11 @@ def _weekly(features: pl.DataFrame) -> pl.DataFrame:
     owners=OWNERS,
     kinds={"polars", "parquet"},
     ins={
-        "fact": dg.AssetIn(key=["gold", "fact_sales"]),
         "dim_product": dg.AssetIn(key=["gold", "dim_product"]),
         "dim_provider": dg.AssetIn(key=["gold", "dim_provider"]),
     },
+    # Read whole from the lake, not as an input: see io.lake.read_all.
+    deps=[FACT_SALES],
     io_manager_key="lake_io_manager",
     retry_policy=RETRY,
     description=(
@@ -80,8 +83,9 @@ def _weekly(features: pl.DataFrame) -> pl.DataFrame:
     check_specs=[model_check_spec(FEATURES_KEY.path, DemandFeatures, blocking=True)],
 )
 def ml_demand_features(
-    context: dg.AssetExecutionContext, fact: pl.LazyFrame, dim_product: pl.LazyFrame, dim_provider: pl.LazyFrame
+    context: dg.AssetExecutionContext, lake: StoreResource, dim_product: pl.LazyFrame, dim_provider: pl.LazyFrame
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    fact = read_all(lake.store(), FACT_SALES.path)
     if not fact.collect_schema().names():
         demand_frame = build_features(pl.DataFrame())
         demand = None

@@ -9,7 +9,7 @@ import polars as pl
 import psycopg
 
 from resight_platform.defs.checks import ModelCheck, model_check_spec
-from resight_platform.defs.metadata import OWNERS, table_schema_from_model
+from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import PartitionStream, iter_chunks, write_partition
@@ -219,13 +219,16 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             if by_rule:
                 context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
 
+        detail = detailed(context.partition_keys)
+
         def summary() -> dict[str, object]:
             return {
                 "rows_in": totals["rows_in"],
                 "rows_quarantined": totals["rows_quarantined"],
                 "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
-                # A range run's metadata goes on each of its partitions: each finds its own counts here.
-                "quarantined_by_partition": dg.MetadataValue.json(by_partition),
+                # A range run's metadata goes on each of its partitions: each finds its own counts
+                # here, in a run of a few partitions (in a backfill: ops.quarantine, resight quality).
+                **({"quarantined_by_partition": dg.MetadataValue.json(by_partition)} if detail else {}),
                 "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
             }
 
