@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from resight_platform.io.postgres import connect, embedded_pg_url
 from resight_platform.io.roles import AnalystRole, ensure_analyst_role
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
-from resight_platform.settings import Settings
+from resight_platform.settings import DEFAULT_REGISTRY_RECHECK_SECONDS, Settings
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import Registry, load_registry
 
@@ -56,13 +58,29 @@ class RegistryResource(dg.ConfigurableResource):
 
     registry_dir: str | None = None
     endpoint_url: str | None = None
+    #: How often the registry's files are listed to see whether one changed
+    #: (``RESIGHT_REGISTRY_RECHECK_SECONDS``); 0 lists on every call.
+    recheck_seconds: float = DEFAULT_REGISTRY_RECHECK_SECONDS
 
     def load(self) -> Registry:
-        """The registry as it is now: loaded again when one of its files changed (one listing of
-        the registry per call), so a running daemon picks up an onboarding without a deploy."""
-        return _cached_registry(
-            self.registry_dir, self.endpoint_url, _fingerprint(self.registry_dir, self.endpoint_url)
-        )
+        """The registry as it is now: loaded again when one of its files changed, so a running
+        daemon picks up an onboarding without a deploy. The files are listed at most once per
+        ``recheck_seconds`` per process (a sensor tick or an asset calls this often; on S3 each
+        listing is a request), so a change is seen within that time."""
+        return _cached_registry(self.registry_dir, self.endpoint_url, self._fingerprint())
+
+    def _fingerprint(self) -> tuple[tuple[str, int, str, str], ...]:
+        if self.registry_dir is None:
+            return ()
+        where, now = (self.registry_dir, self.endpoint_url), time.monotonic()
+        with _CHECKED_LOCK:
+            checked = _CHECKED.get(where)
+        if checked is not None and now - checked[0] < self.recheck_seconds:
+            return checked[1]
+        fingerprint = _fingerprint(self.registry_dir, self.endpoint_url)
+        with _CHECKED_LOCK:
+            _CHECKED[where] = (now, fingerprint)
+        return fingerprint
 
     def mappings(self) -> Mappings:
         """The registry's global mapping tables (not the package's, when they differ)."""
@@ -97,6 +115,11 @@ def _fingerprint(location: str | None, endpoint_url: str | None) -> tuple[tuple[
         return ()
     store = open_store(location, endpoint_url)
     return tuple((o.key, o.size, o.etag, o.last_modified.isoformat()) for o in store.list())
+
+
+#: When each registry location was last listed, and what the listing gave.
+_CHECKED: dict[tuple[str, str | None], tuple[float, tuple[tuple[str, int, str, str], ...]]] = {}
+_CHECKED_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=8)
@@ -134,6 +157,7 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
         "registry": RegistryResource(
             registry_dir=str(settings.registry_dir) if settings.registry_dir else None,
             endpoint_url=settings.aws_endpoint_url,
+            recheck_seconds=settings.registry_recheck_seconds,
         ),
         "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse_io_manager": WarehouseIOManager(

@@ -12,6 +12,8 @@ from pathlib import Path
 __all__ = ["AlertSettings", "Settings", "WatchSettings"]
 
 DEFAULT_PARTITIONS_START = "2025-01-01"
+#: Seconds between two listings of the registry by a running process (a change is seen within it).
+DEFAULT_REGISTRY_RECHECK_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class Settings:
     #: How long past its expected delivery window a source may be before it is stale
     #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
     freshness_grace: timedelta = timedelta(hours=2)
+    #: How often a running process lists the registry for changes (``RESIGHT_REGISTRY_RECHECK_SECONDS``).
+    registry_recheck_seconds: float = DEFAULT_REGISTRY_RECHECK_SECONDS
 
     @property
     def dead_letter_url(self) -> str:
@@ -156,4 +160,7 @@ class Settings:
             watch=WatchSettings.from_env(env),
             alerts=AlertSettings.from_env(env),
             freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
+            registry_recheck_seconds=float(
+                env.get("RESIGHT_REGISTRY_RECHECK_SECONDS") or DEFAULT_REGISTRY_RECHECK_SECONDS
+            ),
         )

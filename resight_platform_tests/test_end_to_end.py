@@ -6,6 +6,7 @@ Dagster runs on an ephemeral instance through the same jobs the demo uses.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import dagster as dg
 import pytest
 
 from resight_platform.definitions import build_definitions
+from resight_platform.defs.jobs import MEDALLION_JOB
+from resight_platform.defs.metadata import DETAILED_METADATA_PARTITIONS, RANGE_END, RANGE_START
 from resight_platform.defs.ml import ML_KEYS
 from resight_platform.io.lake import read_table
 from resight_platform.io.postgres import connect
@@ -234,23 +237,49 @@ def test_quality_report_counts_what_the_manifest_says(
     assert "quarantined by rule" in text and "dead-lettered files by reason" in text and "stale sources now" in text
 
 
-def test_each_silver_partition_carries_its_own_quarantine_counts(loaded: Loaded) -> None:
+def _quarantine_by_partition(pg_url: str) -> dict[str, dict[str, int]]:
     expected: dict[str, dict[str, int]] = {}
     for day, provider, rule, n in _rows(
-        loaded.pg_url,
+        pg_url,
         "select business_date, provider, rule, count(*) from ops.quarantine where feed = 'sales' group by 1, 2, 3",
     ):
         expected.setdefault(f"{day}|{provider}", {})[rule] = n
+    return expected
+
+
+def test_silver_metadata_has_each_partitions_counts_in_a_small_run_and_totals_in_a_backfill(loaded: Loaded) -> None:
+    expected = _quarantine_by_partition(loaded.pg_url)
     assert expected
-    records = loaded.instance.fetch_materializations(dg.AssetKey(["silver", "sales"]), limit=10_000).records
-    seen: dict[str, dict[str, int]] = {}
+    key = dg.AssetKey(["silver", "sales"])
+    backfill = loaded.instance.fetch_materializations(key, limit=10_000).records
+    assert len(backfill) > DETAILED_METADATA_PARTITIONS
+    # The pipeline's range run is a backfill: every partition gets the run's totals, not a table of
+    # every partition's counts (Dagster stores a range run's metadata once per partition).
+    by_run: dict[str, object] = {}
+    for record in backfill:
+        event = record.asset_materialization
+        assert event is not None and "quarantined_by_partition" not in event.metadata
+        by_run[record.run_id] = event.metadata["rows_quarantined"].value
+    assert sum(by_run.values()) == sum(sum(c.values()) for c in expected.values())  # type: ignore[arg-type]
+    # A run of a few partitions (one day, two neighbouring sources with quarantined rows) carries
+    # each partition's own counts, which equal ops.quarantine's.
+    sources = loaded.instance.get_dynamic_partitions("source")
+    day = START.isoformat()
+    first, last = next(
+        (a, b) for a, b in itertools.pairwise(sources) if f"{day}|{a}" in expected and f"{day}|{b}" in expected
+    )
+    result = loaded.defs.resolve_job_def(MEDALLION_JOB).execute_in_process(
+        instance=loaded.instance, tags={RANGE_START: f"{day}|{first}", RANGE_END: f"{day}|{last}"}
+    )
+    assert result.success
+    records = loaded.instance.fetch_materializations(key, limit=2).records
+    seen = {}
     for record in records:
         event = record.asset_materialization
         assert event is not None and event.partition is not None
-        counts = event.metadata["quarantined_by_partition"].value
-        if event.partition in counts:  # type: ignore[operator]
-            seen.setdefault(event.partition, counts[event.partition])  # type: ignore[index]
-    assert seen == expected
+        seen[event.partition] = event.metadata["quarantined_by_partition"].value[event.partition]  # type: ignore[index]
+    assert seen == {k: expected[k] for k in (f"{day}|{first}", f"{day}|{last}")}
+    assert _quarantine_by_partition(loaded.pg_url) == expected  # the rerun replaced, not added
 
 
 def test_rerun_is_idempotent(loaded: Loaded) -> None:

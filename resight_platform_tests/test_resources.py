@@ -64,10 +64,23 @@ def test_registry_resource_gives_the_registrys_mappings_not_the_packages(tmp_pat
     assert "sold" not in RegistryResource().mappings().status
 
 
+def test_registry_resource_lists_the_registry_at_most_once_per_recheck_interval(tmp_path: Path) -> None:
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    patient = RegistryResource(registry_dir=str(directory), recheck_seconds=3600)
+    before = patient.load()
+    with (directory / "value_maps.csv").open("w", encoding="utf-8") as handle:
+        handle.write("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    assert patient.load() is before, "within the interval the files are not listed again"
+    eager = RegistryResource(registry_dir=str(directory), recheck_seconds=0)
+    assert eager.load() is not before
+    assert Settings.from_env({"RESIGHT_REGISTRY_RECHECK_SECONDS": "2.5"}).registry_recheck_seconds == 2.5
+
+
 def test_registry_resource_sees_a_registry_change_without_a_restart(tmp_path: Path) -> None:
     directory = tmp_path / "registry"
     shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
-    resource = RegistryResource(registry_dir=str(directory))
+    resource = RegistryResource(registry_dir=str(directory), recheck_seconds=0)
     before = resource.load()
     assert resource.load() is before, "unchanged: the loaded registry is reused"
     with (directory / "value_maps.csv").open("w", encoding="utf-8") as handle:
