@@ -61,7 +61,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -81,6 +80,8 @@ from typing import Any
 import polars as pl
 import psycopg
 from psycopg import sql
+
+from bench.machine import machine
 
 __all__ = [
     "DaemonProcess",
@@ -1324,7 +1325,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "benchmark": "latency",
         "date": _utc_now().isoformat(timespec="seconds"),
         "command": command,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
     }
     if args.tick_files:
         results["mode"] = "tick"

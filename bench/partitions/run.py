@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from bench.machine import machine
 from bench.partitions.defs import BRONZE, GOLD, SILVER, START_ENV, build_defs, dynamic_partitions_name, noop_work
 from resight_platform.io.postgres import database_url, embedded_pg_url, sqlalchemy_url, stop_embedded_pg
 
@@ -287,7 +287,7 @@ def run_benchmark(
     ]
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "dagster": dg.__version__,
         "models": models,
     }

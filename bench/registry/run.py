@@ -27,8 +27,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -37,6 +35,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.machine import machine
 
 __all__ = ["build_registry", "main", "to_markdown"]
 
@@ -240,7 +240,7 @@ def run_benchmark(
     )
     return {
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": _machine(),
+        "machine": machine(),
         "providers": len(large.providers),
         "sources": len(large.sources),
         "packaged_sources": len(packaged.sources),
@@ -263,18 +263,6 @@ def run_benchmark(
         "tick_packaged_requested": tick_packaged_files,
         "tick_large_requested": tick_large_files,
         "samples": {"load_packaged": packaged_samples, "load_large": large_samples},
-    }
-
-
-def _machine() -> dict[str, Any]:
-    import polars as pl
-
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "polars": pl.__version__,
-        "platform": platform.platform(),
     }
 
 

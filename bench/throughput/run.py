@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -43,6 +42,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.machine import machine
 
 __all__ = ["PEAK_DAY", "main", "run_platform", "to_markdown"]
 
@@ -389,18 +390,6 @@ def to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> dict[str, Any]:
-    import polars as pl
-
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "polars": pl.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput.run", description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=20_000_000, help="sales lines of the day at scale 1")
@@ -429,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.lines = 1_000_000
     results: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": machine(),
         "command": "python -m bench.throughput.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "malloc_conf": args.malloc_conf,
         "date": date.today().isoformat(),
