@@ -134,9 +134,14 @@ def write_partition(
     partition: Mapping[str, str] | None,
     frame: pl.DataFrame,
 ) -> str:
-    """Atomically replace one partition's file with ``frame``; returns the file's URI."""
+    """Atomically replace one partition's file with ``frame``; returns the file's URI. An empty
+    ``frame`` removes a partition's file: an empty partition has none (see
+    :class:`PartitionFileWriter`); an unpartitioned table keeps its file, columns and all."""
     key = partition_path(asset_key_path, partition)
-    store.write_bytes(key, _parquet_bytes(frame))
+    if frame.height or partition is None:
+        store.write_bytes(key, _parquet_bytes(frame))
+    else:
+        store.delete(key)
     return store.uri(key)
 
 
@@ -353,26 +358,43 @@ class PartitionFileWriter:
     reader walking the partition ``CHUNK_ROWS`` at a time (:func:`iter_chunks`) decodes each row
     group once: with row groups cut where the producer's chunks happened to end, every 500k-row
     slice straddled two groups and decoded both (measured on a 60M-line day's 2.5M-row partition).
+
+    A partition with no rows is committed by removing its file (unless ``keep_empty``, for an
+    unpartitioned table's): an empty partition has no file, and
+    every reader of the lake (the IO managers, :func:`read_table`, :func:`read_all`) takes a missing
+    partition as an empty one. A range run is mostly empty partitions (a weekly partner's days
+    without files, the sources without a delivery that day); writing, syncing and later listing an
+    empty Parquet file for each cost ~2 ms apiece, removing a file that is not there ~0.03 ms.
     """
 
-    def __init__(self, store: ObjectStore, key: str, *, row_group_rows: int = CHUNK_ROWS) -> None:
+    def __init__(
+        self, store: ObjectStore, key: str, *, row_group_rows: int = CHUNK_ROWS, keep_empty: bool = False
+    ) -> None:
         if row_group_rows < 1:
             raise ValueError(f"row_group_rows must be positive, got {row_group_rows}")
         self.store, self.key, self.row_group_rows = store, key, row_group_rows
-        target = store.local_path(key)
-        directory = None
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            directory = target.parent
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".part-", suffix=".resight-tmp")
-        os.close(fd)
-        self._tmp, self._target = Path(name), target
+        self.keep_empty = keep_empty  # an unpartitioned table's file is written even with no rows
+        self._target = store.local_path(key)
+        self._tmp_file: Path | None = None
         self._writer: pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
         self._pending: pl.DataFrame | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self.rows = 0
+
+    @property
+    def _tmp(self) -> Path:
+        """The file being written (beside the target on a local lake), created on first use."""
+        if self._tmp_file is None:
+            directory = None
+            if self._target is not None:
+                self._target.parent.mkdir(parents=True, exist_ok=True)
+                directory = self._target.parent
+            fd, name = tempfile.mkstemp(dir=directory, prefix=".part-", suffix=".resight-tmp")
+            os.close(fd)
+            self._tmp_file = Path(name)
+        return self._tmp_file
 
     def append(self, frame: pl.DataFrame) -> None:
         # A one-chunk partition (the usual case) is written by Polars at commit, which encodes
@@ -415,6 +437,10 @@ class PartitionFileWriter:
             self._buffer, self._buffered = ([rest] if rest.num_rows else []), rest.num_rows
 
     def commit(self) -> str:
+        if self.rows == 0 and not self.keep_empty and (self._pending is not None or self._writer is not None):
+            self.abort()
+            self.store.delete(self.key)
+            return self.store.uri(self.key)
         if self._pending is not None:
             self._pending.write_parquet(self._tmp, compression="zstd", row_group_size=self.row_group_rows)
             self._pending = None
@@ -427,11 +453,13 @@ class PartitionFileWriter:
         if self._target is not None:
             os.chmod(self._tmp, 0o644)
             os.replace(self._tmp, self._target)
+            self._tmp_file = None
         else:
             try:
                 self.store.write_file(self.key, self._tmp)
             finally:
                 self._tmp.unlink(missing_ok=True)
+                self._tmp_file = None
         return self.store.uri(self.key)
 
     def abort(self) -> None:
@@ -441,7 +469,9 @@ class PartitionFileWriter:
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp_file is not None:
+            self._tmp_file.unlink(missing_ok=True)
+            self._tmp_file = None
 
 
 _DONE = object()
@@ -566,7 +596,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
         def open_writer(key: str | None) -> PartitionFileWriter:
             values = partition_values(key, partitions_def) if key is not None and partitions_def else None
-            writer = state["writer"] = PartitionFileWriter(store, partition_path(path, values))
+            writer = state["writer"] = PartitionFileWriter(
+                store, partition_path(path, values), keep_empty=values is None
+            )
             return writer
 
         def write(key: str | None, frame: pl.DataFrame | RestartPartition) -> None:

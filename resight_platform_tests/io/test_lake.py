@@ -22,7 +22,9 @@ from resight_platform.io.lake import (
     iter_chunks,
     partition_path,
     partition_values,
+    read_all,
     read_table,
+    write_partition,
 )
 from resight_platform.io.storage import LocalStore, ObjectStore, open_store
 
@@ -368,6 +370,18 @@ def test_read_table_concatenates_relaxed_and_lists_once(tmp_path: Path) -> None:
     assert lake.store().url == store.url
 
 
+def test_read_all_reads_every_written_partition_in_key_order_by_one_listing(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "lake"))
+    cells = [("2026-10-02", "b"), ("2026-10-01", "b"), ("2026-10-01", "a")]
+    for i, (day, source) in enumerate(cells):
+        write_partition(store, ["silver", "x"], {"date": day, "source": source}, pl.DataFrame({"n": [i]}))
+    write_partition(store, ["silver", "x"], {"date": "2026-10-03", "source": "a"}, pl.DataFrame({"n": []}))
+    store.write_bytes("silver/x/date=2026-10-04/source=a/.part-0.parquet.abc.resight-tmp", b"half written")
+    store.write_bytes("silver/xy/date=2026-10-01/source=a/part-0.parquet", _parquet(pl.DataFrame({"n": [9]})))
+    assert read_all(store, ["silver", "x"]).collect()["n"].to_list() == [2, 1, 0]  # date, then source
+    assert read_all(store, ["silver", "never_written"]).collect().is_empty()
+
+
 def test_read_table_scans_each_run_of_one_schema_as_one_multi_file_scan(lake: LakeIOManager) -> None:
     # A scan per file makes Polars open every file at once on its own blocking thread (402 threads
     # to count the demo's 547 fact files; its pool stops at 512). Files of one schema in a row are
@@ -437,12 +451,20 @@ def test_stream_writes_each_partition_from_its_chunks_as_row_groups(
     assert day1.height == 5 and day1["quantity"].to_list() == [1, 2, 2, 4, 6]  # both chunks, in order
     file = pq.ParquetFile(io.BytesIO(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet")))
     assert file.num_row_groups == 1  # row groups of CHUNK_ROWS rows, not one per chunk
-    day2 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-02/part-0.parquet"))
-    assert day2.height == 0 and day2.columns == day1.columns  # an empty partition still gets its file
+    # An empty partition has no file (readers take a missing partition as empty)...
+    assert not store.exists("silver/streamed/date=2026-10-02/part-0.parquet")
+    assert (
+        read_table(store, ["silver", "streamed"], [{"date": "2026-10-01"}, {"date": "2026-10-02"}]).collect().height
+        == 5
+    )
     materializations = result.asset_materializations_for_node("silver__streamed")
     assert {m.metadata["dagster/row_count"].value for m in materializations} == {5}
     assert {m.metadata["chunks_planned"].value for m in materializations} == {3}
     assert not [k for k in _keys(store) if "resight-tmp" in k]
+    # ... and a partition that had rows and is rewritten empty loses its file.
+    rerun = _run([_stream_asset([("2026-10-01", 0), ("2026-10-02", 0)])], lake, instance, tags=RANGE)
+    assert rerun.success, _failure(rerun)
+    assert not [k for k in _keys(store) if k.startswith("silver/streamed/")]
 
 
 def test_partition_writer_cuts_row_groups_of_a_fixed_size_whatever_the_chunks(tmp_path: Path) -> None:
