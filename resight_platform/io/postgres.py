@@ -41,6 +41,7 @@ __all__ = [
     "ensure_database",
     "has_rows_besides",
     "is_day_partitioned",
+    "lock_day",
     "quote_ident",
     "replace_partition",
     "replace_rows",
@@ -465,6 +466,17 @@ def replace_rows(
             sql.SQL("DELETE FROM {} WHERE {}").format(_qualified(schema, table), condition), list(where.values())
         )
         return max(cur.rowcount, 0)
+
+
+def lock_day(conn: psycopg.Connection[Any], schema: str, table: str, day: date) -> None:
+    """Hold, until the transaction ends, the right to write ``schema.table``'s rows of ``day``.
+
+    Two loads of one day by different runs (two partners' files of the same day, in runs the
+    sensor started side by side) would otherwise race: one sees no rows of others and replaces the
+    whole day's partition (``DayPartitionLoad``) while the other copies rows into the partition
+    being replaced, which are lost with it. Taken in ascending day order by every load (a stream's
+    days come sorted), so two loads cannot wait on each other."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (f"{schema}.{table}", day.toordinal()))
 
 
 def has_rows_besides(

@@ -39,6 +39,7 @@ from resight_platform.io.postgres import (
     copy_frame,
     has_rows_besides,
     is_day_partitioned,
+    lock_day,
     quote_ident,
     replace_partition,
     replace_rows,
@@ -218,6 +219,8 @@ class WarehouseIOManager(LakeIOManager):
                     if day in days_done:
                         raise ValueError(f"{asset}: chunks of {day} must come together in the stream")
                     days_done.append(day)
+                    if isinstance(day, date):
+                        lock_day(conn, schema, table, day)
                     owners = [w[other] for w in rows_of.values() if w[mode.partition_column] == day]
                     if by_day and not has_rows_besides(conn, schema, table, mode.partition_column, day, other, owners):
                         bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, day))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,9 +19,11 @@ from resight_platform.io.postgres import (
     EMBEDDED_SETTINGS,
     DayPartitionLoad,
     binary_copy_table,
+    connect,
     copy_frame,
     database_url,
     embedded_pg_url,
+    lock_day,
     quote_ident,
     replace_partition,
     replace_table,
@@ -581,3 +585,39 @@ def test_day_partition_load_with_a_dangling_key_keeps_the_previous_day(pg_conn: 
     with pytest.raises(ValueError, match="other than the partition value"):
         _bulk_replace(pg_conn, pg_schema, d1, [_facts(date(2026, 10, 2), [1])])
     assert pg_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+# --- concurrent loads of one day ----------------------------------------------------------------
+
+
+def test_lock_day_makes_a_second_load_of_the_day_wait_for_the_first(pg_url: str) -> None:
+    # Two runs loading one day's rows (different partners' partitions of the day) must not
+    # interleave: one may replace the day's whole partition while the other copies into it.
+    day, other_day = date(2026, 10, 1), date(2026, 10, 2)
+    waiting = threading.Event()
+    order: list[str] = []
+    with connect(pg_url) as first, connect(pg_url) as probe:
+        with first.transaction():
+            lock_day(first, "gold", "fact_sales", day)
+
+            def second_load() -> None:
+                with connect(pg_url) as second, second.transaction():
+                    lock_day(second, "gold", "fact_sales", other_day)  # another day: no wait
+                    order.append("other day")
+                    waiting.set()
+                    lock_day(second, "gold", "fact_sales", day)
+                    order.append("second")
+
+            thread = threading.Thread(target=second_load)
+            thread.start()
+            assert waiting.wait(timeout=120)
+            # Wait for the thing: the second load's lock request shows up in pg_locks, not granted.
+            deadline = time.monotonic() + 120
+            while not probe.execute(
+                "select exists (select 1 from pg_locks where locktype = 'advisory' and not granted)"
+            ).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline, "the second load never asked for the day's lock"
+                time.sleep(0.05)
+            order.append("first")
+        thread.join(timeout=120)
+    assert order == ["other day", "first", "second"]
