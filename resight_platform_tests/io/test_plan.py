@@ -95,7 +95,9 @@ def test_cover_runs_a_weekly_history_once_and_keeps_it_apart_from_a_dense_block(
     assert _covers_every_cell(rectangles, landed)
     # A run worth less than a week's six empty days: one run per week, still apart from the block.
     rectangles = cover(landed, run_cost_bytes=5 * PARTITION_COST_BYTES)
-    assert len(rectangles) == 78 + 1 and _covers_every_cell(rectangles, landed)
+    history = [(a, b) for a, b, s, e in rectangles if a < dense[-1]]
+    assert history == [(day, day) for day in sundays if day < dense[-1]]
+    assert _covers_every_cell(rectangles, landed)
 
 
 def test_cover_joins_a_span_that_changes_and_comes_back_when_the_box_is_cheap() -> None:
@@ -105,3 +107,14 @@ def test_cover_joins_a_span_that_changes_and_comes_back_when_the_box_is_cheap() 
     pieces = cover(landed, run_cost_bytes=PARTITION_COST_BYTES)  # a run is worth one empty partition
     assert _covers_every_cell(pieces, landed) and len(pieces) > 1
     assert cover({}, run_cost_bytes=64 * MiB) == []
+
+
+def test_two_weekly_partners_of_one_day_are_a_run_each_not_one_wide_run_a_week() -> None:
+    # Joined day by day first, their files of each Sunday (39 empty partitions apart, under a run)
+    # would become a wide span per week that no week then joins the next: 52 runs instead of two.
+    sundays = [date(2025, 1, 5) + timedelta(weeks=w) for w in range(52)]
+    landed = {(day, p): 40_000 for day in sundays for p in (0, 40)}
+    assert cover(landed, run_cost_bytes=64 * MiB) == [
+        (sundays[0], sundays[-1], 0, 0),
+        (sundays[0], sundays[-1], 40, 40),
+    ]
