@@ -216,12 +216,12 @@ def plan_rectangles(
     partition its bytes plus ``PARTITION_COST_BYTES``, at most ``run_cost_bytes``; only when the
     merge below is capped, since an uncapped one finds these joins and better ones). Over the
     budget, the closest spans of a day are merged until it is met (a merged span re-reads the
-    partitions between, which is why the closest go first). Days with equal spans that follow each
-    other become one rectangle, and rectangles are merged into their bounding box while it costs
-    less than the runs it saves (:func:`merge_rectangles`, skipped above ``merge_at_most``
-    rectangles). Cells inside ``blocked`` and rectangles over the budget (the newest dates) are
-    ``deferred``. With ``partition_bytes`` ``None`` (nothing known beyond the cells) only equal
-    spans are joined.
+    partitions between, which is why the closest go first). Days that follow each other with an
+    equal span (of several that day, too) become one rectangle, and rectangles are merged into
+    their bounding box while it costs less than the runs it saves (:func:`merge_rectangles`,
+    skipped above ``merge_at_most`` rectangles). Cells inside ``blocked`` and rectangles over the
+    budget (the newest dates) are ``deferred``. With ``partition_bytes`` ``None`` (nothing known
+    beyond the cells) only equal spans are joined.
     """
     deferred: list[Rectangle] = []
     by_day: dict[date, set[int]] = defaultdict(set)
@@ -274,13 +274,14 @@ def plan_rectangles(
         spans[i : i + 2] = [(spans[i][0], spans[i][1], spans[i + 1][2])]
 
     rectangles: list[Rectangle] = []
+    latest: dict[tuple[int, int], int] = {}  # a span's latest rectangle, to extend by the next day
     for day, start, end in spans:
-        if rectangles:
-            d0, d1, s, e = rectangles[-1]
-            if (s, e) == (start, end) and day == d1 + timedelta(days=1):
-                rectangles[-1] = (d0, day, s, e)
-                continue
-        rectangles.append((day, day, start, end))
+        k = latest.get((start, end))
+        if k is not None and rectangles[k][1] == day - timedelta(days=1):
+            rectangles[k] = (rectangles[k][0], day, start, end)
+        else:
+            latest[(start, end)] = len(rectangles)
+            rectangles.append((day, day, start, end))
     if partition_bytes and (merge_at_most is None or len(rectangles) <= merge_at_most):
         rectangles = merge_rectangles(rectangles, RectangleCost(partition_bytes, blocked), run_cost_bytes)
 

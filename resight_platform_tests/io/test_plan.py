@@ -118,3 +118,15 @@ def test_two_weekly_partners_of_one_day_are_a_run_each_not_one_wide_run_a_week()
         (sundays[0], sundays[-1], 0, 0),
         (sundays[0], sundays[-1], 40, 40),
     ]
+
+
+def test_days_with_the_same_spans_are_one_rectangle_per_span() -> None:
+    days = [DAY + timedelta(days=d) for d in range(5)]
+    cells = [(day, p) for day in days for p in (0, 1, 7)] + [(days[2], 4), (days[2], 2)]
+    assert plan_rectangles(cells, run_cost_bytes=0).runs == [
+        (days[0], days[1], 0, 1),
+        (days[0], days[4], 7, 7),  # across the day it had a neighbouring span
+        (days[2], days[2], 0, 2),
+        (days[2], days[2], 4, 4),
+        (days[3], days[4], 0, 1),
+    ]
