@@ -128,9 +128,9 @@ def merge_rectangles(
     adds the least; the box absorbs every rectangle it overlaps (one run instead of all of them)
     and is kept if it is worth the runs it saves; a pair that is not worth it is passed over, not
     the end of merging. Pairs wait in a heap, each box costed once (``cost`` is asked once per
-    rectangle; ``None``: not known, never merged), so a plan is a few seconds at worst: 1,500
-    rectangles (fifty weekly partners over a year and a dense fortnight) take 5 to 15 s on a
-    loaded pair of cores, against the ~4 s each of the 1,450 runs it saves.
+    rectangle; ``None``: not known, never merged): 2,600 rectangles (fifty weekly partners over a
+    year beside a dense fortnight) merge into 36 in about 10 s on a loaded pair of cores, where
+    each run saved is ~4 s.
     """
     known: dict[Rectangle, int | None] = {}
 
