@@ -340,6 +340,7 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
             landing=landing,
             registry=load_registry_at(settings.registry_dir, settings.aws_endpoint_url),
             progress=_say,
+            watch=settings.watch,
         )
     return pg_url, report
 

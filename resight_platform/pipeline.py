@@ -1,21 +1,21 @@
 """Run the whole platform once, in process, through Dagster: registry → scan → bronze/silver →
 dimensions → facts → daily mart → monthly marts → ML (features, model, forecast).
 
-Bronze and silver run as one single-run backfill over the rectangle of business dates × sources
-that have files, gold facts as one run over the date range: a few runs, not one per partition.
-Dates whose files span different sources (a long history from one partner, then two weeks from
-thirty) are cut into one rectangle per run of landed dates with the same span, so a year of one
-source's history does not become a year × thirty sources of empty partitions. A rectangle spans
-the dates between its landed dates (a weekly partner's six days without files): a run costs
-Dagster far more than an empty partition in it, so one run over a year of weekly files is cheaper
-than one run per week. The ML job runs when the landed dates cover the weeks the demand model needs.
-Materialisations land in the Dagster instance, so the UI shows them afterwards.
+Bronze and silver run as single-run backfills over rectangles of business dates × sources, gold
+facts over the same rectangles: a few runs, not one per partition. The rectangles are the landing
+sensor's (``io/plan.py``, one cost model for both): a run costs Dagster far more than an empty
+partition in it, so a weekly partner's year of files is one run across the days between them,
+while a long history from one partner and two weeks from thirty stay two rectangles rather than
+one box of a year × thirty sources. Here there is no run budget: every landed file is covered.
+The ML job runs when the landed dates cover the weeks the demand model needs. Materialisations
+land in the Dagster instance, so the UI shows them afterwards.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -32,12 +32,15 @@ from resight_platform.defs.jobs import (
     SCAN_LANDING_JOB,
 )
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_key
-from resight_platform.io.landing import scan_landing
+from resight_platform.io.landing import LandedFile, scan_landing
+from resight_platform.io.plan import cover
 from resight_platform.io.storage import ObjectStore
+from resight_platform.io.watch import Area
 from resight_platform.ml.model import MIN_WEEKS
+from resight_platform.settings import WatchSettings
 from resight_platform.sources.registry import Registry
 
-__all__ = ["PipelineReport", "run_pipeline"]
+__all__ = ["PipelineReport", "plan_runs", "run_pipeline"]
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -52,6 +55,21 @@ class PipelineReport:
     @property
     def success(self) -> bool:
         return all(ok for _, ok, _ in self.runs)
+
+
+def plan_runs(files: Iterable[LandedFile], source_order: Sequence[str], watch: WatchSettings) -> list[Area]:
+    """The rectangles of dates × source partitions (in ``source_order``, Dagster's order of the
+    registered sources) that together cover every landed file: :func:`~resight_platform.io.plan.cover`
+    over each partition's landed bytes, a run costing ``watch.merge_gap_bytes``."""
+    position = {source: i for i, source in enumerate(source_order)}
+    landed: dict[tuple[date, int], int] = defaultdict(int)
+    for landed_file in files:
+        key = landed_file.key
+        landed[(key.date, position[source_key(key.provider, key.feed)])] += landed_file.info.size
+    return [
+        (first, last, source_order[start], source_order[end])
+        for first, last, start, end in cover(landed, run_cost_bytes=watch.merge_gap_bytes)
+    ]
 
 
 def _execute(
@@ -88,12 +106,15 @@ def run_pipeline(
     landing: ObjectStore,
     registry: Registry,
     progress: Callable[[str], None] = lambda _: None,
+    watch: WatchSettings | None = None,
 ) -> PipelineReport:
-    """Materialise every asset for every partition that has landed files."""
+    """Materialise every asset for every partition that has landed files. ``watch`` gives the
+    cost of a run for planning the rectangles (``merge_gap_bytes``; the defaults without it)."""
     report = PipelineReport()
     _execute(defs, instance, REGISTRY_JOB, report, progress)
     _execute(defs, instance, SCAN_LANDING_JOB, report, progress)
-    partitions = scan_landing(landing, registry).partitions()
+    scan = scan_landing(landing, registry)
+    partitions = scan.partitions()
     if not partitions:
         progress("no files in the landing zone: nothing to load")
         return report
@@ -102,16 +123,10 @@ def run_pipeline(
     assert SOURCE_PARTITIONS.name is not None
     registered = instance.get_dynamic_partitions(SOURCE_PARTITIONS.name)
     wanted = {source_key(provider, feed) for _, provider, feed in partitions}
-    position = {key: i for i, key in enumerate(registered)}
-    spans: dict[date, tuple[int, int]] = {}
-    for day, provider, feed in partitions:
-        i = position[source_key(provider, feed)]
-        lo, hi = spans.get(day, (i, i))
-        spans[day] = (min(lo, i), max(hi, i))
-    rectangles: list[dict[str, str]] = []
-    for (lo, hi), days in _runs_of_equal_span(spans):
-        first, last = days[0].isoformat(), days[-1].isoformat()
-        rectangles.append({RANGE_START: f"{first}|{registered[lo]}", RANGE_END: f"{last}|{registered[hi]}"})
+    rectangles = [
+        {RANGE_START: f"{first.isoformat()}|{first_source}", RANGE_END: f"{last.isoformat()}|{last_source}"}
+        for first, last, first_source, last_source in plan_runs(scan.files, registered, watch or WatchSettings())
+    ]
     report.dates = (first_day, last_day)
     report.sources = len(wanted)
     for rectangle in rectangles:
@@ -127,16 +142,3 @@ def run_pipeline(
     else:
         progress(f"  {ML_JOB} skipped: {weeks} weeks of history, the demand model needs more than {MIN_WEEKS}")
     return report
-
-
-def _runs_of_equal_span(spans: dict[date, tuple[int, int]]) -> list[tuple[tuple[int, int], list[date]]]:
-    """Landed dates that follow each other (no landed date of another span between them) with the
-    same source span, in date order."""
-    runs: list[tuple[tuple[int, int], list[date]]] = []
-    for day in sorted(spans):
-        span = spans[day]
-        if runs and runs[-1][0] == span:
-            runs[-1][1].append(day)
-        else:
-            runs.append((span, [day]))
-    return runs

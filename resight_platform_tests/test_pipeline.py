@@ -1,26 +1,76 @@
-"""How run_pipeline cuts the landed dates into rectangles of dates × sources (one run each)."""
+"""How run_pipeline cuts the landed files into rectangles of dates × sources (one run each)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from resight_platform.pipeline import _runs_of_equal_span
+from resight_platform.defs.partitions import source_keys
+from resight_platform.io.landing import LandedFile
+from resight_platform.io.plan import PARTITION_COST_BYTES
+from resight_platform.io.storage import ObjectInfo
+from resight_platform.pipeline import plan_runs
+from resight_platform.sample.history import history_provider, history_weeks
+from resight_platform.settings import WatchSettings
+from resight_platform.sources.landing import parse_landing_key
+from resight_platform.sources.registry import Registry, load_registry
+
+START, DAYS, PROVIDERS, WEEKS = date(2026, 10, 1), 14, 30, 80  # the demo's defaults
 
 
-def test_a_weekly_history_then_a_dense_fortnight_are_two_rectangles() -> None:
-    sundays = [date(2025, 4, 6) + timedelta(weeks=w) for w in range(78)]  # one source, weekly
-    dense = [date(2026, 10, 1) + timedelta(days=d) for d in range(14)]  # sources 0..37, daily
-    spans = {day: (31, 31) for day in sundays} | {day: (0, 37) for day in dense}
-    spans[date(2026, 10, 4)] = spans[date(2026, 10, 11)] = (0, 37)  # the history's Sundays in the fortnight
-    runs = _runs_of_equal_span(spans)
-    assert [(span, days[0], days[-1], len(days)) for span, days in runs] == [
-        ((31, 31), date(2025, 4, 6), date(2026, 9, 27), 78),  # across the six days between its files
-        ((0, 37), date(2026, 10, 1), date(2026, 10, 14), 14),
+def _landed(key: str, size: int, registry: Registry) -> LandedFile:
+    info = ObjectInfo(key=key, size=size, etag="e", last_modified=datetime(2026, 10, 15, tzinfo=UTC))
+    return LandedFile(info=info, key=parse_landing_key(key, registry))
+
+
+def _demo() -> tuple[list[LandedFile], list[str], str, list[date]]:
+    """The demo's landing zone in shape: thirty partners' four feeds over a fortnight, and one more
+    partner's 80 weeks of weekly sales files dated on Sundays up to the fortnight's last day (each
+    feed a partner is registered for; the catalog, stores and customers on the first day)."""
+    registry = load_registry()
+    sample = list(registry.providers)[:PROVIDERS]
+    history = history_provider(registry, PROVIDERS)
+    assert history is not None
+    end = START + timedelta(days=DAYS - 1)
+    first_monday, last_sunday = history_weeks(end, WEEKS, not_before=date(2025, 1, 1))
+    sundays = [first_monday + timedelta(days=6 + 7 * w) for w in range((last_sunday - first_monday).days // 7 + 1)]
+    files = [_landed(f"{history}/sales/{day}/sales_{day}.csv", 60_000, registry) for day in sundays]
+    for d in range(DAYS):
+        day = START + timedelta(days=d)
+        for provider, feed in registry.sources:
+            if provider in sample and (d == 0 or feed == "sales"):
+                files.append(_landed(f"{provider}/{feed}/{day}/{feed}_{day}.csv", 250_000, registry))
+    return files, source_keys(registry), history, sundays
+
+
+def _cells(files: list[LandedFile]) -> set[tuple[date, str]]:
+    return {(f.key.date, f.key.provider) for f in files}
+
+
+def _covered_once(rectangles: list[tuple[date, date, str, str]], cell: tuple[date, str], order: list[str]) -> bool:
+    day, source = cell
+    at = order.index(source)
+    return sum(a <= day <= b and order.index(s) <= at <= order.index(e) for a, b, s, e in rectangles) == 1
+
+
+def test_the_demo_is_a_weekly_history_rectangle_and_a_dense_fortnight() -> None:
+    files, order, history, sundays = _demo()
+    sample_positions = sorted(order.index(f.key.provider) for f in files if f.key.provider != history)
+    rectangles = plan_runs(files, order, WatchSettings())
+    last_before = max(day for day in sundays if day < START)
+    assert rectangles == [
+        (sundays[0], last_before, history, history),  # one run across the six days between its files
+        (START, START + timedelta(days=DAYS - 1), order[sample_positions[0]], order[sample_positions[-1]]),
     ]
+    assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))
+    # Not one box of the history's days × the fortnight's forty sources: a run each.
+    partitions = sum(((b - a).days + 1) * (order.index(e) - order.index(s) + 1) for a, b, s, e in rectangles)
+    assert partitions == (last_before - sundays[0]).days + 1 + DAYS * len(order)
+    assert len(order) == 40 and sample_positions[-1] - sample_positions[0] + 1 == 40
 
 
-def test_a_span_that_changes_and_comes_back_is_cut_at_each_change() -> None:
-    days = [date(2026, 1, d) for d in (1, 2, 5, 6, 9)]
-    spans = dict(zip(days, [(0, 0), (0, 0), (0, 3), (0, 0), (0, 0)], strict=True))
-    assert [(span, len(run)) for span, run in _runs_of_equal_span(spans)] == [((0, 0), 2), ((0, 3), 1), ((0, 0), 2)]
-    assert _runs_of_equal_span({}) == []
+def test_a_run_cost_below_six_empty_days_runs_the_history_week_by_week() -> None:
+    files, order, history, sundays = _demo()
+    rectangles = plan_runs(files, order, WatchSettings(merge_gap_bytes=5 * PARTITION_COST_BYTES))
+    weekly = [r for r in rectangles if r[2] == r[3] == history]
+    assert [(a, b) for a, b, _, _ in weekly] == [(day, day) for day in sundays if day < START]
+    assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))

@@ -30,14 +30,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import islice, pairwise
+from itertools import islice
 
 from resight_platform.io.landing import HashingReader
 from resight_platform.io.ops import LedgerEntry
+from resight_platform.io.plan import Rectangle, plan_rectangles
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_landing_key
@@ -237,27 +238,11 @@ def plan_tick(
             continue
         fresh.append((info, landing))
     sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
-    position = {source: i for i, source in enumerate(source_order)}
-    blocked = _positions(busy, position)
-    if blocked:
-        ready = []
-        for info, landing in fresh:
-            at = position[source_of[landing.provider]]
-            if _blocked((landing.date, landing.date, at, at), blocked):
-                plan.deferred += 1
-            else:
-                ready.append((info, landing))
-        fresh = ready
-    batches, deferred = batch_files(fresh, source_order, source_of, settings, sizes, blocked)
-    plan.batches, plan.deferred = batches, plan.deferred + deferred
+    blocked = _positions(busy, {source: i for i, source in enumerate(source_order)})
+    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, sizes, blocked)
     chunk = settings.max_dead_letter_per_run
     plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
     return plan
-
-
-#: What reading one more (even empty) partition costs a run besides its bytes: Dagster's events
-#: for it and an empty Parquet file, about what reading 1 MiB costs.
-PARTITION_COST_BYTES = 1 << 20
 
 
 def _partition_bytes(
@@ -282,9 +267,6 @@ def _partition_bytes(
     return sizes
 
 
-#: A rectangle of business dates × source positions: ``(first_day, last_day, first, last)``.
-Rectangle = tuple[date, date, int, int]
-
 #: A rectangle of business dates × source partition keys: ``(first_day, last_day, first, last)``.
 Area = tuple[date, date, str, str]
 
@@ -298,118 +280,6 @@ def _positions(areas: Sequence[Area], position: Mapping[str, int]) -> list[Recta
     return out
 
 
-#: Above this many rectangles in one tick, rectangles of different days are not merged (the merge
-#: is quadratic; a tick with that many is a backlog, batched by the run budget instead).
-MERGE_RECTANGLES_AT_MOST = 256
-
-
-class _RectangleCost:
-    """What re-reading a rectangle costs, in bytes: its partitions' landed bytes plus
-    ``PARTITION_COST_BYTES`` each; ``None`` when a day of it is outside the hot window (not known)
-    or it reaches into a ``blocked`` rectangle."""
-
-    def __init__(
-        self,
-        partition_bytes: Mapping[date, Mapping[str, int]],
-        source_order: Sequence[str],
-        blocked: Sequence[Rectangle] = (),
-    ) -> None:
-        self._bytes = partition_bytes
-        self._order = source_order
-        self._blocked = blocked
-        self._prefix: dict[date, list[int]] = {}
-
-    def _day(self, day: date) -> list[int] | None:
-        prefix = self._prefix.get(day)
-        if prefix is None:
-            sizes = self._bytes.get(day)
-            if sizes is None:
-                return None
-            prefix = [0]
-            for source in self._order:
-                prefix.append(prefix[-1] + sizes.get(source, 0) + PARTITION_COST_BYTES)
-            self._prefix[day] = prefix
-        return prefix
-
-    def __call__(self, rectangle: Rectangle) -> int | None:
-        if _blocked(rectangle, self._blocked):
-            return None
-        first_day, last_day, first, last = rectangle
-        total = 0
-        day = first_day
-        while day <= last_day:
-            prefix = self._day(day)
-            if prefix is None:
-                return None
-            total += prefix[last + 1] - prefix[first]
-            day += timedelta(days=1)
-        return total
-
-
-def _bounding(a: Rectangle, b: Rectangle) -> Rectangle:
-    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-
-
-def _overlap(a: Rectangle, b: Rectangle) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
-
-
-def _blocked(rectangle: Rectangle, blocked: Sequence[Rectangle]) -> bool:
-    return any(_overlap(rectangle, other) for other in blocked)
-
-
-def merge_rectangles(
-    rectangles: Sequence[Rectangle], cost: Callable[[Rectangle], int | None], run_cost_bytes: int
-) -> list[Rectangle]:
-    """Merge disjoint rectangles into their bounding box while what the box re-reads beyond them
-    costs less than the runs it saves (``run_cost_bytes`` each): files of different days and
-    sources land in one run when the partitions between are cheap, as a steady trickle of
-    deliveries is.
-
-    Greedy: of the pairs next to each other by day or by source, the one whose box adds the least;
-    the box absorbs every rectangle it overlaps (one run instead of all of them). Stops at the
-    first best pair not worth merging.
-    """
-    rects = list(rectangles)
-    costs = [cost(r) for r in rects]
-    while len(rects) > 1:
-        best: tuple[int, int, int] | None = None
-        by_day = sorted(range(len(rects)), key=lambda k: (rects[k][0], rects[k][2]))
-        by_source = sorted(range(len(rects)), key=lambda k: (rects[k][2], rects[k][0]))
-        for order in (by_day, by_source):
-            for i, j in pairwise(order):
-                ci, cj = costs[i], costs[j]
-                joined = cost(_bounding(rects[i], rects[j]))
-                if ci is None or cj is None or joined is None:
-                    continue
-                extra = joined - ci - cj
-                if best is None or extra < best[0]:
-                    best = (extra, i, j)
-        if best is None:
-            break
-        _, i, j = best
-        box = _bounding(rects[i], rects[j])
-        absorbed = {i, j}
-        grown = True
-        while grown:  # the box takes in whatever it overlaps, which may grow it
-            grown = False
-            for k, other in enumerate(rects):
-                if k not in absorbed and _overlap(box, other):
-                    absorbed.add(k)
-                    box = _bounding(box, other)
-                    grown = True
-        box_cost = cost(box)
-        parts = [costs[k] for k in absorbed]
-        if box_cost is None or any(c is None for c in parts):
-            break
-        saved_runs = len(absorbed) - 1
-        if box_cost - sum(c for c in parts if c is not None) > saved_runs * run_cost_bytes:
-            break
-        rects = [r for k, r in enumerate(rects) if k not in absorbed] + [box]
-        costs = [c for k, c in enumerate(costs) if k not in absorbed] + [box_cost]
-    return sorted(rects)
-
-
 def batch_files(
     files: Sequence[tuple[ObjectInfo, LandingKey]],
     source_order: Sequence[str],
@@ -421,88 +291,37 @@ def batch_files(
     """Group files into at most ``max_runs_per_tick`` rectangles of dates × sources: ``(batches,
     files deferred to a later tick)``.
 
-    Per date, the sources with files are cut into spans of neighbours in ``source_order``; two
-    spans are joined when what lies between them is cheap to re-read (``partition_bytes`` of that
-    day known and the gap under ``merge_gap_bytes``, each partition counting ``PARTITION_COST_BYTES``
-    more): a run costs seconds to start, re-reading a small partition milliseconds. Then the
-    closest spans are merged until the tick's budget of runs is met (a merged span re-reads the
-    partitions between, which is why the closest go first); then days whose spans are equal are
-    joined into one rectangle, and rectangles of different days are merged into their bounding
-    box where it re-reads little (:func:`merge_rectangles`). No join or merge reaches into a
-    ``blocked`` rectangle (partitions a run in flight is writing). What still does not fit waits
-    for the next tick, oldest dates first and nothing lost: the files are not marked, so they are
-    seen again.
+    The rectangles are :func:`~resight_platform.io.plan.plan_rectangles`'s, with a run costing
+    ``merge_gap_bytes`` and ``partition_bytes`` per day and source partition (the hot window's:
+    days outside it are not known, so nothing is joined across them). No rectangle reaches into
+    a ``blocked`` one (partitions a run in flight is writing): a file of such a partition waits.
+    What does not fit waits for the next tick, oldest dates first and nothing lost: the files are
+    not marked, so they are seen again.
     """
     position = {source: i for i, source in enumerate(source_order)}
-    by_day: dict[date, dict[int, list[tuple[ObjectInfo, LandingKey]]]] = defaultdict(lambda: defaultdict(list))
+    by_cell: dict[tuple[date, int], list[tuple[ObjectInfo, LandingKey]]] = defaultdict(list)
     for info, landing in files:
-        by_day[landing.date][position[source_of[landing.provider]]].append((info, landing))
-
-    spans: list[tuple[date, int, int]] = []
-    for day in sorted(by_day):
-        positions = sorted(by_day[day])
-        start = prev = positions[0]
-        for p in positions[1:]:
-            if p != prev + 1:
-                spans.append((day, start, prev))
-                start = p
-            prev = p
-        spans.append((day, start, prev))
-
-    if partition_bytes:
-        joined: list[tuple[date, int, int]] = []
-        for day, start, end in spans:
-            if joined and joined[-1][0] == day and day in partition_bytes:
-                gap = range(joined[-1][2] + 1, start)
-                cost = sum(partition_bytes[day].get(source_order[p], 0) + PARTITION_COST_BYTES for p in gap)
-                if cost <= settings.merge_gap_bytes and not _blocked((day, day, joined[-1][1], end), blocked):
-                    joined[-1] = (day, joined[-1][1], end)
-                    continue
-            joined.append((day, start, end))
-        spans = joined
-
-    budget = max(0, settings.max_runs_per_tick)
-    while len(spans) > max(1, budget):
-        # Merge the two neighbouring spans of one day with the smallest gap; if every day has one
-        # span, stop: different days stay separate here and the rest is deferred.
-        best: tuple[int, int] | None = None
-        for i in range(len(spans) - 1):
-            (d1, s1, e1), (d2, s2, e2) = spans[i], spans[i + 1]
-            if d1 == d2 and (best is None or s2 - e1 < best[0]) and not _blocked((d1, d1, s1, e2), blocked):
-                best = (s2 - e1, i)
-        if best is None:
-            break
-        i = best[1]
-        spans[i : i + 2] = [(spans[i][0], spans[i][1], spans[i + 1][2])]
-
-    # Join consecutive days with the same span into one rectangle.
-    rectangles: list[Rectangle] = []
-    for day, start, end in spans:
-        if rectangles:
-            d0, d1, s, e = rectangles[-1]
-            if (s, e) == (start, end) and day == d1 + timedelta(days=1):
-                rectangles[-1] = (d0, day, s, e)
-                continue
-        rectangles.append((day, day, start, end))
-    if partition_bytes and len(rectangles) <= MERGE_RECTANGLES_AT_MOST:
-        rectangles = merge_rectangles(
-            rectangles, _RectangleCost(partition_bytes, source_order, blocked), settings.merge_gap_bytes
-        )
-
+        by_cell[(landing.date, position[source_of[landing.provider]])].append((info, landing))
+    plan = plan_rectangles(
+        by_cell,
+        run_cost_bytes=settings.merge_gap_bytes,
+        partition_bytes=None
+        if partition_bytes is None
+        else {
+            day: {position[source]: n for source, n in sizes.items() if source in position}
+            for day, sizes in partition_bytes.items()
+        },
+        max_runs=settings.max_runs_per_tick,
+        blocked=blocked,
+    )
     batches: list[Batch] = []
-    deferred = 0
-    for first, last, start, end in rectangles:
+    for first, last, start, end in plan.runs:
         chosen = [
             item
-            for day, by_position in sorted(by_day.items())
-            if first <= day <= last
-            for p, items in sorted(by_position.items())
-            if start <= p <= end
-            for item in items
+            for cell in sorted(by_cell)
+            if first <= cell[0] <= last and start <= cell[1] <= end
+            for item in by_cell[cell]
         ]
-        if len(batches) >= budget:
-            deferred += len(chosen)
-            continue
         batches.append(
             Batch(
                 first_day=first,
@@ -513,4 +332,4 @@ def batch_files(
                 files=tuple(chosen),
             )
         )
-    return batches, deferred
+    return batches, len(files) - sum(len(batch.files) for batch in batches)

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from resight_platform.io.plan import PARTITION_COST_BYTES
 from resight_platform.io.storage import ObjectInfo
-from resight_platform.io.watch import (
-    PARTITION_COST_BYTES,
-    WatchCursor,
-    WatchSettings,
-    batch_files,
-    merge_rectangles,
-)
+from resight_platform.io.watch import WatchCursor, WatchSettings, batch_files
 from resight_platform.sources.landing import LandingKey
 
 DAY = date(2026, 11, 25)
@@ -105,24 +100,10 @@ def test_no_join_or_merge_reaches_into_partitions_a_run_is_writing() -> None:
     assert len(batches) == 1 and deferred == 1
 
 
-def test_rectangles_merge_while_the_box_costs_less_than_the_runs_it_saves() -> None:
-    d0, d1, d2 = DAY - timedelta(days=2), DAY - timedelta(days=1), DAY
-    cost = lambda r: ((r[1] - r[0]).days + 1) * (r[3] - r[2] + 1)  # noqa: E731 - one unit per partition
-    diagonal = [(d0, d0, 0, 0), (d1, d1, 2, 2), (d2, d2, 4, 4)]
-    # The first two: a 2 x 3 box re-reads 4 more partitions; then with the third, 15 - 6 - 1 = 8 more.
-    assert merge_rectangles(diagonal, cost, run_cost_bytes=4) == [(d0, d1, 0, 2), (d2, d2, 4, 4)]
-    assert merge_rectangles(diagonal, cost, run_cost_bytes=8) == [(d0, d2, 0, 4)]
-    assert merge_rectangles(diagonal, cost, run_cost_bytes=3) == diagonal
-    assert merge_rectangles(diagonal, lambda r: None, run_cost_bytes=100) == diagonal  # unknown: kept apart
-
-
-def test_a_box_takes_in_the_rectangles_it_overlaps() -> None:
-    d0, d1 = DAY - timedelta(days=1), DAY
-    cost = lambda r: ((r[1] - r[0]).days + 1) * (r[3] - r[2] + 1)  # noqa: E731
-    # Two sources on d0, one each on d1: the box of the first two covers the third, which comes in
-    # with it, so the box re-reads nothing that was not asked for and saves two runs.
-    rects = [(d0, d0, 0, 1), (d1, d1, 0, 0), (d1, d1, 1, 1)]
-    assert merge_rectangles(rects, cost, run_cost_bytes=0) == [(d0, d1, 0, 1)]
+def test_a_file_of_a_partition_a_run_is_writing_waits() -> None:
+    files = [_file("p01"), _file("p03"), _file("p05")]
+    batches, deferred = batch_files(files, ORDER, SOURCE_OF, WatchSettings(), _days(DAY), [(DAY, DAY, 3, 3)])
+    assert _spans(batches) == [("p01", "p01"), ("p05", "p05")] and deferred == 1
 
 
 def test_run_key_names_the_file_versions() -> None:
