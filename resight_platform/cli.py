@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -324,12 +325,24 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
     from resight_platform.definitions import build_definitions
     from resight_platform.pipeline import run_pipeline
     from resight_platform.resources import load_registry_at
+    from resight_platform.runner import WorkerPool
 
     _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
-    defs = build_definitions(settings, pg_url)
-    with _environment(instance_env(settings, pg_url)), dg.DagsterInstance.get() as instance:
+    environment = instance_env(settings, pg_url)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_environment(environment))
+        runner = None
+        if settings.pipeline_workers > 1:
+            # Started first: the workers import and build the definitions while this process does.
+            build = functools.partial(build_definitions, settings, pg_url)
+            runner = stack.enter_context(
+                WorkerPool(settings.pipeline_workers, build, environment, setup=_quiet_library_warnings)
+            )
+            runner.warm()
+        defs = build_definitions(settings, pg_url)
+        instance = stack.enter_context(dg.DagsterInstance.get())
         # Dagster's Postgres storage opens a connection per statement (no pool: it is made for
         # many short-lived processes); this one process runs every job, so it keeps a small pool:
         # the demo otherwise opened ~4,200 connections (~17 s). No statement timeout (0).
@@ -341,6 +354,7 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
             registry=load_registry_at(settings.registry_dir, settings.aws_endpoint_url),
             progress=_say,
             watch=settings.watch,
+            runner=runner,
         )
     return pg_url, report
 

@@ -13,9 +13,8 @@ land in the Dagster instance, so the UI shows them afterwards.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -37,6 +36,7 @@ from resight_platform.io.plan import cover
 from resight_platform.io.storage import ObjectStore
 from resight_platform.io.watch import Area
 from resight_platform.ml.model import MIN_WEEKS
+from resight_platform.runner import InProcess, Runner
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.registry import Registry
 
@@ -72,31 +72,30 @@ def plan_runs(files: Iterable[LandedFile], source_order: Sequence[str], watch: W
     ]
 
 
-def _execute(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    job: str,
+def _stage(
+    runner: Runner,
+    runs: Sequence[tuple[str, Mapping[str, str] | None]],
     report: PipelineReport,
     progress: Callable[[str], None],
-    tags: dict[str, str] | None = None,
-    log_level: str = "WARNING",
 ) -> None:
-    progress(f"running {job}" + (f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags else ""))
-    started, cpu = time.perf_counter(), time.process_time()
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance,
-        tags=tags,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
-    elapsed = time.perf_counter() - started
-    report.runs.append((job, result.success, elapsed))
-    if not result.success:
-        failures = [e.message for e in result.all_events if e.is_failure]
-        raise RuntimeError(f"{job} failed (run {result.run_id}): {failures[:3]}")
-    # This process's CPU time beside the wall time: on a shared machine the wall time says more
-    # about the neighbours than about the run.
-    progress(f"  {job} done in {elapsed:.1f}s (cpu {time.process_time() - cpu:.1f}s)")
+    """Run ``runs`` (they do not depend on each other) on ``runner`` and wait for all of them;
+    raise ``RuntimeError`` naming the first that failed."""
+    pending = []
+    for job, tags in runs:
+        progress(f"running {job}" + (f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags else ""))
+        pending.append(runner.submit(job, tags))
+    outcomes = []
+    for future in pending:
+        outcome = future.result()
+        outcomes.append(outcome)
+        report.runs.append((outcome.job, outcome.success, outcome.seconds))
+        # The run's CPU time beside its wall time: on a shared machine the wall time says more
+        # about the neighbours than about the run.
+        state = "done" if outcome.success else "FAILED"
+        progress(f"  {outcome.job} {state} in {outcome.seconds:.1f}s (cpu {outcome.cpu_seconds:.1f}s)")
+    for outcome in outcomes:
+        if not outcome.success:
+            raise RuntimeError(f"{outcome.job} failed (run {outcome.run_id}): {list(outcome.failures)}")
 
 
 def run_pipeline(
@@ -107,12 +106,18 @@ def run_pipeline(
     registry: Registry,
     progress: Callable[[str], None] = lambda _: None,
     watch: WatchSettings | None = None,
+    runner: Runner | None = None,
 ) -> PipelineReport:
     """Materialise every asset for every partition that has landed files. ``watch`` gives the
-    cost of a run for planning the rectangles (``merge_gap_bytes``; the defaults without it)."""
+    cost of a run for planning the rectangles (``merge_gap_bytes``; the defaults without it).
+    ``runner`` executes the runs (:mod:`resight_platform.runner`): in this process one after the
+    other by default; a :class:`~resight_platform.runner.WorkerPool` runs each stage's independent
+    runs side by side."""
     report = PipelineReport()
-    _execute(defs, instance, REGISTRY_JOB, report, progress)
-    _execute(defs, instance, SCAN_LANDING_JOB, report, progress)
+    local = InProcess(defs, instance)
+    runner = runner or local
+    _stage(local, [(REGISTRY_JOB, None)], report, progress)
+    _stage(local, [(SCAN_LANDING_JOB, None)], report, progress)
     scan = scan_landing(landing, registry)
     partitions = scan.partitions()
     if not partitions:
@@ -129,16 +134,18 @@ def run_pipeline(
     ]
     report.dates = (first_day, last_day)
     report.sources = len(wanted)
-    for rectangle in rectangles:
-        _execute(defs, instance, MEDALLION_JOB, report, progress, rectangle)
-    _execute(defs, instance, DIMENSIONS_JOB, report, progress)
-    for rectangle in rectangles:
-        _execute(defs, instance, GOLD_FACTS_JOB, report, progress, rectangle)
-    _execute(defs, instance, DAILY_MART_JOB, report, progress, {RANGE_START: first_day, RANGE_END: last_day})
-    _execute(defs, instance, MARTS_JOB, report, progress)
+    _stage(runner, [(MEDALLION_JOB, rectangle) for rectangle in rectangles], report, progress)
+    _stage(runner, [(DIMENSIONS_JOB, None)], report, progress)
+    _stage(runner, [(GOLD_FACTS_JOB, rectangle) for rectangle in rectangles], report, progress)
+    # The marts and the ML features read the facts and the dimensions, not each other.
+    last: list[tuple[str, Mapping[str, str] | None]] = [
+        (DAILY_MART_JOB, {RANGE_START: first_day, RANGE_END: last_day}),
+        (MARTS_JOB, None),
+    ]
     weeks = (date.fromisoformat(last_day) - date.fromisoformat(first_day)).days // 7
     if weeks > MIN_WEEKS:
-        _execute(defs, instance, ML_JOB, report, progress)
+        last.insert(0, (ML_JOB, None))  # the longest first, while the others share the other core
     else:
         progress(f"  {ML_JOB} skipped: {weeks} weeks of history, the demand model needs more than {MIN_WEEKS}")
+    _stage(runner, last, report, progress)
     return report

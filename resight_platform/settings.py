@@ -117,6 +117,9 @@ class Settings:
     freshness_grace: timedelta = timedelta(hours=2)
     #: How often a running process lists the registry for changes (``RESIGHT_REGISTRY_RECHECK_SECONDS``).
     registry_recheck_seconds: float = DEFAULT_REGISTRY_RECHECK_SECONDS
+    #: Worker processes that run `resight run` / `resight demo`'s independent runs side by side
+    #: (``RESIGHT_PIPELINE_WORKERS``; 1 runs everything in the command's own process).
+    pipeline_workers: int = 1
 
     @property
     def dead_letter_url(self) -> str:
@@ -163,4 +166,5 @@ class Settings:
             registry_recheck_seconds=float(
                 env.get("RESIGHT_REGISTRY_RECHECK_SECONDS") or DEFAULT_REGISTRY_RECHECK_SECONDS
             ),
+            pipeline_workers=max(1, int(env.get("RESIGHT_PIPELINE_WORKERS") or min(2, os.cpu_count() or 1))),
         )
