@@ -1,8 +1,10 @@
 """Silver: canonical, typed, standardised and deduplicated rows; rule breakers to quarantine."""
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import chain
 
 import dagster as dg
 import polars as pl
@@ -12,12 +14,12 @@ from resight_platform.defs.checks import ModelCheck, model_check_spec
 from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
-from resight_platform.io.lake import PartitionStream, iter_chunks, write_partition
+from resight_platform.io.lake import CHUNK_ROWS, PartitionStream, iter_chunks, write_partition
 from resight_platform.io.ops import record_silver, record_type_drift
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS
-from resight_platform.transforms.bronze import empty_bronze
+from resight_platform.transforms.bronze import bronze_schema, empty_bronze
 from resight_platform.transforms.silver import (
     TYPE_DRIFT_MIN_ROWS,
     TYPE_DRIFT_SHARE,
@@ -27,7 +29,7 @@ from resight_platform.transforms.silver import (
     type_drift,
 )
 
-__all__ = ["TYPES_CHECK", "quarantine_table", "silver_assets"]
+__all__ = ["BATCH_ROWS", "TYPES_CHECK", "quarantine_table", "silver_assets"]
 
 
 def quarantine_table(feed: str) -> list[str]:
@@ -45,6 +47,61 @@ _ROW_MEANING = {
     "stores": "one provider location with its Census region",
     "customers": "one loyalty customer of a provider",
 }
+
+
+#: Bronze rows of consecutive small partitions that a range run cleans in one ``clean_feed`` call.
+#: A call costs ~20 Polars collects whatever its size, so the demo's 560 sales partitions of a few
+#: hundred rows each (432k rows) took 13.5 s of CPU cleaned one by one; in batches of 50k rows
+#: 4.4 s, with 140 MiB more at the peak (one batch of all 432k: 5.1 s, but 740 MiB more). A
+#: partition bigger than the budget is cleaned alone: whole, or a chunk at a time from
+#: ``CHUNK_ROWS`` rows.
+BATCH_ROWS = 50_000
+
+
+@dataclass
+class _Batch:
+    """Consecutive small partitions of a run waiting to be cleaned together, in key order: each
+    key with its whole bronze frame (None: a partition without rows)."""
+
+    members: list[tuple[str, pl.DataFrame | None]] = field(default_factory=list)
+    rows: int = 0
+    files: set[str] = field(default_factory=set)
+    cells: set[tuple[object, object]] = field(default_factory=set)
+
+    def takes(self, raw: pl.DataFrame, files: set[str], cells: set[tuple[object, object]]) -> bool:
+        """Whether ``raw`` can join: within the row budget, and no file or (provider, business
+        date) in common with a member (the dedup key holds both, so partitions that share
+        neither dedup exactly as they would alone)."""
+        return self.rows + raw.height <= BATCH_ROWS and self.files.isdisjoint(files) and self.cells.isdisjoint(cells)
+
+    def add(self, key: str, raw: pl.DataFrame | None, files: set[str], cells: set[tuple[object, object]]) -> None:
+        self.members.append((key, raw))
+        if raw is not None:
+            self.rows += raw.height
+            self.files |= files
+            self.cells |= cells
+
+
+def _batchable(raw: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame | None:
+    """A whole partition's bronze frame reduced to the columns silver reads, if it can be cleaned
+    with others: exactly the bronze schema (a vertical concat keeps every dtype) and every row's
+    file known (rows are handed back to their partition by file)."""
+    if any(column not in raw.columns for column in schema):
+        return None
+    frame = raw.select(list(schema))
+    if dict(frame.schema) != schema or frame.get_column("_source_file").null_count():
+        return None
+    return frame
+
+
+def _split_by_file(frame: pl.DataFrame, owner: pl.DataFrame, parts: int) -> list[pl.DataFrame]:
+    """``frame``'s rows per member of a batch (``owner``: ``_source_file`` -> ``__member``), each
+    part in ``frame``'s order; a member without rows gets an empty frame of the same schema."""
+    tagged = frame.join(owner, on="_source_file", how="left", maintain_order="left")
+    if tagged.get_column("__member").null_count():
+        raise AssertionError("silver returned a row of a file that is in no partition of the batch")
+    groups = tagged.partition_by("__member", as_dict=True, include_key=False, maintain_order=True)
+    return [groups.get((i,), frame.clear()) for i in range(parts)]
 
 
 def _sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -179,42 +236,104 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 empty = (result, reconcile(empty_bronze(feed), result))
             return empty
 
+        def loaded(key: str, rows_in: int, valid: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+            totals["rows_in"] += rows_in
+            totals["rows_loaded"] += valid.height
+            return key, check.frame(valid, key)
+
+        def finish(key: str, quarantine: pl.DataFrame, file_counts: pl.DataFrame, pending: _QuarantineBatch) -> None:
+            """A partition's quarantine file, counts, ``ops`` rows and type drift, once its silver
+            rows are out."""
+            day, source = split_key(key)
+            write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
+            totals["rows_quarantined"] += quarantine.height
+            counts_of_partition = (
+                dict(quarantine.group_by("rule").len().sort("rule").iter_rows()) if quarantine.height else {}
+            )
+            by_rule.update(counts_of_partition)
+            if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
+                by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
+            pending.add((day, source), quarantine, file_counts)
+            if quarantine.height:  # a type change needs quarantined rows
+                drift = type_drift(feed, quarantine, file_counts)
+                if drift.height:
+                    drifted.append(drift)
+
+        def alone(
+            key: str, pieces: Iterable[pl.DataFrame], pending: _QuarantineBatch
+        ) -> Iterator[tuple[str, pl.DataFrame]]:
+            """One partition cleaned by itself, a chunk at a time (keys loaded so far as ``seen``)."""
+            seen: pl.DataFrame | None = None
+            quarantined: list[pl.DataFrame] = []
+            counts: list[pl.DataFrame] = []
+            for raw in pieces:
+                if not raw.columns:
+                    raw = empty_bronze(feed)
+                result, count = clean(raw, seen)
+                if result.keys is not None and result.keys.height:
+                    seen = result.keys if seen is None else pl.concat([seen, result.keys])
+                quarantined.append(result.quarantine)
+                counts.append(count)
+                yield loaded(key, raw.height, result.valid)
+            quarantine = quarantined[0] if len(quarantined) == 1 else pl.concat(quarantined)
+            finish(key, quarantine, _sum_counts(counts), pending)
+
+        def together(batch: _Batch, pending: _QuarantineBatch) -> Iterator[tuple[str, pl.DataFrame]]:
+            """A batch's partitions cleaned in one call, then handed out by file, in key order."""
+            frames = [raw for _, raw in batch.members if raw is not None]
+            if len(frames) < 2:
+                for key, raw in batch.members:
+                    yield from alone(key, [raw if raw is not None else empty_bronze(feed)], pending)
+                return
+            result, count = clean(pl.concat(frames), None)
+            owner = pl.concat(
+                raw.select(pl.col("_source_file").unique(), pl.lit(i, pl.Int32).alias("__member"))
+                for i, raw in enumerate(frames)
+            )
+            valid, quarantine, counts = (
+                _split_by_file(frame, owner, len(frames)) for frame in (result.valid, result.quarantine, count)
+            )
+            member = 0
+            for key, raw in batch.members:
+                if raw is None:
+                    yield from alone(key, [empty_bronze(feed)], pending)
+                    continue
+                yield loaded(key, raw.height, valid[member])
+                finish(key, quarantine[member], counts[member], pending)
+                member += 1
+
         def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+            """Every partition of the run in key order. Consecutive small partitions are cleaned
+            together (``BATCH_ROWS``), a big one alone in chunks; each partition's rows, quarantine
+            and counts are the same as if it had been cleaned alone (tested)."""
+            schema = bronze_schema(feed)
             with warehouse.connect() as conn:
                 pending = _QuarantineBatch(conn, feed)
+                batch = _Batch()
                 for key in context.partition_keys:
-                    day, source = split_key(key)
                     scan = bronze.get(key)
-                    pieces = iter_chunks(scan) if scan is not None else iter([empty_bronze(feed)])
-                    seen: pl.DataFrame | None = None
-                    quarantined: list[pl.DataFrame] = []
-                    counts: list[pl.DataFrame] = []
-                    for raw in pieces:
-                        if not raw.columns:
-                            raw = empty_bronze(feed)
-                        result, count = clean(raw, seen)
-                        if result.keys is not None and result.keys.height:
-                            seen = result.keys if seen is None else pl.concat([seen, result.keys])
-                        quarantined.append(result.quarantine)
-                        counts.append(count)
-                        totals["rows_in"] += raw.height
-                        totals["rows_loaded"] += result.valid.height
-                        yield key, check.frame(result.valid, key)
-                    quarantine = quarantined[0] if len(quarantined) == 1 else pl.concat(quarantined)
-                    write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
-                    totals["rows_quarantined"] += quarantine.height
-                    counts_of_partition = (
-                        dict(quarantine.group_by("rule").len().sort("rule").iter_rows()) if quarantine.height else {}
-                    )
-                    by_rule.update(counts_of_partition)
-                    if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
-                        by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
-                    file_counts = _sum_counts(counts)
-                    pending.add((day, source), quarantine, file_counts)
-                    if quarantine.height:  # a type change needs quarantined rows
-                        drift = type_drift(feed, quarantine, file_counts)
-                        if drift.height:
-                            drifted.append(drift)
+                    if scan is None:
+                        batch.add(key, None, set(), set())
+                        continue
+                    pieces = iter_chunks(scan, CHUNK_ROWS)
+                    first = next(pieces)
+                    if not first.height:
+                        batch.add(key, None, set(), set())
+                        continue
+                    small = first.height < CHUNK_ROWS  # iter_chunks read the whole partition
+                    raw = _batchable(first, schema) if small else None
+                    if raw is None:
+                        yield from together(batch, pending)
+                        batch = _Batch()
+                        yield from alone(key, chain([first], pieces), pending)
+                        continue
+                    files = set(raw.get_column("_source_file").unique().to_list())
+                    cells = set(raw.select("_provider", "_business_date").unique().iter_rows())
+                    if not batch.takes(raw, files, cells):
+                        yield from together(batch, pending)
+                        batch = _Batch()
+                    batch.add(key, raw, files, cells)
+                yield from together(batch, pending)
                 pending.flush()
             if by_rule:
                 context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
