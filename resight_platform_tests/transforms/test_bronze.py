@@ -23,6 +23,7 @@ from resight_platform.transforms.bronze import (
     SLICE_BYTES,
     ColumnDrift,
     FileRejected,
+    ReadLimits,
     bronze_schema,
     empty_bronze,
     json_array_as_lines,
@@ -118,12 +119,31 @@ def test_json_values_are_cast_to_text(registry: Registry, landed: Landed) -> Non
         frame = read(registry, provider, feed, landed(provider, feed, records))
         row = frame.row(0, named=True)
         assert (row["line_no"], row["quantity"], row["unit_price"], row["discount"]) == ("1", "3", "1299", "0")
-    nested = (
-        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": {"id": 7},'
-        b' "qty": 2.5, "unitPrice": "1.00", "orderStatus": true, "unmapped": [1, 2]}\n'
+    flat = (
+        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": "7",'
+        b' "qty": 2.5, "unitPrice": "1.00", "orderStatus": true, "unmapped": [1, {"sku": [2]}]}\n'
     )
-    row = read(registry, "chewyish", "sales", nested).row(0, named=True)
-    assert (row["sku"], row["quantity"], row["status"]) == ('{"id": 7}', "2.5", "true")
+    row = read(registry, "chewyish", "sales", flat).row(0, named=True)
+    assert (row["sku"], row["quantity"], row["status"]) == ("7", "2.5", "true")
+
+
+@pytest.mark.parametrize(("value", "slice_bytes"), [(b'{"id": 7}', SLICE_BYTES), (b" [7, 8]", 64)])
+def test_a_nested_json_value_is_refused_never_stringified_into_an_id(
+    registry: Registry, value: bytes, slice_bytes: int
+) -> None:
+    """An object or array where a mapped value belongs refuses the file naming the record and key;
+    one in an unmapped key is no column and loads."""
+    good = b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1", "orderStatus": "c"}\n'
+    bad = good.replace(b'"sku": "S"', b'"sku":' + value)
+    for data in (good * 3 + bad, b"[" + b",".join([good, good, good, bad]) + b"]"):
+        fmt = "json" if data.startswith(b"[") else "jsonl"
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "chewyish", "sales", data, slice_bytes, fmt=fmt)
+        assert caught.value.code == "nested_value"
+        assert caught.value.detail.startswith("record 4: 'sku' holds a JSON object or array")
+    document = bad.replace(b'"orderStatus": "c"', b'"orderStatus": "c", "orderStatus2": {}').strip()
+    with pytest.raises(FileRejected, match="record 1: 'sku' holds"):
+        sliced(registry, "chewyish", "sales", document, 16, fmt="json")
 
 
 _JSON_TEXT = ["a", ",", "{", "}", "[", "]", '"', "\\", " ", "\n", "é", "🐶", ":"]
@@ -462,6 +482,7 @@ def sliced(
     slice_bytes: int,
     on_drift: Callable[[ColumnDrift], None] | None = None,
     fmt: str | None = None,
+    limits: ReadLimits = ReadLimits(),
 ) -> list[pl.DataFrame]:
     """The stream reader's frames of ``data`` as ``provider``'s ``feed`` (in format ``fmt`` if given)."""
     source = registry.source(provider, feed)
@@ -479,6 +500,7 @@ def sliced(
             slice_bytes=slice_bytes,
             whole=lambda: data,
             on_drift=on_drift,
+            limits=limits,
         )
     )
 
@@ -586,7 +608,10 @@ def test_json_key_judged_over_the_whole_file_across_slices(registry: Registry) -
 
 
 def test_json_that_is_not_an_array_of_records_is_read_whole_or_refused(registry: Registry) -> None:
-    one = b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, "price_cents": 5}'
+    one = (
+        b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, "price_cents": 5,'
+        b' "order_state": "completed"}'
+    )
     assert [f.height for f in sliced(registry, "petdirect", "sales", one, 4)] == [1]
     assert [f.height for f in sliced(registry, "petdirect", "sales", b" [ ] ", 1)] == [0]
     source = registry.source("petdirect", "sales")
@@ -709,7 +734,7 @@ def test_gzipped_json_streams_and_a_gzipped_json_document_is_read_whole(registry
     assert len(frames) > 3 and pl.concat(frames).height == 50
     one = gzip.compress(
         b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, '
-        b'"price_cents": 5, "state": "completed"}',
+        b'"price_cents": 5, "order_state": "completed"}',
         mtime=0,
     )
     assert [f.height for f in sliced(registry, "petdirect", "sales", one, 8, fmt="json.gz")] == [1]
