@@ -113,6 +113,12 @@ class Settings:
     #: How long past its expected delivery window a source may be before it is stale
     #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
     freshness_grace: timedelta = timedelta(hours=2)
+    #: The longest record (line) a landed file may hold, in bytes (``RESIGHT_MAX_RECORD_BYTES``);
+    #: a longer one dead-letters the file as ``record_too_long``.
+    max_record_bytes: int = 1 << 20
+    #: The most bytes a landed file may hold, decompressed (``RESIGHT_MAX_FILE_BYTES``); a larger
+    #: one (a gzip bomb) dead-letters the file as ``too_large``.
+    max_file_bytes: int = 4 << 30
 
     @property
     def dead_letter_url(self) -> str:
@@ -156,4 +162,6 @@ class Settings:
             watch=WatchSettings.from_env(env),
             alerts=AlertSettings.from_env(env),
             freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
+            max_record_bytes=int(env.get("RESIGHT_MAX_RECORD_BYTES") or cls.max_record_bytes),
+            max_file_bytes=int(env.get("RESIGHT_MAX_FILE_BYTES") or cls.max_file_bytes),
         )

@@ -88,6 +88,7 @@ from resight_platform.sources.landing import file_format as format_of_name
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Source
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_RECORD_BYTES",
     "LINEAGE_COLUMNS",
@@ -162,6 +163,10 @@ class ReadLimits:
         )
 
 
+#: The limits ``RESIGHT_MAX_RECORD_BYTES`` and ``RESIGHT_MAX_FILE_BYTES`` default to.
+DEFAULT_LIMITS = ReadLimits()
+
+
 def bronze_schema(feed: str) -> dict[str, pl.DataType]:
     """Column -> dtype of the bronze table of ``feed``: canonical columns (Utf8), then lineage."""
     if feed not in FEEDS:
@@ -184,7 +189,7 @@ def read_landing_file(
     business_date: date,
     ingested_at: datetime,
     file_format: str | None = None,
-    limits: ReadLimits = ReadLimits(),
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> pl.DataFrame:
     """Parse one landed file of ``source`` into bronze rows (see the module docstring).
 
@@ -235,7 +240,7 @@ def read_landing_stream(
     slice_bytes: int = SLICE_BYTES,
     whole: Callable[[], bytes] | None = None,
     on_drift: Callable[[ColumnDrift], None] | None = None,
-    limits: ReadLimits = ReadLimits(),
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[pl.DataFrame]:
     """The bronze rows of one landed file in ``file_format`` (what its landing key's extension
     says, one of :data:`~resight_platform.sources.landing.FILE_FORMATS`), ``slice_bytes`` of input

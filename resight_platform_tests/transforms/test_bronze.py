@@ -20,6 +20,7 @@ import pytest
 from resight_platform.sources.landing import FILE_FORMATS
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry, Source
 from resight_platform.transforms.bronze import (
+    DEFAULT_LIMITS,
     SLICE_BYTES,
     ColumnDrift,
     FileRejected,
@@ -133,7 +134,10 @@ def test_a_nested_json_value_is_refused_never_stringified_into_an_id(
 ) -> None:
     """An object or array where a mapped value belongs refuses the file naming the record and key;
     one in an unmapped key is no column and loads."""
-    good = b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1", "orderStatus": "c"}\n'
+    good = (
+        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1",'
+        b' "orderStatus": "c"}\n'
+    )
     bad = good.replace(b'"sku": "S"', b'"sku":' + value)
     for data in (good * 3 + bad, b"[" + b",".join([good, good, good, bad]) + b"]"):
         fmt = "json" if data.startswith(b"[") else "jsonl"
@@ -482,7 +486,7 @@ def sliced(
     slice_bytes: int,
     on_drift: Callable[[ColumnDrift], None] | None = None,
     fmt: str | None = None,
-    limits: ReadLimits = ReadLimits(),
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> list[pl.DataFrame]:
     """The stream reader's frames of ``data`` as ``provider``'s ``feed`` (in format ``fmt`` if given)."""
     source = registry.source(provider, feed)
