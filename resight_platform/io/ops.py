@@ -227,12 +227,12 @@ RAW_LIMIT = 8192
 
 
 def bounded_raw(raw: pl.Expr) -> pl.Expr:
-    """``raw`` cut to :data:`RAW_LIMIT` characters, a cut one ending with a marker of its length."""
+    """``raw`` (JSON text) when it is at most :data:`RAW_LIMIT` characters; else a JSON object
+    that says so: ``{"truncated_raw": <its first RAW_LIMIT characters, as a string>,
+    "raw_characters": <its length>}``."""
     length = raw.str.len_chars()
-    marker = pl.format("… [truncated: {} characters in all]", length)
-    return (
-        pl.when(length > RAW_LIMIT).then(pl.concat_str(raw.str.slice(0, RAW_LIMIT), marker)).otherwise(raw).alias("raw")
-    )
+    cut = pl.struct(raw.str.slice(0, RAW_LIMIT).alias("truncated_raw"), length.alias("raw_characters"))
+    return pl.when(length > RAW_LIMIT).then(cut.struct.json_encode()).otherwise(raw).alias("raw")
 
 
 def dead_letter_reason(key: str, code: str, detail: str, checksum: str, at: datetime) -> bytes:

@@ -506,7 +506,7 @@ class _Capped:
         data = self._raw.read(max(want, 1))
         self._size += len(data)
         if self._size > limit:
-            raise self._limits.too_large(f"the file holds{' ' + self._what if self._what else ''}")
+            raise self._limits.too_large(f"the file holds{', ' + self._what + ',' if self._what else ''}")
         return data
 
 
