@@ -937,7 +937,9 @@ def test_a_file_past_the_file_cap_is_too_large_and_read_no_further(registry: Reg
             read.append(len(out))
             return out
 
-    source = dataclasses.replace(registry.source("pawmart", "stores"), format=fmt)  # type: ignore[arg-type]
+    stores = registry.source("pawmart", "stores")
+    assert stores is not None
+    source = dataclasses.replace(stores, format=fmt)
     with pytest.raises(FileRejected) as caught:
         list(
             read_landing_stream(
