@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import psycopg
@@ -28,10 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from resight_platform.definitions import build_definitions
 from resight_platform.ingest import Restart, ingest_partitions, partition_listing
 from resight_platform.io.ops import FileRecord, known_checksums, migrate, record_files, record_silver
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import LocalStore
+from resight_platform.settings import Settings
 from resight_platform.sources.registry import Registry, Source, load_registry
 from resight_platform.transforms.bronze import ReadLimits
 from resight_platform_tests.transforms.conftest import sale, write_landed
@@ -362,6 +365,50 @@ def _ingest_all(
     return pl.concat([f for fs in written.values() for f in fs]), records
 
 
+def test_the_bronze_asset_reads_under_the_settings_limits(
+    registry: Registry, tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """``RESIGHT_MAX_RECORD_BYTES`` reaches the bronze asset: its first run dead-letters the file
+    with the long line, loads the good one and closes the header-only one, in one successful run."""
+    landing = tmp_path / "landing"
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path / "home"),
+            "RESIGHT_LANDING_URL": str(landing),
+            "RESIGHT_PARTITIONS_START": "2026-03-01",
+            "RESIGHT_MAX_RECORD_BYTES": "300",
+        }
+    )
+    assert (settings.max_record_bytes, settings.max_file_bytes) == (300, 4 << 30)
+    source = registry.source("pawmart", "sales")
+    assert source is not None
+    folder = f"pawmart/sales/{DAY}"
+    store = LocalStore(landing)
+    store.write_bytes(f"{folder}/good.csv", _sales(source, "G", 5))
+    store.write_bytes(f"{folder}/header.csv", _sales(source, "H", 0))
+    store.write_bytes(f"{folder}/long.csv", _sales(source, "L", 2) + b"L-9,1," + b"z" * 301 + b"\n")
+    defs = build_definitions(settings, pg_url=fresh_pg_url)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("source", ["pawmart"])
+        result = defs.resolve_job_def("landing_job").execute_in_process(
+            instance=instance, partition_key=f"{DAY}|pawmart", asset_selection=[dg.AssetKey(["bronze", "sales"])]
+        )
+    assert result.success
+    with connect(fresh_pg_url) as conn:
+        ledger = _ledger(conn, [f"{folder}/{name}" for name in ("good.csv", "header.csv", "long.csv")])
+    assert {key.rsplit("/", 1)[1]: row[:5] for key, row in ledger.items()} == {
+        "good.csv": ("read", None, None, 5, None),
+        "header.csv": ("loaded", None, None, 0, 0),
+        "long.csv": (
+            "dead_lettered",
+            "record_too_long",
+            "line 4 is longer than the limit of 300 bytes (RESIGHT_MAX_RECORD_BYTES)",
+            None,
+            None,
+        ),
+    }
+
+
 def test_a_long_value_never_reaches_quarantine_raw_whole(pg_url: str) -> None:
     """A line over the cap never reaches silver (above); one under it that breaks a rule is kept in
     ``ops.quarantine.raw`` cut to 8 KiB, with a marker saying how long it was."""
@@ -394,33 +441,50 @@ def test_a_long_value_never_reaches_quarantine_raw_whole(pg_url: str) -> None:
 
 _PROBE = textwrap.dedent(
     """
-    import io, json, resource, sys
+    import json, sys
     from datetime import UTC, date, datetime
+    from pathlib import Path
     from resight_platform.sources.registry import load_registry
     from resight_platform.transforms.bronze import FileRejected, ReadLimits, read_landing_stream
 
-    path, provider, fmt, record, file = sys.argv[1:6]
-    source = load_registry().source(provider, "sales")
-    limits = ReadLimits(int(record), int(file))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    outcome = None
-    with open(path, "rb") as stream:
-        try:
-            for _ in read_landing_stream(
-                stream, file_format=fmt, source=source, key=path, business_date=date(2026, 3, 17),
-                ingested_at=datetime(2026, 3, 18, tzinfo=UTC), limits=limits,
-            ):
-                pass
-        except FileRejected as exc:
-            outcome = exc.code
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"code": outcome, "before_mib": before / 1024, "peak_mib": peak / 1024}))
+    def memory(field):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB -> MiB
+        raise LookupError(field)
+
+    registry = load_registry()
+    for path, provider, fmt, record, file in json.loads(sys.argv[1]):
+        Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+        before = memory("VmRSS")
+        code = None
+        with open(path, "rb") as stream:
+            try:
+                for _ in read_landing_stream(
+                    stream, file_format=fmt, source=registry.source(provider, "sales"), key=path,
+                    business_date=date(2026, 3, 17), ingested_at=datetime(2026, 3, 18, tzinfo=UTC),
+                    limits=ReadLimits(record, file),
+                ):
+                    pass
+            except FileRejected as exc:
+                code = exc.code
+        print(json.dumps({"code": code, "rss_before_mib": before, "peak_mib": memory("VmHWM")}))
     """
 )
 
-#: A bomb unbounded would need its decompressed size (1 GiB) and more; the cap keeps a process
-#: near what importing Polars costs (~150 MiB).
-PEAK_MIB = 512
+#: The most a bomb's reading may add to the process: each of these would need 1 GiB (or 128 MiB
+#: of Parquet values) and more unbounded; under its cap it holds a slice or a block.
+GROWTH_MIB = 256
+
+#: ``(name, provider, format, max_record_bytes, max_file_bytes, outcome)`` of each bomb.
+BOMBS = [
+    # 1 GiB decompressed with no line break, under the default caps: stopped at 1 MiB of line.
+    ("one_line_1gib", "vetcare_partners", "csv.gz", 1 << 20, 4 << 30, "record_too_long"),
+    # 1 GiB of sales lines: the file cap (lowered to 32 MiB; the default 4 GiB only takes longer).
+    ("lines_1gib", "vetcare_partners", "csv.gz", 1 << 20, 32 << 20, "too_large"),
+    # 16M rows of zeros in a small Parquet file (128 MiB as values): refused by its footer.
+    ("parquet_rows", "northpaw_distribution", "parquet", 1 << 20, 32 << 20, "too_large"),
+]
 
 
 def _bomb(name: str, registry: Registry) -> bytes:
@@ -431,33 +495,25 @@ def _bomb(name: str, registry: Registry) -> bytes:
         return _gzip_bomb(b"", b"A" * 64, 1024)
     if name == "lines_1gib":
         return _gzip_bomb(header, gzip.decompress(_sales(vet, "B", 1))[len(header) :], 1024)
-    return _parquet_rows_bomb(32 << 20, 4 << 20)
+    return _parquet_rows_bomb(16 << 20, 4 << 20)
 
 
-@pytest.mark.parametrize(
-    ("name", "provider", "fmt", "record", "file", "code"),
-    [
-        # 1 GiB decompressed with no line break, under the default caps: stopped at 1 MiB of line.
-        ("one_line_1gib", "vetcare_partners", "csv.gz", 1 << 20, 4 << 30, "record_too_long"),
-        # 1 GiB of sales lines: the file cap (lowered to 64 MiB; the default 4 GiB only takes longer).
-        ("lines_1gib", "vetcare_partners", "csv.gz", 1 << 20, 64 << 20, "too_large"),
-        # 32M rows of zeros in a small Parquet file (256 MiB as values): refused by its footer.
-        ("parquet_rows", "northpaw_distribution", "parquet", 1 << 20, 64 << 20, "too_large"),
-    ],
-)
-def test_peak_memory_of_a_bomb_stays_bounded(
-    name: str, provider: str, fmt: str, record: int, file: int, code: str, registry: Registry, tmp_path: Path
-) -> None:
-    path = tmp_path / f"{name}.{fmt}"
-    path.write_bytes(_bomb(name, registry))
-    assert path.stat().st_size < 8 << 20  # a small file on disk
-    probe = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(path), provider, fmt, str(record), str(file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(probe.stdout.strip().splitlines()[-1])
-    print(f"{name}: {path.stat().st_size} bytes on disk, {result}")
-    assert result["code"] == code
-    assert result["peak_mib"] < PEAK_MIB, result
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak RSS is read from Linux's /proc")
+def test_peak_memory_of_the_bombs_stays_bounded(registry: Registry, tmp_path: Path) -> None:
+    """Each bomb read in one fresh process, its peak resident memory measured from just before."""
+    jobs = []
+    for name, provider, fmt, record, file, _ in BOMBS:
+        path = tmp_path / f"{name}.{fmt}"
+        path.write_bytes(_bomb(name, registry))
+        assert path.stat().st_size < 4 << 20  # a small file on disk
+        jobs.append((str(path), provider, fmt, record, file))
+    probe = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(jobs)], capture_output=True, text=True, check=True)
+    results = [json.loads(line) for line in probe.stdout.strip().splitlines()]
+    for (name, *_, code), (path, *_), result in zip(BOMBS, jobs, results, strict=True):
+        growth = result["peak_mib"] - result["rss_before_mib"]
+        print(
+            f"{name}: {Path(path).stat().st_size} bytes on disk, {result['code']}, peak RSS "
+            f"{result['peak_mib']:.0f} MiB ({growth:+.0f} MiB while reading it)"
+        )
+        assert result["code"] == code, name
+        assert growth < GROWTH_MIB, (name, result)
