@@ -887,8 +887,20 @@ def _json_pieces(
         wrapper = _WRAPPER.match(head[0]) if head and not rows else None
         if wrapper is not None:
             raise _wrapped(json.loads(wrapper.group(1))) from None
-        data = whole() if whole is not None else None
-        yield _json_document(data, layout, encoding, check, partial=rows > 0), every
+        broken = FileRejected(
+            "unparseable",
+            "JSON could not be parsed: the array of records is not well formed (truncated, or an element"
+            f" that is not a record){f' after {rows} records' if rows else ''}",
+        )
+        if rows:  # records were already read from the stream: an array, broken further on
+            raise broken from None
+        try:
+            data = whole() if whole is not None else None
+        except FileRejected as exc:
+            if exc.code == "record_too_long" and head and head[0].lstrip().startswith(b"["):
+                raise broken from None  # an array too large to be read whole: say what it is
+            raise
+        yield _json_document(data, layout, encoding, check), every
         return
     if rows:
         named = [name for name in layout if name in present]
@@ -947,9 +959,7 @@ def _nested_value(name: str, record: int) -> FileRejected:
     )
 
 
-def _json_document(
-    data: bytes | None, layout: Mapping[str, str], encoding: str, check: _Check, *, partial: bool
-) -> pl.DataFrame:
+def _json_document(data: bytes | None, layout: Mapping[str, str], encoding: str, check: _Check) -> pl.DataFrame:
     """A JSON file that is not an array of records, read whole by the JSON parser (which accepts
     a single record and an empty array, and says what is wrong with the rest). A single record's
     keys are judged like a file's columns; one wrapping an array of records is refused."""
@@ -960,8 +970,6 @@ def _json_document(
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise FileRejected("unparseable", f"JSON could not be parsed: {_trim(exc)}") from exc
-    if partial:  # records were already read from the stream: this is no array of records
-        raise FileRejected("unparseable", "JSON could not be parsed: an element of the array is not a record")
     if isinstance(document, dict):
         for key, value in document.items():
             if key in layout and isinstance(value, dict | list):

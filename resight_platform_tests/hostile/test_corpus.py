@@ -225,6 +225,10 @@ def _corpus(registry: Registry) -> dict[str, tuple[bytes, Outcome]]:
             json.dumps({"order_ref": long_value}).encode(),
             Outcome("dead_lettered", "record_too_long", "the JSON document, not an array of records so read whole"),
         ),
+        "petdirect/truncated_array_of_100k.json": (
+            _sales(array, "T", 600)[: 100 << 10],
+            Outcome("dead_lettered", "unparseable", "the array of records is not well formed (truncated, or an"),
+        ),
         "petdirect/deep.json": (
             b'[{"x": ' + b"[" * 20000 + b"]" * 20000 + b"}]",
             Outcome("dead_lettered", "unparseable", "JSON could not be parsed: error parsing line: DepthLimitExceeded"),

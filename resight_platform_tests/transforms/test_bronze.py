@@ -982,6 +982,20 @@ def test_a_json_document_read_whole_is_one_record_under_the_cap(registry: Regist
         assert caught.value.detail.startswith("the JSON document, not an array of records so read whole as one record")
 
 
+def test_a_broken_json_array_past_the_record_cap_is_unparseable_not_too_long(registry: Registry) -> None:
+    source = registry.source("petdirect", "sales")
+    assert source is not None
+    data = in_format(source, [sale(order_id=f"O-{n}") for n in range(40)], "json")
+    truncated = data[: len(data) * 2 // 3]
+    limits = ReadLimits(max_record_bytes=len(data) // 4, max_file_bytes=1 << 20)
+    for slice_bytes, said in ((SLICE_BYTES, ""), (200, " after ")):
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "petdirect", "sales", truncated, slice_bytes, fmt="json", limits=limits)
+        assert caught.value.code == "unparseable"
+        assert caught.value.detail.startswith("JSON could not be parsed: the array of records is not well formed")
+        assert said in caught.value.detail
+
+
 def test_a_parquet_footer_is_judged_before_any_page_is_read(registry: Registry) -> None:
     buffer = io.BytesIO()
     pl.DataFrame({"store_id": [f"S{n}" for n in range(5000)], "state": ["TX"] * 5000}).write_parquet(buffer)
