@@ -284,8 +284,11 @@ def _one_pass(
 def _read_document(landing: ObjectStore, key: str, limits: ReadLimits) -> bytes:
     """A JSON document read whole (one record, so at most ``limits.max_record_bytes``), never more
     than one byte past the limit."""
+    want = limits.max_record_bytes + 1
+    data = b""
     with landing.open_read(key) as raw:
-        data = raw.read(limits.max_record_bytes + 1)
+        while len(data) < want and (more := raw.read(want - len(data))):  # network reads may be short
+            data += more
     if len(data) > limits.max_record_bytes:
         raise limits.record_too_long("the JSON document, not an array of records so read whole as one record,")
     return data

@@ -118,6 +118,8 @@ def drift_result(key: list[str], records: Sequence[FileRecord]) -> dg.AssetCheck
         for kind in ("new", "missing", "renamed"):
             if drift.get(kind):
                 kinds[f"{kind}_columns"] += 1
+        if drift.get("encoding"):  # e.g. UTF-8 bytes in a Latin-1 source (transforms/bronze.py)
+            kinds["encoding"] += 1
         cells = [_listed(drift.get(kind)) for kind in ("new", "missing", "renamed")]
         table.append(f"| `{r.file_key[:100]}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return dg.AssetCheckResult(

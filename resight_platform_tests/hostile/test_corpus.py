@@ -391,13 +391,32 @@ def test_the_bronze_asset_reads_under_the_settings_limits(
     store.write_bytes(f"{folder}/good.csv", _sales(source, "G", 5))
     store.write_bytes(f"{folder}/header.csv", _sales(source, "H", 0))
     store.write_bytes(f"{folder}/long.csv", _sales(source, "L", 2) + b"L-9,1," + b"z" * 301 + b"\n")
+    latin = registry.source("petopia", "sales")
+    assert latin is not None
+    utf8 = _sales(latin, "X", 2).decode("latin-1").replace("X-", "Café-").encode("utf-8")
+    store.write_bytes(f"petopia/sales/{DAY}/utf8.csv", utf8)
     defs = build_definitions(settings, pg_url=fresh_pg_url)
+    checks = {}
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("source", ["pawmart"])
-        result = defs.resolve_job_def("landing_job").execute_in_process(
-            instance=instance, partition_key=f"{DAY}|pawmart", asset_selection=[dg.AssetKey(["bronze", "sales"])]
-        )
-    assert result.success
+        instance.add_dynamic_partitions("source", ["pawmart", "petopia"])
+        for provider in ("pawmart", "petopia"):
+            result = defs.resolve_job_def("landing_job").execute_in_process(
+                instance=instance,
+                partition_key=f"{DAY}|{provider}",
+                asset_selection=[dg.AssetKey(["bronze", "sales"])],
+            )
+            assert result.success
+            (check,) = [
+                e.asset_check_evaluation_data
+                for e in result.all_events
+                if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                and e.asset_check_evaluation_data.check_name == "columns_match_the_registry"
+            ]
+            checks[provider] = check
+    assert checks["pawmart"].passed
+    # The encoding contradicted is a drift signal: the bronze check warns, naming the kind.
+    assert not checks["petopia"].passed
+    assert checks["petopia"].metadata["failures_by_rule"].value == {"encoding": 1}
     with connect(fresh_pg_url) as conn:
         ledger = _ledger(conn, [f"{folder}/{name}" for name in ("good.csv", "header.csv", "long.csv")])
     assert {key.rsplit("/", 1)[1]: row[:5] for key, row in ledger.items()} == {
@@ -513,10 +532,10 @@ def test_peak_memory_of_the_bombs_stays_bounded(registry: Registry, tmp_path: Pa
         jobs.append((str(path), provider, fmt, record, file))
     probe = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(jobs)], capture_output=True, text=True, check=True)
     results = [json.loads(line) for line in probe.stdout.strip().splitlines()]
-    for (name, *_, code), (path, *_), result in zip(BOMBS, jobs, results, strict=True):
+    for (name, *_, code), (bomb, *_), result in zip(BOMBS, jobs, results, strict=True):
         growth = result["peak_mib"] - result["rss_before_mib"]
         print(
-            f"{name}: {Path(path).stat().st_size} bytes on disk, {result['code']}, peak RSS "
+            f"{name}: {Path(str(bomb)).stat().st_size} bytes on disk, {result['code']}, peak RSS "
             f"{result['peak_mib']:.0f} MiB ({growth:+.0f} MiB while reading it)"
         )
         assert result["code"] == code, name
