@@ -697,9 +697,6 @@ def _cr_line_ends(blocks: Iterator[bytes]) -> Iterator[bytes]:
         yield b"\n"
 
 
-_NEWLINE = ord("\n")
-
-
 def _record_slices(
     blocks: Iterator[bytes] | Iterator[bytearray],
     slice_bytes: int,
@@ -716,24 +713,23 @@ def _record_slices(
     max_record = limits.max_record_bytes
     buffer = bytearray()
     yielded = False
-    lines = 0  # line breaks before this block
+    before = 0  # bytes of text before the block (or, below, before the buffer)
     line = 0  # bytes of the last line so far (since the last line break)
     for block in blocks:
-        data = np.frombuffer(block, dtype=np.uint8)
-        breaks = np.flatnonzero(data == _NEWLINE)
-        del data
-        if breaks.size:
-            # Lengths of the lines this block ends: the one carried in, then those between its breaks.
-            ended = np.diff(breaks, prepend=-1 - line) - 1
-            longest = int(ended.argmax())
-            if ended[longest] > max_record:
-                raise limits.record_too_long(f"line {lines + longest + 1}")
-            line = len(block) - int(breaks[-1]) - 1
-        else:
-            line += len(block)
-        lines += int(breaks.size)
-        if line > max_record:
-            raise limits.record_too_long(f"line {lines + 1}")
+        # Every max_record + 1 bytes must hold a line break: jump from one window's last break to
+        # the next window (a few searches a block, each backwards over one short line). Counting
+        # lines instead would cost a scan of every byte; the detail gives the line's first byte.
+        at, size = 0, len(block)
+        while True:
+            end = at + max_record - line + 1  # a line break before `end` keeps the line short
+            found = block.rfind(b"\n", at, min(end, size))
+            if found < 0:
+                if end <= size:
+                    raise limits.record_too_long(f"the line from byte {before + at - line} of the text")
+                line += size - at
+                break
+            at, line = found + 1, 0
+        before += size
         buffer += block
         if len(buffer) >= slice_bytes:
             at = cut(buffer)
@@ -744,8 +740,8 @@ def _record_slices(
                 yielded = True
                 yield piece
             if len(buffer) > max_record:  # what a cut leaves is one unfinished record
-                first = lines - buffer.count(b"\n") + 1
-                raise limits.record_too_long(f"the record spanning lines from line {first}")
+                start = before - len(buffer)
+                raise limits.record_too_long(f"the record spanning lines from byte {start} of the text")
     if buffer or not yielded:
         yield bytes(buffer)
 

@@ -59,6 +59,10 @@ class Outcome:
     drift: dict[str, object] | None = None
 
 
+def _line_from(start: int) -> str:
+    return f"the line from byte {start} of the text is {RECORD_CAP}"
+
+
 def _sales(source: Source, prefix: str, count: int) -> bytes:
     return write_landed(source, [sale(order_id=f"{prefix}-{n}", line_no=str(n % 3 + 1)) for n in range(count)])
 
@@ -132,15 +136,23 @@ def _corpus(registry: Registry) -> dict[str, tuple[bytes, Outcome]]:
         ),
         "pawmart/line_of_200k.csv": (
             _sales(csv, "L", 3) + b"L-x,1," + long_value.encode() + b"\n" + _sales(csv, "M", 2)[len(csv_header) :],
-            Outcome("dead_lettered", "record_too_long", f"line 5 is {RECORD_CAP}"),
+            Outcome(
+                "dead_lettered",
+                "record_too_long",
+                f"the line from byte {len(_sales(csv, 'L', 3))} of the text is {RECORD_CAP}",
+            ),
         ),
         "pawmart/header_of_200k.csv": (
             long_value.encode(),
-            Outcome("dead_lettered", "record_too_long", f"line 1 is {RECORD_CAP}"),
+            Outcome("dead_lettered", "record_too_long", _line_from(0)),
         ),
         "pawmart/quoted_value_of_many_lines.csv": (
             csv_header + b'Q-1,1,"' + b"a\n" * (150 << 10) + b'",x\n',
-            Outcome("dead_lettered", "record_too_long", f"the record spanning lines from line 2 is {RECORD_CAP}"),
+            Outcome(
+                "dead_lettered",
+                "record_too_long",
+                f"the record spanning lines from byte {len(csv_header)} of the text is {RECORD_CAP}",
+            ),
         ),
         "pawmart/cr_only.csv": (_cr_only(_sales(csv, "CR", 25)), Outcome("read", rows=25)),
         "pawmart/crlf.csv": (_sales(csv, "CRLF", 10).replace(b"\n", b"\r\n"), Outcome("read", rows=10)),
@@ -172,7 +184,7 @@ def _corpus(registry: Registry) -> dict[str, tuple[bytes, Outcome]]:
         "vetcare_partners/header_only.csv.gz": (vet_header, Outcome("loaded", rows=0)),
         "vetcare_partners/bomb_one_line.csv.gz": (
             _gzip_bomb(b"", b"A" * 64, 16),
-            Outcome("dead_lettered", "record_too_long", f"line 1 is {RECORD_CAP}"),
+            Outcome("dead_lettered", "record_too_long", _line_from(0)),
         ),
         "vetcare_partners/bomb_of_lines.csv.gz": (
             _gzip_bomb(vet_text, vet_line, 16),
@@ -208,7 +220,9 @@ def _corpus(registry: Registry) -> dict[str, tuple[bytes, Outcome]]:
         ),
         "chewyish/line_of_200k.jsonl": (
             json_good + json.dumps({"orderNumber": long_value}).encode() + b"\n",
-            Outcome("dead_lettered", "record_too_long", f"line 31 is {RECORD_CAP}"),
+            Outcome(
+                "dead_lettered", "record_too_long", f"the line from byte {len(json_good)} of the text is {RECORD_CAP}"
+            ),
         ),
         # --- JSON arrays (petdirect) ---
         "petdirect/good.json": (_sales(array, "A", 12), Outcome("read", rows=12)),
@@ -235,7 +249,11 @@ def _corpus(registry: Registry) -> dict[str, tuple[bytes, Outcome]]:
         ),
         "petdirect/element_of_200k.json": (
             _sales(array, "E", 2)[:-1] + b", " + json.dumps({"order_ref": long_value}).encode() + b"]",
-            Outcome("dead_lettered", "record_too_long", f"line 3 is {RECORD_CAP}"),
+            Outcome(
+                "dead_lettered",
+                "record_too_long",
+                f"the line from byte {len(_sales(array, 'E', 2))} of the text is {RECORD_CAP}",
+            ),
         ),
         # --- Parquet (northpaw_distribution) ---
         "northpaw_distribution/good.parquet": (_sales(parquet, "P", 20), Outcome("read", rows=20)),
@@ -425,7 +443,8 @@ def test_the_bronze_asset_reads_under_the_settings_limits(
         "long.csv": (
             "dead_lettered",
             "record_too_long",
-            "line 4 is longer than the limit of 300 bytes (RESIGHT_MAX_RECORD_BYTES)",
+            f"the line from byte {len(_sales(source, 'L', 2))} of the text is longer than the limit of 300 bytes"
+            " (RESIGHT_MAX_RECORD_BYTES)",
             None,
             None,
         ),

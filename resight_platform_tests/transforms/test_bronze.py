@@ -902,23 +902,25 @@ def test_a_line_longer_than_the_record_cap_rejects_the_file_wherever_the_blocks_
     limits = ReadLimits(max_record_bytes=40, max_file_bytes=1 << 20)
     fits = STORES_HEADER + b"S1," + b"x" * 37 + b"\n" + b"S2,TX\n" * 20  # a 40-byte line is allowed
     assert pl.concat(sliced(registry, "pawmart", "stores", fits, slice_bytes, limits=limits)).height == 21
-    for data, line in (
-        (STORES_HEADER + b"S2,TX\n" * 20 + b"S1," + b"x" * 38 + b"\n", 22),  # 41 bytes, ended
-        (STORES_HEADER + b"S2,TX\n" * 3 + b"S1," + b"x" * 38, 5),  # 41 bytes, the file's end
-        (b"store_id," + b"y" * 100 + b"\nS1,TX\n", 1),  # the header
+    for data, start in (
+        (STORES_HEADER + b"S2,TX\n" * 20 + b"S1," + b"x" * 38 + b"\n", 15 + 120),  # 41 bytes, ended
+        (STORES_HEADER + b"S2,TX\n" * 3 + b"S1," + b"x" * 38, 15 + 18),  # 41 bytes, the file's end
+        (b"store_id," + b"y" * 100 + b"\nS1,TX\n", 0),  # the header
     ):
         with pytest.raises(FileRejected) as caught:
             sliced(registry, "pawmart", "stores", data, slice_bytes, limits=limits)
         assert (caught.value.code, caught.value.detail) == (
             "record_too_long",
-            f"line {line} is longer than the limit of 40 bytes (RESIGHT_MAX_RECORD_BYTES)",
+            f"the line from byte {start} of the text is longer than the limit of 40 bytes (RESIGHT_MAX_RECORD_BYTES)",
         )
 
 
 def test_a_quoted_record_spanning_lines_past_the_cap_is_refused_once_a_slice_is_held(registry: Registry) -> None:
     limits = ReadLimits(max_record_bytes=100, max_file_bytes=1 << 20)
     data = STORES_HEADER + b'S1,"' + b"a\n" * 80 + b'"\nS2,TX\n'
-    with pytest.raises(FileRejected, match="the record spanning lines from line 2 is longer than the limit of 100"):
+    with pytest.raises(
+        FileRejected, match="the record spanning lines from byte 15 of the text is longer than the limit of 100"
+    ):
         sliced(registry, "pawmart", "stores", data, 32, limits=limits)
     assert pl.concat(sliced(registry, "pawmart", "stores", data, 32)).height == 2  # the default cap: 1 MiB
 
