@@ -50,9 +50,10 @@ Details the data contract leaves open:
 Strangers' bytes are read under :class:`ReadLimits` (``RESIGHT_MAX_RECORD_BYTES``,
 ``RESIGHT_MAX_FILE_BYTES``), so memory stays bounded whatever a file holds:
 
-- a line (a JSON array's element is one line once rewritten), a multi-line quoted CSV record, a
-  Parquet row's text, or a JSON document that is not an array is at most ``max_record_bytes``,
-  else ``FileRejected("record_too_long")``: the slicer never holds more than a slice plus one
+- a line (a JSON array's element is one line once rewritten), a Parquet row's mapped text, or a
+  JSON document that is not an array is at most ``max_record_bytes``, else
+  ``FileRejected("record_too_long")``; so is a CSV record whose quoted value spans lines, judged
+  once the slicer holds a slice of it. The slicer never holds more than a slice, a block and one
   record;
 - a file's bytes (decompressed for ``*.gz``) are at most ``max_file_bytes``, else
   ``FileRejected("too_large")``: a gzip bomb is stopped one block past the limit. A Parquet
@@ -134,9 +135,10 @@ class FileRejected(Exception):
         super().__init__(f"{code}: {detail}")
 
 
-#: Default of ``RESIGHT_MAX_RECORD_BYTES``: a sales line is ~100 bytes, a catalog row ~1 KB.
+#: Default of ``RESIGHT_MAX_RECORD_BYTES``: a sample sales line is under 100 bytes.
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
-#: Default of ``RESIGHT_MAX_FILE_BYTES`` (decompressed): the largest partner day measured is ~2 GB.
+#: Default of ``RESIGHT_MAX_FILE_BYTES`` (decompressed): a few GiB per file; raise it for a partner
+#: whose daily file is larger (bronze streams it a slice at a time either way).
 DEFAULT_MAX_FILE_BYTES = 4 << 30
 
 
