@@ -24,6 +24,7 @@ from resight_platform.defs.sensors import automation_sensor, build_landing_senso
 from resight_platform.defs.silver import silver_assets
 from resight_platform.resources import build_resources
 from resight_platform.settings import Settings
+from resight_platform.transforms.bronze import ReadLimits
 
 __all__ = ["build_definitions", "defs"]
 
@@ -35,7 +36,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
         source_registry,
         landing_zone,
-        *bronze_assets(medallion),
+        *bronze_assets(medallion, ReadLimits(settings.max_record_bytes, settings.max_file_bytes)),
         *silver_assets(medallion),
         *gold_assets(settings.partitions_start, medallion, daily),
         *ml_assets(),

@@ -10,6 +10,7 @@ ledger; anything else that loads landed files (a CLI command, a benchmark) calls
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import TypeVar
@@ -21,7 +22,15 @@ from resight_platform.io.ops import FileRecord
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import Registry
-from resight_platform.transforms.bronze import SLICE_BYTES, ColumnDrift, FileRejected, empty_bronze, read_landing_stream
+from resight_platform.transforms.bronze import (
+    DEFAULT_LIMITS,
+    SLICE_BYTES,
+    ColumnDrift,
+    FileRejected,
+    ReadLimits,
+    empty_bronze,
+    read_landing_stream,
+)
 
 __all__ = [
     "RESTART",
@@ -79,6 +88,7 @@ def ingest_partition(
     now: datetime,
     records: list[FileRecord],
     slice_bytes: int = SLICE_BYTES,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[pl.DataFrame | Restart]:
     """The bronze frames of one (date, source) partition, file by file and slice by slice; each
     file's ledger record is appended to ``records`` once the partition is complete.
@@ -89,7 +99,9 @@ def ingest_partition(
     partition loads. A file loads whole or not at all: when one fails after some of its slices were
     yielded (a bad record near its end), the generator yields :data:`RESTART` and reads the
     partition again without it, so the writer drops the partial rows. That costs a second pass only
-    over a partition holding such a file.
+    over a partition holding such a file. ``limits`` caps a record and a file (``record_too_long``,
+    ``too_large``: dead-lettered like any unreadable file, on the first attempt). A file read with
+    no rows (a header only, ``[]``) is ledgered ``loaded`` with zero counts: silver sees none of it.
     """
     refused: dict[str, FileRecord] = {}
     while True:
@@ -106,6 +118,7 @@ def ingest_partition(
             now=now,
             refused=refused,
             slice_bytes=slice_bytes,
+            limits=limits,
         ):
             if isinstance(item, pl.DataFrame):
                 yield item
@@ -134,6 +147,7 @@ def ingest_partitions(
     records: list[FileRecord],
     on_dead_letter: Callable[[FileRecord], None] | None = None,
     slice_bytes: int = SLICE_BYTES,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[tuple[K, pl.DataFrame | Restart]]:
     """:func:`ingest_partition` over ``(partition, day, listing)`` triples, each partition's items
     together and every partition at least once (an empty bronze frame when none of its files
@@ -152,6 +166,7 @@ def ingest_partitions(
             now=now,
             records=records,
             slice_bytes=slice_bytes,
+            limits=limits,
         ):
             empty = isinstance(item, Restart)  # nothing of the partition written since
             yield partition, item
@@ -178,6 +193,7 @@ def _one_pass(
     now: datetime,
     refused: dict[str, FileRecord],
     slice_bytes: int,
+    limits: ReadLimits,
 ) -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
     """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
     refused after some of its frames were yielded. Files in ``refused`` are not read again."""
@@ -210,8 +226,9 @@ def _one_pass(
                         business_date=day,
                         ingested_at=now,
                         slice_bytes=slice_bytes,
-                        whole=functools.partial(landing.read_bytes, info.key),
+                        whole=functools.partial(_read_document, landing, info.key, limits),
                         on_drift=drift.append,
+                        limits=limits,
                     ):
                         frames += 1
                         rows += frame.height
@@ -229,10 +246,12 @@ def _one_pass(
                         provider,
                         feed,
                         day,
-                        "read",
+                        "read" if rows else "loaded",  # silver sees no row of an empty file: it is done
                         rows_in=rows,
                         etag=info.etag,
-                        schema_drift=drift[0].as_dict() if drift else None,
+                        schema_drift=functools.reduce(operator.or_, drift).as_dict() if drift else None,
+                        rows_loaded=None if rows else 0,
+                        rows_quarantined=None if rows else 0,
                     ),
                     False,
                 )
@@ -260,3 +279,16 @@ def _one_pass(
             etag=info.etag,
         )
         yield record, frames > 0
+
+
+def _read_document(landing: ObjectStore, key: str, limits: ReadLimits) -> bytes:
+    """A JSON document read whole (one record, so at most ``limits.max_record_bytes``), never more
+    than one byte past the limit."""
+    want = limits.max_record_bytes + 1
+    data = b""
+    with landing.open_read(key) as raw:
+        while len(data) < want and (more := raw.read(want - len(data))):  # network reads may be short
+            data += more
+    if len(data) > limits.max_record_bytes:
+        raise limits.record_too_long("the JSON document, not an array of records so read whole as one record,")
+    return data

@@ -120,6 +120,12 @@ class Settings:
     #: Worker processes that run `resight run` / `resight demo`'s independent runs side by side
     #: (``RESIGHT_PIPELINE_WORKERS``; 1 runs everything in the command's own process).
     pipeline_workers: int = 1
+    #: The longest record (line) a landed file may hold, in bytes (``RESIGHT_MAX_RECORD_BYTES``);
+    #: a longer one dead-letters the file as ``record_too_long``.
+    max_record_bytes: int = 1 << 20
+    #: The most bytes a landed file may hold, decompressed (``RESIGHT_MAX_FILE_BYTES``); a larger
+    #: one (a gzip bomb) dead-letters the file as ``too_large``.
+    max_file_bytes: int = 4 << 30
 
     @property
     def dead_letter_url(self) -> str:
@@ -167,4 +173,6 @@ class Settings:
                 env.get("RESIGHT_REGISTRY_RECHECK_SECONDS") or DEFAULT_REGISTRY_RECHECK_SECONDS
             ),
             pipeline_workers=max(1, int(env.get("RESIGHT_PIPELINE_WORKERS") or min(2, os.cpu_count() or 1))),
+            max_record_bytes=int(env.get("RESIGHT_MAX_RECORD_BYTES") or cls.max_record_bytes),
+            max_file_bytes=int(env.get("RESIGHT_MAX_FILE_BYTES") or cls.max_file_bytes),
         )

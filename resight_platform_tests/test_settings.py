@@ -8,6 +8,7 @@ from pathlib import Path
 
 import resight_platform
 from resight_platform.settings import AlertSettings, Settings, WatchSettings
+from resight_platform.transforms.bronze import DEFAULT_LIMITS
 
 PACKAGE = Path(resight_platform.__file__).parent
 
@@ -100,3 +101,13 @@ def test_no_module_but_settings_reads_a_resight_variable() -> None:
     assert offenders == []
     # The scan finds what it looks for: settings.py itself reads them.
     assert _environment_reads(ast.parse((PACKAGE / "settings.py").read_text(encoding="utf-8")))
+
+
+def test_read_limits_default_to_bronzes_and_come_from_the_environment(tmp_path: Path) -> None:
+    defaults = Settings.from_env({"RESIGHT_HOME": str(tmp_path)})
+    assert (defaults.max_record_bytes, defaults.max_file_bytes) == (
+        DEFAULT_LIMITS.max_record_bytes,
+        DEFAULT_LIMITS.max_file_bytes,
+    )
+    env = {"RESIGHT_HOME": str(tmp_path), "RESIGHT_MAX_RECORD_BYTES": "4096", "RESIGHT_MAX_FILE_BYTES": "1000000"}
+    assert (Settings.from_env(env).max_record_bytes, Settings.from_env(env).max_file_bytes) == (4096, 1_000_000)

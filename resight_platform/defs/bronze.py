@@ -15,12 +15,12 @@ from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
 from resight_platform.io.ops import FileRecord, close_vanished, known_checksums, record_files
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.sources.registry import FEEDS
-from resight_platform.transforms.bronze import bronze_schema
+from resight_platform.transforms.bronze import DEFAULT_LIMITS, ReadLimits, bronze_schema
 
 __all__ = ["DRIFT_CHECK", "bronze_assets", "drift_result"]
 
 
-def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: ReadLimits) -> dg.AssetsDefinition:
     @dg.asset(
         key=["bronze", feed],
         group_name="bronze",
@@ -74,6 +74,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 now=now,
                 records=records,
                 on_dead_letter=lambda r: context.log.warning(f"dead-lettered {r.file_key}: {r.error_code}: {r.error}"),
+                limits=limits,
             ):
                 yield partition_key, RESTART if isinstance(item, Restart) else item
             with warehouse.connect() as conn:
@@ -117,6 +118,8 @@ def drift_result(key: list[str], records: Sequence[FileRecord]) -> dg.AssetCheck
         for kind in ("new", "missing", "renamed"):
             if drift.get(kind):
                 kinds[f"{kind}_columns"] += 1
+        if drift.get("encoding"):  # e.g. UTF-8 bytes in a Latin-1 source (transforms/bronze.py)
+            kinds["encoding"] += 1
         cells = [_listed(drift.get(kind)) for kind in ("new", "missing", "renamed")]
         table.append(f"| `{r.file_key[:100]}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return dg.AssetCheckResult(
@@ -135,5 +138,8 @@ def drift_result(key: list[str], records: Sequence[FileRecord]) -> dg.AssetCheck
     )
 
 
-def bronze_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [_bronze_asset(feed, partitions_def) for feed in FEEDS]
+def bronze_assets(
+    partitions_def: dg.PartitionsDefinition, limits: ReadLimits = DEFAULT_LIMITS
+) -> list[dg.AssetsDefinition]:
+    """One bronze asset per feed, reading landed files under ``limits`` (``RESIGHT_MAX_*_BYTES``)."""
+    return [_bronze_asset(feed, partitions_def, limits) for feed in FEEDS]

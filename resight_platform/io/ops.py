@@ -31,6 +31,7 @@ __all__ = [
     "UnattributedDeadLetter",
     "alert_messages_since",
     "alerted",
+    "bounded_raw",
     "close_vanished",
     "dead_letter_reason",
     "known_checksums",
@@ -101,6 +102,9 @@ class FileRecord:
     etag: str | None = None
     #: How the file's columns differ from the registered mapping (``ColumnDrift.as_dict()``).
     schema_drift: dict[str, object] | None = None
+    #: Set (0) for a file read with no rows, which silver never sees: it is ``loaded`` at once.
+    rows_loaded: int | None = None
+    rows_quarantined: int | None = None
 
 
 _UPSERT_FILE = """
@@ -108,7 +112,7 @@ insert into ops.ingestion_ledger as l (
     file_key, checksum, provider, feed, business_date, bytes, rows_in, status,
     error_code, error, dead_letter_uri, processed_at, run_id,
     rows_loaded, rows_quarantined, etag, schema_drift
-) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, null, null, %s, %s)
+) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict (file_key) do update set
     checksum = excluded.checksum,
     provider = excluded.provider,
@@ -125,8 +129,10 @@ on conflict (file_key) do update set
     etag = coalesce(excluded.etag, l.etag),
     schema_drift = excluded.schema_drift,
     run_key = null,
-    rows_loaded = case when l.checksum = excluded.checksum then l.rows_loaded end,
-    rows_quarantined = case when l.checksum = excluded.checksum then l.rows_quarantined end
+    rows_loaded = coalesce(excluded.rows_loaded, case when l.checksum = excluded.checksum then l.rows_loaded end),
+    rows_quarantined = coalesce(
+        excluded.rows_quarantined, case when l.checksum = excluded.checksum then l.rows_quarantined end
+    )
 """
 
 
@@ -152,6 +158,8 @@ def record_files(conn: psycopg.Connection, records: Sequence[FileRecord], *, run
                     r.dead_letter_uri,
                     now,
                     run_id,
+                    r.rows_loaded,
+                    r.rows_quarantined,
                     r.etag,
                     Jsonb(r.schema_drift) if r.schema_drift is not None else None,
                 )
@@ -199,7 +207,7 @@ def record_silver(
                 pl.col("_source_file").alias("source_file"),
                 pl.col("_row_number").alias("row_number"),
                 pl.col("rule"),
-                pl.col("raw"),
+                bounded_raw(pl.col("raw")),
                 pl.col("_ingested_at").alias("ingested_at"),
             )
             copy_frame(cur, "ops", "quarantine", frame)
@@ -212,6 +220,19 @@ def record_silver(
                     for r in reconciliation.iter_rows(named=True)
                 ],
             )
+
+
+#: Characters of a quarantined row's ``raw`` kept in ``ops.quarantine`` (the row is in the lake whole).
+RAW_LIMIT = 8192
+
+
+def bounded_raw(raw: pl.Expr) -> pl.Expr:
+    """``raw`` (JSON text) when it is at most :data:`RAW_LIMIT` characters; else a JSON object
+    that says so: ``{"truncated_raw": <its first RAW_LIMIT characters, as a string>,
+    "raw_characters": <its length>}``."""
+    length = raw.str.len_chars()
+    cut = pl.struct(raw.str.slice(0, RAW_LIMIT).alias("truncated_raw"), length.alias("raw_characters"))
+    return pl.when(length > RAW_LIMIT).then(cut.struct.json_encode()).otherwise(raw).alias("raw")
 
 
 def dead_letter_reason(key: str, code: str, detail: str, checksum: str, at: datetime) -> bytes:

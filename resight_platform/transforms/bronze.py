@@ -36,6 +36,29 @@ Details the data contract leaves open:
   empty or white space only has no bytes to judge its format by: its reader decides.
 - A Parquet file must also end with ``PAR1`` (checked once spooled): one that starts as Parquet
   and does not is truncated, so unparseable rather than another format.
+- CSV and JSON Lines whose first line break is a lone carriage return (classic Mac exports) are
+  read with every carriage return as a line break.
+- A mapped JSON value that is an object or an array, or a mapped Parquet column of a nested type,
+  is no value of a flat table: the file is refused as ``nested_value`` naming the record and key
+  (never stringified into an id).
+- A JSON document that is an object wrapping the array (``{"orders": [...]}``) is refused as
+  ``missing_columns``, saying where the records are; any other single object is one record.
+- A file whose source declares a single-byte encoding (Latin-1, Windows-1252) but whose non-ASCII
+  bytes all form valid multi-byte UTF-8 loads as declared and is flagged: ``on_drift`` is told
+  (``ColumnDrift.encoding``), which the ledger keeps as schema drift.
+
+Strangers' bytes are read under :class:`ReadLimits` (``RESIGHT_MAX_RECORD_BYTES``,
+``RESIGHT_MAX_FILE_BYTES``), so memory stays bounded whatever a file holds:
+
+- a line (a JSON array's element is one line once rewritten), a Parquet row's mapped text, or a
+  JSON document that is not an array is at most ``max_record_bytes``, else
+  ``FileRejected("record_too_long")``; so is a CSV record whose quoted value spans lines, judged
+  once the slicer holds a slice of it. The slicer never holds more than a slice, a block and one
+  record;
+- a file's bytes (decompressed for ``*.gz``) are at most ``max_file_bytes``, else
+  ``FileRejected("too_large")``: a gzip bomb is stopped one block past the limit. A Parquet
+  footer's declared uncompressed size, and its row count times its columns times 8 bytes, are
+  judged against the same limit before a page is read.
 """
 
 from __future__ import annotations
@@ -66,11 +89,15 @@ from resight_platform.sources.landing import file_format as format_of_name
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Source
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_RECORD_BYTES",
     "LINEAGE_COLUMNS",
     "SLICE_BYTES",
     "TIMESTAMP_FORMAT",
     "ColumnDrift",
     "FileRejected",
+    "ReadLimits",
     "bronze_schema",
     "column_drift",
     "empty_bronze",
@@ -99,13 +126,47 @@ _PARSE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSErro
 
 
 class FileRejected(Exception):
-    """A landed file that cannot go to bronze; ``code`` is ``format_mismatch``, ``unparseable`` or
-    ``missing_columns``."""
+    """A landed file that cannot go to bronze; ``code`` is ``format_mismatch``, ``unparseable``,
+    ``missing_columns``, ``nested_value``, ``record_too_long`` or ``too_large``."""
 
     def __init__(self, code: str, detail: str):
         self.code = code
         self.detail = detail
         super().__init__(f"{code}: {detail}")
+
+
+#: Default of ``RESIGHT_MAX_RECORD_BYTES``: a sample sales line is under 100 bytes.
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+#: Default of ``RESIGHT_MAX_FILE_BYTES`` (decompressed): a few GiB per file; raise it for a partner
+#: whose daily file is larger (bronze streams it a slice at a time either way).
+DEFAULT_MAX_FILE_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps on what one landed file may hold (see the module docstring); a file past one is refused."""
+
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes < 1 or self.max_file_bytes < 1:
+            raise ValueError(f"read limits must be positive, got {self}")
+
+    def record_too_long(self, what: str) -> FileRejected:
+        return FileRejected(
+            "record_too_long",
+            f"{what} is longer than the limit of {self.max_record_bytes} bytes (RESIGHT_MAX_RECORD_BYTES)",
+        )
+
+    def too_large(self, what: str) -> FileRejected:
+        return FileRejected(
+            "too_large", f"{what} more than the limit of {self.max_file_bytes} bytes (RESIGHT_MAX_FILE_BYTES)"
+        )
+
+
+#: The limits ``RESIGHT_MAX_RECORD_BYTES`` and ``RESIGHT_MAX_FILE_BYTES`` default to.
+DEFAULT_LIMITS = ReadLimits()
 
 
 def bronze_schema(feed: str) -> dict[str, pl.DataType]:
@@ -130,6 +191,7 @@ def read_landing_file(
     business_date: date,
     ingested_at: datetime,
     file_format: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> pl.DataFrame:
     """Parse one landed file of ``source`` into bronze rows (see the module docstring).
 
@@ -150,6 +212,7 @@ def read_landing_file(
             business_date=business_date,
             ingested_at=ingested_at,
             whole=lambda: data,
+            limits=limits,
         )
     )
     return frames[0] if len(frames) == 1 else pl.concat(frames)
@@ -179,6 +242,7 @@ def read_landing_stream(
     slice_bytes: int = SLICE_BYTES,
     whole: Callable[[], bytes] | None = None,
     on_drift: Callable[[ColumnDrift], None] | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[pl.DataFrame]:
     """The bronze rows of one landed file in ``file_format`` (what its landing key's extension
     says, one of :data:`~resight_platform.sources.landing.FILE_FORMATS`), ``slice_bytes`` of input
@@ -197,7 +261,10 @@ def read_landing_stream(
     judged missing only at the end): the caller must then discard the file's frames. ``whole``
     returns the file's bytes, for the rare JSON document that is not an array of records (read
     whole by the JSON parser, as before); without it such a file is rejected. ``on_drift`` is told
-    how the file's columns differ from the registered mapping (:class:`ColumnDrift`), when they do.
+    how the file's columns differ from the registered mapping (:class:`ColumnDrift`), when they do,
+    and of a declared single-byte encoding that the bytes contradict. ``limits`` caps a record and
+    the file (``record_too_long``, ``too_large``); ``whole`` should return at most
+    ``limits.max_record_bytes + 1`` bytes (more is refused as ``record_too_long`` anyway).
     """
     if slice_bytes < 1:
         raise ValueError(f"slice_bytes must be positive, got {slice_bytes}")
@@ -209,11 +276,18 @@ def read_landing_stream(
     fmt = file_format.removesuffix(".gz")
     if fmt != file_format:
         stream = _expect(stream, "gzip", said=file_format, encoding=encoding)
-        stream = _expect(_Gunzip(stream), fmt, said=file_format, encoding=encoding, within="gzip")
+        stream = _Capped(_Gunzip(stream), limits, "decompressed")
+        stream = _expect(stream, fmt, said=file_format, encoding=encoding, within="gzip")
         if whole is not None:
-            whole = functools.partial(_gunzip_whole, whole)
+            whole = functools.partial(_gunzip_whole, whole, limits.max_record_bytes + 1)
     else:
-        stream = _expect(stream, fmt, said=file_format, encoding=encoding)
+        stream = _expect(_Capped(stream, limits, ""), fmt, said=file_format, encoding=encoding)
+    if whole is not None:
+        whole = functools.partial(_within_record, whole, limits)
+
+    def encoding_drift(declared: str) -> None:
+        if on_drift is not None:
+            on_drift(ColumnDrift(encoding=f"declared {declared}, but the bytes are UTF-8"))
 
     def check(matched: Mapping[str, str], columns: list[str]) -> None:
         if on_drift is not None:
@@ -231,7 +305,9 @@ def read_landing_stream(
 
     pieces: Iterator[tuple[pl.DataFrame, Mapping[str, str]]]
     if fmt == "csv":
-        pieces = _csv_pieces(stream, source=source, slice_bytes=slice_bytes, check=check)
+        pieces = _csv_pieces(
+            stream, source=source, slice_bytes=slice_bytes, check=check, limits=limits, on_utf8=encoding_drift
+        )
     elif fmt in ("jsonl", "json"):
         pieces = _json_pieces(
             stream,
@@ -241,9 +317,11 @@ def read_landing_stream(
             slice_bytes=slice_bytes,
             check=check,
             whole=whole,
+            limits=limits,
+            on_utf8=encoding_drift,
         )
     else:
-        pieces = _parquet_pieces(stream, layout=layout, slice_bytes=slice_bytes, check=check)
+        pieces = _parquet_pieces(stream, layout=layout, slice_bytes=slice_bytes, check=check, limits=limits)
 
     instant = ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at.astimezone(UTC)
     offset = 0
@@ -283,20 +361,41 @@ class ColumnDrift:
     """How a file's columns differ from its source's registered mapping: columns the mapping does
     not know (``new``), mapped columns absent (``missing``), and of those, pairs whose names are
     alike enough to be a rename (``renamed``: registered name → the file's). A missing *required*
-    column also refuses the file (``missing_columns``); the rest loads, with this reported."""
+    column also refuses the file (``missing_columns``); the rest loads, with this reported.
+    ``encoding`` says how the bytes contradict the declared encoding (a UTF-8 file in a Latin-1
+    source), when they do."""
 
     new: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()
+    encoding: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.missing or self.renamed)
+        return bool(self.new or self.missing or self.renamed or self.encoding)
+
+    def __or__(self, other: ColumnDrift) -> ColumnDrift:
+        """Both drifts of one file (its columns, then its encoding, are told apart)."""
+        return ColumnDrift(
+            new=self.new + other.new,
+            missing=self.missing + other.missing,
+            renamed=self.renamed + other.renamed,
+            encoding=self.encoding or other.encoding,
+        )
 
     def as_dict(self) -> dict[str, object]:
-        return {"new": list(self.new), "missing": list(self.missing), "renamed": [list(r) for r in self.renamed]}
+        out: dict[str, object] = {
+            "new": list(self.new),
+            "missing": list(self.missing),
+            "renamed": [list(r) for r in self.renamed],
+        }
+        if self.encoding:
+            out["encoding"] = self.encoding
+        return out
 
     def describe(self) -> str:
         parts = []
+        if self.encoding:
+            parts.append(f"encoding {self.encoding}")
         if self.renamed:
             parts.append("renamed " + ", ".join(f"{a!r} → {b!r}" for a, b in self.renamed))
         if self.new:
@@ -392,12 +491,46 @@ class _Gunzip:
             raise FileRejected("unparseable", f"not a readable gzip file: {_trim(exc)}") from exc
 
 
-def _gunzip_whole(whole: Callable[[], bytes]) -> bytes:
-    """A gzip file's bytes, read whole and decompressed (for a JSON document read whole)."""
+class _Capped:
+    """A stream that refuses the file (``too_large``) once more than ``max_file_bytes`` were read
+    through it (``what``: "decompressed" for the output of a gzip)."""
+
+    def __init__(self, raw: _Reader, limits: ReadLimits, what: str) -> None:
+        self._raw = raw
+        self._limits = limits
+        self._what = what
+        self._size = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        limit = self._limits.max_file_bytes
+        # Never more than one byte past the limit: an unbounded read of a bomb is a bounded one here.
+        want = limit + 1 - self._size if size < 0 else min(size, limit + 1 - self._size)
+        data = self._raw.read(max(want, 1))
+        self._size += len(data)
+        if self._size > limit:
+            raise self._limits.too_large(f"the file holds{', ' + self._what + ',' if self._what else ''}")
+        return data
+
+
+def _gunzip_whole(whole: Callable[[], bytes], max_bytes: int) -> bytes:
+    """A gzip file's bytes, read whole and decompressed, at most ``max_bytes`` of them (for a JSON
+    document read whole, which ``_within_record`` then judges)."""
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        return gzip.decompress(whole())
+        out = inflate.decompress(whole(), max_bytes)
+        if len(out) < max_bytes and not inflate.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
     except (OSError, EOFError, zlib.error) as exc:
         raise FileRejected("unparseable", f"not a readable gzip file: {_trim(exc)}") from exc
+    return out
+
+
+def _within_record(whole: Callable[[], bytes], limits: ReadLimits) -> bytes:
+    """A JSON document read whole is one record: at most ``max_record_bytes``."""
+    data = whole()
+    if len(data) > limits.max_record_bytes:
+        raise limits.record_too_long("the JSON document, not an array of records so read whole as one record,")
+    return data
 
 
 #: Bytes read ahead to tell what a file is: magic numbers, and JSON's first character after a
@@ -472,14 +605,21 @@ def _expect(stream: _Reader, fmt: str, *, said: str, encoding: str, within: str 
     return _Replay(head, stream)
 
 
-def _utf8_blocks(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+def _utf8_blocks(
+    blocks: Iterator[bytes], encoding: str, on_utf8: Callable[[str], None] | None = None
+) -> Iterator[bytes]:
     """The blocks as UTF-8 without a byte-order mark; bytes invalid in ``encoding`` reject the file.
 
     UTF-8 input is validated and passed through (pure ASCII blocks are not even decoded); other
     encodings are decoded and re-encoded. A character split between blocks is carried over.
+    ``on_utf8(encoding)`` is called at the end when ``encoding`` is another one but every
+    non-ASCII byte formed valid multi-byte UTF-8 (a UTF-8 file in a Latin-1 source).
     """
     decoder = codecs.getincrementaldecoder(encoding)()
     utf8 = codecs.lookup(encoding).name == "utf-8"
+    # For another declared encoding: could the bytes be UTF-8 (None once they cannot), any non-ASCII?
+    sniff: codecs.IncrementalDecoder | None = None if utf8 else codecs.getincrementaldecoder("utf-8")()
+    multibyte = False
     at = 0
     head: bytes | None = b""  # the first bytes, held until a byte-order mark can be recognised
     for raw in itertools.chain(blocks, [b""]):
@@ -494,10 +634,26 @@ def _utf8_blocks(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
                 out = decoder.decode(raw, final).encode("utf-8")
         except UnicodeDecodeError as exc:
             position = at + exc.start - carried if utf8 else at
+            hint = ""
+            if utf8 and _looks_single_byte(raw[max(exc.start, 0) :]):
+                hint = "; the bytes look like Latin-1 or Windows-1252: is the source's encoding right?"
             raise FileRejected(
-                "unparseable", f"the file is not valid {encoding}: {exc.reason} near byte {max(position, 0)}"
+                "unparseable", f"the file is not valid {encoding}: {exc.reason} near byte {max(position, 0)}{hint}"
             ) from exc
+        if sniff is not None and not (raw.isascii() and sniff.getstate()[0] == b""):
+            multibyte = True
+            try:
+                sniff.decode(raw, final)
+            except UnicodeDecodeError:
+                sniff = None
+        elif sniff is not None and final:
+            try:
+                sniff.decode(b"", True)
+            except UnicodeDecodeError:
+                sniff = None
         at += len(raw)
+        if final and sniff is not None and multibyte and on_utf8 is not None:
+            on_utf8(encoding)
         if head is not None:
             head += out
             if len(head) < len(codecs.BOM_UTF8) and not final:
@@ -507,15 +663,75 @@ def _utf8_blocks(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
             yield out
 
 
+def _looks_single_byte(data: bytes) -> bool:
+    """Whether bytes that are not UTF-8 read as Latin-1 text: the first non-ASCII byte is a letter
+    or sign of Latin-1's upper half followed by ASCII (``é`` in ``Café,``)."""
+    return len(data) > 1 and data[0] >= 0xA0 and data[1] < 0x80
+
+
+def _cr_line_ends(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The blocks, with every carriage return a line feed when the text's first line break is a
+    lone carriage return (classic Mac line ends); else as they are."""
+    pending = b""
+    for block in blocks:
+        text = pending + block
+        cr, lf = text.find(b"\r"), text.find(b"\n")
+        if lf >= 0 and (cr < 0 or lf < cr):
+            yield text
+            yield from blocks
+            return
+        if cr >= 0 and cr + 1 < len(text):
+            if text[cr + 1] == ord("\n"):
+                yield text
+                yield from blocks
+                return
+            yield text.replace(b"\r", b"\n")
+            for rest in blocks:
+                yield rest.replace(b"\r", b"\n")
+            return
+        if cr < 0:  # no line break yet
+            yield text
+            pending = b""
+        else:  # a carriage return at the very end: the next byte tells
+            yield text[:-1]
+            pending = b"\r"
+    if pending:
+        yield b"\n"
+
+
 def _record_slices(
-    blocks: Iterator[bytes] | Iterator[bytearray], slice_bytes: int, cut: Callable[[bytearray], int]
+    blocks: Iterator[bytes] | Iterator[bytearray],
+    slice_bytes: int,
+    cut: Callable[[bytearray], int],
+    limits: ReadLimits,
 ) -> Iterator[bytes]:
     """The text cut into slices of at least ``slice_bytes`` that end at a record boundary
     (``cut(buffer)``: the index just past the buffer's last complete record, 0 if none); the last
-    slice holds the rest. At least one slice, possibly empty."""
+    slice holds the rest. At least one slice, possibly empty.
+
+    A line longer than ``limits.max_record_bytes``, or a record (a run of lines ``cut`` cannot split)
+    longer than it once the buffer holds a slice, refuses the file (``record_too_long``): the buffer
+    never holds more than a slice, a block and one record."""
+    max_record = limits.max_record_bytes
     buffer = bytearray()
     yielded = False
+    before = 0  # bytes of text before the block (or, below, before the buffer)
+    line = 0  # bytes of the last line so far (since the last line break)
     for block in blocks:
+        # Every max_record + 1 bytes must hold a line break: jump from one window's last break to
+        # the next window (a few searches a block, each backwards over one short line). Counting
+        # lines instead would cost a scan of every byte; the detail gives the line's first byte.
+        at, size = 0, len(block)
+        while True:
+            end = at + max_record - line + 1  # a line break before `end` keeps the line short
+            found = block.rfind(b"\n", at, min(end, size))
+            if found < 0:
+                if end <= size:
+                    raise limits.record_too_long(f"the line from byte {before + at - line} of the text")
+                line += size - at
+                break
+            at, line = found + 1, 0
+        before += size
         buffer += block
         if len(buffer) >= slice_bytes:
             at = cut(buffer)
@@ -525,6 +741,9 @@ def _record_slices(
                 del buffer[:at]
                 yielded = True
                 yield piece
+            if len(buffer) > max_record:  # what a cut leaves is one unfinished record
+                start = before - len(buffer)
+                raise limits.record_too_long(f"the record spanning lines from byte {start} of the text")
     if buffer or not yielded:
         yield bytes(buffer)
 
@@ -582,15 +801,21 @@ _Check = Callable[[Mapping[str, str], list[str]], None]
 
 
 def _csv_pieces(
-    stream: _Reader, *, source: Source, slice_bytes: int, check: _Check
+    stream: _Reader,
+    *,
+    source: Source,
+    slice_bytes: int,
+    check: _Check,
+    limits: ReadLimits,
+    on_utf8: Callable[[str], None],
 ) -> Iterator[tuple[pl.DataFrame, Mapping[str, str]]]:
     """CSV slices, each parsed under the file's header (a slice after the first is prefixed with it)."""
     block = min(slice_bytes, _MAX_BLOCK)
-    text_blocks = _utf8_blocks(_blocks(stream, block), source.profile.encoding)
+    text_blocks = _cr_line_ends(_utf8_blocks(_blocks(stream, block), source.profile.encoding, on_utf8))
     header: bytes | None = None
     matched: Mapping[str, str] | None = None
     blank = b""  # blank lines before the header, held until it comes
-    for text in _record_slices(text_blocks, slice_bytes, _csv_cut):
+    for text in _record_slices(text_blocks, slice_bytes, _csv_cut, limits):
         if header is None:
             text = blank + text
             if not text.strip():
@@ -618,57 +843,145 @@ def _json_pieces(
     slice_bytes: int,
     check: _Check,
     whole: Callable[[], bytes] | None,
+    limits: ReadLimits,
+    on_utf8: Callable[[str], None],
 ) -> Iterator[tuple[pl.DataFrame, Mapping[str, str]]]:
     """JSON Lines, or a JSON array of records rewritten to JSON Lines as it streams, a slice of
     lines at a time, reading only the mapped keys, every value as text.
 
-    No type inference: each mapped key is read as a string (numbers as written, objects as JSON
-    text), so one odd record never fails the file. A key counts as present when it occurs as an
-    object key anywhere in the file, so an absent required key rejects the file as missing columns
-    only once the whole file was read. With no records there is nothing to judge a key by: an empty
-    export is a valid empty file. A key never present reads as null either way.
+    No type inference: each mapped key is read as a string (numbers as written), so one odd record
+    never fails the file; a mapped key holding an object or an array refuses it (``nested_value``).
+    A key counts as present when it occurs as an object key anywhere in the file, so an absent
+    required key rejects the file as missing columns only once the whole file was read. With no
+    records there is nothing to judge a key by: an empty export is a valid empty file. A key never
+    present reads as null either way.
     """
     schema = {name: pl.String() for name in layout}
     every = {canonical: name for name, canonical in layout.items()}
     kind = "JSON Lines" if lines else "JSON"
-    text_blocks = _utf8_blocks(_blocks(stream, min(slice_bytes, _MAX_BLOCK)), encoding)
+    head: list[bytes] = []  # the first block of text, to say what a JSON document that is no array is
+    decoded = _utf8_blocks(_blocks(stream, min(slice_bytes, _MAX_BLOCK)), encoding, on_utf8)
+    text_blocks: Iterator[bytes] | Iterator[bytearray] = (
+        _cr_line_ends(decoded) if lines else _array_as_lines(_first_kept(decoded, head))
+    )
+    nested = [(name, _nested_key_pattern(name)) for name in layout]
     present: set[str] = set()
     seen: dict[str, None] = {}  # top-level keys of sampled records, in the order first seen
     rows = 0
     try:
-        for text in _record_slices(text_blocks if lines else _array_as_lines(text_blocks), slice_bytes, _line_cut):
+        for text in _record_slices(text_blocks, slice_bytes, _line_cut, limits):
             try:
                 frame = pl.read_ndjson(io.BytesIO(text), schema=schema)
             except _PARSE_ERRORS as exc:
                 raise FileRejected("unparseable", f"{kind} could not be parsed: {_trim(exc)}") from exc
+            for name, pattern in nested:
+                _refuse_nested(text, name, pattern, rows)
             present.update(name for name in layout if name not in present and _has_json_key(text, name))
             seen.update(dict.fromkeys(_record_keys(text, KEY_SAMPLE)))
             del text
             rows += frame.height
             yield frame, every
     except _NotAnArray:
-        yield _json_document(whole() if whole is not None else None, schema, encoding, partial=rows > 0), every
+        wrapper = _WRAPPER.match(head[0]) if head and not rows else None
+        if wrapper is not None:
+            raise _wrapped(json.loads(wrapper.group(1))) from None
+        broken = FileRejected(
+            "unparseable",
+            "JSON could not be parsed: the array of records is not well formed (truncated, or an element"
+            f" that is not a record){f' after {rows} records' if rows else ''}",
+        )
+        if rows:  # records were already read from the stream: an array, broken further on
+            raise broken from None
+        try:
+            data = whole() if whole is not None else None
+        except FileRejected as exc:
+            if exc.code == "record_too_long" and head and head[0].lstrip().startswith(b"["):
+                raise broken from None  # an array too large to be read whole: say what it is
+            raise
+        yield _json_document(data, layout, encoding, check), every
         return
     if rows:
         named = [name for name in layout if name in present]
         check({layout[name]: name for name in named}, [*named, *(key for key in seen if key not in layout)])
 
 
-def _json_document(
-    data: bytes | None, schema: Mapping[str, pl.DataType], encoding: str, *, partial: bool
-) -> pl.DataFrame:
+def _first_kept(blocks: Iterator[bytes], kept: list[bytes]) -> Iterator[bytes]:
+    """The blocks, the first one also appended to ``kept``."""
+    for block in blocks:
+        if not kept:
+            kept.append(block[:_HEAD_BYTES])
+        yield block
+
+
+#: A JSON object whose first key holds an array of objects: ``{"orders": [{...``.
+_WRAPPER = re.compile(rb'\s*\{\s*("(?:[^"\\]|\\.){1,200}")\s*:\s*\[\s*[{\]]')
+
+
+def _wrapped(key: str) -> FileRejected:
+    return FileRejected(
+        "missing_columns",
+        f"the JSON document is an object holding the records in an array under {key!r}, not an array of"
+        " records: its records' columns are not at the top level (send the array itself, or JSON Lines)",
+    )
+
+
+def _nested_key_pattern(name: str) -> re.Pattern[bytes]:
+    """``"name":`` followed by an object or an array (not inside a string value)."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8")
+    return re.compile(rb'(?<!\\)"' + re.escape(quoted) + rb'"\s*:\s*[\[{]')
+
+
+def _refuse_nested(text: bytes, name: str, pattern: re.Pattern[bytes], before: int) -> None:
+    """Refuse the file if a record of the JSON Lines ``text`` holds an object or an array under its
+    top-level key ``name`` (the pattern finds candidates; the record's own parse decides, so the
+    same key inside another value is no matter)."""
+    at = 0
+    while (found := pattern.search(text, at)) is not None:
+        start = text.rfind(b"\n", 0, found.start()) + 1
+        end = text.find(b"\n", found.end())
+        end = len(text) if end < 0 else end
+        try:
+            record = json.loads(text[start:end])
+        except (ValueError, RecursionError):
+            record = None  # the parser already read it; a line it took is JSON
+        if isinstance(record, dict) and isinstance(record.get(name), dict | list):
+            raise _nested_value(name, before + sum(1 for line in text[:start].split(b"\n") if line.strip()) + 1)
+        at = end
+
+
+def _nested_value(name: str, record: int) -> FileRejected:
+    return FileRejected(
+        "nested_value",
+        f"record {record}: {name!r} holds a JSON object or array where a single value is expected"
+        " (bronze keeps flat values only; a nested value is never turned into an id or a number)",
+    )
+
+
+def _json_document(data: bytes | None, layout: Mapping[str, str], encoding: str, check: _Check) -> pl.DataFrame:
     """A JSON file that is not an array of records, read whole by the JSON parser (which accepts
-    a single record and an empty array, and says what is wrong with the rest)."""
+    a single record and an empty array, and says what is wrong with the rest). A single record's
+    keys are judged like a file's columns; one wrapping an array of records is refused."""
     if data is None:
         raise FileRejected("unparseable", "JSON could not be parsed: the file is not an array of records")
     text = _to_utf8(data, encoding)
     try:
-        frame = pl.read_json(io.BytesIO(text), schema=schema)
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FileRejected("unparseable", f"JSON could not be parsed: {_trim(exc)}") from exc
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in layout and isinstance(value, dict | list):
+                raise _nested_value(key, 1)
+        if not any(key in layout for key in document):
+            for key, value in document.items():
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    raise _wrapped(key)
+        named = [name for name in layout if name in document]
+        check({layout[name]: name for name in named}, list(document))
+    try:
+        return pl.read_json(io.BytesIO(text), schema={name: pl.String() for name in layout})
     except _PARSE_ERRORS as exc:
         raise FileRejected("unparseable", f"JSON could not be parsed: {_trim(exc)}") from exc
-    if partial:  # records were already read from the stream: this is no array of records
-        raise FileRejected("unparseable", "JSON could not be parsed: an element of the array is not a record")
-    return frame
 
 
 class _NotAnArray(Exception):
@@ -761,10 +1074,10 @@ def _array_as_lines(blocks: Iterator[bytes], *, scan_bytes: int = _SCAN_BYTES) -
 
 
 def _parquet_pieces(
-    stream: _Reader, *, layout: Mapping[str, str], slice_bytes: int, check: _Check
+    stream: _Reader, *, layout: Mapping[str, str], slice_bytes: int, check: _Check, limits: ReadLimits
 ) -> Iterator[tuple[pl.DataFrame, Mapping[str, str]]]:
-    """Parquet spooled to a temporary file (a footer is at the end), then read a run of row groups
-    of about ``slice_bytes`` (uncompressed) at a time."""
+    """Parquet spooled to a temporary file (a footer is at the end), judged by its footer against
+    ``limits``, then read a run of row groups of about ``slice_bytes`` (uncompressed) at a time."""
     with tempfile.TemporaryDirectory(prefix="resight-parquet-") as directory:
         path = Path(directory) / "landed.parquet"
         with open(path, "wb") as out:
@@ -775,8 +1088,10 @@ def _parquet_pieces(
             size = out.tell()
         if size < 12 or not tail.endswith(b"PAR1"):  # PAR1, at least a footer's length, PAR1
             raise FileRejected("unparseable", f"Parquet file is truncated: its {size} bytes do not end with PAR1")
+        _judge_footer(path, limits)
         scan = pl.scan_parquet(path, hive_partitioning=False)
         matched: Mapping[str, str] | None = None
+        row = 0
         for offset, rows in _row_group_runs(path, slice_bytes):
             try:
                 frame = (scan if rows is None else scan.slice(offset, rows)).collect()
@@ -784,8 +1099,52 @@ def _parquet_pieces(
                 raise FileRejected("unparseable", f"Parquet could not be read: {_trim(exc)}") from exc
             if matched is None:
                 matched = _match_columns(frame.columns, layout)
+                for column in matched.values():
+                    if frame.schema[column].is_nested():
+                        raise FileRejected(
+                            "nested_value",
+                            f"column {column!r} is of the nested type {frame.schema[column]} where single"
+                            " values are expected (bronze keeps flat values only)",
+                        )
                 check(matched, frame.columns)
+            _judge_rows(frame, [matched[c] for c in matched], row, limits)
+            row += frame.height
             yield frame, matched
+
+
+def _judge_footer(path: Path, limits: ReadLimits) -> None:
+    """Refuse a Parquet file whose footer declares more than ``max_file_bytes`` uncompressed, or
+    more rows than fit in it at 8 bytes a value, before any page is decompressed (a footer that
+    cannot be read is left to the reader, which says why)."""
+    try:
+        metadata = pq.read_metadata(path)
+    except (pa.ArrowException, OSError, ValueError):
+        return
+    declared = 0
+    for index in range(metadata.num_row_groups):
+        group = metadata.row_group(index)
+        declared += max(
+            group.total_byte_size,
+            sum(group.column(c).total_uncompressed_size for c in range(group.num_columns)),
+        )
+    if declared > limits.max_file_bytes:
+        raise limits.too_large(f"the Parquet footer declares {declared} bytes uncompressed,")
+    cells = metadata.num_rows * max(metadata.num_columns, 1)
+    if cells * 8 > limits.max_file_bytes:
+        raise limits.too_large(
+            f"the Parquet footer declares {metadata.num_rows} rows of {metadata.num_columns} columns,"
+            f" at least {cells * 8} bytes in memory,"
+        )
+
+
+def _judge_rows(frame: pl.DataFrame, columns: list[str], before: int, limits: ReadLimits) -> None:
+    """Refuse the file when a row's mapped text values add up to more than ``max_record_bytes``."""
+    sizes = [pl.col(c).str.len_bytes() for c in columns if frame.schema[c] == pl.String]
+    if not sizes or not frame.height:
+        return
+    lengths = frame.select(pl.sum_horizontal(sizes).alias("n")).get_column("n")
+    if (lengths.max() or 0) > limits.max_record_bytes:  # type: ignore[operator]
+        raise limits.record_too_long(f"row {before + int(lengths.arg_max() or 0) + 1}")
 
 
 def _row_group_runs(path: Path, slice_bytes: int) -> list[tuple[int, int | None]]:
@@ -819,7 +1178,7 @@ def _record_keys(text: bytes, limit: int) -> Iterator[str]:
         if line.strip():
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 record = None
             if isinstance(record, dict):
                 yield from record
@@ -835,7 +1194,7 @@ def _has_json_key(text: bytes, name: str) -> bool:
 
 
 def _as_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A column of any type as text: timestamps ISO 8601 UTC, dates ISO, nested values as JSON."""
+    """A column of any flat type as text: timestamps ISO 8601 UTC, dates ISO."""
     if dtype == pl.String:
         return column
     if isinstance(dtype, pl.Datetime):
@@ -843,7 +1202,4 @@ def _as_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return utc.dt.to_string(TIMESTAMP_FORMAT)
     if dtype == pl.Date:
         return column.dt.to_string(DATE_FORMAT)
-    if dtype.is_nested():
-        encoded = pl.struct(column.alias("v")).struct.json_encode()
-        return pl.when(column.is_null()).then(None).otherwise(encoded.str.slice(5).str.strip_suffix("}"))
     return column.cast(pl.String)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import functools
 import gzip
 import io
 import json
 import lzma
+import operator
 import random
 import zipfile
 from collections.abc import Callable
@@ -20,9 +22,11 @@ import pytest
 from resight_platform.sources.landing import FILE_FORMATS
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry, Source
 from resight_platform.transforms.bronze import (
+    DEFAULT_LIMITS,
     SLICE_BYTES,
     ColumnDrift,
     FileRejected,
+    ReadLimits,
     bronze_schema,
     empty_bronze,
     json_array_as_lines,
@@ -118,12 +122,34 @@ def test_json_values_are_cast_to_text(registry: Registry, landed: Landed) -> Non
         frame = read(registry, provider, feed, landed(provider, feed, records))
         row = frame.row(0, named=True)
         assert (row["line_no"], row["quantity"], row["unit_price"], row["discount"]) == ("1", "3", "1299", "0")
-    nested = (
-        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": {"id": 7},'
-        b' "qty": 2.5, "unitPrice": "1.00", "orderStatus": true, "unmapped": [1, 2]}\n'
+    flat = (
+        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "2026-10-01T10:00:00Z", "sku": "7",'
+        b' "qty": 2.5, "unitPrice": "1.00", "orderStatus": true, "unmapped": [1, {"sku": [2]}]}\n'
     )
-    row = read(registry, "chewyish", "sales", nested).row(0, named=True)
-    assert (row["sku"], row["quantity"], row["status"]) == ('{"id": 7}', "2.5", "true")
+    row = read(registry, "chewyish", "sales", flat).row(0, named=True)
+    assert (row["sku"], row["quantity"], row["status"]) == ("7", "2.5", "true")
+
+
+@pytest.mark.parametrize(("value", "slice_bytes"), [(b'{"id": 7}', SLICE_BYTES), (b" [7, 8]", 64)])
+def test_a_nested_json_value_is_refused_never_stringified_into_an_id(
+    registry: Registry, value: bytes, slice_bytes: int
+) -> None:
+    """An object or array where a mapped value belongs refuses the file naming the record and key;
+    one in an unmapped key is no column and loads."""
+    good = (
+        b'{"orderNumber": "A", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1",'
+        b' "orderStatus": "c"}\n'
+    )
+    bad = good.replace(b'"sku": "S"', b'"sku":' + value)
+    for data in (good * 3 + bad, b"[" + b",".join([good, good, good, bad]) + b"]"):
+        fmt = "json" if data.startswith(b"[") else "jsonl"
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "chewyish", "sales", data, slice_bytes, fmt=fmt)
+        assert caught.value.code == "nested_value"
+        assert caught.value.detail.startswith("record 4: 'sku' holds a JSON object or array")
+    document = bad.replace(b'"orderStatus": "c"', b'"orderStatus": "c", "orderStatus2": {}').strip()
+    with pytest.raises(FileRejected, match="record 1: 'sku' holds"):
+        sliced(registry, "chewyish", "sales", document, 16, fmt="json")
 
 
 _JSON_TEXT = ["a", ",", "{", "}", "[", "]", '"', "\\", " ", "\n", "é", "🐶", ":"]
@@ -462,6 +488,7 @@ def sliced(
     slice_bytes: int,
     on_drift: Callable[[ColumnDrift], None] | None = None,
     fmt: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> list[pl.DataFrame]:
     """The stream reader's frames of ``data`` as ``provider``'s ``feed`` (in format ``fmt`` if given)."""
     source = registry.source(provider, feed)
@@ -479,6 +506,7 @@ def sliced(
             slice_bytes=slice_bytes,
             whole=lambda: data,
             on_drift=on_drift,
+            limits=limits,
         )
     )
 
@@ -586,7 +614,10 @@ def test_json_key_judged_over_the_whole_file_across_slices(registry: Registry) -
 
 
 def test_json_that_is_not_an_array_of_records_is_read_whole_or_refused(registry: Registry) -> None:
-    one = b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, "price_cents": 5}'
+    one = (
+        b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, "price_cents": 5,'
+        b' "order_state": "completed"}'
+    )
     assert [f.height for f in sliced(registry, "petdirect", "sales", one, 4)] == [1]
     assert [f.height for f in sliced(registry, "petdirect", "sales", b" [ ] ", 1)] == [0]
     source = registry.source("petdirect", "sales")
@@ -709,7 +740,7 @@ def test_gzipped_json_streams_and_a_gzipped_json_document_is_read_whole(registry
     assert len(frames) > 3 and pl.concat(frames).height == 50
     one = gzip.compress(
         b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, '
-        b'"price_cents": 5, "state": "completed"}',
+        b'"price_cents": 5, "order_state": "completed"}',
         mtime=0,
     )
     assert [f.height for f in sliced(registry, "petdirect", "sales", one, 8, fmt="json.gz")] == [1]
@@ -857,3 +888,171 @@ def test_a_key_without_a_format_needs_one_given(registry: Registry) -> None:
                 ingested_at=INGESTED_AT,
             )
         )
+
+
+# --- Limits: a record and a file are capped, whatever the slice and block boundaries -----------------
+
+STORES_HEADER = b"store_id,state\n"
+
+
+@pytest.mark.parametrize("slice_bytes", [1, 7, 64, SLICE_BYTES])
+def test_a_line_longer_than_the_record_cap_rejects_the_file_wherever_the_blocks_end(
+    registry: Registry, slice_bytes: int
+) -> None:
+    limits = ReadLimits(max_record_bytes=40, max_file_bytes=1 << 20)
+    fits = STORES_HEADER + b"S1," + b"x" * 37 + b"\n" + b"S2,TX\n" * 20  # a 40-byte line is allowed
+    assert pl.concat(sliced(registry, "pawmart", "stores", fits, slice_bytes, limits=limits)).height == 21
+    for data, start in (
+        (STORES_HEADER + b"S2,TX\n" * 20 + b"S1," + b"x" * 38 + b"\n", 15 + 120),  # 41 bytes, ended
+        (STORES_HEADER + b"S2,TX\n" * 3 + b"S1," + b"x" * 38, 15 + 18),  # 41 bytes, the file's end
+        (b"store_id," + b"y" * 100 + b"\nS1,TX\n", 0),  # the header
+    ):
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "pawmart", "stores", data, slice_bytes, limits=limits)
+        assert (caught.value.code, caught.value.detail) == (
+            "record_too_long",
+            f"the line from byte {start} of the text is longer than the limit of 40 bytes (RESIGHT_MAX_RECORD_BYTES)",
+        )
+
+
+def test_a_quoted_record_spanning_lines_past_the_cap_is_refused_once_a_slice_is_held(registry: Registry) -> None:
+    limits = ReadLimits(max_record_bytes=100, max_file_bytes=1 << 20)
+    data = STORES_HEADER + b'S1,"' + b"a\n" * 80 + b'"\nS2,TX\n'
+    with pytest.raises(
+        FileRejected, match="the record spanning lines from byte 15 of the text is longer than the limit of 100"
+    ):
+        sliced(registry, "pawmart", "stores", data, 32, limits=limits)
+    assert pl.concat(sliced(registry, "pawmart", "stores", data, 32)).height == 2  # the default cap: 1 MiB
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz"])
+def test_a_file_past_the_file_cap_is_too_large_and_read_no_further(registry: Registry, fmt: str) -> None:
+    text = STORES_HEADER + b"S1,TX\n" * 1000
+    data = gzip.compress(text, mtime=0) if fmt == "csv.gz" else text
+    exact = ReadLimits(max_record_bytes=1 << 10, max_file_bytes=len(text))
+    assert pl.concat(sliced(registry, "pawmart", "stores", data, 100, fmt=fmt, limits=exact)).height == 1000
+    read: list[int] = []
+
+    class Counting(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            out = super().read(size)
+            read.append(len(out))
+            return out
+
+    stores = registry.source("pawmart", "stores")
+    assert stores is not None
+    source = dataclasses.replace(stores, format=fmt)
+    with pytest.raises(FileRejected) as caught:
+        list(
+            read_landing_stream(
+                Counting(text if fmt == "csv" else data),
+                file_format=fmt,
+                source=source,
+                key="k",
+                business_date=BUSINESS_DATE,
+                ingested_at=INGESTED_AT,
+                slice_bytes=100,
+                limits=ReadLimits(max_record_bytes=1 << 10, max_file_bytes=len(text) - 1),
+            )
+        )
+    said = ", decompressed," if fmt == "csv.gz" else ""
+    assert (caught.value.code, caught.value.detail) == (
+        "too_large",
+        f"the file holds{said} more than the limit of {len(text) - 1} bytes (RESIGHT_MAX_FILE_BYTES)",
+    )
+    if fmt == "csv":
+        assert sum(read) == len(text)  # one byte past the limit, no more
+
+
+def test_a_gzip_bomb_stops_one_block_past_the_cap(registry: Registry) -> None:
+    """256 MiB of zeros (256 KB of gzip) against a 1 MiB cap: refused after about a MiB of output."""
+    member = gzip.compress(b"0,0\n" * (1 << 18), mtime=0)
+    bomb = gzip.compress(STORES_HEADER, mtime=0) + member * 256
+    with pytest.raises(FileRejected, match="the file holds, decompressed, more than the limit of 1048576 bytes"):
+        sliced(registry, "pawmart", "stores", bomb, 1 << 16, fmt="csv.gz", limits=ReadLimits(1 << 10, 1 << 20))
+
+
+def test_a_json_document_read_whole_is_one_record_under_the_cap(registry: Registry) -> None:
+    one = b'{"order_ref": "A", "item_seq": 1, "timestamp": 1, "product_code": "S", "units": 1, "price_cents": 5,'
+    one += b' "order_state": "completed", "note": "' + b"n" * 200 + b'"}'
+    small = ReadLimits(max_record_bytes=len(one) - 1, max_file_bytes=1 << 20)
+    for fmt, data in (("json", one), ("json.gz", gzip.compress(one, mtime=0))):
+        assert sliced(registry, "petdirect", "sales", data, 16, fmt=fmt)[0].height == 1
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "petdirect", "sales", data, 16, fmt=fmt, limits=small)
+        assert caught.value.code == "record_too_long"
+        assert caught.value.detail.startswith("the JSON document, not an array of records so read whole as one record")
+
+
+def test_a_broken_json_array_past_the_record_cap_is_unparseable_not_too_long(registry: Registry) -> None:
+    source = registry.source("petdirect", "sales")
+    assert source is not None
+    data = in_format(source, [sale(order_id=f"O-{n}") for n in range(40)], "json")
+    truncated = data[: len(data) * 2 // 3]
+    limits = ReadLimits(max_record_bytes=len(data) // 4, max_file_bytes=1 << 20)
+    for slice_bytes, said in ((SLICE_BYTES, ""), (200, " after ")):
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "petdirect", "sales", truncated, slice_bytes, fmt="json", limits=limits)
+        assert caught.value.code == "unparseable"
+        assert caught.value.detail.startswith("JSON could not be parsed: the array of records is not well formed")
+        assert said in caught.value.detail
+
+
+def test_a_parquet_footer_is_judged_before_any_page_is_read(registry: Registry) -> None:
+    buffer = io.BytesIO()
+    pl.DataFrame({"store_id": [f"S{n}" for n in range(5000)], "state": ["TX"] * 5000}).write_parquet(buffer)
+    data = buffer.getvalue()
+    assert pl.concat(sliced(registry, "pawmart", "stores", data, SLICE_BYTES, fmt="parquet")).height == 5000
+    rows = ReadLimits(max_record_bytes=1 << 10, max_file_bytes=5000 * 2 * 8 - 1)
+    with pytest.raises(FileRejected, match="the Parquet footer declares 5000 rows of 2 columns, at least 80000 bytes"):
+        sliced(registry, "pawmart", "stores", data, SLICE_BYTES, fmt="parquet", limits=rows)
+    spooled = ReadLimits(max_record_bytes=1 << 10, max_file_bytes=len(data) - 1)
+    with pytest.raises(FileRejected, match="the file holds more than the limit"):
+        sliced(registry, "pawmart", "stores", data, SLICE_BYTES, fmt="parquet", limits=spooled)
+
+
+# --- Shapes that slip through ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slice_bytes", [1, 5, SLICE_BYTES])
+def test_carriage_return_line_ends_are_line_breaks(registry: Registry, slice_bytes: int) -> None:
+    unix = STORES_HEADER + b'S1,TX\nS2,"A\nB"\n\nS3,CA\n'
+    expected = sliced(registry, "pawmart", "stores", unix, SLICE_BYTES)
+    assert expected.__len__() == 1 and expected[0].height == 3
+    mac = unix.replace(b"\n", b"\r")
+    frames = sliced(registry, "pawmart", "stores", mac, slice_bytes)
+    assert pl.concat(frames).drop("_ingested_at").equals(expected[0].drop("_ingested_at"))
+    assert sliced(registry, "pawmart", "stores", b"store_id,state\r", slice_bytes)[0].height == 0
+    record = b'{"orderNumber": "%s", "lineNumber": 1, "createdAt": "x", "sku": "S", "qty": 1, "unitPrice": "1",'
+    record += b' "orderStatus": "c"}\r'
+    lines = record % b"A" + record % b"B"
+    orders = pl.concat(sliced(registry, "chewyish", "sales", lines, slice_bytes)).get_column("order_id")
+    assert orders.to_list() == ["A", "B"]
+
+
+def test_a_json_object_wrapping_the_array_is_missing_columns_not_an_all_null_row(registry: Registry) -> None:
+    records = b'[{"order_ref": "A", "item_seq": 1}]'
+    for data in (b'{"orders": ' + records + b"}", b' {"meta": 1, "orders": ' + records + b"}"):
+        with pytest.raises(FileRejected) as caught:
+            sliced(registry, "petdirect", "sales", data, 8)
+        assert caught.value.code == "missing_columns"
+        assert "an object holding the records in an array under 'orders'" in caught.value.detail
+    with pytest.raises(FileRejected) as caught:
+        sliced(registry, "petdirect", "sales", b'{"status": "ok"}', 8)
+    assert caught.value.code == "missing_columns" and "the file has columns: 'status'" in caught.value.detail
+
+
+def test_a_utf8_file_in_a_latin1_source_loads_as_declared_and_is_flagged(registry: Registry) -> None:
+    header = "ItemSKU;UPC;Description;Brand;Dept;Animal;Size;UOM;Retail\n"
+    text = header + "P1;1;Café Crunch;Acme;food;dog;1;lb;1.00\n"
+    drifts: list[ColumnDrift] = []
+    frame = pl.concat(sliced(registry, "petopia", "catalog", text.encode("utf-8"), 8, on_drift=drifts.append))
+    assert frame.get_column("product_name").to_list() == ["CafÃ© Crunch"]  # as declared: Latin-1
+    assert [d.encoding for d in drifts if d.encoding] == ["declared latin-1, but the bytes are UTF-8"]
+    assert functools.reduce(operator.or_, drifts).as_dict()["encoding"] == "declared latin-1, but the bytes are UTF-8"
+    drifts.clear()
+    latin = pl.concat(sliced(registry, "petopia", "catalog", text.encode("latin-1"), 8, on_drift=drifts.append))
+    assert latin.get_column("product_name").to_list() == ["Café Crunch"]
+    assert not any(d.encoding for d in drifts)  # Latin-1 bytes, or pure ASCII, are no sign
+    with pytest.raises(FileRejected, match="the bytes look like Latin-1 or Windows-1252"):
+        sliced(registry, "pawmart", "stores", STORES_HEADER + "S1,Café\n".encode("latin-1"), 8)
