@@ -113,6 +113,9 @@ class Settings:
     #: How long past its expected delivery window a source may be before it is stale
     #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
     freshness_grace: timedelta = timedelta(hours=2)
+    #: Where a landed file is copied while it is dead-lettered (``RESIGHT_SPOOL_DIR``; by default
+    #: ``{home}/spool``); None: the system's temporary directory.
+    spool_dir: Path | None = None
 
     @property
     def dead_letter_url(self) -> str:
@@ -156,4 +159,5 @@ class Settings:
             watch=WatchSettings.from_env(env),
             alerts=AlertSettings.from_env(env),
             freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
+            spool_dir=Path(env["RESIGHT_SPOOL_DIR"]).expanduser() if env.get("RESIGHT_SPOOL_DIR") else home / "spool",
         )

@@ -214,7 +214,7 @@ def record_silver(
             )
 
 
-def dead_letter_reason(key: str, code: str, detail: str, checksum: str, at: datetime) -> bytes:
+def dead_letter_reason(key: str, code: str, detail: str, checksum: str | None, at: datetime) -> bytes:
     """The JSON reason file written beside a dead-lettered copy."""
     return json.dumps(
         {"key": key, "reason": code, "detail": detail, "checksum": checksum, "dead_lettered_at": at.isoformat()},
