@@ -143,6 +143,16 @@ def _check_text(value: str, what: str) -> None:
         raise UnsafeKey(value, f"({what}) is absolute; keys are relative to the store root")
 
 
+def _printable(key: str) -> str:
+    """A listed key as text the ledger, logs and S3 can hold: a NUL byte or an undecodable byte of a
+    local file name (a lone surrogate from ``os.fsdecode``) is written backslash-escaped, which
+    makes the key one no store reads (:func:`validate_key` refuses a backslash) but a person can."""
+    if "\x00" not in key and not any("\udc80" <= char <= "\udcff" for char in key):
+        return key
+    raw = key.encode("utf-8", "surrogateescape").replace(b"\x00", b"\\x00")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def validate_key(key: str) -> str:
     """Return ``key`` if it is a safe relative object key, else raise :class:`UnsafeKey`."""
     if not key:
@@ -244,7 +254,7 @@ class LocalStore:
             with os.scandir(fd) as scan:
                 entries = builtins.list(scan)
             for entry in entries:
-                key = relative + entry.name
+                key = relative + _printable(entry.name)
                 try:
                     if entry.is_symlink():  # reported, never followed
                         if key.startswith(prefix) and key > start_after:
@@ -467,7 +477,7 @@ class S3Store:
         # S3 lists keys in UTF-8 byte order, which is code point order: already sorted.
         for page in pages:
             for item in page.get("Contents", []):
-                key = item["Key"][len(root) :]
+                key = _printable(item["Key"][len(root) :])
                 if not key or key.endswith("/"):  # directory markers made by some tools
                     continue
                 yield ObjectInfo(
