@@ -100,3 +100,9 @@ def test_no_module_but_settings_reads_a_resight_variable() -> None:
     assert offenders == []
     # The scan finds what it looks for: settings.py itself reads them.
     assert _environment_reads(ast.parse((PACKAGE / "settings.py").read_text(encoding="utf-8")))
+
+
+def test_the_spool_directory_is_under_home_unless_set(tmp_path: Path) -> None:
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).spool_dir == tmp_path / "spool"
+    spool = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_SPOOL_DIR": str(tmp_path / "s")}).spool_dir
+    assert spool == tmp_path / "s"
