@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from resight_platform.defs.jobs import MEDALLION_JOB
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import S3Store
 from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon_on, sales_csv
@@ -206,3 +207,27 @@ def test_hostile_keys_are_refused_with_their_reason_and_nothing_outside_is_touch
     assert SENTINEL not in _logs(daemon) and str(outside) not in _logs(daemon)
     assert SENTINEL not in caplog.text and str(outside) not in caplog.text
     assert not list((tmp_path / "home" / "spool").glob("*"))  # no spool file left behind
+
+
+def test_the_medallion_job_loads_a_partition_whatever_hostile_names_it_holds(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch, outside: Path
+) -> None:
+    """The reported case, without the sensor: bronze and silver run straight on the partitions that
+    hold the hostile names and the linked date folder; every run succeeds at its first attempt."""
+    with _daemon_on("local", request, tmp_path, fresh_pg_url, monkeypatch) as daemon:
+        daemon.instance.add_dynamic_partitions("source", ["pawmart"])
+        _land(daemon, "local", tmp_path)
+        job = daemon.defs.resolve_job_def(MEDALLION_JOB)
+        for day in (DAY, LINKED_DAY):
+            result = job.execute_in_process(instance=daemon.instance, partition_key=f"{day}|pawmart")
+            assert result.success
+            assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]  # no retry either
+        ledger = _ledger(daemon)
+    assert ledger.pop(f"{FOLDER}/good.csv")[:2] == ("loaded", None)
+    assert {key: (row[0], row[1]) for key, row in ledger.items()} == {
+        case.key: ("dead_lettered", case.code)
+        for case in _cases("local")
+        if case.key.startswith(f"{FOLDER}/") or case.key == f"pawmart/sales/{LINKED_DAY}"
+    }
+    assert all(SENTINEL not in (row[2] or "") for row in ledger.values())
+    assert not list((tmp_path / "home" / "spool").glob("*"))
