@@ -3,23 +3,28 @@
 A partition's files are read one slice of one file at a time (memory holds a slice, not the file,
 the partition or the run), each by its own extension's format (``LandingKey.format``). A file that
 cannot be read is copied to dead-letter and the rest of the partition loads; a file loads whole or
-not at all (:data:`RESTART`). The bronze asset (``defs/bronze.py``) wires this to the lake and the
+not at all (:data:`RESTART`). Whatever one file does (a name no store may read, a symbolic link, a
+format error, a parser's exception, vanishing before it is read) is that file's outcome in the
+ledger, never the run's; only a failure of the storage itself (``OSError``, the S3 client's
+errors) fails the run, which is then retried. The bronze asset (``defs/bronze.py``) wires this to the lake and the
 ledger; anything else that loads landed files (a CLI command, a benchmark) calls the same functions.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
 
-from resight_platform.io.landing import HashingReader, LandedFile, dead_letter, list_partition_files
+from resight_platform.io.landing import SYMLINK, HashingReader, LandedFile, dead_letter, list_partition_files
 from resight_platform.io.ops import FileRecord
-from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.io.storage import ObjectInfo, ObjectStore, UnsafeKey
 from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import Registry
 from resight_platform.transforms.bronze import (
@@ -89,6 +94,7 @@ def ingest_partition(
     records: list[FileRecord],
     slice_bytes: int = SLICE_BYTES,
     limits: ReadLimits = DEFAULT_LIMITS,
+    spool_dir: Path | None = None,
 ) -> Iterator[pl.DataFrame | Restart]:
     """The bronze frames of one (date, source) partition, file by file and slice by slice; each
     file's ledger record is appended to ``records`` once the partition is complete.
@@ -102,6 +108,8 @@ def ingest_partition(
     over a partition holding such a file. ``limits`` caps a record and a file (``record_too_long``,
     ``too_large``: dead-lettered like any unreadable file, on the first attempt). A file read with
     no rows (a header only, ``[]``) is ledgered ``loaded`` with zero counts: silver sees none of it.
+    ``spool_dir`` holds the temporary copies made while dead-lettering (the system's temporary
+    directory when None).
     """
     refused: dict[str, FileRecord] = {}
     while True:
@@ -119,6 +127,7 @@ def ingest_partition(
             refused=refused,
             slice_bytes=slice_bytes,
             limits=limits,
+            spool_dir=spool_dir,
         ):
             if isinstance(item, pl.DataFrame):
                 yield item
@@ -148,6 +157,7 @@ def ingest_partitions(
     on_dead_letter: Callable[[FileRecord], None] | None = None,
     slice_bytes: int = SLICE_BYTES,
     limits: ReadLimits = DEFAULT_LIMITS,
+    spool_dir: Path | None = None,
 ) -> Iterator[tuple[K, pl.DataFrame | Restart]]:
     """:func:`ingest_partition` over ``(partition, day, listing)`` triples, each partition's items
     together and every partition at least once (an empty bronze frame when none of its files
@@ -167,6 +177,7 @@ def ingest_partitions(
             records=records,
             slice_bytes=slice_bytes,
             limits=limits,
+            spool_dir=spool_dir,
         ):
             empty = isinstance(item, Restart)  # nothing of the partition written since
             yield partition, item
@@ -194,6 +205,7 @@ def _one_pass(
     refused: dict[str, FileRecord],
     slice_bytes: int,
     limits: ReadLimits,
+    spool_dir: Path | None,
 ) -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
     """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
     refused after some of its frames were yielded. Files in ``refused`` are not read again."""
@@ -215,28 +227,42 @@ def _one_pass(
         if code is None:
             assert source is not None
             rows = 0
-            with landing.open_read(info.key) as raw:
-                reader = HashingReader(raw)
-                try:
-                    for frame in read_landing_stream(
-                        reader,
-                        file_format=fmt,
-                        source=source,
-                        key=info.key,
-                        business_date=day,
-                        ingested_at=now,
-                        slice_bytes=slice_bytes,
-                        whole=functools.partial(_read_document, landing, info.key, limits),
-                        on_drift=drift.append,
-                        limits=limits,
-                    ):
-                        frames += 1
-                        rows += frame.height
-                        yield frame
-                except FileRejected as exc:
-                    code, detail = exc.code, exc.detail
-                reader.drain()
-            digest, size = reader.digest, reader.size
+            reader: HashingReader | None = None
+            try:
+                with landing.open_read(info.key) as raw:
+                    reader = HashingReader(raw)
+                    try:
+                        for frame in read_landing_stream(
+                            reader,
+                            file_format=fmt,
+                            source=source,
+                            key=info.key,
+                            business_date=day,
+                            ingested_at=now,
+                            slice_bytes=slice_bytes,
+                            whole=functools.partial(_read_document, landing, info.key, limits),
+                            on_drift=drift.append,
+                            limits=limits,
+                        ):
+                            frames += 1
+                            rows += frame.height
+                            yield frame
+                    except FileRejected as exc:
+                        code, detail = exc.code, exc.detail
+                    except Exception as exc:
+                        if _storage_failure(exc):
+                            raise
+                        code, detail = UNREADABLE, f"the file could not be read: {type(exc).__name__}: {exc}"[:2000]
+                    reader.drain()
+            except FileNotFoundError:  # deleted or moved since the listing: nothing to load or to copy
+                yield _vanished(info, provider, feed, day), frames > 0
+                continue
+            except UnsafeKey as exc:  # turned into a link, or something other than a file, since the listing
+                code, detail = (SYMLINK, "a symbolic link: never followed") if exc.symlink else (UNREADABLE, exc.reason)
+            except (PermissionError, IsADirectoryError) as exc:
+                code, detail = UNREADABLE, f"the file could not be opened: {exc.strerror}"
+            if reader is not None:
+                digest, size = reader.digest, reader.size
             if code is None:
                 yield (
                     FileRecord(
@@ -259,8 +285,17 @@ def _one_pass(
         assert code is not None
         uri: str | None = None
         try:
-            uri, digest, size = dead_letter(
-                landing, dead_letters, info.key, code, detail, now, digest, size, already_dead.get(info.key)
+            uri, digest, size, detail = dead_letter(
+                landing,
+                dead_letters,
+                info.key,
+                code,
+                detail,
+                now,
+                digest,
+                size,
+                already_dead.get(info.key),
+                spool_dir,
             )
         except (OSError, ValueError) as exc:  # the file stays in the landing zone; a later run copies it
             digest, size = None, size or info.size
@@ -292,3 +327,30 @@ def _read_document(landing: ObjectStore, key: str, limits: ReadLimits) -> bytes:
     if len(data) > limits.max_record_bytes:
         raise limits.record_too_long("the JSON document, not an array of records so read whole as one record,")
     return data
+
+
+#: The reason code of a file whose reading failed in a way no other code names.
+UNREADABLE = "unreadable"
+
+
+def _storage_failure(exc: Exception) -> bool:
+    """A failure of the storage or the network rather than of the file's bytes: the run fails and
+    is retried. A corrupt gzip stream is the file's (``BadGzipFile`` is an ``OSError``)."""
+    if isinstance(exc, gzip.BadGzipFile):
+        return False
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("botocore", "boto3", "urllib3")
+
+
+def _vanished(info: ObjectInfo, provider: str, feed: str, day: date) -> FileRecord:
+    return FileRecord(
+        info.key,
+        None,
+        info.size,
+        provider,
+        feed,
+        day,
+        "vanished",
+        error_code="file_vanished",
+        error="listed, then gone before it was read",
+        etag=info.etag,
+    )

@@ -34,13 +34,18 @@ __all__ = [
 
 
 class StoreResource(dg.ConfigurableResource):
-    """An object store (local directory or ``s3://``): the landing zone or the dead-letter area."""
+    """An object store (local directory or ``s3://``): the landing zone or the dead-letter area;
+    ``spool_dir`` is where its objects are copied to a local file (``Settings.spool_dir``)."""
 
     url: str
     endpoint_url: str | None = None
+    spool_dir: str | None = None
 
     def store(self) -> ObjectStore:
         return open_store(self.url, self.endpoint_url)
+
+    def spool_path(self) -> Path | None:
+        return Path(self.spool_dir) if self.spool_dir else None
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -150,7 +155,11 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
     with connect(pg_url) as conn:
         prepare_warehouse(conn, settings)
     return {
-        "landing": StoreResource(url=settings.landing_url, endpoint_url=settings.aws_endpoint_url),
+        "landing": StoreResource(
+            url=settings.landing_url,
+            endpoint_url=settings.aws_endpoint_url,
+            spool_dir=str(settings.spool_dir) if settings.spool_dir else None,
+        ),
         "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),
         "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse": WarehouseResource(pg_url=pg_url),

@@ -126,6 +126,9 @@ class Settings:
     #: The most bytes a landed file may hold, decompressed (``RESIGHT_MAX_FILE_BYTES``); a larger
     #: one (a gzip bomb) dead-letters the file as ``too_large``.
     max_file_bytes: int = 4 << 30
+    #: Where a landed file is copied while it is dead-lettered (``RESIGHT_SPOOL_DIR``; by default
+    #: ``{home}/spool``); None: the system's temporary directory.
+    spool_dir: Path | None = None
 
     @property
     def dead_letter_url(self) -> str:
@@ -175,4 +178,5 @@ class Settings:
             pipeline_workers=max(1, int(env.get("RESIGHT_PIPELINE_WORKERS") or min(2, os.cpu_count() or 1))),
             max_record_bytes=int(env.get("RESIGHT_MAX_RECORD_BYTES") or cls.max_record_bytes),
             max_file_bytes=int(env.get("RESIGHT_MAX_FILE_BYTES") or cls.max_file_bytes),
+            spool_dir=Path(env["RESIGHT_SPOOL_DIR"]).expanduser() if env.get("RESIGHT_SPOOL_DIR") else home / "spool",
         )

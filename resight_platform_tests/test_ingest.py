@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -278,3 +279,87 @@ def test_ingestion_does_not_import_dagster() -> None:
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_name_no_store_may_read_is_that_files_outcome_and_leaves_no_spool(tmp_path: Path) -> None:
+    """The reported case: ``a\\b.csv`` in a partition folder is dead-lettered (a reason file, its
+    bytes left in place) and the rest of the partition loads; no spool file is left anywhere."""
+    registry = load_registry()
+    landing, dead = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "dead")
+    folder = "pawmart/sales/2026-10-01"
+    landing.write_bytes(f"{folder}/good.csv", HEADER + _lines("G", 2))
+    (tmp_path / "landing" / folder / "a\\b.csv").write_bytes(HEADER + _lines("B", 2))
+    spool_dir = tmp_path / "spool"
+
+    records: list[FileRecord] = []
+    written = [
+        item
+        for _, item in ingest_partitions(
+            [("p", DAY, partition_listing(landing, registry, ["pawmart"], "sales", DAY))],
+            landing=landing,
+            dead_letters=dead,
+            registry=registry,
+            feed="sales",
+            already_dead={},
+            now=NOW,
+            records=records,
+            spool_dir=spool_dir,
+        )
+    ]
+
+    assert pl.concat([f for f in written if isinstance(f, pl.DataFrame)]).get_column("order_id").to_list() == [
+        "G-0",
+        "G-1",
+    ]
+    bad, good = sorted(records, key=lambda r: r.file_key)
+    assert (good.file_key, good.status) == (f"{folder}/good.csv", "read")
+    assert (bad.file_key, bad.status, bad.error_code, bad.checksum) == (
+        f"{folder}/a\\b.csv",
+        "dead_lettered",
+        "bad_key",
+        None,
+    )
+    assert bad.dead_letter_uri is not None and bad.dead_letter_uri.endswith(".reason.json")
+    assert "left in the landing zone" in (bad.error or "")
+    assert not spool_dir.exists() or list(spool_dir.iterdir()) == []
+
+
+def test_a_file_turned_into_a_link_or_gone_after_the_listing_is_its_own_outcome(tmp_path: Path) -> None:
+    registry = load_registry()
+    landing, dead = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "dead")
+    folder = "pawmart/sales/2026-10-01"
+    for name in ("a.csv", "b.csv", "c.csv"):
+        landing.write_bytes(f"{folder}/{name}", HEADER + _lines(name[0].upper(), 2))
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(HEADER + _lines("SECRET", 2))
+    listing = partition_listing(landing, registry, ["pawmart"], "sales", DAY)
+    (tmp_path / "landing" / folder / "a.csv").unlink()  # swapped for a link once listed
+    os.symlink(secret, tmp_path / "landing" / folder / "a.csv")
+    (tmp_path / "landing" / folder / "b.csv").unlink()  # deleted once listed
+
+    records: list[FileRecord] = []
+    frames = [
+        item
+        for _, item in ingest_partitions(
+            [("p", DAY, listing)],
+            landing=landing,
+            dead_letters=dead,
+            registry=registry,
+            feed="sales",
+            already_dead={},
+            now=NOW,
+            records=records,
+        )
+    ]
+
+    assert pl.concat([f for f in frames if isinstance(f, pl.DataFrame)]).get_column("order_id").to_list() == [
+        "C-0",
+        "C-1",
+    ]
+    assert {r.file_key.rsplit("/", 1)[1]: (r.status, r.error_code, r.checksum) for r in records} == {
+        "a.csv": ("dead_lettered", "symlink", None),
+        "b.csv": ("vanished", "file_vanished", None),
+        "c.csv": ("read", None, hashlib.sha256(HEADER + _lines("C", 2)).hexdigest()),
+    }
+    dead_bytes = b"".join(p.read_bytes() for p in (tmp_path / "dead").rglob("*") if p.is_file())
+    assert b"SECRET" not in dead_bytes and str(secret).encode() not in dead_bytes

@@ -111,3 +111,9 @@ def test_read_limits_default_to_bronzes_and_come_from_the_environment(tmp_path: 
     )
     env = {"RESIGHT_HOME": str(tmp_path), "RESIGHT_MAX_RECORD_BYTES": "4096", "RESIGHT_MAX_FILE_BYTES": "1000000"}
     assert (Settings.from_env(env).max_record_bytes, Settings.from_env(env).max_file_bytes) == (4096, 1_000_000)
+
+
+def test_the_spool_directory_is_under_home_unless_set(tmp_path: Path) -> None:
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).spool_dir == tmp_path / "spool"
+    spool = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_SPOOL_DIR": str(tmp_path / "s")}).spool_dir
+    assert spool == tmp_path / "s"

@@ -73,8 +73,11 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: Re
                 already_dead=already_dead,
                 now=now,
                 records=records,
-                on_dead_letter=lambda r: context.log.warning(f"dead-lettered {r.file_key}: {r.error_code}: {r.error}"),
+                on_dead_letter=lambda r: context.log.warning(
+                    f"dead-lettered {r.file_key!r}: {r.error_code}: {r.error}"
+                ),
                 limits=limits,
+                spool_dir=landing.spool_path(),
             ):
                 yield partition_key, RESTART if isinstance(item, Restart) else item
             with warehouse.connect() as conn:

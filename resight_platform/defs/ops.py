@@ -1,6 +1,7 @@
 """Operations: the registry in Postgres and as dynamic partitions, and the landing-zone scan."""
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -8,12 +9,12 @@ import polars as pl
 from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
 from resight_platform.defs.policies import RETRY
-from resight_platform.io.landing import dead_letter, scan_landing
+from resight_platform.io.landing import check_listed, dead_letter, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.settings import DEFAULT_PARTITIONS_START
-from resight_platform.sources.landing import LandingKeyError, parse_landing_key
+from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import Registry
 
 __all__ = [
@@ -137,7 +138,11 @@ def scan_landing_op(
     with warehouse.connect() as conn:
         seen = known_checksums(conn, [info.key for info, _ in rejected])
         for info, error in rejected:
-            records.append(_dead_letter_file(context, landing_store, dead_store, info, error, seen.get(info.key), now))
+            records.append(
+                _dead_letter_file(
+                    context, landing_store, dead_store, info, error, seen.get(info.key), now, landing.spool_path()
+                )
+            )
         record_files(conn, records, run_id=context.run_id, now=now)
     summary = {
         "files": accepted,
@@ -160,7 +165,7 @@ def _recheck(
         if info is None:
             continue  # deleted since: nothing to keep
         try:
-            landing = parse_landing_key(key, registry)
+            landing = check_listed(info, registry)
         except LandingKeyError as exc:
             rejected.append((info, exc))
             continue
@@ -195,14 +200,15 @@ def _dead_letter_file(
     error: LandingKeyError,
     previous: tuple[str, str] | None,
     now: datetime,
+    spool_dir: Path | None,
 ) -> FileRecord:
     """Copy one refused file to dead-letter (unless these bytes are there already) and its ledger row.
 
     A key no store path can be built from (a '..' segment on S3) cannot be read through the store:
     it stays where it is, recorded in the ledger with the reason, and nothing is lost."""
     try:
-        uri, digest, size = dead_letter(
-            landing, dead_letters, info.key, error.code, error.detail, now, None, info.size, previous
+        uri, digest, size, detail = dead_letter(
+            landing, dead_letters, info.key, error.code, error.detail, now, None, info.size, previous, spool_dir
         )
     except ValueError as exc:
         context.log.warning(f"refused {info.key!r}: {error.code}; left in place: {exc}")
@@ -229,7 +235,7 @@ def _dead_letter_file(
         None,
         "dead_lettered",
         error_code=error.code,
-        error=error.detail,
+        error=detail,
         dead_letter_uri=uri,
         etag=info.etag,
     )

@@ -235,7 +235,7 @@ def bounded_raw(raw: pl.Expr) -> pl.Expr:
     return pl.when(length > RAW_LIMIT).then(cut.struct.json_encode()).otherwise(raw).alias("raw")
 
 
-def dead_letter_reason(key: str, code: str, detail: str, checksum: str, at: datetime) -> bytes:
+def dead_letter_reason(key: str, code: str, detail: str, checksum: str | None, at: datetime) -> bytes:
     """The JSON reason file written beside a dead-lettered copy."""
     return json.dumps(
         {"key": key, "reason": code, "detail": detail, "checksum": checksum, "dead_lettered_at": at.isoformat()},

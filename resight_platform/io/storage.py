@@ -1,17 +1,25 @@
 """A tiny object store: the same calls on a local directory and on S3 (landing, lake, dead letter).
 
 Keys are relative to the store's root, ``/``-separated, and never escape it: a key with an empty,
-``.`` or ``..`` segment, a leading ``/``, a backslash or a NUL byte raises ``ValueError`` on every
-backend. Writes are atomic: a reader sees the previous object or the new one, never a part.
+``.`` or ``..`` segment, a leading ``/``, a backslash or a control character raises
+:class:`UnsafeKey` (a ``ValueError``) on every backend. On a local directory nothing outside the
+root is ever listed, read or written: symbolic links are never followed (a listing reports one as
+an :class:`ObjectInfo` with ``symlink=True`` and descends into no linked directory; a read of one
+raises :class:`UnsafeKey`), and only regular files are read. Writes are atomic: a reader sees the
+previous object or the new one, never a part.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import os
+import re
 import shutil
+import stat as stat_mode
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +36,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "S3Store",
+    "UnsafeKey",
     "open_store",
     "validate_key",
     "validate_prefix",
@@ -39,7 +48,25 @@ PARTITION_FILE = "part-0.parquet"
 UNPARTITIONED_FILE = "data.parquet"
 
 _TMP_SUFFIX = ".resight-tmp"
+#: The shape of an atomic write's temporary file (``.{name}.{random}.resight-tmp``, hidden): only
+#: these are left out of a listing; a partner's ``x.resight-tmp`` is listed like any other name.
+_OWN_TMP = re.compile(r"^\..+" + re.escape(_TMP_SUFFIX) + "$")
 _S3_DELETE_BATCH = 1000
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class UnsafeKey(ValueError):
+    """A key that cannot name an object safely: a traversal, a control character, or on a local
+    directory a symbolic link or something other than a regular file. The message names the key
+    only, never what a link points to."""
+
+    def __init__(self, key: str, reason: str, *, symlink: bool = False) -> None:
+        self.key = key
+        self.reason = reason
+        #: The key is, or goes through, a symbolic link.
+        self.symlink = symlink
+        super().__init__(f"{key!r} {reason}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,9 @@ class ObjectInfo:
     size: int
     etag: str
     last_modified: datetime
+    #: A symbolic link in a local directory (of a file or a directory, never followed): its size,
+    #: ETag and time are the link's own; its target is neither read nor listed.
+    symlink: bool = False
 
 
 class ObjectStore(Protocol):
@@ -105,20 +135,32 @@ class ObjectStore(Protocol):
 
 
 def _check_text(value: str, what: str) -> None:
-    if "\\" in value or "\x00" in value:
-        raise ValueError(f"{what} {value!r} contains a backslash or NUL byte")
+    if "\\" in value:
+        raise UnsafeKey(value, f"({what}) contains a backslash")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise UnsafeKey(value, f"({what}) contains a control character")
     if value.startswith("/"):
-        raise ValueError(f"{what} {value!r} is absolute; keys are relative to the store root")
+        raise UnsafeKey(value, f"({what}) is absolute; keys are relative to the store root")
+
+
+def _printable(key: str) -> str:
+    """A listed key as text the ledger, logs and S3 can hold: a NUL byte or an undecodable byte of a
+    local file name (a lone surrogate from ``os.fsdecode``) is written backslash-escaped, which
+    makes the key one no store reads (:func:`validate_key` refuses a backslash) but a person can."""
+    if "\x00" not in key and not any("\udc80" <= char <= "\udcff" for char in key):
+        return key
+    raw = key.encode("utf-8", "surrogateescape").replace(b"\x00", b"\\x00")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def validate_key(key: str) -> str:
-    """Return ``key`` if it is a safe relative object key, else raise ``ValueError``."""
+    """Return ``key`` if it is a safe relative object key, else raise :class:`UnsafeKey`."""
     if not key:
-        raise ValueError("object key is empty")
+        raise UnsafeKey(key, "(object key) is empty")
     _check_text(key, "object key")
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
-            raise ValueError(f"object key {key!r} has an empty, '.' or '..' segment")
+            raise UnsafeKey(key, "(object key) has an empty, '.' or '..' segment")
     return key
 
 
@@ -132,12 +174,16 @@ def validate_prefix(prefix: str) -> str:
         segments = segments[:-1]
     for segment in segments:
         if segment in ("", ".", ".."):
-            raise ValueError(f"key prefix {prefix!r} has an empty, '.' or '..' segment")
+            raise UnsafeKey(prefix, "(key prefix) has an empty, '.' or '..' segment")
     return prefix
 
 
 class LocalStore:
-    """Objects as files under a root directory (created on first write)."""
+    """Objects as files under a root directory (created on first write).
+
+    The root itself may be reached through a link (an operator's choice); below it, every path is
+    opened one directory at a time with ``O_NOFOLLOW`` (``openat``), so a link anywhere under the
+    root, even one swapped in after a listing, is refused rather than followed."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
@@ -149,45 +195,115 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    def _open_dir(self, parts: builtins.list[str], key: str) -> int:
+        """A descriptor of the directory ``root/parts...``, reached without following a link."""
+        fd = os.open(self.root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+        try:
+            for depth, part in enumerate(parts):
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(part, fd):
+                        raise UnsafeKey(
+                            key, f"goes through a symbolic link ({'/'.join(parts[: depth + 1])})", symlink=True
+                        ) from None
+                    raise
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open_file(self, key: str) -> int:
+        """A descriptor of the regular file ``key``, reached without following a link."""
+        parts = validate_key(key).split("/")
+        directory = self._open_dir(parts[:-1], key)
+        try:
+            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=directory)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise UnsafeKey(key, "is a symbolic link; links are not followed", symlink=True) from None
+            raise
+        finally:
+            os.close(directory)
+        mode = os.fstat(fd).st_mode
+        if not stat_mode.S_ISREG(mode):
+            os.close(fd)
+            if stat_mode.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", str(self._path(key)))
+            raise UnsafeKey(key, "is not a regular file")
+        os.set_blocking(fd, True)
+        return fd
+
+    def _inside(self, path: Path, key: str) -> Path:
+        """``path`` if no link under the root leads it elsewhere (checked as far as it exists)."""
+        expected = os.path.join(os.path.realpath(self.root), os.path.relpath(path, self.root))
+        if os.path.realpath(path) != os.path.normpath(expected):
+            raise UnsafeKey(key, "goes through a symbolic link under the store root", symlink=True)
+        return path
+
     def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)
         # Walk only the deepest directory the prefix fully names, and skip every directory whose
         # keys all sort before ``start_after``, so a listing from a recent date does not read history.
         directory_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        start = self.root.joinpath(*directory_part.split("/")) if directory_part else self.root
         found: list[ObjectInfo] = []
 
-        def walk(directory: str, relative: str) -> None:
-            try:
-                entries = list(os.scandir(directory))
-            except (FileNotFoundError, NotADirectoryError):
-                return
+        def walk(fd: int, relative: str) -> None:
+            with os.scandir(fd) as scan:
+                entries = builtins.list(scan)
             for entry in entries:
-                key = relative + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    sub = key + "/"
-                    if not (sub.startswith(prefix) or prefix.startswith(sub)):
-                        continue
-                    if sub < start_after and not start_after.startswith(sub):
-                        continue  # every key below sorts before start_after
-                    walk(entry.path, sub)
-                elif not entry.name.endswith(_TMP_SUFFIX) and key.startswith(prefix) and key > start_after:
-                    try:
-                        stat = entry.stat()
-                    except FileNotFoundError:  # deleted while listing
-                        continue
-                    if entry.is_file():
-                        found.append(_local_info(key, stat))
+                key = relative + _printable(entry.name)
+                try:
+                    if entry.is_symlink():  # reported, never followed
+                        if key.startswith(prefix) and key > start_after:
+                            found.append(_local_info(key, entry.stat(follow_symlinks=False), symlink=True))
+                    elif entry.is_dir(follow_symlinks=False):
+                        sub = key + "/"
+                        if not (sub.startswith(prefix) or prefix.startswith(sub)):
+                            continue
+                        if sub < start_after and not start_after.startswith(sub):
+                            continue  # every key below sorts before start_after
+                        child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                        try:
+                            walk(child, sub)
+                        finally:
+                            os.close(child)
+                    elif (
+                        entry.is_file(follow_symlinks=False)
+                        and not _OWN_TMP.match(entry.name)
+                        and key.startswith(prefix)
+                        and key > start_after
+                    ):
+                        found.append(_local_info(key, entry.stat(follow_symlinks=False)))
+                except (FileNotFoundError, NotADirectoryError):  # deleted while listing
+                    continue
+                except OSError as error:  # a directory swapped for a link while listing: the next listing reports it
+                    if error.errno != errno.ELOOP:
+                        raise
 
-        walk(str(start), f"{directory_part}/" if directory_part else "")
+        try:
+            start = self._open_dir(directory_part.split("/") if directory_part else [], prefix)
+        except (FileNotFoundError, NotADirectoryError, UnsafeKey):
+            return  # nothing there, or a linked directory: a listing of its parent reports the link
+        try:
+            walk(start, f"{directory_part}/" if directory_part else "")
+        finally:
+            os.close(start)
         found.sort(key=lambda info: info.key)
         yield from found
 
     def read_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        with self.open_read(key) as handle:
+            return handle.read()
 
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
-        return open(self._path(key), "rb")
+        try:
+            fd = self._open_file(key)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "no such object", str(self._path(key))) from None
+        return os.fdopen(fd, "rb")
 
     def write_bytes(self, key: str, data: bytes) -> None:
         def fill(handle: BinaryIO) -> None:
@@ -205,7 +321,9 @@ class LocalStore:
     def _atomic_write(self, key: str, fill: Callable[[BinaryIO], None]) -> None:
         target = self._path(key)
         for attempt in range(3):
+            self._inside(target.parent, key)  # never create a directory through a link
             target.parent.mkdir(parents=True, exist_ok=True)
+            self._inside(target.parent, key)
             try:
                 fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX)
                 break
@@ -225,24 +343,32 @@ class LocalStore:
             raise
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        """Whether ``key`` is a regular file reached without a link (a link is not an object)."""
+        path = self._path(key)
+        try:
+            mode = os.lstat(self._inside(path, key)).st_mode
+        except (FileNotFoundError, NotADirectoryError, UnsafeKey):
+            return False
+        return stat_mode.S_ISREG(mode)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        self._inside(path.parent, key)
+        path.unlink(missing_ok=True)  # a link itself is removed, never its target
 
     def delete_prefix(self, prefix: str) -> int:
         keys = [info.key for info in self.list(prefix)]
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            self.delete(key)
         self._prune_empty_dirs(prefix)
         return len(keys)
 
     def _prune_empty_dirs(self, prefix: str) -> None:
         directory_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = self.root.joinpath(*directory_part.split("/")) if directory_part else self.root
-        if not start.is_dir():
+        if not start.is_dir() or start.is_symlink():
             return
-        for dirpath, _dirnames, _filenames in os.walk(start, topdown=False):
+        for dirpath, _dirnames, _filenames in os.walk(start, topdown=False):  # os.walk follows no link
             if Path(dirpath) == self.root:
                 continue
             with contextlib.suppress(OSError):
@@ -252,26 +378,41 @@ class LocalStore:
         return str(self._path(key))
 
     def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+        """The key's file for lazy readers, once no link under the root leads it elsewhere."""
+        path = self._path(key)
+        if path.is_symlink():
+            raise UnsafeKey(key, "is a symbolic link; links are not followed", symlink=True)
+        return self._inside(path, key)
 
     def children(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[str]]:
         validate_prefix(prefix)
-        directory = self.root.joinpath(*prefix.rstrip("/").split("/")) if prefix else self.root
         try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError):
+            fd = self._open_dir(prefix.rstrip("/").split("/") if prefix else [], prefix)
+        except (FileNotFoundError, NotADirectoryError, UnsafeKey):
             return [], []
-        visible = [entry for entry in entries if not entry.name.startswith(".")]  # atomic-write temps
-        dirs = sorted(entry.name for entry in visible if entry.is_dir(follow_symlinks=False))
-        return dirs, sorted(entry.name for entry in visible if entry.is_file(follow_symlinks=False))
+        try:
+            with os.scandir(fd) as scan:
+                visible = [entry for entry in scan if not entry.name.startswith(".")]  # atomic-write temps
+            dirs = sorted(entry.name for entry in visible if entry.is_dir(follow_symlinks=False))
+            return dirs, sorted(entry.name for entry in visible if entry.is_file(follow_symlinks=False))
+        finally:
+            os.close(fd)
 
 
-def _local_info(key: str, stat: os.stat_result) -> ObjectInfo:
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat_mode.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def _local_info(key: str, stat: os.stat_result, *, symlink: bool = False) -> ObjectInfo:
     return ObjectInfo(
         key=key,
         size=stat.st_size,
         etag=f"{stat.st_size}-{stat.st_mtime_ns}",
         last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        symlink=symlink,
     )
 
 
@@ -336,7 +477,7 @@ class S3Store:
         # S3 lists keys in UTF-8 byte order, which is code point order: already sorted.
         for page in pages:
             for item in page.get("Contents", []):
-                key = item["Key"][len(root) :]
+                key = _printable(item["Key"][len(root) :])
                 if not key or key.endswith("/"):  # directory markers made by some tools
                     continue
                 yield ObjectInfo(

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import islice
 
-from resight_platform.io.landing import HashingReader
+from resight_platform.io.landing import HashingReader, check_listed
 from resight_platform.io.ops import LedgerEntry
 from resight_platform.io.plan import Rectangle, plan_rectangles
 from resight_platform.io.storage import ObjectInfo, ObjectStore
@@ -213,6 +213,7 @@ def plan_tick(
             plan.orphans += 1
         elif (
             entry is not None
+            and not info.symlink  # never opened: refused below
             and entry.checksum is not None
             and entry.bytes == info.size
             and info.size <= hash_budget
@@ -223,7 +224,7 @@ def plan_tick(
                 plan.touched.append(info)
                 continue
         try:
-            landing = parse_landing_key(key, registry)
+            landing = check_listed(info, registry)
         except LandingKeyError as exc:
             refused.append(Refused(info, exc.code, exc.detail))
             continue

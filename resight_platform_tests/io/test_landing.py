@@ -15,11 +15,13 @@ from resight_platform.io.landing import (
     LandedFile,
     checksum,
     copy_to_dead_letter,
+    dead_letter,
     list_partition_files,
     partition_prefix,
     scan_landing,
+    spool,
 )
-from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, open_store
+from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, UnsafeKey, open_store
 from resight_platform.sources.registry import FEEDS, Registry, load_registry
 
 AT = datetime(2026, 10, 2, 6, 30, tzinfo=UTC)
@@ -210,3 +212,82 @@ def test_hostile_key_on_s3_stays_under_the_dead_letter_prefix(s3_bucket_url: str
     reason_key = next(k for k in stored if k.endswith(".reason.json"))
     reason = json.loads(client.get_object(Bucket=dead.bucket, Key=reason_key)["Body"].read())
     assert reason["key"] == key
+
+
+# --- links and keys no store may read ------------------------------------------------------------
+
+
+def test_links_are_refused_with_their_own_reason_whatever_their_name(tmp_path: Path, registry: Registry) -> None:
+    store = LocalStore(tmp_path / "landing")
+    outside = tmp_path / "outside"
+    (outside / "day").mkdir(parents=True)
+    (outside / "day" / "sales.csv").write_bytes(b"outside")
+    store.write_bytes("pawmart/sales/2026-10-01/good.csv", b"x")
+    os.symlink(outside / "day" / "sales.csv", tmp_path / "landing/pawmart/sales/2026-10-01/link.csv")
+    os.symlink(outside / "day", tmp_path / "landing/pawmart/sales/2026-10-02")
+
+    scan = scan_landing(store, registry)
+    assert [f.key.key for f in scan.files] == ["pawmart/sales/2026-10-01/good.csv"]
+    assert {info.key: (error.code, error.detail) for info, error in scan.rejected} == {
+        key: ("symlink", "a symbolic link: never followed, its target is neither read nor copied")
+        for key in ("pawmart/sales/2026-10-01/link.csv", "pawmart/sales/2026-10-02")
+    }
+    linked_day = list(list_partition_files(store, registry, "pawmart", "sales", date(2026, 10, 2)))
+    assert [(item[0].key, item[1].code) for item in linked_day if not isinstance(item, LandedFile)] == [
+        ("pawmart/sales/2026-10-02", "symlink")  # the folder itself, reported, never listed through
+    ]
+    assert len(linked_day) == 1
+
+
+def test_a_link_is_dead_lettered_as_a_reason_file_without_being_read(tmp_path: Path) -> None:
+    landing, dead = LocalStore(tmp_path / "landing"), LocalStore(tmp_path / "dead")
+    (tmp_path / "secret.csv").write_bytes(b"SECRET")
+    (tmp_path / "landing" / "p").mkdir(parents=True)
+    os.symlink(tmp_path / "secret.csv", tmp_path / "landing" / "p" / "link.csv")
+    spool_dir = tmp_path / "spool"
+
+    uri, digest, size, detail = dead_letter(
+        landing, dead, "p/link.csv", "symlink", "a link", AT, None, 9, None, spool_dir
+    )
+
+    assert uri is not None and uri.endswith("link.csv.reason.json") and digest is None and size == 9
+    assert detail == "a link; not copied to dead-letter (its bytes are never read), left in the landing zone"
+    assert [info.key for info in dead.list()] == [Path(uri).relative_to(tmp_path / "dead").as_posix()]
+    reason = json.loads(Path(uri).read_text())
+    assert (reason["key"], reason["reason"], reason["checksum"], reason["detail"]) == (
+        "p/link.csv",
+        "symlink",
+        None,
+        detail,
+    )
+    assert b"SECRET" not in b"".join(p.read_bytes() for p in (tmp_path / "dead").rglob("*") if p.is_file())
+    assert not spool_dir.exists() or not list(spool_dir.iterdir())
+    # Already dead-lettered so: nothing written again.
+    assert (
+        dead_letter(landing, dead, "p/link.csv", "symlink", "a link", AT, None, 9, (None, "dead_lettered"))[0] is None
+    )
+
+
+def test_a_key_no_store_may_read_is_dead_lettered_as_a_reason_file(store: ObjectStore, tmp_path: Path) -> None:
+    dead = LocalStore(tmp_path / "dead")
+    key = "pawmart/sales/2026-10-01/a\\b.csv"
+    uri, digest, _, detail = dead_letter(store, dead, key, "bad_key", "backslash", AT, None, 3, None, tmp_path / "sp")
+    assert uri is not None and uri.endswith(".reason.json") and digest is None
+    assert json.loads(Path(uri).read_text())["key"] == key and "left in the landing zone" in detail
+    assert not (tmp_path / "sp").exists()  # nothing opened, nothing spooled
+
+
+def test_spool_goes_to_its_directory_and_is_removed_however_the_block_ends(store: ObjectStore, tmp_path: Path) -> None:
+    store.write_bytes("a/b.csv", b"payload")
+    directory = tmp_path / "spool"
+    with spool(store, "a/b.csv", directory) as (path, digest, size):
+        assert path.parent == directory and path.read_bytes() == b"payload"
+        assert (digest, size) == (checksum(b"payload"), 7)
+    assert list(directory.iterdir()) == []
+    with pytest.raises(RuntimeError), spool(store, "a/b.csv", directory):
+        raise RuntimeError("the copy to dead-letter failed")
+    assert list(directory.iterdir()) == []
+    for key, error in (("a/missing.csv", FileNotFoundError), ("a/\x01.csv", UnsafeKey)):
+        with pytest.raises(error), spool(store, key, directory):
+            pass
+    assert list(directory.iterdir()) == []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, open_store
+from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, UnsafeKey, open_store
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -260,3 +260,101 @@ def test_open_store_dispatches_on_url(tmp_path: Path) -> None:
         open_store("gs://bucket/x")
     with pytest.raises(ValueError):
         open_store("s3://bucket/../x")
+
+
+def test_local_links_are_listed_as_links_and_never_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "day").mkdir(parents=True)
+    (outside / "secret.csv").write_bytes(b"secret")
+    (outside / "day" / "inner.csv").write_bytes(b"secret")
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes("p/f/d/real.csv", b"real")
+    root = tmp_path / "store"
+    os.symlink(outside / "secret.csv", root / "p/f/d/file-link.csv")
+    os.symlink(outside / "day", root / "p/f/linked-day")
+    os.symlink(root / "p/f/d", root / "p/inside-link")
+    os.symlink(tmp_path / "nothing", root / "p/f/d/dangling.csv")
+
+    listed = {info.key: info.symlink for info in store.list()}
+    assert listed == {
+        "p/f/d/dangling.csv": True,
+        "p/f/d/file-link.csv": True,
+        "p/f/d/real.csv": False,
+        "p/f/linked-day": True,
+        "p/inside-link": True,
+    }
+    link = next(info for info in store.list("p/f/d/file-link"))
+    assert link.size == len(str(outside / "secret.csv"))  # the link's own size, not its target's
+    assert list(store.list("p/f/linked-day/")) == []  # a listing never starts inside a link
+    assert [info.key for info in store.list("p/inside-link/")] == []
+    assert store.children("p/f/") == (["d"], [])
+    assert store.children("p/f/linked-day/") == ([], [])
+
+    for key in ("p/f/d/file-link.csv", "p/f/linked-day/inner.csv", "p/inside-link/real.csv", "p/f/d/dangling.csv"):
+        with pytest.raises(UnsafeKey) as refused:
+            store.read_bytes(key)
+        assert refused.value.symlink and "secret" not in str(refused.value) and str(outside) not in str(refused.value)
+        with pytest.raises(UnsafeKey), store.open_read(key):
+            pass
+        assert not store.exists(key)
+    for key in ("p/f/d/file-link.csv", "p/f/linked-day/inner.csv"):
+        with pytest.raises(UnsafeKey):
+            store.local_path(key)
+    with pytest.raises(UnsafeKey):  # never written through a link
+        store.write_bytes("p/f/linked-day/new.csv", b"x")
+    assert not (outside / "day" / "new.csv").exists()
+    store.delete("p/f/d/file-link.csv")  # removes the link, not its target
+    assert (outside / "secret.csv").read_bytes() == b"secret"
+    assert (
+        store.read_bytes("p/f/d/real.csv") == b"real" and store.local_path("p/f/d/real.csv") == root / "p/f/d/real.csv"
+    )
+
+
+def test_a_local_root_reached_through_a_link_is_the_operators_choice(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "via")
+    store = LocalStore(tmp_path / "via")
+    store.write_bytes("a/b.bin", b"x")
+    assert [info.key for info in store.list()] == ["a/b.bin"] and store.read_bytes("a/b.bin") == b"x"
+    assert store.local_path("a/b.bin") == tmp_path / "via" / "a" / "b.bin"
+
+
+def test_local_reads_refuse_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    os.mkfifo(tmp_path / "pipe.csv")  # opening it for reading would block for ever
+    (tmp_path / "dir").mkdir()
+    assert list(store.list()) == []
+    with pytest.raises(UnsafeKey, match="not a regular file"):
+        store.read_bytes("pipe.csv")
+    with pytest.raises(IsADirectoryError):
+        store.read_bytes("dir")
+
+
+def test_only_our_own_temp_files_are_left_out_of_a_listing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write_bytes("t/sales.resight-tmp", b"a partner's name")
+    (tmp_path / "t" / ".a.csv.k3j2x9q1.resight-tmp").write_bytes(b"our write in flight")
+    assert [info.key for info in store.list()] == ["t/sales.resight-tmp"]
+
+
+@pytest.mark.parametrize("key", ["a/b\x01c", "a/\x1b[31m", "a/b\nc", "a/\x7f", "a/\x85"])
+def test_control_characters_are_refused_on_both_stores(store: ObjectStore, key: str) -> None:
+    with pytest.raises(UnsafeKey, match="control character"):
+        store.write_bytes(key, b"x")
+    with pytest.raises(UnsafeKey):
+        store.read_bytes(key)
+
+
+def test_listed_keys_hold_no_nul_or_undecodable_byte(store: ObjectStore, tmp_path: Path) -> None:
+    """A name the ledger cannot hold as text is listed backslash-escaped: readable by a person,
+    refused by every store."""
+    if isinstance(store, S3Store):
+        store.client.put_object(Bucket=store.bucket, Key=f"{store.prefix}/d/a\x00.csv", Body=b"x")
+        expected = "d/a\\x00.csv"
+    else:
+        (tmp_path / "store" / "d").mkdir(parents=True)
+        (tmp_path / "store" / "d" / "caf\udce9.csv").write_bytes(b"x")  # the byte 0xe9, not UTF-8
+        expected = "d/caf\\xe9.csv"
+    assert [info.key for info in store.list()] == [expected]
+    with pytest.raises(UnsafeKey, match="backslash"):
+        store.read_bytes(expected)
