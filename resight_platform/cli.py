@@ -124,15 +124,39 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    """Run a query as the analyst role (reads gold and marts), or as the platform's owner with
+    ``--owner``."""
     import psycopg
 
+    from resight_platform.io.roles import connect_as
+    from resight_platform.resources import analyst_role
+
     settings = _settings()
-    _, conn = _connect_warehouse(settings)
+    pg_url, conn = _connect_warehouse(settings)
+    if not args.owner:
+        conn.close()
+        role = analyst_role(settings)
+        try:
+            conn = connect_as(pg_url, role)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            print(
+                f"error: cannot log in as the analyst role {role.name!r} ({reason}): set RESIGHT_ANALYST_PASSWORD,"
+                " or query as the platform's owner with --owner",
+                file=sys.stderr,
+            )
+            return 2
     with conn, conn.cursor() as cur:
         try:
             cur.execute(args.query)
         except psycopg.Error as exc:
             print(f"error: {exc}".strip(), file=sys.stderr)
+            if isinstance(exc, psycopg.errors.InsufficientPrivilege) and not args.owner:
+                print(
+                    f"(queries run as the analyst role {settings.analyst_role!r}, which reads gold and marts only:"
+                    " --owner runs them as the platform's owner)",
+                    file=sys.stderr,
+                )
             return 1
         if cur.description is None:
             _say(cur.statusmessage or "ok")
@@ -706,6 +730,15 @@ files as its manifest.json says), it is loaded again: nothing is loaded twice. W
 anything else, demo refuses and exits 2: `resight run` loads what is there, and `--fresh`
 deletes the embedded landing zone and lake to start over with the sample."""
 
+SQL_DESCRIPTION = """\
+Run one query against the warehouse and print the result as a table (or CSV).
+
+The query runs as the analyst role (RESIGHT_ANALYST_ROLE, default `analyst`), logged in as that
+role: it reads gold and marts, and nothing else (no ops, no writes, no DDL). On an external server
+the role logs in with RESIGHT_ANALYST_PASSWORD; the embedded server lets it in on its local socket.
+--owner runs the query as the platform's owner, who reads and writes everything (the ledger in
+ops, quarantine, repairs): say so explicitly when you mean it."""
+
 RUN_DESCRIPTION = """\
 Load every file in the landing zone (RESIGHT_LANDING_URL) now, end to end, as one batch: refused
 keys are dead-lettered, then bronze, silver, the dimensions, gold facts, the daily and monthly
@@ -784,9 +817,18 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--json", action="store_true", help="print JSON instead of tables")
     quality.set_defaults(func=cmd_quality)
 
-    sql = described("sql", "run a query against the warehouse and print the result")
+    sql = described(
+        "sql",
+        "run a query against the warehouse as the analyst role (gold and marts, read only) and print the result",
+        SQL_DESCRIPTION,
+    )
     sql.add_argument("query")
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument(
+        "--owner",
+        action="store_true",
+        help="run as the platform's owner (every schema, writes included: ops, silver, DDL) instead of the analyst",
+    )
     sql.set_defaults(func=cmd_sql)
 
     status = described(

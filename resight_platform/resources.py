@@ -24,6 +24,7 @@ __all__ = [
     "RegistryResource",
     "StoreResource",
     "WarehouseResource",
+    "analyst_role",
     "build_resources",
     "load_registry_at",
     "prepare_warehouse",
@@ -118,7 +119,13 @@ def prepare_warehouse(conn: psycopg.Connection, settings: Settings) -> None:
     """Bring the warehouse of ``conn`` to the platform's schema and put the analyst role in place:
     what every entry point does before it touches the warehouse."""
     migrate(conn)
-    ensure_analyst_role(conn, AnalystRole(settings.analyst_role, settings.analyst_password))
+    ensure_analyst_role(conn, analyst_role(settings))
+
+
+def analyst_role(settings: Settings) -> AnalystRole:
+    """The analyst role of ``settings``: on the embedded server it may log in without a password
+    (trust on a socket only its own user reaches; ``io/roles.py``)."""
+    return AnalystRole(settings.analyst_role, settings.analyst_password, login=settings.embedded)
 
 
 def secret_config(settings: Settings, setting: str, value: str) -> str:

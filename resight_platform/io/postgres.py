@@ -195,13 +195,14 @@ def stop_embedded_pg(data_dir: Path) -> bool:
     return True
 
 
-def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """A psycopg 3 connection with the session time zone set to UTC.
+def connect(url: str, *, autocommit: bool = True, **params: str) -> psycopg.Connection[Any]:
+    """A psycopg 3 connection with the session time zone set to UTC; ``params`` override the
+    URL's connection parameters (``user``, ``password``).
 
     Autocommit by default: the write functions here open their own transaction blocks, so nothing
     is left half-open between calls.
     """
-    conn = psycopg.connect(url, autocommit=autocommit)
+    conn = psycopg.connect(url, autocommit=autocommit, **params)
     conn.execute("SET TIME ZONE 'UTC'")
     if not autocommit:
         conn.commit()
