@@ -126,9 +126,7 @@ def local_ca(directory: Path) -> TlsFiles:
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
@@ -136,9 +134,7 @@ def local_ca(directory: Path) -> TlsFiles:
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.server_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return files
 
@@ -152,9 +148,7 @@ class Mailbox:
 
 
 @contextmanager
-def serve_mailbox(
-    tls: TlsFiles | None = None, login: tuple[str, str] | None = None
-) -> Iterator[Mailbox]:
+def serve_mailbox(tls: TlsFiles | None = None, login: tuple[str, str] | None = None) -> Iterator[Mailbox]:
     """An SMTP server on 127.0.0.1: plain, or with STARTTLS required (``tls``), and with a login
     required (``login``: user and password, accepted only over TLS)."""
     box = Mailbox(port=0)

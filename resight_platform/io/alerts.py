@@ -122,9 +122,7 @@ def group_failures(failures: Sequence[Failure], ui_url: str, limit: int) -> list
     """At most ``limit`` messages for ``failures``: one per failing check and one per job with
     failed runs; past the limit, the rest share one summary message (so it is still said). Any URL
     a failure's text quotes (an error naming a connection string) has its password masked."""
-    return [
-        Message(redact_text(m.subject), redact_text(m.text), m.failures) for m in _group(failures, ui_url, limit)
-    ]
+    return [Message(redact_text(m.subject), redact_text(m.text), m.failures) for m in _group(failures, ui_url, limit)]
 
 
 def _group(failures: Sequence[Failure], ui_url: str, limit: int) -> list[Message]:
