@@ -864,10 +864,43 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
+def _log_trace(settings: Any, exc: BaseException) -> Path | None:
+    """Append ``exc``'s full trace (URLs redacted) to ``RESIGHT_HOME/logs/resight.log``; where
+    it went, or ``None`` when it could not be written."""
+    import traceback
+    from datetime import UTC, datetime
+
+    from resight_platform.redact import redact_text
+
+    path = Path(settings.home) / "logs" / "resight.log"
+    trace = redact_text("".join(traceback.format_exception(exc)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {datetime.now(UTC).isoformat()} resight {' '.join(sys.argv[1:2])}\n{trace}\n")
+    except OSError:
+        return None
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. When an outside service is down (the warehouse, Dagster's storage, the S3
+    endpoint), one sentence names it and its URL (password masked), the full trace goes to the
+    log under ``RESIGHT_HOME``, and the exit code is 3."""
     args = build_parser().parse_args(argv)
     _quiet_library_warnings()
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        from resight_platform.services import service_down
+
+        settings = _settings()
+        down = service_down(exc, settings)
+        if down is None:
+            raise
+        log = _log_trace(settings, exc)
+        print(f"error: {down.sentence()}" + (f" (full trace in {log})" if log else ""), file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

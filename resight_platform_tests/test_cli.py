@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -525,3 +526,48 @@ def test_status_names_an_external_warehouse_without_its_credentials(
     assert "ledger:      0 files loaded" in out
     assert main(["stop"]) == 0
     assert "RESIGHT_PG_URL: `resight stop` leaves it alone" in capsys.readouterr().out
+
+
+# --- a service that is down ---------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_warehouse_that_is_down_is_one_sentence_with_the_trace_in_the_log(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, secret = _closed_port(), f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("RESIGHT_PG_URL", f"postgresql://resight:{secret}@127.0.0.1:{port}/resight")
+    for argv in (["sql", "select 1"], ["quality"]):
+        assert main(argv) == 3, argv
+        captured = capsys.readouterr()
+        (line,) = captured.err.splitlines()
+        log = home / "logs" / "resight.log"
+        assert line.startswith(
+            f"error: the warehouse (Postgres, RESIGHT_PG_URL) at postgresql://resight:***@127.0.0.1:{port}/resight"
+            " cannot be reached or went away: "
+        )
+        assert line.endswith(f"(full trace in {log})")
+        assert secret not in captured.out + captured.err
+    trace = (home / "logs" / "resight.log").read_text()
+    assert trace.count("Traceback (most recent call last)") == 2 and "OperationalError" in trace
+    assert secret not in trace
+
+
+def test_an_s3_endpoint_that_is_down_is_one_sentence(
+    home: Path, monkeypatch: pytest.MonkeyPatch, s3_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("RESIGHT_LANDING_URL", "s3://landing-bucket/landing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert main(["run"]) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"error: the object store (S3, AWS_ENDPOINT_URL) at http://127.0.0.1:{port} cannot be reached"
+    )
+    assert "Traceback" in (home / "logs" / "resight.log").read_text()
