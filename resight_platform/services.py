@@ -79,7 +79,8 @@ def service_down(exc: BaseException, settings: Settings) -> ServiceDown | None:
                 if settings.dagster_pg_url
                 else "the `dagster` database of the warehouse's server"
             )
-            return ServiceDown("Dagster's instance storage (Postgres, RESIGHT_DAGSTER_PG_URL)", where, _first_line(error))
+            service = "Dagster's instance storage (Postgres, RESIGHT_DAGSTER_PG_URL)"
+            return ServiceDown(service, where, _first_line(error))
         if kind == "s3":
             where = redact(settings.aws_endpoint_url) if settings.aws_endpoint_url else "AWS S3"
             return ServiceDown("the object store (S3, AWS_ENDPOINT_URL)", where, _first_line(error))

@@ -23,6 +23,7 @@ import psycopg
 import pyarrow as pa
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
@@ -202,7 +203,7 @@ def connect(url: str, *, autocommit: bool = True, **params: str) -> psycopg.Conn
     Autocommit by default: the write functions here open their own transaction blocks, so nothing
     is left half-open between calls.
     """
-    conn = psycopg.connect(url, autocommit=autocommit, **params)
+    conn = psycopg.connect(make_conninfo(url, **params) if params else url, autocommit=autocommit)
     conn.execute("SET TIME ZONE 'UTC'")
     if not autocommit:
         conn.commit()

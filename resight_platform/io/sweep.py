@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 #: The suffix of every temporary file the platform writes (``io/storage.py``, ``io/lake.py``).
 TMP_SUFFIX = ".resight-tmp"
-#: Names of the platform's files in the system's temporary directory.
-_SPOOL_PREFIXES = (".part-", "resight-spool-")
+#: Names of the platform's files in the system's temporary directory: part files of an S3 lake's
+#: writes (``.part-*.resight-tmp``) and landing files spooled to local disk (``resight-spool-*``).
+_PART, _SPOOL = ".part-", "resight-spool-"
 
 
 @dataclass
@@ -64,9 +65,9 @@ def _temporary_files(directory: Path) -> Iterator[os.DirEntry[str]]:
     except FileNotFoundError:
         return
     for entry in entries:
-        if entry.name.startswith(_SPOOL_PREFIXES) and entry.is_file(follow_symlinks=False):
-            if entry.name.startswith("resight-spool-") or entry.name.endswith(TMP_SUFFIX):
-                yield entry
+        ours = entry.name.startswith(_SPOOL) or (entry.name.startswith(_PART) and entry.name.endswith(TMP_SUFFIX))
+        if ours and entry.is_file(follow_symlinks=False):
+            yield entry
 
 
 def orphan_files(
