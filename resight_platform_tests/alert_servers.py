@@ -47,7 +47,7 @@ def serve_webhook(path: str = "/hooks/alerts") -> Iterator[Webhook]:
                 self.send_response(503)
                 self.end_headers()
                 return
-            hook.bodies.append(self.requestline.encode() + b"\n" + bytes(self.headers) + body)
+            hook.bodies.append(bytes(self.headers) + body)  # what was sent, besides the URL it was sent to
             hook.received.append(json.loads(body))
             self.send_response(200)
             self.end_headers()
