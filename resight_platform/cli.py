@@ -680,9 +680,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     """The MLflow UI on the local tracking store (runs, metrics, plots, registered models)."""
+    from resight_platform.redact import redact
+
     settings = _settings()
     if settings.mlflow_tracking_uri:
-        _say(f"MLFLOW_TRACKING_URI is {settings.mlflow_tracking_uri}: open that server's UI")
+        _say(f"MLFLOW_TRACKING_URI is {redact(settings.mlflow_tracking_uri)}: open that server's UI")
         return 2
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     artifacts = settings.mlflow_dir / "artifacts"

@@ -25,6 +25,8 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from resight_platform.redact import redact
+
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
 
@@ -91,7 +93,7 @@ def database_url(url: str, dbname: str) -> str:
     """The same server URL (host, port, socket, options kept) pointing at database ``dbname``."""
     parts = urlsplit(url)
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"not a postgresql:// URL: {url!r}")
+        raise ValueError(f"not a postgresql:// URL: {redact(url)!r}")
     quote_ident(dbname)
     return urlunsplit(parts._replace(path="/" + quote(dbname)))
 
@@ -100,7 +102,7 @@ def sqlalchemy_url(url: str) -> str:
     """``postgresql://…`` → ``postgresql+psycopg2://…`` (the driver Dagster's storage needs)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"not a postgresql:// URL: {url!r}")
+        raise ValueError(f"not a postgresql:// URL: {redact(url)!r}")
     return f"postgresql+psycopg2://{rest}"
 
 
