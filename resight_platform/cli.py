@@ -125,15 +125,39 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    """Run a query as the analyst role (reads gold and marts), or as the platform's owner with
+    ``--owner``."""
     import psycopg
 
+    from resight_platform.io.roles import connect_as
+    from resight_platform.resources import analyst_role
+
     settings = _settings()
-    _, conn = _connect_warehouse(settings)
+    pg_url, conn = _connect_warehouse(settings)
+    if not args.owner:
+        conn.close()
+        role = analyst_role(settings)
+        try:
+            conn = connect_as(pg_url, role)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            print(
+                f"error: cannot log in as the analyst role {role.name!r} ({reason}): set RESIGHT_ANALYST_PASSWORD,"
+                " or query as the platform's owner with --owner",
+                file=sys.stderr,
+            )
+            return 2
     with conn, conn.cursor() as cur:
         try:
             cur.execute(args.query)
         except psycopg.Error as exc:
             print(f"error: {exc}".strip(), file=sys.stderr)
+            if isinstance(exc, psycopg.errors.InsufficientPrivilege) and not args.owner:
+                print(
+                    f"(queries run as the analyst role {settings.analyst_role!r}, which reads gold and marts only:"
+                    " --owner runs them as the platform's owner)",
+                    file=sys.stderr,
+                )
             return 1
         if cur.description is None:
             _say(cur.statusmessage or "ok")
@@ -675,9 +699,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     """The MLflow UI on the local tracking store (runs, metrics, plots, registered models)."""
+    from resight_platform.redact import redact
+
     settings = _settings()
     if settings.mlflow_tracking_uri:
-        _say(f"MLFLOW_TRACKING_URI is {settings.mlflow_tracking_uri}: open that server's UI")
+        _say(f"MLFLOW_TRACKING_URI is {redact(settings.mlflow_tracking_uri)}: open that server's UI")
         return 2
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     artifacts = settings.mlflow_dir / "artifacts"
@@ -724,6 +750,15 @@ When the landing zone already holds the sample (a previous demo or `resight gene
 files as its manifest.json says), it is loaded again: nothing is loaded twice. When it holds
 anything else, demo refuses and exits 2: `resight run` loads what is there, and `--fresh`
 deletes the embedded landing zone and lake to start over with the sample."""
+
+SQL_DESCRIPTION = """\
+Run one query against the warehouse and print the result as a table (or CSV).
+
+The query runs as the analyst role (RESIGHT_ANALYST_ROLE, default `analyst`), logged in as that
+role: it reads gold and marts, and nothing else (no ops, no writes, no DDL). On an external server
+the role logs in with RESIGHT_ANALYST_PASSWORD; the embedded server lets it in on its local socket.
+--owner runs the query as the platform's owner, who reads and writes everything (the ledger in
+ops, quarantine, repairs): say so explicitly when you mean it."""
 
 RUN_DESCRIPTION = """\
 Load every file in the landing zone (RESIGHT_LANDING_URL) now, end to end, as one batch: refused
@@ -803,9 +838,18 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--json", action="store_true", help="print JSON instead of tables")
     quality.set_defaults(func=cmd_quality)
 
-    sql = described("sql", "run a query against the warehouse and print the result")
+    sql = described(
+        "sql",
+        "run a query against the warehouse as the analyst role (gold and marts, read only) and print the result",
+        SQL_DESCRIPTION,
+    )
     sql.add_argument("query")
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument(
+        "--owner",
+        action="store_true",
+        help="run as the platform's owner (every schema, writes included: ops, silver, DDL) instead of the analyst",
+    )
     sql.set_defaults(func=cmd_sql)
 
     status = described(
@@ -841,10 +885,43 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
+def _log_trace(settings: Any, exc: BaseException) -> Path | None:
+    """Append ``exc``'s full trace (URLs redacted) to ``RESIGHT_HOME/logs/resight.log``; where
+    it went, or ``None`` when it could not be written."""
+    import traceback
+    from datetime import UTC, datetime
+
+    from resight_platform.redact import redact_text
+
+    path = Path(settings.home) / "logs" / "resight.log"
+    trace = redact_text("".join(traceback.format_exception(exc)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {datetime.now(UTC).isoformat()} resight {' '.join(sys.argv[1:2])}\n{trace}\n")
+    except OSError:
+        return None
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. When an outside service is down (the warehouse, Dagster's storage, the S3
+    endpoint), one sentence names it and its URL (password masked), the full trace goes to the
+    log under ``RESIGHT_HOME``, and the exit code is 3."""
     args = build_parser().parse_args(argv)
     _quiet_library_warnings()
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        from resight_platform.services import service_down
+
+        settings = _settings()
+        down = service_down(exc, settings)
+        if down is None:
+            raise
+        log = _log_trace(settings, exc)
+        print(f"error: {down.sentence()}" + (f" (full trace in {log})" if log else ""), file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

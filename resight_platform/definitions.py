@@ -10,7 +10,13 @@ from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets, late_dimension_sensor
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
 from resight_platform.defs.ml import FEATURES_KEY, FORECAST_KEY, MODEL_KEY, ml_assets
-from resight_platform.defs.ops import landing_contract_check, landing_zone, source_registry
+from resight_platform.defs.ops import (
+    housekeeping_job,
+    housekeeping_schedule,
+    landing_contract_check,
+    landing_zone,
+    source_registry,
+)
 from resight_platform.defs.partitions import daily_partitions, medallion_partitions
 from resight_platform.defs.policies import (
     FACTS_IN_RUN,
@@ -46,7 +52,8 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     return dg.Definitions(
         assets=dg.map_asset_specs(_automation, assets),
         asset_checks=[landing_contract_check, *freshness_checks()],
-        jobs=jobs,
+        jobs=[*jobs, housekeeping_job],
+        schedules=[housekeeping_schedule],
         sensors=[
             build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,

@@ -26,10 +26,12 @@ __all__ = [
     "RegistryResource",
     "StoreResource",
     "WarehouseResource",
+    "analyst_role",
     "build_resources",
     "load_registry_at",
     "prepare_warehouse",
     "resolve_pg_url",
+    "secret_config",
 ]
 
 
@@ -145,15 +147,33 @@ def prepare_warehouse(conn: psycopg.Connection, settings: Settings) -> None:
     """Bring the warehouse of ``conn`` to the platform's schema and put the analyst role in place:
     what every entry point does before it touches the warehouse."""
     migrate(conn)
-    ensure_analyst_role(conn, AnalystRole(settings.analyst_role, settings.analyst_password))
+    ensure_analyst_role(conn, analyst_role(settings))
+
+
+def analyst_role(settings: Settings) -> AnalystRole:
+    """The analyst role of ``settings``: on the embedded server it may log in without a password
+    (trust on a socket only its own user reaches; ``io/roles.py``)."""
+    return AnalystRole(settings.analyst_role, settings.analyst_password, login=settings.embedded)
+
+
+def secret_config(settings: Settings, setting: str, value: str) -> str:
+    """``value`` as Dagster config: ``dg.EnvVar`` of its variable when ``value`` is the setting
+    read from this process's environment, so the UI, the run config and the resource snapshots
+    show the variable's name, never the value (``Settings.secret_variable``). Otherwise the value
+    itself: the embedded server's URL (a local socket, no password) or a URL a test passed."""
+    name = settings.secret_variable(setting)
+    if name is not None and value == getattr(settings, setting):
+        return dg.EnvVar(name)
+    return value
 
 
 def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, Any]:
     """Every resource the definitions need, keyed as the assets expect, the warehouse prepared
-    (:func:`prepare_warehouse`)."""
+    (:func:`prepare_warehouse`). Secret-bearing URLs are given as ``dg.EnvVar`` (:func:`secret_config`)."""
     pg_url = pg_url or resolve_pg_url(settings)
     with connect(pg_url) as conn:
         prepare_warehouse(conn, settings)
+    warehouse_url = secret_config(settings, "pg_url", pg_url)
     return {
         "landing": StoreResource(
             url=settings.landing_url,
@@ -162,7 +182,7 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
         ),
         "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),
         "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
-        "warehouse": WarehouseResource(pg_url=pg_url),
+        "warehouse": WarehouseResource(pg_url=warehouse_url),
         "registry": RegistryResource(
             registry_dir=str(settings.registry_dir) if settings.registry_dir else None,
             endpoint_url=settings.aws_endpoint_url,
@@ -170,10 +190,10 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
         ),
         "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse_io_manager": WarehouseIOManager(
-            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, pg_url=pg_url
+            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, pg_url=warehouse_url
         ),
         "mlflow": MlflowResource(
-            tracking_uri=settings.tracking_uri,
+            tracking_uri=secret_config(settings, "mlflow_tracking_uri", settings.tracking_uri),
             artifact_location=None if settings.mlflow_tracking_uri else str(settings.mlflow_dir / "artifacts"),
         ),
     }

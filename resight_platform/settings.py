@@ -9,11 +9,23 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 
-__all__ = ["AlertSettings", "Settings", "WatchSettings"]
+__all__ = ["SECRET_VARIABLES", "AlertSettings", "Settings", "WatchSettings"]
 
 DEFAULT_PARTITIONS_START = "2025-01-01"
 #: Seconds between two listings of the registry by a running process (a change is seen within it).
 DEFAULT_REGISTRY_RECHECK_SECONDS = 10.0
+
+#: The variables that may hold a secret (a password in a URL, a key, a webhook's token), by the
+#: setting they fill: resources name these variables to Dagster (``dg.EnvVar``) instead of their
+#: values, and the secrets suite sets every one of them.
+SECRET_VARIABLES = {
+    "pg_url": "RESIGHT_PG_URL",
+    "dagster_pg_url": "RESIGHT_DAGSTER_PG_URL",
+    "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
+    "analyst_password": "RESIGHT_ANALYST_PASSWORD",
+    "webhook_url": "RESIGHT_ALERT_WEBHOOK_URL",
+    "smtp_password": "RESIGHT_ALERT_SMTP_PASSWORD",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,9 @@ class AlertSettings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = False
+    #: A CA bundle to trust for the SMTP server's certificate besides the system's (a private
+    #: relay, the tests' own CA): ``RESIGHT_ALERT_SMTP_CA_FILE``. Certificates are always verified.
+    smtp_ca_file: Path | None = None
     email_from: str = "resight-alerts@localhost"
     email_to: tuple[str, ...] = ()
     ui_url: str = "http://localhost:3000"
@@ -70,6 +85,7 @@ class AlertSettings:
             smtp_user=get("SMTP_USER"),
             smtp_password=get("SMTP_PASSWORD"),
             smtp_starttls=(get("SMTP_STARTTLS") or "").lower() in ("1", "true", "yes"),
+            smtp_ca_file=Path(ca_file) if (ca_file := get("SMTP_CA_FILE")) else None,
             email_from=get("EMAIL_FROM") or cls.email_from,
             email_to=tuple(a.strip() for a in (get("EMAIL_TO") or "").split(",") if a.strip()),
             ui_url=(get("UI_URL") or env.get("RESIGHT_UI_URL") or cls.ui_url).rstrip("/"),
@@ -129,6 +145,23 @@ class Settings:
     #: Where a landed file is copied while it is dead-lettered (``RESIGHT_SPOOL_DIR``; by default
     #: ``{home}/spool``); None: the system's temporary directory.
     spool_dir: Path | None = None
+    #: Orphan ``*.resight-tmp`` part files in the lake older than this are removed by the
+    #: housekeeping sweep (``RESIGHT_SWEEP_GRACE_HOURS``): a writer still running is never younger.
+    sweep_grace: timedelta = timedelta(hours=6)
+    #: Whether these settings were read from this process's environment (``from_env()`` without a
+    #: mapping): only then can a secret be handed to Dagster by its variable's name.
+    from_process_env: bool = field(default=False, repr=False, compare=False)
+
+    def secret_variable(self, setting: str) -> str | None:
+        """The environment variable that holds ``setting`` (a key of :data:`SECRET_VARIABLES`)
+        when it came from this process's environment and still holds the same value there: what
+        ``dg.EnvVar`` needs so that Dagster shows the name, never the value. ``None`` otherwise
+        (the setting is unset, or came from a mapping, as in tests)."""
+        name = SECRET_VARIABLES[setting]
+        value = getattr(self.alerts if hasattr(self.alerts, setting) else self, setting)
+        if not self.from_process_env or value is None or os.environ.get(name) != value:
+            return None
+        return name
 
     @property
     def dead_letter_url(self) -> str:
@@ -154,6 +187,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        from_process_env = env is None
         env = os.environ if env is None else env
         home = Path(env.get("RESIGHT_HOME", ".resight")).expanduser().absolute()
         registry = env.get("RESIGHT_REGISTRY_DIR")
@@ -179,4 +213,6 @@ class Settings:
             max_record_bytes=int(env.get("RESIGHT_MAX_RECORD_BYTES") or cls.max_record_bytes),
             max_file_bytes=int(env.get("RESIGHT_MAX_FILE_BYTES") or cls.max_file_bytes),
             spool_dir=Path(env["RESIGHT_SPOOL_DIR"]).expanduser() if env.get("RESIGHT_SPOOL_DIR") else home / "spool",
+            sweep_grace=timedelta(hours=float(env.get("RESIGHT_SWEEP_GRACE_HOURS") or 6)),
+            from_process_env=from_process_env,
         )

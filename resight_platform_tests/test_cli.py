@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -120,15 +121,67 @@ def test_generate_refuses_more_providers_than_registered(home: Path, tmp_path: P
 # --- sql ----------------------------------------------------------------------------------------
 
 
-def test_sql_prints_a_table(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def analyst(warehouse: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An analyst role of this test's own with a password (roles are cluster-wide), dropped after."""
+    role = f"analyst_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
+    monkeypatch.setenv("RESIGHT_ANALYST_PASSWORD", f"pw-{uuid.uuid4().hex}")
+    yield role
+    _drop_role(warehouse, role)
+
+
+def test_sql_runs_as_the_analyst_by_default_and_as_the_owner_when_asked(
+    analyst: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sql", "select current_user as who", "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["who", analyst]
+    assert main(["sql", "select count(*) from ops.sources"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: permission denied for schema ops")
+    assert f"queries run as the analyst role '{analyst}'" in err and "--owner" in err
+    assert main(["sql", "delete from gold.fact_sales"]) == 1
+    assert "permission denied" in capsys.readouterr().err
+    assert main(["sql", "select current_user as who", "--csv", "--owner"]) == 0
+    owner = capsys.readouterr().out.splitlines()[1]
+    assert owner != analyst
+    assert main(["sql", "select count(*) as n from ops.sources", "--owner"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "(1 row)"
+
+
+def test_sql_says_in_one_line_when_the_analyst_cannot_log_in(
+    warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = f"analyst_{uuid.uuid4().hex[:8]}"  # no password on an external server: NOLOGIN
+    monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
+    try:
+        assert main(["sql", "select 1"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        (line,) = captured.err.splitlines()
+        assert line.startswith(f"error: cannot log in as the analyst role '{role}' (")
+        assert "not permitted to log in" in line
+        assert line.endswith("set RESIGHT_ANALYST_PASSWORD, or query as the platform's owner with --owner")
+    finally:
+        _drop_role(warehouse, role)
+
+
+def test_sql_help_says_who_the_query_runs_as(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["sql", "--help"])
+    out = capsys.readouterr().out
+    assert "--owner" in out and "analyst role" in out and "RESIGHT_ANALYST_PASSWORD" in out
+
+
+def test_sql_prints_a_table(analyst: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", "select 1 as a, 'x' as b"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "a | b\n--+--\n1 | x\n(1 row)\n"
     assert captured.err == ""
 
 
-def test_sql_runs_on_the_migrated_warehouse(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sql", "select count(*) as sources from ops.sources"]) == 0
+def test_sql_runs_on_the_migrated_warehouse(analyst: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "select count(*) as sources from ops.sources", "--owner"]) == 0
     assert capsys.readouterr().out.splitlines() == ["sources", "-------", "0      ", "(1 row)"]
     assert main(["sql", "select g as n, repeat('ab', g) as text from generate_series(1, 3) g order by g"]) == 0
     assert capsys.readouterr().out.splitlines() == [
@@ -147,7 +200,7 @@ def test_sql_and_quality_prepare_the_warehouse_with_the_analyst_role(
     role = f"analyst_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: one of this test's own
     monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
     try:
-        for argv in (["sql", "select 1"], ["quality"]):
+        for argv in (["sql", "select 1", "--owner"], ["quality"]):
             _drop_role(warehouse, role)
             assert main(argv) == 0
             with connect(warehouse) as conn:
@@ -170,27 +223,27 @@ def _drop_role(pg_url: str, role: str) -> None:
 
 
 def test_sql_statement_without_rows_prints_its_status(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sql", "create table public.notes (x int)"]) == 0
+    assert main(["sql", "create table public.notes (x int)", "--owner"]) == 0
     assert capsys.readouterr().out.strip() == "CREATE TABLE"
-    assert main(["sql", "insert into public.notes values (1), (2)"]) == 0
+    assert main(["sql", "insert into public.notes values (1), (2)", "--owner"]) == 0
     assert capsys.readouterr().out.strip() == "INSERT 0 2"
-    assert main(["sql", "select count(*) as n from public.notes"]) == 0
+    assert main(["sql", "select count(*) as n from public.notes", "--owner"]) == 0
     assert capsys.readouterr().out.splitlines() == ["n", "-", "2", "(1 row)"]
 
 
-def test_sql_csv_output(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sql_csv_output(analyst: str, capsys: pytest.CaptureFixture[str]) -> None:
     query = "select 1 as a, 'x, \"y\"' as b, null::text as c, 'line\nbreak' as d"
     assert main(["sql", query, "--csv"]) == 0
     parsed = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert parsed == [["a", "b", "c", "d"], ["1", 'x, "y"', "", "line\nbreak"]]
 
 
-def test_sql_csv_with_no_rows_prints_the_header(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sql", "select provider, feed from ops.sources", "--csv"]) == 0
-    assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == [["provider", "feed"]]
+def test_sql_csv_with_no_rows_prints_the_header(analyst: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "select provider, sku from gold.dim_product where false", "--csv"]) == 0
+    assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == [["provider", "sku"]]
 
 
-def test_sql_error_exits_1_with_the_message_on_stderr(warehouse: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sql_error_exits_1_with_the_message_on_stderr(analyst: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", "select * from no_such_table"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -464,7 +517,7 @@ def test_status_names_an_external_warehouse_without_its_credentials(
     host = parts.netloc.rsplit("@", 1)[-1]
     with_password = urlunsplit(parts._replace(netloc=f"postgres:s3cret-{uuid.uuid4().hex[:6]}@{host}"))
     monkeypatch.setenv("RESIGHT_PG_URL", with_password)  # the test server trusts local connections
-    assert main(["sql", "select 1"]) == 0  # migrated
+    assert main(["sql", "select 1", "--owner"]) == 0  # migrated
     capsys.readouterr()
     assert main(["status"]) == 0
     out = capsys.readouterr().out
@@ -473,3 +526,48 @@ def test_status_names_an_external_warehouse_without_its_credentials(
     assert "ledger:      0 files loaded" in out
     assert main(["stop"]) == 0
     assert "RESIGHT_PG_URL: `resight stop` leaves it alone" in capsys.readouterr().out
+
+
+# --- a service that is down ---------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_warehouse_that_is_down_is_one_sentence_with_the_trace_in_the_log(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, secret = _closed_port(), f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("RESIGHT_PG_URL", f"postgresql://resight:{secret}@127.0.0.1:{port}/resight")
+    for argv in (["sql", "select 1"], ["quality"]):
+        assert main(argv) == 3, argv
+        captured = capsys.readouterr()
+        (line,) = captured.err.splitlines()
+        log = home / "logs" / "resight.log"
+        assert line.startswith(
+            f"error: the warehouse (Postgres, RESIGHT_PG_URL) at postgresql://resight:***@127.0.0.1:{port}/resight"
+            " cannot be reached or went away: "
+        )
+        assert line.endswith(f"(full trace in {log})")
+        assert secret not in captured.out + captured.err
+    trace = (home / "logs" / "resight.log").read_text()
+    assert trace.count("Traceback (most recent call last)") == 2 and "OperationalError" in trace
+    assert secret not in trace
+
+
+def test_an_s3_endpoint_that_is_down_is_one_sentence(
+    home: Path, monkeypatch: pytest.MonkeyPatch, s3_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("RESIGHT_LANDING_URL", "s3://landing-bucket/landing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert main(["run"]) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"error: the object store (S3, AWS_ENDPOINT_URL) at http://127.0.0.1:{port} cannot be reached"
+    )
+    assert "Traceback" in (home / "logs" / "resight.log").read_text()

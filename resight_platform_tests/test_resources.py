@@ -6,10 +6,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from resight_platform.io.storage import open_store
-from resight_platform.resources import RegistryResource, load_registry_at
+from resight_platform.resources import RegistryResource, build_resources, load_registry_at
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, RegistryError, load_registry
 
@@ -88,3 +89,23 @@ def test_registry_resource_sees_a_registry_change_without_a_restart(tmp_path: Pa
     after = resource.load()
     assert after is not before
     assert after.value_maps.resolve("status", "pawmart", "sales", "sold") is not None
+
+
+def test_the_warehouse_url_from_the_environment_is_given_to_dagster_by_name(
+    tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESIGHT_HOME", str(tmp_path))
+    monkeypatch.setenv("RESIGHT_PG_URL", fresh_pg_url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:s3cret@127.0.0.1:9/")
+    resources = build_resources(Settings.from_env())
+    for name in ("warehouse", "warehouse_io_manager"):
+        assert isinstance(resources[name].pg_url, dg.EnvVar)
+        assert resources[name].pg_url.env_var_name == "RESIGHT_PG_URL"
+    assert resources["mlflow"].tracking_uri.env_var_name == "MLFLOW_TRACKING_URI"
+    with dg.build_resources({"warehouse": resources["warehouse"]}) as built, built.warehouse.connect() as conn:
+        assert conn.execute("select 1").fetchone() == (1,)  # resolved where it is used
+
+
+def test_a_url_given_by_a_mapping_or_a_caller_is_passed_as_it_is(tmp_path: Path, fresh_pg_url: str) -> None:
+    resources = build_resources(Settings.from_env({"RESIGHT_HOME": str(tmp_path)}), fresh_pg_url)
+    assert resources["warehouse"].pg_url == fresh_pg_url and not isinstance(resources["warehouse"].pg_url, dg.EnvVar)

@@ -6,6 +6,8 @@ import ast
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 import resight_platform
 from resight_platform.settings import AlertSettings, Settings, WatchSettings
 from resight_platform.transforms.bronze import DEFAULT_LIMITS
@@ -117,3 +119,33 @@ def test_the_spool_directory_is_under_home_unless_set(tmp_path: Path) -> None:
     assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).spool_dir == tmp_path / "spool"
     spool = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_SPOOL_DIR": str(tmp_path / "s")}).spool_dir
     assert spool == tmp_path / "s"
+
+
+def test_a_secret_is_named_by_its_variable_only_when_it_came_from_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql://resight:s3cret@db/resight"
+    monkeypatch.setenv("RESIGHT_HOME", str(tmp_path))
+    monkeypatch.setenv("RESIGHT_PG_URL", url)
+    monkeypatch.setenv("RESIGHT_ALERT_SMTP_PASSWORD", "s3cret-smtp")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = Settings.from_env()
+    assert settings.secret_variable("pg_url") == "RESIGHT_PG_URL"
+    assert settings.secret_variable("smtp_password") == "RESIGHT_ALERT_SMTP_PASSWORD"
+    assert settings.secret_variable("mlflow_tracking_uri") is None  # unset
+    assert Settings.from_env({"RESIGHT_PG_URL": url}).secret_variable("pg_url") is None  # from a mapping
+    monkeypatch.setenv("RESIGHT_PG_URL", "postgresql://other@db/x")
+    assert settings.secret_variable("pg_url") is None  # the environment no longer holds it
+
+
+def test_sweep_grace_and_smtp_ca_file(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            "RESIGHT_SWEEP_GRACE_HOURS": "0.5",
+            "RESIGHT_ALERT_SMTP_CA_FILE": str(tmp_path / "ca.pem"),
+        }
+    )
+    assert settings.sweep_grace == timedelta(minutes=30)
+    assert settings.alerts.smtp_ca_file == tmp_path / "ca.pem"
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).sweep_grace == timedelta(hours=6)

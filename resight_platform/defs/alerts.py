@@ -25,6 +25,7 @@ import dagster as dg
 from resight_platform.defs.metadata import run_partition_range
 from resight_platform.io.alerts import Failure, Message, group_failures, send_email, send_webhook
 from resight_platform.io.ops import alert_messages_since, alerted, record_alert
+from resight_platform.redact import redact_text
 from resight_platform.resources import WarehouseResource
 from resight_platform.settings import AlertSettings, Settings
 
@@ -180,8 +181,9 @@ def alert_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     try:
         sent, complete = deliver(settings, warehouse, failures, datetime.now(UTC))
     except OSError as exc:  # a destination is down: keep the cursor, retry next tick (nothing repeats)
-        context.log.error(f"alert delivery failed, will retry: {exc}")
-        return dg.SensorResult(cursor=str(after), skip_reason=f"delivery failed: {exc}")
+        reason = redact_text(str(exc))
+        context.log.error(f"alert delivery failed, will retry: {reason}")
+        return dg.SensorResult(cursor=str(after), skip_reason=f"delivery failed: {reason}")
     if not complete:
         context.log.warning(f"alert rate limit reached: {len(failures)} failures wait for the next hour's budget")
         return dg.SensorResult(cursor=str(after), skip_reason="rate limit reached; failures held")

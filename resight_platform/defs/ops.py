@@ -1,4 +1,5 @@
-"""Operations: the registry in Postgres and as dynamic partitions, and the landing-zone scan."""
+"""Operations: the registry in Postgres and as dynamic partitions, the landing-zone scan, and the
+hourly housekeeping that sweeps killed writers' temporary files."""
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,14 +13,18 @@ from resight_platform.defs.policies import RETRY
 from resight_platform.io.landing import check_listed, dead_letter, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.io.storage import ObjectInfo, ObjectStore
+from resight_platform.io.sweep import sweep_orphans
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
-from resight_platform.settings import DEFAULT_PARTITIONS_START
+from resight_platform.settings import DEFAULT_PARTITIONS_START, Settings
 from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import Registry
 
 __all__ = [
+    "HOUSEKEEPING_JOB",
     "LANDING_CONTRACT_CHECK",
     "LANDING_ZONE",
+    "housekeeping_job",
+    "housekeeping_schedule",
     "landing_contract_check",
     "landing_zone",
     "scan_landing_job",
@@ -244,3 +249,32 @@ def _dead_letter_file(
 @dg.job(description="Dead-letter misplaced or unregistered landing files: those given in config, or every one.")
 def scan_landing_job() -> None:
     scan_landing_op()
+
+
+HOUSEKEEPING_JOB = "housekeeping_job"
+
+
+@dg.op(description="Remove temporary part and spool files older than RESIGHT_SWEEP_GRACE_HOURS (killed writers').")
+def sweep_orphans_op(context: dg.OpExecutionContext, lake: StoreResource) -> dict[str, int]:
+    report = sweep_orphans(lake.store(), Settings.from_env().sweep_grace, datetime.now(UTC))
+    for path in report.removed:
+        context.log.info(f"removed orphan temporary file {path}")
+    if report.failed:
+        context.log.warning(f"{len(report.failed)} orphan temporary files could not be removed: {report.failed[:5]}")
+    summary = {"removed": len(report.removed), "bytes": report.bytes, "failed": len(report.failed)}
+    context.add_output_metadata(dict(summary))
+    return summary
+
+
+@dg.job(name=HOUSEKEEPING_JOB, description="Hourly: sweep the debris of killed runs (orphan temporary files).")
+def housekeeping_job() -> None:
+    sweep_orphans_op()
+
+
+housekeeping_schedule = dg.ScheduleDefinition(
+    name="housekeeping_schedule",
+    job=housekeeping_job,
+    cron_schedule="17 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Sweeps orphan temporary files once an hour.",
+)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+import ssl
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,10 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Literal
 
+from resight_platform.redact import redact_text
 from resight_platform.settings import AlertSettings
 
-__all__ = ["AlertSettings", "Failure", "Message", "group_failures", "send_email", "send_webhook"]
+__all__ = ["AlertSettings", "Failure", "Message", "group_failures", "send_email", "send_webhook", "smtp_tls_context"]
 
 #: Partitions and runs named in one message before "and N more".
 _SHOWN = 8
@@ -118,7 +120,12 @@ def _run_message(job: str, failures: Sequence[Failure], ui_url: str) -> Message:
 
 def group_failures(failures: Sequence[Failure], ui_url: str, limit: int) -> list[Message]:
     """At most ``limit`` messages for ``failures``: one per failing check and one per job with
-    failed runs; past the limit, the rest share one summary message (so it is still said)."""
+    failed runs; past the limit, the rest share one summary message (so it is still said). Any URL
+    a failure's text quotes (an error naming a connection string) has its password masked."""
+    return [Message(redact_text(m.subject), redact_text(m.text), m.failures) for m in _group(failures, ui_url, limit)]
+
+
+def _group(failures: Sequence[Failure], ui_url: str, limit: int) -> list[Message]:
     if limit <= 0 or not failures:
         return []
     groups: dict[tuple[str, str], list[Failure]] = defaultdict(list)
@@ -154,9 +161,24 @@ def send_webhook(url: str, message: Message, *, timeout: float = 10.0) -> None:
             raise OSError(f"webhook answered {response.status}")
 
 
+def smtp_tls_context(settings: AlertSettings) -> ssl.SSLContext:
+    """The TLS context of STARTTLS: the system's trusted CAs (plus ``smtp_ca_file`` when set),
+    the certificate and the host name verified. There is no setting that turns verification off."""
+    context = ssl.create_default_context()
+    if settings.smtp_ca_file is not None:
+        context.load_verify_locations(cafile=str(settings.smtp_ca_file))
+    return context
+
+
 def send_email(settings: AlertSettings, message: Message, *, timeout: float = 10.0) -> None:
-    """Send ``message`` to ``settings.email_to`` through the configured SMTP server."""
+    """Send ``message`` to ``settings.email_to`` through the configured SMTP server: over
+    STARTTLS with a verified certificate when ``smtp_starttls`` is set (:func:`smtp_tls_context`).
+    A password is never sent over a connection that is not encrypted."""
     assert settings.smtp_host is not None
+    if settings.smtp_password and not settings.smtp_starttls:
+        raise ValueError(
+            "RESIGHT_ALERT_SMTP_PASSWORD is set without RESIGHT_ALERT_SMTP_STARTTLS: refusing to send it unencrypted"
+        )
     email = EmailMessage()
     email["Subject"] = message.subject
     email["From"] = settings.email_from
@@ -164,7 +186,7 @@ def send_email(settings: AlertSettings, message: Message, *, timeout: float = 10
     email.set_content(message.text)
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
         if settings.smtp_starttls:
-            smtp.starttls()
+            smtp.starttls(context=smtp_tls_context(settings))
         if settings.smtp_user and settings.smtp_password:
             smtp.login(settings.smtp_user, settings.smtp_password)
         smtp.send_message(email)

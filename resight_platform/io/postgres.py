@@ -23,6 +23,9 @@ import psycopg
 import pyarrow as pa
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from resight_platform.redact import redact
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
@@ -91,7 +94,7 @@ def database_url(url: str, dbname: str) -> str:
     """The same server URL (host, port, socket, options kept) pointing at database ``dbname``."""
     parts = urlsplit(url)
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"not a postgresql:// URL: {url!r}")
+        raise ValueError(f"not a postgresql:// URL: {redact(url)!r}")
     quote_ident(dbname)
     return urlunsplit(parts._replace(path="/" + quote(dbname)))
 
@@ -100,7 +103,7 @@ def sqlalchemy_url(url: str) -> str:
     """``postgresql://…`` → ``postgresql+psycopg2://…`` (the driver Dagster's storage needs)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"not a postgresql:// URL: {url!r}")
+        raise ValueError(f"not a postgresql:// URL: {redact(url)!r}")
     return f"postgresql+psycopg2://{rest}"
 
 
@@ -196,13 +199,14 @@ def stop_embedded_pg(data_dir: Path) -> bool:
     return True
 
 
-def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """A psycopg 3 connection with the session time zone set to UTC.
+def connect(url: str, *, autocommit: bool = True, **params: str) -> psycopg.Connection[Any]:
+    """A psycopg 3 connection with the session time zone set to UTC; ``params`` override the
+    URL's connection parameters (``user``, ``password``).
 
     Autocommit by default: the write functions here open their own transaction blocks, so nothing
     is left half-open between calls.
     """
-    conn = psycopg.connect(url, autocommit=autocommit)
+    conn = psycopg.connect(make_conninfo(url, **params) if params else url, autocommit=autocommit)
     conn.execute("SET TIME ZONE 'UTC'")
     if not autocommit:
         conn.commit()

@@ -9,7 +9,11 @@ are configuration, so this is Python rather than a migration script.
   server's ``password_encryption`` before it is sent, so no log line holds it). Without one a new
   role is created ``NOLOGIN`` (a group role: ``GRANT analyst TO alice`` gives a person its
   rights), and an existing role's login is left as it was, so a restart without the variable
-  never locks out a role a DBA enabled.
+  never locks out a role a DBA enabled. The embedded server (no TCP, trust on its own socket,
+  where anyone who reaches the socket is already its superuser) gives the role ``LOGIN`` without
+  a password (``login=True``), so ``resight sql`` runs as the analyst there with no setup.
+- **Sessions as the analyst** (:func:`connect_as`) log in as the role itself: ``SET ROLE`` from
+  the owner's session would not do, since a query could ``RESET ROLE``.
 - **Rights**, made exact on every start: ``CONNECT`` on the database; ``USAGE`` and ``SELECT`` on
   every table in ``gold`` and ``marts``, and default privileges so that tables the platform
   creates there later (a new day partition of ``fact_sales``, a new mart) are readable too;
@@ -36,9 +40,9 @@ import psycopg
 from psycopg import sql
 
 from resight_platform.io.ops import MIGRATION_LOCK
-from resight_platform.io.postgres import quote_ident
+from resight_platform.io.postgres import connect, quote_ident
 
-__all__ = ["ANALYST_SCHEMAS", "PRIVATE_SCHEMAS", "AnalystRole", "ensure_analyst_role"]
+__all__ = ["ANALYST_SCHEMAS", "PRIVATE_SCHEMAS", "AnalystRole", "connect_as", "ensure_analyst_role"]
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +59,12 @@ _PAUSE = 0.01
 
 @dataclass(frozen=True)
 class AnalystRole:
-    """The analyst role's name (a validated identifier) and its password (never in ``repr``)."""
+    """The analyst role's name (a validated identifier), its password (never in ``repr``), and
+    whether it may log in without one (the embedded server's trusted socket)."""
 
     name: str = "analyst"
     password: str | None = field(default=None, repr=False)
+    login: bool = False
 
     def __post_init__(self) -> None:
         quote_ident(self.name)  # ValueError naming the bad name
@@ -74,6 +80,12 @@ def ensure_analyst_role(conn: psycopg.Connection[Any], role: AnalystRole) -> boo
     return True
 
 
+def connect_as(url: str, role: AnalystRole) -> psycopg.Connection[Any]:
+    """A session on the server and database of ``url`` logged in as ``role`` (its own password,
+    or none where the server trusts the connection): what the role may do, and nothing more."""
+    return connect(url, user=role.name, password=role.password or "")
+
+
 def _exists(cur: psycopg.Cursor[Any], name: str) -> bool:
     return cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is not None
 
@@ -84,6 +96,9 @@ def _ensure_role(conn: psycopg.Connection[Any], role: AnalystRole) -> bool:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 exists = _exists(cur, role.name)
+                if role.password is None and role.login:
+                    cur.execute(sql.SQL("{} ROLE {} LOGIN").format(sql.SQL("ALTER" if exists else "CREATE"), ident))
+                    return True
                 if role.password is None:
                     if not exists:
                         cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(ident))

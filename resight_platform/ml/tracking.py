@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME
+from resight_platform.redact import redact
 
 __all__ = [
     "EXPERIMENT",
@@ -133,7 +134,8 @@ def load_champion(tracking_uri: str) -> tuple[Any, int]:
     try:
         version = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
     except MlflowException as error:
-        raise LookupError(f"no {champion_uri()} in {tracking_uri}: train a model that beats the baseline") from error
+        where = redact(tracking_uri)
+        raise LookupError(f"no {champion_uri()} in {where}: train a model that beats the baseline") from error
     return estimator_of(mlflow.pyfunc.load_model(champion_uri())), int(version.version)
 
 

@@ -5,81 +5,28 @@ check evaluations, in a real Dagster instance; the ledger of deliveries is in th
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import dagster as dg
 import pytest
-from aiosmtpd.controller import Controller
 
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, sqlalchemy_url
 from resight_platform.resources import WarehouseResource
-
-
-@dataclass
-class Webhook:
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    failing: bool = False
+from resight_platform_tests.alert_servers import Mailbox, Webhook, serve_mailbox, serve_webhook
 
 
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
-    hook = Webhook(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if hook.failing:
-                self.send_response(503)
-                self.end_headers()
-                return
-            hook.received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:  # keep test output quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield hook
-    server.shutdown()
-
-
-@dataclass
-class Mailbox:
-    port: int
-    messages: list[Any] = field(default_factory=list)
+    with serve_webhook() as hook:
+        yield hook
 
 
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox(port=0)
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            box.messages.append(message_from_bytes(envelope.content))
-            return "250 OK"
-
-    with socket.socket() as probe:  # a free port (aiosmtpd checks its server by connecting to it)
-        probe.bind(("127.0.0.1", 0))
-        box.port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=box.port)
-    controller.start()
-    yield box
-    controller.stop()
+    with serve_mailbox() as box:
+        yield box
 
 
 @pytest.fixture

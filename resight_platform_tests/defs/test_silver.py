@@ -150,7 +150,10 @@ def test_partitions_cleaned_together_equal_each_partition_cleaned_alone(
         silver = read_table(lake, ["silver", "sales"], [_partition(key)]).collect()
         assert_frame_equal(silver, alone.valid)  # the same rows, columns, types and order
         quarantine = read_table(lake, ["quarantine", "sales"], [_partition(key)]).collect()
-        assert_frame_equal(quarantine, alone.quarantine)
+        if alone.quarantine.height:
+            assert_frame_equal(quarantine, alone.quarantine)
+        else:  # an empty partition has no file
+            assert quarantine.is_empty() and not quarantine.columns
         day, provider = key.split("|")
         stored = _rows(
             daemon,
