@@ -37,6 +37,8 @@ setup(
             "moto[server]>=5.0,<6",
             # a local SMTP server the alert tests send to
             "aiosmtpd>=1.4,<2",
+            # the test CA and certificates of the STARTTLS alert server (resight_platform_tests/alert_servers.py)
+            "cryptography>=42",
             # benchmark peers and probes (bench/), smoke-tested in the suite
             "pandas>=2.2,<4",
             "psutil>=5.9",
