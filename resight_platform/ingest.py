@@ -25,6 +25,7 @@ import polars as pl
 from resight_platform.io.landing import SYMLINK, HashingReader, LandedFile, dead_letter, list_partition_files
 from resight_platform.io.ops import FileRecord
 from resight_platform.io.storage import ObjectInfo, ObjectStore, UnsafeKey
+from resight_platform.io.streams import RESTART, RestartPartition
 from resight_platform.sources.landing import LandingKeyError
 from resight_platform.sources.registry import Registry
 from resight_platform.transforms.bronze import (
@@ -53,16 +54,10 @@ Listed = LandedFile | tuple[ObjectInfo, LandingKeyError]
 K = TypeVar("K")
 
 
-class Restart:
-    """Yielded in place of a frame: drop what was written of the partition so far (a file failed
-    after some of its rows were yielded); the frames that follow are the partition again."""
-
-    def __repr__(self) -> str:
-        return "RESTART"
-
-
-#: The one :class:`Restart` item.
-RESTART = Restart()
+#: Yielded in place of a frame: drop what was written of the partition so far (a file failed
+#: after some of its rows were yielded); the frames that follow are the partition again. The lake's
+#: own marker (``io/streams.py``), so a partition's items go to its writer as they are.
+Restart = RestartPartition
 
 
 def listed_key(item: Listed) -> str:

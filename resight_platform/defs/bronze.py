@@ -10,8 +10,8 @@ import polars as pl
 from resight_platform.defs.metadata import OWNERS, RUN_KEY_TAG, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
 from resight_platform.defs.policies import RETRY
-from resight_platform.ingest import Restart, ingest_partitions, listed_key, partition_listing
-from resight_platform.io.lake import RESTART, PartitionStream, RestartPartition
+from resight_platform.ingest import ingest_partitions, listed_key, partition_listing
+from resight_platform.io.lake import PartitionStream, RestartPartition
 from resight_platform.io.ops import FileRecord, close_vanished, known_checksums, record_files
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.sources.registry import FEEDS
@@ -64,7 +64,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: Re
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
             # One slice of one file at a time: memory holds a slice, not the file, partition or run.
-            for partition_key, item in ingest_partitions(
+            yield from ingest_partitions(
                 partitions,
                 landing=landing_store,
                 dead_letters=dead_store,
@@ -78,8 +78,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: Re
                 ),
                 limits=limits,
                 spool_dir=landing.spool_path(),
-            ):
-                yield partition_key, RESTART if isinstance(item, Restart) else item
+            )
             with warehouse.connect() as conn:
                 record_files(conn, records, run_id=context.run.run_id, now=now)
                 run_key = context.run.tags.get(RUN_KEY_TAG)

@@ -255,8 +255,11 @@ HOUSEKEEPING_JOB = "housekeeping_job"
 
 
 @dg.op(description="Remove temporary part and spool files older than RESIGHT_SWEEP_GRACE_HOURS (killed writers').")
-def sweep_orphans_op(context: dg.OpExecutionContext, lake: StoreResource) -> dict[str, int]:
-    report = sweep_orphans(lake.store(), Settings.from_env().sweep_grace, datetime.now(UTC))
+def sweep_orphans_op(context: dg.OpExecutionContext, lake: StoreResource, landing: StoreResource) -> dict[str, int]:
+    spool = landing.spool_path()
+    report = sweep_orphans(
+        lake.store(), Settings.from_env().sweep_grace, datetime.now(UTC), spool_dirs=[spool] if spool else []
+    )
     for path in report.removed:
         context.log.info(f"removed orphan temporary file {path}")
     if report.failed:

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from resight_platform.io.storage import PARTITION_FILE, UNPARTITIONED_FILE, ObjectStore, S3Store, open_store
+from resight_platform.io.streams import RESTART, RestartPartition
 
 __all__ = [
     "CHUNK_ROWS",
@@ -293,18 +294,6 @@ def _as_frame(value: Any, what: str) -> pl.DataFrame:
     if isinstance(value, pl.LazyFrame):
         return value.collect()
     raise TypeError(f"{what}: expected a polars DataFrame or LazyFrame, got {type(value).__name__}")
-
-
-class RestartPartition:
-    """A stream item that discards what was written of its partition so far (a source file failed
-    after some of its rows were streamed); the chunks that follow write the partition again."""
-
-    def __repr__(self) -> str:
-        return "RESTART"
-
-
-#: The one :class:`RestartPartition` item.
-RESTART = RestartPartition()
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,15 +71,21 @@ def _temporary_files(directory: Path) -> Iterator[os.DirEntry[str]]:
 
 
 def orphan_files(
-    lake: ObjectStore, grace: timedelta, now: datetime, temp_dir: Path | None = None
+    lake: ObjectStore,
+    grace: timedelta,
+    now: datetime,
+    temp_dir: Path | None = None,
+    spool_dirs: Sequence[Path] = (),
 ) -> list[tuple[Path, int]]:
-    """Temporary files of the lake (when it is local) and of the system's temporary directory
-    last modified more than ``grace`` before ``now``: their paths and sizes."""
+    """Temporary files of the lake (when it is local), of the system's temporary directory and of
+    the landing reads' spool directories (``RESIGHT_SPOOL_DIR``) last modified more than ``grace``
+    before ``now``: their paths and sizes."""
     cutoff = (now - grace).timestamp()
     candidates: list[os.DirEntry[str]] = []
     if isinstance(lake, LocalStore):
         candidates += [e for e in _walk(lake.root) if e.name.endswith(TMP_SUFFIX)]
-    candidates += list(_temporary_files(temp_dir or Path(tempfile.gettempdir())))
+    for directory in (temp_dir or Path(tempfile.gettempdir()), *spool_dirs):
+        candidates += list(_temporary_files(directory))
     found = []
     for entry in candidates:
         try:
@@ -91,10 +97,12 @@ def orphan_files(
     return sorted(found)
 
 
-def sweep_orphans(lake: ObjectStore, grace: timedelta, now: datetime, temp_dir: Path | None = None) -> SweepReport:
+def sweep_orphans(
+    lake: ObjectStore, grace: timedelta, now: datetime, temp_dir: Path | None = None, spool_dirs: Sequence[Path] = ()
+) -> SweepReport:
     """Remove :func:`orphan_files`; a file that cannot be removed is reported, not raised."""
     report = SweepReport()
-    for path, size in orphan_files(lake, grace, now, temp_dir):
+    for path, size in orphan_files(lake, grace, now, temp_dir, spool_dirs):
         try:
             path.unlink()
         except FileNotFoundError:

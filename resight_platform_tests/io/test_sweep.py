@@ -109,8 +109,17 @@ def test_the_housekeeping_job_sweeps_with_the_grace_of_the_settings(
     monkeypatch.setenv("RESIGHT_SWEEP_GRACE_HOURS", "1")
     old = _killed_writer(lake)
     _age(old, 2)
-    size = old.stat().st_size
-    result = housekeeping_job.execute_in_process(resources={"lake": StoreResource(url=str(lake))})
+    spool = tmp_path / "spool"  # RESIGHT_SPOOL_DIR: a landing read's copy left by a killed run
+    spool.mkdir()
+    spooled = spool / "resight-spool-abc"
+    spooled.write_bytes(b"x" * 10)
+    _age(spooled, 2)
+    size = old.stat().st_size + 10
+    resources = {
+        "lake": StoreResource(url=str(lake)),
+        "landing": StoreResource(url=str(tmp_path / "landing"), spool_dir=str(spool)),
+    }
+    result = housekeeping_job.execute_in_process(resources=resources)
     assert result.success
-    assert result.output_for_node("sweep_orphans_op") == {"removed": 1, "bytes": size, "failed": 0}
-    assert not old.exists()
+    assert result.output_for_node("sweep_orphans_op") == {"removed": 2, "bytes": size, "failed": 0}
+    assert not old.exists() and not spooled.exists()
