@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import gzip
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -40,6 +41,7 @@ from resight_platform.transforms.bronze import (
 
 __all__ = [
     "RESTART",
+    "Ingestion",
     "Listed",
     "Restart",
     "ingest_partition",
@@ -60,6 +62,25 @@ K = TypeVar("K")
 Restart = RestartPartition
 
 
+@dataclass(frozen=True)
+class Ingestion:
+    """What every partition of one ingestion is read with: where files land and where refused ones
+    go, the registry, the feed, the ledger's ``key -> (checksum, status)`` (bytes already
+    dead-lettered are not copied again), the run's time, the slice size, the read limits
+    (``record_too_long``, ``too_large``) and the spool directory for dead-lettering (the system's
+    temporary directory when None)."""
+
+    landing: ObjectStore
+    dead_letters: ObjectStore
+    registry: Registry
+    feed: str
+    already_dead: Mapping[str, tuple[str, str]]
+    now: datetime
+    slice_bytes: int = SLICE_BYTES
+    limits: ReadLimits = DEFAULT_LIMITS
+    spool_dir: Path | None = None
+
+
 def listed_key(item: Listed) -> str:
     """The landing key of a listed object."""
     return item.info.key if isinstance(item, LandedFile) else item[0].key
@@ -77,53 +98,25 @@ def partition_listing(
 
 
 def ingest_partition(
-    *,
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    registry: Registry,
-    feed: str,
-    day: date,
-    listing: Sequence[tuple[str, Listed]],
-    already_dead: dict[str, tuple[str, str]],
-    now: datetime,
-    records: list[FileRecord],
-    slice_bytes: int = SLICE_BYTES,
-    limits: ReadLimits = DEFAULT_LIMITS,
-    spool_dir: Path | None = None,
+    ingestion: Ingestion, day: date, listing: Sequence[tuple[str, Listed]], records: list[FileRecord]
 ) -> Iterator[pl.DataFrame | Restart]:
     """The bronze frames of one (date, source) partition, file by file and slice by slice; each
     file's ledger record is appended to ``records`` once the partition is complete.
 
-    ``listing`` pairs each provider with an object of its partition folder (:func:`partition_listing`);
-    ``already_dead`` is the ledger's ``key -> (checksum, status)``, so bytes already dead-lettered
-    are not copied again. A file that cannot be read is copied to dead-letter and the rest of the
+    ``listing`` pairs each provider with an object of its partition folder (:func:`partition_listing`).
+    A file that cannot be read is copied to dead-letter and the rest of the
     partition loads. A file loads whole or not at all: when one fails after some of its slices were
     yielded (a bad record near its end), the generator yields :data:`RESTART` and reads the
     partition again without it, so the writer drops the partial rows. That costs a second pass only
-    over a partition holding such a file. ``limits`` caps a record and a file (``record_too_long``,
-    ``too_large``: dead-lettered like any unreadable file, on the first attempt). A file read with
-    no rows (a header only, ``[]``) is ledgered ``loaded`` with zero counts: silver sees none of it.
-    ``spool_dir`` holds the temporary copies made while dead-lettering (the system's temporary
-    directory when None).
+    over a partition holding such a file. The read limits cap a record and a file: such a file is
+    dead-lettered like any unreadable one, on the first attempt. A file read with no rows (a header
+    only, ``[]``) is ledgered ``loaded`` with zero counts: silver sees none of it.
     """
     refused: dict[str, FileRecord] = {}
     while True:
         done: list[FileRecord] = []
         restart = False
-        for item in _one_pass(
-            landing=landing,
-            dead_letters=dead_letters,
-            registry=registry,
-            feed=feed,
-            day=day,
-            listing=listing,
-            already_dead=already_dead,
-            now=now,
-            refused=refused,
-            slice_bytes=slice_bytes,
-            limits=limits,
-            spool_dir=spool_dir,
-        ):
+        for item in _one_pass(ingestion, day, listing, refused):
             if isinstance(item, pl.DataFrame):
                 yield item
                 continue
@@ -140,19 +133,10 @@ def ingest_partition(
 
 
 def ingest_partitions(
+    ingestion: Ingestion,
     partitions: Iterable[tuple[K, date, Sequence[tuple[str, Listed]]]],
-    *,
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    registry: Registry,
-    feed: str,
-    already_dead: dict[str, tuple[str, str]],
-    now: datetime,
     records: list[FileRecord],
     on_dead_letter: Callable[[FileRecord], None] | None = None,
-    slice_bytes: int = SLICE_BYTES,
-    limits: ReadLimits = DEFAULT_LIMITS,
-    spool_dir: Path | None = None,
 ) -> Iterator[tuple[K, pl.DataFrame | Restart]]:
     """:func:`ingest_partition` over ``(partition, day, listing)`` triples, each partition's items
     together and every partition at least once (an empty bronze frame when none of its files
@@ -160,50 +144,32 @@ def ingest_partitions(
     (unless the ledger had these very bytes dead-lettered already) once its partition is complete."""
     for partition, day, listing in partitions:
         empty, first = True, len(records)
-        for item in ingest_partition(
-            landing=landing,
-            dead_letters=dead_letters,
-            registry=registry,
-            feed=feed,
-            day=day,
-            listing=listing,
-            already_dead=already_dead,
-            now=now,
-            records=records,
-            slice_bytes=slice_bytes,
-            limits=limits,
-            spool_dir=spool_dir,
-        ):
+        for item in ingest_partition(ingestion, day, listing, records):
             empty = isinstance(item, Restart)  # nothing of the partition written since
             yield partition, item
         if on_dead_letter is not None:
             for record in records[first:]:
-                if record.status == "dead_lettered" and already_dead.get(record.file_key) != (
+                if record.status == "dead_lettered" and ingestion.already_dead.get(record.file_key) != (
                     record.checksum,
                     "dead_lettered",
                 ):
                     on_dead_letter(record)
         if empty:
-            yield partition, empty_bronze(feed)
+            yield partition, empty_bronze(ingestion.feed)
 
 
 def _one_pass(
-    *,
-    landing: ObjectStore,
-    dead_letters: ObjectStore,
-    registry: Registry,
-    feed: str,
-    day: date,
-    listing: Sequence[tuple[str, Listed]],
-    already_dead: dict[str, tuple[str, str]],
-    now: datetime,
-    refused: dict[str, FileRecord],
-    slice_bytes: int,
-    limits: ReadLimits,
-    spool_dir: Path | None,
+    ingestion: Ingestion, day: date, listing: Sequence[tuple[str, Listed]], refused: dict[str, FileRecord]
 ) -> Iterator[pl.DataFrame | tuple[FileRecord, bool]]:
     """Frames of each file read, then ``(record, partial)`` per file: ``partial`` when the file was
     refused after some of its frames were yielded. Files in ``refused`` are not read again."""
+    landing, registry, feed, now, limits = (
+        ingestion.landing,
+        ingestion.registry,
+        ingestion.feed,
+        ingestion.now,
+        ingestion.limits,
+    )
     for provider, item in listing:
         source = registry.source(provider, feed)
         if isinstance(item, LandedFile):
@@ -234,7 +200,7 @@ def _one_pass(
                             key=info.key,
                             business_date=day,
                             ingested_at=now,
-                            slice_bytes=slice_bytes,
+                            slice_bytes=ingestion.slice_bytes,
                             whole=functools.partial(_read_document, landing, info.key, limits),
                             on_drift=drift.append,
                             limits=limits,
@@ -282,15 +248,15 @@ def _one_pass(
         try:
             uri, digest, size, detail = dead_letter(
                 landing,
-                dead_letters,
+                ingestion.dead_letters,
                 info.key,
                 code,
                 detail,
                 now,
                 digest,
                 size,
-                already_dead.get(info.key),
-                spool_dir,
+                ingestion.already_dead.get(info.key),
+                ingestion.spool_dir,
             )
         except (OSError, ValueError) as exc:  # the file stays in the landing zone; a later run copies it
             digest, size = None, size or info.size

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from resight_platform.ingest import Restart, ingest_partition, ingest_partitions, partition_listing
+from resight_platform.ingest import Ingestion, Restart, ingest_partition, ingest_partitions, partition_listing
 from resight_platform.io.landing import list_partition_files
 from resight_platform.io.ops import FileRecord
 from resight_platform.io.storage import LocalStore
@@ -44,18 +44,8 @@ def _ingest(
     written: list[pl.DataFrame] = []
     records: list[FileRecord] = []
     restarts = 0
-    for item in ingest_partition(
-        landing=landing,
-        dead_letters=dead,
-        registry=registry,
-        feed="sales",
-        day=DAY,
-        listing=listing,
-        already_dead=already_dead or {},
-        now=NOW,
-        records=records,
-        slice_bytes=1500,
-    ):
+    ingestion = Ingestion(landing, dead, registry, "sales", already_dead or {}, NOW, slice_bytes=1500)
+    for item in ingest_partition(ingestion, DAY, listing, records):
         if isinstance(item, Restart):
             written, restarts = [], restarts + 1
         else:
@@ -138,16 +128,9 @@ def _ingest_day(
     records: list[FileRecord] = []
     written: list[tuple[str, pl.DataFrame]] = []
     told: list[FileRecord] = []
+    ingestion = Ingestion(landing, dead, registry, feed, {}, NOW)
     for partition, item in ingest_partitions(
-        [(f"{day}|{provider}", day, listing)],
-        landing=landing,
-        dead_letters=dead,
-        registry=registry,
-        feed=feed,
-        already_dead={},
-        now=NOW,
-        records=records,
-        on_dead_letter=told.append,
+        ingestion, [(f"{day}|{provider}", day, listing)], records, on_dead_letter=told.append
     ):
         assert not isinstance(item, Restart)
         written.append((partition, item))
@@ -295,15 +278,9 @@ def test_a_name_no_store_may_read_is_that_files_outcome_and_leaves_no_spool(tmp_
     written = [
         item
         for _, item in ingest_partitions(
+            Ingestion(landing, dead, registry, "sales", {}, NOW, spool_dir=spool_dir),
             [("p", DAY, partition_listing(landing, registry, ["pawmart"], "sales", DAY))],
-            landing=landing,
-            dead_letters=dead,
-            registry=registry,
-            feed="sales",
-            already_dead={},
-            now=NOW,
-            records=records,
-            spool_dir=spool_dir,
+            records,
         )
     ]
 
@@ -341,14 +318,7 @@ def test_a_file_turned_into_a_link_or_gone_after_the_listing_is_its_own_outcome(
     frames = [
         item
         for _, item in ingest_partitions(
-            [("p", DAY, listing)],
-            landing=landing,
-            dead_letters=dead,
-            registry=registry,
-            feed="sales",
-            already_dead={},
-            now=NOW,
-            records=records,
+            Ingestion(landing, dead, registry, "sales", {}, NOW), [("p", DAY, listing)], records
         )
     ]
 

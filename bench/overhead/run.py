@@ -46,7 +46,7 @@ def plain_partition(settings: Any, pg_url: str) -> int:
     import polars as pl
 
     from resight_platform.defs.silver import quarantine_table
-    from resight_platform.ingest import Restart, ingest_partition
+    from resight_platform.ingest import Ingestion, Restart, ingest_partition
     from resight_platform.io.lake import PartitionFileWriter, partition_path, write_partition
     from resight_platform.io.landing import LandedFile, list_partition_files
     from resight_platform.io.ops import known_checksums, record_files, record_silver
@@ -65,17 +65,8 @@ def plain_partition(settings: Any, pg_url: str) -> int:
         keys = [item.info.key if isinstance(item, LandedFile) else item[0].key for _, item in listing]
         records: list[Any] = []
         writer = PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))
-        for item in ingest_partition(
-            landing=landing,
-            dead_letters=dead,
-            registry=registry,
-            feed=FEED,
-            day=DAY,
-            listing=listing,
-            already_dead=known_checksums(conn, keys),
-            now=now,
-            records=records,
-        ):
+        ingestion = Ingestion(landing, dead, registry, FEED, known_checksums(conn, keys), now)
+        for item in ingest_partition(ingestion, DAY, listing, records):
             if isinstance(item, Restart):
                 writer.abort()
                 writer = PartitionFileWriter(lake, partition_path(["bronze", FEED], partition))

@@ -10,7 +10,7 @@ import polars as pl
 from resight_platform.defs.metadata import OWNERS, RUN_KEY_TAG, table_schema_from_polars
 from resight_platform.defs.partitions import providers_of, split_key
 from resight_platform.defs.policies import RETRY
-from resight_platform.ingest import ingest_partitions, listed_key, partition_listing
+from resight_platform.ingest import Ingestion, ingest_partitions, listed_key, partition_listing
 from resight_platform.io.lake import PartitionStream, RestartPartition
 from resight_platform.io.ops import FileRecord, close_vanished, known_checksums, record_files
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
@@ -64,20 +64,16 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: Re
 
         def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
             # One slice of one file at a time: memory holds a slice, not the file, partition or run.
+            ingestion = Ingestion(
+                landing_store, dead_store, reg, feed, already_dead, now, limits=limits, spool_dir=landing.spool_path()
+            )
             yield from ingest_partitions(
+                ingestion,
                 partitions,
-                landing=landing_store,
-                dead_letters=dead_store,
-                registry=reg,
-                feed=feed,
-                already_dead=already_dead,
-                now=now,
-                records=records,
+                records,
                 on_dead_letter=lambda r: context.log.warning(
                     f"dead-lettered {r.file_key!r}: {r.error_code}: {r.error}"
                 ),
-                limits=limits,
-                spool_dir=landing.spool_path(),
             )
             with warehouse.connect() as conn:
                 record_files(conn, records, run_id=context.run.run_id, now=now)

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from resight_platform.definitions import build_definitions
-from resight_platform.ingest import Restart, ingest_partitions, partition_listing
+from resight_platform.ingest import Ingestion, Restart, ingest_partitions, partition_listing
 from resight_platform.io.ops import FileRecord, known_checksums, migrate, record_files, record_silver
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import LocalStore
@@ -368,18 +368,8 @@ def _ingest_all(
     partitions = [(p, DAY, partition_listing(landing, registry, [p], "sales", DAY)) for p in providers]
     written: dict[str, list[pl.DataFrame]] = {}
     records: list[FileRecord] = []
-    for partition, item in ingest_partitions(
-        partitions,
-        landing=landing,
-        dead_letters=dead,
-        registry=registry,
-        feed="sales",
-        already_dead=already_dead,
-        now=NOW,
-        records=records,
-        slice_bytes=SLICE_BYTES,
-        limits=LIMITS,
-    ):
+    ingestion = Ingestion(landing, dead, registry, "sales", already_dead, NOW, slice_bytes=SLICE_BYTES, limits=LIMITS)
+    for partition, item in ingest_partitions(ingestion, partitions, records):
         if isinstance(item, Restart):
             written[partition] = []
         else:
