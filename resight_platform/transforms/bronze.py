@@ -864,7 +864,6 @@ def _json_pieces(
     text_blocks: Iterator[bytes] | Iterator[bytearray] = (
         _cr_line_ends(decoded) if lines else _array_as_lines(_first_kept(decoded, head))
     )
-    nested = [(name, _nested_key_pattern(name)) for name in layout]
     present: set[str] = set()
     seen: dict[str, None] = {}  # top-level keys of sampled records, in the order first seen
     rows = 0
@@ -874,8 +873,7 @@ def _json_pieces(
                 frame = pl.read_ndjson(io.BytesIO(text), schema=schema)
             except _PARSE_ERRORS as exc:
                 raise FileRejected("unparseable", f"{kind} could not be parsed: {_trim(exc)}") from exc
-            for name, pattern in nested:
-                _refuse_nested(text, name, pattern, rows)
+            _refuse_nested(text, layout, rows)
             present.update(name for name in layout if name not in present and _has_json_key(text, name))
             seen.update(dict.fromkeys(_record_keys(text, KEY_SAMPLE)))
             del text
@@ -925,18 +923,20 @@ def _wrapped(key: str) -> FileRejected:
     )
 
 
-def _nested_key_pattern(name: str) -> re.Pattern[bytes]:
-    """``"name":`` followed by an object or an array (not inside a string value)."""
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8")
-    return re.compile(rb'(?<!\\)"' + re.escape(quoted) + rb'"\s*:\s*[\[{]')
+#: Where a value may open an object or an array: a colon, then ``{`` or ``[``. It starts with a
+#: literal, so the search runs at memory speed; flat records (the norm) have no candidate at all.
+_NESTED_CANDIDATE = re.compile(rb":\s*[\[{]")
 
 
-def _refuse_nested(text: bytes, name: str, pattern: re.Pattern[bytes], before: int) -> None:
-    """Refuse the file if a record of the JSON Lines ``text`` holds an object or an array under its
-    top-level key ``name`` (the pattern finds candidates; the record's own parse decides, so the
-    same key inside another value is no matter)."""
+def _refuse_nested(text: bytes, layout: Mapping[str, str], before: int) -> None:
+    """Refuse the file if a record of the JSON Lines ``text`` holds an object or an array under one
+    of the top-level keys of ``layout``. The search finds candidates (``"key": {`` or ``: [``, also
+    inside a string value); the record's own parse decides, so the same text inside a string, or a
+    nested value under a key bronze does not read, is no matter."""
+    if b"[" not in text and text.count(b"{") == text.count(b"\n{") + text.startswith(b"{"):
+        return  # every brace opens its line's record: nothing is nested (the common case)
     at = 0
-    while (found := pattern.search(text, at)) is not None:
+    while (found := _NESTED_CANDIDATE.search(text, at)) is not None:
         start = text.rfind(b"\n", 0, found.start()) + 1
         end = text.find(b"\n", found.end())
         end = len(text) if end < 0 else end
@@ -944,8 +944,11 @@ def _refuse_nested(text: bytes, name: str, pattern: re.Pattern[bytes], before: i
             record = json.loads(text[start:end])
         except (ValueError, RecursionError):
             record = None  # the parser already read it; a line it took is JSON
-        if isinstance(record, dict) and isinstance(record.get(name), dict | list):
-            raise _nested_value(name, before + sum(1 for line in text[:start].split(b"\n") if line.strip()) + 1)
+        if isinstance(record, dict):
+            for name in layout:
+                if isinstance(record.get(name), dict | list):
+                    line = before + sum(1 for line in text[:start].split(b"\n") if line.strip()) + 1
+                    raise _nested_value(name, line)
         at = end
 
 
