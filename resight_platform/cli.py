@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -310,40 +311,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 target.unlink()
     landing = open_store(settings.landing_url, settings.aws_endpoint_url)
     objects = sum(1 for _ in landing.list())
-    if objects == 0:
-        _say(f"generating a sample: {args.providers} providers x {args.days} days into {settings.landing_url}")
-        manifest = generate(
-            settings.landing_url,
-            providers=args.providers,
-            days=args.days,
-            start=date.fromisoformat(args.start),
-            seed=args.seed,
-            endpoint_url=settings.aws_endpoint_url,
+    with contextlib.ExitStack() as stack:
+        # The warehouse starts (a server process, migrations) while the sample is generated, and
+        # the history comes from a second process meanwhile: the start no longer waits in line.
+        warehouse = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="warehouse")).submit(
+            _start_warehouse, settings
         )
-        if args.history_weeks > 0:
-            _demo_history(settings, args, manifest)
-    else:
-        sample = _sample_manifest(settings)
-        if sample is None or sample.files["written"] != objects:
-            what = "no sample manifest beside it" if sample is None else f"the sample wrote {sample.files['written']}"
-            print(
-                f"error: the landing zone {settings.landing_url} holds {objects} files that are not the demo's sample"
-                f" ({what}). `resight run` loads what is there; `resight demo --fresh` replaces it with the sample"
-                " (it deletes the embedded landing zone and lake).",
-                file=sys.stderr,
+        if objects == 0:
+            history = _start_history(settings, args, stack) if args.history_weeks > 0 else None
+            _say(f"generating a sample: {args.providers} providers x {args.days} days into {settings.landing_url}")
+            manifest = generate(
+                settings.landing_url,
+                providers=args.providers,
+                days=args.days,
+                start=date.fromisoformat(args.start),
+                seed=args.seed,
+                endpoint_url=settings.aws_endpoint_url,
             )
-            return 2
-        _say(f"the landing zone already holds the demo's sample ({objects} files): loading it again")
-    pg_url, report = _run_platform(settings, landing)
+            if history is not None:
+                _finish_history(settings, manifest, history)
+        else:
+            sample = _sample_manifest(settings)
+            if sample is None or sample.files["written"] != objects:
+                written = None if sample is None else sample.files["written"]
+                what = "no sample manifest beside it" if sample is None else f"the sample wrote {written}"
+                print(
+                    f"error: the landing zone {settings.landing_url} holds {objects} files that are not the demo's"
+                    f" sample ({what}). `resight run` loads what is there; `resight demo --fresh` replaces it with"
+                    " the sample (it deletes the embedded landing zone and lake).",
+                    file=sys.stderr,
+                )
+                return 2
+            _say(f"the landing zone already holds the demo's sample ({objects} files): loading it again")
+        started_warehouse = warehouse.result()
+    pg_url, report = _run_platform(settings, landing, started_warehouse)
     _say(f"\npipeline finished in {time.perf_counter() - started:.0f}s ({len(report.runs)} runs)\n")
     print_summary(settings, pg_url)
     return 0
 
 
-def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
-    """Start the warehouse and run every job over what the landing zone holds (``run_pipeline``
-    on the Dagster instance of ``instance_env``): the warehouse URL and the pipeline's report.
-    A failed job raises ``RuntimeError``."""
+def _start_warehouse(settings: Any) -> tuple[str, dict[str, str]]:
+    """Start (or reach) the warehouse, migrated: its URL and the Dagster instance's environment."""
+    _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
+    pg_url, conn = _connect_warehouse(settings)
+    conn.close()
+    return pg_url, instance_env(settings, pg_url)
+
+
+def _run_platform(settings: Any, landing: Any, warehouse: tuple[str, dict[str, str]] | None = None) -> tuple[str, Any]:
+    """Start the warehouse (unless ``warehouse``, from :func:`_start_warehouse`, says it is up)
+    and run every job over what the landing zone holds (``run_pipeline`` on the Dagster instance
+    of ``instance_env``): the warehouse URL and the pipeline's report. A failed job raises
+    ``RuntimeError``."""
     import dagster as dg
 
     from resight_platform.definitions import build_definitions
@@ -351,10 +370,7 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
     from resight_platform.resources import load_registry_at
     from resight_platform.runner import WorkerPool
 
-    _say("starting the warehouse" + (" (embedded Postgres)" if settings.embedded else ""))
-    pg_url, conn = _connect_warehouse(settings)
-    conn.close()
-    environment = instance_env(settings, pg_url)
+    pg_url, environment = warehouse or _start_warehouse(settings)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_environment(environment))
         runner = None
@@ -552,38 +568,69 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_history(settings: Any, args: argparse.Namespace, manifest: Any) -> None:
-    """Add a long, thin history from one more partner (the demand model needs over a year of
-    weeks) and make the manifest cover both samples."""
+def _start_history(settings: Any, args: argparse.Namespace, stack: contextlib.ExitStack) -> Future[Any] | None:
+    """Start generating a long, thin history from one more partner (the demand model needs over a
+    year of weeks) in a process of its own, while this one generates the sample; None when no
+    partner is left outside the sample. Its manifest goes beside the sample's, for
+    :func:`_finish_history`."""
+    import multiprocessing
     from datetime import timedelta
 
-    from resight_platform.io.storage import open_store
     from resight_platform.resources import load_registry_at
     from resight_platform.sample.generator import default_manifest_url
-    from resight_platform.sample.history import generate_history, history_provider
-    from resight_platform.sample.manifest import combine
+    from resight_platform.sample.history import history_provider
 
     registry = load_registry_at(settings.registry_dir, settings.aws_endpoint_url)
     provider = history_provider(registry, args.providers)
     if provider is None:
         _say("no partner left outside the sample to send a history: the demand model is skipped")
-        return
+        return None
     end = date.fromisoformat(args.start) + timedelta(days=args.days - 1)
     _say(f"generating a {args.history_weeks}-week history from {provider} up to {end} (for the demand model)")
-    manifest_url = default_manifest_url(settings.landing_url)
-    history = generate_history(
+    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+    return pool.submit(
+        _generate_history,
         settings.landing_url,
         provider=provider,
         end=end,
         weeks=args.history_weeks,
         not_before=date.fromisoformat(settings.partitions_start),
         seed=args.seed,
-        manifest_url=manifest_url,
+        manifest_url=default_manifest_url(settings.landing_url) + ".history",
         endpoint_url=settings.aws_endpoint_url,
         registry=registry,
+        tracking=None
+        if settings.mlflow_tracking_uri
+        else (settings.tracking_uri, str(settings.mlflow_dir / "artifacts")),
     )
-    directory, _, name = manifest_url.rpartition("/")
-    open_store(directory, settings.aws_endpoint_url).write_bytes(name, combine([manifest, history]).to_json().encode())
+
+
+def _generate_history(out_url: str, *, tracking: tuple[str, str] | None, **kwargs: Any) -> Any:
+    """``generate_history`` in the history's process (a module-level function, for the pool);
+    then, given the local ``tracking`` store (URI, artifact location), its tables and the demand
+    model's experiment, created here while the sample is generated instead of in the ML run
+    (MLflow's migrations of a new SQLite store take seconds)."""
+    from resight_platform.sample.history import generate_history
+
+    history = generate_history(out_url, **kwargs)
+    if tracking is not None:
+        from resight_platform.ml.tracking import experiment_id
+
+        experiment_id(*tracking)
+    return history
+
+
+def _finish_history(settings: Any, manifest: Any, history: Future[Any]) -> None:
+    """Wait for the history and make the sample's manifest cover both."""
+    from resight_platform.io.storage import open_store
+    from resight_platform.sample.generator import default_manifest_url
+    from resight_platform.sample.manifest import combine
+
+    both = combine([manifest, history.result()])
+    directory, _, name = default_manifest_url(settings.landing_url).rpartition("/")
+    store = open_store(directory, settings.aws_endpoint_url)
+    store.write_bytes(name, both.to_json().encode())
+    store.delete(name + ".history")
 
 
 def _scalar(cur: Any, query: str) -> Any:

@@ -32,7 +32,7 @@ from resight_platform.defs.jobs import (
 )
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_key
 from resight_platform.io.landing import LandedFile, scan_landing
-from resight_platform.io.plan import cover
+from resight_platform.io.plan import FILE_COST_BYTES, PARTITION_COST_BYTES, balance, cover
 from resight_platform.io.storage import ObjectStore
 from resight_platform.io.watch import Area
 from resight_platform.ml.model import MIN_WEEKS
@@ -57,19 +57,29 @@ class PipelineReport:
         return all(ok for _, ok, _ in self.runs)
 
 
-def plan_runs(files: Iterable[LandedFile], source_order: Sequence[str], watch: WatchSettings) -> list[Area]:
+def plan_runs(
+    files: Iterable[LandedFile], source_order: Sequence[str], watch: WatchSettings, *, workers: int = 1
+) -> list[Area]:
     """The rectangles of dates × source partitions (in ``source_order``, Dagster's order of the
     registered sources) that together cover every landed file: :func:`~resight_platform.io.plan.cover`
-    over each partition's landed bytes, a run costing ``watch.merge_gap_bytes``."""
+    over each partition's landed bytes, a run costing ``watch.merge_gap_bytes``; for ``workers``
+    processes side by side, cut along their days so that the workers finish together
+    (:func:`~resight_platform.io.plan.balance`), costliest first."""
     position = {source: i for i, source in enumerate(source_order)}
     landed: dict[tuple[date, int], int] = defaultdict(int)
+    cell_cost: dict[tuple[date, int], int] = defaultdict(lambda: PARTITION_COST_BYTES)
     for landed_file in files:
         key = landed_file.key
-        landed[(key.date, position[source_key(key.provider, key.feed)])] += landed_file.info.size
-    return [
-        (first, last, source_order[start], source_order[end])
-        for first, last, start, end in cover(landed, run_cost_bytes=watch.merge_gap_bytes)
-    ]
+        cell = (key.date, position[source_key(key.provider, key.feed)])
+        landed[cell] += landed_file.info.size
+        cell_cost[cell] += landed_file.info.size + FILE_COST_BYTES
+    rectangles = balance(
+        cover(landed, run_cost_bytes=watch.merge_gap_bytes),
+        cell_cost,
+        workers=workers,
+        run_cost_bytes=watch.merge_gap_bytes,
+    )
+    return [(first, last, source_order[start], source_order[end]) for first, last, start, end in rectangles]
 
 
 def _stage(
@@ -128,9 +138,10 @@ def run_pipeline(
     assert SOURCE_PARTITIONS.name is not None
     registered = instance.get_dynamic_partitions(SOURCE_PARTITIONS.name)
     wanted = {source_key(provider, feed) for _, provider, feed in partitions}
+    planned = plan_runs(scan.files, registered, watch or WatchSettings(), workers=runner.workers)
     rectangles = [
         {RANGE_START: f"{first.isoformat()}|{first_source}", RANGE_END: f"{last.isoformat()}|{last_source}"}
-        for first, last, first_source, last_source in plan_runs(scan.files, registered, watch or WatchSettings())
+        for first, last, first_source, last_source in planned
     ]
     report.dates = (first_day, last_day)
     report.sources = len(wanted)

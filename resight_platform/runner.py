@@ -40,6 +40,9 @@ class RunOutcome:
 
 
 class Runner(Protocol):
+    #: How many runs it executes side by side (the planner cuts the work to keep them all busy).
+    workers: int
+
     def submit(self, job: str, tags: Mapping[str, str] | None) -> Future[RunOutcome]:
         """Start ``job`` with ``tags`` (a partition range), or queue it; its outcome when done."""
         ...
@@ -72,6 +75,8 @@ def _failure(event: dg.DagsterEvent) -> str:
 
 class InProcess:
     """Each run executes at once, here: the caller waits for it."""
+
+    workers = 1
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
         self.defs, self.instance = defs, instance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 from resight_platform.defs.partitions import source_keys
 from resight_platform.io.landing import LandedFile
@@ -74,3 +75,20 @@ def test_a_run_cost_below_six_empty_days_runs_the_history_week_by_week() -> None
     weekly = [r for r in rectangles if r[2] == r[3] == history]
     assert [(a, b) for a, b, _, _ in weekly] == [(day, day) for day in sundays if day < START]
     assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))
+
+
+def test_two_workers_get_the_dense_fortnight_cut_along_its_days_costliest_first() -> None:
+    files, order, history, _ = _demo()
+    whole = plan_runs(files, order, WatchSettings())
+    rectangles = plan_runs(files, order, WatchSettings(), workers=2)
+    assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))
+    dense = [r for r in rectangles if r[2] != history]
+    # The fortnight's pieces keep its sources and follow each other day by day.
+    assert len(dense) > 1 and {(s, e) for _, _, s, e in dense} == {(whole[1][2], whole[1][3])}
+    days = sorted((a, b) for a, b, _, _ in dense)
+    assert days[0][0] == START and days[-1][1] == START + timedelta(days=DAYS - 1)
+    assert all(b + timedelta(days=1) == c for (_, b), (c, _) in pairwise(days))
+    # The history's span is covered whatever it was cut into; one worker keeps the plan as it was.
+    history_days = sorted((a, b) for a, b, s, e in rectangles if s == e == history)
+    assert history_days[0][0] == whole[0][0] and history_days[-1][1] == whole[0][1]
+    assert plan_runs(files, order, WatchSettings(), workers=1) == whole
