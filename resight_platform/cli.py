@@ -311,13 +311,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 target.unlink()
     landing = open_store(settings.landing_url, settings.aws_endpoint_url)
     objects = sum(1 for _ in landing.list())
+    if objects:
+        sample = _sample_manifest(settings)
+        if sample is None or sample.files["written"] != objects:
+            what = "no sample manifest beside it" if sample is None else f"the sample wrote {sample.files['written']}"
+            print(
+                f"error: the landing zone {settings.landing_url} holds {objects} files that are not the demo's"
+                f" sample ({what}). `resight run` loads what is there; `resight demo --fresh` replaces it with"
+                " the sample (it deletes the embedded landing zone and lake).",
+                file=sys.stderr,
+            )
+            return 2
+        _say(f"the landing zone already holds the demo's sample ({objects} files): loading it again")
     with contextlib.ExitStack() as stack:
         # The warehouse starts (a server process, migrations) while the sample is generated, and
         # the history comes from a second process meanwhile: the start no longer waits in line.
         warehouse = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="warehouse")).submit(
             _start_warehouse, settings
         )
-        if objects == 0:
+        if not objects:
             history = _start_history(settings, args, stack) if args.history_weeks > 0 else None
             _say(f"generating a sample: {args.providers} providers x {args.days} days into {settings.landing_url}")
             manifest = generate(
@@ -330,19 +342,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
             if history is not None:
                 _finish_history(settings, manifest, history)
-        else:
-            sample = _sample_manifest(settings)
-            if sample is None or sample.files["written"] != objects:
-                written = None if sample is None else sample.files["written"]
-                what = "no sample manifest beside it" if sample is None else f"the sample wrote {written}"
-                print(
-                    f"error: the landing zone {settings.landing_url} holds {objects} files that are not the demo's"
-                    f" sample ({what}). `resight run` loads what is there; `resight demo --fresh` replaces it with"
-                    " the sample (it deletes the embedded landing zone and lake).",
-                    file=sys.stderr,
-                )
-                return 2
-            _say(f"the landing zone already holds the demo's sample ({objects} files): loading it again")
         started_warehouse = warehouse.result()
     pg_url, report = _run_platform(settings, landing, started_warehouse)
     _say(f"\npipeline finished in {time.perf_counter() - started:.0f}s ({len(report.runs)} runs)\n")
