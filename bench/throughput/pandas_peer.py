@@ -36,6 +36,11 @@ files the sample generator writes and on everything the data contract spells out
   with ``utc=True`` and local ones localised with ``ambiguous=`` True (the earlier, DST instant)
   and ``nonexistent="NaT"``; ``epoch_ms`` goes through ``datetime64[ms]`` (no nanosecond range
   limit).
+- Rules: a NUL in any text value is ``unstorable_value`` first (shown as ``\\u0000`` in ``raw``);
+  the history start and the ceilings come from the registry. The peer knows no products, so a
+  sales line is judged by the ``*`` ceiling; the platform uses the category of a product gold
+  already holds, which changes nothing on the generated sample (its lines are below every
+  category's ceiling, ``test_generator``).
 - Mapping tables: a column's distinct spellings are normalised (``.str`` methods) and looked up
   once, then mapped onto the column with ``Series.map`` (a dict); duplicates with
   ``DataFrame.duplicated(keep="first")`` over the rows passing every other rule.
