@@ -171,9 +171,8 @@ def clean_feed(
     }
     if feed not in cleaners:
         raise ValueError(f"unknown feed {feed!r}; feeds are {', '.join(FEEDS)}")
-    if feed == "sales":
-        return clean_sales(bronze, registry=registry, mappings=mappings, now=now, seen=seen, products=products)
-    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now, seen=seen)
+    extra = {"products": products} if feed == "sales" else {}
+    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now, seen=seen, **extra)
 
 
 def clean_sales(
