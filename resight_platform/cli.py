@@ -208,7 +208,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
         unattributed = unattributed_dead_letters(conn, start, end, feed=args.feed, provider=args.provider)
         last, watching_since = last_deliveries(conn)
     stale = stale_sources(
-        load_registry_at(settings.registry_dir, settings.aws_endpoint_url),
+        load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor),
         last,
         datetime.now(UTC),
         grace=settings.freshness_grace,
@@ -390,7 +390,7 @@ def _run_platform(settings: Any, landing: Any, warehouse: tuple[str, dict[str, s
             defs,
             instance,
             landing=landing,
-            registry=load_registry_at(settings.registry_dir, settings.aws_endpoint_url),
+            registry=load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor),
             progress=_say,
             watch=settings.watch,
             runner=runner,
@@ -408,7 +408,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     landing = open_store(settings.landing_url, settings.aws_endpoint_url)
-    scan = scan_landing(landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url))
+    scan = scan_landing(
+        landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor)
+    )
     if not scan.files and not scan.rejected:
         _say(f"the landing zone {settings.landing_url} is empty: nothing to load")
         return 0
@@ -579,7 +581,7 @@ def _start_history(settings: Any, args: argparse.Namespace, stack: contextlib.Ex
     from resight_platform.sample.generator import default_manifest_url
     from resight_platform.sample.history import history_provider
 
-    registry = load_registry_at(settings.registry_dir, settings.aws_endpoint_url)
+    registry = load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor)
     provider = history_provider(registry, args.providers)
     if provider is None:
         _say("no partner left outside the sample to send a history: the demand model is skipped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import DEFAULT_REGISTRY_RECHECK_SECONDS, Settings
 from resight_platform.sources.mappings import Mappings
-from resight_platform.sources.registry import Registry, load_registry
+from resight_platform.sources.registry import DEFAULT_HISTORY_FLOOR, Registry, load_registry
 
 __all__ = [
     "MlflowResource",
@@ -68,13 +69,15 @@ class RegistryResource(dg.ConfigurableResource):
     #: How often the registry's files are listed to see whether one changed
     #: (``RESIGHT_REGISTRY_RECHECK_SECONDS``); 0 lists on every call.
     recheck_seconds: float = DEFAULT_REGISTRY_RECHECK_SECONDS
+    #: The history start of a provider that gives none (``RESIGHT_HISTORY_FLOOR``, ``YYYY-MM-DD``).
+    history_floor: str = DEFAULT_HISTORY_FLOOR.isoformat()
 
     def load(self) -> Registry:
         """The registry as it is now: loaded again when one of its files changed, so a running
         daemon picks up an onboarding without a deploy. The files are listed at most once per
         ``recheck_seconds`` per process (a sensor tick or an asset calls this often; on S3 each
         listing is a request), so a change is seen within that time."""
-        return _cached_registry(self.registry_dir, self.endpoint_url, self._fingerprint())
+        return _cached_registry(self.registry_dir, self.endpoint_url, self.history_floor, self._fingerprint())
 
     def _fingerprint(self) -> tuple[tuple[str, int, str, str], ...]:
         if self.registry_dir is None:
@@ -102,18 +105,20 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_location: str | None = None
 
 
-def load_registry_at(location: str | Path | None, endpoint_url: str | None = None) -> Registry:
+def load_registry_at(
+    location: str | Path | None, endpoint_url: str | None = None, history_floor: date = DEFAULT_HISTORY_FLOOR
+) -> Registry:
     """Load and validate the registry at ``location``: None for the packaged one, a local
     directory, or any URL the object store opens (``s3://bucket/prefix``), whose files are read by
-    their path under it."""
+    their path under it. ``history_floor``: ``Settings.history_floor``."""
     if location is None or "://" not in str(location):
-        return load_registry(Path(location) if location else None)
+        return load_registry(Path(location) if location else None, history_floor=history_floor)
     store = open_store(str(location), endpoint_url)
 
     def read(name: str) -> bytes | None:
         return store.read_bytes(name) if store.exists(name) else None
 
-    return load_registry(str(location), read=read)
+    return load_registry(str(location), read=read, history_floor=history_floor)
 
 
 def _fingerprint(location: str | None, endpoint_url: str | None) -> tuple[tuple[str, int, str, str], ...]:
@@ -131,9 +136,12 @@ _CHECKED_LOCK = threading.Lock()
 
 @lru_cache(maxsize=8)
 def _cached_registry(
-    registry_dir: str | None, endpoint_url: str | None, fingerprint: tuple[tuple[str, int, str, str], ...]
+    registry_dir: str | None,
+    endpoint_url: str | None,
+    history_floor: str,
+    fingerprint: tuple[tuple[str, int, str, str], ...],
 ) -> Registry:
-    return load_registry_at(registry_dir, endpoint_url)
+    return load_registry_at(registry_dir, endpoint_url, date.fromisoformat(history_floor))
 
 
 def resolve_pg_url(settings: Settings) -> str:
@@ -187,6 +195,7 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
             registry_dir=str(settings.registry_dir) if settings.registry_dir else None,
             endpoint_url=settings.aws_endpoint_url,
             recheck_seconds=settings.registry_recheck_seconds,
+            history_floor=settings.history_floor.isoformat(),
         ),
         "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
         "warehouse_io_manager": WarehouseIOManager(

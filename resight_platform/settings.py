@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 __all__ = ["SECRET_VARIABLES", "AlertSettings", "Settings", "WatchSettings"]
@@ -148,6 +148,10 @@ class Settings:
     #: Orphan ``*.resight-tmp`` part files in the lake older than this are removed by the
     #: housekeeping sweep (``RESIGHT_SWEEP_GRACE_HOURS``): a writer still running is never younger.
     sweep_grace: timedelta = timedelta(hours=6)
+    #: The first business date a partner's sales may have when ``providers.csv`` gives it no
+    #: ``history_start`` (``RESIGHT_HISTORY_FLOOR``, ``YYYY-MM-DD``): earlier ones are quarantined
+    #: as ``before_history_start``.
+    history_floor: date = date(2000, 1, 1)
     #: Whether these settings were read from this process's environment (``from_env()`` without a
     #: mapping): only then can a secret be handed to Dagster by its variable's name.
     from_process_env: bool = field(default=False, repr=False, compare=False)
@@ -214,5 +218,6 @@ class Settings:
             max_file_bytes=int(env.get("RESIGHT_MAX_FILE_BYTES") or cls.max_file_bytes),
             spool_dir=Path(env["RESIGHT_SPOOL_DIR"]).expanduser() if env.get("RESIGHT_SPOOL_DIR") else home / "spool",
             sweep_grace=timedelta(hours=float(env.get("RESIGHT_SWEEP_GRACE_HOURS") or 6)),
+            history_floor=date.fromisoformat(env.get("RESIGHT_HISTORY_FLOOR") or cls.history_floor.isoformat()),
             from_process_env=from_process_env,
         )

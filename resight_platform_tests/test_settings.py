@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -149,3 +149,15 @@ def test_sweep_grace_and_smtp_ca_file(tmp_path: Path) -> None:
     assert settings.sweep_grace == timedelta(minutes=30)
     assert settings.alerts.smtp_ca_file == tmp_path / "ca.pem"
     assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).sweep_grace == timedelta(hours=6)
+
+
+def test_history_floor_reaches_the_registry_resource(tmp_path: Path, pg_url: str) -> None:
+    from resight_platform.resources import build_resources
+
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).history_floor == date(2000, 1, 1)
+    settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_HISTORY_FLOOR": "2015-06-01"})
+    assert settings.history_floor == date(2015, 6, 1)
+    registry = build_resources(settings, pg_url)["registry"]
+    loaded = registry.load()
+    assert loaded.history_floor == date(2015, 6, 1)
+    assert {s.history_start for s in loaded.sources.values()} == {date(2015, 6, 1)}  # none gives its own

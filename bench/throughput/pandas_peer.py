@@ -36,6 +36,11 @@ files the sample generator writes and on everything the data contract spells out
   with ``utc=True`` and local ones localised with ``ambiguous=`` True (the earlier, DST instant)
   and ``nonexistent="NaT"``; ``epoch_ms`` goes through ``datetime64[ms]`` (no nanosecond range
   limit).
+- Rules: a NUL in any text value is ``unstorable_value`` first (shown as ``\\u0000`` in ``raw``);
+  the history start and the ceilings come from the registry. The peer knows no products, so a
+  sales line is judged by the ``*`` ceiling; the platform uses the category of a product gold
+  already holds, which changes nothing on the generated sample (its lines are below every
+  category's ceiling, ``test_generator``).
 - Mapping tables: a column's distinct spellings are normalised (``.str`` methods) and looked up
   once, then mapped onto the column with ``Series.map`` (a dict); duplicates with
   ``DataFrame.duplicated(keep="first")`` over the rows passing every other rule.
@@ -528,10 +533,20 @@ def clean_partition(
 
 
 def _json_lines(frame: pd.DataFrame) -> list[str]:
-    """Each row as a JSON object (``null`` for a missing value)."""
+    """Each row as a JSON object (``null`` for a missing value); a NUL is written as the six
+    characters ``\\u0000``, as the platform writes it."""
     if not len(frame):
         return []
-    return frame.to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
+    shown = frame.apply(lambda column: column.str.replace("\x00", "\\u0000", regex=False))
+    return shown.to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
+
+
+def _unstorable(b: pd.DataFrame, feed: str) -> pd.Series:
+    """A NUL character in any of the row's text values (Postgres cannot store one)."""
+    found = pd.Series(False, index=b.index)
+    for column in CANONICAL_COLUMNS[feed]:
+        found |= b[column].str.contains("\x00", regex=False).fillna(False).astype(bool)
+    return found
 
 
 def _clean_sales(b: pd.DataFrame, source: Source, mappings: Mappings, day: date) -> _Cleaned:
@@ -549,7 +564,10 @@ def _clean_sales(b: pd.DataFrame, source: Source, mappings: Mappings, day: date)
         channel_text = channel_text.fillna(profile.channel)
     channel = _lookup(channel_text, mappings.channels)
     latest = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=2)  # one day after the business day ends
+    history = pd.Timestamp(source.history_start, tz="UTC")
+    ceiling = mappings.ceiling(None)  # the peer knows no products: every line has the '*' ceiling
     rules = {
+        "unstorable_value": _unstorable(b, "sales"),
         "missing_order_id": order_id.isna(),
         "missing_sku": sku.isna(),
         "bad_line_no": line_no.isna(),
@@ -559,6 +577,9 @@ def _clean_sales(b: pd.DataFrame, source: Source, mappings: Mappings, day: date)
         "unparseable_price": unit_cents.isna() | (discount_given & discount_cents.isna()),
         "unknown_status": status.isna(),
         "unknown_channel": channel.isna(),
+        "before_history_start": pd.Series(day < source.history_start, index=b.index) | (ordered_at < history),
+        "quantity_over_ceiling": (quantity > ceiling.max_quantity).fillna(False).astype(bool),
+        "price_over_ceiling": (unit_cents > ceiling.max_unit_cents).fillna(False).astype(bool),
     }
     discount_cents = discount_cents.fillna(0)
     net_cents = _net_cents(quantity, unit_cents, discount_cents)
@@ -594,13 +615,17 @@ def _clean_catalog(b: pd.DataFrame, source: Source, mappings: Mappings, day: dat
     brand_alias = _alias(b["brand"])
     brands = {alias: brand for alias, (brand, _) in mappings.brands.items()}
     makers = {alias: maker for alias, (_, maker) in mappings.brands.items()}
+    category = _lookup(b["category"], mappings.categories).fillna("other")
+    price_ceiling = category.map(lambda c: mappings.ceiling(c).max_unit_cents).astype("int64")
     rules = {
+        "unstorable_value": _unstorable(b, "catalog"),
         "missing_sku": sku.isna(),
         "missing_product_name": name.isna(),
         "unparseable_price": price_cents.isna(),
         "unknown_species": species.isna(),
         "bad_pack_size": _text(b["pack_size"]).notna() & pack_size.isna(),
         "unknown_unit": _text(b["pack_unit"]).notna() & unit.isna(),
+        "price_over_ceiling": (price_cents > price_ceiling).fillna(False).astype(bool),
     }
     valid = {
         "sku": sku,
@@ -609,7 +634,7 @@ def _clean_catalog(b: pd.DataFrame, source: Source, mappings: Mappings, day: dat
         # a brand not in the table keeps its delivered spelling, white space collapsed
         "brand": brand_alias.map(brands).fillna(_text(b["brand"]).str.replace(r"\s+", " ", regex=True)),
         "manufacturer": brand_alias.map(makers),
-        "category": _lookup(b["category"], mappings.categories).fillna("other"),
+        "category": category,
         "species": species,
         "pack_size": pack_size,
         "pack_unit": unit,
@@ -623,7 +648,11 @@ def _clean_catalog(b: pd.DataFrame, source: Source, mappings: Mappings, day: dat
 
 def _clean_stores(b: pd.DataFrame, source: Source, mappings: Mappings, day: date) -> _Cleaned:
     store_id, state = _text(b["store_id"]), _state(b["state"], mappings)
-    rules = {"missing_store_id": store_id.isna(), "invalid_state": state.isna()}
+    rules = {
+        "unstorable_value": _unstorable(b, "stores"),
+        "missing_store_id": store_id.isna(),
+        "invalid_state": state.isna(),
+    }
     valid = {
         "store_id": store_id,
         "provider": source.provider,
@@ -642,6 +671,7 @@ def _clean_customers(b: pd.DataFrame, source: Source, mappings: Mappings, day: d
     customer_id = _text(b["customer_id"])
     state, species = _state(b["state"], mappings), _lookup(b["pet_species"], mappings.species)
     rules = {
+        "unstorable_value": _unstorable(b, "customers"),
         "missing_customer_id": customer_id.isna(),
         "unparseable_date": _text(b["signup_date"]).notna() & signup.isna(),
         "invalid_state": _text(b["state"]).notna() & state.isna(),

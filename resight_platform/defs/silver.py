@@ -15,7 +15,7 @@ from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_m
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.lake import CHUNK_ROWS, PartitionStream, iter_chunks, write_partition
-from resight_platform.io.ops import record_silver, record_type_drift
+from resight_platform.io.ops import known_products, record_silver, record_type_drift
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS
@@ -222,6 +222,8 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         drifted: list[pl.DataFrame] = []
 
         empty: tuple[SilverResult, pl.DataFrame] | None = None
+        # Sales lines are judged by their product's category's ceilings where gold knows the product.
+        products: pl.DataFrame | None = None
 
         def clean(raw: pl.DataFrame, seen: pl.DataFrame | None) -> tuple[SilverResult, pl.DataFrame]:
             """Silver of one chunk and its per-file counts. An empty chunk (a date x source of the
@@ -229,7 +231,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             not once per partition: the plan is the same every time and costs ~20 collects."""
             nonlocal empty
             if raw.height:
-                result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen)
+                result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen, products=products)
                 return result, reconcile(raw, result)
             if empty is None:
                 result = clean_feed(feed, empty_bronze(feed), registry=reg, mappings=mappings, now=now)
@@ -306,8 +308,11 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             """Every partition of the run in key order. Consecutive small partitions are cleaned
             together (``BATCH_ROWS``), a big one alone in chunks; each partition's rows, quarantine
             and counts are the same as if it had been cleaned alone (tested)."""
+            nonlocal products
             schema = bronze_schema(feed)
             with warehouse.connect() as conn:
+                if feed == "sales":
+                    products = known_products(conn, {split_key(key)[1] for key in context.partition_keys})
                 pending = _QuarantineBatch(conn, feed)
                 batch = _Batch()
                 for key in context.partition_keys:

@@ -35,6 +35,7 @@ __all__ = [
     "close_vanished",
     "dead_letter_reason",
     "known_checksums",
+    "known_products",
     "last_deliveries",
     "ledger_entries",
     "migrate",
@@ -506,6 +507,17 @@ def unattributed_dead_letters(
         if start <= day <= end:
             found.append(UnattributedDeadLetter(key, reason, detail, first_seen, uri, day))
     return found
+
+
+def known_products(conn: psycopg.Connection, providers: Iterable[str]) -> pl.DataFrame:
+    """``provider, sku, category`` of each product of ``providers`` in ``gold.dim_product`` (the
+    category whose ceilings judge a sales line of it in silver)."""
+    rows = conn.execute(
+        "select provider, sku, coalesce(category, 'other') from gold.dim_product"
+        " where provider = any(%s) and product_key <> 0 order by provider, sku",
+        (sorted(set(providers)),),
+    ).fetchall()
+    return pl.DataFrame(rows, schema={"provider": pl.String, "sku": pl.String, "category": pl.String}, orient="row")
 
 
 def record_type_drift(conn: psycopg.Connection, drift: pl.DataFrame) -> None:

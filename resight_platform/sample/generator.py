@@ -24,7 +24,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +250,34 @@ def _bad_money(source: Source, cls: FormatClass, column: str) -> list[object]:
     return ["N/A", garbled, None] if money == "currency" else ["N/A", garbled, "-4.99", None]
 
 
+#: The text column a row breaking ``unstorable_value`` carries its NUL in, per feed.
+_NUL_COLUMN = {"sales": "sku", "catalog": "product_name", "stores": "store_id", "customers": "customer_id"}
+
+
+def _before_history(source: Source, cls: FormatClass) -> object:
+    """A time on 1 January 1900, 10:00, as ``source`` writes an ``ordered_at``."""
+    fmt = source.profile.datetime_format
+    if cls == "parquet":
+        return datetime(1900, 1, 1, 10, 0, tzinfo=UTC)
+    if fmt == "epoch_ms":
+        return str(
+            int((datetime(1900, 1, 1, 10, 0, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1000
+        )
+    if fmt == "iso":
+        return "1900-01-01T10:00:00"
+    return datetime(1900, 1, 1, 10, 0).strftime(fmt)
+
+
+def _over_price(source: Source, cls: FormatClass) -> object:
+    """A unit or list price of 99,999.99 (above every ceiling, in any currency of the registry)."""
+    if cls == "parquet":
+        return 99999.99
+    money = source.profile.money_format
+    if money == "cents":
+        return 9999999 if cls == "json" else "9999999"
+    return "$99,999.99" if money == "currency" else "99999.99"
+
+
 def bad_value(rule: str, feed: str, source: Source, rng: np.random.Generator) -> tuple[str, object]:
     """The (canonical column, value) that makes a row break ``rule`` and nothing else."""
     cls = format_class(source.format)
@@ -257,6 +285,16 @@ def bad_value(rule: str, feed: str, source: Source, rng: np.random.Generator) ->
 
     def choose(options: list[object]) -> object:
         return options[int(rng.integers(len(options)))]
+
+    if rule == "unstorable_value":
+        # Unique: a NUL in a key column must not make two broken rows share a key.
+        return _NUL_COLUMN[feed], f"NUL\x00{int(rng.integers(10**12)):012d}"
+    if rule == "before_history_start":
+        return "ordered_at", _before_history(source, cls)
+    if rule == "quantity_over_ceiling":
+        return "quantity", 2_147_483_647 if cls != "csv" else "2147483647"
+    if rule == "price_over_ceiling":
+        return ("list_price" if feed == "catalog" else "unit_price"), _over_price(source, cls)
 
     if rule.startswith("missing_"):
         return rule.removeprefix("missing_"), choose(_MISSING[cls])

@@ -27,6 +27,8 @@ from resight_platform.sources.registry import FEEDS
 __all__ = [
     "CATEGORIES",
     "CHANNELS",
+    "DRIFT_RULES",
+    "PLAUSIBILITY_RULES",
     "QUARANTINE_RULES",
     "REGIONS",
     "SILVER_MODELS",
@@ -54,9 +56,13 @@ STATES: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("states")))
 REGIONS: tuple[str, ...] = tuple(sorted(_VOCABULARY.canonical("regions")))
 
 #: Row-level rules per feed, in the order they are evaluated: a quarantined row carries the first
-#: rule it breaks. ``duplicate`` is always last: it is judged among rows that pass every other rule.
+#: rule it breaks. ``unstorable_value`` is always first: a value Postgres cannot store (a NUL
+#: character in any text) must never reach a ``COPY``, whatever else is wrong with its row; the
+#: plausibility rules (``before_history_start``, ``*_over_ceiling``) come after the type and
+#: vocabulary rules; ``duplicate`` is always last: it is judged among rows that pass every other rule.
 QUARANTINE_RULES: Mapping[str, tuple[str, ...]] = {
     "sales": (
+        "unstorable_value",
         "missing_order_id",
         "missing_sku",
         "bad_line_no",
@@ -66,19 +72,31 @@ QUARANTINE_RULES: Mapping[str, tuple[str, ...]] = {
         "unparseable_price",
         "unknown_status",
         "unknown_channel",
+        "before_history_start",
+        "quantity_over_ceiling",
+        "price_over_ceiling",
         "duplicate",
     ),
     "catalog": (
+        "unstorable_value",
         "missing_sku",
         "missing_product_name",
         "unparseable_price",
         "unknown_species",
         "bad_pack_size",
         "unknown_unit",
+        "price_over_ceiling",
         "duplicate",
     ),
-    "stores": ("missing_store_id", "invalid_state", "duplicate"),
-    "customers": ("missing_customer_id", "unparseable_date", "invalid_state", "unknown_species", "duplicate"),
+    "stores": ("unstorable_value", "missing_store_id", "invalid_state", "duplicate"),
+    "customers": (
+        "unstorable_value",
+        "missing_customer_id",
+        "unparseable_date",
+        "invalid_state",
+        "unknown_species",
+        "duplicate",
+    ),
 }
 _ALL_RULES = sorted({rule for rules in QUARANTINE_RULES.values() for rule in rules})
 
@@ -95,6 +113,26 @@ TYPE_RULES: Mapping[str, Mapping[str, str]] = {
     "catalog": {"unparseable_price": "list_price", "bad_pack_size": "pack_size"},
     "stores": {},
     "customers": {"unparseable_date": "signup_date"},
+}
+
+#: The plausibility rules and the column each judges. When most rows of a file break one, the
+#: partner most likely changed the column's unit or meaning (prices in cents, quantities in grams,
+#: a date column that now holds another date): reported as drift like ``TYPE_RULES``.
+PLAUSIBILITY_RULES: Mapping[str, Mapping[str, str]] = {
+    "sales": {
+        "before_history_start": "ordered_at",
+        "quantity_over_ceiling": "quantity",
+        "price_over_ceiling": "unit_price",
+    },
+    "catalog": {"price_over_ceiling": "list_price"},
+    "stores": {},
+    "customers": {},
+}
+
+#: The rules whose breaking by most of a file's rows is drift: ``TYPE_RULES`` and
+#: ``PLAUSIBILITY_RULES``, rule -> column, per feed.
+DRIFT_RULES: Mapping[str, Mapping[str, str]] = {
+    feed: {**TYPE_RULES[feed], **PLAUSIBILITY_RULES[feed]} for feed in TYPE_RULES
 }
 
 UtcTimestamp = Annotated[pl.Datetime, "us", "UTC"]

@@ -1,6 +1,7 @@
 """The global mapping tables of the registry (``mappings/*.csv`` in the registry directory): species,
-categories, brands, status, channels, units, currencies and state -> region. Lookups are on a
-normalised alias (lower case, single spaces).
+categories, brands, status, channels, units, currencies and state -> region, and the plausibility
+ceilings of a sales line per category (``ceilings.csv``). Lookups are on a normalised alias (lower
+case, single spaces).
 
 These tables also define the platform's vocabularies: the canonical species, categories, statuses,
 channels, units, states and regions are the values the packaged tables map to (``vocabulary()``),
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -21,8 +22,11 @@ from pathlib import Path
 from resight_platform.sources.issues import Reader, RegistryError, RegistryIssue, read_csv
 
 __all__ = [
+    "ANY_CATEGORY",
+    "DEFAULT_CEILING",
     "DEFAULT_MAPPINGS_DIR",
     "MAPPED_TABLES",
+    "Ceiling",
     "Mappings",
     "load_mappings",
     "normalise_alias",
@@ -45,6 +49,26 @@ MAPPED_TABLES: Mapping[str, str] = {
 }
 
 
+#: The ``category`` of ``ceilings.csv``'s row that holds the ceiling of every other category.
+ANY_CATEGORY = "*"
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The most a line may plausibly hold: units of one product, and USD per unit."""
+
+    max_quantity: int
+    max_unit_price: Decimal
+
+    @property
+    def max_unit_cents(self) -> int:
+        return int(self.max_unit_price * 100)
+
+
+#: The ceiling of a category ``ceilings.csv`` does not list, when it has no ``*`` row (or no file).
+DEFAULT_CEILING = Ceiling(max_quantity=10_000, max_unit_price=Decimal("10000.00"))
+
+
 def normalise_alias(value: str) -> str:
     """The form aliases are matched in: trimmed, lower case, runs of white space as one space."""
     return _SPACES.sub(" ", value.strip().lower())
@@ -60,6 +84,15 @@ class Mappings:
     brands: dict[str, tuple[str, str]]
     usd_per_unit: dict[str, Decimal]
     regions: dict[str, str]
+    #: ``ceilings.csv``: canonical category (or ``*``) -> its ceiling.
+    ceilings: dict[str, Ceiling] = field(default_factory=dict)
+
+    def ceiling(self, category: str | None) -> Ceiling:
+        """The ceiling of a line of ``category`` (None: the product is unknown): the category's
+        row, else the ``*`` row, else :data:`DEFAULT_CEILING`."""
+        if category is not None and category in self.ceilings:
+            return self.ceilings[category]
+        return self.ceilings.get(ANY_CATEGORY, DEFAULT_CEILING)
 
     def canonical(self, table: str) -> frozenset[str]:
         """The canonical values of ``table`` (one of ``MAPPED_TABLES``, ``brands``, ``states`` or
@@ -126,6 +159,7 @@ def read_mappings(read: Reader, issues: list[RegistryIssue], vocabulary: Mapping
         brands=_brands(read, issues),
         usd_per_unit=_fx_rates(read, issues),
         regions=_regions(read, issues, vocabulary),
+        ceilings=_ceilings(read, issues, tables["categories"], vocabulary),
     )
 
 
@@ -175,6 +209,50 @@ def _fx_rates(read: Reader, issues: list[RegistryIssue]) -> dict[str, Decimal]:
             )
             continue
         out[currency] = rate
+    return out
+
+
+_MAX_QUANTITY = 2**31 - 1  # a silver quantity is an Int32
+_MAX_PRICE = Decimal(10**8)  # a money value of 100 million units or more is unparseable anyway
+
+
+def _ceilings(
+    read: Reader, issues: list[RegistryIssue], categories: Mapping[str, str], vocabulary: Mappings | None
+) -> dict[str, Ceiling]:
+    """``mappings/ceilings.csv`` (optional): ``category,max_quantity,max_unit_price``, one row per
+    canonical category or ``*`` (every other category, and a product not known)."""
+    name = "mappings/ceilings.csv"
+    known = set(categories.values()) | {"other"} if vocabulary is None else set(vocabulary.canonical("categories"))
+    out: dict[str, Ceiling] = {}
+    rows = read_csv(read, name, ("category", "max_quantity", "max_unit_price"), issues, optional=True)
+    for line, row in enumerate(rows, start=2):
+        before = len(issues)
+        category = row["category"]
+        if category != ANY_CATEGORY and category not in known:
+            issues.append(
+                RegistryIssue(
+                    name,
+                    line,
+                    "category",
+                    f"unknown canonical value {category!r}; categories are {sorted(known)} or '*'",
+                )
+            )
+        elif category in out:
+            issues.append(RegistryIssue(name, line, "category", f"{category!r} is listed twice"))
+        quantity = row["max_quantity"]
+        if not re.fullmatch(r"[0-9]{1,10}", quantity) or not 0 < int(quantity) <= _MAX_QUANTITY:
+            issues.append(
+                RegistryIssue(name, line, "max_quantity", f"{quantity!r} is not an integer from 1 to {_MAX_QUANTITY}")
+            )
+        price = row["max_unit_price"]
+        if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,2})?", price) or not 0 < Decimal(price) < _MAX_PRICE:
+            issues.append(
+                RegistryIssue(
+                    name, line, "max_unit_price", f"{price!r} is not a positive USD amount (cents at most) below 10^8"
+                )
+            )
+        if len(issues) == before:
+            out[category] = Ceiling(int(quantity), Decimal(price))
     return out
 
 

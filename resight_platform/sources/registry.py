@@ -3,7 +3,10 @@
 Sources are data, not code. One registry directory (the packaged one, or ``RESIGHT_REGISTRY_DIR``,
 a local directory or an ``s3://`` prefix) holds everything:
 
-- ``providers.csv`` — one row per partner: slug, name, kind, export profile, timezone, currency;
+- ``providers.csv`` — one row per partner: slug, name, kind, export profile, timezone, currency,
+  and optionally ``history_start``: the first business date its data may hold (sales before it are
+  quarantined as ``before_history_start``; empty: the registry's ``history_floor``, set from
+  ``RESIGHT_HISTORY_FLOOR``, by default 2000-01-01);
 - ``sources.csv`` — one row per (provider, feed): optional format override, expected delivery
   window, active flag;
 - ``profiles.yaml`` — the export layouts partners' systems write (column names, CSV dialect, date
@@ -22,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +38,7 @@ from resight_platform.sources.value_maps import ValueMaps, read_value_maps
 
 __all__ = [
     "CANONICAL_COLUMNS",
+    "DEFAULT_HISTORY_FLOOR",
     "DEFAULT_REGISTRY_DIR",
     "FEEDS",
     "FORMATS",
@@ -55,6 +60,10 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY_DIR = Path(__file__).parent / "registry"
+#: The earliest business date any partner's data may hold when ``providers.csv`` gives the partner
+#: no ``history_start`` (``RESIGHT_HISTORY_FLOOR`` overrides it): dates in 1900 or year 1 are typos
+#: or placeholders, not sales.
+DEFAULT_HISTORY_FLOOR = date(2000, 1, 1)
 
 PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{1,62}$")
 FEEDS: tuple[str, ...] = ("sales", "catalog", "stores", "customers")
@@ -162,6 +171,9 @@ class Provider:
     profile: str
     timezone: str
     currency: str
+    #: The first business date of the partner's data (``providers.csv`` ``history_start``); None:
+    #: the registry's ``history_floor``.
+    history_start: date | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,9 @@ class Source:
     profile: Profile
     timezone: str
     currency: str
+    #: The first business date a sale of this source may have (its provider's ``history_start``,
+    #: else the registry's ``history_floor``).
+    history_start: date = DEFAULT_HISTORY_FLOOR
     #: The profile's constants and defaults for this feed with the source's own over them
     #: (``source_values.csv``); a column has a constant or a default, not both.
     constants: Mapping[str, str] = field(default_factory=dict)
@@ -205,6 +220,8 @@ class Registry:
     mappings: Mappings = field(default_factory=vocabulary)
     #: Providers' and sources' own value maps, over ``mappings``.
     value_maps: ValueMaps = field(default_factory=ValueMaps)
+    #: The history start of a provider that gives none (``RESIGHT_HISTORY_FLOOR``).
+    history_floor: date = DEFAULT_HISTORY_FLOOR
 
     def source(self, provider: str, feed: str) -> Source | None:
         return self.sources.get((provider, feed))
@@ -229,12 +246,18 @@ def directory_reader(directory: Path) -> Reader:
     return read
 
 
-def load_registry(location: Path | str | None = None, *, read: Reader | None = None) -> Registry:
+def load_registry(
+    location: Path | str | None = None,
+    *,
+    read: Reader | None = None,
+    history_floor: date = DEFAULT_HISTORY_FLOOR,
+) -> Registry:
     """Load and validate the registry at ``location`` (default: the one shipped in the package).
 
     ``location`` is a local directory; a registry elsewhere (``s3://…``) is read through ``read``,
     which returns a file's bytes by its path relative to the registry (``resources.py`` builds one
-    on the object store). Raises ``RegistryError`` listing every problem.
+    on the object store). ``history_floor`` is the history start of a provider that gives none
+    (``Settings.history_floor``). Raises ``RegistryError`` listing every problem.
     """
     if read is None:
         if isinstance(location, str) and "://" in location:
@@ -244,7 +267,7 @@ def load_registry(location: Path | str | None = None, *, read: Reader | None = N
     mappings = read_mappings(read, issues, vocabulary())
     profiles = _load_profiles(read, issues)
     providers = _load_providers(read, profiles, mappings, issues)
-    sources = _load_sources(read, providers, profiles, issues)
+    sources = _load_sources(read, providers, profiles, history_floor, issues)
     sources, given_rows = _apply_source_values(read, sources, issues)
     value_maps = read_value_maps(
         read, issues, providers=providers.keys(), sources=sources.keys(), feeds=FEEDS, mappings=mappings
@@ -252,7 +275,14 @@ def load_registry(location: Path | str | None = None, *, read: Reader | None = N
     _check_given_values(sources, given_rows, mappings, value_maps, issues)
     if issues:
         raise RegistryError(issues)
-    return Registry(providers=providers, profiles=profiles, sources=sources, mappings=mappings, value_maps=value_maps)
+    return Registry(
+        providers=providers,
+        profiles=profiles,
+        sources=sources,
+        mappings=mappings,
+        value_maps=value_maps,
+        history_floor=history_floor,
+    )
 
 
 def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profile]:
@@ -415,6 +445,7 @@ def _load_providers(
             issues.append(
                 RegistryIssue(file, line, "currency", f"no USD rate for {row['currency']!r} in mappings/fx_rates.csv")
             )
+        history_start = _history_start(row.get("history_start", ""), file, line, issues)
         if len(issues) == before:
             providers[slug] = Provider(
                 provider=slug,
@@ -423,14 +454,37 @@ def _load_providers(
                 profile=row["profile"],
                 timezone=row["timezone"],
                 currency=row["currency"],
+                history_start=history_start,
             )
     return providers
+
+
+#: The earliest ``history_start`` a provider may give: before it, the value is a typo.
+_EARLIEST_HISTORY = date(1970, 1, 1)
+
+
+def _history_start(text: str, file: str, line: int, issues: list[RegistryIssue]) -> date | None:
+    """A provider's ``history_start``: empty (None), or a ``YYYY-MM-DD`` date from 1970 on."""
+    if not text:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        value = date.fromisoformat(text)
+    except ValueError:
+        issues.append(RegistryIssue(file, line, "history_start", f"{text!r} is not a YYYY-MM-DD date"))
+        return None
+    if value < _EARLIEST_HISTORY:
+        issues.append(RegistryIssue(file, line, "history_start", f"{text!r} is before {_EARLIEST_HISTORY.isoformat()}"))
+        return None
+    return value
 
 
 def _load_sources(
     read: Reader,
     providers: Mapping[str, Provider],
     profiles: Mapping[str, Profile],
+    history_floor: date,
     issues: list[RegistryIssue],
 ) -> dict[tuple[str, str], Source]:
     file = "sources.csv"
@@ -468,6 +522,7 @@ def _load_sources(
                 profile=profile,
                 timezone=provider.timezone,
                 currency=provider.currency,
+                history_start=provider.history_start or history_floor,
                 constants=dict(profile.feeds[feed].constants),
                 defaults=dict(profile.feeds[feed].defaults),
             )

@@ -9,6 +9,11 @@ dropped: per ``_source_file``, rows in = rows loaded + rows quarantined (see ``r
 How values are read (``docs/data-contract.md`` is the contract; these are the details it leaves):
 
 - Text values are trimmed; an empty or blank value is missing.
+- ``unstorable_value`` (every feed, judged first): a NUL character in any text value. Postgres
+  cannot store one (``COPY`` fails the whole load), so such a row stops here. In the quarantined
+  row's ``raw`` a NUL is written as the six characters ``\\u0000`` (``ops.quarantine.raw`` is
+  jsonb, which refuses the JSON escape of NUL), so a literal ``\\u0000`` sent by the partner
+  and a NUL look the same there.
 - What the registry gives first: a source's ``constants`` replace its column's value on every row,
   its ``defaults`` fill a missing or blank value; the given value is then read as if the partner
   had sent it. ``_from_registry`` on a silver row lists (comma-separated, in column order) the
@@ -35,6 +40,12 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
   pattern. A time without an offset is local time in the provider's timezone: a time that falls
   twice on a DST fall-back night is taken as the earlier instant, and a time that does not exist
   (skipped on a spring-forward night) is unparseable. A date alone (no time) is not a timestamp.
+- Plausibility (sales): ``before_history_start``: the business date, or ``ordered_at``, is before
+  the provider's history start (``providers.csv`` ``history_start``, else the registry's history
+  floor, ``RESIGHT_HISTORY_FLOOR``) at 00:00 UTC. ``quantity_over_ceiling`` and
+  ``price_over_ceiling``: a quantity or a unit price in USD above the ceiling of the product's
+  category (``mappings/ceilings.csv``): the category ``products`` gives the (provider, sku), else
+  the ``*`` row. A catalog row's list price is judged against its own category's ceiling.
 - ``future_date``: ``ordered_at`` later than ``business_date + 2 days`` at 00:00 UTC (that is,
   more than one day after the end of the business date). Rules never read the clock, so a re-run
   on another day gives the same split; the ``now`` argument does not change the result.
@@ -69,7 +80,7 @@ from typing import Any
 
 import polars as pl
 
-from resight_platform.schemas.silver import QUARANTINE_RULES, TYPE_RULES
+from resight_platform.schemas.silver import DRIFT_RULES, QUARANTINE_RULES
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
 from resight_platform.sources.value_maps import ScopedEntry, ScopedLookup
@@ -117,6 +128,9 @@ _UNSIGNED_NUMBER = r"^(?:\d+(?:\.\d*)?|\.\d+)$"
 _POSITIVE_INT = r"^\+?0*(\d{1,10})(?:\.0*)?$"
 _ZIP = r"^(\d{1,5})(?:[-\s]?\d{4})?(?:\.0*)?$"
 _TZ_DIRECTIVES = ("%z", "%:z", "%::z", "%#z")
+_NUL = "\x00"
+#: How a NUL is written in a quarantined row's ``raw``: visibly, and storable in jsonb.
+_NUL_SHOWN = "\\u0000"
 
 
 @dataclass(frozen=True)
@@ -145,9 +159,10 @@ def clean_feed(
     mappings: Mappings,
     now: datetime,
     seen: pl.DataFrame | None = None,
+    products: pl.DataFrame | None = None,
 ) -> SilverResult:
     """Clean a bronze frame of ``feed`` (dispatches to ``clean_<feed>``); ``seen`` as in the module
-    docstring."""
+    docstring; ``products`` (sales only) as in :func:`clean_sales`."""
     cleaners: Mapping[str, Callable[..., SilverResult]] = {
         "sales": clean_sales,
         "catalog": clean_catalog,
@@ -156,7 +171,8 @@ def clean_feed(
     }
     if feed not in cleaners:
         raise ValueError(f"unknown feed {feed!r}; feeds are {', '.join(FEEDS)}")
-    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now, seen=seen)
+    extra = {"products": products} if feed == "sales" else {}
+    return cleaners[feed](bronze, registry=registry, mappings=mappings, now=now, seen=seen, **extra)
 
 
 def clean_sales(
@@ -166,11 +182,14 @@ def clean_sales(
     mappings: Mappings,
     now: datetime,
     seen: pl.DataFrame | None = None,
+    products: pl.DataFrame | None = None,
 ) -> SilverResult:
     """Sales lines in USD and UTC; see the module docstring and the data contract.
 
     ``now`` is the time of the run. The contract judges ``future_date`` against the business date,
     not the clock, so the result does not depend on it and a re-run gives the same split.
+    ``products`` (``provider, sku, category``: the products known so far) gives the category whose
+    ceilings judge a line; a line of another product has the ``*`` ceilings.
     """
     frame, params = _prepare(bronze, "sales", registry, mappings)
     scoped = _scoped(registry, "sales", params)
@@ -193,8 +212,11 @@ def clean_sales(
         __status=_lookup(pl.col("status"), mappings.status, scoped("status")),
         __channel=_lookup(pl.col("channel"), mappings.channels, scoped("channels")),
     )
+    frame = _with_category(frame, products)
     business_day_end = pl.col("_business_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    history_start = pl.col("_history_start").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     rules = {
+        "unstorable_value": _unstorable("sales"),
         "missing_order_id": pl.col("__order_id").is_null(),
         "missing_sku": pl.col("__sku").is_null(),
         "bad_line_no": pl.col("__line_no").is_null(),
@@ -205,6 +227,10 @@ def clean_sales(
         | (pl.col("__discount_given") & pl.col("__discount_cents").is_null()),
         "unknown_status": pl.col("__status").is_null(),
         "unknown_channel": pl.col("__channel").is_null(),
+        "before_history_start": (pl.col("_business_date") < pl.col("_history_start"))
+        | (pl.col("__ordered_at") < history_start),
+        "quantity_over_ceiling": pl.col("__quantity") > _ceiling(mappings, pl.col("__category"), "quantity"),
+        "price_over_ceiling": pl.col("__unit_cents") > _ceiling(mappings, pl.col("__category"), "unit_cents"),
     }
     store, online = pl.col("__channel") == "store", pl.col("__channel") == "online"
     discount_cents = pl.col("__discount_cents").fill_null(0)
@@ -258,13 +284,16 @@ def clean_catalog(
         __unit_given=_text("pack_unit").is_not_null(),
         __unit=_lookup(pl.col("pack_unit"), mappings.units, scoped("units")),
     )
+    category = pl.coalesce(_lookup(pl.col("category"), mappings.categories, scoped("categories")), pl.lit("other"))
     rules = {
+        "unstorable_value": _unstorable("catalog"),
         "missing_sku": pl.col("__sku").is_null(),
         "missing_product_name": pl.col("__name").is_null(),
         "unparseable_price": pl.col("__price_cents").is_null(),
         "unknown_species": pl.col("__species").is_null(),
         "bad_pack_size": pl.col("__pack_given") & pl.col("__pack_size").is_null(),
         "unknown_unit": pl.col("__unit_given") & pl.col("__unit").is_null(),
+        "price_over_ceiling": pl.col("__price_cents") > _ceiling(mappings, category, "unit_cents"),
     }
     valid = {
         "sku": pl.col("__sku"),
@@ -274,9 +303,7 @@ def clean_catalog(
             _lookup(pl.col("brand"), brands, scoped("brands")), _text("brand").str.replace_all(r"\s+", " ")
         ),
         "manufacturer": _lookup(pl.col("brand"), makers, scoped("brands"), lambda entry: entry.extra),
-        "category": pl.coalesce(
-            _lookup(pl.col("category"), mappings.categories, scoped("categories")), pl.lit("other")
-        ),
+        "category": category,
         "species": pl.col("__species"),
         "pack_size": pl.col("__pack_size"),
         "pack_unit": pl.col("__unit"),
@@ -305,6 +332,7 @@ def clean_stores(
         __store_id=_text("store_id"), __state=_state(pl.col("state"), mappings, scoped("states"))
     )
     rules = {
+        "unstorable_value": _unstorable("stores"),
         "missing_store_id": pl.col("__store_id").is_null(),
         "invalid_state": pl.col("__state").is_null(),
     }
@@ -350,6 +378,7 @@ def clean_customers(
         __species=_lookup(pl.col("pet_species"), mappings.species, scoped("species")),
     )
     rules = {
+        "unstorable_value": _unstorable("customers"),
         "missing_customer_id": pl.col("__customer_id").is_null(),
         "unparseable_date": pl.col("__signup_given") & pl.col("__signup_date").is_null(),
         "invalid_state": pl.col("__state_given") & pl.col("__state").is_null(),
@@ -438,7 +467,7 @@ def _prepare(
 
 
 def _source_params(bronze: pl.DataFrame, feed: str, registry: Registry, mappings: Mappings) -> pl.DataFrame:
-    """One row per provider in ``bronze``: its formats, timezone and fx rate, and, for each column
+    """One row per provider in ``bronze``: its formats, timezone, fx rate and history start, and, for each column
     that a source of the frame is given, ``__constant_<column>`` and ``__default_<column>``."""
     rows = []
     sources = []
@@ -458,6 +487,7 @@ def _source_params(bronze: pl.DataFrame, feed: str, registry: Registry, mappings
                 "_date_format": source.profile.date_format,
                 "_money_format": source.profile.money_format,
                 "_rate": int((rate * _RATE_SCALE).to_integral_value(rounding=ROUND_HALF_UP)),
+                "_history_start": source.history_start,
             }
         )
     given = [c for c in CANONICAL_COLUMNS[feed] if any(c in s.constants or c in s.defaults for s in sources)]
@@ -472,6 +502,7 @@ def _source_params(bronze: pl.DataFrame, feed: str, registry: Registry, mappings
         "_date_format": pl.String,
         "_money_format": pl.String,
         "_rate": pl.Int64,
+        "_history_start": pl.Date,
     }
     for column in given:
         schema[f"__constant_{column}"] = pl.String
@@ -573,10 +604,49 @@ def _split(
         "_source_file",
         "_row_number",
         pl.col("__rule").alias("rule"),
-        pl.struct(raw_columns).struct.json_encode().alias("raw"),
+        pl.struct(pl.col(c).str.replace_all(_NUL, _NUL_SHOWN, literal=True) for c in raw_columns)
+        .struct.json_encode()
+        .alias("raw"),
         "_ingested_at",
     )
     return SilverResult(valid=valid_rows, quarantine=quarantined, keys=loaded_keys)
+
+
+def _unstorable(feed: str) -> pl.Expr:
+    """A NUL character in any of the feed's text values (as silver reads them)."""
+    return pl.any_horizontal(
+        [pl.col(c).str.contains(_NUL, literal=True).fill_null(False) for c in CANONICAL_COLUMNS[feed]]
+    )
+
+
+def _with_category(frame: pl.LazyFrame, products: pl.DataFrame | None) -> pl.LazyFrame:
+    """``__category``: the category ``products`` gives the row's (provider, cleaned sku); null
+    when it has none."""
+    if products is None or products.is_empty():
+        return frame.with_columns(pl.lit(None, pl.String).alias("__category"))
+    known = (
+        products.lazy()
+        .select(
+            pl.col("provider").cast(pl.String).alias("_provider"),
+            pl.col("sku").cast(pl.String).str.strip_chars().alias("__sku"),
+            pl.col("category").cast(pl.String).alias("__category"),
+        )
+        .unique(["_provider", "__sku"], keep="first", maintain_order=True)
+    )
+    return frame.join(known, on=["_provider", "__sku"], how="left", maintain_order="left")
+
+
+def _ceiling(mappings: Mappings, category: pl.Expr, what: str) -> pl.Expr:
+    """The ``max_quantity`` (``what="quantity"``) or ``max_unit_cents`` of ``category``'s
+    ceiling (``Mappings.ceiling``: its row, else ``*``'s, else the default)."""
+    limit = {
+        "quantity": lambda c: c.max_quantity,
+        "unit_cents": lambda c: c.max_unit_cents,
+    }[what]
+    listed = {name: limit(ceiling) for name, ceiling in mappings.ceilings.items()}
+    return category.replace_strict(
+        list(listed), list(listed.values()), default=limit(mappings.ceiling(None)), return_dtype=pl.Int64
+    )
 
 
 def _text(name: str) -> pl.Expr:
@@ -726,9 +796,10 @@ TYPE_DRIFT_MIN_ROWS = 10
 
 
 def type_drift(feed: str, quarantine: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
-    """Per file, the columns most of whose values could not be read as their type: ``_source_file,
-    column, rule, rows, rows_in`` (``counts`` is :func:`reconcile`'s per-file frame)."""
-    rules = TYPE_RULES[feed]
+    """Per file, the columns most of whose values could not be read as their type or broke a
+    plausibility rule (``DRIFT_RULES``): ``_source_file, column, rule, rows, rows_in`` (``counts``
+    is :func:`reconcile`'s per-file frame)."""
+    rules = DRIFT_RULES[feed]
     schema = {"_source_file": pl.String, "column": pl.String, "rule": pl.String, "rows": pl.Int64, "rows_in": pl.Int64}
     if not rules or quarantine.is_empty():
         return pl.DataFrame(schema=schema)

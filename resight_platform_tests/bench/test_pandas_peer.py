@@ -304,6 +304,16 @@ PAWMART_LINES: list[dict[str, str]] = [
     {"order_id": "D2"},  # not a duplicate: the line above is quarantined for its status
     {"order_id": "D3", "line_no": "1"},
     {"order_id": "D3", "line_no": "2"},
+    {"customer_id": "C\x001"},  # a NUL: unstorable, before any other rule
+    {"order_id": "", "sku": "\x00"},
+    {"ordered_at": "1900-01-01T10:00:00"},
+    {"ordered_at": "0001-01-01T00:00:00Z"},
+    {"ordered_at": "1999-12-31T18:59:59-05:00"},  # 23:59:59 UTC: the day before the floor
+    {"ordered_at": "1999-12-31T19:00:00-05:00"},
+    {"quantity": "10001"},
+    {"quantity": "10000"},
+    {"unit_price": "10000.01"},
+    {"unit_price": "10000.00"},
 ]
 
 
@@ -508,6 +518,7 @@ def _vetcare() -> dict[str, bytes]:
         stores.append([f"CL{i}", "Clinic", "Tucson", state, zip_code])
     stores.append(["CL0", "Again", "Tucson", "AZ", "85701"])
     stores.append(["", "No id", "Tucson", "AZ", "85701"])
+    stores.append(["CL9", "Clinic\x00", "Tucson", "AZ", "85701"])
     customers = [["Client ID", "Client Since", "State", "Species"]]
     for i, (since, state, species) in enumerate(
         [
@@ -523,6 +534,7 @@ def _vetcare() -> dict[str, bytes]:
         customers.append([f"CU{i}", since, state, species])
     customers.append(["CU0", "02/02/2026", "AZ", "cat"])
     customers.append([" ", "02/02/2026", "AZ", "cat"])
+    customers.append(["CU9\x00", "02/02/2026", "AZ", "cat"])
 
     def gz(rows: list[list[str]]) -> bytes:
         return gzip.compress(_csv(rows, delimiter="|").encode(), mtime=0)
@@ -563,6 +575,10 @@ def _pawmart_catalog() -> dict[str, bytes]:
         {8: "12.345"},
         {2: " "},
         {1: " 0002 ", 2: "Chew"},
+        {2: "Kib\x00ble"},
+        {8: "1000.01"},  # Dry Food: food's ceiling
+        {8: "1000.00"},
+        {4: "Fireworks", 8: "10000.01"},  # other: the '*' ceiling
     ]
     rows = [header]
     for i, change in enumerate(changes):

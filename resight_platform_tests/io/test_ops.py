@@ -20,6 +20,7 @@ from resight_platform.io.ops import (
     FileRecord,
     dead_letter_reason,
     known_checksums,
+    known_products,
     migrate,
     quality_report,
     record_files,
@@ -548,3 +549,17 @@ def test_unattributed_dead_letters_count_under_the_keys_date_else_the_day_they_a
         set(found(D1, date(2026, 10, 4)))
     )  # by key
     assert quality_report(conn, D1, date(2026, 10, 4)) == []  # none of them is a source's
+
+
+# --- known products (silver's ceilings by category) ----------------------------------------------
+
+
+def test_known_products_are_the_providers_products_without_the_unknown_member(conn: Conn) -> None:
+    conn.execute(
+        "insert into gold.dim_product (product_key, provider, sku, category) values"
+        " (1, 'pawmart', 'K1', 'food'), (2, 'pawmart', 'T1', null), (3, 'petopia', 'K1', 'toys')"
+    )
+    assert known_products(conn, ["pawmart"]).rows() == [("pawmart", "K1", "food"), ("pawmart", "T1", "other")]
+    assert known_products(conn, ["pawmart", "petopia"]).height == 3
+    assert known_products(conn, []).is_empty()
+    assert known_products(conn, []).schema == {"provider": pl.String, "sku": pl.String, "category": pl.String}

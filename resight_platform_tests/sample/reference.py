@@ -29,6 +29,7 @@ from resight_platform.sources.registry import Registry, Source
 # independent reference that fails if the package's rule order drifts from the contract.
 RULE_ORDER = {
     "sales": (
+        "unstorable_value",
         "missing_order_id",
         "missing_sku",
         "bad_line_no",
@@ -38,19 +39,31 @@ RULE_ORDER = {
         "unparseable_price",
         "unknown_status",
         "unknown_channel",
+        "before_history_start",
+        "quantity_over_ceiling",
+        "price_over_ceiling",
         "duplicate",
     ),
     "catalog": (
+        "unstorable_value",
         "missing_sku",
         "missing_product_name",
         "unparseable_price",
         "unknown_species",
         "bad_pack_size",
         "unknown_unit",
+        "price_over_ceiling",
         "duplicate",
     ),
-    "stores": ("missing_store_id", "invalid_state", "duplicate"),
-    "customers": ("missing_customer_id", "unparseable_date", "invalid_state", "unknown_species", "duplicate"),
+    "stores": ("unstorable_value", "missing_store_id", "invalid_state", "duplicate"),
+    "customers": (
+        "unstorable_value",
+        "missing_customer_id",
+        "unparseable_date",
+        "invalid_state",
+        "unknown_species",
+        "duplicate",
+    ),
 }
 CENT = Decimal("0.01")
 
@@ -75,6 +88,9 @@ class Recount:
     dim_rows: Counter[str] = field(default_factory=Counter)
     dim_ids: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: {f: set() for f in RULE_ORDER})
     problems: list[str] = field(default_factory=list)
+    #: The largest quantity and USD unit price of a valid sales line.
+    max_quantity: int = 0
+    max_unit_usd: Decimal = Decimal(0)
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -191,9 +207,19 @@ def usd(amount: Decimal, rate: Decimal) -> Decimal:
 
 
 # --------------------------------------------------------------------------------------- the rules
+def unstorable(row: dict[str, Any]) -> list[str]:
+    """``unstorable_value`` if a text value holds a NUL (Postgres cannot store one)."""
+    return ["unstorable_value"] if any(isinstance(v, str) and "\x00" in v for v in row.values()) else []
+
+
+def over_price(price: Decimal | None, rate: Decimal, category: str | None, m: Mappings) -> bool:
+    """Whether ``price`` (in the file's currency) is above the category's USD unit-price ceiling."""
+    return price is not None and price >= 0 and usd(price, rate) > m.ceiling(category).max_unit_price
+
+
 def sales_rules(row: dict[str, Any], source: Source, business: date, m: Mappings) -> list[str]:
     profile = source.profile
-    broken = []
+    broken = unstorable(row)
     if blank(row.get("order_id")):
         broken.append("missing_order_id")
     if blank(row.get("sku")):
@@ -217,11 +243,19 @@ def sales_rules(row: dict[str, Any], source: Source, business: date, m: Mappings
     has_channel = "channel" in source.layout.columns.values()
     if has_channel and m.channels.get(normalise_alias(str(row.get("channel") or ""))) is None:
         broken.append("unknown_channel")
+    start = source.history_start
+    if business < start or (at is not None and at < datetime.combine(start, datetime.min.time(), UTC)):
+        broken.append("before_history_start")
+    quantity = positive_int(row.get("quantity"))
+    if quantity is not None and quantity > m.ceiling(None).max_quantity:
+        broken.append("quantity_over_ceiling")
+    if over_price(price, m.usd_per_unit[source.currency], None, m):
+        broken.append("price_over_ceiling")
     return broken
 
 
 def catalog_rules(row: dict[str, Any], source: Source, m: Mappings) -> list[str]:
-    broken = []
+    broken = unstorable(row)
     if blank(row.get("sku")):
         broken.append("missing_sku")
     if blank(row.get("product_name")):
@@ -242,11 +276,14 @@ def catalog_rules(row: dict[str, Any], source: Source, m: Mappings) -> list[str]
     unit = row.get("pack_unit")
     if not blank(unit) and m.units.get(normalise_alias(str(unit))) is None:
         broken.append("unknown_unit")
+    category = m.categories.get(normalise_alias(str(row.get("category") or "")))
+    if over_price(price, m.usd_per_unit[source.currency], category or "other", m):
+        broken.append("price_over_ceiling")
     return broken
 
 
 def stores_rules(row: dict[str, Any], m: Mappings) -> list[str]:
-    broken = []
+    broken = unstorable(row)
     if blank(row.get("store_id")):
         broken.append("missing_store_id")
     if str(row.get("state") or "").strip() not in m.regions:
@@ -255,7 +292,7 @@ def stores_rules(row: dict[str, Any], m: Mappings) -> list[str]:
 
 
 def customers_rules(row: dict[str, Any], source: Source, m: Mappings) -> list[str]:
-    broken = []
+    broken = unstorable(row)
     if blank(row.get("customer_id")):
         broken.append("missing_customer_id")
     signup = row.get("signup_date")
@@ -395,6 +432,8 @@ def _valid_sale(
     quantity = positive_int(row["quantity"])
     assert quantity is not None
     net = quantity * usd(price, rate) - usd(disc, rate)
+    out.max_quantity = max(out.max_quantity, quantity)
+    out.max_unit_usd = max(out.max_unit_usd, usd(price, rate))
     status = m.status[normalise_alias(str(row["status"]))]
     entry = out.sales_by.setdefault((day.isoformat(), provider), [0, Decimal(0)])
     entry[0] += 1

@@ -110,6 +110,16 @@ def test_manifest_equals_an_independent_recount(sample: Sample) -> None:
     assert m.customers == {"rows": r.dim_rows["customers"], "customers": len(r.dim_ids["customers"])}
 
 
+def test_valid_lines_are_below_every_categorys_ceiling(sample: Sample) -> None:
+    """Silver judges a sales line by its product's category's ceilings when gold knows the product,
+    else by the ``*`` row; the recount reads the ``*`` row. Every valid line is below the lowest
+    ceiling of any category, so the split (and the manifest) is the same whichever is known."""
+    ceilings = load_mappings().ceilings.values()
+    assert ceilings
+    assert 0 < sample.recount.max_quantity <= min(c.max_quantity for c in ceilings)
+    assert 0 < sample.recount.max_unit_usd <= min(c.max_unit_price for c in ceilings)
+
+
 def test_every_rule_and_every_dead_letter_reason_appears(sample: Sample) -> None:
     for feed, rules in RULES.items():
         assert set(sample.manifest.quarantine[feed]) == set(rules), feed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -693,3 +694,77 @@ def test_profile_constant_must_be_a_canonical_value(registry_dir: Path) -> None:
     issues = issues_of(registry_dir)
     find_issue(issues, "profiles.yaml", None, "profiles.odd.feeds.catalog.constants.species", "'martian'")
     assert len(issues) == 1, "reported once for the profile, not once per source"
+
+
+# --- plausibility data: history start, ceilings --------------------------------------------------
+
+
+def with_history_start(directory: Path, value: str) -> int:
+    """Give ``new_partner`` (appended) a ``history_start`` column value; return its row."""
+    row = append_provider(directory)
+    path = directory / "providers.csv"
+    rows = read_rows(path)
+    for entry in rows:
+        entry["history_start"] = value if entry["provider"] == "new_partner" else ""
+    write_rows(path, [*PROVIDER_COLUMNS, "history_start"], rows)
+    return row
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "01/02/2026", "yesterday", "1969-12-31", "0001-01-01", "2026-1-1"])
+def test_bad_history_start(registry_dir: Path, value: str) -> None:
+    row = with_history_start(registry_dir, value)
+    find_issue(issues_of(registry_dir), "providers.csv", row, "history_start", repr(value))
+
+
+def test_history_start_given_or_the_floor(registry_dir: Path) -> None:
+    with_history_start(registry_dir, "2024-03-01")
+    append_source(registry_dir, provider="new_partner", feed="sales")
+    registry = load_registry(registry_dir)
+    new, pawmart = registry.source("new_partner", "sales"), registry.source("pawmart", "sales")
+    assert new is not None and pawmart is not None
+    assert registry.providers["new_partner"].history_start == date(2024, 3, 1) == new.history_start
+    assert registry.providers["pawmart"].history_start is None
+    assert pawmart.history_start == registry.history_floor == date(2000, 1, 1)
+    floored = load_registry(registry_dir, history_floor=date(2020, 1, 1)).source("pawmart", "sales")
+    assert floored is not None and floored.history_start == date(2020, 1, 1)
+
+
+def write_ceilings(directory: Path, *lines: str) -> Path:
+    path = directory / "mappings" / "ceilings.csv"
+    path.write_text("\n".join(["category,max_quantity,max_unit_price", *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ("dragons,10,10.00", "category", "unknown canonical value 'dragons'"),
+        ("food,0,10.00", "max_quantity", "'0' is not an integer from 1"),
+        ("food,2147483648,10.00", "max_quantity", "'2147483648' is not an integer from 1"),
+        ("food,ten,10.00", "max_quantity", "'ten' is not an integer"),
+        ("food,10,0", "max_unit_price", "'0' is not a positive USD amount"),
+        ("food,10,-5", "max_unit_price", "'-5' is not a positive USD amount"),
+        ("food,10,12.345", "max_unit_price", "'12.345' is not a positive USD amount"),
+        ("food,10,100000000", "max_unit_price", "'100000000' is not a positive USD amount"),
+        ("food,10,$12", "max_unit_price", "'$12' is not a positive USD amount"),
+    ],
+)
+def test_bad_ceiling(registry_dir: Path, line: str, field: str, reason: str) -> None:
+    write_ceilings(registry_dir, "*,10000,10000.00", line)
+    find_issue(issues_of(registry_dir), "mappings/ceilings.csv", 3, field, reason)
+
+
+def test_a_category_listed_twice_in_ceilings(registry_dir: Path) -> None:
+    write_ceilings(registry_dir, "food,10,10.00", "food,20,20.00")
+    find_issue(issues_of(registry_dir), "mappings/ceilings.csv", 3, "category", "'food' is listed twice")
+
+
+def test_ceilings_fall_back_to_star_then_to_the_default(registry_dir: Path) -> None:
+    from resight_platform.sources.mappings import DEFAULT_CEILING
+
+    write_ceilings(registry_dir, "*,50,60.00", "toys,5,6.50")
+    mappings = load_registry(registry_dir).mappings
+    assert (mappings.ceiling("toys").max_quantity, mappings.ceiling("toys").max_unit_cents) == (5, 650)
+    assert (mappings.ceiling("food").max_quantity, mappings.ceiling(None).max_unit_cents) == (50, 6000)
+    (registry_dir / "mappings" / "ceilings.csv").unlink()  # optional: the platform's default
+    assert load_registry(registry_dir).mappings.ceiling("toys") == DEFAULT_CEILING

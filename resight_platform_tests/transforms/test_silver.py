@@ -11,6 +11,7 @@ import json
 import shutil
 import textwrap
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,6 @@ def test_local_time_skipped_by_dst_is_unparseable(clean: Any, bronze: Bronze) ->
         ("northpaw_distribution", "0.50", 0.37),  # 0.365 USD: half up, not half even
         ("northpaw_distribution", "2.50", 1.83),  # 1.825 USD
         ("northpaw_distribution", "0.10", 0.07),  # 0.073 USD
-        ("northpaw_distribution", "99999999.99", 72999999.99),
     ],
 )
 def test_money_formats_and_fx(clean: Any, bronze: Bronze, provider: str, unit_price: str, expected: float) -> None:
@@ -229,11 +229,28 @@ def test_net_amount_may_be_negative_when_discount_exceeds_gross(clean: Any, bron
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("1", 1), ("+2", 2), ("007", 7), (" 3 ", 3), ("4.0", 4), ("5.", 5), ("2147483647", 2147483647)],
+    [("1", 1), ("+2", 2), ("007", 7), (" 3 ", 3), ("4.0", 4), ("5.", 5)],
 )
 def test_integer_texts(clean: Any, bronze: Bronze, value: str, expected: int) -> None:
     result = clean("sales", bronze("pawmart", "sales", [sale(quantity=value, line_no=value)]))
     assert result.valid.select("line_no", "quantity").row(0) == (expected, expected)
+
+
+def test_the_largest_readable_values_load_under_lifted_ceilings(tmp_path: Path) -> None:
+    """What the parsers can read reaches the ceilings only through a registry that lifts them: the
+    largest Int32 quantity and the largest money amount (below 100 million units)."""
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    (directory / "mappings" / "ceilings.csv").write_text(
+        "category,max_quantity,max_unit_price\n*,2147483647,99999999.99\n", encoding="utf-8"
+    )
+    registry = load_registry(directory)
+    biggest = sale(quantity="2147483647", line_no="2147483647", unit_price="1.00", discount=None)
+    result = clean_with(registry, "sales", bronze_of(registry, "pawmart", "sales", [biggest]))
+    assert result.valid.select("line_no", "quantity").row(0) == (2147483647, 2147483647)
+    cad = sale(unit_price="99999999.99", discount=None, quantity="1")
+    result = clean_with(registry, "sales", bronze_of(registry, "northpaw_distribution", "sales", [cad]))
+    assert result.valid.select("unit_price", "net_amount").row(0) == (72999999.99, 72999999.99)
 
 
 def test_sales_aliases(clean: Any, bronze: Bronze) -> None:
@@ -346,6 +363,7 @@ def test_customers_optional_values(clean: Any, bronze: Bronze) -> None:
 
 BREAKS: dict[str, dict[str, list[dict[str, Any]]]] = {
     "sales": {
+        "unstorable_value": [{"order_id": "O\x001"}, {"customer_id": "\x00"}, {"ship_state": "N\x00Y"}],
         "missing_order_id": [{"order_id": None}, {"order_id": "   "}],
         "missing_sku": [{"sku": None}, {"sku": " "}],
         "bad_line_no": [{"line_no": "0"}, {"line_no": "-1"}, {"line_no": "1.5"}, {"line_no": "x"}, {"line_no": None}],
@@ -378,20 +396,34 @@ BREAKS: dict[str, dict[str, list[dict[str, Any]]]] = {
         ],
         "unknown_status": [{"status": "pending"}, {"status": None}],
         "unknown_channel": [{"channel": "carrier pigeon"}, {"channel": None}],
+        "before_history_start": [
+            {"ordered_at": "1900-01-01T10:00:00"},
+            {"ordered_at": "0001-01-01T00:00:00Z"},
+            {"ordered_at": "1999-12-31T23:59:59Z"},
+        ],
+        "quantity_over_ceiling": [{"quantity": "2147483647"}, {"quantity": "10001"}],
+        "price_over_ceiling": [{"unit_price": "10000.01"}, {"unit_price": "99999999.99"}],
     },
     "catalog": {
+        "unstorable_value": [{"product_name": "Kibble\x00"}, {"upc": "\x00\x00"}],
         "missing_sku": [{"sku": None}],
         "missing_product_name": [{"product_name": "  "}],
         "unparseable_price": [{"list_price": "n/a"}, {"list_price": None}, {"list_price": "-3"}],
         "unknown_species": [{"species": "dragon"}, {"species": None}],
         "bad_pack_size": [{"pack_size": "0"}, {"pack_size": "-1"}, {"pack_size": "big"}, {"pack_size": "nan"}],
         "unknown_unit": [{"pack_unit": "furlong"}],
+        "price_over_ceiling": [
+            {"list_price": "1000.01", "category": "dog food"},
+            {"list_price": "10000.01", "category": "aquarium gadgets"},
+        ],
     },
     "stores": {
+        "unstorable_value": [{"store_name": "Main\x00St"}, {"zip": "\x00"}],
         "missing_store_id": [{"store_id": None}],
         "invalid_state": [{"state": "XX"}, {"state": None}, {"state": "Texas"}],
     },
     "customers": {
+        "unstorable_value": [{"customer_id": "C\x00"}, {"state": "\x00TX"}],
         "missing_customer_id": [{"customer_id": ""}],
         "unparseable_date": [{"signup_date": "2025-02-30"}, {"signup_date": "03/14/2025"}, {"signup_date": "n/a"}],
         "invalid_state": [{"state": "ZZ"}],
@@ -417,7 +449,9 @@ def test_rule(clean: Any, bronze: Bronze, feed: str, rule: str, override: dict[s
     assert only_rule(result) == rule
     quarantined = result.quarantine.row(0, named=True)
     assert (quarantined["feed"], quarantined["provider"], quarantined["_row_number"]) == (feed, "pawmart", 1)
-    assert json.loads(quarantined["raw"]) == bronze_frame.select(CANONICAL_COLUMNS[feed]).row(0, named=True)
+    delivered = bronze_frame.select(CANONICAL_COLUMNS[feed]).row(0, named=True)
+    shown = {k: v.replace("\x00", "\\u0000") if isinstance(v, str) else v for k, v in delivered.items()}
+    assert json.loads(quarantined["raw"]) == shown  # a NUL as the six characters \u0000
 
 
 def test_future_date_boundary_is_one_day_after_the_business_date(clean: Any, bronze: Bronze) -> None:
@@ -447,6 +481,8 @@ def test_a_row_breaking_two_rules_gets_the_first(clean: Any, bronze: Bronze, fee
 def test_all_rules_broken_at_once_reports_the_first(clean: Any, bronze: Bronze) -> None:
     everything = {k: v for overrides in BREAKS["sales"].values() for k, v in overrides[0].items()}
     assert only_rule(clean("sales", bronze("pawmart", "sales", [sale(**everything)]))) == "missing_order_id"
+    everything["customer_id"] = "\x00"  # a NUL comes first, whatever else the row breaks
+    assert only_rule(clean("sales", bronze("pawmart", "sales", [sale(**everything)]))) == "unstorable_value"
 
 
 # --- duplicates ---------------------------------------------------------------------------------------
@@ -622,6 +658,115 @@ def test_type_drift_needs_most_of_a_file_and_a_minimum_of_rows() -> None:
     # a.csv: 10 of 12 prices unreadable; b.csv: all 4, but too few to call; c.csv: not a type rule.
     assert drift.rows() == [("a.csv", "unit_price", "unparseable_price", 10, 12)]
     assert type_drift("stores", quarantine, counts).is_empty()
+
+
+def test_plausibility_drift_is_reported_like_a_type_change() -> None:
+    """Most lines of a file over the price ceiling: the partner likely sends cents as dollars."""
+    from resight_platform.transforms.silver import type_drift
+
+    quarantine = pl.DataFrame({"_source_file": ["a.csv"] * 11, "rule": ["price_over_ceiling"] * 11})
+    counts = pl.DataFrame({"_source_file": ["a.csv"], "rows_in": [12]})
+    assert type_drift("sales", quarantine, counts).rows() == [("a.csv", "unit_price", "price_over_ceiling", 11, 12)]
+    catalog = quarantine.with_columns(pl.lit("price_over_ceiling").alias("rule"))
+    assert type_drift("catalog", catalog, counts).rows() == [("a.csv", "list_price", "price_over_ceiling", 11, 12)]
+
+
+# --- plausibility: history start, ceilings, NUL -------------------------------------------------
+
+
+def test_ceilings_of_an_unknown_product_are_the_star_row(clean: Any, bronze: Bronze, mappings: Mappings) -> None:
+    star = mappings.ceiling(None)
+    assert star == mappings.ceilings["*"]
+    rows = [
+        sale(line_no="1", quantity=str(star.max_quantity)),
+        sale(line_no="2", quantity=str(star.max_quantity + 1)),
+        sale(line_no="3", unit_price=str(star.max_unit_price)),
+        sale(line_no="4", unit_price=str(star.max_unit_price + Decimal("0.01")), quantity="1", discount=None),
+    ]
+    result = clean("sales", bronze("pawmart", "sales", rows))
+    assert result.valid["line_no"].to_list() == [1, 3]
+    assert result.quarantine.select("_row_number", "rule").rows() == [
+        (2, "quantity_over_ceiling"),
+        (4, "price_over_ceiling"),
+    ]
+
+
+def test_a_known_products_category_gives_its_ceilings(registry: Registry, mappings: Mappings, bronze: Bronze) -> None:
+    food = mappings.ceilings["food"]
+    assert food.max_quantity < mappings.ceiling(None).max_quantity
+    rows = [
+        sale(line_no="1", sku="KIBBLE", quantity=str(food.max_quantity)),
+        sale(line_no="2", sku="KIBBLE", quantity=str(food.max_quantity + 1)),
+        sale(line_no="3", sku="UNKNOWN", quantity=str(food.max_quantity + 1)),  # the '*' row
+        sale(line_no="4", sku=" KIBBLE ", unit_price=str(food.max_unit_price + 1), quantity="1", discount=None),
+    ]
+    products = pl.DataFrame(
+        {"provider": ["pawmart", "petopia"], "sku": ["KIBBLE", "UNKNOWN"], "category": ["food", "food"]}
+    )
+    result = clean_sales(
+        bronze("pawmart", "sales", rows), registry=registry, mappings=mappings, now=NOW, products=products
+    )
+    assert result.valid["line_no"].to_list() == [1, 3]
+    assert result.quarantine.select("_row_number", "rule").rows() == [
+        (2, "quantity_over_ceiling"),
+        (4, "price_over_ceiling"),
+    ]
+
+
+def test_a_price_in_another_currency_is_judged_in_usd(clean: Any, bronze: Bronze, mappings: Mappings) -> None:
+    """northpaw sends CAD (0.73 USD): 13,000 CAD is 9,490 USD, under the '*' ceiling of 10,000."""
+    star = mappings.ceiling(None).max_unit_price
+    rows = [sale(line_no="1", unit_price="13000.00", discount=None), sale(line_no="2", unit_price="14000.00")]
+    result = clean("sales", bronze("northpaw_distribution", "sales", rows))
+    assert 13000 * 0.73 <= star < 14000 * 0.73
+    assert result.valid["line_no"].to_list() == [1]
+    assert result.quarantine["rule"].to_list() == ["price_over_ceiling"]
+
+
+def test_history_start_per_provider_and_the_floor(tmp_path: Path, bronze: Bronze) -> None:
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    providers = directory / "providers.csv"
+    header, *lines = providers.read_text(encoding="utf-8").splitlines()
+    rows = [line + (",2026-06-01" if line.startswith("pawmart,") else ",") for line in lines]
+    providers.write_text("\n".join([header + ",history_start", *rows]) + "\n", encoding="utf-8")
+    registry = load_registry(directory, history_floor=date(2010, 1, 1))
+    pawmart, petopia = registry.source("pawmart", "sales"), registry.source("petopia", "sales")
+    assert pawmart is not None and petopia is not None
+    assert (pawmart.history_start, petopia.history_start) == (date(2026, 6, 1), date(2010, 1, 1))
+    sales = [
+        sale(line_no="1", ordered_at="2026-06-01T00:00:00Z"),
+        sale(line_no="2", ordered_at="2026-05-31T23:59:59Z"),
+        sale(line_no="3", ordered_at="2026-05-31T23:00:00"),  # New York: 03:00 UTC on 1 June
+    ]
+    result = clean_with(registry, "sales", bronze_of(registry, "pawmart", "sales", sales))
+    assert result.valid["line_no"].to_list() == [1, 3]
+    assert result.quarantine.select("_row_number", "rule").rows() == [(2, "before_history_start")]
+    old = [sale(ordered_at="01/01/2009 10:00", unit_price="$1.00"), sale(line_no="2", ordered_at=WHEN["petopia"])]
+    result = clean_with(registry, "sales", bronze_of(registry, "petopia", "sales", old))
+    assert result.quarantine["rule"].to_list() == ["before_history_start"]
+    assert result.valid["line_no"].to_list() == [2]
+
+
+def test_a_business_date_before_the_history_start_quarantines_the_file(tmp_path: Path) -> None:
+    registry = load_registry(history_floor=BUSINESS_DATE.replace(day=2))
+    result = clean_with(
+        registry, "sales", bronze_of(registry, "pawmart", "sales", [sale(ordered_at="2026-09-30T10:00:00")])
+    )
+    assert result.valid.is_empty()
+    assert result.quarantine["rule"].to_list() == ["before_history_start"]
+
+
+def test_nul_is_quarantined_in_every_text_column_first(clean: Any, bronze: Bronze) -> None:
+    makers = {"sales": sale, "catalog": product, "stores": store, "customers": customer}
+    for feed, make in makers.items():
+        records = [make(**{KEY[feed]: f"K-{i}", column: "x\x00y"}) for i, column in enumerate(CANONICAL_COLUMNS[feed])]
+        records = [r for r in records if r[KEY[feed]].startswith("K-")]  # the key column's own row has the NUL
+        records.append(make(**{KEY[feed]: "GOOD"}))
+        result = clean(feed, bronze("pawmart", feed, records))
+        assert result.quarantine["rule"].to_list() == ["unstorable_value"] * (len(records) - 1), feed
+        assert result.valid.height == 1, feed
+        assert all("\\u0000" in raw and "\x00" not in raw for raw in result.quarantine["raw"]), feed
 
 
 # --- the registry's own data: scoped value maps, constants and defaults ------------------------
