@@ -32,7 +32,7 @@ from resight_platform.defs.jobs import (
 )
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_key
 from resight_platform.io.landing import LandedFile, scan_landing
-from resight_platform.io.plan import FILE_COST_BYTES, PARTITION_COST_BYTES, Cell, Rectangle, balance, cover
+from resight_platform.io.plan import FILE_COST_BYTES, PARTITION_COST_BYTES, balance, cover
 from resight_platform.io.storage import ObjectStore
 from resight_platform.io.watch import Area
 from resight_platform.ml.model import MIN_WEEKS
@@ -40,7 +40,7 @@ from resight_platform.runner import InProcess, Runner
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.registry import Registry
 
-__all__ = ["FeedArea", "PipelineReport", "medallion_assets", "plan_runs", "run_pipeline"]
+__all__ = ["PipelineReport", "plan_runs", "run_pipeline"]
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -57,95 +57,43 @@ class PipelineReport:
         return all(ok for _, ok, _ in self.runs)
 
 
-#: A planned run: the feeds whose bronze and silver it materialises, and its rectangle.
-FeedArea = tuple[tuple[str, ...], Area]
-
-
 def plan_runs(
     files: Iterable[LandedFile], source_order: Sequence[str], watch: WatchSettings, *, workers: int = 1
-) -> list[FeedArea]:
-    """The runs that together read every landed file: per feed, the rectangles of dates × source
-    partitions (in ``source_order``, Dagster's order of the registered sources) that
-    :func:`~resight_platform.io.plan.cover` finds over its partitions' landed bytes, a run costing
-    ``watch.merge_gap_bytes``; feeds with the same rectangle share its run. A run materialises its
-    feeds' assets only: a partner's catalog of one day is not 2 × 14 days × 40 sources of empty
-    sales, catalog, stores and customers partitions (each costs Dagster an event and its
-    bookkeeping, ~5 ms). For ``workers`` processes side by side, runs are cut along their days so
-    that the workers finish together (:func:`~resight_platform.io.plan.balance`), costliest first."""
+) -> list[Area]:
+    """The rectangles of dates × source partitions (in ``source_order``, Dagster's order of the
+    registered sources) that together cover every landed file: :func:`~resight_platform.io.plan.cover`
+    over each partition's landed bytes, a run costing ``watch.merge_gap_bytes``; for ``workers``
+    processes side by side, cut along their days so that the workers finish together
+    (:func:`~resight_platform.io.plan.balance`), costliest first."""
     position = {source: i for i, source in enumerate(source_order)}
-    landed: dict[str, dict[Cell, int]] = defaultdict(lambda: defaultdict(int))
-    files_in: dict[str, dict[Cell, int]] = defaultdict(lambda: defaultdict(int))
+    landed: dict[tuple[date, int], int] = defaultdict(int)
+    cell_cost: dict[tuple[date, int], int] = defaultdict(lambda: PARTITION_COST_BYTES)
     for landed_file in files:
         key = landed_file.key
         cell = (key.date, position[source_key(key.provider, key.feed)])
-        landed[key.feed][cell] += landed_file.info.size
-        files_in[key.feed][cell] += 1
-    feeds_of: dict[Rectangle, list[str]] = defaultdict(list)
-    for feed in sorted(landed):
-        for rectangle in cover(landed[feed], run_cost_bytes=watch.merge_gap_bytes):
-            feeds_of[rectangle].append(feed)
-
-    def cell_cost(feeds: tuple[str, ...], cell: Cell) -> int:
-        return sum(
-            PARTITION_COST_BYTES + landed[feed].get(cell, 0) + FILE_COST_BYTES * files_in[feed].get(cell, 0)
-            for feed in feeds
-        )
-
-    # A run inside another's rectangle joins it when its feeds' partitions between cost less than
-    # a run (the demo's stores, from fewer partners than its catalogs, on the same day).
-    for inner in sorted(feeds_of, key=_area_size):
-        outer = next((o for o in sorted(feeds_of, key=_area_size) if o != inner and _inside(inner, o)), None)
-        if outer is not None and _empty_cells(inner, outer) * PARTITION_COST_BYTES * len(feeds_of[inner]) < (
-            watch.merge_gap_bytes
-        ):
-            feeds_of[outer] = sorted({*feeds_of[outer], *feeds_of.pop(inner)})
-    runs = balance(
-        [(tuple(feeds), rectangle) for rectangle, feeds in sorted(feeds_of.items())],
+        landed[cell] += landed_file.info.size
+        cell_cost[cell] += landed_file.info.size + FILE_COST_BYTES
+    rectangles = balance(
+        cover(landed, run_cost_bytes=watch.merge_gap_bytes),
         cell_cost,
         workers=workers,
         run_cost_bytes=watch.merge_gap_bytes,
     )
-    return [(feeds, (first, last, source_order[start], source_order[end])) for feeds, (first, last, start, end) in runs]
-
-
-def _area_size(rectangle: Rectangle) -> int:
-    return ((rectangle[1] - rectangle[0]).days + 1) * (rectangle[3] - rectangle[2] + 1)
-
-
-def _inside(inner: Rectangle, outer: Rectangle) -> bool:
-    return outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2] and inner[3] <= outer[3]
-
-
-def _empty_cells(inner: Rectangle, outer: Rectangle) -> int:
-    """The partitions of ``outer`` outside ``inner`` (``inner`` inside it)."""
-    return _area_size(outer) - _area_size(inner)
-
-
-def medallion_assets(feeds: Sequence[str]) -> list[str]:
-    """The bronze and silver assets of ``feeds`` (user strings), a medallion run's selection."""
-    return [f"{layer}/{feed}" for feed in feeds for layer in ("bronze", "silver")]
-
-
-#: A run of a stage: job, partition range tags (or None), asset selection (or None: the job's).
-StageRun = tuple[str, Mapping[str, str] | None, Sequence[str] | None]
+    return [(first, last, source_order[start], source_order[end]) for first, last, start, end in rectangles]
 
 
 def _stage(
     runner: Runner,
-    runs: Sequence[StageRun],
+    runs: Sequence[tuple[str, Mapping[str, str] | None]],
     report: PipelineReport,
     progress: Callable[[str], None],
 ) -> None:
     """Run ``runs`` (they do not depend on each other) on ``runner`` and wait for all of them;
     raise ``RuntimeError`` naming the first that failed."""
     pending = []
-    for job, tags, assets in runs:
-        progress(
-            f"running {job}"
-            + (f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags else "")
-            + (f" ({', '.join(assets)})" if assets else "")
-        )
-        pending.append(runner.submit(job, tags, assets))
+    for job, tags in runs:
+        progress(f"running {job}" + (f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags else ""))
+        pending.append(runner.submit(job, tags))
     outcomes = []
     for future in pending:
         outcome = future.result()
@@ -178,8 +126,8 @@ def run_pipeline(
     report = PipelineReport()
     local = InProcess(defs, instance)
     runner = runner or local
-    _stage(local, [(REGISTRY_JOB, None, None)], report, progress)
-    _stage(local, [(SCAN_LANDING_JOB, None, None)], report, progress)
+    _stage(local, [(REGISTRY_JOB, None)], report, progress)
+    _stage(local, [(SCAN_LANDING_JOB, None)], report, progress)
     scan = scan_landing(landing, registry)
     partitions = scan.partitions()
     if not partitions:
@@ -191,27 +139,23 @@ def run_pipeline(
     registered = instance.get_dynamic_partitions(SOURCE_PARTITIONS.name)
     wanted = {source_key(provider, feed) for _, provider, feed in partitions}
     planned = plan_runs(scan.files, registered, watch or WatchSettings(), workers=runner.workers)
-
-    def tags(area: Area) -> dict[str, str]:
-        first, last, first_source, last_source = area
-        return {RANGE_START: f"{first.isoformat()}|{first_source}", RANGE_END: f"{last.isoformat()}|{last_source}"}
-
+    rectangles = [
+        {RANGE_START: f"{first.isoformat()}|{first_source}", RANGE_END: f"{last.isoformat()}|{last_source}"}
+        for first, last, first_source, last_source in planned
+    ]
     report.dates = (first_day, last_day)
     report.sources = len(wanted)
-    _stage(runner, [(MEDALLION_JOB, tags(area), medallion_assets(feeds)) for feeds, area in planned], report, progress)
-    _stage(runner, [(DIMENSIONS_JOB, None, None)], report, progress)
-    # The facts read the sales only: the runs that materialised them.
-    _stage(
-        runner, [(GOLD_FACTS_JOB, tags(area), None) for feeds, area in planned if "sales" in feeds], report, progress
-    )
+    _stage(runner, [(MEDALLION_JOB, rectangle) for rectangle in rectangles], report, progress)
+    _stage(runner, [(DIMENSIONS_JOB, None)], report, progress)
+    _stage(runner, [(GOLD_FACTS_JOB, rectangle) for rectangle in rectangles], report, progress)
     # The marts and the ML features read the facts and the dimensions, not each other.
-    last: list[StageRun] = [
-        (DAILY_MART_JOB, {RANGE_START: first_day, RANGE_END: last_day}, None),
-        (MARTS_JOB, None, None),
+    last: list[tuple[str, Mapping[str, str] | None]] = [
+        (DAILY_MART_JOB, {RANGE_START: first_day, RANGE_END: last_day}),
+        (MARTS_JOB, None),
     ]
     weeks = (date.fromisoformat(last_day) - date.fromisoformat(first_day)).days // 7
     if weeks > MIN_WEEKS:
-        last.insert(0, (ML_JOB, None, None))  # the longest first, while the others share the other core
+        last.insert(0, (ML_JOB, None))  # the longest first, while the others share the other core
     else:
         progress(f"  {ML_JOB} skipped: {weeks} weeks of history, the demand model needs more than {MIN_WEEKS}")
     _stage(runner, last, report, progress)

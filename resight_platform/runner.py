@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,27 +43,18 @@ class Runner(Protocol):
     #: How many runs it executes side by side (the planner cuts the work to keep them all busy).
     workers: int
 
-    def submit(
-        self, job: str, tags: Mapping[str, str] | None, assets: Sequence[str] | None = None
-    ) -> Future[RunOutcome]:
-        """Start ``job`` with ``tags`` (a partition range), or queue it; its outcome when done.
-        ``assets`` (user strings such as ``"bronze/sales"``) runs only those of the job's assets
-        and their checks."""
+    def submit(self, job: str, tags: Mapping[str, str] | None) -> Future[RunOutcome]:
+        """Start ``job`` with ``tags`` (a partition range), or queue it; its outcome when done."""
         ...
 
 
 def _execute(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    job: str,
-    tags: Mapping[str, str] | None,
-    assets: Sequence[str] | None = None,
+    defs: dg.Definitions, instance: dg.DagsterInstance, job: str, tags: Mapping[str, str] | None
 ) -> RunOutcome:
     started, cpu = time.perf_counter(), time.process_time()
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         tags=dict(tags) if tags else None,
-        asset_selection=[dg.AssetKey.from_user_string(asset) for asset in assets] if assets else None,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
@@ -90,12 +81,10 @@ class InProcess:
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
         self.defs, self.instance = defs, instance
 
-    def submit(
-        self, job: str, tags: Mapping[str, str] | None, assets: Sequence[str] | None = None
-    ) -> Future[RunOutcome]:
+    def submit(self, job: str, tags: Mapping[str, str] | None) -> Future[RunOutcome]:
         future: Future[RunOutcome] = Future()
         try:
-            future.set_result(_execute(self.defs, self.instance, job, tags, assets))
+            future.set_result(_execute(self.defs, self.instance, job, tags))
         except BaseException as error:  # the caller sees it through the future, as from a pool
             future.set_exception(error)
         return future
@@ -121,10 +110,10 @@ def _start_worker(
     _worker = (build(), instance)
 
 
-def _run_in_worker(job: str, tags: Mapping[str, str] | None, assets: Sequence[str] | None) -> RunOutcome:
+def _run_in_worker(job: str, tags: Mapping[str, str] | None) -> RunOutcome:
     assert _worker is not None, "worker not started"
     defs, instance = _worker
-    return _execute(defs, instance, job, tags, assets)
+    return _execute(defs, instance, job, tags)
 
 
 def _ready() -> int:
@@ -159,10 +148,8 @@ class WorkerPool:
         """Start every worker now (each imports the package and builds the definitions)."""
         return [self._pool.submit(_ready) for _ in range(self.workers)]
 
-    def submit(
-        self, job: str, tags: Mapping[str, str] | None, assets: Sequence[str] | None = None
-    ) -> Future[RunOutcome]:
-        return self._pool.submit(_run_in_worker, job, dict(tags) if tags else None, list(assets) if assets else None)
+    def submit(self, job: str, tags: Mapping[str, str] | None) -> Future[RunOutcome]:
+        return self._pool.submit(_run_in_worker, job, dict(tags) if tags else None)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

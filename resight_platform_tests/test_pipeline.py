@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
@@ -10,7 +9,7 @@ from resight_platform.defs.partitions import source_keys
 from resight_platform.io.landing import LandedFile
 from resight_platform.io.plan import PARTITION_COST_BYTES
 from resight_platform.io.storage import ObjectInfo
-from resight_platform.pipeline import FeedArea, medallion_assets, plan_runs
+from resight_platform.pipeline import plan_runs
 from resight_platform.sample.history import history_provider, history_weeks
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.landing import parse_landing_key
@@ -44,15 +43,8 @@ def _demo() -> tuple[list[LandedFile], list[str], str, list[date]]:
     return files, source_keys(registry), history, sundays
 
 
-def _cells(
-    files: list[LandedFile], feeds: Sequence[str] = ("sales", "catalog", "stores", "customers")
-) -> set[tuple[date, str]]:
-    return {(f.key.date, f.key.provider) for f in files if f.key.feed in feeds}
-
-
-def _areas(runs: list[FeedArea], feed: str) -> list[tuple[date, date, str, str]]:
-    """The rectangles of the runs that materialise ``feed``."""
-    return [area for feeds, area in runs if feed in feeds]
+def _cells(files: list[LandedFile]) -> set[tuple[date, str]]:
+    return {(f.key.date, f.key.provider) for f in files}
 
 
 def _covered_once(rectangles: list[tuple[date, date, str, str]], cell: tuple[date, str], order: list[str]) -> bool:
@@ -61,64 +53,42 @@ def _covered_once(rectangles: list[tuple[date, date, str, str]], cell: tuple[dat
     return sum(a <= day <= b and order.index(s) <= at <= order.index(e) for a, b, s, e in rectangles) == 1
 
 
-def _every_file_read_once(runs: list[FeedArea], files: list[LandedFile], order: list[str]) -> bool:
-    return all(
-        _covered_once(_areas(runs, feed), cell, order)
-        for feed in ("sales", "catalog", "stores", "customers")
-        for cell in _cells(files, [feed])
-    )
-
-
 def test_the_demo_is_a_weekly_history_rectangle_and_a_dense_fortnight() -> None:
     files, order, history, sundays = _demo()
     sample_positions = sorted(order.index(f.key.provider) for f in files if f.key.provider != history)
-    runs = plan_runs(files, order, WatchSettings())
+    rectangles = plan_runs(files, order, WatchSettings())
     last_before = max(day for day in sundays if day < START)
-    first, last = order[sample_positions[0]], order[sample_positions[-1]]
-    assert _areas(runs, "sales") == [
+    assert rectangles == [
         (sundays[0], last_before, history, history),  # one run across the six days between its files
-        (START, START + timedelta(days=DAYS - 1), first, last),
+        (START, START + timedelta(days=DAYS - 1), order[sample_positions[0]], order[sample_positions[-1]]),
     ]
-    # The catalogs, stores and customers of the first day: one run of their assets only (the
-    # stores come from fewer partners: the sources between join the catalogs' run).
-    assert [(feeds, area) for feeds, area in runs if "sales" not in feeds] == [
-        (("catalog", "customers", "stores"), (START, START, first, last))
-    ]
-    assert _every_file_read_once(runs, files, order)
+    assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))
     # Not one box of the history's days × the fortnight's forty sources: a run each.
-    rectangles = _areas(runs, "sales")
     partitions = sum(((b - a).days + 1) * (order.index(e) - order.index(s) + 1) for a, b, s, e in rectangles)
     assert partitions == (last_before - sundays[0]).days + 1 + DAYS * len(order)
     assert len(order) == 40 and sample_positions[-1] - sample_positions[0] + 1 == 40
-    assert medallion_assets(("catalog", "stores")) == [
-        "bronze/catalog",
-        "silver/catalog",
-        "bronze/stores",
-        "silver/stores",
-    ]
 
 
 def test_a_run_cost_below_six_empty_days_runs_the_history_week_by_week() -> None:
     files, order, history, sundays = _demo()
-    runs = plan_runs(files, order, WatchSettings(merge_gap_bytes=5 * PARTITION_COST_BYTES))
-    weekly = [r for r in _areas(runs, "sales") if r[2] == r[3] == history]
+    rectangles = plan_runs(files, order, WatchSettings(merge_gap_bytes=5 * PARTITION_COST_BYTES))
+    weekly = [r for r in rectangles if r[2] == r[3] == history]
     assert [(a, b) for a, b, _, _ in weekly] == [(day, day) for day in sundays if day < START]
-    assert _every_file_read_once(runs, files, order)
+    assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))
 
 
 def test_two_workers_get_the_dense_fortnight_cut_along_its_days_costliest_first() -> None:
     files, order, history, _ = _demo()
     whole = plan_runs(files, order, WatchSettings())
-    runs = plan_runs(files, order, WatchSettings(), workers=2)
-    assert _every_file_read_once(runs, files, order)
-    dense = [r for r in _areas(runs, "sales") if r[2] != history]
+    rectangles = plan_runs(files, order, WatchSettings(), workers=2)
+    assert all(_covered_once(rectangles, cell, order) for cell in _cells(files))
+    dense = [r for r in rectangles if r[2] != history]
     # The fortnight's pieces keep its sources and follow each other day by day.
-    dense_whole = _areas(whole, "sales")[1]
-    assert len(dense) > 1 and {(s, e) for _, _, s, e in dense} == {(dense_whole[2], dense_whole[3])}
+    assert len(dense) > 1 and {(s, e) for _, _, s, e in dense} == {(whole[1][2], whole[1][3])}
     days = sorted((a, b) for a, b, _, _ in dense)
     assert days[0][0] == START and days[-1][1] == START + timedelta(days=DAYS - 1)
     assert all(b + timedelta(days=1) == c for (_, b), (c, _) in pairwise(days))
     # The history's span is covered whatever it was cut into; one worker keeps the plan as it was.
-    history_days = sorted((a, b) for a, b, s, e in _areas(runs, "sales") if s == e == history)
-    assert history_days[0][0] == _areas(whole, "sales")[0][0] and history_days[-1][1] == _areas(whole, "sales")[0][1]
+    history_days = sorted((a, b) for a, b, s, e in rectangles if s == e == history)
+    assert history_days[0][0] == whole[0][0] and history_days[-1][1] == whole[0][1]
     assert plan_runs(files, order, WatchSettings(), workers=1) == whole

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from heapq import heappop, heappush
 from itertools import accumulate, count, pairwise
-from typing import TypeVar
 
 __all__ = [
     "FILE_COST_BYTES",
@@ -51,8 +50,6 @@ FILE_COST_BYTES = 1 << 19
 #: Above this many rectangles, the landing sensor does not merge rectangles of different days (the
 #: merge is quadratic; a tick with that many is a backlog, batched by the run budget instead).
 MERGE_RECTANGLES_AT_MOST = 256
-
-K = TypeVar("K")
 
 #: A rectangle of business dates × source positions: ``(first_day, last_day, first, last)``.
 Rectangle = tuple[date, date, int, int]
@@ -334,46 +331,48 @@ def _split_by_days(rectangle: Rectangle, day_costs: Sequence[int], pieces: int) 
 
 
 def balance(
-    runs: Sequence[tuple[K, Rectangle]],
-    cell_cost: Callable[[K, Cell], int],
+    rectangles: Sequence[Rectangle],
+    cell_cost: Mapping[Cell, int],
     *,
     workers: int,
     run_cost_bytes: int,
     pieces_per_worker: int = 2,
-) -> list[tuple[K, Rectangle]]:
-    """The ``runs`` (a label, e.g. the feeds a run materialises, and its rectangle) cut along
-    their days so that ``workers`` processes running them side by side finish together,
-    costliest first (the order to submit them in: a free worker takes the next, so the small
-    pieces at the end fill the gaps).
+) -> list[Rectangle]:
+    """The ``rectangles`` cut along their days so that ``workers`` processes running them side by
+    side finish together, costliest first (the order to submit them in: a free worker takes the
+    next, so the small pieces at the end fill the gaps).
 
-    A run costs ``run_cost_bytes`` plus each of its partitions' ``cell_cost`` (for one with files:
-    its bytes, ``FILE_COST_BYTES`` a file and ``PARTITION_COST_BYTES``; else
-    ``PARTITION_COST_BYTES``). One whose cost is over 1.5 times a fair share (the total over
+    A rectangle costs ``run_cost_bytes`` plus each of its partitions: ``cell_cost`` for one with
+    files (its bytes, ``FILE_COST_BYTES`` a file and ``PARTITION_COST_BYTES``), else
+    ``PARTITION_COST_BYTES``. One whose cost is over 1.5 times a fair share (the total over
     ``workers × pieces_per_worker``) is cut into pieces near that share, each paying a run: the
     demo's dense fortnight of thirty sources, twice the CPU of its weekly partner's 80 weeks, no
     longer keeps one core busy while the other waits. Nothing changes for one worker.
     """
-    if workers <= 1 or not runs:
-        return list(runs)
+    if workers <= 1 or not rectangles:
+        return list(rectangles)
 
-    def day_costs(label: K, rectangle: Rectangle) -> list[int]:
+    def day_costs(rectangle: Rectangle) -> list[int]:
         first_day, last_day, first, last = rectangle
         costs = []
         day = first_day
         while day <= last_day:
-            costs.append(sum(cell_cost(label, (day, at)) for at in range(first, last + 1)))
+            costs.append(sum(cell_cost.get((day, at), PARTITION_COST_BYTES) for at in range(first, last + 1)))
             day += timedelta(days=1)
         return costs
 
-    costed = [(label, rectangle, day_costs(label, rectangle)) for label, rectangle in runs]
-    total = sum(run_cost_bytes + sum(days) for _, _, days in costed)
+    costed = [(rectangle, day_costs(rectangle)) for rectangle in rectangles]
+    total = sum(run_cost_bytes + sum(days) for _, days in costed)
     share = total / (workers * pieces_per_worker)
-    pieces: list[tuple[int, int, K, Rectangle]] = []
-    for label, rectangle, days in costed:
+    pieces: list[tuple[int, Rectangle]] = []
+    for rectangle, days in costed:
         cost = run_cost_bytes + sum(days)
         count_ = min(len(days), round(cost / share)) if cost > 1.5 * share else 1
-        for piece in _split_by_days(rectangle, days, count_) if count_ > 1 else [rectangle]:
+        if count_ <= 1:
+            pieces.append((cost, rectangle))
+            continue
+        for piece in _split_by_days(rectangle, days, count_):
             offset = (piece[0] - rectangle[0]).days
             span = (piece[1] - piece[0]).days + 1
-            pieces.append((run_cost_bytes + sum(days[offset : offset + span]), len(pieces), label, piece))
-    return [(label, piece) for _, _, label, piece in sorted(pieces, key=lambda item: (-item[0], item[1]))]
+            pieces.append((run_cost_bytes + sum(days[offset : offset + span]), piece))
+    return [rectangle for _, rectangle in sorted(pieces, key=lambda item: (-item[0], item[1]))]
