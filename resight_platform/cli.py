@@ -308,7 +308,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    landing = open_store(settings.landing_url, settings.aws_endpoint_url)
+    landing = open_store(settings.landing_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
     objects = sum(1 for _ in landing.list())
     if objects == 0:
         _say(f"generating a sample: {args.providers} providers x {args.days} days into {settings.landing_url}")
@@ -334,13 +334,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
             return 2
         _say(f"the landing zone already holds the demo's sample ({objects} files): loading it again")
-    pg_url, report = _run_platform(settings, landing)
+    pg_url, report = _run_platform(settings, landing, "resight demo")
     _say(f"\npipeline finished in {time.perf_counter() - started:.0f}s ({len(report.runs)} runs)\n")
     print_summary(settings, pg_url)
     return 0
 
 
-def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
+def _run_platform(settings: Any, landing: Any, command: str = "resight run") -> tuple[str, Any]:
     """Start the warehouse and run every job over what the landing zone holds (``run_pipeline``
     on the Dagster instance of ``instance_env``): the warehouse URL and the pipeline's report.
     A failed job raises ``RuntimeError``."""
@@ -371,6 +371,7 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
         # many short-lived processes); this one process runs every job, so it keeps a small pool:
         # the demo otherwise opened ~4,200 connections (~17 s). No statement timeout (0).
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        _recover(instance, settings, command)
         report = run_pipeline(
             defs,
             instance,
@@ -383,6 +384,29 @@ def _run_platform(settings: Any, landing: Any) -> tuple[str, Any]:
     return pg_url, report
 
 
+def _recover(instance: Any, settings: Any, by: str) -> None:
+    """Fail the runs a killed process of this host left STARTED, then, when no run is in progress,
+    remove the temporary files dead writers left (``recovery``); say what was done."""
+    from resight_platform.io.storage import open_store
+    from resight_platform.recovery import fail_dead_runs, sweep_when_idle
+
+    for dead in fail_dead_runs(instance, by):
+        _say(f"run {dead.run_id} of {dead.job} was left STARTED by a process that is gone: marked failed")
+    lake = open_store(settings.lake_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
+    swept = sweep_when_idle(instance, lake, [settings.spool_dir] if settings.spool_dir else [])
+    if swept is not None and swept.removed:
+        _say(f"removed {len(swept.removed)} temporary files left by killed writers ({swept.bytes:,} bytes)")
+
+
+def _recover_before(settings: Any, pg_url: str, by: str) -> None:
+    """:func:`_recover` on the instance of ``instance_env``, for a command that hands over to
+    Dagster's own processes (the daemon, the UI)."""
+    import dagster as dg
+
+    with _environment(instance_env(settings, pg_url)), dg.DagsterInstance.get() as instance:
+        _recover(instance, settings, by)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Load what the landing zone holds now, end to end, and say what became of it."""
     from datetime import UTC, datetime
@@ -392,7 +416,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from resight_platform.resources import load_registry_at, resolve_pg_url
 
     settings = _settings()
-    landing = open_store(settings.landing_url, settings.aws_endpoint_url)
+    landing = open_store(settings.landing_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
     scan = scan_landing(landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url))
     if not scan.files and not scan.rejected:
         _say(f"the landing zone {settings.landing_url} is empty: nothing to load")
@@ -665,6 +689,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings = _settings()
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
+    _recover_before(settings, pg_url, "resight dev")
     env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
     beside = Path(sys.executable).parent / "dagster"
     command = [
@@ -689,6 +714,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     settings = _settings()
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
+    _recover_before(settings, pg_url, "resight daemon")
     env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
     beside = Path(sys.executable).parent / "dagster-daemon"
     command = [str(beside) if beside.exists() else "dagster-daemon", "run", "-m", "resight_platform.definitions"]
