@@ -413,7 +413,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from resight_platform.io.landing import scan_landing
     from resight_platform.io.storage import open_store
+    from resight_platform.pipeline import RunFailed
     from resight_platform.resources import load_registry_at, resolve_pg_url
+    from resight_platform.services import service_down_in_traces
 
     settings = _settings()
     landing = open_store(settings.landing_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
@@ -440,6 +442,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pg_url, report = _run_platform(settings, landing)
         runs = len(report.runs)
+    except RunFailed as exc:
+        if service_down_in_traces(exc.outcome.traces, settings) is not None:
+            raise  # a service went away: one sentence (main), no summary from it
+        failure, pg_url, runs = str(exc), resolve_pg_url(settings), 0
     except RuntimeError as exc:
         failure, pg_url, runs = str(exc), resolve_pg_url(settings), 0
     elapsed = time.perf_counter() - started
@@ -911,16 +917,21 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def _log_trace(settings: Any, exc: BaseException) -> Path | None:
-    """Append ``exc``'s full trace (URLs redacted) to ``RESIGHT_HOME/logs/resight.log``; where
-    it went, or ``None`` when it could not be written."""
+def _trace_text(trace: Any) -> str:
+    """A failed step's error and what it was raised from, as a traceback reads."""
+    return "\n".join(f"{e.stack}{e.cls_name}: {e.message.strip()}\n" for e in reversed(list(trace.chain())))
+
+
+def _log_trace(settings: Any, exc: BaseException, details: str = "") -> Path | None:
+    """Append ``exc``'s full trace and ``details`` (URLs redacted) to ``RESIGHT_HOME/logs/resight.log``;
+    where it went, or ``None`` when it could not be written."""
     import traceback
     from datetime import UTC, datetime
 
     from resight_platform.redact import redact_text
 
     path = Path(settings.home) / "logs" / "resight.log"
-    trace = redact_text("".join(traceback.format_exception(exc)))
+    trace = redact_text("".join(traceback.format_exception(exc)) + details)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as log:
@@ -939,14 +950,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except Exception as exc:
-        from resight_platform.services import service_down
+        from resight_platform.pipeline import RunFailed
+        from resight_platform.services import service_down, service_down_in_traces
 
         settings = _settings()
-        down = service_down(exc, settings)
+        down, run, details = service_down(exc, settings), "", ""
+        if down is None and isinstance(exc, RunFailed):  # a step's error, from the run's event log
+            down = service_down_in_traces(exc.outcome.traces, settings)
+            run = f"; {exc.outcome.job} failed (run {exc.outcome.run_id})"
+            details = "".join(_trace_text(trace) for trace in exc.outcome.traces)
         if down is None:
             raise
-        log = _log_trace(settings, exc)
-        print(f"error: {down.sentence()}" + (f" (full trace in {log})" if log else ""), file=sys.stderr)
+        log = _log_trace(settings, exc, details)
+        print(f"error: {down.sentence()}{run}" + (f" (full trace in {log})" if log else ""), file=sys.stderr)
         return 3
 
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import dagster as dg
 
 from resight_platform.recovery import process_tags
+from resight_platform.services import ErrorTrace
 
 __all__ = ["InProcess", "RunOutcome", "Runner", "WorkerPool"]
 
@@ -40,6 +41,8 @@ class RunOutcome:
     cpu_seconds: float
     run_id: str
     failures: tuple[str, ...] = field(default=())
+    #: The errors of the failed steps, as the event log keeps them (which service went away).
+    traces: tuple[ErrorTrace, ...] = field(default=())
 
 
 class Runner(Protocol):
@@ -60,9 +63,28 @@ def _execute(
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
-    failures = tuple(_failure(event) for event in result.all_events if event.is_failure)[:3]
+    failed = [event for event in result.all_events if event.is_failure]
+    traces = tuple(
+        _trace(event.step_failure_data.error)
+        for event in failed
+        if event.is_step_failure and event.step_failure_data.error is not None
+    )
     return RunOutcome(
-        job, result.success, time.perf_counter() - started, time.process_time() - cpu, result.run_id, failures
+        job,
+        result.success,
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+        result.run_id,
+        tuple(_failure(event) for event in failed)[:3],
+        traces,
+    )
+
+
+def _trace(error: Any) -> ErrorTrace:
+    """Dagster's serialised error (and what it was raised from or during) as an ErrorTrace."""
+    parent = error.cause or error.context
+    return ErrorTrace(
+        error.cls_name or "", error.message, "".join(error.stack), _trace(parent) if parent is not None else None
     )
 
 
