@@ -180,9 +180,7 @@ class Platform:
     def dead_run_messages(self) -> list[str]:
         """The failure messages recovery wrote for runs whose process was gone."""
         with psycopg.connect(self.dagster_url) as conn:
-            rows = conn.execute(
-                "select event from event_logs where dagster_event_type = 'PIPELINE_FAILURE'"
-            ).fetchall()
+            rows = conn.execute("select event from event_logs where dagster_event_type = 'PIPELINE_FAILURE'").fetchall()
         messages = [json.loads(event).get("dagster_event", {}).get("message") or "" for (event,) in rows]
         return [m for m in messages if "is gone" in m]
 

@@ -455,7 +455,7 @@ class S3Store:
 
             # endpoint_url=None lets boto3 apply AWS_ENDPOINT_URL itself, read now, not at import.
             # The standard retry mode retries throttling (SlowDown), 5xx and dropped connections.
-            retries = Config(retries={"mode": "standard", "max_attempts": max_attempts})
+            retries = Config(retries={"mode": "standard", "total_max_attempts": max_attempts})
             client = boto3.client("s3", endpoint_url=endpoint_url, config=retries)
         self.client: S3Client = client
 
@@ -583,7 +583,7 @@ class S3Store:
         ``http://``), and a ``credential_provider`` that asks the client's credentials each time
         Polars needs them, so temporary credentials that boto3 refreshes stay valid in a long read."""
         # Polars' reader retries on its own (5xx, throttling, timeouts): as many times as boto3.
-        options: dict[str, str] = {"max_retries": str(self.max_attempts - 1)}
+        options: dict[str, str | int] = {"max_retries": self.max_attempts - 1}
         region = self.client.meta.region_name
         if region:
             options["aws_region"] = region
