@@ -174,7 +174,7 @@ class Platform:
             )
             ledger = dict(conn.execute("select status, count(*) from ops.ingestion_ledger group by 1").fetchall())
         with psycopg.connect(self.dagster_url) as conn:
-            runs = dict(conn.execute("select status, count(*) from runs group by 1").fetchall())
+            runs: dict[str, int] = dict(conn.execute("select status, count(*) from runs group by 1").fetchall())
         return State(facts, dimensions, ledger, runs, self.debris())
 
     def dead_run_messages(self) -> list[str]:
