@@ -13,8 +13,6 @@ import pytest
 from bench.faults.scenarios import Platform, kill, prepare
 from resight_platform.io.postgres import ensure_database, sqlalchemy_url
 
-pytestmark = pytest.mark.xdist_group("faults")
-
 
 @pytest.fixture
 def platform(tmp_path: Path, fresh_pg_url: str) -> Platform:

@@ -21,8 +21,6 @@ import pytest
 from bench.faults.scenarios import PATIENCE_SECONDS, prepare
 from resight_platform.io.postgres import ensure_database, sqlalchemy_url, stop_embedded_pg
 
-pytestmark = pytest.mark.xdist_group("faults")
-
 
 @pytest.fixture
 def own_root() -> Iterator[Path]:

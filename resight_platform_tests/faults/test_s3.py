@@ -10,13 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
-import pytest
 
 from bench.faults.s3proxy import Faults, FlakyS3Proxy
 from bench.faults.scenarios import prepare
 from resight_platform.io.postgres import ensure_database, sqlalchemy_url
-
-pytestmark = pytest.mark.xdist_group("faults")
 
 
 def test_a_run_rides_through_s3_errors_and_throttling(
