@@ -6,9 +6,9 @@ known point, then kills it or lets it go on with ``SIGCONT``).
 points, comma-separated: ``silver_write`` kills at the first hit, ``fact_sales_copy@2`` at the
 second, ``dim_product_upsert:pause`` stops the process instead. :func:`arm` is called where the
 definitions are built (every process that runs assets builds them). Unarmed, :func:`failpoint` is
-one test of an empty set.
+one test of an empty dict.
 
-The points (``docs/architecture.md``, "Faults"): ``{layer}_write`` when a lake partition's file
+The points (``docs/architecture.md``, "Failpoints"): ``{layer}_write`` when a lake partition's file
 is written and not yet swapped in (``silver_write``), ``{table}_copy`` when a day's rows are
 copied into the warehouse and not yet committed (``fact_sales_copy``), ``{table}_upsert`` when
 rows are upserted and not yet committed (``dim_product_upsert``).
