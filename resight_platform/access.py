@@ -240,7 +240,7 @@ def _wanted_partitions(
 def list_tables(*, settings: Settings | None = None) -> list[str]:
     """Every table in the lake, as ``"layer/table"`` names that :func:`load` takes."""
     settings = settings or Settings.from_env()
-    return _tables(open_store(settings.lake_url, settings.aws_endpoint_url))
+    return _tables(open_store(settings.lake_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts))
 
 
 def _tables(store: ObjectStore) -> list[str]:
@@ -320,7 +320,7 @@ def load(
     from resight_platform.io.lake import read_table  # imports Dagster: on first use, not with the package
 
     settings = settings or Settings.from_env()
-    store = open_store(settings.lake_url, settings.aws_endpoint_url)
+    store = open_store(settings.lake_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
     path = asset_path(asset)
     name, prefix = "/".join(path), "".join(f"{part}/" for part in path)
     sample = _first_file(store, prefix)

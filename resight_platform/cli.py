@@ -309,7 +309,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    landing = open_store(settings.landing_url, settings.aws_endpoint_url)
+    landing = open_store(settings.landing_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
     objects = sum(1 for _ in landing.list())
     if objects:
         sample = _sample_manifest(settings)
@@ -343,7 +343,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if history is not None:
                 _finish_history(settings, manifest, history)
         started_warehouse = warehouse.result()
-    pg_url, report = _run_platform(settings, landing, started_warehouse)
+    pg_url, report = _run_platform(settings, landing, started_warehouse, "resight demo")
     _say(f"\npipeline finished in {time.perf_counter() - started:.0f}s ({len(report.runs)} runs)\n")
     print_summary(settings, pg_url)
     return 0
@@ -357,7 +357,12 @@ def _start_warehouse(settings: Any) -> tuple[str, dict[str, str]]:
     return pg_url, instance_env(settings, pg_url)
 
 
-def _run_platform(settings: Any, landing: Any, warehouse: tuple[str, dict[str, str]] | None = None) -> tuple[str, Any]:
+def _run_platform(
+    settings: Any,
+    landing: Any,
+    warehouse: tuple[str, dict[str, str]] | None = None,
+    command: str = "resight run",
+) -> tuple[str, Any]:
     """Start the warehouse (unless ``warehouse``, from :func:`_start_warehouse`, says it is up)
     and run every job over what the landing zone holds (``run_pipeline`` on the Dagster instance
     of ``instance_env``): the warehouse URL and the pipeline's report. A failed job raises
@@ -386,6 +391,7 @@ def _run_platform(settings: Any, landing: Any, warehouse: tuple[str, dict[str, s
         # many short-lived processes); this one process runs every job, so it keeps a small pool:
         # the demo otherwise opened ~4,200 connections (~17 s). No statement timeout (0).
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        _recover(instance, settings, command)
         report = run_pipeline(
             defs,
             instance,
@@ -398,16 +404,41 @@ def _run_platform(settings: Any, landing: Any, warehouse: tuple[str, dict[str, s
     return pg_url, report
 
 
+def _recover(instance: Any, settings: Any, by: str) -> None:
+    """Fail the runs a killed process of this host left STARTED, then, when no run is in progress,
+    remove the temporary files dead writers left (``recovery``); say what was done."""
+    from resight_platform.io.storage import open_store
+    from resight_platform.recovery import fail_dead_runs, sweep_when_idle
+
+    for dead in fail_dead_runs(instance, by):
+        _say(f"run {dead.run_id} of {dead.job} was left STARTED by a process that is gone: marked failed")
+    lake = open_store(settings.lake_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
+    swept = sweep_when_idle(instance, lake, [settings.spool_dir] if settings.spool_dir else [])
+    if swept is not None and swept.removed:
+        _say(f"removed {len(swept.removed)} temporary files left by killed writers ({swept.bytes:,} bytes)")
+
+
+def _recover_before(settings: Any, pg_url: str, by: str) -> None:
+    """:func:`_recover` on the instance of ``instance_env``, for a command that hands over to
+    Dagster's own processes (the daemon, the UI)."""
+    import dagster as dg
+
+    with _environment(instance_env(settings, pg_url)), dg.DagsterInstance.get() as instance:
+        _recover(instance, settings, by)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Load what the landing zone holds now, end to end, and say what became of it."""
     from datetime import UTC, datetime
 
     from resight_platform.io.landing import scan_landing
     from resight_platform.io.storage import open_store
+    from resight_platform.pipeline import RunFailed
     from resight_platform.resources import load_registry_at, resolve_pg_url
+    from resight_platform.services import service_down_in_traces
 
     settings = _settings()
-    landing = open_store(settings.landing_url, settings.aws_endpoint_url)
+    landing = open_store(settings.landing_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
     scan = scan_landing(
         landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor)
     )
@@ -433,6 +464,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pg_url, report = _run_platform(settings, landing)
         runs = len(report.runs)
+    except RunFailed as exc:
+        if service_down_in_traces(exc.outcome.traces, settings) is not None:
+            raise  # a service went away: one sentence (main), no summary from it
+        failure, pg_url, runs = str(exc), resolve_pg_url(settings), 0
     except RuntimeError as exc:
         failure, pg_url, runs = str(exc), resolve_pg_url(settings), 0
     elapsed = time.perf_counter() - started
@@ -713,6 +748,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings = _settings()
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
+    _recover_before(settings, pg_url, "resight dev")
     env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
     beside = Path(sys.executable).parent / "dagster"
     command = [
@@ -737,6 +773,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     settings = _settings()
     pg_url, conn = _connect_warehouse(settings)
     conn.close()
+    _recover_before(settings, pg_url, "resight daemon")
     env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
     beside = Path(sys.executable).parent / "dagster-daemon"
     command = [str(beside) if beside.exists() else "dagster-daemon", "run", "-m", "resight_platform.definitions"]
@@ -933,16 +970,21 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def _log_trace(settings: Any, exc: BaseException) -> Path | None:
-    """Append ``exc``'s full trace (URLs redacted) to ``RESIGHT_HOME/logs/resight.log``; where
-    it went, or ``None`` when it could not be written."""
+def _trace_text(trace: Any) -> str:
+    """A failed step's error and what it was raised from, as a traceback reads."""
+    return "\n".join(f"{e.stack}{e.cls_name}: {e.message.strip()}\n" for e in reversed(list(trace.chain())))
+
+
+def _log_trace(settings: Any, exc: BaseException, details: str = "") -> Path | None:
+    """Append ``exc``'s full trace and ``details`` (URLs redacted) to ``RESIGHT_HOME/logs/resight.log``;
+    where it went, or ``None`` when it could not be written."""
     import traceback
     from datetime import UTC, datetime
 
     from resight_platform.redact import redact_text
 
     path = Path(settings.home) / "logs" / "resight.log"
-    trace = redact_text("".join(traceback.format_exception(exc)))
+    trace = redact_text("".join(traceback.format_exception(exc)) + details)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as log:
@@ -961,14 +1003,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except Exception as exc:
-        from resight_platform.services import service_down
+        from resight_platform.pipeline import RunFailed
+        from resight_platform.services import service_down, service_down_in_traces
 
         settings = _settings()
-        down = service_down(exc, settings)
+        down, run, details = service_down(exc, settings), "", ""
+        if down is None and isinstance(exc, RunFailed):  # a step's error, from the run's event log
+            down = service_down_in_traces(exc.outcome.traces, settings)
+            run = f"; {exc.outcome.job} failed (run {exc.outcome.run_id})"
+            details = "".join(_trace_text(trace) for trace in exc.outcome.traces)
         if down is None:
             raise
-        log = _log_trace(settings, exc)
-        print(f"error: {down.sentence()}" + (f" (full trace in {log})" if log else ""), file=sys.stderr)
+        log = _log_trace(settings, exc, details)
+        print(f"error: {down.sentence()}{run}" + (f" (full trace in {log})" if log else ""), file=sys.stderr)
         return 3
 
 

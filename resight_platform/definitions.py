@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from resight_platform import faults
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
@@ -36,7 +37,9 @@ __all__ = ["build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Definitions:
-    """Every asset, job and resource for ``settings``; ``pg_url`` skips resolving the warehouse."""
+    """Every asset, job and resource for ``settings``; ``pg_url`` skips resolving the warehouse.
+    Arms ``settings.failpoints`` in this process (every process that runs assets builds these)."""
+    faults.arm(settings.failpoints)
     medallion = medallion_partitions(settings.partitions_start)
     daily = daily_partitions(settings.partitions_start)
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = [

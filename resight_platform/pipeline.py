@@ -36,11 +36,11 @@ from resight_platform.io.plan import FILE_COST_BYTES, PARTITION_COST_BYTES, bala
 from resight_platform.io.storage import ObjectStore
 from resight_platform.io.watch import Area
 from resight_platform.ml.model import MIN_WEEKS
-from resight_platform.runner import InProcess, Runner
+from resight_platform.runner import InProcess, Runner, RunOutcome
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.registry import Registry
 
-__all__ = ["PipelineReport", "plan_runs", "run_pipeline"]
+__all__ = ["PipelineReport", "RunFailed", "plan_runs", "run_pipeline"]
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -105,7 +105,15 @@ def _stage(
         progress(f"  {outcome.job} {state} in {outcome.seconds:.1f}s (cpu {outcome.cpu_seconds:.1f}s)")
     for outcome in outcomes:
         if not outcome.success:
-            raise RuntimeError(f"{outcome.job} failed (run {outcome.run_id}): {list(outcome.failures)}")
+            raise RunFailed(outcome)
+
+
+class RunFailed(RuntimeError):
+    """A run of the pipeline failed: its outcome (job, run id, first failures, errors)."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        self.outcome = outcome
+        super().__init__(f"{outcome.job} failed (run {outcome.run_id}): {list(outcome.failures)}")
 
 
 def run_pipeline(

@@ -16,7 +16,7 @@ from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, embedded_pg_url
 from resight_platform.io.roles import AnalystRole, ensure_analyst_role
-from resight_platform.io.storage import ObjectStore, open_store
+from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import DEFAULT_REGISTRY_RECHECK_SECONDS, Settings
 from resight_platform.sources.mappings import Mappings
@@ -43,9 +43,10 @@ class StoreResource(dg.ConfigurableResource):
     url: str
     endpoint_url: str | None = None
     spool_dir: str | None = None
+    s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
 
     def store(self) -> ObjectStore:
-        return open_store(self.url, self.endpoint_url)
+        return open_store(self.url, self.endpoint_url, max_attempts=self.s3_max_attempts)
 
     def spool_path(self) -> Path | None:
         return Path(self.spool_dir) if self.spool_dir else None
@@ -182,14 +183,18 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
     with connect(pg_url) as conn:
         prepare_warehouse(conn, settings)
     warehouse_url = secret_config(settings, "pg_url", pg_url)
+    attempts = settings.s3_max_attempts
     return {
         "landing": StoreResource(
             url=settings.landing_url,
             endpoint_url=settings.aws_endpoint_url,
             spool_dir=str(settings.spool_dir) if settings.spool_dir else None,
+            s3_max_attempts=attempts,
         ),
-        "dead_letter": StoreResource(url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url),
-        "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
+        "dead_letter": StoreResource(
+            url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts
+        ),
+        "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts),
         "warehouse": WarehouseResource(pg_url=warehouse_url),
         "registry": RegistryResource(
             registry_dir=str(settings.registry_dir) if settings.registry_dir else None,
@@ -197,9 +202,14 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
             recheck_seconds=settings.registry_recheck_seconds,
             history_floor=settings.history_floor.isoformat(),
         ),
-        "lake_io_manager": LakeIOManager(lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url),
+        "lake_io_manager": LakeIOManager(
+            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts
+        ),
         "warehouse_io_manager": WarehouseIOManager(
-            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, pg_url=warehouse_url
+            lake_url=settings.lake_url,
+            endpoint_url=settings.aws_endpoint_url,
+            s3_max_attempts=attempts,
+            pg_url=warehouse_url,
         ),
         "mlflow": MlflowResource(
             tracking_uri=secret_config(settings, "mlflow_tracking_uri", settings.tracking_uri),

@@ -19,10 +19,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import dagster as dg
+
+from resight_platform.recovery import process_tags
+from resight_platform.services import ErrorTrace
 
 __all__ = ["InProcess", "RunOutcome", "Runner", "WorkerPool"]
 
@@ -37,6 +41,8 @@ class RunOutcome:
     cpu_seconds: float
     run_id: str
     failures: tuple[str, ...] = field(default=())
+    #: The errors of the failed steps, as the event log keeps them (which service went away).
+    traces: tuple[ErrorTrace, ...] = field(default=())
 
 
 class Runner(Protocol):
@@ -54,13 +60,34 @@ def _execute(
     started, cpu = time.perf_counter(), time.process_time()
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
-        tags=dict(tags) if tags else None,
+        # The host and process executing the run: if it is killed, the next `resight run` sees
+        # the process gone and marks the run failed (recovery.fail_dead_runs).
+        tags={**(tags or {}), **process_tags()},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
-    failures = tuple(_failure(event) for event in result.all_events if event.is_failure)[:3]
+    failed = [event for event in result.all_events if event.is_failure]
+    traces = tuple(
+        _trace(event.step_failure_data.error)
+        for event in failed
+        if event.is_step_failure and event.step_failure_data.error is not None
+    )
     return RunOutcome(
-        job, result.success, time.perf_counter() - started, time.process_time() - cpu, result.run_id, failures
+        job,
+        result.success,
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+        result.run_id,
+        tuple(_failure(event) for event in failed)[:3],
+        traces,
+    )
+
+
+def _trace(error: Any) -> ErrorTrace:
+    """Dagster's serialised error (and what it was raised from or during) as an ErrorTrace."""
+    parent = error.cause or error.context
+    return ErrorTrace(
+        error.cls_name or "", error.message, "".join(error.stack), _trace(parent) if parent is not None else None
     )
 
 
@@ -149,7 +176,27 @@ class WorkerPool:
         return [self._pool.submit(_ready) for _ in range(self.workers)]
 
     def submit(self, job: str, tags: Mapping[str, str] | None) -> Future[RunOutcome]:
-        return self._pool.submit(_run_in_worker, job, dict(tags) if tags else None)
+        """The run's outcome; a worker that died under it (killed, out of memory) fails it with a
+        sentence saying so instead of raising (the run, still STARTED in Dagster, is marked failed
+        by the next `resight run`: :func:`~resight_platform.recovery.fail_dead_runs`)."""
+        started = time.perf_counter()
+        outcome: Future[RunOutcome] = Future()
+
+        def done(future: Future[RunOutcome]) -> None:
+            if future.cancelled():
+                outcome.cancel()
+                return
+            error = future.exception()
+            if error is None:
+                outcome.set_result(future.result())
+            elif isinstance(error, BrokenProcessPool):
+                reason = f"a worker process died while running {job} (killed, or out of memory)"
+                outcome.set_result(RunOutcome(job, False, time.perf_counter() - started, 0.0, "unknown", (reason,)))
+            else:
+                outcome.set_exception(error)
+
+        self._pool.submit(_run_in_worker, job, dict(tags) if tags else None).add_done_callback(done)
+        return outcome
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

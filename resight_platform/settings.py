@@ -9,6 +9,9 @@ from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 
+from resight_platform.faults import parse as parse_failpoints
+from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS
+
 __all__ = ["SECRET_VARIABLES", "AlertSettings", "Settings", "WatchSettings"]
 
 DEFAULT_PARTITIONS_START = "2025-01-01"
@@ -152,6 +155,13 @@ class Settings:
     #: ``history_start`` (``RESIGHT_HISTORY_FLOOR``, ``YYYY-MM-DD``): earlier ones are quarantined
     #: as ``before_history_start``.
     history_floor: date = date(2000, 1, 1)
+    #: Fault injection for tests (``RESIGHT_FAILPOINTS``, :mod:`resight_platform.faults`): the armed
+    #: points, ``(name, (hit that fires, action))``; none in production.
+    failpoints: tuple[tuple[str, tuple[int, str]], ...] = ()
+    #: Attempts of every S3 request, the first included (``RESIGHT_S3_MAX_ATTEMPTS``): botocore's
+    #: ``standard`` retry mode retries 5xx answers, throttling (SlowDown) and dropped connections
+    #: with jittered exponential backoff, and so does Polars' reader of the lake.
+    s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
     #: Whether these settings were read from this process's environment (``from_env()`` without a
     #: mapping): only then can a secret be handed to Dagster by its variable's name.
     from_process_env: bool = field(default=False, repr=False, compare=False)
@@ -219,5 +229,7 @@ class Settings:
             spool_dir=Path(env["RESIGHT_SPOOL_DIR"]).expanduser() if env.get("RESIGHT_SPOOL_DIR") else home / "spool",
             sweep_grace=timedelta(hours=float(env.get("RESIGHT_SWEEP_GRACE_HOURS") or 6)),
             history_floor=date.fromisoformat(env.get("RESIGHT_HISTORY_FLOOR") or cls.history_floor.isoformat()),
+            failpoints=tuple(parse_failpoints(env.get("RESIGHT_FAILPOINTS") or "").items()),
+            s3_max_attempts=max(1, int(env.get("RESIGHT_S3_MAX_ATTEMPTS") or cls.s3_max_attempts)),
             from_process_env=from_process_env,
         )

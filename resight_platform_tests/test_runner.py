@@ -2,14 +2,20 @@
 stage's independent runs side by side against the same Dagster instance."""
 
 import os
+import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 
 from resight_platform.pipeline import PipelineReport, _stage
+from resight_platform.recovery import HOST_TAG, PROCESS_TAG
 from resight_platform.runner import InProcess, WorkerPool
+from resight_platform.services import service_down_in_traces
+from resight_platform.settings import Settings
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_offset=1)
 
@@ -26,9 +32,23 @@ def tiny_definitions() -> dg.Definitions:
     def broken() -> None:
         raise RuntimeError("this asset always breaks")
 
+    @dg.asset
+    def killed() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)  # as kill -9 from outside, or the OOM killer
+
+    @dg.asset
+    def warehouse_gone() -> None:
+        with psycopg.connect(os.environ["RUNNER_TEST_PG_URL"], connect_timeout=5):
+            pass
+
     return dg.Definitions(
-        assets=[marked, broken],
-        jobs=[dg.define_asset_job("marked_job", [marked]), dg.define_asset_job("broken_job", [broken])],
+        assets=[marked, broken, killed, warehouse_gone],
+        jobs=[
+            dg.define_asset_job("marked_job", [marked]),
+            dg.define_asset_job("broken_job", [broken]),
+            dg.define_asset_job("killed_job", [killed]),
+            dg.define_asset_job("warehouse_job", [warehouse_gone]),
+        ],
     )
 
 
@@ -78,3 +98,37 @@ def test_a_failed_run_fails_its_stage_after_the_others_finish(home: dict[str, st
             _stage(runner, [("broken_job", None), ("marked_job", _range("2026-10-01", "2026-10-01"))], report, print)
     assert [(job, ok) for job, ok, _ in report.runs] == [("broken_job", False), ("marked_job", True)]
     assert (Path(home["RUNNER_TEST_DIR"]) / "2026-10-01.txt").exists()
+
+
+def test_a_worker_killed_under_its_run_fails_the_run_with_a_sentence(home: dict[str, str]) -> None:
+    with WorkerPool(1, tiny_definitions, home) as pool, dg.DagsterInstance.get() as instance:
+        outcome = pool.submit("killed_job", None).result()
+        assert not outcome.success
+        assert outcome.failures == ("a worker process died while running killed_job (killed, or out of memory)",)
+        (record,) = instance.get_run_records()
+        run = record.dagster_run
+        assert run.status == dg.DagsterRunStatus.STARTED  # what `resight run` clears next time
+        assert run.tags[HOST_TAG] == socket.gethostname()
+        assert run.tags[PROCESS_TAG].partition("@")[0] != str(os.getpid())  # the worker's
+
+
+def test_a_step_that_lost_the_warehouse_says_so(
+    home: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://resight:secret@127.0.0.1:{port}/resight"
+    monkeypatch.setenv("RUNNER_TEST_PG_URL", url)
+    settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_PG_URL": url})
+    with dg.DagsterInstance.get() as instance:
+        outcome = InProcess(tiny_definitions(), instance).submit("warehouse_job", None).result()
+        broken = InProcess(tiny_definitions(), instance).submit("broken_job", None).result()
+    assert not outcome.success and outcome.traces
+    down = service_down_in_traces(outcome.traces, settings)
+    assert down is not None
+    assert down.sentence().startswith(
+        f"the warehouse (Postgres, RESIGHT_PG_URL) at postgresql://resight:***@127.0.0.1:{port}/resight"
+        " cannot be reached or went away: "
+    )
+    assert service_down_in_traces(broken.traces, settings) is None  # a bug is not a service down

@@ -87,3 +87,22 @@ def test_other_errors_are_not_a_service_down(tmp_path: Path) -> None:
     settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path)})
     assert service_down(ValueError("bad input"), settings) is None
     assert service_down(psycopg.errors.UndefinedTable("no such table"), settings) is None
+
+
+def test_dagster_storage_on_the_warehouses_server_names_the_warehouses_server(tmp_path: Path, closed_port: int) -> None:
+    """The embedded default: Dagster's storage is the `dagster` database of the warehouse's server,
+    so losing it is losing the warehouse's server."""
+    settings = Settings.from_env(
+        {"RESIGHT_HOME": str(tmp_path), "RESIGHT_PG_URL": f"postgresql://r:{SECRET}@127.0.0.1:{closed_port}/resight"}
+    )
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://r@127.0.0.1:{closed_port}/dagster")
+    with pytest.raises(sqlalchemy.exc.OperationalError) as caught:
+        engine.connect()
+    down = service_down(caught.value, settings)
+    assert down is not None
+    assert down.service == (
+        "the warehouse's Postgres server (RESIGHT_PG_URL; Dagster's storage is its `dagster` database)"
+    )
+    assert down.where == f"postgresql://r:***@127.0.0.1:{closed_port}/resight"
+    embedded = service_down(caught.value, Settings.from_env({"RESIGHT_HOME": str(tmp_path)}))
+    assert embedded is not None and embedded.where == f"the embedded server in {tmp_path / 'pg'}"

@@ -25,6 +25,12 @@ def test_defaults_are_the_embedded_platform(tmp_path: Path) -> None:
     assert settings.alerts.sinks == []
     assert settings.freshness_grace == timedelta(hours=2)
     assert settings.dagster_pg_url is None
+    assert settings.s3_max_attempts == 10 and settings.failpoints == ()
+
+
+def test_s3_attempts_come_from_the_environment(tmp_path: Path) -> None:
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_S3_MAX_ATTEMPTS": "3"}).s3_max_attempts == 3
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_S3_MAX_ATTEMPTS": "0"}).s3_max_attempts == 1
 
 
 def test_watch_alert_and_freshness_settings_come_from_the_environment(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from resight_platform.io.landing import check_listed, dead_letter, scan_landing
 from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.io.sweep import sweep_orphans
+from resight_platform.recovery import fail_dead_runs
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.settings import DEFAULT_PARTITIONS_START, Settings
 from resight_platform.sources.landing import LandingKeyError
@@ -254,8 +255,16 @@ def scan_landing_job() -> None:
 HOUSEKEEPING_JOB = "housekeeping_job"
 
 
-@dg.op(description="Remove temporary part and spool files older than RESIGHT_SWEEP_GRACE_HOURS (killed writers').")
+@dg.op(
+    description=(
+        "Mark failed the runs of dead `resight run` processes of this host; remove temporary part and spool"
+        " files older than RESIGHT_SWEEP_GRACE_HOURS (killed writers')."
+    )
+)
 def sweep_orphans_op(context: dg.OpExecutionContext, lake: StoreResource, landing: StoreResource) -> dict[str, int]:
+    # Runs a killed `resight run` on this host left STARTED (no launcher watches them).
+    for dead in fail_dead_runs(context.instance, f"the housekeeping run {context.run_id}"):
+        context.log.warning(f"run {dead.run_id} of {dead.job}: its process is gone, marked failed")
     spool = landing.spool_path()
     report = sweep_orphans(
         lake.store(), Settings.from_env().sweep_grace, datetime.now(UTC), spool_dirs=[spool] if spool else []

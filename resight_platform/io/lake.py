@@ -41,7 +41,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resight_platform.io.storage import PARTITION_FILE, UNPARTITIONED_FILE, ObjectStore, S3Store, open_store
+from resight_platform.faults import failpoint
+from resight_platform.io.storage import (
+    DEFAULT_S3_MAX_ATTEMPTS,
+    PARTITION_FILE,
+    UNPARTITIONED_FILE,
+    ObjectStore,
+    S3Store,
+    open_store,
+)
 from resight_platform.io.streams import RESTART, RestartPartition
 
 __all__ = [
@@ -439,6 +447,7 @@ class PartitionFileWriter:
             self._writer = None
         else:
             raise ValueError(f"no chunk was written for {self.key}")
+        failpoint(self.key.partition("/")[0], "write")  # e.g. silver_write: written, not swapped in
         if self._target is not None:
             os.chmod(self._tmp, 0o644)
             os.replace(self._tmp, self._target)
@@ -519,9 +528,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     lake_url: str
     endpoint_url: str | None = None
+    s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
 
     def store(self) -> ObjectStore:
-        return open_store(self.lake_url, self.endpoint_url)
+        return open_store(self.lake_url, self.endpoint_url, max_attempts=self.s3_max_attempts)
 
     def partition_writes(self, context: dg.OutputContext, obj: Any) -> list[PartitionWrite]:
         """Check the output against the run's partitions and pair every partition with its frame."""

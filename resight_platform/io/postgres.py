@@ -25,6 +25,7 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from resight_platform.faults import failpoint
 from resight_platform.redact import redact
 
 if TYPE_CHECKING:
@@ -546,6 +547,7 @@ class DayPartitionLoad:
             copied = copy_frame(
                 cur, self.schema, self.staging, frame, chunk_rows=chunk_rows, types=self.types, freeze=True
             )
+        failpoint(self.table, "copy")  # e.g. fact_sales_copy: rows copied, the transaction open
         self.rows += copied
         return copied
 
@@ -676,5 +678,6 @@ def upsert(
             )
         )
         written = cur.rowcount
+        failpoint(table, "upsert")  # e.g. dim_product_upsert: rows upserted, not committed
         cur.execute(sql.SQL("DROP TABLE {}").format(quote_ident(staging)))
     return max(written, 0)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "DEFAULT_S3_MAX_ATTEMPTS",
     "PARTITION_FILE",
     "UNPARTITIONED_FILE",
     "LocalStore",
@@ -46,6 +47,11 @@ __all__ = [
 #: (``resight_platform.access``) share them with the IO managers.
 PARTITION_FILE = "part-0.parquet"
 UNPARTITIONED_FILE = "data.parquet"
+
+#: Attempts of one S3 request, the first included (``Settings.s3_max_attempts``): with botocore's
+#: ``standard`` retry mode's jittered backoff (at most 20 s between two), nine retries ride
+#: through a minute or so of 500/503 answers or SlowDown throttling.
+DEFAULT_S3_MAX_ATTEMPTS = 10
 
 _TMP_SUFFIX = ".resight-tmp"
 #: The shape of an atomic write's temporary file (``.{name}.{random}.resight-tmp``, hidden): only
@@ -435,6 +441,7 @@ class S3Store:
         endpoint_url: str | None = None,
         client: S3Client | None = None,
         page_size: int = 1000,
+        max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
     ) -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"invalid S3 bucket name {bucket!r}")
@@ -447,11 +454,17 @@ class S3Store:
         self.prefix = prefix
         self.page_size = page_size
         self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.max_attempts = max_attempts
         if client is None:
             import boto3
+            from botocore.config import Config
 
             # endpoint_url=None lets boto3 apply AWS_ENDPOINT_URL itself, read now, not at import.
-            client = boto3.client("s3", endpoint_url=endpoint_url)
+            # The standard retry mode retries throttling (SlowDown), 5xx and dropped connections.
+            retries = Config(retries={"mode": "standard", "total_max_attempts": max_attempts})
+            client = boto3.client("s3", endpoint_url=endpoint_url, config=retries)
         self.client: S3Client = client
 
     @classmethod
@@ -577,7 +590,8 @@ class S3Store:
         an endpoint other than AWS's, that endpoint (path-style; plain HTTP allowed for
         ``http://``), and a ``credential_provider`` that asks the client's credentials each time
         Polars needs them, so temporary credentials that boto3 refreshes stay valid in a long read."""
-        options: dict[str, str] = {}
+        # Polars' reader retries on its own (5xx, throttling, timeouts): as many times as boto3.
+        options: dict[str, str | int] = {"max_retries": self.max_attempts - 1}
         region = self.client.meta.region_name
         if region:
             options["aws_region"] = region
@@ -608,10 +622,13 @@ class S3Store:
         return keys, int(expiry.timestamp()) if isinstance(expiry, datetime) else None
 
 
-def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:
-    """``s3://bucket/prefix`` → :class:`S3Store`; ``file://path`` or a plain path → :class:`LocalStore`."""
+def open_store(
+    url: str, endpoint_url: str | None = None, *, max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+) -> ObjectStore:
+    """``s3://bucket/prefix`` → :class:`S3Store` (each request tried ``max_attempts`` times);
+    ``file://path`` or a plain path → :class:`LocalStore`."""
     if url.startswith("s3://"):
-        return S3Store.from_url(url, endpoint_url=endpoint_url)
+        return S3Store.from_url(url, endpoint_url=endpoint_url, max_attempts=max_attempts)
     url = url.removeprefix("file://")
     if "://" in url:
         raise ValueError(f"unsupported store URL {url!r}: use s3://bucket/prefix or a local path")

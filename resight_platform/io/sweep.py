@@ -76,15 +76,18 @@ def orphan_files(
     now: datetime,
     temp_dir: Path | None = None,
     spool_dirs: Sequence[Path] = (),
+    *,
+    system_temp: bool = True,
 ) -> list[tuple[Path, int]]:
-    """Temporary files of the lake (when it is local), of the system's temporary directory and of
-    the landing reads' spool directories (``RESIGHT_SPOOL_DIR``) last modified more than ``grace``
-    before ``now``: their paths and sizes."""
+    """Temporary files of the lake (when it is local), of the system's temporary directory (or
+    ``temp_dir``; none when not ``system_temp``) and of the landing reads' spool directories
+    (``RESIGHT_SPOOL_DIR``) last modified more than ``grace`` before ``now``: paths and sizes."""
     cutoff = (now - grace).timestamp()
     candidates: list[os.DirEntry[str]] = []
     if isinstance(lake, LocalStore):
         candidates += [e for e in _walk(lake.root) if e.name.endswith(TMP_SUFFIX)]
-    for directory in (temp_dir or Path(tempfile.gettempdir()), *spool_dirs):
+    temporary = [temp_dir or Path(tempfile.gettempdir())] if system_temp else []
+    for directory in (*temporary, *spool_dirs):
         candidates += list(_temporary_files(directory))
     found = []
     for entry in candidates:
@@ -98,11 +101,17 @@ def orphan_files(
 
 
 def sweep_orphans(
-    lake: ObjectStore, grace: timedelta, now: datetime, temp_dir: Path | None = None, spool_dirs: Sequence[Path] = ()
+    lake: ObjectStore,
+    grace: timedelta,
+    now: datetime,
+    temp_dir: Path | None = None,
+    spool_dirs: Sequence[Path] = (),
+    *,
+    system_temp: bool = True,
 ) -> SweepReport:
     """Remove :func:`orphan_files`; a file that cannot be removed is reported, not raised."""
     report = SweepReport()
-    for path, size in orphan_files(lake, grace, now, temp_dir, spool_dirs):
+    for path, size in orphan_files(lake, grace, now, temp_dir, spool_dirs, system_temp=system_temp):
         try:
             path.unlink()
         except FileNotFoundError:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from resight_platform.io.storage import LocalStore, ObjectStore, S3Store, UnsafeKey, open_store
+from resight_platform.io.storage import (
+    DEFAULT_S3_MAX_ATTEMPTS,
+    LocalStore,
+    ObjectStore,
+    S3Store,
+    UnsafeKey,
+    open_store,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -118,6 +125,16 @@ def test_s3_listing_paginates(s3_bucket_url: str, s3_endpoint: str) -> None:
     assert [info.key for info in store.list()] == ["q/outside.bin"]
 
 
+def test_s3_requests_are_retried_in_the_standard_mode_as_many_times_as_set(s3_bucket_url: str) -> None:
+    store = open_store(s3_bucket_url, max_attempts=4)
+    assert isinstance(store, S3Store)
+    assert store.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 4}  # the first included
+    default = open_store(s3_bucket_url)
+    assert isinstance(default, S3Store) and default.max_attempts == DEFAULT_S3_MAX_ATTEMPTS
+    with pytest.raises(ValueError, match="max_attempts"):
+        S3Store("bucket", max_attempts=0)
+
+
 def test_s3_etag_is_unquoted(s3_bucket_url: str, s3_endpoint: str) -> None:
     store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint)
     store.write_bytes("k.bin", b"hello")
@@ -129,9 +146,10 @@ def test_s3_reader_options_reach_what_the_client_reaches(s3_bucket_url: str, s3_
     import boto3
     import polars as pl
 
-    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint)
+    store = S3Store.from_url(s3_bucket_url, endpoint_url=s3_endpoint, max_attempts=4)
     options = store.reader_options()
     assert options["storage_options"] == {
+        "max_retries": 3,  # as many as the client's: 4 attempts in all
         "aws_region": "us-east-1",
         "aws_endpoint_url": s3_endpoint,
         "aws_virtual_hosted_style_request": "false",
@@ -150,7 +168,7 @@ def test_s3_reader_options_reach_what_the_client_reaches(s3_bucket_url: str, s3_
         "s3", region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
     )
     aws = S3Store("bucket", client=client).reader_options()
-    assert aws["storage_options"] == {"aws_region": "eu-west-1"}
+    assert aws["storage_options"] == {"max_retries": DEFAULT_S3_MAX_ATTEMPTS - 1, "aws_region": "eu-west-1"}
     assert aws["credential_provider"]()[0]["aws_access_key_id"] == "AKIDEXAMPLE"
 
 
