@@ -1,6 +1,6 @@
 """Where the browser suite keeps its screenshots: ``.resight/test-artifacts/ui/`` in the checkout
-(gitignored with the rest of ``.resight/``), replaced by each run of the suite. CI keeps the
-directory as the run's artifact; the suite's summary line prints its path."""
+(gitignored with the rest of ``.resight/``), replaced by each run of the suite: the directory a
+CI job keeps as its artifact. The suite's summary line prints its path."""
 
 from __future__ import annotations
 

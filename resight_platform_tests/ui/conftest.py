@@ -74,27 +74,31 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> str:
+    """Chromium's executable; the module's tests skip before anything starts when it is missing."""
+    return chromium_executable()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
     """Headless Chromium for the module (one per xdist worker: the module is one xdist group)."""
-    executable = chromium_executable()
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
     # As root (containers, CI) Chromium refuses to start its sandbox; /dev/shm is small in containers.
     args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=args)
+        launched = playwright.chromium.launch(executable_path=chromium, args=args)
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Ui]:
+def ui(chromium: str, tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Ui]:
     """The prepared instance (instance.py) and ``dagster-webserver`` serving it; nothing is
-    prepared when the browser tests would skip."""
-    chromium_executable()
+    prepared when the browser tests skip (``chromium`` first)."""
     root = tmp_path_factory.mktemp("ui")
     today = datetime.now(UTC).date()
     # Two weeks of partitions; the failed check's day is not the first, whose date the partitions
