@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,9 +60,13 @@ class Ui:
 
     url: str
     instance: UiInstance
-    #: How many date partitions there are.
-    dates: int
+    #: The first day of the daily partitions.
+    start: date
     log: Path
+
+    def dates(self) -> int:
+        """How many date partitions there are now: to today included (``end_offset=1``)."""
+        return (datetime.now(UTC).date() - self.start).days + 1
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +116,7 @@ def ui(chromium: str, tmp_path_factory: pytest.TempPathFactory, pg_server_url: s
             with webserver(instance, log) as server:
                 fail_a_check(instance)  # while the webserver starts
                 server.wait_ready()
-                # Daily partitions run to today included (end_offset=1).
-                yield Ui(server.url, instance, (today - start).days + 1, log)
+                yield Ui(server.url, instance, start, log)
 
 
 @pytest.fixture

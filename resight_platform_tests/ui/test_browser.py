@@ -68,6 +68,10 @@ def test_the_asset_graph_shows_the_medallion_layers(page: Page, artifacts: Path)
     shown(graph, "silver").click()
     for feed in FEEDS:  # bronze/<feed> and silver/<feed>
         expect(shown(graph, feed)).to_have_count(2)
+    # The opened groups are kept in the page's address; reloaded, the graph is fitted to the window.
+    page.reload()
+    for feed in FEEDS:
+        expect(shown(graph, feed)).to_have_count(2)
     for closed in ("gold", "marts"):
         expect(shown(graph, closed)).to_be_visible()
     screenshot(page, artifacts, "01-asset-graph-bronze-silver")
@@ -76,7 +80,7 @@ def test_the_asset_graph_shows_the_medallion_layers(page: Page, artifacts: Path)
 def test_a_partitioned_assets_partitions_view(page: Page, ui: Ui, artifacts: Path) -> None:
     page.goto("/assets/silver/sales")
     page.get_by_role("tab", name="Partitions").click()
-    total = ui.dates * (1 + len(OTHER_SOURCES))
+    total = ui.dates() * (1 + len(OTHER_SOURCES))
     expect(page.get_by_text(f"{total} Partitions Selected")).to_be_visible()
     expect(page.get_by_text("Materialized (1)")).to_be_visible()
     expect(page.get_by_text(f"Missing ({total - 1})")).to_be_visible()
