@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test dev lint typecheck check bench clean
+.PHONY: install browser demo test dev lint typecheck check bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/resight demo
 
-test: $(STAMP)
+# The browser suite (resight_platform_tests/ui) drives Debian's Chromium with Playwright; nothing
+# is downloaded by Playwright. Installed here with apt-get when missing and this user may (root,
+# or passwordless sudo); otherwise, or if apt-get fails, the suite skips saying why. Never fails.
+CHROMIUM := chromium chromium-browser google-chrome
+browser:
+	@for name in $(CHROMIUM); do command -v $$name >/dev/null 2>&1 && exit 0; done; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "make: no Chromium, and not root nor passwordless sudo: the browser tests will skip (apt-get install chromium)"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: no Chromium and no apt-get: the browser tests will skip (install Chromium)"; exit 0; fi; \
+	echo "make: installing Debian's chromium for the browser tests"; \
+	$$sudo apt-get update -qq >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+		|| echo "make: apt-get could not install chromium: the browser tests will skip"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check resight_platform resight_platform_tests bench
 	$(BIN)/mypy resight_platform bench
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

@@ -42,6 +42,9 @@ setup(
             # benchmark peers and probes (bench/), smoke-tested in the suite
             "pandas>=2.2,<4",
             "psutil>=5.9",
+            # drives Debian's Chromium (apt, never Playwright's own download) through the Dagster UI
+            # (resight_platform_tests/ui); Locator.filter(visible=) needs 1.51
+            "playwright>=1.51,<2",
         ],
         "dev": [
             "ruff>=0.8",

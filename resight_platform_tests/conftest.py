@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,15 +26,26 @@ from psycopg import sql
 
 from resight_platform.io.postgres import connect, embedded_pg_url, stop_embedded_pg
 from resight_platform_tests.databases import temporary_database
+from resight_platform_tests.ui.artifacts import screenshots_since
 
 AWS_TEST_REGION = "us-east-1"
 AWS_TEST_KEY = "testing"
+#: When this pytest process started (the summary lists the screenshots written since).
+_STARTED = pytest.StashKey[float]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it then uses
     # /tmp/runtime-<uid>, which is fine.
     config.addinivalue_line("filterwarnings", "ignore:XDG_RUNTIME_DIR is not set")
+    config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say where this run's screenshots of the Dagster UI are (resight_platform_tests/ui/)."""
+    shots = screenshots_since(config.stash[_STARTED])
+    if shots:
+        terminalreporter.write_line(f"Dagster UI screenshots ({len(shots)}): {shots[0].parent}")
 
 
 def _worker_id() -> str:
