@@ -48,7 +48,7 @@ class Loaded:
     defs: dg.Definitions
 
 
-@pytest.fixture(scope="session")  # not "module": xdist may tear a module fixture down between two of its tests
+@pytest.fixture(scope="session")  # built once per worker process
 def loaded(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Loaded]:
     home = tmp_path_factory.mktemp("resight")
     settings = Settings.from_env({"RESIGHT_HOME": str(home), "RESIGHT_PARTITIONS_START": "2026-09-01"})

@@ -51,7 +51,7 @@ class Trained:
     defs: dg.Definitions
 
 
-@pytest.fixture(scope="session")  # not "module": xdist may tear a module fixture down between two of its tests
+@pytest.fixture(scope="session")  # built once per worker process
 def trained(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Trained]:
     home = tmp_path_factory.mktemp("resight-ml")
     settings = Settings.from_env({"RESIGHT_HOME": str(home), "RESIGHT_PARTITIONS_START": FIRST_DAY.isoformat()})
