@@ -276,7 +276,11 @@ def test_format_table_without_rows() -> None:
 
 @pytest.mark.xdist_group("end_to_end")
 def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
-    warehouse: str, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    home: Path,
+    warehouse: str,
+    fresh_pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """What `make demo` runs, small: Dagster's instance on Postgres (its own database here)."""
     from urllib.parse import urlsplit
@@ -294,6 +298,10 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     assert "== ReSight demo summary ==" in out
     assert "-> MATCH" in out
     assert platform_env() == before  # the demo's instance settings do not leak
+    # The history came from its own process, its manifest merged into the sample's and removed;
+    # that process also made MLflow's local store, though this demo is too short for the ML job.
+    assert not (home / "manifest.json.history").exists() and (home / "manifest.json").exists()
+    assert (home / "mlflow" / "mlflow.db").exists()
     with psycopg.connect(dagster_db) as conn:
         runs = dict(
             conn.execute("select pipeline_name, count(*) from runs where status = 'SUCCESS' group by 1").fetchall()
