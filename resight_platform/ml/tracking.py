@@ -37,13 +37,30 @@ __all__ = [
 EXPERIMENT = "resight_demand_weekly"
 
 
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def _mlflow(tracking_uri: str) -> Any:
-    """The ``mlflow`` module pointed at ``tracking_uri`` (tracking and registry)."""
+    """The ``mlflow`` module pointed at ``tracking_uri`` (tracking and registry).
+
+    MLflow's setters also write ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` into this
+    process's environment; they are put back as they were, or every ``Settings.from_env()`` after
+    (the next run in the same process, another home in the same test worker) would take this
+    store for a configured tracking server.
+    """
     import mlflow
     import mlflow.pyfunc
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return mlflow
 
 
