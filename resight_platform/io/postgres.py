@@ -533,16 +533,25 @@ class DayPartitionLoad:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
             raise ValueError(f"a bulk load of {schema}.{table} must run inside a transaction")
         self.rows = 0
-        self.types = table_types(conn, schema, table)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_qualified(schema, self.staging)))
-        conn.execute(
+        self.types: dict[str, str] | None = None  # set with the staging table, at the first row
+
+    def _stage(self) -> None:
+        """The staging table, made at the first row: a day that receives none (most of a weekly
+        partner's days in a range run) costs no table, no attach and no index build."""
+        self.types = table_types(self.conn, self.schema, self.table)
+        self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_qualified(self.schema, self.staging)))
+        self.conn.execute(
             sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-                _qualified(schema, self.staging), _qualified(schema, table)
+                _qualified(self.schema, self.staging), _qualified(self.schema, self.table)
             )
         )
 
     def copy(self, frame: pl.DataFrame, *, chunk_rows: int = COPY_CHUNK_ROWS) -> int:
         check_partition_values(frame, self.column, self.day, f"{self.schema}.{self.table}")
+        if not frame.height:
+            return 0
+        if self.types is None:
+            self._stage()
         with self.conn.cursor() as cur:
             copied = copy_frame(
                 cur, self.schema, self.staging, frame, chunk_rows=chunk_rows, types=self.types, freeze=True
@@ -553,6 +562,9 @@ class DayPartitionLoad:
 
     def finish(self) -> int:
         conn, schema = self.conn, self.schema
+        if self.types is None:
+            self._empty_day()
+            return 0
         staging, parent = _qualified(schema, self.staging), _qualified(schema, self.table)
         low, high = sql.Literal(self.day.isoformat()), sql.Literal((self.day + timedelta(days=1)).isoformat())
         bounds = sql.Identifier(f"{self.staging}_bounds")
@@ -578,6 +590,19 @@ class DayPartitionLoad:
         )
         conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(child, bounds))
         return self.rows
+
+    def _empty_day(self) -> None:
+        """The day replaced by no rows: the rows its child holds are deleted (the child stays, for
+        loads that copy into the parent); a day without a child has nothing to replace."""
+        conn, schema = self.conn, self.schema
+        exists = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s",
+            (schema, self.child),
+        ).fetchone()
+        if exists:
+            _ensure_day_partition(conn, schema, self.table, self.child, self.day)  # refuses a stray table
+            conn.execute(sql.SQL("DELETE FROM {}").format(_qualified(schema, self.child)))
 
 
 def _ensure_day_partition(conn: psycopg.Connection[Any], schema: str, table: str, child: str, day: date) -> None:

@@ -521,6 +521,20 @@ def test_day_partition_load_swaps_the_day_in_with_indexes_and_keys(pg_conn: Conn
     assert ("fact_sales_load_20261001",) not in tables
 
 
+def test_a_day_replaced_by_no_rows_costs_no_table_and_empties_its_child(pg_conn: Conn, pg_schema: str) -> None:
+    pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
+    d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
+    assert _bulk_replace(pg_conn, pg_schema, d1, [_facts(d1, [1, 2])]) == 2
+    empty = _facts(d2, [1]).clear()
+    assert _bulk_replace(pg_conn, pg_schema, d2, [empty, empty]) == 0  # a day nobody delivered: no child made
+    assert [name for name, _ in _child_partitions(pg_conn, pg_schema)] == ["fact_sales_p20261001"]
+    assert _bulk_replace(pg_conn, pg_schema, d1, [empty]) == 0  # a delivered day now empty: its rows go
+    assert [name for name, _ in _child_partitions(pg_conn, pg_schema)] == ["fact_sales_p20261001"]
+    assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.fact_sales") == [(0,)]
+    tables = _rows(pg_conn, f"SELECT tablename FROM pg_tables WHERE schemaname = '{pg_schema}' ORDER BY 1")
+    assert not [name for (name,) in tables if "_load_" in name]
+
+
 def _dirtied_by_first_scan(conn: Conn, table: str) -> int:
     """Pages a first scan of ``table`` dirties once its pages were written out (after a checkpoint
     a page must be clean: setting a hint bit on a page still dirty from the load would not count)."""
