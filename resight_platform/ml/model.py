@@ -19,15 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from resight_platform.ml.features import CATEGORICAL, FEATURES, SERIES, TARGET, WEEK, active_series, build_features
+
+if TYPE_CHECKING:
+    # Imported where a model is fitted: scikit-learn (with SciPy) is ~1.5 s of every run process's
+    # start, and only the ML assets' steps fit anything.
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 __all__ = [
     "FOLDS",
@@ -66,6 +70,8 @@ def fit(
     features: pl.DataFrame, *, seed: int = SEED, params: dict[str, Any] | None = None
 ) -> HistGradientBoostingRegressor:
     """Train on every row of ``features`` (units relative to scale, weighted by scale)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     if features.is_empty():
         raise ValueError("no feature rows to train on")
     model = HistGradientBoostingRegressor(
