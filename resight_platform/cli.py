@@ -956,6 +956,10 @@ def build_parser() -> argparse.ArgumentParser:
     mlflow.add_argument("--port", type=int, default=5000)
     mlflow.add_argument("--host", default="127.0.0.1")
     mlflow.set_defaults(func=cmd_mlflow)
+
+    from resight_platform.onboard.cli import add_onboard_parser
+
+    add_onboard_parser(sub)
     return parser
 
 
