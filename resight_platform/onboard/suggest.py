@@ -1,0 +1,633 @@
+"""``resight onboard suggest``: a draft registry for a new partner from a few of its sample files.
+
+The files are sniffed (``sniff.py``: format, encoding, CSV dialect), their columns matched to the
+feed's canonical columns (``columns.py``), their date, datetime and money formats guessed
+(``formats.py``), and the values the mapping tables do not know listed with a guessed canonical
+value. The result is a draft in ``--out``: a profile (``profiles.yaml``, each guess commented with
+its confidence and evidence), the provider's and source's rows, and source-scoped value-map rows
+for the guesses sure enough; beside it ``registry/``, the base registry with the draft merged in,
+which is loaded with the registry loader before the command ends, so ``resight onboard preview
+--registry OUT/registry`` can run on it at once. Nothing is guessed silently: every choice is in the
+report with its confidence, and what no registry value can express is a blocker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from resight_platform.onboard.columns import (
+    DEFAULT_KNOWLEDGE,
+    ColumnMatch,
+    Knowledge,
+    Unknown,
+    load_knowledge,
+    match_columns,
+    name_tokens,
+    unknown_values,
+)
+from resight_platform.onboard.formats import EPOCH_SECONDS, date_part, guess_date, guess_datetime, guess_money
+from resight_platform.onboard.sniff import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ROWS,
+    Guess,
+    Sample,
+    SampleError,
+    read_sample,
+)
+from resight_platform.sources.registry import (
+    DEFAULT_REGISTRY_DIR,
+    FEEDS,
+    KINDS,
+    MAPPED_COLUMNS,
+    PROVIDER_PATTERN,
+    REQUIRED_COLUMNS,
+    Registry,
+    RegistryError,
+    RegistryIssue,
+    load_registry,
+)
+from resight_platform.sources.value_maps import VALUE_MAPS_FILE
+
+__all__ = [
+    "DEFAULT_MIN_CONFIDENCE",
+    "DEFAULT_UNKNOWN_LIMIT",
+    "Draft",
+    "Given",
+    "Suggestion",
+    "add_parser",
+    "render",
+    "suggest",
+    "write_draft",
+]
+
+#: Below this confidence a column match is not taken and a value guess is not written as a
+#: value-map row (both are still reported).
+DEFAULT_MIN_CONFIDENCE = 0.5
+#: Unknown values reported per column, most frequent first.
+DEFAULT_UNKNOWN_LIMIT = 50
+_VALUE_MAP_HEADER = ("provider", "feed", "map", "alias", "value", "match", "extra")
+_PROVIDER_HEADER = ("provider", "name", "kind", "profile", "timezone", "currency", "history_start")
+_SOURCE_HEADER = ("provider", "feed", "format", "expected_every_hours", "active")
+_MONEY_COLUMNS = ("unit_price", "discount", "list_price")
+
+
+@dataclass(frozen=True)
+class Given:
+    """What the draft gives a required canonical column no file column maps to: a ``default`` with
+    why, or a blocker when nothing sensible can be given."""
+
+    canonical: str
+    value: str | None
+    confidence: float
+    evidence: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "canonical": self.canonical,
+            "default": self.value,
+            "confidence": round(self.confidence, 2),
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class Suggestion:
+    """Every guess about one partner's feed, from its sample files."""
+
+    provider: str
+    feed: str
+    samples: list[Sample]
+    profile: dict[str, Guess]
+    matches: list[ColumnMatch]
+    unmapped: list[str]
+    given: list[Given]
+    unknowns: list[Unknown]
+    timezone: Guess
+    currency: Guess
+    kind: Guess
+    blockers: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def value_map_rows(self, min_confidence: float) -> list[dict[str, str]]:
+        """Source-scoped value-map rows for the unknown values whose guess is sure enough."""
+        rows: dict[tuple[str, str], dict[str, str]] = {}
+        for unknown in self.unknowns:
+            if unknown.guess is None or unknown.confidence < min_confidence:
+                continue
+            rows.setdefault(
+                (unknown.map, unknown.value.strip().lower()),
+                {
+                    "provider": self.provider,
+                    "feed": self.feed,
+                    "map": unknown.map,
+                    "alias": unknown.value.strip(),
+                    "value": unknown.guess,
+                    "match": "",
+                    "extra": "",
+                },
+            )
+        return list(rows.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "provider": self.provider,
+            "feed": self.feed,
+            "files": [s.as_dict() for s in self.samples],
+            "profile": {k: g.as_dict() for k, g in self.profile.items()},
+            "columns": [m.as_dict() for m in self.matches],
+            "unmapped_source_columns": self.unmapped,
+            "required_not_in_files": [g.as_dict() for g in self.given],
+            "unknown_values": [u.as_dict() for u in self.unknowns],
+            "provider_row": {
+                "timezone": self.timezone.as_dict(),
+                "currency": self.currency.as_dict(),
+                "kind": self.kind.as_dict(),
+            },
+            "blockers": self.blockers,
+            "notes": self.notes,
+        }
+
+
+def _majority(guesses: Sequence[Guess | None], what: str, notes: list[str]) -> Guess | None:
+    """The value most samples agree on (their confidence scaled by the agreement); a disagreement
+    is noted."""
+    present = [g for g in guesses if g is not None]
+    if not present:
+        return None
+    votes = Counter(g.value for g in present)
+    value, count = votes.most_common(1)[0]
+    if len(votes) > 1:
+        notes.append(f"the files disagree on the {what}: {dict(votes)}; took {value!r}")
+    best = max((g for g in present if g.value == value), key=lambda g: g.confidence)
+    return Guess(value, best.confidence * count / len(present), best.evidence, best.blocker)
+
+
+def _combined(samples: Sequence[Sample]) -> dict[str, list[str | None]]:
+    """Each column's values over every sample, in file order (a column a file lacks adds nothing)."""
+    out: dict[str, list[str | None]] = {}
+    for sample in samples:
+        for name in sample.columns:
+            out.setdefault(name, []).extend(sample.values[name])
+    return out
+
+
+def _datetime_guess(feed: str, matches: Sequence[ColumnMatch], samples: Sequence[Sample], values: dict[str, list[str | None]]) -> Guess:
+    source = next((m.source for m in matches if m.canonical == "ordered_at"), None)
+    if feed != "sales" or source is None:
+        return Guess("iso", 0.5, f"no timestamp column in a {feed} feed: the registry's default")
+    if any(source in s.native_temporal for s in samples):
+        return Guess("iso", 1.0, f"{source!r} holds native timestamps: bronze writes them ISO 8601 in UTC")
+    guess = guess_datetime(values[source])
+    if guess is None:
+        return Guess("iso", 0.2, f"{source!r}'s values read as no timestamp format", blocker=f"{source!r} holds no readable timestamps")
+    return Guess(guess.value, guess.confidence, f"{source!r}: {guess.evidence}", guess.blocker)
+
+
+def _date_guess(feed: str, matches: Sequence[ColumnMatch], datetime_format: Guess, values: dict[str, list[str | None]]) -> Guess:
+    source = next((m.source for m in matches if m.canonical == "signup_date"), None)
+    if source is not None:
+        guess = guess_date(values[source])
+        if guess is not None:
+            return Guess(guess.value, guess.confidence, f"{source!r}: {guess.evidence}")
+        return Guess("%Y-%m-%d", 0.2, f"{source!r}'s values read as no date format", blocker=f"{source!r} holds no readable dates")
+    part = date_part(datetime_format.value)
+    if part is not None:
+        return Guess(part, datetime_format.confidence, "no date column: the date part of the datetime format")
+    return Guess("%Y-%m-%d", 0.5, f"no date column in a {feed} feed: ISO, the registry's default")
+
+
+def _money_guess(matches: Sequence[ColumnMatch], values: dict[str, list[str | None]], knowledge: Knowledge) -> Guess:
+    guesses: list[tuple[str, Guess]] = []
+    for match in matches:
+        if match.canonical in _MONEY_COLUMNS:
+            guess = guess_money(values[match.source], name_tokens(match.source, knowledge.abbreviations))
+            if guess is not None:
+                guesses.append((match.source, guess))
+    if not guesses:
+        return Guess("decimal", 0.5, "no money column mapped: the registry's default")
+    ranked = sorted(guesses, key=lambda sg: (sg[1].blocker is None, {"currency": 0, "cents": 1}.get(sg[1].value, 2)))
+    source, guess = ranked[0]
+    formats = {g.value for _, g in guesses}
+    confidence = guess.confidence if len(formats) == 1 else guess.confidence * 0.7
+    evidence = f"{source!r}: {guess.evidence}"
+    if len(formats) > 1:
+        evidence += f"; other money columns read as {sorted(formats - {guess.value})}"
+    return Guess(guess.value, confidence, evidence, guess.blocker)
+
+
+def _channel_guess(matches: Sequence[ColumnMatch]) -> Guess | None:
+    mapped = {m.canonical for m in matches}
+    if "channel" in mapped:
+        return None
+    if "store_id" in mapped and "ship_state" not in mapped:
+        return Guess("store", 0.8, "a store column and no ship state: store sales")
+    if "ship_state" in mapped and "store_id" not in mapped:
+        return Guess("online", 0.8, "a ship state and no store column: online orders")
+    return Guess("store", 0.3, "no channel column, and store and ship-state columns alike: ask the partner")
+
+
+def suggest(
+    paths: Sequence[Path],
+    provider: str,
+    feed: str,
+    *,
+    base: Registry,
+    knowledge: Knowledge,
+    timezone: str | None = None,
+    currency: str | None = None,
+    kind: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    unknown_limit: int = DEFAULT_UNKNOWN_LIMIT,
+) -> Suggestion:
+    """Every guess about ``provider``'s ``feed`` from the sample files ``paths`` (raises
+    ``SampleError`` for a file that cannot be read), against the mapping tables of ``base``."""
+    samples = [read_sample(path, max_bytes=max_bytes, max_rows=max_rows) for path in paths]
+    notes: list[str] = [f"{s.path.name}: {note}" for s in samples for note in s.notes]
+    blockers: list[str] = []
+    values = _combined(samples)
+    mappings = base.mappings
+    matches = match_columns(feed, values, knowledge, mappings, min_confidence=min_confidence)
+    mapped_sources = {m.source for m in matches}
+    mapped = {m.canonical for m in matches}
+    unmapped = [c for c in values if c not in mapped_sources]
+
+    profile: dict[str, Guess] = {}
+    fmt = _majority([Guess(s.format, 1.0, f"magic bytes of {s.path.name}") for s in samples], "format", notes)
+    assert fmt is not None  # at least one sample
+    profile["format"] = fmt
+    text = [s for s in samples if s.format.startswith("csv")]
+    delimiter = _majority([s.delimiter for s in text], "delimiter", notes)
+    profile["delimiter"] = delimiter or Guess(",", 1.0, "not a CSV: the registry's default")
+    encoding = _majority([s.encoding for s in samples], "encoding", notes)
+    profile["encoding"] = encoding or Guess("utf-8", 1.0, "Parquet: no text encoding")
+    headers = [s.header for s in text if s.header is not None]
+    if any(h.value == "false" for h in headers):
+        blockers.append("a CSV without a header: bronze matches columns by their header names; ask for a header row")
+    datetime_format = _datetime_guess(feed, matches, samples, values)
+    profile["datetime_format"] = datetime_format
+    profile["date_format"] = _date_guess(feed, matches, datetime_format, values)
+    profile["money_format"] = _money_guess(matches, values, knowledge)
+    if feed == "sales":
+        channel = _channel_guess(matches)
+        if channel is not None:
+            profile["channel"] = channel
+    blockers.extend(f"{name}: {g.blocker}" for name, g in profile.items() if g.blocker)
+
+    given: list[Given] = []
+    for canonical in REQUIRED_COLUMNS[feed]:
+        if canonical in mapped:
+            continue
+        default = knowledge.defaults.get(canonical)
+        if default is not None:
+            given.append(Given(canonical, default[0], 0.5, f"no column maps to it; {default[1]}"))
+        else:
+            given.append(Given(canonical, None, 0.0, "no column maps to it and nothing sensible can be given"))
+            blockers.append(f"required column {canonical!r}: no file column maps to it (files would be missing_columns)")
+
+    unknowns = unknown_values(feed, matches, values, knowledge, mappings, limit=unknown_limit)
+
+    tz_guess = (
+        Guess("UTC", 1.0, "epoch seconds are read as wall-clock time in the provider's timezone: UTC reads them right")
+        if datetime_format.value == EPOCH_SECONDS
+        else Guess(timezone, 1.0, "given with --timezone")
+        if timezone
+        else Guess("UTC", 0.3, "not in the files; timestamps without an offset are read in it: give --timezone")
+    )
+    if datetime_format.value == EPOCH_SECONDS and timezone and timezone != "UTC":
+        notes.append(f"--timezone {timezone} ignored: epoch seconds need the provider timezone UTC")
+    symbols = Counter(
+        symbol for m in matches if m.canonical in _MONEY_COLUMNS for v in values[m.source] if v for symbol in "$€£" if symbol in v
+    )
+    if currency:
+        currency_guess = Guess(currency, 1.0, "given with --currency")
+    elif symbols and set(symbols) != {"$"}:
+        currency_guess = Guess("USD", 0.2, f"symbols {dict(symbols)} in the amounts: give --currency")
+    else:
+        currency_guess = Guess("USD", 0.9 if symbols else 0.6, "$ in the amounts" if symbols else "no symbol: the platform's default")
+    if currency_guess.value not in mappings.usd_per_unit:
+        blockers.append(f"currency {currency_guess.value!r} has no USD rate in mappings/fx_rates.csv")
+    channel_value = profile.get("channel")
+    kind_guess = (
+        Guess(kind, 1.0, "given with --kind")
+        if kind
+        else Guess("ecommerce", 0.6, "online orders")
+        if channel_value is not None and channel_value.value == "online"
+        else Guess("retail", 0.4, "the most common kind: give --kind")
+    )
+    return Suggestion(
+        provider=provider,
+        feed=feed,
+        samples=samples,
+        profile=profile,
+        matches=matches,
+        unmapped=unmapped,
+        given=given,
+        unknowns=unknowns,
+        timezone=tz_guess,
+        currency=currency_guess,
+        kind=kind_guess,
+        blockers=blockers,
+        notes=notes,
+    )
+
+
+def _scalar(value: str) -> str:
+    """A YAML scalar that reads back as exactly ``value`` (JSON's string syntax is YAML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _comment(confidence: float, evidence: str) -> str:
+    return f"  # {confidence:.2f}: " + evidence.replace("\n", " ")
+
+
+def profile_yaml(suggestion: Suggestion, name: str) -> str:
+    """The draft profile as a ``profiles.yaml`` fragment, each guess commented with its confidence."""
+    lines = [
+        f"# Drafted by `resight onboard suggest` for {suggestion.provider}/{suggestion.feed} from "
+        + ", ".join(s.path.name for s in suggestion.samples)
+        + ".",
+        "# Each guess is commented with its confidence (0..1) and evidence: review them before use.",
+        "profiles:",
+        f"  {_scalar(name)}:",
+    ]
+    for key, guess in suggestion.profile.items():
+        lines.append(f"    {key}: {_scalar(guess.value)}" + _comment(guess.confidence, guess.evidence))
+    lines += ["    feeds:", f"      {suggestion.feed}:", "        columns:"]
+    for match in suggestion.matches:
+        lines.append(f"          {_scalar(match.source)}: {_scalar(match.canonical)}" + _comment(match.confidence, match.evidence))
+    defaults = [g for g in suggestion.given if g.value is not None]
+    if defaults:
+        lines.append("        defaults:")
+        for given in defaults:
+            assert given.value is not None
+            lines.append(f"          {given.canonical}: {_scalar(given.value)}" + _comment(given.confidence, given.evidence))
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(header), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+@dataclass
+class Draft:
+    """The files a suggestion wrote, and what the registry loader said of the merged registry."""
+
+    out: Path
+    files: list[Path]
+    registry_dir: Path
+    issues: list[RegistryIssue]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "out": str(self.out),
+            "files": [str(f) for f in self.files],
+            "registry": str(self.registry_dir),
+            "loads": not self.issues,
+            "issues": [str(i) for i in self.issues],
+        }
+
+
+def _append_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, str]]) -> None:
+    """Append ``rows`` to the registry CSV at ``path`` in its own header's order (or create it)."""
+    if not rows:
+        return
+    if not path.exists():
+        path.write_text(_csv_text(header, rows), encoding="utf-8")
+        return
+    text = path.read_text(encoding="utf-8-sig")
+    columns = next(csv.reader(io.StringIO(text)), list(header))
+    body = _csv_text(columns, rows).split("\n", 1)[1]
+    path.write_text(text + ("" if text.endswith("\n") or not text else "\n") + body, encoding="utf-8")
+
+
+def write_draft(
+    suggestion: Suggestion,
+    out: Path,
+    *,
+    base_dir: Path,
+    base: Registry,
+    name: str,
+    every_hours: int,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+) -> Draft:
+    """Write the draft's files to ``out`` and ``out/registry`` (the base registry at ``base_dir``
+    with the draft merged in), then load the merged registry with the registry loader."""
+    out.mkdir(parents=True, exist_ok=True)
+    profile_name = suggestion.provider if suggestion.provider not in base.profiles else f"{suggestion.provider}_draft"
+    profile_text = profile_yaml(suggestion, profile_name)
+    provider_row = {
+        "provider": suggestion.provider,
+        "name": name,
+        "kind": suggestion.kind.value,
+        "profile": profile_name,
+        "timezone": suggestion.timezone.value,
+        "currency": suggestion.currency.value,
+        "history_start": "",
+    }
+    source_row = {
+        "provider": suggestion.provider,
+        "feed": suggestion.feed,
+        "format": "",
+        "expected_every_hours": str(every_hours),
+        "active": "true",
+    }
+    value_rows = suggestion.value_map_rows(min_confidence)
+    written = {
+        "profiles.yaml": profile_text,
+        "providers.csv": _csv_text(_PROVIDER_HEADER, [provider_row]),
+        "sources.csv": _csv_text(_SOURCE_HEADER, [source_row]),
+    }
+    if value_rows:
+        written[VALUE_MAPS_FILE] = _csv_text(_VALUE_MAP_HEADER, value_rows)
+    files: list[Path] = []
+    for file_name, text in written.items():
+        path = out / file_name
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+    stale = out / VALUE_MAPS_FILE
+    if not value_rows and stale.exists():
+        stale.unlink()  # from an earlier run into the same directory
+
+    merged = out / "registry"
+    if merged.exists():
+        shutil.rmtree(merged)
+    shutil.copytree(base_dir, merged)
+    document = yaml.safe_load((merged / "profiles.yaml").read_text(encoding="utf-8")) or {}
+    fragment = yaml.safe_load(profile_text)
+    document.setdefault("profiles", {}).update(fragment["profiles"])
+    (merged / "profiles.yaml").write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    _append_csv(merged / "providers.csv", _PROVIDER_HEADER, [provider_row])
+    _append_csv(merged / "sources.csv", _SOURCE_HEADER, [source_row])
+    _append_csv(merged / VALUE_MAPS_FILE, _VALUE_MAP_HEADER, value_rows)
+    try:
+        load_registry(merged, history_floor=base.history_floor)
+        issues: list[RegistryIssue] = []
+    except RegistryError as exc:
+        issues = exc.issues
+    return Draft(out=out, files=files, registry_dir=merged, issues=issues)
+
+
+def _line(guess: Guess) -> str:
+    text = f"{guess.value!r}  ({guess.confidence:.2f}) {guess.evidence}"
+    return text + (f"\n      BLOCKER: {guess.blocker}" if guess.blocker else "")
+
+
+def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
+    """The report a person reads: every guess with its confidence and evidence."""
+    out: list[str] = [f"Suggestion for {suggestion.provider}/{suggestion.feed} (confidence 0..1, evidence)", "", "Files:"]
+    for sample in suggestion.samples:
+        parts = [sample.format, f"{sample.rows} records" + ("" if sample.complete else " (a sample of the file)")]
+        if sample.encoding:
+            parts.append(f"encoding {sample.encoding.value}")
+        if sample.delimiter:
+            parts.append(f"delimiter {sample.delimiter.value!r}")
+        if sample.header:
+            parts.append(f"header {'yes' if sample.header.value == 'true' else 'NO'}")
+        if sample.quoting:
+            parts.append(f"quoting {sample.quoting}")
+        if sample.line_ends:
+            parts.append(f"line ends {sample.line_ends}")
+        out.append(f"  {sample.path.name}: " + "; ".join(parts))
+    out += ["", "Profile:"]
+    out += [f"  {key:<16}{_line(guess)}" for key, guess in suggestion.profile.items()]
+    out += ["", "Columns (source -> canonical):"]
+    out += [f"  {m.source!r:<22} -> {m.canonical:<13} ({m.confidence:.2f}) {m.evidence}" for m in suggestion.matches]
+    if suggestion.unmapped:
+        out.append(f"  not mapped (dropped by bronze): {', '.join(repr(c) for c in suggestion.unmapped)}")
+    for given in suggestion.given:
+        if given.value is not None:
+            out.append(f"  required {given.canonical!r}: default {given.value!r} ({given.confidence:.2f}) {given.evidence}")
+        else:
+            out.append(f"  required {given.canonical!r}: MISSING, {given.evidence}")
+    mapped_vocab = [m for m in suggestion.matches if m.canonical in MAPPED_COLUMNS]
+    out += ["", "Values the mapping tables do not know:"]
+    if not suggestion.unknowns:
+        checked = ", ".join(m.canonical for m in mapped_vocab) or "no mapped column"
+        out.append(f"  none ({checked} checked)")
+    for unknown in suggestion.unknowns:
+        target = (
+            f"-> {unknown.guess!r} ({unknown.confidence:.2f}{'' if unknown.confidence >= min_confidence else ', not written'})"
+            if unknown.guess
+            else "-> ? (no guess)"
+        )
+        out.append(f"  {unknown.canonical} {unknown.value!r} x{unknown.count} {target} {unknown.evidence}")
+    out += [
+        "",
+        "Provider row:",
+        f"  timezone  {_line(suggestion.timezone)}",
+        f"  currency  {_line(suggestion.currency)}",
+        f"  kind      {_line(suggestion.kind)}",
+    ]
+    if suggestion.notes:
+        out += ["", "Notes:"] + [f"  - {n}" for n in suggestion.notes]
+    out += ["", "Blockers:" if suggestion.blockers else "Blockers: none"]
+    out += [f"  - {b}" for b in suggestion.blockers]
+    if draft is not None:
+        out += ["", f"Draft written to {draft.out}: " + ", ".join(f.name for f in draft.files)]
+        if draft.issues:
+            out.append(f"  the base registry plus the draft does NOT load ({len(draft.issues)} problems):")
+            out += [f"    - {issue}" for issue in draft.issues]
+        else:
+            out.append(f"  the base registry plus the draft loads: {draft.registry_dir}")
+            out.append(f"  next: resight onboard preview FILE... --registry {draft.registry_dir}")
+    return "\n".join(out) + "\n"
+
+
+def _run(args: argparse.Namespace) -> int:
+    provider, feed = args.provider, args.feed
+    if not PROVIDER_PATTERN.fullmatch(provider):
+        print(f"error: --provider {provider!r} is not a valid slug {PROVIDER_PATTERN.pattern}", file=sys.stderr)
+        return 2
+    base_dir = Path(args.registry) if args.registry else DEFAULT_REGISTRY_DIR
+    try:
+        base = load_registry(base_dir)
+    except (RegistryError, OSError) as exc:
+        print(f"error: the base registry {base_dir} does not load: {exc}", file=sys.stderr)
+        return 2
+    if provider in base.providers:
+        print(f"error: {provider!r} is already in {base_dir}/providers.csv: suggest drafts a new partner", file=sys.stderr)
+        return 2
+    try:
+        knowledge = load_knowledge(Path(args.knowledge) if args.knowledge else DEFAULT_KNOWLEDGE, base.mappings)
+        result = suggest(
+            [Path(p) for p in args.files],
+            provider,
+            feed,
+            base=base,
+            knowledge=knowledge,
+            timezone=args.timezone,
+            currency=args.currency,
+            kind=args.kind,
+            max_bytes=args.max_bytes,
+            max_rows=args.max_rows,
+            min_confidence=args.min_confidence,
+        )
+    except SampleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    draft = None
+    if args.out:
+        draft = write_draft(
+            result,
+            Path(args.out),
+            base_dir=base_dir,
+            base=base,
+            name=args.name or provider.replace("_", " ").title(),
+            every_hours=args.every_hours,
+            min_confidence=args.min_confidence,
+        )
+    if args.json:
+        payload = result.as_dict()
+        payload["draft"] = draft.as_dict() if draft else None
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render(result, draft, args.min_confidence))
+    return 0
+
+
+def add_parser(steps: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``suggest`` to the ``resight onboard`` steps."""
+    parser = steps.add_parser(
+        "suggest",
+        help="draft a profile, provider/source rows and value maps from a few sample files",
+        description="Sniff a new partner's sample files (format, encoding, delimiter, header, date and money"
+        " formats), map their columns to the feed's canonical columns, list the values the mapping tables do"
+        " not know, and write a draft registry for review (docs/onboarding.md). Exit 0; 2 when a file"
+        " cannot be read.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="sample files of one feed of the partner")
+    parser.add_argument("--provider", required=True, help="the new partner's slug")
+    parser.add_argument("--feed", required=True, choices=FEEDS)
+    parser.add_argument("--out", help="directory for the draft files and the merged registry (default: report only)")
+    parser.add_argument("--registry", help="base registry directory (default: the packaged one)")
+    parser.add_argument("--name", help="the partner's display name (default: from the slug)")
+    parser.add_argument("--kind", choices=KINDS, help="the partner's kind (default: guessed from the channel)")
+    parser.add_argument("--timezone", help="the partner's IANA timezone for timestamps without an offset")
+    parser.add_argument("--currency", help="ISO 4217 code of the partner's amounts (default USD)")
+    parser.add_argument("--every-hours", type=int, default=24, help="expected delivery interval (default 24)")
+    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, help="take guesses from here")
+    parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="records read per file")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="bytes read per file (decompressed)")
+    parser.add_argument("--knowledge", help="names, abbreviations and value hints (default: the packaged suggest.yaml)")
+    parser.add_argument("--json", action="store_true", help="print the suggestion as JSON")
+    parser.set_defaults(func=_run)
