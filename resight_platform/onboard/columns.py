@@ -51,6 +51,9 @@ _NUMBER = re.compile(r"^\d+(\.\d+)?$")
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 _UPC = re.compile(r"^\d{8,14}$")
 _LETTER = re.compile(r"[A-Za-z]")
+_DIGIT = re.compile(r".*\d")
+#: Below this, two names' spelling likeness (difflib's ratio) counts for nothing.
+_LIKE = 0.7
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,10 @@ def load_knowledge(path: Path = DEFAULT_KNOWLEDGE, mappings: Mappings | None = N
             if column not in kinds.get(feed, {}):
                 problems.append(f"columns.{feed}.{column}: missing")
     defaults = {str(k): (str(v["value"]), str(v.get("why", ""))) for k, v in (raw.get("defaults") or {}).items()}
-    hints = {str(t): {normalise_alias(str(a)): str(v) for a, v in (m or {}).items()} for t, m in (raw.get("value_hints") or {}).items()}
+    hints = {
+        str(t): {normalise_alias(str(a)): str(v) for a, v in (m or {}).items()}
+        for t, m in (raw.get("value_hints") or {}).items()
+    }
     for table, entries in hints.items():
         if table not in SCOPED_MAPS:
             problems.append(f"value_hints.{table}: not one of {SCOPED_MAPS}")
@@ -140,7 +146,8 @@ def _name_score(tokens: tuple[str, ...], phrases: Sequence[tuple[str, ...]]) -> 
         else:
             shared = len(set(tokens) & set(phrase)) / len(set(tokens) | set(phrase))
             ratio = difflib.SequenceMatcher(None, " ".join(tokens), " ".join(phrase)).ratio()
-            score = 0.85 * max(shared, ratio)
+            # Short names are alike by chance ("state" and "store" share 60%): a weak likeness is none.
+            score = 0.85 * max(shared, ratio if ratio >= _LIKE else 0.0)
         if score > best:
             best, best_phrase = score, " ".join(phrase)
     return best, best_phrase
@@ -210,11 +217,11 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
         share = _share(values, _UPC)
         return _Fit(share, f"{share:.0%} 8-14 digit codes")
     if kind == "id":
-        share = _share(values, _ID)
+        share = _share(values, _ID) * (0.5 + 0.5 * _share(values, _DIGIT))
         dated = guess_datetime(values) is not None and not all(_INT.match(v) for v in values)
         if dated:
             return _Fit(0.1, "timestamps, not ids")
-        return _Fit(share, f"{share:.0%} id-like ({distinct} distinct of {n})")
+        return _Fit(share, f"id-like ({distinct} distinct of {n}), {_share(values, _DIGIT):.0%} with digits")
     if kind == "text":
         share = sum(1 for v in values if _LETTER.search(v)) / n
         spaced = sum(1 for v in values if " " in v.strip()) / n
@@ -223,7 +230,9 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
     known = [v for v in counts if is_known(table, v, mappings)]
     if table == "brands":
         text = sum(1 for v in values if _LETTER.search(v)) / n
-        return _Fit(0.5 * text + 0.5 * len(known) / distinct, f"{len(known)} of {distinct} distinct values are known brands")
+        return _Fit(
+            0.5 * text + 0.5 * len(known) / distinct, f"{len(known)} of {distinct} distinct values are known brands"
+        )
     if distinct > MAX_VOCABULARY:
         return _Fit(0.0, f"{distinct} distinct values: not a vocabulary")
     return _Fit(
@@ -386,9 +395,10 @@ def unknown_values(
             continue
         table = "states" if column_map == "states" else column_map
         counts = Counter(v.strip() for v in columns[match.source] if v is not None and v.strip())
-        unknown = sorted(((v, n) for v, n in counts.items() if not is_known(table, v, mappings)), key=lambda x: (-x[1], x[0]))
+        unknown = sorted(
+            ((v, n) for v, n in counts.items() if not is_known(table, v, mappings)), key=lambda x: (-x[1], x[0])
+        )
         for value, count in unknown[:limit]:
             target, confidence, evidence = guess_target(table, value, knowledge, mappings)
             out.append(Unknown(match.canonical, match.source, table, value, count, target, confidence, evidence))
     return out
-

@@ -73,10 +73,10 @@ def _decided(values: list[str], fits: list[str]) -> Guess:
                 which = "first" if day_first else "second"
                 return Guess(pattern, 0.95, f"{witness!r}: its {which} field is above 12, so it is the day")
         return Guess(pattern, 0.95, f"the only pattern reading all {len(values)} distinct values, e.g. {values[0]!r}")
-    month_first = [p for p in fits if p.startswith("%m")]
-    if fits and len({p.replace("%d", "D").replace("%m", "D") for p in fits}) == 1 and month_first:
+    us_order = [p for p in fits if p.startswith("%m")]
+    if fits and len({p.replace("%d", "D").replace("%m", "D") for p in fits}) == 1 and us_order:
         return Guess(
-            month_first[0],
+            us_order[0],
             0.5,
             f"undecidable: every value's day and month are at most 12 (e.g. {values[0]!r}), so day-first and"
             " month-first read them alike; month-first is the US default: ask the partner",

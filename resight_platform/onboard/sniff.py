@@ -309,7 +309,9 @@ def _csv_sample(path: Path, text: str, max_rows: int) -> Sample:
         notes.append(f"{ragged} records have another number of fields than the header's {len(unique)}")
     raw_lines = text[:65536]
     quoted = bool(re.search(rf'(^|[{re.escape(delimiter.value)}\n])"', raw_lines))
-    single = bool(re.search(rf"(^|[{re.escape(delimiter.value)}\n])'[^']*'([{re.escape(delimiter.value)}\r\n]|$)", raw_lines))
+    single = bool(
+        re.search(rf"(^|[{re.escape(delimiter.value)}\n])'[^']*'([{re.escape(delimiter.value)}\r\n]|$)", raw_lines)
+    )
     quoting = 'double quotes ("…", as bronze reads them)' if quoted else "none"
     if single and not quoted:
         notes.append("fields look quoted with single quotes: bronze reads only double quotes, so the quotes stay")

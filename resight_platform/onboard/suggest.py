@@ -182,7 +182,9 @@ def _combined(samples: Sequence[Sample]) -> dict[str, list[str | None]]:
     return out
 
 
-def _datetime_guess(feed: str, matches: Sequence[ColumnMatch], samples: Sequence[Sample], values: dict[str, list[str | None]]) -> Guess:
+def _datetime_guess(
+    feed: str, matches: Sequence[ColumnMatch], samples: Sequence[Sample], values: dict[str, list[str | None]]
+) -> Guess:
     source = next((m.source for m in matches if m.canonical == "ordered_at"), None)
     if feed != "sales" or source is None:
         return Guess("iso", 0.5, f"no timestamp column in a {feed} feed: the registry's default")
@@ -190,17 +192,29 @@ def _datetime_guess(feed: str, matches: Sequence[ColumnMatch], samples: Sequence
         return Guess("iso", 1.0, f"{source!r} holds native timestamps: bronze writes them ISO 8601 in UTC")
     guess = guess_datetime(values[source])
     if guess is None:
-        return Guess("iso", 0.2, f"{source!r}'s values read as no timestamp format", blocker=f"{source!r} holds no readable timestamps")
+        return Guess(
+            "iso",
+            0.2,
+            f"{source!r}'s values read as no timestamp format",
+            blocker=f"{source!r} holds no readable timestamps",
+        )
     return Guess(guess.value, guess.confidence, f"{source!r}: {guess.evidence}", guess.blocker)
 
 
-def _date_guess(feed: str, matches: Sequence[ColumnMatch], datetime_format: Guess, values: dict[str, list[str | None]]) -> Guess:
+def _date_guess(
+    feed: str, matches: Sequence[ColumnMatch], datetime_format: Guess, values: dict[str, list[str | None]]
+) -> Guess:
     source = next((m.source for m in matches if m.canonical == "signup_date"), None)
     if source is not None:
         guess = guess_date(values[source])
         if guess is not None:
             return Guess(guess.value, guess.confidence, f"{source!r}: {guess.evidence}")
-        return Guess("%Y-%m-%d", 0.2, f"{source!r}'s values read as no date format", blocker=f"{source!r} holds no readable dates")
+        return Guess(
+            "%Y-%m-%d",
+            0.2,
+            f"{source!r}'s values read as no date format",
+            blocker=f"{source!r} holds no readable dates",
+        )
     part = date_part(datetime_format.value)
     if part is not None:
         return Guess(part, datetime_format.confidence, "no date column: the date part of the datetime format")
@@ -295,7 +309,9 @@ def suggest(
             given.append(Given(canonical, default[0], 0.5, f"no column maps to it; {default[1]}"))
         else:
             given.append(Given(canonical, None, 0.0, "no column maps to it and nothing sensible can be given"))
-            blockers.append(f"required column {canonical!r}: no file column maps to it (files would be missing_columns)")
+            blockers.append(
+                f"required column {canonical!r}: no file column maps to it (files would be missing_columns)"
+            )
 
     unknowns = unknown_values(feed, matches, values, knowledge, mappings, limit=unknown_limit)
 
@@ -309,14 +325,22 @@ def suggest(
     if datetime_format.value == EPOCH_SECONDS and timezone and timezone != "UTC":
         notes.append(f"--timezone {timezone} ignored: epoch seconds need the provider timezone UTC")
     symbols = Counter(
-        symbol for m in matches if m.canonical in _MONEY_COLUMNS for v in values[m.source] if v for symbol in "$€£" if symbol in v
+        symbol
+        for m in matches
+        if m.canonical in _MONEY_COLUMNS
+        for v in values[m.source]
+        if v
+        for symbol in "$€£"
+        if symbol in v
     )
     if currency:
         currency_guess = Guess(currency, 1.0, "given with --currency")
     elif symbols and set(symbols) != {"$"}:
         currency_guess = Guess("USD", 0.2, f"symbols {dict(symbols)} in the amounts: give --currency")
     else:
-        currency_guess = Guess("USD", 0.9 if symbols else 0.6, "$ in the amounts" if symbols else "no symbol: the platform's default")
+        currency_guess = Guess(
+            "USD", 0.9 if symbols else 0.6, "$ in the amounts" if symbols else "no symbol: the platform's default"
+        )
     if currency_guess.value not in mappings.usd_per_unit:
         blockers.append(f"currency {currency_guess.value!r} has no USD rate in mappings/fx_rates.csv")
     channel_value = profile.get("channel")
@@ -367,13 +391,18 @@ def profile_yaml(suggestion: Suggestion, name: str) -> str:
         lines.append(f"    {key}: {_scalar(guess.value)}" + _comment(guess.confidence, guess.evidence))
     lines += ["    feeds:", f"      {suggestion.feed}:", "        columns:"]
     for match in suggestion.matches:
-        lines.append(f"          {_scalar(match.source)}: {_scalar(match.canonical)}" + _comment(match.confidence, match.evidence))
+        lines.append(
+            f"          {_scalar(match.source)}: {_scalar(match.canonical)}"
+            + _comment(match.confidence, match.evidence)
+        )
     defaults = [g for g in suggestion.given if g.value is not None]
     if defaults:
         lines.append("        defaults:")
         for given in defaults:
             assert given.value is not None
-            lines.append(f"          {given.canonical}: {_scalar(given.value)}" + _comment(given.confidence, given.evidence))
+            lines.append(
+                f"          {given.canonical}: {_scalar(given.value)}" + _comment(given.confidence, given.evidence)
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -472,7 +501,9 @@ def write_draft(
     document = yaml.safe_load((merged / "profiles.yaml").read_text(encoding="utf-8")) or {}
     fragment = yaml.safe_load(profile_text)
     document.setdefault("profiles", {}).update(fragment["profiles"])
-    (merged / "profiles.yaml").write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (merged / "profiles.yaml").write_text(
+        yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     _append_csv(merged / "providers.csv", _PROVIDER_HEADER, [provider_row])
     _append_csv(merged / "sources.csv", _SOURCE_HEADER, [source_row])
     _append_csv(merged / VALUE_MAPS_FILE, _VALUE_MAP_HEADER, value_rows)
@@ -491,7 +522,11 @@ def _line(guess: Guess) -> str:
 
 def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
     """The report a person reads: every guess with its confidence and evidence."""
-    out: list[str] = [f"Suggestion for {suggestion.provider}/{suggestion.feed} (confidence 0..1, evidence)", "", "Files:"]
+    out: list[str] = [
+        f"Suggestion for {suggestion.provider}/{suggestion.feed} (confidence 0..1, evidence)",
+        "",
+        "Files:",
+    ]
     for sample in suggestion.samples:
         parts = [sample.format, f"{sample.rows} records" + ("" if sample.complete else " (a sample of the file)")]
         if sample.encoding:
@@ -513,7 +548,9 @@ def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = 
         out.append(f"  not mapped (dropped by bronze): {', '.join(repr(c) for c in suggestion.unmapped)}")
     for given in suggestion.given:
         if given.value is not None:
-            out.append(f"  required {given.canonical!r}: default {given.value!r} ({given.confidence:.2f}) {given.evidence}")
+            out.append(
+                f"  required {given.canonical!r}: default {given.value!r} ({given.confidence:.2f}) {given.evidence}"
+            )
         else:
             out.append(f"  required {given.canonical!r}: MISSING, {given.evidence}")
     mapped_vocab = [m for m in suggestion.matches if m.canonical in MAPPED_COLUMNS]
@@ -522,11 +559,8 @@ def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = 
         checked = ", ".join(m.canonical for m in mapped_vocab) or "no mapped column"
         out.append(f"  none ({checked} checked)")
     for unknown in suggestion.unknowns:
-        target = (
-            f"-> {unknown.guess!r} ({unknown.confidence:.2f}{'' if unknown.confidence >= min_confidence else ', not written'})"
-            if unknown.guess
-            else "-> ? (no guess)"
-        )
+        written = "" if unknown.confidence >= min_confidence else ", not written"
+        target = f"-> {unknown.guess!r} ({unknown.confidence:.2f}{written})" if unknown.guess else "-> ? (no guess)"
         out.append(f"  {unknown.canonical} {unknown.value!r} x{unknown.count} {target} {unknown.evidence}")
     out += [
         "",
@@ -562,7 +596,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: the base registry {base_dir} does not load: {exc}", file=sys.stderr)
         return 2
     if provider in base.providers:
-        print(f"error: {provider!r} is already in {base_dir}/providers.csv: suggest drafts a new partner", file=sys.stderr)
+        print(
+            f"error: {provider!r} is already in {base_dir}/providers.csv: suggest drafts a new partner", file=sys.stderr
+        )
         return 2
     try:
         knowledge = load_knowledge(Path(args.knowledge) if args.knowledge else DEFAULT_KNOWLEDGE, base.mappings)

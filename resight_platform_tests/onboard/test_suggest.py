@@ -1,0 +1,325 @@
+"""``resight onboard suggest`` on partner files the sample generator never writes, each checked
+against the profile a person reading the file would write, and the draft loaded by the registry
+loader together with the packaged registry."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from resight_platform.cli import main
+from resight_platform.onboard.columns import load_knowledge
+from resight_platform.onboard.suggest import Suggestion, suggest, write_draft
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, Registry, load_registry
+
+
+@pytest.fixture(scope="module")
+def base() -> Registry:
+    return load_registry(DEFAULT_REGISTRY_DIR)
+
+
+def _suggest(base: Registry, paths: list[Path], provider: str, feed: str, timezone: str | None = None) -> Suggestion:
+    knowledge = load_knowledge(mappings=base.mappings)
+    return suggest(paths, provider, feed, base=base, knowledge=knowledge, timezone=timezone)
+
+
+def _columns(suggestion: Suggestion) -> dict[str, str]:
+    return {m.source: m.canonical for m in suggestion.matches}
+
+
+def _draft_loads(suggestion: Suggestion, base: Registry, out: Path) -> Registry:
+    """Write the draft, check the loader passed it, and return the merged registry as loaded."""
+    draft = write_draft(suggestion, out, base_dir=DEFAULT_REGISTRY_DIR, base=base, name="Test Partner", every_hours=24)
+    assert draft.issues == []
+    merged = load_registry(draft.registry_dir)
+    assert len(merged.providers) == len(base.providers) + 1
+    return merged
+
+
+# A European POS export: semicolons, Latin-1, day-first timestamps, decimal commas with dot thousands.
+LATIN1_POS = (
+    "Order No;Line;Sale Date;Store;Item;Qty;Price;Disc;Member;Status\r\n"
+    "A-1001;1;13.02.2026 14:05;12;SKU-1;2;12,99;0,00;M77;Sold\r\n"
+    "A-1001;2;13.02.2026 14:05;12;SKU-2;1;1.234,50;10,00;M77;Sold\r\n"
+    "A-1002;1;14.02.2026 09:30;7;Crème-3;3;4,50;;;Annulé\r\n"
+    "A-1003;1;02.03.2026 18:00;7;SKU-1;1;12,99;0,00;M12;Return\r\n"
+)
+
+
+def test_semicolon_latin1_with_decimal_commas_and_day_first_dates(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "kasse.csv"
+    path.write_bytes(LATIN1_POS.encode("latin-1"))
+    result = _suggest(base, [path], "kasse_pets", "sales")
+
+    profile = {k: g.value for k, g in result.profile.items()}
+    assert profile == {
+        "format": "csv",
+        "delimiter": ";",
+        "encoding": "latin-1",
+        "datetime_format": "%d.%m.%Y %H:%M",
+        "date_format": "%d.%m.%Y",
+        "money_format": "decimal",
+        "channel": "store",
+    }
+    assert "'13.02.2026 14:05'" in result.profile["datetime_format"].evidence  # the value that decides
+    assert "day" in result.profile["datetime_format"].evidence
+    # No money format reads "1.234,50": the guess is the one that quarantines, and it is a blocker.
+    assert "decimal comma" in result.profile["money_format"].evidence
+    assert result.blockers and "decimal comma" in result.blockers[0]
+    assert _columns(result) == {
+        "Order No": "order_id",
+        "Line": "line_no",
+        "Sale Date": "ordered_at",
+        "Store": "store_id",
+        "Item": "sku",
+        "Qty": "quantity",
+        "Price": "unit_price",
+        "Disc": "discount",
+        "Member": "customer_id",
+        "Status": "status",
+    }
+    sample = result.samples[0]
+    assert sample.line_ends == "5 CRLF"
+    assert sample.header is not None and sample.header.value == "true"
+    unknown = {u.value: (u.guess, u.count) for u in result.unknowns}
+    assert unknown == {"Sold": ("completed", 2), "Annulé": (None, 1)}  # 'Return' is a known alias
+    merged = _draft_loads(result, base, tmp_path / "draft")
+    source = merged.source("kasse_pets", "sales")
+    assert source is not None and source.profile.encoding == "latin-1" and source.profile.delimiter == ";"
+    assert merged.value_maps.resolve("status", "kasse_pets", "sales", "SOLD") is not None
+
+
+# A US e-commerce export: UTF-8 with a byte-order mark, CRLF, quoted "$1,234.50", 12-hour clock.
+DOLLAR_EXPORT = (
+    "\ufeffTransaction ID,Line #,Purchased At,Product Code,Units Sold,Unit Price,Discount Amt,"
+    "Customer #,Order Status,Ship To State\r\n"
+    'T-9001,1,03/14/2026 09:05 PM,DOG-CHOW-20,1,"$1,234.50",$0.00,C-1,Complete,CA\r\n'
+    "T-9001,2,03/14/2026 09:05 PM,KONG-L,2,$12.99,$1.00,C-1,Complete,CA\r\n"
+    "T-9002,1,04/02/2026 11:47 AM,CAT-LTR,1,$24.00,,C-2,Canceled,NY\r\n"
+)
+
+
+def test_month_first_datetime_and_dollar_amounts(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(DOLLAR_EXPORT, encoding="utf-8", newline="")
+    result = _suggest(base, [path], "dollar_pets", "sales", timezone="America/Chicago")
+
+    assert result.profile["datetime_format"].value == "%m/%d/%Y %I:%M %p"
+    assert "'03/14/2026 09:05 PM'" in result.profile["datetime_format"].evidence  # 14 can only be the day
+    assert result.profile["date_format"].value == "%m/%d/%Y"
+    assert result.profile["money_format"].value == "currency"
+    assert result.profile["money_format"].blocker is None
+    assert result.profile["channel"].value == "online"  # a ship state, no store column
+    assert result.profile["encoding"].value == "utf-8"
+    assert "byte-order mark" in result.profile["encoding"].evidence
+    assert result.profile["delimiter"].value == ","
+    assert result.samples[0].quoting is not None and "double quotes" in result.samples[0].quoting
+    assert _columns(result) == {
+        "Transaction ID": "order_id",
+        "Line #": "line_no",
+        "Purchased At": "ordered_at",
+        "Product Code": "sku",
+        "Units Sold": "quantity",
+        "Unit Price": "unit_price",
+        "Discount Amt": "discount",
+        "Customer #": "customer_id",
+        "Order Status": "status",
+        "Ship To State": "ship_state",
+    }
+    assert result.unknowns == []
+    assert result.blockers == []
+    assert (result.timezone.value, result.kind.value) == ("America/Chicago", "ecommerce")
+    merged = _draft_loads(result, base, tmp_path / "draft")
+    provider = merged.providers["dollar_pets"]
+    assert (provider.timezone, provider.currency) == ("America/Chicago", "USD")
+
+
+def _json_lines(records: list[dict[str, object]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+# A marketplace's JSON Lines: camelCase names of its own, epoch seconds, cents, and a status
+# vocabulary of its own (SOLD, RTN, X) under a key called "state" while the ship state is "shipTo".
+MARKET_RECORDS: list[dict[str, object]] = [
+    {"ordRef": "M-1", "itemSeq": 1, "tsEpoch": 1767225600, "prodCode": "P-10", "units": 1, "amtCents": 1299,
+     "discCents": 0, "buyer": "B-7", "shipTo": "TX", "state": "SOLD", "giftWrap": False},
+    {"ordRef": "M-1", "itemSeq": 2, "tsEpoch": 1767225600, "prodCode": "P-11", "units": 3, "amtCents": 499,
+     "discCents": 50, "buyer": "B-7", "shipTo": "TX", "state": "SOLD", "giftWrap": False},
+    {"ordRef": "M-2", "itemSeq": 1, "tsEpoch": 1767312000, "prodCode": "P-10", "units": 1, "amtCents": 1299,
+     "discCents": 0, "buyer": "B-9", "shipTo": "WA", "state": "RTN", "giftWrap": True},
+    {"ordRef": "M-3", "itemSeq": 1, "tsEpoch": 1767398400, "prodCode": "P-12", "units": 2, "amtCents": 2450,
+     "discCents": 0, "buyer": None, "shipTo": "OR", "state": "X", "giftWrap": False},
+]  # fmt: skip
+
+
+def test_json_lines_with_odd_names_and_an_own_status_vocabulary(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text(_json_lines(MARKET_RECORDS), encoding="utf-8")
+    result = _suggest(base, [path], "odd_market", "sales")
+
+    assert result.profile["format"].value == "jsonl"
+    assert result.profile["datetime_format"].value == "%s"  # epoch seconds
+    assert result.timezone.value == "UTC"  # what makes "%s" read as UTC
+    assert result.profile["money_format"].value == "cents"
+    assert _columns(result) == {
+        "ordRef": "order_id",
+        "itemSeq": "line_no",
+        "tsEpoch": "ordered_at",
+        "prodCode": "sku",
+        "units": "quantity",
+        "amtCents": "unit_price",
+        "discCents": "discount",
+        "buyer": "customer_id",
+        "shipTo": "ship_state",
+        "state": "status",
+    }
+    assert result.unmapped == ["giftWrap"]
+    unknown = {u.value: u for u in result.unknowns}
+    assert set(unknown) == {"SOLD", "RTN"}  # 'X' is a global alias of cancelled
+    assert (unknown["SOLD"].guess, unknown["SOLD"].count, unknown["SOLD"].confidence) == ("completed", 2, 0.8)
+    assert (unknown["RTN"].guess, unknown["RTN"].count) == ("returned", 1)
+    assert "abbreviation" in unknown["RTN"].evidence
+    out = tmp_path / "draft"
+    merged = _draft_loads(result, base, out)
+    rows = (out / "value_maps.csv").read_text(encoding="utf-8").splitlines()
+    assert rows == [
+        "provider,feed,map,alias,value,match,extra",
+        "odd_market,sales,status,SOLD,completed,,",
+        "odd_market,sales,status,RTN,returned,,",
+    ]
+    returned = merged.value_maps.resolve("status", "odd_market", "sales", "rtn")
+    assert returned is not None and returned.value == "returned"
+
+
+# A loyalty export typed by hand: a tab-delimited header with spaces and capitals, ISO dates, a
+# species word and a state spelling no table knows.
+SPACED_HEADER = (
+    " Customer ID \tSIGNUP DATE\t State \tPet Type\n"
+    "C-001\t2025-01-31\tCA\tDoggo\n"
+    "C-002\t2025-02-01\tCalif.\tCat\n"
+    "C-003\t2025-02-03\tNY\tDoggo\n"
+    "C-004\t\tWA\tBird\n"
+)
+
+
+def test_header_with_spaces_and_capitals(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "members.csv"
+    path.write_text(SPACED_HEADER, encoding="utf-8")
+    result = _suggest(base, [path], "spaced_pets", "customers")
+
+    assert result.profile["delimiter"].value == "\t"
+    assert result.profile["date_format"].value == "%Y-%m-%d"
+    assert _columns(result) == {
+        " Customer ID ": "customer_id",
+        "SIGNUP DATE": "signup_date",
+        " State ": "state",
+        "Pet Type": "pet_species",
+    }
+    unknown = {u.value: (u.map, u.guess, u.count) for u in result.unknowns}
+    assert unknown == {"Doggo": ("species", "dog", 2), "Calif.": ("states", None, 1)}
+    out = tmp_path / "draft"
+    merged = _draft_loads(result, base, out)
+    layout = merged.profiles["spaced_pets"].feeds["customers"]
+    assert layout.columns[" Customer ID "] == "customer_id"  # bronze matches the name exactly first
+    fragment = yaml.safe_load((out / "profiles.yaml").read_text(encoding="utf-8"))
+    assert fragment["profiles"]["spaced_pets"]["delimiter"] == "\t"
+
+
+def test_undecidable_day_order_is_said(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "order_id,line_no,ordered_at,sku,quantity,unit_price,status\n"
+        "1,1,03/04/2026 10:00,A,1,2.50,completed\n"
+        "2,1,05/06/2026 11:00,B,1,3.50,completed\n",
+        encoding="utf-8",
+    )
+    result = _suggest(base, [path], "ambiguous_pets", "sales")
+    guess = result.profile["datetime_format"]
+    assert guess.value == "%m/%d/%Y %H:%M"
+    assert guess.confidence == 0.5
+    assert "undecidable" in guess.evidence
+
+
+def test_missing_required_columns_get_defaults_or_block(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,product_name,list_price\nA-1,Chew Toy,4.99\nA-2,Fish Flakes,2.49\n", encoding="utf-8")
+    result = _suggest(base, [path], "no_species", "catalog")
+    given = {g.canonical: g.value for g in result.given}
+    assert given == {"species": "other"}
+    assert result.blockers == []
+    merged = _draft_loads(result, base, tmp_path / "draft")
+    source = merged.source("no_species", "catalog")
+    assert source is not None and source.defaults == {"species": "other"}
+
+    path.write_text("sku,list_price\nA-1,4.99\n", encoding="utf-8")
+    result = _suggest(base, [path], "no_names", "catalog")
+    assert any("'product_name'" in b for b in result.blockers)
+    draft = write_draft(result, tmp_path / "broken", base_dir=DEFAULT_REGISTRY_DIR, base=base, name="X", every_hours=24)
+    assert any("required columns not mapped" in issue.reason for issue in draft.issues)
+
+
+def test_parquet_and_gzip_samples(tmp_path: Path, base: Registry) -> None:
+    frame = pl.DataFrame(
+        {
+            "invoice": ["I-1", "I-2"],
+            "invoice_line": [1, 1],
+            "invoice_ts": pl.Series(["2026-01-02 10:00", "2026-01-03 11:30"]).str.to_datetime(),
+            "item": ["X1", "X2"],
+            "qty": [4, 2],
+            "unit_cost": [3.25, 10.5],
+            "status": ["completed", "returned"],
+        }
+    )
+    parquet = tmp_path / "invoices.parquet"
+    frame.write_parquet(parquet)
+    result = _suggest(base, [parquet], "parquet_pets", "sales")
+    assert result.profile["format"].value == "parquet"
+    assert result.profile["datetime_format"].value == "iso"
+    assert "native timestamps" in result.profile["datetime_format"].evidence
+    assert _columns(result)["invoice_ts"] == "ordered_at"
+    assert _columns(result)["unit_cost"] == "unit_price"
+
+    gz = tmp_path / "orders.csv.gz"
+    gz.write_bytes(gzip.compress(DOLLAR_EXPORT.encode("utf-8")))
+    wrong_name = tmp_path / "orders.csv"
+    wrong_name.write_bytes(gzip.compress(DOLLAR_EXPORT.encode("utf-8")))
+    result = _suggest(base, [gz, wrong_name], "gz_pets", "sales")
+    assert result.profile["format"].value == "csv.gz"
+    assert any("format_mismatch" in note and "orders.csv:" in note for note in result.notes)
+
+
+def test_cli_report_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text(_json_lines(MARKET_RECORDS), encoding="utf-8")
+    out = tmp_path / "draft"
+    argv = ["onboard", "suggest", str(path), "--provider", "odd_market", "--feed", "sales", "--out", str(out)]
+    assert main(argv) == 0
+    report = capsys.readouterr().out
+    assert "status 'SOLD' x2 -> 'completed' (0.80)" in report
+    assert "the base registry plus the draft loads" in report
+    assert {p.name for p in out.iterdir()} == {
+        "profiles.yaml",
+        "providers.csv",
+        "sources.csv",
+        "value_maps.csv",
+        "registry",
+    }
+
+    assert main([*argv, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["draft"]["loads"] is True
+    assert payload["profile"]["money_format"]["value"] == "cents"
+
+    assert main(["onboard", "suggest", str(tmp_path / "nope.csv"), "--provider", "x_pets", "--feed", "sales"]) == 2
+    assert "nope.csv: cannot be read" in capsys.readouterr().err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
+    assert main(["onboard", "suggest", str(broken), "--provider", "x_pets", "--feed", "sales"]) == 2
+    assert "broken.jsonl: line 2 is not JSON" in capsys.readouterr().err
+    assert main(["onboard", "suggest", str(path), "--provider", "pawmart", "--feed", "sales"]) == 2
+    assert "already in" in capsys.readouterr().err
