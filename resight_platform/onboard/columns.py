@@ -11,6 +11,7 @@ taken greedily, each column once. Everything the scoring knows about names and w
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from resight_platform.onboard.formats import guess_date, guess_datetime, guess_money
+from resight_platform.onboard.formats import ENOUGH, guess_date, guess_datetime, guess_money
 from resight_platform.onboard.sniff import Guess
 from resight_platform.sources.mappings import Mappings, normalise_alias
 from resight_platform.sources.registry import CANONICAL_COLUMNS, MAPPED_COLUMNS
@@ -45,7 +46,7 @@ _STRICT = frozenset({"int", "line", "money", "datetime", "date", "state", "zip",
 #: A column with more distinct values than this is no vocabulary (status, species, …).
 MAX_VOCABULARY = 40
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-./#:]*$")
+_ID = re.compile(r"^[#A-Za-z0-9][A-Za-z0-9_\-./#:]*$")
 _INT = re.compile(r"^[+]?\d+(\.0+)?$")
 _NUMBER = re.compile(r"^\d+(\.\d+)?$")
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
@@ -171,6 +172,11 @@ class _Fit:
     format: Guess | None = None
 
 
+#: A column's formats are asked for once per canonical column it is scored against: read once.
+_datetime_of = functools.lru_cache(maxsize=64)(guess_datetime)
+_date_of = functools.lru_cache(maxsize=64)(guess_date)
+
+
 def _share(values: list[str], pattern: re.Pattern[str]) -> float:
     return sum(1 for v in values if pattern.match(v)) / len(values)
 
@@ -180,13 +186,14 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
     n = len(values)
     distinct = len(counts)
     if kind in ("int", "line"):
-        share = _share(values, _INT)
-        if share < 1:
+        numbers = sorted(int(float(v)) for v in values if _INT.match(v))
+        share = len(numbers) / n
+        if share < ENOUGH:
             return _Fit(share * 0.5, f"{share:.0%} whole numbers")
-        top = max(int(float(v)) for v in values)
-        if kind == "line":
-            return _Fit(1.0 if top <= 999 else 0.3, f"whole numbers up to {top}")
-        return _Fit(1.0 if top <= 100_000 else 0.4, f"whole numbers up to {top}")
+        top = numbers[int(0.9 * (len(numbers) - 1))]  # a stray huge value is a bad row, not the column
+        ceiling = 999 if kind == "line" else 100_000
+        said = f"{share:.0%} whole numbers, 90% up to {top}"
+        return _Fit(share if top <= ceiling else 0.3, said)
     if kind == "number":
         share = _share(values, _NUMBER)
         return _Fit(share, f"{share:.0%} numbers")
@@ -197,14 +204,14 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
         strength = 1.0 if guess.value == "currency" else guess.confidence
         return _Fit(strength, f"money: {guess.evidence}", guess)
     if kind == "datetime":
-        guess = guess_datetime(values)
+        guess = _datetime_of(tuple(values))
         if guess is None:
             return _Fit(0.0, "not timestamps")
         return _Fit(0.7 if guess.value in ("%s", "epoch_ms") else 1.0, f"timestamps: {guess.evidence}", guess)
     if kind == "date":
-        guess = guess_date(values)
+        guess = _date_of(tuple(values))
         if guess is None:
-            dt = guess_datetime(values)
+            dt = _datetime_of(tuple(values))
             return _Fit(0.4, f"timestamps, not dates: {dt.evidence}", dt) if dt else _Fit(0.0, "not dates")
         return _Fit(1.0, f"dates: {guess.evidence}", guess)
     if kind == "state":
@@ -218,7 +225,7 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
         return _Fit(share, f"{share:.0%} 8-14 digit codes")
     if kind == "id":
         share = _share(values, _ID) * (0.5 + 0.5 * _share(values, _DIGIT))
-        dated = guess_datetime(values) is not None and not all(_INT.match(v) for v in values)
+        dated = _datetime_of(tuple(values)) is not None and not all(_INT.match(v) for v in values)
         if dated:
             return _Fit(0.1, "timestamps, not ids")
         return _Fit(share, f"id-like ({distinct} distinct of {n}), {_share(values, _DIGIT):.0%} with digits")

@@ -17,6 +17,7 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +31,7 @@ __all__ = [
     "Guess",
     "Sample",
     "SampleError",
+    "business_date",
     "guess_encoding",
     "read_sample",
 ]
@@ -47,6 +49,7 @@ _PARQUET = b"PAR1"
 #: Bytes Windows-1252 prints (curly quotes, dashes, the euro sign) and Latin-1 reads as control
 #: codes; 0x81, 0x8D, 0x8F, 0x90 and 0x9D are undefined in Windows-1252.
 _CP1252_ONLY = frozenset(range(0x80, 0xA0)) - {0x81, 0x8D, 0x8F, 0x90, 0x9D}
+_ISO_DAY = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
 _NUMBERISH = re.compile(r"^[-+$€£]?\s?[\d.,:/ -]+%?$")
 
 
@@ -98,6 +101,9 @@ class Sample:
     line_ends: str | None = None
     #: Columns whose values are native timestamps or dates (Parquet): bronze writes them ISO 8601.
     native_temporal: set[str] = field(default_factory=set)
+    #: The business date of the landing key the file sits under (``…/YYYY-MM-DD/name``) or in its
+    #: name, when there is one: where a sale's timestamps should lie.
+    business_date: date | None = None
     #: The whole file was read (not cut at ``max_bytes`` or ``max_rows``).
     complete: bool = True
     notes: list[str] = field(default_factory=list)
@@ -112,6 +118,7 @@ class Sample:
             "format": self.format,
             "rows_sampled": self.rows,
             "complete": self.complete,
+            "business_date": self.business_date.isoformat() if self.business_date else None,
             "columns": self.columns,
             "encoding": self.encoding.as_dict() if self.encoding else None,
             "delimiter": self.delimiter.as_dict() if self.delimiter else None,
@@ -147,7 +154,7 @@ def read_sample(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int
             raise SampleError(path, "empty or white space only: nothing to suggest from")
         encoding = guess_encoding(head, complete)
         text = head.decode(encoding.value, errors="replace").removeprefix("\ufeff")
-        if not complete:  # the last line may be cut anywhere
+        if not complete and not text_start.startswith(b"["):  # the last line may be cut anywhere
             text = text[: max(text.rfind("\n"), 0)]
         if text_start[:1] in (b"[", b"{"):
             kind, sample = _json_sample(path, text, said, complete, max_rows)
@@ -165,9 +172,21 @@ def read_sample(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int
             f" (format_mismatch); land it as .{registry_format}"
         )
     sample.format = registry_format
+    sample.business_date = business_date(path)
     sample.complete = sample.complete and complete
     sample.notes = notes + sample.notes
     return sample
+
+
+def business_date(path: Path) -> date | None:
+    """The ``YYYY-MM-DD`` of the file's landing-key folder, else the first in its name."""
+    for text in (path.parent.name, path.name):
+        for found in _ISO_DAY.findall(text):
+            try:
+                return date.fromisoformat(found)
+            except ValueError:
+                continue
+    return None
 
 
 def _gunzip_head(path: Path, max_bytes: int) -> bytes:

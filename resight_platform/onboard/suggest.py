@@ -190,7 +190,8 @@ def _datetime_guess(
         return Guess("iso", 0.5, f"no timestamp column in a {feed} feed: the registry's default")
     if any(source in s.native_temporal for s in samples):
         return Guess("iso", 1.0, f"{source!r} holds native timestamps: bronze writes them ISO 8601 in UTC")
-    guess = guess_datetime(values[source])
+    near = sorted({s.business_date for s in samples if s.business_date is not None})
+    guess = guess_datetime(values[source], near)
     if guess is None:
         return Guess(
             "iso",

@@ -1,0 +1,75 @@
+"""What a sample file is, from its bytes."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from resight_platform.onboard.sniff import SampleError, business_date, guess_encoding, read_sample
+
+
+def test_encodings_from_the_bytes() -> None:
+    assert guess_encoding("Café".encode()).value == "utf-8"
+    assert guess_encoding("Café".encode("latin-1")).value == "latin-1"
+    assert guess_encoding("“quoted” Café".encode("cp1252")).value == "cp1252"
+    ascii_only = guess_encoding(b"plain")
+    assert ascii_only.value == "utf-8" and ascii_only.confidence < 1
+    # A multi-byte character cut at the end of a sample is not held against UTF-8.
+    assert guess_encoding("Crème".encode()[:3], complete=False).value == "utf-8"
+
+
+def test_dialect_of_a_pipe_file_with_classic_mac_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "stores.csv"
+    path.write_bytes(b'id|name|state\r1|"Paws | Claws"|CA\r2|Fur Co|NY\r')
+    sample = read_sample(path)
+    assert sample.delimiter is not None and sample.delimiter.value == "|"
+    assert sample.line_ends == "3 CR"
+    assert sample.values["name"] == ["Paws | Claws", "Fur Co"]
+    assert sample.quoting is not None and "double quotes" in sample.quoting
+
+
+def test_headerless_csv_is_named_by_position(tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text("1001,1,2026-10-02 10:00,SKU-1,2,3.50\n1002,1,2026-10-02 11:00,SKU-2,1,4.50\n")
+    sample = read_sample(path)
+    assert sample.header is not None and sample.header.value == "false"
+    assert sample.columns[:2] == ["column_1", "column_2"]
+
+
+def test_a_sample_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(1000)))
+    sample = read_sample(path, max_bytes=100, max_rows=5)
+    assert sample.rows <= 5 and not sample.complete
+    assert read_sample(path, max_rows=5).rows == 5
+
+
+def test_json_array_cut_by_the_sample_keeps_whole_records(tmp_path: Path) -> None:
+    path = tmp_path / "orders.json"
+    path.write_text("[" + ",".join(f'{{"id": {i}, "ok": true, "price": 1.5}}' for i in range(200)) + "]")
+    sample = read_sample(path, max_bytes=500)
+    assert sample.format == "json" and 0 < sample.rows < 200
+    assert sample.values["ok"][0] == "true" and sample.values["price"][0] == "1.5"
+
+
+def test_unreadable_files_name_the_file_and_reason(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("  \n")
+    with pytest.raises(SampleError, match="empty.csv: empty or white space only"):
+        read_sample(empty)
+    fake = tmp_path / "fake.csv.gz"
+    fake.write_bytes(b"\x1f\x8bnot gzip at all")
+    with pytest.raises(SampleError, match="fake.csv.gz: starts as gzip but does not decompress"):
+        read_sample(fake)
+    parquet = tmp_path / "cut.parquet"
+    parquet.write_bytes(b"PAR1" + b"\0" * 20)
+    with pytest.raises(SampleError, match="cut.parquet: starts as Parquet but cannot be read"):
+        read_sample(parquet)
+
+
+def test_business_date_from_the_landing_key(tmp_path: Path) -> None:
+    assert business_date(tmp_path / "p" / "sales" / "2026-10-02" / "x.csv") == date(2026, 10, 2)
+    assert business_date(tmp_path / "sales_2026-10-03.csv") == date(2026, 10, 3)
+    assert business_date(tmp_path / "sales.csv") is None
