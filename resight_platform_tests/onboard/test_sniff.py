@@ -57,15 +57,15 @@ def test_json_array_cut_by_the_sample_keeps_whole_records(tmp_path: Path) -> Non
 def test_unreadable_files_name_the_file_and_reason(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("  \n")
-    with pytest.raises(SampleError, match="empty.csv: empty or white space only"):
+    with pytest.raises(SampleError, match=r"empty\.csv: empty or white space only"):
         read_sample(empty)
     fake = tmp_path / "fake.csv.gz"
     fake.write_bytes(b"\x1f\x8bnot gzip at all")
-    with pytest.raises(SampleError, match="fake.csv.gz: starts as gzip but does not decompress"):
+    with pytest.raises(SampleError, match=r"fake\.csv\.gz: starts as gzip but does not decompress"):
         read_sample(fake)
     parquet = tmp_path / "cut.parquet"
     parquet.write_bytes(b"PAR1" + b"\0" * 20)
-    with pytest.raises(SampleError, match="cut.parquet: starts as Parquet but cannot be read"):
+    with pytest.raises(SampleError, match=r"cut\.parquet: starts as Parquet but cannot be read"):
         read_sample(parquet)
 
 
