@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,8 @@ from resight_platform.cli import main
 from resight_platform.onboard.columns import load_knowledge
 from resight_platform.onboard.suggest import Suggestion, suggest, write_draft
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, Registry, load_registry
+from resight_platform.transforms.bronze import read_landing_file
+from resight_platform.transforms.silver import SilverResult, clean_feed
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,16 @@ def _draft_loads(suggestion: Suggestion, base: Registry, out: Path) -> Registry:
     merged = load_registry(draft.registry_dir)
     assert len(merged.providers) == len(base.providers) + 1
     return merged
+
+
+def _silver(registry: Registry, provider: str, feed: str, path: Path, day: date) -> SilverResult:
+    """The file read by bronze and cleaned by silver with the draft: what a run would load."""
+    source = registry.source(provider, feed)
+    assert source is not None
+    key = f"{provider}/{feed}/{day.isoformat()}/{path.name}"
+    at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    bronze = read_landing_file(path.read_bytes(), source=source, key=key, business_date=day, ingested_at=at)
+    return clean_feed(feed, bronze, registry=registry, mappings=registry.mappings, now=at)
 
 
 # A European POS export: semicolons, Latin-1, day-first timestamps, decimal commas with dot thousands.
@@ -92,6 +105,10 @@ def test_semicolon_latin1_with_decimal_commas_and_day_first_dates(tmp_path: Path
     source = merged.source("kasse_pets", "sales")
     assert source is not None and source.profile.encoding == "latin-1" and source.profile.delimiter == ";"
     assert merged.value_maps.resolve("status", "kasse_pets", "sales", "SOLD") is not None
+    # The blocker's safe side: no amount is misread, every line is quarantined as unparseable.
+    silver = _silver(merged, "kasse_pets", "sales", path, date(2026, 3, 2))
+    assert silver.valid.is_empty()
+    assert silver.quarantine.sort("_row_number")["rule"].to_list() == ["unparseable_price"] * 4
 
 
 # A US e-commerce export: UTF-8 with a byte-order mark, CRLF, quoted "$1,234.50", 12-hour clock.
@@ -137,6 +154,12 @@ def test_month_first_datetime_and_dollar_amounts(tmp_path: Path, base: Registry)
     merged = _draft_loads(result, base, tmp_path / "draft")
     provider = merged.providers["dollar_pets"]
     assert (provider.timezone, provider.currency) == ("America/Chicago", "USD")
+    silver = _silver(merged, "dollar_pets", "sales", path, date(2026, 4, 2))
+    assert silver.quarantine.is_empty()
+    rows = silver.valid.sort("order_id", "line_no")
+    assert rows["unit_price"].to_list() == [1234.5, 12.99, 24.0]
+    assert rows["status"].to_list() == ["completed", "completed", "cancelled"]
+    assert rows["ordered_at"][0] == datetime(2026, 3, 15, 2, 5, tzinfo=UTC)  # 9:05 PM in Chicago (CDT)
 
 
 def _json_lines(records: list[dict[str, object]]) -> str:
@@ -194,6 +217,13 @@ def test_json_lines_with_odd_names_and_an_own_status_vocabulary(tmp_path: Path, 
     ]
     returned = merged.value_maps.resolve("status", "odd_market", "sales", "rtn")
     assert returned is not None and returned.value == "returned"
+    silver = _silver(merged, "odd_market", "sales", path, date(2026, 1, 3))
+    assert silver.quarantine.is_empty()  # the value maps' guesses load every status
+    rows = silver.valid.sort("order_id", "line_no")
+    assert rows["status"].to_list() == ["completed", "completed", "returned", "cancelled"]
+    assert rows["unit_price"].to_list() == [12.99, 4.99, 12.99, 24.5]
+    assert rows["ordered_at"][0] == datetime(2026, 1, 1, tzinfo=UTC)  # epoch seconds read as UTC
+    assert rows["channel"].unique().to_list() == ["online"]
 
 
 # A loyalty export typed by hand: a tab-delimited header with spaces and capitals, ISO dates, a
