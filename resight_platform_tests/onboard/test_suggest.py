@@ -219,11 +219,11 @@ def test_json_lines_with_odd_names_and_an_own_status_vocabulary(tmp_path: Path, 
     assert returned is not None and returned.value == "returned"
     silver = _silver(merged, "odd_market", "sales", path, date(2026, 1, 3))
     assert silver.quarantine.is_empty()  # the value maps' guesses load every status
-    rows = silver.valid.sort("order_id", "line_no")
-    assert rows["status"].to_list() == ["completed", "completed", "returned", "cancelled"]
-    assert rows["unit_price"].to_list() == [12.99, 4.99, 12.99, 24.5]
-    assert rows["ordered_at"][0] == datetime(2026, 1, 1, tzinfo=UTC)  # epoch seconds read as UTC
-    assert rows["channel"].unique().to_list() == ["online"]
+    lines = silver.valid.sort("order_id", "line_no")
+    assert lines["status"].to_list() == ["completed", "completed", "returned", "cancelled"]
+    assert lines["unit_price"].to_list() == [12.99, 4.99, 12.99, 24.5]
+    assert lines["ordered_at"][0] == datetime(2026, 1, 1, tzinfo=UTC)  # epoch seconds read as UTC
+    assert lines["channel"].unique().to_list() == ["online"]
 
 
 # A loyalty export typed by hand: a tab-delimited header with spaces and capitals, ISO dates, a
