@@ -192,7 +192,7 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
             return _Fit(share * 0.5, f"{share:.0%} whole numbers")
         top = numbers[int(0.9 * (len(numbers) - 1))]  # a stray huge value is a bad row, not the column
         ceiling = 999 if kind == "line" else 100_000
-        said = f"{share:.0%} whole numbers, 90% up to {top}"
+        said = f"{share:.0%} whole numbers, up to {top} (90th percentile)"
         return _Fit(share if top <= ceiling else 0.3, said)
     if kind == "number":
         share = _share(values, _NUMBER)
