@@ -28,6 +28,7 @@ from resight_platform.sources.value_maps import SCOPED_MAPS
 
 __all__ = [
     "DEFAULT_KNOWLEDGE",
+    "DEFAULT_MIN_CONFIDENCE",
     "KINDS",
     "ColumnMatch",
     "Knowledge",
@@ -43,6 +44,9 @@ DEFAULT_KNOWLEDGE = Path(__file__).with_name("suggest.yaml")
 KINDS: tuple[str, ...] = ("id", "int", "line", "money", "datetime", "date", "state", "zip", "upc", "text", "number")
 #: Kinds whose values contradict a name match when they do not fit (an id column may hold anything).
 _STRICT = frozenset({"int", "line", "money", "datetime", "date", "state", "zip", "upc", "number"})
+#: Below this confidence a column match is not taken and a value guess is not written as a
+#: value-map row (both are still reported): ``--min-confidence``.
+DEFAULT_MIN_CONFIDENCE = 0.5
 #: A column with more distinct values than this is no vocabulary (status, species, …).
 MAX_VOCABULARY = 40
 

@@ -3,31 +3,25 @@
 The files are sniffed (``sniff.py``: format, encoding, CSV dialect), their columns matched to the
 feed's canonical columns (``columns.py``), their date, datetime and money formats guessed
 (``formats.py``), and the values the mapping tables do not know listed with a guessed canonical
-value. The result is a draft in ``--out``: a profile (``profiles.yaml``, each guess commented with
-its confidence and evidence), the provider's and source's rows, and source-scoped value-map rows
-for the guesses sure enough; beside it ``registry/``, the base registry with the draft merged in,
-which is loaded with the registry loader before the command ends, so ``resight onboard preview
---registry OUT/registry`` can run on it at once. Nothing is guessed silently: every choice is in the
-report with its confidence, and what no registry value can express is a blocker.
+value. ``draft.py`` writes it as draft registry files in ``--out`` (a partner's feeds one run
+each) and loads the base registry with the draft merged in. Nothing is guessed silently: every
+choice is in the report with its confidence, and what no registry value can express is a blocker.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import shutil
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from resight_platform.onboard.columns import (
     DEFAULT_KNOWLEDGE,
+    DEFAULT_MIN_CONFIDENCE,
     ColumnMatch,
     Knowledge,
     Unknown,
@@ -36,6 +30,7 @@ from resight_platform.onboard.columns import (
     name_tokens,
     unknown_values,
 )
+from resight_platform.onboard.draft import Draft, DraftError, write_draft
 from resight_platform.onboard.formats import EPOCH_SECONDS, date_part, guess_date, guess_datetime, guess_money
 from resight_platform.onboard.sniff import (
     DEFAULT_MAX_BYTES,
@@ -54,31 +49,20 @@ from resight_platform.sources.registry import (
     REQUIRED_COLUMNS,
     Registry,
     RegistryError,
-    RegistryIssue,
     load_registry,
 )
-from resight_platform.sources.value_maps import VALUE_MAPS_FILE
 
 __all__ = [
-    "DEFAULT_MIN_CONFIDENCE",
     "DEFAULT_UNKNOWN_LIMIT",
-    "Draft",
     "Given",
     "Suggestion",
     "add_parser",
     "render",
     "suggest",
-    "write_draft",
 ]
 
-#: Below this confidence a column match is not taken and a value guess is not written as a
-#: value-map row (both are still reported).
-DEFAULT_MIN_CONFIDENCE = 0.5
 #: Unknown values reported per column, most frequent first.
 DEFAULT_UNKNOWN_LIMIT = 50
-_VALUE_MAP_HEADER = ("provider", "feed", "map", "alias", "value", "match", "extra")
-_PROVIDER_HEADER = ("provider", "name", "kind", "profile", "timezone", "currency", "history_start")
-_SOURCE_HEADER = ("provider", "feed", "format", "expected_every_hours", "active")
 _MONEY_COLUMNS = ("unit_price", "discount", "list_price")
 
 
@@ -187,7 +171,7 @@ def _datetime_guess(
 ) -> Guess:
     source = next((m.source for m in matches if m.canonical == "ordered_at"), None)
     if feed != "sales" or source is None:
-        return Guess("iso", 0.5, f"no timestamp column in a {feed} feed: the registry's default")
+        return Guess("iso", 0.0, f"no timestamp column in a {feed} feed: the registry's default")
     if any(source in s.native_temporal for s in samples):
         return Guess("iso", 1.0, f"{source!r} holds native timestamps: bronze writes them ISO 8601 in UTC")
     near = sorted({s.business_date for s in samples if s.business_date is not None})
@@ -219,7 +203,7 @@ def _date_guess(
     part = date_part(datetime_format.value)
     if part is not None:
         return Guess(part, datetime_format.confidence, "no date column: the date part of the datetime format")
-    return Guess("%Y-%m-%d", 0.5, f"no date column in a {feed} feed: ISO, the registry's default")
+    return Guess("%Y-%m-%d", 0.0, f"no date column in a {feed} feed: ISO, the registry's default")
 
 
 def _money_guess(matches: Sequence[ColumnMatch], values: dict[str, list[str | None]], knowledge: Knowledge) -> Guess:
@@ -230,7 +214,7 @@ def _money_guess(matches: Sequence[ColumnMatch], values: dict[str, list[str | No
             if guess is not None:
                 guesses.append((match.source, guess))
     if not guesses:
-        return Guess("decimal", 0.5, "no money column mapped: the registry's default")
+        return Guess("decimal", 0.0, "no money column mapped: the registry's default")
     ranked = sorted(guesses, key=lambda sg: (sg[1].blocker is None, {"currency": 0, "cents": 1}.get(sg[1].value, 2)))
     source, guess = ranked[0]
     formats = {g.value for _, g in guesses}
@@ -239,6 +223,19 @@ def _money_guess(matches: Sequence[ColumnMatch], values: dict[str, list[str | No
     if len(formats) > 1:
         evidence += f"; other money columns read as {sorted(formats - {guess.value})}"
     return Guess(guess.value, confidence, evidence, guess.blocker)
+
+
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+def _currency_codes(unmapped: Sequence[str], values: dict[str, list[str | None]]) -> Counter[str]:
+    """The currency codes (with counts) of an unmapped column that holds nothing else, if any: the
+    registry has no currency column, but the provider's currency is one."""
+    for column in unmapped:
+        filled = [v.strip() for v in values[column] if v is not None and v.strip()]
+        if filled and len(filled) == sum(1 for v in filled if _CURRENCY_CODE.match(v)) and len(set(filled)) <= 5:
+            return Counter(filled)
+    return Counter()
 
 
 def _channel_guess(matches: Sequence[ColumnMatch]) -> Guess | None:
@@ -285,9 +282,9 @@ def suggest(
     profile["format"] = fmt
     text = [s for s in samples if s.format.startswith("csv")]
     delimiter = _majority([s.delimiter for s in text], "delimiter", notes)
-    profile["delimiter"] = delimiter or Guess(",", 1.0, "not a CSV: the registry's default")
+    profile["delimiter"] = delimiter or Guess(",", 0.0, "not a CSV: the registry's default, unused")
     encoding = _majority([s.encoding for s in samples], "encoding", notes)
-    profile["encoding"] = encoding or Guess("utf-8", 1.0, "Parquet: no text encoding")
+    profile["encoding"] = encoding or Guess("utf-8", 0.0, "Parquet: no text encoding, unused")
     headers = [s.header for s in text if s.header is not None]
     if any(h.value == "false" for h in headers):
         blockers.append("a CSV without a header: bronze matches columns by their header names; ask for a header row")
@@ -334,8 +331,17 @@ def suggest(
         for symbol in "$€£"
         if symbol in v
     )
+    codes = _currency_codes(unmapped, values)
+    if len(codes) > 1:
+        blockers.append(
+            f"amounts in several currencies ({', '.join(f'{c} x{n}' for c, n in codes.most_common())}):"
+            " the registry gives one currency per provider; ask for one file per currency"
+        )
     if currency:
         currency_guess = Guess(currency, 1.0, "given with --currency")
+    elif len(codes) == 1:
+        code = next(iter(codes))
+        currency_guess = Guess(code, 0.9, f"a column of currency codes says {code}")
     elif symbols and set(symbols) != {"$"}:
         currency_guess = Guess("USD", 0.2, f"symbols {dict(symbols)} in the amounts: give --currency")
     else:
@@ -367,153 +373,6 @@ def suggest(
         blockers=blockers,
         notes=notes,
     )
-
-
-def _scalar(value: str) -> str:
-    """A YAML scalar that reads back as exactly ``value`` (JSON's string syntax is YAML's)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _comment(confidence: float, evidence: str) -> str:
-    return f"  # {confidence:.2f}: " + evidence.replace("\n", " ")
-
-
-def profile_yaml(suggestion: Suggestion, name: str) -> str:
-    """The draft profile as a ``profiles.yaml`` fragment, each guess commented with its confidence."""
-    lines = [
-        f"# Drafted by `resight onboard suggest` for {suggestion.provider}/{suggestion.feed} from "
-        + ", ".join(s.path.name for s in suggestion.samples)
-        + ".",
-        "# Each guess is commented with its confidence (0..1) and evidence: review them before use.",
-        "profiles:",
-        f"  {_scalar(name)}:",
-    ]
-    for key, guess in suggestion.profile.items():
-        lines.append(f"    {key}: {_scalar(guess.value)}" + _comment(guess.confidence, guess.evidence))
-    lines += ["    feeds:", f"      {suggestion.feed}:", "        columns:"]
-    for match in suggestion.matches:
-        lines.append(
-            f"          {_scalar(match.source)}: {_scalar(match.canonical)}"
-            + _comment(match.confidence, match.evidence)
-        )
-    defaults = [g for g in suggestion.given if g.value is not None]
-    if defaults:
-        lines.append("        defaults:")
-        for given in defaults:
-            assert given.value is not None
-            lines.append(
-                f"          {given.canonical}: {_scalar(given.value)}" + _comment(given.confidence, given.evidence)
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _csv_text(header: Sequence[str], rows: Sequence[dict[str, str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(header), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-@dataclass
-class Draft:
-    """The files a suggestion wrote, and what the registry loader said of the merged registry."""
-
-    out: Path
-    files: list[Path]
-    registry_dir: Path
-    issues: list[RegistryIssue]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "out": str(self.out),
-            "files": [str(f) for f in self.files],
-            "registry": str(self.registry_dir),
-            "loads": not self.issues,
-            "issues": [str(i) for i in self.issues],
-        }
-
-
-def _append_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, str]]) -> None:
-    """Append ``rows`` to the registry CSV at ``path`` in its own header's order (or create it)."""
-    if not rows:
-        return
-    if not path.exists():
-        path.write_text(_csv_text(header, rows), encoding="utf-8")
-        return
-    text = path.read_text(encoding="utf-8-sig")
-    columns = next(csv.reader(io.StringIO(text)), list(header))
-    body = _csv_text(columns, rows).split("\n", 1)[1]
-    path.write_text(text + ("" if text.endswith("\n") or not text else "\n") + body, encoding="utf-8")
-
-
-def write_draft(
-    suggestion: Suggestion,
-    out: Path,
-    *,
-    base_dir: Path,
-    base: Registry,
-    name: str,
-    every_hours: int,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-) -> Draft:
-    """Write the draft's files to ``out`` and ``out/registry`` (the base registry at ``base_dir``
-    with the draft merged in), then load the merged registry with the registry loader."""
-    out.mkdir(parents=True, exist_ok=True)
-    profile_name = suggestion.provider if suggestion.provider not in base.profiles else f"{suggestion.provider}_draft"
-    profile_text = profile_yaml(suggestion, profile_name)
-    provider_row = {
-        "provider": suggestion.provider,
-        "name": name,
-        "kind": suggestion.kind.value,
-        "profile": profile_name,
-        "timezone": suggestion.timezone.value,
-        "currency": suggestion.currency.value,
-        "history_start": "",
-    }
-    source_row = {
-        "provider": suggestion.provider,
-        "feed": suggestion.feed,
-        "format": "",
-        "expected_every_hours": str(every_hours),
-        "active": "true",
-    }
-    value_rows = suggestion.value_map_rows(min_confidence)
-    written = {
-        "profiles.yaml": profile_text,
-        "providers.csv": _csv_text(_PROVIDER_HEADER, [provider_row]),
-        "sources.csv": _csv_text(_SOURCE_HEADER, [source_row]),
-    }
-    if value_rows:
-        written[VALUE_MAPS_FILE] = _csv_text(_VALUE_MAP_HEADER, value_rows)
-    files: list[Path] = []
-    for file_name, text in written.items():
-        path = out / file_name
-        path.write_text(text, encoding="utf-8")
-        files.append(path)
-    stale = out / VALUE_MAPS_FILE
-    if not value_rows and stale.exists():
-        stale.unlink()  # from an earlier run into the same directory
-
-    merged = out / "registry"
-    if merged.exists():
-        shutil.rmtree(merged)
-    shutil.copytree(base_dir, merged)
-    document = yaml.safe_load((merged / "profiles.yaml").read_text(encoding="utf-8")) or {}
-    fragment = yaml.safe_load(profile_text)
-    document.setdefault("profiles", {}).update(fragment["profiles"])
-    (merged / "profiles.yaml").write_text(
-        yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
-    )
-    _append_csv(merged / "providers.csv", _PROVIDER_HEADER, [provider_row])
-    _append_csv(merged / "sources.csv", _SOURCE_HEADER, [source_row])
-    _append_csv(merged / VALUE_MAPS_FILE, _VALUE_MAP_HEADER, value_rows)
-    try:
-        load_registry(merged, history_floor=base.history_floor)
-        issues: list[RegistryIssue] = []
-    except RegistryError as exc:
-        issues = exc.issues
-    return Draft(out=out, files=files, registry_dir=merged, issues=issues)
 
 
 def _line(guess: Guess) -> str:
@@ -576,6 +435,8 @@ def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = 
     out += [f"  - {b}" for b in suggestion.blockers]
     if draft is not None:
         out += ["", f"Draft written to {draft.out}: " + ", ".join(f.name for f in draft.files)]
+        out.append(f"  feeds in the draft: {', '.join(draft.feeds)}")
+        out += [f"  - {note}" for note in draft.notes]
         if draft.issues:
             out.append(f"  the base registry plus the draft does NOT load ({len(draft.issues)} problems):")
             out += [f"    - {issue}" for issue in draft.issues]
@@ -624,15 +485,19 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     draft = None
     if args.out:
-        draft = write_draft(
-            result,
-            Path(args.out),
-            base_dir=base_dir,
-            base=base,
-            name=args.name or provider.replace("_", " ").title(),
-            every_hours=args.every_hours,
-            min_confidence=args.min_confidence,
-        )
+        try:
+            draft = write_draft(
+                result,
+                Path(args.out),
+                base_dir=base_dir,
+                base=base,
+                name=args.name or provider.replace("_", " ").title(),
+                every_hours=args.every_hours,
+                min_confidence=args.min_confidence,
+            )
+        except DraftError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         payload = result.as_dict()
         payload["draft"] = draft.as_dict() if draft else None

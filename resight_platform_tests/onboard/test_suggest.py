@@ -15,7 +15,8 @@ import yaml
 
 from resight_platform.cli import main
 from resight_platform.onboard.columns import load_knowledge
-from resight_platform.onboard.suggest import Suggestion, suggest, write_draft
+from resight_platform.onboard.draft import write_draft
+from resight_platform.onboard.suggest import Suggestion, suggest
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, Registry, load_registry
 from resight_platform.transforms.bronze import read_landing_file
 from resight_platform.transforms.silver import SilverResult, clean_feed
