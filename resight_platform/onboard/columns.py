@@ -210,7 +210,8 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
     if kind == "datetime":
         guess = _datetime_of(tuple(values))
         if guess is None:
-            return _Fit(0.0, "not timestamps")
+            day = _date_of(tuple(values))  # a sale's date alone reads as its midnight
+            return _Fit(0.8, f"dates without a time: {day.evidence}", day) if day else _Fit(0.0, "not timestamps")
         return _Fit(0.7 if guess.value in ("%s", "epoch_ms") else 1.0, f"timestamps: {guess.evidence}", guess)
     if kind == "date":
         guess = _date_of(tuple(values))

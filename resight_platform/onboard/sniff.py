@@ -99,7 +99,7 @@ class Sample:
     header: Guess | None = None
     quoting: str | None = None
     line_ends: str | None = None
-    #: Columns whose values are native timestamps or dates (Parquet): bronze writes them ISO 8601.
+    #: Columns whose values are native timestamps (Parquet): bronze writes them ISO 8601 in UTC.
     native_temporal: set[str] = field(default_factory=set)
     #: The business date of the landing key the file sits under (``…/YYYY-MM-DD/name``) or in its
     #: name, when there is one: where a sale's timestamps should lie.
@@ -426,7 +426,8 @@ def _parquet_sample(path: Path, max_rows: int) -> Sample:
         frame = pl.read_parquet(path, n_rows=max_rows)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise SampleError(path, f"starts as Parquet but cannot be read: {str(exc).splitlines()[0]}") from exc
-    temporal = {name for name, dtype in frame.schema.items() if dtype.is_temporal()}
+    # Native timestamps only: bronze writes a native date as an ISO date, which the values tell.
+    temporal = {name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)}
     nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
     flat = frame.select([_as_text(pl.col(n), d).alias(n) for n, d in frame.schema.items() if not d.is_nested()])
     values: dict[str, list[str | None]] = {name: flat[name].to_list() for name in flat.columns}

@@ -176,6 +176,13 @@ def _datetime_guess(
         return Guess("iso", 1.0, f"{source!r} holds native timestamps: bronze writes them ISO 8601 in UTC")
     near = sorted({s.business_date for s in samples if s.business_date is not None})
     guess = guess_datetime(values[source], near)
+    day = guess_date(values[source]) if guess is None else None
+    if day is not None:
+        return Guess(
+            day.value,
+            day.confidence * 0.9,
+            f"{source!r}: dates without a time, read as midnight in the provider's timezone: {day.evidence}",
+        )
     if guess is None:
         return Guess(
             "iso",

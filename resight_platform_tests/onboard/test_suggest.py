@@ -276,6 +276,24 @@ def test_undecidable_day_order_is_said(tmp_path: Path, base: Registry) -> None:
     assert "undecidable" in guess.evidence
 
 
+def test_sales_dated_without_a_time(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "daily_2026-10-02.csv"
+    path.write_text(
+        "Receipt,Day,Item,Qty,Price,Status\nR1,2026-10-01,A,1,2.50,completed\nR2,2026-10-02,B,2,3.50,completed\n",
+        encoding="utf-8",
+    )
+    result = _suggest(base, [path], "daily_pets", "sales", timezone="America/Denver")
+    assert _columns(result)["Day"] == "ordered_at"
+    assert result.profile["datetime_format"].value == "%Y-%m-%d"
+    assert "midnight" in result.profile["datetime_format"].evidence
+    assert {g.canonical: g.value for g in result.given} == {"line_no": "1"}
+    merged = _draft_loads(result, base, tmp_path / "draft")
+    silver = _silver(merged, "daily_pets", "sales", path, date(2026, 10, 2))
+    assert silver.quarantine.is_empty()
+    first = silver.valid.sort("order_id")["ordered_at"][0]
+    assert first == datetime(2026, 10, 1, 6, tzinfo=UTC)  # midnight in Denver (MDT)
+
+
 def test_missing_required_columns_get_defaults_or_block(tmp_path: Path, base: Registry) -> None:
     path = tmp_path / "catalog.csv"
     path.write_text("sku,product_name,list_price\nA-1,Chew Toy,4.99\nA-2,Fish Flakes,2.49\n", encoding="utf-8")
