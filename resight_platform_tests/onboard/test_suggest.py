@@ -252,13 +252,18 @@ def test_header_with_spaces_and_capitals(tmp_path: Path, base: Registry) -> None
         "Pet Type": "pet_species",
     }
     unknown = {u.value: (u.map, u.guess, u.count) for u in result.unknowns}
-    assert unknown == {"Doggo": ("species", "dog", 2), "Calif.": ("states", None, 1)}
+    assert unknown == {"Doggo": ("species", "dog", 2), "Calif.": ("states", "CA", 1)}
     out = tmp_path / "draft"
     merged = _draft_loads(result, base, out)
     layout = merged.profiles["spaced_pets"].feeds["customers"]
     assert layout.columns[" Customer ID "] == "customer_id"  # bronze matches the name exactly first
     fragment = yaml.safe_load((out / "profiles.yaml").read_text(encoding="utf-8"))
     assert fragment["profiles"]["spaced_pets"]["delimiter"] == "\t"
+    silver = _silver(merged, "spaced_pets", "customers", path, date(2025, 2, 3))
+    assert silver.quarantine.is_empty()  # 'Doggo' and 'Calif.' load through the draft's value maps
+    members = silver.valid.sort("customer_id")
+    assert members["pet_species"].to_list() == ["dog", "cat", "dog", "bird"]
+    assert members["state"].to_list() == ["CA", "CA", "NY", "WA"]
 
 
 def test_undecidable_day_order_is_said(tmp_path: Path, base: Registry) -> None:
