@@ -25,6 +25,7 @@ import polars as pl
 from resight_platform.sources.landing import file_format
 
 __all__ = [
+    "ASCII_ONLY",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_ROWS",
     "DELIMITERS",
@@ -39,6 +40,8 @@ __all__ = [
 #: How much of a file (decompressed) and how many records a sample holds by default.
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_ROWS = 5_000
+#: The evidence of an encoding guessed for text that any of them reads.
+ASCII_ONLY = "ASCII only: UTF-8, Latin-1 and Windows-1252 all read it the same"
 #: The delimiters a CSV is tried with, in the order a tie is broken.
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 #: Records the dialect is judged on.
@@ -227,7 +230,7 @@ def guess_encoding(data: bytes, complete: bool = True) -> Guess:
     non_ascii = sum(1 for b in data if b >= 0x80)
     if non_ascii:
         return Guess("utf-8", 1.0, f"valid UTF-8 with {non_ascii} bytes of multi-byte characters")
-    return Guess("utf-8", 0.9, "ASCII only: UTF-8, Latin-1 and Windows-1252 all read it the same")
+    return Guess("utf-8", 0.9, ASCII_ONLY)
 
 
 def _line_ends(text: str) -> str:

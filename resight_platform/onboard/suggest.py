@@ -33,6 +33,7 @@ from resight_platform.onboard.columns import (
 from resight_platform.onboard.draft import Draft, DraftError, write_draft
 from resight_platform.onboard.formats import EPOCH_SECONDS, date_part, guess_date, guess_datetime, guess_money
 from resight_platform.onboard.sniff import (
+    ASCII_ONLY,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
     Guess,
@@ -155,6 +156,18 @@ def _majority(guesses: Sequence[Guess | None], what: str, notes: list[str]) -> G
         notes.append(f"the files disagree on the {what}: {dict(votes)}; took {value!r}")
     best = max((g for g in present if g.value == value), key=lambda g: g.confidence)
     return Guess(value, best.confidence * count / len(present), best.evidence, best.blocker)
+
+
+def _encoding(guesses: Sequence[Guess], notes: list[str]) -> Guess | None:
+    """The encoding of the files: an ASCII-only file agrees with any, so the others decide; Windows-1252
+    reads Latin-1 text alike but for control codes, so it wins over Latin-1."""
+    decisive = [g for g in guesses if g.evidence != ASCII_ONLY]
+    if not decisive:
+        return guesses[0] if guesses else None
+    values = {g.value for g in decisive}
+    if values == {"cp1252", "latin-1"}:
+        return next(g for g in decisive if g.value == "cp1252")
+    return _majority(decisive, "encoding", notes)
 
 
 def _combined(samples: Sequence[Sample]) -> dict[str, list[str | None]]:
@@ -290,7 +303,7 @@ def suggest(
     text = [s for s in samples if s.format.startswith("csv")]
     delimiter = _majority([s.delimiter for s in text], "delimiter", notes)
     profile["delimiter"] = delimiter or Guess(",", 0.0, "not a CSV: the registry's default, unused")
-    encoding = _majority([s.encoding for s in samples], "encoding", notes)
+    encoding = _encoding([s.encoding for s in samples if s.encoding is not None], notes)
     profile["encoding"] = encoding or Guess("utf-8", 0.0, "Parquet: no text encoding, unused")
     headers = [s.header for s in text if s.header is not None]
     if any(h.value == "false" for h in headers):

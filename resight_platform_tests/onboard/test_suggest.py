@@ -102,6 +102,11 @@ def test_semicolon_latin1_with_decimal_commas_and_day_first_dates(tmp_path: Path
     assert sample.header is not None and sample.header.value == "true"
     unknown = {u.value: (u.guess, u.count) for u in result.unknowns}
     assert unknown == {"Sold": ("completed", 2), "Annulé": (None, 1)}  # 'Return' is a known alias
+    # Another day's file with no accented letter does not outvote the Latin-1 one.
+    ascii_day = tmp_path / "kasse_ascii.csv"
+    ascii_day.write_bytes(LATIN1_POS.replace("Crème", "Creme").replace("Annulé", "Void").encode("latin-1"))
+    two_ascii = _suggest(base, [ascii_day, path, ascii_day], "kasse_pets", "sales")
+    assert two_ascii.profile["encoding"].value == "latin-1"
     merged = _draft_loads(result, base, tmp_path / "draft")
     source = merged.source("kasse_pets", "sales")
     assert source is not None and source.profile.encoding == "latin-1" and source.profile.delimiter == ";"
