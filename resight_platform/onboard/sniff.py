@@ -165,14 +165,15 @@ def read_sample(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int
             kind, sample = "csv", _csv_sample(path, text, max_rows)
         sample.encoding = encoding
     registry_format = kind + (".gz" if compressed and kind == "csv" else "")
+    landed = kind + (".gz" if compressed else "")  # the extension bronze reads these bytes by
     if compressed and kind != "csv":
-        notes.append(f"gzip-compressed {kind}: the registry's format is {kind}; land it as .{kind}.gz")
+        notes.append(f"gzip-compressed {kind}: the registry's format is {kind}; land it as .{landed}")
     if said is None:
-        notes.append(f"the extension is none bronze knows; land the file as .{registry_format}")
-    elif said.removesuffix(".gz") != kind or said.endswith(".gz") != compressed:
+        notes.append(f"the extension is none bronze knows; land the file as .{landed}")
+    elif said != landed:
         notes.append(
-            f"the name says {said} but the bytes are {registry_format}: bronze dead-letters such a file"
-            f" (format_mismatch); land it as .{registry_format}"
+            f"the name says {said} but the bytes are {landed}: bronze dead-letters such a file"
+            f" (format_mismatch); land it as .{landed}"
         )
     sample.format = registry_format
     sample.business_date = business_date(path)

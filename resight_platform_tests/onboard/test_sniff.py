@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import date
 from pathlib import Path
 
@@ -73,3 +74,18 @@ def test_business_date_from_the_landing_key(tmp_path: Path) -> None:
     assert business_date(tmp_path / "p" / "sales" / "2026-10-02" / "x.csv") == date(2026, 10, 2)
     assert business_date(tmp_path / "sales_2026-10-03.csv") == date(2026, 10, 3)
     assert business_date(tmp_path / "sales.csv") is None
+
+
+def test_a_name_that_contradicts_the_bytes_is_noted(tmp_path: Path) -> None:
+    lines = tmp_path / "orders.jsonl.gz"
+    lines.write_bytes(gzip.compress(b'{"a": 1}\n{"a": 2}\n'))
+    sample = read_sample(lines)
+    assert sample.format == "jsonl" and sample.rows == 2
+    assert sample.notes == ["gzip-compressed jsonl: the registry's format is jsonl; land it as .jsonl.gz"]
+    plain = tmp_path / "orders.csv.gz"
+    plain.write_text("a,b\n1,2\n")
+    sample = read_sample(plain)
+    assert sample.format == "csv"
+    assert sample.notes == [
+        "the name says csv.gz but the bytes are csv: bronze dead-letters such a file (format_mismatch); land it as .csv"
+    ]
