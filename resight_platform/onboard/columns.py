@@ -93,6 +93,9 @@ def load_knowledge(path: Path = DEFAULT_KNOWLEDGE, mappings: Mappings | None = N
             if column not in CANONICAL_COLUMNS[feed]:
                 problems.append(f"{where}: not a canonical {feed} column")
                 continue
+            if not isinstance(spec, dict):
+                problems.append(f"{where}: expected a mapping with kind and names")
+                continue
             kind = str(spec.get("kind", ""))
             table = kind.removeprefix("enum:")
             if kind not in KINDS and not (kind.startswith("enum:") and table in SCOPED_MAPS):
@@ -328,6 +331,8 @@ class Unknown:
     guess: str | None
     confidence: float
     evidence: str
+    #: What a run does with the value while no map knows it (``suggest.yaml``'s unknown_effects).
+    effect: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -339,6 +344,7 @@ class Unknown:
             "guess": self.guess,
             "confidence": round(self.confidence, 2),
             "evidence": self.evidence,
+            "effect": self.effect,
         }
 
 
@@ -412,5 +418,8 @@ def unknown_values(
         )
         for value, count in unknown[:limit]:
             target, confidence, evidence = guess_target(table, value, knowledge, mappings)
-            out.append(Unknown(match.canonical, match.source, table, value, count, target, confidence, evidence))
+            effect = knowledge.unknown_effects.get(table, "")
+            out.append(
+                Unknown(match.canonical, match.source, table, value, count, target, confidence, evidence, effect)
+            )
     return out

@@ -442,6 +442,8 @@ def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = 
         written = "" if unknown.confidence >= min_confidence else ", not written"
         target = f"-> {unknown.guess!r} ({unknown.confidence:.2f}{written})" if unknown.guess else "-> ? (no guess)"
         out.append(f"  {unknown.canonical} {unknown.value!r} x{unknown.count} {target} {unknown.evidence}")
+        if unknown.effect and (unknown.guess is None or unknown.confidence < min_confidence):
+            out.append(f"      unmapped, {unknown.effect}")
     out += [
         "",
         "Provider row:",

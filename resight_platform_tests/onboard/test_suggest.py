@@ -102,6 +102,7 @@ def test_semicolon_latin1_with_decimal_commas_and_day_first_dates(tmp_path: Path
     assert sample.header is not None and sample.header.value == "true"
     unknown = {u.value: (u.guess, u.count) for u in result.unknowns}
     assert unknown == {"Sold": ("completed", 2), "Annulé": (None, 1)}  # 'Return' is a known alias
+    assert [u.effect for u in result.unknowns if u.guess is None] == ["the row is quarantined (unknown_status)"]
     # Another day's file with no accented letter does not outvote the Latin-1 one.
     ascii_day = tmp_path / "kasse_ascii.csv"
     ascii_day.write_bytes(LATIN1_POS.replace("Crème", "Creme").replace("Annulé", "Void").encode("latin-1"))
