@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from resight_platform.onboard.formats import ENOUGH, guess_date, guess_datetime, guess_money
+from resight_platform.onboard.formats import enough, guess_date, guess_datetime, guess_money
 from resight_platform.onboard.sniff import Guess
 from resight_platform.sources.mappings import Mappings, normalise_alias
 from resight_platform.sources.registry import CANONICAL_COLUMNS, MAPPED_COLUMNS
@@ -188,14 +188,21 @@ def _share(values: list[str], pattern: re.Pattern[str]) -> float:
     return sum(1 for v in values if pattern.match(v)) / len(values)
 
 
-def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple[str, ...], mappings: Mappings) -> _Fit:
+def _value_fit(
+    kind: str,
+    values: list[str],
+    counts: Counter[str],
+    tokens: tuple[str, ...],
+    mappings: Mappings,
+    knowledge: Knowledge,
+) -> _Fit:
     """How well a column's non-empty ``values`` fit ``kind`` (0..1), and why."""
     n = len(values)
     distinct = len(counts)
     if kind in ("int", "line"):
         numbers = sorted(int(float(v)) for v in values if _INT.match(v))
         share = len(numbers) / n
-        if share < ENOUGH:
+        if not enough(len(numbers), n):
             return _Fit(share * 0.5, f"{share:.0%} whole numbers")
         top = numbers[int(0.9 * (len(numbers) - 1))]  # a stray huge value is a bad row, not the column
         ceiling = 999 if kind == "line" else 100_000
@@ -223,8 +230,11 @@ def _value_fit(kind: str, values: list[str], counts: Counter[str], tokens: tuple
             return _Fit(0.4, f"timestamps, not dates: {dt.evidence}", dt) if dt else _Fit(0.0, "not dates")
         return _Fit(1.0, f"dates: {guess.evidence}", guess)
     if kind == "state":
-        share = sum(1 for v in values if v.strip().upper() in mappings.regions) / n
-        return _Fit(share, f"{share:.0%} US state codes")
+        codes = sum(1 for v in values if v.strip().upper() in mappings.regions)
+        named = sum(1 for v in values if normalise_alias(v) in knowledge.value_hints.get("states", {}))
+        share = (codes + named) / n
+        said = f"{codes / n:.0%} US state codes" + (f", {named / n:.0%} state names" if named else "")
+        return _Fit(share, said)
     if kind == "zip":
         share = _share(values, _ZIP)
         return _Fit(share, f"{share:.0%} ZIP codes")
@@ -296,7 +306,7 @@ def match_columns(
             if not values:
                 confidence, fit = 0.8 * name, _Fit(0.0, "no values in the sample")
             else:
-                fit = _value_fit(kind, values, counts, tokens, mappings)
+                fit = _value_fit(kind, values, counts, tokens, mappings, knowledge)
                 confidence = 0.6 * name + 0.4 * fit.score
                 if fit.score < 0.3 and (kind in _STRICT or kind.startswith("enum:")):
                     confidence *= 0.5

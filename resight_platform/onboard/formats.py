@@ -2,7 +2,7 @@
 format (``iso``, ``epoch_ms`` or a strptime pattern silver runs through Polars), a date format (a
 strptime pattern) and a money format (``decimal``, ``currency`` or ``cents``).
 
-A format is taken when it reads at least ``ENOUGH`` of the distinct values; the rest are named in
+A format is taken when it reads ``enough`` of the distinct values; the rest are named in
 the evidence (a run quarantines them). Day-first against month-first is decided by the values: a
 value whose first field is above 12 can only be day-first (and one whose second field is,
 month-first). When every value reads both ways, a sale's timestamps are read the way that puts them
@@ -22,11 +22,18 @@ import polars as pl
 
 from resight_platform.onboard.sniff import Guess
 
-__all__ = ["ENOUGH", "EPOCH_SECONDS", "date_part", "guess_date", "guess_datetime", "guess_money"]
+__all__ = ["ENOUGH", "EPOCH_SECONDS", "date_part", "enough", "guess_date", "guess_datetime", "guess_money"]
 
 #: The share of a column's distinct values a format must read to be taken: partners' samples hold a
 #: few bad values (which a run quarantines), and one of them must not hide the format of the rest.
 ENOUGH = 0.9
+
+
+def enough(read: int, total: int) -> bool:
+    """Whether ``read`` of ``total`` distinct values are enough to take a format: ``ENOUGH`` of
+    them, or all but one of a small sample (one bad value among five is a bad value)."""
+    return read >= ENOUGH * total or (read >= 2 and total - read <= 1)
+
 
 #: The confidence of a day order the values leave open.
 UNDECIDED = 0.5
@@ -79,7 +86,7 @@ def _day_month(values: list[str], with_time: bool) -> tuple[list[str], list[str]
                 elif len(read) == best[0] and read:
                     best[1].append(date_pattern + time)
     count, fits, read = best
-    return (fits, read) if count >= ENOUGH * len(values) else ([], [])
+    return (fits, read) if enough(count, len(values)) else ([], [])
 
 
 def _unread(values: list[str], read: list[str]) -> str:
@@ -149,7 +156,7 @@ def guess_datetime(values: Sequence[str | None], near: Sequence[date] = ()) -> G
     if not filled:
         return None
     iso = [v for v in filled if _ISO.match(v)]
-    if len(iso) >= ENOUGH * len(filled):
+    if enough(len(iso), len(filled)):
         offset = any(v.endswith("Z") or re.search(r"[+-]\d{2}:?\d{2}$|[+-]\d{2}$", v) for v in iso)
         where = "with a UTC offset" if offset else "without an offset: local time in the provider's timezone"
         return Guess(
@@ -161,13 +168,13 @@ def guess_datetime(values: Sequence[str | None], near: Sequence[date] = ()) -> G
         (1000, "epoch_ms", "epoch milliseconds (2000-2100)"),
     ):
         epoch = [v for v in filled if _INTEGER.match(v) and low * scale <= int(v) < high * scale]
-        if len(epoch) >= ENOUGH * len(filled):
+        if enough(len(epoch), len(filled)):
             numbers = [int(v) for v in epoch]
             return Guess(
                 fmt, 0.9, f"whole numbers from {min(numbers)} to {max(numbers)}: {what}" + _unread(filled, epoch)
             )
     dateish = [v for v in filled if _DATEISH.match(v)]
-    if len(dateish) < ENOUGH * len(filled) or not any(":" in v for v in dateish):
+    if not enough(len(dateish), len(filled)) or not any(":" in v for v in dateish):
         return None
     fits, read = _day_month(filled, with_time=True)
     return _decided(filled, fits, read, near) if fits else None
@@ -177,7 +184,7 @@ def guess_date(values: Sequence[str | None]) -> Guess | None:
     """The date format of a column of dates (no time), or None when its values are not dates."""
     filled = _filled(values)
     dates = [v for v in filled if _DATEISH.match(v) and ":" not in v]
-    if not filled or len(dates) < ENOUGH * len(filled):
+    if not filled or not enough(len(dates), len(filled)):
         return None
     iso = [v for v in filled if _ISO_DATE.match(v)]
     if len(iso) >= ENOUGH * len(filled):
@@ -206,10 +213,10 @@ def guess_money(values: Sequence[str | None], name_tokens: Sequence[str] = ()) -
     dollars = [v for v in filled if _DOLLARS.match(v) and not _PLAIN.match(v)]
     plain = [v for v in filled if _PLAIN.match(v)]
     readable = {*comma, *foreign, *dollars, *plain}
-    if len(readable) < ENOUGH * len(filled):
+    if not enough(len(readable), len(filled)):
         return None
     point = [*dollars, *plain]
-    if len(point) >= ENOUGH * len(filled):  # a few odd amounts are bad values, not the format
+    if enough(len(point), len(filled)):  # a few odd amounts are bad values, not the format
         comma, foreign = [], []
     unread = _unread(filled, point)
     if comma:

@@ -319,10 +319,16 @@ def suggest(
     blockers.extend(f"{name}: {g.blocker}" for name, g in profile.items() if g.blocker)
 
     given: list[Given] = []
+    source_of = {m.canonical: m.source for m in matches}
     for canonical in REQUIRED_COLUMNS[feed]:
-        if canonical in mapped:
-            continue
         default = knowledge.defaults.get(canonical)
+        if canonical in mapped:
+            column = values[source_of[canonical]]
+            blank = sum(1 for v in column if v is None or not v.strip())
+            if blank and default is not None:  # a required value left blank: the default fills it
+                said = f"{blank} of {len(column)} rows leave {source_of[canonical]!r} blank; {default[1]}"
+                given.append(Given(canonical, default[0], 0.5, said))
+            continue
         if default is not None:
             given.append(Given(canonical, default[0], 0.5, f"no column maps to it; {default[1]}"))
         else:

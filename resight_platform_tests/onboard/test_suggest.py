@@ -4,7 +4,9 @@ loader together with the packaged registry."""
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -383,3 +385,47 @@ def test_cli_report_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFi
     assert "broken.jsonl: line 2 is not JSON" in capsys.readouterr().err
     assert main(["onboard", "suggest", str(path), "--provider", "pawmart", "--feed", "sales"]) == 2
     assert "already in" in capsys.readouterr().err
+
+
+def test_corner_pets_blind_against_the_profile_a_person_wrote(tmp_path: Path, base: Registry) -> None:
+    """Corner Pets (``test_onboarding.py``) was onboarded by hand; its four feeds suggested blind
+    into one draft give the profile and value maps written there."""
+    from resight_platform_tests import test_onboarding as corner
+
+    files = {
+        "sales": [("2026-10-05", "s1.csv", corner.SALES_DAY1), ("2026-10-06", "s2.csv", corner.SALES_DAY2)],
+        "catalog": [("2026-10-06", "c.csv", corner.CATALOG_DAY2)],
+        "stores": [("2026-10-05", "st.csv", corner.STORES_DAY1)],
+        "customers": [("2026-10-06", "cu.csv", corner.CUSTOMERS_DAY2)],
+    }
+    out = tmp_path / "draft"
+    knowledge = load_knowledge(mappings=base.mappings)
+    for feed, landed in files.items():
+        paths = []
+        for day, name, text in landed:
+            folder = tmp_path / "landing" / "corner_pets" / feed / day
+            folder.mkdir(parents=True)
+            (folder / name).write_text(text, encoding="utf-8")
+            paths.append(folder / name)
+        result = suggest(paths, "corner_pets", feed, base=base, knowledge=knowledge, timezone="America/Los_Angeles")
+        assert result.blockers == []
+        draft = write_draft(result, out, base_dir=DEFAULT_REGISTRY_DIR, base=base, name="Corner Pets", every_hours=24)
+        assert draft.issues == [] and draft.notes == []
+
+    written = yaml.safe_load(corner.PROFILE)["corner_pos"]
+    merged = load_registry(out / "registry")
+    profile = merged.profiles["corner_pets"]
+    for field in ("format", "delimiter", "encoding", "datetime_format", "date_format", "money_format", "channel"):
+        assert getattr(profile, field) == written[field], field
+    for feed, layout in written["feeds"].items():
+        assert dict(profile.feeds[feed].columns) == layout["columns"], feed
+    catalog = profile.feeds["catalog"]
+    assert catalog.defaults == written["feeds"]["catalog"]["defaults"]  # one product has no species
+    hand = {(r["map"], r["alias"].lower(), r["value"]) for r in csv.DictReader(io.StringIO(corner.VALUE_MAPS))}
+    drafted = {(r["map"], r["alias"].lower(), r["value"]) for r in csv.DictReader((out / "value_maps.csv").open())}
+    assert drafted == (hand - {("status", "v(oid)?", "cancelled")}) | {("status", "v", "cancelled")}
+
+    silver = _silver(merged, "corner_pets", "sales", out.parent / "landing/corner_pets/sales/2026-10-05/s1.csv",
+                     date(2026, 10, 5))  # fmt: skip
+    assert silver.quarantine["rule"].to_list() == ["unparseable_date"]  # T4's 31 February, as by hand
+    assert sorted(silver.valid["order_id"].unique().to_list()) == ["T1", "T2", "T3"]
