@@ -152,11 +152,13 @@ def read_sample(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int
         sample = _parquet_sample(path, max_rows)
         kind = "parquet"
     else:
-        text_start = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+        encoding = guess_encoding(head, complete)
+        if b"\x00" in head and encoding.value != "utf-16":
+            raise SampleError(path, "binary bytes (NUL) in what is not Parquet or gzip: bronze dead-letters it")
+        text = head.decode(encoding.value, errors="replace").removeprefix("\ufeff")
+        text_start = text.lstrip(" \t\r\n").encode("utf-8")
         if not text_start:
             raise SampleError(path, "empty or white space only: nothing to suggest from")
-        encoding = guess_encoding(head, complete)
-        text = head.decode(encoding.value, errors="replace").removeprefix("\ufeff")
         if not complete and not text_start.startswith(b"["):  # the last line may be cut anywhere
             text = text[: max(text.rfind("\n"), 0)]
         if text_start[:1] in (b"[", b"{"):
@@ -202,12 +204,14 @@ def _gunzip_head(path: Path, max_bytes: int) -> bytes:
 
 
 def guess_encoding(data: bytes, complete: bool = True) -> Guess:
-    """The encoding of text ``data`` in the registry's spelling, decided from the bytes: UTF-8
-    (with or without a byte-order mark, which bronze drops), else Windows-1252 when a byte only it
-    prints occurs, else Latin-1. ``complete``: ``data`` is the whole file (else a character cut at
-    its end is not held against UTF-8)."""
+    """The encoding of text ``data`` in the registry's spelling, decided from the bytes: UTF-16 by
+    its byte-order mark, UTF-8 (with or without a byte-order mark, which bronze drops), else
+    Windows-1252 when a byte only it prints occurs, else Latin-1. ``complete``: ``data`` is the
+    whole file (else a character cut at its end is not held against UTF-8)."""
     if data.startswith(codecs.BOM_UTF8):
         return Guess("utf-8", 1.0, "UTF-8 byte-order mark (utf-8-sig; bronze drops the mark)")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return Guess("utf-16", 1.0, "UTF-16 byte-order mark (as Excel's 'Unicode text' writes)")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(data, final=complete)
     except UnicodeDecodeError as exc:

@@ -21,6 +21,14 @@ def test_encodings_from_the_bytes() -> None:
     assert guess_encoding("Crème".encode()[:3], complete=False).value == "utf-8"
 
 
+def test_utf16_with_its_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes("Name\tCity\nCafé Pets\tMünchen\n".encode("utf-16"))
+    sample = read_sample(path)
+    assert sample.encoding is not None and sample.encoding.value == "utf-16"
+    assert sample.values == {"Name": ["Café Pets"], "City": ["München"]}
+
+
 def test_dialect_of_a_pipe_file_with_classic_mac_line_ends(tmp_path: Path) -> None:
     path = tmp_path / "stores.csv"
     path.write_bytes(b'id|name|state\r1|"Paws | Claws"|CA\r2|Fur Co|NY\r')
@@ -64,6 +72,10 @@ def test_unreadable_files_name_the_file_and_reason(tmp_path: Path) -> None:
     fake.write_bytes(b"\x1f\x8bnot gzip at all")
     with pytest.raises(SampleError, match=r"fake\.csv\.gz: starts as gzip but does not decompress"):
         read_sample(fake)
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(b"a,b\n1,2\n\x00\xff\xfe\x00PK\x03\x04")
+    with pytest.raises(SampleError, match=r"garbage\.csv: binary bytes \(NUL\)"):
+        read_sample(garbage)
     parquet = tmp_path / "cut.parquet"
     parquet.write_bytes(b"PAR1" + b"\0" * 20)
     with pytest.raises(SampleError, match=r"cut\.parquet: starts as Parquet but cannot be read"):
