@@ -26,6 +26,7 @@ from resight_platform.sources.landing import file_format
 
 __all__ = [
     "ASCII_ONLY",
+    "BINARY_SHARE",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_ROWS",
     "DELIMITERS",
@@ -40,6 +41,9 @@ __all__ = [
 #: How much of a file (decompressed) and how many records a sample holds by default.
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_ROWS = 5_000
+#: A text whose share of control characters (not tab or a line end) passes this is binary data.
+BINARY_SHARE = 0.01
+_CONTROLS = frozenset(chr(c) for c in [*range(0x20), 0x7F]) - {"\t", "\r", "\n"}
 #: The evidence of an encoding guessed for text that any of them reads.
 ASCII_ONLY = "ASCII only: UTF-8, Latin-1 and Windows-1252 all read it the same"
 #: The delimiters a CSV is tried with, in the order a tie is broken.
@@ -153,9 +157,13 @@ def read_sample(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int
         kind = "parquet"
     else:
         encoding = guess_encoding(head, complete)
-        if b"\x00" in head and encoding.value != "utf-16":
-            raise SampleError(path, "binary bytes (NUL) in what is not Parquet or gzip: bronze dead-letters it")
         text = head.decode(encoding.value, errors="replace").removeprefix("\ufeff")
+        controls = sum(1 for ch in text if ch in _CONTROLS)
+        if controls > BINARY_SHARE * len(text):  # a NUL in a value is one row's problem, not this
+            raise SampleError(
+                path,
+                f"{controls} control bytes in {len(text)} characters: binary data, not text (bronze dead-letters it)",
+            )
         text_start = text.lstrip(" \t\r\n").encode("utf-8")
         if not text_start:
             raise SampleError(path, "empty or white space only: nothing to suggest from")

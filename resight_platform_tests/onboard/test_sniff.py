@@ -73,9 +73,12 @@ def test_unreadable_files_name_the_file_and_reason(tmp_path: Path) -> None:
     with pytest.raises(SampleError, match=r"fake\.csv\.gz: starts as gzip but does not decompress"):
         read_sample(fake)
     garbage = tmp_path / "garbage.csv"
-    garbage.write_bytes(b"a,b\n1,2\n\x00\xff\xfe\x00PK\x03\x04")
-    with pytest.raises(SampleError, match=r"garbage\.csv: binary bytes \(NUL\)"):
+    garbage.write_bytes(b"a,b\n1,2\n\x00\xff\xfe\x00PK\x03\x04" + bytes(range(256)) * 2)
+    with pytest.raises(SampleError, match=r"garbage\.csv: \d+ control bytes in \d+ characters: binary data"):
         read_sample(garbage)
+    one_nul = tmp_path / "one_nul.csv"  # a NUL in one value is that row's problem (silver quarantines it)
+    one_nul.write_bytes(b"sku,name\n" + b"".join(b"A%d,Kibble\n" % i for i in range(100)) + b"B1,NUL\x00x\n")
+    assert read_sample(one_nul).values["name"][-1] == "NUL\x00x"
     parquet = tmp_path / "cut.parquet"
     parquet.write_bytes(b"PAR1" + b"\0" * 20)
     with pytest.raises(SampleError, match=r"cut\.parquet: starts as Parquet but cannot be read"):
