@@ -290,6 +290,7 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     dagster_db = ensure_database(fresh_pg_url, urlsplit(fresh_pg_url).path.lstrip("/") + "_dagster")
     monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
     monkeypatch.setenv("RESIGHT_PARTITIONS_START", "2026-09-01")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the local store under RESIGHT_HOME
     before = platform_env()
     # A weekly history from a fifth partner, its complete weeks from the partitions' start (files on
     # 2026-09-13, -20 and -27): the manifest covers both.
