@@ -16,6 +16,7 @@ every line has the ``*`` ceilings and the report says so.
 from __future__ import annotations
 
 import argparse
+import builtins
 import contextlib
 import json
 import os
@@ -203,7 +204,7 @@ class _Files:
     def local_path(self, key: str) -> Path | None:
         return self._files.get(key)
 
-    def children(self, prefix: str = "") -> tuple[list[str], list[str]]:
+    def children(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[str]]:
         below = {key[len(prefix) :] for key in self._files if key.startswith(prefix)}
         dirs = sorted({rest.split("/", 1)[0] for rest in below if "/" in rest})
         return dirs, sorted(rest for rest in below if "/" not in rest)
@@ -222,6 +223,19 @@ def _walk(path: Path) -> list[Path]:
     return sorted(found)
 
 
+def _in_landing_folder(path: Path) -> bool:
+    """Whether ``path`` sits in a ``provider/feed/YYYY-MM-DD/`` folder. Its own name is not judged
+    here: a name the landing zone refuses (``bad_file_name``, ``unsupported_format``) is previewed
+    as the dead letter a run would make of it."""
+    if len(path.parts) < 4:
+        return False
+    try:
+        parse_landing_key("/".join([*path.parts[-4:-1], "name.csv"]))
+    except LandingKeyError:
+        return False
+    return True
+
+
 def file_keys(
     paths: Sequence[Path], *, provider: str | None = None, feed: str | None = None, day: date | None = None
 ) -> dict[str, Path]:
@@ -237,9 +251,7 @@ def file_keys(
     for given in paths:
         for path in _walk(given):
             key = "/".join(path.parts[-4:])
-            try:
-                parse_landing_key(key)
-            except LandingKeyError:
+            if not _in_landing_folder(path):
                 if provider is None or feed is None:
                     raise PreviewUsageError(
                         f"{path}: not at a landing key (provider/feed/YYYY-MM-DD/name);"
@@ -301,9 +313,7 @@ def preview_files(
         silver.setdefault(feed, []).append(result.valid)
         quarantine.append(result.quarantine)
     quarantined = pl.concat(quarantine) if quarantine else empty_quarantine()
-    loaded = {
-        feed: pl.concat(frames) if len(frames) > 1 else frames[0] for feed, frames in sorted(silver.items())
-    }
+    loaded = {feed: pl.concat(frames) if len(frames) > 1 else frames[0] for feed, frames in sorted(silver.items())}
     per_file = [_file_preview(r, files, bronze_rows, loaded, quarantined) for r in records]
     return Preview(sorted(per_file, key=lambda f: f.key), loaded, quarantined, records, categories)
 
@@ -316,11 +326,13 @@ def _file_preview(
     quarantine: pl.DataFrame,
 ) -> FilePreview:
     key, path = record.file_key, str(files.get(record.file_key, record.file_key))
-    base = {"key": key, "path": path, "provider": record.provider, "feed": record.feed}
     if record.status == "dead_lettered":
         return FilePreview(
-            **base,
-            business_date=record.business_date,
+            key,
+            path,
+            record.provider,
+            record.feed,
+            record.business_date,
             dead_letter=(record.error_code or "", record.error or ""),
         )
     feed = record.feed or ""
@@ -341,8 +353,11 @@ def _file_preview(
         for rule in by_rule
     }
     return FilePreview(
-        **base,
-        business_date=record.business_date,
+        key,
+        path,
+        record.provider,
+        record.feed,
+        record.business_date,
         rows_in=bronze_rows.get(key, record.rows_in or 0),
         rows_loaded=rows_loaded,
         quarantined=by_rule,

@@ -9,6 +9,8 @@ quarantines and dead-letters, row for row, and must write nothing while saying i
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from resight_platform.access import load
@@ -102,9 +103,7 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root`` with its size and modification time."""
     if not root.exists():
         return {}
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()
-    }
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 @dataclass
@@ -138,17 +137,8 @@ def partner(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Ite
         env = _env(home, registry_dir, pg_url)
         settings = Settings.from_env(env)
         before = {"home": _tree(home), "tables": _tables(pg_url)}
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
-            with _captured() as out:
-                code = main(["onboard", "preview", str(files), "--json"])
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = _in_env(env, "onboard", "preview", str(files), "--json")
         assert _tree(home) == before["home"], "the preview wrote under RESIGHT_HOME"
         assert _tables(pg_url) == before["tables"], "the preview created tables in the warehouse"
         output = out.getvalue()
@@ -162,23 +152,6 @@ def partner(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Ite
             )
         assert report.success, report
         yield Partner(home, registry_dir, files, settings, pg_url, json.loads(output), code, output)
-
-
-class _captured:
-    """stdout captured as text while a command runs (the CLI prints its result)."""
-
-    def __enter__(self) -> Any:
-        import io
-        import sys
-
-        self._saved, self._buffer = sys.stdout, io.StringIO()
-        sys.stdout = self._buffer
-        return self._buffer
-
-    def __exit__(self, *exc: object) -> None:
-        import sys
-
-        sys.stdout = self._saved
 
 
 def _tables(pg_url: str) -> list[tuple[Any, ...]]:
@@ -280,7 +253,9 @@ def test_preview_dead_letters_what_the_run_dead_lettered(partner: Partner) -> No
         partner.pg_url,
         "select file_key, error_code from ops.ingestion_ledger where status = 'dead_lettered' order by 1",
     )
-    assert previewed == [tuple(row) for row in ledger] == [(f"{PARTNER}/sales/2026-10-05/sales_c.csv", "missing_columns")]
+    assert (
+        previewed == [tuple(row) for row in ledger] == [(f"{PARTNER}/sales/2026-10-05/sales_c.csv", "missing_columns")]
+    )
     # And the per-file counts the ledger keeps for loaded files are the preview's.
     counts = _rows(
         partner.pg_url,
@@ -294,27 +269,48 @@ def test_preview_dead_letters_what_the_run_dead_lettered(partner: Partner) -> No
     )
 
 
-def test_categories_come_from_the_warehouse_when_it_has_them(partner: Partner, capsys: pytest.CaptureFixture[str]) -> None:
-    with connect(partner.pg_url) as conn:
-        conn.execute(
-            "insert into gold.dim_product (provider, sku, category) values ('paw_depot', 'B200', 'toys')"
-            " on conflict do nothing"
-        )
-    # B200's 1,299.00 is over the toys ceiling: with the warehouse's category the preview says so.
-    env = _env(partner.home, partner.registry_dir, partner.pg_url)
+def _in_env(env: dict[str, str], *argv: str) -> int:
+    """``resight *argv`` with ``env`` set in the process's environment (the CLI reads it), restored after."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        code = main(["onboard", "preview", str(partner.files / PARTNER / "sales"), "--json"])
+        return main(list(argv))
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    out = json.loads(capsys.readouterr().out)
-    assert code == 1
-    assert out["categories"] == "gold.dim_product: 1 products of paw_depot"
+
+
+def _cli(partner: Partner, *argv: str) -> int:
+    """``resight`` with the partner's environment (warehouse, home, draft registry)."""
+    return _in_env(_env(partner.home, partner.registry_dir, partner.pg_url), *argv)
+
+
+def test_categories_come_from_the_warehouse_when_it_has_them(
+    partner: Partner, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loose = tmp_path / "kit.csv"
+    loose.write_text(HEADER + "R7|1|10/05/2026 12:00|S1|B200|1|$1,299.00|OK\n", encoding="utf-8")
+    argv = ["onboard", "preview", str(loose), "--provider", PARTNER, "--feed", "sales", "--date", "2026-10-05"]
+    # B200 is in no catalog yet: the '*' ceiling (10,000.00) lets 1,299.00 through.
+    assert _cli(partner, *argv, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["categories"] == "gold.dim_product: 0 products of paw_depot"
+    with connect(partner.pg_url) as conn:
+        conn.execute(
+            "insert into gold.dim_product (product_key, provider, sku, category)"
+            " values (-77, 'paw_depot', 'B200', 'toys')"
+        )
+    try:
+        # Gold now says B200 is a toy: over the toys ceiling (500.00), as silver would judge it.
+        assert _cli(partner, *argv) == 1
+        out = capsys.readouterr().out
+        assert "quarantined price_over_ceiling: 1" in out
+        assert "categories for sales ceilings: gold.dim_product: 1 products of paw_depot" in out
+    finally:
+        with connect(partner.pg_url) as conn:
+            conn.execute("delete from gold.dim_product where product_key = -77")
 
 
 def test_loose_files_take_provider_feed_and_date_from_the_command_line(tmp_path: Path) -> None:
@@ -325,7 +321,13 @@ def test_loose_files_take_provider_feed_and_date_from_the_command_line(tmp_path:
     registry = load_registry(_registry(tmp_path / "registry"))
     result = preview_files(keys, registry)
     assert not result.loses
-    assert result.totals() == {"files": 1, "rows_in": 1, "rows_loaded": 1, "rows_quarantined": 0, "files_dead_lettered": 0}
+    assert result.totals() == {
+        "files": 1,
+        "rows_in": 1,
+        "rows_loaded": 1,
+        "rows_quarantined": 0,
+        "files_dead_lettered": 0,
+    }
     assert result.silver["sales"].select("order_id", "unit_price", "status").rows() == [("R1", 12.5, "completed")]
 
 
@@ -340,4 +342,20 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad = tmp_path / "registry"
     bad.mkdir()
     (bad / "providers.csv").write_text("provider\n", encoding="utf-8")
-    assert main(["onboard", "preview", str(loose), "--provider", PARTNER, "--feed", "sales", "--registry", str(bad)]) == 2
+    assert (
+        main(["onboard", "preview", str(loose), "--provider", PARTNER, "--feed", "sales", "--registry", str(bad)]) == 2
+    )
+
+
+def test_a_name_the_landing_zone_refuses_is_previewed_as_its_dead_letter(tmp_path: Path) -> None:
+    folder = tmp_path / PARTNER / "sales" / "2026-10-05"
+    folder.mkdir(parents=True)
+    (folder / ".export.csv").write_text(HEADER, encoding="utf-8")
+    (folder / "export.xlsx").write_bytes(b"PK")
+    registry = load_registry(_registry(tmp_path / "registry"))
+    result = preview_files(file_keys([tmp_path / PARTNER]), registry)
+    assert result.loses
+    assert [(f.key.rsplit("/", 1)[1], f.dead_letter and f.dead_letter[0]) for f in result.files] == [
+        (".export.csv", "bad_file_name"),
+        ("export.xlsx", "unsupported_format"),
+    ]
