@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import builtins
 import contextlib
+import csv
+import io
 import json
 import os
 import sys
@@ -470,6 +472,14 @@ def _warehouse_products(
     return products, f"gold.dim_product: {products.height} products of {', '.join(providers)}"
 
 
+def _value_map_row(f: FilePreview, name: str, value: str) -> str:
+    """A ``value_maps.csv`` row that would map ``value`` for the file's source, its canonical
+    value left as ``?`` for the person to fill in."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow([f.provider, f.feed, name, value, "?", "exact", ""])
+    return line.getvalue()
+
+
 def render(result: Preview) -> str:
     """The preview for a person: a block per file, then a total line."""
     out: list[str] = []
@@ -485,10 +495,14 @@ def render(result: Preview) -> str:
         for rule, n in f.quarantined.items():
             out.append(f"  quarantined {rule}: {n}")
             for example in f.examples[rule]:
-                out.append(f"    row {example['row']}: {json.dumps(example['raw'], ensure_ascii=False)}")
+                given = {column: value for column, value in example["raw"].items() if value is not None}
+                out.append(f"    row {example['row']}: {json.dumps(given, ensure_ascii=False)}")
         for column, found in f.unknown.items():
             values = ", ".join(f"{value!r} ({n})" for value, n in found["values"].items())
-            out.append(f"  unknown {column} (value map {found['map']!r}): {values}")
+            out.append(f"  unknown {column}: {values}")
+            for value in found["values"]:
+                if value != MISSING:
+                    out.append(f"    value_maps.csv: {_value_map_row(f, found['map'], value)}")
         if f.schema_drift:
             out.append(f"  columns differ from the registry: {json.dumps(dict(f.schema_drift), default=str)}")
     total = result.totals()

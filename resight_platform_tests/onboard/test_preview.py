@@ -359,3 +359,44 @@ def test_a_name_the_landing_zone_refuses_is_previewed_as_its_dead_letter(tmp_pat
         (".export.csv", "bad_file_name"),
         ("export.xlsx", "unsupported_format"),
     ]
+
+
+ONBOARDING_DOC = Path(__file__).resolve().parents[2] / "docs" / "onboarding.md"
+
+
+def _doc_blocks() -> list[str]:
+    """The ``text`` code blocks of docs/onboarding.md's Preview section."""
+    text = ONBOARDING_DOC.read_text(encoding="utf-8")
+    section = text.split("## Preview", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n```", 1)[0] for block in section.split("```text\n")[1:]]
+
+
+def test_the_documented_example_is_what_the_command_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files_block = next(block for block in _doc_blocks() if block.startswith("samples/"))
+    documented: dict[str, str] = {}
+    for line in files_block.splitlines():
+        if line.startswith("samples/"):
+            name = line.removeprefix(f"samples/{PARTNER}/")
+            documented[name] = ""
+        else:
+            documented[name] += line.removeprefix("    ") + "\n"
+    assert documented == FILES  # the doc shows the files the example runs on
+    (output,) = [block for block in _doc_blocks() if block.startswith("$ resight onboard preview")]
+    command, expected = output.split("\n", 1)
+    assert command == "$ resight onboard preview samples --registry draft-registry"
+    registry = _registry(tmp_path / "draft-registry")
+    samples = _write(tmp_path / "samples")
+    env = {"RESIGHT_HOME": str(tmp_path / "home"), "RESIGHT_PG_URL": "", "RESIGHT_REGISTRY_DIR": ""}
+    assert _in_env(env, "onboard", "preview", str(samples), "--registry", str(registry)) == 1
+    assert capsys.readouterr().out == expected + "\n"
+    assert not (tmp_path / "home").exists()
+    # The doc's fix: the two value-map rows it names leave only the partner's own faults.
+    fixes = ["paw_depot,sales,status,HOLD,cancelled,exact,", "paw_depot,stores,states,Jersey,NJ,exact,"]
+    doc = ONBOARDING_DOC.read_text(encoding="utf-8")
+    assert all(f"`{row}`" in doc for row in fixes)
+    with (registry / "value_maps.csv").open("a", encoding="utf-8") as out:
+        out.write("\n".join(fixes) + "\n")
+    assert _in_env(env, "onboard", "preview", str(samples), "--registry", str(registry)) == 1
+    total = "total: 4 files, 9 rows in, 6 would load, 3 quarantined, 1 dead-lettered"
+    assert total in capsys.readouterr().out.splitlines()
+    assert "`6 would load, 3 quarantined, 1 dead-lettered`" in " ".join(doc.split())
