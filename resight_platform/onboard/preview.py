@@ -316,7 +316,18 @@ def preview_files(
         quarantine.append(result.quarantine)
     quarantined = pl.concat(quarantine) if quarantine else empty_quarantine()
     loaded = {feed: pl.concat(frames) if len(frames) > 1 else frames[0] for feed, frames in sorted(silver.items())}
-    per_file = [_file_preview(r, files, bronze_rows, loaded, quarantined) for r in records]
+    loaded_rows: dict[str, int] = {}
+    for frame in loaded.values():
+        loaded_rows.update(frame.group_by("_source_file").len().iter_rows())
+    by_file = {
+        str(file): rows
+        for (file,), rows in quarantined.sort("_source_file", "_row_number")
+        .partition_by("_source_file", as_dict=True, maintain_order=True)
+        .items()
+    }
+    per_file = [
+        _file_preview(r, files, bronze_rows, loaded_rows, by_file.get(r.file_key, quarantined.clear())) for r in records
+    ]
     return Preview(sorted(per_file, key=lambda f: f.key), loaded, quarantined, records, categories)
 
 
@@ -324,9 +335,11 @@ def _file_preview(
     record: FileRecord,
     files: Mapping[str, Path],
     bronze_rows: Mapping[str, int],
-    loaded: Mapping[str, pl.DataFrame],
-    quarantine: pl.DataFrame,
+    loaded_rows: Mapping[str, int],
+    mine: pl.DataFrame,
 ) -> FilePreview:
+    """One file's preview from its ledger record, the partition's counts and its quarantined rows
+    (``mine``, in row order)."""
     key, path = record.file_key, str(files.get(record.file_key, record.file_key))
     if record.status == "dead_lettered":
         return FilePreview(
@@ -338,9 +351,6 @@ def _file_preview(
             dead_letter=(record.error_code or "", record.error or ""),
         )
     feed = record.feed or ""
-    valid = loaded.get(feed)
-    rows_loaded = valid.filter(pl.col("_source_file") == key).height if valid is not None else 0
-    mine = quarantine.filter(pl.col("_source_file") == key).sort("_row_number")
     counts: Counter[str] = Counter(mine.get_column("rule").to_list())
     order = {rule: i for i, rule in enumerate(QUARANTINE_RULES.get(feed, ()))}
     by_rule = dict(sorted(counts.items(), key=lambda item: order.get(item[0], len(order))))
@@ -361,7 +371,7 @@ def _file_preview(
         record.feed,
         record.business_date,
         rows_in=bronze_rows.get(key, record.rows_in or 0),
-        rows_loaded=rows_loaded,
+        rows_loaded=loaded_rows.get(key, 0),
         quarantined=by_rule,
         examples=examples,
         unknown=_unknown_values(feed, mine),
@@ -376,10 +386,10 @@ def _unknown_values(feed: str, quarantine: pl.DataFrame) -> dict[str, dict[str, 
         rows = quarantine.filter(pl.col("rule") == rule)
         if not rows.height:
             continue
-        values = Counter(
-            MISSING if value is None or not str(value).strip() else str(value)
-            for value in (json.loads(raw).get(column) for raw in rows.get_column("raw").to_list())
-        )
+        delivered = rows.select(pl.col("raw").str.json_path_match(f"$.{column}").alias("value"))
+        values: Counter[str] = Counter()
+        for value, n in delivered.group_by("value").len().iter_rows():
+            values[MISSING if value is None or not value.strip() else value] += n
         found[column] = {
             "map": MAPPED_COLUMNS[column],
             "rule": rule,
