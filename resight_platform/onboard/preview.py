@@ -276,13 +276,18 @@ def preview_files(
     categories: str = "",
     limits: ReadLimits = DEFAULT_LIMITS,
     now: datetime | None = None,
+    chunk_rows: int | None = None,
 ) -> Preview:
     """Bronze -> silver over ``files`` (landing key -> path, :func:`file_keys`) with ``registry``,
     writing nothing. ``products`` (``provider, sku, category``) gives sales lines their category's
     ceilings, as ``gold.dim_product`` does in a run; ``categories`` says where they came from.
 
     Each (provider, feed, date) is one partition folder, read by ``ingest_partition`` and cleaned
-    whole by ``clean_feed``, as the bronze and silver assets do."""
+    by ``clean_feed`` ``chunk_rows`` rows at a time (default: the silver asset's ``CHUNK_ROWS``),
+    as the bronze and silver assets do."""
+    from resight_platform.io.lake import CHUNK_ROWS  # the silver asset's chunk (imports Dagster)
+
+    chunk_rows = chunk_rows or CHUNK_ROWS
     now = now or datetime.now(UTC)
     store = _Files(files)
     folders = sorted({tuple(key.split("/")[:3]) for key in files})
@@ -303,17 +308,25 @@ def preview_files(
         if not frames:
             continue
         raw = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        del frames
         bronze_rows.update(raw.group_by("_source_file").len().iter_rows())
-        result = clean_feed(
-            feed,
-            raw,
-            registry=registry,
-            mappings=registry.mappings,
-            now=now,
-            products=products if feed == "sales" else None,
-        )
-        silver.setdefault(feed, []).append(result.valid)
-        quarantine.append(result.quarantine)
+        # In the silver asset's chunks, each chunk's loaded keys passed on as ``seen``: the same
+        # split as the whole partition at once (transforms/silver.py), in less memory.
+        seen: pl.DataFrame | None = None
+        for offset in range(0, raw.height, chunk_rows):
+            result = clean_feed(
+                feed,
+                raw.slice(offset, chunk_rows),
+                registry=registry,
+                mappings=registry.mappings,
+                now=now,
+                seen=seen,
+                products=products if feed == "sales" else None,
+            )
+            if result.keys is not None and result.keys.height:
+                seen = result.keys if seen is None else pl.concat([seen, result.keys])
+            silver.setdefault(feed, []).append(result.valid)
+            quarantine.append(result.quarantine)
     quarantined = pl.concat(quarantine) if quarantine else empty_quarantine()
     loaded = {feed: pl.concat(frames) if len(frames) > 1 else frames[0] for feed, frames in sorted(silver.items())}
     loaded_rows: dict[str, int] = {}

@@ -400,3 +400,12 @@ def test_the_documented_example_is_what_the_command_prints(tmp_path: Path, capsy
     total = "total: 4 files, 9 rows in, 6 would load, 3 quarantined, 1 dead-lettered"
     assert total in capsys.readouterr().out.splitlines()
     assert "`6 would load, 3 quarantined, 1 dead-lettered`" in " ".join(doc.split())
+
+
+def test_a_partition_cleaned_in_chunks_previews_the_same(tmp_path: Path) -> None:
+    # Two rows a chunk: sales_a's repeat of row 1 (row 4) and sales_b's of R3 fall in later chunks.
+    registry = load_registry(_registry(tmp_path / "registry"))
+    files = file_keys([_write(tmp_path / "samples")])
+    whole, chunked = preview_files(files, registry), preview_files(files, registry, chunk_rows=2)
+    assert [f.as_dict() for f in chunked.files] == [f.as_dict() for f in whole.files]
+    assert chunked.totals()["rows_quarantined"] == 6
