@@ -258,7 +258,7 @@ def file_keys(
                     raise PreviewUsageError(
                         f"{path}: not at a landing key (provider/feed/YYYY-MM-DD/name);"
                         " give --provider and --feed for loose files"
-                    ) from None
+                    )
                 key = f"{provider}/{feed}/{(day or datetime.now(UTC).date()).isoformat()}/{path.name}"
             if key in keys:
                 raise PreviewUsageError(f"{path} and {keys[key]} would both land at {key}")
