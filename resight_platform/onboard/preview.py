@@ -39,7 +39,7 @@ from resight_platform.io.storage import ObjectInfo, UnsafeKey, validate_key, val
 from resight_platform.schemas.silver import QUARANTINE_RULES, VOCABULARY_RULES
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.registry import FEEDS, MAPPED_COLUMNS, PROVIDER_PATTERN, Registry, RegistryError
-from resight_platform.transforms.bronze import DEFAULT_LIMITS, ReadLimits
+from resight_platform.transforms.bronze import DEFAULT_LIMITS, ColumnDrift, ReadLimits
 from resight_platform.transforms.silver import clean_feed, empty_quarantine
 
 __all__ = [
@@ -527,7 +527,7 @@ def render(result: Preview) -> str:
                 if value != MISSING:
                     out.append(f"    value_maps.csv: {_value_map_row(f, found['map'], value)}")
         if f.schema_drift:
-            out.append(f"  columns differ from the registry: {json.dumps(dict(f.schema_drift), default=str)}")
+            out.append(f"  columns differ from the registry: {ColumnDrift.from_dict(f.schema_drift).describe()}")
     total = result.totals()
     out.append(
         f"total: {total['files']} files, {total['rows_in']} rows in, {total['rows_loaded']} would load,"
