@@ -117,8 +117,9 @@ class FilePreview:
 
 @dataclass(frozen=True)
 class Preview:
-    """A preview's result: per file, and the silver rows and quarantine a run would write (per
-    feed, in the lake's columns, without ``_ingested_at``'s meaning: it is the preview's time)."""
+    """A preview's result: per file, and the silver rows (per feed, in the lake's columns) and the
+    quarantine (in ``ops.quarantine``'s) a run would write; a quarantined row's ``_ingested_at``
+    is the preview's time."""
 
     files: list[FilePreview]
     silver: Mapping[str, pl.DataFrame]

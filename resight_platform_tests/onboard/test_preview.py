@@ -313,6 +313,17 @@ def test_categories_come_from_the_warehouse_when_it_has_them(
             conn.execute("delete from gold.dim_product where product_key = -77")
 
 
+def test_a_preview_against_a_loaded_platform_changes_nothing(partner: Partner) -> None:
+    ops = "select (select count(*) from ops.ingestion_ledger), (select count(*) from ops.quarantine)"
+    ledger = "select file_key, checksum, status, rows_in, processed_at from ops.ingestion_ledger order by 1"
+    before = (_tree(partner.home), _rows(partner.pg_url, ops), _rows(partner.pg_url, ledger), _tables(partner.pg_url))
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert _cli(partner, "onboard", "preview", str(partner.files)) == 1
+    after = (_tree(partner.home), _rows(partner.pg_url, ops), _rows(partner.pg_url, ledger), _tables(partner.pg_url))
+    assert after == before
+    assert before[1] == [(4, 6)]
+
+
 def test_loose_files_take_provider_feed_and_date_from_the_command_line(tmp_path: Path) -> None:
     loose = tmp_path / "export.csv"
     loose.write_text(HEADER + "R1|1|10/05/2026 09:15|S1|A100|2|$12.50|OK\n", encoding="utf-8")
