@@ -253,8 +253,8 @@ def file_keys(
     keys: dict[str, Path] = {}
     for given in paths:
         for path in _walk(given):
-            key = "/".join(path.parts[-4:])
-            if not _in_landing_folder(path):
+            key = "/".join(path.absolute().parts[-4:])
+            if not _in_landing_folder(path.absolute()):
                 if provider is None or feed is None:
                     raise PreviewUsageError(
                         f"{path}: not at a landing key (provider/feed/YYYY-MM-DD/name);"

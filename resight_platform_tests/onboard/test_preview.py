@@ -342,6 +342,14 @@ def test_loose_files_take_provider_feed_and_date_from_the_command_line(tmp_path:
     assert result.silver["sales"].select("order_id", "unit_price", "status").rows() == [("R1", 12.5, "completed")]
 
 
+def test_a_file_named_from_inside_its_landing_folder_keeps_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _write(tmp_path / "samples") / PARTNER / "stores" / "2026-10-05"
+    monkeypatch.chdir(folder)
+    assert file_keys([Path("stores.csv")]) == {f"{PARTNER}/stores/2026-10-05/stores.csv": Path("stores.csv")}
+
+
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     loose = tmp_path / "export.csv"
     loose.write_text(HEADER, encoding="utf-8")
