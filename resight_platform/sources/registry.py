@@ -17,19 +17,28 @@ a local directory or an ``s3://`` prefix) holds everything:
   (``sources/value_maps.py``).
 
 ``load_registry`` validates everything and raises ``RegistryError`` listing every problem with its
-file, row, field and reason, so a bad onboarding edit is caught before it reaches a run.
+file, row, field and reason, so a bad onboarding edit is caught before it reaches a run;
+``check_registry`` returns the problems instead, with the warnings (what loads but is most likely a
+mistake: a partner with no source, a history start in the future, a profile no partner uses).
+
+A registry's ``version`` is a short digest of the bytes of every file it was read from: the same
+files give the same version wherever they are stored, and the ledger records it with each file
+read, loaded or dead-lettered (``ops.ingestion_ledger.registry_version``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
 import yaml
 
 from resight_platform.sources.issues import Reader, RegistryError, RegistryIssue, read_csv
@@ -46,17 +55,22 @@ __all__ = [
     "PROVIDER_PATTERN",
     "REQUIRED_COLUMNS",
     "SOURCE_VALUES_FILE",
+    "TIMEZONE_DIRECTIVES",
+    "VERSION_CHARS",
     "FeedLayout",
     "Profile",
     "Provider",
     "Reader",
     "Registry",
+    "RegistryCheck",
     "RegistryError",
     "RegistryIssue",
     "Source",
+    "check_registry",
     "directory_reader",
     "load_registry",
     "registry_rows",
+    "registry_version",
 ]
 
 DEFAULT_REGISTRY_DIR = Path(__file__).parent / "registry"
@@ -132,6 +146,13 @@ MAPPED_COLUMNS: Mapping[str, str] = {
 
 SOURCE_VALUES_FILE = "source_values.csv"
 GIVEN_KINDS: tuple[str, ...] = ("constant", "default")
+
+#: The strptime directives that make a profile's ``datetime_format`` carry its own UTC offset
+#: (silver then ignores the source's timezone; ``transforms/silver.py``).
+TIMEZONE_DIRECTIVES: tuple[str, ...] = ("%z", "%:z", "%::z", "%#z")
+#: Hex characters of a registry's ``version`` (48 bits of sha256: two registries of a deployment's
+#: history share a version by chance with odds of about n^2 / 2^49).
+VERSION_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -222,9 +243,24 @@ class Registry:
     value_maps: ValueMaps = field(default_factory=ValueMaps)
     #: The history start of a provider that gives none (``RESIGHT_HISTORY_FLOOR``).
     history_floor: date = DEFAULT_HISTORY_FLOOR
+    #: A digest of every file the registry was read from (``registry_version``); empty for a
+    #: registry built in code.
+    version: str = ""
+    #: Per provider, a digest of what its files are read with: its providers.csv row, its sources
+    #: with their profile layouts, constants and defaults, its own value maps and the global
+    #: mapping tables (``provider_version``). It changes when that provider's rows change, not
+    #: when another partner is onboarded, so the ledger can tell which partners changed.
+    provider_versions: Mapping[str, str] = field(default_factory=dict)
+    #: What loads but is most likely a mistake (a partner with no source, …): reported by
+    #: ``resight onboard check``, never a reason to refuse the registry.
+    warnings: tuple[RegistryIssue, ...] = ()
 
     def source(self, provider: str, feed: str) -> Source | None:
         return self.sources.get((provider, feed))
+
+    def provider_version(self, provider: str | None) -> str | None:
+        """The version of ``provider``'s own registry rows (None: not registered, or no provider)."""
+        return self.provider_versions.get(provider) if provider else None
 
     def provider_slugs(self) -> list[str]:
         return sorted(self.providers)
@@ -251,38 +287,149 @@ def load_registry(
     *,
     read: Reader | None = None,
     history_floor: date = DEFAULT_HISTORY_FLOOR,
+    today: date | None = None,
 ) -> Registry:
     """Load and validate the registry at ``location`` (default: the one shipped in the package).
 
     ``location`` is a local directory; a registry elsewhere (``s3://…``) is read through ``read``,
     which returns a file's bytes by its path relative to the registry (``resources.py`` builds one
     on the object store). ``history_floor`` is the history start of a provider that gives none
-    (``Settings.history_floor``). Raises ``RegistryError`` listing every problem.
+    (``Settings.history_floor``); ``today`` (default: today, UTC) is what a ``history_start`` in the
+    future is judged against (a warning). Raises ``RegistryError`` listing every problem.
     """
+    checked = check_registry(location, read=read, history_floor=history_floor, today=today)
+    if checked.errors:
+        raise RegistryError(list(checked.errors))
+    return checked.registry
+
+
+@dataclass(frozen=True)
+class RegistryCheck:
+    """A registry validated as a whole: ``errors`` (any one refuses the registry) and what loaded
+    (with errors, only the rows that passed: counts to report, not a registry to run on)."""
+
+    registry: Registry
+    errors: tuple[RegistryIssue, ...]
+
+    @property
+    def warnings(self) -> tuple[RegistryIssue, ...]:
+        return self.registry.warnings
+
+
+def check_registry(
+    location: Path | str | None = None,
+    *,
+    read: Reader | None = None,
+    history_floor: date = DEFAULT_HISTORY_FLOOR,
+    today: date | None = None,
+) -> RegistryCheck:
+    """Validate the registry at ``location`` (as ``load_registry``) and return every error and
+    warning instead of raising: what ``resight onboard check`` prints."""
     if read is None:
         if isinstance(location, str) and "://" in location:
             raise ValueError(f"{location!r} is not a local directory: pass a reader (resources.load_registry_at)")
         read = directory_reader(Path(location) if location else DEFAULT_REGISTRY_DIR)
+    files: dict[str, bytes | None] = {}
+
+    def recorded(name: str) -> bytes | None:
+        if name not in files:
+            files[name] = read(name)
+        return files[name]
+
     issues: list[RegistryIssue] = []
-    mappings = read_mappings(read, issues, vocabulary())
-    profiles = _load_profiles(read, issues)
-    providers = _load_providers(read, profiles, mappings, issues)
-    sources = _load_sources(read, providers, profiles, history_floor, issues)
-    sources, given_rows = _apply_source_values(read, sources, issues)
+    mappings = read_mappings(recorded, issues, vocabulary())
+    profiles = _load_profiles(recorded, issues)
+    providers = _load_providers(recorded, profiles, mappings, issues)
+    sources = _load_sources(recorded, providers, profiles, history_floor, issues)
+    sources, given_rows = _apply_source_values(recorded, sources, issues)
     value_maps = read_value_maps(
-        read, issues, providers=providers.keys(), sources=sources.keys(), feeds=FEEDS, mappings=mappings
+        recorded, issues, providers=providers.keys(), sources=sources.keys(), feeds=FEEDS, mappings=mappings
     )
     _check_given_values(sources, given_rows, mappings, value_maps, issues)
-    if issues:
-        raise RegistryError(issues)
-    return Registry(
+    registry = Registry(
         providers=providers,
         profiles=profiles,
         sources=sources,
         mappings=mappings,
         value_maps=value_maps,
         history_floor=history_floor,
+        version=registry_version(files),
     )
+    shared = registry_version({name: data for name, data in files.items() if name.startswith("mappings/")})
+    registry = replace(registry, provider_versions=_provider_versions(registry, shared))
+    warnings = _warnings(registry, recorded, today or datetime.now(UTC).date())
+    return RegistryCheck(registry=replace(registry, warnings=warnings), errors=tuple(issues))
+
+
+def registry_version(files: Mapping[str, bytes | None]) -> str:
+    """The version of a registry read from ``files`` (path relative to the registry -> bytes, None
+    for an optional file that is absent): the first :data:`VERSION_CHARS` hex characters of a
+    sha256 over each present file's path and bytes, in path order. Files the loader does not read
+    (a README beside them) are not part of it: they change nothing a run does."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        if data is None:
+            continue
+        encoded = name.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "big") + encoded + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def _provider_versions(registry: Registry, shared: str) -> dict[str, str]:
+    """Each provider's version: a digest of its parsed rows (``repr`` of frozen dataclasses, in
+    file order: the same files give the same text) and of ``shared``, the global tables' version."""
+    sources: dict[str, list[Source]] = {}
+    for (slug, _), source in sorted(registry.sources.items()):
+        sources.setdefault(slug, []).append(source)
+    scopes: dict[str, list[object]] = {}
+    for key, scope in sorted(registry.value_maps.scopes.items()):
+        scopes.setdefault(key[1], []).append((key, scope))
+    out: dict[str, str] = {}
+    for slug, provider in registry.providers.items():
+        text = repr((shared, provider, sources.get(slug, []), scopes.get(slug, [])))
+        out[slug] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:VERSION_CHARS]
+    return out
+
+
+def _warnings(registry: Registry, read: Reader, today: date) -> tuple[RegistryIssue, ...]:
+    """What loads but is most likely a mistake; each names the row a person would edit."""
+    warnings: list[RegistryIssue] = []
+    rows = {row.get("provider", ""): line for line, row in _csv_rows(read, "providers.csv")}
+    with_source = {provider for provider, _ in registry.sources}
+    for slug, provider in sorted(registry.providers.items()):
+        line = rows.get(slug)
+        if slug not in with_source:
+            warnings.append(
+                RegistryIssue(
+                    "providers.csv",
+                    line,
+                    "provider",
+                    f"{slug!r} has no source in sources.csv: each file it sends is dead-lettered as unknown_source",
+                )
+            )
+        if provider.history_start is not None and provider.history_start > today:
+            warnings.append(
+                RegistryIssue(
+                    "providers.csv",
+                    line,
+                    "history_start",
+                    f"{provider.history_start.isoformat()} is after today ({today.isoformat()}): every sale would"
+                    " be quarantined as before_history_start",
+                )
+            )
+    used = {provider.profile for provider in registry.providers.values()}
+    for name in sorted(set(registry.profiles) - used):
+        warnings.append(
+            RegistryIssue("profiles.yaml", None, f"profiles.{name}", "no provider in providers.csv uses it")
+        )
+    return tuple(warnings)
+
+
+def _csv_rows(read: Reader, name: str) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a registry CSV already validated, with their file row numbers (header = 1)."""
+    return list(enumerate(read_csv(read, name, (), []), start=2))
 
 
 def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profile]:
@@ -292,11 +439,23 @@ def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profi
         issues.append(RegistryIssue(file, None, "-", "file not found"))
         return {}
     try:
-        # libyaml's loader when present: 5x faster on a large profiles.yaml, the same documents.
-        document = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        loader = _Loader(data.decode("utf-8"))
+        try:
+            document = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         issues.append(RegistryIssue(file, None, "-", f"not valid YAML: {exc}"))
         return {}
+    for key, line, first in loader.duplicates:
+        issues.append(
+            RegistryIssue(
+                file,
+                line,
+                "-",
+                f"key {key!r} is given twice (first at line {first}): YAML keeps the last",
+            )
+        )
     raw_profiles = document.get("profiles") if isinstance(document, dict) else None
     if not isinstance(raw_profiles, dict):
         issues.append(RegistryIssue(file, None, "profiles", "expected a mapping of profiles"))
@@ -307,6 +466,32 @@ def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profi
         if profile is not None:
             profiles[profile.name] = profile
     return profiles
+
+
+# libyaml's parser when present: 5x faster on a large profiles.yaml, the same documents.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, noting each key given twice in one mapping (``duplicates``: key, line,
+    first line): YAML silently keeps the last, so a column mapped twice would lose one mapping
+    without a word. A key a merge (``<<``) brings in is an override, not a duplicate."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int, int]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                self.duplicates.append((key_node.value, line, seen[key_node.value]))
+            else:
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) -> Profile | None:
@@ -332,6 +517,12 @@ def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) 
         "".encode(encoding)
     except LookupError:
         issues.append(RegistryIssue(file, None, f"{where}.encoding", f"unknown encoding {encoding!r}"))
+    datetime_format = str(raw.get("datetime_format", "iso"))
+    date_format = str(raw.get("date_format", "%Y-%m-%d"))
+    for key, pattern, with_time in (("datetime_format", datetime_format, True), ("date_format", date_format, False)):
+        problem = _format_problem(pattern, with_time=with_time)
+        if problem is not None:
+            issues.append(RegistryIssue(file, None, f"{where}.{key}", problem))
     feeds: dict[str, FeedLayout] = {}
     raw_feeds = raw.get("feeds")
     if not isinstance(raw_feeds, dict) or not raw_feeds:
@@ -379,12 +570,51 @@ def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) 
         format=fmt,
         delimiter=delimiter,
         encoding=encoding,
-        datetime_format=str(raw.get("datetime_format", "iso")),
-        date_format=str(raw.get("date_format", "%Y-%m-%d")),
+        datetime_format=datetime_format,
+        date_format=date_format,
         money_format=money,
         channel=channel,
         feeds=feeds,
     )
+
+
+#: The instant a profile's date and time patterns must write and read back (``_format_problem``):
+#: every field distinct, a day after the 12th (day and month cannot be swapped) and an afternoon
+#: hour (12-hour clocks need ``%p``).
+_PROBE = datetime(2031, 11, 23, 17, 45, 56)
+
+
+@cache
+def _format_problem(pattern: str, *, with_time: bool) -> str | None:
+    """Why silver could not read values written in ``pattern`` (None: it can). A pattern is judged
+    by writing a known instant with it and reading it back as silver does (strptime in Polars): a
+    pattern without a year, month or day, with an unknown directive, or written as a person reads
+    it (``DD/MM/YYYY``) would leave every value unparseable and quarantine every row."""
+    if with_time and pattern in ("iso", "epoch_ms"):
+        return None
+    hint = '"iso", "epoch_ms" or a strftime pattern' if with_time else "a strftime pattern"
+    if "%" not in pattern:
+        return f"{pattern!r} is not {hint} such as '%m/%d/%Y'"
+    aware = any(d in pattern for d in TIMEZONE_DIRECTIVES)
+    probe = _PROBE.replace(tzinfo=UTC) if aware or "%Z" in pattern or "%s" in pattern else _PROBE
+    target: pl.Datetime | pl.Date = pl.Datetime("us", "UTC") if aware else pl.Datetime("us") if with_time else pl.Date()
+    try:
+        written = pl.select(pl.lit(probe).dt.strftime(pattern)).item()
+        back = pl.select(pl.lit(written).str.strptime(target, pattern, strict=False)).item()
+    except pl.exceptions.PolarsError as exc:
+        return f"{pattern!r} is not {hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    if isinstance(back, datetime):
+        back_day, hour = back.replace(tzinfo=None).date(), back.hour
+    else:
+        back_day, hour = back, None
+    if back_day != _PROBE.date():
+        return (
+            f"{pattern!r} does not read back a whole date: {_PROBE.isoformat(' ')} is written {written!r} and read"
+            f" as {back_day} (it needs a year, a month and a day)"
+        )
+    if hour not in (None, 0, _PROBE.hour):
+        return f"{pattern!r} reads {written!r} as {back}: a 12-hour clock needs %p"
+    return None
 
 
 def _given(file: str, where: str, feed: str, kind: str, raw: Any, issues: list[RegistryIssue]) -> dict[str, str]:
