@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resight_platform.onboard.check import add_check_parser
+
 __all__ = ["add_onboard_parser"]
 
 
@@ -19,4 +21,5 @@ def add_onboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     steps = onboard.add_subparsers(dest="onboard_command", required=True, metavar="step")
     # Each step's module adds its parser here (one line each).
+    add_check_parser(steps)
     del steps

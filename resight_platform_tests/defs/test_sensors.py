@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
 from resight_platform.settings import Settings
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, load_registry
 
 TODAY = datetime.now(UTC).date()
 DAY = TODAY - timedelta(days=1)
@@ -83,13 +85,16 @@ class Daemon:
             return {key: (status, etag, code) for key, status, etag, code in cur.fetchall()}
 
 
-def _daemon(tmp_path: Path, pg_url: str, landing_url: str, endpoint: str | None = None) -> Iterator[Daemon]:
+def _daemon(
+    tmp_path: Path, pg_url: str, landing_url: str, endpoint: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Daemon]:
     settings = Settings.from_env(
         {
             "RESIGHT_HOME": str(tmp_path / "home"),
             "RESIGHT_LANDING_URL": landing_url,
             "RESIGHT_PARTITIONS_START": (TODAY - timedelta(days=60)).isoformat(),
             **({"AWS_ENDPOINT_URL": endpoint} if endpoint else {}),
+            **(env or {}),
         }
     )
     defs = build_definitions(settings, pg_url=pg_url)
@@ -369,3 +374,87 @@ def test_ledger_keeps_checksum_of_read_files(daemon: Daemon) -> None:
             "select checksum, etag, run_key from ops.ingestion_ledger where file_key = %s", (key,)
         ).fetchone()
     assert row is not None and row[0] and row[1] and row[2] is None
+
+
+# --- a registry change while the daemon runs ---------------------------------------------------
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def _versions(pg_url: str) -> dict[str, tuple[str | None, str | None, int]]:
+    """Per ledgered file: the registry's version, its provider's version, rows quarantined as
+    ``unknown_status``."""
+    with connect(pg_url) as conn:
+        rows = conn.execute(
+            "select l.file_key, l.registry_version, l.provider_version,"
+            " (select count(*) from ops.quarantine q where q.source_file = l.file_key and q.rule = 'unknown_status')"
+            " from ops.ingestion_ledger l"
+        ).fetchall()
+    return {key: (registry, provider, int(unknown)) for key, registry, provider, unknown in rows}
+
+
+@pytest.fixture
+def live_daemon(tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Daemon, Path]]:
+    """A daemon on a registry directory of its own that it looks at on every call (recheck 0 s),
+    as production does every RESIGHT_REGISTRY_RECHECK_SECONDS."""
+    registry = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, registry)
+    monkeypatch.setenv("RESIGHT_WATCH_HOT_DAYS", "7")
+    env = {"RESIGHT_REGISTRY_DIR": str(registry), "RESIGHT_REGISTRY_RECHECK_SECONDS": "0"}
+    for daemon in _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing"), env=env):
+        yield daemon, registry
+
+
+def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_each_version(
+    live_daemon: tuple[Daemon, Path],
+) -> None:
+    daemon, registry = live_daemon
+    key = f"pawmart/sales/{DAY}/a.csv"
+    daemon.landing.write_bytes(key, sales_csv("A").replace(b",completed\n", b",SOLD\n", 1))
+    daemon.run_all(daemon.tick())
+    before = load_registry(registry)
+    assert _versions(daemon.pg_url)[key] == (before.version, before.provider_version("pawmart"), 1)  # SOLD: unknown
+
+    # Onboarding, with the daemon running: a new partner and its source, and pawmart's own word for
+    # a completed sale. No restart: the same definitions, resources and instance tick again.
+    _append(registry / "providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD")
+    _append(registry / "sources.csv", "tiny_pets,sales,,24,true")
+    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    after = load_registry(registry)
+    daemon.landing.write_bytes(f"tiny_pets/sales/{DAY}/t.csv", sales_csv("T"))
+    daemon.landing.write_bytes(key, sales_csv("A", rows=4).replace(b",completed\n", b",SOLD\n", 1))  # re-delivered
+    tick = daemon.tick()
+    assert "tiny_pets" in {k for r in tick.dynamic_partitions_requests or [] for k in r.partition_keys or []}
+    daemon.run_all(tick)
+
+    versions = _versions(daemon.pg_url)
+    assert versions[key] == (after.version, after.provider_version("pawmart"), 0)  # SOLD is completed now
+    assert versions[f"tiny_pets/sales/{DAY}/t.csv"] == (after.version, after.provider_version("tiny_pets"), 0)
+    assert daemon.ledger()[f"tiny_pets/sales/{DAY}/t.csv"][0] == "loaded"
+    assert after.version != before.version
+    assert after.provider_version("pawmart") != before.provider_version("pawmart")
+    assert after.provider_version("barkbox_market") == before.provider_version("barkbox_market")
+
+
+def test_ops_sources_shows_each_providers_onboarding_state(live_daemon: tuple[Daemon, Path]) -> None:
+    daemon, registry = live_daemon
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
+    daemon.run_all(daemon.tick())
+    # pawmart's rows change after its file loaded; barkbox_market's do not; the rest sent nothing.
+    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    result = daemon.defs.resolve_job_def("registry_job").execute_in_process(instance=daemon.instance)
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("ops__sources")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    current = load_registry(registry)
+    assert metadata["registry_version"] == current.version
+    assert (metadata["providers_changed"], metadata["providers_loading"], metadata["providers_silent"]) == (1, 1, 0)
+    assert metadata["providers_new"] == len(current.providers) - 2
+    table = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1] for line in str(metadata["onboarding"]).splitlines()[2:]
+    }
+    assert (table["pawmart"], table["barkbox_market"], table["petopia"]) == ("changed", "loading", "new")
