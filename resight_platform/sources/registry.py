@@ -338,12 +338,20 @@ def check_registry(
 
     issues: list[RegistryIssue] = []
     mappings = read_mappings(recorded, issues, vocabulary())
-    profiles = _load_profiles(recorded, issues)
-    providers = _load_providers(recorded, profiles, mappings, issues)
-    sources = _load_sources(recorded, providers, profiles, history_floor, issues)
-    sources, given_rows = _apply_source_values(recorded, sources, issues)
+    # What is in a file but failed its own checks: rows that name it are not reported again
+    # (one typo in a profile is one error, not one per partner using it and per source of those).
+    failed = _Failed()
+    profiles = _load_profiles(recorded, issues, failed)
+    providers = _load_providers(recorded, profiles, mappings, issues, failed)
+    sources = _load_sources(recorded, providers, profiles, history_floor, issues, failed)
+    sources, given_rows = _apply_source_values(recorded, sources, issues, failed)
     value_maps = read_value_maps(
-        recorded, issues, providers=providers.keys(), sources=sources.keys(), feeds=FEEDS, mappings=mappings
+        recorded,
+        issues,
+        providers=providers.keys() | failed.providers,
+        sources=sources.keys() | failed.sources,
+        feeds=FEEDS,
+        mappings=mappings,
     )
     _check_given_values(sources, given_rows, mappings, value_maps, issues)
     registry = Registry(
@@ -432,7 +440,16 @@ def _csv_rows(read: Reader, name: str) -> list[tuple[int, dict[str, str]]]:
     return list(enumerate(read_csv(read, name, (), []), start=2))
 
 
-def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profile]:
+@dataclass
+class _Failed:
+    """The profiles, providers and sources a registry lists that failed their own checks."""
+
+    profiles: set[str] = field(default_factory=set)
+    providers: set[str] = field(default_factory=set)
+    sources: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _load_profiles(read: Reader, issues: list[RegistryIssue], failed: _Failed) -> dict[str, Profile]:
     file = "profiles.yaml"
     data = read(file)
     if data is None:
@@ -465,6 +482,8 @@ def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profi
         profile = _parse_profile(file, str(name), raw, issues)
         if profile is not None:
             profiles[profile.name] = profile
+        else:
+            failed.profiles.add(str(name))
     return profiles
 
 
@@ -647,7 +666,7 @@ def _valid_timezone(name: str) -> bool:
 
 
 def _load_providers(
-    read: Reader, profiles: Mapping[str, Profile], mappings: Mappings, issues: list[RegistryIssue]
+    read: Reader, profiles: Mapping[str, Profile], mappings: Mappings, issues: list[RegistryIssue], failed: _Failed
 ) -> dict[str, Provider]:
     file = "providers.csv"
     rows = read_csv(read, file, ("provider", "name", "kind", "profile", "timezone", "currency"), issues)
@@ -665,7 +684,8 @@ def _load_providers(
             issues.append(RegistryIssue(file, line, "name", "empty"))
         if row["kind"] not in KINDS:
             issues.append(RegistryIssue(file, line, "kind", f"{row['kind']!r} is not one of {KINDS}"))
-        if row["profile"] not in profiles:
+        cascaded = row["profile"] in failed.profiles  # the profile's own error says why
+        if row["profile"] not in profiles and not cascaded:
             issues.append(RegistryIssue(file, line, "profile", f"unknown profile {row['profile']!r}"))
         if not _valid_timezone(row["timezone"]):
             issues.append(RegistryIssue(file, line, "timezone", f"unknown timezone {row['timezone']!r}"))
@@ -676,7 +696,9 @@ def _load_providers(
                 RegistryIssue(file, line, "currency", f"no USD rate for {row['currency']!r} in mappings/fx_rates.csv")
             )
         history_start = _history_start(row.get("history_start", ""), file, line, issues)
-        if len(issues) == before:
+        if len(issues) > before or cascaded:
+            failed.providers.add(slug)
+        else:
             providers[slug] = Provider(
                 provider=slug,
                 name=row["name"],
@@ -716,6 +738,7 @@ def _load_sources(
     profiles: Mapping[str, Profile],
     history_floor: date,
     issues: list[RegistryIssue],
+    failed: _Failed,
 ) -> dict[tuple[str, str], Source]:
     file = "sources.csv"
     rows = read_csv(read, file, ("provider", "feed", "format", "expected_every_hours", "active"), issues)
@@ -724,7 +747,7 @@ def _load_sources(
         before = len(issues)
         slug, feed = row["provider"], row["feed"]
         provider = providers.get(slug)
-        if provider is None:
+        if provider is None and slug not in failed.providers:  # else its row's own error says why
             issues.append(RegistryIssue(file, line, "provider", f"{slug!r} is not in providers.csv"))
         if feed not in FEEDS:
             issues.append(RegistryIssue(file, line, "feed", f"{feed!r} is not one of {FEEDS}"))
@@ -742,7 +765,9 @@ def _load_sources(
         profile = profiles.get(provider.profile) if provider else None
         if provider is not None and profile is not None and feed in FEEDS and feed not in profile.feeds:
             issues.append(RegistryIssue(file, line, "feed", f"profile {profile.name!r} has no layout for {feed!r}"))
-        if len(issues) == before and provider is not None and profile is not None:
+        if len(issues) > before or provider is None or profile is None:
+            failed.sources.add((slug, feed))
+        else:
             sources[(slug, feed)] = Source(
                 provider=slug,
                 feed=feed,
@@ -760,7 +785,7 @@ def _load_sources(
 
 
 def _apply_source_values(
-    read: Reader, sources: dict[tuple[str, str], Source], issues: list[RegistryIssue]
+    read: Reader, sources: dict[tuple[str, str], Source], issues: list[RegistryIssue], failed: _Failed
 ) -> tuple[dict[tuple[str, str], Source], dict[tuple[str, str, str], int]]:
     """Each source with its own constants and defaults (``source_values.csv``, optional:
     ``provider,feed,column,kind,value``) over its profile's: a row replaces what the profile gives
@@ -771,6 +796,8 @@ def _apply_source_values(
     for line, row in enumerate(rows, start=2):
         before = len(issues)
         key, column, kind, value = (row["provider"], row["feed"]), row["column"], row["kind"], row["value"]
+        if key in failed.sources:
+            continue  # the source's own row is in error: its values are judged once it loads
         if key not in sources:
             issues.append(RegistryIssue(file, line, "feed", f"{key[0]}/{key[1]} is not in sources.csv"))
         elif column not in CANONICAL_COLUMNS[key[1]]:
