@@ -83,8 +83,8 @@ def test_every_problem_is_printed_with_its_file_row_and_field(
         " '%m/%d/%Y'" in lines
     )
     assert (
-        f"warning providers.csv:{quiet} provider: 'quiet_pets' has no source in sources.csv: each file it sends is dead-lettered as unknown_source"
-        in lines
+        f"warning providers.csv:{quiet} provider: 'quiet_pets' has no source in sources.csv: each file it sends"
+        " is dead-lettered as unknown_source" in lines
     )
     assert lines[-1] == "invalid: 3 errors, 1 warnings"
     # What loaded is counted: the providers whose rows passed (not tiny_pets, nor legacy_pos's 7).
