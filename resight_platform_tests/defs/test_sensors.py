@@ -22,7 +22,7 @@ import pytest
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
-from resight_platform.defs.sensors import LANDING_SENSOR
+from resight_platform.defs.sensors import LANDING_SENSOR, REGISTRY_SENSOR
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
@@ -439,14 +439,31 @@ def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_e
     assert after.provider_version("barkbox_market") == before.provider_version("barkbox_market")
 
 
+def registry_tick(daemon: Daemon, cursor: str | None) -> dg.SensorResult:
+    sensor = daemon.defs.resolve_sensor_def(REGISTRY_SENSOR)
+    with dg.build_sensor_context(
+        instance=daemon.instance, cursor=cursor, definitions=daemon.defs, resources=dict(daemon.defs.resources or {})
+    ) as context:
+        result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
 def test_ops_sources_shows_each_providers_onboarding_state(live_daemon: tuple[Daemon, Path]) -> None:
     daemon, registry = live_daemon
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
     daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
     daemon.run_all(daemon.tick())
+    # The registry sensor syncs ops/sources once per registry version it sees.
+    first = registry_tick(daemon, None)
+    assert len(first.run_requests or []) == 1
+    assert not registry_tick(daemon, first.cursor).run_requests  # the same version: nothing to do
     # pawmart's rows change after its file loaded; barkbox_market's do not; the rest sent nothing.
     (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
-    result = daemon.defs.resolve_job_def("registry_job").execute_in_process(instance=daemon.instance)
+    changed = registry_tick(daemon, first.cursor)
+    [request] = changed.run_requests or []
+    assert changed.cursor == load_registry(registry).version == request.tags["resight/registry_version"]
+    result = daemon.run(request)
     assert result.success
     [materialization] = result.asset_materializations_for_node("ops__sources")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
