@@ -822,9 +822,14 @@ def test_a_key_given_twice_in_profiles_yaml(registry_dir: Path) -> None:
     # YAML would keep the second silently: TransID would no longer be read as order_id.
     text = text.replace("columns: {TransID: order_id,", "columns: {TransID: order_id, TransID: line_no,", 1)
     path.write_text(text, encoding="utf-8")
-    line = next(n for n, content in enumerate(text.splitlines(), start=1) if "TransID: line_no" in content)
+    line, content = next((n, c) for n, c in enumerate(text.splitlines(), start=1) if "TransID: line_no" in c)
+    first, again = content.index("TransID") + 1, content.index("TransID: line_no") + 1
     find_issue(
-        issues_of(registry_dir), "profiles.yaml", line, "-", f"key 'TransID' is given twice (first at line {line})"
+        issues_of(registry_dir),
+        "profiles.yaml",
+        line,
+        "-",
+        f"key 'TransID' at column {again} is given twice (first at line {line} column {first}): YAML keeps the last",
     )
 
 
