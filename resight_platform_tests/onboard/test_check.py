@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -139,3 +140,50 @@ def test_a_registry_on_s3_has_the_version_of_the_same_files_on_disk(
     on_s3 = run_check(f"s3://{bucket}/registry", settings)
     assert (on_s3.errors, on_s3.version) == ((), run_check(str(registry), settings).version)
     assert on_s3.location == f"s3://{bucket}/registry"
+
+
+# --- docs/onboarding.md's worked example ---------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "onboarding.md"
+_VERSION = re.compile(r"version [0-9a-f]{12}")
+
+
+def documented_outputs() -> list[list[str]]:
+    """The output lines of each ``$ resight onboard check my-registry`` in the Check section."""
+    section = DOCS.read_text(encoding="utf-8").split("## Check:", 1)[1].split("\n## ", 1)[0]
+    outputs = []
+    for block in section.split("$ resight onboard check my-registry\n")[1:]:
+        outputs.append(block.split("\n$ ", 1)[0].split("\n```", 1)[0].splitlines())
+    return outputs
+
+
+def test_the_documented_example_prints_what_the_docs_say(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(DEFAULT_REGISTRY_DIR, "my-registry")
+    registry = Path("my-registry")
+    append(registry / "providers.csv", "tiny_pets,Tiny Pets,retail,tiny_pos,America/Chicago,USD")
+    append(registry / "sources.csv", "tiny_pets,sales,,24,true")
+    append(registry / "providers.csv", "quiet_paws,Quiet Paws,retail,standard_csv,America/Denver,USD")
+    profile = (
+        '\n  tiny_pos:\n    format: csv\n    datetime_format: "DD/MM/YYYY HH:mm"\n    feeds:\n      sales:\n'
+        "        columns: {Ticket: order_id, Line: line_no, When: ordered_at, Item: sku, Qty: quantity,\n"
+        "                  Price: unit_price, Status: status, Status: channel}\n"
+    )
+    with (registry / "profiles.yaml").open("a", encoding="utf-8") as handle:
+        handle.write(profile)
+    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\ntiny_pets,,status,SOLD,sold\n")
+    broken, fixed = documented_outputs()
+
+    code, lines = check(capsys, "my-registry")
+    assert code == 1
+    assert [_VERSION.sub("version -", line) for line in lines] == [_VERSION.sub("version -", line) for line in broken]
+
+    text = (registry / "profiles.yaml").read_text(encoding="utf-8")
+    text = text.replace('"DD/MM/YYYY HH:mm"', '"%d/%m/%Y %H:%M"').replace("Status: channel", "Till: channel")
+    (registry / "profiles.yaml").write_text(text, encoding="utf-8")
+    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\ntiny_pets,,status,SOLD,completed\n")
+    code, lines = check(capsys, "my-registry")
+    assert code == 0
+    assert [_VERSION.sub("version -", line) for line in lines] == [_VERSION.sub("version -", line) for line in fixed]
