@@ -90,7 +90,7 @@ def source_registry(
     now = datetime.now(UTC)
     with warehouse.connect() as conn:
         rows = sync_sources(conn, reg)
-        activity = provider_activity(conn, now - timedelta(days=config.loading_days))
+        activity = provider_activity(conn, reg.providers, now - timedelta(days=config.loading_days))
     wanted = source_keys(reg)
     assert SOURCE_PARTITIONS.name is not None
     existing = set(context.instance.get_dynamic_partitions(SOURCE_PARTITIONS.name))

@@ -587,17 +587,27 @@ class ProviderActivity:
     dead_lettered_since: int
 
 
-def provider_activity(conn: psycopg.Connection, since: datetime) -> dict[str, ProviderActivity]:
-    """``provider -> ProviderActivity`` for every provider with a ledger row: one query over the
-    ledger, grouped by provider."""
+def provider_activity(
+    conn: psycopg.Connection, providers: Iterable[str], since: datetime
+) -> dict[str, ProviderActivity]:
+    """``provider -> ProviderActivity`` for each of ``providers`` (one with no file: never loaded,
+    no files), in one statement whose work grows with the providers, not with the ledger: per
+    provider, its newest loaded file and its files since ``since`` are read from the index on
+    (provider, processed_at) (``009_registry_version.sql``; measured in docs/architecture.md)."""
     rows = conn.execute(
-        "select provider, max(processed_at) filter (where status = any(%(loaded)s)),"
-        " (array_agg(provider_version order by processed_at desc nulls last)"
-        "  filter (where status = any(%(loaded)s)))[1],"
-        " count(*) filter (where status = any(%(loaded)s) and processed_at >= %(since)s),"
-        " count(*) filter (where status = 'dead_lettered' and processed_at >= %(since)s)"
-        " from ops.ingestion_ledger where provider is not null group by provider",
-        {"loaded": list(_LOADED), "since": since},
+        "select p.provider, n.processed_at, n.provider_version, r.files, r.dead"
+        " from unnest(%(providers)s::text[]) as p(provider)"
+        " left join lateral ("
+        "  select l.processed_at, l.provider_version from ops.ingestion_ledger l"
+        "  where l.provider = p.provider and l.status = any(%(loaded)s) and l.processed_at is not null"
+        "  order by l.processed_at desc limit 1"
+        " ) n on true"
+        " cross join lateral ("
+        "  select count(*) filter (where l.status = any(%(loaded)s)) as files,"
+        "   count(*) filter (where l.status = 'dead_lettered') as dead"
+        "  from ops.ingestion_ledger l where l.provider = p.provider and l.processed_at >= %(since)s"
+        " ) r",
+        {"providers": sorted(set(providers)), "loaded": list(_LOADED), "since": since},
     ).fetchall()
     return {str(p): ProviderActivity(str(p), last, version, int(n), int(dead)) for p, last, version, n, dead in rows}
 

@@ -613,7 +613,7 @@ def test_each_file_records_the_registry_it_was_read_and_loaded_under(conn: Conn,
     assert rows(conn, versions, ("stray.csv",)) == [(b.version, None)]
 
 
-def test_provider_activity_is_one_row_per_provider(conn: Conn) -> None:
+def test_provider_activity_of_each_provider_asked(conn: Conn) -> None:
     registry = load_registry()
     old, recent = NOW - timedelta(days=30), NOW - timedelta(hours=1)
     record_files(conn, [read_record("pawmart/sales/2026-09-01/a.csv")], run_id="r1", now=old)  # no version then
@@ -625,11 +625,13 @@ def test_provider_activity_is_one_row_per_provider(conn: Conn) -> None:
         now=recent,
         registry=registry,
     )
-    activity = provider_activity(conn, since=NOW - timedelta(days=7))
+    activity = provider_activity(conn, ["pawmart", "petopia", "tiny_pets"], since=NOW - timedelta(days=7))
     assert activity == {
         "pawmart": ProviderActivity("pawmart", recent, registry.provider_version("pawmart"), 1, 0),
         "petopia": ProviderActivity("petopia", None, None, 0, 1),
+        "tiny_pets": ProviderActivity("tiny_pets", None, None, 0, 0),
     }
+    assert provider_activity(conn, [], since=NOW) == {}
 
 
 @pytest.mark.parametrize(

@@ -9,3 +9,9 @@
 
 alter table ops.ingestion_ledger add column if not exists registry_version text;
 alter table ops.ingestion_ledger add column if not exists provider_version text;
+
+-- ops/sources reads, per registered provider, its newest loaded file and its files of the last
+-- days (io/ops.provider_activity): index-only lookups whose cost grows with the providers, not
+-- with the ledger.
+create index if not exists ingestion_ledger_provider_processed
+    on ops.ingestion_ledger (provider, processed_at) include (status, provider_version);
