@@ -510,9 +510,9 @@ _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
-    """The safe loader, noting each key given twice in one mapping (``duplicates``: key, line,
-    first line): YAML silently keeps the last, so a column mapped twice would lose one mapping
-    without a word. A key a merge (``<<``) brings in is an override, not a duplicate."""
+    """The safe loader, noting each key given twice in one mapping (``duplicates``): YAML silently
+    keeps the last, so a source column written twice would lose one mapping without a word. A key
+    a merge (``<<``) brings in is an override, not a duplicate."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
