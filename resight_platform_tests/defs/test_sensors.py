@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from resight_platform.defs.sensors import LANDING_SENSOR, REGISTRY_SENSOR
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
+from resight_platform.resources import load_registry_at
 from resight_platform.settings import Settings
-from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, load_registry
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, Registry
 
 TODAY = datetime.now(UTC).date()
 DAY = TODAY - timedelta(days=1)
@@ -379,9 +379,26 @@ def test_ledger_keeps_checksum_of_read_files(daemon: Daemon) -> None:
 # --- a registry change while the daemon runs ---------------------------------------------------
 
 
-def _append(path: Path, line: str) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
+@dataclass
+class LiveRegistry:
+    """The registry a running daemon reads (``RESIGHT_REGISTRY_DIR``): a local directory or an
+    ``s3://`` prefix, edited in place as an onboarding engineer would."""
+
+    location: str
+    endpoint: str | None
+
+    @property
+    def store(self) -> ObjectStore:
+        return open_store(self.location, self.endpoint)
+
+    def append(self, name: str, line: str) -> None:
+        self.store.write_bytes(name, self.store.read_bytes(name) + f"{line}\n".encode())
+
+    def write(self, name: str, text: str) -> None:
+        self.store.write_bytes(name, text.encode())
+
+    def load(self) -> Registry:
+        return load_registry_at(self.location, self.endpoint)
 
 
 def _versions(pg_url: str) -> dict[str, tuple[str | None, str | None, int]]:
@@ -396,34 +413,50 @@ def _versions(pg_url: str) -> dict[str, tuple[str | None, str | None, int]]:
     return {key: (registry, provider, int(unknown)) for key, registry, provider, unknown in rows}
 
 
-@pytest.fixture
-def live_daemon(tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Daemon, Path]]:
-    """A daemon on a registry directory of its own that it looks at on every call (recheck 0 s),
-    as production does every RESIGHT_REGISTRY_RECHECK_SECONDS."""
-    registry = tmp_path / "registry"
-    shutil.copytree(DEFAULT_REGISTRY_DIR, registry)
+@pytest.fixture(params=["local", "s3"])
+def live_daemon(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Daemon, LiveRegistry]]:
+    """A daemon whose registry (a copy of the packaged one, on a local directory or on the S3
+    endpoint with the landing zone) it looks at on every call (recheck 0 s), as production does
+    every RESIGHT_REGISTRY_RECHECK_SECONDS."""
     monkeypatch.setenv("RESIGHT_WATCH_HOT_DAYS", "7")
-    env = {"RESIGHT_REGISTRY_DIR": str(registry), "RESIGHT_REGISTRY_RECHECK_SECONDS": "0"}
-    for daemon in _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing"), env=env):
+    if request.param == "local":
+        endpoint, landing_url, registry = (
+            None,
+            str(tmp_path / "landing"),
+            LiveRegistry(str(tmp_path / "registry"), None),
+        )
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        root = request.getfixturevalue("s3_bucket_url").removesuffix("/lake")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        landing_url, registry = f"{root}/landing", LiveRegistry(f"{root}/registry", endpoint)
+    store = registry.store
+    for path in sorted(DEFAULT_REGISTRY_DIR.rglob("*")):
+        if path.is_file():
+            store.write_bytes(path.relative_to(DEFAULT_REGISTRY_DIR).as_posix(), path.read_bytes())
+    env = {"RESIGHT_REGISTRY_DIR": registry.location, "RESIGHT_REGISTRY_RECHECK_SECONDS": "0"}
+    for daemon in _daemon(tmp_path, fresh_pg_url, landing_url, endpoint, env=env):
         yield daemon, registry
 
 
 def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_each_version(
-    live_daemon: tuple[Daemon, Path],
+    live_daemon: tuple[Daemon, LiveRegistry],
 ) -> None:
     daemon, registry = live_daemon
     key = f"pawmart/sales/{DAY}/a.csv"
     daemon.landing.write_bytes(key, sales_csv("A").replace(b",completed\n", b",SOLD\n", 1))
     daemon.run_all(daemon.tick())
-    before = load_registry(registry)
+    before = registry.load()
     assert _versions(daemon.pg_url)[key] == (before.version, before.provider_version("pawmart"), 1)  # SOLD: unknown
 
     # Onboarding, with the daemon running: a new partner and its source, and pawmart's own word for
     # a completed sale. No restart: the same definitions, resources and instance tick again.
-    _append(registry / "providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD")
-    _append(registry / "sources.csv", "tiny_pets,sales,,24,true")
-    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
-    after = load_registry(registry)
+    registry.append("providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD")
+    registry.append("sources.csv", "tiny_pets,sales,,24,true")
+    registry.write("value_maps.csv", "provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    after = registry.load()
     daemon.landing.write_bytes(f"tiny_pets/sales/{DAY}/t.csv", sales_csv("T"))
     daemon.landing.write_bytes(key, sales_csv("A", rows=4).replace(b",completed\n", b",SOLD\n", 1))  # re-delivered
     tick = daemon.tick()
@@ -449,7 +482,8 @@ def registry_tick(daemon: Daemon, cursor: str | None) -> dg.SensorResult:
     return result
 
 
-def test_ops_sources_shows_each_providers_onboarding_state(live_daemon: tuple[Daemon, Path]) -> None:
+@pytest.mark.parametrize("live_daemon", ["local"], indirect=True)
+def test_ops_sources_shows_each_providers_onboarding_state(live_daemon: tuple[Daemon, LiveRegistry]) -> None:
     daemon, registry = live_daemon
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
     daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
@@ -459,15 +493,15 @@ def test_ops_sources_shows_each_providers_onboarding_state(live_daemon: tuple[Da
     assert len(first.run_requests or []) == 1
     assert not registry_tick(daemon, first.cursor).run_requests  # the same version: nothing to do
     # pawmart's rows change after its file loaded; barkbox_market's do not; the rest sent nothing.
-    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    registry.write("value_maps.csv", "provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
     changed = registry_tick(daemon, first.cursor)
     [request] = changed.run_requests or []
-    assert changed.cursor == load_registry(registry).version == request.tags["resight/registry_version"]
+    assert changed.cursor == registry.load().version == request.tags["resight/registry_version"]
     result = daemon.run(request)
     assert result.success
     [materialization] = result.asset_materializations_for_node("ops__sources")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
-    current = load_registry(registry)
+    current = registry.load()
     assert metadata["registry_version"] == current.version
     assert (metadata["providers_changed"], metadata["providers_loading"], metadata["providers_silent"]) == (1, 1, 0)
     assert metadata["providers_new"] == len(current.providers) - 2
