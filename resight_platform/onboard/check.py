@@ -2,7 +2,10 @@
 
 Every error (the running daemon would refuse the registry) and every warning (it loads, but is
 most likely a mistake) is printed as ``file:row field: reason``, then a summary of what loaded
-with the registry's version; the exit code is 1 when there is any error (``--strict``: any
+with the registry's version. A valid registry other than the one in use is also compared with
+the one in use (``RESIGHT_REGISTRY_DIR``, else the packaged one), partner by partner: which
+partners it adds, which it changes (their rows, their profile, their value maps or the global
+tables) and which it removes. The exit code is 1 when there is any error (``--strict``: any
 warning too), else 0. ``--json`` prints the same as one JSON document for scripts and CI.
 """
 
@@ -11,15 +14,56 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resight_platform.settings import Settings
-    from resight_platform.sources.registry import RegistryCheck, RegistryIssue
+    from resight_platform.sources.registry import Registry, RegistryCheck, RegistryIssue
 
-__all__ = ["CheckReport", "add_check_parser", "check_report", "run_check"]
+__all__ = ["Changes", "CheckReport", "add_check_parser", "changes_between", "check_report", "run_check"]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How a registry differs from the one in use (``against``, at ``version``), by partner
+    (``Registry.provider_versions``): what a reviewer of the change, and the on-call engineer after
+    the push, should expect in ``ops/sources`` (new partners ``new``, the changed ones ``changed``)."""
+
+    against: str
+    version: str
+    new: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "against": self.against,
+            "version": self.version,
+            "new": list(self.new),
+            "changed": list(self.changed),
+            "removed": list(self.removed),
+        }
+
+    def line(self) -> str:
+        def named(kind: str, slugs: tuple[str, ...]) -> str:
+            return f"{len(slugs)} {kind}" + (f" ({', '.join(slugs)})" if slugs else "")
+
+        parts = [named("new", self.new), named("changed", self.changed), named("removed", self.removed)]
+        return f"against {self.against} (version {self.version}): partners " + ", ".join(parts)
+
+
+def changes_between(registry: Registry, in_use: Registry, against: str) -> Changes:
+    """The partners ``registry`` adds, changes and removes compared with ``in_use``."""
+    now, before = registry.provider_versions, in_use.provider_versions
+    return Changes(
+        against=against,
+        version=in_use.version,
+        new=tuple(sorted(set(now) - set(before))),
+        changed=tuple(sorted(p for p in set(now) & set(before) if now[p] != before[p])),
+        removed=tuple(sorted(set(before) - set(now))),
+    )
 
 
 @dataclass(frozen=True)
@@ -33,6 +77,8 @@ class CheckReport:
     #: What loaded (with errors: the rows that passed): providers, sources, active sources,
     #: profiles, value-map rows.
     counts: dict[str, int]
+    #: Against the registry in use, when this one is valid and another.
+    changes: Changes | None = None
 
     def exit_code(self, strict: bool = False) -> int:
         return 1 if self.errors or (strict and self.warnings) else 0
@@ -45,6 +91,7 @@ class CheckReport:
             "errors": [_issue_dict(i) for i in self.errors],
             "warnings": [_issue_dict(i) for i in self.warnings],
             "counts": self.counts,
+            "changes": self.changes.as_dict() if self.changes else None,
         }
 
     def lines(self) -> list[str]:
@@ -56,6 +103,8 @@ class CheckReport:
             f"{self.location}: {c['providers']} providers, {c['sources']} sources ({c['active_sources']} active),"
             f" {c['profiles']} profiles, {c['value_map_rows']} value-map rows; version {self.version}"
         )
+        if self.changes is not None:
+            out.append(self.changes.line())
         verdict = "invalid" if self.errors else "valid"
         out.append(f"{verdict}: {len(self.errors)} errors, {len(self.warnings)} warnings")
         return out
@@ -99,7 +148,14 @@ def run_check(directory: str | None, settings: Settings) -> CheckReport:
     if location is not None and "://" not in str(location) and not Path(location).is_dir():
         raise FileNotFoundError(f"{location}: no such registry directory")
     checked = check_registry_at(location, settings.aws_endpoint_url, settings.history_floor)
-    return check_report(str(location or DEFAULT_REGISTRY_DIR), checked)
+    report = check_report(str(location or DEFAULT_REGISTRY_DIR), checked)
+    if directory is None or checked.errors:
+        return report
+    in_use = check_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor)
+    if in_use.errors or in_use.registry.version == checked.registry.version:
+        return report  # nothing to compare with, or the very files in use
+    against = str(settings.registry_dir) if settings.registry_dir else "the packaged registry"
+    return replace(report, changes=changes_between(checked.registry, in_use.registry, against))
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -93,6 +93,41 @@ def test_every_problem_is_printed_with_its_file_row_and_field(
     assert f" {len(packaged.providers) + 1 - 7} providers," in lines[-2]
 
 
+def test_a_valid_registry_is_compared_with_the_one_in_use_partner_by_partner(
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_use = tmp_path / "in-use"
+    shutil.copytree(registry, in_use)
+    monkeypatch.setenv("RESIGHT_REGISTRY_DIR", str(in_use))
+    code, lines = check(capsys, str(registry))
+    assert (code, lines[-1]) == (0, "valid: 0 errors, 0 warnings")
+    assert len(lines) == 2  # the same files as in use: nothing to compare
+
+    append(registry / "providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD")
+    append(registry / "sources.csv", "tiny_pets,sales,,24,true")
+    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    rows = (registry / "providers.csv").read_text(encoding="utf-8").splitlines()
+    (registry / "providers.csv").write_text("\n".join(r for r in rows if not r.startswith("petopia,")) + "\n")
+    sources = (registry / "sources.csv").read_text(encoding="utf-8").splitlines()
+    (registry / "sources.csv").write_text("\n".join(r for r in sources if not r.startswith("petopia,")) + "\n")
+
+    code, lines = check(capsys, str(registry), "--json")
+    changes = json.loads("\n".join(lines))["changes"]
+    assert code == 0
+    assert changes == {
+        "against": str(in_use),
+        "version": load_registry(in_use).version,
+        "new": ["tiny_pets"],
+        "changed": ["pawmart"],
+        "removed": ["petopia"],
+    }
+    _, lines = check(capsys, str(registry))
+    assert lines[-2] == (
+        f"against {in_use} (version {load_registry(in_use).version}): partners 1 new (tiny_pets),"
+        " 1 changed (pawmart), 1 removed (petopia)"
+    )
+
+
 def test_warnings_alone_pass_unless_strict(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
     append(registry / "providers.csv", "quiet_pets,Quiet Pets,retail,standard_csv,America/Chicago,USD")
     code, lines = check(capsys, str(registry))
@@ -113,6 +148,7 @@ def test_json_for_machines(registry: Path, capsys: pytest.CaptureFixture[str]) -
     assert report["warnings"] == []
     assert report["version"] == run_check(str(registry), Settings.from_env({})).version
     assert set(report["counts"]) == {"providers", "sources", "active_sources", "profiles", "value_map_rows"}
+    assert report["changes"] is None  # an invalid registry is not compared
 
 
 def test_a_missing_directory_is_an_error_of_its_own(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,6 +197,7 @@ def test_the_documented_example_prints_what_the_docs_say(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESIGHT_REGISTRY_DIR", raising=False)  # compared with the packaged registry
     shutil.copytree(DEFAULT_REGISTRY_DIR, "my-registry")
     registry = Path("my-registry")
     append(registry / "providers.csv", "tiny_pets,Tiny Pets,retail,tiny_pos,America/Chicago,USD")
