@@ -1,12 +1,30 @@
-"""``resight onboard …``: the onboarding commands, one sub-command per module of this package."""
+"""``resight onboard …``: the onboarding commands, one sub-command per module of this package.
+
+The steps' modules are imported when their step runs: `preview` pulls in bronze and silver
+(Polars, Pandera: over a second), which every other `resight` command, `--help` included, would
+otherwise pay for.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 
-from resight_platform.onboard.preview import add_preview_parser
+from resight_platform.onboard.check import add_check_parser
 
 __all__ = ["add_onboard_parser"]
+
+
+def _step(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """``module.function(args)``, the module imported when the step runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(f"resight_platform.onboard.{module}"), function)(args))
+
+    return run
 
 
 def add_onboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,5 +38,28 @@ def add_onboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     steps = onboard.add_subparsers(dest="onboard_command", required=True, metavar="step")
-    # Each step's module adds its parser here (one line each).
-    add_preview_parser(steps)
+    add_check_parser(steps)
+    _add_preview_parser(steps)
+
+
+def _add_preview_parser(steps: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = steps.add_parser(
+        "preview",
+        help="run bronze -> silver over files with a draft registry; writes nothing",
+        description="What a real run would load, quarantine and dead-letter, per file, before anything is"
+        " written (docs/onboarding.md). Exit 1 when anything would be lost (a dead-lettered file or a"
+        " quarantined row), 0 otherwise, 2 on a usage error.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR", help="files, or folders of them")
+    parser.add_argument(
+        "--registry", metavar="DIR", help="the draft registry directory (default: the one in use, RESIGHT_REGISTRY_DIR)"
+    )
+    parser.add_argument("--provider", help="provider of files not at a provider/feed/YYYY-MM-DD/ path")
+    parser.add_argument(
+        "--feed", help="feed of files not at a landing path (sales, catalog, stores, customers; checked when it runs)"
+    )
+    parser.add_argument(
+        "--date", type=date.fromisoformat, help="business date (YYYY-MM-DD) of loose files (default: today, UTC)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=_step("preview", "run_preview"))

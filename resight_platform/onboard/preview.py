@@ -47,7 +47,6 @@ __all__ = [
     "FilePreview",
     "Preview",
     "PreviewUsageError",
-    "add_preview_parser",
     "file_keys",
     "preview_files",
     "run_preview",
@@ -413,28 +412,6 @@ def _unknown_values(feed: str, quarantine: pl.DataFrame) -> dict[str, dict[str, 
 
 
 # --- the command -------------------------------------------------------------------------------
-
-
-def add_preview_parser(steps: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``preview`` to ``resight onboard``'s steps."""
-    parser = steps.add_parser(
-        "preview",
-        help="run bronze -> silver over files with a draft registry; writes nothing",
-        description="What a real run would load, quarantine and dead-letter, per file, before anything is"
-        " written (docs/onboarding.md). Exit 1 when anything would be lost (a dead-lettered file or a"
-        " quarantined row), 0 otherwise, 2 on a usage error.",
-    )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR", help="files, or folders of them")
-    parser.add_argument(
-        "--registry", metavar="DIR", help="the draft registry directory (default: the one in use, RESIGHT_REGISTRY_DIR)"
-    )
-    parser.add_argument("--provider", help="provider of files not at a provider/feed/YYYY-MM-DD/ path")
-    parser.add_argument("--feed", choices=FEEDS, help="feed of files not at a landing path")
-    parser.add_argument(
-        "--date", type=date.fromisoformat, help="business date (YYYY-MM-DD) of loose files (default: today, UTC)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run_preview)
 
 
 def run_preview(args: argparse.Namespace) -> int:
