@@ -744,6 +744,12 @@ def print_summary(settings: Any, pg_url: str) -> None:
         )
 
 
+#: The code location of `resight dev` and `resight daemon`, loaded with ``-m``: Dagster names the
+#: location after the module, and workspace.yaml names it the same (sensor states and cursors are
+#: kept per location name, so the UI and the daemon must agree).
+DEFINITIONS_MODULE = "resight_platform.definitions"
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = _settings()
     pg_url, conn = _connect_warehouse(settings)
@@ -755,7 +761,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         str(beside) if beside.exists() else "dagster",
         "dev",
         "-m",
-        "resight_platform.definitions",
+        DEFINITIONS_MODULE,
         "-p",
         str(args.port),
         "-h",
@@ -776,7 +782,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     _recover_before(settings, pg_url, "resight daemon")
     env = {**os.environ, **instance_env(settings, pg_url), "RESIGHT_PG_URL": pg_url}
     beside = Path(sys.executable).parent / "dagster-daemon"
-    command = [str(beside) if beside.exists() else "dagster-daemon", "run", "-m", "resight_platform.definitions"]
+    command = [str(beside) if beside.exists() else "dagster-daemon", "run", "-m", DEFINITIONS_MODULE]
     _say(f"starting dagster-daemon on {settings.landing_url} (Ctrl-C to stop)")
     os.execvpe(command[0], command, env)
     return 0  # pragma: no cover - execvpe does not return

@@ -27,7 +27,7 @@ from resight_platform.defs.policies import (
     hourly,
     no_blocking_check_failed,
 )
-from resight_platform.defs.sensors import automation_sensor, build_landing_sensor
+from resight_platform.defs.sensors import automation_sensor, build_landing_sensor, registry_sensor
 from resight_platform.defs.silver import silver_assets
 from resight_platform.resources import build_resources
 from resight_platform.settings import Settings
@@ -60,6 +60,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         sensors=[
             build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,
+            registry_sensor,
             late_dimension_sensor,
             alert_sensor,
             freshness_sensor,

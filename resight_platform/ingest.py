@@ -68,10 +68,13 @@ class Ingestion:
     go, the registry, the feed, the ledger's ``key -> (checksum, status)`` (bytes already
     dead-lettered are not copied again), the run's time, the slice size, the read limits
     (``record_too_long``, ``too_large``) and the spool directory for dead-lettering (the system's
-    temporary directory when None)."""
+    temporary directory when None).
+
+    ``dead_letters`` None is a dry run (``resight onboard preview``): a refused file gets its
+    ledger record with the reason, and nothing is copied anywhere."""
 
     landing: ObjectStore
-    dead_letters: ObjectStore
+    dead_letters: ObjectStore | None
     registry: Registry
     feed: str
     already_dead: Mapping[str, tuple[str, str]]
@@ -245,6 +248,9 @@ def _one_pass(
                 continue
         assert code is not None
         uri: str | None = None
+        if ingestion.dead_letters is None:  # a dry run: the reason alone, nothing copied
+            yield _refused(info, provider, feed, day, digest, size, code, detail, uri), frames > 0
+            continue
         try:
             uri, digest, size, detail = dead_letter(
                 landing,
@@ -261,20 +267,34 @@ def _one_pass(
         except (OSError, ValueError) as exc:  # the file stays in the landing zone; a later run copies it
             digest, size = None, size or info.size
             detail = f"{detail}; not copied to dead-letter, left in the landing zone: {exc}"
-        record = FileRecord(
-            info.key,
-            digest,
-            size,
-            provider,
-            feed,
-            day,
-            "dead_lettered",
-            error_code=code,
-            error=detail,
-            dead_letter_uri=uri,
-            etag=info.etag,
-        )
-        yield record, frames > 0
+        yield _refused(info, provider, feed, day, digest, size, code, detail, uri), frames > 0
+
+
+def _refused(
+    info: ObjectInfo,
+    provider: str,
+    feed: str,
+    day: date,
+    digest: str | None,
+    size: int,
+    code: str,
+    detail: str,
+    uri: str | None,
+) -> FileRecord:
+    """The ledger record of a dead-lettered file."""
+    return FileRecord(
+        info.key,
+        digest,
+        size,
+        provider,
+        feed,
+        day,
+        "dead_lettered",
+        error_code=code,
+        error=detail,
+        dead_letter_uri=uri,
+        etag=info.etag,
+    )
 
 
 def _read_document(landing: ObjectStore, key: str, limits: ReadLimits) -> bytes:

@@ -20,7 +20,14 @@ from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, ObjectStore, op
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import DEFAULT_REGISTRY_RECHECK_SECONDS, Settings
 from resight_platform.sources.mappings import Mappings
-from resight_platform.sources.registry import DEFAULT_HISTORY_FLOOR, Registry, load_registry
+from resight_platform.sources.registry import (
+    DEFAULT_HISTORY_FLOOR,
+    Reader,
+    Registry,
+    RegistryCheck,
+    check_registry,
+    load_registry,
+)
 
 __all__ = [
     "MlflowResource",
@@ -29,6 +36,7 @@ __all__ = [
     "WarehouseResource",
     "analyst_role",
     "build_resources",
+    "check_registry_at",
     "load_registry_at",
     "prepare_warehouse",
     "resolve_pg_url",
@@ -114,12 +122,31 @@ def load_registry_at(
     their path under it. ``history_floor``: ``Settings.history_floor``."""
     if location is None or "://" not in str(location):
         return load_registry(Path(location) if location else None, history_floor=history_floor)
-    store = open_store(str(location), endpoint_url)
+    return load_registry(str(location), read=_store_reader(str(location), endpoint_url), history_floor=history_floor)
+
+
+def check_registry_at(
+    location: str | Path | None,
+    endpoint_url: str | None = None,
+    history_floor: date = DEFAULT_HISTORY_FLOOR,
+    today: date | None = None,
+) -> RegistryCheck:
+    """Validate the registry at ``location`` (as :func:`load_registry_at`) and return its errors
+    and warnings instead of raising (``resight onboard check``)."""
+    if location is None or "://" not in str(location):
+        return check_registry(Path(location) if location else None, history_floor=history_floor, today=today)
+    read = _store_reader(str(location), endpoint_url)
+    return check_registry(str(location), read=read, history_floor=history_floor, today=today)
+
+
+def _store_reader(location: str, endpoint_url: str | None) -> Reader:
+    """Reads a registry's files by their path under ``location`` on the object store."""
+    store = open_store(location, endpoint_url)
 
     def read(name: str) -> bytes | None:
         return store.read_bytes(name) if store.exists(name) else None
 
-    return load_registry(str(location), read=read, history_floor=history_floor)
+    return read
 
 
 def _fingerprint(location: str | None, endpoint_url: str | None) -> tuple[tuple[str, int, str, str], ...]:

@@ -4,6 +4,7 @@
 import contextlib
 import inspect
 import io
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -355,7 +356,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     models = []
     # The fluent API (log_model) uses the process-wide store, which an earlier test in this worker
     # (the platform's training) may have set: point it here, and back afterwards.
+    # MLflow's setters also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into os.environ, where
+    # every later Settings in this worker would read them: those are put back too.
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    environ = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -368,6 +372,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, "1")
     return Registry(uri, *models)
 

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from resight_platform.cli import format_table, main
+from resight_platform.cli import DEFINITIONS_MODULE, format_table, main
 from resight_platform.io.postgres import connect, database_url, embedded_pg_server_url, stop_embedded_pg
 from resight_platform.sample import Manifest
 from resight_platform.sources.registry import load_registry
@@ -290,6 +290,7 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     dagster_db = ensure_database(fresh_pg_url, urlsplit(fresh_pg_url).path.lstrip("/") + "_dagster")
     monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
     monkeypatch.setenv("RESIGHT_PARTITIONS_START", "2026-09-01")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the local store under RESIGHT_HOME
     before = platform_env()
     # A weekly history from a fifth partner, its complete weeks from the partitions' start (files on
     # 2026-09-13, -20 and -27): the manifest covers both.
@@ -303,7 +304,7 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
     assert not (home / "manifest.json.history").exists() and (home / "manifest.json").exists()
     assert (home / "mlflow" / "mlflow.db").exists()
     with psycopg.connect(dagster_db) as conn:
-        runs = dict(
+        runs: dict[str, int] = dict(
             conn.execute("select pipeline_name, count(*) from runs where status = 'SUCCESS' group by 1").fetchall()
         )
     assert conn.closed
@@ -507,13 +508,13 @@ def test_stop_stops_only_the_embedded_server_of_its_home(
         assert main(["status"]) == 0
         assert "connections: 1 open to the server besides this one" in capsys.readouterr().out
         assert main(["stop"]) == 0  # a `resight dev` holding a connection loses it, and is told so
-        out = capsys.readouterr().out.splitlines()
+        lines = capsys.readouterr().out.splitlines()
         # At least the held one: the backend of the status command just before may not have exited yet.
         closing = re.fullmatch(
-            r"closing (\d+) open connections \(a running `resight dev` or daemon loses its warehouse\)", out[0]
+            r"closing (\d+) open connections \(a running `resight dev` or daemon loses its warehouse\)", lines[0]
         )
-        assert closing is not None and int(closing.group(1)) >= 1, out[0]
-        assert out[1].startswith(f"stopped the embedded Postgres in {data}")
+        assert closing is not None and int(closing.group(1)) >= 1, lines[0]
+        assert lines[1].startswith(f"stopped the embedded Postgres in {data}")
         with pytest.raises(psycopg.OperationalError):
             held.execute("select 1")
     finally:
@@ -589,3 +590,16 @@ def test_an_s3_endpoint_that_is_down_is_one_sentence(
         f"error: the object store (S3, AWS_ENDPOINT_URL) at http://127.0.0.1:{port} cannot be reached"
     )
     assert "Traceback" in (home / "logs" / "resight.log").read_text()
+
+
+def test_workspace_yaml_and_the_cli_name_the_code_location_alike() -> None:
+    """`dagster dev -w workspace.yaml` and `resight dev`/`resight daemon` (``-m``) must be one code
+    location: Dagster keeps sensor states, cursors and automation ticks per location name."""
+    from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarget
+
+    root = Path(__file__).resolve().parent.parent
+    from_yaml = [o.location_name for o in WorkspaceFileTarget(paths=[str(root / "workspace.yaml")]).create_origins()]
+    from_cli = ModuleTarget(
+        module_name=DEFINITIONS_MODULE, attribute=None, working_directory=None, location_name=None
+    ).create_origins()
+    assert from_yaml == [o.location_name for o in from_cli] == [DEFINITIONS_MODULE]

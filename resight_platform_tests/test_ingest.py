@@ -333,3 +333,35 @@ def test_a_file_turned_into_a_link_or_gone_after_the_listing_is_its_own_outcome(
     }
     dead_bytes = b"".join(p.read_bytes() for p in (tmp_path / "dead").rglob("*") if p.is_file())
     assert b"SECRET" not in dead_bytes and str(secret).encode() not in dead_bytes
+
+
+def test_a_dry_run_keeps_the_reason_and_copies_nothing(tmp_path: Path) -> None:
+    """No dead-letter store (``resight onboard preview``): the same records, restart included, and
+    nothing written anywhere."""
+    registry = load_registry()
+    landing = LocalStore(tmp_path / "landing")
+    folder = "pawmart/sales/2026-10-01"
+    landing.write_bytes(f"{folder}/a.csv", HEADER + _lines("A", 150))
+    landing.write_bytes(f"{folder}/b.csv", HEADER + _lines("B", 150) + b"B-x,1,2026-10-01T10:00:00,S,1,1.00,x,extra\n")
+    landing.write_bytes(f"{folder}/c d.csv", HEADER + _lines("C", 1))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    listing = [("pawmart", item) for item in list_partition_files(landing, registry, "pawmart", "sales", DAY)]
+    records: list[FileRecord] = []
+    ingestion = Ingestion(landing, None, registry, "sales", {}, NOW, slice_bytes=1500)
+    written: list[pl.DataFrame] = []
+    restarts = 0
+    for item in ingest_partition(ingestion, DAY, listing, records):
+        if isinstance(item, Restart):
+            written, restarts = [], restarts + 1
+        else:
+            written.append(item)
+    assert restarts == 1  # b.csv broke after some of its slices were streamed
+    rows = pl.concat(written)
+    assert rows.get_column("_source_file").unique().to_list() == [f"{folder}/a.csv"]
+    assert [(r.file_key, r.status, r.error_code, r.dead_letter_uri) for r in records] == [
+        (f"{folder}/a.csv", "read", None, None),
+        (f"{folder}/b.csv", "dead_lettered", "unparseable", None),
+        (f"{folder}/c d.csv", "dead_lettered", "bad_file_name", None),
+    ]
+    assert records[1].checksum == hashlib.sha256((tmp_path / "landing" / folder / "b.csv").read_bytes()).hexdigest()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -76,7 +76,7 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: Re
                 ),
             )
             with warehouse.connect() as conn:
-                record_files(conn, records, run_id=context.run.run_id, now=now)
+                record_files(conn, records, run_id=context.run.run_id, now=now, registry=reg)
                 run_key = context.run.tags.get(RUN_KEY_TAG)
                 if run_key:  # a run the landing sensor requested: close what it queued and did not find
                     for key in close_vanished(

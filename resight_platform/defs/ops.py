@@ -1,6 +1,8 @@
 """Operations: the registry in Postgres and as dynamic partitions, the landing-zone scan, and the
 hourly housekeeping that sweeps killed writers' temporary files."""
 
+from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +13,16 @@ from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.landing import check_listed, dead_letter, scan_landing
-from resight_platform.io.ops import FileRecord, known_checksums, record_files, sync_sources
+from resight_platform.io.ops import (
+    ONBOARDING_STATES,
+    FileRecord,
+    ProviderActivity,
+    known_checksums,
+    onboarding_state,
+    provider_activity,
+    record_files,
+    sync_sources,
+)
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.io.sweep import sweep_orphans
 from resight_platform.recovery import fail_dead_runs
@@ -28,6 +39,7 @@ __all__ = [
     "housekeeping_schedule",
     "landing_contract_check",
     "landing_zone",
+    "onboarding_metadata",
     "scan_landing_job",
     "source_registry",
 ]
@@ -47,6 +59,18 @@ SOURCES_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+#: Days after its newest loaded file within which a provider is ``loading``, then ``silent``.
+LOADING_DAYS = 7
+#: Providers listed by name in ``ops/sources``' onboarding table (the counts cover all of them).
+_PROVIDERS_IN_TABLE = 500
+
+
+class SourcesConfig(dg.Config):
+    """``loading_days``: a provider with a file read or loaded in that many days is ``loading``."""
+
+    loading_days: int = LOADING_DAYS
+
+
 @dg.asset(
     key=["ops", "sources"],
     group_name="ops",
@@ -57,11 +81,16 @@ SOURCES_SCHEMA: dict[str, pl.DataType] = {
     metadata={"dagster/column_schema": table_schema_from_polars(SOURCES_SCHEMA)},
 )
 def source_registry(
-    context: dg.AssetExecutionContext, registry: RegistryResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: SourcesConfig,
+    registry: RegistryResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     reg = registry.load()
+    now = datetime.now(UTC)
     with warehouse.connect() as conn:
         rows = sync_sources(conn, reg)
+        activity = provider_activity(conn, reg.providers, now - timedelta(days=config.loading_days))
     wanted = source_keys(reg)
     assert SOURCE_PARTITIONS.name is not None
     existing = set(context.instance.get_dynamic_partitions(SOURCE_PARTITIONS.name))
@@ -75,8 +104,43 @@ def source_registry(
             "providers": len(reg.providers),
             "source_partitions": len(wanted),
             "new_source_partitions": len(new),
+            "registry_version": reg.version,
+            **onboarding_metadata(reg, activity, now, config.loading_days),
         }
     )
+
+
+def onboarding_metadata(
+    registry: Registry, activity: Mapping[str, ProviderActivity], now: datetime, loading_days: int
+) -> dict[str, int | dg.MetadataValue]:
+    """Each provider's onboarding state (``io.ops.onboarding_state``) as counts and a markdown
+    table, the providers an on-call engineer looks at first (new, changed, silent) on top."""
+    states = {
+        slug: onboarding_state(activity.get(slug), registry.provider_version(slug), now, loading_days)
+        for slug in registry.providers
+    }
+    order = {state: n for n, state in enumerate(("new", "changed", "silent", "loading"))}
+    table = [
+        f"| provider | state | sources | last file loaded | files ({loading_days} d) | dead-lettered ({loading_days} d)"
+        " | version of its rows: last file / now |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
+    for slug in sorted(states, key=lambda p: (order[states[p]], p))[:_PROVIDERS_IN_TABLE]:
+        seen = activity.get(slug)
+        last = seen.last_loaded.strftime("%Y-%m-%d %H:%M UTC") if seen and seen.last_loaded else "never"
+        table.append(
+            f"| {slug} | {states[slug]} | {len(registry.sources_for(slug))} | {last}"
+            f" | {seen.files_since if seen else 0} | {seen.dead_lettered_since if seen else 0}"
+            f" | {(seen.provider_version if seen else None) or '-'} / {registry.provider_version(slug) or '-'} |"
+        )
+    if len(states) > _PROVIDERS_IN_TABLE:
+        table.append(f"\n{len(states) - _PROVIDERS_IN_TABLE} more providers: the counts cover every one.")
+    counts = Counter(states.values())
+    metadata: dict[str, int | dg.MetadataValue] = {
+        f"providers_{state}": counts.get(state, 0) for state in ONBOARDING_STATES
+    }
+    metadata["onboarding"] = dg.MetadataValue.md("\n".join(table))
+    return metadata
 
 
 LANDING_ZONE = dg.AssetKey(["ops", "landing"])
@@ -149,7 +213,7 @@ def scan_landing_op(
                     context, landing_store, dead_store, info, error, seen.get(info.key), now, landing.spool_path()
                 )
             )
-        record_files(conn, records, run_id=context.run_id, now=now)
+        record_files(conn, records, run_id=context.run_id, now=now, registry=reg)
     summary = {
         "files": accepted,
         "rejected": len(rejected),

@@ -6,7 +6,8 @@ runs per tick: each reads bronze and silver of a rectangle of dates × sources f
 have files (and builds their facts when the files are all sales), and a dead-letter run takes the
 keys that break the contract. Files it requested are ``queued`` in the ledger with their run's key.
 The rest of gold and the marts follow through declarative automation (``defs/policies.py``),
-evaluated every few seconds by ``automation_sensor``.
+evaluated every few seconds by ``automation_sensor``. ``registry_sensor`` runs ``ops/sources`` again
+when the registry's version changes, so the UI shows the registry in use.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB
+from resight_platform.defs.jobs import LANDING_JOB, REGISTRY_JOB, SCAN_LANDING_JOB
 from resight_platform.defs.metadata import RANGE_END, RANGE_START, RUN_KEY_TAG, run_partition_range
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
 from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys, split_key
@@ -40,15 +41,18 @@ from resight_platform.settings import Settings
 
 __all__ = [
     "LANDING_SENSOR",
+    "REGISTRY_SENSOR",
     "TRIGGER_TAG",
     "automation_sensor",
     "build_landing_sensor",
     "busy_areas",
+    "registry_sensor",
     "run_requests",
 ]
 
 LANDING_SENSOR = "landing_sensor"
 AUTOMATION_SENSOR = "automation_sensor"
+REGISTRY_SENSOR = "registry_sensor"
 TRIGGER_TAG = "resight/trigger"
 _PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 _IN_FLIGHT = [*_PENDING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -251,3 +255,25 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Silver, gold and the marts follow their inputs (defs/policies.py).",
 )
+
+
+@dg.sensor(
+    name=REGISTRY_SENSOR,
+    job_name=REGISTRY_JOB,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A new registry version (an onboarding edit) → ops/sources again: the table, the source"
+    " partitions and each provider's onboarding state in the UI follow the registry without a deploy.",
+)
+def registry_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult:
+    """One registry run per registry version seen (the cursor holds the last); the first tick of a
+    daemon syncs whatever the registry is then. An invalid registry fails the tick, visibly."""
+    version = registry.load().version
+    if context.cursor == version:
+        return dg.SensorResult(skip_reason=f"registry version {version} is in ops.sources")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(job_name=REGISTRY_JOB, tags={TRIGGER_TAG: "registry", "resight/registry_version": version})
+        ],
+        cursor=version,
+    )

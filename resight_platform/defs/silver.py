@@ -18,7 +18,7 @@ from resight_platform.io.lake import CHUNK_ROWS, PartitionStream, iter_chunks, w
 from resight_platform.io.ops import known_products, record_silver, record_type_drift
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas.silver import SILVER_MODELS
-from resight_platform.sources.registry import FEEDS
+from resight_platform.sources.registry import FEEDS, Registry
 from resight_platform.transforms.bronze import bronze_schema, empty_bronze
 from resight_platform.transforms.silver import (
     TYPE_DRIFT_MIN_ROWS,
@@ -124,8 +124,8 @@ class _QuarantineBatch:
     FLUSH_ROWS = 200_000
     FLUSH_PARTITIONS = 500
 
-    def __init__(self, conn: psycopg.Connection, feed: str) -> None:
-        self.conn, self.feed = conn, feed
+    def __init__(self, conn: psycopg.Connection, feed: str, registry: Registry) -> None:
+        self.conn, self.feed, self.registry = conn, feed, registry
         self.partitions: list[tuple[date, str]] = []
         self.quarantine: list[pl.DataFrame] = []
         self.counts: list[pl.DataFrame] = []
@@ -148,6 +148,7 @@ class _QuarantineBatch:
             partitions=self.partitions,
             quarantine=pl.concat(self.quarantine),
             reconciliation=pl.concat(self.counts),
+            registry=self.registry,
         )
         self.partitions, self.quarantine, self.counts, self.rows = [], [], [], 0
 
@@ -213,7 +214,8 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         warehouse: WarehouseResource,
         lake: StoreResource,
     ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
-        reg, mappings, now = registry.load(), registry.mappings(), datetime.now(UTC)
+        reg, now = registry.load(), datetime.now(UTC)
+        mappings = reg.mappings  # the same registry's tables (a second load() may see a newer registry)
         store = lake.store()
         check = ModelCheck(["silver", feed], SILVER_MODELS[feed])
         totals: Counter[str] = Counter()
@@ -313,7 +315,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             with warehouse.connect() as conn:
                 if feed == "sales":
                     products = known_products(conn, {split_key(key)[1] for key in context.partition_keys})
-                pending = _QuarantineBatch(conn, feed)
+                pending = _QuarantineBatch(conn, feed, reg)
                 batch = _Batch()
                 for key in context.partition_keys:
                     scan = bronze.get(key)

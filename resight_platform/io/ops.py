@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 
 import polars as pl
@@ -24,8 +24,10 @@ from resight_platform.sources.registry import Registry, registry_rows
 
 __all__ = [
     "MIGRATION_LOCK",
+    "ONBOARDING_STATES",
     "FileRecord",
     "LedgerEntry",
+    "ProviderActivity",
     "QueuedFile",
     "SourceQuality",
     "UnattributedDeadLetter",
@@ -39,6 +41,8 @@ __all__ = [
     "last_deliveries",
     "ledger_entries",
     "migrate",
+    "onboarding_state",
+    "provider_activity",
     "quality_report",
     "queue_files",
     "record_alert",
@@ -112,8 +116,8 @@ _UPSERT_FILE = """
 insert into ops.ingestion_ledger as l (
     file_key, checksum, provider, feed, business_date, bytes, rows_in, status,
     error_code, error, dead_letter_uri, processed_at, run_id,
-    rows_loaded, rows_quarantined, etag, schema_drift
-) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    rows_loaded, rows_quarantined, etag, schema_drift, registry_version, provider_version
+) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict (file_key) do update set
     checksum = excluded.checksum,
     provider = excluded.provider,
@@ -129,6 +133,8 @@ on conflict (file_key) do update set
     run_id = excluded.run_id,
     etag = coalesce(excluded.etag, l.etag),
     schema_drift = excluded.schema_drift,
+    registry_version = excluded.registry_version,
+    provider_version = excluded.provider_version,
     run_key = null,
     rows_loaded = coalesce(excluded.rows_loaded, case when l.checksum = excluded.checksum then l.rows_loaded end),
     rows_quarantined = coalesce(
@@ -137,8 +143,17 @@ on conflict (file_key) do update set
 """
 
 
-def record_files(conn: psycopg.Connection, records: Sequence[FileRecord], *, run_id: str | None, now: datetime) -> None:
-    """Upsert ledger rows for files read (bronze) or dead-lettered, in one transaction."""
+def record_files(
+    conn: psycopg.Connection,
+    records: Sequence[FileRecord],
+    *,
+    run_id: str | None,
+    now: datetime,
+    registry: Registry | None = None,
+) -> None:
+    """Upsert ledger rows for files read (bronze) or dead-lettered, in one transaction, with the
+    versions of ``registry``, the registry they were read under (the whole registry's and the
+    file's provider's; None: not known)."""
     if not records:
         return
     with conn.transaction(), conn.cursor() as cur:
@@ -163,6 +178,8 @@ def record_files(conn: psycopg.Connection, records: Sequence[FileRecord], *, run
                     r.rows_quarantined,
                     r.etag,
                     Jsonb(r.schema_drift) if r.schema_drift is not None else None,
+                    (registry.version or None) if registry else None,
+                    registry.provider_version(r.provider) if registry else None,
                 )
                 for r in records
             ],
@@ -186,8 +203,11 @@ def record_silver(
     partitions: Sequence[tuple[date, str]],
     quarantine: pl.DataFrame,
     reconciliation: pl.DataFrame,
+    registry: Registry | None = None,
 ) -> None:
-    """Replace the quarantine rows of ``partitions`` and store per-file loaded/quarantined counts.
+    """Replace the quarantine rows of ``partitions`` and store per-file loaded/quarantined counts,
+    with the versions of ``registry``, the registry silver cleaned the files under (the value maps
+    and constants their rows were loaded with; None keeps the versions bronze recorded).
 
     One transaction: a re-run replaces, a failure leaves the previous rows.
     """
@@ -215,9 +235,18 @@ def record_silver(
         if reconciliation.height:
             cur.executemany(
                 "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
-                " status = 'loaded' where file_key = %s",
+                " status = 'loaded', registry_version = coalesce(%s, registry_version),"
+                " provider_version = coalesce(%s, provider_version) where file_key = %s",
                 [
-                    (r["rows_in"], r["rows_loaded"], r["rows_quarantined"], r["_source_file"])
+                    (
+                        r["rows_in"],
+                        r["rows_loaded"],
+                        r["rows_quarantined"],
+                        (registry.version or None) if registry else None,
+                        # a landing key starts with its provider ({provider}/{feed}/{date}/{file})
+                        registry.provider_version(r["_source_file"].split("/", 1)[0]) if registry else None,
+                        r["_source_file"],
+                    )
                     for r in reconciliation.iter_rows(named=True)
                 ],
             )
@@ -537,3 +566,59 @@ def record_type_drift(conn: psycopg.Connection, drift: pl.DataFrame) -> None:
             " where file_key = %s",
             [(Jsonb(changes), key) for key, changes in by_file.items()],
         )
+
+
+#: A registered provider's onboarding state, as ``ops/sources`` shows it (``onboarding_state``).
+ONBOARDING_STATES: tuple[str, ...] = ("new", "changed", "loading", "silent")
+#: Ledger statuses of a file whose rows went (or are going) to silver.
+_LOADED = ("read", "loaded")
+
+
+@dataclass(frozen=True)
+class ProviderActivity:
+    """What the ledger holds of one provider's files: its newest file read or loaded (when, and
+    the version of the provider's registry rows it was read under), and how many files were read
+    or loaded and dead-lettered since a given time."""
+
+    provider: str
+    last_loaded: datetime | None
+    provider_version: str | None
+    files_since: int
+    dead_lettered_since: int
+
+
+def provider_activity(
+    conn: psycopg.Connection, providers: Iterable[str], since: datetime
+) -> dict[str, ProviderActivity]:
+    """``provider -> ProviderActivity`` for each of ``providers`` (one with no file: never loaded,
+    no files), in one statement whose work grows with the providers, not with the ledger: per
+    provider, its newest loaded file and its files since ``since`` are read from the index on
+    (provider, processed_at) (``009_registry_version.sql``; measured in docs/architecture.md)."""
+    rows = conn.execute(
+        "select p.provider, n.processed_at, n.provider_version, r.files, r.dead"
+        " from unnest(%(providers)s::text[]) as p(provider)"
+        " left join lateral ("
+        "  select l.processed_at, l.provider_version from ops.ingestion_ledger l"
+        "  where l.provider = p.provider and l.status = any(%(loaded)s) and l.processed_at is not null"
+        "  order by l.processed_at desc limit 1"
+        " ) n on true"
+        " cross join lateral ("
+        "  select count(*) filter (where l.status = any(%(loaded)s)) as files,"
+        "   count(*) filter (where l.status = 'dead_lettered') as dead"
+        "  from ops.ingestion_ledger l where l.provider = p.provider and l.processed_at >= %(since)s"
+        " ) r",
+        {"providers": sorted(set(providers)), "loaded": list(_LOADED), "since": since},
+    ).fetchall()
+    return {str(p): ProviderActivity(str(p), last, version, int(n), int(dead)) for p, last, version, n, dead in rows}
+
+
+def onboarding_state(activity: ProviderActivity | None, version: str | None, now: datetime, loading_days: int) -> str:
+    """One of :data:`ONBOARDING_STATES` for a registered provider whose rows' version is
+    ``version`` now: ``new`` (no file read or loaded yet), ``changed`` (its registry rows changed
+    since its newest loaded file; a file ledgered before versions were recorded does not count),
+    ``loading`` (a file read or loaded in the last ``loading_days`` days), else ``silent``."""
+    if activity is None or activity.last_loaded is None:
+        return "new"
+    if activity.provider_version is not None and version is not None and activity.provider_version != version:
+        return "changed"
+    return "loading" if activity.last_loaded >= now - timedelta(days=loading_days) else "silent"

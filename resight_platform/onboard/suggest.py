@@ -57,8 +57,8 @@ __all__ = [
     "DEFAULT_UNKNOWN_LIMIT",
     "Given",
     "Suggestion",
-    "add_parser",
     "render",
+    "run_suggest",
     "suggest",
 ]
 
@@ -474,8 +474,17 @@ def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = 
     return "\n".join(out) + "\n"
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_suggest(args: argparse.Namespace) -> int:
+    """``resight onboard suggest`` (its parser is in ``onboard/cli.py``): the report on stdout, the
+    draft in ``--out``. Exit 0; 2 when a file cannot be read or the arguments are wrong."""
     provider, feed = args.provider, args.feed
+    min_confidence = DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+    if feed not in FEEDS:
+        print(f"error: --feed {feed!r} is not one of {', '.join(FEEDS)}", file=sys.stderr)
+        return 2
+    if args.kind is not None and args.kind not in KINDS:
+        print(f"error: --kind {args.kind!r} is not one of {', '.join(KINDS)}", file=sys.stderr)
+        return 2
     if not PROVIDER_PATTERN.fullmatch(provider):
         print(f"error: --provider {provider!r} is not a valid slug {PROVIDER_PATTERN.pattern}", file=sys.stderr)
         return 2
@@ -501,9 +510,9 @@ def _run(args: argparse.Namespace) -> int:
             timezone=args.timezone,
             currency=args.currency,
             kind=args.kind,
-            max_bytes=args.max_bytes,
-            max_rows=args.max_rows,
-            min_confidence=args.min_confidence,
+            max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
+            max_rows=args.max_rows or DEFAULT_MAX_ROWS,
+            min_confidence=min_confidence,
         )
     except SampleError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -521,7 +530,7 @@ def _run(args: argparse.Namespace) -> int:
                 base=base,
                 name=args.name or provider.replace("_", " ").title(),
                 every_hours=args.every_hours,
-                min_confidence=args.min_confidence,
+                min_confidence=min_confidence,
             )
         except DraftError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -531,33 +540,5 @@ def _run(args: argparse.Namespace) -> int:
         payload["draft"] = draft.as_dict() if draft else None
         print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(render(result, draft, args.min_confidence))
+        sys.stdout.write(render(result, draft, min_confidence))
     return 0
-
-
-def add_parser(steps: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``suggest`` to the ``resight onboard`` steps."""
-    parser = steps.add_parser(
-        "suggest",
-        help="draft a profile, provider/source rows and value maps from a few sample files",
-        description="Sniff a new partner's sample files (format, encoding, delimiter, header, date and money"
-        " formats), map their columns to the feed's canonical columns, list the values the mapping tables do"
-        " not know, and write a draft registry for review (docs/onboarding.md). Exit 0; 2 when a file"
-        " cannot be read.",
-    )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="sample files of one feed of the partner")
-    parser.add_argument("--provider", required=True, help="the new partner's slug")
-    parser.add_argument("--feed", required=True, choices=FEEDS)
-    parser.add_argument("--out", help="directory for the draft files and the merged registry (default: report only)")
-    parser.add_argument("--registry", help="base registry directory (default: the packaged one)")
-    parser.add_argument("--name", help="the partner's display name (default: from the slug)")
-    parser.add_argument("--kind", choices=KINDS, help="the partner's kind (default: guessed from the channel)")
-    parser.add_argument("--timezone", help="the partner's IANA timezone for timestamps without an offset")
-    parser.add_argument("--currency", help="ISO 4217 code of the partner's amounts (default USD)")
-    parser.add_argument("--every-hours", type=int, default=24, help="expected delivery interval (default 24)")
-    parser.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, help="take guesses from here")
-    parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="records read per file")
-    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="bytes read per file (decompressed)")
-    parser.add_argument("--knowledge", help="names, abbreviations and value hints (default: the packaged suggest.yaml)")
-    parser.add_argument("--json", action="store_true", help="print the suggestion as JSON")
-    parser.set_defaults(func=_run)

@@ -37,6 +37,7 @@ __all__ = [
     "STATUSES",
     "TYPE_RULES",
     "UNITS",
+    "VOCABULARY_RULES",
     "Quarantine",
     "SilverCatalog",
     "SilverCustomers",
@@ -127,6 +128,16 @@ PLAUSIBILITY_RULES: Mapping[str, Mapping[str, str]] = {
     "catalog": {"price_over_ceiling": "list_price"},
     "stores": {},
     "customers": {},
+}
+
+#: The rules that mean "this value is in no mapping table", and the column each judges (its value
+#: map: ``sources.registry.MAPPED_COLUMNS``): what onboarding lists as a partner's unknown values
+#: (``resight onboard preview``).
+VOCABULARY_RULES: Mapping[str, Mapping[str, str]] = {
+    "sales": {"unknown_status": "status", "unknown_channel": "channel"},
+    "catalog": {"unknown_species": "species", "unknown_unit": "pack_unit"},
+    "stores": {"invalid_state": "state"},
+    "customers": {"invalid_state": "state", "unknown_species": "pet_species"},
 }
 
 #: The rules whose breaking by most of a file's rows is drift: ``TYPE_RULES`` and

@@ -17,19 +17,28 @@ a local directory or an ``s3://`` prefix) holds everything:
   (``sources/value_maps.py``).
 
 ``load_registry`` validates everything and raises ``RegistryError`` listing every problem with its
-file, row, field and reason, so a bad onboarding edit is caught before it reaches a run.
+file, row, field and reason, so a bad onboarding edit is caught before it reaches a run;
+``check_registry`` returns the problems instead, with the warnings (what loads but is most likely a
+mistake: a partner with no source, a history start in the future, a profile no partner uses).
+
+A registry's ``version`` is a short digest of the bytes of every file it was read from: the same
+files give the same version wherever they are stored, and the ledger records it with each file
+read, loaded or dead-lettered (``ops.ingestion_ledger.registry_version``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
 import yaml
 
 from resight_platform.sources.issues import Reader, RegistryError, RegistryIssue, read_csv
@@ -46,17 +55,22 @@ __all__ = [
     "PROVIDER_PATTERN",
     "REQUIRED_COLUMNS",
     "SOURCE_VALUES_FILE",
+    "TIMEZONE_DIRECTIVES",
+    "VERSION_CHARS",
     "FeedLayout",
     "Profile",
     "Provider",
     "Reader",
     "Registry",
+    "RegistryCheck",
     "RegistryError",
     "RegistryIssue",
     "Source",
+    "check_registry",
     "directory_reader",
     "load_registry",
     "registry_rows",
+    "registry_version",
 ]
 
 DEFAULT_REGISTRY_DIR = Path(__file__).parent / "registry"
@@ -132,6 +146,13 @@ MAPPED_COLUMNS: Mapping[str, str] = {
 
 SOURCE_VALUES_FILE = "source_values.csv"
 GIVEN_KINDS: tuple[str, ...] = ("constant", "default")
+
+#: The strptime directives that make a profile's ``datetime_format`` carry its own UTC offset
+#: (silver then ignores the source's timezone; ``transforms/silver.py``).
+TIMEZONE_DIRECTIVES: tuple[str, ...] = ("%z", "%:z", "%::z", "%#z")
+#: Hex characters of a registry's ``version`` (48 bits of sha256: two registries of a deployment's
+#: history share a version by chance with odds of about n^2 / 2^49).
+VERSION_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -222,9 +243,24 @@ class Registry:
     value_maps: ValueMaps = field(default_factory=ValueMaps)
     #: The history start of a provider that gives none (``RESIGHT_HISTORY_FLOOR``).
     history_floor: date = DEFAULT_HISTORY_FLOOR
+    #: A digest of every file the registry was read from (``registry_version``); empty for a
+    #: registry built in code.
+    version: str = ""
+    #: Per provider, a digest of what its files are read with: its providers.csv row, its sources
+    #: with their profile layouts, constants and defaults, its own value maps and the global
+    #: mapping tables (``provider_version``). It changes when that provider's rows change, not
+    #: when another partner is onboarded, so the ledger can tell which partners changed.
+    provider_versions: Mapping[str, str] = field(default_factory=dict)
+    #: What loads but is most likely a mistake (a partner with no source, …): reported by
+    #: ``resight onboard check``, never a reason to refuse the registry.
+    warnings: tuple[RegistryIssue, ...] = ()
 
     def source(self, provider: str, feed: str) -> Source | None:
         return self.sources.get((provider, feed))
+
+    def provider_version(self, provider: str | None) -> str | None:
+        """The version of ``provider``'s own registry rows (None: not registered, or no provider)."""
+        return self.provider_versions.get(provider) if provider else None
 
     def provider_slugs(self) -> list[str]:
         return sorted(self.providers)
@@ -251,52 +287,210 @@ def load_registry(
     *,
     read: Reader | None = None,
     history_floor: date = DEFAULT_HISTORY_FLOOR,
+    today: date | None = None,
 ) -> Registry:
     """Load and validate the registry at ``location`` (default: the one shipped in the package).
 
     ``location`` is a local directory; a registry elsewhere (``s3://…``) is read through ``read``,
     which returns a file's bytes by its path relative to the registry (``resources.py`` builds one
     on the object store). ``history_floor`` is the history start of a provider that gives none
-    (``Settings.history_floor``). Raises ``RegistryError`` listing every problem.
+    (``Settings.history_floor``); ``today`` (default: today, UTC) is what a ``history_start`` in the
+    future is judged against (a warning). Raises ``RegistryError`` listing every problem.
     """
+    checked = check_registry(location, read=read, history_floor=history_floor, today=today)
+    if checked.errors:
+        raise RegistryError(list(checked.errors))
+    return checked.registry
+
+
+@dataclass(frozen=True)
+class RegistryCheck:
+    """A registry validated as a whole: ``errors`` (any one refuses the registry) and what loaded
+    (with errors, only the rows that passed: counts to report, not a registry to run on)."""
+
+    registry: Registry
+    errors: tuple[RegistryIssue, ...]
+
+    @property
+    def warnings(self) -> tuple[RegistryIssue, ...]:
+        return self.registry.warnings
+
+
+def check_registry(
+    location: Path | str | None = None,
+    *,
+    read: Reader | None = None,
+    history_floor: date = DEFAULT_HISTORY_FLOOR,
+    today: date | None = None,
+) -> RegistryCheck:
+    """Validate the registry at ``location`` (as ``load_registry``) and return every error and
+    warning instead of raising: what ``resight onboard check`` prints."""
     if read is None:
         if isinstance(location, str) and "://" in location:
             raise ValueError(f"{location!r} is not a local directory: pass a reader (resources.load_registry_at)")
         read = directory_reader(Path(location) if location else DEFAULT_REGISTRY_DIR)
+    files: dict[str, bytes | None] = {}
+
+    def recorded(name: str) -> bytes | None:
+        if name not in files:
+            files[name] = read(name)
+        return files[name]
+
     issues: list[RegistryIssue] = []
-    mappings = read_mappings(read, issues, vocabulary())
-    profiles = _load_profiles(read, issues)
-    providers = _load_providers(read, profiles, mappings, issues)
-    sources = _load_sources(read, providers, profiles, history_floor, issues)
-    sources, given_rows = _apply_source_values(read, sources, issues)
+    mappings = read_mappings(recorded, issues, vocabulary())
+    # What is in a file but failed its own checks: rows that name it are not reported again
+    # (one typo in a profile is one error, not one per partner using it and per source of those).
+    failed = _Failed()
+    profiles = _load_profiles(recorded, issues, failed)
+    providers = _load_providers(recorded, profiles, mappings, issues, failed)
+    sources = _load_sources(recorded, providers, profiles, history_floor, issues, failed)
+    sources, given_rows = _apply_source_values(recorded, sources, issues, failed)
     value_maps = read_value_maps(
-        read, issues, providers=providers.keys(), sources=sources.keys(), feeds=FEEDS, mappings=mappings
+        recorded,
+        issues,
+        providers=providers.keys() | failed.providers,
+        sources=sources.keys() | failed.sources,
+        feeds=FEEDS,
+        mappings=mappings,
     )
     _check_given_values(sources, given_rows, mappings, value_maps, issues)
-    if issues:
-        raise RegistryError(issues)
-    return Registry(
+    registry = Registry(
         providers=providers,
         profiles=profiles,
         sources=sources,
         mappings=mappings,
         value_maps=value_maps,
         history_floor=history_floor,
+        version=registry_version(files),
     )
+    shared = registry_version({name: data for name, data in files.items() if name.startswith("mappings/")})
+    registry = replace(registry, provider_versions=_provider_versions(registry, shared))
+    warnings = _warnings(registry, recorded, today or datetime.now(UTC).date())
+    return RegistryCheck(registry=replace(registry, warnings=warnings), errors=tuple(issues))
 
 
-def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profile]:
+def registry_version(files: Mapping[str, bytes | None]) -> str:
+    """The version of a registry read from ``files`` (path relative to the registry -> bytes, None
+    for an optional file that is absent): the first :data:`VERSION_CHARS` hex characters of a
+    sha256 over each present file's path and bytes, in path order. Files the loader does not read
+    (a README beside them) are not part of it: they change nothing a run does."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        if data is None:
+            continue
+        encoded = name.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "big") + encoded + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def _provider_versions(registry: Registry, shared: str) -> dict[str, str]:
+    """Each provider's version: a digest of what its files are read with, as parsed (in file
+    order: the same files give the same text), and of ``shared``, the global tables' version. Plain
+    tuples and one digest per profile keep it to ~0.1 s at 12,000 sources (a ``repr`` of each
+    source with its profile took 1 s)."""
+    profiles = {
+        name: hashlib.sha256(repr(profile).encode("utf-8")).hexdigest() for name, profile in registry.profiles.items()
+    }
+    sources: dict[str, list[tuple[object, ...]]] = {}
+    for (slug, feed), s in sorted(registry.sources.items()):
+        sources.setdefault(slug, []).append(
+            (
+                feed,
+                s.format,
+                s.expected_every_hours,
+                s.active,
+                profiles[s.profile.name],
+                s.history_start.isoformat(),
+                tuple(s.constants.items()),
+                tuple(s.defaults.items()),
+            )
+        )
+    scopes: dict[str, list[object]] = {}
+    for key, scope in sorted(registry.value_maps.scopes.items()):
+        scopes.setdefault(key[1], []).append((key, scope))
+    out: dict[str, str] = {}
+    for slug, p in registry.providers.items():
+        row = (p.provider, p.name, p.kind, p.profile, p.timezone, p.currency, p.history_start)
+        text = repr((shared, row, sources.get(slug, []), scopes.get(slug, [])))
+        out[slug] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:VERSION_CHARS]
+    return out
+
+
+def _warnings(registry: Registry, read: Reader, today: date) -> tuple[RegistryIssue, ...]:
+    """What loads but is most likely a mistake; each names the row a person would edit."""
+    warnings: list[RegistryIssue] = []
+    rows = {row.get("provider", ""): line for line, row in _csv_rows(read, "providers.csv")}
+    with_source = {provider for provider, _ in registry.sources}
+    for slug, provider in sorted(registry.providers.items()):
+        line = rows.get(slug)
+        if slug not in with_source:
+            warnings.append(
+                RegistryIssue(
+                    "providers.csv",
+                    line,
+                    "provider",
+                    f"{slug!r} has no source in sources.csv: each file it sends is dead-lettered as unknown_source",
+                )
+            )
+        if provider.history_start is not None and provider.history_start > today:
+            warnings.append(
+                RegistryIssue(
+                    "providers.csv",
+                    line,
+                    "history_start",
+                    f"{provider.history_start.isoformat()} is after today ({today.isoformat()}): every sale would"
+                    " be quarantined as before_history_start",
+                )
+            )
+    used = {provider.profile for provider in registry.providers.values()}
+    for name in sorted(set(registry.profiles) - used):
+        warnings.append(
+            RegistryIssue("profiles.yaml", None, f"profiles.{name}", "no provider in providers.csv uses it")
+        )
+    return tuple(warnings)
+
+
+def _csv_rows(read: Reader, name: str) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a registry CSV already validated, with their file row numbers (header = 1)."""
+    return list(enumerate(read_csv(read, name, (), []), start=2))
+
+
+@dataclass
+class _Failed:
+    """The profiles, providers and sources a registry lists that failed their own checks."""
+
+    profiles: set[str] = field(default_factory=set)
+    providers: set[str] = field(default_factory=set)
+    sources: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _load_profiles(read: Reader, issues: list[RegistryIssue], failed: _Failed) -> dict[str, Profile]:
     file = "profiles.yaml"
     data = read(file)
     if data is None:
         issues.append(RegistryIssue(file, None, "-", "file not found"))
         return {}
     try:
-        # libyaml's loader when present: 5x faster on a large profiles.yaml, the same documents.
-        document = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        loader = _Loader(data.decode("utf-8"))
+        try:
+            document = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         issues.append(RegistryIssue(file, None, "-", f"not valid YAML: {exc}"))
         return {}
+    for key, (line, column), (first_line, first_column) in loader.duplicates:
+        issues.append(
+            RegistryIssue(
+                file,
+                line,
+                "-",
+                f"key {key!r} at column {column} is given twice (first at line {first_line} column {first_column}):"
+                " YAML keeps the last",
+            )
+        )
     raw_profiles = document.get("profiles") if isinstance(document, dict) else None
     if not isinstance(raw_profiles, dict):
         issues.append(RegistryIssue(file, None, "profiles", "expected a mapping of profiles"))
@@ -306,7 +500,36 @@ def _load_profiles(read: Reader, issues: list[RegistryIssue]) -> dict[str, Profi
         profile = _parse_profile(file, str(name), raw, issues)
         if profile is not None:
             profiles[profile.name] = profile
+        else:
+            failed.profiles.add(str(name))
     return profiles
+
+
+# libyaml's parser when present: 5x faster on a large profiles.yaml, the same documents.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, noting each key given twice in one mapping (``duplicates``): YAML silently
+    keeps the last, so a source column written twice would lose one mapping without a word. A key
+    a merge (``<<``) brings in is an override, not a duplicate."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        #: (key, (line, column), (line, column) of its first occurrence), counted from 1.
+        self.duplicates: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, tuple[int, int]] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key_node.value in seen:
+                self.duplicates.append((key_node.value, at, seen[key_node.value]))
+            else:
+                seen[key_node.value] = at
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) -> Profile | None:
@@ -332,6 +555,12 @@ def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) 
         "".encode(encoding)
     except LookupError:
         issues.append(RegistryIssue(file, None, f"{where}.encoding", f"unknown encoding {encoding!r}"))
+    datetime_format = str(raw.get("datetime_format", "iso"))
+    date_format = str(raw.get("date_format", "%Y-%m-%d"))
+    for key, pattern, with_time in (("datetime_format", datetime_format, True), ("date_format", date_format, False)):
+        problem = _format_problem(pattern, with_time=with_time)
+        if problem is not None:
+            issues.append(RegistryIssue(file, None, f"{where}.{key}", problem))
     feeds: dict[str, FeedLayout] = {}
     raw_feeds = raw.get("feeds")
     if not isinstance(raw_feeds, dict) or not raw_feeds:
@@ -379,12 +608,51 @@ def _parse_profile(file: str, name: str, raw: Any, issues: list[RegistryIssue]) 
         format=fmt,
         delimiter=delimiter,
         encoding=encoding,
-        datetime_format=str(raw.get("datetime_format", "iso")),
-        date_format=str(raw.get("date_format", "%Y-%m-%d")),
+        datetime_format=datetime_format,
+        date_format=date_format,
         money_format=money,
         channel=channel,
         feeds=feeds,
     )
+
+
+#: The instant a profile's date and time patterns must write and read back (``_format_problem``):
+#: every field distinct, a day after the 12th (day and month cannot be swapped) and an afternoon
+#: hour (12-hour clocks need ``%p``).
+_PROBE = datetime(2031, 11, 23, 17, 45, 56)
+
+
+@cache
+def _format_problem(pattern: str, *, with_time: bool) -> str | None:
+    """Why silver could not read values written in ``pattern`` (None: it can). A pattern is judged
+    by writing a known instant with it and reading it back as silver does (strptime in Polars): a
+    pattern without a year, month or day, with an unknown directive, or written as a person reads
+    it (``DD/MM/YYYY``) would leave every value unparseable and quarantine every row."""
+    if with_time and pattern in ("iso", "epoch_ms"):
+        return None
+    hint = '"iso", "epoch_ms" or a strftime pattern' if with_time else "a strftime pattern"
+    if "%" not in pattern:
+        return f"{pattern!r} is not {hint} such as '%m/%d/%Y'"
+    aware = any(d in pattern for d in TIMEZONE_DIRECTIVES)
+    probe = _PROBE.replace(tzinfo=UTC) if aware or "%Z" in pattern or "%s" in pattern else _PROBE
+    target: pl.Datetime | pl.Date = pl.Datetime("us", "UTC") if aware else pl.Datetime("us") if with_time else pl.Date()
+    try:
+        written = pl.select(pl.lit(probe).dt.strftime(pattern)).item()
+        back = pl.select(pl.lit(written).str.strptime(target, pattern, strict=False)).item()
+    except pl.exceptions.PolarsError as exc:
+        return f"{pattern!r} is not {hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    if isinstance(back, datetime):
+        back_day, hour = back.replace(tzinfo=None).date(), back.hour
+    else:
+        back_day, hour = back, None
+    if back_day != _PROBE.date():
+        return (
+            f"{pattern!r} does not read back a whole date: {_PROBE.isoformat(' ')} is written {written!r} and read"
+            f" as {back_day} (it needs a year, a month and a day)"
+        )
+    if hour not in (None, 0, _PROBE.hour):
+        return f"{pattern!r} reads {written!r} as {back}: a 12-hour clock needs %p"
+    return None
 
 
 def _given(file: str, where: str, feed: str, kind: str, raw: Any, issues: list[RegistryIssue]) -> dict[str, str]:
@@ -417,7 +685,7 @@ def _valid_timezone(name: str) -> bool:
 
 
 def _load_providers(
-    read: Reader, profiles: Mapping[str, Profile], mappings: Mappings, issues: list[RegistryIssue]
+    read: Reader, profiles: Mapping[str, Profile], mappings: Mappings, issues: list[RegistryIssue], failed: _Failed
 ) -> dict[str, Provider]:
     file = "providers.csv"
     rows = read_csv(read, file, ("provider", "name", "kind", "profile", "timezone", "currency"), issues)
@@ -435,7 +703,8 @@ def _load_providers(
             issues.append(RegistryIssue(file, line, "name", "empty"))
         if row["kind"] not in KINDS:
             issues.append(RegistryIssue(file, line, "kind", f"{row['kind']!r} is not one of {KINDS}"))
-        if row["profile"] not in profiles:
+        cascaded = row["profile"] in failed.profiles  # the profile's own error says why
+        if row["profile"] not in profiles and not cascaded:
             issues.append(RegistryIssue(file, line, "profile", f"unknown profile {row['profile']!r}"))
         if not _valid_timezone(row["timezone"]):
             issues.append(RegistryIssue(file, line, "timezone", f"unknown timezone {row['timezone']!r}"))
@@ -446,7 +715,9 @@ def _load_providers(
                 RegistryIssue(file, line, "currency", f"no USD rate for {row['currency']!r} in mappings/fx_rates.csv")
             )
         history_start = _history_start(row.get("history_start", ""), file, line, issues)
-        if len(issues) == before:
+        if len(issues) > before or cascaded:
+            failed.providers.add(slug)
+        else:
             providers[slug] = Provider(
                 provider=slug,
                 name=row["name"],
@@ -486,6 +757,7 @@ def _load_sources(
     profiles: Mapping[str, Profile],
     history_floor: date,
     issues: list[RegistryIssue],
+    failed: _Failed,
 ) -> dict[tuple[str, str], Source]:
     file = "sources.csv"
     rows = read_csv(read, file, ("provider", "feed", "format", "expected_every_hours", "active"), issues)
@@ -494,7 +766,7 @@ def _load_sources(
         before = len(issues)
         slug, feed = row["provider"], row["feed"]
         provider = providers.get(slug)
-        if provider is None:
+        if provider is None and slug not in failed.providers:  # else its row's own error says why
             issues.append(RegistryIssue(file, line, "provider", f"{slug!r} is not in providers.csv"))
         if feed not in FEEDS:
             issues.append(RegistryIssue(file, line, "feed", f"{feed!r} is not one of {FEEDS}"))
@@ -512,7 +784,9 @@ def _load_sources(
         profile = profiles.get(provider.profile) if provider else None
         if provider is not None and profile is not None and feed in FEEDS and feed not in profile.feeds:
             issues.append(RegistryIssue(file, line, "feed", f"profile {profile.name!r} has no layout for {feed!r}"))
-        if len(issues) == before and provider is not None and profile is not None:
+        if len(issues) > before or provider is None or profile is None:
+            failed.sources.add((slug, feed))
+        else:
             sources[(slug, feed)] = Source(
                 provider=slug,
                 feed=feed,
@@ -530,7 +804,7 @@ def _load_sources(
 
 
 def _apply_source_values(
-    read: Reader, sources: dict[tuple[str, str], Source], issues: list[RegistryIssue]
+    read: Reader, sources: dict[tuple[str, str], Source], issues: list[RegistryIssue], failed: _Failed
 ) -> tuple[dict[tuple[str, str], Source], dict[tuple[str, str, str], int]]:
     """Each source with its own constants and defaults (``source_values.csv``, optional:
     ``provider,feed,column,kind,value``) over its profile's: a row replaces what the profile gives
@@ -541,6 +815,8 @@ def _apply_source_values(
     for line, row in enumerate(rows, start=2):
         before = len(issues)
         key, column, kind, value = (row["provider"], row["feed"]), row["column"], row["kind"], row["value"]
+        if key in failed.sources:
+            continue  # the source's own row is in error: its values are judged once it loads
         if key not in sources:
             issues.append(RegistryIssue(file, line, "feed", f"{key[0]}/{key[1]} is not in sources.csv"))
         elif column not in CANONICAL_COLUMNS[key[1]]:

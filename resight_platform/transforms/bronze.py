@@ -392,6 +392,22 @@ class ColumnDrift:
             out["encoding"] = self.encoding
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ColumnDrift:
+        """The drift :meth:`as_dict` wrote (the ledger's ``schema_drift``, its column kinds)."""
+
+        def names(kind: str) -> list[object]:
+            value = data.get(kind)
+            return value if isinstance(value, list) else []
+
+        encoding = data.get("encoding")
+        return cls(
+            new=tuple(map(str, names("new"))),
+            missing=tuple(map(str, names("missing"))),
+            renamed=tuple((str(pair[0]), str(pair[1])) for pair in names("renamed") if isinstance(pair, list | tuple)),
+            encoding=str(encoding) if encoding else None,
+        )
+
     def describe(self) -> str:
         parts = []
         if self.encoding:

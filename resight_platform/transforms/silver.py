@@ -82,7 +82,7 @@ import polars as pl
 
 from resight_platform.schemas.silver import DRIFT_RULES, QUARANTINE_RULES
 from resight_platform.sources.mappings import Mappings
-from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, TIMEZONE_DIRECTIVES, Registry
 from resight_platform.sources.value_maps import ScopedEntry, ScopedLookup
 from resight_platform.transforms.bronze import bronze_schema
 
@@ -127,7 +127,6 @@ _MAX_AMOUNT = 10**8 * _AMOUNT_SCALE  # 100 million units: amount x rate stays wi
 _UNSIGNED_NUMBER = r"^(?:\d+(?:\.\d*)?|\.\d+)$"
 _POSITIVE_INT = r"^\+?0*(\d{1,10})(?:\.0*)?$"
 _ZIP = r"^(\d{1,5})(?:[-\s]?\d{4})?(?:\.0*)?$"
-_TZ_DIRECTIVES = ("%z", "%:z", "%::z", "%#z")
 _NUL = "\x00"
 #: How a NUL is written in a quarantined row's ``raw``: visibly, and storable in jsonb.
 _NUL_SHOWN = "\\u0000"
@@ -763,7 +762,7 @@ def _timestamp(value: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
     if fmt == "epoch_ms":
         millis = value.str.extract(r"^(-?\d{1,15})(?:\.0*)?$", 1).cast(pl.Int64, strict=False)
         return pl.from_epoch(millis, time_unit="ms").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    if any(directive in fmt for directive in _TZ_DIRECTIVES):
+    if any(directive in fmt for directive in TIMEZONE_DIRECTIVES):
         return value.str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
     return _local_to_utc(value.str.strptime(pl.Datetime("us"), fmt, strict=False), timezone)
 

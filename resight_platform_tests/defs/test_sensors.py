@@ -21,11 +21,13 @@ import pytest
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
-from resight_platform.defs.sensors import LANDING_SENSOR
+from resight_platform.defs.sensors import LANDING_SENSOR, REGISTRY_SENSOR
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
+from resight_platform.resources import load_registry_at
 from resight_platform.settings import Settings
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, Registry
 
 TODAY = datetime.now(UTC).date()
 DAY = TODAY - timedelta(days=1)
@@ -83,13 +85,16 @@ class Daemon:
             return {key: (status, etag, code) for key, status, etag, code in cur.fetchall()}
 
 
-def _daemon(tmp_path: Path, pg_url: str, landing_url: str, endpoint: str | None = None) -> Iterator[Daemon]:
+def _daemon(
+    tmp_path: Path, pg_url: str, landing_url: str, endpoint: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Daemon]:
     settings = Settings.from_env(
         {
             "RESIGHT_HOME": str(tmp_path / "home"),
             "RESIGHT_LANDING_URL": landing_url,
             "RESIGHT_PARTITIONS_START": (TODAY - timedelta(days=60)).isoformat(),
             **({"AWS_ENDPOINT_URL": endpoint} if endpoint else {}),
+            **(env or {}),
         }
     )
     defs = build_definitions(settings, pg_url=pg_url)
@@ -369,3 +374,138 @@ def test_ledger_keeps_checksum_of_read_files(daemon: Daemon) -> None:
             "select checksum, etag, run_key from ops.ingestion_ledger where file_key = %s", (key,)
         ).fetchone()
     assert row is not None and row[0] and row[1] and row[2] is None
+
+
+# --- a registry change while the daemon runs ---------------------------------------------------
+
+
+@dataclass
+class LiveRegistry:
+    """The registry a running daemon reads (``RESIGHT_REGISTRY_DIR``): a local directory or an
+    ``s3://`` prefix, edited in place as an onboarding engineer would."""
+
+    location: str
+    endpoint: str | None
+
+    @property
+    def store(self) -> ObjectStore:
+        return open_store(self.location, self.endpoint)
+
+    def append(self, name: str, line: str) -> None:
+        self.store.write_bytes(name, self.store.read_bytes(name) + f"{line}\n".encode())
+
+    def write(self, name: str, text: str) -> None:
+        self.store.write_bytes(name, text.encode())
+
+    def load(self) -> Registry:
+        return load_registry_at(self.location, self.endpoint)
+
+
+def _versions(pg_url: str) -> dict[str, tuple[str | None, str | None, int]]:
+    """Per ledgered file: the registry's version, its provider's version, rows quarantined as
+    ``unknown_status``."""
+    with connect(pg_url) as conn:
+        rows = conn.execute(
+            "select l.file_key, l.registry_version, l.provider_version,"
+            " (select count(*) from ops.quarantine q where q.source_file = l.file_key and q.rule = 'unknown_status')"
+            " from ops.ingestion_ledger l"
+        ).fetchall()
+    return {key: (registry, provider, int(unknown)) for key, registry, provider, unknown in rows}
+
+
+@pytest.fixture(params=["local", "s3"])
+def live_daemon(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Daemon, LiveRegistry]]:
+    """A daemon whose registry (a copy of the packaged one, on a local directory or on the S3
+    endpoint with the landing zone) it looks at on every call (recheck 0 s), as production does
+    every RESIGHT_REGISTRY_RECHECK_SECONDS."""
+    monkeypatch.setenv("RESIGHT_WATCH_HOT_DAYS", "7")
+    if request.param == "local":
+        endpoint, landing_url, registry = (
+            None,
+            str(tmp_path / "landing"),
+            LiveRegistry(str(tmp_path / "registry"), None),
+        )
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        root = request.getfixturevalue("s3_bucket_url").removesuffix("/lake")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        landing_url, registry = f"{root}/landing", LiveRegistry(f"{root}/registry", endpoint)
+    store = registry.store
+    for path in sorted(DEFAULT_REGISTRY_DIR.rglob("*")):
+        if path.is_file():
+            store.write_bytes(path.relative_to(DEFAULT_REGISTRY_DIR).as_posix(), path.read_bytes())
+    env = {"RESIGHT_REGISTRY_DIR": registry.location, "RESIGHT_REGISTRY_RECHECK_SECONDS": "0"}
+    for daemon in _daemon(tmp_path, fresh_pg_url, landing_url, endpoint, env=env):
+        yield daemon, registry
+
+
+def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_each_version(
+    live_daemon: tuple[Daemon, LiveRegistry],
+) -> None:
+    daemon, registry = live_daemon
+    key = f"pawmart/sales/{DAY}/a.csv"
+    daemon.landing.write_bytes(key, sales_csv("A").replace(b",completed\n", b",SOLD\n", 1))
+    daemon.run_all(daemon.tick())
+    before = registry.load()
+    assert _versions(daemon.pg_url)[key] == (before.version, before.provider_version("pawmart"), 1)  # SOLD: unknown
+
+    # Onboarding, with the daemon running: a new partner and its source, and pawmart's own word for
+    # a completed sale. No restart: the same definitions, resources and instance tick again.
+    registry.append("providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD")
+    registry.append("sources.csv", "tiny_pets,sales,,24,true")
+    registry.write("value_maps.csv", "provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    after = registry.load()
+    daemon.landing.write_bytes(f"tiny_pets/sales/{DAY}/t.csv", sales_csv("T"))
+    daemon.landing.write_bytes(key, sales_csv("A", rows=4).replace(b",completed\n", b",SOLD\n", 1))  # re-delivered
+    tick = daemon.tick()
+    assert "tiny_pets" in {k for r in tick.dynamic_partitions_requests or [] for k in r.partition_keys or []}
+    daemon.run_all(tick)
+
+    versions = _versions(daemon.pg_url)
+    assert versions[key] == (after.version, after.provider_version("pawmart"), 0)  # SOLD is completed now
+    assert versions[f"tiny_pets/sales/{DAY}/t.csv"] == (after.version, after.provider_version("tiny_pets"), 0)
+    assert daemon.ledger()[f"tiny_pets/sales/{DAY}/t.csv"][0] == "loaded"
+    assert after.version != before.version
+    assert after.provider_version("pawmart") != before.provider_version("pawmart")
+    assert after.provider_version("barkbox_market") == before.provider_version("barkbox_market")
+
+
+def registry_tick(daemon: Daemon, cursor: str | None) -> dg.SensorResult:
+    sensor = daemon.defs.resolve_sensor_def(REGISTRY_SENSOR)
+    with dg.build_sensor_context(
+        instance=daemon.instance, cursor=cursor, definitions=daemon.defs, resources=dict(daemon.defs.resources or {})
+    ) as context:
+        result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+@pytest.mark.parametrize("live_daemon", ["local"], indirect=True)
+def test_ops_sources_shows_each_providers_onboarding_state(live_daemon: tuple[Daemon, LiveRegistry]) -> None:
+    daemon, registry = live_daemon
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
+    daemon.run_all(daemon.tick())
+    # The registry sensor syncs ops/sources once per registry version it sees.
+    first = registry_tick(daemon, None)
+    assert len(first.run_requests or []) == 1
+    assert not registry_tick(daemon, first.cursor).run_requests  # the same version: nothing to do
+    # pawmart's rows change after its file loaded; barkbox_market's do not; the rest sent nothing.
+    registry.write("value_maps.csv", "provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
+    changed = registry_tick(daemon, first.cursor)
+    [request] = changed.run_requests or []
+    assert changed.cursor == registry.load().version == request.tags["resight/registry_version"]
+    result = daemon.run(request)
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("ops__sources")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    current = registry.load()
+    assert metadata["registry_version"] == current.version
+    assert (metadata["providers_changed"], metadata["providers_loading"], metadata["providers_silent"]) == (1, 1, 0)
+    assert metadata["providers_new"] == len(current.providers) - 2
+    table = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1] for line in str(metadata["onboarding"]).splitlines()[2:]
+    }
+    assert (table["pawmart"], table["barkbox_market"], table["petopia"]) == ("changed", "loading", "new")

@@ -17,11 +17,15 @@ import psycopg
 import pytest
 
 from resight_platform.io.ops import (
+    ONBOARDING_STATES,
     FileRecord,
+    ProviderActivity,
     dead_letter_reason,
     known_checksums,
     known_products,
     migrate,
+    onboarding_state,
+    provider_activity,
     quality_report,
     record_files,
     record_silver,
@@ -29,7 +33,7 @@ from resight_platform.io.ops import (
     unattributed_dead_letters,
 )
 from resight_platform.io.postgres import connect
-from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, load_registry
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, Registry, load_registry
 from resight_platform.transforms.silver import empty_quarantine
 
 Conn = psycopg.Connection[Any]
@@ -563,3 +567,86 @@ def test_known_products_are_the_providers_products_without_the_unknown_member(co
     assert known_products(conn, ["pawmart", "petopia"]).height == 3
     assert known_products(conn, []).is_empty()
     assert known_products(conn, []).schema == {"provider": pl.String, "sku": pl.String, "category": pl.String}
+
+
+# --- registry versions and onboarding states ----------------------------------------------------
+
+
+def test_rows_ledgered_before_versions_were_recorded_stay_null(conn: Conn) -> None:
+    record_files(conn, [read_record(KEY)], run_id="run-1", now=NOW)  # an old writer: no registry
+    set_counts(conn, KEY, 9, 1)
+    migrate(conn)  # 009 again: idempotent, existing rows untouched
+    assert (ledger(conn, KEY)["registry_version"], ledger(conn, KEY)["provider_version"]) == (None, None)
+
+
+def registry_with_value_map(tmp_path: Path, line: str) -> Registry:
+    directory = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, directory)
+    (directory / "value_maps.csv").write_text(f"provider,feed,map,alias,value\n{line}\n", encoding="utf-8")
+    return load_registry(directory)
+
+
+def test_each_file_records_the_registry_it_was_read_and_loaded_under(conn: Conn, tmp_path: Path) -> None:
+    a = load_registry()
+    b = registry_with_value_map(tmp_path, "pawmart,,status,SOLD,completed")
+    dead = FileRecord("pawmart/sales/2026-10-01/x.json", "ddd", 5, "pawmart", "sales", D1, "dead_lettered")
+    record_files(conn, [read_record(KEY), dead], run_id="run-1", now=NOW, registry=a)
+    versions = "select registry_version, provider_version from ops.ingestion_ledger where file_key = %s"
+    assert (
+        rows(conn, versions, (KEY,))
+        == rows(conn, versions, (dead.file_key,))
+        == [(a.version, a.provider_version("pawmart"))]
+    )
+    set_counts(conn, KEY, 9, 1)  # silver with no registry keeps what bronze recorded
+    assert rows(conn, versions, (KEY,)) == [(a.version, a.provider_version("pawmart"))]
+
+    # Re-delivered after an onboarding edit: read under B, cleaned under B.
+    record_files(conn, [read_record(KEY, "bbb")], run_id="run-2", now=NOW, registry=b)
+    assert rows(conn, versions, (KEY,)) == [(b.version, b.provider_version("pawmart"))]
+    counts = pl.DataFrame({"_source_file": [KEY], "rows_in": [10], "rows_loaded": [10], "rows_quarantined": [0]})
+    record_silver(conn, feed="sales", partitions=[], quarantine=empty_quarantine(), reconciliation=counts, registry=b)
+    assert rows(conn, versions, (KEY,)) == [(b.version, b.provider_version("pawmart"))]
+    assert a.version != b.version and a.provider_version("pawmart") != b.provider_version("pawmart")
+    # A file of no registered provider (a misplaced key) has the registry's version, no provider's.
+    stray = FileRecord("stray.csv", "eee", 1, None, None, None, "dead_lettered")
+    record_files(conn, [stray], run_id="run-3", now=NOW, registry=b)
+    assert rows(conn, versions, ("stray.csv",)) == [(b.version, None)]
+
+
+def test_provider_activity_of_each_provider_asked(conn: Conn) -> None:
+    registry = load_registry()
+    old, recent = NOW - timedelta(days=30), NOW - timedelta(hours=1)
+    record_files(conn, [read_record("pawmart/sales/2026-09-01/a.csv")], run_id="r1", now=old)  # no version then
+    record_files(conn, [read_record("pawmart/sales/2026-10-01/b.csv")], run_id="r2", now=recent, registry=registry)
+    record_files(
+        conn,
+        [FileRecord("petopia/sales/2026-10-01/c.csv", "c", 1, "petopia", "sales", D1, "dead_lettered")],
+        run_id="r3",
+        now=recent,
+        registry=registry,
+    )
+    activity = provider_activity(conn, ["pawmart", "petopia", "tiny_pets"], since=NOW - timedelta(days=7))
+    assert activity == {
+        "pawmart": ProviderActivity("pawmart", recent, registry.provider_version("pawmart"), 1, 0),
+        "petopia": ProviderActivity("petopia", None, None, 0, 1),
+        "tiny_pets": ProviderActivity("tiny_pets", None, None, 0, 0),
+    }
+    assert provider_activity(conn, [], since=NOW) == {}
+
+
+@pytest.mark.parametrize(
+    ("last_loaded", "version_then", "state"),
+    [
+        (None, None, "new"),
+        (NOW - timedelta(days=1), "v1", "loading"),
+        (NOW - timedelta(days=1), "v0", "changed"),
+        (NOW - timedelta(days=30), "v0", "changed"),
+        (NOW - timedelta(days=1), None, "loading"),  # ledgered before versions: not judged changed
+        (NOW - timedelta(days=8), "v1", "silent"),
+    ],
+)
+def test_onboarding_state(last_loaded: datetime | None, version_then: str | None, state: str) -> None:
+    activity = ProviderActivity("p", last_loaded, version_then, 0, 0)
+    assert onboarding_state(activity, "v1", NOW, loading_days=7) == state
+    assert state in ONBOARDING_STATES
+    assert onboarding_state(None, "v1", NOW, loading_days=7) == "new"

@@ -385,6 +385,12 @@ def test_cli_report_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFi
     assert "broken.jsonl: line 2 is not JSON" in capsys.readouterr().err
     assert main(["onboard", "suggest", str(path), "--provider", "pawmart", "--feed", "sales"]) == 2
     assert "already in" in capsys.readouterr().err
+    assert main(["onboard", "suggest", str(path), "--provider", "x_pets", "--feed", "returns"]) == 2
+    assert "--feed 'returns' is not one of sales, catalog, stores, customers" in capsys.readouterr().err
+    other = tmp_path / "other.csv"
+    other.write_text("sku,product_name,list_price,species\nA,B,1.00,dog\n", encoding="utf-8")
+    assert main(["onboard", "suggest", str(other), "--provider", "y_pets", "--feed", "catalog", "--out", str(out)]) == 2
+    assert "holds the draft of 'odd_market'" in capsys.readouterr().err
 
 
 def test_corner_pets_blind_against_the_profile_a_person_wrote(tmp_path: Path, base: Registry) -> None:

@@ -19,11 +19,14 @@ from resight_platform.sources.registry import (
     FEEDS,
     FORMATS,
     REQUIRED_COLUMNS,
+    VERSION_CHARS,
     Registry,
     RegistryError,
     RegistryIssue,
+    check_registry,
     load_registry,
     registry_rows,
+    registry_version,
 )
 
 PROVIDER_COLUMNS = ["provider", "name", "kind", "profile", "timezone", "currency"]
@@ -768,3 +771,149 @@ def test_ceilings_fall_back_to_star_then_to_the_default(registry_dir: Path) -> N
     assert (mappings.ceiling("food").max_quantity, mappings.ceiling(None).max_unit_cents) == (50, 6000)
     (registry_dir / "mappings" / "ceilings.csv").unlink()  # optional: the platform's default
     assert load_registry(registry_dir).mappings.ceiling("toys") == DEFAULT_CEILING
+
+
+# --- date formats, YAML keys, cascades, warnings (what a person onboarding trips on) ------------
+
+
+@pytest.mark.parametrize(
+    ("key", "pattern", "reason"),
+    [
+        ("date_format", "DD/MM/YYYY", "'DD/MM/YYYY' is not a strftime pattern"),
+        ("date_format", "iso", "'iso' is not a strftime pattern"),  # iso is for datetimes only
+        ("date_format", "%d/%m", "does not read back a whole date"),  # no year
+        ("datetime_format", "%Y-%d %H:%M", "does not read back a whole date"),  # no month
+        ("datetime_format", "%Q/%m/%Y", 'is not "iso", "epoch_ms" or a strftime pattern'),
+        ("datetime_format", "%m/%d/%Y %I:%M", "12-hour directive"),  # no %p: Polars refuses it
+    ],
+)
+def test_a_date_format_silver_cannot_read_back(registry_dir: Path, key: str, pattern: str, reason: str) -> None:
+    def change(profile: dict[str, Any]) -> None:
+        profile[key] = pattern
+
+    add_profile(registry_dir, "odd", change)
+    find_issue(issues_of(registry_dir), "profiles.yaml", None, f"profiles.odd.{key}", reason)
+
+
+@pytest.mark.parametrize(
+    ("key", "pattern"),
+    [
+        ("datetime_format", "epoch_ms"),
+        ("datetime_format", "%d.%m.%Y %H:%M:%S%.f"),
+        ("datetime_format", "%Y-%m-%dT%H:%M:%S%z"),
+        ("datetime_format", "%m/%d/%Y %I:%M %p"),
+        ("datetime_format", "%m/%d/%Y"),  # a date only: midnight, local time
+        ("date_format", "%y%m%d"),
+        ("date_format", "%e %b %Y"),
+        ("date_format", "%Y-%j"),
+    ],
+)
+def test_date_formats_silver_reads(registry_dir: Path, key: str, pattern: str) -> None:
+    def change(profile: dict[str, Any]) -> None:
+        profile[key] = pattern
+
+    add_profile(registry_dir, "odd", change)
+    assert getattr(load_registry(registry_dir).profiles["odd"], key) == pattern
+
+
+def test_a_key_given_twice_in_profiles_yaml(registry_dir: Path) -> None:
+    path = registry_dir / "profiles.yaml"
+    text = path.read_text(encoding="utf-8")
+    # YAML would keep the second silently: TransID would no longer be read as order_id.
+    text = text.replace("columns: {TransID: order_id,", "columns: {TransID: order_id, TransID: line_no,", 1)
+    path.write_text(text, encoding="utf-8")
+    line, content = next((n, c) for n, c in enumerate(text.splitlines(), start=1) if "TransID: line_no" in c)
+    first, again = content.index("TransID") + 1, content.index("TransID: line_no") + 1
+    find_issue(
+        issues_of(registry_dir),
+        "profiles.yaml",
+        line,
+        "-",
+        f"key 'TransID' at column {again} is given twice (first at line {line} column {first}): YAML keeps the last",
+    )
+
+
+def test_a_merge_key_is_an_override_not_a_duplicate(registry_dir: Path) -> None:
+    path = registry_dir / "profiles.yaml"
+    text = path.read_text(encoding="utf-8").replace("  standard_csv:\n", "  standard_csv: &standard\n", 1)
+    path.write_text(text + '  standard_semicolon:\n    <<: *standard\n    delimiter: ";"\n', encoding="utf-8")
+    assert load_registry(registry_dir).profiles["standard_semicolon"].delimiter == ";"
+
+
+def test_a_broken_profile_is_one_error_not_one_per_partner_and_source(registry_dir: Path) -> None:
+    path = registry_dir / "profiles.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('date_format: "%m/%d/%Y"', 'date_format: "MM/DD/YYYY"', 1),
+        encoding="utf-8",
+    )
+    # petopia's profile is legacy_pos: neither it, its sources nor its value map is reported again.
+    append_rows(registry_dir, "value_maps.csv", VALUE_MAP_COLUMNS, value_map("petopia", "status", "SOLD", "completed"))
+    issues = issues_of(registry_dir)
+    assert [(i.file, i.field) for i in issues] == [("profiles.yaml", "profiles.legacy_pos.date_format")]
+
+
+def test_a_provider_row_in_error_is_not_reported_again_by_its_sources(registry_dir: Path) -> None:
+    row = append_provider(registry_dir, timezone="Mars/Olympus")
+    append_source(registry_dir, provider="new_partner", feed="sales")
+    issues = issues_of(registry_dir)
+    assert [(i.file, i.row, i.field) for i in issues] == [("providers.csv", row, "timezone")]
+
+
+def test_warnings_do_not_refuse_the_registry(registry_dir: Path) -> None:
+    quiet = append_provider(registry_dir, provider="quiet_pets")
+    future = with_history_start(registry_dir, "2031-01-01")
+    append_source(registry_dir, provider="new_partner", feed="sales")
+    add_profile(registry_dir, "spare", lambda profile: None)
+    registry = load_registry(registry_dir, today=date(2030, 6, 1))
+    assert [(w.file, w.row, w.field) for w in registry.warnings] == [
+        ("providers.csv", future, "history_start"),
+        ("providers.csv", quiet, "provider"),
+        ("profiles.yaml", None, "profiles.spare"),
+    ]
+    assert "every sale would be quarantined as before_history_start" in registry.warnings[0].reason
+    assert load_registry(registry_dir, today=date(2031, 1, 1)).warnings[0].field == "provider"  # the day itself
+
+
+def test_check_registry_returns_errors_and_what_loaded(registry_dir: Path) -> None:
+    row = append_provider(registry_dir, kind="shelter")
+    checked = check_registry(registry_dir)
+    assert [(i.file, i.row, i.field) for i in checked.errors] == [("providers.csv", row, "kind")]
+    assert len(checked.registry.providers) == 40  # the packaged 40 loaded; the bad row did not
+    assert checked.warnings == ()
+
+
+# --- versions -----------------------------------------------------------------------------------
+
+
+def test_the_version_is_of_the_files_read(registry_dir: Path, packaged: Registry) -> None:
+    assert len(packaged.version) == VERSION_CHARS and int(packaged.version, 16) >= 0
+    (registry_dir / "README.md").write_text("notes for people: not read, not versioned\n")
+    assert load_registry(registry_dir).version == packaged.version  # the same files anywhere
+    (registry_dir / "value_maps.csv").write_text("provider,feed,map,alias,value\n")  # an optional file, empty
+    assert load_registry(registry_dir).version != packaged.version
+    assert registry_version({"a.csv": b"x", "b.csv": None}) == registry_version({"a.csv": b"x"})
+    assert registry_version({"a.csv": b"xb.csv"}) != registry_version({"a.csv": b"x", "b.csv": b""})
+
+
+def test_a_providers_version_changes_with_its_own_rows_only(registry_dir: Path, packaged: Registry) -> None:
+    assert set(packaged.provider_versions) == set(packaged.providers)
+    append_rows(
+        registry_dir,
+        "value_maps.csv",
+        VALUE_MAP_COLUMNS,
+        value_map("pawmart", "status", "SOLD", "completed"),
+    )
+    append_provider(registry_dir)
+    append_source(registry_dir, provider="new_partner", feed="sales")
+    changed = load_registry(registry_dir)
+    differ = {p for p in packaged.providers if changed.provider_version(p) != packaged.provider_version(p)}
+    assert differ == {"pawmart"}
+    assert changed.provider_version("new_partner") is not None and changed.provider_version("nobody") is None
+    edit_source(registry_dir, "petopia", "sales", expected_every_hours="48")
+    assert load_registry(registry_dir).provider_version("petopia") != packaged.provider_version("petopia")
+    # A global mapping table is every provider's.
+    (registry_dir / "mappings" / "status.csv").write_text(
+        (registry_dir / "mappings" / "status.csv").read_text(encoding="utf-8") + "shipped ok,completed\n"
+    )
+    again = load_registry(registry_dir)
+    assert all(again.provider_version(p) != changed.provider_version(p) for p in packaged.providers if p != "petopia")

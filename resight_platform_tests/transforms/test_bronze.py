@@ -1056,3 +1056,10 @@ def test_a_utf8_file_in_a_latin1_source_loads_as_declared_and_is_flagged(registr
     assert not any(d.encoding for d in drifts)  # Latin-1 bytes, or pure ASCII, are no sign
     with pytest.raises(FileRejected, match="the bytes look like Latin-1 or Windows-1252"):
         sliced(registry, "pawmart", "stores", STORES_HEADER + "S1,Café\n".encode("latin-1"), 8)
+
+
+def test_column_drift_reads_back_what_the_ledger_stores() -> None:
+    drift = ColumnDrift(new=("Extra",), missing=("upc",), renamed=(("Qty", "Quantity"),), encoding="utf-8 in latin-1")
+    stored = json.loads(json.dumps(drift.as_dict()))  # as jsonb gives it back: lists, not tuples
+    assert ColumnDrift.from_dict(stored) == drift
+    assert ColumnDrift.from_dict({"new": ["Extra"], "missing": [], "renamed": []}).describe() == "new 'Extra'"
