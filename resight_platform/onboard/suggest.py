@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -470,7 +471,13 @@ def render(suggestion: Suggestion, draft: Draft | None, min_confidence: float = 
             out += [f"    - {issue}" for issue in draft.issues]
         else:
             out.append(f"  the base registry plus the draft loads: {draft.registry_dir}")
-            out.append(f"  next: resight onboard preview FILE... --registry {draft.registry_dir}")
+            files = " ".join(shlex.quote(str(sample.path)) for sample in suggestion.samples)
+            days = {s.business_date for s in suggestion.samples if s.business_date is not None}
+            out.append(
+                f"  next: resight onboard preview {files} --registry {shlex.quote(str(draft.registry_dir))}"
+                f" --provider {suggestion.provider} --feed {suggestion.feed}"
+                + (f" --date {days.pop().isoformat()}" if len(days) == 1 else "")
+            )
     return "\n".join(out) + "\n"
 
 

@@ -435,3 +435,18 @@ def test_corner_pets_blind_against_the_profile_a_person_wrote(tmp_path: Path, ba
                      date(2026, 10, 5))  # fmt: skip
     assert silver.quarantine["rule"].to_list() == ["unparseable_date"]  # T4's 31 February, as by hand
     assert sorted(silver.valid["order_id"].unique().to_list()) == ["T1", "T2", "T3"]
+
+
+def test_the_worked_example_of_docs_onboarding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/onboarding.md's suggest example is this command's output, to the character."""
+    docs = (Path(__file__).parents[2] / "docs" / "onboarding.md").read_text(encoding="utf-8")
+    prompt = "$ resight onboard suggest "
+    block = docs[docs.index(prompt) : docs.index("```", docs.index(prompt))]
+    command, expected = block.split("\n", 1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "orders_2026-01-03.jsonl").write_text(_json_lines(MARKET_RECORDS), encoding="utf-8")
+    assert main(command.removeprefix("$ resight ").split()) == 0
+    assert capsys.readouterr().out == expected
