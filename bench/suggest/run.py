@@ -24,6 +24,7 @@ import json
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -60,13 +61,14 @@ def _format_fields(source: Source, guessed: dict[str, str], ascii_only: bool) ->
     return out
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Run the benchmark; print the table by profile, write and return the per-source rows."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--providers", type=int, default=12)
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     base = load_registry(DEFAULT_REGISTRY_DIR)
     knowledge = load_knowledge(mappings=base.mappings)
@@ -150,6 +152,7 @@ def main() -> None:
             )
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     print(f"per source: {args.out}")
+    return rows
 
 
 if __name__ == "__main__":
