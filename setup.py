@@ -6,7 +6,13 @@ setup(
     description="ReSight's Dagster data platform: partner files to trusted tables, marts and forecasts.",
     packages=find_packages(exclude=["resight_platform_tests*"]),
     package_data={
-        "resight_platform": ["sources/registry/*", "sources/registry/mappings/*", "io/sql/*.sql", "onboard/*.yaml", "py.typed"]
+        "resight_platform": [
+            "sources/registry/*",
+            "sources/registry/mappings/*",
+            "io/sql/*.sql",
+            "onboard/*.yaml",
+            "py.typed",
+        ]
     },
     python_requires=">=3.11,<3.13",
     install_requires=[

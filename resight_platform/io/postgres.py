@@ -574,13 +574,7 @@ class DayPartitionLoad:
             )
         )
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # a peak day's key sorts in memory
-        exists = conn.execute(
-            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s",
-            (schema, self.child),
-        ).fetchone()
-        if exists:
-            _ensure_day_partition(conn, schema, self.table, self.child, self.day)  # refuses a stray table
+        if self._child_exists():
             conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent, _qualified(schema, self.child)))
             conn.execute(sql.SQL("DROP TABLE {}").format(_qualified(schema, self.child)))
         conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging, sql.Identifier(self.child)))
@@ -591,17 +585,23 @@ class DayPartitionLoad:
         conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(child, bounds))
         return self.rows
 
+    def _child_exists(self) -> bool:
+        """Whether the day's child table exists (and is this table's partition of the day: a stray
+        table of that name is refused)."""
+        exists = self.conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s",
+            (self.schema, self.child),
+        ).fetchone()
+        if exists:
+            _ensure_day_partition(self.conn, self.schema, self.table, self.child, self.day)
+        return exists is not None
+
     def _empty_day(self) -> None:
         """The day replaced by no rows: the rows its child holds are deleted (the child stays, for
         loads that copy into the parent); a day without a child has nothing to replace."""
         conn, schema = self.conn, self.schema
-        exists = conn.execute(
-            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s",
-            (schema, self.child),
-        ).fetchone()
-        if exists:
-            _ensure_day_partition(conn, schema, self.table, self.child, self.day)  # refuses a stray table
+        if self._child_exists():
             conn.execute(sql.SQL("DELETE FROM {}").format(_qualified(schema, self.child)))
 
 
