@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from resight_platform.io.postgres import connect, sqlalchemy_url
+from resight_platform.resources import load_registry_at
 from resight_platform.sample import generate
+from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR
 from resight_platform_tests.databases import temporary_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +89,16 @@ def test_daemon_loads_dropped_files_into_gold(tmp_path: Path, fresh_pg_url: str,
     landing = home / "landing"
     staging = tmp_path / "staging"
     log = tmp_path / "daemon.log"
+    # The registry the daemon reads: a copy of the packaged one, edited below while the daemon runs.
+    registry = tmp_path / "registry"
+    shutil.copytree(DEFAULT_REGISTRY_DIR, registry)
     env = {name: value for name, value in os.environ.items() if name not in _SCRUBBED}
     env.update(
         RESIGHT_HOME=str(home),
         RESIGHT_PG_URL=fresh_pg_url,
         RESIGHT_DAGSTER_PG_URL=dagster_pg_url,
         RESIGHT_PARTITIONS_START=(today - timedelta(days=30)).isoformat(),
+        RESIGHT_REGISTRY_DIR=str(registry),
         PYTHONUNBUFFERED="1",
     )
     beside = Path(sys.executable).parent / "resight"
@@ -141,8 +148,68 @@ def test_daemon_loads_dropped_files_into_gold(tmp_path: Path, fresh_pg_url: str,
         runs = _wait_for_backfill(dagster_pg_url, backfill_id, proc, log)
         assert runs and set(runs) == {"SUCCESS"} and len(runs) <= 2, f"backfill {backfill_id} runs: {runs}"
         assert _state(fresh_pg_url)[:2] == (lines, net)
+
+        # Onboarding while the daemon runs, no restart: a new partner, its source and its own word
+        # for a completed sale, written into the registry directory; its first file follows.
+        before = load_registry_at(registry).version
+        _onboard_tiny_pets(registry)
+        after = load_registry_at(registry).version
+        key = f"tiny_pets/sales/{day.isoformat()}/first.csv"
+        (landing / key).parent.mkdir(parents=True)
+        (landing / key).write_text(TINY_PETS_SALES.format(day=day.isoformat()))
+        onboarded = _wait_for_file(fresh_pg_url, key, proc, log)
+        assert onboarded == {"status": "loaded", "registry_version": after, "fact_rows": 3, "unknown_status": 0}, (
+            f"{key}: {onboarded}; daemon log tail:\n{_log_tail(log)}"
+        )
+        with connect(fresh_pg_url) as conn:
+            earlier = {
+                version
+                for (version,) in conn.execute(
+                    "select distinct registry_version from ops.ingestion_ledger where file_key <> %s", (key,)
+                ).fetchall()
+            }
+        assert earlier == {before} != {after}, "each file keeps the registry version it was loaded with"
     finally:
         _stop(proc)
+
+
+#: Three sales lines of a partner the registry does not know yet; one says ``SOLD`` for completed.
+TINY_PETS_SALES = "order_id,line_no,ordered_at,sku,quantity,unit_price,status\n" + "".join(
+    f"T-{n},1,{{day}}T10:00:00,SKU{n},2,3.50,{status}\n" for n, status in enumerate(["completed", "SOLD", "completed"])
+)
+
+
+def _onboard_tiny_pets(registry: Path) -> None:
+    """The rows an onboarding engineer adds for a standard-CSV partner with its own status word."""
+    for name, line in (
+        ("providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD"),
+        ("sources.csv", "tiny_pets,sales,,24,true"),
+    ):
+        with open(registry / name, "a") as out:
+            out.write(line + "\n")
+    (registry / "value_maps.csv").write_text("provider,feed,map,alias,value\ntiny_pets,,status,SOLD,completed\n")
+
+
+def _wait_for_file(pg_url: str, key: str, proc: subprocess.Popen[bytes], log: Path) -> dict[str, object]:
+    """The ledger's status and registry version of ``key``, its fact rows and ``unknown_status``
+    quarantine, once its lines are in gold (or the deadline passes)."""
+    started, seen = time.monotonic(), dict[str, object]()
+    query = (
+        "select l.status, l.registry_version,"
+        " (select count(*) from gold.fact_sales f where f.source_file = l.file_key),"
+        " (select count(*) from ops.quarantine q where q.source_file = l.file_key and q.rule = 'unknown_status')"
+        " from ops.ingestion_ledger l where l.file_key = %s"
+    )
+    while time.monotonic() - started < TIMEOUT_S:
+        assert proc.poll() is None, f"daemon exited with {proc.returncode}:\n{_log_tail(log)}"
+        with connect(pg_url) as conn:
+            row = conn.execute(query, (key,)).fetchone()
+        if row is not None:
+            seen = dict(zip(("status", "registry_version", "fact_rows", "unknown_status"), row, strict=True))
+            if seen["status"] == "loaded" and seen["fact_rows"]:
+                break
+        time.sleep(1.0)
+    return seen
 
 
 LAUNCH_BACKFILL = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from resight_platform.defs.metadata import OWNERS, table_schema_from_polars
+from resight_platform.defs.metadata import OWNERS, RUN_KEY_TAG, table_schema_from_polars
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_keys
 from resight_platform.defs.policies import RETRY
 from resight_platform.io.landing import check_listed, dead_letter, scan_landing
@@ -21,6 +21,7 @@ from resight_platform.io.ops import (
     onboarding_state,
     provider_activity,
     record_files,
+    release_accepted,
     sync_sources,
 )
 from resight_platform.io.storage import ObjectInfo, ObjectStore
@@ -197,15 +198,19 @@ def scan_landing_op(
 ) -> dict[str, int]:
     reg = registry.load()
     landing_store, dead_store = landing.store(), dead_letter.store()
+    released: list[str] = []
     if config.keys is None:
         scan = scan_landing(landing_store, reg)
         rejected, accepted = scan.rejected, len(scan.files)
     else:
         first_day = date.fromisoformat(config.partitions_start)
-        rejected, accepted = _recheck(landing_store, reg, config.keys, first_day, datetime.now(UTC).date())
+        rejected, passing = _recheck(landing_store, reg, config.keys, first_day, datetime.now(UTC).date())
+        accepted = len(passing)
     now = datetime.now(UTC)
     records: list[FileRecord] = []
     with warehouse.connect() as conn:
+        if config.keys is not None:
+            released = release_accepted(conn, passing, run_key=context.run.tags.get(RUN_KEY_TAG))
         seen = known_checksums(conn, [info.key for info, _ in rejected])
         for info, error in rejected:
             records.append(
@@ -214,10 +219,16 @@ def scan_landing_op(
                 )
             )
         record_files(conn, records, run_id=context.run_id, now=now, registry=reg)
+    if released:
+        context.log.info(
+            f"{len(released)} file(s) pass under registry {reg.version} and go back to the landing sensor: "
+            + ", ".join(released[:10])
+        )
     summary = {
         "files": accepted,
         "rejected": len(rejected),
         "dead_lettered": sum(r.dead_letter_uri is not None for r in records),
+        "released": len(released),
     }
     context.add_output_metadata(dict(summary))
     return summary
@@ -225,11 +236,11 @@ def scan_landing_op(
 
 def _recheck(
     store: ObjectStore, registry: Registry, keys: list[str], first_day: date, today: date
-) -> tuple[list[tuple[ObjectInfo, LandingKeyError]], int]:
+) -> tuple[list[tuple[ObjectInfo, LandingKeyError]], list[str]]:
     """The keys the sensor refused, checked again now (the registry may have changed since): the
-    refused ones with their reason, and how many now pass."""
+    refused ones with their reason, and the keys that now pass."""
     rejected: list[tuple[ObjectInfo, LandingKeyError]] = []
-    accepted = 0
+    accepted: list[str] = []
     for key in keys:
         info = _stat(store, key)
         if info is None:
@@ -242,7 +253,7 @@ def _recheck(
         if not first_day <= landing.date <= today + timedelta(days=1):
             rejected.append((info, LandingKeyError("date_out_of_range", "business date has no partition")))
             continue
-        accepted += 1
+        accepted.append(key)
     return rejected, accepted
 
 

@@ -340,6 +340,23 @@ def queue_files(conn: psycopg.Connection, files: Sequence[QueuedFile], *, now: d
         )
 
 
+def release_accepted(conn: psycopg.Connection, keys: Sequence[str], *, run_key: str | None) -> list[str]:
+    """Hand back to the landing sensor the files queued for the dead-letter run ``run_key`` (any
+    run, when None) that pass the landing contract after all: the registry changed between the
+    sensor's tick and the run (a partner onboarded minutes after its first file). Their ETag is
+    forgotten, so the next tick takes them as new and queues them for a load. Returns their keys."""
+    if not keys:
+        return []
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "update ops.ingestion_ledger set etag = null"
+            " where status = 'queued' and file_key = any(%s) and (%s::text is null or run_key = %s)"
+            " returning file_key",
+            (list(keys), run_key, run_key),
+        )
+        return sorted(str(row[0]) for row in cur.fetchall())
+
+
 def record_etags(conn: psycopg.Connection, etags: Sequence[tuple[str, str]]) -> None:
     """Record a new listing ETag for files whose content is unchanged (``(file_key, etag)``)."""
     if not etags:

@@ -1,6 +1,6 @@
 """How a column's values are written, in the spellings a registry profile accepts: a datetime
 format (``iso``, ``epoch_ms`` or a strptime pattern silver runs through Polars), a date format (a
-strptime pattern) and a money format (``decimal``, ``currency`` or ``cents``).
+strptime pattern) and a money format (``decimal``, ``currency``, ``decimal_comma`` or ``cents``).
 
 A format is taken when it reads ``enough`` of the distinct values; the rest are named in
 the evidence (a run quarantines them). Day-first against month-first is decided by the values: a
@@ -202,8 +202,8 @@ def date_part(datetime_format: str) -> str | None:
 
 
 def guess_money(values: Sequence[str | None], name_tokens: Sequence[str] = ()) -> Guess | None:
-    """The money format of a column, or None when its values are not amounts. A decimal comma or a
-    symbol other than ``$`` has no money format: the guess is ``decimal`` (such values are then
+    """The money format of a column, or None when its values are not amounts. A symbol other than
+    ``$`` with a decimal point has no money format: the guess is ``decimal`` (such values are then
     quarantined as unparseable, never misread) with the blocker said."""
     filled = _filled(values)
     if not filled:
@@ -220,12 +220,13 @@ def guess_money(values: Sequence[str | None], name_tokens: Sequence[str] = ()) -
         comma, foreign = [], []
     unread = _unread(filled, point)
     if comma:
+        # Whole amounts ("12") read the same either way; amounts with a decimal point ("12.99") do
+        # not fit and are quarantined as unparseable under decimal_comma, never misread.
+        unread = _unread(filled, [*comma, *(v for v in plain if "." not in v)])
         return Guess(
-            "decimal",
+            "decimal_comma",
             0.9,
-            f"decimal comma, e.g. {comma[0]!r}" + (" (dot thousands)" if any("." in v for v in comma) else ""),
-            blocker="no money format reads a decimal comma ('currency' would drop the comma and read 12,99 as"
-            " 1299): ask the partner for a decimal point, or extend silver's money formats",
+            f"decimal comma, e.g. {comma[0]!r}" + (" (dot thousands)" if any("." in v for v in comma) else "") + unread,
         )
     if foreign:
         return Guess(

@@ -236,7 +236,8 @@ def _money_guess(matches: Sequence[ColumnMatch], values: dict[str, list[str | No
                 guesses.append((match.source, guess))
     if not guesses:
         return Guess("decimal", 0.0, "no money column mapped: the registry's default")
-    ranked = sorted(guesses, key=lambda sg: (sg[1].blocker is None, {"currency": 0, "cents": 1}.get(sg[1].value, 2)))
+    specific = {"currency": 0, "decimal_comma": 1, "cents": 2}  # a format a plain decimal column also fits last
+    ranked = sorted(guesses, key=lambda sg: (sg[1].blocker is None, specific.get(sg[1].value, len(specific))))
     source, guess = ranked[0]
     formats = {g.value for _, g in guesses}
     confidence = guess.confidence if len(formats) == 1 else guess.confidence * 0.7

@@ -83,7 +83,7 @@ PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{1,62}$")
 FEEDS: tuple[str, ...] = ("sales", "catalog", "stores", "customers")
 FORMATS: tuple[str, ...] = ("csv", "csv.gz", "jsonl", "json", "parquet")
 KINDS: tuple[str, ...] = ("retail", "ecommerce", "distributor", "vet")
-MONEY_FORMATS: tuple[str, ...] = ("decimal", "currency", "cents")
+MONEY_FORMATS: tuple[str, ...] = ("decimal", "currency", "decimal_comma", "cents")
 CHANNELS: tuple[str, ...] = ("store", "online")
 
 #: Canonical columns of each feed as they arrive (bronze, after renaming); ``provider`` is added

@@ -28,7 +28,9 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
   (``"3.0"`` from a float Parquet column); anything else, or a value beyond Int32, is not an
   integer.
 - Money: ``decimal`` is digits with an optional fraction; ``currency`` is the same after removing
-  ``$``, thousands commas and white space; ``cents`` is a whole (or 2-decimal) number of cents. A
+  ``$``, thousands commas and white space; ``decimal_comma`` is digits with a decimal comma and
+  optional thousands dots in groups of three (``1.234,50``), after removing ``€ £ $ ¥`` and white
+  space; ``cents`` is a whole (or 2-decimal) number of cents. A
   sign makes a value unparseable (money may not be negative), and so does an amount of 100 million
   units or more. Amounts are read to 1/10,000 of a unit (1/100 of a cent); further digits are cut,
   which keeps USD rounding exact (only the digits after the cents decide a half-up rounding).
@@ -735,6 +737,12 @@ def _usd_cents(value: pl.Expr, money_format: str) -> pl.Expr:
     text = value.str.strip_chars()
     if money_format == "currency":
         text = text.str.replace_all(r"[$,\s]", "")
+    elif money_format == "decimal_comma":
+        # "1.234,50 €" -> "1234.50": a dot groups thousands only in threes, so "12.99" (a decimal
+        # point in a decimal-comma feed) is unparseable, never read as 1299.
+        text = text.str.replace_all(r"[€£$¥\s\u00a0\u202f]", "")
+        grouped = text.str.contains(r"^(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$")
+        text = pl.when(grouped).then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
     # Digits beyond the parse scale are cut, not rounded: rounding there and again to cents could
     # round twice (12.34499 -> 12.3450 -> 12.35), where ROUND_HALF_UP(12.34499, 2) is 12.34.
     if money_format == "cents":

@@ -472,6 +472,29 @@ def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_e
     assert after.provider_version("barkbox_market") == before.provider_version("barkbox_market")
 
 
+@pytest.mark.parametrize("live_daemon", ["local"], indirect=True)
+def test_a_file_refused_before_its_partner_was_onboarded_loads_once_the_registry_knows_it(
+    live_daemon: tuple[Daemon, LiveRegistry],
+) -> None:
+    daemon, registry = live_daemon
+    key = f"tiny_pets/sales/{DAY}/t.csv"
+    daemon.landing.write_bytes(key, sales_csv("T"))
+    [refusal] = daemon.tick().run_requests or []  # an unknown provider: to dead-letter
+    # The onboarding lands between the tick and its dead-letter run (the sensor's process had not
+    # seen the new registry yet): the run checks again, keeps the file and hands it back.
+    registry.append("providers.csv", "tiny_pets,Tiny Pets,retail,standard_csv,America/Chicago,USD")
+    registry.append("sources.csv", "tiny_pets,sales,,24,true")
+    result = daemon.run(refusal)
+    assert result.success
+    assert result.output_for_node("scan_landing_op") == {"files": 1, "rejected": 0, "dead_lettered": 0, "released": 1}
+    assert daemon.ledger()[key] == ("queued", None, None)  # its ETag forgotten: new to the next tick
+    assert daemon.landing.exists(key)
+    load = _only(daemon.tick())
+    assert load.tags["resight/files"] == "1"
+    assert daemon.run(load).success
+    assert daemon.ledger()[key][0] == "loaded"
+
+
 def registry_tick(daemon: Daemon, cursor: str | None) -> dg.SensorResult:
     sensor = daemon.defs.resolve_sensor_def(REGISTRY_SENSOR)
     with dg.build_sensor_context(

@@ -63,8 +63,11 @@ def test_money_formats() -> None:
     assert guess_money(["12.99", "0.50"]).value == "decimal"  # type: ignore[union-attr]
     assert guess_money(["$1,234.50", "$3.00"]).value == "currency"  # type: ignore[union-attr]
     assert guess_money(["1299", "499"], ("price", "cent")).value == "cents"  # type: ignore[union-attr]
-    comma = guess_money(["1.234,50", "4,50"])
-    assert comma is not None and comma.blocker is not None and "decimal comma" in comma.evidence
+    comma = guess_money(["1.234,50", "4,50", "€ 3,00", "12"])
+    assert comma is not None and (comma.value, comma.blocker) == ("decimal_comma", None)
+    assert "decimal comma" in comma.evidence and "dot thousands" in comma.evidence
+    pointed = guess_money(["4,50", "3,00", "2,25", "1,10", "6,00", "7,50", "8,00", "9,99", "5,55", "12.99"])
+    assert pointed is not None and pointed.value == "decimal_comma" and "'12.99'" in pointed.evidence  # named unread
     euro = guess_money(["€12.50", "€3.00"])
     assert euro is not None and euro.blocker is not None
     assert guess_money(["cheap", "free"]) is None

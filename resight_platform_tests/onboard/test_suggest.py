@@ -79,14 +79,14 @@ def test_semicolon_latin1_with_decimal_commas_and_day_first_dates(tmp_path: Path
         "encoding": "latin-1",
         "datetime_format": "%d.%m.%Y %H:%M",
         "date_format": "%d.%m.%Y",
-        "money_format": "decimal",
+        "money_format": "decimal_comma",
         "channel": "store",
     }
     assert "'13.02.2026 14:05'" in result.profile["datetime_format"].evidence  # the value that decides
     assert "day" in result.profile["datetime_format"].evidence
-    # No money format reads "1.234,50": the guess is the one that quarantines, and it is a blocker.
     assert "decimal comma" in result.profile["money_format"].evidence
-    assert result.blockers and "decimal comma" in result.blockers[0]
+    assert "dot thousands" in result.profile["money_format"].evidence
+    assert result.blockers == []
     assert _columns(result) == {
         "Order No": "order_id",
         "Line": "line_no",
@@ -114,10 +114,13 @@ def test_semicolon_latin1_with_decimal_commas_and_day_first_dates(tmp_path: Path
     source = merged.source("kasse_pets", "sales")
     assert source is not None and source.profile.encoding == "latin-1" and source.profile.delimiter == ";"
     assert merged.value_maps.resolve("status", "kasse_pets", "sales", "SOLD") is not None
-    # The blocker's safe side: no amount is misread, every line is quarantined as unparseable.
+    # Read as the partner meant: 1.234,50 is 1234.50; the unknown status is the only loss.
     silver = _silver(merged, "kasse_pets", "sales", path, date(2026, 3, 2))
-    assert silver.valid.is_empty()
-    assert silver.quarantine.sort("_row_number")["rule"].to_list() == ["unparseable_price"] * 4
+    assert silver.quarantine["rule"].to_list() == ["unknown_status"]
+    valid = silver.valid.sort("order_id", "line_no")
+    assert valid["unit_price"].to_list() == [12.99, 1234.5, 12.99]
+    assert valid["discount"].to_list() == [0.0, 10.0, 0.0]
+    assert valid["net_amount"].to_list() == [25.98, 1224.5, 12.99]
 
 
 # A US e-commerce export: UTF-8 with a byte-order mark, CRLF, quoted "$1,234.50", 12-hour clock.

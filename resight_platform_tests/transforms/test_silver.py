@@ -24,7 +24,7 @@ from resight_platform.schemas import QUARANTINE_RULES, SILVER_MODELS, Quarantine
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import CANONICAL_COLUMNS, DEFAULT_REGISTRY_DIR, Registry, load_registry
 from resight_platform.transforms.bronze import empty_bronze, read_landing_file
-from resight_platform.transforms.silver import SilverResult, _dollars, clean_feed, clean_sales, reconcile
+from resight_platform.transforms.silver import SilverResult, _dollars, _usd_cents, clean_feed, clean_sales, reconcile
 from resight_platform_tests.transforms.conftest import (
     BUSINESS_DATE,
     INGESTED_AT,
@@ -206,6 +206,31 @@ def test_money_formats_and_fx(clean: Any, bronze: Bronze, provider: str, unit_pr
     result = clean("sales", bronze(provider, "sales", [record]))
     assert result.quarantine.height == 0, result.quarantine.to_dicts()
     assert result.valid.select("unit_price", "net_amount").row(0) == (expected, expected)
+
+
+def test_decimal_comma_amounts_with_dot_thousands_and_symbols() -> None:
+    texts = {
+        "12,99": 1299,
+        "1.234,50": 123450,
+        "1.234.567,8": 123456780,
+        "1.234": 123400,  # a dot in threes groups thousands
+        "7": 700,
+        "0,005": 1,  # half a cent rounds up
+        "€ 12,99": 1299,
+        "12,99 €": 1299,
+        "1\u00a0234,50": 123450,  # a no-break space groups thousands too
+        "£3,10": 310,
+        "12.99": None,  # a decimal point in a decimal-comma feed: unparseable, never 1299
+        "1.23,4": None,
+        "1,234.50": None,
+        "-3,50": None,
+        "12,": None,
+        "": None,
+        "100.000.000,00": None,  # 100 million units: too large
+    }
+    frame = pl.DataFrame({"text": list(texts), "_rate": [1_000_000] * len(texts)})
+    cents = frame.select(_usd_cents(pl.col("text"), "decimal_comma")).to_series().to_list()
+    assert dict(zip(texts, cents, strict=True)) == texts
 
 
 def test_dollar_columns_are_the_float_nearest_to_cents_over_100() -> None:
