@@ -174,8 +174,9 @@ def test_daemon_loads_dropped_files_into_gold(tmp_path: Path, fresh_pg_url: str,
 
 
 #: Three sales lines of a partner the registry does not know yet; one says ``SOLD`` for completed.
-TINY_PETS_SALES = "order_id,line_no,ordered_at,sku,quantity,unit_price,status\n" + "".join(
-    f"T-{n},1,{{day}}T10:00:00,SKU{n},2,3.50,{status}\n" for n, status in enumerate(["completed", "SOLD", "completed"])
+TINY_PETS_SALES = "order_id,line_no,ordered_at,sku,quantity,unit_price,status,channel\n" + "".join(
+    f"T-{n},1,{{day}}T10:00:00,SKU{n},2,3.50,{status},online\n"
+    for n, status in enumerate(["completed", "SOLD", "completed"])
 )
 
 

@@ -13,7 +13,10 @@ worked out by hand from the files in this module.
 from __future__ import annotations
 
 import gzip
+import shlex
 import shutil
+import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,14 +29,17 @@ import polars as pl
 import pytest
 
 from resight_platform.access import load
+from resight_platform.cli import main
 from resight_platform.definitions import build_definitions
-from resight_platform.io.postgres import connect
+from resight_platform.io.postgres import connect, sqlalchemy_url
 from resight_platform.io.storage import open_store
 from resight_platform.pipeline import run_pipeline
 from resight_platform.resources import load_registry_at
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR
 from resight_platform_tests.databases import temporary_database
+from resight_platform_tests.onboard.test_suggest import MARKET_RECORDS, _json_lines
+from resight_platform_tests.test_cli import _drop_role
 
 pytestmark = pytest.mark.xdist_group("end_to_end")
 
@@ -263,3 +269,94 @@ def test_the_ledger_has_every_file_loaded(day2: Onboarded) -> None:
         ("corner_pets/sales/2026-10-06/sales_20261006.csv.gz", "loaded", 1, 1, 0),
         ("corner_pets/stores/2026-10-05/stores.csv", "loaded", 1, 1, 0),
     ]
+
+
+# --- docs/onboarding.md's worked example, from a sample file to gold ---------------------------------
+
+
+def _console_blocks(docs: str, heading: str) -> list[list[tuple[str, str]]]:
+    """The ``console`` blocks of the docs section under ``heading``: per block, each ``$`` command
+    with the output printed under it."""
+    section = docs[docs.index(heading) :]
+    section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
+    blocks = []
+    for chunk in section.split("```console\n")[1:]:
+        commands: list[tuple[str, str]] = []
+        for line in chunk[: chunk.index("```")].splitlines(keepends=True):
+            if line.startswith("$ "):
+                commands.append((line[2:].rstrip("\n"), ""))
+            else:
+                command, out = commands[-1]
+                commands[-1] = (command, out + line)
+        blocks.append(commands)
+    return blocks
+
+
+def test_the_documented_example_reaches_gold(
+    tmp_path: Path, pg_server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/onboarding.md's odd_market, command by command: suggest, check, land, run, query."""
+    docs = (Path(__file__).parents[1] / "docs" / "onboarding.md").read_text(encoding="utf-8")
+    suggest = next(
+        command for block in _console_blocks(docs, "## Suggest") for command, _ in block if "onboard suggest" in command
+    )
+    blocks = _console_blocks(docs, "## To gold: the example, loaded")
+    assert len(blocks) == 3, "check, land and run, query"
+
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "RESIGHT_LANDING_URL",
+        "RESIGHT_LAKE_URL",
+        "RESIGHT_REGISTRY_DIR",
+        "RESIGHT_PARTITIONS_START",
+        "AWS_ENDPOINT_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RESIGHT_HOME", ".resight")  # the embedded default's, relative to the directory
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "orders_2026-01-03.jsonl").write_text(_json_lines(MARKET_RECORDS), encoding="utf-8")
+    _run_documented([[(suggest, "...\n")]], tmp_path, monkeypatch, capsys)
+
+    for warehouse, dagster_db in zip(
+        temporary_database(pg_server_url, "onboarding_docs"),
+        temporary_database(pg_server_url, "onboarding_docs_dagster"),
+        strict=True,
+    ):
+        monkeypatch.setenv("RESIGHT_PG_URL", warehouse)
+        monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
+        # On a server of its own the analyst logs in with a password (the embedded default needs
+        # none); roles are cluster-wide, so this test's own, dropped after.
+        role = f"analyst_{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
+        monkeypatch.setenv("RESIGHT_ANALYST_PASSWORD", f"pw-{uuid.uuid4().hex}")
+        try:
+            _run_documented(blocks, tmp_path, monkeypatch, capsys)
+        finally:
+            _drop_role(warehouse, role)
+
+
+def _run_documented(
+    blocks: list[list[tuple[str, str]]],
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each command of ``blocks`` in order: ``resight`` ones through the CLI's ``main`` with their
+    output compared (only its tail after a ``...`` line), ``export`` into the environment, the rest
+    in a shell in ``cwd``."""
+    capsys.readouterr()
+    for block in blocks:
+        for command, expected in block:
+            if command.startswith("resight "):
+                assert main(shlex.split(command)[1:]) == 0, command
+                out = capsys.readouterr().out
+                if expected.startswith("...\n"):  # progress elided: the tail is compared
+                    assert out.endswith(expected.removeprefix("...\n")), f"{command}:\n{out}"
+                else:
+                    assert out == expected, command
+            elif command.startswith("export "):
+                name, value = command.removeprefix("export ").split("=", 1)
+                monkeypatch.setenv(name, value)
+            else:
+                assert not expected, command
+                subprocess.run(command, shell=True, check=True, cwd=cwd)

@@ -30,6 +30,7 @@ from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.sensors import TRIGGER_TAG
 from resight_platform.io.lake import PartitionStream, iter_chunks, read_all
+from resight_platform.io.postgres import upsert
 from resight_platform.io.warehouse import fact_sales_totals, late_resolvable_partitions
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.schemas import gold as models
@@ -183,8 +184,9 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         check = ModelCheck(["gold", "fact_sales"], models.FactSales)
         silver_totals: dict[str, tuple[int, int]] = {}
         # The dimensions are read once; the sales stream through them a chunk at a time.
+        providers = {split_key(key)[1] for key in context.partition_keys}
         dims = {
-            "dim_provider": dim_provider.collect().lazy(),
+            "dim_provider": _with_registered_providers(context, warehouse, registry, dim_provider, providers),
             "dim_product": dim_product.collect().lazy(),
             "dim_store": dim_store.collect().lazy(),
             "dim_customer": dim_customer.collect().lazy(),
@@ -258,6 +260,34 @@ _UNKNOWN_LINES = {
     "store_key": "unknown_store_lines",
     "customer_key": "unknown_customer_lines",
 }
+
+
+def _with_registered_providers(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    registry: RegistryResource,
+    dim_provider: pl.LazyFrame,
+    providers: set[str],
+) -> pl.LazyFrame:
+    """``dim_provider`` holding every provider of the run's partitions. A partner onboarded since
+    the dimension's last run (a registry change the daemon took while files landed) is added from
+    the registry in use, upserted as dim_provider's own run would: its first sales get their key and
+    load, where a left join on the stale dimension left them without one."""
+    known = dim_provider.collect()
+    have = set(known.get_column("provider").to_list()) if "provider" in known.columns else set()
+    missing = sorted(providers - have)
+    if not missing:
+        return known.lazy()
+    reg = registry.load()
+    rows = gold.build_dim_provider(reg).filter(pl.col("provider").is_in(missing))
+    if rows.height:
+        with warehouse.connect() as conn:
+            upsert(conn, "gold", "dim_provider", rows, ["provider_key"])
+        context.log.info(
+            f"gold.dim_provider lacked {', '.join(rows.get_column('provider').to_list())}: added from registry"
+            f" {reg.version} before their first facts"
+        )
+    return pl.concat([known, rows], how="diagonal_relaxed").lazy() if known.columns else rows.lazy()
 
 
 def _dimension_keys(dimension: pl.LazyFrame, column: str) -> pl.Series:

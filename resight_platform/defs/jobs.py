@@ -38,8 +38,9 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
         scan_landing_job,
         dg.define_asset_job(
             REGISTRY_JOB,
-            selection=dg.AssetSelection.assets(["ops", "sources"]),
-            description="Load the source registry into Postgres and register source partitions.",
+            selection=dg.AssetSelection.assets(["ops", "sources"], ["gold", "dim_provider"]),
+            description="Load the source registry into Postgres (ops.sources, gold.dim_provider) and register"
+            " source partitions.",
         ),
         dg.define_asset_job(
             MEDALLION_JOB,

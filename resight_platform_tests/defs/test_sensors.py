@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 
 from resight_platform.definitions import build_definitions
+from resight_platform.defs.jobs import DIMENSIONS_JOB
 from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
 from resight_platform.defs.sensors import LANDING_SENSOR, REGISTRY_SENSOR
@@ -450,6 +451,8 @@ def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_e
     daemon.run_all(daemon.tick())
     before = registry.load()
     assert _versions(daemon.pg_url)[key] == (before.version, before.provider_version("pawmart"), 1)  # SOLD: unknown
+    # The dimensions built under this registry: from now on a sales file's run builds its facts too.
+    assert daemon.defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(instance=daemon.instance).success
 
     # Onboarding, with the daemon running: a new partner and its source, and pawmart's own word for
     # a completed sale. No restart: the same definitions, resources and instance tick again.
@@ -457,7 +460,8 @@ def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_e
     registry.append("sources.csv", "tiny_pets,sales,,24,true")
     registry.write("value_maps.csv", "provider,feed,map,alias,value\npawmart,,status,SOLD,completed\n")
     after = registry.load()
-    daemon.landing.write_bytes(f"tiny_pets/sales/{DAY}/t.csv", sales_csv("T"))
+    online = sales_csv("T").replace(b",status\n", b",status,channel\n").replace(b",completed\n", b",completed,online\n")
+    daemon.landing.write_bytes(f"tiny_pets/sales/{DAY}/t.csv", online)
     daemon.landing.write_bytes(key, sales_csv("A", rows=4).replace(b",completed\n", b",SOLD\n", 1))  # re-delivered
     tick = daemon.tick()
     assert "tiny_pets" in {k for r in tick.dynamic_partitions_requests or [] for k in r.partition_keys or []}
@@ -467,6 +471,14 @@ def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_e
     assert versions[key] == (after.version, after.provider_version("pawmart"), 0)  # SOLD is completed now
     assert versions[f"tiny_pets/sales/{DAY}/t.csv"] == (after.version, after.provider_version("tiny_pets"), 0)
     assert daemon.ledger()[f"tiny_pets/sales/{DAY}/t.csv"][0] == "loaded"
+    # Its first sales reach gold though gold.dim_provider was built before it was registered.
+    with connect(daemon.pg_url) as conn:
+        facts = conn.execute(
+            "select p.provider, count(*) from gold.fact_sales f join gold.dim_provider p using (provider_key)"
+            " where f.source_file = %s group by 1",
+            (f"tiny_pets/sales/{DAY}/t.csv",),
+        ).fetchall()
+    assert facts == [("tiny_pets", 3)]
     assert after.version != before.version
     assert after.provider_version("pawmart") != before.provider_version("pawmart")
     assert after.provider_version("barkbox_market") == before.provider_version("barkbox_market")
