@@ -71,6 +71,7 @@ def test_every_problem_is_printed_with_its_file_row_and_field(
     (registry / "profiles.yaml").write_text(
         profiles.replace('date_format: "%m/%d/%Y"', 'date_format: "MM/DD/YYYY"', 1), encoding="utf-8"
     )
+    bad_format = 1 + profiles[: profiles.index('date_format: "%m/%d/%Y"')].count("\n")  # the key's line
 
     code, lines = check(capsys, str(registry))
 
@@ -80,8 +81,8 @@ def test_every_problem_is_printed_with_its_file_row_and_field(
         line.startswith(f"error   value_maps.csv:{bad_value} value: unknown canonical value 'kitten'") for line in lines
     )
     assert (
-        "error   profiles.yaml profiles.legacy_pos.date_format: 'MM/DD/YYYY' is not a strftime pattern such as"
-        " '%m/%d/%Y'" in lines
+        f"error   profiles.yaml:{bad_format} profiles.legacy_pos.date_format: 'MM/DD/YYYY' is not a strftime"
+        " pattern such as '%m/%d/%Y'" in lines
     )
     assert (
         f"warning providers.csv:{quiet} provider: 'quiet_pets' has no source in sources.csv: each file it sends"

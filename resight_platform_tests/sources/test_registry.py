@@ -113,7 +113,15 @@ def issues_of(directory: Path) -> list[RegistryIssue]:
 
 
 def find_issue(issues: list[RegistryIssue], file: str, row: int | None, field: str, reason: str) -> RegistryIssue:
-    matches = [i for i in issues if (i.file, i.row, i.field) == (file, row, field) and reason in i.reason]
+    """The issue of ``file``, ``row`` and ``field`` whose reason holds ``reason``. In profiles.yaml a
+    row is the line of the key the field names: None there takes any line (the lines themselves are
+    tested in ``test_profile_issues_name_the_line_of_their_key``)."""
+    any_line = file == "profiles.yaml" and row is None
+    matches = [
+        i
+        for i in issues
+        if (i.file, i.field) == (file, field) and (any_line or i.row == row) and reason in i.reason
+    ]
     assert matches, f"no issue {file} row {row} field {field!r} ~ {reason!r} in:\n" + "\n".join(map(str, issues))
     return matches[0]
 
@@ -345,6 +353,25 @@ def test_profile_settings(registry_dir: Path, key: str, value: object, field: st
 
     add_profile(registry_dir, "odd", change)
     find_issue(issues_of(registry_dir), "profiles.yaml", None, f"profiles.odd.{field}", reason)
+
+
+def test_profile_issues_name_the_line_of_their_key(registry_dir: Path) -> None:
+    path = registry_dir / "profiles.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "  odd:\n"
+        + "    format: csv\n"
+        + "    money_format: pennies\n"
+        + "    feeds:\n"
+        + "      sales:\n"
+        + "        columns: {id: order_id, colour: colour}\n",
+        encoding="utf-8",
+    )
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = {text.strip().split(":")[0]: number for number, text in enumerate(lines, start=1) if number > len(lines) - 6}
+    issues = issues_of(registry_dir)
+    assert find_issue(issues, "profiles.yaml", at["money_format"], "profiles.odd.money_format", "'pennies'")
+    assert find_issue(issues, "profiles.yaml", at["columns"], "profiles.odd.feeds.sales.columns", "not canonical")
 
 
 def test_profile_with_an_unknown_feed(registry_dir: Path) -> None:
