@@ -118,9 +118,7 @@ def find_issue(issues: list[RegistryIssue], file: str, row: int | None, field: s
     tested in ``test_profile_issues_name_the_line_of_their_key``)."""
     any_line = file == "profiles.yaml" and row is None
     matches = [
-        i
-        for i in issues
-        if (i.file, i.field) == (file, field) and (any_line or i.row == row) and reason in i.reason
+        i for i in issues if (i.file, i.field) == (file, field) and (any_line or i.row == row) and reason in i.reason
     ]
     assert matches, f"no issue {file} row {row} field {field!r} ~ {reason!r} in:\n" + "\n".join(map(str, issues))
     return matches[0]
