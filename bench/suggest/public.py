@@ -38,6 +38,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from resight_platform.onboard.columns import DEFAULT_MIN_CONFIDENCE, load_knowledge
@@ -223,7 +224,9 @@ def materialize(dataset: Dataset, cache: Path, into: Path) -> tuple[Path | None,
         target = into / dataset.name / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
-        return target, f"installed {dataset.package}: {dataset.member}"
+        top = dataset.package.split(".")[0]
+        version = ", ".join(f"{d} {metadata.version(d)}" for d in metadata.packages_distributions().get(top, [top]))
+        return target, f"installed {version}: {dataset.member}"
     wheel = _wheel(cache, dataset.package)
     if wheel is None:
         return None, f"no {dataset.requirement} wheel in {cache}: run with --fetch first"

@@ -22,7 +22,16 @@ import polars as pl
 
 from resight_platform.onboard.sniff import Guess
 
-__all__ = ["COMPACT_DATE", "ENOUGH", "EPOCH_SECONDS", "date_part", "enough", "guess_date", "guess_datetime", "guess_money"]
+__all__ = [
+    "COMPACT_DATE",
+    "ENOUGH",
+    "EPOCH_SECONDS",
+    "date_part",
+    "enough",
+    "guess_date",
+    "guess_datetime",
+    "guess_money",
+]
 
 #: The share of a column's distinct values a format must read to be taken: partners' samples hold a
 #: few bad values (which a run quarantines), and one of them must not hide the format of the rest.
