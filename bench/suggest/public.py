@@ -304,7 +304,7 @@ def table(rows: Sequence[dict[str, object]]) -> str:
     """The rows as a Markdown table."""
     lines = [
         "| dataset | feed (truth) | records | columns right | formats right | expected blockers said"
-        " | blockers | unknown values | wrong / missed / invented |",
+        " | blockers | unknown values | wrong / missed |",
         "|---|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
