@@ -22,7 +22,16 @@ import polars as pl
 
 from resight_platform.onboard.sniff import Guess
 
-__all__ = ["ENOUGH", "EPOCH_SECONDS", "date_part", "enough", "guess_date", "guess_datetime", "guess_money"]
+__all__ = [
+    "COMPACT_DATE",
+    "ENOUGH",
+    "EPOCH_SECONDS",
+    "date_part",
+    "enough",
+    "guess_date",
+    "guess_datetime",
+    "guess_money",
+]
 
 #: The share of a column's distinct values a format must read to be taken: partners' samples hold a
 #: few bad values (which a run quarantines), and one of them must not hide the format of the rest.
@@ -48,6 +57,10 @@ EPOCH_SECONDS = "%s"
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATEISH = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?$")
+#: Dates written without separators, year first (ISO 8601's basic format, ``19970101``): read with
+#: ``COMPACT_DATE`` only, as day- or month-first runs of digits are not told from numbers.
+_COMPACT = re.compile(r"^\d{8}$")
+COMPACT_DATE = "%Y%m%d"
 _INTEGER = re.compile(r"^\d+$")
 #: Epoch values from 2000-01-01 to 2100-01-01.
 _EPOCH_RANGE = (946_684_800, 4_102_444_800)
@@ -183,8 +196,18 @@ def guess_datetime(values: Sequence[str | None], near: Sequence[date] = ()) -> G
 def guess_date(values: Sequence[str | None]) -> Guess | None:
     """The date format of a column of dates (no time), or None when its values are not dates."""
     filled = _filled(values)
+    if not filled:
+        return None
+    compact = [v for v in filled if _COMPACT.match(v)]
+    if enough(len(compact), len(filled)):
+        read = _read(filled, COMPACT_DATE)
+        if not enough(len(read), len(filled)):
+            return None  # eight-digit numbers, not dates
+        return Guess(
+            COMPACT_DATE, 0.9, f"8-digit dates, year first (ISO 8601 basic), e.g. {read[0]!r}" + _unread(filled, read)
+        )
     dates = [v for v in filled if _DATEISH.match(v) and ":" not in v]
-    if not filled or not enough(len(dates), len(filled)):
+    if not enough(len(dates), len(filled)):
         return None
     iso = [v for v in filled if _ISO_DATE.match(v)]
     if len(iso) >= ENOUGH * len(filled):

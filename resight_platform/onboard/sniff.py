@@ -30,6 +30,9 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_ROWS",
     "DELIMITERS",
+    "PREAMBLE_ROWS",
+    "SPACE_ALIGNED",
+    "SPACE_ALIGNED_SHARE",
     "Guess",
     "Sample",
     "SampleError",
@@ -50,6 +53,17 @@ ASCII_ONLY = "ASCII only: UTF-8, Latin-1 and Windows-1252 all read it the same"
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 #: Records the dialect is judged on.
 _DIALECT_ROWS = 200
+#: When no delimiter splits the lines, the share of records that runs of spaces must split into
+#: the same number (> 1) of fields for the file to be taken as space-aligned (a fixed-width export).
+SPACE_ALIGNED_SHARE = 0.9
+#: Why bronze cannot read a space-aligned file: the blocker on its delimiter guess.
+SPACE_ALIGNED = (
+    "fields are aligned with runs of spaces (a fixed-width export): bronze reads a one-character"
+    " delimiter, and with a space every extra space is an empty field; ask for a comma-separated file"
+)
+#: How many lines before the header a file may carry (a title, a '# source' comment) and still
+#: have its header found.
+PREAMBLE_ROWS = 10
 
 _GZIP = b"\x1f\x8b"
 _PARQUET = b"PAR1"
@@ -270,6 +284,32 @@ def _records(text: str, delimiter: str, limit: int | None) -> list[list[str]]:
     return out
 
 
+def _spaced_records(text: str, limit: int | None) -> list[list[str]]:
+    """The records of a space-aligned ``text``: each non-blank line split on runs of white space."""
+    out: list[list[str]] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        cells = line.split()
+        if cells:
+            out.append(cells)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def _space_aligned(text: str) -> Guess | None:
+    """The guess for a file whose fields are separated by runs of spaces, or None when they are not."""
+    records = _spaced_records(text, _DIALECT_ROWS)
+    widths = Counter(len(r) for r in records)
+    if not widths:
+        return None
+    width, count = widths.most_common(1)[0]
+    share = count / len(records)
+    if width < 2 or share < SPACE_ALIGNED_SHARE:
+        return None
+    evidence = f"no delimiter splits the lines, but runs of spaces do: {width} fields in {share:.0%} of the first"
+    return Guess(",", share, f"{evidence} {len(records)} records", SPACE_ALIGNED)
+
+
 def _guess_delimiter(text: str) -> tuple[Guess, list[list[str]]]:
     best: tuple[float, int, str, list[list[str]]] | None = None
     for order, delimiter in enumerate(DELIMITERS):
@@ -283,6 +323,9 @@ def _guess_delimiter(text: str) -> tuple[Guess, list[list[str]]]:
         if best is None or key > (best[0], best[1], -DELIMITERS.index(best[2])):
             best = (share, width, delimiter, records)
     if best is None or best[0] == 0:
+        spaced = _space_aligned(text)
+        if spaced is not None:
+            return spaced, _spaced_records(text, None)
         return Guess(",", 0.2, "no delimiter splits the lines into columns: one column?"), _records(text, ",", None)
     share, width, delimiter, records = best
     shown = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}[delimiter]
@@ -315,12 +358,35 @@ def _guess_header(first: list[str], rest: list[list[str]]) -> Guess:
     return Guess("true", 0.6, "distinct text names, but every column is text: cannot tell from types")
 
 
+def _preamble(records: list[list[str]]) -> int:
+    """How many records come before the header: lines narrower than the records (a title, a
+    '# source' comment) followed by one of the records' width that reads as a header; 0 if none."""
+    width = Counter(len(r) for r in records[:_DIALECT_ROWS]).most_common(1)[0][0]
+    for i, record in enumerate(records[: PREAMBLE_ROWS + 1]):
+        if len(record) >= width:
+            following = records[i + 1 : i + 1 + _DIALECT_ROWS]
+            return i if i and _guess_header(record, following).value == "true" else 0
+    return 0
+
+
 def _csv_sample(path: Path, text: str, max_rows: int) -> Sample:
     delimiter, _ = _guess_delimiter(text)
-    records = _records(text, delimiter.value, max_rows + 1)
+    spaced = delimiter.blocker == SPACE_ALIGNED
+    records = _spaced_records(text, max_rows + 1) if spaced else _records(text, delimiter.value, max_rows + 1)
     if not records:
         raise SampleError(path, "no records")
+    skipped = _preamble(records)
+    preamble, records = records[:skipped], records[skipped:]
     header = _guess_header(records[0], records[1:])
+    if preamble:
+        shown = delimiter.value.join(preamble[0])
+        header = Guess(
+            header.value,
+            header.confidence,
+            f"{header.evidence}; after {len(preamble)} narrower line(s) before it",
+            f"{len(preamble)} line(s) before the header (e.g. {shown[:60]!r}): bronze takes the first line"
+            " for the header; ask for the file without them",
+        )
     notes: list[str] = []
     if header.value == "true":
         columns = [c for c in records[0]]

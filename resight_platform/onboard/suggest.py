@@ -310,6 +310,7 @@ def suggest(
     headers = [s.header for s in text if s.header is not None]
     if any(h.value == "false" for h in headers):
         blockers.append("a CSV without a header: bronze matches columns by their header names; ask for a header row")
+    blockers.extend(f"{s.path.name}: {s.header.blocker}" for s in text if s.header is not None and s.header.blocker)
     datetime_format = _datetime_guess(feed, matches, samples, values)
     profile["datetime_format"] = datetime_format
     profile["date_format"] = _date_guess(feed, matches, datetime_format, values)

@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from resight_platform.onboard.formats import date_part, guess_date, guess_datetime, guess_money
+from resight_platform.onboard.formats import COMPACT_DATE, date_part, guess_date, guess_datetime, guess_money
 
 
 def test_a_value_above_twelve_decides_the_day_order() -> None:
@@ -47,6 +47,15 @@ def test_iso_epochs_and_what_is_no_timestamp() -> None:
     assert guess_date(["2025-01-31", None, ""]).value == "%Y-%m-%d"  # type: ignore[union-attr]
     assert date_part("%d.%m.%Y %H:%M") == "%d.%m.%Y"
     assert date_part("iso") is None
+
+
+def test_compact_year_first_dates() -> None:
+    compact = guess_date(["19970101", "19971231", "19980630"])
+    assert compact is not None and compact.value == COMPACT_DATE == "%Y%m%d"
+    assert pl.Series(["19971231"]).str.strptime(pl.Date, compact.value).to_list() == [date(1997, 12, 31)]
+    # Eight-digit numbers that are no dates (month 56, day 00) are not taken for dates.
+    assert guess_date(["12345678", "87654321", "20260100"]) is None
+    assert guess_datetime(["19970101", "19971231"]) is None  # dates, not timestamps
 
 
 def test_a_few_bad_values_do_not_hide_the_format() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from resight_platform.onboard.sniff import SampleError, business_date, guess_encoding, read_sample
+from resight_platform.onboard.sniff import SPACE_ALIGNED, SampleError, business_date, guess_encoding, read_sample
 
 
 def test_encodings_from_the_bytes() -> None:
@@ -104,3 +104,34 @@ def test_a_name_that_contradicts_the_bytes_is_noted(tmp_path: Path) -> None:
     assert sample.notes == [
         "the name says csv.gz but the bytes are csv: bronze dead-letters such a file (format_mismatch); land it as .csv"
     ]
+
+
+def test_a_space_aligned_export_is_split_and_blocked(tmp_path: Path) -> None:
+    # A fixed-width report: leading spaces, runs of spaces between fields, CRLF line ends.
+    path = tmp_path / "report.txt"
+    path.write_bytes(b" cust  day  n   amount\r\n 0001 20260101  1   11.77\r\n 0002 20260102  5   77.00\r\n")
+    sample = read_sample(path)
+    assert sample.delimiter is not None and sample.delimiter.blocker == SPACE_ALIGNED
+    assert sample.delimiter.value == ","  # the safest spelling: bronze then finds no columns, loads nothing wrong
+    assert sample.columns == ["cust", "day", "n", "amount"]
+    assert sample.values["amount"] == ["11.77", "77.00"]
+    # One column of text with a varying number of words is not space-aligned.
+    path.write_text("name\nChew Toy\nFish Flakes Large\nBall\n", encoding="utf-8")
+    sample = read_sample(path)
+    assert sample.delimiter is not None and sample.delimiter.blocker is None
+    assert sample.columns == ["name"]
+
+
+def test_lines_before_the_header_are_skipped_and_blocked(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("# exported by a tool\nDate,Open,Close\n2026-01-02,1.5,1.75\n2026-01-03,1.75,2.0\n")
+    sample = read_sample(path)
+    assert sample.columns == ["Date", "Open", "Close"]
+    assert sample.values["Close"] == ["1.75", "2.0"]
+    assert sample.header is not None and sample.header.value == "true"
+    assert sample.header.blocker is not None and "1 line(s) before the header" in sample.header.blocker
+    # A first line narrower than the data but followed by data (not names) is no preamble.
+    path.write_text("3,2\n1.5,2.5,x\n2.5,3.5,y\n4.5,5.5,z\n")
+    sample = read_sample(path)
+    assert sample.header is not None and sample.header.value == "false" and sample.header.blocker is None
+    assert sample.columns == ["column_1", "column_2"]

@@ -310,6 +310,40 @@ def test_sales_dated_without_a_time(tmp_path: Path, base: Registry) -> None:
     assert first == datetime(2026, 10, 1, 6, tzinfo=UTC)  # midnight in Denver (MDT)
 
 
+def test_sales_with_compact_dates_read_through_silver(tmp_path: Path, base: Registry) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "order_id,date,sku,number_of_units,unit_price,status\n"
+        "A1,20261001,S1,2,2.50,completed\nA2,20261002,S2,1,3.50,completed\n",
+        encoding="utf-8",
+    )
+    result = _suggest(base, [path], "compact_pets", "sales", timezone="UTC")
+    assert _columns(result)["date"] == "ordered_at"
+    assert _columns(result)["number_of_units"] == "quantity"
+    assert result.profile["datetime_format"].value == "%Y%m%d"
+    assert result.blockers == []
+    merged = _draft_loads(result, base, tmp_path / "draft")
+    silver = _silver(merged, "compact_pets", "sales", path, date(2026, 10, 2))
+    assert silver.quarantine.is_empty()
+    assert silver.valid.sort("order_id")["ordered_at"].to_list() == [
+        datetime(2026, 10, 1, tzinfo=UTC),
+        datetime(2026, 10, 2, tzinfo=UTC),
+    ]
+
+
+def test_space_aligned_and_preamble_files_are_blocked(tmp_path: Path, base: Registry) -> None:
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(" order_id sku quantity unit_price status\n A1 S1 2 2.50 completed\n", encoding="utf-8")
+    result = _suggest(base, [spaced], "spaced_pets", "sales")
+    assert any(b.startswith("delimiter: fields are aligned with runs of spaces") for b in result.blockers)
+    assert {"order_id", "sku", "quantity"} <= set(_columns(result))  # the columns are still reported
+    preamble = tmp_path / "preamble.csv"
+    preamble.write_text("Sales export\norder_id,sku,quantity,unit_price,status\nA1,S1,2,2.50,completed\n")
+    result = _suggest(base, [preamble], "preamble_pets", "sales")
+    assert any(b.startswith("preamble.csv: 1 line(s) before the header") for b in result.blockers)
+    assert _columns(result)["order_id"] == "order_id"
+
+
 def test_missing_required_columns_get_defaults_or_block(tmp_path: Path, base: Registry) -> None:
     path = tmp_path / "catalog.csv"
     path.write_text("sku,product_name,list_price\nA-1,Chew Toy,4.99\nA-2,Fish Flakes,2.49\n", encoding="utf-8")
