@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from bench.machine import machine
 
@@ -242,7 +243,7 @@ def _drop_databases(server_url: str, *urls: str) -> None:
 
     with psycopg.connect(database_url(server_url, "postgres"), autocommit=True) as admin:
         for url in urls:
-            name = url.rsplit("/", 1)[1].split("?")[0]
+            name = unquote(urlsplit(url).path.lstrip("/"))  # the socket path is in the query
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
