@@ -192,9 +192,12 @@ def run_preview_side(folder: Path, scratch: Path) -> dict[str, Any]:
     home.mkdir(parents=True)
     command = [sys.executable, "-m", "resight_platform.cli", "onboard", "preview", str(folder), "--json"]
     done = _timed(command, _clean_env(RESIGHT_HOME=str(home)), scratch / "preview-out")
-    if done["exit_code"] not in (0, 1):  # 1: rows would be lost, which the file is made for
+    try:  # exit 1 is "rows would be lost", which the file is made for, or a crash: no JSON then
+        report = json.loads(done.pop("stdout"))
+    except json.JSONDecodeError:
+        report = None
+    if done["exit_code"] not in (0, 1) or report is None:
         raise RuntimeError(f"preview failed (exit {done['exit_code']}):\n{done['stderr_tail']}")
-    report = json.loads(done.pop("stdout"))
     if any(home.iterdir()):
         raise RuntimeError(f"the preview wrote under its RESIGHT_HOME {home}: {sorted(home.rglob('*'))[:5]}")
     by_rule: dict[str, int] = {}
@@ -236,6 +239,7 @@ def _fresh_databases(server_url: str) -> tuple[str, str]:
 
 
 def _drop_databases(server_url: str, *urls: str) -> None:
+    """Drop the databases of ``urls`` (made by :func:`_fresh_databases`), connections and all."""
     import psycopg
     from psycopg import sql
 
