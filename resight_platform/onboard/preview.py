@@ -23,6 +23,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ import polars as pl
 from resight_platform.ingest import Ingestion, Restart, ingest_partition
 from resight_platform.io.landing import list_partition_files
 from resight_platform.io.ops import FileRecord
-from resight_platform.io.storage import ObjectInfo, UnsafeKey, validate_key, validate_prefix
+from resight_platform.io.storage import LocalStore, ObjectInfo, UnsafeKey, validate_key, validate_prefix
 from resight_platform.schemas.silver import QUARANTINE_RULES, VOCABULARY_RULES
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.registry import FEEDS, MAPPED_COLUMNS, PROVIDER_PATTERN, Registry, RegistryError
@@ -277,15 +278,19 @@ def preview_files(
     limits: ReadLimits = DEFAULT_LIMITS,
     now: datetime | None = None,
     chunk_rows: int | None = None,
+    keep_rows: bool = True,
 ) -> Preview:
     """Bronze -> silver over ``files`` (landing key -> path, :func:`file_keys`) with ``registry``,
     writing nothing. ``products`` (``provider, sku, category``) gives sales lines their category's
     ceilings, as ``gold.dim_product`` does in a run; ``categories`` says where they came from.
 
-    Each (provider, feed, date) is one partition folder, read by ``ingest_partition`` and cleaned
-    by ``clean_feed`` ``chunk_rows`` rows at a time (default: the silver asset's ``CHUNK_ROWS``),
-    as the bronze and silver assets do."""
-    from resight_platform.io.lake import CHUNK_ROWS  # the silver asset's chunk (imports Dagster)
+    Each (provider, feed, date) is one partition folder, read by ``ingest_partition`` into a
+    Parquet file in a temporary directory (the lake's own partition writer) and cleaned from it by
+    ``clean_feed`` ``chunk_rows`` rows at a time (default: the silver asset's ``CHUNK_ROWS``), as
+    the bronze and silver assets do: a folder's rows are never all in memory. ``keep_rows``: return
+    the silver rows too (``Preview.silver``); without, they are counted chunk by chunk and dropped,
+    so memory does not grow with the folder (the command's way)."""
+    from resight_platform.io.lake import CHUNK_ROWS, PartitionFileWriter, iter_chunks  # imports Dagster
 
     chunk_rows = chunk_rows or CHUNK_ROWS
     now = now or datetime.now(UTC)
@@ -294,44 +299,50 @@ def preview_files(
     records: list[FileRecord] = []
     silver: dict[str, list[pl.DataFrame]] = {}
     quarantine: list[pl.DataFrame] = []
-    bronze_rows: dict[str, int] = {}
-    for provider, feed, day_text in folders:
-        day = date.fromisoformat(day_text)
-        ingestion = Ingestion(store, None, registry, feed, {}, now, limits=limits)
-        listing = [(provider, item) for item in list_partition_files(store, registry, provider, feed, day)]
-        frames: list[pl.DataFrame] = []
-        for item in ingest_partition(ingestion, day, listing, records):
-            if isinstance(item, Restart):
-                frames = []  # a file failed after some of its rows: the partition again, without it
-            elif item.height:
-                frames.append(item)
-        if not frames:
-            continue
-        raw = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-        del frames
-        bronze_rows.update(raw.group_by("_source_file").len().iter_rows())
-        # In the silver asset's chunks, each chunk's loaded keys passed on as ``seen``: the same
-        # split as the whole partition at once (transforms/silver.py), in less memory.
-        seen: pl.DataFrame | None = None
-        for offset in range(0, raw.height, chunk_rows):
-            result = clean_feed(
-                feed,
-                raw.slice(offset, chunk_rows),
-                registry=registry,
-                mappings=registry.mappings,
-                now=now,
-                seen=seen,
-                products=products if feed == "sales" else None,
-            )
-            if result.keys is not None and result.keys.height:
-                seen = result.keys if seen is None else pl.concat([seen, result.keys])
-            silver.setdefault(feed, []).append(result.valid)
-            quarantine.append(result.quarantine)
+    bronze_rows: Counter[str] = Counter()
+    loaded_rows: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="resight-preview-") as spill:
+        spill_store = LocalStore(spill)
+        for number, (provider, feed, day_text) in enumerate(folders):
+            day = date.fromisoformat(day_text)
+            ingestion = Ingestion(store, None, registry, feed, {}, now, limits=limits)
+            listing = [(provider, item) for item in list_partition_files(store, registry, provider, feed, day)]
+            key = f"bronze-{number}.parquet"
+            writer = PartitionFileWriter(spill_store, key, row_group_rows=chunk_rows)
+            for item in ingest_partition(ingestion, day, listing, records):
+                if isinstance(item, Restart):  # a file failed after some of its rows: again, without it
+                    writer.abort()
+                    writer = PartitionFileWriter(spill_store, key, row_group_rows=chunk_rows)
+                elif item.height:
+                    writer.append(item)
+            if not writer.rows:
+                writer.abort()
+                continue
+            writer.commit()
+            raw = pl.scan_parquet(Path(spill) / key)
+            bronze_rows.update(dict(raw.group_by("_source_file").len().collect().iter_rows()))
+            # In the silver asset's chunks, each chunk's loaded keys passed on as ``seen``: the same
+            # split as the whole partition at once (transforms/silver.py), in less memory.
+            seen: pl.DataFrame | None = None
+            for chunk in iter_chunks(raw, chunk_rows):
+                result = clean_feed(
+                    feed,
+                    chunk,
+                    registry=registry,
+                    mappings=registry.mappings,
+                    now=now,
+                    seen=seen,
+                    products=products if feed == "sales" else None,
+                )
+                if result.keys is not None and result.keys.height:
+                    seen = result.keys if seen is None else pl.concat([seen, result.keys])
+                loaded_rows.update(dict(result.valid.group_by("_source_file").len().iter_rows()))
+                if keep_rows:
+                    silver.setdefault(feed, []).append(result.valid)
+                quarantine.append(result.quarantine)
+            (Path(spill) / key).unlink()
     quarantined = pl.concat(quarantine) if quarantine else empty_quarantine()
     loaded = {feed: pl.concat(frames) if len(frames) > 1 else frames[0] for feed, frames in sorted(silver.items())}
-    loaded_rows: dict[str, int] = {}
-    for frame in loaded.values():
-        loaded_rows.update(frame.group_by("_source_file").len().iter_rows())
     by_file = {
         str(file): rows
         for (file,), rows in quarantined.sort("_source_file", "_row_number")
@@ -434,6 +445,7 @@ def run_preview(args: argparse.Namespace) -> int:
         products=products,
         categories=categories,
         limits=ReadLimits(settings.max_record_bytes, settings.max_file_bytes),
+        keep_rows=False,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
