@@ -219,8 +219,9 @@ def guess_date(values: Sequence[str | None]) -> Guess | None:
 
 
 def date_part(datetime_format: str) -> str | None:
-    """The date part of a strptime datetime pattern (``%d.%m.%Y %H:%M`` -> ``%d.%m.%Y``)."""
-    match = re.match(r"^(%[dmYy][-/.]%[dmYy][-/.]%[dmYy])", datetime_format)
+    """The date part of a strptime datetime pattern (``%d.%m.%Y %H:%M`` -> ``%d.%m.%Y``; the
+    compact ``%Y%m%d`` too)."""
+    match = re.match(r"^(%[dmYy][-/.]?%[dmYy][-/.]?%[dmYy])", datetime_format)
     return match.group(1) if match else None
 
 

@@ -47,6 +47,7 @@ def test_iso_epochs_and_what_is_no_timestamp() -> None:
     assert guess_date(["2025-01-31", None, ""]).value == "%Y-%m-%d"  # type: ignore[union-attr]
     assert date_part("%d.%m.%Y %H:%M") == "%d.%m.%Y"
     assert date_part("iso") is None
+    assert date_part("%Y%m%d") == date_part("%Y%m%d %H%M") == "%Y%m%d"
 
 
 def test_compact_year_first_dates() -> None:
