@@ -278,7 +278,8 @@ def _console_blocks(docs: str, heading: str) -> list[list[tuple[str, str]]]:
     """The ``console`` blocks of the docs section under ``heading``: per block, each ``$`` command
     with the output printed under it."""
     section = docs[docs.index(heading) :]
-    section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
+    end = section.find("\n## ")
+    section = section if end < 0 else section[:end]
     blocks = []
     for chunk in section.split("```console\n")[1:]:
         commands: list[tuple[str, str]] = []
@@ -317,22 +318,19 @@ def test_the_documented_example_reaches_gold(
     (tmp_path / "samples" / "orders_2026-01-03.jsonl").write_text(_json_lines(MARKET_RECORDS), encoding="utf-8")
     _run_documented([[(suggest, "...\n")]], tmp_path, monkeypatch, capsys)
 
-    for warehouse, dagster_db in zip(
-        temporary_database(pg_server_url, "onboarding_docs"),
-        temporary_database(pg_server_url, "onboarding_docs_dagster"),
-        strict=True,
-    ):
-        monkeypatch.setenv("RESIGHT_PG_URL", warehouse)
-        monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
-        # On a server of its own the analyst logs in with a password (the embedded default needs
-        # none); roles are cluster-wide, so this test's own, dropped after.
-        role = f"analyst_{uuid.uuid4().hex[:8]}"
-        monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
-        monkeypatch.setenv("RESIGHT_ANALYST_PASSWORD", f"pw-{uuid.uuid4().hex}")
-        try:
-            _run_documented(blocks, tmp_path, monkeypatch, capsys)
-        finally:
-            _drop_role(warehouse, role)
+    for warehouse in temporary_database(pg_server_url, "onboarding_docs"):
+        for dagster_db in temporary_database(pg_server_url, "onboarding_docs_dagster"):
+            monkeypatch.setenv("RESIGHT_PG_URL", warehouse)
+            monkeypatch.setenv("RESIGHT_DAGSTER_PG_URL", sqlalchemy_url(dagster_db))
+            # On a server of its own the analyst logs in with a password (the embedded default
+            # needs none); roles are cluster-wide, so this test's own, dropped after.
+            role = f"analyst_{uuid.uuid4().hex[:8]}"
+            monkeypatch.setenv("RESIGHT_ANALYST_ROLE", role)
+            monkeypatch.setenv("RESIGHT_ANALYST_PASSWORD", f"pw-{uuid.uuid4().hex}")
+            try:
+                _run_documented(blocks, tmp_path, monkeypatch, capsys)
+            finally:
+                _drop_role(warehouse, role)
 
 
 def _run_documented(

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from bench.suggest.run import same_encoding
 from resight_platform.onboard.columns import DEFAULT_MIN_CONFIDENCE, load_knowledge
 from resight_platform.onboard.sniff import ASCII_ONLY
 from resight_platform.onboard.suggest import Suggestion, suggest
@@ -273,8 +274,7 @@ def compare(dataset: Dataset, result: Suggestion) -> dict[str, object]:
         if truth is None:
             fields[key] = guess.blocker is not None
         elif key == "encoding":
-            same = guess.value.replace("_", "-").lower() == truth.lower()
-            fields[key] = same or (ascii_only and guess.value == "utf-8")
+            fields[key] = same_encoding(guess.value, truth, ascii_only)
         else:
             fields[key] = guess.value == truth and guess.blocker is None
     blockers_said = [w for w in dataset.blockers if any(w in b for b in result.blockers)]

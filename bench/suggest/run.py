@@ -29,7 +29,7 @@ from datetime import date
 from pathlib import Path
 
 from resight_platform.onboard.columns import load_knowledge
-from resight_platform.onboard.sniff import SampleError, read_sample
+from resight_platform.onboard.sniff import ASCII_ONLY, SampleError, read_sample
 from resight_platform.onboard.suggest import suggest
 from resight_platform.sample.generator import generate
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, FEEDS, Source, load_registry
@@ -43,14 +43,19 @@ def _readable(path: Path) -> bool:
     return True
 
 
+def same_encoding(guessed: str, truth: str, ascii_only: bool) -> bool:
+    """Whether a guessed encoding reads the files as ``truth`` does: the same codec by name, or
+    ``utf-8`` for ASCII-only samples (UTF-8, Latin-1 and Windows-1252 read those alike)."""
+    return guessed.replace("_", "-").lower() == truth.lower() or (ascii_only and guessed == "utf-8")
+
+
 def _format_fields(source: Source, guessed: dict[str, str], ascii_only: bool) -> dict[str, bool]:
     """Each comparable profile field: whether the guess is right."""
     profile = source.profile
     out = {"format": guessed["format"].removesuffix(".gz") == profile.format.removesuffix(".gz")}
     if profile.format.startswith("csv"):
         out["delimiter"] = guessed["delimiter"] == profile.delimiter
-        same = guessed["encoding"].replace("_", "-").lower() == profile.encoding.lower()
-        out["encoding"] = same or (ascii_only and guessed["encoding"] == "utf-8")
+        out["encoding"] = same_encoding(guessed["encoding"], profile.encoding, ascii_only)
     if source.feed == "sales":
         out["datetime_format"] = guessed["datetime_format"] == profile.datetime_format
         out["channel"] = guessed.get("channel") == profile.channel
@@ -94,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
             wrong = sorted(f"{src}->{got[src]}" for src, canon in expected.items() if src in got and got[src] != canon)
             missed = sorted(src for src in expected if src not in got)
             extra = sorted(f"{src}->{canon}" for src, canon in got.items() if src not in expected)
-            ascii_only = all(s.encoding is not None and "ASCII only" in s.encoding.evidence for s in result.samples)
+            ascii_only = all(s.encoding is not None and s.encoding.evidence == ASCII_ONLY for s in result.samples)
             guessed = {k: g.value for k, g in result.profile.items()}
             fields = _format_fields(source, guessed, ascii_only)
             rows.append(

@@ -198,7 +198,7 @@ def scan_landing_op(
 ) -> dict[str, int]:
     reg = registry.load()
     landing_store, dead_store = landing.store(), dead_letter.store()
-    released: list[str] = []
+    passing: list[str] = []  # keys the sensor refused that pass now (the registry changed since)
     if config.keys is None:
         scan = scan_landing(landing_store, reg)
         rejected, accepted = scan.rejected, len(scan.files)
@@ -209,8 +209,7 @@ def scan_landing_op(
     now = datetime.now(UTC)
     records: list[FileRecord] = []
     with warehouse.connect() as conn:
-        if config.keys is not None:
-            released = release_accepted(conn, passing, run_key=context.run.tags.get(RUN_KEY_TAG))
+        released = release_accepted(conn, passing, run_key=context.run.tags.get(RUN_KEY_TAG))
         seen = known_checksums(conn, [info.key for info, _ in rejected])
         for info, error in rejected:
             records.append(
