@@ -35,8 +35,16 @@ setup(
         "mlflow>=3.5,<4",
         "scikit-learn>=1.5,<2",
         "matplotlib>=3.8,<4",
+        # one definition of the silver, gold and mart transforms for Polars and Spark (resight_platform/engines)
+        "narwhals>=2.28,<3",
     ],
     extras_require={
+        # The Spark engine (resight_platform/engines/spark.py): a JVM bundle of ~490 MB, so an extra;
+        # `make install` installs it. [connect]: the Spark Connect client (spark.remote=sc://...).
+        "spark": [
+            "pyspark[connect]>=4.0,<5",
+            "dagster-pyspark>=0.29,<0.30",
+        ],
         "test": [
             # Below 9.2: pytest 9.2's structured node ids make pytest-xdist 3.8's --dist loadgroup
             # ignore xdist_group marks (pytest-dev/pytest-xdist#1386), so each worker built the

@@ -149,3 +149,32 @@ def s3_bucket_url(s3_endpoint: str, s3_credentials: None) -> str:
 def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
     """A database of its own for one test (the warehouse DDL uses fixed schema names)."""
     yield from temporary_database(pg_server_url, "db")
+
+
+# --- Spark --------------------------------------------------------------------------------------
+
+#: The Spark tests' session: one JVM per worker, 2 cores' worth of local threads, small shuffles.
+SPARK_TEST_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.driver.memory": "1g",
+    "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local Spark session (``local[2]``) for this worker, stopped at the end.
+
+    Tests that use it are marked ``xdist_group("spark")`` so the whole suite starts one JVM. Skipped,
+    saying why, where pyspark (the ``spark`` extra, which ``make install`` installs) or Java is
+    missing."""
+    pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install -e '.[spark]')")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java on this machine: the Spark engine needs a JRE (Java 17)")
+    from resight_platform.engines.spark import session, spark_config
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = session(spark_config(master="local[2]", extra=SPARK_TEST_CONF))
+    yield spark
+    spark.stop()
