@@ -41,6 +41,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STARTED] = time.time()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses the ``spark`` fixture runs on one xdist worker (``xdist_group("spark")``,
+    unless it is grouped already), so the suite starts one JVM, whoever forgets the mark. Runs
+    before xdist's own hook (which is ``trylast``) reads the marks."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()) and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """Say where this run's screenshots of the Dagster UI are (resight_platform_tests/ui/)."""
     shots = screenshots_since(config.stash[_STARTED])
@@ -166,7 +175,8 @@ SPARK_TEST_CONF = {
 def spark() -> Iterator[Any]:
     """A local Spark session (``local[2]``) for this worker, stopped at the end.
 
-    Tests that use it are marked ``xdist_group("spark")`` so the whole suite starts one JVM. Skipped,
+    Tests that use it run in ``xdist_group("spark")`` (``pytest_collection_modifyitems``) so the
+    whole suite starts one JVM. Skipped,
     saying why, where pyspark (the ``spark`` extra, which ``make install`` installs) or Java is
     missing."""
     pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install -e '.[spark]')")
