@@ -30,6 +30,8 @@ SECRET_VARIABLES = {
     "analyst_password": "RESIGHT_ANALYST_PASSWORD",
     "webhook_url": "RESIGHT_ALERT_WEBHOOK_URL",
     "smtp_password": "RESIGHT_ALERT_SMTP_PASSWORD",
+    # A Spark Connect URL may carry a bearer token (``sc://host:443/;token=…``).
+    "spark_remote": "RESIGHT_SPARK_REMOTE",
 }
 
 
@@ -266,10 +268,18 @@ class Settings:
         ``dg.EnvVar`` needs so that Dagster shows the name, never the value. ``None`` otherwise
         (the setting is unset, or came from a mapping, as in tests)."""
         name = SECRET_VARIABLES[setting]
-        value = getattr(self.alerts if hasattr(self.alerts, setting) else self, setting)
+        value = self.secret_value(setting)
         if not self.from_process_env or value is None or os.environ.get(name) != value:
             return None
         return name
+
+    def secret_value(self, setting: str) -> str | None:
+        """The value of ``setting`` (a key of :data:`SECRET_VARIABLES`), wherever it is kept."""
+        for holder in (self, self.alerts, self.engine):
+            if hasattr(holder, setting):
+                value: str | None = getattr(holder, setting)
+                return value
+        raise KeyError(setting)
 
     @property
     def dead_letter_url(self) -> str:
