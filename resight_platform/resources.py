@@ -20,6 +20,7 @@ from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, embedded_pg_url
 from resight_platform.io.roles import AnalystRole, ensure_analyst_role
+from resight_platform.io.spark_lake import s3a_conf
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import DEFAULT_REGISTRY_RECHECK_SECONDS, Settings
@@ -338,13 +339,17 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
 
 
 def engine_resource(settings: Settings) -> EngineResource:
-    """The ``engine`` resource of ``settings`` (``Settings.engine``); a Connect URL from this
-    process's environment is given by its variable's name (it may carry a token)."""
+    """The ``engine`` resource of ``settings`` (``Settings.engine``). A lake on S3 adds the
+    ``fs.s3a`` settings a Spark cluster reads it with (:func:`~resight_platform.io.spark_lake.s3a_conf`;
+    ``RESIGHT_SPARK_CONF`` wins over them). A Connect URL from this process's environment is given
+    by its variable's name (it may carry a token)."""
     engine = settings.engine
     remote = engine.spark_remote
+    conf = s3a_conf(settings) if settings.lake_url.startswith("s3://") else {}
+    conf.update(engine.spark_conf)
     return EngineResource(
         engine=engine.name,
         spark_master=engine.spark_master,
         spark_remote=secret_config(settings, "spark_remote", remote) if remote else None,
-        spark_conf=dict(engine.spark_conf),
+        spark_conf=conf,
     )

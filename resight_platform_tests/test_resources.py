@@ -151,6 +151,18 @@ def test_the_engine_resource_follows_the_settings(tmp_path: Path, monkeypatch: p
     remote = engine_resource(Settings.from_env()).spark_remote
     assert isinstance(remote, dg.EnvVar) and remote.env_var_name == "RESIGHT_SPARK_REMOTE"
     given = engine_resource(Settings.from_env({"RESIGHT_SPARK_REMOTE": url}))
+    # A lake on S3: the s3a settings a cluster reads it with, under the deployment's own.
+    on_s3 = engine_resource(
+        Settings.from_env(
+            {
+                "RESIGHT_LAKE_URL": "s3://lake-bucket/lake",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+                "RESIGHT_SPARK_CONF": "spark.hadoop.fs.s3a.path.style.access=false",
+            }
+        )
+    ).spark_config()
+    assert on_s3["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert on_s3["spark.hadoop.fs.s3a.path.style.access"] == "false"
     assert given.spark_remote == url and given.spark_config()["spark.remote"] == url
     assert "spark.master" not in given.spark_config()
 
