@@ -134,8 +134,10 @@ ENGINE_TAG = "resight/engine"
 class EngineResource(dg.ConfigurableResource):
     """Where a run's silver, gold and marts run: ``engine`` (``polars`` in this process, or
     ``spark``) and, for Spark, the session's master, Spark Connect URL and extra settings
-    (``Settings.engine``; the launchpad may set any of them per run, and the ``resight/engine``
-    tag wins over ``engine``: :func:`engine_for`).
+    (``Settings.engine``). A run chooses its engine with the ``resight/engine`` tag, which wins
+    over ``engine`` (:func:`engine_for`). Not with run config: Dagster replaces the resource's
+    whole configuration with a run's, so ``{engine: spark}`` there would also drop the configured
+    Connect URL and settings (checked with dagster 1.13).
 
     The Spark session comes from dagster-pyspark's ``LazyPySparkResource``, built on first use
     only: a Polars run never imports pyspark or starts a JVM. The session is not stopped at the
@@ -150,6 +152,7 @@ class EngineResource(dg.ConfigurableResource):
     #: The deployment's own Spark settings (``RESIGHT_SPARK_CONF``), over the platform's.
     spark_conf: dict[str, str] | None = None
     _spark: Any = PrivateAttr(default=None)
+    _started: bool = PrivateAttr(default=False)
 
     @field_validator("engine")
     @classmethod
@@ -186,17 +189,18 @@ class EngineResource(dg.ConfigurableResource):
     def spark_session(self) -> SparkSession:
         """The Spark session (local, or a Spark Connect client), started on first use."""
         spark: SparkSession = self.pyspark.spark_session
+        self._started = True
         return spark
 
     @property
     def spark_started(self) -> bool:
         """Whether this resource has started (or joined) a Spark session."""
-        return self._spark is not None and self._spark._spark_session is not None
+        return self._started
 
 
 def engine_for(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Engine:
     """The engine a step runs on: the run's ``resight/engine`` tag if set, else the ``engine``
-    resource's (from ``RESIGHT_ENGINE``, or the run's resource config). The asset must take the
+    resource's (``RESIGHT_ENGINE``). The asset must take the
     resource (``engine: EngineResource``), which also hands it the session."""
     resource = getattr(context.resources, "engine", None)
     if not isinstance(resource, EngineResource):
