@@ -16,7 +16,6 @@ passes through the driver, which suits tests and small tables, not a backfill.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -29,9 +28,11 @@ from urllib.parse import unquote
 import polars as pl
 import pyarrow.parquet as pq
 
+from resight_platform.faults import failpoint
 from resight_platform.io.lake import partition_path, write_partition
 from resight_platform.io.lake import read_table as read_polars_table
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, LocalStore, ObjectStore, open_store
+from resight_platform.io.sweep import TMP_SUFFIX
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -234,7 +235,7 @@ def _write_local(
             target = store.local_path(key)
             assert target is not None
             target.parent.mkdir(parents=True, exist_ok=True)
-            _swap_in(files, target)
+            _swap_in(files, target, table[0])
             written[values] = store.uri(key)
         return written
     finally:
@@ -252,35 +253,35 @@ def _staged(staging: Path, depth: int) -> dict[tuple[str, ...], list[Path]]:
     return found
 
 
-def _swap_in(files: Sequence[Path], target: Path) -> None:
+def _swap_in(files: Sequence[Path], target: Path, layer: str) -> None:
     """Make ``files`` (one partition's, from Spark) the partition's ``part-0.parquet`` in one rename.
     One file is renamed as it is; several (a deployment that caps rows per file) are first copied
     row group by row group into one beside the target, never holding more than a row group."""
     if len(files) == 1:
-        source = files[0]
-    else:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".resight-tmp")
-        os.close(fd)
-        source = Path(name)
-        try:
-            schema = pq.read_schema(files[0])
-            with pq.ParquetWriter(source, schema, compression="zstd") as writer:
-                for path in files:
-                    parquet = pq.ParquetFile(path)
-                    for group in range(parquet.num_row_groups):
-                        writer.write_table(parquet.read_row_group(group).cast(schema))
-        except BaseException:
-            source.unlink(missing_ok=True)
-            raise
+        _replace(files[0], target, layer)
+        return
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=TMP_SUFFIX)
+    os.close(fd)
+    merged = Path(name)
+    try:
+        schema = pq.read_schema(files[0])
+        with pq.ParquetWriter(merged, schema, compression="zstd") as writer:
+            for path in files:
+                parquet = pq.ParquetFile(path)
+                for group in range(parquet.num_row_groups):
+                    writer.write_table(parquet.read_row_group(group).cast(schema))
+        _replace(merged, target, layer)
+    finally:
+        merged.unlink(missing_ok=True)
+
+
+def _replace(source: Path, target: Path, layer: str) -> None:
+    """``source`` durably on disk, then renamed over ``target`` (atomic on one filesystem)."""
     with open(source, "rb") as handle:
         os.fsync(handle.fileno())
     os.chmod(source, 0o644)
-    try:
-        os.replace(source, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            if source.parent == target.parent and source != target:
-                source.unlink()
+    failpoint(layer, "write")  # e.g. silver_write: written, not swapped in (as the Polars writer)
+    os.replace(source, target)
 
 
 def _write_store(
