@@ -178,6 +178,15 @@ def test_the_run_tag_chooses_the_engine_over_the_resource() -> None:
         EngineResource(engine="duckdb")
 
 
+def test_an_asset_without_the_engine_resource_is_told_to_take_it() -> None:
+    @dg.asset
+    def no_engine(context) -> None:  # type: ignore[no-untyped-def]
+        engine_for(context)
+
+    with pytest.raises(TypeError, match="no_engine has no engine resource: add a parameter `engine: EngineResource`"):
+        dg.materialize([no_engine], resources={"engine": EngineResource()}, tags={ENGINE_TAG: "spark"})
+
+
 def _engine_asset() -> dg.AssetsDefinition:
     @dg.asset
     def tiny(context, engine: EngineResource) -> dg.MaterializeResult:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
 """Spark Connect for real: a local server from the pyspark wheel, the engine resource pointed at it,
-a Narwhals group-by (and the ``with_dollars`` kernel) run through it equal to the same on Polars."""
+a Narwhals group-by (and the ``with_dollars`` kernel) run through it equal to the same on Polars, and
+the lake written and read through it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from resight_platform.engines.connect import _group_alive, _listening, connect_script, start_connect_server
-from resight_platform_tests.engines.connect_client import revenue_by_provider, sample
+from resight_platform.io import lake
+from resight_platform.io.storage import open_store
+from resight_platform_tests.engines.connect_client import TABLE, revenue_by_provider, sample
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,9 +32,16 @@ def test_a_narwhals_group_by_through_spark_connect_equals_polars(tmp_path: Path)
     server = start_connect_server(conf={"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "768m"})
     try:
         assert server.url == f"sc://127.0.0.1:{server.port}"
-        out = tmp_path / "result.parquet"
+        out, lake_dir = tmp_path / "result.parquet", tmp_path / "lake"
         client = subprocess.run(
-            [sys.executable, "-m", "resight_platform_tests.engines.connect_client", server.url, str(out)],
+            [
+                sys.executable,
+                "-m",
+                "resight_platform_tests.engines.connect_client",
+                server.url,
+                str(out),
+                str(lake_dir),
+            ],
             capture_output=True,
             text=True,
             cwd=REPO,
@@ -49,3 +59,10 @@ def test_a_narwhals_group_by_through_spark_connect_equals_polars(tmp_path: Path)
     got = pl.read_parquet(out)
     assert got.height == 4
     assert_frame_equal(got, expected)
+    # The lake written through the server reads back with the Polars lake reader, row for row.
+    rows = sample()
+    pawmart = rows.filter(pl.col("source") == "pawmart")
+    assert f"read back {pawmart.height}" in client.stdout
+    written = lake.read_all(open_store(str(lake_dir)), TABLE).collect()
+    assert written.schema == rows.drop("date", "source").schema
+    assert_frame_equal(written.sort(written.columns), rows.drop("date", "source").sort(written.columns))
