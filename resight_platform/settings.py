@@ -128,7 +128,8 @@ class EngineSettings:
 
     name: str = "polars"
     spark_master: str = "local[*]"
-    spark_remote: str | None = None
+    #: May carry a token (``sc://host:443/;token=…``): kept out of the repr.
+    spark_remote: str | None = field(default=None, repr=False)
     spark_conf: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:

@@ -194,6 +194,8 @@ def test_spark_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert engine.spark_master == "spark://head:7077"
     assert engine.spark_remote == "sc://connect.internal:15002"
     assert engine.spark_conf == (("spark.executor.memory", "8g"), ("spark.sql.shuffle.partitions", "400"))
+    with_token = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_SPARK_REMOTE": "sc://c:443/;token=s3cret"})
+    assert with_token.engine.spark_remote == "sc://c:443/;token=s3cret" and "s3cret" not in repr(with_token)
 
 
 def test_spark_conf_takes_a_json_object_for_values_with_commas() -> None:
