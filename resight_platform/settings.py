@@ -138,7 +138,8 @@ class EngineSettings:
         if self.spark_remote is not None and not re.fullmatch(
             r"sc://[^/\s]+", self.spark_remote.split(";")[0].rstrip("/")
         ):
-            raise ValueError(f"RESIGHT_SPARK_REMOTE {self.spark_remote!r} is not a Spark Connect URL (sc://host:port)")
+            shown = self.spark_remote.split(";")[0]  # never the parameters: they may hold a token
+            raise ValueError(f"RESIGHT_SPARK_REMOTE {shown!r} is not a Spark Connect URL (sc://host:port)")
         if not self.spark_master.strip():
             raise ValueError("RESIGHT_SPARK_MASTER is empty")
 

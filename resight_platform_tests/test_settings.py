@@ -236,5 +236,8 @@ def test_bad_engine_settings_are_refused_by_name(tmp_path: Path, variable: str, 
     with pytest.raises(ValueError, match=variable) as error:
         Settings.from_env({"RESIGHT_HOME": str(tmp_path), variable: value})
     assert message in str(error.value)
+    with pytest.raises(ValueError, match="RESIGHT_SPARK_REMOTE 'https://c:443/'") as error:
+        EngineSettings(spark_remote="https://c:443/;token=s3cret")
+    assert "s3cret" not in str(error.value)
     ok = "sc://connect.internal:15002/;token=abc;use_ssl=true"
     assert EngineSettings(spark_remote=ok).spark_remote == ok
