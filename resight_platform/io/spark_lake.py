@@ -32,7 +32,7 @@ from resight_platform.faults import failpoint
 from resight_platform.io.lake import partition_path, write_partition
 from resight_platform.io.lake import read_table as read_polars_table
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, LocalStore, ObjectStore, open_store
-from resight_platform.io.sweep import TMP_SUFFIX
+from resight_platform.io.sweep import SPARK_STAGING_DIR, TMP_SUFFIX
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -43,8 +43,9 @@ __all__ = ["PARTITION_COLUMNS", "STAGING_DIR", "read_table", "s3a_conf", "s3a_ur
 
 #: The lake's partition columns of a date × source table, in path order.
 PARTITION_COLUMNS = ("date", "source")
-#: Where a local write stages Spark's output, under the lake root (hidden: not a layer).
-STAGING_DIR = ".spark-staging"
+#: Where a local write stages Spark's output, under the lake root (hidden: not a layer); what a
+#: killed write leaves there goes with the housekeeping sweep (``io/sweep.py``).
+STAGING_DIR = SPARK_STAGING_DIR
 #: Spark's directory name for a null partition value: the lake has no such partition.
 _NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _TEXT_PARTITIONS = "spark.sql.sources.partitionColumnTypeInference.enabled"
