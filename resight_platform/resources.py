@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import psycopg
+from pydantic import PrivateAttr, field_validator
 
+from resight_platform.engines import ENGINES, Engine
+from resight_platform.engines.spark import spark_config
 from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, embedded_pg_url
 from resight_platform.io.roles import AnalystRole, ensure_analyst_role
+from resight_platform.io.spark_lake import s3a_conf
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, ObjectStore, open_store
 from resight_platform.io.warehouse import WarehouseIOManager
 from resight_platform.settings import DEFAULT_REGISTRY_RECHECK_SECONDS, Settings
@@ -29,7 +34,13 @@ from resight_platform.sources.registry import (
     load_registry,
 )
 
+if TYPE_CHECKING:
+    from dagster_pyspark import LazyPySparkResource
+    from pyspark.sql import SparkSession
+
 __all__ = [
+    "ENGINE_TAG",
+    "EngineResource",
     "MlflowResource",
     "RegistryResource",
     "StoreResource",
@@ -37,6 +48,8 @@ __all__ = [
     "analyst_role",
     "build_resources",
     "check_registry_at",
+    "engine_for",
+    "engine_resource",
     "load_registry_at",
     "prepare_warehouse",
     "resolve_pg_url",
@@ -112,6 +125,89 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str
     artifact_location: str | None = None
+
+
+#: The run tag that chooses a run's engine (``polars`` | ``spark``) over the configured one.
+ENGINE_TAG = "resight/engine"
+
+
+class EngineResource(dg.ConfigurableResource):
+    """Where a run's silver, gold and marts run: ``engine`` (``polars`` in this process, or
+    ``spark``) and, for Spark, the session's master, Spark Connect URL and extra settings
+    (``Settings.engine``). A run chooses its engine with the ``resight/engine`` tag, which wins
+    over ``engine`` (:func:`engine_for`). Not with run config: Dagster replaces the resource's
+    whole configuration with a run's, so ``{engine: spark}`` there would also drop the configured
+    Connect URL and settings (checked with dagster 1.13).
+
+    The Spark session comes from dagster-pyspark's ``LazyPySparkResource``, built on first use
+    only: a Polars run never imports pyspark or starts a JVM. The session is not stopped at the
+    end of a step: a run's steps share it, and the JVM goes with the run's process. Sessions of
+    both kinds cannot share a process (pyspark refuses a Connect session beside a local one).
+    """
+
+    engine: str = "polars"
+    spark_master: str = "local[*]"
+    #: A Spark Connect URL (``sc://host:port``, maybe with a token): wins over the master.
+    spark_remote: str | None = None
+    #: The deployment's own Spark settings (``RESIGHT_SPARK_CONF``), over the platform's.
+    spark_conf: dict[str, str] | None = None
+    _spark: Any = PrivateAttr(default=None)
+    _started: bool = PrivateAttr(default=False)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in ENGINES:
+            raise ValueError(f"engine {value!r} is not an engine; engines are {', '.join(ENGINES)}")
+        return value
+
+    def spark_config(self) -> dict[str, str]:
+        """The session's settings: the platform's (``engines.spark``) under the deployment's."""
+        return spark_config(master=self.spark_master, remote=self.spark_remote, extra=self.spark_conf)
+
+    def engine_of_run(self, tags: Mapping[str, str]) -> Engine:
+        """The engine of a run with ``tags``: its ``resight/engine`` tag if set, else ``engine``."""
+        chosen = tags.get(ENGINE_TAG, self.engine).strip().lower()
+        if chosen not in ENGINES:
+            raise ValueError(f"run tag {ENGINE_TAG}={chosen!r} is not an engine; engines are {', '.join(ENGINES)}")
+        return chosen  # type: ignore[return-value]
+
+    @property
+    def pyspark(self) -> LazyPySparkResource:
+        """dagster-pyspark's lazy resource for :meth:`spark_config` (no session until asked)."""
+        if self._spark is None:
+            try:
+                from dagster_pyspark import LazyPySparkResource
+            except ImportError as error:  # pragma: no cover - depends on the install
+                raise RuntimeError(
+                    "the Spark engine needs the spark extra: pip install 'resight_platform[spark]' (make install does)"
+                ) from error
+            self._spark = LazyPySparkResource(spark_config=self.spark_config())
+        return self._spark
+
+    @property
+    def spark_session(self) -> SparkSession:
+        """The Spark session (local, or a Spark Connect client), started on first use."""
+        spark: SparkSession = self.pyspark.spark_session
+        self._started = True
+        return spark
+
+    @property
+    def spark_started(self) -> bool:
+        """Whether this resource has started (or joined) a Spark session."""
+        return self._started
+
+
+def engine_for(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Engine:
+    """The engine a step runs on: the run's ``resight/engine`` tag if set, else the ``engine``
+    resource's (``RESIGHT_ENGINE``). The asset must take the
+    resource (``engine: EngineResource``), which also hands it the session."""
+    resource = getattr(context.resources, "engine", None)
+    if not isinstance(resource, EngineResource):
+        raise TypeError(
+            f"{context.op_def.name} has no engine resource: add a parameter `engine: EngineResource` to choose one"
+        )
+    return resource.engine_of_run(context.run.tags)
 
 
 def load_registry_at(
@@ -198,7 +294,7 @@ def secret_config(settings: Settings, setting: str, value: str) -> str:
     show the variable's name, never the value (``Settings.secret_variable``). Otherwise the value
     itself: the embedded server's URL (a local socket, no password) or a URL a test passed."""
     name = settings.secret_variable(setting)
-    if name is not None and value == getattr(settings, setting):
+    if name is not None and value == settings.secret_value(setting):
         return dg.EnvVar(name)
     return value
 
@@ -242,4 +338,22 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
             tracking_uri=secret_config(settings, "mlflow_tracking_uri", settings.tracking_uri),
             artifact_location=None if settings.mlflow_tracking_uri else str(settings.mlflow_dir / "artifacts"),
         ),
+        "engine": engine_resource(settings),
     }
+
+
+def engine_resource(settings: Settings) -> EngineResource:
+    """The ``engine`` resource of ``settings`` (``Settings.engine``). A lake on S3 adds the
+    ``fs.s3a`` settings a Spark cluster reads it with (:func:`~resight_platform.io.spark_lake.s3a_conf`;
+    ``RESIGHT_SPARK_CONF`` wins over them). A Connect URL from this process's environment is given
+    by its variable's name (it may carry a token)."""
+    engine = settings.engine
+    remote = engine.spark_remote
+    conf = s3a_conf(settings) if settings.lake_url.startswith("s3://") else {}
+    conf.update(engine.spark_conf)
+    return EngineResource(
+        engine=engine.name,
+        spark_master=engine.spark_master,
+        spark_remote=secret_config(settings, "spark_remote", remote) if remote else None,
+        spark_conf=conf,
+    )

@@ -3,7 +3,9 @@ at import. Every ``RESIGHT_*`` variable is read here and nowhere else."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -12,7 +14,7 @@ from pathlib import Path
 from resight_platform.faults import parse as parse_failpoints
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS
 
-__all__ = ["SECRET_VARIABLES", "AlertSettings", "Settings", "WatchSettings"]
+__all__ = ["SECRET_VARIABLES", "AlertSettings", "EngineSettings", "Settings", "WatchSettings", "parse_spark_conf"]
 
 DEFAULT_PARTITIONS_START = "2025-01-01"
 #: Seconds between two listings of the registry by a running process (a change is seen within it).
@@ -28,6 +30,8 @@ SECRET_VARIABLES = {
     "analyst_password": "RESIGHT_ANALYST_PASSWORD",
     "webhook_url": "RESIGHT_ALERT_WEBHOOK_URL",
     "smtp_password": "RESIGHT_ALERT_SMTP_PASSWORD",
+    # A Spark Connect URL may carry a bearer token (``sc://host:443/;token=…``).
+    "spark_remote": "RESIGHT_SPARK_REMOTE",
 }
 
 
@@ -56,6 +60,97 @@ class WatchSettings:
                 continue
             values[spec.name] = timedelta(seconds=float(raw)) if spec.name == "orphan_after" else int(raw)
         return cls(**values)  # type: ignore[arg-type]
+
+
+#: The engines a run may choose (``resight_platform.engines.ENGINES``; not imported from there so that
+#: settings stay free of the engines' imports).
+_ENGINES = ("polars", "spark")
+#: Spark settings that have settings of their own (``RESIGHT_SPARK_MASTER``, ``RESIGHT_SPARK_REMOTE``):
+#: refused in ``RESIGHT_SPARK_CONF``, so one value cannot silently win over the other.
+_OWN_SPARK_KEYS = ("spark.master", "spark.remote")
+_SPARK_KEY = re.compile(r"spark\.[A-Za-z0-9_.\-]+")
+
+
+def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
+    """``RESIGHT_SPARK_CONF`` as ``((key, value), ...)`` in the order given.
+
+    Either ``key=value`` items separated by commas
+    (``spark.executor.memory=8g,spark.sql.shuffle.partitions=400``) or, for a value that holds a
+    comma (``spark.jars``), a JSON object of strings. Each key must be a Spark setting
+    (``spark.…``; Spark ignores anything else with a warning only) and appear once; the master and
+    the Connect URL have their own variables. A bad item is named in the error.
+    """
+    text = text.strip()
+    if not text:
+        return ()
+    if text.startswith("{"):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"RESIGHT_SPARK_CONF is not a JSON object: {error}") from error
+        if not isinstance(loaded, dict):
+            raise ValueError("RESIGHT_SPARK_CONF is not a JSON object")
+        items = [(str(key), value) for key, value in loaded.items()]
+        for key, value in items:
+            if not isinstance(value, str | int | float):
+                raise ValueError(f"RESIGHT_SPARK_CONF item {key!r}: the value must be a string or a number")
+        pairs = [(key, str(value).lower() if isinstance(value, bool) else str(value)) for key, value in items]
+    else:
+        pairs = []
+        for item in text.split(","):
+            key, equals, value = item.partition("=")
+            if not equals:
+                raise ValueError(f"RESIGHT_SPARK_CONF item {item.strip()!r} is not key=value")
+            pairs.append((key.strip(), value.strip()))
+    seen: set[str] = set()
+    for key, value in pairs:
+        if not _SPARK_KEY.fullmatch(key):
+            raise ValueError(f"RESIGHT_SPARK_CONF item {key!r}: not a Spark setting (spark.…)")
+        if key in _OWN_SPARK_KEYS:
+            raise ValueError(
+                f"RESIGHT_SPARK_CONF item {key!r}: set it with RESIGHT_SPARK_{key.split('.')[1].upper()} instead"
+            )
+        if not value:
+            raise ValueError(f"RESIGHT_SPARK_CONF item {key!r} has no value")
+        if key in seen:
+            raise ValueError(f"RESIGHT_SPARK_CONF item {key!r} is given twice")
+        seen.add(key)
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where silver, gold and the marts run by default (a run's ``resight/engine`` tag wins):
+    ``RESIGHT_ENGINE`` (``polars``, in-process, or ``spark``), and Spark's session:
+    ``RESIGHT_SPARK_MASTER`` (``local[*]``: a session in this process), ``RESIGHT_SPARK_REMOTE``
+    (a Spark Connect server, ``sc://host:port``; wins over the master) and ``RESIGHT_SPARK_CONF``
+    (the deployment's own settings, :func:`parse_spark_conf`)."""
+
+    name: str = "polars"
+    spark_master: str = "local[*]"
+    #: May carry a token (``sc://host:443/;token=…``): kept out of the repr.
+    spark_remote: str | None = field(default=None, repr=False)
+    spark_conf: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in _ENGINES:
+            raise ValueError(f"RESIGHT_ENGINE {self.name!r} is not an engine; engines are {', '.join(_ENGINES)}")
+        if self.spark_remote is not None and not re.fullmatch(
+            r"sc://[^/\s]+", self.spark_remote.split(";")[0].rstrip("/")
+        ):
+            shown = self.spark_remote.split(";")[0]  # never the parameters: they may hold a token
+            raise ValueError(f"RESIGHT_SPARK_REMOTE {shown!r} is not a Spark Connect URL (sc://host:port)")
+        if not self.spark_master.strip():
+            raise ValueError("RESIGHT_SPARK_MASTER is empty")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EngineSettings:
+        return cls(
+            name=(env.get("RESIGHT_ENGINE") or cls.name).strip().lower(),
+            spark_master=(env.get("RESIGHT_SPARK_MASTER") or cls.spark_master).strip(),
+            spark_remote=(env.get("RESIGHT_SPARK_REMOTE") or "").strip() or None,
+            spark_conf=parse_spark_conf(env.get("RESIGHT_SPARK_CONF") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +226,9 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     #: Alert destinations (``RESIGHT_ALERT_*``).
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: The default engine of silver, gold and the marts, and Spark's session (``RESIGHT_ENGINE``,
+    #: ``RESIGHT_SPARK_*``).
+    engine: EngineSettings = field(default_factory=EngineSettings)
     #: How long past its expected delivery window a source may be before it is stale
     #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
     freshness_grace: timedelta = timedelta(hours=2)
@@ -172,10 +270,18 @@ class Settings:
         ``dg.EnvVar`` needs so that Dagster shows the name, never the value. ``None`` otherwise
         (the setting is unset, or came from a mapping, as in tests)."""
         name = SECRET_VARIABLES[setting]
-        value = getattr(self.alerts if hasattr(self.alerts, setting) else self, setting)
+        value = self.secret_value(setting)
         if not self.from_process_env or value is None or os.environ.get(name) != value:
             return None
         return name
+
+    def secret_value(self, setting: str) -> str | None:
+        """The value of ``setting`` (a key of :data:`SECRET_VARIABLES`), wherever it is kept."""
+        for holder in (self, self.alerts, self.engine):
+            if hasattr(holder, setting):
+                value: str | None = getattr(holder, setting)
+                return value
+        raise KeyError(setting)
 
     @property
     def dead_letter_url(self) -> str:
@@ -219,6 +325,7 @@ class Settings:
             dagster_pg_url=env.get("RESIGHT_DAGSTER_PG_URL") or None,
             watch=WatchSettings.from_env(env),
             alerts=AlertSettings.from_env(env),
+            engine=EngineSettings.from_env(env),
             freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
             registry_recheck_seconds=float(
                 env.get("RESIGHT_REGISTRY_RECHECK_SECONDS") or DEFAULT_REGISTRY_RECHECK_SECONDS

@@ -3,16 +3,32 @@ directory or from S3 (the moto server)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
 from resight_platform.io.storage import open_store
-from resight_platform.resources import RegistryResource, build_resources, load_registry_at
+from resight_platform.resources import (
+    ENGINE_TAG,
+    EngineResource,
+    RegistryResource,
+    build_resources,
+    engine_for,
+    engine_resource,
+    load_registry_at,
+)
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, RegistryError, load_registry
+from resight_platform_tests.conftest import SPARK_TEST_CONF
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def upload_registry(url: str, endpoint: str) -> None:
@@ -109,3 +125,110 @@ def test_the_warehouse_url_from_the_environment_is_given_to_dagster_by_name(
 def test_a_url_given_by_a_mapping_or_a_caller_is_passed_as_it_is(tmp_path: Path, fresh_pg_url: str) -> None:
     resources = build_resources(Settings.from_env({"RESIGHT_HOME": str(tmp_path)}), fresh_pg_url)
     assert resources["warehouse"].pg_url == fresh_pg_url and not isinstance(resources["warehouse"].pg_url, dg.EnvVar)
+
+
+# --- the engine resource ------------------------------------------------------------------------
+
+
+def test_the_engine_resource_follows_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            "RESIGHT_ENGINE": "spark",
+            "RESIGHT_SPARK_MASTER": "local[3]",
+            "RESIGHT_SPARK_CONF": "spark.executor.memory=8g",
+        }
+    )
+    resource = engine_resource(settings)
+    assert (resource.engine, resource.spark_master, resource.spark_remote) == ("spark", "local[3]", None)
+    conf = resource.spark_config()
+    assert conf["spark.master"] == "local[3]" and conf["spark.executor.memory"] == "8g"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+    # A Connect URL from this process's environment is handed to Dagster by name (it may hold a token).
+    url = "sc://connect.internal:443/;token=s3cret"
+    monkeypatch.setenv("RESIGHT_HOME", str(tmp_path))
+    monkeypatch.setenv("RESIGHT_SPARK_REMOTE", url)
+    remote = engine_resource(Settings.from_env()).spark_remote
+    assert isinstance(remote, dg.EnvVar) and remote.env_var_name == "RESIGHT_SPARK_REMOTE"
+    given = engine_resource(Settings.from_env({"RESIGHT_SPARK_REMOTE": url}))
+    # A lake on S3: the s3a settings a cluster reads it with, under the deployment's own.
+    on_s3 = engine_resource(
+        Settings.from_env(
+            {
+                "RESIGHT_LAKE_URL": "s3://lake-bucket/lake",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+                "RESIGHT_SPARK_CONF": "spark.hadoop.fs.s3a.path.style.access=false",
+            }
+        )
+    ).spark_config()
+    assert on_s3["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert on_s3["spark.hadoop.fs.s3a.path.style.access"] == "false"
+    assert given.spark_remote == url and given.spark_config()["spark.remote"] == url
+    assert "spark.master" not in given.spark_config()
+
+
+def test_the_run_tag_chooses_the_engine_over_the_resource() -> None:
+    resource = EngineResource(engine="polars")
+    assert resource.engine_of_run({}) == "polars"
+    assert resource.engine_of_run({ENGINE_TAG: "spark"}) == "spark"
+    assert EngineResource(engine="spark").engine_of_run({ENGINE_TAG: "polars"}) == "polars"
+    with pytest.raises(ValueError, match="resight/engine='duckdb' is not an engine"):
+        resource.engine_of_run({ENGINE_TAG: "duckdb"})
+    with pytest.raises(ValueError, match="'duckdb' is not an engine; engines are polars, spark"):
+        EngineResource(engine="duckdb")
+
+
+def test_an_asset_without_the_engine_resource_is_told_to_take_it() -> None:
+    @dg.asset
+    def no_engine(context) -> None:  # type: ignore[no-untyped-def]
+        engine_for(context)
+
+    with pytest.raises(TypeError, match="no_engine has no engine resource: add a parameter `engine: EngineResource`"):
+        dg.materialize([no_engine], resources={"engine": EngineResource()}, tags={ENGINE_TAG: "spark"})
+
+
+def _engine_asset() -> dg.AssetsDefinition:
+    @dg.asset
+    def tiny(context, engine: EngineResource) -> dg.MaterializeResult:  # type: ignore[no-untyped-def]
+        chosen = engine_for(context)
+        rows = engine.spark_session.range(7).count() if chosen == "spark" else 7
+        return dg.MaterializeResult(metadata={"engine": chosen, "rows": rows, "spark_started": engine.spark_started})
+
+    return tiny
+
+
+def test_a_polars_run_imports_no_pyspark_and_starts_no_jvm(tmp_path: Path) -> None:
+    """In a fresh interpreter: the definitions' resources and a run on the default engine leave
+    pyspark unimported (so no JVM), though the resource is configured for a local Spark."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import dagster as dg
+        from resight_platform.resources import EngineResource
+        from resight_platform_tests.test_resources import _engine_asset
+
+        resource = EngineResource(engine="polars", spark_master="local[1]")
+        result = dg.materialize([_engine_asset()], resources={"engine": resource})
+        (event,) = result.asset_materializations_for_node("tiny")
+        print(event.metadata["engine"].value, event.metadata["spark_started"].value, "pyspark" in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == ["polars", "False", "False"]
+
+
+@pytest.mark.xdist_group("spark")
+def test_a_run_tagged_spark_gets_a_spark_session(spark: Any) -> None:
+    # The worker's session is already up (the fixture): the resource's getOrCreate joins it.
+    resource = EngineResource(engine="polars", spark_master="local[2]", spark_conf=SPARK_TEST_CONF)
+    tagged = dg.materialize([_engine_asset()], resources={"engine": resource}, tags={ENGINE_TAG: "spark"})
+    (event,) = tagged.asset_materializations_for_node("tiny")
+    assert event.metadata["engine"].value == "spark"
+    assert event.metadata["rows"].value == 7 and event.metadata["spark_started"].value is True
+    untagged = dg.materialize([_engine_asset()], resources={"engine": resource})
+    (event,) = untagged.asset_materializations_for_node("tiny")
+    assert event.metadata["engine"].value == "polars" and event.metadata["spark_started"].value is False

@@ -99,6 +99,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str, s3_endpo
         "MLFLOW_TRACKING_URI": _secret("mlflowPass"),
         "AWS_SECRET_ACCESS_KEY": _secret("awsSecret"),
         "AWS_ACCESS_KEY_ID": _secret("AKIAKEY"),
+        "RESIGHT_SPARK_REMOTE": _secret("connectToken"),
     }
     assert set(SECRET_VARIABLES.values()) <= set(secrets), "every secret variable is tried"
     tmp_path = tmp_path_factory.mktemp("secrets")
@@ -155,6 +156,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str, s3_endpo
             "RESIGHT_ALERT_SMTP_STARTTLS": "true",
             "RESIGHT_ALERT_SMTP_CA_FILE": str(tls.ca_cert),
             "RESIGHT_ALERT_EMAIL_TO": "oncall@resight.example",
+            # Configured, never connected to: the sample runs on Polars.
+            "RESIGHT_SPARK_REMOTE": f"sc://127.0.0.1:9/;token={secrets['RESIGHT_SPARK_REMOTE']}",
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -286,6 +289,7 @@ def test_the_ui_shows_variable_names_for_connection_urls(world: World) -> None:
     assert shown[("warehouse", "pg_url")] == ("ENV_VAR", "RESIGHT_PG_URL")
     assert shown[("warehouse_io_manager", "pg_url")] == ("ENV_VAR", "RESIGHT_PG_URL")
     assert shown[("mlflow", "tracking_uri")] == ("ENV_VAR", "MLFLOW_TRACKING_URI")
+    assert shown[("engine", "spark_remote")] == ("ENV_VAR", "RESIGHT_SPARK_REMOTE")
     assert _found(world, repr(world.resources_in_ui)) == []
 
 

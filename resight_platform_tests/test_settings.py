@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import resight_platform
-from resight_platform.settings import AlertSettings, Settings, WatchSettings
+from resight_platform.settings import AlertSettings, EngineSettings, Settings, WatchSettings, parse_spark_conf
 from resight_platform.transforms.bronze import DEFAULT_LIMITS
 
 PACKAGE = Path(resight_platform.__file__).parent
@@ -167,3 +167,77 @@ def test_history_floor_reaches_the_registry_resource(tmp_path: Path, pg_url: str
     loaded = registry.load()
     assert loaded.history_floor == date(2015, 6, 1)
     assert {s.history_start for s in loaded.sources.values()} == {date(2015, 6, 1)}  # none gives its own
+
+
+def test_the_engine_is_polars_in_process_unless_set(tmp_path: Path) -> None:
+    engine = Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).engine
+    assert engine == EngineSettings()
+    assert (engine.name, engine.spark_master, engine.spark_remote, engine.spark_conf) == (
+        "polars",
+        "local[*]",
+        None,
+        (),
+    )
+
+
+def test_spark_settings_come_from_the_environment(tmp_path: Path) -> None:
+    engine = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            "RESIGHT_ENGINE": "Spark",
+            "RESIGHT_SPARK_MASTER": "spark://head:7077",
+            "RESIGHT_SPARK_REMOTE": "sc://connect.internal:15002",
+            "RESIGHT_SPARK_CONF": "spark.executor.memory=8g, spark.sql.shuffle.partitions=400",
+        }
+    ).engine
+    assert engine.name == "spark"
+    assert engine.spark_master == "spark://head:7077"
+    assert engine.spark_remote == "sc://connect.internal:15002"
+    assert engine.spark_conf == (("spark.executor.memory", "8g"), ("spark.sql.shuffle.partitions", "400"))
+    with_token = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_SPARK_REMOTE": "sc://c:443/;token=s3cret"})
+    assert with_token.engine.spark_remote == "sc://c:443/;token=s3cret" and "s3cret" not in repr(with_token)
+
+
+def test_spark_conf_takes_a_json_object_for_values_with_commas() -> None:
+    conf = parse_spark_conf('{"spark.jars": "/opt/a.jar,/opt/b.jar", "spark.executor.cores": 4, "spark.x.on": true}')
+    assert conf == (("spark.jars", "/opt/a.jar,/opt/b.jar"), ("spark.executor.cores", "4"), ("spark.x.on", "true"))
+    assert parse_spark_conf("  ") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("spark.executor.memory=8g,oops", "'oops' is not key=value"),
+        ("executor.memory=8g", "'executor.memory': not a Spark setting"),
+        ("spark.executor.memory=", "'spark.executor.memory' has no value"),
+        ("spark.a=1,spark.a=2", "'spark.a' is given twice"),
+        ("spark.master=local[2]", "'spark.master': set it with RESIGHT_SPARK_MASTER"),
+        ("spark.remote=sc://x:1", "'spark.remote': set it with RESIGHT_SPARK_REMOTE"),
+        ('{"spark.a": [1]}', "'spark.a': the value must be a string or a number"),
+        ("{not json", "not a JSON object"),
+        ('["spark.a=1"]', "'[\"spark.a': not a Spark setting"),
+    ],
+)
+def test_a_bad_spark_conf_item_is_named(text: str, named: str) -> None:
+    with pytest.raises(ValueError, match="RESIGHT_SPARK_CONF") as error:
+        parse_spark_conf(text)
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RESIGHT_ENGINE", "duckdb", "'duckdb' is not an engine; engines are polars, spark"),
+        ("RESIGHT_SPARK_REMOTE", "http://connect:15002", "is not a Spark Connect URL"),
+        ("RESIGHT_SPARK_CONF", "spark.executor.memory", "'spark.executor.memory' is not key=value"),
+    ],
+)
+def test_bad_engine_settings_are_refused_by_name(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=variable) as error:
+        Settings.from_env({"RESIGHT_HOME": str(tmp_path), variable: value})
+    assert message in str(error.value)
+    with pytest.raises(ValueError, match="RESIGHT_SPARK_REMOTE 'https://c:443/'") as error:
+        EngineSettings(spark_remote="https://c:443/;token=s3cret")
+    assert "s3cret" not in str(error.value)
+    ok = "sc://connect.internal:15002/;token=abc;use_ssl=true"
+    assert EngineSettings(spark_remote=ok).spark_remote == ok

@@ -12,6 +12,9 @@ The settings every session gets, whatever the deployment adds:
 - ``spark.sql.sources.partitionColumnTypeInference.enabled=false``: the lake's ``date=`` and
   ``source=`` directories are read as text, as Polars reads them.
 - ``spark.sql.execution.arrow.pyspark.enabled=true``: frames cross to and from Polars as Arrow.
+- ``spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS``: instants written to the lake as
+  Parquet ``TIMESTAMP(MICROS, UTC)``, as Polars writes them (Spark's default, the legacy INT96,
+  reads back in Polars as a zone-less nanosecond datetime).
 - ANSI mode stays on (Spark 4's default): a failed cast raises, so the shared transforms guard
   every cast, and a mistake cannot turn into silent nulls.
 """
@@ -31,6 +34,7 @@ BASE_CONF: Mapping[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 #: A session in this process (``local[...]``): no web UI, no console progress bars.

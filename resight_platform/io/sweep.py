@@ -1,5 +1,6 @@
 """Debris of killed writers, swept: part files (``*.resight-tmp``) that a writer killed with -9
-left beside the partition it was replacing in a local lake, and the local spool files of writes to
+left beside the partition it was replacing in a local lake, a Spark write's staged files
+(``{lake}/.spark-staging/``, :mod:`resight_platform.io.spark_lake`), and the local spool files of writes to
 an S3 lake and of landing reads (``.part-*.resight-tmp`` and ``resight-spool-*`` in the system's
 temporary directory).
 
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 #: The suffix of every temporary file the platform writes (``io/storage.py``, ``io/lake.py``).
 TMP_SUFFIX = ".resight-tmp"
+#: Where a Spark write to a local lake stages its output before each partition's file is renamed
+#: into place (:func:`resight_platform.io.spark_lake.write_partitions`): every file under it is
+#: temporary, whatever Spark named it. A file is staged when its task ends and renamed when the
+#: whole job has, so a Spark write to a local lake longer than the grace period would lose its
+#: early files to a sweep: a lake that takes such writes is on S3, or has a longer grace.
+SPARK_STAGING_DIR = ".spark-staging"
 #: Names of the platform's files in the system's temporary directory: part files of an S3 lake's
 #: writes (``.part-*.resight-tmp``) and landing files spooled to local disk (``resight-spool-*``).
 _PART, _SPOOL = ".part-", "resight-spool-"
@@ -79,13 +86,15 @@ def orphan_files(
     *,
     system_temp: bool = True,
 ) -> list[tuple[Path, int]]:
-    """Temporary files of the lake (when it is local), of the system's temporary directory (or
-    ``temp_dir``; none when not ``system_temp``) and of the landing reads' spool directories
-    (``RESIGHT_SPOOL_DIR``) last modified more than ``grace`` before ``now``: paths and sizes."""
+    """Temporary files of the lake (when it is local; Spark's staged files included), of the
+    system's temporary directory (or ``temp_dir``; none when not ``system_temp``) and of the landing
+    reads' spool directories (``RESIGHT_SPOOL_DIR``) last modified more than ``grace`` before
+    ``now``: paths and sizes."""
     cutoff = (now - grace).timestamp()
     candidates: list[os.DirEntry[str]] = []
     if isinstance(lake, LocalStore):
-        candidates += [e for e in _walk(lake.root) if e.name.endswith(TMP_SUFFIX)]
+        staging = str(lake.root / SPARK_STAGING_DIR) + os.sep
+        candidates += [e for e in _walk(lake.root) if e.name.endswith(TMP_SUFFIX) or e.path.startswith(staging)]
     temporary = [temp_dir or Path(tempfile.gettempdir())] if system_temp else []
     for directory in (*temporary, *spool_dirs):
         candidates += list(_temporary_files(directory))

@@ -15,7 +15,7 @@ import pytest
 from resight_platform.defs.ops import housekeeping_job
 from resight_platform.io.lake import PartitionFileWriter
 from resight_platform.io.storage import open_store
-from resight_platform.io.sweep import orphan_files, sweep_orphans
+from resight_platform.io.sweep import SPARK_STAGING_DIR, orphan_files, sweep_orphans
 from resight_platform.resources import StoreResource
 
 GRACE = timedelta(hours=6)
@@ -123,3 +123,25 @@ def test_the_housekeeping_job_sweeps_with_the_grace_of_the_settings(
     assert result.success
     assert result.output_for_node("sweep_orphans_op") == {"removed": 2, "bytes": size, "failed": 0}
     assert not old.exists() and not spooled.exists()
+
+
+def test_a_killed_spark_writes_staged_files_are_swept_once_old(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    store = open_store(str(lake))
+    store.write_bytes(KEY, b"committed partition")
+    staged = lake / SPARK_STAGING_DIR / "0f3a" / "date=2026-10-01" / "source=pawmart"
+    staged.mkdir(parents=True)
+    old = staged / "part-00000-1b2c-c000.zstd.parquet"
+    old.write_bytes(b"staged by a killed write")
+    crc = staged / ".part-00000-1b2c-c000.zstd.parquet.crc"
+    crc.write_bytes(b"crc")
+    for path in (old, crc):
+        _age(path, 7)
+    running = lake / SPARK_STAGING_DIR / "9e8d" / "_SUCCESS"  # a write at work now
+    running.parent.mkdir(parents=True)
+    running.write_bytes(b"")
+    found = [p for p, _ in orphan_files(store, GRACE, datetime.now(UTC), system_temp=False)]
+    assert found == sorted([old, crc])
+    sweep_orphans(store, GRACE, datetime.now(UTC), system_temp=False)
+    assert not old.exists() and not crc.exists() and running.exists()
+    assert store.read_bytes(KEY) == b"committed partition"
