@@ -1,5 +1,5 @@
-"""URLs and text fit to print: the password of a URL, a ``password=`` query parameter and the
-path of a webhook (whose token it is) replaced by ``***``. Used wherever a URL reaches a person,
+"""URLs and text fit to print: the password of a URL, a ``password=`` query parameter, a Spark
+Connect URL's ``;token=`` and the path of a webhook (whose token it is) replaced by ``***``. Used wherever a URL reaches a person,
 a log or an exception message."""
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ def redact(url: str) -> str:
         if any(k.lower() in _SECRET_PARAMETERS for k, _ in pairs):
             query = urlencode([(k, MASK if k.lower() in _SECRET_PARAMETERS else v) for k, v in pairs], safe="/*")
     path = parts.path
+    if parts.scheme == "sc" and ";" in path:
+        # Spark Connect: parameters after the path, ``sc://host:15002/;token=…;user_id=…``.
+        head, *params = path.split(";")
+        masked = [
+            f"{name}={MASK}" if sep and name.lower() in _SECRET_PARAMETERS else f"{name}{sep}{value}"
+            for name, sep, value in (param.partition("=") for param in params)
+        ]
+        path = ";".join([head, *masked])
     if parts.scheme in ("http", "https") and _WEBHOOK_PATH.match(path):
         path = f"/{path.split('/')[1]}/{MASK}"
     return urlunsplit(parts._replace(netloc=netloc, query=query, path=path))

@@ -17,6 +17,8 @@ from resight_platform.redact import redact, redact_text
         ("http://mlflow:s3cret@mlflow.internal:5000/", "http://mlflow:***@mlflow.internal:5000/"),
         ("postgresql://resight@db/resight", "postgresql://resight@db/resight"),
         ("s3://bucket/lake", "s3://bucket/lake"),
+        ("sc://spark.internal:15002/;use_ssl=true;token=s3cret", "sc://spark.internal:15002/;use_ssl=true;token=***"),
+        ("sc://127.0.0.1:15002", "sc://127.0.0.1:15002"),
         ("/srv/resight/lake", "/srv/resight/lake"),
     ],
 )
