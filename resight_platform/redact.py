@@ -1,6 +1,6 @@
 """URLs and text fit to print: the password of a URL, a ``password=`` query parameter, a Spark
-Connect URL's ``;token=`` and the path of a webhook (whose token it is) replaced by ``***``. Used wherever a URL reaches a person,
-a log or an exception message."""
+Connect URL's ``;token=`` and the path of a webhook (whose token it is) replaced by ``***``. Used
+wherever a URL reaches a person, a log or an exception message."""
 
 from __future__ import annotations
 
