@@ -5,6 +5,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -14,9 +15,24 @@ from resight_platform.defs.checks import ModelCheck, model_check_spec
 from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
-from resight_platform.io.lake import CHUNK_ROWS, PartitionStream, iter_chunks, write_partition
+from resight_platform.engines import from_polars, to_polars
+from resight_platform.io import spark_lake
+from resight_platform.io.lake import (
+    CHUNK_ROWS,
+    PartitionStream,
+    WrittenPartitions,
+    iter_chunks,
+    read_table,
+    write_partition,
+)
 from resight_platform.io.ops import known_products, record_silver, record_type_drift
-from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.resources import (
+    EngineResource,
+    RegistryResource,
+    StoreResource,
+    WarehouseResource,
+    engine_for,
+)
 from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS, Registry
 from resight_platform.transforms.bronze import bronze_schema, empty_bronze
@@ -188,7 +204,7 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         key=["silver", feed],
         group_name="silver",
         owners=OWNERS,
-        kinds={"polars", "parquet"},
+        kinds={"polars", "spark", "parquet"},
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=RETRY,
@@ -213,7 +229,8 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         registry: RegistryResource,
         warehouse: WarehouseResource,
         lake: StoreResource,
-    ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
+        engine: EngineResource,
+    ) -> Iterator[dg.Output[PartitionStream] | dg.Output[WrittenPartitions] | dg.AssetCheckResult]:
         reg, now = registry.load(), datetime.now(UTC)
         mappings = reg.mappings  # the same registry's tables (a second load() may see a newer registry)
         store = lake.store()
@@ -358,8 +375,68 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
             }
 
-        # The IO manager consumes the stream before the generator resumes: the check sees every row.
-        yield dg.Output(PartitionStream(chunks(), summary))
+        def on_spark() -> WrittenPartitions:
+            """The run's partitions cleaned on Spark in one plan (``docs/engines.md``): bronze read
+            and silver written by Spark, partition by partition as the Polars path writes them;
+            the quarantine and per-file counts (small) come to this process and go the Polars
+            path's way (lake, ``ops``, type drift); the model check reads each partition back."""
+            from pyspark.sql import functions as F
+
+            spark = engine.spark_session
+            keys = [str(key) for key in context.partition_keys]
+            parts = [{DATE: day.isoformat(), SOURCE: source} for day, source in map(split_key, keys)]
+            where: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "s3_max_attempts": lake.s3_max_attempts}
+            raw: Any = spark_lake.read_table(spark, lake.url, ["bronze", feed], parts, **where)
+            if any(column not in raw.columns for column in bronze_schema(feed)):  # no bronze file in the run
+                none = empty_bronze(feed).with_columns(pl.lit(None, pl.String).alias(c) for c in (DATE, SOURCE))
+                raw = from_polars(raw, none)
+            with warehouse.connect() as conn:
+                products = (
+                    known_products(conn, {source for _, source in map(split_key, keys)}) if feed == "sales" else None
+                )
+                result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, products=products)
+                # A partition's date and source are its rows' business date and provider (source_key).
+                valid = result.valid.withColumns(
+                    {DATE: F.date_format(F.col("business_date"), "yyyy-MM-dd"), SOURCE: F.col("provider")}
+                )
+                uris = spark_lake.write_partitions(
+                    valid,
+                    lake.url,
+                    ["silver", feed],
+                    partitions=parts,
+                    order_by=("_source_file", "_row_number"),
+                    **where,
+                )
+                owner = to_polars(raw.select("_source_file", DATE, SOURCE).distinct()).select(
+                    "_source_file", pl.concat_str(DATE, SOURCE, separator="|").alias("__key")
+                )
+                counts = reconcile(raw, result).join(owner, on="_source_file", how="left")
+                quarantine = to_polars(result.quarantine).join(owner, on="_source_file", how="left")
+                by_key_counts = counts.partition_by("__key", as_dict=True, include_key=False)
+                by_key_quarantine = quarantine.partition_by("__key", as_dict=True, include_key=False)
+                pending = _QuarantineBatch(conn, feed, reg)
+                for key in keys:
+                    file_counts = by_key_counts.get((key,), counts.clear().drop("__key"))
+                    rows_in = int(file_counts.get_column("rows_in").sum())
+                    day, source = split_key(key)
+                    stored = read_table(store, ["silver", feed], [{DATE: day.isoformat(), SOURCE: source}])
+                    rows = 0
+                    if stored.collect_schema().names():
+                        for chunk in iter_chunks(stored, CHUNK_ROWS):
+                            rows += loaded(key, 0, chunk)[1].height
+                    totals["rows_in"] += rows_in
+                    finish(key, by_key_quarantine.get((key,), quarantine.clear().drop("__key")), file_counts, pending)
+                pending.flush()
+            spark.catalog.clearCache()
+            if by_rule:
+                context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows on Spark: {dict(by_rule)}")
+            return WrittenPartitions(uris=uris, rows=totals["rows_loaded"], partitions=len(uris), summary=summary())
+
+        if engine_for(context) == "spark":
+            yield dg.Output(on_spark())
+        else:
+            # The IO manager consumes the stream before the generator resumes: the check sees every row.
+            yield dg.Output(PartitionStream(chunks(), summary))
         yield check.result()
         drift = pl.concat(drifted) if drifted else type_drift(feed, pl.DataFrame(), pl.DataFrame())
         if drift.height:

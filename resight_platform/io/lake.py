@@ -60,6 +60,7 @@ __all__ = [
     "PartitionStream",
     "PartitionWrite",
     "RestartPartition",
+    "WrittenPartitions",
     "dimension_name",
     "iter_chunks",
     "partition_path",
@@ -321,6 +322,19 @@ class PartitionStream:
     chunks: Iterable[tuple[str, pl.DataFrame | RestartPartition]]
     summary: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
     partition_rows: Callable[[str], Mapping[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class WrittenPartitions:
+    """An output whose partitions are already in the lake, written by another engine (Spark's
+    :func:`resight_platform.io.spark_lake.write_partitions`): the IO manager records it without
+    writing. ``uris`` are the files written, ``rows`` their rows, ``summary`` the asset's own
+    metadata, as :class:`PartitionStream`'s."""
+
+    uris: Sequence[str]
+    rows: int
+    partitions: int
+    summary: Mapping[str, Any] = field(default_factory=dict)
 
 
 def iter_chunks(frame: pl.LazyFrame, rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:
@@ -670,6 +684,16 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, PartitionStream):
             result = self.write_stream(context, obj)
             context.add_output_metadata(self.stream_metadata(obj, result))
+            return
+        if isinstance(obj, WrittenPartitions):
+            context.add_output_metadata(
+                {
+                    "dagster/row_count": dg.MetadataValue.int(obj.rows),
+                    **({"path": dg.MetadataValue.path(obj.uris[0])} if obj.uris else {}),
+                    "partitions_written": dg.MetadataValue.int(obj.partitions),
+                    **obj.summary,
+                }
+            )
             return
         writes = self.partition_writes(context, obj)
         uris = self.write_lake(context, writes)

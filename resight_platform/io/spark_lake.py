@@ -156,6 +156,7 @@ def write_partitions(
     partition_columns: Sequence[str] = PARTITION_COLUMNS,
     *,
     partitions: Iterable[Mapping[str, str]] | None = None,
+    order_by: Sequence[str] = (),
     endpoint_url: str | None = None,
     s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
 ) -> list[str]:
@@ -166,6 +167,9 @@ def write_partitions(
     ``partitions``: the partitions this write is for (a run's). Those without a row in ``frame`` are
     emptied (their file removed, as the Polars lake stores an empty partition), and a row outside
     them is an error before anything is replaced. Without it, only partitions with rows are touched.
+
+    ``order_by``: the rows' order within each partition's file (Spark keeps none of its own; the
+    Polars writers write silver in ``(_source_file, _row_number)`` order, and so can this).
 
     A re-run replaces the same files: no duplicates, nothing left behind. A partition value that is
     null or cannot be a path segment is an error before anything is replaced.
@@ -183,9 +187,9 @@ def write_partitions(
     expected = None if partitions is None else {_key(p, columns) for p in partitions}
     store = open_store(lake_url, endpoint_url, max_attempts=s3_max_attempts)
     if isinstance(store, LocalStore):
-        written = _write_local(frame, store, table, columns, expected)
+        written = _write_local(frame, store, table, columns, expected, order_by)
     else:
-        written = _write_store(frame, store, table, columns, expected)
+        written = _write_store(frame, store, table, columns, expected, order_by)
     emptied = sorted((expected or set()) - set(written))
     for values in emptied:
         store.delete(partition_path(table, dict(zip(columns, values, strict=True))))
@@ -211,6 +215,7 @@ def _write_local(
     table: Sequence[str],
     columns: Sequence[str],
     expected: set[tuple[str, ...]] | None,
+    order_by: Sequence[str] = (),
 ) -> dict[tuple[str, ...], str]:
     from pyspark.sql import functions as F
 
@@ -219,13 +224,10 @@ def _write_local(
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         text = frame.withColumns({name: F.col(name).cast("string") for name in columns})
-        (
-            text.repartition(*columns)
-            .write.mode("error")
-            .option("compression", "zstd")
-            .partitionBy(*columns)
-            .parquet(str(staging))
-        )
+        spread = text.repartition(*columns)
+        if order_by:
+            spread = spread.sortWithinPartitions(*order_by)
+        (spread.write.mode("error").option("compression", "zstd").partitionBy(*columns).parquet(str(staging)))
         found = _staged(staging, len(columns))
         for values in found:
             _check(values, columns, expected)
@@ -291,9 +293,12 @@ def _write_store(
     table: Sequence[str],
     columns: Sequence[str],
     expected: set[tuple[str, ...]] | None,
+    order_by: Sequence[str] = (),
 ) -> dict[tuple[str, ...], str]:
     collected = pl.from_arrow(frame.toArrow())
     assert isinstance(collected, pl.DataFrame)
+    if order_by:
+        collected = collected.sort(order_by, nulls_last=False, maintain_order=True)
     collected = collected.with_columns(pl.col(name).cast(pl.String) for name in columns)
     groups: dict[tuple[Any, ...], pl.DataFrame] = collected.partition_by(columns, as_dict=True, maintain_order=True)
     by_values = {tuple(_NULL_PARTITION if v is None else str(v) for v in key): part for key, part in groups.items()}
