@@ -4,6 +4,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -29,10 +30,13 @@ from resight_platform.defs.metadata import (
 from resight_platform.defs.partitions import DATE, SOURCE, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.sensors import TRIGGER_TAG
-from resight_platform.io.lake import PartitionStream, iter_chunks, read_all
+from resight_platform.engines import from_polars, to_polars
+from resight_platform.io import spark_lake
+from resight_platform.io.lake import PartitionStream, iter_chunks, partition_path, read_all, read_table
 from resight_platform.io.postgres import upsert
+from resight_platform.io.storage import open_store
 from resight_platform.io.warehouse import fact_sales_totals, late_resolvable_partitions
-from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.resources import EngineResource, RegistryResource, StoreResource, WarehouseResource, engine_for
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
@@ -179,6 +183,8 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         dim_product: pl.LazyFrame,
         dim_store: pl.LazyFrame,
         dim_customer: pl.LazyFrame,
+        lake: StoreResource,
+        engine: EngineResource,
     ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
         mappings = registry.mappings()
         check = ModelCheck(["gold", "fact_sales"], models.FactSales)
@@ -196,8 +202,18 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         cents = 0
         preview: list[pl.DataFrame] = []
 
-        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+        def emit(key: str, fact: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+            """A chunk of a partition's facts counted and checked on its way to the lake and Postgres."""
             nonlocal cents
+            keys.frame(fact)
+            for column, counter in _UNKNOWN_LINES.items():
+                stats[counter] += fact.filter(pl.col(column) == gold.UNKNOWN_KEY).height
+            cents += _cents(fact)
+            if not preview:
+                preview.append(fact.head(5))
+            return key, check.frame(fact, key)
+
+        def on_polars() -> Iterator[tuple[str, pl.DataFrame]]:
             # A day's partitions together: the warehouse replaces a day at a time when it can.
             for key in sorted(context.partition_keys, key=split_key):
                 produced = False
@@ -208,17 +224,62 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                         continue
                     lines, in_cents = lines + piece.height, in_cents + _cents(piece)
                     silver_totals[key] = (lines, in_cents)
-                    fact = gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings)
-                    keys.frame(fact)
-                    for column, counter in _UNKNOWN_LINES.items():
-                        stats[counter] += fact.filter(pl.col(column) == gold.UNKNOWN_KEY).height
-                    cents += _cents(fact)
-                    if not preview:
-                        preview.append(fact.head(5))
                     produced = True
-                    yield key, check.frame(fact, key)
+                    yield emit(key, gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings))
                 if not produced:
                     yield key, gold.empty_fact_sales()
+
+        def on_spark() -> Iterator[tuple[str, pl.DataFrame]]:
+            """The run's facts built on Spark in one plan (the dimensions, keyed here, broadcast to
+            it), staged in the lake by Spark, then streamed partition by partition into the same
+            lake files and Postgres ``COPY`` as the Polars path's (``docs/engines.md``)."""
+            from pyspark.sql import functions as F
+
+            spark = engine.spark_session
+            ordered = sorted((str(key) for key in context.partition_keys), key=split_key)
+            parts = [{DATE: day.isoformat(), SOURCE: source} for day, source in map(split_key, ordered)]
+            where: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "s3_max_attempts": lake.s3_max_attempts}
+            silver: Any = spark_lake.read_table(spark, lake.url, ["silver", "sales"], parts, **where)
+            if "net_amount" not in silver.columns:  # no silver rows in the run
+                for key in ordered:
+                    silver_totals[key] = (0, 0)
+                    yield key, gold.empty_fact_sales()
+                return
+            # Silver's lines and cents per partition, each row rounded as _cents rounds it.
+            counted = silver.groupBy(DATE, SOURCE).agg(
+                F.count(F.lit(1)).alias("lines"), F.sum(F.round(F.col("net_amount") * 100, 0)).alias("cents")
+            )
+            for day, source, lines, in_cents in to_polars(counted).iter_rows():
+                silver_totals[f"{day}|{source}"] = (int(lines), int(in_cents or 0))
+            on_engine = {name: from_polars(silver, frame.collect()) for name, frame in dims.items()}
+            built: Any = gold.build_fact_sales(silver.drop(DATE, SOURCE), **on_engine, mappings=mappings)
+            facts = built.withColumns(
+                {DATE: F.date_format(F.col("sale_date"), "yyyy-MM-dd"), SOURCE: F.col("provider")}
+            )
+            staging = f"{lake.url.rstrip('/')}/{spark_lake.STAGING_DIR}/fact_sales-{context.run_id}"
+            spark_lake.write_partitions(
+                facts, staging, ["fact_sales"], order_by=("provider_key", "order_id", "line_no"), **where
+            )
+            staged = open_store(staging, lake.endpoint_url, max_attempts=lake.s3_max_attempts)
+            try:
+                for key, values in zip(ordered, parts, strict=True):
+                    silver_totals.setdefault(key, (0, 0))
+                    scan = read_table(staged, ["fact_sales"], [values])
+                    produced = False
+                    if scan.collect_schema().names():
+                        for piece in iter_chunks(scan):
+                            if piece.height:
+                                produced = True
+                                yield emit(key, piece.select(gold.FACT_COLUMNS))
+                    if not produced:
+                        yield key, gold.empty_fact_sales()
+                    staged.delete(partition_path(["fact_sales"], values))
+            finally:
+                staged.delete_prefix("")
+            spark.catalog.clearCache()
+
+        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+            yield from (on_spark() if engine_for(context) == "spark" else on_polars())
             unknown = {counter: stats[counter] for counter in _UNKNOWN_LINES.values() if stats[counter]}
             if unknown:
                 context.log.warning(
