@@ -118,30 +118,31 @@ def _same(polars: pl.DataFrame, on_spark: Any) -> None:
 
 
 def _built(silver: Silver, mappings: Mappings, like: Any) -> dict[str, Any]:
-    """Dimensions, facts and every mart from ``silver``, on the engine of ``like``."""
+    """Dimensions, facts and every mart from ``silver``, on Polars (``like`` None) or on the Spark
+    session of ``like``. The marts read the facts and dimensions as written (collected, then handed
+    back, as they would be read from the lake), not as the plans that built them."""
 
     def on(frame: pl.DataFrame) -> Any:
         return frame.lazy() if like is None else from_polars(like, frame)
 
-    registry = load_registry()
-    dim_provider = gold.build_dim_provider(registry)
+    def settled(frame: Any) -> Any:
+        return on(to_polars(frame))
+
     built: dict[str, Any] = {
         "dim_product": gold.build_dim_product(on(silver["catalog"])),
         "dim_store": gold.build_dim_store(on(silver["stores"])),
         "dim_customer": gold.build_dim_customer(on(silver["customers"]), mappings),
     }
-    fact = gold.build_fact_sales(
+    built["fact_sales"] = gold.build_fact_sales(
         on(silver["sales"]),
-        dim_provider=on(dim_provider),
-        dim_product=built["dim_product"] if like is not None else built["dim_product"].lazy(),
-        dim_store=built["dim_store"] if like is not None else built["dim_store"].lazy(),
-        dim_customer=built["dim_customer"] if like is not None else built["dim_customer"].lazy(),
+        dim_provider=on(gold.build_dim_provider(load_registry())),
+        dim_product=settled(built["dim_product"]),
+        dim_store=settled(built["dim_store"]),
+        dim_customer=settled(built["dim_customer"]),
         mappings=mappings,
     )
-    built["fact_sales"] = fact
-    facts = fact if like is not None else fact.lazy()
-    products = built["dim_product"] if like is not None else built["dim_product"].lazy()
-    customers = built["dim_customer"] if like is not None else built["dim_customer"].lazy()
+    facts, products = settled(built["fact_sales"]), settled(built["dim_product"])
+    customers = settled(built["dim_customer"])
     for name in ("daily_sales", "monthly_sales", "brand_share_monthly", "order_status_impact", "aov_by_region"):
         built[name] = getattr(marts, name)(facts, products)
     built["top_products_monthly"] = marts.top_products_monthly(facts, products)
