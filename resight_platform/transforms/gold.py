@@ -28,7 +28,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from resight_platform.engines import engine_of, from_polars, to_polars
+from resight_platform.engines import engine_of, from_polars, lazy_like, to_polars
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import Registry
 
@@ -256,12 +256,12 @@ def build_fact_sales(
     if not sales.collect_schema().names():
         empty = empty_fact_sales()
         return empty if engine_of(silver_sales) == "polars" else from_polars(silver_sales, empty)
-    products = _alike(silver_sales, dim_product).select("provider", "sku", "product_key")
-    stores = _alike(silver_sales, dim_store).select(
+    products = lazy_like(silver_sales, dim_product).select("provider", "sku", "product_key")
+    stores = lazy_like(silver_sales, dim_store).select(
         "provider", "store_id", "store_key", nw.col("region").alias("_store_region")
     )
-    customers = _alike(silver_sales, dim_customer).select("provider", "customer_id", "customer_key")
-    providers = _alike(silver_sales, dim_provider).select("provider", "provider_key")
+    customers = lazy_like(silver_sales, dim_customer).select("provider", "customer_id", "customer_key")
+    providers = lazy_like(silver_sales, dim_provider).select("provider", "provider_key")
     fact = (
         sales.join(providers, on="provider", how="left")
         .join(products, on=["provider", "sku"], how="left")
@@ -282,13 +282,6 @@ def build_fact_sales(
     if engine_of(silver_sales) == "spark":
         return nw.to_native(fact)
     return nw.to_native(fact.sort("provider_key", "order_id", "line_no")).collect()
-
-
-def _alike(like: Frame, frame: Frame) -> nw.LazyFrame:
-    """``frame`` as a Narwhals LazyFrame on ``like``'s engine (through Arrow when it is not)."""
-    if engine_of(frame) != engine_of(like):
-        frame = from_polars(like, to_polars(frame))
-    return nw.from_native(frame).lazy()
 
 
 def _regions_of_states(like: Frame, mappings: Mappings) -> nw.LazyFrame:

@@ -32,7 +32,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from resight_platform.engines import engine_of, from_polars, to_polars
+from resight_platform.engines import lazy_like
 from resight_platform.engines.kernels import with_dollars
 
 __all__ = [
@@ -57,13 +57,6 @@ def _lazy(frame: Frame) -> nw.LazyFrame:
     """``frame`` (either engine, native or Narwhals) as a Narwhals LazyFrame."""
     wrapped = frame if isinstance(frame, nw.DataFrame | nw.LazyFrame) else nw.from_native(frame)
     return wrapped.lazy()
-
-
-def _alike(like: Frame, frame: Frame) -> nw.LazyFrame:
-    """``frame`` as a Narwhals LazyFrame on ``like``'s engine (through Arrow when it is not)."""
-    if engine_of(frame) != engine_of(like):
-        frame = from_polars(like, to_polars(frame))
-    return _lazy(frame)
 
 
 def _finish(frame: nw.LazyFrame, by: Sequence[str], descending: bool | Sequence[bool] = False) -> Frame:
@@ -158,7 +151,7 @@ def _dollars(frame: nw.LazyFrame, columns: Mapping[str, str], keep: Sequence[str
 
 def _sales_by(fact: Frame, dim_product: Frame, keys: list[str]) -> Frame:
     """Units, revenue, orders and average order value of completed lines per ``keys``."""
-    products = _alike(fact, dim_product)
+    products = lazy_like(fact, dim_product)
 
     def partial(part: nw.LazyFrame) -> nw.LazyFrame:
         return (
@@ -204,7 +197,7 @@ def brand_share_monthly(fact: Frame, dim_product: Frame) -> Frame:
     group = ["month", "category", "species", "region"]
     segment = ["category", "species", "region", "brand"]
     by_brand = (
-        _completed(_enrich(_lazy(fact), _alike(fact, dim_product)))
+        _completed(_enrich(_lazy(fact), lazy_like(fact, dim_product)))
         .group_by([*group, "brand"])
         .agg(nw.col("_cents").sum().alias("_revenue"))
         .with_columns(_share_of("_revenue", group).alias("share"), _month_number())
@@ -244,7 +237,7 @@ def top_products_monthly(fact: Frame, dim_product: Frame, top: int = TOP_N) -> F
         )
     )
     ranked = _top_by_revenue(by_product, ["provider", "sku"], top)
-    attributes = _alike(fact, dim_product).select("provider", "sku", "product_name", "brand", "category", "species")
+    attributes = lazy_like(fact, dim_product).select("provider", "sku", "product_name", "brand", "category", "species")
     listed = ranked.join(attributes, on=["provider", "sku"], how="left").with_columns(
         nw.col("brand").fill_null("Unknown"),
         nw.col("category").fill_null("other"),
@@ -276,7 +269,7 @@ def top_customers_monthly(fact: Frame, dim_product: Frame, dim_customer: Frame, 
         )
         return _top_by_revenue(by_customer, ["provider", "customer_id"], top)
 
-    regions = _alike(fact, dim_customer).select("provider", "customer_id", "region")
+    regions = lazy_like(fact, dim_customer).select("provider", "customer_id", "region")
     listed = _top_by_revenue(_per_provider(_lazy(fact), ranked).drop("rank"), ["provider", "customer_id"], top).join(
         regions, on=["provider", "customer_id"], how="left"
     )
@@ -289,7 +282,7 @@ def order_status_impact(fact: Frame, dim_product: Frame) -> Frame:
     category × region."""
     group = ["month", "category", "region"]
     by_status = (
-        _enrich(_lazy(fact), _alike(fact, dim_product))
+        _enrich(_lazy(fact), lazy_like(fact, dim_product))
         .group_by([*group, "status"])
         .agg(
             nw.len().cast(nw.Int64()).alias("lines"),
@@ -404,7 +397,7 @@ def compare_totals(mart: Frame, fact: Frame, spec: TotalsSpec) -> Frame:
     group = [spec.period, *spec.keys]
     ours = _lazy(mart_totals(mart, spec)).rename({m: f"{m}_mart" for m in spec.measures})
     # summed on the facts' engine, the (small) totals then moved to the mart's
-    theirs = _alike(mart, fact_totals(fact, spec)).rename({m: f"{m}_fact" for m in spec.measures})
+    theirs = lazy_like(mart, fact_totals(fact, spec)).rename({m: f"{m}_fact" for m in spec.measures})
     measured = [f"{m}_{side}" for side in ("mart", "fact") for m in spec.measures]
     both = (
         _full_join(ours, theirs, group)
@@ -452,7 +445,7 @@ def compare_top(mart: Frame, fact: Frame, name: str) -> Frame:
     # sets), as the top marts themselves do; an order is (provider, order id), so each measure
     # adds up across providers.
     per_provider = [nw.col(f"{m}_fact").sum() for m in measures]
-    theirs = _alike(mart, _per_provider(_lazy(fact), by_key).group_by(group).agg(per_provider))
+    theirs = lazy_like(mart, _per_provider(_lazy(fact), by_key).group_by(group).agg(per_provider))
     ours = _lazy(mart).select(
         *group,
         "rank",

@@ -1,4 +1,5 @@
-"""Gold (dimensions, ``fact_sales``) and every mart give the same rows on Polars and on Spark.
+"""Gold (dimensions, ``fact_sales``), every mart and the weekly demand the ML features start from
+give the same rows on Polars and on Spark.
 
 The silver frames are the platform's own: a generated sample (three providers, days across a month
 end) read through bronze and ``clean_feed`` on Polars. A few catalog, store and customer rows are
@@ -12,6 +13,7 @@ dtypes and the same values, no tolerance.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import polars as pl
 import pytest
 
 from resight_platform.engines import from_polars, to_polars
+from resight_platform.ml.features import weekly_demand
 from resight_platform.sample.generator import generate
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import Mappings, load_mappings
@@ -29,8 +32,9 @@ from resight_platform.transforms.bronze import FileRejected, read_landing_file
 from resight_platform.transforms.silver import clean_feed
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-#: Days across a month end: every monthly mart has two months, brand shares a previous month.
-START, DAYS, PROVIDERS, LINES_PER_DAY = date(2026, 9, 29), 4, 3, 300
+#: Days across a month end (every monthly mart has two months, brand shares a previous month),
+#: from a Monday: two complete weeks of weekly demand.
+START, DAYS, PROVIDERS, LINES_PER_DAY = date(2026, 9, 21), 16, 3, 150
 #: Members held back from each dimension: their sales land on the unknown member.
 HELD_BACK = 3
 #: Added lines whose revenues tie (unknown SKUs, new customers): ranks 1-3 of their month.
@@ -149,6 +153,7 @@ def _built(silver: Silver, mappings: Mappings, like: Any) -> dict[str, Any]:
     built["top_products_short"] = marts.top_products_monthly(facts, products, top=SHORT_TOP)
     built["top_customers_monthly"] = marts.top_customers_monthly(facts, products, customers)
     built["top_customers_short"] = marts.top_customers_monthly(facts, products, customers, top=SHORT_TOP)
+    built["weekly_demand"] = weekly_demand(facts, products, on(gold.build_dim_provider(load_registry())))
     return built
 
 
@@ -166,6 +171,8 @@ def test_the_sample_holds_what_parity_must_cover(on_polars: dict[str, Any]) -> N
     assert fact.filter(pl.col("customer_id").is_null()).height > 0
     assert fact.get_column("sale_date").dt.month().n_unique() >= 2
     assert fact.get_column("provider").n_unique() == PROVIDERS
+    assert len(on_polars["weekly_demand"].panel) == PROVIDERS
+    assert on_polars["weekly_demand"].frame.get_column("week").n_unique() == 2
     short: pl.DataFrame = on_polars["top_products_short"]
     tied_month = short.filter(pl.col("sku") == TIED_SKUS[0]).get_column("month").item()
     listed = short.filter(pl.col("month") == tied_month)
@@ -178,6 +185,13 @@ def test_gold_and_every_mart_are_identical_on_spark(spark: Any, silver: Silver, 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     on_spark = _built(silver, load_mappings(), spark.range(1))
     assert set(on_spark) == set(on_polars)
+    demand, demand_on_spark = on_polars["weekly_demand"], on_spark["weekly_demand"]
+    assert isinstance(demand_on_spark.frame, pl.DataFrame)  # collected: small
+    assert demand_on_spark.frame.schema == demand.frame.schema
+    assert demand_on_spark.frame.equals(demand.frame)
+    assert replace(demand_on_spark, frame=None) == replace(demand, frame=None)  # panel, weeks, sources
     for name, frame in on_polars.items():
+        if name == "weekly_demand":
+            continue
         assert not isinstance(on_spark[name], pl.DataFrame | pl.LazyFrame), name  # Spark's own, lazy
         _same(frame, on_spark[name])
