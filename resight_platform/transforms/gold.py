@@ -157,6 +157,7 @@ def _on_driver(
 
 
 def build_dim_store(silver_stores: Frame) -> Frame:
+    """One row per (provider, store id): its latest delivered attributes, keyed ``store_key``."""
     return _on_driver(silver_stores, ["provider", "store_id"], _STORE_COLUMNS, _dim_store)
 
 
@@ -169,6 +170,7 @@ def _dim_store(silver_stores: pl.LazyFrame) -> pl.DataFrame:
 
 
 def build_dim_product(silver_catalog: Frame) -> Frame:
+    """One row per (provider, sku): its latest catalog attributes, keyed ``product_key``."""
     return _on_driver(silver_catalog, ["provider", "sku"], _PRODUCT_COLUMNS, _dim_product)
 
 
@@ -182,6 +184,8 @@ def _dim_product(silver_catalog: pl.LazyFrame) -> pl.DataFrame:
 
 
 def build_dim_customer(silver_customers: Frame, mappings: Mappings) -> Frame:
+    """One row per (provider, customer id): its latest attributes and its state's region, keyed
+    ``customer_key``."""
     return _on_driver(
         silver_customers,
         ["provider", "customer_id"],
