@@ -1,5 +1,6 @@
-"""What the shared (Narwhals) gold and marts cost Polars: the fact build and every mart on a
-~1M-line fact, this tree's code against another git ref's (``lead`` by default), side by side.
+"""What the shared (Narwhals) gold and marts cost Polars: the fact build, every mart and the ML
+weekly demand on a ~1M-line fact, this tree's code against another git ref's (``lead`` by
+default), side by side.
 
 Both versions run in this process on the same frames, alternately, ``--repeat`` times each; the
 figure is each step's best time (the least disturbed by the other helpers' JVMs on these 2 cores).
@@ -172,7 +173,7 @@ def _timed(work: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _run(
-    gold: ModuleType, marts: ModuleType, frames: dict[str, pl.DataFrame]
+    gold: ModuleType, marts: ModuleType, features: ModuleType, frames: dict[str, pl.DataFrame]
 ) -> tuple[dict[str, float], dict[str, pl.DataFrame]]:
     """Each step's seconds and result with one version of the code."""
     from resight_platform.sources.mappings import load_mappings
@@ -198,6 +199,10 @@ def _run(
         extra = (customers,) if name == "top_customers_monthly" else ()
         seconds[name], out[name] = _timed(lambda name=name, extra=extra: getattr(marts, name)(fact, products, *extra))  # type: ignore[misc]
     seconds["marts"] = sum(seconds[name] for name in MARTS)
+    seconds["weekly_demand"], demand = _timed(
+        lambda: features.weekly_demand(fact, products, lazy["dim_provider"], panel_coverage=0.5)
+    )
+    out["weekly_demand"] = demand.frame
     return seconds, out
 
 
@@ -235,18 +240,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
 
+    from resight_platform.ml import features
     from resight_platform.transforms import gold, marts
 
     old_gold = _module_at(args.before, "resight_platform/transforms/gold.py", "_bench_gold_before")
     old_marts = _module_at(args.before, "resight_platform/transforms/marts.py", "_bench_marts_before")
+    old_features = _module_at(args.before, "resight_platform/ml/features.py", "_bench_features_before")
     started = time.perf_counter()
     frames = silver_frames(args.lines)
     print(f"silver: {frames['sales'].height:,} sales lines in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     best: dict[str, dict[str, float]] = {"before": {}, "after": {}}
     results: dict[str, dict[str, pl.DataFrame]] = {}
     for _ in range(args.repeat):
-        for label, (g, m) in {"before": (old_gold, old_marts), "after": (gold, marts)}.items():
-            seconds, results[label] = _run(g, m, frames)
+        versions = {"before": (old_gold, old_marts, old_features), "after": (gold, marts, features)}
+        for label, (g, m, f) in versions.items():
+            seconds, results[label] = _run(g, m, f, frames)
             for step, value in seconds.items():
                 best[label][step] = min(value, best[label].get(step, value))
     agreement = {name: compare(results["before"][name], results["after"][name]) for name in results["after"]}
