@@ -15,7 +15,7 @@ from typing import Any, Literal
 import narwhals as nw
 import polars as pl
 
-__all__ = ["ENGINES", "Engine", "engine_of", "from_polars", "is_spark", "to_polars"]
+__all__ = ["ENGINES", "Engine", "engine_of", "from_polars", "is_spark", "lazy_like", "to_polars"]
 
 Engine = Literal["polars", "spark"]
 #: The engines a run may choose (``RESIGHT_ENGINE``, the run tag ``resight/engine``).
@@ -68,3 +68,13 @@ def from_polars(like: Any, data: pl.DataFrame) -> Any:
     if engine_of(native) == "spark":
         return native.sparkSession.createDataFrame(data.to_arrow())
     raise TypeError(f"cannot build a frame like a {type(native).__name__}")
+
+
+def lazy_like(like: Any, frame: Any) -> nw.LazyFrame:
+    """``frame`` (either engine, native or Narwhals) as a Narwhals LazyFrame on ``like``'s engine:
+    itself when the engines agree, else through Arrow (a dimension given as Polars to Spark facts).
+    Meant for small frames: one on Spark crossing to Polars is collected to the driver."""
+    if engine_of(frame) != engine_of(like):
+        frame = from_polars(like, to_polars(frame))
+    wrapped = frame if isinstance(frame, nw.DataFrame | nw.LazyFrame) else nw.from_native(frame)
+    return wrapped.lazy()

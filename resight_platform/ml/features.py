@@ -1,15 +1,17 @@
 """Weekly demand per category × species × region, and the features the demand model reads.
 
-Two steps, both pure Polars:
+Two steps:
 
-- :func:`weekly_demand`: completed sales lines of ``gold.fact_sales`` joined to ``dim_product``,
-  summed per ISO week (Monday start) × series, over the *complete* weeks of the data (a week
-  counts when the data covers its Monday to its Sunday) and over the **constant panel**: the
-  providers that delivered sales in at least ``panel_coverage`` of those weeks. A partner that
-  starts sending files is a new reporter, not new demand: summing it in would show a jump in
-  every series it sells in. (The panel is chosen on the whole window, so it knows which partners
-  keep reporting; see docs/architecture.md, ML.)
-- :func:`build_features`: one row per series × week from the series' first sale to ``last_week``
+- :func:`weekly_demand` (on the engine of the facts it is given, Polars or Spark, written once in
+  Narwhals; its result is small and always a Polars frame, on the driver): completed sales lines
+  of ``gold.fact_sales`` joined to ``dim_product``, summed per ISO week (Monday start) × series,
+  over the *complete* weeks of the data (a week counts when the data covers its Monday to its
+  Sunday) and over the **constant panel**: the providers that delivered sales in at least
+  ``panel_coverage`` of those weeks. A partner that starts sending files is a new reporter, not
+  new demand: summing it in would show a jump in every series it sells in. (The panel is chosen on
+  the whole window, so it knows which partners keep reporting; see docs/architecture.md, ML.)
+- :func:`build_features` (Polars, on the driver: its input is the weekly frame, series × weeks,
+  thousands of rows): one row per series × week from the series' first sale to ``last_week``
   (weeks without sales are zero demand), with features for week *t* computed only from weeks up to
   *t − 1* and the calendar of week *t*. Demand features are relative to the series' scale (its mean
   over the 13 weeks before *t*), so one global model serves series of every size.
@@ -20,9 +22,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
+import narwhals as nw
 import polars as pl
 
+from resight_platform.engines import lazy_like, to_polars
+from resight_platform.engines.kernels import with_dollars
 from resight_platform.sources.mappings import vocabulary
 
 __all__ = [
@@ -92,27 +98,29 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def weekly_demand(
-    fact: pl.LazyFrame, dim_product: pl.LazyFrame, dim_provider: pl.LazyFrame, *, panel_coverage: float = 0.9
-) -> WeeklyDemand:
+def weekly_demand(fact: Any, dim_product: Any, dim_provider: Any, *, panel_coverage: float = 0.9) -> WeeklyDemand:
     """Units and revenue of completed lines per complete week × category × species × region, over
-    the providers that reported in at least ``panel_coverage`` of those weeks."""
-    products = dim_product.select("product_key", "category", "species")
-    providers = dim_provider.select("provider_key", "provider")
+    the providers that reported in at least ``panel_coverage`` of those weeks.
+
+    ``fact`` and the dimensions are Polars frames or PySpark DataFrames (the dimensions are moved
+    to the facts' engine); the aggregation runs on the facts' engine and its (small) results are
+    collected: the frame is Polars either way."""
+    products = lazy_like(fact, dim_product).select("product_key", "category", "species")
+    providers = lazy_like(fact, dim_provider).select("provider_key", "provider")
     lines = (
-        fact.filter(pl.col("status") == "completed")
+        lazy_like(fact, fact)
+        .filter(nw.col("status") == "completed")
         .select("sale_date", "provider_key", "product_key", "region", "quantity", "net_amount")
         .join(products, on="product_key", how="left")
         .join(providers, on="provider_key", how="left")
         .with_columns(
-            pl.col("category").fill_null("other"),
-            pl.col("species").fill_null("other"),
-            pl.col("region").fill_null("Unknown"),
-            pl.col("provider").fill_null(pl.col("provider_key").cast(pl.Utf8)),
-            pl.col("sale_date").dt.truncate("1w").alias(WEEK),
+            nw.col("category").fill_null("other"),
+            nw.col("species").fill_null("other"),
+            nw.col("region").fill_null("Unknown"),
+            nw.coalesce(nw.col("provider"), nw.col("provider_key").cast(nw.String())).alias("provider"),
         )
     )
-    span = lines.select(pl.col("sale_date").min().alias("lo"), pl.col("sale_date").max().alias("hi")).collect()
+    span = _collected(lines.select(nw.col("sale_date").min().alias("lo"), nw.col("sale_date").max().alias("hi")))
     lo, hi = span.item(0, "lo"), span.item(0, "hi")
     empty = pl.DataFrame(
         schema={WEEK: pl.Date, **dict.fromkeys(SERIES, pl.Utf8), TARGET: pl.Float64, "revenue": pl.Float64}
@@ -123,45 +131,60 @@ def weekly_demand(
     last_week = _monday(hi + timedelta(days=1)) - timedelta(days=7)
     if last_week < first_week:
         return WeeklyDemand(empty, [], [], None, None, lo, hi)
+    per_provider = lines.group_by("provider").agg(
+        nw.col("sale_date").min().alias("first"),
+        nw.col("sale_date").max().alias("last"),
+        nw.col("sale_date").n_unique().cast(nw.Int64()).alias("days"),
+    )
     sources = {
         row["provider"]: {
             "first_date": row["first"].isoformat(),
             "last_date": row["last"].isoformat(),
             "days": row["days"],
         }
-        for row in lines.group_by("provider")
-        .agg(
-            pl.col("sale_date").min().alias("first"),
-            pl.col("sale_date").max().alias("last"),
-            pl.col("sale_date").n_unique().alias("days"),
-        )
-        .sort("provider")
-        .collect()
-        .iter_rows(named=True)
+        for row in _collected(per_provider).sort("provider").iter_rows(named=True)
     }
     weeks = (last_week - first_week).days // 7 + 1
-    in_window = lines.filter(pl.col(WEEK).is_between(first_week, last_week))
+    in_window = lines.filter(nw.col("sale_date").is_between(first_week, last_week + timedelta(days=6))).join(
+        _calendar(fact, first_week, last_week), on="sale_date", how="inner"
+    )
     coverage = (
-        in_window.group_by("provider")
-        .agg((pl.col(WEEK).n_unique() / weeks).alias("coverage"))
-        .collect()
+        _collected(in_window.group_by("provider").agg(nw.col(WEEK).n_unique().cast(nw.Int64()).alias("_weeks")))
+        .select("provider", (pl.col("_weeks") / weeks).alias("coverage"))
         .sort("provider")
     )
     panel = coverage.filter(pl.col("coverage") >= panel_coverage).get_column("provider").to_list()
     excluded = coverage.filter(pl.col("coverage") < panel_coverage).get_column("provider").to_list()
-    frame = (
-        in_window.filter(pl.col("provider").is_in(panel))
+    summed = (
+        in_window.filter(nw.col("provider").is_in(panel))
         .group_by(WEEK, *SERIES)
         .agg(
-            pl.col("quantity").sum().cast(pl.Float64).alias(TARGET),
-            # Summed in integer cents: a float sum's order (Polars' threads) would change its
-            # last bits from run to run, and with them the price features and the model.
-            ((pl.col("net_amount") * 100).round(0).cast(pl.Int64).sum() / 100).alias("revenue"),
+            nw.col("quantity").cast(nw.Int64()).sum().cast(nw.Float64()).alias(TARGET),
+            # Summed in integer cents: a float sum's order (Polars' threads, Spark's partitions)
+            # would change its last bits from run to run, and with them the price features and
+            # the model; dollars once, by the engine's exact kernel.
+            (nw.col("net_amount") * 100).round(0).cast(nw.Int64()).sum().alias("_cents"),
         )
-        .sort(WEEK, *SERIES)
-        .collect(engine="streaming")
     )
-    return WeeklyDemand(frame, panel, excluded, first_week, last_week, lo, hi, sources)
+    frame = _collected(with_dollars(summed, {"revenue": "_cents"}).select(WEEK, *SERIES, TARGET, "revenue"))
+    return WeeklyDemand(frame.sort(WEEK, *SERIES), panel, excluded, first_week, last_week, lo, hi, sources)
+
+
+def _calendar(like: Any, first_week: date, last_week: date) -> nw.LazyFrame:
+    """Each day of the weeks ``first_week`` .. ``last_week`` and its week's Monday, on ``like``'s
+    engine: a join, since Narwhals truncates to weeks on neither engine ("1w" is not an interval
+    it takes)."""
+    days = pl.date_range(first_week, last_week + timedelta(days=6), interval="1d", eager=True).alias("sale_date")
+    calendar = pl.DataFrame(days).with_columns(pl.col("sale_date").dt.truncate("1w").alias(WEEK))
+    return lazy_like(like, calendar)
+
+
+def _collected(frame: nw.LazyFrame) -> pl.DataFrame:
+    """A (small) result as a Polars DataFrame: Polars' streaming engine, Spark's rows through Arrow."""
+    native = nw.to_native(frame)
+    if isinstance(native, pl.LazyFrame):
+        return native.collect(engine="streaming")
+    return to_polars(native)
 
 
 def _code(column: str, vocabulary: tuple[str, ...]) -> pl.Expr:

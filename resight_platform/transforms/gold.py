@@ -1,4 +1,12 @@
-"""Gold: conformed dimensions and ``fact_sales`` from silver. Pure functions on Polars frames.
+"""Gold: conformed dimensions and ``fact_sales`` from silver, on Polars or on Spark.
+
+Each function runs on the engine of the frame it is given (``docs/engines.md``): Polars frames in,
+Polars DataFrames out (as the platform's assets use them); PySpark DataFrames in, lazy PySpark
+DataFrames out. The fact's joins are written once, in Narwhals. The dimensions are not: their
+surrogate keys are BLAKE2b in Python per row, which neither engine's expressions can compute, and
+a dimension is small (a partner's catalog, stores, customers), so on Spark the latest row of each
+member is chosen on Spark, only those rows are collected to the driver (through Arrow), the
+dimension is built there with the Polars code below, and handed back to Spark for the fact joins.
 
 Surrogate keys are a stable 63-bit hash of the natural key (BLAKE2b), so the same member gets the
 same key on every run and in every environment, and facts can be built one date at a time.
@@ -13,10 +21,14 @@ sale, an anonymous one), not an unknown one.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
+import narwhals as nw
 import polars as pl
 
+from resight_platform.engines import engine_of, from_polars, lazy_like, to_polars
 from resight_platform.sources.mappings import Mappings
 from resight_platform.sources.registry import Registry
 
@@ -31,6 +43,11 @@ __all__ = [
     "date_key",
     "stable_key",
 ]
+
+#: A frame of either engine: a Polars DataFrame or LazyFrame, or a PySpark DataFrame (classic or
+#: Connect). The functions below return a Polars DataFrame for the first, a PySpark DataFrame for
+#: the second.
+Frame = Any
 
 UNKNOWN_KEY = 0
 _LATEST_FIRST = ["business_date", "_source_file", "_row_number"]
@@ -104,28 +121,61 @@ def build_dim_provider(registry: Registry) -> pl.DataFrame:
     return stable_key(frame, ["provider"], "provider_key")
 
 
-def build_dim_store(silver_stores: pl.LazyFrame) -> pl.DataFrame:
-    columns = ["provider", "store_id", "store_name", "city", "state", "zip", "region"]
+_STORE_COLUMNS = ["provider", "store_id", "store_name", "city", "state", "zip", "region"]
+_PRODUCT_COLUMNS = [
+    "provider",
+    "sku",
+    "upc",
+    "product_name",
+    "brand",
+    "manufacturer",
+    "category",
+    "species",
+    "pack_size",
+    "pack_unit",
+    "list_price",
+]
+_CUSTOMER_COLUMNS = ["provider", "customer_id", "signup_date", "state", "pet_species"]
+
+
+def _on_driver(
+    silver: Frame, keys: list[str], columns: list[str], build: Callable[[pl.LazyFrame], pl.DataFrame]
+) -> Frame:
+    """``build`` (Polars, with the BLAKE2b keys) over ``silver``: directly on a Polars frame; on
+    Spark over the latest row of each member only (chosen on Spark, collected through Arrow), its
+    result handed back to ``silver``'s Spark session."""
+    if engine_of(silver) == "polars":
+        return build(silver.lazy())
+    frame = nw.from_native(silver).lazy()
+    if not frame.collect_schema().names():
+        return from_polars(silver, build(pl.LazyFrame()))
+    # The last row in (business date, file, row) order is the first of _latest's descending sort.
+    latest = frame.select(*dict.fromkeys([*keys, *columns, *_LATEST_FIRST])).filter(
+        nw.col("_row_number").cum_count().over(*keys, order_by=_LATEST_FIRST) == nw.len().over(*keys)
+    )
+    return from_polars(silver, build(to_polars(latest).lazy()))
+
+
+def build_dim_store(silver_stores: Frame) -> Frame:
+    """One row per (provider, store id): its latest delivered attributes, keyed ``store_key``."""
+    return _on_driver(silver_stores, ["provider", "store_id"], _STORE_COLUMNS, _dim_store)
+
+
+def _dim_store(silver_stores: pl.LazyFrame) -> pl.DataFrame:
+    columns = _STORE_COLUMNS
     if not silver_stores.collect_schema().names():
         return stable_key(pl.DataFrame(schema={c: pl.Utf8 for c in columns}), ["provider", "store_id"], "store_key")
     latest = _latest(silver_stores, ["provider", "store_id"]).select(columns).sort(["provider", "store_id"])
     return stable_key(latest.collect(), ["provider", "store_id"], "store_key")
 
 
-def build_dim_product(silver_catalog: pl.LazyFrame) -> pl.DataFrame:
-    columns = [
-        "provider",
-        "sku",
-        "upc",
-        "product_name",
-        "brand",
-        "manufacturer",
-        "category",
-        "species",
-        "pack_size",
-        "pack_unit",
-        "list_price",
-    ]
+def build_dim_product(silver_catalog: Frame) -> Frame:
+    """One row per (provider, sku): its latest catalog attributes, keyed ``product_key``."""
+    return _on_driver(silver_catalog, ["provider", "sku"], _PRODUCT_COLUMNS, _dim_product)
+
+
+def _dim_product(silver_catalog: pl.LazyFrame) -> pl.DataFrame:
+    columns = _PRODUCT_COLUMNS
     if not silver_catalog.collect_schema().names():
         schema = {c: pl.Utf8 for c in columns} | {"pack_size": pl.Float64, "list_price": pl.Float64}
         return stable_key(pl.DataFrame(schema=schema), ["provider", "sku"], "product_key")
@@ -133,8 +183,19 @@ def build_dim_product(silver_catalog: pl.LazyFrame) -> pl.DataFrame:
     return stable_key(latest.collect(), ["provider", "sku"], "product_key")
 
 
-def build_dim_customer(silver_customers: pl.LazyFrame, mappings: Mappings) -> pl.DataFrame:
-    columns = ["provider", "customer_id", "signup_date", "state", "pet_species"]
+def build_dim_customer(silver_customers: Frame, mappings: Mappings) -> Frame:
+    """One row per (provider, customer id): its latest attributes and its state's region, keyed
+    ``customer_key``."""
+    return _on_driver(
+        silver_customers,
+        ["provider", "customer_id"],
+        _CUSTOMER_COLUMNS,
+        lambda customers: _dim_customer(customers, mappings),
+    )
+
+
+def _dim_customer(silver_customers: pl.LazyFrame, mappings: Mappings) -> pl.DataFrame:
+    columns = _CUSTOMER_COLUMNS
     if not silver_customers.collect_schema().names():
         schema = {c: pl.Utf8 for c in columns} | {"signup_date": pl.Date, "region": pl.Utf8}
         return stable_key(pl.DataFrame(schema=schema), ["provider", "customer_id"], "customer_key")
@@ -174,14 +235,14 @@ FACT_COLUMNS = [
 
 
 def build_fact_sales(
-    silver_sales: pl.LazyFrame,
+    silver_sales: Frame,
     *,
-    dim_provider: pl.LazyFrame,
-    dim_product: pl.LazyFrame,
-    dim_store: pl.LazyFrame,
-    dim_customer: pl.LazyFrame,
+    dim_provider: Frame,
+    dim_product: Frame,
+    dim_store: Frame,
+    dim_customer: Frame,
     mappings: Mappings,
-) -> pl.DataFrame:
+) -> Frame:
     """One row per valid sales line, keyed to the dimensions; grain (date, provider, order, line).
 
     The partner's natural keys (``provider``, ``sku``, ``store_id``, ``customer_id``) are kept
@@ -189,39 +250,70 @@ def build_fact_sales(
     does not (yet) hold gets key 0 (:data:`UNKNOWN_KEY`); a sale with no store (online) or no
     customer (anonymous) has a null key. ``region`` is the store's region for store sales and the
     ship-to state's region online (null for a store not yet known).
+
+    On Polars the result is collected and sorted by (provider key, order, line); on Spark it is a
+    lazy DataFrame in no particular order (a global sort of the facts would be a shuffle for
+    nothing: the lake's writer partitions them). Dimensions may be given on either engine: they
+    are moved to the sales' engine.
     """
-    if not silver_sales.collect_schema().names():
-        return empty_fact_sales()
-    products = dim_product.select("provider", "sku", "product_key")
-    stores = dim_store.select("provider", "store_id", "store_key", pl.col("region").alias("_store_region"))
-    customers = dim_customer.select("provider", "customer_id", "customer_key")
-    providers = dim_provider.select("provider", "provider_key")
+    sales = nw.from_native(silver_sales).lazy()
+    if not sales.collect_schema().names():
+        empty = empty_fact_sales()
+        return empty if engine_of(silver_sales) == "polars" else from_polars(silver_sales, empty)
+    products = lazy_like(silver_sales, dim_product).select("provider", "sku", "product_key")
+    stores = lazy_like(silver_sales, dim_store).select(
+        "provider", "store_id", "store_key", nw.col("region").alias("_store_region")
+    )
+    customers = lazy_like(silver_sales, dim_customer).select("provider", "customer_id", "customer_key")
+    providers = lazy_like(silver_sales, dim_provider).select("provider", "provider_key")
     fact = (
-        silver_sales.join(providers, on="provider", how="left")
+        sales.join(providers, on="provider", how="left")
         .join(products, on=["provider", "sku"], how="left")
         .join(stores, on=["provider", "store_id"], how="left")
         .join(customers, on=["provider", "customer_id"], how="left")
+        .join(_regions_of_states(silver_sales, mappings), on="ship_state", how="left")
         .with_columns(
-            pl.col("business_date").alias("sale_date"),
-            date_key(pl.col("business_date")),
-            pl.col("product_key").fill_null(UNKNOWN_KEY),
+            nw.col("business_date").alias("sale_date"),
+            _date_key(nw.col("business_date")),
+            nw.col("product_key").fill_null(UNKNOWN_KEY).cast(nw.Int64()),
             _unknown_if_named("store_key", "store_id"),
             _unknown_if_named("customer_key", "customer_id"),
-            pl.coalesce(pl.col("_store_region"), _region(pl.col("ship_state"), mappings)).alias("region"),
-            pl.col("_source_file").alias("source_file"),
+            nw.coalesce(nw.col("_store_region"), nw.col("_ship_region")).alias("region"),
+            nw.col("_source_file").alias("source_file"),
         )
         .select(FACT_COLUMNS)
-        .sort(["provider_key", "order_id", "line_no"])
     )
-    return fact.collect()
+    if engine_of(silver_sales) == "spark":
+        return nw.to_native(fact)
+    return nw.to_native(fact.sort("provider_key", "order_id", "line_no")).collect()
 
 
-def _unknown_if_named(key: str, natural: str) -> pl.Expr:
+def _regions_of_states(like: Frame, mappings: Mappings) -> nw.LazyFrame:
+    """The mappings' region of each state, as a small frame to join on ``ship_state``: a join, not
+    ``replace_strict``, which Spark Connect cannot run."""
+    regions = pl.DataFrame(
+        {"ship_state": list(mappings.regions), "_ship_region": list(mappings.regions.values())},
+        schema={"ship_state": pl.Utf8, "_ship_region": pl.Utf8},
+    )
+    return nw.from_native(from_polars(like, regions)).lazy()
+
+
+def _date_key(day: nw.Expr) -> nw.Expr:
+    """:func:`date_key` in Narwhals (Int32 on both engines)."""
+    return (
+        (day.dt.year().cast(nw.Int32()) * 10000 + day.dt.month().cast(nw.Int32()) * 100 + day.dt.day().cast(nw.Int32()))
+        .cast(nw.Int32())
+        .alias("date_key")
+    )
+
+
+def _unknown_if_named(key: str, natural: str) -> nw.Expr:
     """``key``, or the unknown member's when the sale names a ``natural`` key the dimension lacks."""
     return (
-        pl.when(pl.col(natural).is_not_null() & pl.col(key).is_null())
-        .then(pl.lit(UNKNOWN_KEY, dtype=pl.Int64))
-        .otherwise(pl.col(key))
+        nw.when(~nw.col(natural).is_null() & nw.col(key).is_null())
+        .then(nw.lit(UNKNOWN_KEY, dtype=nw.Int64()))
+        .otherwise(nw.col(key))
+        .cast(nw.Int64())
         .alias(key)
     )
 

@@ -9,7 +9,7 @@ import narwhals as nw
 import polars as pl
 import pytest
 
-from resight_platform.engines import engine_of, from_polars, is_spark, to_polars
+from resight_platform.engines import engine_of, from_polars, is_spark, lazy_like, to_polars
 from resight_platform.engines.spark import BASE_CONF, spark_config
 
 
@@ -57,3 +57,20 @@ def test_a_frame_crosses_to_spark_and_back_unchanged(spark: Any) -> None:
     back = to_polars(on_spark)
     assert back.schema == frame.schema
     assert back.equals(frame)
+
+
+def test_lazy_like_keeps_a_frame_on_its_own_engine() -> None:
+    frame = _typed()
+    moved = lazy_like(frame.lazy(), frame)
+    assert isinstance(moved, nw.LazyFrame)
+    assert to_polars(moved).equals(frame)
+
+
+@pytest.mark.xdist_group("spark")
+def test_lazy_like_moves_a_polars_frame_to_spark_and_a_spark_frame_to_polars(spark: Any) -> None:
+    frame = _typed()
+    on_spark = lazy_like(spark.range(1), frame)
+    assert is_spark(on_spark)
+    back = lazy_like(frame.lazy(), on_spark)
+    assert engine_of(back) == "polars"
+    assert to_polars(back).equals(frame)
