@@ -362,6 +362,8 @@ def _run_platform(
     landing: Any,
     warehouse: tuple[str, dict[str, str]] | None = None,
     command: str = "resight run",
+    engine: Any = None,
+    dates: Any = None,
 ) -> tuple[str, Any]:
     """Start the warehouse (unless ``warehouse``, from :func:`_start_warehouse`, says it is up)
     and run every job over what the landing zone holds (``run_pipeline`` on the Dagster instance
@@ -400,6 +402,8 @@ def _run_platform(
             progress=_say,
             watch=settings.watch,
             runner=runner,
+            engine=engine,
+            dates=dates,
         )
     return pg_url, report
 
@@ -427,6 +431,13 @@ def _recover_before(settings: Any, pg_url: str, by: str) -> None:
         _recover(instance, settings, by)
 
 
+def _date(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"resight: {flag} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Load what the landing zone holds now, end to end, and say what became of it."""
     from datetime import UTC, datetime
@@ -438,10 +449,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from resight_platform.services import service_down_in_traces
 
     settings = _settings()
+    dates = None
+    if args.start or args.to:
+        dates = (_date(args.start or "0001-01-01", "--from"), _date(args.to or "9999-12-31", "--to"))
+        if dates[0] > dates[1]:
+            raise SystemExit(f"resight run: --from {dates[0]} is after --to {dates[1]}")
     landing = open_store(settings.landing_url, settings.aws_endpoint_url, max_attempts=settings.s3_max_attempts)
     scan = scan_landing(
         landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor)
     )
+    if dates is not None:
+        scan.files = [f for f in scan.files if dates[0] <= f.key.date <= dates[1]]
+    if args.engine:
+        _say(f"silver, the facts and the marts run on {args.engine} (the resight/engine tag on their runs)")
     if not scan.files and not scan.rejected:
         _say(f"the landing zone {settings.landing_url} is empty: nothing to load")
         return 0
@@ -462,7 +482,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     failure = None
     try:
-        pg_url, report = _run_platform(settings, landing)
+        pg_url, report = _run_platform(settings, landing, engine=args.engine, dates=dates)
         runs = len(report.runs)
     except RunFailed as exc:
         if service_down_in_traces(exc.outcome.traces, settings) is not None:
@@ -858,12 +878,17 @@ marts; the demand model is trained and the forecast made when the landed dates s
 76 weeks. Progress is printed as it goes, then a summary of this run: files loaded and
 dead-lettered (with the reason), rows in, loaded and quarantined by rule.
 
+With --from/--to, only the files of those business dates (a backfill of a range of history); with
+--engine spark, silver, the facts and the marts of the runs run on Spark (docs/engines.md).
+
 Runs on the same Dagster instance as `resight dev`, so its UI shows them. A re-run loads nothing
 twice. Exits 1 when a job failed (its error is printed), 0 otherwise: a dead-lettered file or a
 quarantined row is the partner's problem, reported, not a failure of the run."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from resight_platform.engines import ENGINES
+
     parser = argparse.ArgumentParser(
         prog="resight",
         description="ReSight data platform: partner files -> bronze -> silver -> gold -> marts -> demand forecast.",
@@ -902,6 +927,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     run = described("run", "load what is in the landing zone now, end to end, once", RUN_DESCRIPTION)
+    run.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="where silver, the facts and the marts run (default RESIGHT_ENGINE, else polars); spark for a backfill"
+        " past one machine (RESIGHT_SPARK_MASTER / RESIGHT_SPARK_REMOTE)",
+    )
+    run.add_argument("--from", dest="start", help="first business date of the files to load (a backfill of a range)")
+    run.add_argument("--to", help="last business date of the files to load")
     run.set_defaults(func=cmd_run)
 
     daemon = described(

@@ -31,11 +31,13 @@ from resight_platform.defs.jobs import (
     SCAN_LANDING_JOB,
 )
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_key
+from resight_platform.engines import Engine
 from resight_platform.io.landing import LandedFile, scan_landing
 from resight_platform.io.plan import FILE_COST_BYTES, PARTITION_COST_BYTES, balance, cover
 from resight_platform.io.storage import ObjectStore
 from resight_platform.io.watch import Area
 from resight_platform.ml.model import MIN_WEEKS
+from resight_platform.resources import ENGINE_TAG
 from resight_platform.runner import InProcess, Runner, RunOutcome
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.registry import Registry
@@ -92,7 +94,9 @@ def _stage(
     raise ``RuntimeError`` naming the first that failed."""
     pending = []
     for job, tags in runs:
-        progress(f"running {job}" + (f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags else ""))
+        ranged = f" [{tags[RANGE_START]} .. {tags[RANGE_END]}]" if tags and RANGE_START in tags else ""
+        on = f" on {tags[ENGINE_TAG]}" if tags and ENGINE_TAG in tags else ""
+        progress(f"running {job}{ranged}{on}")
         pending.append(runner.submit(job, tags))
     outcomes = []
     for future in pending:
@@ -125,22 +129,34 @@ def run_pipeline(
     progress: Callable[[str], None] = lambda _: None,
     watch: WatchSettings | None = None,
     runner: Runner | None = None,
+    engine: Engine | None = None,
+    dates: tuple[date, date] | None = None,
 ) -> PipelineReport:
     """Materialise every asset for every partition that has landed files. ``watch`` gives the
     cost of a run for planning the rectangles (``merge_gap_bytes``; the defaults without it).
     ``runner`` executes the runs (:mod:`resight_platform.runner`): in this process one after the
     other by default; a :class:`~resight_platform.runner.WorkerPool` runs each stage's independent
-    runs side by side."""
+    runs side by side.
+
+    ``engine``: silver, the facts and the marts run on it (the ``resight/engine`` tag on their
+    runs; default: the engine resource's, ``RESIGHT_ENGINE``). ``dates``: only the files of these
+    business dates (first, last; a backfill of a range of history); the dimensions and the
+    monthly marts are rebuilt whole, as after any load."""
     report = PipelineReport()
     local = InProcess(defs, instance)
     runner = runner or local
     _stage(local, [(REGISTRY_JOB, None)], report, progress)
     _stage(local, [(SCAN_LANDING_JOB, None)], report, progress)
     scan = scan_landing(landing, registry)
+    if dates is not None:
+        scan.files = [f for f in scan.files if dates[0] <= f.key.date <= dates[1]]
     partitions = scan.partitions()
     if not partitions:
-        progress("no files in the landing zone: nothing to load")
+        progress(
+            "no files in the landing zone" + (f" for {dates[0]} .. {dates[1]}" if dates else "") + ": nothing to load"
+        )
         return report
+    on_engine = {ENGINE_TAG: engine} if engine else {}
     first_day = min(day for day, _, _ in partitions).isoformat()
     last_day = max(day for day, _, _ in partitions).isoformat()
     assert SOURCE_PARTITIONS.name is not None
@@ -148,7 +164,11 @@ def run_pipeline(
     wanted = {source_key(provider, feed) for _, provider, feed in partitions}
     planned = plan_runs(scan.files, registered, watch or WatchSettings(), workers=runner.workers)
     rectangles = [
-        {RANGE_START: f"{first.isoformat()}|{first_source}", RANGE_END: f"{last.isoformat()}|{last_source}"}
+        {
+            RANGE_START: f"{first.isoformat()}|{first_source}",
+            RANGE_END: f"{last.isoformat()}|{last_source}",
+            **on_engine,
+        }
         for first, last, first_source, last_source in planned
     ]
     report.dates = (first_day, last_day)
@@ -158,8 +178,8 @@ def run_pipeline(
     _stage(runner, [(GOLD_FACTS_JOB, rectangle) for rectangle in rectangles], report, progress)
     # The marts and the ML features read the facts and the dimensions, not each other.
     last: list[tuple[str, Mapping[str, str] | None]] = [
-        (DAILY_MART_JOB, {RANGE_START: first_day, RANGE_END: last_day}),
-        (MARTS_JOB, None),
+        (DAILY_MART_JOB, {RANGE_START: first_day, RANGE_END: last_day, **on_engine}),
+        (MARTS_JOB, on_engine or None),
     ]
     weeks = (date.fromisoformat(last_day) - date.fromisoformat(first_day)).days // 7
     if weeks > MIN_WEEKS:
