@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from resight_platform.defs.ops import scan_landing_job
+from resight_platform.resources import ENGINE_TAG
 
 __all__ = [
     "DAILY_MART_JOB",
@@ -16,6 +17,7 @@ __all__ = [
     "ML_JOB",
     "REGISTRY_JOB",
     "SCAN_LANDING_JOB",
+    "SPARK_RESTATE_JOB",
     "build_jobs",
 ]
 
@@ -28,6 +30,7 @@ GOLD_FACTS_JOB = "gold_facts_job"
 DAILY_MART_JOB = "daily_mart_job"
 MARTS_JOB = "monthly_marts_job"
 ML_JOB = "ml_job"
+SPARK_RESTATE_JOB = "spark_restate_job"
 
 _ML = [["gold", name] for name in ("ml_demand_features", "ml_demand_model", "ml_demand_forecast")]
 _DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]
@@ -53,6 +56,16 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
             selection=dg.AssetSelection.groups("bronze", "silver") | dg.AssetSelection.assets(["gold", "fact_sales"]),
             partitions_def=medallion,
             description="What the landing sensor runs for new files: bronze, silver and (sales only) their facts.",
+        ),
+        dg.define_asset_job(
+            SPARK_RESTATE_JOB,
+            selection=dg.AssetSelection.groups("silver") | dg.AssetSelection.assets(["gold", "fact_sales"]),
+            partitions_def=medallion,
+            tags={ENGINE_TAG: "spark"},
+            description="Silver and the facts of a date × source range again, on Spark, from the bronze already in"
+            " the lake: a re-statement after a mapping change, or a backfill of history past one machine. Launch a"
+            " backfill of it from its partitions (one run per range: single-run backfills); then the dimensions"
+            " and the marts (docs/engines.md).",
         ),
         dg.define_asset_job(
             DIMENSIONS_JOB,
