@@ -410,10 +410,19 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         ],
     )
     def daily_sales(
-        context: dg.AssetExecutionContext, fact: pl.LazyFrame, dim_product: pl.LazyFrame
+        context: dg.AssetExecutionContext,
+        fact: pl.LazyFrame,
+        dim_product: pl.LazyFrame,
+        lake: StoreResource,
+        engine: EngineResource,
     ) -> Iterator[dg.Output[dict[str, pl.DataFrame]] | dg.AssetCheckResult]:
-        frame = marts.daily_sales(fact, dim_product) if _has_rows(fact) else _empty(models.DailySales)
-        fact = _or_empty(fact)
+        on_spark = _facts_on_spark(context, engine, lake, dates=list(context.partition_keys))
+        if on_spark is not None:
+            fact = on_spark
+            frame = to_polars(marts.daily_sales(fact, from_polars(fact, dim_product.collect())))
+        else:
+            frame = marts.daily_sales(fact, dim_product) if _has_rows(fact) else _empty(models.DailySales)
+            fact = _or_empty(fact)
         parts = split_by_date(frame, context.partition_keys)
         check = ModelCheck(["marts", "daily_sales"], models.DailySales)
         for key, part in parts.items():
@@ -423,6 +432,24 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         yield totals_result("daily_sales", frame, fact)
 
     return daily_sales
+
+
+def _facts_on_spark(
+    context: dg.AssetExecutionContext, engine: EngineResource, lake: StoreResource, dates: list[str] | None = None
+) -> Any:
+    """``gold.fact_sales`` from the lake as a Spark DataFrame (every partition, or those of
+    ``dates``) when the run is on Spark and the facts have rows; else None (the Polars path)."""
+    if engine_for(context) != "spark":
+        return None
+    frame = spark_lake.read_listed(
+        engine.spark_session,
+        lake.url,
+        FACT_SALES.path,
+        dates=dates,
+        endpoint_url=lake.endpoint_url,
+        s3_max_attempts=lake.s3_max_attempts,
+    )
+    return frame.drop(DATE, SOURCE) if "sale_date" in frame.columns else None
 
 
 def _has_rows(fact: pl.LazyFrame) -> bool:
@@ -460,11 +487,23 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         check_specs=[model_check_spec(["marts", name], model, blocking=False), totals_check_spec(name)],
     )
     def mart(
-        lake: StoreResource, dim_product: pl.LazyFrame, **extra: pl.LazyFrame
+        context: dg.AssetExecutionContext,
+        lake: StoreResource,
+        engine: EngineResource,
+        dim_product: pl.LazyFrame,
+        **extra: pl.LazyFrame,
     ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-        fact = read_all(lake.store(), FACT_SALES.path)
-        frame = compute(fact, dim_product, **extra) if _has_rows(fact) else _empty(model)
-        fact = _or_empty(fact)
+        fact: Any = _facts_on_spark(context, engine, lake)
+        if fact is not None:
+            dims = {
+                name: from_polars(fact, frame.collect())
+                for name, frame in {"dim_product": dim_product, **extra}.items()
+            }
+            frame = to_polars(compute(fact, **dims))
+        else:
+            fact = read_all(lake.store(), FACT_SALES.path)
+            frame = compute(fact, dim_product, **extra) if _has_rows(fact) else _empty(model)
+            fact = _or_empty(fact)
         yield from _checked(["marts", name], model, frame, mart_metadata(name, frame))
         if name in marts.TOP_KEYS:
             yield top_result(name, frame, fact)

@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from resight_platform.faults import failpoint
-from resight_platform.io.lake import partition_path, write_partition
+from resight_platform.io.lake import PARTITION_FILE, partition_path, table_prefix, write_partition
 from resight_platform.io.lake import read_table as read_polars_table
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, LocalStore, ObjectStore, open_store
 from resight_platform.io.sweep import SPARK_STAGING_DIR, TMP_SUFFIX
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from resight_platform.settings import Settings
 
-__all__ = ["PARTITION_COLUMNS", "STAGING_DIR", "read_table", "s3a_conf", "s3a_url", "write_partitions"]
+__all__ = ["PARTITION_COLUMNS", "STAGING_DIR", "read_listed", "read_table", "s3a_conf", "s3a_url", "write_partitions"]
 
 #: The lake's partition columns of a date × source table, in path order.
 PARTITION_COLUMNS = ("date", "source")
@@ -143,6 +143,37 @@ def read_table(
     collected = pl.concat(parts, how="diagonal_relaxed").collect()
     data = [name for name in collected.columns if name not in dimensions]
     return spark.createDataFrame(collected.select(*data, *dimensions).to_arrow())
+
+
+def read_listed(
+    spark: SparkSession,
+    lake_url: str,
+    table: Sequence[str],
+    *,
+    dates: Iterable[str] | None = None,
+    endpoint_url: str | None = None,
+    s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
+) -> DataFrame:
+    """Every partition of a date × source table that is in the lake (one listing of the table, or
+    of each of ``dates``' prefixes), as :func:`read_table` reads them: for the consumers that take
+    a whole table or whole days (the marts), as :func:`resight_platform.io.lake.read_all` does."""
+    store = open_store(lake_url, endpoint_url, max_attempts=s3_max_attempts)
+    prefixes = [table_prefix(table)] if dates is None else [f"{table_prefix(table)}date={day}/" for day in dates]
+    found = []
+    for prefix in prefixes:
+        for info in store.list(prefix):
+            if not info.key.endswith("/" + PARTITION_FILE):
+                continue
+            values = dict(part.split("=", 1) for part in info.key[len(table_prefix(table)) :].split("/")[:-1])
+            found.append(values)
+    return read_table(
+        spark,
+        lake_url,
+        table,
+        sorted(found, key=lambda p: tuple(p.values())),
+        endpoint_url=endpoint_url,
+        s3_max_attempts=s3_max_attempts,
+    )
 
 
 def _empty(spark: SparkSession, dimensions: Sequence[str]) -> DataFrame:
