@@ -3,8 +3,9 @@
 A generated sample (one partner per export profile: every file format, timestamp format, money
 format, time zone and currency) goes through ``run_pipeline`` on Polars; then ``spark_restate_job``
 (the job the UI offers for a backfill on Spark) cleans silver and builds the facts of every
-partition again on Spark, from the bronze in the lake, replacing them. Every silver and quarantine
-partition in the lake, ``ops.quarantine``, the ledger's counts and ``gold.fact_sales`` must be
+partition again on Spark, from the bronze in the lake, replacing them, and the daily and monthly
+marts' jobs run tagged ``resight/engine=spark``. Every silver and quarantine
+partition in the lake, ``ops.quarantine``, the ledger's counts, ``gold.fact_sales`` and every mart must be
 exactly what the Polars runs wrote, and the facts still equal the generator's manifest.
 """
 
@@ -22,12 +23,13 @@ import polars as pl
 import pytest
 
 from resight_platform.definitions import build_definitions
-from resight_platform.defs.jobs import SPARK_RESTATE_JOB
+from resight_platform.defs.jobs import DAILY_MART_JOB, MARTS_JOB, SPARK_RESTATE_JOB
 from resight_platform.defs.metadata import RANGE_END, RANGE_START
 from resight_platform.io.lake import read_table
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import open_store
 from resight_platform.pipeline import run_pipeline
+from resight_platform.resources import ENGINE_TAG
 from resight_platform.runner import InProcess
 from resight_platform.sample import generate
 from resight_platform.settings import Settings
@@ -40,6 +42,15 @@ pytestmark = pytest.mark.xdist_group("spark")
 PROVIDERS = ["pawmart", "petopia", "chewyish", "petdirect", "northpaw_distribution", "vetcare_partners"]
 DAYS = 2
 START = date(2026, 10, 1)
+MARTS = (
+    "daily_sales",
+    "monthly_sales",
+    "brand_share_monthly",
+    "top_products_monthly",
+    "top_customers_monthly",
+    "order_status_impact",
+    "aov_by_region",
+)
 
 
 @dataclass
@@ -49,6 +60,7 @@ class Snapshot:
     ops_quarantine: list[tuple[Any, ...]]
     ledger: list[tuple[Any, ...]]
     facts: list[tuple[Any, ...]]
+    marts: dict[str, list[tuple[Any, ...]]]
 
 
 @dataclass
@@ -97,6 +109,7 @@ def _snapshot(settings: Settings, pg_url: str) -> Snapshot:
             "select file_key, status, rows_in, rows_loaded, rows_quarantined from ops.ingestion_ledger order by 1",
         ),
         facts=_rows(pg_url, "select * from gold.fact_sales order by sale_date, provider_key, order_id, line_no"),
+        marts={name: _rows(pg_url, f"select * from marts.{name} order by 1, 2, 3, 4, 5") for name in MARTS},
     )
 
 
@@ -116,10 +129,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str, spark: An
             sources = sorted(PROVIDERS)
             last = START.fromordinal(START.toordinal() + DAYS - 1)
             tags = {RANGE_START: f"{START}|{sources[0]}", RANGE_END: f"{last}|{sources[-1]}"}
-            outcome = InProcess(defs, instance).submit(SPARK_RESTATE_JOB, tags).result()
+            runner = InProcess(defs, instance)
+            outcome = runner.submit(SPARK_RESTATE_JOB, tags).result()
             assert outcome.success, outcome.failures
             spark_run = instance.get_run_by_id(outcome.run_id)
             assert spark_run is not None
+            on_spark = {ENGINE_TAG: "spark"}
+            days = {RANGE_START: str(START), RANGE_END: str(last), **on_spark}
+            for job, job_tags in ((DAILY_MART_JOB, days), (MARTS_JOB, on_spark)):
+                done = runner.submit(job, job_tags).result()
+                assert done.success, done.failures
             yield Runs(manifest, pg_url, on_polars, _snapshot(settings, pg_url), spark_run)
 
 
@@ -140,6 +159,12 @@ def test_ops_quarantine_and_the_ledger_are_unchanged(runs: Runs) -> None:
     assert runs.on_polars.ops_quarantine  # the sample breaks rules
     assert runs.on_spark.ops_quarantine == runs.on_polars.ops_quarantine
     assert runs.on_spark.ledger == runs.on_polars.ledger
+
+
+@pytest.mark.parametrize("mart", MARTS)
+def test_every_mart_on_spark_is_what_polars_computed(runs: Runs, mart: str) -> None:
+    assert runs.on_polars.marts[mart]
+    assert runs.on_spark.marts[mart] == runs.on_polars.marts[mart]
 
 
 def test_the_facts_in_postgres_are_what_polars_loaded_and_match_the_manifest(runs: Runs) -> None:
