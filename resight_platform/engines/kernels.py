@@ -107,37 +107,50 @@ def in_record_order(frame: nw.LazyFrame, params: pl.DataFrame, on: str) -> nw.La
 
 
 def per_group(
-    frame: nw.LazyFrame,
-    groups: Sequence[tuple[Any, ...]],
-    keys: Sequence[str],
-    build: Callable[..., nw.LazyFrame],
+    frame: nw.LazyFrame, params: pl.DataFrame, builds: Sequence[tuple[Sequence[str], Callable[..., nw.LazyFrame]]]
 ) -> nw.LazyFrame:
-    """``build(rows, *group)`` for the rows of each group of ``keys`` values (the rows of the only
-    group being all rows): for what needs a literal per provider (a strptime pattern, a time zone,
-    a money format). A bronze frame holds few providers, so there are few groups.
+    """For each ``(keys, build)``: ``build(rows, *values)`` for the rows of each distinct ``keys``
+    value of ``params`` (the rows of the only group being all rows): for what needs a literal per
+    provider (a strptime pattern, a time zone, a money format). A bronze frame holds few
+    providers, so there are few groups.
 
-    Polars: the rows are materialised once, otherwise every group's branch re-runs the plan above
-    it (measured on 1M rows of 40 providers in 19 groups: 1.1 s instead of 5-7 s), and put back in
-    record order (``__row``). Spark: each group's columns computed beside the others and picked by a
-    ``when`` on the group (Spark evaluates a ``CASE`` branch only for its rows); a union of the
-    groups' filtered plans grew a plan that ran the 1 GB test driver out of memory at 20 groups.
+    Polars: one pass over the groups of all keys together; the rows are materialised once,
+    otherwise every group's branch re-runs the plan above it (measured on 1M rows of 40 providers
+    in 19 groups: 1.1 s instead of 5-7 s), and put back in record order (``__row``). Spark: each
+    build over its own keys' groups (4 money formats, not 19 combinations: on Spark every group's
+    expressions are built over the JVM bridge and planned), as a union of the groups' filtered
+    plans, persisted (``materialised``) so that what follows is planned once over its result;
+    otherwise Spark's optimiser pushes every later step into each branch (20 groups of sales ran a
+    1 GB driver out of memory), and picking each group's columns with a ``when`` instead made one
+    projection too big to compile.
     """
-    if len(groups) == 1:
-        return build(frame, *groups[0])
-    native = _native(frame)
-    if engine_of(native) == "polars":
-        rows = nw.from_native(native.collect(engine="in-memory").lazy())
-        parts = [build(rows.filter(_in_group(keys, group)), *group) for group in groups]
-        return nw.concat(parts, how="vertical").sort("__row")
-    added: dict[str, list[nw.Expr]] = {}
-    for index, group in enumerate(groups):
-        names = set(frame.collect_schema().names())
-        built = build(frame, *group)
-        new = [c for c in built.collect_schema().names() if c not in names]
-        frame = built.rename({c: f"{c}__group{index}" for c in new})
-        for c in new:
-            added.setdefault(c, []).append(nw.when(_in_group(keys, group)).then(nw.col(f"{c}__group{index}")))
-    return frame.with_columns(nw.coalesce(*parts).alias(c) for c, parts in added.items())
+
+    def groups(keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        return params.select(keys).unique().sort(keys).rows()
+
+    if engine_of(_native(frame)) == "spark":
+        for keys, build in builds:
+            found = groups(keys)
+            if len(found) == 1:
+                frame = build(frame, *found[0])
+                continue
+            parts = [build(frame.filter(_in_group(keys, group)), *group) for group in found]
+            frame = materialised(nw.concat(parts, how="vertical"))
+        return frame
+    every = list(dict.fromkeys(key for keys, _ in builds for key in keys))
+
+    def build_all(rows: nw.LazyFrame, group: tuple[Any, ...]) -> nw.LazyFrame:
+        values = dict(zip(every, group, strict=True))
+        for keys, build in builds:
+            rows = build(rows, *(values[key] for key in keys))
+        return rows
+
+    found = groups(every)
+    if len(found) == 1:
+        return build_all(frame, found[0])
+    rows = nw.from_native(_native(frame).collect(engine="in-memory").lazy())
+    parts = [build_all(rows.filter(_in_group(every, group)), group) for group in found]
+    return nw.concat(parts, how="vertical").sort("__row")
 
 
 def _in_group(keys: Sequence[str], group: tuple[Any, ...]) -> nw.Expr:
@@ -212,9 +225,9 @@ def with_raw_json(frame: nw.LazyFrame, name: str, columns: Sequence[str]) -> nw.
     """Add ``name``: ``columns`` (text) as one JSON object, ``{"col":"value",...,"col":null}``, with a
     NUL written as the six characters ``\\u0000`` (jsonb refuses the JSON escape of NUL).
 
-    Polars: ``struct.json_encode``. Spark: ``to_json`` keeping null fields; both write the same bytes
-    (control characters as lower-case ``\\u00xx`` except ``\\b \\f \\n \\r \\t``, other characters
-    unescaped), which ``test_kernels.py`` checks on every character below 0x80 and beyond."""
+    Polars: ``struct.json_encode``. Spark: ``to_json`` keeping null fields, its escapes' hex put in
+    lower case; both then write the same bytes (control characters as ``\\u00xx`` except ``\\b \\f
+    \\n \\r \\t``, other characters unescaped), which ``test_kernels.py`` checks."""
     native = _native(frame)
     if engine_of(native) == "polars":
         raw = pl.struct(pl.col(c).str.replace_all(_NUL, NUL_SHOWN, literal=True) for c in columns).struct.json_encode()
@@ -223,6 +236,11 @@ def with_raw_json(frame: nw.LazyFrame, name: str, columns: Sequence[str]) -> nw.
 
     shown = [F.replace(F.col(c), F.lit(_NUL), F.lit(NUL_SHOWN)).alias(c) for c in columns]
     raw = F.to_json(F.struct(*shown), {"ignoreNullFields": "false"})
+    # Jackson writes the hex of a control character's escape in upper case (\u001F), Polars in lower
+    # case: only the second digit of \u000B-\u001F can be a letter. An escape is one preceded by an
+    # even number of backslashes (``\\u001F`` is a backslash, then text).
+    for letter in "ABCDEF":
+        raw = F.regexp_replace(raw, rf"(?<!\\)((?:\\\\)*)\\u00([01]){letter}", rf"$1\\\\u00$2{letter.lower()}")
     return nw.from_native(native.withColumn(name, raw))
 
 
@@ -264,9 +282,10 @@ _PADDED: Mapping[str, str] = {"M": "MM", "d": "dd", "H": "HH", "h": "hh", "m": "
 def spark_pattern(fmt: str) -> str:
     """A strptime pattern (as Polars reads it) as a Spark datetime pattern.
 
-    Numeric fields are single letters (``M/d/yyyy`` reads ``1/2/2026`` as strptime does) unless a
-    numeric field follows with no separator (``%Y%m%d``), where only fixed widths can tell the
-    fields apart; literal text is quoted. A directive with no Spark equivalent is an error."""
+    Numeric fields are single letters (``M/d/yyyy`` reads ``1/2/2026`` as strptime does) unless
+    another numeric field touches it with no separator (``%Y%m%d``), where only fixed widths tell
+    the fields apart (so ``2026101``, which strptime reads as October 1st, is unreadable on Spark);
+    literal text is quoted. A directive with no Spark equivalent is an error."""
     tokens: list[tuple[str, bool]] = []  # (spark text, is a numeric field)
     i = 0
     while i < len(fmt):
@@ -290,8 +309,8 @@ def spark_pattern(fmt: str) -> str:
             i = j
     out = []
     for index, (text, numeric) in enumerate(tokens):
-        follows = index + 1 < len(tokens) and tokens[index + 1][1]
-        out.append(_PADDED.get(text, text) if numeric and follows else text)
+        touching = (index + 1 < len(tokens) and tokens[index + 1][1]) or (index > 0 and tokens[index - 1][1])
+        out.append(_PADDED.get(text, text) if numeric and touching else text)
     return "".join(out)
 
 

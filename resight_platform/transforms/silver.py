@@ -6,6 +6,11 @@ columns of the feed's Pandera model (``resight_platform.schemas.silver``) and ``
 each with the first rule it breaks in the contract's order (``QUARANTINE_RULES``). Nothing is
 dropped: per ``_source_file``, rows in = rows loaded + rows quarantined (see ``reconcile``).
 
+The rules are written once, in Narwhals, and run on the engine of the frame given: a Polars frame
+gives Polars frames (cleaned in this process), a PySpark DataFrame gives lazy PySpark DataFrames
+with the same columns, types and values (``docs/engines.md``, "Silver on two engines"). What the
+engines cannot share is a kernel in ``resight_platform.engines.kernels``.
+
 How values are read (``docs/data-contract.md`` is the contract; these are the details it leaves):
 
 - Text values are trimmed; an empty or blank value is missing.
@@ -22,8 +27,8 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
 - Mapped values (species, category, status, channel, unit, brand, a state's spelling) are matched
   on the normalised alias (trimmed, lower case, runs of white space as one space): in the row's
   source's own value maps, then its provider's, then the global table (``sources/value_maps.py``).
-  A frame of many providers builds its scoped lookups for the providers present only: one keyed
-  ``replace_strict`` on (provider, alias) and one ``when`` chain of the patterns per scope.
+  A frame of many providers builds its scoped lookups for the providers present only: one lookup
+  keyed on (provider, alias) and one ``when`` chain of the patterns per scope.
 - Integers (``line_no``, ``quantity``) may carry leading zeros, a ``+`` or a zero fraction
   (``"3.0"`` from a float Parquet column); anything else, or a value beyond Int32, is not an
   integer.
@@ -64,12 +69,13 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
   in ``(_source_file, _row_number)`` order; the first is kept. ``_source_file`` is the landing key,
   so "earlier" means the file whose key sorts first, not the file that arrived first: name
   re-deliveries so they sort after the original (e.g. a time suffix).
-- Output rows are in ``(_source_file, _row_number)`` order.
+- Output rows are in ``(_source_file, _row_number)`` order on Polars; a Spark frame has no order
+  (sort it to compare).
 
 A partition too big for memory is cleaned in consecutive chunks (in ``(_source_file,
 _row_number)`` order): pass each chunk's ``SilverResult.keys`` on to the next chunk as ``seen``
 (concatenated), and a row whose key an earlier chunk already loaded is a ``duplicate`` exactly as
-if the partition had been cleaned at once.
+if the partition had been cleaned at once. Chunks are for Polars: Spark cleans a range at once.
 """
 
 from __future__ import annotations
@@ -204,12 +210,18 @@ def clean_sales(
     frame = _per_group(
         frame,
         params,
-        ("_datetime_format", "_timezone", "_money_format"),
-        lambda rows, fmt, tz, money: _with_usd_cents(
-            k.with_timestamps(rows, {"__ordered_at": "ordered_at"}, fmt, tz),
-            {"__unit_cents": "unit_price", "__discount_cents": "discount"},
-            money,
-        ),
+        [
+            (
+                ("_datetime_format", "_timezone"),
+                lambda rows, fmt, tz: k.with_timestamps(rows, {"__ordered_at": "ordered_at"}, fmt, tz),
+            ),
+            (
+                ("_money_format",),
+                lambda rows, money: _with_usd_cents(
+                    rows, {"__unit_cents": "unit_price", "__discount_cents": "discount"}, money
+                ),
+            ),
+        ],
     )
     frame = frame.with_columns(
         __order_id=_text("order_id"),
@@ -288,8 +300,7 @@ def clean_catalog(
     frame = _per_group(
         frame,
         params,
-        ("_money_format",),
-        lambda rows, money: _with_usd_cents(rows, {"__price_cents": "list_price"}, money),
+        [(("_money_format",), lambda rows, money: _with_usd_cents(rows, {"__price_cents": "list_price"}, money))],
     )
     frame = frame.with_columns(
         __sku=_text("sku"),
@@ -387,8 +398,7 @@ def clean_customers(
     frame = _per_group(
         frame,
         params,
-        ("_date_format",),
-        lambda rows, fmt: k.with_dates(rows, {"__signup_date": "signup_date"}, fmt),
+        [(("_date_format",), lambda rows, fmt: k.with_dates(rows, {"__signup_date": "signup_date"}, fmt))],
     )
     frame = frame.with_columns(
         __customer_id=_text("customer_id"),
@@ -552,16 +562,14 @@ def _scoped(registry: Registry, feed: str, params: pl.DataFrame) -> Callable[[st
 
 
 def _per_group(
-    frame: nw.LazyFrame,
-    params: pl.DataFrame,
-    keys: Sequence[str],
-    build: Callable[..., nw.LazyFrame],
+    frame: nw.LazyFrame, params: pl.DataFrame, builds: Sequence[tuple[Sequence[str], Callable[..., nw.LazyFrame]]]
 ) -> nw.LazyFrame:
-    """``build(rows, *key values)`` computed separately for each group of ``keys`` among the
-    frame's providers (``engines.kernels.per_group``): for what needs a literal per provider (a
-    strptime pattern, a time zone, a money format)."""
-    groups = params.select(keys).unique().sort(keys).rows() or [tuple(_EMPTY_PARAMS[k] for k in keys)]
-    return k.per_group(frame, groups, keys, build)
+    """``build(rows, *key values)`` for each group of its ``keys`` among the frame's providers
+    (``engines.kernels.per_group``): for what needs a literal per provider (a strptime pattern, a
+    time zone, a money format)."""
+    if params.is_empty():
+        params = pl.DataFrame({key: [value] for key, value in _EMPTY_PARAMS.items()})
+    return k.per_group(frame, params, builds)
 
 
 def _split(
@@ -791,42 +799,61 @@ def _positive_number(value: nw.Expr) -> nw.Expr:
 
 
 def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_format: str) -> nw.LazyFrame:
-    """Add ``{name: money text column}`` as Int64 US cents (``_nw_usd_cents``)."""
-    return frame.with_columns(*(_nw_usd_cents(nw.col(c), money_format).alias(n) for n, c in columns.items()))
+    """Add ``{name: money text column}`` as Int64 US cents in ``money_format`` and the row's
+    currency (``_rate``); null when the text is missing, unparseable, negative or too large (see the
+    module docstring).
 
-
-def _nw_usd_cents(value: nw.Expr, money_format: str) -> nw.Expr:
-    """A money text in ``money_format`` and the row's currency (``_rate``) as Int64 US cents.
-
-    Rounded half up; null when the text is missing, unparseable, negative or too large (see the
-    module docstring). String operations and Int64 arithmetic only, exact on every engine: the
-    whole part and the first 4 fraction digits (2 for ``cents``) become an integer count of
-    1/10,000 units; digits beyond are cut, not rounded (rounding there and again to cents could
-    round twice: 12.34499 -> 12.3450 -> 12.35, where ROUND_HALF_UP(12.34499, 2) is 12.34).
+    String operations and Int64 arithmetic only, exact on every engine: the whole part and the
+    first 4 fraction digits (2 for ``cents``) become an integer count of 1/10,000 units; digits
+    beyond are cut, not rounded (rounding there and again to cents could round twice: 12.34499 ->
+    12.3450 -> 12.35, where ROUND_HALF_UP(12.34499, 2) is 12.34). Built in steps (the text, then its
+    parts, then the amount) so that each step's expression is built and planned once, not once per
+    use (on Spark every copy is a JVM round trip and a bigger plan).
     """
+    digits, whole_scale, max_whole = (2, 100, 10) if money_format == "cents" else (4, _AMOUNT_SCALE, 8)
+    texts = {n: f"{n}__text" for n in columns}
+    frame = frame.with_columns(_money_text(nw.col(c), money_format).alias(texts[n]) for n, c in columns.items())
+    parts = []
+    for name, text_name in texts.items():
+        text = nw.col(text_name)
+        whole = text.str.replace_all(r"\.[0-9]*\z", "").str.replace_all(r"^0+", "")
+        fraction = nw.concat_str([text.str.replace_all(r"^[0-9]*\.?", ""), nw.lit("0000")]).str.slice(0, digits)
+        ok = text.str.contains(_UNSIGNED_NUMBER).fill_null(False) & (whole.str.len_chars() <= max_whole)
+        parts += [
+            ok.alias(f"{name}__ok"),
+            nw.concat_str([nw.lit("0"), whole]).alias(f"{name}__whole"),
+            fraction.alias(f"{name}__fraction"),
+        ]
+    frame = frame.with_columns(parts)
+    amounts = []
+    for name in columns:
+        ok = nw.col(f"{name}__ok")
+        units = _guarded_cast(nw.col(f"{name}__whole"), ok, nw.Int64) * whole_scale + _guarded_cast(
+            nw.col(f"{name}__fraction"), ok, nw.Int64
+        )
+        amounts.append(nw.when(ok).then((units * nw.col("_rate") + _TO_CENTS // 2) // _TO_CENTS).alias(name))
+    return frame.with_columns(amounts)
+
+
+def _money_text(value: nw.Expr, money_format: str) -> nw.Expr:
+    """A money text as plain digits with an optional decimal point (``money_format``'s symbols,
+    separators and decimal comma handled); anything else is left for the number check to refuse."""
     text = _strip(value)
     if money_format == "currency":
-        text = text.str.replace_all(f"[$,{k.WHITESPACE}]", "")
-    elif money_format == "decimal_comma":
+        return text.str.replace_all(f"[$,{k.WHITESPACE}]", "")
+    if money_format == "decimal_comma":
         # "1.234,50 €" -> "1234.50": a dot groups thousands only in threes, so "12.99" (a decimal
         # point in a decimal-comma feed) is unparseable, never read as 1299.
         text = text.str.replace_all(f"[€£$¥{k.WHITESPACE}]", "")
         grouped = text.str.contains(r"^(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?\z")
-        text = nw.when(grouped).then(
+        return nw.when(grouped).then(
             text.str.replace_all(".", "", literal=True).str.replace_all(",", ".", literal=True)
         )
-    digits, whole_scale, max_whole = (2, 100, 10) if money_format == "cents" else (4, _AMOUNT_SCALE, 8)
-    whole = text.str.replace_all(r"\.[0-9]*\z", "").str.replace_all(r"^0+", "")
-    fraction = nw.concat_str([text.str.replace_all(r"^[0-9]*\.?", ""), nw.lit("0000")]).str.slice(0, digits)
-    ok = text.str.contains(_UNSIGNED_NUMBER).fill_null(False) & (whole.str.len_chars() <= max_whole)
-    units = _guarded_cast(nw.concat_str([nw.lit("0"), whole]), ok, nw.Int64) * whole_scale + _guarded_cast(
-        fraction, ok, nw.Int64
-    )
-    return nw.when(ok).then((units * nw.col("_rate") + _TO_CENTS // 2) // _TO_CENTS)
+    return text
 
 
 def _usd_cents(value: pl.Expr, money_format: str) -> pl.Expr:
-    """Polars' own reading of a money text as US cents (``_nw_usd_cents``'s contract) through a
+    """Polars' own reading of a money text as US cents (``_with_usd_cents``'s contract) through a
     Decimal cast: kept as the reference the shared form is tested against."""
     return k.usd_cents_polars(value, money_format)
 
