@@ -13,7 +13,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from resight_platform.engines import engine_of, from_polars, to_polars
+from resight_platform.engines import engine_of, from_polars
 
 __all__ = [
     "NUL_SHOWN",
@@ -37,7 +37,9 @@ _NUL = "\x00"
 NUL_SHOWN = "\\u0000"
 #: The characters Polars' ``strip_chars()`` removes (Rust's ``char::is_whitespace``), written out so
 #: every engine's trim and regex use the same set (Java's ``\\s`` is ASCII only).
-WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000"
+)
 #: The record order of bronze rows: landing key, then the row's number in its file.
 RECORD_ORDER = ("_source_file", "_row_number")
 
@@ -80,10 +82,9 @@ def with_net_cents(frame: nw.LazyFrame, name: str, quantity: str, unit_cents: st
     from pyspark.sql import functions as F
 
     exact = "decimal(38,0)"
-    net = F.col(quantity).cast(exact) * F.col(unit_cents).cast(exact) - F.coalesce(
-        F.col(discount_cents), F.lit(0)
-    ).cast(exact)
-    return nw.from_native(native.withColumn(name, net.cast(exact)))
+    product = F.col(quantity).cast(exact) * F.col(unit_cents).cast(exact)
+    spark_net = product - F.coalesce(F.col(discount_cents), F.lit(0)).cast(exact)
+    return nw.from_native(native.withColumn(name, spark_net.cast(exact)))
 
 
 def in_record_order(frame: nw.LazyFrame, params: pl.DataFrame, on: str) -> nw.LazyFrame:
@@ -235,13 +236,13 @@ def with_raw_json(frame: nw.LazyFrame, name: str, columns: Sequence[str]) -> nw.
     from pyspark.sql import functions as F
 
     shown = [F.replace(F.col(c), F.lit(_NUL), F.lit(NUL_SHOWN)).alias(c) for c in columns]
-    raw = F.to_json(F.struct(*shown), {"ignoreNullFields": "false"})
+    encoded = F.to_json(F.struct(*shown), {"ignoreNullFields": "false"})
     # Jackson writes the hex of a control character's escape in upper case (\u001F), Polars in lower
     # case: only the second digit of \u000B-\u001F can be a letter. An escape is one preceded by an
     # even number of backslashes (``\\u001F`` is a backslash, then text).
     for letter in "ABCDEF":
-        raw = F.regexp_replace(raw, rf"(?<!\\)((?:\\\\)*)\\u00([01]){letter}", rf"$1\\\\u00$2{letter.lower()}")
-    return nw.from_native(native.withColumn(name, raw))
+        encoded = F.regexp_replace(encoded, rf"(?<!\\)((?:\\\\)*)\\u00([01]){letter}", rf"$1\\u00$2{letter.lower()}")
+    return nw.from_native(native.withColumn(name, encoded))
 
 
 # --- timestamps ----------------------------------------------------------------------------------
@@ -332,7 +333,9 @@ def with_timestamps(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str, t
     it forward); ISO through a regex and a canonical pattern."""
     native = _native(frame)
     if engine_of(native) == "polars":
-        return nw.from_native(native.with_columns(_pl_timestamp(pl.col(c), fmt, timezone).alias(n) for n, c in columns.items()))
+        return nw.from_native(
+            native.with_columns(_pl_timestamp(pl.col(c), fmt, timezone).alias(n) for n, c in columns.items())
+        )
     return nw.from_native(native.withColumns({n: _spark_timestamp(c, fmt, timezone) for n, c in columns.items()}))
 
 
@@ -341,7 +344,9 @@ def with_dates(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str) -> nw.
     null when unreadable. Per engine for the same reasons as ``with_timestamps``."""
     native = _native(frame)
     if engine_of(native) == "polars":
-        exprs = [pl.col(c).str.strip_chars().str.strptime(pl.Date, fmt, strict=False).alias(n) for n, c in columns.items()]
+        exprs = [
+            pl.col(c).str.strip_chars().str.strptime(pl.Date, fmt, strict=False).alias(n) for n, c in columns.items()
+        ]
         return nw.from_native(native.with_columns(exprs))
     from pyspark.sql import functions as F
 
@@ -437,8 +442,20 @@ def _spark_iso(value: Any, timezone: str) -> Any:
     seconds = F.when(F.length(part(6)) > 0, part(6)).otherwise(F.lit("0"))
     fraction = F.rpad(part(7), 6, "0").substr(1, 6)
     canonical = F.concat_ws(
-        "", part(1), F.lit("-"), part(2), F.lit("-"), part(3), F.lit(" "), part(4), F.lit(":"), part(5), F.lit(":"),
-        seconds, F.lit("."), fraction,
+        "",
+        part(1),
+        F.lit("-"),
+        part(2),
+        F.lit("-"),
+        part(3),
+        F.lit(" "),
+        part(4),
+        F.lit(":"),
+        part(5),
+        F.lit(":"),
+        seconds,
+        F.lit("."),
+        fraction,
     )
     wall = F.when(matched, F.try_to_timestamp(canonical, F.lit("yyyy-M-d H:m:s.SSSSSS")))
     offset = part(8)

@@ -361,7 +361,13 @@ def clean_stores(
     frame = frame.with_columns(__store_id=_text("store_id"))
     frame = _with_state(frame, "__state", nw.col("state"), mappings, scoped("states"))
     frame = k.with_mapped(
-        frame, "__region", ["__state"], pl.DataFrame({"__state": list(mappings.regions), "__region": list(mappings.regions.values())}, schema={"__state": pl.String, "__region": pl.String})
+        frame,
+        "__region",
+        ["__state"],
+        pl.DataFrame(
+            {"__state": list(mappings.regions), "__region": list(mappings.regions.values())},
+            schema={"__state": pl.String, "__region": pl.String},
+        ),
     )
     rules = {
         "unstorable_value": _unstorable("stores"),
@@ -640,9 +646,7 @@ def _split(
         "_ingested_at",
     )
     if engine_of(frame) == "polars":
-        return SilverResult(
-            valid=to_polars(valid_rows), quarantine=to_polars(quarantined), keys=to_polars(loaded_keys)
-        )
+        return SilverResult(valid=to_polars(valid_rows), quarantine=to_polars(quarantined), keys=to_polars(loaded_keys))
     return SilverResult(
         valid=nw.to_native(valid_rows), quarantine=nw.to_native(quarantined), keys=nw.to_native(loaded_keys)
     )
@@ -729,8 +733,8 @@ def _with_lookup(
 
 def _table(keys: Sequence[str], name: str, entries: Mapping[tuple[str, ...], str | None]) -> pl.DataFrame:
     """A value map as a frame: the key columns and ``name``."""
-    columns = {key: [entry[i] for entry in entries] for i, key in enumerate(keys)}
-    columns[name] = list(entries.values())  # type: ignore[assignment]
+    columns: dict[str, list[str | None]] = {key: [entry[i] for entry in entries] for i, key in enumerate(keys)}
+    columns[name] = list(entries.values())
     return pl.DataFrame(columns, schema={c: pl.String for c in columns})
 
 
@@ -744,7 +748,7 @@ def _scoped_values(
     for level, (exact, patterns) in enumerate(zip(scoped.exact, scoped.patterns, strict=True)):
         if exact:
             column = f"{name}__scope{level}"
-            entries = {(p, a): pick(entry) for (p, a), entry in exact.items()}
+            entries: dict[tuple[str, ...], str | None] = {(p, a): pick(entry) for (p, a), entry in exact.items()}
             frame = k.with_mapped(frame, column, ["_provider", alias], _table(["_provider", alias], column, entries))
             out.append(nw.col(column))
         if patterns:

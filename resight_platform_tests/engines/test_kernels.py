@@ -96,7 +96,11 @@ TIMESTAMPS: list[tuple[str, str, list[str | None]]] = [
             None,
         ],
     ),
-    ("%d/%m/%Y %H:%M", "Europe/London", ["01/10/2026 10:00", "25/10/2026 01:30", "29/03/2026 01:30", "31/02/2026 1:00"]),
+    (
+        "%d/%m/%Y %H:%M",
+        "Europe/London",
+        ["01/10/2026 10:00", "25/10/2026 01:30", "29/03/2026 01:30", "31/02/2026 1:00"],
+    ),
     ("%Y%m%d %H%M%S", "Asia/Tokyo", ["20261001 101500", "20261301 101500", "20261001 1015"]),
     ("%Y-%m-%dT%H:%M:%S%z", "UTC", ["2026-10-01T10:00:00+0200", "2026-10-01T10:00:00-0000", "2026-10-01T10:00:00"]),
 ]
@@ -194,7 +198,11 @@ def test_first_by_key_in_record_order_on_spark_equals_polars(spark: Any) -> None
     )
     ordered = frame.sort("_source_file", "_row_number")
     polars = to_polars(first_by_key(nw.from_native(ordered.lazy()), ["k"], "first"))
-    assert polars.filter("first").select("_source_file", "_row_number").rows() == [("a.csv", 1), ("a.csv", 2), ("c.csv", 1)]
+    assert polars.filter("first").select("_source_file", "_row_number").rows() == [
+        ("a.csv", 1),
+        ("a.csv", 2),
+        ("c.csv", 1),
+    ]
     got = to_polars(first_by_key(nw.from_native(from_polars(spark.range(1), frame)), ["k"], "first"))
     assert_frame_equal(got.sort("_source_file", "_row_number"), polars)
 
@@ -217,7 +225,10 @@ def test_raw_json_on_spark_is_byte_identical_to_polars(spark: Any) -> None:
     frame = pl.DataFrame({"a": texts, "b": list(reversed(texts))}, schema={"a": pl.String, "b": pl.String})
     polars = to_polars(with_raw_json(nw.from_native(frame.lazy()), "raw", ["a", "b"]))
     decoded = [json.loads(r) for r in polars.get_column("raw").to_list()]
-    assert decoded[3]["a"] == "a literal \\u0000 and a NUL \\u0000" and decoded[5] == {"a": None, "b": controls_of(texts)}
+    assert decoded[3]["a"] == "a literal \\u0000 and a NUL \\u0000" and decoded[5] == {
+        "a": None,
+        "b": controls_of(texts),
+    }
     got = to_polars(with_raw_json(nw.from_native(from_polars(spark.range(1), frame)), "raw", ["a", "b"]))
     assert got.get_column("raw").to_list() == polars.get_column("raw").to_list()
 
@@ -235,7 +246,9 @@ def test_net_cents_beyond_int64_are_exact_on_both(spark: Any) -> None:
     polars = to_polars(with_net_cents(nw.from_native(frame.lazy()), "net", "q", "u", "d"))
     assert polars.get_column("net").to_list() == [(2**31 - 1) * 9_999_999_999 - 1, 150, None, None]
     got = to_polars(with_net_cents(nw.from_native(from_polars(spark.range(1), frame)), "net", "q", "u", "d"))
-    assert [None if v is None else int(v) for v in got.get_column("net").to_list()] == polars.get_column("net").to_list()
+    assert [None if v is None else int(v) for v in got.get_column("net").to_list()] == polars.get_column(
+        "net"
+    ).to_list()
     # as dollars: the nearest double on both below 2^53 cents (beyond, 90 trillion dollars, each
     # engine's decimal-to-double conversion rounds its own way)
     exact = pl.DataFrame({"net": [0, 1, 1699, -1699, 2**53 - 1, 10**12 + 1699]}, schema={"net": pl.Int64})
@@ -254,9 +267,18 @@ def test_per_group_and_materialised_on_spark_equal_polars(spark: Any) -> None:
         (["scale"], lambda rows, scale: rows.with_columns(y=nw.col("x") * scale)),
         (["shift"], lambda rows, shift: rows.with_columns(z=nw.col("x") + shift)),
     ]
-    polars = to_polars(materialised(per_group(in_record_order(nw.from_native(frame.lazy()), params, "g"), params, builds)))
+    polars = to_polars(
+        materialised(per_group(in_record_order(nw.from_native(frame.lazy()), params, "g"), params, builds))
+    )
     assert polars.get_column("_row_number").to_list() == list(range(6))  # record order kept
-    assert polars.select("g", "y", "z").rows() == [("c", 50, 10), ("b", 40, 4), ("a", 3, 3), ("c", 20, 7), ("b", 10, 1), ("a", 0, 0)]
+    assert polars.select("g", "y", "z").rows() == [
+        ("c", 50, 10),
+        ("b", 40, 4),
+        ("a", 3, 3),
+        ("c", 20, 7),
+        ("b", 10, 1),
+        ("a", 0, 0),
+    ]
     on_spark = in_record_order(nw.from_native(from_polars(spark.range(1), frame)), params, "g")
     got = to_polars(materialised(per_group(on_spark, params, builds)))
     assert_frame_equal(got.sort("_row_number"), polars.drop("__row"), check_column_order=False)

@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 from resight_platform.engines import from_polars, is_spark, to_polars
 from resight_platform.sample.generator import generate
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
-from resight_platform.sources.mappings import Mappings, load_mappings
+from resight_platform.sources.mappings import load_mappings
 from resight_platform.sources.registry import FEEDS, Registry, load_registry
 from resight_platform.transforms.bronze import FileRejected, read_landing_file
 from resight_platform.transforms.silver import SilverResult, clean_feed, reconcile, type_drift
@@ -70,7 +70,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
                 parse_landing_key(key, registry)
                 assert source is not None
                 frames[feed].append(
-                    read_landing_file((root / key).read_bytes(), source=source, key=key, business_date=day, ingested_at=NOW)
+                    read_landing_file(
+                        (root / key).read_bytes(), source=source, key=key, business_date=day, ingested_at=NOW
+                    )
                 )
             except (LandingKeyError, FileRejected):
                 continue
@@ -80,9 +82,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
 
 
 @pytest.mark.parametrize("feed", FEEDS)
-def test_the_generated_sample_cleans_the_same_on_spark(
-    spark: Any, sample: dict[str, pl.DataFrame], feed: str
-) -> None:
+def test_the_generated_sample_cleans_the_same_on_spark(spark: Any, sample: dict[str, pl.DataFrame], feed: str) -> None:
     registry = load_registry()
     mappings = load_mappings()
     bronze = sample[feed]
@@ -122,46 +122,81 @@ HOSTILE_TIMES = {
         "2026-02-30T10:00:00",
         "2026-10-01",
     ],
-    "chewyish": ["2026-10-01T14:00:00Z", "2026-10-01T19:30:00+05:30", "2026-10-01T09:00:00-0500", "2026-10-01T14:00:00.250Z"],
+    "chewyish": [
+        "2026-10-01T14:00:00Z",
+        "2026-10-01T19:30:00+05:30",
+        "2026-10-01T09:00:00-0500",
+        "2026-10-01T14:00:00.250Z",
+    ],
     "petopia": ["03/08/2026 01:59", "03/08/2026 02:30", "1/5/2026 9:05", "13/01/2026 10:00", "11/01/2026 01:30"],
     "vetcare_partners": ["08/03/2026 02:30", "01/07/2026 07:00", "31/02/2026 07:00"],
     "petdirect": ["1790863200000", "1790863200000.0", "-5", "17e3", ""],
 }
 #: unit_price as written, per provider: all four money formats' edge cases.
 HOSTILE_MONEY = {
-    "pawmart": ["12.5", "0012.50", ".99", "7", " 3.10 ", "0.005", "0.0049", "12.34499999", "12.3450000001",
-                "0.30000000000000004", "99999999.9999", "100000000", "-1", "1e3", "12.34.56", "١٢", "abc", " "],
+    "pawmart": [
+        "12.5",
+        "0012.50",
+        ".99",
+        "7",
+        " 3.10 ",
+        "0.005",
+        "0.0049",
+        "12.34499999",
+        "12.3450000001",
+        "0.30000000000000004",
+        "99999999.9999",
+        "100000000",
+        "-1",
+        "1e3",
+        "12.34.56",
+        "١٢",
+        "abc",
+        " ",
+    ],
     "petopia": ["$1,299.00", "$ 12.99", "1 299.00", "12.99", "$-3", "1,2,3"],
     "petdirect": ["1299", "5", "1299.0", "1298.5", "1298.4999", "9999999999.99", "10000000000", "-1"],
     "northpaw_distribution": ["10.00", "0.50", "2.50", "0.10"],
 }
 
 
-def _hostile_sales(registry: Registry) -> pl.DataFrame:
-    from resight_platform_tests.transforms.test_silver import BREAKS, WHEN, bronze_of, sale
+def _bronze(registry: Registry, provider: str, feed: str, records: list[dict[str, Any]], name: str) -> pl.DataFrame:
+    from resight_platform_tests.transforms.conftest import BUSINESS_DATE, INGESTED_AT, landing_key, write_landed
 
-    frames = []
+    source = registry.source(provider, feed)
+    assert source is not None
+    key = landing_key(source, name)
+    data = write_landed(source, records)
+    return read_landing_file(data, source=source, key=key, business_date=BUSINESS_DATE, ingested_at=INGESTED_AT)
+
+
+def _hostile(registry: Registry, feed: str) -> pl.DataFrame:
+    """The breaking examples of every rule of ``feed`` and a valid row; for sales also every
+    timestamp and money case above, each set in its own file."""
+    from resight_platform_tests.transforms.test_silver import BREAKS, VALID, WHEN
+
+    make = VALID[feed]
+    overrides = [o for rule in BREAKS[feed].values() for o in rule]
+    if feed != "sales":
+        return _bronze(registry, "pawmart", feed, [make(), *(make(**o) for o in overrides)], "breaks")
+    frames = [_bronze(registry, "pawmart", feed, [make(), *(make(**o) for o in overrides)], "breaks")]
     for provider, texts in HOSTILE_TIMES.items():
-        frames.append(bronze_of(registry, provider, "sales", [sale(order_id=f"T{i}", ordered_at=t) for i, t in enumerate(texts)]))
+        lines = [make(order_id=f"T{i}", ordered_at=t) for i, t in enumerate(texts)]
+        frames.append(_bronze(registry, provider, feed, lines, "times"))
     for provider, texts in HOSTILE_MONEY.items():
-        lines = [sale(order_id=f"M{i}", unit_price=t, discount=None, ordered_at=WHEN[provider]) for i, t in enumerate(texts)]
-        frames.append(bronze_of(registry, provider, "sales", lines))
-    breaks = [sale(order_id=f"B{i}", **o) if "order_id" not in o else sale(**o)
-              for i, o in enumerate(o for overrides in BREAKS["sales"].values() for o in overrides)]
-    frames.append(bronze_of(registry, "pawmart", "sales", breaks))
+        lines = [
+            make(order_id=f"M{i}", unit_price=t, discount=None, ordered_at=WHEN[provider]) for i, t in enumerate(texts)
+        ]
+        frames.append(_bronze(registry, provider, feed, lines, "money"))
     return pl.concat(frames)
 
 
 @pytest.mark.parametrize("feed", FEEDS)
 def test_every_rules_breaking_examples_and_hostile_values_match(spark: Any, feed: str) -> None:
-    from resight_platform_tests.transforms.test_silver import BREAKS, VALID, bronze_of
+    from resight_platform_tests.transforms.test_silver import BREAKS
 
     registry = load_registry()
-    if feed == "sales":
-        bronze = _hostile_sales(registry)
-    else:
-        records = [VALID[feed](**o) for overrides in BREAKS[feed].values() for o in overrides]
-        bronze = bronze_of(registry, "pawmart", feed, records)
+    bronze = _hostile(registry, feed)
     # the same lines again in a later file: duplicates across files, judged among passing rows
     again = bronze.with_columns(pl.col("_source_file") + "-again")
     on_polars, on_spark = both(spark, feed, pl.concat([again, bronze]), registry=registry, mappings=load_mappings())
@@ -183,7 +218,9 @@ def test_scoped_value_maps_constants_and_defaults_match(spark: Any, tmp_path: Pa
     )
 
     files = dict(GENERAL_FILES)
-    files["value_maps.csv"] = STATUS_MAPS["value_maps.csv"] + """
+    files["value_maps.csv"] = (
+        STATUS_MAPS["value_maps.csv"]
+        + """
         pawmart,,species,doggo,dog,,
         pawmart,,units,EA,ct,,
         pawmart,,categories,kibble,food,,
@@ -191,23 +228,58 @@ def test_scoped_value_maps_constants_and_defaults_match(spark: Any, tmp_path: Pa
         pawmart,,states,calif(ornia)?,CA,regex,
         pawmart,sales,channels,kiosk,store,,
     """
+    )
     registry = registry_with(tmp_path, files, GENERAL)
     statuses = ["SOLD", " rtn ", "R7", "void-x", "Completed", "refunded", "nope"]
     sales = [sale(order_id=f"S{i}", status=s, channel="Kiosk" if i % 2 else None) for i, s in enumerate(statuses)]
     cases = {
         "sales": [bronze_of(registry, p, "sales", sales) for p in ("pawmart", "barkbox_market")],
         "catalog": [
-            bronze_of(registry, "pawmart", "catalog", [product(sku="1", species="Doggo", pack_unit="ea", category="Kibble", brand="hb"), product(sku="2", brand="  Some   Brand ")]),
-            bronze_of(registry, "general_store", "catalog", [
-                {"sku": "1", "product_name": "Broom", "list_price": "9.99", "pack_unit": "oz"},
-                {"sku": "2", "product_name": "Bucket", "list_price": "4.50", "pack_unit": " "},
-                {"sku": "3", "product_name": "Mop", "list_price": "-1"},
-            ]),
+            bronze_of(
+                registry,
+                "pawmart",
+                "catalog",
+                [
+                    product(sku="1", species="Doggo", pack_unit="ea", category="Kibble", brand="hb"),
+                    product(sku="2", brand="  Some   Brand "),
+                ],
+            ),
+            bronze_of(
+                registry,
+                "general_store",
+                "catalog",
+                [
+                    {"sku": "1", "product_name": "Broom", "list_price": "9.99", "pack_unit": "oz"},
+                    {"sku": "2", "product_name": "Bucket", "list_price": "4.50", "pack_unit": " "},
+                    {"sku": "3", "product_name": "Mop", "list_price": "-1"},
+                ],
+            ),
         ],
-        "stores": [bronze_of(registry, "pawmart", "stores", [store(state="California"), store(store_id="S2", state="calif"), store(store_id="S3", zip="02134-1234")])],
+        "stores": [
+            bronze_of(
+                registry,
+                "pawmart",
+                "stores",
+                [
+                    store(state="California"),
+                    store(store_id="S2", state="calif"),
+                    store(store_id="S3", zip="02134-1234"),
+                ],
+            )
+        ],
         "customers": [
-            bronze_of(registry, "pawmart", "customers", [customer(state="California"), customer(customer_id="C2", state="Nevada")]),
-            bronze_of(registry, "general_store", "customers", [{"customer_id": "G1", "state": ""}, {"customer_id": "G2", "state": "ZZ"}]),
+            bronze_of(
+                registry,
+                "pawmart",
+                "customers",
+                [customer(state="California"), customer(customer_id="C2", state="Nevada")],
+            ),
+            bronze_of(
+                registry,
+                "general_store",
+                "customers",
+                [{"customer_id": "G1", "state": ""}, {"customer_id": "G2", "state": "ZZ"}],
+            ),
         ],
     }
     for feed, frames in cases.items():
