@@ -49,7 +49,10 @@ def sample_sales(root: Path) -> pl.DataFrame:
         source = registry.source(provider, "sales")
         if source is None or not folder.is_dir():
             continue
-        day = date.fromisoformat(folder.name)
+        try:
+            day = date.fromisoformat(folder.name)
+        except ValueError:  # the sample's misfiled folders
+            continue
         for key in sorted(Path(d, n).relative_to(root).as_posix() for d, _, names in os.walk(folder) for n in names):
             try:
                 parse_landing_key(key, registry)

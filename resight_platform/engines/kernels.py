@@ -24,6 +24,7 @@ __all__ = [
     "per_group",
     "spark_pattern",
     "usd_cents_polars",
+    "with_polars_exprs",
     "with_dates",
     "with_dollars",
     "with_mapped",
@@ -474,6 +475,12 @@ _RATE_SCALE = 1_000_000  # fx rates as integer millionths
 _AMOUNT_SCALE = 10_000  # amounts as integer 1/10,000 of a unit
 _TO_CENTS = _RATE_SCALE * _AMOUNT_SCALE // 100
 _MAX_AMOUNT = 10**8 * _AMOUNT_SCALE
+
+
+def with_polars_exprs(frame: nw.LazyFrame, columns: Mapping[str, pl.Expr]) -> nw.LazyFrame:
+    """Add Polars expressions to a Polars frame: where a Polars-native form of a shared rule is
+    much faster (the caller keeps the shared Narwhals form for the other engines)."""
+    return nw.from_native(_native(frame).with_columns(e.alias(n) for n, e in columns.items()))
 
 
 def usd_cents_polars(value: pl.Expr, money_format: str) -> pl.Expr:
