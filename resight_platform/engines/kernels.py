@@ -17,6 +17,7 @@ from resight_platform.engines import engine_of, from_polars
 
 __all__ = [
     "NUL_SHOWN",
+    "SPARK_COLUMN_KEYS",
     "WHITESPACE",
     "first_by_key",
     "in_record_order",
@@ -24,11 +25,11 @@ __all__ = [
     "per_group",
     "spark_pattern",
     "usd_cents_polars",
-    "with_polars_exprs",
     "with_dates",
     "with_dollars",
     "with_mapped",
     "with_net_cents",
+    "with_polars_exprs",
     "with_raw_json",
     "with_timestamps",
 ]
@@ -108,6 +109,11 @@ def in_record_order(frame: nw.LazyFrame, params: pl.DataFrame, on: str) -> nw.La
     return nw.from_native(native.join(F.broadcast(from_polars(native, params)), on=on, how="left"))
 
 
+#: Per-provider parameters a Spark kernel reads from the row's column rather than as a literal
+#: (Spark's time-zone functions take a zone column): ``per_group`` does not split by them on Spark.
+SPARK_COLUMN_KEYS = frozenset({"_timezone"})
+
+
 def per_group(
     frame: nw.LazyFrame, params: pl.DataFrame, builds: Sequence[tuple[Sequence[str], Callable[..., nw.LazyFrame]]]
 ) -> nw.LazyFrame:
@@ -119,7 +125,9 @@ def per_group(
     Polars: one pass over the groups of all keys together; the rows are materialised once,
     otherwise every group's branch re-runs the plan above it (measured on 1M rows of 40 providers
     in 19 groups: 1.1 s instead of 5-7 s), and put back in record order (``__row``). Spark: each
-    build over its own keys' groups (4 money formats, not 19 combinations: on Spark every group's
+    build over its own keys' groups, except a key in ``SPARK_COLUMN_KEYS`` (passed as None: the
+    kernel reads the column), so 4 datetime formats and 4 money formats, not 19 combinations of
+    formats and zones: on Spark every group's
     expressions are built over the JVM bridge and planned), as a union of the groups' filtered
     plans, persisted (``materialised``) so that what follows is planned once over its result;
     otherwise Spark's optimiser pushes every later step into each branch (20 groups of sales ran a
@@ -132,11 +140,24 @@ def per_group(
 
     if engine_of(_native(frame)) == "spark":
         for keys, build in builds:
-            found = groups(keys)
+            # A key Spark reads from its column (``SPARK_COLUMN_KEYS``) is passed as None.
+            grouped = [key for key in keys if key not in SPARK_COLUMN_KEYS]
+            found = groups(grouped) if grouped else [()]
+
+            def call(
+                rows: nw.LazyFrame,
+                group: tuple[Any, ...],
+                keys: Sequence[str] = keys,
+                grouped: Sequence[str] = grouped,
+                build: Callable[..., nw.LazyFrame] = build,
+            ) -> nw.LazyFrame:
+                values = dict(zip(grouped, group, strict=True))
+                return build(rows, *(values.get(key) for key in keys))
+
             if len(found) == 1:
-                frame = build(frame, *found[0])
+                frame = call(frame, found[0])
                 continue
-            parts = [build(frame.filter(_in_group(keys, group)), *group) for group in found]
+            parts = [call(frame.filter(_in_group(grouped, group)), group) for group in found]
             frame = materialised(nw.concat(parts, how="vertical"))
         return frame
     every = list(dict.fromkeys(key for keys, _ in builds for key in keys))
@@ -322,7 +343,7 @@ _ISO_SPARK = (
 )
 
 
-def with_timestamps(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str, timezone: str) -> nw.LazyFrame:
+def with_timestamps(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str, timezone: str | None) -> nw.LazyFrame:
     """Add ``{name: text column}`` read in ``fmt`` (``iso``, ``epoch_ms`` or a strptime pattern) as
     Datetime(us, UTC); a time without an offset is wall-clock time in ``timezone``: the earlier
     instant when ambiguous, null when skipped by DST; null when unreadable.
@@ -331,9 +352,11 @@ def with_timestamps(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str, t
     (Narwhals' are strict and have neither option). Spark: the pattern translated
     (``spark_pattern``), ``try_to_timestamp`` (ANSI mode makes ``to_timestamp`` raise), then
     ``to_utc_timestamp`` and a round trip back to local time that nulls a skipped time (Spark moves
-    it forward); ISO through a regex and a canonical pattern."""
+    it forward); ISO through a regex and a canonical pattern. On Spark ``timezone`` None is the
+    row's ``_timezone`` column (``per_group`` on Spark does not split by zone)."""
     native = _native(frame)
     if engine_of(native) == "polars":
+        assert timezone is not None, "Polars reads a time zone as a literal"
         return nw.from_native(
             native.with_columns(_pl_timestamp(pl.col(c), fmt, timezone).alias(n) for n, c in columns.items())
         )
@@ -401,16 +424,17 @@ def _pl_local_to_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
     return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
 
 
-def _spark_local_to_utc(wall: Any, timezone: str) -> Any:
+def _spark_local_to_utc(wall: Any, timezone: str | None) -> Any:
     """A wall-clock timestamp (read in the session's UTC) in ``timezone`` as the UTC instant; null
     when the time does not exist there (the round trip moves it)."""
     from pyspark.sql import functions as F
 
-    utc = F.to_utc_timestamp(wall, timezone)
-    return F.when(F.from_utc_timestamp(utc, timezone) == wall, utc)
+    zone = F.col("_timezone") if timezone is None else F.lit(timezone)
+    utc = F.to_utc_timestamp(wall, zone)
+    return F.when(F.from_utc_timestamp(utc, zone) == wall, utc)
 
 
-def _spark_timestamp(column: str, fmt: str, timezone: str) -> Any:
+def _spark_timestamp(column: str, fmt: str, timezone: str | None) -> Any:
     from pyspark.sql import functions as F
 
     from resight_platform.sources.registry import TIMEZONE_DIRECTIVES
@@ -428,7 +452,7 @@ def _spark_timestamp(column: str, fmt: str, timezone: str) -> Any:
     return _spark_local_to_utc(wall, timezone)
 
 
-def _spark_iso(value: Any, timezone: str) -> Any:
+def _spark_iso(value: Any, timezone: str | None) -> Any:
     """ISO 8601 as Polars' patterns read it: split by one regex, put together in one canonical
     form (fraction cut to microseconds), read with ``try_to_timestamp``, then shifted by its offset
     or taken as local time."""
