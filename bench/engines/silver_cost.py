@@ -7,7 +7,7 @@ datetime, money and value-map form) repeated with distinct order ids and file na
 ``--rows``.
 
 Run: ``python -m bench.engines.silver_cost [--rows 1000000] [--repeat 3] [--before lead]``
-(writes ``bench/engines/results.json``).
+(writes ``bench/engines/results.json``, or ``--out``).
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--before", default="lead", help="the git revision of the code before the port")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the figures are written")
     args = parser.parse_args(argv)
 
     from resight_platform.sources.mappings import load_mappings
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         "after_samples": samples["after"],
         "load_average": os.getloadavg(),
     }
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
