@@ -6,6 +6,11 @@ columns of the feed's Pandera model (``resight_platform.schemas.silver``) and ``
 each with the first rule it breaks in the contract's order (``QUARANTINE_RULES``). Nothing is
 dropped: per ``_source_file``, rows in = rows loaded + rows quarantined (see ``reconcile``).
 
+The rules are written once, in Narwhals, and run on the engine of the frame given: a Polars frame
+gives Polars frames (cleaned in this process), a PySpark DataFrame gives lazy PySpark DataFrames
+with the same columns, types and values (``docs/engines.md``, "Silver on two engines"). What the
+engines cannot share is a kernel in ``resight_platform.engines.kernels``.
+
 How values are read (``docs/data-contract.md`` is the contract; these are the details it leaves):
 
 - Text values are trimmed; an empty or blank value is missing.
@@ -22,8 +27,8 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
 - Mapped values (species, category, status, channel, unit, brand, a state's spelling) are matched
   on the normalised alias (trimmed, lower case, runs of white space as one space): in the row's
   source's own value maps, then its provider's, then the global table (``sources/value_maps.py``).
-  A frame of many providers builds its scoped lookups for the providers present only: one keyed
-  ``replace_strict`` on (provider, alias) and one ``when`` chain of the patterns per scope.
+  A frame of many providers builds its scoped lookups for the providers present only: one lookup
+  keyed on (provider, alias) and one ``when`` chain of the patterns per scope.
 - Integers (``line_no``, ``quantity``) may carry leading zeros, a ``+`` or a zero fraction
   (``"3.0"`` from a float Parquet column); anything else, or a value beyond Int32, is not an
   integer.
@@ -64,12 +69,13 @@ How values are read (``docs/data-contract.md`` is the contract; these are the de
   in ``(_source_file, _row_number)`` order; the first is kept. ``_source_file`` is the landing key,
   so "earlier" means the file whose key sorts first, not the file that arrived first: name
   re-deliveries so they sort after the original (e.g. a time suffix).
-- Output rows are in ``(_source_file, _row_number)`` order.
+- Output rows are in ``(_source_file, _row_number)`` order on Polars; a Spark frame has no order
+  (sort it to compare).
 
 A partition too big for memory is cleaned in consecutive chunks (in ``(_source_file,
 _row_number)`` order): pass each chunk's ``SilverResult.keys`` on to the next chunk as ``seen``
 (concatenated), and a row whose key an earlier chunk already loaded is a ``duplicate`` exactly as
-if the partition had been cleaned at once.
+if the partition had been cleaned at once. Chunks are for Polars: Spark cleans a range at once.
 """
 
 from __future__ import annotations
@@ -80,11 +86,14 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP
 from typing import Any
 
+import narwhals as nw
 import polars as pl
 
+from resight_platform.engines import engine_of, to_polars
+from resight_platform.engines import kernels as k
 from resight_platform.schemas.silver import DRIFT_RULES, QUARANTINE_RULES
 from resight_platform.sources.mappings import Mappings
-from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, TIMEZONE_DIRECTIVES, Registry
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry
 from resight_platform.sources.value_maps import ScopedEntry, ScopedLookup
 from resight_platform.transforms.bronze import bronze_schema
 
@@ -126,25 +135,29 @@ _RATE_SCALE = 1_000_000  # fx rates as integer millionths
 _AMOUNT_SCALE = 10_000  # amounts as integer 1/10,000 of a unit
 _TO_CENTS = _RATE_SCALE * _AMOUNT_SCALE // 100
 _MAX_AMOUNT = 10**8 * _AMOUNT_SCALE  # 100 million units: amount x rate stays within Int64
-_UNSIGNED_NUMBER = r"^(?:\d+(?:\.\d*)?|\.\d+)$"
-_POSITIVE_INT = r"^\+?0*(\d{1,10})(?:\.0*)?$"
-_ZIP = r"^(\d{1,5})(?:[-\s]?\d{4})?(?:\.0*)?$"
+# Regexes run on Polars (Rust) and Spark (Java): ASCII digits spelled out (Rust's \d is Unicode's,
+# Java's ASCII), white space as an explicit class (likewise), \z for the end (Java's $ also
+# matches before a final line break).
+_WS = f"[{k.WHITESPACE}]"
+_UNSIGNED_NUMBER = r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\z"
+_POSITIVE_INT = r"^\+?0*([0-9]{1,10})(?:\.0*)?\z"
+_ZIP = rf"^([0-9]{{1,5}})(?:(?:-|{_WS})?[0-9]{{4}})?(?:\.0*)?\z"
 _NUL = "\x00"
-#: How a NUL is written in a quarantined row's ``raw``: visibly, and storable in jsonb.
-_NUL_SHOWN = "\\u0000"
 
 
 @dataclass(frozen=True)
 class SilverResult:
     """The silver rows of a bronze frame and the rows it quarantined.
 
+    Polars frames for a Polars bronze frame; lazy PySpark DataFrames for a Spark one (nothing runs
+    until the caller reads or writes them; the three share one persisted plan).
     ``keys`` holds the duplicate keys of the loaded rows (``_provider``, ``_business_date`` and the
     feed's cleaned key columns), the ``seen`` to pass when cleaning the partition's next chunk.
     """
 
-    valid: pl.DataFrame
-    quarantine: pl.DataFrame
-    keys: pl.DataFrame | None = None
+    valid: Any
+    quarantine: Any
+    keys: Any = None
 
 
 def empty_quarantine() -> pl.DataFrame:
@@ -154,13 +167,13 @@ def empty_quarantine() -> pl.DataFrame:
 
 def clean_feed(
     feed: str,
-    bronze: pl.DataFrame,
+    bronze: Any,
     *,
     registry: Registry,
     mappings: Mappings,
     now: datetime,
     seen: pl.DataFrame | None = None,
-    products: pl.DataFrame | None = None,
+    products: Any = None,
 ) -> SilverResult:
     """Clean a bronze frame of ``feed`` (dispatches to ``clean_<feed>``); ``seen`` as in the module
     docstring; ``products`` (sales only) as in :func:`clean_sales`."""
@@ -177,88 +190,98 @@ def clean_feed(
 
 
 def clean_sales(
-    bronze: pl.DataFrame,
+    bronze: Any,
     *,
     registry: Registry,
     mappings: Mappings,
     now: datetime,
     seen: pl.DataFrame | None = None,
-    products: pl.DataFrame | None = None,
+    products: Any = None,
 ) -> SilverResult:
     """Sales lines in USD and UTC; see the module docstring and the data contract.
 
     ``now`` is the time of the run. The contract judges ``future_date`` against the business date,
     not the clock, so the result does not depend on it and a re-run gives the same split.
-    ``products`` (``provider, sku, category``: the products known so far) gives the category whose
-    ceilings judge a line; a line of another product has the ``*`` ceilings.
+    ``products`` (``provider, sku, category``: the products known so far; a Polars or Spark frame)
+    gives the category whose ceilings judge a line; a line of another product has the ``*`` ceilings.
     """
-    frame, params = _prepare(bronze, "sales", registry, mappings)
+    frame, params = _prepare(bronze, "sales", registry, mappings, seen)
     scoped = _scoped(registry, "sales", params)
     frame = _per_group(
         frame,
         params,
-        ("_datetime_format", "_timezone", "_money_format"),
-        lambda fmt, tz, money: {
-            "__ordered_at": _timestamp(pl.col("ordered_at"), fmt, tz),
-            "__unit_cents": _usd_cents(pl.col("unit_price"), money),
-            "__discount_cents": _usd_cents(pl.col("discount"), money),
-        },
+        [
+            (
+                ("_datetime_format", "_timezone"),
+                lambda rows, fmt, tz: k.with_timestamps(rows, {"__ordered_at": "ordered_at"}, fmt, tz),
+            ),
+            (
+                ("_money_format",),
+                lambda rows, money: _with_usd_cents(
+                    rows, {"__unit_cents": "unit_price", "__discount_cents": "discount"}, money
+                ),
+            ),
+        ],
     )
+    frame = _with_positive_ints(frame, {"__line_no": "line_no", "__quantity": "quantity"})
     frame = frame.with_columns(
         __order_id=_text("order_id"),
         __sku=_text("sku"),
-        __line_no=_positive_int(pl.col("line_no")),
-        __quantity=_positive_int(pl.col("quantity")),
-        __discount_given=_text("discount").is_not_null(),
-        __status=_lookup(pl.col("status"), mappings.status, scoped("status")),
-        __channel=_lookup(pl.col("channel"), mappings.channels, scoped("channels")),
+        __discount_given=~_text("discount").is_null(),
     )
+    frame = _with_lookup(frame, "__status", nw.col("status"), mappings.status, scoped("status"))
+    frame = _with_lookup(frame, "__channel", nw.col("channel"), mappings.channels, scoped("channels"))
+    frame = _with_state(frame, "__ship_state", nw.col("ship_state"), mappings, scoped("states"))
     frame = _with_category(frame, products)
-    business_day_end = pl.col("_business_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    history_start = pl.col("_history_start").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    frame = _with_ceilings(frame, mappings, "__category")
+    business_day_end = nw.col("_business_date").cast(nw.Datetime("us", "UTC")).dt.offset_by("2d")
+    history_start = nw.col("_history_start").cast(nw.Datetime("us", "UTC"))
     rules = {
         "unstorable_value": _unstorable("sales"),
-        "missing_order_id": pl.col("__order_id").is_null(),
-        "missing_sku": pl.col("__sku").is_null(),
-        "bad_line_no": pl.col("__line_no").is_null(),
-        "unparseable_date": pl.col("__ordered_at").is_null(),
-        "future_date": pl.col("__ordered_at") > business_day_end + pl.duration(days=2),
-        "bad_quantity": pl.col("__quantity").is_null(),
-        "unparseable_price": pl.col("__unit_cents").is_null()
-        | (pl.col("__discount_given") & pl.col("__discount_cents").is_null()),
-        "unknown_status": pl.col("__status").is_null(),
-        "unknown_channel": pl.col("__channel").is_null(),
-        "before_history_start": (pl.col("_business_date") < pl.col("_history_start"))
-        | (pl.col("__ordered_at") < history_start),
-        "quantity_over_ceiling": pl.col("__quantity") > _ceiling(mappings, pl.col("__category"), "quantity"),
-        "price_over_ceiling": pl.col("__unit_cents") > _ceiling(mappings, pl.col("__category"), "unit_cents"),
+        "missing_order_id": nw.col("__order_id").is_null(),
+        "missing_sku": nw.col("__sku").is_null(),
+        "bad_line_no": nw.col("__line_no").is_null(),
+        "unparseable_date": nw.col("__ordered_at").is_null(),
+        "future_date": nw.col("__ordered_at") > business_day_end,
+        "bad_quantity": nw.col("__quantity").is_null(),
+        "unparseable_price": nw.col("__unit_cents").is_null()
+        | (nw.col("__discount_given") & nw.col("__discount_cents").is_null()),
+        "unknown_status": nw.col("__status").is_null(),
+        "unknown_channel": nw.col("__channel").is_null(),
+        "before_history_start": (nw.col("_business_date") < nw.col("_history_start"))
+        | (nw.col("__ordered_at") < history_start),
+        "quantity_over_ceiling": nw.col("__quantity") > nw.col("__max_quantity"),
+        "price_over_ceiling": nw.col("__unit_cents") > nw.col("__max_unit_cents"),
     }
-    store, online = pl.col("__channel") == "store", pl.col("__channel") == "online"
-    discount_cents = pl.col("__discount_cents").fill_null(0)
-    # Int128: quantity (< 2^31) x unit price (< 10^10 cents) can pass Int64.
-    net_cents = pl.col("__quantity").cast(pl.Int128) * pl.col("__unit_cents") - discount_cents
+    frame = frame.with_columns(__discount_or_0=nw.col("__discount_cents").fill_null(0))
+    frame = k.with_net_cents(frame, "__net_cents", "__quantity", "__unit_cents", "__discount_cents")
+    frame = k.with_dollars(
+        frame,
+        {"__unit_dollars": "__unit_cents", "__discount_dollars": "__discount_or_0", "__net_dollars": "__net_cents"},
+    )
+    store, online = nw.col("__channel") == "store", nw.col("__channel") == "online"
     valid = {
-        "order_id": pl.col("__order_id"),
-        "line_no": pl.col("__line_no").cast(pl.Int32),
-        "ordered_at": pl.col("__ordered_at"),
-        "business_date": pl.col("_business_date"),
-        "provider": pl.col("_provider"),
-        "store_id": pl.when(store).then(_text("store_id")),
-        "channel": pl.col("__channel"),
-        "sku": pl.col("__sku"),
-        "quantity": pl.col("__quantity").cast(pl.Int32),
-        "unit_price": _dollars(pl.col("__unit_cents")),
-        "discount": _dollars(discount_cents),
-        "net_amount": _dollars(net_cents),
+        "order_id": nw.col("__order_id"),
+        "line_no": nw.col("__line_no").cast(nw.Int32),
+        "ordered_at": nw.col("__ordered_at"),
+        "business_date": nw.col("_business_date"),
+        "provider": nw.col("_provider"),
+        "store_id": nw.when(store).then(_text("store_id")),
+        "channel": nw.col("__channel"),
+        "sku": nw.col("__sku"),
+        "quantity": nw.col("__quantity").cast(nw.Int32),
+        "unit_price": nw.col("__unit_dollars"),
+        "discount": nw.col("__discount_dollars"),
+        "net_amount": nw.col("__net_dollars"),
         "customer_id": _text("customer_id"),
-        "status": pl.col("__status"),
-        "ship_state": pl.when(online).then(_state(pl.col("ship_state"), mappings, scoped("states"))),
+        "status": nw.col("__status"),
+        "ship_state": nw.when(online).then(nw.col("__ship_state")),
     }
     return _split(frame, "sales", rules, ("__order_id", "__line_no"), valid, seen)
 
 
 def clean_catalog(
-    bronze: pl.DataFrame,
+    bronze: Any,
     *,
     registry: Registry,
     mappings: Mappings,
@@ -269,54 +292,59 @@ def clean_catalog(
 
     ``now`` is the time of the run; no catalog rule depends on it.
     """
-    frame, params = _prepare(bronze, "catalog", registry, mappings)
+    frame, params = _prepare(bronze, "catalog", registry, mappings, seen)
     scoped = _scoped(registry, "catalog", params)
     brands = {alias: brand for alias, (brand, _) in mappings.brands.items()}
     makers = {alias: maker for alias, (_, maker) in mappings.brands.items()}
     frame = _per_group(
-        frame, params, ("_money_format",), lambda money: {"__price_cents": _usd_cents(pl.col("list_price"), money)}
+        frame,
+        params,
+        [(("_money_format",), lambda rows, money: _with_usd_cents(rows, {"__price_cents": "list_price"}, money))],
     )
     frame = frame.with_columns(
         __sku=_text("sku"),
         __name=_text("product_name"),
-        __species=_lookup(pl.col("species"), mappings.species, scoped("species")),
-        __pack_given=_text("pack_size").is_not_null(),
-        __pack_size=_positive_number(pl.col("pack_size")),
-        __unit_given=_text("pack_unit").is_not_null(),
-        __unit=_lookup(pl.col("pack_unit"), mappings.units, scoped("units")),
+        __pack_given=~_text("pack_size").is_null(),
+        __pack_size=_positive_number(nw.col("pack_size")),
+        __unit_given=~_text("pack_unit").is_null(),
     )
-    category = pl.coalesce(_lookup(pl.col("category"), mappings.categories, scoped("categories")), pl.lit("other"))
+    frame = _with_lookup(frame, "__species", nw.col("species"), mappings.species, scoped("species"))
+    frame = _with_lookup(frame, "__unit", nw.col("pack_unit"), mappings.units, scoped("units"))
+    frame = _with_lookup(frame, "__category_given", nw.col("category"), mappings.categories, scoped("categories"))
+    frame = _with_lookup(frame, "__brand", nw.col("brand"), brands, scoped("brands"))
+    frame = _with_lookup(frame, "__maker", nw.col("brand"), makers, scoped("brands"), lambda entry: entry.extra)
+    frame = frame.with_columns(__category=nw.coalesce(nw.col("__category_given"), nw.lit("other")))
+    frame = _with_ceilings(frame, mappings, "__category")
+    frame = k.with_dollars(frame, {"__price_dollars": "__price_cents"})
     rules = {
         "unstorable_value": _unstorable("catalog"),
-        "missing_sku": pl.col("__sku").is_null(),
-        "missing_product_name": pl.col("__name").is_null(),
-        "unparseable_price": pl.col("__price_cents").is_null(),
-        "unknown_species": pl.col("__species").is_null(),
-        "bad_pack_size": pl.col("__pack_given") & pl.col("__pack_size").is_null(),
-        "unknown_unit": pl.col("__unit_given") & pl.col("__unit").is_null(),
-        "price_over_ceiling": pl.col("__price_cents") > _ceiling(mappings, category, "unit_cents"),
+        "missing_sku": nw.col("__sku").is_null(),
+        "missing_product_name": nw.col("__name").is_null(),
+        "unparseable_price": nw.col("__price_cents").is_null(),
+        "unknown_species": nw.col("__species").is_null(),
+        "bad_pack_size": nw.col("__pack_given") & nw.col("__pack_size").is_null(),
+        "unknown_unit": nw.col("__unit_given") & nw.col("__unit").is_null(),
+        "price_over_ceiling": nw.col("__price_cents") > nw.col("__max_unit_cents"),
     }
     valid = {
-        "sku": pl.col("__sku"),
+        "sku": nw.col("__sku"),
         "upc": _text("upc"),
-        "product_name": pl.col("__name"),
-        "brand": pl.coalesce(
-            _lookup(pl.col("brand"), brands, scoped("brands")), _text("brand").str.replace_all(r"\s+", " ")
-        ),
-        "manufacturer": _lookup(pl.col("brand"), makers, scoped("brands"), lambda entry: entry.extra),
-        "category": category,
-        "species": pl.col("__species"),
-        "pack_size": pl.col("__pack_size"),
-        "pack_unit": pl.col("__unit"),
-        "list_price": _dollars(pl.col("__price_cents")),
-        "provider": pl.col("_provider"),
-        "business_date": pl.col("_business_date"),
+        "product_name": nw.col("__name"),
+        "brand": nw.coalesce(nw.col("__brand"), _text("brand").str.replace_all(f"{_WS}+", " ")),
+        "manufacturer": nw.col("__maker"),
+        "category": nw.col("__category"),
+        "species": nw.col("__species"),
+        "pack_size": nw.col("__pack_size"),
+        "pack_unit": nw.col("__unit"),
+        "list_price": nw.col("__price_dollars"),
+        "provider": nw.col("_provider"),
+        "business_date": nw.col("_business_date"),
     }
     return _split(frame, "catalog", rules, ("__sku",), valid, seen)
 
 
 def clean_stores(
-    bronze: pl.DataFrame,
+    bronze: Any,
     *,
     registry: Registry,
     mappings: Mappings,
@@ -327,31 +355,39 @@ def clean_stores(
 
     ``now`` is the time of the run; no stores rule depends on it.
     """
-    frame, params = _prepare(bronze, "stores", registry, mappings)
+    frame, params = _prepare(bronze, "stores", registry, mappings, seen)
     scoped = _scoped(registry, "stores", params)
-    frame = frame.with_columns(
-        __store_id=_text("store_id"), __state=_state(pl.col("state"), mappings, scoped("states"))
+    frame = frame.with_columns(__store_id=_text("store_id"))
+    frame = _with_state(frame, "__state", nw.col("state"), mappings, scoped("states"))
+    frame = k.with_mapped(
+        frame,
+        "__region",
+        ["__state"],
+        pl.DataFrame(
+            {"__state": list(mappings.regions), "__region": list(mappings.regions.values())},
+            schema={"__state": pl.String, "__region": pl.String},
+        ),
     )
     rules = {
         "unstorable_value": _unstorable("stores"),
-        "missing_store_id": pl.col("__store_id").is_null(),
-        "invalid_state": pl.col("__state").is_null(),
+        "missing_store_id": nw.col("__store_id").is_null(),
+        "invalid_state": nw.col("__state").is_null(),
     }
     valid = {
-        "store_id": pl.col("__store_id"),
-        "provider": pl.col("_provider"),
+        "store_id": nw.col("__store_id"),
+        "provider": nw.col("_provider"),
         "store_name": _text("store_name"),
         "city": _text("city"),
-        "state": pl.col("__state"),
-        "zip": _zip(pl.col("zip")),
-        "region": pl.col("__state").replace_strict(mappings.regions, default=None, return_dtype=pl.String),
-        "business_date": pl.col("_business_date"),
+        "state": nw.col("__state"),
+        "zip": _zip(nw.col("zip")),
+        "region": nw.col("__region"),
+        "business_date": nw.col("_business_date"),
     }
     return _split(frame, "stores", rules, ("__store_id",), valid, seen)
 
 
 def clean_customers(
-    bronze: pl.DataFrame,
+    bronze: Any,
     *,
     registry: Registry,
     mappings: Mappings,
@@ -362,48 +398,48 @@ def clean_customers(
 
     ``now`` is the time of the run; no customers rule depends on it.
     """
-    frame, params = _prepare(bronze, "customers", registry, mappings)
+    frame, params = _prepare(bronze, "customers", registry, mappings, seen)
     scoped = _scoped(registry, "customers", params)
     frame = _per_group(
         frame,
         params,
-        ("_date_format",),
-        lambda fmt: {"__signup_date": pl.col("signup_date").str.strip_chars().str.strptime(pl.Date, fmt, strict=False)},
+        [(("_date_format",), lambda rows, fmt: k.with_dates(rows, {"__signup_date": "signup_date"}, fmt))],
     )
     frame = frame.with_columns(
         __customer_id=_text("customer_id"),
-        __signup_given=_text("signup_date").is_not_null(),
-        __state_given=_text("state").is_not_null(),
-        __state=_state(pl.col("state"), mappings, scoped("states")),
-        __species_given=_text("pet_species").is_not_null(),
-        __species=_lookup(pl.col("pet_species"), mappings.species, scoped("species")),
+        __signup_given=~_text("signup_date").is_null(),
+        __state_given=~_text("state").is_null(),
+        __species_given=~_text("pet_species").is_null(),
     )
+    frame = _with_state(frame, "__state", nw.col("state"), mappings, scoped("states"))
+    frame = _with_lookup(frame, "__species", nw.col("pet_species"), mappings.species, scoped("species"))
     rules = {
         "unstorable_value": _unstorable("customers"),
-        "missing_customer_id": pl.col("__customer_id").is_null(),
-        "unparseable_date": pl.col("__signup_given") & pl.col("__signup_date").is_null(),
-        "invalid_state": pl.col("__state_given") & pl.col("__state").is_null(),
-        "unknown_species": pl.col("__species_given") & pl.col("__species").is_null(),
+        "missing_customer_id": nw.col("__customer_id").is_null(),
+        "unparseable_date": nw.col("__signup_given") & nw.col("__signup_date").is_null(),
+        "invalid_state": nw.col("__state_given") & nw.col("__state").is_null(),
+        "unknown_species": nw.col("__species_given") & nw.col("__species").is_null(),
     }
     valid = {
-        "customer_id": pl.col("__customer_id"),
-        "provider": pl.col("_provider"),
-        "signup_date": pl.col("__signup_date"),
-        "state": pl.col("__state"),
-        "pet_species": pl.col("__species"),
-        "business_date": pl.col("_business_date"),
+        "customer_id": nw.col("__customer_id"),
+        "provider": nw.col("_provider"),
+        "signup_date": nw.col("__signup_date"),
+        "state": nw.col("__state"),
+        "pet_species": nw.col("__species"),
+        "business_date": nw.col("_business_date"),
     }
     return _split(frame, "customers", rules, ("__customer_id",), valid, seen)
 
 
-def reconcile(bronze: pl.DataFrame, result: SilverResult) -> pl.DataFrame:
+def reconcile(bronze: Any, result: SilverResult) -> pl.DataFrame:
     """Per ``_source_file``: ``rows_in`` (bronze), ``rows_loaded`` (valid), ``rows_quarantined``.
 
     ``rows_in == rows_loaded + rows_quarantined`` holds for every file of a correct result; a file
     seen in only one of the frames is listed too, with zeros elsewhere, so a mismatch is visible.
+    Any engine's frames; the per-file counts are collected to Polars.
     """
     counts = [
-        frame.group_by("_source_file").agg(pl.len().cast(pl.Int64).alias(name))
+        _count_by(frame, ["_source_file"], name)
         for frame, name in (
             (bronze, "rows_in"),
             (result.valid, "rows_loaded"),
@@ -418,61 +454,74 @@ def reconcile(bronze: pl.DataFrame, result: SilverResult) -> pl.DataFrame:
     )
 
 
+def _count_by(frame: Any, by: Sequence[str], name: str) -> pl.DataFrame:
+    """Rows per ``by`` value of any engine's frame, as a (small) Polars frame."""
+    if isinstance(frame, pl.DataFrame):
+        return frame.group_by(*by).agg(pl.len().cast(pl.Int64).alias(name))
+    counted = nw.from_native(frame).lazy().group_by(*by).agg(nw.len().alias(name))
+    return to_polars(counted).with_columns(pl.col(name).cast(pl.Int64))
+
+
 # --- building blocks -----------------------------------------------------------------------
 
 
 def _prepare(
-    bronze: pl.DataFrame, feed: str, registry: Registry, mappings: Mappings
-) -> tuple[pl.LazyFrame, pl.DataFrame]:
-    """Check the bronze columns, order rows by file and record, attach per-provider formats and
+    bronze: Any, feed: str, registry: Registry, mappings: Mappings, seen: pl.DataFrame | None
+) -> tuple[nw.LazyFrame, pl.DataFrame]:
+    """Check the bronze columns, attach per-provider formats (rows in record order on Polars) and
     apply what the registry gives (constants, defaults; the delivered value is kept as
     ``__raw_<column>``, and ``__from_registry`` lists the columns given).
 
     Returns the (lazy) rows and the per-provider parameter frame. The cleaning runs lazily and is
-    collected once in ``_split``, so shared sub-expressions are computed once.
+    materialised once in ``_split``, so shared sub-expressions are computed once.
     """
     missing = [c for c in bronze_schema(feed) if c not in bronze.columns]
     if missing:
         raise ValueError(f"bronze {feed} frame lacks columns {missing}")
+    spark = engine_of(bronze) == "spark"
+    if spark and seen is not None:
+        raise ValueError(
+            "seen (cleaning a partition in chunks) is for Polars frames; on Spark clean the whole range at once"
+        )
     params = _source_params(bronze, feed, registry, mappings)
-    frame = (
-        bronze.lazy()
-        .select(list(bronze_schema(feed)))
-        .sort("_source_file", "_row_number", maintain_order=True)
-        .join(params.lazy(), on="_provider", how="left", maintain_order="left")
-        .with_row_index("__row")
-    )
+    rows = nw.from_native(bronze).lazy().select(list(bronze_schema(feed)))
+    frame = k.in_record_order(rows, params, "_provider")
     given = [c for c in CANONICAL_COLUMNS[feed] if f"__constant_{c}" in params.columns]
     if not given:
-        return frame.with_columns(pl.lit(None, pl.String).alias("__from_registry")), params
-    constant = {c: pl.col(f"__constant_{c}") for c in given}
-    default = {c: pl.col(f"__default_{c}") for c in given}
-    from_registry = {c: constant[c].is_not_null() | (_text(c).is_null() & default[c].is_not_null()) for c in given}
-    listed = pl.concat_str(
-        [pl.when(flag).then(pl.lit(c)) for c, flag in from_registry.items()], separator=",", ignore_nulls=True
+        return frame.with_columns(nw.lit(None, nw.String).alias("__from_registry")), params
+    constant = {c: nw.col(f"__constant_{c}") for c in given}
+    default = {c: nw.col(f"__default_{c}") for c in given}
+    from_registry = {c: ~constant[c].is_null() | (_text(c).is_null() & ~default[c].is_null()) for c in given}
+    listed = nw.concat_str(
+        [nw.when(flag).then(nw.lit(c)) for c, flag in from_registry.items()], separator=",", ignore_nulls=True
     )
     frame = frame.with_columns(
-        *(pl.col(c).alias(f"__raw_{c}") for c in given),
+        *(nw.col(c).alias(f"__raw_{c}") for c in given),
         *(
-            pl.when(constant[c].is_not_null())
+            nw.when(~constant[c].is_null())
             .then(constant[c])
-            .when(_text(c).is_null() & default[c].is_not_null())
+            .when(_text(c).is_null() & ~default[c].is_null())
             .then(default[c])
-            .otherwise(pl.col(c))
+            .otherwise(nw.col(c))
             .alias(c)
             for c in given
         ),
-        pl.when(listed.str.len_bytes() > 0).then(listed).alias("__from_registry"),
+        nw.when(listed.str.len_chars() > 0).then(listed).alias("__from_registry"),
     )
     return frame, params
 
 
-def _source_params(bronze: pl.DataFrame, feed: str, registry: Registry, mappings: Mappings) -> pl.DataFrame:
+def _source_params(bronze: Any, feed: str, registry: Registry, mappings: Mappings) -> pl.DataFrame:
     """One row per provider in ``bronze``: its formats, timezone, fx rate and history start, and, for each column
     that a source of the frame is given, ``__constant_<column>`` and ``__default_<column>``."""
+    if isinstance(bronze, pl.DataFrame):
+        providers = bronze.get_column("_provider").unique().sort().to_list()
+    else:
+        distinct = nw.from_native(bronze).lazy().select("_provider").unique()
+        providers = to_polars(distinct).get_column("_provider").sort().to_list()
     rows = []
     sources = []
-    for provider in bronze.get_column("_provider").unique().sort().to_list():
+    for provider in providers:
         source = registry.source(provider, feed) if provider is not None else None
         if source is None:
             raise ValueError(f"{provider}/{feed} is not a registered source; cannot clean its rows")
@@ -518,37 +567,22 @@ def _scoped(registry: Registry, feed: str, params: pl.DataFrame) -> Callable[[st
 
 
 def _per_group(
-    frame: pl.LazyFrame,
-    params: pl.DataFrame,
-    keys: Sequence[str],
-    build: Callable[..., Mapping[str, pl.Expr]],
-) -> pl.LazyFrame:
-    """Add the columns ``build(*key values)`` returns, computed separately for each group of ``keys``.
-
-    For what needs a literal per provider (a strptime pattern, a time zone, a money format); a
-    bronze frame holds few providers, so there are few groups. Rows keep their order.
-    """
-    groups = params.select(keys).unique().sort(keys).rows() or [tuple(_EMPTY_PARAMS[k] for k in keys)]
-    if len(groups) == 1:
-        return frame.with_columns(**build(*groups[0]))
-    # Materialised once: otherwise every group's branch re-runs the plan above it (measured on
-    # 1M rows of 40 providers in 19 groups: 1.1 s instead of 5-7 s).
-    rows = frame.collect(engine="in-memory").lazy()
-    parts = [
-        rows.filter(pl.all_horizontal([pl.col(k) == v for k, v in zip(keys, group, strict=True)])).with_columns(
-            **build(*group)
-        )
-        for group in groups
-    ]
-    return pl.concat(parts).sort("__row")
+    frame: nw.LazyFrame, params: pl.DataFrame, builds: Sequence[tuple[Sequence[str], Callable[..., nw.LazyFrame]]]
+) -> nw.LazyFrame:
+    """``build(rows, *key values)`` for each group of its ``keys`` among the frame's providers
+    (``engines.kernels.per_group``): for what needs a literal per provider (a strptime pattern, a
+    time zone, a money format)."""
+    if params.is_empty():
+        params = pl.DataFrame({key: [value] for key, value in _EMPTY_PARAMS.items()})
+    return k.per_group(frame, params, builds)
 
 
 def _split(
-    frame: pl.LazyFrame,
+    frame: nw.LazyFrame,
     feed: str,
-    rules: Mapping[str, pl.Expr],
+    rules: Mapping[str, nw.Expr],
     key: Sequence[str],
-    valid: Mapping[str, pl.Expr],
+    valid: Mapping[str, nw.Expr],
     seen: pl.DataFrame | None = None,
 ) -> SilverResult:
     """Label each row with its first broken rule (then duplicates) and split valid / quarantine.
@@ -558,242 +592,308 @@ def _split(
     order = QUARANTINE_RULES[feed]
     if (*rules, "duplicate") != order:
         raise AssertionError(f"{feed} rules {list(rules)} do not follow the contract's order {list(order)}")
-    first_broken = pl.coalesce([pl.when(broken).then(pl.lit(rule)) for rule, broken in rules.items()])
+    first_broken = nw.coalesce(*(nw.when(broken).then(nw.lit(rule)) for rule, broken in rules.items()))
     frame = frame.with_columns(first_broken.alias("__rule"))
-    passing = pl.col("__rule").is_null()
-    earlier = ~pl.struct("_provider", "_business_date", *key, passing.alias("__passing")).is_first_distinct()
+    frame = frame.with_columns(nw.col("__rule").is_null().alias("__passing"))
     key_columns = ["_provider", "_business_date", *key]
+    frame = k.first_by_key(frame, [*key_columns, "__passing"], "__first")
+    earlier = ~nw.col("__first")
     if seen is not None and seen.height:
+        native = nw.to_native(frame)
         # Only the seen keys this chunk also holds: the hash table is built on the chunk's keys
         # (bounded by the chunk) rather than on every key the partition loaded so far.
-        hits = seen.lazy().select(key_columns).join(frame.select(key_columns), on=key_columns, how="semi")
+        hits = seen.lazy().select(key_columns).join(native.select(key_columns), on=key_columns, how="semi")
         marks = hits.unique().with_columns(pl.lit(True).alias("__seen"))
-        frame = frame.join(marks, on=key_columns, how="left", maintain_order="left")
-        earlier = earlier | pl.col("__seen").fill_null(False)
+        frame = nw.from_native(native.join(marks, on=key_columns, how="left", maintain_order="left"))
+        earlier = earlier | nw.col("__seen").fill_null(False)
     frame = frame.with_columns(
-        pl.when(passing & earlier).then(pl.lit("duplicate")).otherwise(pl.col("__rule")).alias("__rule")
+        nw.when(nw.col("__passing") & earlier).then(nw.lit("duplicate")).otherwise(nw.col("__rule")).alias("__rule")
     )
-    # One pass over the plan, then cheap eager filters: collecting the valid, quarantined and key
-    # outputs as three lazy queries ran the shared cleaning plan twice (measured on 830k sales
-    # rows: 3.0 s for collect_all against 1.5 s for one output).
+    # One pass over the plan, then cheap filters on its result (``materialised``).
     raw_columns = list(CANONICAL_COLUMNS[feed])
     names = set(frame.collect_schema().names())
-    labelled = frame.select(
-        *(expr.alias(f"__out_{name}") for name, expr in valid.items()),
-        *(c for c in key_columns if c not in ("_provider", "_business_date")),
-        *(pl.col(f"__raw_{c}").alias(c) if f"__raw_{c}" in names else pl.col(c) for c in raw_columns),
-        "_provider",
-        "_business_date",
-        "_source_file",
-        "_row_number",
-        "_ingested_at",
-        "__from_registry",
-        "__rule",
-    ).collect(engine="in-memory")
-    loaded = labelled.filter(pl.col("__rule").is_null())
+    labelled = k.materialised(
+        frame.select(
+            *(expr.alias(f"__out_{name}") for name, expr in valid.items()),
+            *(c for c in key_columns if c not in ("_provider", "_business_date")),
+            *(nw.col(f"__raw_{c}").alias(c) if f"__raw_{c}" in names else nw.col(c) for c in raw_columns),
+            "_provider",
+            "_business_date",
+            "_source_file",
+            "_row_number",
+            "_ingested_at",
+            "__from_registry",
+            "__rule",
+        )
+    )
+    loaded = labelled.filter(nw.col("__rule").is_null())
     valid_rows = loaded.select(
-        *(pl.col(f"__out_{name}").alias(name) for name in valid),
+        *(nw.col(f"__out_{name}").alias(name) for name in valid),
         "_source_file",
         "_row_number",
-        pl.col("__from_registry").alias("_from_registry"),
+        nw.col("__from_registry").alias("_from_registry"),
     )
     loaded_keys = loaded.select(key_columns)
-    quarantined = labelled.filter(pl.col("__rule").is_not_null()).select(
-        pl.lit(feed).alias("feed"),
-        pl.col("_provider").alias("provider"),
-        pl.col("_business_date").alias("business_date"),
+    quarantined = k.with_raw_json(labelled.filter(~nw.col("__rule").is_null()), "__raw", raw_columns).select(
+        nw.lit(feed).alias("feed"),
+        nw.col("_provider").alias("provider"),
+        nw.col("_business_date").alias("business_date"),
         "_source_file",
         "_row_number",
-        pl.col("__rule").alias("rule"),
-        pl.struct(pl.col(c).str.replace_all(_NUL, _NUL_SHOWN, literal=True) for c in raw_columns)
-        .struct.json_encode()
-        .alias("raw"),
+        nw.col("__rule").alias("rule"),
+        nw.col("__raw").alias("raw"),
         "_ingested_at",
     )
-    return SilverResult(valid=valid_rows, quarantine=quarantined, keys=loaded_keys)
+    if engine_of(frame) == "polars":
+        return SilverResult(valid=to_polars(valid_rows), quarantine=to_polars(quarantined), keys=to_polars(loaded_keys))
+    return SilverResult(
+        valid=nw.to_native(valid_rows), quarantine=nw.to_native(quarantined), keys=nw.to_native(loaded_keys)
+    )
 
 
-def _unstorable(feed: str) -> pl.Expr:
+def _unstorable(feed: str) -> nw.Expr:
     """A NUL character in any of the feed's text values (as silver reads them)."""
-    return pl.any_horizontal(
-        [pl.col(c).str.contains(_NUL, literal=True).fill_null(False) for c in CANONICAL_COLUMNS[feed]]
+    return nw.any_horizontal(
+        *(nw.col(c).str.contains(_NUL, literal=True).fill_null(False) for c in CANONICAL_COLUMNS[feed]),
+        ignore_nulls=False,
     )
 
 
-def _with_category(frame: pl.LazyFrame, products: pl.DataFrame | None) -> pl.LazyFrame:
-    """``__category``: the category ``products`` gives the row's (provider, cleaned sku); null
-    when it has none."""
+def _with_category(frame: nw.LazyFrame, products: Any) -> nw.LazyFrame:
+    """``__category``: the category ``products`` (a Polars or Spark frame, collected: the products
+    known so far are a dimension's size) gives the row's (provider, cleaned sku); null when it has
+    none."""
+    if products is not None and not isinstance(products, pl.DataFrame):
+        products = to_polars(products)
     if products is None or products.is_empty():
-        return frame.with_columns(pl.lit(None, pl.String).alias("__category"))
-    known = (
-        products.lazy()
-        .select(
-            pl.col("provider").cast(pl.String).alias("_provider"),
-            pl.col("sku").cast(pl.String).str.strip_chars().alias("__sku"),
-            pl.col("category").cast(pl.String).alias("__category"),
+        return frame.with_columns(nw.lit(None, nw.String).alias("__category"))
+    known = products.select(
+        pl.col("provider").cast(pl.String).alias("_provider"),
+        pl.col("sku").cast(pl.String).str.strip_chars().alias("__sku"),
+        pl.col("category").cast(pl.String).alias("__category"),
+    ).unique(["_provider", "__sku"], keep="first", maintain_order=True)
+    known = known.filter(pl.col("_provider").is_not_null() & pl.col("__sku").is_not_null())
+    return k.with_mapped(frame, "__category", ["_provider", "__sku"], known)
+
+
+def _with_ceilings(frame: nw.LazyFrame, mappings: Mappings, category: str) -> nw.LazyFrame:
+    """``__max_quantity`` and ``__max_unit_cents``: the ceilings of the row's ``category``
+    (``Mappings.ceiling``: its row, else ``*``'s, else the default)."""
+    fallback = mappings.ceiling(None)
+    names = list(mappings.ceilings)
+    for name, limit in (
+        ("__max_quantity", lambda c: c.max_quantity),
+        ("__max_unit_cents", lambda c: c.max_unit_cents),
+    ):
+        table = pl.DataFrame(
+            {category: names, name: [limit(mappings.ceilings[n]) for n in names]},
+            schema={category: pl.String, name: pl.Int64},
         )
-        .unique(["_provider", "__sku"], keep="first", maintain_order=True)
-    )
-    return frame.join(known, on=["_provider", "__sku"], how="left", maintain_order="left")
+        frame = k.with_mapped(frame, name, [category], table)
+        frame = frame.with_columns(nw.col(name).fill_null(limit(fallback)))
+    return frame
 
 
-def _ceiling(mappings: Mappings, category: pl.Expr, what: str) -> pl.Expr:
-    """The ``max_quantity`` (``what="quantity"``) or ``max_unit_cents`` of ``category``'s
-    ceiling (``Mappings.ceiling``: its row, else ``*``'s, else the default)."""
-    limit = {
-        "quantity": lambda c: c.max_quantity,
-        "unit_cents": lambda c: c.max_unit_cents,
-    }[what]
-    listed = {name: limit(ceiling) for name, ceiling in mappings.ceilings.items()}
-    return category.replace_strict(
-        list(listed), list(listed.values()), default=limit(mappings.ceiling(None)), return_dtype=pl.Int64
-    )
+def _strip(value: nw.Expr) -> nw.Expr:
+    """Leading and trailing white space removed (Unicode's, on every engine)."""
+    return value.str.strip_chars(k.WHITESPACE)
 
 
-def _text(name: str) -> pl.Expr:
+def _text(name: str) -> nw.Expr:
     """A bronze column trimmed; empty or blank is null."""
-    value = pl.col(name).str.strip_chars()
-    return pl.when(value.str.len_bytes() > 0).then(value)
+    value = _strip(nw.col(name))
+    return nw.when(value.str.len_chars() > 0).then(value)
 
 
-def _alias(value: pl.Expr) -> pl.Expr:
+def _alias(value: nw.Expr) -> nw.Expr:
     """The form mapping aliases are matched in (``normalise_alias``)."""
-    return value.str.strip_chars().str.to_lowercase().str.replace_all(r"\s+", " ")
+    return _strip(value).str.to_lowercase().str.replace_all(f"{_WS}+", " ")
 
 
-def _lookup(
-    value: pl.Expr,
-    table: Mapping[str, str],
+def _with_lookup(
+    frame: nw.LazyFrame,
+    name: str,
+    value: nw.Expr,
+    table: Mapping[str, str | None],
     scoped: ScopedLookup | None = None,
     pick: Callable[[ScopedEntry], str | None] = lambda entry: entry.value,
-) -> pl.Expr:
-    """The canonical value of ``value`` in the row's scoped value maps (``pick`` of the entry),
-    else in the global ``table`` (keys normalised); null if in neither."""
-    alias = _alias(value)
-    found = alias.replace_strict(list(table.keys()), list(table.values()), default=None, return_dtype=pl.String)
+) -> nw.LazyFrame:
+    """Add ``name``: the canonical value of ``value`` in the row's scoped value maps (``pick`` of
+    the entry), else in the global ``table`` (keys normalised); null if in neither."""
+    alias = f"{name}__alias"
+    frame = frame.with_columns(_alias(value).alias(alias))
+    found = f"{name}__global"
+    frame = k.with_mapped(frame, found, [alias], _table([alias], found, {(a,): v for a, v in table.items()}))
     if scoped is None or scoped.empty:
-        return found
-    return pl.coalesce(*_scoped_values(alias, scoped, pick), found)
+        return frame.with_columns(nw.col(found).alias(name))
+    frame, parts = _scoped_values(frame, name, alias, scoped, pick)
+    return frame.with_columns(nw.coalesce(*parts, nw.col(found)).alias(name))
 
 
-def _scoped_values(alias: pl.Expr, scoped: ScopedLookup, pick: Callable[[ScopedEntry], str | None]) -> list[pl.Expr]:
-    """One expression per scope level and kind, most specific first: a ``replace_strict`` keyed by
-    provider and alias for the exact aliases, a ``when`` chain for the patterns."""
-    provider = pl.col("_provider")
-    key = pl.concat_str([provider, pl.lit("\x1f"), alias])
-    out: list[pl.Expr] = []
-    for exact, patterns in zip(scoped.exact, scoped.patterns, strict=True):
+def _table(keys: Sequence[str], name: str, entries: Mapping[tuple[str, ...], str | None]) -> pl.DataFrame:
+    """A value map as a frame: the key columns and ``name``."""
+    columns: dict[str, list[str | None]] = {key: [entry[i] for entry in entries] for i, key in enumerate(keys)}
+    columns[name] = list(entries.values())
+    return pl.DataFrame(columns, schema={c: pl.String for c in columns})
+
+
+def _scoped_values(
+    frame: nw.LazyFrame, name: str, alias: str, scoped: ScopedLookup, pick: Callable[[ScopedEntry], str | None]
+) -> tuple[nw.LazyFrame, list[nw.Expr]]:
+    """One column per scope level and kind, most specific first: the exact aliases looked up by
+    (provider, alias) (``with_mapped``), the patterns as a ``when`` chain."""
+    provider = nw.col("_provider")
+    out: list[nw.Expr] = []
+    for level, (exact, patterns) in enumerate(zip(scoped.exact, scoped.patterns, strict=True)):
         if exact:
-            keys = [f"{p}\x1f{a}" for p, a in exact]
-            values = [pick(entry) for entry in exact.values()]
-            out.append(key.replace_strict(keys, values, default=None, return_dtype=pl.String))
+            column = f"{name}__scope{level}"
+            entries: dict[tuple[str, ...], str | None] = {(p, a): pick(entry) for (p, a), entry in exact.items()}
+            frame = k.with_mapped(frame, column, ["_provider", alias], _table(["_provider", alias], column, entries))
+            out.append(nw.col(column))
         if patterns:
-            chain: Any = pl
+            chain: Any = nw
             for p, regex, entry in patterns:
-                chain = chain.when((provider == p) & alias.str.contains(regex)).then(pl.lit(pick(entry), pl.String))
-            out.append(chain.otherwise(pl.lit(None, pl.String)))
-    return out
+                matched = (provider == p) & nw.col(alias).str.contains(regex)
+                chain = chain.when(matched).then(nw.lit(pick(entry), nw.String))
+            out.append(chain.otherwise(nw.lit(None, nw.String)))
+    return frame, out
 
 
-def _state(value: pl.Expr, mappings: Mappings, scoped: ScopedLookup | None = None) -> pl.Expr:
-    """A US state (or DC) as its upper-case 2-letter code, or the code a scoped ``states`` alias
-    gives; null if not one in ``regions.csv``."""
-    code = value.str.strip_chars().str.to_uppercase()
+def _with_state(
+    frame: nw.LazyFrame, name: str, value: nw.Expr, mappings: Mappings, scoped: ScopedLookup | None = None
+) -> nw.LazyFrame:
+    """Add ``name``: a US state (or DC) as its upper-case 2-letter code, or the code a scoped
+    ``states`` alias gives; null if not one in ``regions.csv``."""
+    code = _strip(value).str.to_uppercase()
     if scoped is not None and not scoped.empty:
-        code = pl.coalesce(*_scoped_values(_alias(value), scoped, lambda entry: entry.value), code)
-    return pl.when(code.is_in(list(mappings.regions))).then(code)
+        alias = f"{name}__alias"
+        frame = frame.with_columns(_alias(value).alias(alias))
+        frame, parts = _scoped_values(frame, name, alias, scoped, lambda entry: entry.value)
+        code = nw.coalesce(*parts, code)
+    return frame.with_columns(nw.when(code.is_in(list(mappings.regions))).then(code).alias(name))
 
 
-def _zip(value: pl.Expr) -> pl.Expr:
+def _zip(value: nw.Expr) -> nw.Expr:
     """A 5-digit zip: ZIP+4 cut to 5 digits, lost leading zeros restored; otherwise null."""
-    digits = value.str.strip_chars().str.extract(_ZIP, 1)
-    return digits.str.zfill(5)
+    text = _strip(value)
+    return nw.when(text.str.contains(_ZIP)).then(text.str.replace_all(_ZIP, "$1").str.zfill(5))
 
 
-def _positive_int(value: pl.Expr) -> pl.Expr:
-    """A positive integer within Int32 as Int64; null if the text is anything else.
+def _guarded_cast(text: nw.Expr, ok: nw.Expr, dtype: Any) -> nw.Expr:
+    """``text`` cast to ``dtype`` where ``ok`` (the text passed a regex that makes the cast safe),
+    null elsewhere. The cast only ever sees checked text or ``"0"``: Narwhals' casts are strict,
+    Spark's ANSI casts raise, and Polars evaluates both branches of a ``when``."""
+    return nw.when(ok).then(nw.when(ok).then(text).otherwise(nw.lit("0")).cast(dtype))
 
-    Plain digits take a fast cast; only the rest (padding, a zero fraction) goes through the regex.
-    """
+
+def _with_positive_ints(frame: nw.LazyFrame, columns: Mapping[str, str]) -> nw.LazyFrame:
+    """Add ``{name: text column}`` as positive integers within Int32 (``_positive_int``).
+
+    On Polars through a plain cast first, the regex only for the rest (padding, a zero fraction):
+    most values are plain digits, and the shared form's string steps on every value cost a
+    1M-line sales frame about 0.3 s."""
+    if engine_of(frame) == "polars":
+        return k.with_polars_exprs(frame, {n: _positive_int_polars(pl.col(c)) for n, c in columns.items()})
+    return frame.with_columns(_positive_int(nw.col(c)).alias(n) for n, c in columns.items())
+
+
+def _positive_int_polars(value: pl.Expr) -> pl.Expr:
     plain = value.cast(pl.Int64, strict=False)
     rest = pl.when(plain.is_null()).then(value)
-    number = pl.coalesce(plain, rest.str.strip_chars().str.extract(_POSITIVE_INT, 1).cast(pl.Int64, strict=False))
+    stripped = rest.str.strip_chars().str.extract(r"^\+?0*(\d{1,10})(?:\.0*)?$", 1).cast(pl.Int64, strict=False)
+    number = pl.coalesce(plain, stripped)
     return pl.when((number > 0) & (number <= _INT32_MAX)).then(number)
 
 
-def _positive_number(value: pl.Expr) -> pl.Expr:
+def _positive_int(value: nw.Expr) -> nw.Expr:
+    """A positive integer within Int32 as Int64; null if the text is anything else."""
+    text = _strip(value)
+    ok = text.str.contains(_POSITIVE_INT).fill_null(False)
+    # The digits without sign, zero fraction and leading zeros (at most 10 remain, as checked), by
+    # literal operations: a regex replace with a capture group costs Polars 0.2 s per 1M values.
+    unsigned = text.str.replace_all("+", "", literal=True)
+    whole = nw.when(unsigned.str.contains(".", literal=True)).then(
+        unsigned.str.strip_chars_end("0").str.strip_chars_end(".")
+    )
+    digits = nw.concat_str([nw.lit("0"), nw.coalesce(whole, unsigned).str.strip_chars_start("0")])
+    number = _guarded_cast(digits, ok, nw.Int64)
+    return nw.when((number > 0) & (number <= _INT32_MAX)).then(number)
+
+
+def _positive_number(value: nw.Expr) -> nw.Expr:
     """A positive decimal number as Float64; null if the text is anything else."""
-    text = value.str.strip_chars()
-    number = pl.when(text.str.contains(_UNSIGNED_NUMBER)).then(text).cast(pl.Float64, strict=False)
-    return pl.when(number > 0).then(number)
+    text = _strip(value)
+    number = _guarded_cast(text, text.str.contains(_UNSIGNED_NUMBER).fill_null(False), nw.Float64)
+    return nw.when(number > 0).then(number)
+
+
+def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_format: str) -> nw.LazyFrame:
+    """Add ``{name: money text column}`` as Int64 US cents in ``money_format`` and the row's
+    currency (``_rate``); null when the text is missing, unparseable, negative or too large (see the
+    module docstring).
+
+    String operations and Int64 arithmetic only, exact on every engine: the whole part and the
+    first 4 fraction digits (2 for ``cents``) become an integer count of 1/10,000 units; digits
+    beyond are cut, not rounded (rounding there and again to cents could round twice: 12.34499 ->
+    12.3450 -> 12.35, where ROUND_HALF_UP(12.34499, 2) is 12.34). Built in steps (the text, then its
+    parts, then the amount) so that each step's expression is built and planned once, not once per
+    use (on Spark every copy is a JVM round trip and a bigger plan).
+    """
+    if engine_of(frame) == "polars":
+        # Polars' Decimal reading is twice as fast as the string form (0.40 against 0.75 s at 1M
+        # values, docs/design/spark-spike.md) and gives the same cents (test_silver_parity.py).
+        return k.with_polars_exprs(frame, {n: k.usd_cents_polars(pl.col(c), money_format) for n, c in columns.items()})
+    digits, whole_scale, max_whole = (2, 100, 10) if money_format == "cents" else (4, _AMOUNT_SCALE, 8)
+    texts = {n: f"{n}__text" for n in columns}
+    frame = frame.with_columns(_money_text(nw.col(c), money_format).alias(texts[n]) for n, c in columns.items())
+    parts = []
+    for name, text_name in texts.items():
+        text = nw.col(text_name)
+        whole = text.str.replace_all(r"\.[0-9]*\z", "").str.replace_all(r"^0+", "")
+        fraction = nw.concat_str([text.str.replace_all(r"^[0-9]*\.?", ""), nw.lit("0000")]).str.slice(0, digits)
+        ok = text.str.contains(_UNSIGNED_NUMBER).fill_null(False) & (whole.str.len_chars() <= max_whole)
+        parts += [
+            ok.alias(f"{name}__ok"),
+            nw.concat_str([nw.lit("0"), whole]).alias(f"{name}__whole"),
+            fraction.alias(f"{name}__fraction"),
+        ]
+    frame = frame.with_columns(parts)
+    amounts = []
+    for name in columns:
+        ok = nw.col(f"{name}__ok")
+        units = _guarded_cast(nw.col(f"{name}__whole"), ok, nw.Int64) * whole_scale + _guarded_cast(
+            nw.col(f"{name}__fraction"), ok, nw.Int64
+        )
+        amounts.append(nw.when(ok).then((units * nw.col("_rate") + _TO_CENTS // 2) // _TO_CENTS).alias(name))
+    return frame.with_columns(amounts)
+
+
+def _money_text(value: nw.Expr, money_format: str) -> nw.Expr:
+    """A money text as plain digits with an optional decimal point (``money_format``'s symbols,
+    separators and decimal comma handled); anything else is left for the number check to refuse."""
+    text = _strip(value)
+    if money_format == "currency":
+        return text.str.replace_all(f"[$,{k.WHITESPACE}]", "")
+    if money_format == "decimal_comma":
+        # "1.234,50 €" -> "1234.50": a dot groups thousands only in threes, so "12.99" (a decimal
+        # point in a decimal-comma feed) is unparseable, never read as 1299.
+        text = text.str.replace_all(f"[€£$¥{k.WHITESPACE}]", "")
+        grouped = text.str.contains(r"^(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?\z")
+        return nw.when(grouped).then(
+            text.str.replace_all(".", "", literal=True).str.replace_all(",", ".", literal=True)
+        )
+    return text
 
 
 def _usd_cents(value: pl.Expr, money_format: str) -> pl.Expr:
-    """A money text in ``money_format`` and the row's currency (``_rate``) as Int64 US cents.
-
-    Rounded half up; null when the text is missing, unparseable, negative or too large (see the
-    module docstring).
-    """
-    text = value.str.strip_chars()
-    if money_format == "currency":
-        text = text.str.replace_all(r"[$,\s]", "")
-    elif money_format == "decimal_comma":
-        # "1.234,50 €" -> "1234.50": a dot groups thousands only in threes, so "12.99" (a decimal
-        # point in a decimal-comma feed) is unparseable, never read as 1299.
-        text = text.str.replace_all(r"[€£$¥\s\u00a0\u202f]", "")
-        grouped = text.str.contains(r"^(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$")
-        text = pl.when(grouped).then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
-    # Digits beyond the parse scale are cut, not rounded: rounding there and again to cents could
-    # round twice (12.34499 -> 12.3450 -> 12.35), where ROUND_HALF_UP(12.34499, 2) is 12.34.
-    if money_format == "cents":
-        text = text.str.replace(r"^(\d*\.\d{2})\d+$", "${1}")
-        amount = text.cast(pl.Decimal(38, 2), strict=False) * (_AMOUNT_SCALE // 100)
-    else:
-        text = text.str.replace(r"^(\d*\.\d{4})\d+$", "${1}")
-        amount = text.cast(pl.Decimal(38, 4), strict=False) * _AMOUNT_SCALE
-    units = amount.cast(pl.Int64, strict=False)
-    parseable = text.str.contains(_UNSIGNED_NUMBER) & (units < _MAX_AMOUNT)
-    return pl.when(parseable).then((units * pl.col("_rate") + _TO_CENTS // 2) // _TO_CENTS)
+    """Polars' own reading of a money text as US cents (``_with_usd_cents``'s contract) through a
+    Decimal cast: kept as the reference the shared form is tested against."""
+    return k.usd_cents_polars(value, money_format)
 
 
 def _dollars(cents: pl.Expr) -> pl.Expr:
-    """Cents as the Float64 nearest to cents / 100 (``1699`` -> ``16.99``). Dividing a float column
-    by a literal multiplies by the reciprocal in Polars, which is an ulp off for about one value in
-    eight (``16.990000000000002``); the exact decimal quotient converted to Float64 is not."""
+    """Cents as the Float64 nearest to cents / 100 on Polars (``engines.kernels.with_dollars``)."""
     return (cents.cast(pl.Decimal(38, 2)) / 100).cast(pl.Float64)
-
-
-def _timestamp(value: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
-    """A timestamp text in ``fmt`` (``iso``, ``epoch_ms`` or a strptime pattern) as UTC."""
-    if fmt == "iso":
-        return _iso_timestamp(value, timezone)
-    if fmt == "epoch_ms":
-        millis = value.str.extract(r"^(-?\d{1,15})(?:\.0*)?$", 1).cast(pl.Int64, strict=False)
-        return pl.from_epoch(millis, time_unit="ms").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    if any(directive in fmt for directive in TIMEZONE_DIRECTIVES):
-        return value.str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
-    return _local_to_utc(value.str.strptime(pl.Datetime("us"), fmt, strict=False), timezone)
-
-
-def _iso_timestamp(value: pl.Expr, timezone: str) -> pl.Expr:
-    """ISO 8601 as UTC. The common shape is parsed first; the slower patterns only see the rest."""
-    common = value.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
-    rest = pl.when(common.is_null()).then(value.str.strip_chars().str.replace(" ", "T", literal=True))
-    with_offset = pl.coalesce(
-        rest.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False),
-        rest.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M%#z", strict=False),
-    )
-    local = pl.coalesce(
-        common,
-        rest.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
-        rest.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M", strict=False),
-    )
-    return pl.coalesce(with_offset, _local_to_utc(local, timezone))
-
-
-def _local_to_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
-    """Wall-clock time in ``timezone`` as UTC: the earlier instant when ambiguous, null if skipped."""
-    return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
 
 
 #: A file whose rows break one type rule this often (and at least ``TYPE_DRIFT_MIN_ROWS`` times)
@@ -802,19 +902,28 @@ TYPE_DRIFT_SHARE = 0.5
 TYPE_DRIFT_MIN_ROWS = 10
 
 
-def type_drift(feed: str, quarantine: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+def type_drift(feed: str, quarantine: Any, counts: pl.DataFrame) -> pl.DataFrame:
     """Per file, the columns most of whose values could not be read as their type or broke a
     plausibility rule (``DRIFT_RULES``): ``_source_file, column, rule, rows, rows_in`` (``counts``
-    is :func:`reconcile`'s per-file frame)."""
+    is :func:`reconcile`'s per-file frame). ``quarantine`` of any engine; its per-file counts are
+    collected to Polars."""
     rules = DRIFT_RULES[feed]
     schema = {"_source_file": pl.String, "column": pl.String, "rule": pl.String, "rows": pl.Int64, "rows_in": pl.Int64}
-    if not rules or quarantine.is_empty():
+    if not rules:
         return pl.DataFrame(schema=schema)
+    if not isinstance(quarantine, pl.DataFrame):
+        quarantine = nw.from_native(quarantine).lazy().filter(nw.col("rule").is_in(list(rules)))
+        per_rule = _count_by(nw.to_native(quarantine), ["_source_file", "rule"], "rows")
+    elif quarantine.is_empty():
+        return pl.DataFrame(schema=schema)
+    else:
+        per_rule = (
+            quarantine.filter(pl.col("rule").is_in(list(rules)))
+            .group_by("_source_file", "rule")
+            .agg(pl.len().cast(pl.Int64).alias("rows"))
+        )
     broken = (
-        quarantine.filter(pl.col("rule").is_in(list(rules)))
-        .group_by("_source_file", "rule")
-        .agg(pl.len().cast(pl.Int64).alias("rows"))
-        .join(counts.select("_source_file", pl.col("rows_in").cast(pl.Int64)), on="_source_file")
+        per_rule.join(counts.select("_source_file", pl.col("rows_in").cast(pl.Int64)), on="_source_file")
         .filter((pl.col("rows") >= TYPE_DRIFT_MIN_ROWS) & (pl.col("rows") >= pl.col("rows_in") * TYPE_DRIFT_SHARE))
         .with_columns(column=pl.col("rule").replace_strict(dict(rules), return_dtype=pl.String))
     )
