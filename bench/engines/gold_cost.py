@@ -222,7 +222,7 @@ def compare(before: pl.DataFrame, after: pl.DataFrame) -> dict[str, Any]:
     cents = sum(int(((a[c] - b[c]).abs() >= 0.005).sum()) for c in money)
     shares = [c for c in others if before.schema[c] == pl.Float64]
     exact = [c for c in others if c not in shares]
-    share_error = max((float((a[c] - b[c]).abs().max() or 0.0) for c in shares), default=0.0)
+    share_error = max((float((a[c] - b[c]).abs().max() or 0.0) for c in shares), default=0.0)  # type: ignore[arg-type]
     return {
         "same_schema_and_rows": True,
         "other_columns_identical": a.select(exact).equals(b.select(exact)),
