@@ -1,5 +1,5 @@
 """What the shared (Narwhals) gold and marts cost Polars: the fact build, every mart and the ML
-weekly demand on a ~1M-line fact, this tree's code against another git ref's (``lead`` by
+weekly demand on a ~1M-line fact, this tree's code against another git ref's (main before the port by
 default), side by side.
 
 Both versions run in this process on the same frames, alternately, ``--repeat`` times each; the
@@ -13,7 +13,7 @@ identical and its money equal to the cent (the new marts sum cents, the old ones
 ``money_ulps`` counts the values that differ in their last bits, ``money_cents`` the ones that
 differ by a cent or more, which must be 0).
 
-    .venv/bin/python -m bench.engines.gold_cost                    # 1M lines against lead
+    .venv/bin/python -m bench.engines.gold_cost                    # 1M lines against main before the port
     .venv/bin/python -m bench.engines.gold_cost --lines 200000 --repeat 1 --before HEAD~3
 """
 
@@ -32,6 +32,9 @@ from types import ModuleType
 from typing import Any
 
 import polars as pl
+
+#: main just before silver, gold and the marts were ported to Narwhals (issue 18).
+BEFORE_PORT = "6b5edee"
 
 __all__ = ["compare", "main", "silver_frames"]
 
@@ -236,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--before", default="lead", help="the git ref of the code to compare with (default lead)")
+    parser.add_argument(
+        "--before", default=BEFORE_PORT, help="the git ref of the code to compare with (default: main before the port)"
+    )
     parser.add_argument("--output", type=Path, help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
 

@@ -6,8 +6,8 @@ The bronze rows are the generated sample's sales lines (every registered provide
 datetime, money and value-map form) repeated with distinct order ids and file names up to
 ``--rows``.
 
-Run: ``python -m bench.engines.silver_cost [--rows 1000000] [--repeat 3] [--before lead]``
-(writes ``bench/engines/results.json``, or ``--out``).
+Run: ``python -m bench.engines.silver_cost [--rows 1000000] [--repeat 3] [--before REV]``
+(writes ``bench/engines/silver_cost.json``, or ``--out``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ import polars as pl
 
 from bench.machine import machine
 
-RESULTS = Path(__file__).with_name("results.json")
+#: main just before silver, gold and the marts were ported to Narwhals (issue 18).
+BEFORE_PORT = "6b5edee"
+
+RESULTS = Path(__file__).with_name("silver_cost.json")
 NOW = datetime(2026, 10, 3, tzinfo=UTC)
 
 
@@ -94,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--before", default="lead", help="the git revision of the code before the port")
+    parser.add_argument(
+        "--before", default=BEFORE_PORT, help="the git revision of the code before the port (default: main before it)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the figures are written")
     args = parser.parse_args(argv)
 
