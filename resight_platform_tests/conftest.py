@@ -43,11 +43,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that uses the ``spark`` fixture runs on one xdist worker (``xdist_group("spark")``,
-    unless it is grouped already), so the suite starts one JVM, whoever forgets the mark. Runs
-    before xdist's own hook (which is ``trylast``) reads the marks."""
+    unless it is grouped already), so the suite starts one JVM, whoever forgets the mark; and that
+    group is collected first. Runs before xdist's own hook (which is ``trylast``) reads the marks."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()) and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("spark"))
+    # The Spark group first: it runs serially on one worker (one JVM, minutes), and xdist hands out
+    # groups in collection order; collected last, it ran alone at the end while the other worker
+    # sat idle (the suite took 21 min against ~17 with it first).
+    items.sort(key=lambda item: _group(item) != "spark")
+
+
+def _group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0]) if mark is not None and mark.args else None
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
