@@ -140,7 +140,7 @@ class EngineResource(dg.ConfigurableResource):
     Connect URL and settings (checked with dagster 1.13).
 
     The Spark session comes from dagster-pyspark's ``LazyPySparkResource``, built on first use
-    only: a Polars run never imports pyspark or starts a JVM. The session is not stopped at the
+    only: a Polars run never starts a session or a JVM. The session is not stopped at the
     end of a step: a run's steps share it, and the JVM goes with the run's process. Sessions of
     both kinds cannot share a process (pyspark refuses a Connect session beside a local one).
     """

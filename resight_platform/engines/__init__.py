@@ -5,7 +5,7 @@ Polars frame runs them in-process, a PySpark DataFrame (a local session or Spark
 on Spark. The engine is the input's; nothing in a transform names it, except the few kernels that
 cannot be shared (``docs/architecture.md``, "Two engines"), which dispatch on :func:`engine_of`.
 
-This module imports neither pyspark nor a JVM: a Polars run never starts one.
+This module imports no pyspark and starts no JVM: a Polars run never starts one.
 """
 
 from __future__ import annotations
