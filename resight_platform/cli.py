@@ -459,11 +459,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         landing, load_registry_at(settings.registry_dir, settings.aws_endpoint_url, settings.history_floor)
     )
     if dates is not None:
-        scan.files = [f for f in scan.files if dates[0] <= f.key.date <= dates[1]]
+        scan = scan.on_dates(*dates)
     if args.engine:
         _say(f"silver, the facts and the marts run on {args.engine} (the resight/engine tag on their runs)")
     if not scan.files and not scan.rejected:
-        _say(f"the landing zone {settings.landing_url} is empty: nothing to load")
+        within = f" holds no file for {dates[0]} .. {dates[1]}" if dates else " is empty"
+        _say(f"the landing zone {settings.landing_url}{within}: nothing to load")
         return 0
     partitions = scan.partitions()
     if partitions:

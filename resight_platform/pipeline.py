@@ -149,7 +149,7 @@ def run_pipeline(
     _stage(local, [(SCAN_LANDING_JOB, None)], report, progress)
     scan = scan_landing(landing, registry)
     if dates is not None:
-        scan.files = [f for f in scan.files if dates[0] <= f.key.date <= dates[1]]
+        scan = scan.on_dates(*dates)
     partitions = scan.partitions()
     if not partitions:
         progress(

@@ -69,6 +69,10 @@ class StoreResource(dg.ConfigurableResource):
     def store(self) -> ObjectStore:
         return open_store(self.url, self.endpoint_url, max_attempts=self.s3_max_attempts)
 
+    def store_options(self) -> dict[str, Any]:
+        """What opens this store besides its URL (``io.spark_lake``'s keyword arguments)."""
+        return {"endpoint_url": self.endpoint_url, "s3_max_attempts": self.s3_max_attempts}
+
     def spool_path(self) -> Path | None:
         return Path(self.spool_dir) if self.spool_dir else None
 

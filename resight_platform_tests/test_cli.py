@@ -451,6 +451,25 @@ def test_run_on_an_empty_landing_zone_starts_nothing(home: Path, capsys: pytest.
     assert not (home / "pg").exists()
 
 
+def test_run_of_a_range_loads_only_its_dates_and_refuses_a_bad_range(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    partner = home / "landing" / "pawmart" / "sales" / "2026-10-01" / "sales.csv"
+    partner.parent.mkdir(parents=True)
+    partner.write_text("order_id\n1\n")
+    assert main(["run", "--engine", "spark", "--from", "2026-11-01", "--to", "2026-11-30"]) == 0
+    out = capsys.readouterr().out
+    assert "holds no file for 2026-11-01 .. 2026-11-30: nothing to load" in out
+    assert not (home / "pg").exists()  # the October file was not loaded: nothing started
+    with pytest.raises(SystemExit, match="--from 2026-11-30 is after --to 2026-11-01"):
+        main(["run", "--from", "2026-11-30", "--to", "2026-11-01"])
+    with pytest.raises(SystemExit, match="--to 'November' is not a date"):
+        main(["run", "--to", "November"])
+    with pytest.raises(SystemExit):
+        main(["run", "--engine", "pandas"])  # argparse: not one of the engines
+    assert "invalid choice: 'pandas'" in capsys.readouterr().err
+
+
 def test_demo_refuses_a_landing_zone_that_is_not_its_sample(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     partner = home / "landing" / "pawmart" / "sales" / "2026-10-01" / "mine.csv"
     partner.parent.mkdir(parents=True)

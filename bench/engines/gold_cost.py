@@ -33,6 +33,8 @@ from typing import Any
 
 import polars as pl
 
+from resight_platform.transforms.marts import MART_NAMES
+
 #: main just before silver, gold and the marts were ported to Narwhals (issue 18).
 BEFORE_PORT = "6b5edee"
 
@@ -44,15 +46,7 @@ SKUS, STORES, CUSTOMERS = 3_000, 60, 50_000
 START, DAYS = date(2026, 8, 1), 92
 #: Out of 100 lines: on an SKU / store / customer not in its dimension (key 0).
 UNKNOWN_PERCENT = 2
-MARTS = (
-    "daily_sales",
-    "monthly_sales",
-    "brand_share_monthly",
-    "top_products_monthly",
-    "top_customers_monthly",
-    "order_status_impact",
-    "aov_by_region",
-)
+MARTS = MART_NAMES
 
 
 def _pick(index: pl.Expr, seed: int, modulo: int) -> pl.Expr:

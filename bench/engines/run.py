@@ -228,19 +228,11 @@ def run_engine(engine: str, bronze: Path, out: Path, spark: Any = None) -> dict[
     results["fact_units"] = int(totals.get_column("quantity").sum())
     results["fact_by_status"] = dict(sorted(totals.group_by("status").len().iter_rows()))
 
-    names = (
-        "daily_sales",
-        "monthly_sales",
-        "brand_share_monthly",
-        "top_products_monthly",
-        "top_customers_monthly",
-        "order_status_impact",
-        "aov_by_region",
-    )
-
     def all_marts() -> dict[str, pl.DataFrame]:
         product = on_engine(dimensions["dim_product"])
-        built = {name: getattr(marts, name)(facts, product) for name in names if name != "top_customers_monthly"}
+        built = {
+            name: getattr(marts, name)(facts, product) for name in marts.MART_NAMES if name != "top_customers_monthly"
+        }
         built["top_customers_monthly"] = marts.top_customers_monthly(
             facts, product, on_engine(dimensions["dim_customer"])
         )

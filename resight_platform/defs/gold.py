@@ -27,7 +27,7 @@ from resight_platform.defs.metadata import (
     markdown_preview,
     table_schema_from_model,
 )
-from resight_platform.defs.partitions import DATE, SOURCE, split_key
+from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, source_key_column, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.sensors import TRIGGER_TAG
 from resight_platform.engines import from_polars, to_polars
@@ -237,8 +237,8 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
 
             spark = engine.spark_session
             ordered = sorted((str(key) for key in context.partition_keys), key=split_key)
-            parts = [{DATE: day.isoformat(), SOURCE: source} for day, source in map(split_key, ordered)]
-            where: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "s3_max_attempts": lake.s3_max_attempts}
+            parts = [lake_partition(key) for key in ordered]
+            where = lake.store_options()
             silver: Any = spark_lake.read_table(spark, lake.url, ["silver", "sales"], parts, **where)
             if "net_amount" not in silver.columns:  # no silver rows in the run
                 for key in ordered:
@@ -254,7 +254,7 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             on_engine = {name: from_polars(silver, frame.collect()) for name, frame in dims.items()}
             built: Any = gold.build_fact_sales(silver.drop(DATE, SOURCE), **on_engine, mappings=mappings)
             facts = built.withColumns(
-                {DATE: F.date_format(F.col("sale_date"), "yyyy-MM-dd"), SOURCE: F.col("provider")}
+                {DATE: F.date_format(F.col("sale_date"), "yyyy-MM-dd"), SOURCE: F.col(source_key_column("sales"))}
             )
             staging = f"{lake.url.rstrip('/')}/{spark_lake.STAGING_DIR}/fact_sales-{context.run_id}"
             spark_lake.write_partitions(
@@ -446,8 +446,7 @@ def _facts_on_spark(
         lake.url,
         FACT_SALES.path,
         dates=dates,
-        endpoint_url=lake.endpoint_url,
-        s3_max_attempts=lake.s3_max_attempts,
+        **lake.store_options(),
     )
     return frame.drop(DATE, SOURCE) if "sale_date" in frame.columns else None
 

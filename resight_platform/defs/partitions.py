@@ -19,9 +19,11 @@ __all__ = [
     "SOURCE",
     "SOURCE_PARTITIONS",
     "daily_partitions",
+    "lake_partition",
     "medallion_partitions",
     "providers_of",
     "source_key",
+    "source_key_column",
     "source_key_expr",
     "source_keys",
     "split_key",
@@ -38,10 +40,21 @@ def source_key(provider: str, feed: str) -> str:
     return provider
 
 
+def source_key_column(feed: str) -> str:
+    """The column of a silver or fact row of ``feed`` that holds its ``source_key``."""
+    del feed
+    return "provider"
+
+
 def source_key_expr(feed: str) -> pl.Expr:
     """``source_key`` as a Polars expression over a frame with a ``provider`` column."""
-    del feed
-    return pl.col("provider")
+    return pl.col(source_key_column(feed))
+
+
+def lake_partition(partition_key: str) -> dict[str, str]:
+    """A date × source partition key as the lake's partition values (``{"date": …, "source": …}``)."""
+    day, source = split_key(partition_key)
+    return {DATE: day.isoformat(), SOURCE: source}
 
 
 def source_keys(registry: Registry) -> list[str]:

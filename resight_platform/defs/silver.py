@@ -13,7 +13,7 @@ import psycopg
 
 from resight_platform.defs.checks import ModelCheck, model_check_spec
 from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_model
-from resight_platform.defs.partitions import DATE, SOURCE, split_key
+from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, source_key_column, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.engines import from_polars, to_polars
 from resight_platform.io import spark_lake
@@ -384,8 +384,8 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
 
             spark = engine.spark_session
             keys = [str(key) for key in context.partition_keys]
-            parts = [{DATE: day.isoformat(), SOURCE: source} for day, source in map(split_key, keys)]
-            where: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "s3_max_attempts": lake.s3_max_attempts}
+            parts = [lake_partition(key) for key in keys]
+            where = lake.store_options()
             raw: Any = spark_lake.read_table(spark, lake.url, ["bronze", feed], parts, **where)
             if any(column not in raw.columns for column in bronze_schema(feed)):  # no bronze file in the run
                 none = empty_bronze(feed).with_columns(pl.lit(None, pl.String).alias(c) for c in (DATE, SOURCE))
@@ -395,9 +395,9 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     known_products(conn, {source for _, source in map(split_key, keys)}) if feed == "sales" else None
                 )
                 result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, products=products)
-                # A partition's date and source are its rows' business date and provider (source_key).
+                # A partition's date and source are its rows' business date and source key.
                 valid = result.valid.withColumns(
-                    {DATE: F.date_format(F.col("business_date"), "yyyy-MM-dd"), SOURCE: F.col("provider")}
+                    {DATE: F.date_format(F.col("business_date"), "yyyy-MM-dd"), SOURCE: F.col(source_key_column(feed))}
                 )
                 uris = spark_lake.write_partitions(
                     valid,
@@ -417,14 +417,11 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
                 pending = _QuarantineBatch(conn, feed, reg)
                 for key in keys:
                     file_counts = by_key_counts.get((key,), counts.clear().drop("__key"))
-                    rows_in = int(file_counts.get_column("rows_in").sum())
-                    day, source = split_key(key)
-                    stored = read_table(store, ["silver", feed], [{DATE: day.isoformat(), SOURCE: source}])
-                    rows = 0
-                    if stored.collect_schema().names():
+                    totals["rows_in"] += int(file_counts.get_column("rows_in").sum())
+                    stored = read_table(store, ["silver", feed], [lake_partition(key)])
+                    if stored.collect_schema().names():  # the model check of what Spark wrote
                         for chunk in iter_chunks(stored, CHUNK_ROWS):
-                            rows += loaded(key, 0, chunk)[1].height
-                    totals["rows_in"] += rows_in
+                            loaded(key, 0, chunk)
                     finish(key, by_key_quarantine.get((key,), quarantine.clear().drop("__key")), file_counts, pending)
                 pending.flush()
             spark.catalog.clearCache()

@@ -125,6 +125,11 @@ class LandingScan:
         """``(business_date, provider, feed)`` of every well-placed file."""
         return {(f.key.date, f.key.provider, f.key.feed) for f in self.files}
 
+    def on_dates(self, first: date, last: date) -> LandingScan:
+        """The well-placed files of business dates ``first`` .. ``last`` (a backfill of a range),
+        and every refused key: a refused key has no trustworthy date, and is dead-lettered anyway."""
+        return LandingScan([f for f in self.files if first <= f.key.date <= last], list(self.rejected))
+
 
 def scan_landing(store: ObjectStore, registry: Registry, prefix: str = "") -> LandingScan:
     """List ``prefix`` and parse every key against the landing contract and the registry."""

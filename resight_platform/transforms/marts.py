@@ -50,6 +50,16 @@ __all__ = [
 Frame = Any
 
 TOP_N = 20
+#: Every mart, in the order the docs list them.
+MART_NAMES = (
+    "daily_sales",
+    "monthly_sales",
+    "brand_share_monthly",
+    "top_products_monthly",
+    "top_customers_monthly",
+    "order_status_impact",
+    "aov_by_region",
+)
 _SEGMENT = ["category", "species", "region", "channel"]
 
 

@@ -34,6 +34,7 @@ from resight_platform.runner import InProcess
 from resight_platform.sample import generate
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import FEEDS, load_registry
+from resight_platform.transforms.marts import MART_NAMES
 from resight_platform_tests.databases import temporary_database
 
 pytestmark = pytest.mark.xdist_group("spark")
@@ -42,15 +43,7 @@ pytestmark = pytest.mark.xdist_group("spark")
 PROVIDERS = ["pawmart", "petopia", "chewyish", "petdirect", "northpaw_distribution", "vetcare_partners"]
 DAYS = 2
 START = date(2026, 10, 1)
-MARTS = (
-    "daily_sales",
-    "monthly_sales",
-    "brand_share_monthly",
-    "top_products_monthly",
-    "top_customers_monthly",
-    "order_status_impact",
-    "aov_by_region",
-)
+MARTS = MART_NAMES
 
 
 @dataclass

@@ -104,6 +104,19 @@ def test_scan_landing_under_a_prefix(store: ObjectStore, registry: Registry) -> 
     }
 
 
+def test_a_scan_on_a_range_of_dates_keeps_those_files_and_every_refused_key(
+    store: ObjectStore, registry: Registry
+) -> None:
+    good, bad = landing_keys(registry)
+    fill(store, [*good, *bad])
+    scan = scan_landing(store, registry)
+    second = scan.on_dates(date(2026, 10, 2), date(2026, 10, 31))
+    assert second.partitions() == {(date(2026, 10, 2), "pawmart", "sales")}
+    assert {info.key for info, _ in second.rejected} == set(bad)
+    assert scan.on_dates(DAY, DAY).partitions() == scan.partitions() - second.partitions()
+    assert len(scan.files) == len(good)  # the scan itself is unchanged
+
+
 def test_scan_of_an_empty_landing_zone(store: ObjectStore, registry: Registry) -> None:
     scan = scan_landing(store, registry)
     assert (scan.files, scan.rejected, scan.partitions()) == ([], [], set())
