@@ -28,7 +28,7 @@ import narwhals as nw
 import polars as pl
 
 from resight_platform.engines import lazy_like, to_polars
-from resight_platform.engines.kernels import with_dollars
+from resight_platform.engines.kernels import with_dollars, with_mapped
 from resight_platform.sources.mappings import vocabulary
 
 __all__ = [
@@ -187,80 +187,119 @@ def _collected(frame: nw.LazyFrame) -> pl.DataFrame:
     return to_polars(native)
 
 
-def _code(column: str, vocabulary: tuple[str, ...]) -> pl.Expr:
-    mapping = {value: float(i) for i, value in enumerate(vocabulary)}
-    return pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Float64).alias(f"{column}_code")
+#: Each vocabulary's code column and its values' codes (the position in the vocabulary), as maps
+#: the frame is joined with (``kernels.with_mapped``: a broadcast join on Spark).
+CODES: dict[str, tuple[str, ...]] = {"category": CATEGORIES, "species": SPECIES, "region": REGIONS}
 
 
-def build_features(weekly: pl.DataFrame, last_week: date | None = None) -> pl.DataFrame:
+def _codes(column: str, values: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {column: list(values), f"{column}_code": [float(i) for i in range(len(values))]},
+        schema={column: pl.Utf8, f"{column}_code": pl.Float64},
+    )
+
+
+def build_features(weekly: Any, last_week: date | None = None) -> pl.DataFrame:
     """One row per series × week (first sale .. ``last_week``, default the last week of ``weekly``):
     the series, ``week``, the target ``units``, ``revenue``, ``scale``, ``seasonal_naive`` (units
-    52 weeks before, the baseline) and :data:`FEATURES`, each from weeks before ``week`` only."""
-    if weekly.is_empty():
+    52 weeks before, the baseline) and :data:`FEATURES`, each from weeks before ``week`` only.
+
+    ``weekly`` (``week`` Mondays, whole units, revenue in whole cents: as :func:`weekly_demand`
+    makes it) is a Polars frame or a PySpark DataFrame; the features are computed on its engine in
+    one Narwhals plan and collected (series × weeks: small), so the result is a Polars frame either
+    way. Both engines give the same bits: windows sum whole units (exact in doubles) and revenue in
+    integer cents, a mean is one correctly rounded division on both, and the transcendental
+    functions (``sin``/``cos`` of the week, ``log`` of the scale) run once, in Polars, on the
+    collected rows: the JVM's and Rust's need not agree to the last bit."""
+    frame = nw.from_native(weekly).lazy()
+    names = frame.collect_schema().names()
+    span = (
+        None if not names else _collected(frame.select(nw.col(WEEK).min().alias("lo"), nw.col(WEEK).max().alias("hi")))
+    )
+    if span is None or span.item(0, "lo") is None:
         return _empty_features()
-    last = last_week or weekly.get_column(WEEK).max()
-    assert isinstance(last, date)
-    starts = weekly.group_by(SERIES).agg(pl.col(WEEK).min().alias("_first"))
-    grid = (
-        starts.with_columns(pl.date_ranges(pl.col("_first"), pl.lit(last), interval="1w").alias(WEEK))
-        .explode(WEEK)
-        .drop("_first")
-        .filter(pl.col(WEEK).is_not_null())
+    first = span.item(0, "lo")
+    last = last_week or span.item(0, "hi")
+    assert isinstance(first, date) and isinstance(last, date)
+    # The series × week grid: each series from its first week to ``last``, a cross join with the
+    # weeks (Narwhals has no ``date_ranges``/``explode`` on Spark).
+    weeks = pl.DataFrame({WEEK: pl.date_range(first, last, interval="1w", eager=True)}, schema={WEEK: pl.Date})
+    starts = frame.group_by(*SERIES).agg(nw.col(WEEK).min().alias("_first"))
+    grid = starts.join(lazy_like(frame, weeks), how="cross").filter(nw.col(WEEK) >= nw.col("_first"))
+    y = nw.col(TARGET)
+
+    def past(expr: nw.Expr) -> nw.Expr:
+        return expr.over(*SERIES, order_by=WEEK)
+
+    # Shifted first, rolled after: Narwhals takes one order-dependent step per window expression.
+    shifted = (
+        grid.join(frame.select(WEEK, *SERIES, TARGET, "revenue"), on=[WEEK, *SERIES], how="left")
+        .with_columns(y.fill_null(0.0), nw.col("revenue").fill_null(0.0))
+        .with_columns(((nw.col("revenue") * 100 + 0.5).floor().cast(nw.Int64())).alias("_cents"))
+        .with_columns(
+            past(y.shift(52)).alias("seasonal_naive"),
+            *(past(y.shift(k)).alias(f"_lag_{k}") for k in (1, 2, 3, 4)),
+            past(y.shift(51)).alias("_y_51"),
+            past(y.shift(53)).alias("_y_53"),
+            past(nw.col("_cents").shift(1)).alias("_cents_1"),
+            past((nw.col("revenue") / y).shift(1)).alias("_price_1"),
+        )
     )
-    frame = (
-        grid.join(weekly.select(WEEK, *SERIES, TARGET, "revenue"), on=[WEEK, *SERIES], how="left")
-        .with_columns(pl.col(TARGET).fill_null(0.0), pl.col("revenue").fill_null(0.0))
-        .sort(*SERIES, WEEK)
+
+    def mean(of: str, weeks: int, *, complete: bool = False) -> nw.Expr:
+        return past(nw.col(of).rolling_mean(weeks, min_samples=weeks if complete else 1))
+
+    def total(of: str, weeks: int) -> nw.Expr:
+        return past(nw.col(of).rolling_sum(weeks, min_samples=1))
+
+    def price(weeks: int) -> nw.Expr:
+        # Revenue over units of the weeks: whole cents over whole units × 100, one division
+        # (exact on both engines; a float sum of dollars differs in its last bits between them).
+        return total("_cents_1", weeks).cast(nw.Float64()) / (total("_lag_1", weeks) * 100)
+
+    rolled = shifted.with_columns(
+        nw.max_horizontal(mean("_lag_1", SCALE_WEEKS).fill_null(0.0), nw.lit(1.0)).alias("scale"),
+        mean("_lag_1", 4).alias("_mean_4"),
+        mean("_lag_1", 26).alias("_mean_26"),
+        mean("_y_51", 3, complete=True).alias("_last_year"),
+        mean("_y_53", SCALE_WEEKS, complete=True).alias("_last_year_level"),
+        price(SCALE_WEEKS).alias("_price_13"),
+        price(4).alias("_price_4"),
     )
-    y = pl.col(TARGET)
-
-    def past(expr: pl.Expr) -> pl.Expr:
-        return expr.over(SERIES, order_by=WEEK)
-
-    def mean(weeks: int, offset: int = 1, *, of: pl.Expr = y, complete: bool = False) -> pl.Expr:
-        return past(of.shift(offset).rolling_mean(weeks, min_samples=weeks if complete else 1))
-
-    def total(weeks: int, of: pl.Expr) -> pl.Expr:
-        return past(of.shift(1).rolling_sum(weeks, min_samples=1))
-
+    for column, values in CODES.items():
+        rolled = with_mapped(rolled, f"{column}_code", [column], _codes(column, values))
+    scale = nw.col("scale")
+    finite = nw.when(nw.col("_price_13").is_finite() & (nw.col("_price_13") > 0))
+    features = rolled.select(
+        WEEK,
+        *SERIES,
+        TARGET,
+        "revenue",
+        "scale",
+        "seasonal_naive",
+        *((nw.col(f"_lag_{k}") / scale).alias(f"lag_{k}") for k in (1, 2, 3, 4)),
+        (nw.col("_mean_4") / scale).alias("mean_4"),
+        (nw.col("_mean_26") / scale).alias("mean_26"),
+        (nw.col("_last_year") / scale).alias("last_year"),
+        nw.when(nw.col("_last_year_level") > 0)
+        .then(nw.col("_last_year") / nw.col("_last_year_level"))
+        .alias("season_ratio"),
+        finite.then(nw.col("_price_1") / nw.col("_price_13")).fill_nan(None).alias("price_ratio"),
+        finite.then(nw.col("_price_4") / nw.col("_price_13")).fill_nan(None).alias("price_trend"),
+        *(f"{column}_code" for column in CODES),
+    )
     week_of_year = pl.col(WEEK).dt.week().cast(pl.Float64)
     angle = 2 * math.pi * week_of_year / 52.0
-    frame = frame.with_columns(
-        pl.max_horizontal(mean(SCALE_WEEKS).fill_null(0.0), pl.lit(1.0)).alias("scale"),
-        past(y.shift(52)).alias("seasonal_naive"),
-        *(past(y.shift(k)).alias(f"_lag_{k}") for k in (1, 2, 3, 4)),
-        mean(4).alias("_mean_4"),
-        mean(26).alias("_mean_26"),
-        mean(3, 51, complete=True).alias("_last_year"),
-        mean(SCALE_WEEKS, 53, complete=True).alias("_last_year_level"),
-        (pl.col("revenue") / pl.col(TARGET)).alias("_price"),
-        (total(SCALE_WEEKS, pl.col("revenue")) / total(SCALE_WEEKS, y)).alias("_price_13"),
-        (total(4, pl.col("revenue")) / total(4, y)).alias("_price_4"),
-        angle.sin().alias("week_sin"),
-        angle.cos().alias("week_cos"),
-        _code("category", CATEGORIES),
-        _code("species", SPECIES),
-        _code("region", REGIONS),
+    return (
+        to_polars(features)
+        .with_columns(
+            pl.col("scale").log().alias("log_scale"),
+            angle.sin().alias("week_sin"),
+            angle.cos().alias("week_cos"),
+        )
+        .select(WEEK, *SERIES, TARGET, "revenue", "scale", "seasonal_naive", *FEATURES)
+        .sort(WEEK, *SERIES)
     )
-    scale = pl.col("scale")
-    finite = pl.when(pl.col("_price_13").is_finite() & (pl.col("_price_13") > 0))
-    frame = frame.with_columns(
-        *(pl.col(f"_lag_{k}") / scale for k in (1, 2, 3, 4)),
-        pl.col("_mean_4") / scale,
-        pl.col("_mean_26") / scale,
-        pl.col("_last_year") / scale,
-        pl.when(pl.col("_last_year_level") > 0)
-        .then(pl.col("_last_year") / pl.col("_last_year_level"))
-        .otherwise(None)
-        .alias("season_ratio"),
-        scale.log().alias("log_scale"),
-        finite.then(past(pl.col("_price").shift(1)) / pl.col("_price_13")).otherwise(None).alias("price_ratio"),
-        finite.then(pl.col("_price_4") / pl.col("_price_13")).otherwise(None).alias("price_trend"),
-    ).rename({f"_lag_{k}": f"lag_{k}" for k in (1, 2, 3, 4)} | {"_mean_4": "mean_4", "_mean_26": "mean_26"})
-    frame = frame.rename({"_last_year": "last_year"}).with_columns(
-        pl.col(c).fill_nan(None) for c in ("price_ratio", "price_trend")
-    )
-    return frame.select(WEEK, *SERIES, TARGET, "revenue", "scale", "seasonal_naive", *FEATURES).sort(WEEK, *SERIES)
 
 
 def _empty_features() -> pl.DataFrame:
