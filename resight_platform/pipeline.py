@@ -138,8 +138,8 @@ def run_pipeline(
     other by default; a :class:`~resight_platform.runner.WorkerPool` runs each stage's independent
     runs side by side.
 
-    ``engine``: silver, the facts and the marts run on it (the ``resight/engine`` tag on their
-    runs; default: the engine resource's, ``RESIGHT_ENGINE``). ``dates``: only the files of these
+    ``engine``: silver, the facts, the marts and the ML features run on it (the ``resight/engine``
+    tag on their runs; default: the engine resource's, ``RESIGHT_ENGINE``). ``dates``: only the files of these
     business dates (first, last; a backfill of a range of history); the dimensions and the
     monthly marts are rebuilt whole, as after any load."""
     report = PipelineReport()
@@ -183,7 +183,7 @@ def run_pipeline(
     ]
     weeks = (date.fromisoformat(last_day) - date.fromisoformat(first_day)).days // 7
     if weeks > MIN_WEEKS:
-        last.insert(0, (ML_JOB, None))  # the longest first, while the others share the other core
+        last.insert(0, (ML_JOB, on_engine or None))  # the longest first, while the others share the other core
     else:
         progress(f"  {ML_JOB} skipped: {weeks} weeks of history, the demand model needs more than {MIN_WEEKS}")
     _stage(runner, last, report, progress)

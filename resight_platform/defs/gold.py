@@ -30,6 +30,7 @@ from resight_platform.defs.metadata import (
 from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, source_key_column, split_key
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.sensors import TRIGGER_TAG
+from resight_platform.defs.spark_facts import facts_on_spark
 from resight_platform.engines import from_polars, to_polars
 from resight_platform.io import spark_lake
 from resight_platform.io.lake import PartitionStream, iter_chunks, partition_path, read_all, read_table
@@ -416,7 +417,7 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         lake: StoreResource,
         engine: EngineResource,
     ) -> Iterator[dg.Output[dict[str, pl.DataFrame]] | dg.AssetCheckResult]:
-        on_spark = _facts_on_spark(context, engine, lake, dates=list(context.partition_keys))
+        on_spark = facts_on_spark(context, engine, lake, dates=list(context.partition_keys))
         if on_spark is not None:
             fact = on_spark
             frame = to_polars(marts.daily_sales(fact, from_polars(fact, dim_product.collect())))
@@ -432,23 +433,6 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         yield totals_result("daily_sales", frame, fact)
 
     return daily_sales
-
-
-def _facts_on_spark(
-    context: dg.AssetExecutionContext, engine: EngineResource, lake: StoreResource, dates: list[str] | None = None
-) -> Any:
-    """``gold.fact_sales`` from the lake as a Spark DataFrame (every partition, or those of
-    ``dates``) when the run is on Spark and the facts have rows; else None (the Polars path)."""
-    if engine_for(context) != "spark":
-        return None
-    frame = spark_lake.read_listed(
-        engine.spark_session,
-        lake.url,
-        FACT_SALES.path,
-        dates=dates,
-        **lake.store_options(),
-    )
-    return frame.drop(DATE, SOURCE) if "sale_date" in frame.columns else None
 
 
 def _has_rows(fact: pl.LazyFrame) -> bool:
@@ -492,7 +476,7 @@ def _monthly_mart(name: str, model: type, needs_customers: bool) -> dg.AssetsDef
         dim_product: pl.LazyFrame,
         **extra: pl.LazyFrame,
     ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-        fact: Any = _facts_on_spark(context, engine, lake)
+        fact: Any = facts_on_spark(context, engine, lake)
         if fact is not None:
             dims = {
                 name: from_polars(fact, frame.collect())

@@ -64,8 +64,8 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
             tags={ENGINE_TAG: "spark"},
             description="Silver and the facts of a date × source range again, on Spark, from the bronze already in"
             " the lake: a re-statement after a mapping change, or a backfill of history past one machine. Launch a"
-            " backfill of it from its partitions (one run per range: single-run backfills); then the dimensions"
-            " and the marts (docs/engines.md).",
+            " backfill of it from its partitions (one run per range: single-run backfills); then the dimensions,"
+            " the marts and ml_job (the features read the whole fact table; docs/engines.md).",
         ),
         dg.define_asset_job(
             DIMENSIONS_JOB,

@@ -27,18 +27,19 @@ from resight_platform.defs.metadata import (
     table_schema_from_polars,
 )
 from resight_platform.defs.policies import RETRY
+from resight_platform.defs.spark_facts import FACT_SALES, facts_on_spark
+from resight_platform.engines import from_polars
 from resight_platform.io.lake import read_all
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME
 from resight_platform.ml.features import FEATURES, SERIES, TARGET, build_features, weekly_demand
 from resight_platform.ml.model import FOLDS, HORIZON, MIN_WEEKS, PARAMS, SEASON, SEED, evaluate, fit, recursive_forecast
 from resight_platform.ml.tracking import fold_records, forecast_plot, load_champion, log_training, png_markdown
-from resight_platform.resources import MlflowResource, StoreResource
+from resight_platform.resources import EngineResource, MlflowResource, StoreResource, engine_for
 from resight_platform.schemas.ml import DemandFeatures, DemandForecast
 
 __all__ = ["BEATS_BASELINE", "FEATURES_KEY", "FORECAST_KEY", "ML_KEYS", "MODEL_KEY", "ml_assets"]
 
 FEATURES_KEY = dg.AssetKey(["gold", "ml_demand_features"])
-FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 MODEL_KEY = dg.AssetKey(["gold", "ml_demand_model"])
 FORECAST_KEY = dg.AssetKey(["gold", "ml_demand_forecast"])
 ML_KEYS = [FEATURES_KEY, MODEL_KEY, FORECAST_KEY]
@@ -56,6 +57,12 @@ _FOLD_COLUMNS = {
 }
 #: The layer's group, as every asset's (the ML tables are gold tables).
 GROUP = "gold"
+
+
+def _has_columns(fact: Any) -> bool:
+    """Whether ``fact`` has the facts' columns (the lake gives a frame with none when no partition
+    exists; Spark facts are only read when they do)."""
+    return not isinstance(fact, pl.LazyFrame) or bool(fact.collect_schema().names())
 
 
 def _weekly(features: pl.DataFrame) -> pl.DataFrame:
@@ -83,15 +90,25 @@ def _weekly(features: pl.DataFrame) -> pl.DataFrame:
     check_specs=[model_check_spec(FEATURES_KEY.path, DemandFeatures, blocking=True)],
 )
 def ml_demand_features(
-    context: dg.AssetExecutionContext, lake: StoreResource, dim_product: pl.LazyFrame, dim_provider: pl.LazyFrame
+    context: dg.AssetExecutionContext,
+    lake: StoreResource,
+    engine: EngineResource,
+    dim_product: pl.LazyFrame,
+    dim_provider: pl.LazyFrame,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-    fact = read_all(lake.store(), FACT_SALES.path)
-    if not fact.collect_schema().names():
+    # On a Spark run the facts are read into Spark and both steps run there (the dimensions and
+    # the small weekly frame are moved to the session through Arrow); the features come back as
+    # the same Polars frame the Polars path builds.
+    on_engine = engine_for(context)
+    fact: Any = facts_on_spark(context, engine, lake)
+    if fact is None:
+        fact = read_all(lake.store(), FACT_SALES.path)
+    if not _has_columns(fact):
         demand_frame = build_features(pl.DataFrame())
         demand = None
     else:
         demand = weekly_demand(fact, dim_product, dim_provider)
-        demand_frame = build_features(demand.frame)
+        demand_frame = build_features(from_polars(fact, demand.frame))
     check = ModelCheck(FEATURES_KEY.path, DemandFeatures)
     check.frame(demand_frame)
     weeks = demand_frame.get_column("week").n_unique()
@@ -107,6 +124,7 @@ def ml_demand_features(
         "weeks": weeks,
         "series": demand_frame.select(SERIES).n_unique(),
         "features": dg.MetadataValue.json(FEATURES),
+        "engine": on_engine,
     }
     if demand is not None and demand.first_week is not None:
         metadata |= {
