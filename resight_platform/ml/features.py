@@ -11,10 +11,11 @@ Two steps:
   new demand: summing it in would show a jump in every series it sells in. (The panel is chosen on
   the whole window, so it knows which partners keep reporting; see docs/architecture.md, ML.)
 - :func:`build_features` (on the engine of the weekly frame it is given, written once in Narwhals;
-  its result, series × weeks, is collected to a Polars frame): one row per series × week from the series' first sale to ``last_week``
-  (weeks without sales are zero demand), with features for week *t* computed only from weeks up to
-  *t − 1* and the calendar of week *t*. Demand features are relative to the series' scale (its mean
-  over the 13 weeks before *t*), so one global model serves series of every size.
+  its result, series × weeks, is collected to a Polars frame): one row per series × week from the
+  series' first sale to ``last_week`` (weeks without sales are zero demand), with features for
+  week *t* computed only from weeks up to *t − 1* and the calendar of week *t*. Demand features
+  are relative to the series' scale (its mean over the 13 weeks before *t*), so one global model
+  serves series of every size.
 """
 
 from __future__ import annotations
