@@ -461,7 +461,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if dates is not None:
         scan = scan.on_dates(*dates)
     if args.engine:
-        _say(f"silver, the facts and the marts run on {args.engine} (the resight/engine tag on their runs)")
+        _say(f"silver, the facts, the marts and the ML features run on {args.engine} (the resight/engine tag)")
     if not scan.files and not scan.rejected:
         within = f" holds no file for {dates[0]} .. {dates[1]}" if dates else " is empty"
         _say(f"the landing zone {settings.landing_url}{within}: nothing to load")
@@ -880,7 +880,8 @@ marts; the demand model is trained and the forecast made when the landed dates s
 dead-lettered (with the reason), rows in, loaded and quarantined by rule.
 
 With --from/--to, only the files of those business dates (a backfill of a range of history); with
---engine spark, silver, the facts and the marts of the runs run on Spark (docs/engines.md).
+--engine spark, silver, the facts, the marts and the ML features of the runs run on Spark
+(docs/engines.md).
 
 Runs on the same Dagster instance as `resight dev`, so its UI shows them. A re-run loads nothing
 twice. Exits 1 when a job failed (its error is printed), 0 otherwise: a dead-lettered file or a
@@ -931,8 +932,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--engine",
         choices=ENGINES,
-        help="where silver, the facts and the marts run (default RESIGHT_ENGINE, else polars); spark for a backfill"
-        " past one machine (RESIGHT_SPARK_MASTER / RESIGHT_SPARK_REMOTE)",
+        help="where silver, the facts, the marts and the ML features run (default RESIGHT_ENGINE, else polars);"
+        " spark for a backfill past one machine (RESIGHT_SPARK_MASTER / RESIGHT_SPARK_REMOTE)",
     )
     run.add_argument("--from", dest="start", help="first business date of the files to load (a backfill of a range)")
     run.add_argument("--to", help="last business date of the files to load")
