@@ -1,5 +1,5 @@
-"""Gold (dimensions, ``fact_sales``), every mart and the weekly demand the ML features start from
-give the same rows on Polars and on Spark.
+"""Gold (dimensions, ``fact_sales``), every mart, the weekly demand and the ML features give the
+same rows on Polars and on Spark.
 
 The silver frames are the platform's own: a generated sample (three providers, days across a month
 end) read through bronze and ``clean_feed`` on Polars. A few catalog, store and customer rows are
@@ -20,9 +20,10 @@ from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from resight_platform.engines import from_polars, to_polars
-from resight_platform.ml.features import weekly_demand
+from resight_platform.ml.features import build_features, weekly_demand
 from resight_platform.sample.generator import generate
 from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import Mappings, load_mappings
@@ -215,6 +216,9 @@ def test_gold_and_every_mart_are_identical_on_spark(
     assert demand_on_spark.frame.schema == demand.frame.schema
     assert demand_on_spark.frame.equals(demand.frame)
     assert replace(demand_on_spark, frame=None) == replace(demand, frame=None)  # panel, weeks, sources
+    # and the features built from it, on Spark from Spark's weekly frame: the same bits
+    features_on_spark = build_features(from_polars(interpreted.range(1), demand_on_spark.frame))
+    assert_frame_equal(features_on_spark, build_features(demand.frame), check_exact=True)
     for name, frame in on_polars.items():
         if name in ("weekly_demand", "written"):
             continue
