@@ -264,12 +264,13 @@ def read_landing_tree(
     feeds: Sequence[str] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[LandingTreeFile]:
-    """The bronze reader applied to a local landing folder: every file under ``root`` (only those
-    of ``feeds`` when given), in key order, read whole with :func:`read_landing_file` as a
-    :class:`BronzeFile`, or a :class:`RefusedFile` with the reason the platform would dead-letter it
-    (a key :func:`~resight_platform.sources.landing.parse_landing_key` refuses with ``registry``:
-    a misdated folder, an unregistered provider or source, a misplaced or misnamed file; bytes
-    bronze refuses; a symbolic link, never followed).
+    """The bronze reader applied to a local landing folder: every file under ``root`` (when
+    ``feeds`` is given, only those under ``{provider}/{feed}/`` of one of them), in key order, read
+    whole with :func:`read_landing_file` as a :class:`BronzeFile`, or a :class:`RefusedFile` with
+    the reason the platform would dead-letter it (a key that
+    :func:`~resight_platform.sources.landing.parse_landing_key` refuses with ``registry``: a
+    misdated folder, an unregistered provider or source, a misplaced or misnamed file; bytes bronze
+    refuses; a symbolic link, never followed).
 
     For benches, tests and data scientists who want the platform's bronze rows of a folder of
     files. It is not the pipeline's path, which lists a landing store and streams each file through
