@@ -82,32 +82,19 @@ def prepare(workdir: Path, lines: int, providers: int) -> dict[str, Any]:
 
 
 def _bronze(landing: Path, out: Path) -> dict[str, int]:
-    """Every landed file read by the platform's bronze reader, one Parquet file each."""
-    from resight_platform.sources.landing import LandingKeyError, parse_landing_key
+    """Every landed file read by the platform's bronze reader, one Parquet file each (numbered in
+    the order of every file under ``landing``, dead-lettered ones included)."""
     from resight_platform.sources.registry import load_registry
-    from resight_platform.transforms.bronze import FileRejected, read_landing_file
+    from resight_platform.transforms.bronze import RefusedFile, read_landing_tree
 
-    registry = load_registry()
     counts: dict[str, int] = {}
-    for n, path in enumerate(sorted(p for p in landing.rglob("*") if p.is_file())):
-        key = path.relative_to(landing).as_posix()
-        try:
-            parsed = parse_landing_key(key, registry)
-        except LandingKeyError:
-            continue
-        source = registry.source(parsed.provider, parsed.feed)
-        if source is None:
-            continue
-        try:
-            frame = read_landing_file(
-                path.read_bytes(), source=source, key=key, business_date=parsed.date, ingested_at=NOW
-            )
-        except FileRejected:
+    for n, landed in enumerate(read_landing_tree(landing, load_registry(), ingested_at=NOW)):
+        if isinstance(landed, RefusedFile):
             continue  # dead-lettered by the platform: not silver's input
-        target = out / parsed.feed / f"part-{n:05d}.parquet"
+        target = out / landed.feed / f"part-{n:05d}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(target)
-        counts[parsed.feed] = counts.get(parsed.feed, 0) + frame.height
+        landed.frame.write_parquet(target)
+        counts[landed.feed] = counts.get(landed.feed, 0) + landed.frame.height
     return counts
 
 

@@ -40,30 +40,13 @@ NOW = datetime(2026, 10, 3, tzinfo=UTC)
 def sample_sales(root: Path) -> pl.DataFrame:
     """The generated sample's bronze sales rows (all registered providers, 2 days)."""
     from resight_platform.sample.generator import generate
-    from resight_platform.sources.landing import LandingKeyError, parse_landing_key
     from resight_platform.sources.registry import load_registry
-    from resight_platform.transforms.bronze import FileRejected, read_landing_file
+    from resight_platform.transforms.bronze import BronzeFile, read_landing_tree
 
     registry = load_registry()
     generate(str(root), providers=len(registry.providers), days=2, start=date(2026, 10, 1), sales_lines_per_day=2000)
-    frames = []
-    for folder in sorted(root.glob("*/sales/*")):
-        provider = folder.relative_to(root).parts[0]
-        source = registry.source(provider, "sales")
-        if source is None or not folder.is_dir():
-            continue
-        try:
-            day = date.fromisoformat(folder.name)
-        except ValueError:  # the sample's misfiled folders
-            continue
-        for key in sorted(Path(d, n).relative_to(root).as_posix() for d, _, names in os.walk(folder) for n in names):
-            try:
-                parse_landing_key(key, registry)
-                data = (root / key).read_bytes()
-                frames.append(read_landing_file(data, source=source, key=key, business_date=day, ingested_at=NOW))
-            except (LandingKeyError, FileRejected):
-                continue
-    return pl.concat(frames)
+    landed = read_landing_tree(root, registry, ingested_at=NOW, feeds=["sales"])
+    return pl.concat(f.frame for f in landed if isinstance(f, BronzeFile))
 
 
 def scaled(sample: pl.DataFrame, rows: int) -> pl.DataFrame:

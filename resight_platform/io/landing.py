@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from resight_platform.io.ops import dead_letter_reason
 from resight_platform.io.storage import ObjectInfo, ObjectStore, UnsafeKey, validate_key
-from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_landing_key
+from resight_platform.sources.landing import SYMLINK, LandingKey, LandingKeyError, parse_landing_key
 from resight_platform.sources.registry import Registry
 
 __all__ = [
@@ -42,8 +42,6 @@ __all__ = [
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-#: The reason code of a symbolic link in a local landing zone.
-SYMLINK = "symlink"
 _SYMLINK_DETAIL = "a symbolic link: never followed, its target is neither read nor copied"
 _NOT_COPIED = "not copied to dead-letter (its bytes are never read), left in the landing zone"
 

@@ -13,7 +13,7 @@ from datetime import date
 
 from resight_platform.sources.registry import FEEDS, PROVIDER_PATTERN, Registry
 
-__all__ = ["FILE_FORMATS", "LandingKey", "LandingKeyError", "file_format", "parse_landing_key"]
+__all__ = ["FILE_FORMATS", "SYMLINK", "LandingKey", "LandingKeyError", "file_format", "parse_landing_key"]
 
 #: The formats a landed file may have, each its file name's extension: the registry's source
 #: formats and the gzip-compressed JSON ones. A partner may send any of them on any day.
@@ -21,6 +21,8 @@ FILE_FORMATS: tuple[str, ...] = ("csv", "csv.gz", "jsonl", "jsonl.gz", "json", "
 
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: The reason code of a symbolic link in a local landing zone: never followed, whatever its name.
+SYMLINK = "symlink"
 
 
 class LandingKeyError(ValueError):

@@ -1,6 +1,12 @@
 """Pure dataframe transforms, one module per layer; no Dagster here."""
 
-from resight_platform.transforms.bronze import FileRejected, bronze_schema, empty_bronze, read_landing_file
+from resight_platform.transforms.bronze import (
+    FileRejected,
+    bronze_schema,
+    empty_bronze,
+    read_landing_file,
+    read_landing_tree,
+)
 from resight_platform.transforms.silver import (
     SilverResult,
     clean_catalog,
@@ -24,5 +30,6 @@ __all__ = [
     "empty_bronze",
     "empty_quarantine",
     "read_landing_file",
+    "read_landing_tree",
     "reconcile",
 ]

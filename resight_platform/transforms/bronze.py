@@ -70,6 +70,7 @@ import gzip
 import io
 import itertools
 import json
+import os
 import re
 import tempfile
 import zlib
@@ -84,9 +85,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resight_platform.sources.landing import FILE_FORMATS
+from resight_platform.sources.landing import DATE_PATTERN, FILE_FORMATS, SYMLINK, LandingKeyError, parse_landing_key
 from resight_platform.sources.landing import file_format as format_of_name
-from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Source
+from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry, Source
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -95,14 +96,18 @@ __all__ = [
     "LINEAGE_COLUMNS",
     "SLICE_BYTES",
     "TIMESTAMP_FORMAT",
+    "BronzeFile",
     "ColumnDrift",
     "FileRejected",
+    "LandingTreeFile",
     "ReadLimits",
+    "RefusedFile",
     "bronze_schema",
     "column_drift",
     "empty_bronze",
     "read_landing_file",
     "read_landing_stream",
+    "read_landing_tree",
 ]
 
 #: How a native (Parquet) timestamp is written in bronze: ISO 8601 in UTC, fraction only if any.
@@ -216,6 +221,110 @@ def read_landing_file(
         )
     )
     return frames[0] if len(frames) == 1 else pl.concat(frames)
+
+
+@dataclass(frozen=True)
+class BronzeFile:
+    """A file of a local landing tree read to bronze: its key, what the key says, its rows."""
+
+    key: str
+    provider: str
+    feed: str
+    business_date: date
+    frame: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class RefusedFile:
+    """A file of a local landing tree the platform dead-letters, with the reason it would record:
+    ``code`` is a :class:`~resight_platform.sources.landing.LandingKeyError`'s (the key breaks the
+    landing contract or names no registered source), a :class:`FileRejected`'s (bronze cannot read
+    the bytes) or ``symlink``.
+
+    ``partition`` is the ``(provider, feed, business date)`` folder the file lies in when its key
+    starts with a registered provider, a feed and a ``YYYY-MM-DD`` date, else None: a refusal
+    inside a partition (a bad file name, a nested folder, a feed the provider is not registered
+    for, unreadable bytes) can be counted against that feed, as a per-feed report does."""
+
+    key: str
+    code: str
+    detail: str
+    partition: tuple[str, str, date] | None
+
+
+#: What :func:`read_landing_tree` yields for each file.
+LandingTreeFile = BronzeFile | RefusedFile
+
+
+def read_landing_tree(
+    root: Path,
+    registry: Registry,
+    *,
+    ingested_at: datetime,
+    feeds: Sequence[str] | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> Iterator[LandingTreeFile]:
+    """The bronze reader applied to a local landing folder: every file under ``root`` (when
+    ``feeds`` is given, only those under ``{provider}/{feed}/`` of one of them), in key order, read
+    whole with :func:`read_landing_file` as a :class:`BronzeFile`, or a :class:`RefusedFile` with
+    the reason the platform would dead-letter it (a key that
+    :func:`~resight_platform.sources.landing.parse_landing_key` refuses with ``registry``: a
+    misdated folder, an unregistered provider or source, a misplaced or misnamed file; bytes bronze
+    refuses; a symbolic link, never followed).
+
+    For benches, tests and data scientists who want the platform's bronze rows of a folder of
+    files. It is not the pipeline's path, which lists a landing store and streams each file through
+    the ledger (checksums, restarts, dead-letter copies): nothing is recorded or copied here.
+    Key order sorts segment by segment (as sorted paths do), so a partition folder's files come
+    together, in file-name order."""
+    wanted = None if feeds is None else frozenset(feeds)
+    for parts, link in _tree_entries(root):
+        if wanted is not None and (len(parts) < 2 or parts[1] not in wanted):
+            continue
+        key = "/".join(parts)
+        partition = _partition_of(parts, registry)
+        if link:
+            yield RefusedFile(key, SYMLINK, "a symbolic link: never followed", partition)
+            continue
+        try:
+            landed = parse_landing_key(key, registry)
+            source = registry.source(landed.provider, landed.feed)
+            assert source is not None, "parse_landing_key refuses an unregistered source"
+            frame = read_landing_file(
+                (root / key).read_bytes(),
+                source=source,
+                key=key,
+                business_date=landed.date,
+                ingested_at=ingested_at,
+                limits=limits,
+            )
+        except (LandingKeyError, FileRejected) as exc:
+            yield RefusedFile(key, exc.code, exc.detail, partition)
+        else:
+            yield BronzeFile(key, landed.provider, landed.feed, landed.date, frame)
+
+
+def _tree_entries(root: Path) -> list[tuple[tuple[str, ...], bool]]:
+    """Every file under ``root`` as its key's segments, and whether it is a symbolic link (a
+    linked folder counts as one such file: it is not descended into), sorted segment by segment."""
+    found: list[tuple[tuple[str, ...], bool]] = []
+    for directory, folders, names in os.walk(root):
+        base = Path(directory).relative_to(root).parts
+        found.extend(((*base, name), Path(directory, name).is_symlink()) for name in names)
+        found.extend(((*base, name), True) for name in folders if Path(directory, name).is_symlink())
+    return sorted(found)
+
+
+def _partition_of(parts: Sequence[str], registry: Registry) -> tuple[str, str, date] | None:
+    """The partition folder a key's segments start with (see :class:`RefusedFile`), if any."""
+    if len(parts) < 4 or parts[0] not in registry.providers or parts[1] not in FEEDS:
+        return None
+    if not DATE_PATTERN.fullmatch(parts[2]):
+        return None
+    try:
+        return parts[0], parts[1], date.fromisoformat(parts[2])
+    except ValueError:
+        return None
 
 
 #: How much of a landed file is parsed at a time (input bytes): 32 MiB of CSV is about 300k sales

@@ -14,7 +14,6 @@ import csv
 import gzip
 import io
 import json
-import os
 from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -30,10 +29,9 @@ import bench.throughput.pandas_peer as peer
 from bench.throughput.pandas_peer import PandasReport, main, run_pandas
 from resight_platform.sample.generator import generate
 from resight_platform.sample.manifest import Manifest
-from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import load_mappings
 from resight_platform.sources.registry import FEEDS, Registry, load_registry
-from resight_platform.transforms.bronze import FileRejected, read_landing_file
+from resight_platform.transforms.bronze import RefusedFile, read_landing_tree
 from resight_platform.transforms.silver import SilverResult, clean_feed
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -61,28 +59,15 @@ def platform_run(root: Path, registry: Registry) -> tuple[dict[str, dict[str, An
     }
     figures["sales"]["net_amount_cents"] = 0
     results: dict[tuple, SilverResult] = {}
-    for folder in sorted(root.glob("*/*/*")):
-        provider, feed, day_text = folder.relative_to(root).parts
-        if provider not in registry.providers or feed not in FEEDS or not folder.is_dir():
+    partitions: dict[tuple[date, str, str], list[pl.DataFrame]] = {}
+    for item in read_landing_tree(root, registry, ingested_at=NOW):
+        if isinstance(item, RefusedFile):
+            if item.partition is not None:  # the peer reports a feed's refusals inside its partitions
+                figures[item.partition[1]]["rejected"][item.code] += 1
             continue
-        try:
-            day = date.fromisoformat(day_text)
-        except ValueError:
-            continue
-        keys = sorted(Path(d, n).relative_to(root).as_posix() for d, _, names in os.walk(folder) for n in names)
-        frames = []
-        for key in keys:
-            try:
-                parse_landing_key(key, registry)
-                source = registry.source(provider, feed)
-                assert source is not None
-                data = (root / key).read_bytes()
-                frames.append(read_landing_file(data, source=source, key=key, business_date=day, ingested_at=NOW))
-                figures[feed]["files_read"] += 1
-            except (LandingKeyError, FileRejected) as exc:
-                figures[feed]["rejected"][exc.code] += 1
-        if not frames:
-            continue
+        figures[item.feed]["files_read"] += 1
+        partitions.setdefault((item.business_date, item.provider, item.feed), []).append(item.frame)
+    for (day, provider, feed), frames in partitions.items():
         bronze = pl.concat(frames)
         result = clean_feed(feed, bronze, registry=registry, mappings=mappings, now=NOW)
         results[(day, provider, feed)] = result

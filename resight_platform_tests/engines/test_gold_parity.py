@@ -12,6 +12,7 @@ dtypes and the same values, no tolerance.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -25,11 +26,10 @@ from polars.testing import assert_frame_equal
 from resight_platform.engines import from_polars, to_polars
 from resight_platform.ml.features import build_features, weekly_demand
 from resight_platform.sample.generator import generate
-from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import Mappings, load_mappings
 from resight_platform.sources.registry import FEEDS, Registry, load_registry
 from resight_platform.transforms import gold, marts
-from resight_platform.transforms.bronze import FileRejected, read_landing_file
+from resight_platform.transforms.bronze import BronzeFile, read_landing_tree
 from resight_platform.transforms.silver import clean_feed
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -48,31 +48,14 @@ Silver = dict[str, pl.DataFrame]
 
 
 def _silver(root: Path, registry: Registry, mappings: Mappings) -> Silver:
-    """Every feed's valid silver rows of the sample under ``root``, as the platform cleans them."""
+    """Every feed's valid silver rows of the sample under ``root``, as the platform cleans them: each
+    partition folder's readable files through bronze, then ``clean_feed`` (dead-lettered files are
+    not silver's)."""
     frames: dict[str, list[pl.DataFrame]] = {feed: [] for feed in FEEDS}
-    for folder in sorted(root.glob("*/*/*")):
-        provider, feed, day_text = folder.relative_to(root).parts
-        if provider not in registry.providers or feed not in FEEDS or not folder.is_dir():
-            continue
-        try:
-            day = date.fromisoformat(day_text)
-        except ValueError:
-            continue  # a misdated folder: dead-lettered, not silver's
-        bronze = []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            key = path.relative_to(root).as_posix()
-            try:
-                parse_landing_key(key, registry)
-                source = registry.source(provider, feed)
-                assert source is not None
-                bronze.append(
-                    read_landing_file(path.read_bytes(), source=source, key=key, business_date=day, ingested_at=NOW)
-                )
-            except (LandingKeyError, FileRejected):
-                continue  # dead-lettered: not silver's
-        if bronze:
-            result = clean_feed(feed, pl.concat(bronze), registry=registry, mappings=mappings, now=NOW)
-            frames[feed].append(result.valid)
+    read = (f for f in read_landing_tree(root, registry, ingested_at=NOW) if isinstance(f, BronzeFile))
+    for (_, feed, _), files in itertools.groupby(read, key=lambda f: (f.provider, f.feed, f.business_date)):
+        bronze = pl.concat(f.frame for f in files)
+        frames[feed].append(clean_feed(feed, bronze, registry=registry, mappings=mappings, now=NOW).valid)
     return {feed: pl.concat(parts, how="vertical_relaxed") for feed, parts in frames.items() if parts}
 
 

@@ -4,7 +4,6 @@ constants and defaults, scoped value maps, duplicates across files, ceilings).""
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -16,10 +15,9 @@ from polars.testing import assert_frame_equal
 
 from resight_platform.engines import from_polars, is_spark, to_polars
 from resight_platform.sample.generator import generate
-from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.mappings import load_mappings
 from resight_platform.sources.registry import FEEDS, Registry, load_registry
-from resight_platform.transforms.bronze import FileRejected, read_landing_file
+from resight_platform.transforms.bronze import BronzeFile, read_landing_file, read_landing_tree
 from resight_platform.transforms.silver import SilverResult, clean_feed, reconcile, type_drift
 from resight_platform_tests.transforms.conftest import NOW
 
@@ -56,26 +54,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
     root = tmp_path_factory.mktemp("landing")
     generate(str(root), providers=len(registry.providers), days=2, start=date(2026, 10, 1), sales_lines_per_day=2000)
     frames: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    for folder in sorted(root.glob("*/*/*")):
-        provider, feed, day_text = folder.relative_to(root).parts
-        if provider not in registry.providers or feed not in FEEDS or not folder.is_dir():
-            continue
-        source = registry.source(provider, feed)
-        try:
-            day = date.fromisoformat(day_text)
-        except ValueError:
-            continue
-        for key in sorted(Path(d, n).relative_to(root).as_posix() for d, _, names in os.walk(folder) for n in names):
-            try:
-                parse_landing_key(key, registry)
-                assert source is not None
-                frames[feed].append(
-                    read_landing_file(
-                        (root / key).read_bytes(), source=source, key=key, business_date=day, ingested_at=NOW
-                    )
-                )
-            except (LandingKeyError, FileRejected):
-                continue
+    for landed in read_landing_tree(root, registry, ingested_at=NOW):
+        if isinstance(landed, BronzeFile):  # the dead-lettered files are not silver's
+            frames[landed.feed].append(landed.frame)
     # The first rows of every file: every provider and format, a few thousand rows per feed (the
     # customers feed has ~120k), so the Spark runs stay small.
     return {feed: pl.concat(parts).filter(pl.col("_row_number") <= ROWS_PER_FILE) for feed, parts in frames.items()}

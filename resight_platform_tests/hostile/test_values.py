@@ -15,9 +15,19 @@ import dagster as dg
 import pytest
 
 from resight_platform.definitions import build_definitions
+from resight_platform.defs.jobs import (
+    DAILY_MART_JOB,
+    DIMENSIONS_JOB,
+    GOLD_FACTS_JOB,
+    MARTS_JOB,
+    MEDALLION_JOB,
+    REGISTRY_JOB,
+    SCAN_LANDING_JOB,
+)
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import LocalStore
 from resight_platform.pipeline import run_pipeline
+from resight_platform.resources import ENGINE_TAG
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import Registry, load_registry
 from resight_platform_tests.transforms.conftest import customer, product, sale, store, write_landed
@@ -77,8 +87,21 @@ def test_unstorable_and_implausible_values_are_quarantined_and_the_rest_loads(
     )
     defs = build_definitions(settings, pg_url=fresh_pg_url)
     with dg.DagsterInstance.ephemeral() as instance:
-        report = run_pipeline(defs, instance, landing=LocalStore(landing), registry=registry)
+        report = run_pipeline(defs, instance, landing=LocalStore(landing), registry=registry, engine="polars")
+        # The engine chosen for the run is a tag on the runs of silver, the facts and the marts (the
+        # engine resource reads it); the registry, the scan and the dimensions run untagged. Checked
+        # here because this is the cheapest whole pipeline run (one day: no ML run).
+        engines = {(run.job_name, run.tags.get(ENGINE_TAG)) for run in instance.get_runs()}
     assert report.success, report.runs  # no job failed: the facts COPY and the upserts never saw a NUL
+    assert engines == {
+        (REGISTRY_JOB, None),
+        (SCAN_LANDING_JOB, None),
+        (MEDALLION_JOB, "polars"),
+        (DIMENSIONS_JOB, None),
+        (GOLD_FACTS_JOB, "polars"),
+        (DAILY_MART_JOB, "polars"),
+        (MARTS_JOB, "polars"),
+    }
 
     facts = _rows(fresh_pg_url, "select order_id, line_no, quantity from gold.fact_sales order by 1, 2")
     assert facts == [("V-1", 1, 2), ("V-1", 2, 3), ("V-8", 1, 2)]

@@ -14,24 +14,30 @@ import random
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+from resight_platform.io.landing import scan_landing
+from resight_platform.io.storage import LocalStore
 from resight_platform.sources.landing import FILE_FORMATS
 from resight_platform.sources.registry import CANONICAL_COLUMNS, FEEDS, Registry, Source
 from resight_platform.transforms.bronze import (
     DEFAULT_LIMITS,
     SLICE_BYTES,
+    BronzeFile,
     ColumnDrift,
     FileRejected,
     ReadLimits,
+    RefusedFile,
     bronze_schema,
     empty_bronze,
     json_array_as_lines,
     read_landing_file,
     read_landing_stream,
+    read_landing_tree,
 )
 from resight_platform_tests.transforms.conftest import (
     BUSINESS_DATE,
@@ -1063,3 +1069,105 @@ def test_column_drift_reads_back_what_the_ledger_stores() -> None:
     stored = json.loads(json.dumps(drift.as_dict()))  # as jsonb gives it back: lists, not tuples
     assert ColumnDrift.from_dict(stored) == drift
     assert ColumnDrift.from_dict({"new": ["Extra"], "missing": [], "renamed": []}).describe() == "new 'Extra'"
+
+
+# --- a local landing tree ------------------------------------------------------------------------
+
+TREE_DAY = BUSINESS_DATE.isoformat()
+
+
+def _unsourced(registry: Registry) -> tuple[str, str]:
+    """A registered provider and a feed it is not registered for."""
+    return next((p, f) for p in sorted(registry.providers) for f in FEEDS if registry.source(p, f) is None)
+
+
+def _landing_tree(root: Path, registry: Registry) -> tuple[dict[str, bytes], dict[str, str]]:
+    """A small landing tree holding one of each case the platform meets: the good files' bytes and
+    the reason each other file is refused with."""
+    sales = registry.source("pawmart", "sales")
+    catalog = registry.source("pawmart", "catalog")
+    assert sales is not None and catalog is not None
+    partition = f"pawmart/sales/{TREE_DAY}"
+    good = {
+        f"{partition}/part-001.csv": write_landed(sales, [sale(), sale(line_no="2")]),
+        f"{partition}/part-002.csv": write_landed(sales, [sale(order_id="O-2")]),
+        f"pawmart/catalog/{TREE_DAY}/part-001.csv": write_landed(catalog, [product()]),
+    }
+    line = good[f"{partition}/part-001.csv"]
+    provider, feed = _unsourced(registry)
+    refused = {
+        f"{partition}/part-003.csv": ("unparseable", b""),  # no header
+        f"{partition}/part-004.csv": ("format_mismatch", gzip.compress(line, mtime=0)),  # binary under .csv
+        f"{partition}/archive/part-001.csv": ("bad_key", line),
+        f"{partition}/sales (1).csv": ("bad_file_name", line),
+        "pawmart/sales/2026-13-45/part-001.csv": ("bad_date", line),
+        f"ghostpets/sales/{TREE_DAY}/part-001.csv": ("unknown_provider", line),
+        f"{provider}/{feed}/{TREE_DAY}/part-001.csv": ("unknown_source", line),
+        "README.txt": ("bad_key", b"notes"),
+    }
+    for key, data in [*good.items(), *((k, d) for k, (_, d) in refused.items())]:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / partition / "link.csv").symlink_to(root / partition / "part-001.csv")
+    (root / "pawmart" / "customers").symlink_to(root / "pawmart" / "sales", target_is_directory=True)
+    reasons = {key: code for key, (code, _) in refused.items()}
+    reasons |= {f"{partition}/link.csv": "symlink", "pawmart/customers": "symlink"}
+    return good, reasons
+
+
+def test_a_landing_tree_is_read_file_by_file_in_key_order(tmp_path: Path, registry: Registry) -> None:
+    good, reasons = _landing_tree(tmp_path, registry)
+    found = list(read_landing_tree(tmp_path, registry, ingested_at=INGESTED_AT))
+    # Segment by segment, as sorted paths: a partition folder's files together, by file name.
+    assert [f.key for f in found] == sorted([*good, *reasons], key=lambda key: key.split("/"))
+    assert {f.key: f.code for f in found if isinstance(f, RefusedFile)} == reasons
+    read = [f for f in found if isinstance(f, BronzeFile)]
+    assert [f.key for f in read] == sorted(good, key=lambda key: key.split("/"))
+    for item in read:
+        provider, feed, day, _ = item.key.split("/")
+        assert (item.provider, item.feed, item.business_date.isoformat()) == (provider, feed, day)
+        source = registry.source(provider, feed)
+        assert source is not None
+        want = read_landing_file(
+            good[item.key], source=source, key=item.key, business_date=BUSINESS_DATE, ingested_at=INGESTED_AT
+        )
+        assert item.frame.equals(want) and item.frame.height > 0
+
+
+def test_a_refused_file_names_the_partition_folder_it_lies_in(tmp_path: Path, registry: Registry) -> None:
+    _, reasons = _landing_tree(tmp_path, registry)
+    provider, feed = _unsourced(registry)
+    found = read_landing_tree(tmp_path, registry, ingested_at=INGESTED_AT)
+    partitions = {f.key: f.partition for f in found if isinstance(f, RefusedFile)}
+    inside = {key for key, partition in partitions.items() if partition is not None}
+    assert inside == {
+        key for key in reasons if key.startswith((f"pawmart/sales/{TREE_DAY}/", f"{provider}/{feed}/{TREE_DAY}/"))
+    }
+    assert partitions[f"pawmart/sales/{TREE_DAY}/archive/part-001.csv"] == ("pawmart", "sales", BUSINESS_DATE)
+    assert partitions[f"{provider}/{feed}/{TREE_DAY}/part-001.csv"] == (provider, feed, BUSINESS_DATE)
+
+
+def test_a_landing_tree_refuses_what_the_pipelines_scan_refuses(tmp_path: Path, registry: Registry) -> None:
+    """Keys refused by their name get the pipeline's reasons; the rest is what its scan plans to
+    ingest, of which only the files whose bytes bronze refuses are refused here."""
+    _landing_tree(tmp_path, registry)
+    found = list(read_landing_tree(tmp_path, registry, ingested_at=INGESTED_AT))
+    refused = {f.key: f.code for f in found if isinstance(f, RefusedFile)}
+    scan = scan_landing(LocalStore(tmp_path), registry)
+    by_name = {info.key: error.code for info, error in scan.rejected}
+    assert by_name == {key: refused[key] for key in by_name}
+    planned = {landed.key.key for landed in scan.files}
+    assert planned == {f.key for f in found} - set(by_name)
+    partition = f"pawmart/sales/{TREE_DAY}"
+    assert {key: refused[key] for key in planned if key in refused} == {
+        f"{partition}/part-003.csv": "unparseable",
+        f"{partition}/part-004.csv": "format_mismatch",
+    }
+
+
+def test_a_landing_tree_read_for_some_feeds_holds_only_their_files(tmp_path: Path, registry: Registry) -> None:
+    good, _ = _landing_tree(tmp_path, registry)
+    found = list(read_landing_tree(tmp_path, registry, ingested_at=INGESTED_AT, feeds=["catalog"]))
+    assert [f.key for f in found] == [key for key in good if key.split("/")[1] == "catalog"]
+    assert all(isinstance(f, BronzeFile) for f in found)
