@@ -8,6 +8,7 @@ does not know which engine ran it. Each kernel has a parity test
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import narwhals as nw
@@ -19,6 +20,9 @@ __all__ = [
     "NUL_SHOWN",
     "SPARK_COLUMN_KEYS",
     "WHITESPACE",
+    "WHITESPACE_CLASS",
+    "ByRow",
+    "by_row",
     "first_by_key",
     "in_record_order",
     "materialised",
@@ -42,6 +46,11 @@ NUL_SHOWN = "\\u0000"
 WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000"
 )
+#: The same characters as a regex character class's body, runs written as ranges: Java compiles
+#: each single character of a class into one more predicate that every character tested walks
+#: through (a profile of silver on Spark found it among the hottest frames); Rust's regex is
+#: indifferent. ``test_kernels.py`` checks that it is the same set.
+WHITESPACE_CLASS = "\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: The record order of bronze rows: landing key, then the row's number in its file.
 RECORD_ORDER = ("_source_file", "_row_number")
 
@@ -109,9 +118,49 @@ def in_record_order(frame: nw.LazyFrame, params: pl.DataFrame, on: str) -> nw.La
     return nw.from_native(native.join(F.broadcast(from_polars(native, params)), on=on, how="left"))
 
 
-#: Per-provider parameters a Spark kernel reads from the row's column rather than as a literal
-#: (Spark's time-zone functions take a zone column): ``per_group`` does not split by them on Spark.
-SPARK_COLUMN_KEYS = frozenset({"_timezone"})
+#: Per-provider parameters a Spark kernel reads from the row's column rather than as a literal:
+#: ``per_group`` does not split the rows by them on Spark but passes a :class:`ByRow`. A time zone
+#: is a column to Spark's zone functions; a format picks its branch of a ``CASE`` by the column.
+SPARK_COLUMN_KEYS = frozenset({"_timezone", "_datetime_format", "_date_format", "_money_format"})
+
+
+@dataclass(frozen=True)
+class ByRow:
+    """A per-provider parameter read from each row's own ``column``; ``values`` are the ones the
+    frame's providers have (sorted). What ``per_group`` passes on Spark for a key in
+    ``SPARK_COLUMN_KEYS``: the kernel builds its expression once per value and picks by the row's
+    value (:func:`by_row`), so the rows are neither split nor put back together."""
+
+    column: str
+    values: tuple[Any, ...]
+
+
+def by_row(value: Any, build: Callable[[Any], nw.Expr]) -> nw.Expr:
+    """``build(value)``; for a :class:`ByRow`, ``build`` of the row's value (a ``when`` chain on
+    its column: each row evaluates its own branch only)."""
+    if not isinstance(value, ByRow):
+        return build(value)
+    if len(value.values) == 1:
+        return build(value.values[0])
+    chain: Any = nw
+    for each in value.values:
+        chain = chain.when(nw.col(value.column) == each).then(build(each))
+    return chain.otherwise(nw.lit(None))  # type: ignore[no-any-return]
+
+
+def _spark_by_row(value: Any, build: Callable[[Any], Any]) -> Any:
+    """:func:`by_row` for a PySpark column expression."""
+    from pyspark.sql import functions as F
+
+    if not isinstance(value, ByRow):
+        return build(value)
+    if len(value.values) == 1:
+        return build(value.values[0])
+    chain: Any = None
+    for each in value.values:
+        matched = F.col(value.column) == F.lit(each)
+        chain = F.when(matched, build(each)) if chain is None else chain.when(matched, build(each))
+    return chain
 
 
 def per_group(
@@ -124,15 +173,13 @@ def per_group(
 
     Polars: one pass over the groups of all keys together; the rows are materialised once,
     otherwise every group's branch re-runs the plan above it (measured on 1M rows of 40 providers
-    in 19 groups: 1.1 s instead of 5-7 s), and put back in record order (``__row``). Spark: each
-    build over its own keys' groups, except a key in ``SPARK_COLUMN_KEYS`` (passed as None: the
-    kernel reads the column), so 4 datetime formats and 4 money formats, not 19 combinations of
-    formats and zones: on Spark every group's
-    expressions are built over the JVM bridge and planned), as a union of the groups' filtered
-    plans, persisted (``materialised``) so that what follows is planned once over its result;
-    otherwise Spark's optimiser pushes every later step into each branch (20 groups of sales ran a
-    1 GB driver out of memory), and picking each group's columns with a ``when`` instead made one
-    projection too big to compile.
+    in 19 groups: 1.1 s instead of 5-7 s), and put back in record order (``__row``). Spark: a key in
+    ``SPARK_COLUMN_KEYS`` is passed as a :class:`ByRow` (the kernel picks by the row's column), so
+    silver's formats and zones never split the rows: a split is a union of the groups' filtered
+    plans, each of which re-reads and re-joins the whole input (4 datetime formats made the
+    timestamps step of 200k sales lines cost 21 s of CPU; ``docs/engines.md``). Another key splits
+    the rows as such a union, persisted (``materialised``) so that what follows is planned once over
+    its result; otherwise Spark's optimiser pushes every later step into each branch.
     """
 
     def groups(keys: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -140,9 +187,14 @@ def per_group(
 
     if engine_of(_native(frame)) == "spark":
         for keys, build in builds:
-            # A key Spark reads from its column (``SPARK_COLUMN_KEYS``) is passed as None.
+            # A key Spark reads from its column (``SPARK_COLUMN_KEYS``) is passed as a ByRow.
             grouped = [key for key in keys if key not in SPARK_COLUMN_KEYS]
             found = groups(grouped) if grouped else [()]
+            per_row = {
+                key: ByRow(key, tuple(params.get_column(key).unique().sort().to_list()))
+                for key in keys
+                if key in SPARK_COLUMN_KEYS
+            }
 
             def call(
                 rows: nw.LazyFrame,
@@ -150,9 +202,10 @@ def per_group(
                 keys: Sequence[str] = keys,
                 grouped: Sequence[str] = grouped,
                 build: Callable[..., nw.LazyFrame] = build,
+                per_row: Mapping[str, ByRow] = per_row,
             ) -> nw.LazyFrame:
-                values = dict(zip(grouped, group, strict=True))
-                return build(rows, *(values.get(key) for key in keys))
+                values: dict[str, Any] = {**per_row, **dict(zip(grouped, group, strict=True))}
+                return build(rows, *(values[key] for key in keys))
 
             if len(found) == 1:
                 frame = call(frame, found[0])
@@ -338,12 +391,14 @@ def spark_pattern(fmt: str) -> str:
 
 
 _ISO_SPARK = (
-    r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})T([0-9]{1,2}):([0-9]{1,2})"
+    r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})[T ]([0-9]{1,2}):([0-9]{1,2})"
     r"(?::([0-9]{1,2})(?:\.([0-9]+))?)?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?\z"
 )
 
 
-def with_timestamps(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str, timezone: str | None) -> nw.LazyFrame:
+def with_timestamps(
+    frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str | ByRow, timezone: str | ByRow
+) -> nw.LazyFrame:
     """Add ``{name: text column}`` read in ``fmt`` (``iso``, ``epoch_ms`` or a strptime pattern) as
     Datetime(us, UTC); a time without an offset is wall-clock time in ``timezone``: the earlier
     instant when ambiguous, null when skipped by DST; null when unreadable.
@@ -352,42 +407,59 @@ def with_timestamps(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str, t
     (Narwhals' are strict and have neither option). Spark: the pattern translated
     (``spark_pattern``), ``try_to_timestamp`` (ANSI mode makes ``to_timestamp`` raise), then
     ``to_utc_timestamp`` and a round trip back to local time that nulls a skipped time (Spark moves
-    it forward); ISO through a regex and a canonical pattern. On Spark ``timezone`` None is the
-    row's ``_timezone`` column (``per_group`` on Spark does not split by zone)."""
+    it forward); ISO through a regex and a canonical pattern. On Spark ``fmt`` and ``timezone`` may
+    be a :class:`ByRow` (``per_group`` on Spark does not split by them): each row is read in its
+    own format (a ``CASE`` with one branch per format) and zone (Spark's zone functions take a
+    column)."""
     native = _native(frame)
     if engine_of(native) == "polars":
-        assert timezone is not None, "Polars reads a time zone as a literal"
+        assert isinstance(fmt, str) and isinstance(timezone, str), "Polars reads a format and a zone as literals"
         return nw.from_native(
             native.with_columns(_pl_timestamp(pl.col(c), fmt, timezone).alias(n) for n, c in columns.items())
         )
-    return nw.from_native(native.withColumns({n: _spark_timestamp(c, fmt, timezone) for n, c in columns.items()}))
+    from pyspark.sql import functions as F
+
+    formats = fmt.values if isinstance(fmt, ByRow) else (fmt,)
+    parts = {n: f"{n}__iso" for n in columns} if "iso" in formats else {}
+    if parts:  # an ISO text's parts, split once per row (``_spark_iso_parts``)
+        native = native.withColumns({parts[n]: _spark_iso_parts(F.col(c)) for n, c in columns.items()})
+    read = native.withColumns(
+        {
+            n: _spark_by_row(fmt, lambda f, c=c, n=n: _spark_timestamp(c, f, timezone, f"{n}__iso"))
+            for n, c in columns.items()
+        }
+    )
+    return nw.from_native(read.drop(*parts.values()))
 
 
-def with_dates(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str) -> nw.LazyFrame:
+def with_dates(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str | ByRow) -> nw.LazyFrame:
     """Add ``{name: text column}`` trimmed and read with the strptime date pattern ``fmt`` as Date;
-    null when unreadable. Per engine for the same reasons as ``with_timestamps``."""
+    null when unreadable. Per engine for the same reasons as ``with_timestamps`` (a :class:`ByRow`
+    ``fmt`` on Spark likewise)."""
     native = _native(frame)
     if engine_of(native) == "polars":
+        assert isinstance(fmt, str), "Polars reads a format as a literal"
         exprs = [
             pl.col(c).str.strip_chars().str.strptime(pl.Date, fmt, strict=False).alias(n) for n, c in columns.items()
         ]
         return nw.from_native(native.with_columns(exprs))
     from pyspark.sql import functions as F
 
-    pattern = spark_pattern(fmt)
+    def read(column: str, each: str) -> Any:
+        return F.to_date(F.try_to_timestamp(_spark_trim(F.col(column)), F.lit(spark_pattern(each))))
+
     return nw.from_native(
-        native.withColumns(
-            {n: F.to_date(F.try_to_timestamp(_spark_trim(F.col(c)), F.lit(pattern))) for n, c in columns.items()}
-        )
+        native.withColumns({n: _spark_by_row(fmt, lambda f, c=c: read(c, f)) for n, c in columns.items()})
     )
 
 
 def _spark_trim(value: Any) -> Any:
     """``value`` without leading and trailing white space as Polars' ``strip_chars()`` sees it
-    (Unicode's, where Java's ``\\s`` and Spark's ``trim`` know ASCII only)."""
+    (Unicode's, where Java's ``\\s`` and Spark's one-argument ``trim`` know ASCII only): ``btrim``
+    with the characters spelled out (a regex here cost ISO timestamps a third of their time)."""
     from pyspark.sql import functions as F
 
-    return F.regexp_replace(value, f"^[{WHITESPACE}]+|[{WHITESPACE}]+\\z", "")
+    return F.btrim(value, F.lit(WHITESPACE))
 
 
 def _pl_timestamp(value: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
@@ -424,17 +496,18 @@ def _pl_local_to_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
     return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
 
 
-def _spark_local_to_utc(wall: Any, timezone: str | None) -> Any:
+def _spark_local_to_utc(wall: Any, timezone: str | ByRow) -> Any:
     """A wall-clock timestamp (read in the session's UTC) in ``timezone`` as the UTC instant; null
     when the time does not exist there (the round trip moves it)."""
     from pyspark.sql import functions as F
 
-    zone = F.col("_timezone") if timezone is None else F.lit(timezone)
+    zone = F.col(timezone.column) if isinstance(timezone, ByRow) else F.lit(timezone)
     utc = F.to_utc_timestamp(wall, zone)
     return F.when(F.from_utc_timestamp(utc, zone) == wall, utc)
 
 
-def _spark_timestamp(column: str, fmt: str, timezone: str | None) -> Any:
+def _spark_timestamp(column: str, fmt: str, timezone: str | ByRow, iso_parts: str) -> Any:
+    """``column`` read in ``fmt``; ``iso_parts``: the column of its ISO parts (``_spark_iso_parts``)."""
     from pyspark.sql import functions as F
 
     from resight_platform.sources.registry import TIMEZONE_DIRECTIVES
@@ -445,25 +518,38 @@ def _spark_timestamp(column: str, fmt: str, timezone: str | None) -> Any:
         millis = F.when(F.length(digits) > 0, digits).otherwise(F.lit(None)).cast("bigint")
         return F.timestamp_millis(millis)
     if fmt == "iso":
-        return _spark_iso(value, timezone)
+        return _spark_iso(F.col(iso_parts), timezone)
     wall = F.try_to_timestamp(value, F.lit(spark_pattern(fmt)))
     if any(directive in fmt for directive in TIMEZONE_DIRECTIVES):
         return wall
     return _spark_local_to_utc(wall, timezone)
 
 
-def _spark_iso(value: Any, timezone: str | None) -> Any:
-    """ISO 8601 as Polars' patterns read it: split by one regex, put together in one canonical
-    form (fraction cut to microseconds), read with ``try_to_timestamp``, then shifted by its offset
-    or taken as local time."""
+#: ``_ISO_SPARK``'s groups written out by one ``regexp_replace``, then split: one regex pass for
+#: all eight (a ``regexp_extract`` per group re-runs the whole match each time). A matched text
+#: holds only digits and ``-T: .+Z``, never the separator.
+_ISO_GROUPS = "|".join(f"${i}" for i in range(1, 9))
+
+
+def _spark_iso_parts(value: Any) -> Any:
+    """An ISO 8601 text's 8 groups of ``_ISO_SPARK`` (date, time, fraction, offset; an absent one
+    empty) as an array, or null if the text is not one. The date and time may be separated by
+    one space instead of ``T`` (Polars' reading replaces the first space)."""
     from pyspark.sql import functions as F
 
-    text = F.regexp_replace(_spark_trim(value), "^([^ ]*) ", "$1T")  # the first space only
+    text = _spark_trim(value)
+    return F.when(text.rlike(_ISO_SPARK), F.split(F.regexp_replace(text, _ISO_SPARK, _ISO_GROUPS), r"\|", -1))
+
+
+def _spark_iso(parts: Any, timezone: str | ByRow) -> Any:
+    """ISO 8601 as Polars' patterns read it, from its ``parts`` (``_spark_iso_parts``): put
+    together in one canonical form (fraction cut to microseconds), read with
+    ``try_to_timestamp``, then shifted by its offset or taken as local time."""
+    from pyspark.sql import functions as F
 
     def part(index: int) -> Any:
-        return F.regexp_extract(text, _ISO_SPARK, index)
+        return parts.getItem(index - 1)
 
-    matched = text.rlike(_ISO_SPARK)
     seconds = F.when(F.length(part(6)) > 0, part(6)).otherwise(F.lit("0"))
     fraction = F.rpad(part(7), 6, "0").substr(1, 6)
     canonical = F.concat_ws(
@@ -482,7 +568,7 @@ def _spark_iso(value: Any, timezone: str | None) -> Any:
         F.lit("."),
         fraction,
     )
-    wall = F.when(matched, F.try_to_timestamp(canonical, F.lit("yyyy-M-d H:m:s.SSSSSS")))
+    wall = F.when(parts.isNotNull(), F.try_to_timestamp(canonical, F.lit("yyyy-M-d H:m:s.SSSSSS")))
     offset = part(8)
     digits = F.regexp_replace(offset, "[^0-9]", "")
     hours = F.when(F.length(digits) >= 2, digits.substr(1, 2)).otherwise(F.lit("0")).cast("int")

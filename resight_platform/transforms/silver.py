@@ -138,7 +138,7 @@ _MAX_AMOUNT = 10**8 * _AMOUNT_SCALE  # 100 million units: amount x rate stays wi
 # Regexes run on Polars (Rust) and Spark (Java): ASCII digits spelled out (Rust's \d is Unicode's,
 # Java's ASCII), white space as an explicit class (likewise), \z for the end (Java's $ also
 # matches before a final line break).
-_WS = f"[{k.WHITESPACE}]"
+_WS = f"[{k.WHITESPACE_CLASS}]"
 _UNSIGNED_NUMBER = r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\z"
 _POSITIVE_INT = r"^\+?0*([0-9]{1,10})(?:\.0*)?\z"
 _ZIP = rf"^([0-9]{{1,5}})(?:(?:-|{_WS})?[0-9]{{4}})?(?:\.0*)?\z"
@@ -806,17 +806,13 @@ def _positive_int_polars(value: pl.Expr) -> pl.Expr:
 
 
 def _positive_int(value: nw.Expr) -> nw.Expr:
-    """A positive integer within Int32 as Int64; null if the text is anything else."""
+    """A positive integer within Int32 as Int64; null if the text is anything else (the other
+    engines' form: Polars has ``_positive_int_polars``). The digits without sign, zero fraction and
+    leading zeros come from the checking regex's group: one regex pass (a chain of literal steps
+    cost Spark about 40 microseconds a value)."""
     text = _strip(value)
     ok = text.str.contains(_POSITIVE_INT).fill_null(False)
-    # The digits without sign, zero fraction and leading zeros (at most 10 remain, as checked), by
-    # literal operations: a regex replace with a capture group costs Polars 0.2 s per 1M values.
-    unsigned = text.str.replace_all("+", "", literal=True)
-    whole = nw.when(unsigned.str.contains(".", literal=True)).then(
-        unsigned.str.strip_chars_end("0").str.strip_chars_end(".")
-    )
-    digits = nw.concat_str([nw.lit("0"), nw.coalesce(whole, unsigned).str.strip_chars_start("0")])
-    number = _guarded_cast(digits, ok, nw.Int64)
+    number = _guarded_cast(text.str.replace_all(_POSITIVE_INT, "$1"), ok, nw.Int64)
     return nw.when((number > 0) & (number <= _INT32_MAX)).then(number)
 
 
@@ -827,7 +823,7 @@ def _positive_number(value: nw.Expr) -> nw.Expr:
     return nw.when(number > 0).then(number)
 
 
-def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_format: str) -> nw.LazyFrame:
+def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_format: str | k.ByRow) -> nw.LazyFrame:
     """Add ``{name: money text column}`` as Int64 US cents in ``money_format`` and the row's
     currency (``_rate``); null when the text is missing, unparseable, negative or too large (see the
     module docstring).
@@ -837,27 +833,39 @@ def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_forma
     beyond are cut, not rounded (rounding there and again to cents could round twice: 12.34499 ->
     12.3450 -> 12.35, where ROUND_HALF_UP(12.34499, 2) is 12.34). Built in steps (the text, then its
     parts, then the amount) so that each step's expression is built and planned once, not once per
-    use (on Spark every copy is a JVM round trip and a bigger plan).
+    use (on Spark every copy is a JVM round trip and a bigger plan). On Spark ``money_format`` may
+    be a :class:`~resight_platform.engines.kernels.ByRow`: what depends on the format is picked by
+    the row's ``_money_format`` (``kernels.by_row``).
     """
     if engine_of(frame) == "polars":
         # Polars' Decimal reading is twice as fast as the string form (0.40 against 0.75 s at 1M
         # values, docs/design/spark-spike.md) and gives the same cents (test_silver_parity.py).
+        assert isinstance(money_format, str), "Polars reads a money format as a literal"
         return k.with_polars_exprs(frame, {n: k.usd_cents_polars(pl.col(c), money_format) for n, c in columns.items()})
-    digits, whole_scale, max_whole = (2, 100, 10) if money_format == "cents" else (4, _AMOUNT_SCALE, 8)
+
+    def digits(fmt: str) -> int:  # fraction digits read: cents to the cent, amounts to 1/10,000
+        return 2 if fmt == "cents" else 4
+
     texts = {n: f"{n}__text" for n in columns}
-    frame = frame.with_columns(_money_text(nw.col(c), money_format).alias(texts[n]) for n, c in columns.items())
+    frame = frame.with_columns(
+        k.by_row(money_format, lambda fmt, c=c: _money_text(nw.col(c), fmt)).alias(texts[n]) for n, c in columns.items()
+    )
     parts = []
     for name, text_name in texts.items():
         text = nw.col(text_name)
         whole = text.str.replace_all(r"\.[0-9]*\z", "").str.replace_all(r"^0+", "")
-        fraction = nw.concat_str([text.str.replace_all(r"^[0-9]*\.?", ""), nw.lit("0000")]).str.slice(0, digits)
+        fraction = nw.concat_str([text.str.replace_all(r"^[0-9]*\.?", ""), nw.lit("0000")])
+        max_whole = k.by_row(money_format, lambda fmt: nw.lit(10 if fmt == "cents" else 8))
         ok = text.str.contains(_UNSIGNED_NUMBER).fill_null(False) & (whole.str.len_chars() <= max_whole)
         parts += [
             ok.alias(f"{name}__ok"),
             nw.concat_str([nw.lit("0"), whole]).alias(f"{name}__whole"),
-            fraction.alias(f"{name}__fraction"),
+            k.by_row(money_format, lambda fmt, fraction=fraction: fraction.str.slice(0, digits(fmt))).alias(
+                f"{name}__fraction"
+            ),
         ]
     frame = frame.with_columns(parts)
+    whole_scale = k.by_row(money_format, lambda fmt: nw.lit(10 ** digits(fmt), nw.Int64))
     amounts = []
     for name in columns:
         ok = nw.col(f"{name}__ok")
@@ -873,11 +881,11 @@ def _money_text(value: nw.Expr, money_format: str) -> nw.Expr:
     separators and decimal comma handled); anything else is left for the number check to refuse."""
     text = _strip(value)
     if money_format == "currency":
-        return text.str.replace_all(f"[$,{k.WHITESPACE}]", "")
+        return text.str.replace_all(f"[$,{k.WHITESPACE_CLASS}]", "")
     if money_format == "decimal_comma":
         # "1.234,50 €" -> "1234.50": a dot groups thousands only in threes, so "12.99" (a decimal
         # point in a decimal-comma feed) is unparseable, never read as 1299.
-        text = text.str.replace_all(f"[€£$¥{k.WHITESPACE}]", "")
+        text = text.str.replace_all(f"[€£$¥{k.WHITESPACE_CLASS}]", "")
         grouped = text.str.contains(r"^(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?\z")
         return nw.when(grouped).then(
             text.str.replace_all(".", "", literal=True).str.replace_all(",", ".", literal=True)

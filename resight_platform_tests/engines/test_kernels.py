@@ -15,6 +15,8 @@ from polars.testing import assert_frame_equal
 
 from resight_platform.engines import from_polars, to_polars
 from resight_platform.engines.kernels import (
+    WHITESPACE,
+    WHITESPACE_CLASS,
     first_by_key,
     in_record_order,
     materialised,
@@ -282,3 +284,13 @@ def test_per_group_and_materialised_on_spark_equal_polars(spark: Any) -> None:
     on_spark = in_record_order(nw.from_native(from_polars(spark.range(1), frame)), params, "g")
     got = to_polars(materialised(per_group(on_spark, params, builds)))
     assert_frame_equal(got.sort("_row_number"), polars.drop("__row"), check_column_order=False)
+
+
+def test_the_white_space_class_is_the_white_space_set() -> None:
+    import re
+
+    every = "".join(chr(c) for c in range(0x3100))
+    assert set(re.findall(f"[{WHITESPACE_CLASS}]", every)) == set(WHITESPACE)
+    # and Polars' regex (Rust's) reads the class the same
+    found = pl.Series([every]).str.extract_all(f"[{WHITESPACE_CLASS}]").explode().to_list()
+    assert set(found) == set(WHITESPACE)
