@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import narwhals as nw
@@ -425,7 +426,7 @@ def with_timestamps(
         native = native.withColumns({parts[n]: _spark_iso_parts(F.col(c)) for n, c in columns.items()})
     read = native.withColumns(
         {
-            n: _spark_by_row(fmt, lambda f, c=c, n=n: _spark_timestamp(c, f, timezone, f"{n}__iso"))
+            n: _spark_by_row(fmt, partial(_spark_timestamp, c, timezone=timezone, iso_parts=f"{n}__iso"))
             for n, c in columns.items()
         }
     )
@@ -448,9 +449,7 @@ def with_dates(frame: nw.LazyFrame, columns: Mapping[str, str], fmt: str | ByRow
     def read(column: str, each: str) -> Any:
         return F.to_date(F.try_to_timestamp(_spark_trim(F.col(column)), F.lit(spark_pattern(each))))
 
-    return nw.from_native(
-        native.withColumns({n: _spark_by_row(fmt, lambda f, c=c: read(c, f)) for n, c in columns.items()})
-    )
+    return nw.from_native(native.withColumns({n: _spark_by_row(fmt, partial(read, c)) for n, c in columns.items()}))
 
 
 def _spark_trim(value: Any) -> Any:

@@ -84,6 +84,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP
+from functools import partial
 from typing import Any
 
 import narwhals as nw
@@ -848,7 +849,7 @@ def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_forma
 
     texts = {n: f"{n}__text" for n in columns}
     frame = frame.with_columns(
-        k.by_row(money_format, lambda fmt, c=c: _money_text(nw.col(c), fmt)).alias(texts[n]) for n, c in columns.items()
+        k.by_row(money_format, partial(_money_text, nw.col(c))).alias(texts[n]) for n, c in columns.items()
     )
     parts = []
     for name, text_name in texts.items():
@@ -860,9 +861,7 @@ def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_forma
         parts += [
             ok.alias(f"{name}__ok"),
             nw.concat_str([nw.lit("0"), whole]).alias(f"{name}__whole"),
-            k.by_row(money_format, lambda fmt, fraction=fraction: fraction.str.slice(0, digits(fmt))).alias(
-                f"{name}__fraction"
-            ),
+            k.by_row(money_format, partial(_first_digits, fraction, digits)).alias(f"{name}__fraction"),
         ]
     frame = frame.with_columns(parts)
     whole_scale = k.by_row(money_format, lambda fmt: nw.lit(10 ** digits(fmt), nw.Int64))
@@ -874,6 +873,10 @@ def _with_usd_cents(frame: nw.LazyFrame, columns: Mapping[str, str], money_forma
         )
         amounts.append(nw.when(ok).then((units * nw.col("_rate") + _TO_CENTS // 2) // _TO_CENTS).alias(name))
     return frame.with_columns(amounts)
+
+
+def _first_digits(fraction: nw.Expr, digits: Callable[[str], int], money_format: str) -> nw.Expr:
+    return fraction.str.slice(0, digits(money_format))
 
 
 def _money_text(value: nw.Expr, money_format: str) -> nw.Expr:
