@@ -59,6 +59,8 @@ SPARK_CONF = {
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "2",
     "spark.driver.memory": "4g",
+    # The UI's REST API gives the stages' CPU time and shuffle bytes (``_stage_totals``).
+    "spark.ui.enabled": "true",
 }
 
 
@@ -229,9 +231,50 @@ def run_engine(engine: str, bronze: Path, out: Path, spark: Any = None) -> dict[
     for name, frame in built_marts.items():
         frame.sort(frame.columns).write_parquet(out / f"mart_{name}.parquet")
     seconds["total"] = sum(seconds.values())
+    work: dict[str, Any] = {"cpu_seconds": round(_cpu_seconds(spark), 1)}
     if own_session:
+        work["spark_stages"] = _stage_totals(spark)
         spark.stop()
-    return {"seconds": {k: round(v, 2) for k, v in seconds.items()}, "results": results}
+    return {"seconds": {k: round(v, 2) for k, v in seconds.items()}, **work, "results": results}
+
+
+def _cpu_seconds(spark: Any) -> float:
+    """CPU time (user + system) of this process and, on Spark, of its JVM: what the work cost the
+    cores, whatever else the machine was running."""
+    import psutil
+
+    times = [psutil.Process().cpu_times()]
+    if spark is not None:
+        times.append(psutil.Process(spark._jvm.java.lang.ProcessHandle.current().pid()).cpu_times())
+    return sum(t.user + t.system for t in times)
+
+
+def _stage_totals(spark: Any) -> dict[str, Any]:
+    """The session's completed stages summed (Spark's REST API): executor CPU and run time, input,
+    shuffle and output bytes: the per-core throughput and shuffle sizes a cluster projection needs."""
+    from urllib.request import urlopen
+
+    url = spark.sparkContext.uiWebUrl
+    if not url:
+        return {}
+    app = spark.sparkContext.applicationId
+    with urlopen(f"{url}/api/v1/applications/{app}/stages?status=complete", timeout=30) as response:
+        stages = json.load(response)
+    fields = {
+        "executor_cpu_seconds": ("executorCpuTime", 1e-9),
+        "executor_run_seconds": ("executorRunTime", 1e-3),
+        "gc_seconds": ("jvmGcTime", 1e-3),
+        "input_mib": ("inputBytes", 2**-20),
+        "shuffle_write_mib": ("shuffleWriteBytes", 2**-20),
+        "shuffle_read_mib": ("shuffleReadBytes", 2**-20),
+        "output_mib": ("outputBytes", 2**-20),
+        "spill_disk_mib": ("diskBytesSpilled", 2**-20),
+    }
+    totals: dict[str, Any] = {
+        name: round(sum(stage.get(field, 0) for stage in stages) * scale, 1) for name, (field, scale) in fields.items()
+    }
+    totals["stages"] = len(stages)
+    return totals
 
 
 # ------------------------------------------------------------------------------------ the parent
@@ -308,8 +351,9 @@ def run_size(workdir: Path, lines: int, providers: int, engines: Sequence[str]) 
 
 def to_markdown(report: dict[str, Any]) -> str:
     lines = [
-        "| lines | engine | session s | silver s | dims s | fact s | marts s | wall s | peak RSS MiB | identical |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| lines | engine | session s | silver s | dims s | fact s | marts s | wall s | CPU s | peak RSS MiB"
+        " | identical |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for size in report["sizes"]:
         for engine, figures in size["engines"].items():
@@ -317,6 +361,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {size['lines']:,} | {engine} | {s['session']:.1f} | {s['silver']:.1f} | {s['dims']:.1f} |"
                 f" {s['fact']:.1f} | {s['marts']:.1f} | {figures['wall_seconds']:.1f} |"
+                f" {figures.get('cpu_seconds', float('nan')):.1f} |"
                 f" {figures['peak_rss_mib']:,} | {size['identical']} |"
             )
     return "\n".join(lines)
