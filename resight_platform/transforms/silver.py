@@ -810,7 +810,7 @@ def _positive_int(value: nw.Expr) -> nw.Expr:
     """A positive integer within Int32 as Int64; null if the text is anything else (the other
     engines' form: Polars has ``_positive_int_polars``). The digits without sign, zero fraction and
     leading zeros come from the checking regex's group: one regex pass (a chain of literal steps
-    cost Spark about 40 microseconds a value)."""
+    cost Spark about 45 microseconds of CPU a value: 10 s more per 200k sales lines, now 1.2 s)."""
     text = _strip(value)
     ok = text.str.contains(_POSITIVE_INT).fill_null(False)
     number = _guarded_cast(text.str.replace_all(_POSITIVE_INT, "$1"), ok, nw.Int64)

@@ -13,7 +13,6 @@ dtypes and the same values, no tolerance.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -167,24 +166,6 @@ def test_the_sample_holds_what_parity_must_cover(on_polars: dict[str, Any]) -> N
     listed = short.filter(pl.col("month") == tied_month)
     assert listed.get_column("sku").to_list() == list(TIED_SKUS[:SHORT_TOP])  # the third, tied, is cut
     assert listed.get_column("revenue").to_list() == [TIED_AMOUNT] * SHORT_TOP
-
-
-#: Spark compiles each query's whole stages to Java before it runs them: seconds a query on a
-#: loaded 2-core machine, for tables of a few thousand rows that then run in milliseconds (this
-#: test's ~30 queries took 2.6× as long with it). An execution strategy, not semantics: the results
-#: are the same either way.
-INTERPRETED = {"spark.sql.codegen.wholeStage": "false"}
-
-
-@pytest.fixture
-def interpreted(spark: Any) -> Iterator[Any]:
-    """The shared session without whole-stage code generation for one test, then as it was."""
-    before = {key: spark.conf.get(key) for key in INTERPRETED}
-    for key, value in INTERPRETED.items():
-        spark.conf.set(key, value)
-    yield spark
-    for key, value in before.items():
-        spark.conf.set(key, value)
 
 
 @pytest.mark.xdist_group("spark")

@@ -10,7 +10,6 @@ year-ago features are set) and a ``last_week`` before the data's last week.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any
@@ -36,22 +35,6 @@ SERIES_ROWS = (
     ("health", "bird", "Unknown", 0, 60),  # stops selling: zero demand after
     ("treats", "fish", "West", 78, None),  # starts in the last weeks
 )
-
-
-#: Whole-stage code generation off for these tests: on a few hundred rows, compiling each query
-#: costs more than running it (as in ``engines/test_gold_parity.py``); results do not depend on it.
-INTERPRETED = {"spark.sql.codegen.wholeStage": "false"}
-
-
-@pytest.fixture
-def interpreted(spark: Any) -> Iterator[Any]:
-    """The shared session without whole-stage code generation for one test, then as it was."""
-    before = {key: spark.conf.get(key) for key in INTERPRETED}
-    for key, value in INTERPRETED.items():
-        spark.conf.set(key, value)
-    yield spark
-    for key, value in before.items():
-        spark.conf.set(key, value)
 
 
 def weekly_frame(seed: int = 18) -> pl.DataFrame:
