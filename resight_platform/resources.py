@@ -136,7 +136,7 @@ ENGINE_TAG = "resight/engine"
 
 
 class EngineResource(dg.ConfigurableResource):
-    """Where a run's silver, gold and marts run: ``engine`` (``polars`` in this process, or
+    """Where a run's silver, gold, marts and ML features run: ``engine`` (``polars`` in this process, or
     ``spark``) and, for Spark, the session's master, Spark Connect URL and extra settings
     (``Settings.engine``). A run chooses its engine with the ``resight/engine`` tag, which wins
     over ``engine`` (:func:`engine_for`). Not with run config: Dagster replaces the resource's

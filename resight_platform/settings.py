@@ -120,7 +120,7 @@ def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Where silver, gold and the marts run by default (a run's ``resight/engine`` tag wins):
+    """Where silver, gold, the marts and the ML features run by default (a run's ``resight/engine`` tag wins):
     ``RESIGHT_ENGINE`` (``polars``, in-process, or ``spark``), and Spark's session:
     ``RESIGHT_SPARK_MASTER`` (``local[*]``: a session in this process), ``RESIGHT_SPARK_REMOTE``
     (a Spark Connect server, ``sc://host:port``; wins over the master) and ``RESIGHT_SPARK_CONF``
@@ -226,7 +226,7 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     #: Alert destinations (``RESIGHT_ALERT_*``).
     alerts: AlertSettings = field(default_factory=AlertSettings)
-    #: The default engine of silver, gold and the marts, and Spark's session (``RESIGHT_ENGINE``,
+    #: The default engine of silver, gold, the marts and the ML features, and Spark's session (``RESIGHT_ENGINE``,
     #: ``RESIGHT_SPARK_*``).
     engine: EngineSettings = field(default_factory=EngineSettings)
     #: How long past its expected delivery window a source may be before it is stale

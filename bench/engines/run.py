@@ -53,15 +53,39 @@ RESULTS_PATH = Path(__file__).with_name("results.json")
 ENGINES = ("polars", "spark")
 SILVER_ORDER = ("catalog", "stores", "customers", "sales")
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-#: The Spark session of the benchmark: two local cores, as the machines here have; shuffles sized
-#: for them; a driver big enough for the day (the JVM's heap, beside the Python process).
+#: The Spark session of the benchmark: two local cores, as the machines here have; a driver big
+#: enough for the day (the JVM's heap, beside the Python process). The shuffle partitions are sized
+#: to the day (``shuffle_partitions``).
 SPARK_CONF = {
-    "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "2",
     "spark.driver.memory": "4g",
     # The UI's REST API gives the stages' CPU time and shuffle bytes (``_stage_totals``).
     "spark.ui.enabled": "true",
 }
+#: Bronze rows per shuffle partition. A shuffle partition of the labelled rows is one persisted block;
+#: Spark reads a spilled block back into the heap as one buffer, so blocks must stay well inside
+#: the heap: with a fixed 4 partitions, 20M lines made ~5M-row blocks and the 4g driver ran out of
+#: heap re-caching one (``BlockManager.maybeCacheDiskBytesInMemory``; docs/engines.md).
+ROWS_PER_SHUFFLE_PARTITION = 250_000
+
+
+def shuffle_partitions(bronze: Path) -> int:
+    """``spark.sql.shuffle.partitions`` for a day: one per ``ROWS_PER_SHUFFLE_PARTITION`` bronze
+    rows of its largest feed, at least 4 (the figures up to 1M lines were taken with 4). The rows
+    come from the Parquet footers (no data read)."""
+    import polars as pl
+
+    largest = 0
+    for feed in SILVER_ORDER:
+        files = sorted((bronze / feed).glob("*.parquet"))
+        if files:
+            largest = max(largest, pl.scan_parquet(files).select(pl.len()).collect().item())
+    return max(4, -(-largest // ROWS_PER_SHUFFLE_PARTITION))
+
+
+def spark_conf(bronze: Path) -> dict[str, str]:
+    """The benchmark's Spark settings for the day under ``bronze``."""
+    return {**SPARK_CONF, "spark.sql.shuffle.partitions": str(shuffle_partitions(bronze))}
 
 
 # --------------------------------------------------------------------------------- bronze (setup)
@@ -123,7 +147,7 @@ def run_engine(engine: str, bronze: Path, out: Path, spark: Any = None) -> dict[
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         from resight_platform.engines.spark import session, spark_config
 
-        spark = session(spark_config(master="local[2]", extra=SPARK_CONF))
+        spark = session(spark_config(master="local[2]", extra=spark_conf(bronze)))
         spark.range(1).count()
     seconds["session"] = time.perf_counter() - started
 
@@ -232,6 +256,8 @@ def run_engine(engine: str, bronze: Path, out: Path, spark: Any = None) -> dict[
         frame.sort(frame.columns).write_parquet(out / f"mart_{name}.parquet")
     seconds["total"] = sum(seconds.values())
     work: dict[str, Any] = {"cpu_seconds": round(_cpu_seconds(spark), 1)}
+    if engine == "spark":
+        work["shuffle_partitions"] = int(spark.conf.get("spark.sql.shuffle.partitions"))
     if own_session:
         work["spark_stages"] = _stage_totals(spark)
         spark.stop()
@@ -386,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": "python -m bench.engines.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "spark_conf": SPARK_CONF,
+        "spark_conf": {**SPARK_CONF, "spark.sql.shuffle.partitions": "max(4, largest feed's bronze rows / 250,000)"},
         "sizes": [],
     }
     for lines in sizes:
