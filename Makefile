@@ -57,11 +57,13 @@ ifeq ($(SIZE),quick)
 	$(BIN)/python -m bench.throughput.run --quick --output bench/throughput/results-quick.json
 	$(BIN)/python -m bench.overhead.run --repeat 2 --output bench/overhead/results-quick.json
 	$(BIN)/python -m bench.s3_read.run --rows 1000000 --repeat 2 --output bench/s3_read/results-quick.json
+	$(BIN)/python -m bench.engines.run --quick --output bench/engines/results-quick.json
 else
 	$(BIN)/python -m bench.partitions.run --sources-per-model 300 12000 --days 365
 	$(BIN)/python -m bench.throughput.run
 	$(BIN)/python -m bench.overhead.run
 	$(BIN)/python -m bench.s3_read.run
+	$(BIN)/python -m bench.engines.run
 endif
 
 clean:
