@@ -6,7 +6,6 @@ Logs, and records what the cluster wrote as materialisations of ``silver/<feed>`
 source partition, with the quarantine and per-file counts stored in ``ops`` as a run of the asset
 stores them. The job is in the definitions only when ``RESIGHT_EMR_*`` is configured."""
 
-from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping, Sequence
