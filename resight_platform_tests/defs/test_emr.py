@@ -217,7 +217,7 @@ def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partiti
             # What reached moto: the application, role, entry point, arguments and settings.
             (job,) = cluster.submitted
             submit = job["jobDriver"]["sparkSubmit"]
-            assert (job["applicationId"], job["executionRoleArn"]) == (application, ROLE)
+            assert (job["applicationId"], job["executionRole"]) == (application, ROLE)
             assert submit["entryPoint"] == "s3://resight-artifacts/emr/emr_entry.py"
             assert submit["entryPointArguments"] == ["--from", str(DAY), "--to", str(DAY), "--feeds", ",".join(FEEDS)]
             parameters = submit["sparkSubmitParameters"]
@@ -232,7 +232,7 @@ def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partiti
                 assert f"--conf {conf}" in parameters
             logging = job["configurationOverrides"]["monitoringConfiguration"]["cloudWatchLoggingConfiguration"]
             assert logging["enabled"] and logging["logGroupName"] == LOG_GROUP
-            assert job["tags"]["dagster/run_id"] == result.run_id
+            assert job["tags"]["dagster/run-id"] == result.run_id
 
             # The lake and ops hold what the Polars run wrote, row for row.
             for feed in FEEDS:
