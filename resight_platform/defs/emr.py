@@ -6,7 +6,6 @@ Logs, and records what the cluster wrote as materialisations of ``silver/<feed>`
 source partition, with the quarantine and per-file counts stored in ``ops`` as a run of the asset
 stores them. The job is in the definitions only when ``RESIGHT_EMR_*`` is configured."""
 
-
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -26,7 +25,14 @@ from resight_platform.restate import quarantine_table
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import FEEDS
 
-__all__ = ["EMR_SILVER_JOB", "EmrResource", "EmrSilverConfig", "emr_resource", "emr_silver_job"]
+__all__ = [
+    "EMR_SILVER_JOB",
+    "EmrResource",
+    "EmrSilverConfig",
+    "emr_resource",
+    "emr_run_config",
+    "emr_silver_job",
+]
 
 EMR_SILVER_JOB = "emr_silver_job"
 #: Partitions whose quarantine rows and file counts go to ``ops`` in one transaction.
@@ -96,6 +102,18 @@ class EmrSilverConfig(dg.Config):
     end: str
     sources: list[str] | None = None
     feeds: list[str] | None = None
+
+
+def emr_run_config(
+    start: date, end: date, sources: Sequence[str] | None = None, feeds: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """``emr_silver_job``'s run config for a range (what the launchpad takes, and the CLI gives)."""
+    config: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat()}
+    if sources:
+        config["sources"] = list(sources)
+    if feeds:
+        config["feeds"] = list(feeds)
+    return {"ops": {"emr_silver": {"config": config}}}
 
 
 def _range(config: EmrSilverConfig, known_sources: Sequence[str]) -> tuple[date, date, list[str], list[str]]:

@@ -2,13 +2,11 @@
 cluster.
 
 Moto (the suite's server, in this process) takes the job run and answers that it succeeded at
-once; it runs nothing. So the test is the cluster, and the only fake: when the job is submitted
-(botocore's ``after-call`` event on the op's own client) it reads the job run back from moto,
-runs ``spark-submit`` of the entry script with that job's parameters, arguments and driver
-environment (``local[1]``, the local venv standing for the unpacked archive), and writes the
-driver's stdout and stderr to the log streams EMR Serverless would, in moto's CloudWatch Logs.
-Dagster's Pipes client reads its messages from there. Moto lacks ``GetDashboardForJobRun``,
-which the client calls once the run ends: a ``before-call`` handler answers it.
+once; it runs nothing. So the test is the cluster, and the only fake (``emr_cluster.Cluster``):
+when the job is submitted it reads the job run back from moto, runs ``spark-submit`` of the entry
+script with that job's parameters, arguments and driver environment (``local[1]``, the local venv
+standing for the unpacked archive), and writes the driver's stdout and stderr to the log streams
+EMR Serverless would, in moto's CloudWatch Logs, where Dagster's Pipes client reads them.
 
 The bronze is the sample generator's (two partners of different export profiles, one day),
 loaded and cleaned on Polars first; the job then cleans it again on Spark and every silver and
@@ -17,13 +15,6 @@ quarantine partition, ``ops.quarantine`` and the ledger must be what the Polars 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import types
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,102 +33,15 @@ from resight_platform.io.storage import open_store
 from resight_platform.pipeline import run_pipeline
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import FEEDS, load_registry
-from resight_platform_tests.conftest import AWS_TEST_REGION
 from resight_platform_tests.databases import temporary_database
+from resight_platform_tests.emr_cluster import LOG_GROUP, ROLE, Cluster, emr_application, emr_env
+
+__all__ = ["emr_application"]  # the fixture, for pytest
 
 pytestmark = pytest.mark.xdist_group("spark")  # the played cluster is a JVM
 
 PROVIDERS = ["pawmart", "petopia"]
 DAY = date(2026, 10, 1)
-ROLE = "arn:aws:iam::123456789012:role/resight-emr"  # moto's account: it refuses a cross-account role
-ENTRY = Path(__file__).resolve().parents[2] / "resight_platform" / "engines" / "emr_entry.py"
-SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
-DRIVER_ENV = "spark.emr-serverless.driverEnv."
-LOG_GROUP = "/resight/emr-test"
-
-
-@dataclass
-class Cluster:
-    """EMR Serverless's part: runs a submitted job's entry point locally and logs it to CloudWatch
-    as EMR would (``/applications/{app}/jobs/{run}/SPARK_DRIVER/{stdout,stderr}``). ``fail``: end
-    the job run FAILED with that reason instead of running it."""
-
-    endpoint: str
-    fail: str | None = None
-    submitted: list[dict[str, Any]] = field(default_factory=list)
-    stderr: str = ""
-
-    def _client(self, service: str) -> Any:
-        return boto3.Session(region_name=AWS_TEST_REGION).client(service, endpoint_url=self.endpoint)
-
-    def install(self, session: boto3.Session) -> None:
-        session.events.register("after-call.emr-serverless.StartJobRun", self.on_start)
-        session.events.register("before-call.emr-serverless.GetDashboardForJobRun", self.dashboard)
-
-    def dashboard(self, **_: Any) -> tuple[Any, dict[str, str]]:
-        return types.SimpleNamespace(status_code=200), {"url": "https://emr-serverless.example/dashboard"}
-
-    def on_start(self, parsed: Mapping[str, Any], **_: Any) -> None:
-        application, run_id = parsed["applicationId"], parsed["jobRunId"]
-        job = self._client("emr-serverless").get_job_run(applicationId=application, jobRunId=run_id)["jobRun"]
-        self.submitted.append(job)
-        if self.fail is not None:
-            self._end(application, run_id, "FAILED", self.fail)
-            return
-        done = self._run(job)
-        self._log(application, run_id, "stdout", done.stdout)
-        self._log(application, run_id, "stderr", done.stderr)
-        self.stderr = done.stderr
-        if done.returncode:
-            self._end(application, run_id, "FAILED", f"Job failed, ExitCode: {done.returncode}")
-
-    def _run(self, job: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
-        """``spark-submit`` as the cluster runs it: the job's ``--conf``s (the archive's Python is
-        this venv's, the archive itself the cluster's business), its driver environment, the entry
-        point (here the package's file) and its arguments."""
-        submit = job["jobDriver"]["sparkSubmit"]
-        words = submit["sparkSubmitParameters"].split()
-        confs = dict(conf.split("=", 1) for flag, conf in zip(words[::2], words[1::2], strict=True) if flag == "--conf")
-        env = {**os.environ, "PYTHONPATH": str(ENTRY.parents[2]), "PYSPARK_PYTHON": sys.executable}
-        env.update({key[len(DRIVER_ENV) :]: value for key, value in confs.items() if key.startswith(DRIVER_ENV)})
-        env.update({key: sys.executable for key, value in env.items() if value == PYTHON})
-        command = [str(SPARK_SUBMIT), "--master", "local[1]", "--conf", "spark.ui.enabled=false"]
-        for key, value in confs.items():
-            if key != "spark.archives" and not key.startswith(DRIVER_ENV):
-                command += ["--conf", f"{key}={sys.executable if value == PYTHON else value}"]
-        command += [str(ENTRY), *submit["entryPointArguments"]]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-
-    def _log(self, application: str, run_id: str, stream: str, text: str) -> None:
-        logs = self._client("logs")
-        if not logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"]:
-            logs.create_log_group(logGroupName=LOG_GROUP)
-        name = f"/applications/{application}/jobs/{run_id}/SPARK_DRIVER/{stream}"
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=name)
-        lines = [line for line in text.splitlines() if line]
-        for first in range(0, len(lines), 5_000):
-            now = int(time.time() * 1000)
-            events = [{"timestamp": now, "message": line} for line in lines[first : first + 5_000]]
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=name, logEvents=events)
-
-    def _end(self, application: str, run_id: str, state: str, reason: str) -> None:
-        """Moto has no API for a job run's end: set it in moto's backend (this process's server)."""
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.emrserverless.models import emrserverless_backends
-
-        run = emrserverless_backends[DEFAULT_ACCOUNT_ID][AWS_TEST_REGION].get_job_run(application, run_id)
-        run.state, run.state_details = state, reason
-
-
-@pytest.fixture
-def aws(s3_endpoint: str, s3_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    """An EMR Serverless application on moto and boto3's default session (the op's clients come
-    from it) fresh for this test: ``(endpoint, application id)``."""
-    session = boto3.Session(region_name=AWS_TEST_REGION)
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
-    emr = session.client("emr-serverless", endpoint_url=s3_endpoint)
-    application = emr.create_application(name="resight", releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
-    yield s3_endpoint, application
 
 
 def _settings(home: Path, endpoint: str, application: str) -> Settings:
@@ -146,12 +50,7 @@ def _settings(home: Path, endpoint: str, application: str) -> Settings:
             "RESIGHT_HOME": str(home),
             "RESIGHT_PARTITIONS_START": "2026-09-01",
             "AWS_ENDPOINT_URL": endpoint,
-            "RESIGHT_EMR_SERVERLESS_APPLICATION_ID": application,
-            "RESIGHT_EMR_EXECUTION_ROLE_ARN": ROLE,
-            "RESIGHT_EMR_ENTRY_POINT": "s3://resight-artifacts/emr/emr_entry.py",
-            "RESIGHT_EMR_ARCHIVE": "s3://resight-artifacts/emr/resight-venv.tar.gz",
-            "RESIGHT_EMR_LOG_GROUP": LOG_GROUP,
-            "RESIGHT_EMR_POLL_SECONDS": "0.5",
+            **emr_env(application),
             "RESIGHT_SPARK_CONF": "spark.sql.shuffle.partitions=2",
         }
     )
@@ -187,9 +86,9 @@ def _ops(pg_url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
 
 
 def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partition(
-    tmp_path: Path, pg_server_url: str, aws: tuple[str, str]
+    tmp_path: Path, pg_server_url: str, emr_application: tuple[str, str]
 ) -> None:
-    endpoint, application = aws
+    endpoint, application = emr_application
     settings = _settings(tmp_path, endpoint, application)
     from resight_platform.sample import generate
 
@@ -265,9 +164,9 @@ def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partiti
 
 
 def test_a_failed_job_run_fails_the_run_with_the_clusters_reason(
-    tmp_path: Path, pg_server_url: str, aws: tuple[str, str]
+    tmp_path: Path, pg_server_url: str, emr_application: tuple[str, str]
 ) -> None:
-    endpoint, application = aws
+    endpoint, application = emr_application
     settings = _settings(tmp_path, endpoint, application)
     reason = "Job failed, please check complete logs in configured logging destination. ExitCode: 1."
     cluster = Cluster(endpoint, fail=reason)
@@ -291,9 +190,9 @@ def test_a_failed_job_run_fails_the_run_with_the_clusters_reason(
 
 
 def test_a_bad_range_fails_before_anything_is_submitted(
-    tmp_path: Path, pg_server_url: str, aws: tuple[str, str]
+    tmp_path: Path, pg_server_url: str, emr_application: tuple[str, str]
 ) -> None:
-    endpoint, application = aws
+    endpoint, application = emr_application
     cluster = Cluster(endpoint)
     cluster.install(boto3.DEFAULT_SESSION)  # type: ignore[arg-type]
     for pg_url in temporary_database(pg_server_url, "emr"):
@@ -312,8 +211,10 @@ def test_a_bad_range_fails_before_anything_is_submitted(
     assert cluster.submitted == []
 
 
-def test_the_job_is_defined_only_where_emr_is_configured(tmp_path: Path, pg_url: str, aws: tuple[str, str]) -> None:
-    endpoint, application = aws
+def test_the_job_is_defined_only_where_emr_is_configured(
+    tmp_path: Path, pg_url: str, emr_application: tuple[str, str]
+) -> None:
+    endpoint, application = emr_application
     configured = build_definitions(_settings(tmp_path, endpoint, application), pg_url)
     assert configured.resolve_job_def(EMR_SILVER_JOB).name == EMR_SILVER_JOB
     plain = build_definitions(Settings.from_env({"RESIGHT_HOME": str(tmp_path)}), pg_url)
