@@ -356,6 +356,18 @@ class Settings:
     #: mapping): only then can a secret be handed to Dagster by its variable's name.
     from_process_env: bool = field(default=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.emr.configured and not self.lake_url.startswith("s3://"):
+            raise ValueError(
+                f"EMR Serverless needs the lake on S3 (RESIGHT_LAKE_URL=s3://…): the cluster cannot read"
+                f" {self.lake_url!r}"
+            )
+        if self.emr.configured and self.registry_dir is not None and not str(self.registry_dir).startswith("s3://"):
+            raise ValueError(
+                f"EMR Serverless needs the registry packaged or on S3 (RESIGHT_REGISTRY_DIR=s3://…): the cluster"
+                f" cannot read {str(self.registry_dir)!r}"
+            )
+
     def secret_variable(self, setting: str) -> str | None:
         """The environment variable that holds ``setting`` (a key of :data:`SECRET_VARIABLES`)
         when it came from this process's environment and still holds the same value there: what

@@ -18,7 +18,7 @@ import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import pytest
@@ -26,7 +26,7 @@ import pytest
 from resight_platform.engines.emr import PYTHON
 from resight_platform_tests.conftest import AWS_TEST_REGION
 
-__all__ = ["LOG_GROUP", "ROLE", "Cluster", "emr_application", "emr_env"]
+__all__ = ["LOG_GROUP", "ROLE", "Cluster", "MotoEmr", "emr_application", "emr_env"]
 
 ROLE = "arn:aws:iam::123456789012:role/resight-emr"  # moto's account: it refuses a cross-account role
 ENTRY = Path(__file__).resolve().parents[1] / "resight_platform" / "engines" / "emr_entry.py"
@@ -108,24 +108,32 @@ class Cluster:
         run.state, run.state_details = state, reason
 
 
+class MotoEmr(NamedTuple):
+    """Moto's endpoint, an EMR Serverless application on it, and a fresh lake bucket there."""
+
+    endpoint: str
+    application: str
+    lake_url: str
+
+
 @pytest.fixture
-def emr_application(
-    s3_endpoint: str, s3_credentials: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    """An EMR Serverless application on moto and boto3's default session (the op's clients come
-    from it) fresh for this test: ``(endpoint, application id)``."""
+def emr_application(s3_bucket_url: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoEmr]:
+    """An EMR Serverless application on moto, a lake on moto's S3 (a cluster reads an S3 lake
+    only), and boto3's default session (the op's clients come from it), fresh for this test."""
     session = boto3.Session(region_name=AWS_TEST_REGION)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
     emr = session.client("emr-serverless", endpoint_url=s3_endpoint)
     application = emr.create_application(name="resight", releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
-    yield s3_endpoint, application
+    yield MotoEmr(s3_endpoint, application, s3_bucket_url)
 
 
-def emr_env(application: str) -> dict[str, str]:
-    """The ``RESIGHT_EMR_*`` settings of a deployment on ``application`` (the artifacts' URIs are
-    only passed on: the played cluster runs the package's own entry script)."""
+def emr_env(testbed: MotoEmr) -> dict[str, str]:
+    """The settings of a deployment on ``testbed``: its endpoint, its lake and ``RESIGHT_EMR_*``
+    (the artifacts' URIs are only passed on: the played cluster runs the package's own entry)."""
     return {
-        "RESIGHT_EMR_SERVERLESS_APPLICATION_ID": application,
+        "AWS_ENDPOINT_URL": testbed.endpoint,
+        "RESIGHT_LAKE_URL": testbed.lake_url,
+        "RESIGHT_EMR_SERVERLESS_APPLICATION_ID": testbed.application,
         "RESIGHT_EMR_EXECUTION_ROLE_ARN": ROLE,
         "RESIGHT_EMR_ENTRY_POINT": "s3://resight-artifacts/emr/emr_entry.py",
         "RESIGHT_EMR_ARCHIVE": "s3://resight-artifacts/emr/resight-venv.tar.gz",

@@ -25,7 +25,7 @@ from resight_platform.cli import DEFINITIONS_MODULE, format_table, main
 from resight_platform.io.postgres import connect, database_url, embedded_pg_server_url, stop_embedded_pg
 from resight_platform.sample import Manifest
 from resight_platform.sources.registry import load_registry
-from resight_platform_tests.emr_cluster import Cluster, emr_application, emr_env
+from resight_platform_tests.emr_cluster import Cluster, MotoEmr, emr_application, emr_env
 
 __all__ = ["emr_application"]  # the fixture, for pytest
 
@@ -630,7 +630,7 @@ def test_workspace_yaml_and_the_cli_name_the_code_location_alike() -> None:
 
 
 def test_emr_silver_says_what_to_set_when_emr_is_not_configured(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in emr_env("unset"):
+    for name in emr_env(MotoEmr("http://unset", "unset", "s3://unset/lake")):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit, match="EMR Serverless is not configured: set RESIGHT_EMR_SERVERLESS_APPLICATION_ID"):
         main(["emr-silver", "--from", "2026-10-01", "--to", "2026-10-02"])
@@ -638,7 +638,7 @@ def test_emr_silver_says_what_to_set_when_emr_is_not_configured(home: Path, monk
 
 def test_emr_silver_submits_the_range_and_exits_1_with_the_clusters_reason(
     dagster_db: str,
-    emr_application: tuple[str, str],
+    emr_application: MotoEmr,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -646,9 +646,8 @@ def test_emr_silver_submits_the_range_and_exits_1_with_the_clusters_reason(
     job run FAILED (no Spark here: the job's success path is ``defs/test_emr.py``'s)."""
     import boto3
 
-    endpoint, application = emr_application
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    for name, value in emr_env(application).items():
+    endpoint, application = emr_application.endpoint, emr_application.application
+    for name, value in emr_env(emr_application).items():
         monkeypatch.setenv(name, value)
     reason = "Job failed, please check complete logs in configured logging destination. ExitCode: 1."
     cluster = Cluster(endpoint, fail=reason)

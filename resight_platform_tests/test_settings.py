@@ -256,6 +256,7 @@ _EMR = {
     "RESIGHT_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/service/resight-emr",
     "RESIGHT_EMR_ENTRY_POINT": "s3://artifacts/emr/emr_entry.py",
     "RESIGHT_EMR_ARCHIVE": "s3://artifacts/emr/resight-venv.tar.gz",
+    "RESIGHT_LAKE_URL": "s3://lake-bucket/lake",
 }
 
 
@@ -303,6 +304,8 @@ def test_emr_serverless_is_unconfigured_unless_set_and_comes_from_the_environmen
         ({"RESIGHT_EMR_LOG_GROUP": "emr logs"}, "'emr logs' is not a CloudWatch log group name"),
         ({"RESIGHT_EMR_POLL_SECONDS": "0"}, "RESIGHT_EMR_POLL_SECONDS 0.0 must be more than 0"),
         ({"RESIGHT_EMR_TIMEOUT_MINUTES": "4"}, "RESIGHT_EMR_TIMEOUT_MINUTES 4 is under EMR's minimum of 5"),
+        ({"RESIGHT_LAKE_URL": "/data/lake"}, "EMR Serverless needs the lake on S3 (RESIGHT_LAKE_URL=s3://…)"),
+        ({"RESIGHT_REGISTRY_DIR": "/etc/resight/registry"}, "needs the registry packaged or on S3"),
     ],
 )
 def test_bad_emr_settings_are_refused_by_name(tmp_path: Path, change: dict[str, str], named: str) -> None:

@@ -34,7 +34,7 @@ from resight_platform.pipeline import run_pipeline
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import FEEDS, load_registry
 from resight_platform_tests.databases import temporary_database
-from resight_platform_tests.emr_cluster import LOG_GROUP, ROLE, Cluster, emr_application, emr_env
+from resight_platform_tests.emr_cluster import LOG_GROUP, ROLE, Cluster, MotoEmr, emr_application, emr_env
 
 __all__ = ["emr_application"]  # the fixture, for pytest
 
@@ -44,13 +44,12 @@ PROVIDERS = ["pawmart", "petopia"]
 DAY = date(2026, 10, 1)
 
 
-def _settings(home: Path, endpoint: str, application: str) -> Settings:
+def _settings(home: Path, testbed: MotoEmr) -> Settings:
     return Settings.from_env(
         {
             "RESIGHT_HOME": str(home),
             "RESIGHT_PARTITIONS_START": "2026-09-01",
-            "AWS_ENDPOINT_URL": endpoint,
-            **emr_env(application),
+            **emr_env(testbed),
             "RESIGHT_SPARK_CONF": "spark.sql.shuffle.partitions=2",
         }
     )
@@ -60,9 +59,9 @@ def _run_config(**config: Any) -> dict[str, Any]:
     return {"ops": {"emr_silver": {"config": config}}}
 
 
-def _lake(lake_url: str, table: list[str]) -> pl.DataFrame:
+def _lake(settings: Settings, table: list[str]) -> pl.DataFrame:
     """Every partition of a lake table with its key, in key and row order."""
-    store = open_store(lake_url)
+    store = open_store(settings.lake_url, settings.aws_endpoint_url)
     frames = []
     for info in store.list("/".join(table) + "/"):
         parts = dict(p.split("=", 1) for p in info.key.split("/") if "=" in p)
@@ -86,10 +85,10 @@ def _ops(pg_url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
 
 
 def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partition(
-    tmp_path: Path, pg_server_url: str, emr_application: tuple[str, str]
+    tmp_path: Path, pg_server_url: str, emr_application: MotoEmr
 ) -> None:
-    endpoint, application = emr_application
-    settings = _settings(tmp_path, endpoint, application)
+    endpoint, application = emr_application.endpoint, emr_application.application
+    settings = _settings(tmp_path, emr_application)
     from resight_platform.sample import generate
 
     generate(settings.landing_url, provider_slugs=PROVIDERS, days=1, start=DAY, seed=18, sales_lines_per_day=300)
@@ -100,8 +99,8 @@ def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partiti
         with dg.DagsterInstance.ephemeral() as instance:
             report = run_pipeline(defs, instance, landing=open_store(settings.landing_url), registry=load_registry())
             assert report.success
-            polars = {table: _lake(settings.lake_url, [layer, table]) for layer in ("silver",) for table in FEEDS}
-            polars_quarantine = {feed: _lake(settings.lake_url, ["quarantine", feed]) for feed in FEEDS}
+            polars = {table: _lake(settings, [layer, table]) for layer in ("silver",) for table in FEEDS}
+            polars_quarantine = {feed: _lake(settings, ["quarantine", feed]) for feed in FEEDS}
             polars_ops = _ops(pg_url)
             assert sum(frame.height for frame in polars.values()) > 300  # a real sample, every feed's rows
             assert any(frame.height for frame in polars_quarantine.values())  # and rules broken
@@ -135,8 +134,8 @@ def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partiti
 
             # The lake and ops hold what the Polars run wrote, row for row.
             for feed in FEEDS:
-                assert _lake(settings.lake_url, ["silver", feed]).equals(polars[feed]), feed
-                assert _lake(settings.lake_url, ["quarantine", feed]).equals(polars_quarantine[feed]), feed
+                assert _lake(settings, ["silver", feed]).equals(polars[feed]), feed
+                assert _lake(settings, ["quarantine", feed]).equals(polars_quarantine[feed]), feed
             assert _ops(pg_url) == polars_ops
 
             # Each feed × partition materialised by this run, with the Polars run's counts.
@@ -164,10 +163,10 @@ def test_silver_cleaned_on_the_cluster_equals_polars_and_is_recorded_per_partiti
 
 
 def test_a_failed_job_run_fails_the_run_with_the_clusters_reason(
-    tmp_path: Path, pg_server_url: str, emr_application: tuple[str, str]
+    tmp_path: Path, pg_server_url: str, emr_application: MotoEmr
 ) -> None:
-    endpoint, application = emr_application
-    settings = _settings(tmp_path, endpoint, application)
+    endpoint = emr_application.endpoint
+    settings = _settings(tmp_path, emr_application)
     reason = "Job failed, please check complete logs in configured logging destination. ExitCode: 1."
     cluster = Cluster(endpoint, fail=reason)
     cluster.install(boto3.DEFAULT_SESSION)  # type: ignore[arg-type]
@@ -186,17 +185,17 @@ def test_a_failed_job_run_fails_the_run_with_the_clusters_reason(
             assert f"EMR Serverless job run {job_run} ended FAILED: {reason}" in message
             assert not result.get_asset_materialization_events()
             # The products handed to the cluster are not left behind.
-            assert not list(open_store(settings.lake_url).list(".spark-staging/"))
+            assert not list(open_store(settings.lake_url, endpoint).list(".spark-staging/"))
 
 
 def test_a_bad_range_fails_before_anything_is_submitted(
-    tmp_path: Path, pg_server_url: str, emr_application: tuple[str, str]
+    tmp_path: Path, pg_server_url: str, emr_application: MotoEmr
 ) -> None:
-    endpoint, application = emr_application
+    endpoint = emr_application.endpoint
     cluster = Cluster(endpoint)
     cluster.install(boto3.DEFAULT_SESSION)  # type: ignore[arg-type]
     for pg_url in temporary_database(pg_server_url, "emr"):
-        defs = build_definitions(_settings(tmp_path, endpoint, application), pg_url)
+        defs = build_definitions(_settings(tmp_path, emr_application), pg_url)
         job = defs.resolve_job_def(EMR_SILVER_JOB)
         for config, expected in (
             ({"start": "2026-10-02", "end": "2026-10-01"}, "start 2026-10-02 is after end 2026-10-01"),
@@ -211,11 +210,8 @@ def test_a_bad_range_fails_before_anything_is_submitted(
     assert cluster.submitted == []
 
 
-def test_the_job_is_defined_only_where_emr_is_configured(
-    tmp_path: Path, pg_url: str, emr_application: tuple[str, str]
-) -> None:
-    endpoint, application = emr_application
-    configured = build_definitions(_settings(tmp_path, endpoint, application), pg_url)
+def test_the_job_is_defined_only_where_emr_is_configured(tmp_path: Path, pg_url: str, emr_application: MotoEmr) -> None:
+    configured = build_definitions(_settings(tmp_path, emr_application), pg_url)
     assert configured.resolve_job_def(EMR_SILVER_JOB).name == EMR_SILVER_JOB
     plain = build_definitions(Settings.from_env({"RESIGHT_HOME": str(tmp_path)}), pg_url)
     assert EMR_SILVER_JOB not in {job.name for job in plain.resolve_all_job_defs()}
