@@ -18,12 +18,13 @@ from resight_platform.defs.partitions import lake_partition, source_keys, split_
 from resight_platform.engines.emr import start_job_run_request
 from resight_platform.engines.emr_entry import partition_keys
 from resight_platform.io.lake import read_table
-from resight_platform.io.ops import known_products, record_silver
+from resight_platform.io.ops import known_products, record_silver, record_type_drift
 from resight_platform.io.spark_lake import STAGING_DIR
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.restate import quarantine_table
 from resight_platform.settings import Settings
 from resight_platform.sources.registry import FEEDS
+from resight_platform.transforms.silver import type_drift
 
 __all__ = [
     "EMR_SILVER_JOB",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 EMR_SILVER_JOB = "emr_silver_job"
+#: The per-file counts a partition's report carries after the file's name (``reconcile``'s columns).
+_COUNTS = ("rows_in", "rows_loaded", "rows_quarantined")
 #: Partitions whose quarantine rows and file counts go to ``ops`` in one transaction.
 _OPS_BATCH = 500
 
@@ -164,36 +167,36 @@ def _materialisation(report: Mapping[str, Any], job_run_id: str) -> dg.AssetMate
 
 def _record_ops(
     warehouse: WarehouseResource, lake: StoreResource, registry: Any, feed: str, reports: Sequence[Mapping[str, Any]]
-) -> None:
+) -> pl.DataFrame:
     """The quarantine rows (from the lake, as the cluster wrote them) and per-file counts of a
-    feed's partitions into ``ops``, as a run of the asset stores them, ``_OPS_BATCH`` at a time."""
+    feed's partitions into ``ops``, ``_OPS_BATCH`` partitions a transaction, and the files whose
+    columns changed type on the ledger, as a run of the asset stores them. Returns that type drift."""
     store = lake.store()
-    counts_schema = {
-        "_source_file": pl.String,
-        "rows_in": pl.Int64,
-        "rows_loaded": pl.Int64,
-        "rows_quarantined": pl.Int64,
-    }
+    counts_schema = {"_source_file": pl.String, **dict.fromkeys(_COUNTS, pl.Int64)}
+    drifted: list[pl.DataFrame] = []
     with warehouse.connect() as conn:
         for first in range(0, len(reports), _OPS_BATCH):
             batch = reports[first : first + _OPS_BATCH]
-            quarantined = [
-                frame
-                for report in batch
-                if report["rows_quarantined"]
-                for frame in [
-                    read_table(store, quarantine_table(feed), [lake_partition(report["partition"])]).collect()
-                ]
-            ]
-            files = [tuple(row) for report in batch for row in report["files"]]
+            quarantined, counted = [], []
+            for report in batch:
+                counts = pl.DataFrame(report["files"], schema=counts_schema, orient="row")
+                counted.append(counts)
+                if report["rows_quarantined"]:
+                    partition = lake_partition(report["partition"])
+                    quarantine = read_table(store, quarantine_table(feed), [partition]).collect()
+                    quarantined.append(quarantine)
+                    drifted.append(type_drift(feed, quarantine, counts))
             record_silver(
                 conn,
                 feed=feed,
                 partitions=[split_key(report["partition"]) for report in batch],
                 quarantine=pl.concat(quarantined, how="diagonal_relaxed") if quarantined else pl.DataFrame(),
-                reconciliation=pl.DataFrame(files, schema=counts_schema, orient="row"),
+                reconciliation=pl.concat(counted) if counted else pl.DataFrame(schema=counts_schema),
                 registry=registry,
             )
+        drift = pl.concat(drifted) if drifted else type_drift(feed, pl.DataFrame(), pl.DataFrame())
+        record_type_drift(conn, drift)
+    return drift
 
 
 @dg.op(
@@ -264,7 +267,12 @@ def emr_silver(
         got = by_feed[feed]
         for report in got:
             yield _materialisation(report, job_run_id)
-        _record_ops(warehouse, lake, reg, feed, got)
+        drift = _record_ops(warehouse, lake, reg, feed, got)
+        if drift.height:
+            changed = sorted(
+                {f"{c} in {f.rsplit('/', 1)[-1]}" for f, c in drift.select("_source_file", "column").iter_rows()}
+            )
+            context.log.warning(f"silver/{feed}: type or format changed: {', '.join(changed[:5])} (on the ledger)")
         rows = sum(int(r["rows_loaded"]) for r in got)
         quarantined = sum(int(r["rows_quarantined"]) for r in got)
         context.log.info(f"silver/{feed}: {len(got)} partitions, {rows} rows, {quarantined} quarantined (EMR)")

@@ -79,7 +79,8 @@ def _ops(pg_url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             " order by feed, source_file, row_number"
         ).fetchall()
         ledger = conn.execute(
-            "select file_key, status, rows_in, rows_loaded, rows_quarantined from ops.ingestion_ledger order by 1"
+            "select file_key, status, rows_in, rows_loaded, rows_quarantined, schema_drift::text"
+            " from ops.ingestion_ledger order by 1"
         ).fetchall()
     return quarantine, ledger
 
