@@ -500,6 +500,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emr_silver(args: argparse.Namespace) -> int:
+    """Clean silver of a date range again on EMR Serverless (``emr_silver_job``), and say what it wrote."""
+    import dagster as dg
+
+    from resight_platform.definitions import build_definitions
+    from resight_platform.defs.emr import EMR_SILVER_JOB, emr_run_config
+    from resight_platform.recovery import process_tags
+
+    settings = _settings()
+    if not settings.emr.configured:
+        raise SystemExit(
+            "resight emr-silver: EMR Serverless is not configured: set RESIGHT_EMR_SERVERLESS_APPLICATION_ID,"
+            " RESIGHT_EMR_EXECUTION_ROLE_ARN, RESIGHT_EMR_ENTRY_POINT and RESIGHT_EMR_ARCHIVE (docs/engines.md)"
+        )
+    start, end = _date(args.start, "--from"), _date(args.to, "--to")
+    if start > end:
+        raise SystemExit(f"resight emr-silver: --from {start} is after --to {end}")
+    pg_url, environment = _start_warehouse(settings)
+    _say(
+        f"silver of {start} .. {end} on EMR Serverless application {settings.emr.application_id};"
+        " the job's progress follows, its partitions are recorded when it ends"
+    )
+    started = time.perf_counter()
+    with _environment(environment), dg.DagsterInstance.get() as instance:
+        _recover(instance, settings, "resight emr-silver")
+        result = (
+            build_definitions(settings, pg_url)
+            .resolve_job_def(EMR_SILVER_JOB)
+            .execute_in_process(
+                run_config={
+                    **emr_run_config(start, end, sources=args.source, feeds=args.feed),
+                    "loggers": {"console": {"config": {"log_level": "INFO"}}},
+                },
+                instance=instance,
+                tags=process_tags(),
+                raise_on_error=False,
+            )
+        )
+    elapsed = time.perf_counter() - started
+    written: dict[str, list[int]] = {}
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        counts = written.setdefault("/".join(event.asset_key.path) if event.asset_key else "?", [0, 0, 0])
+        counts[0] += 1
+        counts[1] += int(metadata["dagster/row_count"].value)  # type: ignore[arg-type]
+        counts[2] += int(metadata["rows_quarantined"].value)  # type: ignore[arg-type]
+    for asset, (partitions, rows, quarantined) in sorted(written.items()):
+        _say(f"{asset}: {partitions:,} partitions, {rows:,} rows, {quarantined:,} quarantined")
+    if not result.success:
+        failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+        reason = "; ".join(error.message.strip() for error in failures if error is not None) or "see the run's log"
+        print(f"error: {EMR_SILVER_JOB} failed after {elapsed:.0f}s (run {result.run_id}): {reason}", file=sys.stderr)
+        return 1
+    _say(
+        f"{EMR_SILVER_JOB} finished in {elapsed:.0f}s (run {result.run_id});"
+        " next: the facts of the range (gold_facts_job)"
+    )
+    return 0
+
+
 def _ledger_counts(cur: Any, since: Any = None) -> tuple[int, int, int, int, int, int]:
     """Files loaded, read but not loaded, dead-lettered; rows in, loaded, quarantined: over the
     whole ledger, or the files processed ``since`` a time."""
@@ -843,6 +903,7 @@ which command:
   try the platform on generated data      resight demo    (a sample; refuses a landing zone of other files)
   load the files in the landing zone now  resight run     (once, end to end, then exits)
   load files as they land                 resight daemon  (or resight dev, with the Dagster UI)
+  clean silver of a range on EMR          resight emr-silver --from D --to D
   see what became of the files            resight quality, resight sql "select ..."
   where things are, what is running       resight status
   stop the embedded Postgres              resight stop
@@ -886,6 +947,16 @@ With --from/--to, only the files of those business dates (a backfill of a range 
 Runs on the same Dagster instance as `resight dev`, so its UI shows them. A re-run loads nothing
 twice. Exits 1 when a job failed (its error is printed), 0 otherwise: a dead-lettered file or a
 quarantined row is the partner's problem, reported, not a failure of the run."""
+
+
+EMR_SILVER_DESCRIPTION = """\
+Clean silver of a range of business dates again on an EMR Serverless application, from the bronze
+already in the lake (a re-statement, or a backfill past one machine): submits emr_silver_job's
+job run through Dagster Pipes, prints its progress, and when it ends, what it wrote per feed.
+Each date x source partition is recorded in Dagster as a materialisation of silver/<feed>, and
+the quarantine and file counts go to ops as a silver run stores them. Needs RESIGHT_EMR_* and an
+S3 lake (docs/engines.md, "EMR Serverless"). Then run the facts of the range (gold_facts_job).
+Exits 1 when the job run failed, with the cluster's reason."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -938,6 +1009,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="start", help="first business date of the files to load (a backfill of a range)")
     run.add_argument("--to", help="last business date of the files to load")
     run.set_defaults(func=cmd_run)
+
+    emr = described(
+        "emr-silver",
+        "clean silver of a date range again on EMR Serverless (RESIGHT_EMR_*), recorded in Dagster",
+        EMR_SILVER_DESCRIPTION,
+    )
+    emr.add_argument("--from", dest="start", required=True, help="first business date (YYYY-MM-DD)")
+    emr.add_argument("--to", required=True, help="last business date (YYYY-MM-DD)")
+    emr.add_argument("--source", action="append", help="a source to clean (repeat; default every registered source)")
+    emr.add_argument("--feed", action="append", help="a feed to clean (repeat; default every feed)")
+    emr.set_defaults(func=cmd_emr_silver)
 
     daemon = described(
         "daemon",

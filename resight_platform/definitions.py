@@ -7,6 +7,7 @@ import dagster as dg
 from resight_platform import faults
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
+from resight_platform.defs.emr import emr_resource, emr_silver_job
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets, late_dimension_sensor
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
@@ -52,6 +53,12 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     ]
     jobs = build_jobs(medallion, daily)
     by_name = {job.name: job for job in jobs}
+    resources = build_resources(settings, pg_url)
+    # Only where an EMR Serverless application is configured: elsewhere the job could only fail.
+    emr = emr_resource(settings)
+    if emr is not None:
+        jobs.append(emr_silver_job)
+        resources["emr"] = emr
     return dg.Definitions(
         assets=dg.map_asset_specs(_automation, assets),
         asset_checks=[landing_contract_check, *freshness_checks()],
@@ -65,7 +72,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
             alert_sensor,
             freshness_sensor,
         ],
-        resources=build_resources(settings, pg_url),
+        resources=resources,
         # Runs execute their steps in one process: a run started by the sensor or automation
         # pays one interpreter start, not one per step (seconds each, most of a small run).
         executor=dg.in_process_executor,

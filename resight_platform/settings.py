@@ -14,7 +14,15 @@ from pathlib import Path
 from resight_platform.faults import parse as parse_failpoints
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS
 
-__all__ = ["SECRET_VARIABLES", "AlertSettings", "EngineSettings", "Settings", "WatchSettings", "parse_spark_conf"]
+__all__ = [
+    "SECRET_VARIABLES",
+    "AlertSettings",
+    "EmrSettings",
+    "EngineSettings",
+    "Settings",
+    "WatchSettings",
+    "parse_spark_conf",
+]
 
 DEFAULT_PARTITIONS_START = "2025-01-01"
 #: Seconds between two listings of the registry by a running process (a change is seen within it).
@@ -153,6 +161,88 @@ class EngineSettings:
         )
 
 
+#: An IAM role's ARN (``arn:aws:iam::123456789012:role/name``, any partition, paths allowed).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+#: What ``RESIGHT_EMR_*`` must all be given together (the rest have defaults).
+_EMR_REQUIRED = {
+    "application_id": "RESIGHT_EMR_SERVERLESS_APPLICATION_ID",
+    "execution_role_arn": "RESIGHT_EMR_EXECUTION_ROLE_ARN",
+    "entry_point": "RESIGHT_EMR_ENTRY_POINT",
+    "archive": "RESIGHT_EMR_ARCHIVE",
+}
+
+
+@dataclass(frozen=True)
+class EmrSettings:
+    """Silver on EMR Serverless through Dagster Pipes (``docs/engines.md``, "Where Spark runs"):
+    the application (``RESIGHT_EMR_SERVERLESS_APPLICATION_ID``), the role its job runs as
+    (``RESIGHT_EMR_EXECUTION_ROLE_ARN``), the entry script (``RESIGHT_EMR_ENTRY_POINT``, an
+    ``s3://…/emr_entry.py``) and the packed virtual environment with the platform installed
+    (``RESIGHT_EMR_ARCHIVE``, an ``s3://…tar.gz``, unpacked on the cluster as ``environment``).
+    The job's driver writes its Pipes messages to stdout, which EMR Serverless sends to CloudWatch
+    Logs: ``RESIGHT_EMR_LOG_GROUP`` (default ``/aws/emr-serverless``), read back by Dagster.
+    Unset (no application id): the EMR job is not in the definitions."""
+
+    application_id: str | None = None
+    execution_role_arn: str | None = None
+    entry_point: str | None = None
+    archive: str | None = None
+    log_group: str = "/aws/emr-serverless"
+    #: Seconds between two polls of the job run's state (``RESIGHT_EMR_POLL_SECONDS``).
+    poll_seconds: float = 30.0
+    #: EMR Serverless cancels a job run after this long (``RESIGHT_EMR_TIMEOUT_MINUTES``; EMR's
+    #: own minimum is 5).
+    timeout_minutes: int = 720
+
+    def __post_init__(self) -> None:
+        given = {name: getattr(self, name) for name in _EMR_REQUIRED}
+        if not any(given.values()):
+            return
+        missing = [_EMR_REQUIRED[name] for name, value in given.items() if not value]
+        if missing:
+            raise ValueError(f"EMR Serverless is half configured: set {', '.join(missing)} too (docs/engines.md)")
+        if not re.fullmatch(r"[0-9a-z]{16}", str(self.application_id)):
+            raise ValueError(
+                f"RESIGHT_EMR_SERVERLESS_APPLICATION_ID {self.application_id!r} is not an application id"
+                " (16 lower-case letters and digits)"
+            )
+        if not _ROLE_ARN.fullmatch(str(self.execution_role_arn)):
+            raise ValueError(
+                f"RESIGHT_EMR_EXECUTION_ROLE_ARN {self.execution_role_arn!r} is not an IAM role ARN"
+                " (arn:aws:iam::<account>:role/<name>)"
+            )
+        for variable, value, suffixes in (
+            ("RESIGHT_EMR_ENTRY_POINT", str(self.entry_point), (".py",)),
+            ("RESIGHT_EMR_ARCHIVE", str(self.archive), (".tar.gz", ".tgz", ".zip")),
+        ):
+            if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]+/\S+", value) or not value.endswith(suffixes):
+                raise ValueError(
+                    f"{variable} {value!r} is not an s3:// URI of a {' or '.join(suffixes)} file: the cluster reads it"
+                )
+        if not self.log_group.startswith("/") or any(c.isspace() for c in self.log_group):
+            raise ValueError(f"RESIGHT_EMR_LOG_GROUP {self.log_group!r} is not a CloudWatch log group name (/…)")
+        if self.poll_seconds <= 0:
+            raise ValueError(f"RESIGHT_EMR_POLL_SECONDS {self.poll_seconds} must be more than 0")
+        if self.timeout_minutes < 5:
+            raise ValueError(f"RESIGHT_EMR_TIMEOUT_MINUTES {self.timeout_minutes} is under EMR's minimum of 5")
+
+    @property
+    def configured(self) -> bool:
+        return self.application_id is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EmrSettings:
+        def get(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        return cls(
+            **{name: get(variable) for name, variable in _EMR_REQUIRED.items()},
+            log_group=get("RESIGHT_EMR_LOG_GROUP") or cls.log_group,
+            poll_seconds=float(get("RESIGHT_EMR_POLL_SECONDS") or cls.poll_seconds),
+            timeout_minutes=int(get("RESIGHT_EMR_TIMEOUT_MINUTES") or cls.timeout_minutes),
+        )
+
+
 @dataclass(frozen=True)
 class AlertSettings:
     """Where alerts go (``RESIGHT_ALERT_*``; secrets from the environment only)."""
@@ -229,6 +319,8 @@ class Settings:
     #: The default engine of silver, gold, the marts and the ML features, and Spark's session (``RESIGHT_ENGINE``,
     #: ``RESIGHT_SPARK_*``).
     engine: EngineSettings = field(default_factory=EngineSettings)
+    #: Silver on EMR Serverless through Pipes (``RESIGHT_EMR_*``); unconfigured by default.
+    emr: EmrSettings = field(default_factory=EmrSettings)
     #: How long past its expected delivery window a source may be before it is stale
     #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
     freshness_grace: timedelta = timedelta(hours=2)
@@ -263,6 +355,18 @@ class Settings:
     #: Whether these settings were read from this process's environment (``from_env()`` without a
     #: mapping): only then can a secret be handed to Dagster by its variable's name.
     from_process_env: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.emr.configured and not self.lake_url.startswith("s3://"):
+            raise ValueError(
+                f"EMR Serverless needs the lake on S3 (RESIGHT_LAKE_URL=s3://…): the cluster cannot read"
+                f" {self.lake_url!r}"
+            )
+        if self.emr.configured and self.registry_dir is not None and not str(self.registry_dir).startswith("s3://"):
+            raise ValueError(
+                f"EMR Serverless needs the registry packaged or on S3 (RESIGHT_REGISTRY_DIR=s3://…): the cluster"
+                f" cannot read {str(self.registry_dir)!r}"
+            )
 
     def secret_variable(self, setting: str) -> str | None:
         """The environment variable that holds ``setting`` (a key of :data:`SECRET_VARIABLES`)
@@ -326,6 +430,7 @@ class Settings:
             watch=WatchSettings.from_env(env),
             alerts=AlertSettings.from_env(env),
             engine=EngineSettings.from_env(env),
+            emr=EmrSettings.from_env(env),
             freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
             registry_recheck_seconds=float(
                 env.get("RESIGHT_REGISTRY_RECHECK_SECONDS") or DEFAULT_REGISTRY_RECHECK_SECONDS

@@ -25,6 +25,9 @@ from resight_platform.cli import DEFINITIONS_MODULE, format_table, main
 from resight_platform.io.postgres import connect, database_url, embedded_pg_server_url, stop_embedded_pg
 from resight_platform.sample import Manifest
 from resight_platform.sources.registry import load_registry
+from resight_platform_tests.emr_cluster import Cluster, MotoEmr, emr_application, emr_env
+
+__all__ = ["emr_application"]  # the fixture, for pytest
 
 
 @pytest.fixture
@@ -624,3 +627,42 @@ def test_workspace_yaml_and_the_cli_name_the_code_location_alike() -> None:
         module_name=DEFINITIONS_MODULE, attribute=None, working_directory=None, location_name=None
     ).create_origins()
     assert from_yaml == [o.location_name for o in from_cli] == [DEFINITIONS_MODULE]
+
+
+def test_emr_silver_says_what_to_set_when_emr_is_not_configured(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in emr_env(MotoEmr("http://unset", "unset", "s3://unset/lake")):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit, match="EMR Serverless is not configured: set RESIGHT_EMR_SERVERLESS_APPLICATION_ID"):
+        main(["emr-silver", "--from", "2026-10-01", "--to", "2026-10-02"])
+
+
+def test_emr_silver_submits_the_range_and_exits_1_with_the_clusters_reason(
+    dagster_db: str,
+    emr_application: MotoEmr,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command runs ``emr_silver_job`` on the platform's instance; the played cluster ends the
+    job run FAILED (no Spark here: the job's success path is ``defs/test_emr.py``'s)."""
+    import boto3
+
+    endpoint, application = emr_application.endpoint, emr_application.application
+    for name, value in emr_env(emr_application).items():
+        monkeypatch.setenv(name, value)
+    reason = "Job failed, please check complete logs in configured logging destination. ExitCode: 1."
+    cluster = Cluster(endpoint, fail=reason)
+    cluster.install(boto3.DEFAULT_SESSION)  # type: ignore[arg-type]
+    argv = ["emr-silver", "--from", "2026-10-01", "--to", "2026-10-02", "--source", "pawmart", "--feed", "sales"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    (job,) = cluster.submitted
+    assert job["jobDriver"]["sparkSubmit"]["entryPointArguments"] == [
+        "--from",
+        "2026-10-01",
+        "--to",
+        "2026-10-02",
+        "--feeds",
+        "sales",
+    ]
+    assert f"silver of 2026-10-01 .. 2026-10-02 on EMR Serverless application {application}" in captured.out
+    assert f"EMR Serverless job run {job['jobRunId']} ended FAILED: {reason}" in captured.err

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import ast
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 import resight_platform
-from resight_platform.settings import AlertSettings, EngineSettings, Settings, WatchSettings, parse_spark_conf
+from resight_platform.settings import (
+    AlertSettings,
+    EmrSettings,
+    EngineSettings,
+    Settings,
+    WatchSettings,
+    parse_spark_conf,
+)
 from resight_platform.transforms.bronze import DEFAULT_LIMITS
 
 PACKAGE = Path(resight_platform.__file__).parent
@@ -241,3 +249,65 @@ def test_bad_engine_settings_are_refused_by_name(tmp_path: Path, variable: str, 
     assert "s3cret" not in str(error.value)
     ok = "sc://connect.internal:15002/;token=abc;use_ssl=true"
     assert EngineSettings(spark_remote=ok).spark_remote == ok
+
+
+_EMR = {
+    "RESIGHT_EMR_SERVERLESS_APPLICATION_ID": "00fabcdefghij123",
+    "RESIGHT_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/service/resight-emr",
+    "RESIGHT_EMR_ENTRY_POINT": "s3://artifacts/emr/emr_entry.py",
+    "RESIGHT_EMR_ARCHIVE": "s3://artifacts/emr/resight-venv.tar.gz",
+    "RESIGHT_LAKE_URL": "s3://lake-bucket/lake",
+}
+
+
+def test_emr_serverless_is_unconfigured_unless_set_and_comes_from_the_environment(tmp_path: Path) -> None:
+    assert not Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).emr.configured
+    emr = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            **_EMR,
+            "RESIGHT_EMR_LOG_GROUP": "/resight/emr",
+            "RESIGHT_EMR_POLL_SECONDS": "10",
+            "RESIGHT_EMR_TIMEOUT_MINUTES": "90",
+        }
+    ).emr
+    assert emr == EmrSettings(
+        application_id="00fabcdefghij123",
+        execution_role_arn="arn:aws:iam::123456789012:role/service/resight-emr",
+        entry_point="s3://artifacts/emr/emr_entry.py",
+        archive="s3://artifacts/emr/resight-venv.tar.gz",
+        log_group="/resight/emr",
+        poll_seconds=10.0,
+        timeout_minutes=90,
+    )
+    assert emr.configured
+    defaults = Settings.from_env({"RESIGHT_HOME": str(tmp_path), **_EMR}).emr
+    assert (defaults.log_group, defaults.poll_seconds, defaults.timeout_minutes) == ("/aws/emr-serverless", 30.0, 720)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"RESIGHT_EMR_ARCHIVE": ""}, "half configured: set RESIGHT_EMR_ARCHIVE too"),
+        (
+            {"RESIGHT_EMR_SERVERLESS_APPLICATION_ID": "", "RESIGHT_EMR_EXECUTION_ROLE_ARN": ""},
+            "set RESIGHT_EMR_SERVERLESS_APPLICATION_ID, RESIGHT_EMR_EXECUTION_ROLE_ARN too",
+        ),
+        ({"RESIGHT_EMR_SERVERLESS_APPLICATION_ID": "My-App"}, "'My-App' is not an application id"),
+        ({"RESIGHT_EMR_EXECUTION_ROLE_ARN": "resight-emr"}, "'resight-emr' is not an IAM role ARN"),
+        (
+            {"RESIGHT_EMR_ENTRY_POINT": "/opt/emr_entry.py"},
+            "RESIGHT_EMR_ENTRY_POINT '/opt/emr_entry.py' is not an s3://",
+        ),
+        ({"RESIGHT_EMR_ENTRY_POINT": "s3://artifacts/emr/entry.jar"}, "not an s3:// URI of a .py file"),
+        ({"RESIGHT_EMR_ARCHIVE": "s3://artifacts/venv.whl"}, "RESIGHT_EMR_ARCHIVE 's3://artifacts/venv.whl'"),
+        ({"RESIGHT_EMR_LOG_GROUP": "emr logs"}, "'emr logs' is not a CloudWatch log group name"),
+        ({"RESIGHT_EMR_POLL_SECONDS": "0"}, "RESIGHT_EMR_POLL_SECONDS 0.0 must be more than 0"),
+        ({"RESIGHT_EMR_TIMEOUT_MINUTES": "4"}, "RESIGHT_EMR_TIMEOUT_MINUTES 4 is under EMR's minimum of 5"),
+        ({"RESIGHT_LAKE_URL": "/data/lake"}, "EMR Serverless needs the lake on S3 (RESIGHT_LAKE_URL=s3://…)"),
+        ({"RESIGHT_REGISTRY_DIR": "/etc/resight/registry"}, "needs the registry packaged or on S3"),
+    ],
+)
+def test_bad_emr_settings_are_refused_by_name(tmp_path: Path, change: dict[str, str], named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        Settings.from_env({"RESIGHT_HOME": str(tmp_path), **_EMR, **change})

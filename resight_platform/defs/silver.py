@@ -5,7 +5,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain
-from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -13,10 +12,8 @@ import psycopg
 
 from resight_platform.defs.checks import ModelCheck, model_check_spec
 from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_model
-from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, source_key_column, split_key
+from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, split_key
 from resight_platform.defs.policies import RETRY
-from resight_platform.engines import from_polars, to_polars
-from resight_platform.io import spark_lake
 from resight_platform.io.lake import (
     CHUNK_ROWS,
     PartitionStream,
@@ -33,6 +30,7 @@ from resight_platform.resources import (
     WarehouseResource,
     engine_for,
 )
+from resight_platform.restate import clean_on_spark, quarantine_table
 from resight_platform.schemas.silver import SILVER_MODELS
 from resight_platform.sources.registry import FEEDS, Registry
 from resight_platform.transforms.bronze import bronze_schema, empty_bronze
@@ -46,11 +44,6 @@ from resight_platform.transforms.silver import (
 )
 
 __all__ = ["BATCH_ROWS", "TYPES_CHECK", "quarantine_table", "silver_assets"]
-
-
-def quarantine_table(feed: str) -> list[str]:
-    """Lake path of a feed's quarantined rows: ``quarantine/{feed}/date=…/source=…/``."""
-    return ["quarantine", feed]
 
 
 #: Partitions whose quarantine counts a run's metadata lists by name (a backfill of thousands
@@ -380,54 +373,39 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
             and silver written by Spark, partition by partition as the Polars path writes them;
             the quarantine and per-file counts (small) come to this process and go the Polars
             path's way (lake, ``ops``, type drift); the model check reads each partition back."""
-            from pyspark.sql import functions as F
-
             spark = engine.spark_session
             keys = [str(key) for key in context.partition_keys]
-            parts = [lake_partition(key) for key in keys]
-            where = lake.store_options()
-            raw: Any = spark_lake.read_table(spark, lake.url, ["bronze", feed], parts, **where)
-            if any(column not in raw.columns for column in bronze_schema(feed)):  # no bronze file in the run
-                none = empty_bronze(feed).with_columns(pl.lit(None, pl.String).alias(c) for c in (DATE, SOURCE))
-                raw = from_polars(raw, none)
             with warehouse.connect() as conn:
                 products = (
                     known_products(conn, {source for _, source in map(split_key, keys)}) if feed == "sales" else None
                 )
-                result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, products=products)
-                # A partition's date and source are its rows' business date and source key.
-                valid = result.valid.withColumns(
-                    {DATE: F.date_format(F.col("business_date"), "yyyy-MM-dd"), SOURCE: F.col(source_key_column(feed))}
-                )
-                uris = spark_lake.write_partitions(
-                    valid,
+                cleaned = clean_on_spark(
+                    spark,
                     lake.url,
-                    ["silver", feed],
-                    partitions=parts,
-                    order_by=("_source_file", "_row_number"),
-                    **where,
+                    feed,
+                    keys,
+                    registry=reg,
+                    mappings=mappings,
+                    now=now,
+                    products=products,
+                    **lake.store_options(),
                 )
-                owner = to_polars(raw.select("_source_file", DATE, SOURCE).distinct()).select(
-                    "_source_file", pl.concat_str(DATE, SOURCE, separator="|").alias("__key")
-                )
-                counts = reconcile(raw, result).join(owner, on="_source_file", how="left")
-                quarantine = to_polars(result.quarantine).join(owner, on="_source_file", how="left")
-                by_key_counts = counts.partition_by("__key", as_dict=True, include_key=False)
-                by_key_quarantine = quarantine.partition_by("__key", as_dict=True, include_key=False)
                 pending = _QuarantineBatch(conn, feed, reg)
                 for key in keys:
-                    file_counts = by_key_counts.get((key,), counts.clear().drop("__key"))
+                    file_counts = cleaned.counts_of(key)
                     totals["rows_in"] += int(file_counts.get_column("rows_in").sum())
                     stored = read_table(store, ["silver", feed], [lake_partition(key)])
                     if stored.collect_schema().names():  # the model check of what Spark wrote
                         for chunk in iter_chunks(stored, CHUNK_ROWS):
                             loaded(key, 0, chunk)
-                    finish(key, by_key_quarantine.get((key,), quarantine.clear().drop("__key")), file_counts, pending)
+                    finish(key, cleaned.quarantine_of(key), file_counts, pending)
                 pending.flush()
             spark.catalog.clearCache()
             if by_rule:
                 context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows on Spark: {dict(by_rule)}")
-            return WrittenPartitions(uris=uris, rows=totals["rows_loaded"], partitions=len(uris), summary=summary())
+            return WrittenPartitions(
+                uris=cleaned.uris, rows=totals["rows_loaded"], partitions=len(cleaned.uris), summary=summary()
+            )
 
         if engine_for(context) == "spark":
             yield dg.Output(on_spark())
