@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import dagster as dg
 import polars as pl
 
+from resight_platform.defs.keys import FACT_SALES
 from resight_platform.schemas.validation import Validation
 
 __all__ = [
@@ -128,7 +129,7 @@ FACT_KEYS = {
 
 def fact_check_specs() -> list[dg.AssetCheckSpec]:
     """The cross-table checks of ``gold.fact_sales`` (besides its model's)."""
-    key = dg.AssetKey(["gold", "fact_sales"])
+    key = FACT_SALES
     return [
         dg.AssetCheckSpec(
             KEYS_CHECK,
@@ -167,7 +168,7 @@ class KeysCheck:
     def result(self) -> dg.AssetCheckResult:
         failed = {column: count for column, count in self.missing.items() if count}
         return dg.AssetCheckResult(
-            asset_key=dg.AssetKey(["gold", "fact_sales"]),
+            asset_key=FACT_SALES,
             check_name=KEYS_CHECK,
             passed=not failed,
             metadata={
@@ -189,7 +190,7 @@ def reconcile_result(silver: dict[str, tuple[int, int]], committed: dict[str, tu
     lines = sum(v[0] for v in silver.values())
     cents = sum(v[1] for v in silver.values())
     return dg.AssetCheckResult(
-        asset_key=dg.AssetKey(["gold", "fact_sales"]),
+        asset_key=FACT_SALES,
         check_name=RECONCILE_CHECK,
         passed=not differ,
         metadata={

@@ -18,6 +18,7 @@ from resight_platform.defs.checks import (
     reconcile_result,
 )
 from resight_platform.defs.jobs import GOLD_FACTS_JOB
+from resight_platform.defs.keys import FACT_SALES
 from resight_platform.defs.mart_checks import mart_metadata, top_result, totals_check_spec, totals_result
 from resight_platform.defs.metadata import (
     OWNERS,
@@ -44,7 +45,6 @@ from resight_platform.transforms import gold, marts
 __all__ = ["LATE_DIMENSION_SENSOR", "consecutive_days", "gold_assets", "late_dimension_sensor", "split_by_date"]
 
 _KINDS = {"polars", "postgres", "parquet"}
-FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
 
 
 def split_by_date(frame: pl.DataFrame, partition_keys: Sequence[str]) -> dict[str, pl.DataFrame]:
@@ -147,7 +147,7 @@ def _dims(partitions_start: str) -> list[dg.AssetsDefinition]:
 
 def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["gold", "fact_sales"],
+        key=FACT_SALES,
         group_name="gold",
         owners=OWNERS,
         kinds=_KINDS,
@@ -173,7 +173,7 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             "partition_expr": "sale_date",
             "dagster/column_schema": table_schema_from_model(models.FactSales),
         },
-        check_specs=[model_check_spec(["gold", "fact_sales"], models.FactSales, blocking=True), *fact_check_specs()],
+        check_specs=[model_check_spec(FACT_SALES.path, models.FactSales, blocking=True), *fact_check_specs()],
     )
     def fact_sales(
         context: dg.AssetExecutionContext,
@@ -188,7 +188,7 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         engine: EngineResource,
     ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
         mappings = registry.mappings()
-        check = ModelCheck(["gold", "fact_sales"], models.FactSales)
+        check = ModelCheck(FACT_SALES.path, models.FactSales)
         silver_totals: dict[str, tuple[int, int]] = {}
         # The dimensions are read once; the sales stream through them a chunk at a time.
         providers = {split_key(key)[1] for key in context.partition_keys}
@@ -393,7 +393,7 @@ def _daily_mart(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         io_manager_key="warehouse_io_manager",
         ins={
             "fact": dg.AssetIn(
-                key=["gold", "fact_sales"],
+                key=FACT_SALES,
                 partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE),
             ),
             "dim_product": dg.AssetIn(key=["gold", "dim_product"]),
@@ -517,7 +517,6 @@ def gold_assets(
 LATE_DIMENSION_SENSOR = "late_dimension_sensor"
 #: The dimensions a fact may name before they land, by name.
 _LATE_DIMENSIONS = {name: dg.AssetKey(["gold", name]) for name in ("dim_product", "dim_store", "dim_customer")}
-_FACTS = dg.AssetKey(["gold", "fact_sales"])
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -539,7 +538,7 @@ def _facts_in_flight(instance: dg.DagsterInstance, created_before: float) -> boo
     records = instance.get_run_records(
         filters=dg.RunsFilter(statuses=_IN_FLIGHT, created_before=datetime.fromtimestamp(created_before, UTC))
     )
-    return any(_FACTS in (r.dagster_run.asset_selection or {_FACTS}) for r in records)
+    return any(FACT_SALES in (r.dagster_run.asset_selection or {FACT_SALES}) for r in records)
 
 
 def consecutive_days(cells: Sequence[tuple[date, str]]) -> list[tuple[str, date, date]]:

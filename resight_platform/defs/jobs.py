@@ -4,6 +4,7 @@ from typing import Any
 
 import dagster as dg
 
+from resight_platform.defs.keys import FACT_SALES
 from resight_platform.defs.ops import scan_landing_job
 from resight_platform.resources import ENGINE_TAG
 
@@ -53,13 +54,13 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
         ),
         dg.define_asset_job(
             LANDING_JOB,
-            selection=dg.AssetSelection.groups("bronze", "silver") | dg.AssetSelection.assets(["gold", "fact_sales"]),
+            selection=dg.AssetSelection.groups("bronze", "silver") | dg.AssetSelection.assets(FACT_SALES),
             partitions_def=medallion,
             description="What the landing sensor runs for new files: bronze, silver and (sales only) their facts.",
         ),
         dg.define_asset_job(
             SPARK_RESTATE_JOB,
-            selection=dg.AssetSelection.groups("silver") | dg.AssetSelection.assets(["gold", "fact_sales"]),
+            selection=dg.AssetSelection.groups("silver") | dg.AssetSelection.assets(FACT_SALES),
             partitions_def=medallion,
             tags={ENGINE_TAG: "spark"},
             description="Silver and the facts of a date × source range again, on Spark, from the bronze already in"
@@ -74,7 +75,7 @@ def build_jobs(medallion: dg.PartitionsDefinition, daily: dg.PartitionsDefinitio
         ),
         dg.define_asset_job(
             GOLD_FACTS_JOB,
-            selection=dg.AssetSelection.assets(["gold", "fact_sales"]),
+            selection=dg.AssetSelection.assets(FACT_SALES),
             partitions_def=medallion,
             description="fact_sales for a date × source range.",
         ),

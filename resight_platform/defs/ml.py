@@ -20,6 +20,7 @@ import dagster as dg
 import polars as pl
 
 from resight_platform.defs.checks import ModelCheck, model_check_spec
+from resight_platform.defs.keys import FACT_SALES
 from resight_platform.defs.metadata import (
     OWNERS,
     markdown_preview,
@@ -27,7 +28,7 @@ from resight_platform.defs.metadata import (
     table_schema_from_polars,
 )
 from resight_platform.defs.policies import RETRY
-from resight_platform.defs.spark_facts import FACT_SALES, facts_on_spark
+from resight_platform.defs.spark_facts import facts_on_spark
 from resight_platform.engines import from_polars
 from resight_platform.io.lake import read_all
 from resight_platform.ml import CHAMPION_ALIAS, MODEL_NAME

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from resight_platform.defs.jobs import LANDING_JOB, REGISTRY_JOB, SCAN_LANDING_JOB
+from resight_platform.defs.keys import FACT_SALES
 from resight_platform.defs.metadata import RANGE_END, RANGE_START, RUN_KEY_TAG, run_partition_range
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
 from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys, split_key
@@ -71,7 +72,7 @@ def _load_request(batch: Batch, with_facts: bool) -> dg.RunRequest:
         # Sales alone change no dimension: their facts come in the same run (one run start, not
         # two; measured in bench/RESULTS.md). With catalog, stores or customers files, automation
         # builds the facts after the dimensions it rebuilds.
-        selection.append(dg.AssetKey(["gold", "fact_sales"]))
+        selection.append(FACT_SALES)
         tags[FACTS_IN_RUN] = "true"
     if start == end:
         return dg.RunRequest(

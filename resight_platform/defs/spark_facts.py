@@ -5,13 +5,12 @@ from typing import Any
 
 import dagster as dg
 
+from resight_platform.defs.keys import FACT_SALES
 from resight_platform.defs.partitions import DATE, SOURCE
 from resight_platform.io import spark_lake
 from resight_platform.resources import EngineResource, StoreResource, engine_for
 
-__all__ = ["FACT_SALES", "facts_on_spark"]
-
-FACT_SALES = dg.AssetKey(["gold", "fact_sales"])
+__all__ = ["facts_on_spark"]
 
 
 def facts_on_spark(
