@@ -58,6 +58,10 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 #: to the day (``shuffle_partitions``).
 SPARK_CONF = {
     "spark.default.parallelism": "2",
+    # Bronze read in at least 8 splits (4 per core): by default a scan is cut in ~2 (one per core)
+    # and Parquet rounds that to 3 tasks at 20M lines, which leaves one core idle for the last
+    # third of silver's heaviest stage.
+    "spark.sql.files.minPartitionNum": "8",
     "spark.driver.memory": "4g",
     # The UI's REST API gives the stages' CPU time and shuffle bytes (``_stage_totals``).
     "spark.ui.enabled": "true",
@@ -193,6 +197,10 @@ def run_engine(engine: str, bronze: Path, out: Path, spark: Any = None) -> dict[
             valid: Any = result.valid  # a Spark DataFrame
             valid.write.mode("overwrite").parquet(str(target))
             quarantine = to_polars(result.quarantine.select("rule"))
+            # What cleaning persisted is dropped once the feed is written, as the silver asset does:
+            # kept, four feeds' cached rows filled the driver's heap and the facts' broadcast of the
+            # dimensions failed at 20M lines.
+            spark.catalog.clearCache()
             silver[feed] = spark.read.parquet(str(target))
             rows = silver[feed].count()
         results["silver"][feed] = rows
