@@ -372,7 +372,14 @@ def check_command(argv: list[str]) -> click.Context | None:
     context = command.make_context(name, list(args))
     module = context.params.get("module_name")
     for module_name in module if isinstance(module, tuple) else [module] if module else []:
-        assert importlib.util.find_spec(module_name) is not None, f"{argv}: module {module_name} not found"
+        spec = importlib.util.find_spec(module_name)
+        assert spec is not None and spec.origin, f"{argv}: module {module_name} not found"
+        # What Dagster loads from it: a top-level Definitions (here the @dg.definitions function `defs`).
+        tree = ast.parse(Path(spec.origin).read_text())
+        top = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)} | {
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
+        assert "defs" in top, f"{argv}: {module_name} defines no `defs`"
     return context
 
 
@@ -892,6 +899,23 @@ def test_the_runtime_runs_as_a_user_and_holds_no_compiler_or_secret() -> None:
         for instruction in stage.all("ARG") + stage.all("ENV"):
             for name, value in env_pairs(instruction).items():
                 assert not (secretish.search(name) and value), f"line {instruction.line}: {name} has a value"
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> None:
+    ignore = [line.strip() for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()]
+    patterns = [line for line in ignore if line and not line.startswith("#")]
+    assert patterns[0] == "**", "everything is left out of the context unless let in"
+    let_in = {line[1:].rstrip("/") for line in patterns if line.startswith("!")}
+    copied = {
+        source.rstrip("/")
+        for stage in DOCKERFILE.stages
+        for copy in stage.all("COPY")
+        if not copy.args.startswith("--from")
+        for source in copy.args.split()[:-1]
+    }
+    assert copied == let_in, f"copied {sorted(copied)}, let into the context {sorted(let_in)}"
+    for source in copied:
+        assert (REPO / source).exists(), source
 
 
 def test_the_image_sets_dagster_home_where_the_instance_is_copied() -> None:
