@@ -45,6 +45,11 @@ setup(
             "pyspark[connect]>=4.0,<5",
             "dagster-pyspark>=0.29,<0.30",
         ],
+        # Kubernetes (deploy/helm): the K8sRunLauncher the chart's instance names is loaded by every
+        # process that opens the instance, the run pods of this image included.
+        "k8s": [
+            "dagster-k8s>=0.29,<0.30",
+        ],
         "test": [
             # Below 9.2: pytest 9.2's structured node ids make pytest-xdist 3.8's --dist loadgroup
             # ignore xdist_group marks (pytest-dev/pytest-xdist#1386), so each worker built the
