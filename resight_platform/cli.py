@@ -685,6 +685,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Every check of ``resight_platform.doctor``, one line each with the fix under it, then a
+    summary; exit 1 when a check failed (warnings pass). Read-only: starts, migrates and grants
+    nothing."""
+    from resight_platform.doctor import diagnose
+
+    results = diagnose()
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "warn", "fail")}
+    healthy = counts["fail"] == 0
+    if args.json:
+        _say(json.dumps({"healthy": healthy, "counts": counts, "checks": [r.as_dict() for r in results]}, indent=2))
+        return 0 if healthy else 1
+    width = max(len(r.name) for r in results)
+    for result in results:
+        _say(f"{result.status.upper():<4}  {result.name:<{width}}  {result.finding}")
+        if result.fix:
+            _say(f"{'':<4}  {'':<{width}}  fix: {result.fix}")
+    _say(
+        f"\n{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failed: "
+        + ("healthy" if healthy else "fix the failures above")
+    )
+    return 0 if healthy else 1
+
+
 def _start_history(settings: Any, args: argparse.Namespace, stack: contextlib.ExitStack) -> Future[Any] | None:
     """Start generating a long, thin history from one more partner (the demand model needs over a
     year of weeks) in a process of its own, while this one generates the sample; None when no
@@ -1064,6 +1088,14 @@ def build_parser() -> argparse.ArgumentParser:
         "status", "where home, landing zone and lake are, whether the embedded Postgres runs, ledger counts"
     )
     status.set_defaults(func=cmd_status)
+
+    doctor = described(
+        "doctor",
+        "check settings, Postgres, the lake and landing zone, MLflow, rights, versions and migrations;"
+        " print what to fix",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON (for scripts and monitors)")
+    doctor.set_defaults(func=cmd_doctor)
 
     stop = described("stop", "stop the embedded Postgres under RESIGHT_HOME (data kept; an external one is left alone)")
     stop.set_defaults(func=cmd_stop)
