@@ -930,6 +930,7 @@ which command:
   clean silver of a range on EMR          resight emr-silver --from D --to D
   see what became of the files            resight quality, resight sql "select ..."
   where things are, what is running       resight status
+  is this deployment healthy, what to fix resight doctor  (settings, Postgres, S3, MLflow, rights, versions)
   stop the embedded Postgres              resight stop
 
 settings come from RESIGHT_* variables (README: "Pointing it at real S3 and Postgres");

@@ -195,26 +195,38 @@ _INDEX = re.compile(
 _COLUMN = re.compile(r"alter\s+table\s+(?:only\s+)?([\w.]+)\s+add\s+column\s+if\s+not\s+exists\s+(\w+)", re.IGNORECASE)
 
 
+#: A day's table being loaded before its swap (``io.postgres.DayPartitionLoad``), not yet a partition.
+_STAGING = re.compile(r"_load_\d{8}$")
+_CONSTRAINT = re.compile(r"add\s+constraint\s+(\w+)", re.IGNORECASE)
+_DROPPED_CONSTRAINT = re.compile(r"drop\s+constraint\s+if\s+exists\s+(\w+)", re.IGNORECASE)
+
+
 def declared_objects() -> dict[str, list[tuple[str, str]]]:
     """Per migration script (``io/sql/*.sql``), the objects it creates: ``("schema", name)``,
-    ``("table", schema.table)``, ``("index", schema.index)``, ``("column", schema.table.column)``.
-    The scripts are idempotent and applied on every start, with no table recording them, so a
-    script counts as applied when everything it creates exists."""
-    out: dict[str, list[tuple[str, str]]] = {}
+    ``("table", schema.table)``, ``("index", schema.index)``, ``("column", schema.table.column)``,
+    ``("constraint", name)`` (unless a later script drops it). The scripts are idempotent and
+    applied on every start, with no table recording them, so a script counts as applied when
+    everything it creates exists; one that only grants or revokes (006) has nothing to verify."""
     sql_dir = resources.files("resight_platform.io") / "sql"
-    for script in sorted((p for p in sql_dir.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
-        text = _COMMENT.sub("", script.read_text(encoding="utf-8"))
+    scripts = sorted((p for p in sql_dir.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+    texts = [(script.name, _COMMENT.sub("", script.read_text(encoding="utf-8"))) for script in scripts]
+    out: dict[str, list[tuple[str, str]]] = {}
+    for at, (name, text) in enumerate(texts):
+        later = {m.group(1).lower() for _, after in texts[at + 1 :] for m in _DROPPED_CONSTRAINT.finditer(after)}
         objects = [("schema", m.group(1).lower()) for m in _SCHEMA.finditer(text)]
         objects += [("table", m.group(1).lower()) for m in _TABLE.finditer(text)]
         objects += [("index", f"{m.group(2)}.{m.group(1)}".lower()) for m in _INDEX.finditer(text)]
         objects += [("column", f"{m.group(1)}.{m.group(2)}".lower()) for m in _COLUMN.finditer(text)]
-        out[script.name] = objects
+        objects += [("constraint", c) for m in _CONSTRAINT.finditer(text) if (c := m.group(1).lower()) not in later]
+        out[name] = objects
     return out
 
 
 def _exists(cur: Any, kind: str, name: str) -> bool:
     if kind == "schema":
         return cur.execute("select 1 from pg_namespace where nspname = %s", (name,)).fetchone() is not None
+    if kind == "constraint":
+        return cur.execute("select 1 from pg_constraint where conname = %s", (name,)).fetchone() is not None
     if kind in ("table", "index"):
         return cur.execute("select to_regclass(%s)", (name,)).fetchone()[0] is not None
     schema, table, column = name.split(".")
@@ -236,14 +248,14 @@ def check_migrations(cur: Any) -> CheckResult:
         "select n.nspname || '.' || c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
         " where n.nspname in ('ops', 'gold', 'marts') and c.relkind in ('r', 'p') and not c.relispartition"
     ).fetchall()
-    unknown = sorted(name for (name,) in present if name not in known and "_staging" not in name)
+    unknown = sorted(name for (name,) in present if name not in known and not _STAGING.search(name))
     checkable = [script for script, objects in declared.items() if objects]
     if missing:
         shown = "; ".join(f"{script}: {', '.join(absent[:3])}" for script, absent in missing.items())
         return CheckResult(
             "migrations",
             "fail",
-            f"{len(missing)} of {len(declared)} migration scripts not applied ({shown})",
+            f"{len(missing)} of {len(checkable)} migration scripts not applied ({shown})",
             f"apply them: `{MIGRATE_COMMAND}` (every command that opens the warehouse runs io/sql/*.sql,"
             " idempotent), as a user that may create in gold, marts and ops",
         )
@@ -257,7 +269,8 @@ def check_migrations(cur: Any) -> CheckResult:
     return CheckResult(
         "migrations",
         "ok",
-        f"all {len(declared)} scripts applied ({len(checkable)} verified by their objects, the rest only grant)",
+        f"all {len(declared)} scripts applied ({len(checkable)} verified by their objects;"
+        f" {', '.join(sorted(set(declared) - set(checkable))) or 'none'} only grant or revoke)",
     )
 
 
@@ -543,9 +556,10 @@ def _writable(directory: Path) -> bool:
 # --- versions -----------------------------------------------------------------------------------
 
 
-def check_versions() -> list[CheckResult]:
+def check_versions(spark_here: bool = False) -> list[CheckResult]:
     """Python and the main libraries against the installed distribution's own requirement
-    specifiers (its metadata, not a copy of setup.py)."""
+    specifiers (its metadata, not a copy of setup.py). pyspark is optional unless ``spark_here``
+    (``RESIGHT_ENGINE=spark`` needs it, as the local engine or as the Spark Connect client)."""
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
 
@@ -576,7 +590,7 @@ def check_versions() -> list[CheckResult]:
         except importlib.metadata.PackageNotFoundError:
             results.append(
                 CheckResult(package, "ok", "not installed (optional: the spark extra)")
-                if optional
+                if optional and not spark_here
                 else CheckResult(package, "fail", "not installed", f"pip install '{spec or package}'")
             )
             continue
@@ -629,7 +643,7 @@ def diagnose(timeout: float = CHECK_TIMEOUT) -> list[CheckResult]:
         ("landing", lambda: check_store("landing", "RESIGHT_LANDING_URL", settings.landing_url, settings)),
         ("lake", lambda: check_store("lake", "RESIGHT_LAKE_URL", settings.lake_url, settings)),
         ("mlflow tracking", lambda: check_mlflow(settings)),
-        ("versions", check_versions),
+        ("versions", lambda: check_versions(settings.engine.name == "spark")),
         ("java", lambda: check_java(settings)),
     ]
     return settings_results + run_checks(checks, timeout)

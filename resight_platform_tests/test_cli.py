@@ -357,7 +357,7 @@ def test_help_says_which_command_to_use_when(capsys: pytest.CaptureFixture[str])
 
     top = help_text(capsys)
     assert "which command:" in top
-    for command in ("demo", "run", "daemon", "quality", "status", "stop"):
+    for command in ("demo", "run", "daemon", "quality", "status", "doctor", "stop"):
         assert f"resight {command}" in top.split("which command:")[1], command
     demo = help_text(capsys, "demo")
     assert "`resight run` loads what is there" in demo and "exits 2" in demo
