@@ -3,7 +3,8 @@ function returning a :class:`CheckResult` that says what it found and, when some
 what to do about it (the variable to set, the command to run, the grant to make).
 
 Read-only: nothing is migrated, granted or started (the embedded Postgres is looked at only when
-it already runs), and the storage probe writes one object under ``.doctor/`` and deletes it. Every
+it already runs); the lake's probe writes one object under ``.doctor/`` and deletes it, and the
+landing zone is only listed and read (a probe there would reach the landing sensor). Every
 check runs in a thread of its own with a deadline, so a service that hangs costs its check, not
 the report; every text passes through :func:`~resight_platform.redact.redact_text`, so a password
 in a URL never reaches the output.
@@ -450,19 +451,20 @@ def check_dagster_storage(settings: Any) -> list[CheckResult]:
 # --- object stores ------------------------------------------------------------------------------
 
 
-def check_store(name: str, variable: str, url: str, settings: Any) -> list[CheckResult]:
-    """``url`` through ``open_store``: list, write a probe under ``.doctor/``, read it back, delete it."""
+def check_store(name: str, variable: str, url: str, settings: Any, *, write: bool = True) -> list[CheckResult]:
+    """``url`` through ``open_store``: list, then write a probe under ``.doctor/``, read it back and
+    delete it. With ``write=False`` (the landing zone: the platform only reads it, and the landing
+    sensor would take a probe there for a partner's file and dead-letter it) list and read only."""
     from resight_platform.io.storage import open_store
 
-    probe = f".doctor/probe-{uuid.uuid4().hex}"
-    if not url.startswith("s3://"):
+    s3 = url.startswith("s3://")
+    if not s3:
         root = Path(url.removeprefix("file://"))
         if not root.exists():
             parent = next((p for p in root.parents if p.exists()), None)
             if parent is not None and parent.is_dir() and _writable(parent):
-                return [
-                    CheckResult(name, "ok", f"{url}: not there yet, created on the first write ({parent} writable)")
-                ]
+                found = f"{url}: not there yet, created on the first write ({parent} writable)"
+                return [CheckResult(name, "ok", found)]
             return [
                 CheckResult(
                     name,
@@ -471,11 +473,21 @@ def check_store(name: str, variable: str, url: str, settings: Any) -> list[Check
                     f"create the directory or fix {variable}",
                 )
             ]
+    actions = (
+        ("s3:ListBucket, s3:PutObject, s3:GetObject and s3:DeleteObject") if write else "s3:ListBucket, s3:GetObject"
+    )
     step = "open"
     try:
         store = open_store(url, settings.aws_endpoint_url, max_attempts=2)
         step = "list"
-        next(iter(store.list(".doctor/")), None)
+        first = next(iter(store.list()), None)
+        if not write:
+            step = "read"
+            if first is not None and not store.exists(first.key):
+                raise OSError(f"{first.key} was listed but cannot be read")
+            seen = f"read {first.key}" if first is not None else "empty"
+            return [CheckResult(name, "ok", f"{url}: listed ({seen}); not written: the landing sensor watches it")]
+        probe = f".doctor/probe-{uuid.uuid4().hex}"
         step = "write"
         payload = b"resight doctor probe"
         store.write_bytes(probe, payload)
@@ -488,9 +500,8 @@ def check_store(name: str, variable: str, url: str, settings: Any) -> list[Check
             raise OSError("the probe is still there after its delete")
     except Exception as exc:
         fix = (
-            f"create the bucket or fix {variable} (and AWS_ENDPOINT_URL); the credentials must allow"
-            " s3:ListBucket, s3:PutObject, s3:GetObject and s3:DeleteObject there"
-            if url.startswith("s3://")
+            f"create the bucket or fix {variable} (and AWS_ENDPOINT_URL); the credentials must allow {actions} there"
+            if s3
             else f"create the directory or fix {variable}; the platform's user must be able to {step} there"
         )
         return [CheckResult(name, "fail", f"{url}: cannot {step}: {_error(exc)}", fix)]
@@ -640,7 +651,10 @@ def diagnose(timeout: float = CHECK_TIMEOUT) -> list[CheckResult]:
     checks: list[tuple[str, Check]] = [
         ("warehouse", lambda: check_warehouse(settings)),
         ("dagster storage", lambda: check_dagster_storage(settings)),
-        ("landing", lambda: check_store("landing", "RESIGHT_LANDING_URL", settings.landing_url, settings)),
+        (
+            "landing",
+            lambda: check_store("landing", "RESIGHT_LANDING_URL", settings.landing_url, settings, write=False),
+        ),
         ("lake", lambda: check_store("lake", "RESIGHT_LAKE_URL", settings.lake_url, settings)),
         ("mlflow tracking", lambda: check_mlflow(settings)),
         ("versions", lambda: check_versions(settings.engine.name == "spark")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from resight_platform.cli import main
-from resight_platform.doctor import CONNECT_TIMEOUT, declared_objects
+from resight_platform.doctor import CONNECT_TIMEOUT, HTTP_TIMEOUT, CheckResult, declared_objects, run_checks
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, sqlalchemy_url
 from resight_platform.resources import prepare_warehouse
@@ -113,6 +114,7 @@ def test_a_healthy_deployment_passes_every_check(
     assert f"all {len(declared_objects())} scripts applied" in out
     assert "can log in" in block(out, "analyst role")
     assert "probe under .doctor/" in block(out, "lake")
+    assert "listed (empty); not written" in block(out, "landing")  # never a probe where the sensor looks
     assert "healthy" in out.splitlines()[-1]
     # The probes left nothing behind.
     import boto3
@@ -193,15 +195,21 @@ def test_an_analyst_grant_on_ops_is_reported(healthy: str, analyst: str, capsys:
 
 
 def test_a_bucket_that_does_not_exist_fails_with_the_fix(
-    healthy: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    healthy: str, s3_bucket_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import boto3
+
+    landed = "pawmart/sales/2026-10-01/a.csv"
+    landing = s3_bucket_url.removeprefix("s3://").split("/")[0]
+    boto3.client("s3").put_object(Bucket=landing, Key=f"landing/{landed}", Body=b"sku,qty\n")
     monkeypatch.setenv("RESIGHT_LAKE_URL", f"s3://missing-{uuid.uuid4().hex[:12]}/lake")
     code, out = doctor(capsys)
     assert code == 1
     lake = block(out, "lake")
     assert lake.startswith("FAIL") and "NoSuchBucket" in lake
     assert "fix: create the bucket or fix RESIGHT_LAKE_URL" in lake
-    assert block(out, "landing").startswith("OK")
+    assert block(out, "landing").startswith("OK") and f"read {landed}" in block(out, "landing")
+    assert boto3.client("s3").list_objects_v2(Bucket=landing)["KeyCount"] == 1  # the partner's file, untouched
 
 
 def test_unloadable_settings_are_shown_verbatim(
@@ -213,3 +221,60 @@ def test_unloadable_settings_are_shown_verbatim(
     with pytest.raises(ValueError) as error:
         Settings.from_env()
     assert checks["settings"]["status"] == "fail" and str(error.value) in checks["settings"]["finding"]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that accepts connections and never says a word (a hung server)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+def test_a_server_that_never_answers_fails_within_the_timeouts(
+    env: str, silent_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RESIGHT_PG_URL", f"postgresql://resight@127.0.0.1:{silent_port}/resight")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{silent_port}")
+    started = time.monotonic()
+    code, checks = report(capsys)
+    assert time.monotonic() - started < CONNECT_TIMEOUT + HTTP_TIMEOUT + 5
+    assert code == 1
+    assert checks["warehouse"]["status"] == "fail" and "unreachable" in checks["warehouse"]["finding"]
+    assert checks["mlflow tracking"]["status"] == "fail" and "timed out" in checks["mlflow tracking"]["finding"]
+    assert checks["lake"]["status"] == "ok"  # the others still ran
+
+
+def test_a_stray_table_in_the_platforms_schemas_is_a_warning(healthy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with connect(healthy) as conn:
+        conn.execute("create table ops.doctor_stray (id int)")
+    code, checks = report(capsys)
+    assert code == 0  # a warning passes
+    migrations = checks["migrations"]
+    assert migrations["status"] == "warn" and "ops.doctor_stray" in migrations["finding"]
+    assert "newer platform version" in migrations["fix"]
+
+
+def test_one_check_raising_or_hanging_never_stops_the_others() -> None:
+    release = threading.Event()
+
+    def raises() -> list[CheckResult]:
+        raise RuntimeError(f"broken at postgresql://u:{PASSWORD}@db/x")
+
+    def hangs() -> list[CheckResult]:
+        release.wait(30)
+        return []
+
+    def fine() -> list[CheckResult]:
+        return [CheckResult("fine", "ok", "answered")]
+
+    started = time.monotonic()
+    results = run_checks([("raises", raises), ("hangs", hangs), ("fine", fine)], timeout=1.0)
+    release.set()
+    assert time.monotonic() - started < 3
+    by_name = {result.name: result for result in results}
+    assert by_name["fine"].status == "ok"
+    assert by_name["hangs"].status == "fail" and "no answer within 1s" in by_name["hangs"].finding
+    assert by_name["raises"].status == "fail" and "RuntimeError" in by_name["raises"].finding
+    assert PASSWORD not in by_name["raises"].finding and "u:***@db" in by_name["raises"].finding
