@@ -13,6 +13,7 @@ in a URL never reaches the output.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -154,10 +155,6 @@ def _psycopg_url(url: str) -> str:
     """A SQLAlchemy URL (``postgresql+psycopg2://``, Dagster's) as libpq reads it."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.split('+')[0]}{sep}{rest}"
-
-
-def _where(url: str) -> str:
-    return redact(url)
 
 
 def _server_version(conn: Any) -> tuple[int, str]:
@@ -396,7 +393,7 @@ def check_warehouse(settings: Any) -> list[CheckResult]:
                 )
             ]
         url = database_url(server, "resight")
-    where = _where(url)
+    where = redact(url)
     started = time.monotonic()
     try:
         conn = connect(url, connect_timeout=str(CONNECT_TIMEOUT))
@@ -431,7 +428,7 @@ def check_dagster_storage(settings: Any) -> list[CheckResult]:
             )
         ]
     url = _psycopg_url(settings.dagster_pg_url)
-    where = _where(settings.dagster_pg_url)
+    where = redact(settings.dagster_pg_url)
     started = time.monotonic()
     try:
         with connect(url, connect_timeout=str(CONNECT_TIMEOUT)) as conn:
@@ -559,8 +556,6 @@ def check_mlflow(settings: Any) -> list[CheckResult]:
 
 
 def _writable(directory: Path) -> bool:
-    import os
-
     return os.access(directory, os.W_OK | os.X_OK)
 
 
@@ -620,8 +615,6 @@ def check_java(settings: Any) -> list[CheckResult]:
     """Java 17+ when Spark runs in this process (``RESIGHT_ENGINE=spark``, no Connect remote)."""
     if settings.engine.name != "spark" or settings.engine.spark_remote:
         return []
-    import os
-
     java = shutil.which("java") or (
         str(Path(os.environ["JAVA_HOME"], "bin", "java")) if os.environ.get("JAVA_HOME") else None
     )
