@@ -11,6 +11,7 @@ setup(
             "sources/registry/mappings/*",
             "io/sql/*.sql",
             "onboard/*.yaml",
+            "dagster.yaml",
             "py.typed",
         ]
     },

@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 __all__ = ["main"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The Dagster instance `run`, `demo`, `dev` and `daemon` use, shipped in the package.
+INSTANCE_YAML = "dagster.yaml"
 
 
 def _say(message: str) -> None:
@@ -42,12 +43,13 @@ def instance_env(settings: Any, pg_url: str) -> dict[str, str]:
     database ``dagster`` on the warehouse's server (created if missing)."""
     from resight_platform.io.postgres import ensure_database, sqlalchemy_url
 
+    from importlib import resources
+
     dagster_home = settings.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    template = REPO_ROOT / "dagster.yaml"
-    if not template.exists():
-        raise SystemExit(f"dagster.yaml not found at {template}; run from a checkout of the repository")
-    shutil.copyfile(template, dagster_home / "dagster.yaml")
+    # Package data (the repository's dagster.yaml links to it): an installed wheel, as in the
+    # image, has it too.
+    (dagster_home / "dagster.yaml").write_bytes((resources.files("resight_platform") / INSTANCE_YAML).read_bytes())
     return {
         "DAGSTER_HOME": str(dagster_home),
         "RESIGHT_DAGSTER_PG_URL": settings.dagster_pg_url or sqlalchemy_url(ensure_database(pg_url, "dagster")),

@@ -14,7 +14,7 @@ land in the Dagster instance, so the UI shows them afterwards.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -42,7 +42,10 @@ from resight_platform.runner import InProcess, Runner, RunOutcome
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.registry import Registry
 
-__all__ = ["PipelineReport", "RunFailed", "plan_runs", "run_pipeline"]
+__all__ = ["STAGE_JOBS", "PipelineReport", "RunFailed", "plan_runs", "run_pipeline"]
+
+#: The jobs run after the registry sync and the landing scan, in their order.
+STAGE_JOBS = (MEDALLION_JOB, DIMENSIONS_JOB, GOLD_FACTS_JOB, ML_JOB, DAILY_MART_JOB, MARTS_JOB)
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -131,6 +134,7 @@ def run_pipeline(
     runner: Runner | None = None,
     engine: Engine | None = None,
     dates: tuple[date, date] | None = None,
+    jobs: Collection[str] | None = None,
 ) -> PipelineReport:
     """Materialise every asset for every partition that has landed files. ``watch`` gives the
     cost of a run for planning the rectangles (``merge_gap_bytes``; the defaults without it).
@@ -141,7 +145,19 @@ def run_pipeline(
     ``engine``: silver, the facts, the marts and the ML features run on it (the ``resight/engine``
     tag on their runs; default: the engine resource's, ``RESIGHT_ENGINE``). ``dates``: only the files of these
     business dates (first, last; a backfill of a range of history); the dimensions and the
-    monthly marts are rebuilt whole, as after any load."""
+    monthly marts are rebuilt whole, as after any load. ``jobs``: only these of
+    :data:`STAGE_JOBS` (the registry sync and the landing scan always run), e.g. a backfill of
+    history that stops at silver; an unknown name is refused before anything runs."""
+    unknown = sorted(set(jobs or ()) - set(STAGE_JOBS))
+    if unknown:
+        raise ValueError(f"unknown job(s) {', '.join(unknown)}: the pipeline's stages are {', '.join(STAGE_JOBS)}")
+    wanted_jobs = set(STAGE_JOBS if jobs is None else jobs)
+
+    def stage(runner: Runner, runs: Sequence[tuple[str, Mapping[str, str] | None]]) -> None:
+        chosen = [(job, tags) for job, tags in runs if job in wanted_jobs]
+        if chosen:
+            _stage(runner, chosen, report, progress)
+
     report = PipelineReport()
     local = InProcess(defs, instance)
     runner = runner or local
@@ -173,9 +189,9 @@ def run_pipeline(
     ]
     report.dates = (first_day, last_day)
     report.sources = len(wanted)
-    _stage(runner, [(MEDALLION_JOB, rectangle) for rectangle in rectangles], report, progress)
-    _stage(runner, [(DIMENSIONS_JOB, None)], report, progress)
-    _stage(runner, [(GOLD_FACTS_JOB, rectangle) for rectangle in rectangles], report, progress)
+    stage(runner, [(MEDALLION_JOB, rectangle) for rectangle in rectangles])
+    stage(runner, [(DIMENSIONS_JOB, None)])
+    stage(runner, [(GOLD_FACTS_JOB, rectangle) for rectangle in rectangles])
     # The marts and the ML features read the facts and the dimensions, not each other.
     last: list[tuple[str, Mapping[str, str] | None]] = [
         (DAILY_MART_JOB, {RANGE_START: first_day, RANGE_END: last_day, **on_engine}),
@@ -184,7 +200,7 @@ def run_pipeline(
     weeks = (date.fromisoformat(last_day) - date.fromisoformat(first_day)).days // 7
     if weeks > MIN_WEEKS:
         last.insert(0, (ML_JOB, on_engine or None))  # the longest first, while the others share the other core
-    else:
+    elif ML_JOB in wanted_jobs:
         progress(f"  {ML_JOB} skipped: {weeks} weeks of history, the demand model needs more than {MIN_WEEKS}")
-    _stage(runner, last, report, progress)
+    stage(runner, last)
     return report

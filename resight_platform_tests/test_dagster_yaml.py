@@ -33,3 +33,19 @@ def test_the_instance_monitors_runs_and_retries_crashed_ones(
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert not instance.run_retries_retry_on_asset_or_op_failure
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+
+
+def test_the_instance_yaml_is_package_data_that_the_repository_links_to(tmp_path: Path) -> None:
+    """`resight run`, `demo`, `dev` and `daemon` work from an installed wheel (the image): the
+    instance file is read from the package, and the repository's copy is the same file."""
+    from importlib import resources
+
+    import resight_platform
+    from resight_platform.cli import INSTANCE_YAML
+
+    packaged = resources.files("resight_platform") / INSTANCE_YAML
+    root = Path(resight_platform.__file__).resolve().parent.parent / "dagster.yaml"
+    assert root.is_symlink() and root.resolve() == Path(str(packaged)).resolve()
+    settings = Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_DAGSTER_PG_URL": "postgresql+psycopg2://x/y"})
+    env = instance_env(settings, "postgresql://unused/warehouse")
+    assert (Path(env["DAGSTER_HOME"]) / "dagster.yaml").read_bytes() == packaged.read_bytes()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
+import dagster as dg
+import pytest
+
+from resight_platform.defs.jobs import MEDALLION_JOB
 from resight_platform.defs.partitions import source_keys
 from resight_platform.io.landing import LandedFile
 from resight_platform.io.plan import PARTITION_COST_BYTES
-from resight_platform.io.storage import ObjectInfo
-from resight_platform.pipeline import plan_runs
+from resight_platform.io.storage import LocalStore, ObjectInfo
+from resight_platform.pipeline import plan_runs, run_pipeline
 from resight_platform.sample.history import history_provider, history_weeks
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.landing import parse_landing_key
@@ -92,3 +97,16 @@ def test_two_workers_get_the_dense_fortnight_cut_along_its_days_costliest_first(
     history_days = sorted((a, b) for a, b, s, e in rectangles if s == e == history)
     assert history_days[0][0] == whole[0][0] and history_days[-1][1] == whole[0][1]
     assert plan_runs(files, order, WatchSettings(), workers=1) == whole
+
+
+def test_an_unknown_stage_job_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        with pytest.raises(ValueError, match="unknown job\\(s\\) gold_job: the pipeline's stages are"):
+            run_pipeline(
+                dg.Definitions(),
+                instance,
+                landing=LocalStore(tmp_path),
+                registry=load_registry(),
+                jobs=(MEDALLION_JOB, "gold_job"),
+            )
+        assert instance.get_runs_count() == 0  # not even the registry sync ran
