@@ -41,9 +41,9 @@ def _settings() -> Any:
 def instance_env(settings: Any, pg_url: str) -> dict[str, str]:
     """Environment for a Dagster instance on Postgres: ``RESIGHT_DAGSTER_PG_URL`` when set, else
     database ``dagster`` on the warehouse's server (created if missing)."""
-    from resight_platform.io.postgres import ensure_database, sqlalchemy_url
-
     from importlib import resources
+
+    from resight_platform.io.postgres import ensure_database, sqlalchemy_url
 
     dagster_home = settings.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
