@@ -585,25 +585,27 @@ class _TableShape:
 
 def _table_shape(conn: psycopg.Connection[Any], schema: str, table: str) -> _TableShape:
     parent = _qualified(schema, table).as_string(conn)
+    # pg_get_indexdef of a partitioned index: CREATE [UNIQUE] INDEX name ON ONLY schema.table USING …;
+    # the head is rebuilt with the server's own quoting, and the rest kept.
     rows = conn.execute(
         """
-        SELECT pg_get_indexdef(i.indexrelid), ic.relname::text, i.indisunique, con.contype::text
+        SELECT pg_get_indexdef(i.indexrelid),
+               format('CREATE %%sINDEX %%I ON ONLY %%I.%%I USING ',
+                      CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END, ic.relname, n.nspname, c.relname),
+               i.indisunique, con.contype::text
         FROM pg_index i
         JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
-        WHERE i.indrelid = %s::regclass
+        WHERE n.nspname = %s AND c.relname = %s
         ORDER BY ic.relname
         """,
-        (parent,),
+        (schema, table),
     ).fetchall()
     indexes = []
-    for definition, name, unique, contype in rows:
-        # pg_get_indexdef of a partitioned index: CREATE [UNIQUE] INDEX name ON ONLY schema.table USING …
-        head = (
-            f"CREATE {'UNIQUE ' if unique else ''}INDEX {sql.Identifier(name).as_string(conn)} ON ONLY {parent} USING "
-        )
-        if str(definition).startswith(head) and (contype is None or contype in _INDEX_CONSTRAINTS):
-            indexes.append(_Index(str(definition)[len(head) :], bool(unique), contype))
+    for definition, head, unique, contype in rows:
+        if str(definition).startswith(str(head)) and (contype is None or contype in _INDEX_CONSTRAINTS):
+            indexes.append(_Index(str(definition)[len(str(head)) :], bool(unique), contype))
         # else (an exclusion constraint, an unexpected form): ATTACH builds that index itself
     keys = conn.execute(
         "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint"
