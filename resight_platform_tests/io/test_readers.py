@@ -161,7 +161,7 @@ def test_a_reader_never_waits_on_a_slow_load_and_sees_each_day_whole(
                     if counts == new:
                         seen_new.set()
                     time.sleep(0.01)
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+        except BaseException as error:  # reported by the main thread
             errors.append(error)
 
     thread = threading.Thread(target=read)
