@@ -108,9 +108,14 @@ def facts(day: date, lines: int, seed: int) -> pl.DataFrame:
     ).with_columns(pl.col("net_amount").cast(pl.Decimal(14, 2)))
 
 
-def old_replace(conn: psycopg.Connection[Any], day: date, frame: pl.DataFrame) -> None:
+def old_replace(
+    conn: psycopg.Connection[Any],
+    day: date,
+    frame: pl.DataFrame,
+    schema: str = "bench_readers",
+    table: str = "fact_sales",
+) -> None:
     """The day swap as it was before issue 19 (``DayPartitionLoad.finish`` at 18900d1)."""
-    schema, table = "bench_readers", "fact_sales"
     staging, child = f"{table}_load_{day:%Y%m%d}", f"{table}_p{day:%Y%m%d}"
     q = sql.Identifier
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(q(schema), q(staging)))
@@ -185,10 +190,12 @@ def measure(
     def read() -> None:
         with connect(url) as reader:
             started.set()
-            while not stop.is_set():
+            while True:  # at least one query, after the writer's end too
                 begun = time.monotonic()
                 reader.execute(query, (DAY,)).fetchone()
                 waits.append(time.monotonic() - begun)
+                if stop.is_set():
+                    break
                 time.sleep(0.005)
 
     thread = threading.Thread(target=read)

@@ -797,6 +797,8 @@ class PartitionSwap:
         return self._shapes[key]
 
     def add(self, load: DayPartitionLoad) -> None:
+        if any((p.schema, p.child) == (load.schema, load.child) for p in self._pending):
+            raise ValueError(f"{load.schema}.{load.table}: {load.day} is loaded twice in one run")
         self._pending.append(load)
 
     def apply(self) -> int:

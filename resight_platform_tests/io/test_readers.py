@@ -16,7 +16,7 @@ import pytest
 
 from resight_platform.io.postgres import DayPartitionLoad, PartitionSwap, SwapBlocked, connect
 from resight_platform.io.warehouse import WarehouseIOManager
-from resight_platform.settings import PgSwapSettings
+from resight_platform.settings import PgSwapSettings, Settings
 
 Conn = psycopg.Connection[Any]
 DEADLINE = 120.0  # seconds: generous, for a loaded machine; every wait ends on the thing it waits for
@@ -134,6 +134,12 @@ def test_attach_adopts_the_indexes_and_keys_built_on_the_staging_table(pg_conn: 
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass", (f"{pg_schema}.dim_product",)
     ).fetchone()
     assert triggers == (2,)  # the parent's key's two action triggers, as before any load
+    with pytest.raises(ValueError, match="loaded twice"), pg_conn.transaction():
+        swap = PartitionSwap(pg_conn)
+        for _ in range(2):
+            load = DayPartitionLoad(pg_conn, pg_schema, "fact_sales", "sale_date", DAY, swap)
+            load.copy(_facts(DAY, 5, 9))
+            load.finish()
 
 
 def test_a_reader_never_waits_on_a_slow_load_and_sees_each_day_whole(
@@ -264,3 +270,16 @@ def test_a_reader_that_never_ends_makes_the_run_fail_naming_it_and_roll_back(
     materializations = result.asset_materializations_for_node(f"{pg_schema}__fact_sales")
     assert len(materializations) == 2
     assert all(m.metadata["pg_swap_attempts"] == dg.MetadataValue.int(1) for m in materializations)
+
+
+def test_swap_settings_come_from_the_environment() -> None:
+    assert Settings.from_env({}).pg_swap == PgSwapSettings(1000, 30, 250, 5000)
+    env = {
+        "RESIGHT_PG_LOCK_TIMEOUT_MS": "200",
+        "RESIGHT_PG_SWAP_ATTEMPTS": "5",
+        "RESIGHT_PG_SWAP_BACKOFF_MS": "10",
+        "RESIGHT_PG_SWAP_BACKOFF_MAX_MS": "40",
+    }
+    assert Settings.from_env(env).pg_swap == PgSwapSettings(200, 5, 10, 40)
+    with pytest.raises(ValueError, match="RESIGHT_PG_SWAP_ATTEMPTS"):
+        PgSwapSettings.from_env({"RESIGHT_PG_SWAP_ATTEMPTS": "0"})
