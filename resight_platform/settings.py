@@ -19,6 +19,7 @@ __all__ = [
     "AlertSettings",
     "EmrSettings",
     "EngineSettings",
+    "PgSwapSettings",
     "Settings",
     "WatchSettings",
     "parse_spark_conf",
@@ -68,6 +69,46 @@ class WatchSettings:
                 continue
             values[spec.name] = timedelta(seconds=float(raw)) if spec.name == "orphan_after" else int(raw)
         return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PgSwapSettings:
+    """How a load swaps its days into a date-partitioned warehouse table at the end of its
+    transaction (``io/postgres.PartitionSwap``; ``docs/architecture.md``, "Storage"): each attempt
+    waits at most ``lock_timeout_ms`` for a lock (``RESIGHT_PG_LOCK_TIMEOUT_MS``; readers queued
+    behind the waiting swap wait no longer), then gives way for a pause that starts at
+    ``backoff_ms`` and doubles up to ``backoff_max_ms`` (``RESIGHT_PG_SWAP_BACKOFF_MS``,
+    ``RESIGHT_PG_SWAP_BACKOFF_MAX_MS``); after ``attempts`` attempts (``RESIGHT_PG_SWAP_ATTEMPTS``)
+    the load fails with ``SwapBlocked`` naming the sessions that hold the lock, and rolls back."""
+
+    lock_timeout_ms: int = 1000
+    attempts: int = 30
+    backoff_ms: int = 250
+    backoff_max_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        if (
+            self.lock_timeout_ms < 1
+            or self.attempts < 1
+            or self.backoff_ms < 0
+            or self.backoff_max_ms < self.backoff_ms
+        ):
+            raise ValueError(
+                "RESIGHT_PG_LOCK_TIMEOUT_MS and RESIGHT_PG_SWAP_ATTEMPTS must be at least 1, and"
+                " 0 <= RESIGHT_PG_SWAP_BACKOFF_MS <= RESIGHT_PG_SWAP_BACKOFF_MAX_MS"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PgSwapSettings:
+        def get(name: str, default: int) -> int:
+            return int(env.get(name) or default)
+
+        return cls(
+            lock_timeout_ms=get("RESIGHT_PG_LOCK_TIMEOUT_MS", cls.lock_timeout_ms),
+            attempts=get("RESIGHT_PG_SWAP_ATTEMPTS", cls.attempts),
+            backoff_ms=get("RESIGHT_PG_SWAP_BACKOFF_MS", cls.backoff_ms),
+            backoff_max_ms=get("RESIGHT_PG_SWAP_BACKOFF_MAX_MS", cls.backoff_max_ms),
+        )
 
 
 #: The engines a run may choose (``resight_platform.engines.ENGINES``; not imported from there so that
@@ -352,6 +393,9 @@ class Settings:
     #: ``standard`` retry mode retries 5xx answers, throttling (SlowDown) and dropped connections
     #: with jittered exponential backoff, and so does Polars' reader of the lake.
     s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+    #: How a load's day swaps wait for, and give way to, readers of the warehouse (``RESIGHT_PG_LOCK_TIMEOUT_MS``,
+    #: ``RESIGHT_PG_SWAP_*``).
+    pg_swap: PgSwapSettings = field(default_factory=PgSwapSettings)
     #: Whether these settings were read from this process's environment (``from_env()`` without a
     #: mapping): only then can a secret be handed to Dagster by its variable's name.
     from_process_env: bool = field(default=False, repr=False, compare=False)
@@ -443,5 +487,6 @@ class Settings:
             history_floor=date.fromisoformat(env.get("RESIGHT_HISTORY_FLOOR") or cls.history_floor.isoformat()),
             failpoints=tuple(parse_failpoints(env.get("RESIGHT_FAILPOINTS") or "").items()),
             s3_max_attempts=max(1, int(env.get("RESIGHT_S3_MAX_ATTEMPTS") or cls.s3_max_attempts)),
+            pg_swap=PgSwapSettings.from_env(env),
             from_process_env=from_process_env,
         )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from resight_platform.faults import failpoint
-from resight_platform.redact import redact
+from resight_platform.redact import redact, redact_text
+from resight_platform.settings import PgSwapSettings
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
@@ -35,6 +38,9 @@ __all__ = [
     "COPY_CHUNK_ROWS",
     "IDENTIFIER_PATTERN",
     "DayPartitionLoad",
+    "LockHolder",
+    "PartitionSwap",
+    "SwapBlocked",
     "binary_copy_table",
     "check_partition_values",
     "connect",
@@ -424,34 +430,37 @@ def replace_partition(
     partition_value: date | str,
     *,
     chunk_rows: int = COPY_CHUNK_ROWS,
+    swap: PartitionSwap | None = None,
 ) -> int:
     """Replace the rows of one partition with ``frame`` in one transaction; returns rows copied.
 
-    On a table range-partitioned by ``partition_column`` with a date value, the child
-    ``{table}_p{YYYYMMDD}`` (one day) is created if missing and truncated; otherwise the rows with
-    ``partition_column = partition_value`` are deleted. Then the frame is copied into the parent.
+    On a table range-partitioned by ``partition_column`` with a date value, the day is replaced
+    whole by a :class:`DayPartitionLoad`: swapped in with the other days of ``swap`` when the
+    caller applies it at the end of its transaction, else at once. Otherwise the rows with
+    ``partition_column = partition_value`` are deleted and the frame is copied into the table
+    (row locks only: readers see the old rows until the commit).
     """
     target = f"{schema}.{table}"
     quote_ident(partition_column)
     check_partition_values(frame, partition_column, partition_value, target)
-    parent = _qualified(schema, table)
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction():
         partitioning = _range_partition_key(conn, schema, table)
         if (
             isinstance(partition_value, date)
             and not isinstance(partition_value, datetime)
             and partitioning == ("r", partition_column)
         ):
-            child_name = f"{table}_p{partition_value:%Y%m%d}"
-            child = _qualified(schema, child_name)
-            _ensure_day_partition(conn, schema, table, child_name, partition_value)
-            cur.execute(sql.SQL("TRUNCATE {}").format(child))
-        else:
+            load = DayPartitionLoad(conn, schema, table, partition_column, partition_value, swap)
+            load.copy(frame, chunk_rows=chunk_rows)
+            return load.finish()
+        with conn.cursor() as cur:
             cur.execute(
-                sql.SQL("DELETE FROM {} WHERE {} = %s").format(parent, quote_ident(partition_column)),
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                    _qualified(schema, table), quote_ident(partition_column)
+                ),
                 (partition_value,),
             )
-        return copy_frame(cur, schema, table, frame, chunk_rows=chunk_rows)
+            return copy_frame(cur, schema, table, frame, chunk_rows=chunk_rows)
 
 
 def replace_rows(
@@ -508,104 +517,391 @@ def is_day_partitioned(conn: psycopg.Connection[Any], schema: str, table: str, c
     return _range_partition_key(conn, schema, table) == ("r", column)
 
 
+#: Lock modes that conflict with ``SHARE UPDATE EXCLUSIVE`` (what ``ATTACH PARTITION`` takes on
+#: the parent); every mode conflicts with ``ACCESS EXCLUSIVE`` (what dropping a partition takes).
+_CONFLICTS_WITH_ATTACH = frozenset(
+    {"ShareUpdateExclusiveLock", "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
+)
+#: Constraints an index of the parent may back that a prebuilt index takes on (``… USING INDEX``).
+_INDEX_CONSTRAINTS = {"p": "PRIMARY KEY", "u": "UNIQUE"}
+_PASSWORD_IN_SQL = re.compile(r"(?i)(password\s+)'(?:[^']|'')*'")
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """A session holding a lock that a swap waited for."""
+
+    pid: int
+    user: str | None
+    mode: str
+    relation: str
+    transaction_seconds: float | None
+    query: str
+
+    def __str__(self) -> str:
+        age = "?" if self.transaction_seconds is None else f"{self.transaction_seconds:.0f} s"
+        return (
+            f"pid {self.pid} (user {self.user}, {self.mode} on {self.relation}, transaction open {age}): {self.query}"
+        )
+
+
+class SwapBlocked(RuntimeError):
+    """A run's day swap found its lock held by other sessions at every attempt; the run rolls back."""
+
+    def __init__(self, target: str, attempts: int, holders: Sequence[LockHolder]) -> None:
+        self.target, self.attempts, self.holders = target, attempts, list(holders)
+        named = "; ".join(str(holder) for holder in self.holders) or "no session holds it any more"
+        super().__init__(
+            f"{target}: the day swap could not take its lock in {attempts} attempt(s)"
+            f" (RESIGHT_PG_SWAP_ATTEMPTS, RESIGHT_PG_LOCK_TIMEOUT_MS); held by {named}"
+        )
+
+
+def _mask_query(query: str | None) -> str:
+    """A session's query fit for an error message: URLs redacted, ``PASSWORD '…'`` masked, one line."""
+    text = _PASSWORD_IN_SQL.sub(r"\1'***'", redact_text(query or ""))
+    return " ".join(text.split())[:300]
+
+
+@dataclass(frozen=True)
+class _Index:
+    """One index of a partitioned table: its definition from ``USING`` on (``pg_get_indexdef``),
+    whether it is unique, and the constraint it backs (``p``, ``u``) if any."""
+
+    tail: str
+    unique: bool
+    constraint: str | None
+
+
+@dataclass(frozen=True)
+class _TableShape:
+    """What a staging table needs so that ``ATTACH`` adopts instead of building: the parent's
+    column types, indexes and validated foreign keys. Read once per table and run."""
+
+    types: dict[str, str]
+    indexes: tuple[_Index, ...]
+    foreign_keys: tuple[tuple[str, str], ...]
+
+
+def _table_shape(conn: psycopg.Connection[Any], schema: str, table: str) -> _TableShape:
+    parent = _qualified(schema, table).as_string(conn)
+    # pg_get_indexdef of a partitioned index: CREATE [UNIQUE] INDEX name ON ONLY schema.table USING …;
+    # the head is rebuilt with the server's own quoting, and the rest kept.
+    rows = conn.execute(
+        """
+        SELECT pg_get_indexdef(i.indexrelid),
+               format('CREATE %%sINDEX %%I ON ONLY %%I.%%I USING ',
+                      CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END, ic.relname, n.nspname, c.relname),
+               i.indisunique, con.contype::text
+        FROM pg_index i
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+        WHERE n.nspname = %s AND c.relname = %s
+        ORDER BY ic.relname
+        """,
+        (schema, table),
+    ).fetchall()
+    indexes = []
+    for definition, head, unique, contype in rows:
+        if str(definition).startswith(str(head)) and (contype is None or contype in _INDEX_CONSTRAINTS):
+            indexes.append(_Index(str(definition)[len(str(head)) :], bool(unique), contype))
+        # else (an exclusion constraint, an unexpected form): ATTACH builds that index itself
+    keys = conn.execute(
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = %s::regclass AND contype = 'f' AND convalidated ORDER BY conname",
+        (parent,),
+    ).fetchall()
+    return _TableShape(
+        types=table_types(conn, schema, table),
+        indexes=tuple(indexes),
+        foreign_keys=tuple((str(name), str(definition)) for name, definition in keys),
+    )
+
+
 class DayPartitionLoad:
     """Bulk replace of one day's partition of a table range-partitioned by date.
 
-    Rows are copied into a bare staging table (no index, no foreign-key trigger), then
-    :meth:`finish` adds the day's range as a CHECK (so ``ATTACH`` need not scan for it), drops the
-    old child and attaches the staging table in its place: Postgres then builds the parent's
-    indexes on it in bulk and validates each foreign key with one set-based query, instead of
-    maintaining six indexes and firing four foreign-key triggers per row. Runs inside the caller's
-    transaction, so readers see the old day until it commits.
+    Rows are copied (frozen, ``COPY … FREEZE``: the table is new in this transaction, so no other
+    transaction can see it before the commit anyway, and the first reader after it sets no hint
+    bits) into a staging table no reader can see. :meth:`finish` then does all the work on it that
+    ``ATTACH`` would otherwise do under a lock on the parent: the day's range as a CHECK (so
+    ``ATTACH`` need not scan), the parent's indexes built in bulk (the primary key through
+    ``ADD PRIMARY KEY USING INDEX``) and its foreign keys added, each validated by one set-based
+    query. The swap itself (drop the old child, rename, attach: catalog work only) is queued on the
+    run's :class:`PartitionSwap` and done at the end of the run's transaction; without one,
+    :meth:`finish` swaps at once."""
 
-    The rows are copied frozen (``COPY … FREEZE``: the staging table is new in this transaction,
-    so no other transaction can see it before the commit anyway). Without it the first query after
-    the commit (the fact table's reconciliation check) would set a hint bit on, and so dirty and
-    write back, every page of the day; frozen rows also make the copy itself a little faster.
-    """
-
-    def __init__(self, conn: psycopg.Connection[Any], schema: str, table: str, column: str, day: date) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        schema: str,
+        table: str,
+        column: str,
+        day: date,
+        swap: PartitionSwap | None = None,
+    ) -> None:
         self.conn, self.schema, self.table, self.column, self.day = conn, schema, table, column, day
         self.child = f"{table}_p{day:%Y%m%d}"
         self.staging = f"{table}_load_{day:%Y%m%d}"
-        quote_ident(self.child)
-        quote_ident(self.staging)
+        self.bounds = f"{self.staging}_bounds"
+        for name in (self.child, self.staging, self.bounds, column):
+            quote_ident(name)
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
             raise ValueError(f"a bulk load of {schema}.{table} must run inside a transaction")
+        self._own_swap = swap is None
+        self.swap = PartitionSwap(conn) if swap is None else swap
         self.rows = 0
-        self.types: dict[str, str] | None = None  # set with the staging table, at the first row
+        self.staged = False  # the staging table is made at the first row
 
     def _stage(self) -> None:
         """The staging table, made at the first row: a day that receives none (most of a weekly
         partner's days in a range run) costs no table, no attach and no index build."""
-        self.types = table_types(self.conn, self.schema, self.table)
-        self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_qualified(self.schema, self.staging)))
+        staging = _qualified(self.schema, self.staging)
         self.conn.execute(
-            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-                _qualified(self.schema, self.staging), _qualified(self.schema, self.table)
+            sql.SQL("DROP TABLE IF EXISTS {}; CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+                staging, staging, _qualified(self.schema, self.table)
             )
         )
+        self.staged = True
 
     def copy(self, frame: pl.DataFrame, *, chunk_rows: int = COPY_CHUNK_ROWS) -> int:
         check_partition_values(frame, self.column, self.day, f"{self.schema}.{self.table}")
         if not frame.height:
             return 0
-        if self.types is None:
+        shape = self.swap.shape(self.schema, self.table)
+        if not self.staged:
             self._stage()
         with self.conn.cursor() as cur:
             copied = copy_frame(
-                cur, self.schema, self.staging, frame, chunk_rows=chunk_rows, types=self.types, freeze=True
+                cur, self.schema, self.staging, frame, chunk_rows=chunk_rows, types=shape.types, freeze=True
             )
         failpoint(self.table, "copy")  # e.g. fact_sales_copy: rows copied, the transaction open
         self.rows += copied
         return copied
 
     def finish(self) -> int:
-        conn, schema = self.conn, self.schema
-        if self.types is None:
+        """The staging table made ready to attach (or the day emptied, for no rows); returns rows."""
+        if not self.staged:
             self._empty_day()
             return 0
-        staging, parent = _qualified(schema, self.staging), _qualified(schema, self.table)
-        low, high = sql.Literal(self.day.isoformat()), sql.Literal((self.day + timedelta(days=1)).isoformat())
-        bounds = sql.Identifier(f"{self.staging}_bounds")
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} >= {} AND {} < {})").format(
-                staging, bounds, quote_ident(self.column), low, quote_ident(self.column), high
-            )
-        )
-        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # a peak day's key sorts in memory
-        if self._child_exists():
-            conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent, _qualified(schema, self.child)))
-            conn.execute(sql.SQL("DROP TABLE {}").format(_qualified(schema, self.child)))
-        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging, sql.Identifier(self.child)))
-        child = _qualified(schema, self.child)
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(parent, child, low, high)
-        )
-        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(child, bounds))
+        self._prepare()
+        self.swap.add(self)
+        if self._own_swap:
+            self.swap.apply()
         return self.rows
 
-    def _child_exists(self) -> bool:
-        """Whether the day's child table exists (and is this table's partition of the day: a stray
-        table of that name is refused)."""
-        exists = self.conn.execute(
-            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s",
-            (self.schema, self.child),
-        ).fetchone()
-        if exists:
-            _ensure_day_partition(self.conn, self.schema, self.table, self.child, self.day)
-        return exists is not None
+    def _prepare(self) -> None:
+        """The bounds CHECK, the parent's foreign keys (one ``ALTER``: each validated by one query)
+        and its indexes on the staging table, sent as one batch; a dangling key fails here."""
+        shape, schema = self.swap.shape(self.schema, self.table), self.schema
+        staging = _qualified(schema, self.staging)
+        column = quote_ident(self.column)
+        low, high = sql.Literal(self.day.isoformat()), sql.Literal((self.day + timedelta(days=1)).isoformat())
+        # Definitions come from the server's own catalog (pg_get_constraintdef, pg_get_indexdef).
+        alterations = [
+            sql.SQL("ADD CONSTRAINT {} CHECK ({} >= {} AND {} < {})").format(
+                sql.Identifier(self.bounds), column, low, column, high
+            ),
+            *(
+                sql.SQL("ADD CONSTRAINT {} {}").format(sql.Identifier(name), sql.SQL(definition))  # type: ignore[arg-type]
+                for name, definition in shape.foreign_keys
+            ),
+        ]
+        statements: list[sql.Composable] = [
+            sql.SQL("SET LOCAL maintenance_work_mem = '512MB'"),  # a peak day's key sorts in memory
+            sql.SQL("ALTER TABLE {} {}").format(staging, sql.SQL(", ").join(alterations)),
+        ]
+        for number, index in enumerate(shape.indexes):
+            create = sql.SQL("CREATE UNIQUE INDEX" if index.unique else "CREATE INDEX")
+            tail = sql.SQL(index.tail)  # type: ignore[arg-type]
+            if index.constraint is None:
+                statements.append(sql.SQL("{} ON {} USING {}").format(create, staging, tail))
+                continue
+            # A constraint's index needs a name to be adopted by; unique per run, as the old
+            # child's (same day, an earlier run) still exists until the swap.
+            name = quote_ident(f"{self.staging}_{index.constraint}{number}_{self.swap.token}")
+            statements.append(sql.SQL("{} {} ON {} USING {}").format(create, name, staging, tail))
+            statements.append(
+                sql.SQL("ALTER TABLE {} ADD {} USING INDEX {}").format(
+                    staging,
+                    sql.SQL(_INDEX_CONSTRAINTS[index.constraint]),  # type: ignore[arg-type]
+                    name,
+                )
+            )
+        self.conn.execute(sql.SQL("; ").join(statements))
+
+    def _swap_statements(self, replaces: bool) -> list[sql.Composable]:
+        """The catalog-only statements of this day's swap, run under the parent's lock."""
+        schema, child = self.schema, _qualified(self.schema, self.child)
+        low, high = sql.Literal(self.day.isoformat()), sql.Literal((self.day + timedelta(days=1)).isoformat())
+        statements: list[sql.Composable] = []
+        if replaces:
+            # Dropping a partition detaches it (ACCESS EXCLUSIVE on the parent, as DETACH takes).
+            statements.append(sql.SQL("DROP TABLE {}").format(child))
+        statements += [
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(_qualified(schema, self.staging), sql.Identifier(self.child)),
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                _qualified(schema, self.table), child, low, high
+            ),
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(child, sql.Identifier(self.bounds)),
+        ]
+        return statements
 
     def _empty_day(self) -> None:
-        """The day replaced by no rows: the rows its child holds are deleted (the child stays, for
-        loads that copy into the parent); a day without a child has nothing to replace."""
+        """The day replaced by no rows: the rows its child holds are deleted (row locks only; the
+        child stays, for loads that copy into the parent); a day without a child has nothing to
+        replace."""
         conn, schema = self.conn, self.schema
-        if self._child_exists():
+        exists = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s",
+            (schema, self.child),
+        ).fetchone()
+        if exists:
+            _ensure_day_partition(conn, schema, self.table, self.child, self.day)
             conn.execute(sql.SQL("DELETE FROM {}").format(_qualified(schema, self.child)))
 
 
+class PartitionSwap:
+    """The day swaps of one run's transaction, done together as its last work before the commit.
+
+    Readers of the parent never see a day half loaded (the commit publishes every day at once),
+    and they wait for no more than the swap itself: its statements are catalog work only (the heavy
+    work was done by :meth:`DayPartitionLoad.finish` on tables no reader sees). A run that only
+    adds days attaches them under ``SHARE UPDATE EXCLUSIVE`` on the parent, which readers never
+    wait for; a run that replaces a day takes ``ACCESS EXCLUSIVE`` (dropping the old child needs
+    it) from the swap to the commit.
+
+    Each attempt runs under a savepoint with ``lock_timeout`` (``RESIGHT_PG_LOCK_TIMEOUT_MS``):
+    a reader holding the parent makes the attempt give up within it, which rolls back to the
+    savepoint and so releases whatever the attempt had locked; readers queued behind it go on
+    during a pause that doubles from ``RESIGHT_PG_SWAP_BACKOFF_MS`` up to
+    ``RESIGHT_PG_SWAP_BACKOFF_MAX_MS``. After ``RESIGHT_PG_SWAP_ATTEMPTS`` attempts,
+    :class:`SwapBlocked` names the sessions holding the lock, and the run rolls back whole."""
+
+    def __init__(self, conn: psycopg.Connection[Any], settings: PgSwapSettings | None = None) -> None:
+        self.conn = conn
+        self.settings = settings or PgSwapSettings()
+        self.token = uuid.uuid4().hex[:8]
+        self._shapes: dict[tuple[str, str], _TableShape] = {}
+        self._pending: list[DayPartitionLoad] = []
+        #: Attempts the last :meth:`apply` took, and the seconds it spent (waits and pauses included).
+        self.attempts = 0
+        self.seconds = 0.0
+
+    def shape(self, schema: str, table: str) -> _TableShape:
+        key = (schema, table)
+        if key not in self._shapes:
+            self._shapes[key] = _table_shape(self.conn, schema, table)
+        return self._shapes[key]
+
+    def add(self, load: DayPartitionLoad) -> None:
+        if any((p.schema, p.child) == (load.schema, load.child) for p in self._pending):
+            raise ValueError(f"{load.schema}.{load.table}: {load.day} is loaded twice in one run")
+        self._pending.append(load)
+
+    def apply(self) -> int:
+        """Swap every prepared day in (in the caller's transaction); returns the days swapped."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return 0
+        conn, policy = self.conn, self.settings
+        started = time.monotonic()
+        previous = conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0]  # type: ignore[index]
+        pause = policy.backoff_ms / 1000
+        for attempt in range(1, policy.attempts + 1):
+            self.attempts = attempt
+            try:
+                with conn.transaction():  # a savepoint: a timeout releases what this attempt locked
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{policy.lock_timeout_ms}ms",))
+                    self._swap(pending)
+                break
+            except psycopg.errors.LockNotAvailable:
+                if attempt == policy.attempts:
+                    self.seconds = time.monotonic() - started
+                    raise SwapBlocked(self._target(pending), attempt, self._holders(pending)) from None
+                time.sleep(pause)
+                pause = min(pause * 2, policy.backoff_max_ms / 1000)
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
+        self.seconds = time.monotonic() - started
+        return len(pending)
+
+    @staticmethod
+    def _target(pending: Sequence[DayPartitionLoad]) -> str:
+        return ", ".join(sorted({f"{load.schema}.{load.table}" for load in pending}))
+
+    def _existing(self, pending: Sequence[DayPartitionLoad]) -> set[tuple[str, str]]:
+        """The pending days' children that exist: one query; a stray table of a child's name that
+        is not its table's partition is refused."""
+        rows = self.conn.execute(
+            """
+            SELECT n.nspname::text, c.relname::text, p.relname::text
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+            LEFT JOIN pg_class p ON p.oid = i.inhparent AND p.relnamespace = c.relnamespace
+            WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+            """,
+            ([load.schema for load in pending], [load.child for load in pending]),
+        ).fetchall()
+        parents = {(load.schema, load.child): load.table for load in pending}
+        for schema, child, parent in rows:
+            if parent != parents[(schema, child)]:
+                raise ValueError(
+                    f"{schema}.{child} exists but is not a partition of {schema}.{parents[(schema, child)]}"
+                )
+        return {(str(schema), str(child)) for schema, child, _ in rows}
+
+    def _swap(self, pending: Sequence[DayPartitionLoad]) -> None:
+        conn = self.conn
+        existing = self._existing(pending)
+        for schema, table in sorted({(load.schema, load.table) for load in pending}):
+            replaces = any((load.schema, load.child) in existing for load in pending if load.table == table)
+            mode = "ACCESS EXCLUSIVE" if replaces else "SHARE UPDATE EXCLUSIVE"
+            conn.execute(sql.SQL("LOCK TABLE {} IN " + mode + " MODE").format(_qualified(schema, table)))  # type: ignore[arg-type]
+        # Under the parents' locks no other session adds or drops a child: look again, so that a
+        # day another run created meanwhile is replaced, not attached twice.
+        if self._existing(pending) != existing:
+            existing = self._existing(pending)
+            for schema, table in sorted({(load.schema, load.table) for load in pending}):
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(_qualified(schema, table)))
+        statements = [
+            statement for load in pending for statement in load._swap_statements((load.schema, load.child) in existing)
+        ]
+        conn.execute(sql.SQL("; ").join(statements))
+
+    def _holders(self, pending: Sequence[DayPartitionLoad]) -> list[LockHolder]:
+        """The other sessions holding a lock that conflicts with the swap's, on a parent or a child."""
+        names = sorted(
+            {(load.schema, load.table) for load in pending} | {(load.schema, load.child) for load in pending}
+        )
+        replaces = bool(self._existing(pending))
+        rows = self.conn.execute(
+            """
+            SELECT l.pid, a.usename::text, l.mode, n.nspname || '.' || c.relname,
+                   extract(epoch FROM now() - a.xact_start)::float8, a.query
+            FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+            ORDER BY l.pid, c.relname
+            """,
+            ([schema for schema, _ in names], [name for _, name in names]),
+        ).fetchall()
+        holders: dict[int, LockHolder] = {}
+        for pid, user, mode, relation, seconds, query in rows:
+            if pid in holders or not (replaces or mode in _CONFLICTS_WITH_ATTACH):
+                continue
+            holders[pid] = LockHolder(int(pid), user, str(mode), str(relation), seconds, _mask_query(query))
+        return list(holders.values())
+
+
 def _ensure_day_partition(conn: psycopg.Connection[Any], schema: str, table: str, child: str, day: date) -> None:
+    """The day's child, made if missing: created apart and attached (``SHARE UPDATE EXCLUSIVE``
+    on the parent, which readers do not wait for) rather than ``CREATE TABLE … PARTITION OF``,
+    which takes ``ACCESS EXCLUSIVE`` on the parent until the commit."""
     row = conn.execute(
         """
         SELECT EXISTS (
@@ -625,11 +921,14 @@ def _ensure_day_partition(conn: psycopg.Connection[Any], schema: str, table: str
         return
     # DDL takes no bind parameters: the bounds are literals quoted by psycopg.
     conn.execute(
-        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-            _qualified(schema, child),
-            _qualified(schema, table),
-            sql.Literal(day.isoformat()),
-            sql.Literal((day + timedelta(days=1)).isoformat()),
+        sql.SQL(
+            "CREATE TABLE {child} (LIKE {parent} INCLUDING DEFAULTS);"
+            " ALTER TABLE {parent} ATTACH PARTITION {child} FOR VALUES FROM ({low}) TO ({high})"
+        ).format(
+            child=_qualified(schema, child),
+            parent=_qualified(schema, table),
+            low=sql.Literal(day.isoformat()),
+            high=sql.Literal((day + timedelta(days=1)).isoformat()),
         )
     )
 

@@ -34,6 +34,7 @@ from psycopg import sql
 from resight_platform.io.lake import LakeIOManager, PartitionStream
 from resight_platform.io.postgres import (
     DayPartitionLoad,
+    PartitionSwap,
     check_partition_values,
     connect,
     copy_frame,
@@ -47,6 +48,7 @@ from resight_platform.io.postgres import (
     table_columns,
     upsert,
 )
+from resight_platform.settings import PgSwapSettings
 
 __all__ = [
     "PgWriteMode",
@@ -149,10 +151,11 @@ def _write_pg(
     table: str,
     frame: pl.DataFrame,
     value: date | str | None,
+    swap: PartitionSwap | None = None,
 ) -> int:
     if mode.mode == "partition":
         assert mode.partition_column is not None and value is not None
-        return replace_partition(conn, schema, table, frame, mode.partition_column, value)
+        return replace_partition(conn, schema, table, frame, mode.partition_column, value, swap=swap)
     if mode.mode == "upsert":
         return upsert(conn, schema, table, frame, mode.key_columns)
     return replace_table(conn, schema, table, frame)
@@ -183,6 +186,31 @@ class WarehouseIOManager(LakeIOManager):
     """Lake Parquet plus a bulk ``COPY`` into the asset's PostgreSQL table; loads from the lake."""
 
     pg_url: str
+    #: The day swap's lock wait and retries (``Settings.pg_swap``, ``RESIGHT_PG_LOCK_TIMEOUT_MS``,
+    #: ``RESIGHT_PG_SWAP_*``; :class:`~resight_platform.io.postgres.PartitionSwap`).
+    pg_lock_timeout_ms: int = PgSwapSettings.lock_timeout_ms
+    pg_swap_attempts: int = PgSwapSettings.attempts
+    pg_swap_backoff_ms: int = PgSwapSettings.backoff_ms
+    pg_swap_backoff_max_ms: int = PgSwapSettings.backoff_max_ms
+
+    def _swap(self, conn: psycopg.Connection[Any]) -> PartitionSwap:
+        """The run's day swaps, done at the end of its transaction."""
+        return PartitionSwap(
+            conn,
+            PgSwapSettings(
+                lock_timeout_ms=self.pg_lock_timeout_ms,
+                attempts=self.pg_swap_attempts,
+                backoff_ms=self.pg_swap_backoff_ms,
+                backoff_max_ms=self.pg_swap_backoff_max_ms,
+            ),
+        )
+
+    @staticmethod
+    def _swap_metadata(swap: PartitionSwap) -> dict[str, dg.MetadataValue]:
+        return {
+            "pg_swap_attempts": dg.MetadataValue.int(swap.attempts),
+            "pg_swap_seconds": dg.MetadataValue.float(round(swap.seconds, 3)),
+        }
 
     def _handle_stream(self, context: dg.OutputContext, stream: PartitionStream, mode: PgWriteMode) -> None:
         asset = context.asset_key.to_user_string()
@@ -199,6 +227,7 @@ class WarehouseIOManager(LakeIOManager):
                 conn, schema, table, mode.partition_column
             )
             bulk: list[DayPartitionLoad] = []
+            swap = self._swap(conn)
             shared = _shared_rows(context, stream, mode, asset)  # date × source partitions of one table
             days_done: list[date] = []
 
@@ -223,7 +252,7 @@ class WarehouseIOManager(LakeIOManager):
                         lock_day(conn, schema, table, day)
                     owners = [w[other] for w in rows_of.values() if w[mode.partition_column] == day]
                     if by_day and not has_rows_besides(conn, schema, table, mode.partition_column, day, other, owners):
-                        bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, day))
+                        bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, day, swap))
                 if not bulk:
                     replace_rows(conn, schema, table, where, mode.partition_column if by_day else None)
                 return where
@@ -251,7 +280,7 @@ class WarehouseIOManager(LakeIOManager):
                     assert mode.partition_column is not None
                     if first:
                         finish_bulk()
-                        bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, value))
+                        bulk.append(DayPartitionLoad(conn, schema, table, mode.partition_column, value, swap))
                     bulk[0].copy(frame)
                 elif first or mode.mode == "upsert":
                     pg_rows += _write_pg(conn, mode, schema, table, frame, value)
@@ -266,6 +295,7 @@ class WarehouseIOManager(LakeIOManager):
                 result = self.write_stream(context, stream, on_chunk=load)
                 started = time.perf_counter()
                 finish_bulk()
+                swap.apply()  # the run's last work: every day swapped in, then the commit
                 pg_seconds += time.perf_counter() - started
         context.log.debug(f"{asset}: {pg_rows} row(s) into {qualified} ({mode.mode}, streamed)")
         context.add_output_metadata(
@@ -274,6 +304,7 @@ class WarehouseIOManager(LakeIOManager):
                 "pg_table": dg.MetadataValue.text(qualified),
                 "pg_rows": dg.MetadataValue.int(pg_rows),
                 "pg_load_seconds": dg.MetadataValue.float(round(pg_seconds, 3)),
+                **self._swap_metadata(swap),
             }
         )
 
@@ -308,15 +339,18 @@ class WarehouseIOManager(LakeIOManager):
                         check_partition_values(frame, mode.partition_column, value, qualified)
             uris = self.write_lake(context, writes)
             pg_rows = 0
+            swap = self._swap(conn)
             with conn.transaction():
                 for frame, value in zip(frames, values, strict=True):
-                    pg_rows += _write_pg(conn, mode, schema, table, frame, value)
+                    pg_rows += _write_pg(conn, mode, schema, table, frame, value, swap)
+                swap.apply()
         context.log.debug(f"{asset}: {pg_rows} row(s) into {qualified} ({mode.mode})")
         context.add_output_metadata(
             {
                 **self.lake_metadata(writes, uris),
                 "pg_table": dg.MetadataValue.text(qualified),
                 "pg_rows": dg.MetadataValue.int(pg_rows),
+                **self._swap_metadata(swap),
             }
         )
 

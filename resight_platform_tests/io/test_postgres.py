@@ -18,6 +18,7 @@ import sqlalchemy
 from resight_platform.io.postgres import (
     EMBEDDED_SETTINGS,
     DayPartitionLoad,
+    PartitionSwap,
     binary_copy_table,
     connect,
     copy_frame,
@@ -555,9 +556,14 @@ def test_day_partition_load_writes_frozen_rows_that_a_first_read_leaves_clean(pg
     pg_conn.execute(PARTITIONED_DDL.format(s=pg_schema))
     d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
     rows = [1, 2, 3] * 2000
-    # A day replaced row by row: its first reader sets hint bits and dirties every page.
-    replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d2, rows), "sale_date", d2)
+    # A day copied row by row into its child: its first reader sets hint bits and dirties every page.
+    replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d2, [1]), "sale_date", d2)
+    with pg_conn.transaction(), pg_conn.cursor() as cur:
+        copy_frame(cur, pg_schema, "fact_sales", _facts(d2, rows))
     assert _dirtied_by_first_scan(pg_conn, f"{pg_schema}.fact_sales_p20261002") > 0
+    # replace_partition replaces a day in bulk too: frozen.
+    replace_partition(pg_conn, pg_schema, "fact_sales", _facts(d2, rows), "sale_date", d2)
+    assert _dirtied_by_first_scan(pg_conn, f"{pg_schema}.fact_sales_p20261002") == 0
     # A bulk-loaded day was copied frozen: nothing to set, nothing written back.
     assert _bulk_replace(pg_conn, pg_schema, d1, [_facts(d1, rows)]) == len(rows)
     assert _dirtied_by_first_scan(pg_conn, f"{pg_schema}.fact_sales_p20261001") == 0
@@ -580,10 +586,12 @@ def test_a_run_replaces_a_year_and_a_half_of_days_in_one_transaction(pg_conn: Co
     days = [date(2025, 4, 1) + timedelta(days=i) for i in range(550)]
     for _ in range(2):  # the second time every day has a child to detach and drop
         with pg_conn.transaction():
+            swap = PartitionSwap(pg_conn)  # as the warehouse IO manager runs it: every day swapped at the end
             for day in days:
-                load = DayPartitionLoad(pg_conn, pg_schema, "fact_sales", "sale_date", day)
+                load = DayPartitionLoad(pg_conn, pg_schema, "fact_sales", "sale_date", day, swap)
                 load.copy(_facts(day, [1, 2]))
                 load.finish()
+            assert swap.apply() == len(days)
             held = _rows(pg_conn, "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()")[0][0]
     assert held > 64 * 100  # more than the default lock table holds
     assert _rows(pg_conn, f"SELECT count(*) FROM {pg_schema}.fact_sales") == [(2 * len(days),)]
