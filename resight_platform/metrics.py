@@ -2,7 +2,8 @@
 on ``/metrics``, read afresh on each scrape by a custom collector (no state between scrapes).
 
 Every family is a gauge over the health window (``RESIGHT_HEALTH_WINDOW_HOURS``) or a value now;
-labels are bounded whatever the number of sources: ``feed``, ``status``, ``stage``, ``job``,
+labels are bounded whatever the number of sources: ``feed``, ``status``, ``stage``,
+``dagster_job`` (not ``job``: Prometheus' own target label, which a scrape would rename),
 ``kind``, ``asset``/``check`` (fixed by the code), and ``provider`` only on the three top-N
 families (``RESIGHT_METRICS_TOP_PROVIDERS``). When the warehouse or the Dagster instance cannot be
 read, ``resight_health_up{source=...}`` is 0 and the other half is still served. The families and
@@ -48,11 +49,11 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "resight_provider_freshness_lag_seconds": ("Top providers by worst lag in the window", ("provider",)),
     "resight_provider_dead_letters": ("Top providers by dead letters in the window", ("provider",)),
     "resight_source_overdue_seconds": ("Top stale sources: seconds past window and grace", ("provider", "feed")),
-    "resight_runs": ("Dagster runs updated in the window, by job and status", ("job", "status")),
-    "resight_run_duration_max_seconds": ("Longest finished run of the job in the window", ("job",)),
-    "resight_run_duration_avg_seconds": ("Average finished run of the job in the window", ("job",)),
-    "resight_run_last_duration_seconds": ("The job's last finished run", ("job",)),
-    "resight_job_failing": ("1 when the job's last decided run failed (no later success)", ("job",)),
+    "resight_runs": ("Dagster runs updated in the window, by job and status", ("dagster_job", "status")),
+    "resight_run_duration_max_seconds": ("Longest finished run of the job in the window", ("dagster_job",)),
+    "resight_run_duration_avg_seconds": ("Average finished run of the job in the window", ("dagster_job",)),
+    "resight_run_last_duration_seconds": ("The job's last finished run", ("dagster_job",)),
+    "resight_job_failing": ("1 when the job's last decided run failed (no later success)", ("dagster_job",)),
     "resight_runs_queued": ("Runs queued now", ()),
     "resight_runs_queued_oldest_seconds": ("Age of the oldest queued run (0: none)", ()),
     "resight_checks_evaluated": ("Asset checks (per partition) evaluated in the window", ()),
