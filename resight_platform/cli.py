@@ -1008,8 +1008,9 @@ SQL_DESCRIPTION = """\
 Run one query against the warehouse and print the result as a table (or CSV).
 
 The query runs as the analyst role (RESIGHT_ANALYST_ROLE, default `analyst`), logged in as that
-role: it reads gold and marts, and nothing else (no ops, no writes, no DDL). On an external server
-the role logs in with RESIGHT_ANALYST_PASSWORD; the embedded server lets it in on its local socket.
+role: it reads gold, marts and the health views, and nothing else (no ops, no writes, no DDL). On
+an external server the role logs in with RESIGHT_ANALYST_PASSWORD; the embedded server lets it in
+on its local socket.
 --owner runs the query as the platform's owner, who reads and writes everything (the ledger in
 ops, quarantine, repairs): say so explicitly when you mean it."""
 
