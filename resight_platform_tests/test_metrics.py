@@ -90,40 +90,45 @@ def stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         build_ledger(conn, troubled=True)
     home = tmp / "dagster"
     home.mkdir()
-    prometheus: subprocess.Popen[bytes] | None = None
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:  # only while opening: other modules' tests share the worker
         patch.setenv("DAGSTER_HOME", str(home))
-        with dg.DagsterInstance.get() as instance, serve(settings, url, lambda: instance, "127.0.0.1", 0) as server:
-            build_runs(instance, troubled=True)
-            metrics_url = f"http://127.0.0.1:{server.port}/metrics"
-            prometheus_url = None
-            binary = shutil.which("prometheus")
-            try:
-                if binary is not None:
-                    port = _free_port()
-                    config = tmp / "prometheus.yml"
-                    config.write_text(
-                        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                        "scrape_configs:\n  - job_name: resight\n    scrape_timeout: 1s\n"
-                        f"    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
-                    )
-                    prometheus = subprocess.Popen(
-                        [
-                            binary,
-                            f"--config.file={config}",
-                            f"--storage.tsdb.path={tmp / 'tsdb'}",
-                            f"--web.listen-address=127.0.0.1:{port}",
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=(tmp / "prometheus.log").open("wb"),
-                    )
-                    prometheus_url = f"http://127.0.0.1:{port}"
-                    _wait_for_scrape(prometheus, prometheus_url, tmp / "prometheus.log")
-                yield Stack(url, role, metrics_url, prometheus_url)
-            finally:
-                if prometheus is not None:
-                    prometheus.terminate()
-                    prometheus.wait(timeout=30)
+        instance = dg.DagsterInstance.get()
+    prometheus: subprocess.Popen[bytes] | None = None
+    with (
+        instance,
+        serve(settings, url, lambda: instance, "127.0.0.1", 0) as server,
+        (tmp / "prometheus.log").open("wb") as log,
+    ):
+        build_runs(instance, troubled=True)
+        metrics_url = f"http://127.0.0.1:{server.port}/metrics"
+        prometheus_url = None
+        binary = shutil.which("prometheus")
+        try:
+            if binary is not None:
+                port = _free_port()
+                config = tmp / "prometheus.yml"
+                config.write_text(
+                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    "scrape_configs:\n  - job_name: resight\n    scrape_timeout: 1s\n"
+                    f"    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
+                )
+                prometheus = subprocess.Popen(
+                    [
+                        binary,
+                        f"--config.file={config}",
+                        f"--storage.tsdb.path={tmp / 'tsdb'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+                prometheus_url = f"http://127.0.0.1:{port}"
+                _wait_for_scrape(prometheus, prometheus_url, tmp / "prometheus.log")
+            yield Stack(url, role, metrics_url, prometheus_url)
+        finally:
+            if prometheus is not None:
+                prometheus.terminate()
+                prometheus.wait(timeout=30)
     next(databases, None)
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))

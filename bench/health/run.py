@@ -25,6 +25,7 @@ pgserver under a temporary directory is started and stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -83,8 +84,10 @@ from (
     from (
         select p, f, fi, d, d_index,
             -- each source's file arrives at its own minute of the day; today's up to now
-            least(d::timestamptz + make_interval(mins => ((p * 7 + fi * 131) %% 1440)::int), %(now)s - interval '1 minute')
-                as arrival,
+            least(
+                d::timestamptz + make_interval(mins => ((p * 7 + fi * 131) %% 1440)::int),
+                %(now)s - interval '1 minute'
+            ) as arrival,
             (p * 31 + fi * 7 + d_index) %% 100 = 0 as dead
         from generate_series(1, %(providers)s) p
         cross join unnest(array['sales', 'catalog', 'stores', 'customers']) with ordinality as feeds(f, fi)
@@ -127,6 +130,10 @@ def expand_macros(query: str, start: datetime, end: datetime) -> str:
     query = re.sub(r"\$__timeGroupAlias\(([^,]+),([^)]+)\)", lambda m: group(m, True), query)
     query = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} BETWEEN {stamp(start)} AND {stamp(end)}", query)
     return query
+
+
+def _fetch(conn: Any, query: str) -> int:
+    return len(conn.execute(query).fetchall())
 
 
 def _times(action: Callable[[], Any], repeat: int) -> dict[str, float]:
@@ -177,9 +184,8 @@ def run(server_url: str, providers: int, days: int, repeat: int) -> dict[str, An
                 for target in panel["targets"]:
                     if "rawSql" in target:
                         query = expand_macros(target["rawSql"], end - timedelta(days=7), end)
-                        rows: list[int] = []
-                        timing = _times(lambda q=query: rows.append(len(conn.execute(q).fetchall())), repeat)
-                        panels[panel["title"]] = {**timing, "rows": rows[-1]}
+                        timing = _times(functools.partial(_fetch, conn, query), repeat)
+                        panels[panel["title"]] = {**timing, "rows": _fetch(conn, query)}
             out["dashboard_sql"] = panels
             for index in NEW_INDEXES:
                 conn.execute(f"drop index ops.{index}")
