@@ -725,15 +725,25 @@ def _dagster_instance(settings: Any, pg_url: str) -> Iterator[Any]:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """The pipeline's health now (``resight_platform.health``): files, rows, lag, sources, runs,
-    the queue, checks, then every problem; exit 1 when there is one."""
+    the queue, checks, then every problem; exit 1 when there is one. A warehouse or an instance
+    that cannot be reached is one of them: the other half is still printed."""
+    import psycopg
+
     from resight_platform.health import summary_lines, take_snapshot
     from resight_platform.io.postgres import connect
+    from resight_platform.resources import resolve_pg_url
 
     settings = _settings()
-    pg_url, conn = _connect_warehouse(settings)
-    conn.close()
-    with _dagster_instance(settings, pg_url) as instance:
-        snapshot = take_snapshot(lambda: connect(pg_url), instance, settings.health, settings.freshness_grace)
+    pg_url = resolve_pg_url(settings)
+    with contextlib.suppress(psycopg.Error):  # unreachable: the snapshot says so, with the reason
+        _connect_warehouse(settings)[1].close()
+    with contextlib.ExitStack() as stack:
+        snapshot = take_snapshot(
+            lambda: connect(pg_url, connect_timeout="10"),
+            lambda: stack.enter_context(_dagster_instance(settings, pg_url)),
+            settings.health,
+            settings.freshness_grace,
+        )
     if args.json:
         sys.stdout.write(json.dumps(snapshot.as_dict(), indent=2, default=str) + "\n")
     else:

@@ -206,6 +206,17 @@ def test_an_unreadable_half_is_a_problem_and_the_other_half_is_still_read(troubl
     assert snapshot.dagster_error == "OSError: dagster storage is down"
 
 
+def test_an_unreachable_warehouse_exits_1_and_the_runs_are_still_printed(
+    troubled: Deployment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = "postgresql://resight:s3cret-pw@127.0.0.1:1/resight"
+    code = _run(troubled, ["health"], monkeypatch, tmp_path, RESIGHT_PG_URL=down)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "warehouse: unreadable (OperationalError:" in out and "s3cret-pw" not in out
+    assert "runs:      3 in the window" in out and "  UNREACHABLE" in out and "  FAILED_RUN" in out
+
+
 def test_loaded_at_keeps_a_versions_first_load_and_a_new_version_clears_it(fresh_pg_url: str) -> None:
     key = "acme/sales/2026-10-01/a.csv"
     first = datetime(2026, 10, 1, 6, tzinfo=UTC)
