@@ -34,15 +34,18 @@ __all__ = [
     "CheckFailure",
     "DagsterHealth",
     "DeadLetter",
+    "FailedRun",
     "FeedFiles",
     "HealthSnapshot",
     "JobRuns",
     "Problem",
+    "QueuedRun",
     "SourceLag",
     "StaleSource",
     "WarehouseHealth",
     "read_dagster",
     "read_warehouse",
+    "summary_lines",
     "take_snapshot",
 ]
 

@@ -11,6 +11,11 @@
 -- when the ledger first saw it (`first_seen`: `resight run` reads without queueing). Its freshness
 -- lag runs from arrival to `loaded_at`, when that version (its checksum) first reached silver: a
 -- restatement that reads and loads the same bytes again keeps the first time.
+--
+-- Views are made with `create or replace`, which may only add columns at the end: a later script
+-- that changes a column of one drops the view first. The indexes are built in the migrations'
+-- transaction (not concurrently): on a large existing ledger the first start after this script
+-- waits for them (seconds per million files) while no file can be ledgered.
 
 alter table ops.ingestion_ledger add column if not exists loaded_at timestamptz;
 
