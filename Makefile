@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install browser demo test dev lint typecheck check bench clean
+.PHONY: install browser prometheus demo test dev lint typecheck check bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,21 @@ browser:
 	$$sudo apt-get update -qq >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 		|| echo "make: apt-get could not install chromium: the browser tests will skip"
 
-test: $(STAMP) browser
+# The metrics suite (resight_platform_tests/test_metrics.py) has Debian's Prometheus scrape
+# `resight metrics`. Installed like Chromium above: apt-get when missing and this user may; otherwise
+# the tests skip saying why. Never fails.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "make: no prometheus, and not root nor passwordless sudo: the metrics tests will skip (apt-get install prometheus)"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: no prometheus and no apt-get: the metrics tests will skip (install Prometheus)"; exit 0; fi; \
+	echo "make: installing Debian's prometheus for the metrics tests"; \
+	$$sudo apt-get update -qq >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+		|| echo "make: apt-get could not install prometheus: the metrics tests will skip"
+
+test: $(STAMP) browser prometheus
 	$(BIN)/ruff check resight_platform resight_platform_tests bench
 	$(BIN)/mypy resight_platform bench
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

@@ -38,6 +38,8 @@ setup(
         "matplotlib>=3.8,<4",
         # one definition of the silver, gold and mart transforms for Polars and Spark (resight_platform/engines)
         "narwhals>=2.28,<3",
+        # `resight metrics`: the pipeline's health on /metrics for Prometheus (resight_platform/metrics.py)
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         # The Spark engine (resight_platform/engines/spark.py): a JVM bundle of ~490 MB, so an extra;

@@ -711,6 +711,69 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+@contextlib.contextmanager
+def _dagster_instance(settings: Any, pg_url: str) -> Iterator[Any]:
+    """The Dagster instance: ``DAGSTER_HOME``'s when it is set (a deployment's service), else the
+    one ``resight dev`` and ``resight daemon`` use (``instance_env``)."""
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+        return
+    with _environment(instance_env(settings, pg_url)), dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """The pipeline's health now (``resight_platform.health``): files, rows, lag, sources, runs,
+    the queue, checks, then every problem; exit 1 when there is one. A warehouse or an instance
+    that cannot be reached is one of them: the other half is still printed."""
+    import psycopg
+
+    from resight_platform.health import summary_lines, take_snapshot
+    from resight_platform.io.postgres import connect
+    from resight_platform.resources import resolve_pg_url
+
+    settings = _settings()
+    pg_url = resolve_pg_url(settings)
+    with contextlib.suppress(psycopg.Error):  # unreachable: the snapshot says so, with the reason
+        _connect_warehouse(settings)[1].close()
+    with contextlib.ExitStack() as stack:
+        snapshot = take_snapshot(
+            lambda: connect(pg_url, connect_timeout="10"),
+            lambda: stack.enter_context(_dagster_instance(settings, pg_url)),
+            settings.health,
+            settings.freshness_grace,
+        )
+    if args.json:
+        sys.stdout.write(json.dumps(snapshot.as_dict(), indent=2, default=str) + "\n")
+    else:
+        for line in summary_lines(snapshot):
+            _say(_printable(line, 400))
+    return 0 if snapshot.healthy else 1
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Serve ``/metrics`` for Prometheus until interrupted: each scrape reads a health snapshot."""
+    import dagster as dg
+
+    from resight_platform.metrics import serve
+    from resight_platform.resources import resolve_pg_url
+
+    settings = _settings()
+    pg_url = resolve_pg_url(settings)
+    if not os.environ.get("DAGSTER_HOME"):  # not a deployment's service: `resight dev`'s instance
+        os.environ.update(instance_env(settings, pg_url))
+    with serve(settings, pg_url, dg.DagsterInstance.get, args.host, args.port) as server:
+        _say(f"serving pipeline metrics on http://{args.host}:{server.port}/metrics (Ctrl-C to stop)")
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            _say("stopped")
+    return 0
+
+
 def _start_history(settings: Any, args: argparse.Namespace, stack: contextlib.ExitStack) -> Future[Any] | None:
     """Start generating a long, thin history from one more partner (the demand model needs over a
     year of weeks) in a process of its own, while this one generates the sample; None when no
@@ -933,6 +996,8 @@ which command:
   see what became of the files            resight quality, resight sql "select ..."
   where things are, what is running       resight status
   is this deployment healthy, what to fix resight doctor  (settings, Postgres, S3, MLflow, rights, versions)
+  is the pipeline healthy now            resight health  (runs, queue, checks, stale sources, dead letters, lag)
+  metrics for Prometheus                  resight metrics (serves /metrics; deploy/ has Prometheus and Grafana)
   stop the embedded Postgres              resight stop
 
 settings come from RESIGHT_* variables (README: "Pointing it at real S3 and Postgres");
@@ -955,8 +1020,9 @@ SQL_DESCRIPTION = """\
 Run one query against the warehouse and print the result as a table (or CSV).
 
 The query runs as the analyst role (RESIGHT_ANALYST_ROLE, default `analyst`), logged in as that
-role: it reads gold and marts, and nothing else (no ops, no writes, no DDL). On an external server
-the role logs in with RESIGHT_ANALYST_PASSWORD; the embedded server lets it in on its local socket.
+role: it reads gold, marts and the health views, and nothing else (no ops, no writes, no DDL). On
+an external server the role logs in with RESIGHT_ANALYST_PASSWORD; the embedded server lets it in
+on its local socket.
 --owner runs the query as the platform's owner, who reads and writes everything (the ledger in
 ops, quarantine, repairs): say so explicitly when you mean it."""
 
@@ -984,6 +1050,18 @@ Each date x source partition is recorded in Dagster as a materialisation of silv
 the quarantine and file counts go to ops as a silver run stores them. Needs RESIGHT_EMR_* and an
 S3 lake (docs/engines.md, "EMR Serverless"). Then run the facts of the range (gold_facts_job).
 Exits 1 when the job run failed, with the cluster's reason."""
+
+
+HEALTH_DESCRIPTION = """\
+The pipeline's health now, from the warehouse's health views (schema health) and the Dagster
+instance: files handled in the window by status, rows, the freshness lag (a file's arrival to its
+silver load), active and stale sources, dead letters, runs by status, the queue, checks evaluated.
+Then every problem, and exit 1 when there is one: a failed run with no later success of its job, a
+run queued too long, a failing check, a stale source, a dead letter in the window, a freshness lag
+over its limit, or a half that cannot be read. Limits: RESIGHT_HEALTH_* (README, docs/operations.md)."""
+
+#: Where ``resight metrics`` listens by default.
+DEFAULT_METRICS_PORT = 9188
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1099,6 +1177,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print the results as JSON (for scripts and monitors)")
     doctor.set_defaults(func=cmd_doctor)
+
+    health = described(
+        "health",
+        "the pipeline now: files, rows, freshness lag, stale sources, dead letters, runs, queue, checks;"
+        " exit 1 on a problem",
+        HEALTH_DESCRIPTION,
+    )
+    health.add_argument("--json", action="store_true", help="print the snapshot as JSON (for scripts and monitors)")
+    health.set_defaults(func=cmd_health)
+
+    metrics = described(
+        "metrics", "serve Prometheus metrics of the pipeline's health on /metrics (read on each scrape)"
+    )
+    metrics.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT, help=f"default {DEFAULT_METRICS_PORT}")
+    metrics.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    metrics.set_defaults(func=cmd_metrics)
 
     stop = described("stop", "stop the embedded Postgres under RESIGHT_HOME (data kept; an external one is left alone)")
     stop.set_defaults(func=cmd_stop)

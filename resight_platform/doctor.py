@@ -186,6 +186,8 @@ def _version_result(name: str, major: int, text: str, where: str) -> CheckResult
 _COMMENT = re.compile(r"--[^\n]*")
 _TABLE = re.compile(r"create\s+table\s+if\s+not\s+exists\s+([\w.]+)", re.IGNORECASE)
 _SCHEMA = re.compile(r"create\s+schema\s+if\s+not\s+exists\s+(\w+)", re.IGNORECASE)
+#: A view is checked like a table (``to_regclass`` finds both).
+_VIEW = re.compile(r"create\s+(?:or\s+replace\s+)?view\s+([\w.]+)", re.IGNORECASE)
 _INDEX = re.compile(
     r"create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?if\s+not\s+exists\s+(\w+)\s+on\s+(?:only\s+)?(\w+)\.",
     re.IGNORECASE,
@@ -201,7 +203,7 @@ _DROPPED_CONSTRAINT = re.compile(r"drop\s+constraint\s+if\s+exists\s+(\w+)", re.
 
 def declared_objects() -> dict[str, list[tuple[str, str]]]:
     """Per migration script (``io/sql/*.sql``), the objects it creates: ``("schema", name)``,
-    ``("table", schema.table)``, ``("index", schema.index)``, ``("column", schema.table.column)``,
+    ``("table", schema.table)`` (a view too), ``("index", schema.index)``, ``("column", schema.table.column)``,
     ``("constraint", name)`` (unless a later script drops it). The scripts are idempotent and
     applied on every start, with no table recording them, so a script counts as applied when
     everything it creates exists; one that only grants or revokes (006) has nothing to verify."""
@@ -213,6 +215,7 @@ def declared_objects() -> dict[str, list[tuple[str, str]]]:
         later = {m.group(1).lower() for _, after in texts[at + 1 :] for m in _DROPPED_CONSTRAINT.finditer(after)}
         objects = [("schema", m.group(1).lower()) for m in _SCHEMA.finditer(text)]
         objects += [("table", m.group(1).lower()) for m in _TABLE.finditer(text)]
+        objects += [("table", m.group(1).lower()) for m in _VIEW.finditer(text)]
         objects += [("index", f"{m.group(2)}.{m.group(1)}".lower()) for m in _INDEX.finditer(text)]
         objects += [("column", f"{m.group(1)}.{m.group(2)}".lower()) for m in _COLUMN.finditer(text)]
         objects += [("constraint", c) for m in _CONSTRAINT.finditer(text) if (c := m.group(1).lower()) not in later]
@@ -367,7 +370,7 @@ def check_analyst(cur: Any, role: str, embedded: bool) -> CheckResult:
     return CheckResult(
         "analyst role",
         status,
-        f"role {role} ({login}) reads {' and '.join(ANALYST_SCHEMAS)}, nothing of {', '.join(PRIVATE_SCHEMAS)}",
+        f"role {role} ({login}) reads {', '.join(ANALYST_SCHEMAS)}, nothing of {', '.join(PRIVATE_SCHEMAS)}",
         None if status == "ok" else regrant,
     )
 

@@ -20,6 +20,7 @@ __all__ = [
     "EmrSettings",
     "EngineSettings",
     "PgSwapSettings",
+    "HealthSettings",
     "Settings",
     "WatchSettings",
     "parse_spark_conf",
@@ -108,6 +109,46 @@ class PgSwapSettings:
             attempts=get("RESIGHT_PG_SWAP_ATTEMPTS", cls.attempts),
             backoff_ms=get("RESIGHT_PG_SWAP_BACKOFF_MS", cls.backoff_ms),
             backoff_max_ms=get("RESIGHT_PG_SWAP_BACKOFF_MAX_MS", cls.backoff_max_ms),
+        )
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """What ``resight health`` and ``resight metrics`` call a problem, and how much they show
+    (docs/operations.md): ``RESIGHT_HEALTH_WINDOW_HOURS`` (24: the recent files, dead letters, runs
+    and check evaluations looked at), ``RESIGHT_HEALTH_MAX_LAG_MINUTES`` (60: a file's arrival to
+    its silver load, or its wait so far), ``RESIGHT_HEALTH_MAX_QUEUED_MINUTES`` (30: a run queued
+    longer), ``RESIGHT_METRICS_TOP_PROVIDERS`` (10: providers with series of their own)."""
+
+    window: timedelta = timedelta(hours=24)
+    max_lag: timedelta = timedelta(minutes=60)
+    max_queued: timedelta = timedelta(minutes=30)
+    top_providers: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("window", "max_lag", "max_queued"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"health setting {name} must be more than 0")
+        if self.top_providers < 0:
+            raise ValueError("RESIGHT_METRICS_TOP_PROVIDERS must be 0 or more")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HealthSettings:
+        def number(name: str) -> float | None:
+            raw = (env.get(name) or "").strip()
+            return float(raw) if raw else None
+
+        window, lag, queued = (
+            number("RESIGHT_HEALTH_WINDOW_HOURS"),
+            number("RESIGHT_HEALTH_MAX_LAG_MINUTES"),
+            number("RESIGHT_HEALTH_MAX_QUEUED_MINUTES"),
+        )
+        top = (env.get("RESIGHT_METRICS_TOP_PROVIDERS") or "").strip()
+        return cls(
+            window=timedelta(hours=window) if window is not None else cls.window,
+            max_lag=timedelta(minutes=lag) if lag is not None else cls.max_lag,
+            max_queued=timedelta(minutes=queued) if queued is not None else cls.max_queued,
+            top_providers=int(top) if top else cls.top_providers,
         )
 
 
@@ -365,6 +406,9 @@ class Settings:
     #: How long past its expected delivery window a source may be before it is stale
     #: (``RESIGHT_FRESHNESS_GRACE_HOURS``).
     freshness_grace: timedelta = timedelta(hours=2)
+    #: What ``resight health`` and ``resight metrics`` call a problem (``RESIGHT_HEALTH_*``,
+    #: ``RESIGHT_METRICS_TOP_PROVIDERS``).
+    health: HealthSettings = field(default_factory=HealthSettings)
     #: How often a running process lists the registry for changes (``RESIGHT_REGISTRY_RECHECK_SECONDS``).
     registry_recheck_seconds: float = DEFAULT_REGISTRY_RECHECK_SECONDS
     #: Worker processes that run `resight run` / `resight demo`'s independent runs side by side
@@ -476,6 +520,7 @@ class Settings:
             engine=EngineSettings.from_env(env),
             emr=EmrSettings.from_env(env),
             freshness_grace=timedelta(hours=float(env.get("RESIGHT_FRESHNESS_GRACE_HOURS") or 2)),
+            health=HealthSettings.from_env(env),
             registry_recheck_seconds=float(
                 env.get("RESIGHT_REGISTRY_RECHECK_SECONDS") or DEFAULT_REGISTRY_RECHECK_SECONDS
             ),

@@ -116,8 +116,8 @@ _UPSERT_FILE = """
 insert into ops.ingestion_ledger as l (
     file_key, checksum, provider, feed, business_date, bytes, rows_in, status,
     error_code, error, dead_letter_uri, processed_at, run_id,
-    rows_loaded, rows_quarantined, etag, schema_drift, registry_version, provider_version
-) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    rows_loaded, rows_quarantined, etag, schema_drift, registry_version, provider_version, loaded_at
+) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict (file_key) do update set
     checksum = excluded.checksum,
     provider = excluded.provider,
@@ -139,7 +139,9 @@ on conflict (file_key) do update set
     rows_loaded = coalesce(excluded.rows_loaded, case when l.checksum = excluded.checksum then l.rows_loaded end),
     rows_quarantined = coalesce(
         excluded.rows_quarantined, case when l.checksum = excluded.checksum then l.rows_quarantined end
-    )
+    ),
+    -- when this version of the file first reached silver (010_health.sql): kept while the bytes are the same
+    loaded_at = coalesce(case when l.checksum = excluded.checksum then l.loaded_at end, excluded.loaded_at)
 """
 
 
@@ -180,6 +182,7 @@ def record_files(
                     Jsonb(r.schema_drift) if r.schema_drift is not None else None,
                     (registry.version or None) if registry else None,
                     registry.provider_version(r.provider) if registry else None,
+                    now if r.status == "loaded" else None,
                 )
                 for r in records
             ],
@@ -235,7 +238,8 @@ def record_silver(
         if reconciliation.height:
             cur.executemany(
                 "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
-                " status = 'loaded', registry_version = coalesce(%s, registry_version),"
+                " status = 'loaded', loaded_at = coalesce(loaded_at, now()),"
+                " registry_version = coalesce(%s, registry_version),"
                 " provider_version = coalesce(%s, provider_version) where file_key = %s",
                 [
                     (

@@ -46,8 +46,9 @@ __all__ = ["ANALYST_SCHEMAS", "PRIVATE_SCHEMAS", "AnalystRole", "connect_as", "e
 
 log = logging.getLogger(__name__)
 
-#: What the analyst reads.
-ANALYST_SCHEMAS = ("gold", "marts")
+#: What the analyst reads: the business tables, and the pipeline's health views (views over the
+#: ledger in ``ops``, 010_health.sql; they show the ledger's error text).
+ANALYST_SCHEMAS = ("gold", "marts", "health")
 #: The platform's own schemas the analyst never reads (revoked if someone granted them).
 PRIVATE_SCHEMAS = ("ops",)
 #: Write privileges revoked from the analyst on the tables it reads.

@@ -18,7 +18,12 @@ What is checked, and against what:
 - every URL and port a service connects to is one some service listens on; the gRPC port is the
   same in the workspace, the code server, the image and the chart;
 - the Helm values use only key paths the chart's schema has (HELM_KEYS: read by hand from the
-  chart's source, see there), and carry the same policies as deploy/dagster.yaml.
+  chart's source, see there), and carry the same policies as deploy/dagster.yaml;
+- pipeline health: ``deploy/prometheus/prometheus.yml`` passes ``promtool check config`` (where
+  Debian's prometheus is installed) and scrapes the port ``resight metrics`` listens on; Grafana's
+  provisioning names services that listen where it says, logs in to the warehouse as the analyst
+  role with its password from the environment, and loads the dashboard from where compose mounts it
+  (the dashboard's queries themselves run in resight_platform_tests/test_metrics.py).
 
 Not checked here: that the images build or start, the third-party images' tags and their own
 variables (postgres, minio, mc: declared in THIRD_PARTY), a rendered ``helm template``.
@@ -54,7 +59,20 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 INSTANCE = DEPLOY / "dagster.yaml"
 WORKSPACE = DEPLOY / "workspace.yaml"
 HELM_VALUES = DEPLOY / "helm" / "values.yaml"
-YAML_FILES = [COMPOSE, INSTANCE, WORKSPACE, HELM_VALUES, REPO / "dagster.yaml", REPO / "workspace.yaml"]
+PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources.yml"
+GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards.yml"
+YAML_FILES = [
+    COMPOSE,
+    INSTANCE,
+    WORKSPACE,
+    HELM_VALUES,
+    REPO / "dagster.yaml",
+    REPO / "workspace.yaml",
+    PROMETHEUS,
+    GRAFANA_DATASOURCES,
+    GRAFANA_DASHBOARDS,
+]
 
 #: The services of compose that run our image (the others run third-party images).
 OUR_IMAGE = "resight-platform:0.1.0"
@@ -64,10 +82,13 @@ THIRD_PARTY = {
     "POSTGRES_PASSWORD": "postgres image: the superuser's password (docker-entrypoint.sh)",
     "MINIO_ROOT_USER": "minio image: the root user",
     "MINIO_ROOT_PASSWORD": "minio image: the root user's password",
+    "GF_SECURITY_ADMIN_PASSWORD": "grafana image: the admin user's password (GF_<SECTION>_<KEY> sets grafana.ini)",
+    "GF_USERS_ALLOW_SIGN_UP": "grafana image: [users] allow_sign_up",
+    "GF_ANALYTICS_REPORTING_ENABLED": "grafana image: [analytics] reporting_enabled",
 }
 
 #: Ports a third-party image listens on by default (not given on its command line).
-IMAGE_PORTS = {"postgres": {5432}}
+IMAGE_PORTS = {"postgres": {5432}, "grafana/grafana": {3000}}
 
 # The Dagster chart's value keys this file's values use, as dotted paths (``[]``: a list's items).
 # Read by hand from dagster-io/dagster, helm/dagster/schema/schema/charts/ (the pydantic models the
@@ -508,6 +529,8 @@ def readers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         "postgres": set(THIRD_PARTY) | script_variables(DEPLOY / "postgres" / "init-databases.sh"),
         "minio": set(THIRD_PARTY),
         "minio-init": script_variables(DEPLOY / "minio" / "init-buckets.sh"),
+        "prometheus": set(),
+        "grafana": set(THIRD_PARTY) | script_variables(GRAFANA_DATASOURCES),
     }
 
 
@@ -521,6 +544,9 @@ COMPOSE_READER = {
     "code-server": "platform",
     "webserver": "dagster",
     "daemon": "dagster",
+    "metrics": "platform",
+    "prometheus": "prometheus",
+    "grafana": "grafana",
 }
 
 
@@ -597,6 +623,9 @@ def listening() -> dict[str, set[int]]:
         for flag in ("--address", "--console-address"):
             if flag in command:
                 found.add(int(str(command[command.index(flag) + 1]).rsplit(":", 1)[1]))
+        for word in command:  # Prometheus: --web.listen-address=:9090
+            if str(word).startswith("--web.listen-address="):
+                found.add(int(str(word).rsplit(":", 1)[1]))
         image = str(service.get("image", "")).split(":")[0]
         found |= IMAGE_PORTS.get(image, set())
         ports[name] = found
@@ -610,7 +639,7 @@ def test_every_yaml_parses() -> None:
 
 def test_compose_services_run_the_platform_image_and_a_real_command_each() -> None:
     by_name = ours()
-    assert set(by_name) == {"mlflow", "dagster-migrate", "code-server", "webserver", "daemon"}
+    assert set(by_name) == {"mlflow", "dagster-migrate", "code-server", "webserver", "daemon", "metrics"}
     for name, service in by_name.items():
         assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
         assert set(service["build"].get("args", {}).get("EXTRAS", "").split(",")) <= setup_extras()
@@ -714,6 +743,7 @@ def test_every_url_and_port_points_at_a_service_that_listens_there() -> None:
     ports = listening()
     assert ports["code-server"] == {4000} and ports["webserver"] == {3000} and ports["mlflow"] == {5000}
     assert ports["minio"] == {9000, 9001} and ports["postgres"] == {5432}
+    assert ports["metrics"] == {9188} and ports["prometheus"] == {9090} and ports["grafana"] == {3000}
     published: set[int] = set()
     for name, service in services().items():
         for mapping in service.get("ports") or []:
@@ -1074,3 +1104,64 @@ def test_helm_carries_the_production_instance_policies(tmp_path: Path, monkeypat
     assert values["runLauncher"]["type"] == "K8sRunLauncher" and "k8s" in setup_extras()
     assert values["postgresql"]["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
     assert values["dagster-user-deployments"]["deployments"][0]["includeConfigInLaunchedRuns"] == {"enabled": True}
+
+
+# --------------------------------------------------------------------------------------------
+# Pipeline health: Prometheus and Grafana
+# --------------------------------------------------------------------------------------------
+
+
+def _mounted(service: str, source: Path) -> str:
+    """Where compose mounts the file ``source`` in ``service``."""
+    for volume in services()[service].get("volumes") or []:
+        parts = str(volume).split(":")
+        if parts[0].startswith("./") and (DEPLOY / parts[0]).resolve() == source.resolve():
+            return parts[1]
+    raise AssertionError(f"{service} does not mount {source}")
+
+
+def test_prometheus_scrapes_the_metrics_service_where_it_listens() -> None:
+    config = load_yaml(PROMETHEUS)
+    assert _mounted("prometheus", PROMETHEUS) in services()["prometheus"]["command"][0]
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    [target] = job["static_configs"][0]["targets"]
+    host, _, port = target.partition(":")
+    assert int(port) in listening()[host], f"{target}: nothing listens there"
+    assert command_of(services()[host])[:2] == ["resight", "metrics"]
+    check_command(command_of(services()[host]))
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian's prometheus package) is not installed: `make prometheus`")
+    import subprocess
+
+    done = subprocess.run([promtool, "check", "config", str(PROMETHEUS)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_grafana_reads_prometheus_and_the_warehouse_as_the_analyst() -> None:
+    datasources = {d["uid"]: d for d in load_yaml(GRAFANA_DATASOURCES)["datasources"]}
+    assert set(datasources) == {"resight-prometheus", "resight-postgres"}
+    ports = listening()
+    prometheus = urlsplit(datasources["resight-prometheus"]["url"])
+    assert prometheus.hostname is not None and prometheus.port in ports[prometheus.hostname]
+    warehouse = datasources["resight-postgres"]
+    host, _, port = warehouse["url"].partition(":")
+    assert int(port) in ports[host]
+    code_server = urlsplit(substituted(environment(services()["code-server"])["RESIGHT_PG_URL"]))
+    assert warehouse["jsonData"]["database"] == code_server.path.lstrip("/")
+    assert warehouse["user"] == Settings.from_env({}).analyst_role, "the read-only analyst role, never the owner"
+    password = warehouse["secureJsonData"]["password"]
+    assert INTERPOLATED.fullmatch(password), "the password comes from the environment"
+    variable = INTERPOLATED.fullmatch(password)[1]  # type: ignore[index]
+    assert environment(services()["grafana"])[variable] == "${RESIGHT_ANALYST_PASSWORD:?set it in deploy/.env}"
+    assert environment(services()["code-server"])[variable] == environment(services()["grafana"])[variable]
+
+
+def test_grafana_loads_the_dashboard_from_where_compose_mounts_it() -> None:
+    [provider] = load_yaml(GRAFANA_DASHBOARDS)["providers"]
+    dashboard = DEPLOY / "grafana" / "resight-pipeline.json"
+    assert Path(_mounted("grafana", dashboard)).parent == Path(provider["options"]["path"])
+    for provisioning in (GRAFANA_DATASOURCES, GRAFANA_DASHBOARDS):
+        assert _mounted("grafana", provisioning).startswith("/etc/grafana/provisioning/")
+    assert json.loads(dashboard.read_text())["uid"] == "resight-pipeline"
