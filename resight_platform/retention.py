@@ -157,13 +157,16 @@ class _Lister:
     def __init__(self, plan: RetentionPlan) -> None:
         self.plan = plan
 
-    def before(self, store: ObjectStore, prefix: str, cutoff: date, date_of: Any) -> Iterator[ObjectInfo]:
-        """Objects under ``prefix`` in key order while ``date_of(relative key)`` is before ``cutoff``
-        (or None: not a dated key, yielded for the caller to keep); stops at the first later date."""
+    def before(
+        self, store: ObjectStore, prefix: str, cutoff: date, date_of: Any, start_after: str = ""
+    ) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` in key order (after ``prefix + start_after`` when given) while
+        ``date_of(relative key)`` is before ``cutoff`` (or None: not a dated key, yielded for the
+        caller to keep); stops at the first later date."""
         page = store.page_size if isinstance(store, S3Store) else 1000  # as S3 would page it
         seen = 0
         try:
-            for info in store.list(prefix):
+            for info in store.list(prefix, start_after=prefix + start_after if start_after else ""):
                 day = date_of(info.key[len(prefix) :])
                 if day is not None and day >= cutoff:
                     break
@@ -307,12 +310,20 @@ def _landing_blocker(info: ObjectInfo, entry: tuple[str | None, str, str | None]
 
 
 def _lake_files(
-    store: ObjectStore, layer: str, feed: str, cutoff: date, plan: RetentionPlan, lister: _Lister
+    store: ObjectStore,
+    layer: str,
+    feed: str,
+    cutoff: date,
+    plan: RetentionPlan,
+    lister: _Lister,
+    since: date | None = None,
 ) -> dict[tuple[date, str], ObjectInfo]:
-    """``(date, source) -> file`` of one lake table's partitions before ``cutoff``."""
+    """``(date, source) -> file`` of one lake table's partitions before ``cutoff`` (and from ``since`` on)."""
     prefix = f"{layer}/{feed}/"
     found: dict[tuple[date, str], ObjectInfo] = {}
-    for info in lister.before(store, prefix, cutoff, _lake_date):
+    # "date=2026-08-01" sorts before every key of that day and after those of earlier days.
+    start_after = f"date={since.isoformat()}" if since else ""
+    for info in lister.before(store, prefix, cutoff, _lake_date, start_after):
         where = _lake_partition(info.key[len(prefix) :])
         if where is None:
             plan.kept[(layer, "not a partition file of the lake's layout")] += 1
@@ -355,7 +366,8 @@ def _plan_bronze(
         bronze = _lake_files(store, "bronze", feed, cutoff, plan, lister)
         if not bronze:
             continue
-        silver = _lake_files(store, "silver", feed, cutoff, RetentionPlan(plan.today, {}), lister)
+        first = min(day for day, _ in bronze)  # silver of the days bronze still has, not of every day
+        silver = _lake_files(store, "silver", feed, cutoff, RetentionPlan(plan.today, {}), lister, first)
         for (day, source), info in sorted(bronze.items()):
             state = ledger.get((source, feed, day))
             later = silver.get((day, source))
@@ -386,7 +398,8 @@ def _plan_silver(
         if feed != "sales":
             plan.kept[("silver", "gold dimensions are rebuilt from every silver partition")] += len(silver)
             continue
-        facts = _lake_files(store, "gold", "fact_sales", cutoff, RetentionPlan(plan.today, {}), lister)
+        first = min(day for day, _ in silver)
+        facts = _lake_files(store, "gold", "fact_sales", cutoff, RetentionPlan(plan.today, {}), lister, first)
         for (day, source), info in sorted(silver.items()):
             gold = facts.get((day, source))
             state = ledger.get((source, feed, day))
@@ -448,34 +461,39 @@ def _plan_dead_letters(store: ObjectStore, cutoff: date, plan: RetentionPlan, li
 def _log(
     conn: psycopg.Connection, stores: RetentionStores, deletions: Sequence[Deletion], run_id: str, now: datetime
 ) -> list[int]:
-    with conn.transaction(), conn.cursor() as cur:
-        ids = []
-        for d in deletions:
-            url = "warehouse" if d.store == "warehouse" else stores.of(d.store).url
-            cur.execute(
-                "insert into ops.retention_log (run_id, layer, store_url, key, partition, provider, feed,"
-                " business_date, bytes, rows, etag, reason, deleted_at)"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
-                (
-                    run_id,
-                    d.layer,
-                    url,
-                    d.key,
-                    d.partition,
-                    d.provider,
-                    d.feed,
-                    d.business_date,
-                    d.bytes,
-                    d.rows,
-                    d.etag,
-                    d.reason,
-                    now,
-                ),
-            )
-            row = cur.fetchone()
-            assert row is not None
-            ids.append(int(row[0]))
-        return ids
+    """The batch's ``ops.retention_log`` rows, in one statement and one transaction; their ids in order."""
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in ("layer", "url", "key", "partition", "provider", "feed", "day", "bytes", "rows", "etag", "reason")
+    }
+    for d in deletions:
+        values = (
+            d.layer,
+            "warehouse" if d.store == "warehouse" else stores.of(d.store).url,
+            d.key,
+            d.partition,
+            d.provider,
+            d.feed,
+            d.business_date,
+            d.bytes,
+            d.rows,
+            d.etag,
+            d.reason,
+        )
+        for name, value in zip(columns, values, strict=True):
+            columns[name].append(value)
+    with conn.transaction():
+        rows = conn.execute(
+            "insert into ops.retention_log (run_id, layer, store_url, key, partition, provider, feed,"
+            " business_date, bytes, rows, etag, reason, deleted_at)"
+            " select %s, layer, url, key, partition, provider, feed, day, bytes, rows, etag, reason, %s"
+            " from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::date[],"
+            " %s::bigint[], %s::bigint[], %s::text[], %s::text[]) with ordinality"
+            " as d(layer, url, key, partition, provider, feed, day, bytes, rows, etag, reason, n)"
+            " order by n returning id",
+            (run_id, now, *columns.values()),
+        ).fetchall()
+    return [int(row[0]) for row in rows]
 
 
 def _delete(conn: psycopg.Connection, stores: RetentionStores, d: Deletion) -> None:

@@ -7,6 +7,7 @@ project's own ``ops`` helpers, the lake with its writer: no pipeline runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -301,3 +302,37 @@ def test_a_late_file_for_a_retired_partition_is_dead_lettered_not_loaded(
     assert (status, code) == ("dead_lettered", PARTITION_RETIRED)
     assert "restate from the archive" in error
     assert uri and Path(uri).read_bytes() == stores.landing.read_bytes(late)
+
+
+def test_the_cli_prints_the_plan_and_then_deletes_it(
+    conn: Conn, warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from resight_platform.cli import main
+
+    stores = _local_stores(tmp_path)
+    build(conn, stores)
+    env = {
+        "RESIGHT_HOME": str(tmp_path / "home"),
+        "RESIGHT_PG_URL": warehouse,
+        "RESIGHT_LANDING_URL": stores.landing.url,
+        "RESIGHT_LAKE_URL": stores.lake.url,
+        **{f"RESIGHT_RETAIN_{layer}_DAYS": str(days) for layer, days in (("LANDING", 10), ("BRONZE", 10))},
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    policy = RetentionSettings(landing_days=10, bronze_days=10)
+    expected = plan_retention(conn, stores, policy, datetime.now(UTC).date())  # the CLI plans as of today
+    assert {d.layer for d in expected.deletions} == {"landing", "bronze"}
+
+    assert main(["retention", "--dry-run", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["dry_run"] is True
+    assert [d["key"] for d in printed["deletions"]] == [d.key for d in expected.deletions]
+    assert all(stores.of(d.store).exists(d.key) for d in expected.deletions if d.store != "warehouse")
+
+    assert main(["retention"]) == 0
+    table = capsys.readouterr().out
+    assert "objects deleted" in table and "LIST request" in table
+    assert not any(stores.of(d.store).exists(d.key) for d in expected.deletions if d.store != "warehouse")
+    logged = conn.execute("select count(*) from ops.retention_log").fetchone()
+    assert logged == (len(expected.deletions),)

@@ -12,9 +12,11 @@ def test_retention_benchmark_catches_up_then_retires_a_day(tmp_path: Path, pg_se
     figures = main(
         [
             "--days",
-            "95",
+            "92",
             "--sources",
-            "2",
+            "1",
+            "--files",
+            "1",
             "--steady-days",
             "1",
             "--pg-url",
@@ -24,9 +26,10 @@ def test_retention_benchmark_catches_up_then_retires_a_day(tmp_path: Path, pg_se
         ]
     )
     catch_up, daily = figures["runs"]
-    # 95 days as of day 96: the 5 days before the 90-day cutoff go (2 sources × 2 files, and bronze).
-    assert catch_up["by_layer"]["landing"] == 5 * 2 * 2 and catch_up["by_layer"]["bronze"] == 5 * 2
-    assert daily["by_layer"]["landing"] == 2 * 2 and daily["by_layer"]["silver"] == 0
+    # 92 days as of the day after: the 2 days before the 90-day cutoff go (their landing file and
+    # bronze), then one more day.
+    assert (catch_up["by_layer"]["landing"], catch_up["by_layer"]["bronze"]) == (2, 2)
+    assert (daily["by_layer"]["landing"], daily["by_layer"]["bronze"], daily["by_layer"]["silver"]) == (1, 1, 0)
     assert figures["retention_log_rows"] == catch_up["objects_deleted"] + daily["objects_deleted"]
     assert daily["list_requests"] >= 2
     assert json.loads((tmp_path / "r.json").read_text())["runs"] == figures["runs"]
