@@ -38,7 +38,7 @@ from bench.machine import machine
 from resight_platform.io.lake import write_partition
 from resight_platform.io.ops import FileRecord, migrate, record_files
 from resight_platform.io.postgres import connect, database_url, embedded_pg_url, stop_embedded_pg
-from resight_platform.io.storage import LocalStore, ObjectStore
+from resight_platform.io.storage import LocalStore, ObjectStore, S3Store
 from resight_platform.retention import LAYERS, RetentionStores, apply_retention, plan_retention
 from resight_platform.settings import RetentionSettings
 
@@ -67,9 +67,10 @@ def scratch_database(pg_url: str | None, work: Path) -> Iterator[str]:
 
 
 def _stamp(store: ObjectStore, key: str, moment: float) -> None:
+    """Date a local file (layers written in order); S3 keeps the order it was written in."""
     path = store.local_path(key)
-    assert path is not None
-    os.utime(path, (moment, moment))
+    if path is not None:
+        os.utime(path, (moment, moment))
 
 
 def fill(conn: psycopg.Connection, stores: RetentionStores, days: int, sources: int, files: int) -> dict[str, int]:
@@ -110,10 +111,27 @@ def fill(conn: psycopg.Connection, stores: RetentionStores, days: int, sources: 
     return written
 
 
-def one_run(conn: psycopg.Connection, stores: RetentionStores, today: date, label: str) -> dict[str, Any]:
+class ListCounter:
+    """The ListObjectsV2 requests S3 stores' clients actually send (botocore's event hook)."""
+
+    def __init__(self, stores: RetentionStores) -> None:
+        self.calls = 0
+        for store in {id(s): s for s in (stores.landing, stores.lake, stores.dead_letters)}.values():
+            if isinstance(store, S3Store):
+                store.client.meta.events.register("before-call.s3.ListObjectsV2", self._count)
+
+    def _count(self, **_: Any) -> None:
+        self.calls += 1
+
+
+def one_run(
+    conn: psycopg.Connection, stores: RetentionStores, today: date, label: str, counter: ListCounter | None = None
+) -> dict[str, Any]:
+    before = counter.calls if counter else 0
     started = time.perf_counter()
     plan = plan_retention(conn, stores, RetentionSettings(), today)
     planned = time.perf_counter()
+    sent = counter.calls - before if counter else None
     report = apply_retention(conn, stores, plan, run_id=f"bench-{label}", now=datetime.now(UTC))
     done = time.perf_counter()
     layers = report.by_layer()
@@ -129,7 +147,33 @@ def one_run(conn: psycopg.Connection, stores: RetentionStores, today: date, labe
         "kept_past_cutoff": sum(plan.kept.values()),
         "objects_listed": plan.listed,
         "list_requests": plan.list_requests,
+        "list_requests_sent": sent,
     }
+
+
+def _local_stores(work: Path) -> RetentionStores:
+    return RetentionStores(LocalStore(work / "landing"), LocalStore(work / "lake"), LocalStore(work / "dead"))
+
+
+def _s3_stores(stack: contextlib.ExitStack) -> RetentionStores:
+    """A bucket on a moto S3 server started here (stopped with ``stack``), with test credentials."""
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    lake = S3Store("bench-retention", "lake", endpoint_url=endpoint)
+    lake.client.create_bucket(Bucket="bench-retention")
+    return RetentionStores(
+        S3Store("bench-retention", "landing", endpoint_url=endpoint),
+        lake,
+        S3Store("bench-retention", "dead", endpoint_url=endpoint),
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -139,24 +183,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--files", type=int, default=2, help="landing files per partition")
     parser.add_argument("--steady-days", type=int, default=3)
     parser.add_argument("--pg-url")
+    parser.add_argument(
+        "--s3", action="store_true", help="landing, lake and dead letters on a moto S3 server in this process"
+    )
     parser.add_argument("--output", default=str(BENCH_DIR / "results.json"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="resight-bench-retention-") as tmp:
         work = Path(tmp)
-        stores = RetentionStores(LocalStore(work / "landing"), LocalStore(work / "lake"), LocalStore(work / "dead"))
-        with scratch_database(args.pg_url, work) as url, connect(url) as conn:
+        with contextlib.ExitStack() as stack:
+            stores = _s3_stores(stack) if args.s3 else _local_stores(work)
+            counter = ListCounter(stores) if args.s3 else None
+            url = stack.enter_context(scratch_database(args.pg_url, work))
+            conn = stack.enter_context(connect(url))
             migrate(conn)
             started = time.perf_counter()
             written = fill(conn, stores, args.days, args.sources, args.files)
             fill_seconds = time.perf_counter() - started
             first = FIRST_DAY + timedelta(days=args.days)
-            runs = [one_run(conn, stores, first, "catch-up")]
+            runs = [one_run(conn, stores, first, "catch-up", counter)]
             for n in range(1, args.steady_days + 1):
-                runs.append(one_run(conn, stores, first + timedelta(days=n), f"day+{n}"))
+                runs.append(one_run(conn, stores, first + timedelta(days=n), f"day+{n}", counter))
             logged = conn.execute("select count(*) from ops.retention_log").fetchone()
     figures = {
         "machine": machine(),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "store": "s3 (moto, in process)" if args.s3 else "local",
         "days": args.days,
         "sources": args.sources,
         "files_per_partition": args.files,
@@ -168,15 +219,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
     print(
         "| run | as of | plan s | delete s | objects deleted | landing | bronze | silver | quarantine | dead letters"
-        " | listed | LIST requests |"
+        " | listed | LIST requests (sent) |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in runs:
         by = r["by_layer"]
+        sent = "" if r["list_requests_sent"] is None else f" ({r['list_requests_sent']})"
         print(
             f"| {r['run']} | {r['as_of']} | {r['plan_seconds']} | {r['delete_seconds']} | {r['objects_deleted']:,}"
             f" | {by['landing']:,} | {by['bronze']:,} | {by['silver']:,} | {by['quarantine']:,}"
-            f" | {by['dead_letter']:,} | {r['objects_listed']:,} | {r['list_requests']} |"
+            f" | {by['dead_letter']:,} | {r['objects_listed']:,} | {r['list_requests']}{sent} |"
         )
     return figures
 

@@ -23,6 +23,10 @@ stopped between writing that and the run being created, the run never exists: su
 requested again once ``orphan_after`` has passed (Dagster's run keys make a repeated request
 harmless).
 A file its run found gone is closed as ``vanished`` by bronze; if it is listed again it is new.
+
+**Retired partitions.** A new or changed file of a (provider, feed, date) partition whose landing
+files retention deleted (``ops.retention_log``) is refused as :data:`PARTITION_RETIRED`: a load
+would rebuild the partition from it alone (``docs/retention.md``).
 """
 
 from __future__ import annotations
