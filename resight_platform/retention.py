@@ -507,24 +507,82 @@ def _delete(conn: psycopg.Connection, stores: RetentionStores, d: Deletion) -> N
     stores.of(d.store).delete(d.key)
 
 
+def _s3_delete(store: S3Store, keys: Sequence[str]) -> set[str]:
+    """Delete ``keys`` with S3's batch ``DeleteObjects`` through the store's own client (one request
+    per 1,000 keys instead of one per key); the keys S3 refused."""
+    full = {f"{store.prefix}/{key}" if store.prefix else key: key for key in keys}
+    refused: set[str] = set()
+    names = list(full)
+    for start in range(0, len(names), 1000):
+        response = store.client.delete_objects(
+            Bucket=store.bucket,
+            Delete={"Objects": [{"Key": name} for name in names[start : start + 1000]], "Quiet": True},
+        )
+        refused |= {full.get(str(error.get("Key")), str(error.get("Key"))) for error in response.get("Errors", [])}
+    return refused
+
+
+def _delete_batch(conn: psycopg.Connection, stores: RetentionStores, batch: Sequence[Deletion]) -> set[int]:
+    """Delete a batch's objects (on S3 in one request per store); the positions deleted. Raises
+    after the others were tried if one could not be deleted."""
+    done: set[int] = set()
+    failure: BaseException | None = None
+    by_store: dict[str, list[int]] = defaultdict(list)
+    for position, deletion in enumerate(batch):
+        by_store[deletion.store].append(position)
+    for name, positions in by_store.items():
+        store = None if name == "warehouse" else stores.of(name)
+        if isinstance(store, S3Store):
+            try:
+                refused = _s3_delete(store, [batch[p].key for p in positions])
+            except Exception as error:
+                failure = error
+                continue
+            done |= {p for p in positions if batch[p].key not in refused}
+            if refused:
+                failure = OSError(
+                    f"S3 refused to delete {len(refused)} object(s) of {store.url}: {sorted(refused)[:5]}"
+                )
+            continue
+        for position in positions:
+            try:
+                _delete(conn, stores, batch[position])
+            except Exception as error:
+                failure = error
+                break
+            done.add(position)
+    if failure is not None:
+        raise _Partial(done, failure)
+    return done
+
+
+class _Partial(Exception):
+    def __init__(self, done: set[int], failure: BaseException) -> None:
+        self.done = done
+        self.failure = failure
+        super().__init__(str(failure))
+
+
 def apply_retention(
     conn: psycopg.Connection, stores: RetentionStores, plan: RetentionPlan, *, run_id: str, now: datetime
 ) -> RetentionReport:
     """Delete what ``plan`` lists, a batch at a time: the batch's ``ops.retention_log`` rows are
-    committed first, then its objects deleted; a deletion that fails takes back the log rows of the
-    batch's objects not deleted, then raises (the next run plans them again)."""
+    committed first, then its objects deleted (on S3 with one ``DeleteObjects`` request); a
+    deletion that fails takes back the log rows of the batch's objects not deleted, then raises
+    (the next run plans them again)."""
     report = RetentionReport(run_id)
     for start in range(0, len(plan.deletions), _BATCH):
         batch = plan.deletions[start : start + _BATCH]
         ids = _log(conn, stores, batch, run_id, now)
-        for position, deletion in enumerate(batch):
-            try:
-                _delete(conn, stores, deletion)
-            except BaseException:
-                with conn.transaction():
-                    conn.execute("delete from ops.retention_log where id = any(%s)", (ids[position:],))
-                raise
-            report.deleted.append(deletion)
+        try:
+            _delete_batch(conn, stores, batch)
+        except _Partial as partial:
+            with conn.transaction():
+                kept = [ids[p] for p in range(len(batch)) if p not in partial.done]
+                conn.execute("delete from ops.retention_log where id = any(%s)", (kept,))
+            report.deleted.extend(batch[p] for p in sorted(partial.done))
+            raise partial.failure from None
+        report.deleted.extend(batch)
     return report
 
 

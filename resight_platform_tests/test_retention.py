@@ -27,7 +27,14 @@ from resight_platform.io.postgres import connect
 from resight_platform.io.storage import LocalStore, ObjectStore, S3Store
 from resight_platform.io.watch import PARTITION_RETIRED, WatchCursor, plan_tick, retired_candidates
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
-from resight_platform.retention import RetentionStores, apply_retention, plan_retention, retired_partitions
+from resight_platform.retention import (
+    Deletion,
+    RetentionPlan,
+    RetentionStores,
+    apply_retention,
+    plan_retention,
+    retired_partitions,
+)
 from resight_platform.settings import RetentionSettings, WatchSettings
 from resight_platform.sources.registry import DEFAULT_REGISTRY_DIR, load_registry
 from resight_platform_tests.databases import temporary_database
@@ -336,3 +343,16 @@ def test_the_cli_prints_the_plan_and_then_deletes_it(
     assert not any(stores.of(d.store).exists(d.key) for d in expected.deletions if d.store != "warehouse")
     logged = conn.execute("select count(*) from ops.retention_log").fetchone()
     assert logged == (len(expected.deletions),)
+
+
+def test_a_deletion_that_fails_takes_back_its_log_row_and_keeps_the_others(conn: Conn, tmp_path: Path) -> None:
+    stores = _local_stores(tmp_path)
+    stores.dead_letters.write_bytes("2026-10-01/a/x.csv", b"x")
+    good = Deletion("dead_letter", "dead_letter", "2026-10-01/a/x.csv", "2026-10-01", date(2026, 10, 1), 1, "over")
+    bad = Deletion("dead_letter", "dead_letter", "2026-10-01/../../escape", "2026-10-01", date(2026, 10, 1), 1, "over")
+    plan = RetentionPlan(TODAY, {}, deletions=[good, bad])
+    with pytest.raises(ValueError, match="segment"):
+        apply_retention(conn, stores, plan, run_id="ret-3", now=NOW)
+    assert not stores.dead_letters.exists(good.key)
+    logged = conn.execute("select key from ops.retention_log where run_id = 'ret-3'").fetchall()
+    assert logged == [(good.key,)]
