@@ -771,6 +771,42 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             server.wait()
         except KeyboardInterrupt:
             _say("stopped")
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Plan retention as of today (UTC) and print per layer what goes; delete it unless ``--dry-run``
+    (``resight_platform/retention.py``; the same plan either way)."""
+    from datetime import UTC, datetime
+
+    from resight_platform.io.storage import open_store
+    from resight_platform.retention import RetentionStores, apply_retention, plan_retention
+
+    settings = _settings()
+    attempts = settings.s3_max_attempts
+    stores = RetentionStores(
+        *(
+            open_store(url, settings.aws_endpoint_url, max_attempts=attempts)
+            for url in (settings.landing_url, settings.lake_url, settings.dead_letter_url)
+        )
+    )
+    now = datetime.now(UTC)
+    _pg_url, conn = _connect_warehouse(settings)
+    with conn:
+        plan = plan_retention(conn, stores, settings.retention, now.date())
+        layers = plan.by_layer()
+        if not args.dry_run:
+            run_id = f"cli-{now:%Y%m%dT%H%M%S}"
+            layers = apply_retention(conn, stores, plan, run_id=run_id, now=now).by_layer()
+    if args.json:
+        _say(json.dumps({"dry_run": args.dry_run, **plan.as_dict(), "layers": layers}, indent=2, default=str))
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    rows = [
+        (layer, str(plan.cutoffs.get(layer) or "kept"), c["objects"], c["bytes"], c["rows"], c["kept"])
+        for layer, c in layers.items()
+    ]
+    _say(format_table(["layer", "before", f"objects {verb}", "bytes", "quarantine rows", "kept past cutoff"], rows))
+    for (layer, reason), n in sorted(plan.kept.items()):
+        _say(f"kept {n} {layer} object(s): {reason}")
+    _say(f"{plan.listed} objects listed in {plan.list_requests} LIST request(s)")
     return 0
 
 
@@ -996,8 +1032,9 @@ which command:
   see what became of the files            resight quality, resight sql "select ..."
   where things are, what is running       resight status
   is this deployment healthy, what to fix resight doctor  (settings, Postgres, S3, MLflow, rights, versions)
-  is the pipeline healthy now            resight health  (runs, queue, checks, stale sources, dead letters, lag)
+  is the pipeline healthy now             resight health  (runs, queue, checks, stale sources, dead letters, lag)
   metrics for Prometheus                  resight metrics (serves /metrics; deploy/ has Prometheus and Grafana)
+  delete what is past its retention       resight retention --dry-run  (then without --dry-run)
   stop the embedded Postgres              resight stop
 
 settings come from RESIGHT_* variables (README: "Pointing it at real S3 and Postgres");
@@ -1193,6 +1230,14 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT, help=f"default {DEFAULT_METRICS_PORT}")
     metrics.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     metrics.set_defaults(func=cmd_metrics)
+    retention = described(
+        "retention",
+        "delete what each layer no longer keeps (RESIGHT_RETAIN_*_DAYS), recorded in ops.retention_log;"
+        " --dry-run lists it",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    retention.add_argument("--json", action="store_true", help="print the plan (and what was deleted) as JSON")
+    retention.set_defaults(func=cmd_retention)
 
     stop = described("stop", "stop the embedded Postgres under RESIGHT_HOME (data kept; an external one is left alone)")
     stop.set_defaults(func=cmd_stop)

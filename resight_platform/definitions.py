@@ -28,6 +28,7 @@ from resight_platform.defs.policies import (
     hourly,
     no_blocking_check_failed,
 )
+from resight_platform.defs.retention import build_retention
 from resight_platform.defs.sensors import automation_sensor, build_landing_sensor, registry_sensor
 from resight_platform.defs.silver import silver_assets
 from resight_platform.resources import build_resources
@@ -52,6 +53,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         *ml_assets(),
     ]
     jobs = build_jobs(medallion, daily)
+    retention_job, retention_schedule = build_retention(settings.retention, daily)
     by_name = {job.name: job for job in jobs}
     resources = build_resources(settings, pg_url)
     # Only where an EMR Serverless application is configured: elsewhere the job could only fail.
@@ -62,8 +64,8 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     return dg.Definitions(
         assets=dg.map_asset_specs(_automation, assets),
         asset_checks=[landing_contract_check, *freshness_checks()],
-        jobs=[*jobs, housekeeping_job],
-        schedules=[housekeeping_schedule],
+        jobs=[*jobs, housekeeping_job, retention_job],
+        schedules=[housekeeping_schedule, retention_schedule],
         sensors=[
             build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
             automation_sensor,

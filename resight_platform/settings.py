@@ -19,8 +19,9 @@ __all__ = [
     "AlertSettings",
     "EmrSettings",
     "EngineSettings",
-    "PgSwapSettings",
     "HealthSettings",
+    "PgSwapSettings",
+    "RetentionSettings",
     "Settings",
     "WatchSettings",
     "parse_spark_conf",
@@ -374,6 +375,60 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long each layer is kept, by business date (``RESIGHT_RETAIN_<LAYER>_DAYS``; 0 keeps a
+    layer forever), when the retention job runs, and how compaction sizes a partition's row groups
+    (``docs/retention.md``)."""
+
+    landing_days: int = 90
+    bronze_days: int = 90
+    silver_days: int = 365
+    #: Gold and the marts are the system of record: only 0 (kept forever) is accepted.
+    gold_days: int = 0
+    marts_days: int = 0
+    #: Dead letters by the day they were dead-lettered (their folder), quarantined rows by business date.
+    dead_letter_days: int = 180
+    quarantine_days: int = 180
+    #: When the retention job runs (``RESIGHT_RETENTION_SCHEDULE``, cron, UTC).
+    schedule: str = "43 3 * * *"
+    #: Rows per row group of a compacted partition file (``RESIGHT_COMPACT_ROW_GROUP_ROWS``).
+    compact_row_group_rows: int = 500_000
+    #: A partition file with more row groups than this, most of them small, is compacted
+    #: (``RESIGHT_COMPACT_MIN_ROW_GROUPS``).
+    compact_min_row_groups: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("landing_days", "bronze_days", "silver_days", "dead_letter_days", "quarantine_days"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RESIGHT_RETAIN_{name.removesuffix('_days').upper()}_DAYS must be 0 (keep) or more")
+        for name in ("gold_days", "marts_days"):
+            if getattr(self, name) != 0:
+                raise ValueError(
+                    f"RESIGHT_RETAIN_{name.removesuffix('_days').upper()}_DAYS={getattr(self, name)}: gold and the"
+                    " marts are kept (0); retention deletes landing, bronze, silver, quarantine and dead letters only"
+                )
+        if self.compact_row_group_rows < 1 or self.compact_min_row_groups < 1:
+            raise ValueError("RESIGHT_COMPACT_ROW_GROUP_ROWS and RESIGHT_COMPACT_MIN_ROW_GROUPS must be 1 or more")
+        if len(self.schedule.split()) != 5:
+            raise ValueError(f"RESIGHT_RETENTION_SCHEDULE {self.schedule!r} is not a five-field cron expression")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetentionSettings:
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            if spec.name.endswith("_days"):
+                variable = f"RESIGHT_RETAIN_{spec.name.removesuffix('_days').upper()}_DAYS"
+            elif spec.name == "schedule":
+                variable = "RESIGHT_RETENTION_SCHEDULE"
+            else:
+                variable = f"RESIGHT_{spec.name.upper()}"
+            raw = (env.get(variable) or "").strip()
+            if raw:
+                values[spec.name] = raw if spec.name == "schedule" else int(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where everything lives. Local paths for the embedded default, URLs for production."""
 
@@ -440,6 +495,8 @@ class Settings:
     #: How a load's day swaps wait for, and give way to, readers of the warehouse (``RESIGHT_PG_LOCK_TIMEOUT_MS``,
     #: ``RESIGHT_PG_SWAP_*``).
     pg_swap: PgSwapSettings = field(default_factory=PgSwapSettings)
+    #: Retention and compaction (``RESIGHT_RETAIN_*``, ``RESIGHT_RETENTION_SCHEDULE``, ``RESIGHT_COMPACT_*``).
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     #: Whether these settings were read from this process's environment (``from_env()`` without a
     #: mapping): only then can a secret be handed to Dagster by its variable's name.
     from_process_env: bool = field(default=False, repr=False, compare=False)
@@ -533,5 +590,6 @@ class Settings:
             failpoints=tuple(parse_failpoints(env.get("RESIGHT_FAILPOINTS") or "").items()),
             s3_max_attempts=max(1, int(env.get("RESIGHT_S3_MAX_ATTEMPTS") or cls.s3_max_attempts)),
             pg_swap=PgSwapSettings.from_env(env),
+            retention=RetentionSettings.from_env(env),
             from_process_env=from_process_env,
         )

@@ -26,10 +26,12 @@ from resight_platform.io.ops import (
 )
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.io.sweep import sweep_orphans
+from resight_platform.io.watch import PARTITION_RETIRED, retired_detail
 from resight_platform.recovery import fail_dead_runs
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.retention import retired_partitions
 from resight_platform.settings import DEFAULT_PARTITIONS_START, Settings
-from resight_platform.sources.landing import LandingKeyError
+from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 from resight_platform.sources.registry import Registry
 
 __all__ = [
@@ -204,7 +206,9 @@ def scan_landing_op(
         rejected, accepted = scan.rejected, len(scan.files)
     else:
         first_day = date.fromisoformat(config.partitions_start)
-        rejected, passing = _recheck(landing_store, reg, config.keys, first_day, datetime.now(UTC).date())
+        with warehouse.connect() as conn:  # the sensor refused a late file of a retired partition: it stays refused
+            retired = retired_partitions(conn, _partitions_of(config.keys))
+        rejected, passing = _recheck(landing_store, reg, config.keys, first_day, datetime.now(UTC).date(), retired)
         accepted = len(passing)
     now = datetime.now(UTC)
     records: list[FileRecord] = []
@@ -233,11 +237,29 @@ def scan_landing_op(
     return summary
 
 
+def _partitions_of(keys: list[str]) -> set[tuple[str, str, date]]:
+    """The (provider, feed, date) partitions of the landing keys that follow the contract."""
+    out = set()
+    for key in keys:
+        try:
+            landing = parse_landing_key(key)
+        except LandingKeyError:
+            continue
+        out.add((landing.provider, landing.feed, landing.date))
+    return out
+
+
 def _recheck(
-    store: ObjectStore, registry: Registry, keys: list[str], first_day: date, today: date
+    store: ObjectStore,
+    registry: Registry,
+    keys: list[str],
+    first_day: date,
+    today: date,
+    retired: Mapping[tuple[str, str, date], datetime] | None = None,
 ) -> tuple[list[tuple[ObjectInfo, LandingKeyError]], list[str]]:
     """The keys the sensor refused, checked again now (the registry may have changed since): the
-    refused ones with their reason, and the keys that now pass."""
+    refused ones with their reason, and the keys that now pass. A key of a partition whose landing
+    files were retired (``retired``) stays refused (:data:`PARTITION_RETIRED`)."""
     rejected: list[tuple[ObjectInfo, LandingKeyError]] = []
     accepted: list[str] = []
     for key in keys:
@@ -251,6 +273,10 @@ def _recheck(
             continue
         if not first_day <= landing.date <= today + timedelta(days=1):
             rejected.append((info, LandingKeyError("date_out_of_range", "business date has no partition")))
+            continue
+        retired_at = (retired or {}).get((landing.provider, landing.feed, landing.date))
+        if retired_at is not None:
+            rejected.append((info, LandingKeyError(PARTITION_RETIRED, retired_detail(retired_at))))
             continue
         accepted.append(key)
     return rejected, accepted

@@ -35,9 +35,11 @@ from resight_platform.io.watch import (
     WatchSettings,
     list_landing,
     plan_tick,
+    retired_candidates,
     run_key_of,
 )
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.retention import retired_partitions
 from resight_platform.settings import Settings
 
 __all__ = [
@@ -221,6 +223,8 @@ def build_landing_sensor(
                 now=now,
                 settings=budget,
                 busy=busy_areas(instance),
+                # A late file for a partition whose landing files were retired is dead-lettered.
+                retired=retired_partitions(conn, retired_candidates(listed, ledger)),
             )
             if plan.deferred:  # resume the sweep where this tick started, so nothing deferred is skipped
                 plan.cursor = cursor

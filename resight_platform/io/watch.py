@@ -23,6 +23,10 @@ stopped between writing that and the run being created, the run never exists: su
 requested again once ``orphan_after`` has passed (Dagster's run keys make a repeated request
 harmless).
 A file its run found gone is closed as ``vanished`` by bronze; if it is listed again it is new.
+
+**Retired partitions.** A new or changed file of a (provider, feed, date) partition whose landing
+files retention deleted (``ops.retention_log``) is refused as :data:`PARTITION_RETIRED`: a load
+would rebuild the partition from it alone (``docs/retention.md``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_
 from resight_platform.sources.registry import Registry
 
 __all__ = [
+    "PARTITION_RETIRED",
     "Area",
     "Batch",
     "LedgerEntry",
@@ -55,8 +60,23 @@ __all__ = [
     "batch_files",
     "list_landing",
     "plan_tick",
+    "retired_candidates",
+    "retired_detail",
     "run_key_of",
 ]
+
+
+#: The refusal of a late file whose partition's earlier landing files retention deleted: loading it
+#: would rebuild bronze, silver and the facts of the partition from this file alone.
+PARTITION_RETIRED = "partition_retired"
+
+
+def retired_detail(retired_at: datetime) -> str:
+    """Why a late file for a retired partition is dead-lettered instead of loaded."""
+    return (
+        f"its partition's earlier files were retired on {retired_at:%Y-%m-%d}; loading it alone would replace"
+        " the partition's rows with its own: restate from the archive"
+    )
 
 
 @dataclass
@@ -179,6 +199,7 @@ def plan_tick(
     now: datetime,
     settings: WatchSettings,
     busy: Sequence[Area] = (),
+    retired: Mapping[tuple[str, str, date], datetime] | None = None,
 ) -> TickPlan:
     """Decide what to request for the files ``listed`` given what ``ledger`` knows.
 
@@ -192,6 +213,10 @@ def plan_tick(
     of them waits (deferred) until that run is done, and no batch reaches into them, so a partition
     is never written by two runs at once (the later run could finish first, and the earlier one,
     which listed fewer files, would then overwrite it).
+
+    ``retired`` maps a (provider, feed, date) partition whose landing files retention deleted to
+    when (``resight_platform.retention.retired_partitions``): a file for one is refused as
+    :data:`PARTITION_RETIRED`, never loaded (see :func:`retired_candidates`).
     """
     plan = TickPlan(cursor=cursor, listed=len(listed))
     fresh: list[tuple[ObjectInfo, LandingKey]] = []
@@ -237,6 +262,10 @@ def plan_tick(
                 )
             )
             continue
+        retired_at = (retired or {}).get((landing.provider, landing.feed, landing.date))
+        if retired_at is not None:
+            refused.append(Refused(info, PARTITION_RETIRED, retired_detail(retired_at)))
+            continue
         fresh.append((info, landing))
     sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
     blocked = _positions(busy, {source: i for i, source in enumerate(source_order)})
@@ -244,6 +273,24 @@ def plan_tick(
     chunk = settings.max_dead_letter_per_run
     plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
     return plan
+
+
+def retired_candidates(
+    listed: Mapping[str, ObjectInfo], ledger: Mapping[str, LedgerEntry]
+) -> set[tuple[str, str, date]]:
+    """The (provider, feed, date) partitions of the listed files the ledger does not know as they
+    are (new or changed): the partitions a tick may load, whose retirement it must look up."""
+    out: set[tuple[str, str, date]] = set()
+    for key, info in listed.items():
+        entry = ledger.get(key)
+        if entry is not None and entry.etag == info.etag and entry.status != "vanished":
+            continue
+        try:
+            landing = parse_landing_key(key)
+        except LandingKeyError:
+            continue
+        out.add((landing.provider, landing.feed, landing.date))
+    return out
 
 
 def _partition_bytes(
