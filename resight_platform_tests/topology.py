@@ -241,6 +241,8 @@ class Service:
     #: Seconds each start took to be ready, and each stop to finish.
     starts: list[float] = field(default_factory=list)
     stops: list[float] = field(default_factory=list)
+    #: Process groups of replaced processes (:meth:`replace`), killed by :meth:`reap`.
+    orphans: list[int] = field(default_factory=list)
 
     def start(self, timeout: float = 180.0) -> float:
         before = time.monotonic()
@@ -278,6 +280,34 @@ class Service:
         self.stops.append(time.monotonic() - before)
         return self.stops[-1]
 
+    def replace(self, timeout: float = 180.0) -> float:
+        """The code server replaced as a rolling update replaces it: the serving process is gone at
+        once (SIGKILL to it alone: its port refuses connections, as a pod taken out of its
+        Service's endpoints), the runs it launched live on and finish (as run Jobs of the Helm
+        chart's K8sRunLauncher do), and a new process serves. Seconds from the kill to ready.
+
+        Not SIGTERM: on SIGTERM Dagster's gRPC server drains, keeps answering and refuses every run
+        launch ("Tried to start a run on a server after telling it to shut down") until its runs
+        finish, and the run queue fails a refused run for good."""
+        before = time.monotonic()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            self.orphans.append(proc.pid)  # its process group: the run workers still running
+        self.start(timeout)
+        return time.monotonic() - before
+
+    def reap(self) -> None:
+        """Kill what is left of the process groups :meth:`replace` left running."""
+        for pgid in self.orphans:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, sig)
+                time.sleep(0.5)
+        self.orphans.clear()
+
     def restart(self, timeout: float = 180.0) -> float:
         """Stop, then start: seconds from the stop to the new process being ready."""
         before = time.monotonic()
@@ -286,9 +316,23 @@ class Service:
         return time.monotonic() - before
 
 
+#: What deploy/dagster.yaml lacks for a code server to be replaced while runs are queued, added
+#: here and to be added there (issue 19): without it, the run queue fails every run it tries to
+#: launch while the code server is away ("Caught an unrecoverable error while dequeuing the run"),
+#: and run retries do not help (a retry launched in the same window fails the same way, and the
+#: retry daemon gives up on a run when it cannot reach the code server to build its retry). With it
+#: the queue puts the run back and pauses that location's launches for the delay, up to 12 times:
+#: two minutes of code server away.
+RUN_QUEUE_AMENDMENTS = {"max_user_code_failure_retries": 12, "user_code_failure_retry_delay": 10}
+
+
 def instance_config(compute_logs: Path) -> dict[str, Any]:
-    """deploy/dagster.yaml, compute logs on local disk instead of S3 (the one difference)."""
+    """deploy/dagster.yaml, compute logs on local disk instead of S3, and the run queue's
+    :data:`RUN_QUEUE_AMENDMENTS` where deploy/dagster.yaml does not set them yet."""
     config: dict[str, Any] = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    queue = config["run_coordinator"]["config"]
+    for key, value in RUN_QUEUE_AMENDMENTS.items():
+        queue.setdefault(key, value)
     config["compute_logs"] = {
         "module": "dagster._core.storage.local_compute_log_manager",
         "class": "LocalComputeLogManager",
@@ -401,6 +445,7 @@ class Topology:
     def close(self) -> None:
         for service in reversed(self.services):
             service.stop(grace=15)
+            service.reap()
         self.postgres.stop()
         self.proxy.close()
         shutil.rmtree(self.postgres.root, ignore_errors=True)
@@ -812,7 +857,7 @@ def redeploy(topology: Topology, windows: list[Window], pause: float) -> dict[st
     took: dict[str, float] = {}
     with window("code server", windows):
         before = time.monotonic()
-        topology.code_server.restart()
+        topology.code_server.replace()
         status = topology.reload_location()
         assert status == "LOADED", f"location after reload: {status}"
         took["code server"] = round(time.monotonic() - before, 1)
