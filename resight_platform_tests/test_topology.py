@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from resight_platform.settings import StepRetrySettings
 from resight_platform_tests.topology import (
     Feeder,
     Sample,
@@ -32,13 +34,12 @@ from resight_platform_tests.topology import (
     without_keys,
 )
 
-pytestmark = [
-    pytest.mark.skipif(
-        os.environ.get("RESIGHT_TEST_TOPOLOGY") != "1",
-        reason="the production topology takes minutes: set RESIGHT_TEST_TOPOLOGY=1 or run make test-topology",
-    ),
-    pytest.mark.xdist_group("topology"),
-]
+#: The three topology tests: opt-in, and on one xdist worker together (they share the topology).
+opt_in = pytest.mark.skipif(
+    os.environ.get("RESIGHT_TEST_TOPOLOGY") != "1",
+    reason="the production topology takes minutes: set RESIGHT_TEST_TOPOLOGY=1 or run make test-topology",
+)
+pytestmark = pytest.mark.xdist_group("topology")
 
 #: Step retries long enough for a Postgres restart and a 30 s S3 outage (about 78 s of waiting:
 #: settings.StepRetrySettings), as deploy/README.md recommends for production; the landing
@@ -93,6 +94,7 @@ ASSET_NODES = "{ assetNodes { assetKey { path } } }"
 RUNS = "{ runsOrError(limit: 50) { __typename ... on Runs { results { runId status jobName } } } }"
 
 
+@opt_in
 def test_files_dropped_on_s3_reach_gold_and_the_ui_answers(topology: Topology, tmp_path: Path, seen: set[str]) -> None:
     sample = _sample(tmp_path, seen, days_back=10, days=1, seed=11)
     feeder = Feeder(topology, sample.files, interval=0.0).start()
@@ -105,6 +107,7 @@ def test_files_dropped_on_s3_reach_gold_and_the_ui_answers(topology: Topology, t
     assert {run["status"] for run in runs["results"]} <= {"SUCCESS", "FAILURE", "CANCELED"}, runs
 
 
+@opt_in
 def test_redeploy_while_files_land_loses_and_doubles_nothing(
     topology: Topology, tmp_path: Path, seen: set[str]
 ) -> None:
@@ -121,6 +124,7 @@ def test_redeploy_while_files_land_loses_and_doubles_nothing(
     assert report["files"] == len(sample.files)
 
 
+@opt_in
 def test_postgres_restart_and_s3_outage_while_files_land(topology: Topology, tmp_path: Path, seen: set[str]) -> None:
     sample = _sample(tmp_path, seen, days_back=5, days=2, seed=13)
     feeder = Feeder(topology, sample.files, interval=INTERVAL).start()
@@ -130,3 +134,39 @@ def test_postgres_restart_and_s3_outage_while_files_land(topology: Topology, tmp
     print({"postgres_restart_s": postgres_restart(topology, windows)})
     s3_outage(topology, windows, seconds=30.0)
     _check(topology, sample, feeder, windows)
+
+
+def test_step_retries_are_settings() -> None:
+    """RESIGHT_STEP_RETRIES / RESIGHT_STEP_RETRY_DELAY_S (the topology runs with 4 and 3 s), the
+    defaults 2 and 2 s as before, nonsense refused; the assets' policy is built from them."""
+    from resight_platform.defs.policies import RETRY
+
+    assert StepRetrySettings.from_env({}) == StepRetrySettings(retries=2, delay_s=2.0)
+    assert StepRetrySettings.from_env(TOPOLOGY_ENV) == StepRetrySettings(retries=4, delay_s=3.0)
+    with pytest.raises(ValueError, match="RESIGHT_STEP_RETRIES"):
+        StepRetrySettings.from_env({"RESIGHT_STEP_RETRIES": "-1"})
+    expected = StepRetrySettings.from_env()
+    assert (RETRY.max_retries, RETRY.delay, RETRY.backoff) == (
+        expected.retries,
+        expected.delay_s,
+        dg.Backoff.EXPONENTIAL,
+    )
+
+
+def test_the_instance_is_deploy_dagster_yaml(tmp_path: Path) -> None:
+    """The topology's instance keeps deploy/dagster.yaml's storage, queue, monitoring, retries and
+    retention; only compute logs move to local disk, and the queue gains the two settings
+    deploy/README.md asks for (where dagster.yaml does not set them)."""
+    import yaml
+
+    from resight_platform_tests.topology import DEPLOY, RUN_QUEUE_AMENDMENTS, instance_config
+
+    production = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    config = instance_config(tmp_path)
+    for key in ("storage", "run_monitoring", "run_retries", "retention", "sensors"):
+        assert config[key] == production[key], key
+    queue = config["run_coordinator"]["config"]
+    assert {k: v for k, v in queue.items() if k not in RUN_QUEUE_AMENDMENTS} == {
+        k: v for k, v in production["run_coordinator"]["config"].items() if k not in RUN_QUEUE_AMENDMENTS
+    }
+    assert queue["max_user_code_failure_retries"] >= 1 and config["compute_logs"]["config"]["base_dir"] == str(tmp_path)
