@@ -492,7 +492,7 @@ class Topology:
             if not self._daemon_ids:
                 self._daemon_ids = set(self.heartbeats().values()) | {"-"}
         beats = self.heartbeats()
-        fresh = [beats.get(kind) not in self._daemon_ids for kind in ("SENSOR", "QUEUED_RUN_COORDINATOR")]
+        fresh = [beats.get(kind, "-") not in self._daemon_ids for kind in ("SENSOR", "QUEUED_RUN_COORDINATOR")]
         if all(fresh):
             self._daemon_ids |= set(beats.values())
             return True
