@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install browser prometheus demo test dev lint typecheck check bench clean
+.PHONY: install browser prometheus demo test test-topology dev lint typecheck check bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ test: $(STAMP) browser prometheus
 	$(BIN)/ruff check resight_platform resight_platform_tests bench
 	$(BIN)/mypy resight_platform bench
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# The production topology (code server, webserver, daemon, MLflow as processes; Postgres and S3 over
+# the network) and the zero-downtime redeploy, a Postgres restart and an S3 outage while files
+# land: a few minutes, so not part of `make test` (resight_platform_tests/test_topology.py).
+test-topology: $(STAMP)
+	RESIGHT_TEST_TOPOLOGY=1 $(BIN)/pytest -p no:cacheprovider -q -s --durations=0 resight_platform_tests/test_topology.py $(PYTEST_ARGS)
 
 dev: $(STAMP)
 	$(BIN)/resight dev

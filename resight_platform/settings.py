@@ -23,6 +23,7 @@ __all__ = [
     "PgSwapSettings",
     "RetentionSettings",
     "Settings",
+    "StepRetrySettings",
     "WatchSettings",
     "parse_spark_conf",
 ]
@@ -44,6 +45,31 @@ SECRET_VARIABLES = {
     # A Spark Connect URL may carry a bearer token (``sc://host:443/;token=…``).
     "spark_remote": "RESIGHT_SPARK_REMOTE",
 }
+
+
+@dataclass(frozen=True)
+class StepRetrySettings:
+    """Dagster's retries of a failed step (every asset's ``RetryPolicy``, ``defs/policies.py``):
+    ``RESIGHT_STEP_RETRIES`` attempts after the first; Dagster's exponential backoff waits
+    ``RESIGHT_STEP_RETRY_DELAY_S`` × (2^n − 1) seconds before the n-th, ± the delay (jitter). Read
+    when the definitions are imported, by every process that builds them (code server, runs).
+
+    The defaults (2 retries, 2 s: waits of 2 s and 6 s) cover a dropped connection or a brief S3
+    error. A Postgres restart, a failover or an S3 outage of half a minute takes longer: 4 retries
+    at 3 s wait 3 + 9 + 21 + 45 s, about 78 s in all (deploy/README.md, "Redeploying without
+    downtime"). A deterministic bug costs every retry."""
+
+    retries: int = 2
+    delay_s: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StepRetrySettings:
+        env = os.environ if env is None else env
+        retries = int(env.get("RESIGHT_STEP_RETRIES") or cls.retries)
+        delay = float(env.get("RESIGHT_STEP_RETRY_DELAY_S") or cls.delay_s)
+        if retries < 0 or delay < 0:
+            raise ValueError(f"RESIGHT_STEP_RETRIES and RESIGHT_STEP_RETRY_DELAY_S must be >= 0: {retries}, {delay}")
+        return cls(retries=retries, delay_s=delay)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from resight_platform.settings import StepRetrySettings
+
 __all__ = ["FACTS_IN_RUN", "RETRY", "SILVER_IN_RUN", "every", "follow_inputs", "hourly", "no_blocking_check_failed"]
 
 #: Tags of a run that built silver (or the facts) of every partition it loaded, as the landing
@@ -33,10 +35,18 @@ __all__ = ["FACTS_IN_RUN", "RETRY", "SILVER_IN_RUN", "every", "follow_inputs", "
 SILVER_IN_RUN = "resight/silver_in_run"
 FACTS_IN_RUN = "resight/facts_in_run"
 
-#: Transient failures (S3, Postgres, a killed worker): three attempts in all, the second 2 s ± 2 s
-#: after the first, the third 6 s ± 2 s after that, then the run fails with the last error. Dagster
-#: retries every step failure, so a deterministic bug also costs the two extra attempts.
-RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+#: Transient failures (S3, Postgres, a killed worker): by default three attempts in all, the second
+#: 2 s ± 2 s after the first, the third 6 s ± 2 s after that, then the run fails with the last
+#: error (``RESIGHT_STEP_RETRIES``, ``RESIGHT_STEP_RETRY_DELAY_S``: settings.StepRetrySettings).
+#: Dagster retries every step failure, so a deterministic bug also costs the extra attempts. Only
+#: a failure pays: nothing is added to a run that succeeds.
+_STEP_RETRY = StepRetrySettings.from_env()
+RETRY = dg.RetryPolicy(
+    max_retries=_STEP_RETRY.retries,
+    delay=_STEP_RETRY.delay_s,
+    backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
+)
 
 
 def follow_inputs(
