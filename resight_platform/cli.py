@@ -771,6 +771,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             server.wait()
         except KeyboardInterrupt:
             _say("stopped")
+    return 0
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     """Plan retention as of today (UTC) and print per layer what goes; delete it unless ``--dry-run``
     (``resight_platform/retention.py``; the same plan either way)."""

@@ -846,6 +846,7 @@ def test_tag_limits_name_tags_the_platform_sets() -> None:
     from dagster._core.storage.tags import AUTOMATION_CONDITION_TAG, BACKFILL_ID_TAG
 
     from resight_platform.defs import emr
+    from resight_platform.defs.retention import RETENTION_JOB, RETENTION_TAGS
     from resight_platform.defs.sensors import TRIGGER_TAG
     from resight_platform.resources import ENGINE_TAG
 
@@ -856,8 +857,10 @@ def test_tag_limits_name_tags_the_platform_sets() -> None:
         (BACKFILL_ID_TAG, None),
         (ENGINE_TAG, "spark"),
         ("resight/job", emr.EMR_SILVER_JOB),
+        ("resight/job", RETENTION_JOB),
     }
     assert '"resight/job": EMR_SILVER_JOB' in emr_source
+    assert RETENTION_TAGS == {"resight/job": RETENTION_JOB}
     limits = load_yaml(INSTANCE)["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert {(limit["key"], limit.get("value")) for limit in limits} == known
     total = load_yaml(INSTANCE)["run_coordinator"]["config"]["max_concurrent_runs"]
