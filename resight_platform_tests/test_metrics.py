@@ -8,7 +8,6 @@ other half is still served; labels stay bounded."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +26,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from bench.health.run import expand_macros
 from resight_platform.health import take_snapshot
 from resight_platform.io.postgres import connect
 from resight_platform.io.roles import AnalystRole, connect_as
@@ -149,24 +149,6 @@ def _wait_for_scrape(process: subprocess.Popen[bytes], url: str, log: Path) -> N
     raise AssertionError(f"prometheus did not scrape within {DEADLINE:.0f}s: {log.read_text()[-2000:]}")
 
 
-def _expand(query: str, start: datetime, end: datetime) -> str:
-    """Grafana's PostgreSQL macros as Grafana expands them for the time range ``start``–``end``."""
-    stamp = "'{:%Y-%m-%dT%H:%M:%SZ}'".format
-
-    def group(match: re.Match[str], alias: bool) -> str:
-        column, interval = match[1].strip(), match[2].strip().strip("'")
-        seconds = int(interval[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[interval[-1]]
-        text = f"floor(extract(epoch from {column})/{seconds})*{seconds}"
-        return f'{text} AS "time"' if alias else text
-
-    query = re.sub(r"\$__timeGroupAlias\(([^,]+),([^)]+)\)", lambda m: group(m, True), query)
-    query = re.sub(r"\$__timeGroup\(([^,]+),([^)]+)\)", lambda m: group(m, False), query)
-    query = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} BETWEEN {stamp(start)} AND {stamp(end)}", query)
-    query = query.replace("$__timeFrom()", stamp(start)).replace("$__timeTo()", stamp(end))
-    assert "$" not in query, f"a macro or variable left unexpanded: {query}"
-    return query
-
-
 def _targets() -> list[tuple[str, str, dict[str, Any]]]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [
@@ -201,7 +183,7 @@ def test_every_panel_query_returns_data_from_the_datasource_it_names(stack: Stac
                 result = _query(stack.prometheus_url, target["expr"])
                 assert result, f"{title}: {target['expr']} returned no series"
             else:
-                cursor = analyst.execute(_expand(target["rawSql"], start, end))  # type: ignore[call-overload]
+                cursor = analyst.execute(expand_macros(target["rawSql"], start, end))  # type: ignore[call-overload]
                 assert cursor.fetchall(), f"{title}: no rows"
                 if target["format"] == "time_series":  # Grafana reads the series from these columns
                     assert {"time", "metric", "value"} <= {c.name for c in cursor.description}, title

@@ -20,6 +20,7 @@ import pytest
 
 from resight_platform.settings import StepRetrySettings
 from resight_platform_tests.topology import (
+    TOPOLOGY_ENV,
     Feeder,
     Sample,
     Topology,
@@ -41,10 +42,6 @@ opt_in = pytest.mark.skipif(
 )
 pytestmark = pytest.mark.xdist_group("topology")
 
-#: Step retries long enough for a Postgres restart and a 30 s S3 outage (about 78 s of waiting:
-#: settings.StepRetrySettings), as deploy/README.md recommends for production; the landing
-#: sensor lists two weeks of dates (the three samples' dates are a week back and more).
-TOPOLOGY_ENV = {"RESIGHT_STEP_RETRIES": "4", "RESIGHT_STEP_RETRY_DELAY_S": "3", "RESIGHT_WATCH_HOT_DAYS": "14"}
 #: Seconds between two files of the feeder.
 INTERVAL = 2.5
 TODAY = datetime.now(UTC).date()

@@ -323,6 +323,10 @@ class Service:
 #: retry daemon gives up on a run when it cannot reach the code server to build its retry). With it
 #: the queue puts the run back and pauses that location's launches for the delay, up to 12 times:
 #: two minutes of code server away.
+#: Step retries long enough for a Postgres restart and a 30 s S3 outage (about 78 s of waiting:
+#: settings.StepRetrySettings), as deploy/README.md recommends for production; the landing
+#: sensor lists two weeks of dates (the three samples' dates are a week back and more).
+TOPOLOGY_ENV = {"RESIGHT_STEP_RETRIES": "4", "RESIGHT_STEP_RETRY_DELAY_S": "3", "RESIGHT_WATCH_HOT_DAYS": "14"}
 RUN_QUEUE_AMENDMENTS = {"max_user_code_failure_retries": 12, "user_code_failure_retry_delay": 10}
 
 

@@ -116,10 +116,11 @@ def build_ledger(conn: Any, providers: int, days: int, now: datetime) -> int:
 
 
 def expand_macros(query: str, start: datetime, end: datetime) -> str:
-    """Grafana's PostgreSQL macros for the range ``start``–``end`` (as resight_platform_tests/test_metrics.py)."""
-
-    def stamp(at: datetime) -> str:
-        return f"'{at:%Y-%m-%dT%H:%M:%SZ}'"
+    """Grafana's PostgreSQL macros as Grafana expands them for the time range ``start``–``end``
+    (``$__timeFilter``, ``$__timeGroup[Alias]``, ``$__timeFrom()``, ``$__timeTo()``); the dashboard
+    test (resight_platform_tests/test_metrics.py) runs every panel's SQL through it too. A macro or
+    variable left unexpanded is a ``ValueError``."""
+    stamp = "'{:%Y-%m-%dT%H:%M:%SZ}'".format
 
     def group(match: re.Match[str], alias: bool) -> str:
         column, interval = match[1].strip(), match[2].strip().strip("'")
@@ -128,7 +129,11 @@ def expand_macros(query: str, start: datetime, end: datetime) -> str:
         return f'{text} AS "time"' if alias else text
 
     query = re.sub(r"\$__timeGroupAlias\(([^,]+),([^)]+)\)", lambda m: group(m, True), query)
+    query = re.sub(r"\$__timeGroup\(([^,]+),([^)]+)\)", lambda m: group(m, False), query)
     query = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} BETWEEN {stamp(start)} AND {stamp(end)}", query)
+    query = query.replace("$__timeFrom()", stamp(start)).replace("$__timeTo()", stamp(end))
+    if "$" in query:
+        raise ValueError(f"a macro or variable left unexpanded: {query}")
     return query
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from bench.machine import machine
 from resight_platform_tests.topology import (
+    TOPOLOGY_ENV,
     Feeder,
     Topology,
     Window,
@@ -40,9 +41,6 @@ from resight_platform_tests.topology import (
     s3_outage,
     settle,
 )
-
-#: As the topology test: step retries that outlast a Postgres restart and a 30 s S3 outage.
-ENV = {"RESIGHT_STEP_RETRIES": "4", "RESIGHT_STEP_RETRY_DELAY_S": "3", "RESIGHT_WATCH_HOT_DAYS": "14"}
 
 
 def main() -> None:
@@ -80,7 +78,7 @@ def main() -> None:
             workdir / "topology",
             f"http://{host}:{port}",
             partitions_start=(today - timedelta(days=30)).isoformat(),
-            extra_env=ENV,
+            extra_env=TOPOLOGY_ENV,
         )
         with running(topology):
             startup = {s.name: round(s.starts[-1], 1) for s in topology.services}
