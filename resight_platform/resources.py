@@ -16,6 +16,7 @@ from pydantic import PrivateAttr, field_validator
 
 from resight_platform.engines import ENGINES, Engine
 from resight_platform.engines.spark import spark_config
+from resight_platform.io.events import EventQueue
 from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, embedded_pg_url
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENGINE_TAG",
     "EngineResource",
+    "LandingQueueResource",
     "MlflowResource",
     "RegistryResource",
     "StoreResource",
@@ -75,6 +77,30 @@ class StoreResource(dg.ConfigurableResource):
 
     def spool_path(self) -> Path | None:
         return Path(self.spool_dir) if self.spool_dir else None
+
+
+class LandingQueueResource(dg.ConfigurableResource):
+    """The SQS queue of the landing bucket's object-created notifications (``io/events.py``);
+    ``queue_url`` empty: none, the landing sensor lists the landing zone instead."""
+
+    queue_url: str = ""
+    landing_url: str = ""
+    endpoint_url: str | None = None
+    wait_seconds: int = 1
+    visibility_timeout: int = 300
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+
+    def open(self) -> EventQueue | None:
+        if not self.queue_url:
+            return None
+        return EventQueue.open(
+            self.queue_url,
+            self.landing_url,
+            endpoint_url=self.endpoint_url,
+            wait_seconds=self.wait_seconds,
+            visibility_timeout=self.visibility_timeout,
+            max_attempts=self.max_attempts,
+        )
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -322,6 +348,14 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
             url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts
         ),
         "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts),
+        "landing_queue": LandingQueueResource(
+            queue_url=settings.landing_queue_url or "",
+            landing_url=settings.landing_url,
+            endpoint_url=settings.aws_endpoint_url,
+            wait_seconds=settings.watch.events_wait_seconds,
+            visibility_timeout=settings.watch.events_visibility_timeout,
+            max_attempts=attempts,
+        ),
         "warehouse": WarehouseResource(pg_url=warehouse_url),
         "registry": RegistryResource(
             registry_dir=str(settings.registry_dir) if settings.registry_dir else None,

@@ -87,6 +87,19 @@ class WatchSettings:
     max_pending_runs: int = 16
     max_dead_letter_per_run: int = 1000
     orphan_after: timedelta = timedelta(minutes=2)
+    #: The event path (``RESIGHT_LANDING_QUEUE_URL``, ``io/events.py``): at most this many
+    #: notifications received per tick (ten per SQS request) ...
+    events_per_tick: int = 1000
+    #: ... the long-poll wait of a tick's first receive, in seconds ...
+    events_wait_seconds: int = 1
+    #: ... how long a received notification stays hidden before SQS hands it out again, if the
+    #: tick that received it never deleted it (a daemon stopped mid-tick) ...
+    events_visibility_timeout: int = 300
+    #: ... the most files of the waiting list and of recently queued rows read back per tick ...
+    backlog_per_tick: int = 5000
+    #: ... and how often the whole landing zone is swept for what the events missed (a sweep then
+    #: takes ``sweep_pages`` pages a tick until it is through). The listing path sweeps on.
+    sweep_interval: timedelta = timedelta(hours=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WatchSettings:
@@ -95,7 +108,7 @@ class WatchSettings:
             raw = env.get(f"RESIGHT_WATCH_{spec.name.upper()}")
             if raw is None:
                 continue
-            values[spec.name] = timedelta(seconds=float(raw)) if spec.name == "orphan_after" else int(raw)
+            values[spec.name] = timedelta(seconds=float(raw)) if isinstance(spec.default, timedelta) else int(raw)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -477,6 +490,10 @@ class Settings:
     dagster_pg_url: str | None = field(default=None, repr=False)
     #: The landing sensor's budgets (``RESIGHT_WATCH_*``).
     watch: WatchSettings = field(default_factory=WatchSettings)
+    #: The SQS queue that carries the landing bucket's object-created notifications
+    #: (``RESIGHT_LANDING_QUEUE_URL``; ``resight landing subscribe`` makes it): the landing sensor's
+    #: hot path on S3. Unset: the sensor lists the landing zone on every tick.
+    landing_queue_url: str | None = None
     #: Alert destinations (``RESIGHT_ALERT_*``).
     alerts: AlertSettings = field(default_factory=AlertSettings)
     #: The default engine of silver, gold, the marts and the ML features, and Spark's session (``RESIGHT_ENGINE``,
@@ -528,6 +545,11 @@ class Settings:
     from_process_env: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.landing_queue_url and not self.landing_url.startswith("s3://"):
+            raise ValueError(
+                f"RESIGHT_LANDING_QUEUE_URL carries S3 notifications: the landing zone must be on S3"
+                f" (RESIGHT_LANDING_URL=s3://…), not {self.landing_url!r}"
+            )
         if self.emr.configured and not self.lake_url.startswith("s3://"):
             raise ValueError(
                 f"EMR Serverless needs the lake on S3 (RESIGHT_LAKE_URL=s3://…): the cluster cannot read"
@@ -599,6 +621,7 @@ class Settings:
             analyst_password=env.get("RESIGHT_ANALYST_PASSWORD") or None,
             dagster_pg_url=env.get("RESIGHT_DAGSTER_PG_URL") or None,
             watch=WatchSettings.from_env(env),
+            landing_queue_url=env.get("RESIGHT_LANDING_QUEUE_URL") or None,
             alerts=AlertSettings.from_env(env),
             engine=EngineSettings.from_env(env),
             emr=EmrSettings.from_env(env),

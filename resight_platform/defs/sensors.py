@@ -1,23 +1,27 @@
 """Sensors: the landing sensor that loads new partner files, and the automation sensor after it.
 
-The landing sensor lists the landing zone (see ``io/watch.py`` for what a tick lists and how a
-file's identity is decided), registers new providers as source partitions, and requests a few
-runs per tick: each reads bronze and silver of a rectangle of dates × sources for the feeds that
-have files (and builds their facts when the files are all sales), and a dead-letter run takes the
-keys that break the contract. Files it requested are ``queued`` in the ledger with their run's key.
-The rest of gold and the marts follow through declarative automation (``defs/policies.py``),
-evaluated every few seconds by ``automation_sensor``. ``registry_sensor`` runs ``ops/sources`` again
-when the registry's version changes, so the UI shows the registry in use.
+The landing sensor sees what landed (``io/watch.py``: what a tick lists and how a file's identity is
+decided; on S3 with ``RESIGHT_LANDING_QUEUE_URL``, ``io/events.py``: the bucket's notifications from
+SQS, the waiting list and a slow sweep instead of a listing per source), registers new providers as
+source partitions, and requests a few runs per tick: each reads bronze and silver of a rectangle of
+dates × sources for the feeds that have files (and builds their facts when the files are all sales),
+and a dead-letter run takes the keys that break the contract. Files it requested are ``queued`` in
+the ledger with their run's key. The rest of gold and the marts follow through declarative
+automation (``defs/policies.py``), evaluated every few seconds by ``automation_sensor``.
+``registry_sensor`` runs ``ops/sources`` again when the registry's version changes, so the UI shows
+the registry in use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import psycopg
 
 from resight_platform.defs.jobs import LANDING_JOB, REGISTRY_JOB, SCAN_LANDING_JOB
 from resight_platform.defs.keys import FACT_SALES
@@ -25,7 +29,17 @@ from resight_platform.defs.metadata import RANGE_END, RANGE_START, RUN_KEY_TAG, 
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
 from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys, split_key
 from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN
-from resight_platform.io.ops import QueuedFile, ledger_entries, queue_files, record_etags
+from resight_platform.io.events import Arrivals, receive_arrivals
+from resight_platform.io.ops import (
+    LedgerEntry,
+    QueuedFile,
+    landed_bytes,
+    ledger_entries,
+    queue_files,
+    record_etags,
+    update_waiting,
+)
+from resight_platform.io.storage import ObjectInfo, S3Store
 from resight_platform.io.watch import (
     Area,
     Batch,
@@ -38,9 +52,10 @@ from resight_platform.io.watch import (
     retired_candidates,
     run_key_of,
 )
-from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.resources import LandingQueueResource, RegistryResource, StoreResource, WarehouseResource
 from resight_platform.retention import retired_partitions
 from resight_platform.settings import Settings
+from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 
 __all__ = [
     "LANDING_SENSOR",
@@ -163,6 +178,35 @@ def _launched(instance: dg.DagsterInstance, run_keys: set[str]) -> set[str]:
     return {run.tags[RUN_KEY_TAG] for run in runs if RUN_KEY_TAG in run.tags}
 
 
+def _known_bytes(
+    conn: psycopg.Connection,
+    listed: Mapping[str, ObjectInfo],
+    ledger: Mapping[str, LedgerEntry],
+    source_of: Mapping[str, str],
+) -> dict[date, dict[str, int]]:
+    """Bytes landed per day and source partition for the days of ``listed`` on the event path,
+    where no listing of those days is at hand: the ledger's files (one query) plus the new ones."""
+    days: set[date] = set()
+    new: list[tuple[date, str, int]] = []
+    for key, info in listed.items():
+        try:
+            landing = parse_landing_key(key)
+        except LandingKeyError:
+            continue
+        days.add(landing.date)
+        if key not in ledger and landing.provider in source_of:
+            new.append((landing.date, source_of[landing.provider], info.size))
+    sizes: dict[date, dict[str, int]] = {}
+    for day, by_provider in landed_bytes(conn, days).items():
+        sizes[day] = defaultdict(int)
+        for provider, size in by_provider.items():
+            if provider in source_of:
+                sizes[day][source_of[provider]] += size
+    for day, source, size in new:
+        sizes[day][source] += size
+    return sizes
+
+
 def build_landing_sensor(
     partitions_start: str,
     jobs: list[dg.UnresolvedAssetJobDefinition | dg.JobDefinition],
@@ -182,6 +226,7 @@ def build_landing_sensor(
     def landing_sensor(
         context: dg.SensorEvaluationContext,
         landing: StoreResource,
+        landing_queue: LandingQueueResource,
         warehouse: WarehouseResource,
         registry: RegistryResource,
     ) -> dg.SensorResult:
@@ -204,10 +249,21 @@ def build_landing_sensor(
         budget = dataclasses.replace(
             watch, max_runs_per_tick=max(0, min(watch.max_runs_per_tick, watch.max_pending_runs - pending))
         )
+        source_of = {provider: source_key(provider, feed) for provider, feed in reg.sources}
+        queue = landing_queue.open()
+        arrivals: Arrivals | None = None
 
-        listed, following = list_landing(store, reg, cursor, today, watch)
         with warehouse.connect() as conn:
+            if queue is None:
+                listed, following = list_landing(store, reg, cursor, today, watch)
+                known_bytes = None
+            else:
+                assert isinstance(store, S3Store)  # LandingQueueResource refuses a landing zone off S3
+                arrivals = receive_arrivals(queue, store, conn, cursor, now, watch)
+                listed, following = arrivals.listed, arrivals.cursor
             ledger = ledger_entries(conn, listed)
+            if arrivals is not None:
+                known_bytes = _known_bytes(conn, listed, ledger, source_of)
             queued_keys = {e.run_key for e in ledger.values() if e.status == "queued" and e.run_key}
             plan = plan_tick(
                 store=store,
@@ -217,7 +273,7 @@ def build_landing_sensor(
                 launched_run_keys=_launched(instance, queued_keys),
                 cursor=following,
                 source_order=order,
-                source_of={provider: source_key(provider, feed) for provider, feed in reg.sources},
+                source_of=source_of,
                 first_day=first_day,
                 today=today,
                 now=now,
@@ -225,18 +281,28 @@ def build_landing_sensor(
                 busy=busy_areas(instance),
                 # A late file for a partition whose landing files were retired is dead-lettered.
                 retired=retired_partitions(conn, retired_candidates(listed, ledger)),
+                known_bytes=known_bytes,
             )
-            if plan.deferred:  # resume the sweep where this tick started, so nothing deferred is skipped
+            if plan.deferred and arrivals is None:
+                # Resume the sweep where this tick started, so nothing deferred is skipped (the
+                # event path keeps deferred files on its waiting list instead).
                 plan.cursor = cursor
             dead_letter_keys = [_dead_letter_key(chunk) for chunk in plan.refused]  # each chunk hashed once
             queue_files(conn, _queued(plan, dead_letter_keys), now=now)
             record_etags(conn, [(info.key, info.etag) for info in plan.touched])
+            if arrivals is not None:
+                update_waiting(conn, waiting=plan.waiting, done=listed, now=now)
+        if queue is not None and arrivals is not None:
+            # Every file the messages name is now durable (queued, refused, known or waiting):
+            # only now are they deleted, so a tick that died before this point is received again.
+            arrivals.undeleted = queue.delete(arrivals.messages)
 
         dimensions_ready = all(instance.get_latest_materialization_event(key) for key in _DIMENSIONS)
         requests = run_requests(plan, partitions_start, dead_letter_keys, with_facts=dimensions_ready)
         elapsed = time.perf_counter() - started
+        arrived = "" if arrivals is None else f"{arrivals.summary()}; "
         context.log.info(
-            f"listed {plan.listed} files in {elapsed:.2f}s: "
+            f"{arrived}listed {plan.listed} files in {elapsed:.2f}s: "
             f"{plan.requested_files} to load in {len(plan.batches)} runs, "
             f"{sum(len(c) for c in plan.refused)} refused, {plan.known} known, {len(plan.touched)} unchanged, "
             f"{plan.orphans} re-requested, {plan.deferred} deferred ({pending} landing runs pending); "
@@ -247,7 +313,7 @@ def build_landing_sensor(
             cursor=plan.cursor.dumps(),
             dynamic_partitions_requests=([SOURCE_PARTITIONS.build_add_request(new_sources)] if new_sources else []),
             asset_events=[_refusal_event(plan)] if plan.refused else [],
-            skip_reason=None if requests else f"no new files among {plan.listed} listed",
+            skip_reason=None if requests else f"{arrived}no new files among {plan.listed} listed",
         )
 
     return landing_sensor

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from resight_platform.io.postgres import copy_frame
+from resight_platform.io.storage import ObjectInfo
 from resight_platform.sources.registry import Registry, registry_rows
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "dead_letter_reason",
     "known_checksums",
     "known_products",
+    "landed_bytes",
     "last_deliveries",
     "ledger_entries",
     "migrate",
@@ -45,6 +47,7 @@ __all__ = [
     "provider_activity",
     "quality_report",
     "queue_files",
+    "recently_queued",
     "record_alert",
     "record_etags",
     "record_files",
@@ -52,6 +55,8 @@ __all__ = [
     "record_type_drift",
     "sync_sources",
     "unattributed_dead_letters",
+    "update_waiting",
+    "waiting_files",
 ]
 
 
@@ -643,3 +648,67 @@ def onboarding_state(activity: ProviderActivity | None, version: str | None, now
     if activity.provider_version is not None and version is not None and activity.provider_version != version:
         return "changed"
     return "loading" if activity.last_loaded >= now - timedelta(days=loading_days) else "silent"
+
+
+# --- Event-driven landing (io/events.py): the waiting list and the ledger's view of recent days ---
+
+
+def waiting_files(conn: psycopg.Connection, limit: int) -> list[ObjectInfo]:
+    """The oldest ``limit`` files on the waiting list (``ops.landing_waiting``), as last seen."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select file_key, bytes, etag, last_modified from ops.landing_waiting"
+            " order by noticed_at, file_key limit %s",
+            (limit,),
+        )
+        return [ObjectInfo(key=key, size=int(size), etag=etag, last_modified=at) for key, size, etag, at in cur]
+
+
+def update_waiting(
+    conn: psycopg.Connection, *, waiting: Sequence[ObjectInfo], done: Iterable[str], now: datetime
+) -> None:
+    """Put ``waiting`` on the waiting list (a file already there keeps its place in the line and
+    takes the new version) and take the ``done`` keys off it, in one transaction."""
+    done = sorted(set(done) - {info.key for info in waiting})
+    with conn.transaction(), conn.cursor() as cur:
+        if done:
+            cur.execute("delete from ops.landing_waiting where file_key = any(%s)", (done,))
+        if waiting:
+            cur.executemany(
+                "insert into ops.landing_waiting (file_key, etag, bytes, last_modified, noticed_at)"
+                " values (%s, %s, %s, %s, %s) on conflict (file_key) do update set"
+                " etag = excluded.etag, bytes = excluded.bytes, last_modified = excluded.last_modified",
+                [(i.key, i.etag, i.size, i.last_modified, now) for i in waiting],
+            )
+
+
+def recently_queued(conn: psycopg.Connection, *, since: datetime, until: datetime, limit: int) -> list[ObjectInfo]:
+    """Files queued for a run between ``since`` and ``until`` (``queued_at``), as the ledger last
+    saw them: the candidates for an orphan (a run that was never created) on the event path."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select file_key, coalesce(bytes, 0), etag, queued_at from ops.ingestion_ledger"
+            " where status = 'queued' and queued_at >= %s and queued_at < %s and etag is not null"
+            " order by queued_at limit %s",
+            (since, until, limit),
+        )
+        return [ObjectInfo(key=key, size=int(size), etag=etag, last_modified=at) for key, size, etag, at in cur]
+
+
+def landed_bytes(conn: psycopg.Connection, days: Iterable[date]) -> dict[date, dict[str, int]]:
+    """Bytes landed per business date and provider, of every file the ledger holds for ``days``
+    (vanished files left out): how big a partition a run would re-read is, without listing it."""
+    days = sorted(set(days))
+    out: dict[date, dict[str, int]] = {day: {} for day in days}
+    if not days:
+        return out
+    with conn.cursor() as cur:
+        cur.execute(
+            "select business_date, provider, sum(coalesce(bytes, 0)) from ops.ingestion_ledger"
+            " where business_date = any(%s) and provider is not null and status <> 'vanished'"
+            " group by business_date, provider",
+            (days,),
+        )
+        for day, provider, size in cur:
+            out[day][provider] = int(size)
+    return out

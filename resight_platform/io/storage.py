@@ -544,6 +544,30 @@ class S3Store:
             raise
         return True
 
+    def stat(self, key: str, *, size: int = 0, etag: str = "") -> ObjectInfo | None:
+        """The object as it is now (one ``HEAD``), ``None`` if there is none: what a notification
+        about ``key`` is resolved to (``io/events.py``). A key no store reads (:func:`validate_key`)
+        is not looked up: it comes back as a listing would give it, with the notification's
+        ``size`` and ``etag``, for the landing contract to refuse."""
+        from botocore.exceptions import ClientError
+
+        try:
+            full = self._full(key)
+        except UnsafeKey:
+            return ObjectInfo(key=_printable(key), size=size, etag=etag, last_modified=datetime.now(UTC))
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(
+            key=key,
+            size=int(head.get("ContentLength", 0)),
+            etag=str(head.get("ETag", "")).strip('"'),
+            last_modified=head["LastModified"],
+        )
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
 

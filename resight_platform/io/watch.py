@@ -58,11 +58,13 @@ __all__ = [
     "WatchCursor",
     "WatchSettings",
     "batch_files",
+    "list_hot",
     "list_landing",
     "plan_tick",
     "retired_candidates",
     "retired_detail",
     "run_key_of",
+    "sweep_step",
 ]
 
 
@@ -81,20 +83,28 @@ def retired_detail(retired_at: datetime) -> str:
 
 @dataclass
 class WatchCursor:
-    """The sensor's cursor: where the sweep resumes and how many sweeps have completed."""
+    """The sensor's cursor: where the sweep resumes, how many sweeps have completed, and when the
+    last one started (``swept_at``, ISO; the event path sweeps every ``sweep_interval``)."""
 
     sweep_after: str = ""
     sweeps: int = 0
+    swept_at: str = ""
 
     def dumps(self) -> str:
-        return json.dumps({"sweep_after": self.sweep_after, "sweeps": self.sweeps}, sort_keys=True)
+        return json.dumps(
+            {"sweep_after": self.sweep_after, "sweeps": self.sweeps, "swept_at": self.swept_at}, sort_keys=True
+        )
 
     @classmethod
     def loads(cls, text: str | None) -> WatchCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(sweep_after=str(data.get("sweep_after", "")), sweeps=int(data.get("sweeps", 0)))
+        return cls(
+            sweep_after=str(data.get("sweep_after", "")),
+            sweeps=int(data.get("sweeps", 0)),
+            swept_at=str(data.get("swept_at", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,8 @@ class TickPlan:
     deferred: int = 0
     known: int = 0
     orphans: int = 0
+    #: The deferred files themselves (new or changed, within the landing contract, not in a batch).
+    waiting: list[ObjectInfo] = field(default_factory=list)
 
     @property
     def requested_files(self) -> int:
@@ -149,11 +161,8 @@ def run_key_of(kind: str, infos: Iterable[ObjectInfo]) -> str:
     return f"{kind}-{digest.hexdigest()[:24]}"
 
 
-def list_landing(
-    store: ObjectStore, registry: Registry, cursor: WatchCursor, today: date, settings: WatchSettings
-) -> tuple[dict[str, ObjectInfo], WatchCursor]:
-    """The hot window of every registered source plus one step of the sweep, by key, and the
-    cursor to resume the sweep from."""
+def list_hot(store: ObjectStore, registry: Registry, today: date, settings: WatchSettings) -> dict[str, ObjectInfo]:
+    """The hot window of every registered source: one listing per source (the listing path)."""
     since = (today - timedelta(days=settings.hot_days)).isoformat()
 
     def hot(source: tuple[str, str]) -> list[ObjectInfo]:
@@ -167,13 +176,41 @@ def list_landing(
     with ThreadPoolExecutor(max_workers=max(1, settings.list_workers)) as pool:
         for infos in pool.map(hot, sources):
             found.update((info.key, info) for info in infos)
+    return found
+
+
+def sweep_step(
+    store: ObjectStore,
+    cursor: WatchCursor,
+    settings: WatchSettings,
+    *,
+    now: datetime | None = None,
+    interval: timedelta = timedelta(0),
+) -> tuple[dict[str, ObjectInfo], WatchCursor]:
+    """One step of the sweep: ``sweep_pages`` pages of the whole landing zone's listing from the
+    cursor on, and the cursor to resume from. A new sweep starts only once ``interval`` has passed
+    since the last one started (the event path's slow safety net; the listing path sweeps on)."""
+    due = not cursor.swept_at or now is None or now - datetime.fromisoformat(cursor.swept_at) >= interval
+    if not cursor.sweep_after and not due:
+        return {}, cursor
+    started = cursor.swept_at if cursor.sweep_after or now is None else now.isoformat()
     limit = settings.sweep_pages * settings.page_size
     swept = list(islice(store.list("", start_after=cursor.sweep_after), limit))
-    found.update((info.key, info) for info in swept)
     if len(swept) < limit:  # reached the end: the next tick starts a new sweep
-        following = WatchCursor(sweep_after="", sweeps=cursor.sweeps + 1)
+        following = WatchCursor(sweep_after="", sweeps=cursor.sweeps + 1, swept_at=started)
     else:
-        following = WatchCursor(sweep_after=swept[-1].key, sweeps=cursor.sweeps)
+        following = WatchCursor(sweep_after=swept[-1].key, sweeps=cursor.sweeps, swept_at=started)
+    return {info.key: info for info in swept}, following
+
+
+def list_landing(
+    store: ObjectStore, registry: Registry, cursor: WatchCursor, today: date, settings: WatchSettings
+) -> tuple[dict[str, ObjectInfo], WatchCursor]:
+    """The hot window of every registered source plus one step of the sweep, by key, and the
+    cursor to resume the sweep from."""
+    found = list_hot(store, registry, today, settings)
+    swept, following = sweep_step(store, cursor, settings)
+    found.update(swept)
     return found, following
 
 
@@ -200,6 +237,7 @@ def plan_tick(
     settings: WatchSettings,
     busy: Sequence[Area] = (),
     retired: Mapping[tuple[str, str, date], datetime] | None = None,
+    known_bytes: Mapping[date, Mapping[str, int]] | None = None,
 ) -> TickPlan:
     """Decide what to request for the files ``listed`` given what ``ledger`` knows.
 
@@ -217,6 +255,10 @@ def plan_tick(
     ``retired`` maps a (provider, feed, date) partition whose landing files retention deleted to
     when (``resight_platform.retention.retired_partitions``): a file for one is refused as
     :data:`PARTITION_RETIRED`, never loaded (see :func:`retired_candidates`).
+
+    ``known_bytes`` gives the bytes landed per day and source partition where ``listed`` is not a
+    whole listing of the hot window (the event path: what arrived, from the ledger); by default
+    they are counted from ``listed``. Files deferred are in ``plan.waiting``.
     """
     plan = TickPlan(cursor=cursor, listed=len(listed))
     fresh: list[tuple[ObjectInfo, LandingKey]] = []
@@ -267,9 +309,16 @@ def plan_tick(
             refused.append(Refused(info, PARTITION_RETIRED, retired_detail(retired_at)))
             continue
         fresh.append((info, landing))
-    sizes = _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
+    sizes = (
+        _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
+        if known_bytes is None
+        else {day: defaultdict(int, by_source) for day, by_source in known_bytes.items()}
+    )
     blocked = _positions(busy, {source: i for i, source in enumerate(source_order)})
     plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, sizes, blocked)
+    if plan.deferred:
+        batched = {info.key for batch in plan.batches for info, _ in batch.files}
+        plan.waiting = [info for info, _ in fresh if info.key not in batched]
     chunk = settings.max_dead_letter_per_run
     plan.refused = [refused[i : i + chunk] for i in range(0, len(refused), chunk)]
     return plan
