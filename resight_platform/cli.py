@@ -80,6 +80,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+SUBSCRIBE_DESCRIPTION = """\
+Set up the landing sensor's event path on S3 (docs/operations.md, "Landing events"): the SQS queue
+(created if missing) with a policy letting the landing bucket send to it, and an object-created
+notification for the landing prefix added to the bucket's notifications (the bucket's others are
+kept; running it again changes nothing). Then set RESIGHT_LANDING_QUEUE_URL to the queue URL it
+prints: each tick reads what arrived from the queue instead of listing a folder per source, and
+a slow sweep (RESIGHT_WATCH_SWEEP_INTERVAL, seconds) finds anything a notification missed.
+
+Needs, for whoever runs it: sqs:CreateQueue, sqs:GetQueueUrl, sqs:GetQueueAttributes,
+sqs:SetQueueAttributes, s3:GetBucketNotification, s3:PutBucketNotification. The daemon then needs
+sqs:ReceiveMessage and sqs:DeleteMessage on the queue and s3:GetObject (HEAD) on the landing zone.
+"""
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from resight_platform.sample import generate
 
@@ -774,6 +788,32 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    """Create the landing zone's notification queue and subscribe the bucket to it (``io/events.py``)."""
+    from resight_platform.io.events import subscribe
+
+    settings = _settings()
+    if not settings.landing_url.startswith("s3://"):
+        _say(f"the landing zone {settings.landing_url} is not on S3: the landing sensor lists it, no queue needed")
+        return 2
+    done = subscribe(
+        settings.landing_url,
+        args.queue,
+        endpoint_url=settings.aws_endpoint_url,
+        visibility_timeout=settings.watch.events_visibility_timeout,
+        retention_days=args.retention_days,
+    )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(done), indent=2))
+        return 0
+    _say(
+        f"{'created' if done.created_queue else 'kept'} queue {done.queue_arn}; bucket {done.bucket} sends it"
+        f" object-created events under {done.prefix or '(the whole bucket)'}/ (notification {done.notification_id!r})"
+    )
+    _say(f"now set RESIGHT_LANDING_QUEUE_URL={done.queue_url} for the daemon and the code server")
+    return 0
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     """Plan retention as of today (UTC) and print per layer what goes; delete it unless ``--dry-run``
     (``resight_platform/retention.py``; the same plan either way)."""
@@ -1233,6 +1273,18 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT, help=f"default {DEFAULT_METRICS_PORT}")
     metrics.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     metrics.set_defaults(func=cmd_metrics)
+    subscribe = described(
+        "subscribe",
+        "create the SQS queue of the landing bucket's object-created notifications and subscribe the bucket to it",
+        SUBSCRIBE_DESCRIPTION,
+    )
+    subscribe.add_argument("--queue", default="resight-landing", help="queue name (default %(default)s)")
+    subscribe.add_argument(
+        "--retention-days", type=int, default=14, help="days SQS keeps an unread notification (default 14, the most)"
+    )
+    subscribe.add_argument("--json", action="store_true", help="print what was set up as JSON")
+    subscribe.set_defaults(func=cmd_subscribe)
+
     retention = described(
         "retention",
         "delete what each layer no longer keeps (RESIGHT_RETAIN_*_DAYS), recorded in ops.retention_log;"

@@ -666,3 +666,28 @@ def test_emr_silver_submits_the_range_and_exits_1_with_the_clusters_reason(
     ]
     assert f"silver of 2026-10-01 .. 2026-10-02 on EMR Serverless application {application}" in captured.out
     assert f"EMR Serverless job run {job['jobRunId']} ended FAILED: {reason}" in captured.err
+
+
+# --- subscribe ----------------------------------------------------------------------------------
+
+
+def test_subscribe_sets_up_the_landing_queue_once_and_refuses_a_local_zone(
+    home: Path,
+    s3_bucket_url: str,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["subscribe"]) == 2  # the embedded landing zone is a directory: nothing to subscribe
+    assert "is not on S3" in capsys.readouterr().out
+
+    landing = s3_bucket_url.removesuffix("/lake") + "/landing"
+    monkeypatch.setenv("RESIGHT_LANDING_URL", landing)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    queue = f"landing-{uuid.uuid4().hex[:8]}"
+    assert main(["subscribe", "--queue", queue, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["created_queue"] is True and first["queue_url"].endswith(f"/{queue}")
+    assert main(["subscribe", "--queue", queue]) == 0  # again: the same queue, kept
+    said = capsys.readouterr().out
+    assert f"kept queue {first['queue_arn']}" in said and f"RESIGHT_LANDING_QUEUE_URL={first['queue_url']}" in said

@@ -66,6 +66,24 @@ def test_watch_alert_and_freshness_settings_come_from_the_environment(tmp_path: 
     assert settings.dagster_pg_url == "postgresql+psycopg2://u:pw@db/dagster"
 
 
+def test_the_landing_queue_and_its_budgets_come_from_the_environment(tmp_path: Path) -> None:
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/resight-landing"
+    settings = Settings.from_env(
+        {
+            "RESIGHT_HOME": str(tmp_path),
+            "RESIGHT_LANDING_URL": "s3://landing-bucket/landing",
+            "RESIGHT_LANDING_QUEUE_URL": queue,
+            "RESIGHT_WATCH_SWEEP_INTERVAL": "600",
+            "RESIGHT_WATCH_EVENTS_PER_TICK": "200",
+        }
+    )
+    assert settings.landing_queue_url == queue
+    assert settings.watch.sweep_interval == timedelta(minutes=10) and settings.watch.events_per_tick == 200
+    assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).landing_queue_url is None
+    with pytest.raises(ValueError, match="landing zone must be on S3"):
+        Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_LANDING_QUEUE_URL": queue})
+
+
 def test_secrets_are_not_in_the_settings_repr(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {
