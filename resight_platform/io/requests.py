@@ -86,9 +86,9 @@ class _Meter:
     def __init__(self, component: str) -> None:
         self.component = component
 
-    def __call__(self, event_name: str = "", **_: Any) -> None:
+    def __call__(self, event_name: str = "", **kwargs: Any) -> None:
         # before-send.<service id>.<Operation>, emitted once per attempt (botocore/endpoint.py)
-        _, service, operation = event_name.split(".", 2)
+        _event, service, operation = event_name.split(".", 2)
         kind = kind_of(service, operation)
         with _lock:
             _counts[(self.component, kind)] += 1

@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import dagster as dg
+import polars as pl
 import psycopg
 import pytest
 
 from resight_platform.io import requests
+from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import FileRecord, migrate, record_files
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import S3Store
+from resight_platform.resources import StoreResource
 from resight_platform_tests.conftest import AWS_TEST_KEY, AWS_TEST_REGION
 
 
@@ -240,3 +244,34 @@ def test_an_operators_price_survives_the_migration(warehouse: psycopg.Connection
     prices = dict(warehouse.execute("select kind, usd_per_million from ops.request_prices").fetchall())
     assert prices["LIST"] == Decimal("4.5")
     assert set(prices) == set(requests.KINDS)
+
+
+def test_a_step_and_a_sensor_tick_flush_their_requests_when_they_end(
+    warehouse: psycopg.Connection[Any], fresh_pg_url: str, s3_bucket_url: str, s3_endpoint: str
+) -> None:
+    landing, lake, sensor = _component(), _component(), _component()
+    store = StoreResource(
+        url=f"{s3_bucket_url}/landing", endpoint_url=s3_endpoint, component=landing, requests_pg_url=fresh_pg_url
+    )
+    io_manager = LakeIOManager(
+        lake_url=s3_bucket_url, endpoint_url=s3_endpoint, component=lake, requests_pg_url=fresh_pg_url
+    )
+
+    @dg.asset
+    def counted(landing: StoreResource) -> pl.DataFrame:
+        landing.store().write_bytes("a.csv", b"1")
+        return pl.DataFrame({"n": [1]})
+
+    assert dg.materialize([counted], resources={"landing": store, "io_manager": io_manager}).success
+    assert _flushed(warehouse, landing) == {"PUT": 1}
+    assert _flushed(warehouse, lake) == {"PUT": 1}  # the partition file
+    assert _counts(landing) == _counts(lake) == {}
+
+    @dg.sensor(target=[counted])
+    def watching(landing: StoreResource) -> dg.SkipReason:
+        listed = list(landing.store(component=sensor).list())
+        return dg.SkipReason(f"{len(listed)} listed")
+
+    with dg.build_sensor_context(resources={"landing": store}) as context:
+        watching(context)
+    assert _flushed(warehouse, sensor) == {"LIST": 1}
