@@ -275,3 +275,15 @@ def test_a_step_and_a_sensor_tick_flush_their_requests_when_they_end(
     with dg.build_sensor_context(resources={"landing": store}) as context:
         watching(context)
     assert _flushed(warehouse, sensor) == {"LIST": 1}
+
+
+def test_doctor_recognises_the_requests_migration() -> None:
+    from resight_platform.doctor import declared_objects
+
+    assert {
+        ("table", "ops.request_counts"),
+        ("table", "ops.request_prices"),
+        ("table", "health.request_counts"),
+        ("table", "health.requests"),
+        ("index", "ops.ingestion_ledger_first_seen"),
+    } <= set(declared_objects()["012_requests.sql"])
