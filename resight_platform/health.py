@@ -563,11 +563,12 @@ def _request_lines(days: Sequence[RequestDay], now: datetime) -> list[str]:
             lines.append(f"requests:  {label} none counted")
             continue
         kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(day.by_kind.items(), key=lambda item: -item[1]))
-        per_file = f"{day.per_file:,.1f} per file" if day.per_file is not None else "no file landed"
-        lines.append(
-            f"requests:  {label} {day.requests:,} ({kinds}) ${day.usd:,.2f} at list price;"
-            f" {day.files_landed:,} file(s) landed, {per_file}"
+        landed = (
+            f"{day.files_landed:,} file(s) landed, {day.per_file:,.1f} per file"
+            if day.per_file is not None
+            else "no file landed"
         )
+        lines.append(f"requests:  {label} {day.requests:,} ({kinds}) ${day.usd:,.2f} at list price; {landed}")
     return lines
 
 

@@ -275,7 +275,7 @@ def test_health_shows_todays_and_yesterdays_requests_priced_and_per_file(
 
     def per_file(requests: int, day: date) -> str:
         files = landed.get(day, 0)
-        return f"{files:,} file(s) landed, " + (f"{requests / files:,.1f} per file" if files else "no file landed")
+        return f"{files:,} file(s) landed, {requests / files:,.1f} per file" if files else "no file landed"
 
     # 1,200 LIST and 6 PUT at $5.00 per million, 4 GET and 2 HEAD at $0.40: $0.0060324
     assert (
