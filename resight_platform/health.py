@@ -48,6 +48,7 @@ __all__ = [
     "StaleSource",
     "WarehouseHealth",
     "read_dagster",
+    "read_requests",
     "read_warehouse",
     "summary_lines",
     "take_snapshot",
@@ -380,19 +381,7 @@ def read_warehouse(
     top_dead: dict[str, int] = defaultdict(int)
     for row in dead:
         top_dead[str(row[1] or UNATTRIBUTED)] += 1
-    today = now.astimezone(UTC).date()
-    days: dict[date, tuple[dict[str, int], float, int]] = {}
-    for day, kind, n, usd, landed in conn.execute(
-        "select day, kind, sum(requests), coalesce(sum(usd), 0), max(files_landed) from health.requests"
-        " where day >= %(since)s and day <= %(today)s group by 1, 2 order by 1 desc, 2",
-        {"since": today - timedelta(days=1), "today": today},
-    ).fetchall():
-        by_kind, total, _ = days.get(day, ({}, 0.0, 0))
-        by_kind[str(kind)] = int(n)
-        days[day] = (by_kind, total + float(usd), int(landed))
-    totals = conn.execute(
-        "select component, kind, sum(requests) from health.request_counts group by 1, 2 order by 1, 2"
-    ).fetchall()
+    request_days, request_totals = read_requests(conn, now)
     stale_by_feed: dict[str, int] = defaultdict(int)
     for row in stale_rows:
         stale_by_feed[str(row[1])] += 1
@@ -411,8 +400,31 @@ def read_warehouse(
         stale_sources=dict(stale_by_feed),
         top_lag=[(str(p), float(lag)) for p, lag in top_lag],
         top_dead_letters=sorted(top_dead.items(), key=lambda item: (-item[1], item[0]))[: limits.top_providers],
-        request_days=[RequestDay(day, by_kind, usd, landed) for day, (by_kind, usd, landed) in days.items()],
-        request_totals=[(str(component), str(kind), int(n)) for component, kind, n in totals],
+        request_days=request_days,
+        request_totals=request_totals,
+    )
+
+
+def read_requests(conn: psycopg.Connection[Any], now: datetime) -> tuple[list[RequestDay], list[tuple[str, str, int]]]:
+    """Today's and yesterday's requests (UTC; ``health.requests``: two days' rows, and each day's
+    files on the ledger's ``first_seen`` index), and every request counted so far by component and
+    kind (``health.request_counts``: days × components × kinds rows)."""
+    today = now.astimezone(UTC).date()
+    days: dict[date, tuple[dict[str, int], float, int]] = {}
+    for day, kind, n, usd, landed in conn.execute(
+        "select day, kind, sum(requests), coalesce(sum(usd), 0), max(files_landed) from health.requests"
+        " where day >= %(since)s and day <= %(today)s group by 1, 2 order by 1 desc, 2",
+        {"since": today - timedelta(days=1), "today": today},
+    ).fetchall():
+        by_kind, total, _ = days.get(day, ({}, 0.0, 0))
+        by_kind[str(kind)] = int(n)
+        days[day] = (by_kind, total + float(usd), int(landed))
+    totals = conn.execute(
+        "select component, kind, sum(requests) from health.request_counts group by 1, 2 order by 1, 2"
+    ).fetchall()
+    return (
+        [RequestDay(day, by_kind, usd, landed) for day, (by_kind, usd, landed) in days.items()],
+        [(str(component), str(kind), int(n)) for component, kind, n in totals],
     )
 
 

@@ -222,7 +222,8 @@ def test_the_health_view_prices_requests_and_counts_the_days_files(warehouse: ps
     warehouse.execute("update ops.ingestion_ledger set first_seen = %s", (landed,))
     prices = dict(warehouse.execute("select kind, usd_per_million from ops.request_prices").fetchall())
     rows = warehouse.execute(
-        "select component, kind, requests, usd, day_requests, day_usd, files_landed, requests_per_file"
+        "select component, kind, requests, usd, day_requests, day_usd, files_landed, requests_per_file,"
+        " day_requests_per_file"
         " from health.requests where day = %s order by component",
         (today,),
     ).fetchall()
@@ -235,7 +236,8 @@ def test_the_health_view_prices_requests_and_counts_the_days_files(warehouse: ps
         assert usd == n * prices[kind] / 1_000_000
     assert rows[1][3] == Decimal("0.06")  # 12,000 LIST at $5.00 per million
     assert {(r[4], r[5], r[6]) for r in rows} == {(15007, Decimal("0.0612"), 3)}
-    assert rows[0][7] == pytest.approx(15007 / 3)
+    assert [r[7] for r in rows] == [pytest.approx(1000), pytest.approx(4000), pytest.approx(7 / 3)]
+    assert rows[0][8] == pytest.approx(15007 / 3)
 
 
 def test_an_operators_price_survives_the_migration(warehouse: psycopg.Connection[Any]) -> None:

@@ -52,10 +52,24 @@ from ops.request_counts c
 left join ops.request_prices p on p.kind = c.kind;
 
 -- health.request_counts with each day's totals beside it: all requests and dollars of the day,
--- the files the ledger first saw that day (UTC) and requests per landed file. Filter on day: the
--- files of each day read are counted once, on the first_seen index.
+-- the files the ledger first saw that day (UTC), and requests per landed file: the row's
+-- (component and kind) and the day's. Filter on day: the filter reaches the grouping by day, so
+-- only the days read count their files, once a day, on the first_seen index (`day` comes from
+-- that grouping, not from the rows joined to it, for that reason).
 create or replace view health.requests as
-with days as (
+select
+    d.day,
+    r.component,
+    r.kind,
+    r.requests,
+    r.usd_per_million,
+    r.usd,
+    d.day_requests,
+    d.day_usd,
+    d.files_landed,
+    (r.requests::double precision / nullif(d.files_landed, 0)) as requests_per_file,
+    (d.day_requests::double precision / nullif(d.files_landed, 0)) as day_requests_per_file
+from (
     select t.day, t.day_requests, t.day_usd, f.files_landed
     from (
         select day, sum(requests)::bigint as day_requests, sum(usd) as day_usd
@@ -68,17 +82,5 @@ with days as (
         where l.first_seen >= (t.day::timestamp at time zone 'UTC')
           and l.first_seen < ((t.day + 1)::timestamp at time zone 'UTC')
     ) f
-)
-select
-    r.day,
-    r.component,
-    r.kind,
-    r.requests,
-    r.usd_per_million,
-    r.usd,
-    d.day_requests,
-    d.day_usd,
-    d.files_landed,
-    (d.day_requests::double precision / nullif(d.files_landed, 0)) as requests_per_file
-from health.request_counts r
-join days d on d.day = r.day;
+) d
+join health.request_counts r on r.day = d.day;
