@@ -13,6 +13,9 @@ What counts as a problem, and the limits, are :class:`~resight_platform.settings
 - a stale source (``health.sources``: past its expected window plus the freshness grace);
 - a dead letter in the window;
 - a file whose freshness lag (arrival to silver) is over ``max_lag``, or that has waited longer.
+
+It also shows the platform's own S3 and SQS requests of today and yesterday (``health.requests``,
+``io/sql/012_requests.sql``): by kind, their dollars at the price table's rate, and per landed file.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -40,10 +43,12 @@ __all__ = [
     "JobRuns",
     "Problem",
     "QueuedRun",
+    "RequestDay",
     "SourceLag",
     "StaleSource",
     "WarehouseHealth",
     "read_dagster",
+    "read_requests",
     "read_warehouse",
     "summary_lines",
     "take_snapshot",
@@ -128,6 +133,25 @@ class StaleSource:
 
 
 @dataclass(frozen=True)
+class RequestDay:
+    """A UTC day's requests (``health.requests``): by kind, their dollars at the price table's
+    rate (kinds without a price count nothing), and the files the ledger first saw that day."""
+
+    day: date
+    by_kind: dict[str, int]
+    usd: float
+    files_landed: int
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def per_file(self) -> float | None:
+        return self.requests / self.files_landed if self.files_landed else None
+
+
+@dataclass(frozen=True)
 class WarehouseHealth:
     """What the health views say for the window ending at the snapshot."""
 
@@ -143,6 +167,10 @@ class WarehouseHealth:
     #: The top providers by worst lag (seconds) and by dead letters in the window.
     top_lag: list[tuple[str, float]] = field(default_factory=list)
     top_dead_letters: list[tuple[str, int]] = field(default_factory=list)
+    #: Today's and yesterday's requests (UTC; a day with none is left out), newest first.
+    request_days: list[RequestDay] = field(default_factory=list)
+    #: Every request counted so far: ``(component, kind, requests)`` (the metrics' counter).
+    request_totals: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -353,6 +381,7 @@ def read_warehouse(
     top_dead: dict[str, int] = defaultdict(int)
     for row in dead:
         top_dead[str(row[1] or UNATTRIBUTED)] += 1
+    request_days, request_totals = read_requests(conn, now)
     stale_by_feed: dict[str, int] = defaultdict(int)
     for row in stale_rows:
         stale_by_feed[str(row[1])] += 1
@@ -371,6 +400,31 @@ def read_warehouse(
         stale_sources=dict(stale_by_feed),
         top_lag=[(str(p), float(lag)) for p, lag in top_lag],
         top_dead_letters=sorted(top_dead.items(), key=lambda item: (-item[1], item[0]))[: limits.top_providers],
+        request_days=request_days,
+        request_totals=request_totals,
+    )
+
+
+def read_requests(conn: psycopg.Connection[Any], now: datetime) -> tuple[list[RequestDay], list[tuple[str, str, int]]]:
+    """Today's and yesterday's requests (UTC; ``health.requests``: two days' rows, and each day's
+    files on the ledger's ``first_seen`` index), and every request counted so far by component and
+    kind (``health.request_counts``: days × components × kinds rows)."""
+    today = now.astimezone(UTC).date()
+    days: dict[date, tuple[dict[str, int], float, int]] = {}
+    for day, kind, n, usd, landed in conn.execute(
+        "select day, kind, sum(requests), coalesce(sum(usd), 0), max(files_landed) from health.requests"
+        " where day >= %(since)s and day <= %(today)s group by 1, 2 order by 1 desc, 2",
+        {"since": today - timedelta(days=1), "today": today},
+    ).fetchall():
+        by_kind, total, _ = days.get(day, ({}, 0.0, 0))
+        by_kind[str(kind)] = int(n)
+        days[day] = (by_kind, total + float(usd), int(landed))
+    totals = conn.execute(
+        "select component, kind, sum(requests) from health.request_counts group by 1, 2 order by 1, 2"
+    ).fetchall()
+    return (
+        [RequestDay(day, by_kind, usd, landed) for day, (by_kind, usd, landed) in days.items()],
+        [(str(component), str(kind), int(n)) for component, kind, n in totals],
     )
 
 
@@ -510,6 +564,26 @@ def take_snapshot(
     )
 
 
+def _request_lines(days: Sequence[RequestDay], now: datetime) -> list[str]:
+    """The requests section: today and yesterday (UTC), by kind, dollars at list price, per file."""
+    today = now.astimezone(UTC).date()
+    by_day = {day.day: day for day in days}
+    lines = []
+    for label, when in (("today", today), ("yesterday", today - timedelta(days=1))):
+        day = by_day.get(when)
+        if day is None:
+            lines.append(f"requests:  {label} none counted")
+            continue
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(day.by_kind.items(), key=lambda item: -item[1]))
+        landed = (
+            f"{day.files_landed:,} file(s) landed, {day.per_file:,.1f} per file"
+            if day.per_file is not None
+            else "no file landed"
+        )
+        lines.append(f"requests:  {label} {day.requests:,} ({kinds}) ${day.usd:,.2f} at list price; {landed}")
+    return lines
+
+
 def summary_lines(snapshot: HealthSnapshot) -> Sequence[str]:
     """The snapshot for people: one line per area, then the problems (listed rows; counts in full)."""
     hours = snapshot.limits.window.total_seconds() / 3600
@@ -543,6 +617,7 @@ def summary_lines(snapshot: HealthSnapshot) -> Sequence[str]:
         lines.append(
             f"sources:   {active:,} active, {sum(wh.stale_sources.values())} stale; {wh.dead_letters} dead letter(s)"
         )
+        lines.extend(_request_lines(wh.request_days, snapshot.at))
     dg_ = snapshot.dagster
     if dg_ is None:
         lines.append(f"dagster:   unreadable ({snapshot.dagster_error})")

@@ -1,10 +1,11 @@
 """``resight metrics``: the pipeline's health (:mod:`resight_platform.health`) as Prometheus metrics
 on ``/metrics``, read afresh on each scrape by a custom collector (no state between scrapes).
 
-Every family is a gauge over the health window (``RESIGHT_HEALTH_WINDOW_HOURS``) or a value now;
+Every family is a gauge over the health window (``RESIGHT_HEALTH_WINDOW_HOURS``) or a value now,
+but the counters (:data:`COUNTERS`: the platform's own S3/SQS requests, from ``health.request_counts``);
 labels are bounded whatever the number of sources: ``feed``, ``status``, ``stage``,
 ``dagster_job`` (not ``job``: Prometheus' own target label, which a scrape would rename),
-``kind``, ``asset``/``check`` (fixed by the code), and ``provider`` only on the three top-N
+``kind``, ``asset``/``check``, ``component`` (fixed by the code), and ``provider`` only on the three top-N
 families (``RESIGHT_METRICS_TOP_PROVIDERS``). When the warehouse or the Dagster instance cannot be
 read, ``resight_health_up{source=...}`` is 0 and the other half is still served. The families and
 suggested alert rules are in docs/operations.md.
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from resight_platform.health import PROBLEM_KINDS, HealthSnapshot, take_snapshot
 from resight_platform.settings import Settings
 
-__all__ = ["FAMILIES", "HealthCollector", "MetricsServer", "build_registry", "serve", "start"]
+__all__ = ["COUNTERS", "FAMILIES", "HealthCollector", "MetricsServer", "build_registry", "serve", "start"]
 
 #: Seconds a scrape's warehouse statements may take, and its connection attempt.
 STATEMENT_TIMEOUT_MS = 15000
@@ -60,6 +61,14 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "resight_failing_checks": ("Failing check evaluations now (latest per partition)", ("asset", "check")),
 }
 
+#: The counters served (totals since the warehouse began counting), with help text and labels.
+COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "resight_requests_total": (
+        "S3 and SQS requests the platform sent (every attempt), by what sent them and kind",
+        ("component", "kind"),
+    ),
+}
+
 
 def _family(name: str) -> GaugeMetricFamily:
     text, labels = FAMILIES[name]
@@ -78,6 +87,9 @@ class HealthCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         snap = self._read()
         families = {name: _family(name) for name in FAMILIES}
+        counters = {
+            name: CounterMetricFamily(name, text, labels=list(labels)) for name, (text, labels) in COUNTERS.items()
+        }
 
         def put(name: str, labels: Iterable[str], value: float) -> None:
             families[name].add_metric(list(labels), float(value))
@@ -129,6 +141,8 @@ class HealthCollector(Collector):
                 put("resight_provider_dead_letters", [provider], n)
             for stale in wh.stale[: snap.limits.top_providers]:
                 put("resight_source_overdue_seconds", [stale.provider, stale.feed], stale.overdue_seconds)
+            for component, kind, n in wh.request_totals:
+                counters["resight_requests_total"].add_metric([component, kind], float(n))
         dag = snap.dagster
         if dag is not None:
             failing_jobs = {run.job for run in dag.failed}
@@ -151,6 +165,7 @@ class HealthCollector(Collector):
             for (asset, check), n in sorted(failing.items()):
                 put("resight_failing_checks", [asset, check], n)
         yield from families.values()
+        yield from counters.values()
 
 
 def build_registry(read: Callable[[], HealthSnapshot]) -> CollectorRegistry:

@@ -20,6 +20,7 @@ from resight_platform.io.events import EventQueue
 from resight_platform.io.lake import LakeIOManager
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, embedded_pg_url
+from resight_platform.io.requests import flush_to
 from resight_platform.io.roles import AnalystRole, ensure_analyst_role
 from resight_platform.io.spark_lake import s3a_conf
 from resight_platform.io.storage import DEFAULT_S3_MAX_ATTEMPTS, ObjectStore, open_store
@@ -61,15 +62,25 @@ __all__ = [
 
 class StoreResource(dg.ConfigurableResource):
     """An object store (local directory or ``s3://``): the landing zone or the dead-letter area;
-    ``spool_dir`` is where its objects are copied to a local file (``Settings.spool_dir``)."""
+    ``spool_dir`` is where its objects are copied to a local file (``Settings.spool_dir``).
+
+    Its S3 requests are counted for ``component`` (``io/requests.py``; a caller may name another:
+    ``landing.store(component="landing_sensor")``) and added to ``ops.request_counts`` at
+    ``requests_pg_url`` when the step (or sensor tick) that used it ends."""
 
     url: str
     endpoint_url: str | None = None
     spool_dir: str | None = None
     s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+    #: What spends this store's requests in a run (``bronze`` for the landing zone, ``lake``...).
+    component: str | None = None
+    #: The warehouse the request counts are flushed to (None: not flushed by this resource).
+    requests_pg_url: str | None = None
 
-    def store(self) -> ObjectStore:
-        return open_store(self.url, self.endpoint_url, max_attempts=self.s3_max_attempts)
+    def store(self, component: str | None = None) -> ObjectStore:
+        return open_store(
+            self.url, self.endpoint_url, max_attempts=self.s3_max_attempts, component=component or self.component
+        )
 
     def store_options(self) -> dict[str, Any]:
         """What opens this store besides its URL (``io.spark_lake``'s keyword arguments)."""
@@ -77,6 +88,11 @@ class StoreResource(dg.ConfigurableResource):
 
     def spool_path(self) -> Path | None:
         return Path(self.spool_dir) if self.spool_dir else None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """The requests counted in this process go to the warehouse (one upsert, only when some were
+        counted; the first resource torn down takes every component's)."""
+        flush_to(self.requests_pg_url, warn=context.log.warning if context.log else None)
 
 
 class LandingQueueResource(dg.ConfigurableResource):
@@ -267,7 +283,7 @@ def check_registry_at(
 
 def _store_reader(location: str, endpoint_url: str | None) -> Reader:
     """Reads a registry's files by their path under ``location`` on the object store."""
-    store = open_store(location, endpoint_url)
+    store = open_store(location, endpoint_url, component=REGISTRY_COMPONENT)
 
     def read(name: str) -> bytes | None:
         return store.read_bytes(name) if store.exists(name) else None
@@ -279,9 +295,12 @@ def _fingerprint(location: str | None, endpoint_url: str | None) -> tuple[tuple[
     """What changes when a registry file changes: key, size, etag, modification time of each."""
     if location is None:
         return ()
-    store = open_store(location, endpoint_url)
+    store = open_store(location, endpoint_url, component=REGISTRY_COMPONENT)
     return tuple((o.key, o.size, o.etag, o.last_modified.isoformat()) for o in store.list())
 
+
+#: The component of the registry's reads and listings (``io/requests.py``).
+REGISTRY_COMPONENT = "registry"
 
 #: When each registry location was last listed, and what the listing gave.
 _CHECKED: dict[tuple[str, str | None], tuple[float, tuple[tuple[str, int, str, str], ...]]] = {}
@@ -337,17 +356,31 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
         prepare_warehouse(conn, settings)
     warehouse_url = secret_config(settings, "pg_url", pg_url)
     attempts = settings.s3_max_attempts
+    # Request counts (io/requests.py): each store's component in a run, flushed to the warehouse.
+    metered = {"requests_pg_url": warehouse_url}
     return {
         "landing": StoreResource(
             url=settings.landing_url,
             endpoint_url=settings.aws_endpoint_url,
             spool_dir=str(settings.spool_dir) if settings.spool_dir else None,
             s3_max_attempts=attempts,
+            component="bronze",
+            **metered,
         ),
         "dead_letter": StoreResource(
-            url=settings.dead_letter_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts
+            url=settings.dead_letter_url,
+            endpoint_url=settings.aws_endpoint_url,
+            s3_max_attempts=attempts,
+            component="dead_letter",
+            **metered,
         ),
-        "lake": StoreResource(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts),
+        "lake": StoreResource(
+            url=settings.lake_url,
+            endpoint_url=settings.aws_endpoint_url,
+            s3_max_attempts=attempts,
+            component="lake",
+            **metered,
+        ),
         "landing_queue": LandingQueueResource(
             queue_url=settings.landing_queue_url or "",
             landing_url=settings.landing_url,
@@ -364,13 +397,14 @@ def build_resources(settings: Settings, pg_url: str | None = None) -> dict[str, 
             history_floor=settings.history_floor.isoformat(),
         ),
         "lake_io_manager": LakeIOManager(
-            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts
+            lake_url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, s3_max_attempts=attempts, **metered
         ),
         "warehouse_io_manager": WarehouseIOManager(
             lake_url=settings.lake_url,
             endpoint_url=settings.aws_endpoint_url,
             s3_max_attempts=attempts,
             pg_url=warehouse_url,
+            **metered,
             pg_lock_timeout_ms=settings.pg_swap.lock_timeout_ms,
             pg_swap_attempts=settings.pg_swap.attempts,
             pg_swap_backoff_ms=settings.pg_swap.backoff_ms,

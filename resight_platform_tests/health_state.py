@@ -5,6 +5,7 @@ real (SQLite) Dagster instance made by executing tiny jobs.
 ``troubled``: every kind of problem at once (a file loaded three hours after it arrived, a dead
 letter, a stale source, a failed run after a success, a failing check, a queued run); ``clean``:
 one source that delivered a minute ago and loaded at once, one successful run, a passing check.
+``troubled`` also has request counts of today and yesterday (:data:`REQUESTS`); ``clean`` none.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ import psycopg
 
 from resight_platform.io.ops import FileRecord, QueuedFile, queue_files, record_files, record_silver
 
-__all__ = ["JOB", "build_ledger", "build_runs", "register_source"]
+__all__ = ["JOB", "REQUESTS", "build_ledger", "build_runs", "register_source"]
 
 JOB = "ingest_job"
+#: Requests counted (``ops.request_counts``) by days before today, component and kind (troubled).
+REQUESTS = {
+    (0, "landing_sensor", "LIST"): 1200,
+    (0, "bronze", "GET"): 4,
+    (0, "bronze", "HEAD"): 2,
+    (0, "lake", "PUT"): 6,
+    (1, "landing_sensor", "LIST"): 1000,
+}
 
 
 def register_source(conn: psycopg.Connection[Any], provider: str, feed: str, every_hours: int = 24) -> None:
@@ -101,6 +110,17 @@ def build_ledger(conn: psycopg.Connection[Any], *, troubled: bool) -> None:
     _load(conn, old, "sales", 10, 0)
     # A file waiting in the queue (not read yet): the queue panels have data.
     _arrive(conn, f"acme/sales/{day}/late.csv", now - timedelta(minutes=5), "landing-3")
+    # The platform's own requests, as io/requests.flush_requests leaves them (UTC days).
+    conn.execute(
+        "insert into ops.request_counts (day, component, kind, requests)"
+        " select d, c, k, n from unnest(%s::date[], %s::text[], %s::text[], %s::bigint[]) t(d, c, k, n)",
+        (
+            [day - timedelta(days=ago) for ago, _, _ in REQUESTS],
+            [component for _, component, _ in REQUESTS],
+            [kind for _, _, kind in REQUESTS],
+            list(REQUESTS.values()),
+        ),
+    )
 
 
 def _origin(job: str) -> Any:

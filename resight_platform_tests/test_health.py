@@ -258,3 +258,39 @@ def test_doctor_recognises_the_health_migration() -> None:
         ("index", "ops.ingestion_ledger_processed"),
         ("index", "ops.ingestion_ledger_source_seen"),
     } <= objects
+
+
+def test_health_shows_todays_and_yesterdays_requests_priced_and_per_file(
+    troubled: Deployment,
+    clean: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _run(troubled, ["health"], monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    today = datetime.now(UTC).date()
+    with connect(troubled.pg_url) as conn:  # the ledger's files by the UTC day it first saw them
+        landed = dict(conn.execute("select first_seen::date, count(*) from ops.ingestion_ledger group by 1").fetchall())
+
+    def per_file(requests: int, day: date) -> str:
+        files = landed.get(day, 0)
+        return f"{files:,} file(s) landed, {requests / files:,.1f} per file" if files else "no file landed"
+
+    # 1,200 LIST and 6 PUT at $5.00 per million, 4 GET and 2 HEAD at $0.40: $0.0060324
+    assert (
+        "requests:  today 1,212 (1,200 LIST, 6 PUT, 4 GET, 2 HEAD) $0.01 at list price; " + per_file(1212, today)
+    ) in out, out
+    yesterday = today - timedelta(days=1)
+    assert ("requests:  yesterday 1,000 (1,000 LIST) $0.01 at list price; " + per_file(1000, yesterday)) in out, out
+
+    _run(troubled, ["health", "--json"], monkeypatch, tmp_path)
+    data = json.loads(capsys.readouterr().out)["warehouse"]
+    [today_json] = [d for d in data["request_days"] if d["day"] == today.isoformat()]
+    assert today_json["by_kind"] == {"GET": 4, "HEAD": 2, "LIST": 1200, "PUT": 6}
+    assert today_json["usd"] == pytest.approx(0.0060324)
+    assert ["landing_sensor", "LIST", 2200] in data["request_totals"]
+
+    _run(clean, ["health"], monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    assert "requests:  today none counted" in out and "requests:  yesterday none counted" in out

@@ -30,11 +30,11 @@ from bench.health.run import expand_macros
 from resight_platform.health import take_snapshot
 from resight_platform.io.postgres import connect
 from resight_platform.io.roles import AnalystRole, connect_as
-from resight_platform.metrics import FAMILIES, build_registry, serve, start
+from resight_platform.metrics import COUNTERS, FAMILIES, build_registry, serve, start
 from resight_platform.resources import prepare_warehouse
 from resight_platform.settings import HealthSettings, Settings
 from resight_platform_tests.databases import temporary_database
-from resight_platform_tests.health_state import JOB, build_ledger, build_runs
+from resight_platform_tests.health_state import JOB, REQUESTS, build_ledger, build_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "deploy" / "grafana" / "resight-pipeline.json"
@@ -214,6 +214,8 @@ def test_the_scrape_has_every_family_and_bounded_labels(stack: Stack) -> None:
     text = _scrape(stack.metrics_url)
     for name in FAMILIES:
         assert f"# TYPE {name} gauge" in text, name
+    for name in COUNTERS:
+        assert f"# TYPE {name} counter" in text, name
     series = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert len(series) < 300
     top = ("resight_provider_freshness_lag_seconds", "resight_provider_dead_letters", "resight_source_overdue_seconds")
@@ -222,6 +224,19 @@ def test_the_scrape_has_every_family_and_bounded_labels(stack: Stack) -> None:
             assert line.startswith(top), line
     assert 'resight_source_overdue_seconds{feed="sales",provider="quiet"}' in text
     assert 'resight_files{feed="sales",status="queued"} 1.0' in text
+
+
+def test_the_request_counter_is_every_request_counted_by_component_and_kind(stack: Stack) -> None:
+    text = _scrape(stack.metrics_url)
+    totals: dict[tuple[str, str], int] = {}
+    for (_, component, kind), n in REQUESTS.items():
+        totals[(component, kind)] = totals.get((component, kind), 0) + n
+    for (component, kind), n in totals.items():
+        assert f'resight_requests_total{{component="{component}",kind="{kind}"}} {float(n)}' in text
+    assert text.count("resight_requests_total{") == len(totals)
+    if stack.prometheus_url is not None:
+        [sensor] = _query(stack.prometheus_url, 'resight_requests_total{component="landing_sensor"}')
+        assert float(sensor["value"][1]) == 2200
 
 
 def test_an_unreadable_warehouse_is_up_0_and_the_instance_is_still_served(stack: Stack, tmp_path: Path) -> None:

@@ -117,6 +117,12 @@ def test_the_warehouse_url_from_the_environment_is_given_to_dagster_by_name(
     for name in ("warehouse", "warehouse_io_manager"):
         assert isinstance(resources[name].pg_url, dg.EnvVar)
         assert resources[name].pg_url.env_var_name == "RESIGHT_PG_URL"
+    # Where each store's request counts are flushed (io/requests.py), by name too; and for what.
+    components = {"landing": "bronze", "dead_letter": "dead_letter", "lake": "lake", "lake_io_manager": "lake"}
+    for name, component in {**components, "warehouse_io_manager": "lake"}.items():
+        assert isinstance(resources[name].requests_pg_url, dg.EnvVar), name
+        assert resources[name].requests_pg_url.env_var_name == "RESIGHT_PG_URL"
+        assert resources[name].component == component
     assert resources["mlflow"].tracking_uri.env_var_name == "MLFLOW_TRACKING_URI"
     with dg.build_resources({"warehouse": resources["warehouse"]}) as built, built.warehouse.connect() as conn:
         assert conn.execute("select 1").fetchone() == (1,)  # resolved where it is used

@@ -12,6 +12,9 @@ best reported):
 - **each dashboard SQL panel** (deploy/grafana/resight-pipeline.json, macros expanded for the
   dashboard's default 7 days), as the platform's user;
 - the same warehouse half **without the indexes 010_health.sql adds** (dropped, timed, made again);
+- **the request-cost reads** (``health.read_requests``: today's and yesterday's ``health.requests``
+  and the metrics' totals; issue 20) over a request count per day × 6 components × every kind, with
+  and without the ``first_seen`` index 012_requests.sql adds;
 - **``resight health --json``** as a command (a new process: imports, the warehouse's migrations
   check, an empty Dagster instance), once.
 
@@ -41,11 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import machine
+from resight_platform.io.requests import KINDS
 
 __all__ = ["build_ledger", "expand_macros", "main"]
 
 RESULTS_PATH = Path(__file__).with_name("results.json")
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "resight-pipeline.json"
+REQUEST_COMPONENTS = ("landing_sensor", "bronze", "lake", "dead_letter", "registry", "retention")
 NEW_INDEXES = {
     "ingestion_ledger_processed": "(processed_at)",
     "ingestion_ledger_run": "(run_id) where run_id is not null",
@@ -109,6 +114,13 @@ def build_ledger(conn: Any, providers: int, days: int, now: datetime) -> int:
         (providers,),
     )
     conn.execute(_LEDGER, {"providers": providers, "days": days, "now": now, "today": now.date()})
+    # Request counts (io/requests.py's table): every day x component x kind, values only to be read.
+    conn.execute(
+        "insert into ops.request_counts (day, component, kind, requests)"
+        " select %(today)s::date - d, c, k, 1000 + d from generate_series(0, %(days)s - 1) d"
+        " cross join unnest(%(components)s::text[]) c cross join unnest(%(kinds)s::text[]) k",
+        {"today": now.date(), "days": days, "components": list(REQUEST_COMPONENTS), "kinds": list(KINDS)},
+    )
     conn.execute("analyze ops.ingestion_ledger")
     conn.execute("analyze ops.sources")
     row = conn.execute("select count(*) from ops.ingestion_ledger").fetchone()
@@ -153,7 +165,7 @@ def _times(action: Callable[[], Any], repeat: int) -> dict[str, float]:
 def run(server_url: str, providers: int, days: int, repeat: int) -> dict[str, Any]:
     import psycopg
 
-    from resight_platform.health import read_warehouse
+    from resight_platform.health import read_requests, read_warehouse
     from resight_platform.io.ops import migrate
     from resight_platform.io.postgres import connect, database_url
     from resight_platform.settings import HealthSettings
@@ -192,6 +204,12 @@ def run(server_url: str, providers: int, days: int, repeat: int) -> dict[str, An
                         timing = _times(functools.partial(_fetch, conn, query), repeat)
                         panels[panel["title"]] = {**timing, "rows": _fetch(conn, query)}
             out["dashboard_sql"] = panels
+            out["request_reads"] = _times(lambda: read_requests(conn, datetime.now(UTC)), repeat)
+            conn.execute("drop index ops.ingestion_ledger_first_seen")
+            out["request_reads_without_first_seen_index"] = _times(
+                lambda: read_requests(conn, datetime.now(UTC)), repeat
+            )
+            conn.execute("create index ingestion_ledger_first_seen on ops.ingestion_ledger (first_seen)")
             for index in NEW_INDEXES:
                 conn.execute(f"drop index ops.{index}")
             out["warehouse_half_without_new_indexes"] = _times(

@@ -19,6 +19,7 @@ from resight_platform.engines.emr import start_job_run_request
 from resight_platform.engines.emr_entry import partition_keys
 from resight_platform.io.lake import read_table
 from resight_platform.io.ops import known_products, record_silver, record_type_drift
+from resight_platform.io.requests import meter
 from resight_platform.io.spark_lake import STAGING_DIR
 from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
 from resight_platform.restate import quarantine_table
@@ -61,7 +62,7 @@ class EmrResource(dg.ConfigurableResource):
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        return meter(boto3.client(service, endpoint_url=self.endpoint_url), "emr")  # type: ignore[call-overload]
 
     def request(self, arguments: Sequence[str], name: str, tags: Mapping[str, str]) -> dict[str, Any]:
         """The ``StartJobRun`` request for ``arguments`` (``engines.emr.start_job_run_request``)."""

@@ -261,7 +261,7 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
             spark_lake.write_partitions(
                 facts, staging, ["fact_sales"], order_by=("provider_key", "order_id", "line_no"), **where
             )
-            staged = open_store(staging, lake.endpoint_url, max_attempts=lake.s3_max_attempts)
+            staged = open_store(staging, lake.endpoint_url, max_attempts=lake.s3_max_attempts, component=lake.component)
             try:
                 for key, values in zip(ordered, parts, strict=True):
                     silver_totals.setdefault(key, (0, 0))

@@ -199,7 +199,7 @@ def scan_landing_op(
     warehouse: WarehouseResource,
 ) -> dict[str, int]:
     reg = registry.load()
-    landing_store, dead_store = landing.store(), dead_letter.store()
+    landing_store, dead_store = landing.store(component="landing_scan"), dead_letter.store(component="landing_scan")
     passing: list[str] = []  # keys the sensor refused that pass now (the registry changed since)
     if config.keys is None:
         scan = scan_landing(landing_store, reg)
@@ -367,7 +367,10 @@ def sweep_orphans_op(context: dg.OpExecutionContext, lake: StoreResource, landin
         context.log.warning(f"run {dead.run_id} of {dead.job}: its process is gone, marked failed")
     spool = landing.spool_path()
     report = sweep_orphans(
-        lake.store(), Settings.from_env().sweep_grace, datetime.now(UTC), spool_dirs=[spool] if spool else []
+        lake.store(component="housekeeping"),
+        Settings.from_env().sweep_grace,
+        datetime.now(UTC),
+        spool_dirs=[spool] if spool else [],
     )
     for path in report.removed:
         context.log.info(f"removed orphan temporary file {path}")

@@ -19,6 +19,8 @@ __all__ = ["RETENTION_JOB", "RETENTION_SCHEDULE", "RETENTION_TAGS", "build_reten
 
 RETENTION_JOB = "retention_job"
 RETENTION_SCHEDULE = "retention_schedule"
+#: What the retention job's store requests are counted for (``io/requests.py``), whichever store.
+RETENTION_COMPONENT = "retention"
 #: One retention run at a time (deploy/dagster.yaml's ``tag_concurrency_limits`` key on it).
 RETENTION_TAGS = {"resight/job": RETENTION_JOB}
 #: The lake tables whose partition files compaction looks at.
@@ -45,7 +47,9 @@ def build_retention(
         warehouse: WarehouseResource,
     ) -> dict[str, int]:
         as_of = date.fromisoformat(context.partition_key)
-        stores = RetentionStores(landing.store(), lake.store(), dead_letter.store())
+        stores = RetentionStores(
+            *(store.store(component=RETENTION_COMPONENT) for store in (landing, lake, dead_letter))
+        )
         with warehouse.connect() as conn:
             plan = plan_retention(conn, stores, policy, as_of)
             report = apply_retention(conn, stores, plan, run_id=context.run_id, now=datetime.now(UTC))
@@ -70,7 +74,7 @@ def build_retention(
         del retired  # runs after retirement: nothing is compacted that is about to go
         as_of = date.fromisoformat(context.partition_key)
         since = datetime.combine(as_of - timedelta(days=2), time(), tzinfo=UTC)
-        store = lake.store()
+        store = lake.store(component=RETENTION_COMPONENT)
         results = [
             result
             for table in COMPACTED_TABLES

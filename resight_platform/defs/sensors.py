@@ -235,7 +235,7 @@ def build_landing_sensor(
         today = now.date()
         reg = registry.load()
         cursor = WatchCursor.loads(context.cursor)
-        store = landing.store()
+        store = landing.store(component=LANDING_SENSOR)  # its requests counted apart from bronze's
         instance = context.instance
 
         assert SOURCE_PARTITIONS.name is not None

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from resight_platform.io.ops import recently_queued, waiting_files
+from resight_platform.io.requests import meter
 from resight_platform.io.storage import ObjectInfo, S3Store
 from resight_platform.io.watch import WatchCursor, sweep_step
 
@@ -223,15 +224,16 @@ class EventQueue:
 
 def sqs_client(endpoint_url: str | None = None, max_attempts: int = 5) -> Any:
     """A boto3 SQS client with the standard retry mode (``endpoint_url`` None: boto3 applies
-    ``AWS_ENDPOINT_URL`` itself)."""
+    ``AWS_ENDPOINT_URL`` itself), its requests counted for the landing sensor (``io/requests.py``)."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    client = boto3.client(
         "sqs",
         endpoint_url=endpoint_url,
         config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
     )
+    return meter(client, "landing_sensor")
 
 
 @dataclass(frozen=True)
@@ -267,8 +269,8 @@ def subscribe(
         raise ValueError(f"the landing zone must be on S3 to subscribe to its notifications, not {landing_url!r}")
     bucket, _, prefix = landing_url[len("s3://") :].partition("/")
     prefix = prefix.strip("/")
-    sqs = boto3.client("sqs", endpoint_url=endpoint_url)
-    s3 = boto3.client("s3", endpoint_url=endpoint_url)
+    sqs = meter(boto3.client("sqs", endpoint_url=endpoint_url), "subscribe")
+    s3 = meter(boto3.client("s3", endpoint_url=endpoint_url), "subscribe")
     existing = _queue_url(sqs, queue_name)
     queue_url = existing or sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

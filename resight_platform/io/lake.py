@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from resight_platform.faults import failpoint
+from resight_platform.io.requests import flush_to
 from resight_platform.io.storage import (
     DEFAULT_S3_MAX_ATTEMPTS,
     PARTITION_FILE,
@@ -54,6 +55,7 @@ from resight_platform.io.streams import RESTART, RestartPartition
 
 __all__ = [
     "CHUNK_ROWS",
+    "LAKE_COMPONENT",
     "RESTART",
     "LakeIOManager",
     "PartitionFileWriter",
@@ -73,6 +75,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+#: The component the lake's IO managers count their S3 requests for (``io/requests.py``).
+LAKE_COMPONENT = "lake"
 IO_THREADS = 16  # concurrent object-store reads/writes per output or input
 #: Rows per chunk when a partition is walked through in pieces (bounded memory on peak days).
 CHUNK_ROWS = 500_000
@@ -543,9 +547,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
     lake_url: str
     endpoint_url: str | None = None
     s3_max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+    #: What its S3 requests are counted for (``io/requests.py``).
+    component: str = LAKE_COMPONENT
+    #: The warehouse the request counts are flushed to when a step ends (None: not flushed here).
+    requests_pg_url: str | None = None
 
     def store(self) -> ObjectStore:
-        return open_store(self.lake_url, self.endpoint_url, max_attempts=self.s3_max_attempts)
+        return open_store(self.lake_url, self.endpoint_url, max_attempts=self.s3_max_attempts, component=self.component)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """The requests counted in this process go to the warehouse (one upsert, only when some were
+        counted): a step that wrote through this IO manager and held no store resource flushes too."""
+        flush_to(self.requests_pg_url, warn=context.log.warning if context.log else None)
 
     def partition_writes(self, context: dg.OutputContext, obj: Any) -> list[PartitionWrite]:
         """Check the output against the run's partitions and pair every partition with its frame."""

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
+from resight_platform.io.requests import meter
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -431,7 +433,11 @@ def _local_info(key: str, stat: os.stat_result, *, symlink: bool = False) -> Obj
 
 
 class S3Store:
-    """Objects under ``s3://bucket/prefix`` through boto3 (any S3-compatible endpoint)."""
+    """Objects under ``s3://bucket/prefix`` through boto3 (any S3-compatible endpoint).
+
+    Every request of its client (its own, or one passed in) is counted for ``component`` by
+    :func:`resight_platform.io.requests.meter` (what spent it: ``bronze``, ``lake``...; None keeps
+    a passed client's component, else ``unattributed``)."""
 
     def __init__(
         self,
@@ -442,6 +448,7 @@ class S3Store:
         client: S3Client | None = None,
         page_size: int = 1000,
         max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
+        component: str | None = None,
     ) -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"invalid S3 bucket name {bucket!r}")
@@ -465,7 +472,7 @@ class S3Store:
             # The standard retry mode retries throttling (SlowDown), 5xx and dropped connections.
             retries = Config(retries={"mode": "standard", "total_max_attempts": max_attempts})
             client = boto3.client("s3", endpoint_url=endpoint_url, config=retries)
-        self.client: S3Client = client
+        self.client: S3Client = meter(client, component)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> S3Store:
@@ -647,12 +654,16 @@ class S3Store:
 
 
 def open_store(
-    url: str, endpoint_url: str | None = None, *, max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+    url: str,
+    endpoint_url: str | None = None,
+    *,
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
+    component: str | None = None,
 ) -> ObjectStore:
-    """``s3://bucket/prefix`` → :class:`S3Store` (each request tried ``max_attempts`` times);
-    ``file://path`` or a plain path → :class:`LocalStore`."""
+    """``s3://bucket/prefix`` → :class:`S3Store` (each request tried ``max_attempts`` times, and
+    counted for ``component``); ``file://path`` or a plain path → :class:`LocalStore`."""
     if url.startswith("s3://"):
-        return S3Store.from_url(url, endpoint_url=endpoint_url, max_attempts=max_attempts)
+        return S3Store.from_url(url, endpoint_url=endpoint_url, max_attempts=max_attempts, component=component)
     url = url.removeprefix("file://")
     if "://" in url:
         raise ValueError(f"unsupported store URL {url!r}: use s3://bucket/prefix or a local path")

@@ -126,6 +126,17 @@ def test_files_from_many_providers_arrive_through_the_queue_and_load_once(queued
     _wait_for(lambda: queue.depth() >= len(keys), "the notifications")
     requests = _settle(daemon, queue)
     assert sum(int(r.tags["resight/files"]) for r in requests) == len(keys)  # each file requested once
+    with connect(daemon.pg_url) as conn:  # the ticks' requests, flushed as each tick ended
+        spent = dict(
+            conn.execute(
+                "select kind, sum(requests)::int from ops.request_counts where component = 'landing_sensor'"
+                " group by kind"
+            ).fetchall()
+        )
+    # One HEAD per notified file, receives and deletes, and a single LIST page: the first tick's
+    # sweep. Nothing per registered source (the packaged registry has 40 providers, 140 sources).
+    assert spent["HEAD"] == len(keys) and spent["LIST"] == 1, spent
+    assert spent["SQS_RECEIVE"] >= 1 and 1 <= spent["SQS_DELETE"] <= len(keys), spent
     for request in requests:
         assert daemon.run(request).success
     assert _statuses(daemon) == dict.fromkeys(keys, "loaded")
