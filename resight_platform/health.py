@@ -34,6 +34,7 @@ from resight_platform.settings import HealthSettings
 
 __all__ = [
     "PROBLEM_KINDS",
+    "WAITING",
     "CheckFailure",
     "DagsterHealth",
     "DeadLetter",
@@ -81,6 +82,10 @@ class Problem:
     kind: str
     subject: str
     detail: str
+
+
+#: The status :class:`FeedFiles` gives files on the event path's waiting list (``ops.landing_waiting``).
+WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -349,6 +354,15 @@ def read_warehouse(
             {"unknown": UNATTRIBUTED},
         ).fetchall()
     ]
+    # Files a landing notification named whose partition a run is writing (or over a tick's run
+    # budget): not in the ledger yet (io/events.py), waiting since they were noticed.
+    files += [
+        FeedFiles(str(feed), WAITING, int(n), oldest_arrival=oldest)
+        for feed, n, oldest in conn.execute(
+            "select split_part(file_key, '/', 2), count(*), min(noticed_at) from ops.landing_waiting"
+            " group by 1 order by 1"
+        ).fetchall()
+    ]
     dead = conn.execute(
         "select file_key, provider, feed, coalesce(error_code, 'unknown'), error, processed_at from health.files"
         " where status = 'dead_lettered' and processed_at >= %(since)s order by processed_at desc, file_key",
@@ -362,6 +376,10 @@ def read_warehouse(
         "  select provider, feed, extract(epoch from %(now)s - arrived_at)::double precision, true"
         "  from health.files where status in ('queued', 'read')"
         "  and arrived_at < %(now)s - make_interval(secs => %(lag)s)"
+        "  union all"
+        "  select split_part(file_key, '/', 1), split_part(file_key, '/', 2),"
+        "  extract(epoch from %(now)s - noticed_at)::double precision, true from ops.landing_waiting"
+        "  where noticed_at < %(now)s - make_interval(secs => %(lag)s)"
         " ) f where provider is not null and feed is not null group by 1, 2 order by 3 desc, 1, 2",
         params,
     ).fetchall()
@@ -592,14 +610,18 @@ def summary_lines(snapshot: HealthSnapshot) -> Sequence[str]:
     if wh is None:
         lines.append(f"warehouse: unreadable ({snapshot.warehouse_error})")
     else:
-        handled = [f for f in wh.files if f.status != "queued"]
+        handled = [f for f in wh.files if f.status not in ("queued", WAITING)]
         by_status: dict[str, int] = defaultdict(int)
         for f in handled:
             by_status[f.status] += f.files
         queued = sum(f.files for f in wh.files if f.status == "queued")
         total = sum(by_status.values())
         states = ", ".join(f"{n:,} {status}" for status, n in sorted(by_status.items())) or "none"
-        lines.append(f"files:     {total:,} handled in the window ({states}); {queued:,} queued now")
+        waiting = sum(f.files for f in wh.files if f.status == WAITING)
+        lines.append(
+            f"files:     {total:,} handled in the window ({states}); {queued:,} queued now"
+            + (f", {waiting:,} waiting for their partition's run (ops.landing_waiting)" if waiting else "")
+        )
         rows = [sum(getattr(f, name) for f in handled) for name in ("rows_in", "rows_loaded", "rows_quarantined")]
         lines.append(f"rows:      {rows[0]:,} in, {rows[1]:,} loaded, {rows[2]:,} quarantined")
         loaded = [f for f in handled if f.status == "loaded" and f.lag_seconds_max is not None]

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from resight_platform.health import PROBLEM_KINDS, HealthSnapshot, take_snapshot
+from resight_platform.health import PROBLEM_KINDS, WAITING, HealthSnapshot, take_snapshot
 from resight_platform.settings import Settings
 
 __all__ = ["COUNTERS", "FAMILIES", "HealthCollector", "MetricsServer", "build_registry", "serve", "start"]
@@ -38,7 +38,11 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "resight_health_up": ("1 when this half of the health snapshot could be read, else 0", ("source",)),
     "resight_health_read_seconds": ("Seconds this scrape took to read the half", ("source",)),
     "resight_health_problems": ("Problems now, by kind (resight health lists them)", ("kind",)),
-    "resight_files": ("Files handled in the window by ledger status; status=queued: waiting now", ("feed", "status")),
+    "resight_files": (
+        "Files handled in the window by ledger status; status=queued: waiting for their run now;"
+        " status=waiting: noticed, waiting for their partition's run (ops.landing_waiting)",
+        ("feed", "status"),
+    ),
     "resight_rows": ("Rows of the files handled in the window, by stage (in, loaded, quarantined)", ("feed", "stage")),
     "resight_dead_letters": ("Files dead-lettered in the window (feed=unknown: no source)", ("feed",)),
     "resight_freshness_lag_max_seconds": ("Worst arrival-to-silver lag of files loaded in the window", ("feed",)),
@@ -112,6 +116,8 @@ class HealthCollector(Collector):
                     if f.oldest_arrival is not None:
                         age = (snap.at - f.oldest_arrival).total_seconds()
                         put("resight_queued_file_oldest_seconds", [f.feed], max(0.0, age))
+                    continue
+                if f.status == WAITING:  # not in the ledger yet: no rows
                     continue
                 rows[(f.feed, "in")] += f.rows_in
                 rows[(f.feed, "loaded")] += f.rows_loaded

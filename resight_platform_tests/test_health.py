@@ -294,3 +294,26 @@ def test_health_shows_todays_and_yesterdays_requests_priced_and_per_file(
     _run(clean, ["health"], monkeypatch, tmp_path)
     out = capsys.readouterr().out
     assert "requests:  today none counted" in out and "requests:  yesterday none counted" in out
+
+
+def test_files_on_the_waiting_list_are_counted_and_one_waiting_too_long_is_lagging(fresh_pg_url: str) -> None:
+    from resight_platform.health import WAITING, read_warehouse
+
+    now = datetime.now(UTC)
+    limits = HealthSettings()
+    with connect(fresh_pg_url) as conn:
+        prepare_warehouse(conn, Settings.from_env({"RESIGHT_PG_URL": fresh_pg_url}))
+        for key, age in (
+            ("pawmart/sales/2026-12-01/a.csv", timedelta(minutes=1)),
+            ("petvalley/sales/2026-12-01/b.csv", limits.max_lag * 2),
+        ):
+            conn.execute(
+                "insert into ops.landing_waiting (file_key, etag, bytes, last_modified, noticed_at)"
+                " values (%s, 'e', 10, %s, %s)",
+                (key, now, now - age),
+            )
+        health = read_warehouse(conn, limits, timedelta(hours=2), now)
+    [waiting] = [f for f in health.files if f.status == WAITING]
+    assert (waiting.feed, waiting.files) == ("sales", 2)
+    assert waiting.oldest_arrival == now - limits.max_lag * 2
+    assert [(lag.provider, lag.feed, lag.waiting) for lag in health.lagging] == [("petvalley", "sales", True)]

@@ -188,7 +188,7 @@ def run(server_url: str, providers: int, days: int, repeat: int) -> dict[str, An
             grace = timedelta(hours=2)
             snapshot = read_warehouse(conn, limits, grace, datetime.now(UTC))
             out["snapshot"] = {
-                "files_in_window": sum(f.files for f in snapshot.files if f.status != "queued"),
+                "files_in_window": sum(f.files for f in snapshot.files if f.status not in ("queued", "waiting")),
                 "queued": sum(f.files for f in snapshot.files if f.status == "queued"),
                 "dead_letters": snapshot.dead_letters,
                 "stale_sources": sum(snapshot.stale_sources.values()),
