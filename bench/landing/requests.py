@@ -626,8 +626,6 @@ def measure(p: Params, on_size: Callable[[dict[str, Any]], None] | None = None) 
 def _fmt(n: float) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.1f}M"
-    if n >= 1e4:
-        return f"{n / 1e3:.0f}k"
     return f"{n:,.0f}" if n >= 100 or float(n).is_integer() else f"{n:.1f}"
 
 
