@@ -1,7 +1,7 @@
 """S3 object-created notifications through an SQS queue: the landing sensor's hot path on S3.
 
-At 12,000 sources a tick that lists one folder per source costs ~1,200 LIST requests a second
-(``docs/operations.md``, "Request cost"). With a queue, a tick receives what arrived, at most
+At 12,000 sources a tick that lists one folder per source costs 12,004 requests, ~$1,037 a day at
+a tick every 5 s (``docs/operations.md``, "Request cost"; ``bench.landing.requests``). With a queue, a tick receives what arrived, at most
 ``events_per_tick`` messages (ten per ``ReceiveMessage``), and reads nothing per source: its work
 grows with the files that arrived, never with the registry. Directory listing stays as the slow
 sweep (``io/watch.py``) that finds what the events missed: a lost notification, a file written
