@@ -1,11 +1,11 @@
 """S3 object-created notifications through an SQS queue: the landing sensor's hot path on S3.
 
-At 12,000 sources a tick that lists one folder per source costs 12,004 requests, ~$1,037 a day at
-a tick every 5 s (``docs/operations.md``, "Request cost"; ``bench.landing.requests``). With a queue, a tick receives what arrived, at most
-``events_per_tick`` messages (ten per ``ReceiveMessage``), and reads nothing per source: its work
-grows with the files that arrived, never with the registry. Directory listing stays as the slow
-sweep (``io/watch.py``) that finds what the events missed: a lost notification, a file written
-before the subscription, a queue purged by hand.
+At 12,000 sources a tick that lists one folder per source costs 12,004 requests, ~$1,037 a day at a
+tick every 5 s (``docs/operations.md``, "Request cost"; ``bench.landing.requests``). With a queue, a
+tick receives what arrived, at most ``events_per_tick`` messages (ten per ``ReceiveMessage``), and
+reads nothing per source: its work grows with the files that arrived, never with the registry.
+Directory listing stays as the slow sweep (``io/watch.py``) that finds what the events missed: a
+lost notification, a file written before the subscription, a queue purged by hand.
 
 **What a notification is trusted for.** Only the key. Notifications arrive at least once, out of
 order and late (S3 documents all three), so the sensor asks S3 for the object as it is now
