@@ -56,6 +56,7 @@ import json
 import os
 import pstats
 import random
+import re
 import shlex
 import shutil
 import sys
@@ -369,6 +370,41 @@ def sensor_ticks(instance: Any, name: str, start: datetime, end: datetime) -> di
     }
 
 
+#: The landing sensor's own summary of a tick in the daemon log (``defs/sensors.py``).
+_TICK_LINE = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000 - dagster - INFO - \S+ - landing_sensor - .*"
+    r"listed (?P<listed>\d+) files in (?P<seconds>[\d.]+)s: (?P<load>\d+) to load in (?P<runs>\d+) runs"
+    r".* (?P<deferred>\d+) deferred"
+)
+
+
+def tick_log(log: Path, start: datetime, end: datetime) -> dict[str, Any]:
+    """The landing sensor's ticks in ``[start, end]`` as it timed them itself (its log line):
+    seconds of work (mean / max), files listed, files requested, runs requested, ticks that
+    deferred files (their partitions busy in a run in flight) and the files deferred at most."""
+    ticks = []
+    with contextlib.suppress(OSError), log.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            match = _TICK_LINE.match(line)
+            if match is None:
+                continue
+            at = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            if start.replace(microsecond=0) <= at <= end:
+                values = {k: v for k, v in match.groupdict().items() if k != "at"}
+                ticks.append({k: float(v) if k == "seconds" else int(v) for k, v in values.items()})
+    seconds = [t["seconds"] for t in ticks]
+    return {
+        "ticks": len(ticks),
+        "work_mean_s": _mean(seconds),
+        "work_max_s": max(seconds, default=None),
+        "listed_max": max((t["listed"] for t in ticks), default=None),
+        "files_requested": sum(t["load"] for t in ticks),
+        "runs_requested": sum(t["runs"] for t in ticks),
+        "ticks_deferring": sum(t["deferred"] > 0 for t in ticks),
+        "deferred_max": max((t["deferred"] for t in ticks), default=None),
+    }
+
+
 def _profile_top(directory: Path, limit: int = 40) -> list[dict[str, Any]]:
     """The functions with the most cumulative time over every landing run worker's profile in
     ``directory`` (``landing-*.prof``; automation runs' are ``other-*.prof``)."""
@@ -587,6 +623,7 @@ def path_benchmark(path: str, p: Params) -> dict[str, Any]:
             "queue_depth": _depth_figures(samples),
             "runs": run_figures(runs, len(files)),
             "landing_sensor": sensor_ticks(queue.instance, LANDING_SENSOR, begun, ended),
+            "landing_ticks": tick_log(daemon.log, begun, ended),
             "file_records": [f.record() for f in files],
             "run_records": runs,
             "queue_samples": samples,
@@ -620,6 +657,7 @@ def path_benchmark(path: str, p: Params) -> dict[str, Any]:
                     "queue_depth": _depth_figures(burst_samples),
                     "runs": run_figures(rect_runs, width),
                     "landing_sensor": sensor_ticks(queue.instance, LANDING_SENSOR, begun, ended),
+                    "landing_ticks": tick_log(daemon.log, begun, ended),
                     "run_records": rect_runs,
                 }
             )
@@ -643,12 +681,13 @@ def to_markdown(results: dict[str, Any]) -> str:
     lines = [
         "| path | files | p50 (s) | p95 (s) | max (s) | timed out | queue start / end / max"
         " | runs (landing / automation) | runs per file | files per landing run | sources per landing run (max)"
-        " | sensor ticks, mean / max (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | sensor ticks, mean / max (s) | tick work mean / max (s), ticks deferring |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["paths"]:
         for label, part in [("loads", r["loads"])] + [(f"rectangle {x['files']}", x) for x in r["rectangles"]]:
             s, q, runs, ticks = part["summary"], part["queue_depth"], part["runs"], part["landing_sensor"]
+            work = part["landing_ticks"]
             kinds = runs["by_kind"]
             cells = [
                 f"{r['path']} {label}",
@@ -663,6 +702,7 @@ def to_markdown(results: dict[str, Any]) -> str:
                 runs["files_per_landing_run"],
                 f"{_cell(runs['sources_per_landing_run'])} ({_cell(runs['sources_per_landing_run_max'])})",
                 f"{ticks['ticks']}, {_cell(ticks['mean_s'])} / {_cell(ticks['max_s'])}",
+                f"{_cell(work['work_mean_s'])} / {_cell(work['work_max_s'])}, {_cell(work['ticks_deferring'])}",
             ]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "| path | part | kind of run | runs | created → started, mean / max (s) | running, mean / max (s) |"]
