@@ -414,6 +414,11 @@ def _profile_top(directory: Path, limit: int = 40) -> list[dict[str, Any]]:
     stats = pstats.Stats(files[0])
     for extra in files[1:]:
         stats.add(extra)
+    return [{"workers": len(files), **row} for row in _top_of(stats, limit)]
+
+
+def _top_of(stats: pstats.Stats, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` functions of ``stats`` with the most cumulative time."""
     rows = []
     for (filename, line, function), (_, calls, total, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append(
@@ -426,7 +431,7 @@ def _profile_top(directory: Path, limit: int = 40) -> list[dict[str, Any]]:
             }
         )
     rows.sort(key=lambda r: r["cumtime_s"], reverse=True)
-    return [{"workers": len(files), **row} for row in rows[:limit]]
+    return rows[:limit]
 
 
 # --- One path -----------------------------------------------------------------------------------------------
@@ -670,6 +675,159 @@ def path_benchmark(path: str, p: Params) -> dict[str, Any]:
     return out
 
 
+# --- Run cost, in process -------------------------------------------------------------------------------------
+
+
+def _spread(partners: Sequence[str], count: int) -> list[str]:
+    """``count`` partners evenly spread over ``partners`` (registry order): far apart in the
+    source partition order, as unrelated partners delivering on the same day are."""
+    if count > len(partners):
+        raise ValueError(f"{count} partners wanted, {len(partners)} registered")
+    step = len(partners) / count
+    return [partners[int(n * step)] for n in range(count)]
+
+
+def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -> dict[str, Any]:
+    """What one landing tick and its runs cost with ``providers`` registered, in process.
+
+    A fresh home: the registry (``build_registry``), a local landing zone and lake, the embedded
+    Postgres for the warehouse and the Dagster instance (as the daemon's). Warm-up: the
+    generator's sample for 3 packaged providers × yesterday, loaded by the landing sensor's runs
+    and ``dimensions_job``. Then for each width: that many files (pawmart's template, 20 rows) from
+    as many partners spread over the registry, on a day of their own; one sensor tick (timed); each
+    run it requests executed in process (timed, under cProfile with ``profile``)."""
+    import cProfile
+
+    import dagster as dg
+
+    from resight_platform.cli import instance_env
+    from resight_platform.definitions import build_definitions
+    from resight_platform.defs.jobs import DIMENSIONS_JOB
+    from resight_platform.defs.metadata import RUN_KEY_TAG
+    from resight_platform.defs.sensors import LANDING_SENSOR
+    from resight_platform.io.postgres import embedded_pg_url, stop_embedded_pg
+    from resight_platform.io.storage import open_store
+    from resight_platform.sample import generate
+    from resight_platform.settings import Settings
+    from resight_platform.sources.registry import load_registry
+
+    latency._quiet_dagster()
+    latency._wipe(home)
+    today = _utc_now().date()
+    day = today - timedelta(days=1)
+    partners = build_registry(home / "registry", providers)
+    registry = load_registry(home / "registry")
+    env = {name: None for name in latency._SCRUBBED} | {
+        "RESIGHT_HOME": str(home),
+        "RESIGHT_LANDING_URL": str(home / "landing"),
+        "RESIGHT_LAKE_URL": str(home / "lake"),
+        "RESIGHT_PARTITIONS_START": (today - timedelta(days=60)).isoformat(),
+        "RESIGHT_REGISTRY_DIR": str(home / "registry"),
+    }
+    out: dict[str, Any] = {"providers": len(registry.providers), "sources": len(registry.sources), "widths": []}
+    pg_dir = home / "pg"
+    pg_url = embedded_pg_url(pg_dir)
+    try:
+        with latency._environment(env):
+            settings = Settings.from_env()
+            with latency._environment(dict(instance_env(settings, pg_url))):
+                defs = build_definitions(settings, pg_url=pg_url)
+                store = open_store(str(home / "landing"))
+                instance = dg.DagsterInstance.get()
+                try:
+                    sensor = defs.resolve_sensor_def(LANDING_SENSOR)
+                    cursor: str | None = None
+
+                    def tick() -> tuple[float, dg.SensorResult]:
+                        nonlocal cursor
+                        with dg.build_sensor_context(
+                            instance=instance, cursor=cursor, definitions=defs, resources=dict(defs.resources or {})
+                        ) as context:
+                            started = time.perf_counter()
+                            result = sensor(context)
+                            seconds = time.perf_counter() - started
+                        assert isinstance(result, dg.SensorResult)
+                        for request in result.dynamic_partitions_requests or []:
+                            assert isinstance(request, dg.AddDynamicPartitionsRequest)
+                            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                        cursor = result.cursor
+                        return seconds, result
+
+                    def run(request: dg.RunRequest, profiler: cProfile.Profile | None) -> float:
+                        assert request.job_name is not None
+                        job = defs.resolve_job_def(request.job_name)
+                        started = time.perf_counter()
+                        if profiler is not None:
+                            profiler.enable()
+                        try:
+                            result = job.execute_in_process(
+                                instance=instance,
+                                run_config=request.run_config,
+                                tags={**request.tags, RUN_KEY_TAG: str(request.run_key)},
+                                partition_key=request.partition_key,
+                                asset_selection=list(request.asset_selection) if request.asset_selection else None,
+                            )
+                        finally:
+                            if profiler is not None:
+                                profiler.disable()
+                        if not result.success:
+                            raise RuntimeError(f"run {request.run_key} failed")
+                        return time.perf_counter() - started
+
+                    generate(
+                        str(home / "landing"),
+                        providers=3,
+                        days=1,
+                        start=day,
+                        sales_lines_per_day=300,
+                        registry=registry,
+                    )
+                    for request in tick()[1].run_requests or []:
+                        run(request, None)
+                    defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(instance=instance)
+                    template = latency.sales_templates(store, registry, [TEMPLATE_PROVIDER], day)[TEMPLATE_PROVIDER]
+                    lander = SmallLander(store, template, day, "RC")
+                    order = _source_order(instance)
+                    for n, width in enumerate(widths):
+                        on = day - timedelta(days=1 + n)
+                        for slug in _spread(partners, width):
+                            lander.land(slug, on, 20, "R")
+                        tick_s, result = tick()
+                        requests = list(result.run_requests or [])
+                        profiler = cProfile.Profile() if profile else None
+                        runs = []
+                        for request in requests:
+                            seconds = run(request, profiler)
+                            w = _width(request.tags, order) or (1, 1)
+                            runs.append(
+                                {"files": int(request.tags.get("resight/files", 0)), "sources": w[1], "s": seconds}
+                            )
+                        entry: dict[str, Any] = {
+                            "files": width,
+                            "tick_s": round(tick_s, 2),
+                            "runs": len(runs),
+                            "run_s": [round(r["s"], 2) for r in runs],
+                            "run_files": [r["files"] for r in runs],
+                            "run_sources": [r["sources"] for r in runs],
+                            "total_run_s": round(sum(r["s"] for r in runs), 2),
+                        }
+                        if profiler is not None:
+                            path = home / f"runs-{width}.prof"
+                            profiler.dump_stats(path)
+                            entry["profile"] = str(path)
+                            entry["profile_top"] = _top_of(pstats.Stats(str(path)), 30)
+                        out["widths"].append(entry)
+                        _say(
+                            f"  run cost, {len(registry.providers):,} providers, {width} files: tick {tick_s:.1f} s,"
+                            f" {len(runs)} runs, {entry['total_run_s']} s"
+                        )
+                finally:
+                    instance.dispose()
+    finally:
+        stop_embedded_pg(pg_dir)
+    return out
+
+
 # --- Output -----------------------------------------------------------------------------------------------------
 
 
@@ -751,6 +909,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="a fresh home per path under it (wiped)")
     parser.add_argument("--seed", type=int, default=20, help="which partners and row counts (default 20)")
     parser.add_argument("--profile-runs", action="store_true", help="run workers under cProfile; print the top")
+    parser.add_argument(
+        "--run-cost",
+        help="no daemon: in-process tick and run cost at these registry sizes (providers, e.g. 40,3000)",
+    )
+    parser.add_argument(
+        "--run-cost-widths", default="1,100", help="--run-cost: files from as many partners per tick (default 1,100)"
+    )
     parser.add_argument("--output", type=Path, help="results JSON (default: bench/landing/results-latency.json)")
     return parser
 
@@ -788,6 +953,8 @@ def _uptime() -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
+    if args.run_cost:
+        return run_cost_mode(args, argv)
     p = params_of(args)
     command = "python -m bench.landing.latency " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
     results: dict[str, Any] = {
@@ -811,6 +978,37 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(to_markdown(results))
+    print(f"\nfigures written to {output}")
+    return results
+
+
+def run_cost_mode(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[str, Any]:
+    """``--run-cost``: :func:`run_cost` for each registry size, one after the other."""
+    sizes = [int(x) for x in args.run_cost.split(",") if x.strip()]
+    widths = [int(x) for x in args.run_cost_widths.split(",") if x.strip()]
+    command = "python -m bench.landing.latency " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
+    results: dict[str, Any] = {
+        "benchmark": "landing-run-cost",
+        "date": _utc_now().isoformat(timespec="seconds"),
+        "command": command,
+        "machine": machine(),
+        "loadavg_at_start": _uptime(),
+        "sizes": [],
+    }
+    for size in sizes:
+        _say(f"run cost: {size:,} providers")
+        results["sizes"].append(run_cost(size, widths, args.home / f"run-cost-{size}", args.profile_runs))
+    results["loadavg_at_end"] = _uptime()
+    output: Path = args.output or BENCH_DIR / "results-run-cost.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print("| providers | sources | files | tick (s) | runs | files per run | sources per run | run seconds |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in results["sizes"]:
+        for w in size["widths"]:
+            cells = [size["providers"], size["sources"], w["files"], w["tick_s"], w["runs"]]
+            cells += [w["run_files"], w["run_sources"], w["run_s"]]
+            print("| " + " | ".join(str(c) for c in cells) + " |")
     print(f"\nfigures written to {output}")
     return results
 
