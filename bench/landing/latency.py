@@ -756,6 +756,11 @@ def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -
                     def run(request: dg.RunRequest, profiler: cProfile.Profile | None) -> float:
                         assert request.job_name is not None
                         job = defs.resolve_job_def(request.job_name)
+                        if request.asset_check_keys is not None:  # as the daemon launches it: these checks only
+                            job = job.get_subset(
+                                asset_selection=set(request.asset_selection or ()),
+                                asset_check_selection=set(request.asset_check_keys),
+                            )
                         started = time.perf_counter()
                         if profiler is not None:
                             profiler.enable()
