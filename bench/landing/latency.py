@@ -12,7 +12,10 @@ under ``--home``, a fresh moto server and a fresh embedded Postgres):
    moto S3 server run in this process (landing zone and lake); on the event path the bucket's
    object-created notifications go to an SQS queue of the same server (``io.events.subscribe``,
    ``RESIGHT_LANDING_QUEUE_URL``); the listing path has no queue (one LIST per registered
-   (provider, feed) per tick).
+   (provider, feed) per tick). Every source partition is registered in the daemon's Dagster
+   instance (one call) before the daemon starts: left to the landing sensor's first tick, the
+   sensor daemon checks each of 3,000 keys with a query of its own and creates no run for ~5
+   minutes (``--cold-partitions`` keeps that path; bench/RESULTS.md).
 3. **Warm-up.** The generator's sample for ``--warmup-providers`` packaged providers × yesterday
    lands; the bench waits for all its lines in ``gold.fact_sales`` (dimensions exist, and the
    facts are then built in the landing runs). pawmart's cleaned sales rows are the template of
