@@ -1002,19 +1002,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(p).items()},
         "paths": [],
     }
-    for path in p.paths:
-        started = time.monotonic()
-        results["paths"].append(path_benchmark(path, p) | {"loadavg_at_end": _uptime()})
-        results["paths"][-1]["wall_s"] = round(time.monotonic() - started, 1)
     output: Path = args.output or (
         REPO_ROOT / "bench" / "out" / "landing" / "results-latency-quick.json"
         if args.quick
         else BENCH_DIR / "results-latency.json"
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    failed: list[str] = []
+    for path in p.paths:
+        started = time.monotonic()
+        try:
+            results["paths"].append(path_benchmark(path, p) | {"loadavg_at_end": _uptime()})
+            results["paths"][-1]["wall_s"] = round(time.monotonic() - started, 1)
+        except Exception as error:  # one path failing keeps the other's figures
+            results.setdefault("failed_paths", {})[path] = f"{type(error).__name__}: {error}"[:4000]
+            failed.append(path)
+            _say(f"[{path}] failed: {type(error).__name__}: {str(error)[:500]}")
+        output.write_text(json.dumps(results, indent=2, default=str) + "\n")  # after each path
     print(to_markdown(results))
     print(f"\nfigures written to {output}")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)} (see {output})")
     return results
 
 
