@@ -1,1 +1,2 @@
-"""The landing sensor's cost in requests: events against listing (issue 20, points 2 and 5)."""
+"""Landing at twelve thousand sources (issue 20): requests per tick and per day (``requests``) and
+latency (``latency``), events against listing."""
