@@ -141,6 +141,11 @@ def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     assert request.partition_key == f"{DAY}|pawmart"
     # No dimensions yet: the facts are left to automation, which builds the dimensions first.
     assert {tuple(k.path) for k in request.asset_selection or []} == {("bronze", "sales"), ("silver", "sales")}
+    # Their checks named, the freshness checks left to the freshness sensor (they would enumerate
+    # every date × source key in a range run).
+    checks = {(k.asset_key.to_user_string(), k.name) for k in request.asset_check_keys or []}
+    assert ("bronze/sales", "columns_match_the_registry") in checks and ("silver/sales", "matches_model") in checks
+    assert {name for _, name in checks}.isdisjoint({"sources_deliver_on_time"}), checks
     assert {v[0] for v in daemon.ledger().values()} == {"queued"}
 
     assert not daemon.tick().run_requests  # requested, run not started yet: not asked again
