@@ -34,6 +34,9 @@ server run in this process.
    s counts as timed out (its ingestion-ledger row is recorded). Between phases the bench waits (up
    to 120 s) for the run queue to drain.
 
+Per phase, the runs created in its window and how they used the run slots (:func:`efficiency`:
+runs per file by kind, queue wait, share of time every slot was busy, waiting queue depth).
+
 Every bronze/silver partition is (date, provider) and re-reads all of the partition's files, so
 ``partition_rows`` (rows landed so far in the file's provider × date, warm-up included) is recorded
 with each file: latency grows with it.
