@@ -78,7 +78,7 @@ class WatchSettings:
     e.g. ``RESIGHT_WATCH_HOT_DAYS=3``; durations in seconds).
 
     ``max_pending_runs`` (1): the sensor requests no run while that many of its runs wait in the run
-    queue (queued or starting). Files that arrive meanwhile wait in the landing zone and go together
+    queue (queued or not started). Files that arrive meanwhile wait in the landing zone and go together
     in the next run, once the waiting one has a slot: one fuller run instead of a queued run each
     (at a file every 2 s, 16 let the queue grow and runs wait 20 s for a slot; bench/RESULTS.md)."""
 

@@ -63,8 +63,10 @@ TRIGGER_TAG = "resight/trigger"
 #: Dagster's run-queue priority tag (higher first, default 0) and the landing runs' value.
 PRIORITY_TAG = "dagster/priority"
 LANDING_PRIORITY = "1"
-_PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
-_IN_FLIGHT = [*_PENDING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+#: Runs waiting for a slot. A STARTING run has its slot (its worker is starting, seconds on a busy
+#: machine): the next run may be requested then, so its own start overlaps.
+_PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+_IN_FLIGHT = [*_PENDING, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 #: What ``fact_sales`` joins: the landing run builds facts only once all of them exist.
@@ -103,7 +105,7 @@ def _load_request(batch: Batch, with_facts: bool) -> dg.RunRequest:
 
 def tick_budget(watch: WatchSettings, pending: int) -> WatchSettings:
     """``watch`` with the runs this tick may request: none while ``max_pending_runs`` of the
-    sensor's runs wait in the run queue (``pending``: queued, not started or starting), else up to
+    sensor's runs wait in the run queue for a slot (``pending``: queued or not started), else up to
     ``max_runs_per_tick``.
 
     A run reads every file of its partitions when it starts, but its partitions are fixed when it is
