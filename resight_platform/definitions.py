@@ -25,6 +25,7 @@ from resight_platform.defs.policies import (
     SILVER_IN_RUN,
     every,
     follow_inputs,
+    gathered,
     hourly,
     no_blocking_check_failed,
 )
@@ -111,9 +112,9 @@ def _automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     elif layer == "gold" and name == "fact_sales":
         condition = follow_inputs(ignore=_DIMENSIONS, built_by_runs_tagged=FACTS_IN_RUN)
     elif layer == "marts" and name == "daily_sales":
-        # A day's mart re-aggregates the whole day: every 5 minutes for the days that changed,
-        # not once per file.
-        condition = follow_inputs(ignore=_DIMENSIONS, at_most="*/5 * * * *")
+        # A day's mart re-aggregates the whole day: every 5 minutes, the days that changed together
+        # in one run, not once per file or per day.
+        condition = gathered("*/5 * * * *", ignore=_DIMENSIONS)
     elif layer == "marts":
         condition = hourly()
     return spec.replace_attributes(automation_condition=condition) if condition else spec

@@ -75,7 +75,12 @@ class StepRetrySettings:
 @dataclass(frozen=True)
 class WatchSettings:
     """How much one landing-sensor tick lists, hashes and requests (``RESIGHT_WATCH_<FIELD>``,
-    e.g. ``RESIGHT_WATCH_HOT_DAYS=3``; durations in seconds)."""
+    e.g. ``RESIGHT_WATCH_HOT_DAYS=3``; durations in seconds).
+
+    ``max_pending_runs`` (1): the sensor requests no run while that many of its runs wait in the run
+    queue (queued or not started). Files that arrive meanwhile wait in the landing zone and go together
+    in the next run, once the waiting one has a slot: one fuller run instead of a queued run each
+    (at a file every 2 s, 16 let the queue grow and runs wait 20 s for a slot; bench/RESULTS.md)."""
 
     hot_days: int = 7
     sweep_pages: int = 5
@@ -84,7 +89,7 @@ class WatchSettings:
     hash_budget_bytes: int = 256 << 20
     max_runs_per_tick: int = 8
     merge_gap_bytes: int = 64 << 20
-    max_pending_runs: int = 16
+    max_pending_runs: int = 1
     max_dead_letter_per_run: int = 1000
     orphan_after: timedelta = timedelta(minutes=2)
     #: The event path (``RESIGHT_LANDING_QUEUE_URL``, ``io/events.py``): at most this many

@@ -34,6 +34,9 @@ server run in this process.
    s counts as timed out (its ingestion-ledger row is recorded). Between phases the bench waits (up
    to 120 s) for the run queue to drain.
 
+Per phase, the runs created in its window and how they used the run slots (:func:`efficiency`:
+runs per file by kind, queue wait, share of time every slot was busy, waiting queue depth).
+
 Every bronze/silver partition is (date, provider) and re-reads all of the partition's files, so
 ``partition_rows`` (rows landed so far in the file's provider × date, warm-up included) is recorded
 with each file: latency grows with it.
@@ -87,6 +90,7 @@ __all__ = [
     "DaemonProcess",
     "GoldWatcher",
     "Landed",
+    "efficiency",
     "main",
     "sales_templates",
     "summarise",
@@ -584,6 +588,14 @@ class RunQueue:
         )
         return waiting, running
 
+    def slots(self) -> int | None:
+        """The run queue's ``max_concurrent_runs`` (the daemon's dagster.yaml), if it has one."""
+        config = getattr(self.instance.run_coordinator, "get_run_queue_config", None)
+        if config is None:
+            return None
+        limit = int(config().max_concurrent_runs)
+        return limit if limit > 0 else None
+
     def wait_idle(self, timeout: float, daemon: DaemonProcess) -> float:
         """Seconds until no run is queued or running (three samples in a row), at most ``timeout``."""
         started = time.monotonic()
@@ -656,6 +668,45 @@ def _run_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "run_mean_s": round(sum(ran) / len(ran), 2) if ran else None,
             "run_max_s": max(ran, default=None),
         }
+    return out
+
+
+def efficiency(
+    files: int, runs: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]], slots: int | None
+) -> dict[str, Any]:
+    """How a phase used the run slots: runs created per file (landing loads and automation apart),
+    files per landing run, mean seconds from created to started of the runs that started (landing
+    and automation), and over the writing window (the queue samples taken while files were
+    written) the fraction of samples with every slot busy, the mean share of slots busy and the
+    depth of the waiting queue (queued or not started): its mean over the first and the last 10
+    samples and its max."""
+    landing = [r for r in runs if r["kind"] == "landing"]
+    automation = [r for r in runs if r["kind"] == "automation"]
+    waits = [r["wait_s"] for r in (*landing, *automation) if r["wait_s"] is not None]
+    out: dict[str, Any] = {
+        "files": files,
+        "landing_runs": len(landing),
+        "automation_runs": len(automation),
+        "landing_runs_per_file": round(len(landing) / files, 3) if files else None,
+        "automation_runs_per_file": round(len(automation) / files, 3) if files else None,
+        "files_per_landing_run": round(files / len(landing), 2) if landing else None,
+        "queue_wait_mean_s": round(sum(waits) / len(waits), 2) if waits else None,
+        "slots": slots,
+    }
+    writing = [s for s in samples if s.get("writing")]
+    if writing:
+        waiting = [int(s["queued"]) for s in writing]
+        edge = min(10, len(waiting))
+        out["waiting"] = {
+            "start": round(sum(waiting[:edge]) / edge, 2),
+            "end": round(sum(waiting[-edge:]) / edge, 2),
+            "max": max(waiting),
+        }
+        if slots:
+            out["all_slots_busy"] = round(sum(int(s["running"]) >= slots for s in writing) / len(writing), 3)
+            out["slots_busy_mean"] = round(
+                sum(min(int(s["running"]), slots) for s in writing) / len(writing) / slots, 3
+            )
     return out
 
 
@@ -1007,11 +1058,13 @@ def daemon_benchmark(p: Params) -> dict[str, Any]:
             ),
             "queue_samples": samples,
         }
+        slots = queue.slots()
         for name, files in (("single", single), ("burst", burst), ("sustained", sustained)):
             phases[name]["summary"] = summarise([f.latency for f in files])
             runs = queue.runs_between(*windows[name])
             phases[name]["run_summary"] = _run_summary(runs)
             phases[name]["runs"] = runs
+            phases[name]["efficiency"] = efficiency(len(files), runs, phases[name].get("queue_samples", []), slots)
         out["phases"] = phases
         out["overall"] = summarise([f.latency for f in (*single, *burst, *sustained)])
         out["gold_rows_at_end"] = _gold_totals(pg_url)[0]
@@ -1271,6 +1324,28 @@ def to_markdown(results: dict[str, Any]) -> str:
                 f"{_cell(r['run_mean_s'])} / {_cell(r['run_max_s'])}",
             ]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [
+        "",
+        "| phase | landing runs / file | automation runs / file | files / landing run | created → started, mean (s)"
+        " | all slots busy | slots busy, mean | waiting: first 10 s / last 10 s / max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, phase in results["phases"].items():
+        e = phase.get("efficiency")
+        if not e:
+            continue
+        w = e.get("waiting")
+        cells = [
+            name,
+            e["landing_runs_per_file"],
+            e["automation_runs_per_file"],
+            e["files_per_landing_run"],
+            e["queue_wait_mean_s"],
+            e.get("all_slots_busy"),
+            e.get("slots_busy_mean"),
+            "–" if not w else f"{_cell(w['start'])} / {_cell(w['end'])} / {_cell(w['max'])}",
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     q = results["phases"]["sustained"]["queue_depth"]
     lines += [
         "",

@@ -14,8 +14,11 @@ declarative automation (``AutomationCondition``), evaluated by ``automation_sens
 - ``every(cron)`` for tables built from the calendar and the registry (``dim_date``,
   ``dim_provider``), which have no asset inputs to follow. Unpartitioned tables also run as soon
   as they are missing, so a fresh instance builds its dimensions before the first facts.
-- The daily mart follows facts at most every 5 minutes (``at_most``): it re-aggregates a whole
-  day, so once per changed day every 5 minutes, not once per file.
+- The daily mart is ``gathered("*/5 * * * *")``: it re-aggregates whole days, so at the first
+  evaluation after each 5-minute tick every day whose facts changed since it was last requested is
+  requested together (one range run, its ``BackfillPolicy.single_run()``), landing runs in flight
+  or not. It cannot be built in the landing runs themselves: a Dagster run targets one partitions
+  definition, and the mart's (days) is not the facts' (date × source).
 - ``hourly()`` for the monthly marts: whole-table recomputes over ``fact_sales``, refreshed once an
   hour when facts changed rather than after every file.
 """
@@ -26,7 +29,16 @@ import dagster as dg
 
 from resight_platform.settings import StepRetrySettings
 
-__all__ = ["FACTS_IN_RUN", "RETRY", "SILVER_IN_RUN", "every", "follow_inputs", "hourly", "no_blocking_check_failed"]
+__all__ = [
+    "FACTS_IN_RUN",
+    "RETRY",
+    "SILVER_IN_RUN",
+    "every",
+    "follow_inputs",
+    "gathered",
+    "hourly",
+    "no_blocking_check_failed",
+]
 
 #: Tags of a run that built silver (or the facts) of every partition it loaded, as the landing
 #: sensor's runs do: their updates of the inputs do not trigger the asset again. Dagster's own
@@ -53,12 +65,10 @@ def follow_inputs(
     *,
     ignore: dg.AssetSelection | None = None,
     when_missing: bool = False,
-    at_most: str | None = None,
     built_by_runs_tagged: str | None = None,
 ) -> dg.AutomationCondition:
     """Run when an input updates (and, with ``when_missing``, when the table does not exist yet);
-    ``ignore`` names inputs that do not trigger a run but must exist and are waited for; with
-    ``at_most`` (a cron), updates are gathered and acted on at that cron's ticks only; input
+    ``ignore`` names inputs that do not trigger a run but must exist and are waited for; input
     updates made by runs tagged ``built_by_runs_tagged`` do not trigger (those runs built the
     asset's partitions too)."""
     updated = _any_deps_updated(built_by_runs_tagged)
@@ -70,8 +80,6 @@ def follow_inputs(
     # test_a_range_run_that_wrote_inputs_and_target_together_is_not_run_again), and resetting on
     # requests only flooded the queue with repeat runs in the latency benchmark.
     trigger = updated.since_last_handled()
-    if at_most is not None:
-        trigger = trigger & _since_requested(dg.AutomationCondition.cron_tick_passed(at_most))
     if when_missing:
         trigger = trigger | _missing()
     condition = (
@@ -101,6 +109,36 @@ def _any_deps_updated(built_by_runs_tagged: str | None) -> dg.DepsAutomationCond
     return dg.AutomationCondition.any_deps_match(newly | dg.AutomationCondition.will_be_requested()).with_label(
         "any_deps_updated"
     )
+
+
+def gathered(cron: str, *, ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """At the first evaluation after each tick of ``cron``, every partition an input of which was
+    updated since automation last requested it, all in that one evaluation; ``ignore`` as in
+    :func:`follow_inputs` (no trigger; waited for while missing, in progress or about to be rebuilt).
+
+    For a table that re-aggregates whole partitions of inputs written by other runs (the daily
+    mart over the facts): unlike :func:`follow_inputs` it does not wait while a (not ignored) input
+    is in progress, which under a steady trickle of landing runs released each day at a different
+    moment, one mart run per day; the days changed in a window go in one run instead. An input
+    updated after the request (a landing run that committed while the mart ran) is not lost: only
+    a request resets the trigger, never the target's own update, so the next window takes it.
+    """
+    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
+    if ignore is not None:
+        updated = dg.AutomationCondition.any_deps_updated().ignore(ignore)
+    tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(cron)
+    condition = (
+        _since_requested(tick)
+        & _since_requested(updated)
+        & ~dg.AutomationCondition.in_progress()
+        & no_blocking_check_failed()
+    )
+    if ignore is not None:
+        running = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.in_progress())
+        about_to_change = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.any_deps_updated())
+        absent = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
+        condition = condition & ~running.allow(ignore) & ~about_to_change.allow(ignore) & ~absent.allow(ignore)
+    return condition.with_label(f"gathered({cron})")
 
 
 def hourly(*, when_missing: bool = True) -> dg.AutomationCondition:

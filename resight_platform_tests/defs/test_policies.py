@@ -166,6 +166,24 @@ def test_facts_wait_while_a_dimension_they_join_is_being_rebuilt(ticks: Ticks) -
     assert ticks.tick()[("gold", "fact_sales")] == {f"{DAY}|pawmart"}  # not forgotten
 
 
+def test_the_daily_mart_takes_a_windows_days_together_and_loses_no_later_update(ticks: Ticks) -> None:
+    """Facts of two days updated at different moments: the next 5-minute tick requests both days
+    in one evaluation (one range run). Facts committed while that mart run ran (after its request,
+    before its own materialisation) bring their day again in the next window, not never."""
+    before = "2026-09-30"
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()  # 10:31
+    ticks.materialize((["gold", "fact_sales"], f"{DAY}|pawmart"))
+    assert ("marts", "daily_sales") not in ticks.tick()  # 10:32
+    ticks.materialize((["gold", "fact_sales"], f"{before}|petopia"))
+    assert ("marts", "daily_sales") not in ticks.tick()  # 10:33
+    assert ticks.tick(minutes=3)[("marts", "daily_sales")] == {DAY, before}  # 10:36
+    ticks.materialize((["gold", "fact_sales"], f"{DAY}|petopia"))  # a landing run commits meanwhile
+    ticks.materialize((["marts", "daily_sales"], DAY), (["marts", "daily_sales"], before))
+    assert ("marts", "daily_sales") not in ticks.tick()  # 10:37: not before the next window
+    assert ticks.tick(minutes=4)[("marts", "daily_sales")] == {DAY}  # 10:41
+
+
 def test_monthly_marts_refresh_hourly_not_per_file(ticks: Ticks) -> None:
     ticks.tick()
     assert ("marts", "monthly_sales") in ticks.tick()  # missing on a fresh instance: built at once

@@ -22,7 +22,13 @@ from resight_platform.definitions import build_definitions
 from resight_platform.defs.jobs import DIMENSIONS_JOB
 from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
-from resight_platform.defs.sensors import LANDING_SENSOR, REGISTRY_SENSOR
+from resight_platform.defs.sensors import (
+    LANDING_PRIORITY,
+    LANDING_SENSOR,
+    PRIORITY_TAG,
+    REGISTRY_SENSOR,
+    TRIGGER_TAG,
+)
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import ObjectStore, open_store
 from resight_platform.io.watch import WatchCursor
@@ -209,6 +215,33 @@ def test_a_file_for_a_partition_a_run_is_writing_waits_for_that_run(daemon: Daem
     request = _only(daemon.tick())
     assert request.partition_key == f"{DAY}|pawmart"
     assert daemon.run(request).success
+
+
+def test_while_a_landing_run_waits_for_a_slot_new_files_wait_then_go_in_one_run(daemon: Daemon) -> None:
+    """Back-pressure (``max_pending_runs``, 1): while one of the sensor's runs waits in the run queue,
+    the files that arrive wait in the landing zone, unmarked; once it has a slot, one run takes
+    them all, ahead of automation in the queue."""
+    elsewhere = {TRIGGER_TAG: "landing", PARTITION_TAG: f"{DAY - timedelta(days=5)}|petvalley"}
+    waiting = dg.DagsterRun(  # created, not started (a QUEUED run needs a code location's origin)
+        job_name="landing_job", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED, tags=elsewhere
+    )
+    daemon.instance.add_run(waiting)
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
+    assert not daemon.tick().run_requests
+    daemon.landing.write_bytes(f"barkbox_market/sales/{DAY - timedelta(days=1)}/b.csv", sales_csv("B"))
+    assert not daemon.tick().run_requests
+    assert not daemon.ledger()  # nothing marked: the files are seen again
+    daemon.instance.delete_run(waiting.run_id)  # it got its slot: started, no longer waiting
+    daemon.instance.add_run(
+        dg.DagsterRun(
+            job_name="landing_job", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED, tags=elsewhere
+        )
+    )
+    request = _only(daemon.tick())
+    assert request.tags["resight/files"] == "2"
+    assert request.tags[PRIORITY_TAG] == LANDING_PRIORITY
+    assert daemon.run(request).success
+    assert {v[0] for v in daemon.ledger().values()} == {"loaded"}
 
 
 def test_same_file_delivered_again_loads_once(daemon: Daemon) -> None:
