@@ -22,6 +22,7 @@ from resight_platform.definitions import build_definitions
 from resight_platform.defs.jobs import DIMENSIONS_JOB
 from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
+from resight_platform.defs.partitions import source_keys
 from resight_platform.defs.sensors import (
     LANDING_PRIORITY,
     LANDING_SENSOR,
@@ -142,7 +143,8 @@ def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/b.csv", sales_csv("B"))
     first = daemon.tick()
-    assert first.dynamic_partitions_requests  # every registered provider becomes a source partition
+    # Every registered provider becomes a source partition, added by the tick itself in one call.
+    assert set(daemon.instance.get_dynamic_partitions("source")) == set(source_keys(load_registry_at(None)))
     request = _only(first)
     assert request.partition_key == f"{DAY}|pawmart"
     # No dimensions yet: the facts are left to automation, which builds the dimensions first.
@@ -502,7 +504,7 @@ def test_a_registry_change_is_in_force_at_the_next_tick_and_the_ledger_records_e
     daemon.landing.write_bytes(f"tiny_pets/sales/{DAY}/t.csv", online)
     daemon.landing.write_bytes(key, sales_csv("A", rows=4).replace(b",completed\n", b",SOLD\n", 1))  # re-delivered
     tick = daemon.tick()
-    assert "tiny_pets" in {k for r in tick.dynamic_partitions_requests or [] for k in r.partition_keys or []}
+    assert "tiny_pets" in daemon.instance.get_dynamic_partitions("source")
     daemon.run_all(tick)
 
     versions = _versions(daemon.pg_url)
