@@ -729,7 +729,6 @@ def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -
     from resight_platform.definitions import build_definitions
     from resight_platform.defs.jobs import DIMENSIONS_JOB
     from resight_platform.defs.metadata import RUN_KEY_TAG
-    from resight_platform.defs.sensors import LANDING_SENSOR
     from resight_platform.io.postgres import embedded_pg_url, stop_embedded_pg
     from resight_platform.io.storage import open_store
     from resight_platform.sample import generate
@@ -760,21 +759,11 @@ def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -
                 store = open_store(str(home / "landing"))
                 instance = dg.DagsterInstance.get()
                 try:
-                    sensor = defs.resolve_sensor_def(LANDING_SENSOR)
                     cursor: str | None = None
 
                     def tick() -> tuple[float, dg.SensorResult]:
                         nonlocal cursor
-                        with dg.build_sensor_context(
-                            instance=instance, cursor=cursor, definitions=defs, resources=dict(defs.resources or {})
-                        ) as context:
-                            started = time.perf_counter()
-                            result = sensor(context)
-                            seconds = time.perf_counter() - started
-                        assert isinstance(result, dg.SensorResult)
-                        for request in result.dynamic_partitions_requests or []:
-                            assert isinstance(request, dg.AddDynamicPartitionsRequest)
-                            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                        seconds, result = latency.landing_tick(defs, instance, cursor)
                         cursor = result.cursor
                         return seconds, result
 

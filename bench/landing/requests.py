@@ -76,6 +76,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 from psycopg import sql
 
+from bench.latency.run import _environment, landing_tick
 from bench.machine import machine
 
 __all__ = ["PRICES", "RequestMeter", "main", "measure", "per_day", "to_markdown"]
@@ -202,23 +203,10 @@ class Sensor:
     ticks: list[Tick] = field(default_factory=list)
 
     def tick(self) -> Tick:
-        import dagster as dg
 
-        from resight_platform.defs.sensors import LANDING_SENSOR
-
-        sensor = self.defs.resolve_sensor_def(LANDING_SENSOR)
-        with dg.build_sensor_context(
-            instance=self.instance, cursor=self.cursor, definitions=self.defs, resources=dict(self.defs.resources or {})
-        ) as context:
-            before = self.meter.snapshot()
-            started = time.perf_counter()
-            result = sensor(context)
-            seconds = time.perf_counter() - started
-            counted = self.meter.snapshot() - before
-        assert isinstance(result, dg.SensorResult)
-        for request in result.dynamic_partitions_requests or []:
-            assert isinstance(request, dg.AddDynamicPartitionsRequest)
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        before = self.meter.snapshot()
+        seconds, result = landing_tick(self.defs, self.instance, self.cursor)
+        counted = self.meter.snapshot() - before
         self.cursor = result.cursor
         requests = list(result.run_requests or [])
         tick = Tick(
@@ -263,24 +251,6 @@ def _seed_ledger(pg_url: str, infos: Sequence[Any]) -> None:
 
 
 # --- Harness ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in values}
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    try:
-        yield
-    finally:
-        for name, old in previous.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 @contextlib.contextmanager

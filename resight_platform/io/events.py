@@ -72,13 +72,17 @@ class Message:
 
     message_id: str
     receipt: str
-    keys: tuple[str, ...] = ()
-    #: The object's size and ETag as the notification gave them, by key (used only for a key the
-    #: store cannot look up: an unsafe name, refused without reading it).
+    #: ``(key, size, ETag)`` of each file named, as the notification gave them (the size and ETag
+    #: are used only for a key the store cannot look up: an unsafe name, refused without reading it).
     seen: tuple[tuple[str, int, str], ...] = ()
     #: Records about other buckets, prefixes or event kinds (deletions), or an s3:TestEvent.
     ignored: int = 0
     unreadable: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The landing keys named, relative to the landing zone."""
+        return tuple(key for key, _, _ in self.seen)
 
 
 def _records(body: Any) -> Iterator[tuple[str, str, str, int, str]]:
@@ -126,7 +130,6 @@ def parse_message(raw: dict[str, Any], bucket: str, prefix: str) -> Message:
     except (ValueError, KeyError, TypeError) as error:
         log.warning("unreadable landing notification %s: %s", message_id, error)
         return Message(message_id, receipt, unreadable=True)
-    keys: list[str] = []
     seen: list[tuple[str, int, str]] = []
     ignored = 0
     for record_bucket, event, key, size, etag in records:
@@ -137,9 +140,8 @@ def parse_message(raw: dict[str, Any], bucket: str, prefix: str) -> Message:
         if not relative or relative.endswith("/"):
             ignored += 1
             continue
-        keys.append(relative)
         seen.append((relative, size, etag.strip('"')))
-    return Message(message_id, receipt, tuple(keys), tuple(seen), ignored + (0 if records else 1))
+    return Message(message_id, receipt, tuple(seen), ignored + (0 if records else 1))
 
 
 @dataclass

@@ -65,9 +65,7 @@ class Daemon:
         ) as context:
             result = sensor(context)
         assert isinstance(result, dg.SensorResult)
-        for request in result.dynamic_partitions_requests or []:
-            assert isinstance(request, dg.AddDynamicPartitionsRequest)
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        assert not result.dynamic_partitions_requests  # the sensor adds its partitions itself
         self.cursor = result.cursor
         self.ticks.append(result)
         return result
