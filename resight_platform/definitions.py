@@ -11,6 +11,7 @@ from resight_platform.defs.emr import emr_resource, emr_silver_job
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets, late_dimension_sensor
 from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
+from resight_platform.defs.landing import build_landing_set_job
 from resight_platform.defs.ml import FEATURES_KEY, FORECAST_KEY, MODEL_KEY, ml_assets
 from resight_platform.defs.ops import (
     housekeeping_job,
@@ -45,15 +46,16 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     faults.arm(settings.failpoints)
     medallion = medallion_partitions(settings.partitions_start)
     daily = daily_partitions(settings.partitions_start)
+    limits = ReadLimits(settings.max_record_bytes, settings.max_file_bytes)
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
         source_registry,
         landing_zone,
-        *bronze_assets(medallion, ReadLimits(settings.max_record_bytes, settings.max_file_bytes)),
+        *bronze_assets(medallion, limits),
         *silver_assets(medallion),
         *gold_assets(settings.partitions_start, medallion, daily),
         *ml_assets(),
     ]
-    jobs = build_jobs(medallion, daily)
+    jobs = [*build_jobs(medallion, daily), build_landing_set_job(medallion, assets, limits)]
     retention_job, retention_schedule = build_retention(settings.retention, daily)
     by_name = {job.name: job for job in jobs}
     resources = build_resources(settings, pg_url)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 import psycopg
@@ -46,6 +46,7 @@ __all__ = [
     "LandingQueueResource",
     "MlflowResource",
     "RegistryResource",
+    "Step",
     "StoreResource",
     "WarehouseResource",
     "analyst_role",
@@ -244,7 +245,26 @@ class EngineResource(dg.ConfigurableResource):
         return self._started
 
 
-def engine_for(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Engine:
+class Step(Protocol):
+    """What an asset's body needs of its step: Dagster's ``AssetExecutionContext`` has it, and so
+    has a set run's view of one asset (``defs/landing.py``), whose partitions are an exact set
+    rather than the range a Dagster run targets."""
+
+    @property
+    def partition_keys(self) -> Sequence[str]: ...
+    @property
+    def log(self) -> dg.DagsterLogManager: ...
+    @property
+    def run(self) -> dg.DagsterRun: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def resources(self) -> Any: ...
+    @property
+    def op_def(self) -> dg.OpDefinition: ...
+
+
+def engine_for(context: Step | dg.OpExecutionContext) -> Engine:
     """The engine a step runs on: the run's ``resight/engine`` tag if set, else the ``engine``
     resource's (``RESIGHT_ENGINE``). The asset must take the
     resource (``engine: EngineResource``), which also hands it the session."""

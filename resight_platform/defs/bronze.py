@@ -13,11 +13,11 @@ from resight_platform.defs.policies import RETRY
 from resight_platform.ingest import Ingestion, ingest_partitions, listed_key, partition_listing
 from resight_platform.io.lake import PartitionStream, RestartPartition
 from resight_platform.io.ops import FileRecord, close_vanished, known_checksums, record_files
-from resight_platform.resources import RegistryResource, StoreResource, WarehouseResource
+from resight_platform.resources import RegistryResource, Step, StoreResource, WarehouseResource
 from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import DEFAULT_LIMITS, ReadLimits, bronze_schema
 
-__all__ = ["DRIFT_CHECK", "bronze_assets", "drift_result"]
+__all__ = ["DRIFT_CHECK", "bronze_assets", "drift_result", "load_bronze"]
 
 
 def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: ReadLimits) -> dg.AssetsDefinition:
@@ -48,53 +48,74 @@ def _bronze_asset(feed: str, partitions_def: dg.PartitionsDefinition, limits: Re
         warehouse: WarehouseResource,
         registry: RegistryResource,
     ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
-        reg = registry.load()
-        now = datetime.now(UTC)
-        landing_store, dead_store = landing.store(), dead_letter.store()
-        records: list[FileRecord] = []
-        partitions = []
-        for partition_key in context.partition_keys:
-            day, source = split_key(partition_key)
-            partitions.append(
-                (partition_key, day, partition_listing(landing_store, reg, providers_of(source, reg), feed, day))
-            )
-        keys = [listed_key(item) for _, _, listing in partitions for _, item in listing]
-        with warehouse.connect() as conn:
-            already_dead = known_checksums(conn, keys)
-
-        def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
-            # One slice of one file at a time: memory holds a slice, not the file, partition or run.
-            ingestion = Ingestion(
-                landing_store, dead_store, reg, feed, already_dead, now, limits=limits, spool_dir=landing.spool_path()
-            )
-            yield from ingest_partitions(
-                ingestion,
-                partitions,
-                records,
-                on_dead_letter=lambda r: context.log.warning(
-                    f"dead-lettered {r.file_key!r}: {r.error_code}: {r.error}"
-                ),
-            )
-            with warehouse.connect() as conn:
-                record_files(conn, records, run_id=context.run.run_id, now=now, registry=reg)
-                run_key = context.run.tags.get(RUN_KEY_TAG)
-                if run_key:  # a run the landing sensor requested: close what it queued and did not find
-                    for key in close_vanished(
-                        conn, run_key=run_key, feed=feed, seen=keys, run_id=context.run.run_id, now=now
-                    ):
-                        context.log.warning(f"{key} was queued for this run and is gone from the landing zone")
-
-        def summary() -> dict[str, object]:
-            return {
-                "files_read": sum(r.status == "read" for r in records),
-                "files_dead_lettered": sum(r.status == "dead_lettered" for r in records),
-                "partitions": len(partitions),
-            }
-
-        yield dg.Output(PartitionStream(chunks(), summary))
-        yield drift_result(["bronze", feed], records)
+        yield from load_bronze(feed, context, landing, dead_letter, warehouse, registry, limits)
 
     return bronze
+
+
+def load_bronze(
+    feed: str,
+    context: Step,
+    landing: StoreResource,
+    dead_letter: StoreResource,
+    warehouse: WarehouseResource,
+    registry: RegistryResource,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
+    """Bronze of ``feed`` for the step's partitions: the asset's body, and a set run's
+    (``defs/landing.py``). Its stream's ``partition_summary`` gives each partition's files."""
+    reg = registry.load()
+    now = datetime.now(UTC)
+    landing_store, dead_store = landing.store(), dead_letter.store()
+    records: list[FileRecord] = []
+    partitions = []
+    for partition_key in context.partition_keys:
+        day, source = split_key(partition_key)
+        partitions.append(
+            (partition_key, day, partition_listing(landing_store, reg, providers_of(source, reg), feed, day))
+        )
+    keys = [listed_key(item) for _, _, listing in partitions for _, item in listing]
+    with warehouse.connect() as conn:
+        already_dead = known_checksums(conn, keys)
+
+    def chunks() -> Iterator[tuple[str, pl.DataFrame | RestartPartition]]:
+        # One slice of one file at a time: memory holds a slice, not the file, partition or run.
+        ingestion = Ingestion(
+            landing_store, dead_store, reg, feed, already_dead, now, limits=limits, spool_dir=landing.spool_path()
+        )
+        yield from ingest_partitions(
+            ingestion,
+            partitions,
+            records,
+            on_dead_letter=lambda r: context.log.warning(f"dead-lettered {r.file_key!r}: {r.error_code}: {r.error}"),
+        )
+        with warehouse.connect() as conn:
+            record_files(conn, records, run_id=context.run.run_id, now=now, registry=reg)
+            run_key = context.run.tags.get(RUN_KEY_TAG)
+            if run_key:  # a run the landing sensor requested: close what it queued and did not find
+                for key in close_vanished(
+                    conn, run_key=run_key, feed=feed, seen=keys, run_id=context.run.run_id, now=now
+                ):
+                    context.log.warning(f"{key} was queued for this run and is gone from the landing zone")
+
+    def summary() -> dict[str, object]:
+        return {
+            "files_read": sum(r.status == "read" for r in records),
+            "files_dead_lettered": sum(r.status == "dead_lettered" for r in records),
+            "partitions": len(partitions),
+        }
+
+    def of_partition(key: str) -> dict[str, object]:
+        day, source = split_key(key)
+        providers = set(providers_of(source, reg))
+        mine = [r for r in records if r.business_date == day and r.provider in providers]
+        return {
+            "files_read": sum(r.status == "read" for r in mine),
+            "files_dead_lettered": sum(r.status == "dead_lettered" for r in mine),
+        }
+
+    yield dg.Output(PartitionStream(chunks(), summary, partition_summary=of_partition))
+    yield drift_result(["bronze", feed], records)
 
 
 DRIFT_CHECK = "columns_match_the_registry"

@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,11 +38,25 @@ from resight_platform.io.lake import PartitionStream, iter_chunks, partition_pat
 from resight_platform.io.postgres import upsert
 from resight_platform.io.storage import open_store
 from resight_platform.io.warehouse import fact_sales_totals, late_resolvable_partitions
-from resight_platform.resources import EngineResource, RegistryResource, StoreResource, WarehouseResource, engine_for
+from resight_platform.resources import (
+    EngineResource,
+    RegistryResource,
+    Step,
+    StoreResource,
+    WarehouseResource,
+    engine_for,
+)
 from resight_platform.schemas import gold as models
 from resight_platform.transforms import gold, marts
 
-__all__ = ["LATE_DIMENSION_SENSOR", "consecutive_days", "gold_assets", "late_dimension_sensor", "split_by_date"]
+__all__ = [
+    "LATE_DIMENSION_SENSOR",
+    "build_facts",
+    "consecutive_days",
+    "gold_assets",
+    "late_dimension_sensor",
+    "split_by_date",
+]
 
 _KINDS = {"polars", "postgres", "parquet"}
 
@@ -187,133 +201,157 @@ def _fact_sales(medallion: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         lake: StoreResource,
         engine: EngineResource,
     ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
-        mappings = registry.mappings()
-        check = ModelCheck(FACT_SALES.path, models.FactSales)
-        silver_totals: dict[str, tuple[int, int]] = {}
-        # The dimensions are read once; the sales stream through them a chunk at a time.
-        providers = {split_key(key)[1] for key in context.partition_keys}
-        dims = {
-            "dim_provider": _with_registered_providers(context, warehouse, registry, dim_provider, providers),
-            "dim_product": dim_product.collect().lazy(),
-            "dim_store": dim_store.collect().lazy(),
-            "dim_customer": dim_customer.collect().lazy(),
-        }
-        keys = KeysCheck({column: _dimension_keys(dims[dim], column) for column, dim in FACT_KEYS.items()})
-        stats: Counter[str] = Counter()
-        cents = 0
-        preview: list[pl.DataFrame] = []
-
-        def emit(key: str, fact: pl.DataFrame) -> tuple[str, pl.DataFrame]:
-            """A chunk of a partition's facts counted and checked on its way to the lake and Postgres."""
-            nonlocal cents
-            keys.frame(fact)
-            for column, counter in _UNKNOWN_LINES.items():
-                stats[counter] += fact.filter(pl.col(column) == gold.UNKNOWN_KEY).height
-            cents += _cents(fact)
-            if not preview:
-                preview.append(fact.head(5))
-            return key, check.frame(fact, key)
-
-        def on_polars() -> Iterator[tuple[str, pl.DataFrame]]:
-            # A day's partitions together: the warehouse replaces a day at a time when it can.
-            for key in sorted(context.partition_keys, key=split_key):
-                produced = False
-                scan = sales.get(key)
-                lines, in_cents = silver_totals.setdefault(key, (0, 0))
-                for piece in iter_chunks(scan) if scan is not None else ():
-                    if not piece.height:
-                        continue
-                    lines, in_cents = lines + piece.height, in_cents + _cents(piece)
-                    silver_totals[key] = (lines, in_cents)
-                    produced = True
-                    yield emit(key, gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings))
-                if not produced:
-                    yield key, gold.empty_fact_sales()
-
-        def on_spark() -> Iterator[tuple[str, pl.DataFrame]]:
-            """The run's facts built on Spark in one plan (the dimensions, keyed here, broadcast to
-            it), staged in the lake by Spark, then streamed partition by partition into the same
-            lake files and Postgres ``COPY`` as the Polars path's (``docs/engines.md``)."""
-            from pyspark.sql import functions as F
-
-            spark = engine.spark_session
-            ordered = sorted((str(key) for key in context.partition_keys), key=split_key)
-            parts = [lake_partition(key) for key in ordered]
-            where = lake.store_options()
-            silver: Any = spark_lake.read_table(spark, lake.url, ["silver", "sales"], parts, **where)
-            if "net_amount" not in silver.columns:  # no silver rows in the run
-                for key in ordered:
-                    silver_totals[key] = (0, 0)
-                    yield key, gold.empty_fact_sales()
-                return
-            # Silver's lines and cents per partition, each row rounded as _cents rounds it.
-            counted = silver.groupBy(DATE, SOURCE).agg(
-                F.count(F.lit(1)).alias("lines"), F.sum(F.round(F.col("net_amount") * 100, 0)).alias("cents")
-            )
-            for day, source, lines, in_cents in to_polars(counted).iter_rows():
-                silver_totals[f"{day}|{source}"] = (int(lines), int(in_cents or 0))
-            on_engine = {name: from_polars(silver, frame.collect()) for name, frame in dims.items()}
-            built: Any = gold.build_fact_sales(silver.drop(DATE, SOURCE), **on_engine, mappings=mappings)
-            facts = built.withColumns(
-                {DATE: F.date_format(F.col("sale_date"), "yyyy-MM-dd"), SOURCE: F.col(source_key_column("sales"))}
-            )
-            staging = f"{lake.url.rstrip('/')}/{spark_lake.STAGING_DIR}/fact_sales-{context.run_id}"
-            spark_lake.write_partitions(
-                facts, staging, ["fact_sales"], order_by=("provider_key", "order_id", "line_no"), **where
-            )
-            staged = open_store(staging, lake.endpoint_url, max_attempts=lake.s3_max_attempts, component=lake.component)
-            try:
-                for key, values in zip(ordered, parts, strict=True):
-                    silver_totals.setdefault(key, (0, 0))
-                    scan = read_table(staged, ["fact_sales"], [values])
-                    produced = False
-                    if scan.collect_schema().names():
-                        for piece in iter_chunks(scan):
-                            if piece.height:
-                                produced = True
-                                yield emit(key, piece.select(gold.FACT_COLUMNS))
-                    if not produced:
-                        yield key, gold.empty_fact_sales()
-                    staged.delete(partition_path(["fact_sales"], values))
-            finally:
-                staged.delete_prefix("")
-            spark.catalog.clearCache()
-
-        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
-            yield from (on_spark() if engine_for(context) == "spark" else on_polars())
-            unknown = {counter: stats[counter] for counter in _UNKNOWN_LINES.values() if stats[counter]}
-            if unknown:
-                context.log.warning(
-                    f"sales lines on an unknown member (named by the partner, not in the dimension yet): {unknown};"
-                    f" {LATE_DIMENSION_SENSOR} re-resolves them when the dimension lands"
-                )
-
-        def summary() -> dict[str, object]:
-            metadata: dict[str, object] = {
-                "net_amount": cents / 100,
-                **{counter: stats[counter] for counter in _UNKNOWN_LINES.values()},
-            }
-            if detailed(context.partition_keys):
-                metadata["preview"] = markdown_preview(preview[0] if preview else gold.empty_fact_sales())
-            return metadata
-
-        yield dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows))
-        yield check.result()
-        yield keys.result()
-        # What Postgres holds now for the run's partitions, against what silver gave.
-        cells = {key: split_key(key) for key in silver_totals}
-        with warehouse.connect() as conn:
-            committed = fact_sales_totals(
-                conn,
-                sorted({day for day, _ in cells.values()}),
-                sorted({gold.provider_key(source) for _, source in cells.values()}),
-            )
-        yield reconcile_result(
-            silver_totals,
-            {key: committed.get((day, gold.provider_key(source)), (0, 0)) for key, (day, source) in cells.items()},
+        yield from build_facts(
+            context, registry, warehouse, sales, dim_provider, dim_product, dim_store, dim_customer, lake, engine
         )
 
     return fact_sales
+
+
+def build_facts(
+    context: Step,
+    registry: RegistryResource,
+    warehouse: WarehouseResource,
+    sales: Mapping[str, pl.LazyFrame],
+    dim_provider: pl.LazyFrame,
+    dim_product: pl.LazyFrame,
+    dim_store: pl.LazyFrame,
+    dim_customer: pl.LazyFrame,
+    lake: StoreResource,
+    engine: EngineResource,
+) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
+    """``gold.fact_sales`` for the step's partitions from their silver ``sales``: the asset's body,
+    and a set run's (``defs/landing.py``). Its stream's ``partition_summary`` gives each
+    partition's silver lines and net amount."""
+    mappings = registry.mappings()
+    check = ModelCheck(FACT_SALES.path, models.FactSales)
+    silver_totals: dict[str, tuple[int, int]] = {}
+    # The dimensions are read once; the sales stream through them a chunk at a time.
+    providers = {split_key(key)[1] for key in context.partition_keys}
+    dims = {
+        "dim_provider": _with_registered_providers(context, warehouse, registry, dim_provider, providers),
+        "dim_product": dim_product.collect().lazy(),
+        "dim_store": dim_store.collect().lazy(),
+        "dim_customer": dim_customer.collect().lazy(),
+    }
+    keys = KeysCheck({column: _dimension_keys(dims[dim], column) for column, dim in FACT_KEYS.items()})
+    stats: Counter[str] = Counter()
+    cents = 0
+    preview: list[pl.DataFrame] = []
+
+    def emit(key: str, fact: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+        """A chunk of a partition's facts counted and checked on its way to the lake and Postgres."""
+        nonlocal cents
+        keys.frame(fact)
+        for column, counter in _UNKNOWN_LINES.items():
+            stats[counter] += fact.filter(pl.col(column) == gold.UNKNOWN_KEY).height
+        cents += _cents(fact)
+        if not preview:
+            preview.append(fact.head(5))
+        return key, check.frame(fact, key)
+
+    def on_polars() -> Iterator[tuple[str, pl.DataFrame]]:
+        # A day's partitions together: the warehouse replaces a day at a time when it can.
+        for key in sorted(context.partition_keys, key=split_key):
+            produced = False
+            scan = sales.get(key)
+            lines, in_cents = silver_totals.setdefault(key, (0, 0))
+            for piece in iter_chunks(scan) if scan is not None else ():
+                if not piece.height:
+                    continue
+                lines, in_cents = lines + piece.height, in_cents + _cents(piece)
+                silver_totals[key] = (lines, in_cents)
+                produced = True
+                yield emit(key, gold.build_fact_sales(piece.lazy(), **dims, mappings=mappings))
+            if not produced:
+                yield key, gold.empty_fact_sales()
+
+    def on_spark() -> Iterator[tuple[str, pl.DataFrame]]:
+        """The run's facts built on Spark in one plan (the dimensions, keyed here, broadcast to
+        it), staged in the lake by Spark, then streamed partition by partition into the same
+        lake files and Postgres ``COPY`` as the Polars path's (``docs/engines.md``)."""
+        from pyspark.sql import functions as F
+
+        spark = engine.spark_session
+        ordered = sorted((str(key) for key in context.partition_keys), key=split_key)
+        parts = [lake_partition(key) for key in ordered]
+        where = lake.store_options()
+        silver: Any = spark_lake.read_table(spark, lake.url, ["silver", "sales"], parts, **where)
+        if "net_amount" not in silver.columns:  # no silver rows in the run
+            for key in ordered:
+                silver_totals[key] = (0, 0)
+                yield key, gold.empty_fact_sales()
+            return
+        # Silver's lines and cents per partition, each row rounded as _cents rounds it.
+        counted = silver.groupBy(DATE, SOURCE).agg(
+            F.count(F.lit(1)).alias("lines"), F.sum(F.round(F.col("net_amount") * 100, 0)).alias("cents")
+        )
+        for day, source, lines, in_cents in to_polars(counted).iter_rows():
+            silver_totals[f"{day}|{source}"] = (int(lines), int(in_cents or 0))
+        on_engine = {name: from_polars(silver, frame.collect()) for name, frame in dims.items()}
+        built: Any = gold.build_fact_sales(silver.drop(DATE, SOURCE), **on_engine, mappings=mappings)
+        facts = built.withColumns(
+            {DATE: F.date_format(F.col("sale_date"), "yyyy-MM-dd"), SOURCE: F.col(source_key_column("sales"))}
+        )
+        staging = f"{lake.url.rstrip('/')}/{spark_lake.STAGING_DIR}/fact_sales-{context.run_id}"
+        spark_lake.write_partitions(
+            facts, staging, ["fact_sales"], order_by=("provider_key", "order_id", "line_no"), **where
+        )
+        staged = open_store(staging, lake.endpoint_url, max_attempts=lake.s3_max_attempts, component=lake.component)
+        try:
+            for key, values in zip(ordered, parts, strict=True):
+                silver_totals.setdefault(key, (0, 0))
+                scan = read_table(staged, ["fact_sales"], [values])
+                produced = False
+                if scan.collect_schema().names():
+                    for piece in iter_chunks(scan):
+                        if piece.height:
+                            produced = True
+                            yield emit(key, piece.select(gold.FACT_COLUMNS))
+                if not produced:
+                    yield key, gold.empty_fact_sales()
+                staged.delete(partition_path(["fact_sales"], values))
+        finally:
+            staged.delete_prefix("")
+        spark.catalog.clearCache()
+
+    def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+        yield from (on_spark() if engine_for(context) == "spark" else on_polars())
+        unknown = {counter: stats[counter] for counter in _UNKNOWN_LINES.values() if stats[counter]}
+        if unknown:
+            context.log.warning(
+                f"sales lines on an unknown member (named by the partner, not in the dimension yet): {unknown};"
+                f" {LATE_DIMENSION_SENSOR} re-resolves them when the dimension lands"
+            )
+
+    def summary() -> dict[str, object]:
+        metadata: dict[str, object] = {
+            "net_amount": cents / 100,
+            **{counter: stats[counter] for counter in _UNKNOWN_LINES.values()},
+        }
+        if detailed(context.partition_keys):
+            metadata["preview"] = markdown_preview(preview[0] if preview else gold.empty_fact_sales())
+        return metadata
+
+    def of_partition(key: str) -> dict[str, object]:
+        lines, in_cents = silver_totals.get(key, (0, 0))
+        return {"silver_lines": lines, "net_amount": in_cents / 100}
+
+    yield dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows, partition_summary=of_partition))
+    yield check.result()
+    yield keys.result()
+    # What Postgres holds now for the run's partitions, against what silver gave.
+    cells = {key: split_key(key) for key in silver_totals}
+    with warehouse.connect() as conn:
+        committed = fact_sales_totals(
+            conn,
+            sorted({day for day, _ in cells.values()}),
+            sorted({gold.provider_key(source) for _, source in cells.values()}),
+        )
+    yield reconcile_result(
+        silver_totals,
+        {key: committed.get((day, gold.provider_key(source)), (0, 0)) for key, (day, source) in cells.items()},
+    )
 
 
 #: Fact lines counted per unknown member, by key column.
@@ -325,7 +363,7 @@ _UNKNOWN_LINES = {
 
 
 def _with_registered_providers(
-    context: dg.AssetExecutionContext,
+    context: Step,
     warehouse: WarehouseResource,
     registry: RegistryResource,
     dim_provider: pl.LazyFrame,

@@ -13,6 +13,7 @@ __all__ = [
     "DIMENSIONS_JOB",
     "GOLD_FACTS_JOB",
     "LANDING_JOB",
+    "LANDING_SET_JOB",
     "MARTS_JOB",
     "MEDALLION_JOB",
     "ML_JOB",
@@ -26,6 +27,7 @@ REGISTRY_JOB = "registry_job"
 SCAN_LANDING_JOB = "scan_landing_job"
 MEDALLION_JOB = "medallion_job"
 LANDING_JOB = "landing_job"
+LANDING_SET_JOB = "landing_partitions_job"
 DIMENSIONS_JOB = "dimensions_job"
 GOLD_FACTS_JOB = "gold_facts_job"
 DAILY_MART_JOB = "daily_mart_job"

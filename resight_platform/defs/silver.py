@@ -1,7 +1,7 @@
 """Silver: canonical, typed, standardised and deduplicated rows; rule breakers to quarantine."""
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain
@@ -26,6 +26,7 @@ from resight_platform.io.ops import known_products, record_silver, record_type_d
 from resight_platform.resources import (
     EngineResource,
     RegistryResource,
+    Step,
     StoreResource,
     WarehouseResource,
     engine_for,
@@ -43,7 +44,7 @@ from resight_platform.transforms.silver import (
     type_drift,
 )
 
-__all__ = ["BATCH_ROWS", "TYPES_CHECK", "quarantine_table", "silver_assets"]
+__all__ = ["BATCH_ROWS", "TYPES_CHECK", "clean_silver", "quarantine_table", "silver_assets"]
 
 
 #: Partitions whose quarantine counts a run's metadata lists by name (a backfill of thousands
@@ -224,202 +225,224 @@ def _silver_asset(feed: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
         lake: StoreResource,
         engine: EngineResource,
     ) -> Iterator[dg.Output[PartitionStream] | dg.Output[WrittenPartitions] | dg.AssetCheckResult]:
-        reg, now = registry.load(), datetime.now(UTC)
-        mappings = reg.mappings  # the same registry's tables (a second load() may see a newer registry)
-        store = lake.store()
-        check = ModelCheck(["silver", feed], SILVER_MODELS[feed])
-        totals: Counter[str] = Counter()
-        by_rule: Counter[str] = Counter()
-        by_partition: dict[str, dict[str, int]] = {}
-        drifted: list[pl.DataFrame] = []
-
-        empty: tuple[SilverResult, pl.DataFrame] | None = None
-        # Sales lines are judged by their product's category's ceilings where gold knows the product.
-        products: pl.DataFrame | None = None
-
-        def clean(raw: pl.DataFrame, seen: pl.DataFrame | None) -> tuple[SilverResult, pl.DataFrame]:
-            """Silver of one chunk and its per-file counts. An empty chunk (a date x source of the
-            run's rectangle with no file: most of a weekly partner's days) is cleaned once per run,
-            not once per partition: the plan is the same every time and costs ~20 collects."""
-            nonlocal empty
-            if raw.height:
-                result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen, products=products)
-                return result, reconcile(raw, result)
-            if empty is None:
-                result = clean_feed(feed, empty_bronze(feed), registry=reg, mappings=mappings, now=now)
-                empty = (result, reconcile(empty_bronze(feed), result))
-            return empty
-
-        def loaded(key: str, rows_in: int, valid: pl.DataFrame) -> tuple[str, pl.DataFrame]:
-            totals["rows_in"] += rows_in
-            totals["rows_loaded"] += valid.height
-            return key, check.frame(valid, key)
-
-        def finish(key: str, quarantine: pl.DataFrame, file_counts: pl.DataFrame, pending: _QuarantineBatch) -> None:
-            """A partition's quarantine file, counts, ``ops`` rows and type drift, once its silver
-            rows are out."""
-            day, source = split_key(key)
-            write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
-            totals["rows_quarantined"] += quarantine.height
-            counts_of_partition = (
-                dict(quarantine.group_by("rule").len().sort("rule").iter_rows()) if quarantine.height else {}
-            )
-            by_rule.update(counts_of_partition)
-            if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
-                by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
-            pending.add((day, source), quarantine, file_counts)
-            if quarantine.height:  # a type change needs quarantined rows
-                drift = type_drift(feed, quarantine, file_counts)
-                if drift.height:
-                    drifted.append(drift)
-
-        def alone(
-            key: str, pieces: Iterable[pl.DataFrame], pending: _QuarantineBatch
-        ) -> Iterator[tuple[str, pl.DataFrame]]:
-            """One partition cleaned by itself, a chunk at a time (keys loaded so far as ``seen``)."""
-            seen: pl.DataFrame | None = None
-            quarantined: list[pl.DataFrame] = []
-            counts: list[pl.DataFrame] = []
-            for raw in pieces:
-                if not raw.columns:
-                    raw = empty_bronze(feed)
-                result, count = clean(raw, seen)
-                if result.keys is not None and result.keys.height:
-                    seen = result.keys if seen is None else pl.concat([seen, result.keys])
-                quarantined.append(result.quarantine)
-                counts.append(count)
-                yield loaded(key, raw.height, result.valid)
-            quarantine = quarantined[0] if len(quarantined) == 1 else pl.concat(quarantined)
-            finish(key, quarantine, _sum_counts(counts), pending)
-
-        def together(batch: _Batch, pending: _QuarantineBatch) -> Iterator[tuple[str, pl.DataFrame]]:
-            """A batch's partitions cleaned in one call, then handed out by file, in key order."""
-            frames = [raw for _, raw in batch.members if raw is not None]
-            if len(frames) < 2:
-                for key, raw in batch.members:
-                    yield from alone(key, [raw if raw is not None else empty_bronze(feed)], pending)
-                return
-            result, count = clean(pl.concat(frames), None)
-            owner = pl.concat(
-                raw.select(pl.col("_source_file").unique(), pl.lit(i, pl.Int32).alias("__member"))
-                for i, raw in enumerate(frames)
-            )
-            valid, quarantine, counts = (
-                _split_by_file(frame, owner, len(frames)) for frame in (result.valid, result.quarantine, count)
-            )
-            member = 0
-            for key, raw in batch.members:
-                if raw is None:
-                    yield from alone(key, [empty_bronze(feed)], pending)
-                    continue
-                yield loaded(key, raw.height, valid[member])
-                finish(key, quarantine[member], counts[member], pending)
-                member += 1
-
-        def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
-            """Every partition of the run in key order. Consecutive small partitions are cleaned
-            together (``BATCH_ROWS``), a big one alone in chunks; each partition's rows, quarantine
-            and counts are the same as if it had been cleaned alone (tested)."""
-            nonlocal products
-            schema = bronze_schema(feed)
-            with warehouse.connect() as conn:
-                if feed == "sales":
-                    products = known_products(conn, {split_key(key)[1] for key in context.partition_keys})
-                pending = _QuarantineBatch(conn, feed, reg)
-                batch = _Batch()
-                for key in context.partition_keys:
-                    scan = bronze.get(key)
-                    if scan is None:
-                        batch.add(key, None, set(), set())
-                        continue
-                    pieces = iter_chunks(scan, CHUNK_ROWS)
-                    first = next(pieces)
-                    if not first.height:
-                        batch.add(key, None, set(), set())
-                        continue
-                    small = first.height < CHUNK_ROWS  # iter_chunks read the whole partition
-                    raw = _batchable(first, schema) if small else None
-                    if raw is None:
-                        yield from together(batch, pending)
-                        batch = _Batch()
-                        yield from alone(key, chain([first], pieces), pending)
-                        continue
-                    files = set(raw.get_column("_source_file").unique().to_list())
-                    cells = set(raw.select("_provider", "_business_date").unique().iter_rows())
-                    if not batch.takes(raw, files, cells):
-                        yield from together(batch, pending)
-                        batch = _Batch()
-                    batch.add(key, raw, files, cells)
-                yield from together(batch, pending)
-                pending.flush()
-            if by_rule:
-                context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
-
-        detail = detailed(context.partition_keys)
-
-        def summary() -> dict[str, object]:
-            return {
-                "rows_in": totals["rows_in"],
-                "rows_quarantined": totals["rows_quarantined"],
-                "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
-                # A range run's metadata goes on each of its partitions: each finds its own counts
-                # here, in a run of a few partitions (in a backfill: ops.quarantine, resight quality).
-                **({"quarantined_by_partition": dg.MetadataValue.json(by_partition)} if detail else {}),
-                "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
-            }
-
-        def on_spark() -> WrittenPartitions:
-            """The run's partitions cleaned on Spark in one plan (``docs/engines.md``): bronze read
-            and silver written by Spark, partition by partition as the Polars path writes them;
-            the quarantine and per-file counts (small) come to this process and go the Polars
-            path's way (lake, ``ops``, type drift); the model check reads each partition back."""
-            spark = engine.spark_session
-            keys = [str(key) for key in context.partition_keys]
-            with warehouse.connect() as conn:
-                products = (
-                    known_products(conn, {source for _, source in map(split_key, keys)}) if feed == "sales" else None
-                )
-                cleaned = clean_on_spark(
-                    spark,
-                    lake.url,
-                    feed,
-                    keys,
-                    registry=reg,
-                    mappings=mappings,
-                    now=now,
-                    products=products,
-                    **lake.store_options(),
-                )
-                pending = _QuarantineBatch(conn, feed, reg)
-                for key in keys:
-                    file_counts = cleaned.counts_of(key)
-                    totals["rows_in"] += int(file_counts.get_column("rows_in").sum())
-                    stored = read_table(store, ["silver", feed], [lake_partition(key)])
-                    if stored.collect_schema().names():  # the model check of what Spark wrote
-                        for chunk in iter_chunks(stored, CHUNK_ROWS):
-                            loaded(key, 0, chunk)
-                    finish(key, cleaned.quarantine_of(key), file_counts, pending)
-                pending.flush()
-            spark.catalog.clearCache()
-            if by_rule:
-                context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows on Spark: {dict(by_rule)}")
-            return WrittenPartitions(
-                uris=cleaned.uris, rows=totals["rows_loaded"], partitions=len(cleaned.uris), summary=summary()
-            )
-
-        if engine_for(context) == "spark":
-            yield dg.Output(on_spark())
-        else:
-            # The IO manager consumes the stream before the generator resumes: the check sees every row.
-            yield dg.Output(PartitionStream(chunks(), summary))
-        yield check.result()
-        drift = pl.concat(drifted) if drifted else type_drift(feed, pl.DataFrame(), pl.DataFrame())
-        if drift.height:
-            with warehouse.connect() as conn:
-                record_type_drift(conn, drift)
-        yield _types_result(["silver", feed], drift)
+        yield from clean_silver(feed, context, bronze, registry, warehouse, lake, engine)
 
     return silver
+
+
+def clean_silver(
+    feed: str,
+    context: Step,
+    bronze: Mapping[str, pl.LazyFrame],
+    registry: RegistryResource,
+    warehouse: WarehouseResource,
+    lake: StoreResource,
+    engine: EngineResource,
+) -> Iterator[dg.Output[PartitionStream] | dg.Output[WrittenPartitions] | dg.AssetCheckResult]:
+    """Silver of ``feed`` for the step's partitions from their ``bronze`` scans: the asset's body,
+    and a set run's (``defs/landing.py``). Its stream's ``partition_summary`` gives each
+    partition's rows in and quarantined by rule."""
+    reg, now = registry.load(), datetime.now(UTC)
+    mappings = reg.mappings  # the same registry's tables (a second load() may see a newer registry)
+    store = lake.store()
+    check = ModelCheck(["silver", feed], SILVER_MODELS[feed])
+    totals: Counter[str] = Counter()
+    by_rule: Counter[str] = Counter()
+    by_partition: dict[str, dict[str, int]] = {}
+    figures: dict[str, dict[str, object]] = {}  # each partition's own, for a set run
+    drifted: list[pl.DataFrame] = []
+
+    empty: tuple[SilverResult, pl.DataFrame] | None = None
+    # Sales lines are judged by their product's category's ceilings where gold knows the product.
+    products: pl.DataFrame | None = None
+
+    def clean(raw: pl.DataFrame, seen: pl.DataFrame | None) -> tuple[SilverResult, pl.DataFrame]:
+        """Silver of one chunk and its per-file counts. An empty chunk (a date x source of the
+        run's rectangle with no file: most of a weekly partner's days) is cleaned once per run,
+        not once per partition: the plan is the same every time and costs ~20 collects."""
+        nonlocal empty
+        if raw.height:
+            result = clean_feed(feed, raw, registry=reg, mappings=mappings, now=now, seen=seen, products=products)
+            return result, reconcile(raw, result)
+        if empty is None:
+            result = clean_feed(feed, empty_bronze(feed), registry=reg, mappings=mappings, now=now)
+            empty = (result, reconcile(empty_bronze(feed), result))
+        return empty
+
+    def loaded(key: str, rows_in: int, valid: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+        totals["rows_in"] += rows_in
+        totals["rows_loaded"] += valid.height
+        return key, check.frame(valid, key)
+
+    def finish(key: str, quarantine: pl.DataFrame, file_counts: pl.DataFrame, pending: _QuarantineBatch) -> None:
+        """A partition's quarantine file, counts, ``ops`` rows and type drift, once its silver
+        rows are out."""
+        day, source = split_key(key)
+        write_partition(store, quarantine_table(feed), {DATE: day.isoformat(), SOURCE: source}, quarantine)
+        totals["rows_quarantined"] += quarantine.height
+        counts_of_partition = (
+            dict(quarantine.group_by("rule").len().sort("rule").iter_rows()) if quarantine.height else {}
+        )
+        by_rule.update(counts_of_partition)
+        rows_in = file_counts.get_column("rows_in").sum() if "rows_in" in file_counts.columns else 0
+        figures[key] = {
+            "rows_in": int(rows_in or 0),
+            "rows_quarantined": quarantine.height,
+            "quarantined_by_rule": dg.MetadataValue.json(
+                {str(rule): int(n) for rule, n in counts_of_partition.items()}
+            ),
+        }
+        if counts_of_partition and len(by_partition) < _PARTITIONS_IN_METADATA:
+            by_partition[key] = {str(rule): int(n) for rule, n in counts_of_partition.items()}
+        pending.add((day, source), quarantine, file_counts)
+        if quarantine.height:  # a type change needs quarantined rows
+            drift = type_drift(feed, quarantine, file_counts)
+            if drift.height:
+                drifted.append(drift)
+
+    def alone(
+        key: str, pieces: Iterable[pl.DataFrame], pending: _QuarantineBatch
+    ) -> Iterator[tuple[str, pl.DataFrame]]:
+        """One partition cleaned by itself, a chunk at a time (keys loaded so far as ``seen``)."""
+        seen: pl.DataFrame | None = None
+        quarantined: list[pl.DataFrame] = []
+        counts: list[pl.DataFrame] = []
+        for raw in pieces:
+            if not raw.columns:
+                raw = empty_bronze(feed)
+            result, count = clean(raw, seen)
+            if result.keys is not None and result.keys.height:
+                seen = result.keys if seen is None else pl.concat([seen, result.keys])
+            quarantined.append(result.quarantine)
+            counts.append(count)
+            yield loaded(key, raw.height, result.valid)
+        quarantine = quarantined[0] if len(quarantined) == 1 else pl.concat(quarantined)
+        finish(key, quarantine, _sum_counts(counts), pending)
+
+    def together(batch: _Batch, pending: _QuarantineBatch) -> Iterator[tuple[str, pl.DataFrame]]:
+        """A batch's partitions cleaned in one call, then handed out by file, in key order."""
+        frames = [raw for _, raw in batch.members if raw is not None]
+        if len(frames) < 2:
+            for key, raw in batch.members:
+                yield from alone(key, [raw if raw is not None else empty_bronze(feed)], pending)
+            return
+        result, count = clean(pl.concat(frames), None)
+        owner = pl.concat(
+            raw.select(pl.col("_source_file").unique(), pl.lit(i, pl.Int32).alias("__member"))
+            for i, raw in enumerate(frames)
+        )
+        valid, quarantine, counts = (
+            _split_by_file(frame, owner, len(frames)) for frame in (result.valid, result.quarantine, count)
+        )
+        member = 0
+        for key, raw in batch.members:
+            if raw is None:
+                yield from alone(key, [empty_bronze(feed)], pending)
+                continue
+            yield loaded(key, raw.height, valid[member])
+            finish(key, quarantine[member], counts[member], pending)
+            member += 1
+
+    def chunks() -> Iterator[tuple[str, pl.DataFrame]]:
+        """Every partition of the run in key order. Consecutive small partitions are cleaned
+        together (``BATCH_ROWS``), a big one alone in chunks; each partition's rows, quarantine
+        and counts are the same as if it had been cleaned alone (tested)."""
+        nonlocal products
+        schema = bronze_schema(feed)
+        with warehouse.connect() as conn:
+            if feed == "sales":
+                products = known_products(conn, {split_key(key)[1] for key in context.partition_keys})
+            pending = _QuarantineBatch(conn, feed, reg)
+            batch = _Batch()
+            for key in context.partition_keys:
+                scan = bronze.get(key)
+                if scan is None:
+                    batch.add(key, None, set(), set())
+                    continue
+                pieces = iter_chunks(scan, CHUNK_ROWS)
+                first = next(pieces)
+                if not first.height:
+                    batch.add(key, None, set(), set())
+                    continue
+                small = first.height < CHUNK_ROWS  # iter_chunks read the whole partition
+                raw = _batchable(first, schema) if small else None
+                if raw is None:
+                    yield from together(batch, pending)
+                    batch = _Batch()
+                    yield from alone(key, chain([first], pieces), pending)
+                    continue
+                files = set(raw.get_column("_source_file").unique().to_list())
+                cells = set(raw.select("_provider", "_business_date").unique().iter_rows())
+                if not batch.takes(raw, files, cells):
+                    yield from together(batch, pending)
+                    batch = _Batch()
+                batch.add(key, raw, files, cells)
+            yield from together(batch, pending)
+            pending.flush()
+        if by_rule:
+            context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
+
+    detail = detailed(context.partition_keys)
+
+    def summary() -> dict[str, object]:
+        return {
+            "rows_in": totals["rows_in"],
+            "rows_quarantined": totals["rows_quarantined"],
+            "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
+            # A range run's metadata goes on each of its partitions: each finds its own counts
+            # here, in a run of a few partitions (in a backfill: ops.quarantine, resight quality).
+            **({"quarantined_by_partition": dg.MetadataValue.json(by_partition)} if detail else {}),
+            "quarantine_table": f"ops.quarantine (feed = '{feed}'); lake {'/'.join(quarantine_table(feed))}/",
+        }
+
+    def on_spark() -> WrittenPartitions:
+        """The run's partitions cleaned on Spark in one plan (``docs/engines.md``): bronze read
+        and silver written by Spark, partition by partition as the Polars path writes them;
+        the quarantine and per-file counts (small) come to this process and go the Polars
+        path's way (lake, ``ops``, type drift); the model check reads each partition back."""
+        spark = engine.spark_session
+        keys = [str(key) for key in context.partition_keys]
+        with warehouse.connect() as conn:
+            products = known_products(conn, {source for _, source in map(split_key, keys)}) if feed == "sales" else None
+            cleaned = clean_on_spark(
+                spark,
+                lake.url,
+                feed,
+                keys,
+                registry=reg,
+                mappings=mappings,
+                now=now,
+                products=products,
+                **lake.store_options(),
+            )
+            pending = _QuarantineBatch(conn, feed, reg)
+            for key in keys:
+                file_counts = cleaned.counts_of(key)
+                totals["rows_in"] += int(file_counts.get_column("rows_in").sum())
+                stored = read_table(store, ["silver", feed], [lake_partition(key)])
+                if stored.collect_schema().names():  # the model check of what Spark wrote
+                    for chunk in iter_chunks(stored, CHUNK_ROWS):
+                        loaded(key, 0, chunk)
+                finish(key, cleaned.quarantine_of(key), file_counts, pending)
+            pending.flush()
+        spark.catalog.clearCache()
+        if by_rule:
+            context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows on Spark: {dict(by_rule)}")
+        return WrittenPartitions(
+            uris=cleaned.uris, rows=totals["rows_loaded"], partitions=len(cleaned.uris), summary=summary()
+        )
+
+    if engine_for(context) == "spark":
+        yield dg.Output(on_spark())
+    else:
+        # The IO manager consumes the stream before the generator resumes: the check sees every row.
+        yield dg.Output(PartitionStream(chunks(), summary, partition_summary=lambda key: figures.get(key, {})))
+    yield check.result()
+    drift = pl.concat(drifted) if drifted else type_drift(feed, pl.DataFrame(), pl.DataFrame())
+    if drift.height:
+        with warehouse.connect() as conn:
+            record_type_drift(conn, drift)
+    yield _types_result(["silver", feed], drift)
 
 
 def silver_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import dagster as dg
 import polars as pl
@@ -58,10 +58,12 @@ __all__ = [
     "LAKE_COMPONENT",
     "RESTART",
     "LakeIOManager",
+    "OutputTarget",
     "PartitionFileWriter",
     "PartitionStream",
     "PartitionWrite",
     "RestartPartition",
+    "SetOutput",
     "WrittenPartitions",
     "dimension_name",
     "iter_chunks",
@@ -326,6 +328,9 @@ class PartitionStream:
     chunks: Iterable[tuple[str, pl.DataFrame | RestartPartition]]
     summary: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
     partition_rows: Callable[[str], Mapping[str, Any]] | None = None
+    #: One partition's own figures (files, rows in, quarantined by rule...), called after the
+    #: last chunk: a set run records them on that partition's materialisation.
+    partition_summary: Callable[[str], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -533,6 +538,49 @@ class StreamResult:
     uris: list[str] = field(default_factory=list)
     rows: int = 0
     partitions: int = 0
+    #: Each partition's own rows and file (a set run records one materialisation per partition).
+    rows_by_partition: dict[str, int] = field(default_factory=dict)
+    uri_by_partition: dict[str, str] = field(default_factory=dict)
+
+
+class OutputTarget(Protocol):
+    """What the IO managers' writers need of an output. Dagster's ``OutputContext`` has it, and so
+    has :class:`SetOutput`: a set run (``defs/landing.py``) writes an exact set of partitions, which
+    no Dagster context can describe (a run's partitions are a range)."""
+
+    @property
+    def asset_key(self) -> dg.AssetKey: ...
+    @property
+    def has_asset_partitions(self) -> bool: ...
+    @property
+    def asset_partitions_def(self) -> dg.PartitionsDefinition: ...
+    @property
+    def asset_partition_keys(self) -> Sequence[str]: ...
+    @property
+    def definition_metadata(self) -> Mapping[str, Any]: ...
+    @property
+    def log(self) -> Any: ...
+    def add_output_metadata(self, metadata: Mapping[str, Any]) -> None: ...
+
+
+@dataclass
+class SetOutput:
+    """An asset's output over an exact set of its partitions, written by the IO manager's
+    :meth:`LakeIOManager.write` outside Dagster's output handling; ``metadata`` collects what the
+    writer reports."""
+
+    asset_key: dg.AssetKey
+    asset_partitions_def: dg.PartitionsDefinition
+    asset_partition_keys: Sequence[str]
+    log: Any
+    definition_metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    has_asset_partitions: bool = True
+    #: What a stream wrote, partition by partition (None for an output written another way).
+    written: StreamResult | None = None
+
+    def add_output_metadata(self, metadata: Mapping[str, Any]) -> None:
+        self.metadata.update(metadata)
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -560,7 +608,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         counted): a step that wrote through this IO manager and held no store resource flushes too."""
         flush_to(self.requests_pg_url, warn=context.log.warning if context.log else None)
 
-    def partition_writes(self, context: dg.OutputContext, obj: Any) -> list[PartitionWrite]:
+    def partition_writes(self, context: OutputTarget, obj: Any) -> list[PartitionWrite]:
         """Check the output against the run's partitions and pair every partition with its frame."""
         asset = context.asset_key.to_user_string()
         if not context.has_asset_partitions:
@@ -590,7 +638,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             frames = {keys[0]: _as_frame(obj, asset)}
         return [PartitionWrite(str(key), partition_values(key, partitions_def), frame) for key, frame in frames.items()]
 
-    def write_lake(self, context: dg.OutputContext, writes: Sequence[PartitionWrite]) -> list[str]:
+    def write_lake(self, context: OutputTarget, writes: Sequence[PartitionWrite]) -> list[str]:
         """Write every partition's file; returns their URIs in order."""
         store = self.store()
         path = list(context.asset_key.path)
@@ -600,7 +648,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     def write_stream(
         self,
-        context: dg.OutputContext,
+        context: OutputTarget,
         stream: PartitionStream,
         on_chunk: Callable[[str | None, pl.DataFrame, bool], None] | None = None,
     ) -> StreamResult:
@@ -642,8 +690,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             first = writer is None or key != state["current"]
             if first:
                 if writer is not None:
-                    result.uris.append(writer.commit())
-                    state["writer"] = None
+                    commit()
                 if key in done:
                     raise ValueError(f"{asset}: chunks of partition {key!r} are not consecutive")
                 done.add(key)
@@ -654,6 +701,16 @@ class LakeIOManager(dg.ConfigurableIOManager):
             result.rows += frame.height
             if on_chunk is not None:
                 on_chunk(key, frame, first)
+
+        def commit() -> None:
+            writer: PartitionFileWriter = state["writer"]
+            key, rows = state["current"], writer.rows
+            uri = writer.commit()
+            state["writer"] = None
+            result.uris.append(uri)
+            if key is not None:
+                result.uri_by_partition[key] = uri
+                result.rows_by_partition[key] = rows
 
         def chunks() -> Iterator[tuple[str | None, pl.DataFrame | RestartPartition]]:
             for raw_key, chunk in stream.chunks:
@@ -668,8 +725,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         try:
             _pipelined(chunks(), write)
             if state["writer"] is not None:
-                result.uris.append(state["writer"].commit())
-                state["writer"] = None
+                commit()
         finally:
             if state["writer"] is not None:
                 state["writer"].abort()
@@ -680,6 +736,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 f"({len(missing)} missing of {len(expected)})"
             )
         result.partitions = len(done)
+        if isinstance(context, SetOutput):
+            context.written = result
         return result
 
     @staticmethod
@@ -692,6 +750,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         }
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        self.write(context, obj)
+
+    def write(self, context: OutputTarget, obj: Any) -> None:
+        """Store ``obj`` for ``context``'s partitions and report its metadata there."""
         if obj is None:
             return
         if isinstance(obj, PartitionStream):
@@ -720,6 +782,21 @@ class LakeIOManager(dg.ConfigurableIOManager):
             "partitions_written": dg.MetadataValue.int(len(writes)),
         }
 
+    def scan_partitions(
+        self, path: Sequence[str], partitions_def: dg.PartitionsDefinition, keys: Sequence[str]
+    ) -> dict[str, pl.LazyFrame]:
+        """``{partition key: scan}`` for the partitions of ``keys`` that have a file (a missing one
+        is an empty one): what an input annotated ``dict[str, pl.LazyFrame]`` receives."""
+        partitions = [partition_values(key, partitions_def) or {} for key in keys]
+        scans = _scan_existing(self.store(), path, partitions)
+        return {key: scans[i] for i, key in enumerate(keys) if i in scans}
+
+    def read_whole(self, path: Sequence[str]) -> pl.LazyFrame:
+        """An unpartitioned table (empty if never written): what an input annotated
+        ``pl.LazyFrame`` receives."""
+        frames, _ = _read_existing(self.store(), path, None)
+        return _concat(frames)
+
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame | pl.DataFrame | dict[str, pl.LazyFrame]:
         path = list(context.asset_key.path)
         partitions: list[dict[str, str]] | None = None
@@ -734,8 +811,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 raise TypeError(
                     f"{context.asset_key.to_user_string()} is not partitioned: annotate the input pl.LazyFrame"
                 )
-            scans = _scan_existing(self.store(), path, partitions)
-            return {key: scans[i] for i, key in enumerate(keys) if i in scans}
+            return self.scan_partitions(path, context.asset_partitions_def, keys)
         frames, missing = _read_existing(self.store(), path, partitions)
         if missing:
             context.log.debug(

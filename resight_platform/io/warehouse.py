@@ -31,7 +31,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from resight_platform.io.lake import LakeIOManager, PartitionStream
+from resight_platform.io.lake import LakeIOManager, OutputTarget, PartitionStream
 from resight_platform.io.postgres import (
     DayPartitionLoad,
     PartitionSwap,
@@ -162,7 +162,7 @@ def _write_pg(
 
 
 def _shared_rows(
-    context: dg.OutputContext, stream: PartitionStream, mode: PgWriteMode, asset: str
+    context: OutputTarget, stream: PartitionStream, mode: PgWriteMode, asset: str
 ) -> tuple[dict[str, dict[str, Any]], str] | None:
     """For a multi-partitioned asset in ``partition`` mode: each run partition's row identity
     (``stream.partition_rows``: the partition column's value and one more column's) and the name
@@ -212,7 +212,7 @@ class WarehouseIOManager(LakeIOManager):
             "pg_swap_seconds": dg.MetadataValue.float(round(swap.seconds, 3)),
         }
 
-    def _handle_stream(self, context: dg.OutputContext, stream: PartitionStream, mode: PgWriteMode) -> None:
+    def _handle_stream(self, context: OutputTarget, stream: PartitionStream, mode: PgWriteMode) -> None:
         asset = context.asset_key.to_user_string()
         schema, table = target_table(context.asset_key.path)
         qualified = f"{schema}.{table}"
@@ -308,7 +308,7 @@ class WarehouseIOManager(LakeIOManager):
             }
         )
 
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+    def write(self, context: OutputTarget, obj: Any) -> None:
         if obj is None:
             return
         asset = context.asset_key.to_user_string()

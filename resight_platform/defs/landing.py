@@ -1,0 +1,274 @@
+"""The landing run: bronze, silver and (sales) facts for an exact *set* of date × source partitions.
+
+A Dagster run targets one partition or a range, and a range of a multi-partitioned asset is every
+date × source between its two ends. With thousands of sources the files of one tick belong to
+partners far apart in that order: 100 files from unrelated partners made a range run over ~2,900
+partitions (82 s, most of it Dagster's events for partitions with nothing to read), or else one
+run per file waiting for a slot (issue 20, bench/RESULTS.md). Dagster has no run over a set of
+partitions (dagster-io/dagster#32335), so the landing sensor requests this op job instead: its
+config names the partitions with files, per feed, and its one op calls the assets' own code
+(``load_bronze``, ``clean_silver``, ``build_facts``) for exactly those, writes through the assets'
+IO managers, and records what Dagster records for an asset run: one materialisation per partition
+written, carrying that partition's own figures (rows, files, quarantined by rule), and the
+assets' check results. Range runs of the asset jobs stay for backfills and the in-process pipeline.
+
+Feeds run in the order of the registry's ``FEEDS``, bronze then silver for each, then the sales
+facts (when ``facts`` is set: the sensor sets it for runs whose files are all sales, whose
+dimensions cannot have changed). A feed that fails does not stop the others; the op fails at the
+end, naming it, and Dagster's retry runs the op again (every write is an idempotent partition
+replace). A failed blocking check stops what depends on it, as in an asset run: a silver
+``matches_model`` failure leaves that feed's facts unbuilt.
+"""
+
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from resight_platform.defs.bronze import load_bronze
+from resight_platform.defs.gold import build_facts
+from resight_platform.defs.jobs import LANDING_SET_JOB
+from resight_platform.defs.keys import FACT_SALES
+from resight_platform.defs.policies import RETRY
+from resight_platform.defs.silver import clean_silver
+from resight_platform.io.lake import LakeIOManager, SetOutput, WrittenPartitions
+from resight_platform.sources.registry import FEEDS
+from resight_platform.transforms.bronze import DEFAULT_LIMITS, ReadLimits
+
+__all__ = ["LAND_OP", "LandPartitions", "build_landing_set_job"]
+
+LAND_OP = "land_partitions"
+
+_Event = dg.AssetMaterialization | dg.AssetCheckEvaluation
+
+#: The dimensions ``fact_sales`` joins, read whole as its asset inputs are.
+_DIMENSIONS = ("dim_provider", "dim_product", "dim_store", "dim_customer")
+
+
+class LandPartitions(dg.Config):
+    """What a landing run writes: per feed, the date × source partition keys with files
+    (``"2026-10-01|pawmart"``); ``facts`` builds ``gold/fact_sales`` for the sales ones too."""
+
+    partitions: dict[str, list[str]]
+    facts: bool = False
+
+
+class _SetStep:
+    """An asset body's view of its step in a set run: the op's context, with the run's partitions
+    of that asset as ``partition_keys`` (``resources.Step``)."""
+
+    def __init__(self, context: dg.OpExecutionContext, keys: Sequence[str]) -> None:
+        self._context, self._keys = context, list(keys)
+
+    @property
+    def partition_keys(self) -> Sequence[str]:
+        return self._keys
+
+    @property
+    def log(self) -> dg.DagsterLogManager:
+        return self._context.log
+
+    @property
+    def run(self) -> dg.DagsterRun:
+        return self._context.run
+
+    @property
+    def run_id(self) -> str:
+        return self._context.run_id
+
+    @property
+    def resources(self) -> Any:
+        return self._context.resources
+
+    @property
+    def op_def(self) -> dg.OpDefinition:
+        return self._context.op_def
+
+
+class _Writer:
+    """Writes an asset body's outputs for a set of partitions and logs its events."""
+
+    def __init__(
+        self,
+        context: dg.OpExecutionContext,
+        specs: Mapping[dg.AssetKey, dg.AssetSpec],
+        partitions_def: dg.PartitionsDefinition,
+        blocking: set[dg.AssetCheckKey],
+    ) -> None:
+        self.context, self.specs, self.partitions_def, self.blocking = context, specs, partitions_def, blocking
+        self.totals: dict[str, dict[str, Any]] = {}
+        self.failed_checks: list[dg.AssetCheckKey] = []
+
+    def run(
+        self,
+        key: dg.AssetKey,
+        io_manager: LakeIOManager,
+        keys: Sequence[str],
+        events: Iterator[dg.Output[Any] | dg.AssetCheckResult],
+    ) -> Generator[_Event, None, bool]:
+        """Write ``events``' output, yielding its materialisations and check evaluations as they
+        come (an op's events reach the event log only when it yields: a later failure must not
+        lose the partitions already written); returns whether no blocking check failed."""
+        passed = True
+        for event in events:
+            if isinstance(event, dg.AssetCheckResult):
+                evaluation = self._evaluation(key, event)
+                yield evaluation
+                if not evaluation.passed and evaluation.asset_check_key in self.blocking:
+                    self.failed_checks.append(evaluation.asset_check_key)
+                    passed = False
+                continue
+            target = SetOutput(
+                asset_key=key,
+                asset_partitions_def=self.partitions_def,
+                asset_partition_keys=list(keys),
+                log=self.context.log,
+                definition_metadata=self.specs[key].metadata,
+            )
+            io_manager.write(target, event.value)
+            yield from self._materializations(key, keys, event.value, target)
+        return passed
+
+    @staticmethod
+    def _evaluation(key: dg.AssetKey, result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=result.asset_key or key,
+            check_name=result.check_name or "",
+            passed=result.passed,
+            metadata=dict(result.metadata or {}),
+            severity=result.severity,
+            description=result.description,
+        )
+
+    def _materializations(
+        self, key: dg.AssetKey, keys: Sequence[str], value: Any, target: SetOutput
+    ) -> Iterator[dg.AssetMaterialization]:
+        """One materialisation per partition, with its own rows, file and figures."""
+        written = target.written
+        summary = getattr(value, "partition_summary", None)
+        for partition in keys:
+            metadata: dict[str, Any] = {}
+            if written is not None:
+                metadata["dagster/row_count"] = dg.MetadataValue.int(written.rows_by_partition.get(partition, 0))
+                uri = written.uri_by_partition.get(partition)
+                if uri and written.rows_by_partition.get(partition):
+                    metadata["path"] = dg.MetadataValue.path(uri)
+            if summary is not None:
+                metadata.update(summary(partition))
+            yield dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
+        totals = {
+            name: value.value if isinstance(value, dg.MetadataValue) else value
+            for name, value in target.metadata.items()
+            if isinstance(getattr(value, "value", value), int | float | str)
+        }
+        if isinstance(value, WrittenPartitions):
+            totals["engine"] = "spark"
+        self.totals[key.to_user_string()] = totals
+
+
+def build_landing_set_job(
+    partitions_def: dg.PartitionsDefinition,
+    assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> dg.JobDefinition:
+    """The landing run over a set of ``partitions_def``'s partitions, writing the bronze, silver
+    and ``fact_sales`` assets among ``assets`` as their own runs would."""
+    specs: dict[dg.AssetKey, dg.AssetSpec] = {}
+    blocking: set[dg.AssetCheckKey] = set()
+    for asset in assets:
+        if isinstance(asset, dg.AssetsDefinition):
+            specs.update({spec.key: spec for spec in asset.specs})
+            blocking |= {spec.key for spec in asset.check_specs if spec.blocking}
+
+    @dg.op(
+        name=LAND_OP,
+        required_resource_keys={
+            "landing",
+            "dead_letter",
+            "warehouse",
+            "registry",
+            "lake",
+            "engine",
+            "lake_io_manager",
+            "warehouse_io_manager",
+        },
+        retry_policy=RETRY,
+        description="Bronze, silver and (sales) facts for the partitions in its config, one materialisation each.",
+    )
+    def land_partitions(context: dg.OpExecutionContext, config: LandPartitions) -> Iterator[_Event | dg.Output[None]]:
+        r = context.resources
+        writer = _Writer(context, specs, partitions_def, blocking)
+        unknown = sorted(set(config.partitions) - set(FEEDS))
+        if unknown:
+            raise dg.Failure(f"no such feed(s) {unknown}: the feeds are {list(FEEDS)}")
+        failed: dict[str, str] = {}
+        silver_passed: dict[str, bool] = {}
+        for feed in [f for f in FEEDS if config.partitions.get(f)]:
+            keys = sorted(set(config.partitions[feed]))
+            step = _SetStep(context, keys)
+            try:
+                bronze_key, silver_key = dg.AssetKey(["bronze", feed]), dg.AssetKey(["silver", feed])
+                yield from writer.run(
+                    bronze_key,
+                    r.lake_io_manager,
+                    keys,
+                    load_bronze(feed, step, r.landing, r.dead_letter, r.warehouse, r.registry, limits),
+                )
+                scans = r.lake_io_manager.scan_partitions(bronze_key.path, partitions_def, keys)
+                silver_passed[feed] = yield from writer.run(
+                    silver_key,
+                    r.lake_io_manager,
+                    keys,
+                    clean_silver(feed, step, scans, r.registry, r.warehouse, r.lake, r.engine),
+                )
+            except Exception as error:  # one feed's failure does not stop the others
+                context.log.error(f"{feed}: {type(error).__name__}: {error}")
+                failed[feed] = f"{type(error).__name__}: {error}"
+        sales = sorted(set(config.partitions.get("sales", [])))
+        if config.facts and sales and silver_passed.get("sales"):
+            try:
+                warehouse_io: LakeIOManager = r.warehouse_io_manager
+                dims: dict[str, pl.LazyFrame] = {name: warehouse_io.read_whole(["gold", name]) for name in _DIMENSIONS}
+                yield from writer.run(
+                    FACT_SALES,
+                    warehouse_io,
+                    sales,
+                    build_facts(
+                        _SetStep(context, sales),
+                        r.registry,
+                        r.warehouse,
+                        r.lake_io_manager.scan_partitions(["silver", "sales"], partitions_def, sales),
+                        lake=r.lake,
+                        engine=r.engine,
+                        **dims,
+                    ),
+                )
+            except Exception as error:
+                context.log.error(f"fact_sales: {type(error).__name__}: {error}")
+                failed["fact_sales"] = f"{type(error).__name__}: {error}"
+        if failed or writer.failed_checks:
+            checks = [f"{c.asset_key.to_user_string()}:{c.name}" for c in writer.failed_checks]
+            raise dg.Failure(
+                allow_retries=bool(failed),  # a failed check fails again on the same data
+                description="landing run failed: "
+                + "; ".join([*(f"{name}: {why}" for name, why in failed.items()), *(f"{c} failed" for c in checks)]),
+                metadata={"failed": dg.MetadataValue.json(failed), "failed_blocking_checks": checks},
+            )
+        yield dg.Output(
+            None,
+            metadata={
+                "partitions": sum(len(set(keys)) for keys in config.partitions.values()),
+                "totals": dg.MetadataValue.json(writer.totals),
+            },
+        )
+
+    @dg.job(
+        name=LANDING_SET_JOB,
+        description="What the landing sensor runs for new files: bronze, silver and (sales only) their facts, for"
+        " exactly the date × source partitions with files (its config), one materialisation per partition.",
+    )
+    def landing_set_job() -> None:
+        land_partitions()
+
+    return landing_set_job

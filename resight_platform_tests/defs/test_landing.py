@@ -1,0 +1,157 @@
+"""The landing run over a set of partitions (``defs/landing.py``), executed in process on the real
+Postgres and a local landing zone (and the moto S3 endpoint), as the landing sensor requests it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from resight_platform.defs import landing
+from resight_platform.defs.jobs import LANDING_SET_JOB
+from resight_platform.defs.landing import LAND_OP
+from resight_platform.defs.metadata import RUN_KEY_TAG
+from resight_platform.defs.partitions import source_keys
+from resight_platform.io.postgres import connect
+from resight_platform.resources import load_registry_at
+from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon_on
+
+BEFORE = DAY - timedelta(days=1)
+
+
+def sales_csv(prefix: str, rows: int, day: date = DAY) -> bytes:
+    """A standard_csv sales file of ``rows`` valid lines of 2 x $3.50."""
+    header = "order_id,line_no,ordered_at,channel,sku,quantity,unit_price,status\n"
+    lines = "".join(f"{prefix}-{n},1,{day}T10:00:00,store,SKU{n},2,3.50,completed\n" for n in range(rows))
+    return (header + lines).encode()
+
+
+CATALOG = (
+    b"sku,upc,product_name,brand,category,species,pack_size,pack_unit,list_price\n"
+    b"S1,012345678905,Ball,Acme,toys,dog,1,each,4.99\n"
+)
+
+
+@pytest.fixture(params=["local", "s3"])
+def daemon(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Daemon]:
+    with _daemon_on(request.param, request, tmp_path, fresh_pg_url, monkeypatch) as daemon:
+        daemon.instance.add_dynamic_partitions("source", source_keys(load_registry_at(None)))
+        yield daemon
+
+
+def _land(daemon: Daemon, partitions: dict[str, list[str]], facts: bool = False) -> dg.ExecuteInProcessResult:
+    job = daemon.defs.resolve_job_def(LANDING_SET_JOB)
+    return job.execute_in_process(
+        instance=daemon.instance,
+        run_config={"ops": {LAND_OP: {"config": {"partitions": partitions, "facts": facts}}}},
+        tags={RUN_KEY_TAG: "test-set-run"},
+        raise_on_error=False,
+    )
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(asset, partition): metadata values}`` of the run's materialisations."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        m = event.step_materialization_data.materialization
+        values = {name: getattr(value, "value", value) for name, value in m.metadata.items()}
+        out[(m.asset_key.to_user_string(), str(m.partition))] = values
+    return out
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+        if isinstance(e, dg.AssetCheckEvaluation)
+    }
+
+
+def test_a_set_run_writes_exactly_its_partitions_each_with_its_own_figures(daemon: Daemon) -> None:
+    # Two providers apart in the source order, two days, and a third provider's catalog: no
+    # partition between them is touched.
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A", rows=3))
+    daemon.landing.write_bytes(f"tailwaggers/sales/{BEFORE}/w.csv", sales_csv("W", rows=5, day=BEFORE))
+    daemon.landing.write_bytes(f"barkbox_market/catalog/{DAY}/c.csv", CATALOG)
+    sales = [f"{DAY}|pawmart", f"{BEFORE}|tailwaggers"]
+    result = _land(daemon, {"sales": sales, "catalog": [f"{DAY}|barkbox_market"]})
+    assert result.success
+    written = _materialized(result)
+    assert set(written) == {
+        ("bronze/sales", f"{DAY}|pawmart"),
+        ("silver/sales", f"{DAY}|pawmart"),
+        ("bronze/sales", f"{BEFORE}|tailwaggers"),
+        ("silver/sales", f"{BEFORE}|tailwaggers"),
+        ("bronze/catalog", f"{DAY}|barkbox_market"),
+        ("silver/catalog", f"{DAY}|barkbox_market"),
+    }
+    # Each partition's rows are its own, not the run's total.
+    assert written[("bronze/sales", f"{DAY}|pawmart")]["dagster/row_count"] == 3
+    assert written[("bronze/sales", f"{BEFORE}|tailwaggers")]["dagster/row_count"] == 5
+    assert written[("bronze/sales", f"{DAY}|pawmart")]["files_read"] == 1
+    silver = written[("silver/sales", f"{BEFORE}|tailwaggers")]
+    assert (silver["rows_in"], silver["dagster/row_count"], silver["rows_quarantined"]) == (5, 5, 0)
+    checks = _checks(result)
+    assert checks[("silver/sales", "matches_model")] and checks[("bronze/catalog", "columns_match_the_registry")]
+    # Dagster sees the partitions as materialised, and only those.
+    materialized = daemon.instance.get_materialized_partitions(dg.AssetKey(["silver", "sales"]))
+    assert materialized == set(sales)
+    with connect(daemon.pg_url) as conn, conn.cursor() as cur:
+        cur.execute("select status, count(*) from ops.ingestion_ledger group by status")
+        assert dict(cur.fetchall()) == {"loaded": 3}
+
+
+def test_facts_of_a_set_run_and_a_failing_feed_that_fails_only_itself(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dimensions exist (empty: every key resolves to the unknown member).
+    dims = daemon.defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={
+            dg.AssetKey(["gold", n]) for n in ("dim_date", "dim_provider", "dim_product", "dim_store", "dim_customer")
+        }
+    )
+    assert dims.execute_in_process(instance=daemon.instance).success
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A", rows=3))
+    daemon.landing.write_bytes(f"tailwaggers/sales/{BEFORE}/w.csv", sales_csv("W", rows=4, day=BEFORE))
+    daemon.landing.write_bytes(
+        f"pawmart/stores/{DAY}/s.csv", b"store_id,store_name,city,state,zip\nS1,Main,Austin,TX,73301\n"
+    )
+    real = landing.clean_silver
+
+    def stores_break(feed: str, *args: Any, **kwargs: Any) -> Any:
+        if feed == "stores":
+            raise RuntimeError("stores cleaning broke")
+        return real(feed, *args, **kwargs)
+
+    monkeypatch.setattr(landing, "clean_silver", stores_break)
+    monkeypatch.setenv("RESIGHT_STEP_RETRIES", "0")
+    result = _land(
+        daemon,
+        {"sales": [f"{DAY}|pawmart", f"{BEFORE}|tailwaggers"], "stores": [f"{DAY}|pawmart"]},
+        facts=True,
+    )
+    assert not result.success  # the failed feed fails the run, named
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "stores" in str(failure.step_failure_data.error) and "broke" in str(failure.step_failure_data.error)
+    written = _materialized(result)
+    # ... and nothing else: the sales partitions went through to gold.
+    assert written[("gold/fact_sales", f"{DAY}|pawmart")]["dagster/row_count"] == 3
+    assert written[("gold/fact_sales", f"{BEFORE}|tailwaggers")]["dagster/row_count"] == 4
+    assert written[("gold/fact_sales", f"{BEFORE}|tailwaggers")]["silver_lines"] == 4
+    assert ("silver/stores", f"{DAY}|pawmart") not in written
+    assert ("bronze/stores", f"{DAY}|pawmart") in written
+    with connect(daemon.pg_url) as conn, conn.cursor() as cur:
+        cur.execute("select sale_date, count(*) from gold.fact_sales group by sale_date order by sale_date")
+        assert cur.fetchall() == [(BEFORE, 4), (DAY, 3)]
