@@ -221,6 +221,10 @@ class SmallLander:
 # --- Dagster instance: runs, steps, ticks ---------------------------------------------------------------------
 
 
+#: The tag a landing run over a set of partitions carries with their count (defs/sensors.py).
+SET_PARTITIONS_TAG = "resight/partitions"
+
+
 def _source_order(instance: Any) -> dict[str, int]:
     from resight_platform.defs.partitions import SOURCE_PARTITIONS
 
@@ -228,11 +232,14 @@ def _source_order(instance: Any) -> dict[str, int]:
     return {key: n for n, key in enumerate(instance.get_dynamic_partitions(SOURCE_PARTITIONS.name))}
 
 
-def _width(run_tags: Mapping[str, str], order: Mapping[str, int]) -> tuple[int, int] | None:
-    """(days, source partitions) a date × source run covers, empty partitions included."""
+def _width(run_tags: Mapping[str, str], order: Mapping[str, int]) -> tuple[int | None, int] | None:
+    """(days, source partitions) a date × source range run covers, empty partitions included; for
+    a landing run over a set of partitions (None, its partitions)."""
     from resight_platform.defs.metadata import run_partition_range
     from resight_platform.defs.partitions import split_key
 
+    if SET_PARTITIONS_TAG in run_tags:
+        return None, int(run_tags[SET_PARTITIONS_TAG])
     bounds = run_partition_range(run_tags)
     if bounds is None or "|" not in bounds[0]:
         return None
@@ -712,7 +719,44 @@ def _spread(partners: Sequence[str], count: int) -> list[str]:
     return [partners[int(n * step)] for n in range(count)]
 
 
-def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -> dict[str, Any]:
+def _range_request(request: Any, order: Sequence[str], checks: Any) -> Any:
+    """The range run of ``landing_job`` the sensor requested before landing runs took a set of
+    partitions: the bounding rectangle of ``request``'s partitions (every source between the
+    first and the last in Dagster's order, for every day between), the same feeds' bronze and
+    silver (and facts), their checks without the freshness checks. For a side-by-side figure."""
+    import dagster as dg
+
+    from resight_platform.defs.freshness import FRESHNESS_CHECK
+    from resight_platform.defs.jobs import LANDING_JOB
+    from resight_platform.defs.keys import FACT_SALES
+    from resight_platform.defs.landing import LAND_OP
+    from resight_platform.defs.metadata import RANGE_END, RANGE_START
+    from resight_platform.defs.partitions import DATE, SOURCE, split_key
+
+    config = request.run_config["ops"][LAND_OP]["config"]
+    cells = [split_key(key) for keys in config["partitions"].values() for key in keys]
+    position = {source: n for n, source in enumerate(order)}
+    days = sorted(day for day, _ in cells)
+    sources = sorted((source for _, source in cells), key=position.__getitem__)
+    start = dg.MultiPartitionKey({DATE: days[0].isoformat(), SOURCE: sources[0]})
+    end = dg.MultiPartitionKey({DATE: days[-1].isoformat(), SOURCE: sources[-1]})
+    selection = [dg.AssetKey([layer, feed]) for feed in sorted(config["partitions"]) for layer in ("bronze", "silver")]
+    if config.get("facts"):
+        selection.append(FACT_SALES)
+    named = [key for key in checks if key.asset_key in selection and key.name != FRESHNESS_CHECK]
+    tags = {k: v for k, v in request.tags.items() if k != SET_PARTITIONS_TAG}
+    return dg.RunRequest(
+        run_key=f"{request.run_key}-range",
+        job_name=LANDING_JOB,
+        asset_selection=selection,
+        asset_check_keys=named,
+        tags={**tags, RANGE_START: str(start), RANGE_END: str(end)},
+    )
+
+
+def run_cost(
+    providers: int, widths: Sequence[int], home: Path, profile: bool, compare_range: bool = False
+) -> dict[str, Any]:
     """What one landing tick and its runs cost with ``providers`` registered, in process.
 
     A fresh home: the registry (``build_registry``), a local landing zone and lake, the embedded
@@ -720,14 +764,16 @@ def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -
     generator's sample for 3 packaged providers × yesterday, loaded by the landing sensor's runs
     and ``dimensions_job``. Then for each width: that many files (pawmart's template, 20 rows) from
     as many partners spread over the registry, on a day of their own; one sensor tick (timed); each
-    run it requests executed in process (timed, under cProfile with ``profile``)."""
+    run it requests executed in process (timed, under cProfile with ``profile``); with
+    ``compare_range``, then the range run over the same partitions' bounding rectangle that the
+    sensor requested before (:func:`_range_request`), timed the same way, side by side."""
     import cProfile
 
     import dagster as dg
 
     from resight_platform.cli import instance_env
     from resight_platform.definitions import build_definitions
-    from resight_platform.defs.jobs import DIMENSIONS_JOB
+    from resight_platform.defs.jobs import DIMENSIONS_JOB, LANDING_SET_JOB
     from resight_platform.defs.metadata import RUN_KEY_TAG
     from resight_platform.io.postgres import embedded_pg_url, stop_embedded_pg
     from resight_platform.io.storage import open_store
@@ -830,6 +876,21 @@ def run_cost(providers: int, widths: Sequence[int], home: Path, profile: bool) -
                             "run_sources": [r["sources"] for r in runs],
                             "total_run_s": round(sum(r["s"] for r in runs), 2),
                         }
+                        if compare_range:
+                            sources = list(order)
+                            checks = defs.resolve_asset_graph().asset_check_keys
+                            ranges: list[dict[str, Any]] = []
+                            for request in requests:
+                                if request.job_name == LANDING_SET_JOB:
+                                    ranged = _range_request(request, sources, checks)
+                                    w = _width(ranged.tags, order) or (1, 1)
+                                    ranges.append({"sources": w[1], "days": w[0], "s": run(ranged, None)})
+                            entry["range_s"] = [round(r["s"], 2) for r in ranges]
+                            entry["range_sources"] = [r["sources"] for r in ranges]
+                            entry["range_days"] = [r["days"] for r in ranges]
+                            set_s = sum(r["s"] for r in runs)
+                            if ranges and set_s:
+                                entry["range_over_set"] = round(sum(r["s"] for r in ranges) / set_s, 2)
                         if profiler is not None:
                             path = home / f"runs-{width}.prof"
                             profiler.dump_stats(path)
@@ -940,6 +1001,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--run-cost-widths", default="1,100", help="--run-cost: files from as many partners per tick (default 1,100)"
     )
+    parser.add_argument(
+        "--compare-range",
+        action="store_true",
+        help="--run-cost: also time the range run over each set run's bounding rectangle, side by side",
+    )
     parser.add_argument("--output", type=Path, help="results JSON (default: bench/landing/results-latency.json)")
     return parser
 
@@ -1030,17 +1096,24 @@ def run_cost_mode(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[
     }
     for size in sizes:
         _say(f"run cost: {size:,} providers")
-        results["sizes"].append(run_cost(size, widths, args.home / f"run-cost-{size}", args.profile_runs))
+        results["sizes"].append(
+            run_cost(size, widths, args.home / f"run-cost-{size}", args.profile_runs, args.compare_range)
+        )
     results["loadavg_at_end"] = _uptime()
     output: Path = args.output or BENCH_DIR / "results-run-cost.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print("| providers | sources | files | tick (s) | runs | files per run | sources per run | run seconds |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| providers | sources | files | tick (s) | runs | files per run | partitions per run | run seconds"
+        " | range run: sources × days | range run seconds | range / set |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in results["sizes"]:
         for w in size["widths"]:
             cells = [size["providers"], size["sources"], w["files"], w["tick_s"], w["runs"]]
             cells += [w["run_files"], w["run_sources"], w["run_s"]]
+            ranges = list(zip(w.get("range_sources", []), w.get("range_days", []), strict=True))
+            cells += [[f"{s} × {d}" for s, d in ranges] or "", w.get("range_s", ""), w.get("range_over_set", "")]
             print("| " + " | ".join(str(c) for c in cells) + " |")
     print(f"\nfigures written to {output}")
     return results
