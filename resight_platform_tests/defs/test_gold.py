@@ -19,7 +19,7 @@ import pytest
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.gold import LATE_DIMENSION_SENSOR, consecutive_days
 from resight_platform.defs.jobs import DAILY_MART_JOB, DIMENSIONS_JOB, MARTS_JOB
-from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START
+from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, set_run_config
 from resight_platform.io.lake import read_table
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import open_store
@@ -131,9 +131,7 @@ def test_sales_before_their_dimensions_load_on_unknown_members_then_resolve(daem
     # --- Day 1: sales of SKUs, a store and customers the partner has not delivered yet ---------
     daemon.landing.write_bytes(f"pawmart/sales/{D1}/sales.csv", SALES.encode())
     tick = daemon.tick()
-    assert [set(r.asset_selection or ()) for r in tick.run_requests or []] == [
-        {dg.AssetKey(["bronze", "sales"]), dg.AssetKey(["silver", "sales"]), dg.AssetKey(["gold", "fact_sales"])}
-    ]
+    assert [r.run_config for r in tick.run_requests or []] == [set_run_config({"sales": [f"{D1}|pawmart"]}, True)]
     for request in tick.run_requests or []:
         result = daemon.run(request)
         assert result.success and _failed_checks(result) == []
