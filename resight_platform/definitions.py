@@ -10,7 +10,7 @@ from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.emr import emr_resource, emr_silver_job
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets, late_dimension_sensor
-from resight_platform.defs.jobs import LANDING_JOB, SCAN_LANDING_JOB, build_jobs
+from resight_platform.defs.jobs import LANDING_SET_JOB, SCAN_LANDING_JOB, build_jobs
 from resight_platform.defs.landing import build_landing_set_job
 from resight_platform.defs.ml import FEATURES_KEY, FORECAST_KEY, MODEL_KEY, ml_assets
 from resight_platform.defs.ops import (
@@ -57,7 +57,6 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
     ]
     jobs = [*build_jobs(medallion, daily), build_landing_set_job(medallion, assets, limits)]
     retention_job, retention_schedule = build_retention(settings.retention, daily)
-    by_name = {job.name: job for job in jobs}
     resources = build_resources(settings, pg_url)
     # Only where an EMR Serverless application is configured: elsewhere the job could only fail.
     emr = emr_resource(settings)
@@ -70,7 +69,10 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         jobs=[*jobs, housekeeping_job, retention_job],
         schedules=[housekeeping_schedule, retention_schedule],
         sensors=[
-            build_landing_sensor(settings.partitions_start, [by_name[LANDING_JOB], by_name[SCAN_LANDING_JOB]]),
+            build_landing_sensor(
+                settings.partitions_start,
+                [job for job in jobs if job.name in (LANDING_SET_JOB, SCAN_LANDING_JOB)],
+            ),
             automation_sensor,
             registry_sensor,
             late_dimension_sensor,

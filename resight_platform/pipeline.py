@@ -2,11 +2,11 @@
 dimensions → facts → daily mart → monthly marts → ML (features, model, forecast).
 
 Bronze and silver run as single-run backfills over rectangles of business dates × sources, gold
-facts over the same rectangles: a few runs, not one per partition. The rectangles are the landing
-sensor's (``io/plan.py``, one cost model for both): a run costs Dagster far more than an empty
-partition in it, so a weekly partner's year of files is one run across the days between them,
-while a long history from one partner and two weeks from thirty stay two rectangles rather than
-one box of a year × thirty sources. Here there is no run budget: every landed file is covered.
+facts over the same rectangles: a few runs, not one per partition. The rectangles come from
+``io/plan.py``: a run costs Dagster far more than an empty partition in it, so a weekly partner's
+year of files is one run across the days between them, while a long history from one partner and
+two weeks from thirty stay two rectangles rather than one box of a year × thirty sources. There is
+no run budget: every landed file is covered.
 The ML job runs when the landed dates cover the weeks the demand model needs. Materialisations
 land in the Dagster instance, so the UI shows them afterwards.
 """

@@ -80,7 +80,12 @@ class WatchSettings:
     ``max_pending_runs`` (1): the sensor requests no run while that many of its runs wait in the run
     queue (queued or not started). Files that arrive meanwhile wait in the landing zone and go together
     in the next run, once the waiting one has a slot: one fuller run instead of a queued run each
-    (at a file every 2 s, 16 let the queue grow and runs wait 20 s for a slot; bench/RESULTS.md)."""
+    (at a file every 2 s, 16 let the queue grow and runs wait 20 s for a slot; bench/RESULTS.md).
+
+    ``max_partitions_per_run`` (500): the most date × source partitions one landing run writes (a run
+    names its set of partitions; more files wait for the next run). ``merge_gap_bytes`` is what a
+    run is worth in re-read bytes to ``resight run`` / ``resight demo``, whose range runs span every
+    partition between their ends (``pipeline.plan_runs``)."""
 
     hot_days: int = 7
     sweep_pages: int = 5
@@ -88,6 +93,7 @@ class WatchSettings:
     list_workers: int = 16
     hash_budget_bytes: int = 256 << 20
     max_runs_per_tick: int = 8
+    max_partitions_per_run: int = 500
     merge_gap_bytes: int = 64 << 20
     max_pending_runs: int = 1
     max_dead_letter_per_run: int = 1000

@@ -75,10 +75,12 @@ def test_the_landing_queue_and_its_budgets_come_from_the_environment(tmp_path: P
             "RESIGHT_LANDING_QUEUE_URL": queue,
             "RESIGHT_WATCH_SWEEP_INTERVAL": "600",
             "RESIGHT_WATCH_EVENTS_PER_TICK": "200",
+            "RESIGHT_WATCH_MAX_PARTITIONS_PER_RUN": "50",
         }
     )
     assert settings.landing_queue_url == queue
     assert settings.watch.sweep_interval == timedelta(minutes=10) and settings.watch.events_per_tick == 200
+    assert settings.watch.max_partitions_per_run == 50 and WatchSettings().max_partitions_per_run == 500
     assert Settings.from_env({"RESIGHT_HOME": str(tmp_path)}).landing_queue_url is None
     with pytest.raises(ValueError, match="landing zone must be on S3"):
         Settings.from_env({"RESIGHT_HOME": str(tmp_path), "RESIGHT_LANDING_QUEUE_URL": queue})

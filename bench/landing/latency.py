@@ -729,19 +729,19 @@ def _range_request(request: Any, order: Sequence[str], checks: Any) -> Any:
     from resight_platform.defs.freshness import FRESHNESS_CHECK
     from resight_platform.defs.jobs import LANDING_JOB
     from resight_platform.defs.keys import FACT_SALES
-    from resight_platform.defs.landing import LAND_OP
-    from resight_platform.defs.metadata import RANGE_END, RANGE_START
+    from resight_platform.defs.metadata import RANGE_END, RANGE_START, run_partition_set
     from resight_platform.defs.partitions import DATE, SOURCE, split_key
+    from resight_platform.defs.policies import FACTS_IN_RUN
 
-    config = request.run_config["ops"][LAND_OP]["config"]
-    cells = [split_key(key) for keys in config["partitions"].values() for key in keys]
+    partitions = run_partition_set(request.run_config) or {}
+    cells = [split_key(key) for keys in partitions.values() for key in keys]
     position = {source: n for n, source in enumerate(order)}
     days = sorted(day for day, _ in cells)
     sources = sorted((source for _, source in cells), key=position.__getitem__)
     start = dg.MultiPartitionKey({DATE: days[0].isoformat(), SOURCE: sources[0]})
     end = dg.MultiPartitionKey({DATE: days[-1].isoformat(), SOURCE: sources[-1]})
-    selection = [dg.AssetKey([layer, feed]) for feed in sorted(config["partitions"]) for layer in ("bronze", "silver")]
-    if config.get("facts"):
+    selection = [dg.AssetKey([layer, feed]) for feed in sorted(partitions) for layer in ("bronze", "silver")]
+    if request.tags.get(FACTS_IN_RUN) == "true":
         selection.append(FACT_SALES)
     named = [key for key in checks if key.asset_key in selection and key.name != FRESHNESS_CHECK]
     tags = {k: v for k, v in request.tags.items() if k != SET_PARTITIONS_TAG}

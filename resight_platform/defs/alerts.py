@@ -16,13 +16,13 @@ checks; this is it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
-from resight_platform.defs.metadata import run_partition_range
+from resight_platform.defs.metadata import run_partition_range, run_partition_set
 from resight_platform.io.alerts import Failure, Message, group_failures, send_email, send_webhook
 from resight_platform.io.ops import alert_messages_since, alerted, record_alert
 from resight_platform.redact import redact_text
@@ -37,7 +37,20 @@ ALERT_SENSOR = "alert_sensor"
 _BATCH = 1000
 
 
-def _partitions(tags: dict[str, str] | None) -> tuple[str, ...]:
+#: Keys of a set run named in its description.
+_SET_KEYS_SHOWN = 3
+
+
+def _partitions(tags: Mapping[str, str] | None, run_config: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """What partitions a run wrote, in words: its key, its range, or for a landing run over a set
+    of partitions how many and the first few (a run over 500 must not make 500 lines)."""
+    partitions = run_partition_set(run_config or {})
+    if partitions is not None:
+        keys = sorted({key for feed_keys in partitions.values() for key in feed_keys})
+        if len(keys) <= 1:
+            return tuple(keys)
+        more = " …" if len(keys) > _SET_KEYS_SHOWN else ""
+        return (f"{len(keys)} partitions: {', '.join(keys[:_SET_KEYS_SHOWN])}{more}",)
     bounds = run_partition_range(tags or {})
     if bounds is None:
         return ()
@@ -70,6 +83,7 @@ def failures_after(instance: dg.DagsterInstance, after: int) -> tuple[list[Failu
     run_ids = {r.event_log_entry.run_id for r in (*checks, *runs) if r.event_log_entry.run_id}
     runs_seen = instance.get_runs(dg.RunsFilter(run_ids=sorted(run_ids))) if run_ids else []
     tags = {run.run_id: dict(run.tags) for run in runs_seen}
+    configs = {run.run_id: run.run_config for run in runs_seen}
 
     failures: list[Failure] = []
     for record in checks:
@@ -92,7 +106,7 @@ def failures_after(instance: dg.DagsterInstance, after: int) -> tuple[list[Failu
                 asset=evaluation.asset_key.to_user_string(),
                 check=evaluation.check_name,
                 severity=evaluation.severity.value,
-                partitions=_partitions(tags.get(entry.run_id))
+                partitions=_partitions(tags.get(entry.run_id), configs.get(entry.run_id))
                 or ((evaluation.partition,) if evaluation.partition else ()),
                 rules={str(k): int(v) for k, v in dict(rules).items()},
                 failing_rows=int(rows) if rows is not None else None,
@@ -113,7 +127,7 @@ def failures_after(instance: dg.DagsterInstance, after: int) -> tuple[list[Failu
                 at=datetime.fromtimestamp(entry.timestamp, UTC),
                 job=entry.job_name,
                 run_id=entry.run_id,
-                partitions=_partitions(run_tags),
+                partitions=_partitions(run_tags, configs.get(entry.run_id)),
                 detail=(error.message.strip() if error is not None else entry.user_message or "run failed"),
             )
         )

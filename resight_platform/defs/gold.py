@@ -26,10 +26,11 @@ from resight_platform.defs.metadata import (
     RANGE_START,
     detailed,
     markdown_preview,
+    run_partition_set,
     table_schema_from_model,
 )
 from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, source_key_column, split_key
-from resight_platform.defs.policies import RETRY
+from resight_platform.defs.policies import FACTS_IN_RUN, RETRY
 from resight_platform.defs.sensors import TRIGGER_TAG
 from resight_platform.defs.spark_facts import facts_on_spark
 from resight_platform.engines import from_polars, to_polars
@@ -576,7 +577,15 @@ def _facts_in_flight(instance: dg.DagsterInstance, created_before: float) -> boo
     records = instance.get_run_records(
         filters=dg.RunsFilter(statuses=_IN_FLIGHT, created_before=datetime.fromtimestamp(created_before, UTC))
     )
-    return any(FACT_SALES in (r.dagster_run.asset_selection or {FACT_SALES}) for r in records)
+    return any(_builds_facts(r.dagster_run) for r in records)
+
+
+def _builds_facts(run: dg.DagsterRun) -> bool:
+    """Whether ``run`` may build facts: a landing run over a set of partitions when tagged so
+    (``FACTS_IN_RUN``), another run when its selection holds them (a run without one may too)."""
+    if run_partition_set(run.run_config) is not None:
+        return run.tags.get(FACTS_IN_RUN) == "true"
+    return FACT_SALES in (run.asset_selection or {FACT_SALES})
 
 
 def consecutive_days(cells: Sequence[tuple[date, str]]) -> list[tuple[str, date, date]]:

@@ -27,6 +27,8 @@ REGISTRY_JOB = "registry_job"
 SCAN_LANDING_JOB = "scan_landing_job"
 MEDALLION_JOB = "medallion_job"
 LANDING_JOB = "landing_job"
+#: The landing sensor's runs: bronze, silver (and for sales, their facts) of an exact set of date ×
+#: source partitions, named in the run config (``metadata.set_run_config``; ``defs/landing.py``).
 LANDING_SET_JOB = "landing_partitions_job"
 DIMENSIONS_JOB = "dimensions_job"
 GOLD_FACTS_JOB = "gold_facts_job"

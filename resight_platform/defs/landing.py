@@ -30,15 +30,14 @@ from resight_platform.defs.bronze import load_bronze
 from resight_platform.defs.gold import build_facts
 from resight_platform.defs.jobs import LANDING_SET_JOB
 from resight_platform.defs.keys import FACT_SALES
+from resight_platform.defs.metadata import LANDING_SET_OP
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.silver import clean_silver
 from resight_platform.io.lake import LakeIOManager, SetOutput, WrittenPartitions
 from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import DEFAULT_LIMITS, ReadLimits
 
-__all__ = ["LAND_OP", "LandPartitions", "build_landing_set_job"]
-
-LAND_OP = "land_partitions"
+__all__ = ["LandPartitions", "build_landing_set_job"]
 
 _Event = dg.AssetMaterialization | dg.AssetCheckEvaluation
 
@@ -182,7 +181,7 @@ def build_landing_set_job(
             blocking |= {spec.key for spec in asset.check_specs if spec.blocking}
 
     @dg.op(
-        name=LAND_OP,
+        name=LANDING_SET_OP,
         required_resource_keys={
             "landing",
             "dead_letter",

@@ -1,12 +1,14 @@
 """Metadata shared by the asset definitions: owners and column schemas for the Dagster UI."""
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 __all__ = [
     "DETAILED_METADATA_PARTITIONS",
+    "LANDING_SET_OP",
     "OWNERS",
     "PARTITION_TAG",
     "RANGE_END",
@@ -16,6 +18,8 @@ __all__ = [
     "detailed",
     "markdown_preview",
     "run_partition_range",
+    "run_partition_set",
+    "set_run_config",
     "table_schema_from_model",
     "table_schema_from_polars",
 ]
@@ -38,6 +42,42 @@ def run_partition_range(tags: Mapping[str, str]) -> tuple[str, str] | None:
     if PARTITION_TAG in tags:
         return tags[PARTITION_TAG], tags[PARTITION_TAG]
     return None
+
+
+#: The op of the landing set job (``jobs.LANDING_SET_JOB``) whose config names a run's partitions.
+LANDING_SET_OP = "land_partitions"
+
+
+def set_run_config(partitions: Mapping[str, Sequence[str]], facts: bool) -> dict[str, Any]:
+    """The run config of a landing run over a *set* of date × source partitions: per feed, the
+    partition keys with files of it (sorted), and whether the run builds their facts too.
+
+    A Dagster run targets one partition or a range, and a range spans every partition between its
+    ends: files from far-apart partners would make one run over thousands of empty partitions. A
+    set run names exactly the partitions it writes, in its config, which is also where the sensor
+    reads back what a run in flight is writing (:func:`run_partition_set`)."""
+    return {
+        "ops": {
+            LANDING_SET_OP: {
+                "config": {
+                    "partitions": {feed: sorted(keys) for feed, keys in sorted(partitions.items())},
+                    "facts": facts,
+                }
+            }
+        }
+    }
+
+
+def run_partition_set(run_config: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """The partition keys per feed of a set run from its run config (the inverse of
+    :func:`set_run_config`); ``None`` for a run that is not a set run."""
+    try:
+        partitions = run_config["ops"][LANDING_SET_OP]["config"]["partitions"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(partitions, Mapping):
+        return None
+    return {str(feed): [str(key) for key in keys] for feed, keys in partitions.items()}
 
 
 def table_schema_from_polars(schema: Mapping[str, pl.DataType]) -> dg.TableSchema:

@@ -3,11 +3,12 @@
 The landing sensor sees what landed (``io/watch.py``: what a tick lists and how a file's identity is
 decided; on S3 with ``RESIGHT_LANDING_QUEUE_URL``, ``io/events.py``: the bucket's notifications from
 SQS, the waiting list and a slow sweep instead of a listing per source), registers new providers as
-source partitions, and requests a few runs per tick: each reads bronze and silver of a rectangle of
-dates × sources for the feeds that have files (and builds their facts when the files are all sales),
-and a dead-letter run takes the keys that break the contract. Files it requested are ``queued`` in
-the ledger with their run's key. The rest of gold and the marts follow through declarative
-automation (``defs/policies.py``), evaluated every few seconds by ``automation_sensor``.
+source partitions, and requests a few runs per tick: each reads bronze and silver of a set of date ×
+source partitions for the feeds that have files (``landing_partitions_job``; and builds their facts
+when their sources sent only sales), and a dead-letter run takes the keys that break the contract.
+Files it requested are ``queued`` in the ledger with their run's key. The rest of gold and the marts
+follow through declarative automation (``defs/policies.py``), evaluated every few seconds by
+``automation_sensor``.
 ``registry_sensor`` runs ``ops/sources`` again when the registry's version changes, so the UI shows
 the registry in use.
 """
@@ -16,34 +17,30 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import psycopg
 
-from resight_platform.defs.freshness import FRESHNESS_CHECK
-from resight_platform.defs.jobs import LANDING_JOB, REGISTRY_JOB, SCAN_LANDING_JOB
-from resight_platform.defs.keys import FACT_SALES
-from resight_platform.defs.metadata import RANGE_END, RANGE_START, RUN_KEY_TAG, run_partition_range
+from resight_platform.defs.jobs import LANDING_SET_JOB, REGISTRY_JOB, SCAN_LANDING_JOB
+from resight_platform.defs.metadata import RUN_KEY_TAG, run_partition_range, run_partition_set, set_run_config
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK, LANDING_ZONE
 from resight_platform.defs.partitions import DATE, SOURCE, SOURCE_PARTITIONS, source_key, source_keys, split_key
 from resight_platform.defs.policies import FACTS_IN_RUN, SILVER_IN_RUN
 from resight_platform.io.events import Arrivals, receive_arrivals
 from resight_platform.io.ops import (
-    LedgerEntry,
     QueuedFile,
-    landed_bytes,
     ledger_entries,
     queue_files,
     record_etags,
     update_waiting,
 )
-from resight_platform.io.storage import ObjectInfo, S3Store
+from resight_platform.io.storage import S3Store
 from resight_platform.io.watch import (
     Area,
     Batch,
+    Busy,
+    Cell,
     Refused,
     TickPlan,
     WatchCursor,
@@ -56,7 +53,6 @@ from resight_platform.io.watch import (
 from resight_platform.resources import LandingQueueResource, RegistryResource, StoreResource, WarehouseResource
 from resight_platform.retention import retired_partitions
 from resight_platform.settings import Settings
-from resight_platform.sources.landing import LandingKeyError, parse_landing_key
 
 __all__ = [
     "LANDING_PRIORITY",
@@ -66,7 +62,7 @@ __all__ = [
     "TRIGGER_TAG",
     "automation_sensor",
     "build_landing_sensor",
-    "busy_areas",
+    "busy_partitions",
     "registry_sensor",
     "run_requests",
     "tick_budget",
@@ -89,45 +85,31 @@ _IN_FLIGHT = [*_PENDING, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.START
 _DIMENSIONS = [dg.AssetKey(["gold", name]) for name in ("dim_provider", "dim_product", "dim_store", "dim_customer")]
 
 
-def _load_request(
-    batch: Batch, with_facts: bool, checks: Mapping[dg.AssetKey, Sequence[dg.AssetCheckKey]] | None = None
-) -> dg.RunRequest:
-    start = dg.MultiPartitionKey({DATE: batch.first_day.isoformat(), SOURCE: batch.first_source})
-    end = dg.MultiPartitionKey({DATE: batch.last_day.isoformat(), SOURCE: batch.last_source})
+def _partition_key(cell: Cell) -> str:
+    day, source = cell
+    return str(dg.MultiPartitionKey({DATE: day.isoformat(), SOURCE: source}))
+
+
+def _load_request(batch: Batch, with_facts: bool) -> dg.RunRequest:
+    """A run of the landing set job over the batch's partitions: per feed, the partitions with a
+    file of it. Sales alone change no dimension: their facts come in the same run once the
+    dimensions exist (one run start, not two; bench/RESULTS.md); with catalog, stores or customers
+    files, automation builds the facts after the dimensions it rebuilds."""
+    facts = with_facts and batch.facts
+    partitions = {feed: [_partition_key(cell) for cell in cells] for feed, cells in batch.cells_by_feed().items()}
     tags = {
         TRIGGER_TAG: "landing",
         "resight/files": str(len(batch.files)),
+        "resight/partitions": str(len(batch.cells)),
         SILVER_IN_RUN: "true",
         # Ahead of automation and backfills in the run queue: new files are what the latency
         # target is about; a mart refresh or a year of history can start a few seconds later.
         PRIORITY_TAG: LANDING_PRIORITY,
     }
-    selection = [dg.AssetKey([layer, feed]) for feed in batch.feeds for layer in ("bronze", "silver")]
-    if with_facts and batch.feeds == ("sales",):
-        # Sales alone change no dimension: their facts come in the same run (one run start, not
-        # two; measured in bench/RESULTS.md). With catalog, stores or customers files, automation
-        # builds the facts after the dimensions it rebuilds.
-        selection.append(FACT_SALES)
+    if facts:
         tags[FACTS_IN_RUN] = "true"
-    # The run's checks, named: without them Dagster adds every check of the selected assets, the
-    # freshness checks too, whose unpartitioned step in a range run enumerates every date × source
-    # key (bench/RESULTS.md: 8.7 s of a run at 3,000 providers); the freshness sensor runs those.
-    named = None if checks is None else [key for asset in selection for key in checks.get(asset, ())]
-    if start == end:
-        return dg.RunRequest(
-            run_key=batch.run_key,
-            job_name=LANDING_JOB,
-            asset_selection=selection,
-            asset_check_keys=named,
-            partition_key=start,
-            tags=tags,
-        )
     return dg.RunRequest(
-        run_key=batch.run_key,
-        job_name=LANDING_JOB,
-        asset_selection=selection,
-        asset_check_keys=named,
-        tags={**tags, RANGE_START: str(start), RANGE_END: str(end)},
+        run_key=batch.run_key, job_name=LANDING_SET_JOB, run_config=set_run_config(partitions, facts), tags=tags
     )
 
 
@@ -162,15 +144,11 @@ def _dead_letter_request(refused: list[Refused], run_key: str, partitions_start:
 
 
 def run_requests(
-    plan: TickPlan,
-    partitions_start: str,
-    dead_letter_keys: list[str],
-    with_facts: bool = True,
-    checks: Mapping[dg.AssetKey, Sequence[dg.AssetCheckKey]] | None = None,
+    plan: TickPlan, partitions_start: str, dead_letter_keys: list[str], with_facts: bool = True
 ) -> list[dg.RunRequest]:
     """The runs a tick's plan asks for: one per batch, one per chunk of refused keys."""
     return [
-        *(_load_request(batch, with_facts, checks) for batch in plan.batches),
+        *(_load_request(batch, with_facts) for batch in plan.batches),
         *(
             _dead_letter_request(chunk, key, partitions_start)
             for chunk, key in zip(plan.refused, dead_letter_keys, strict=True)
@@ -206,16 +184,22 @@ def _refusal_event(plan: TickPlan) -> dg.AssetCheckEvaluation:
     )
 
 
-def busy_areas(instance: dg.DagsterInstance) -> list[Area]:
-    """The date × source partitions of runs in flight (any job, queued or started), as rectangles."""
+def busy_partitions(instance: dg.DagsterInstance) -> Busy:
+    """The date × source partitions of runs in flight (any job, queued or started): a set run's
+    exact partitions, from its run config; a range run's rectangle, from its tags."""
+    cells: set[Cell] = set()
     areas: list[Area] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT)):
+        partitions = run_partition_set(run.run_config)
+        if partitions is not None:
+            cells.update(split_key(key) for keys in partitions.values() for key in keys)
+            continue
         bounds = run_partition_range(run.tags)
         if bounds is None or "|" not in bounds[0] or "|" not in bounds[1]:
             continue  # not a run over date × source partitions (a mart's day or month, an op job)
         (first_day, first_source), (last_day, last_source) = split_key(bounds[0]), split_key(bounds[1])
         areas.append((first_day, last_day, first_source, last_source))
-    return areas
+    return Busy(cells=frozenset(cells), areas=tuple(areas))
 
 
 def _launched(instance: dg.DagsterInstance, run_keys: set[str]) -> set[str]:
@@ -226,55 +210,13 @@ def _launched(instance: dg.DagsterInstance, run_keys: set[str]) -> set[str]:
     return {run.tags[RUN_KEY_TAG] for run in runs if RUN_KEY_TAG in run.tags}
 
 
-def _landing_checks(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, list[dg.AssetCheckKey]] | None:
-    """Every asset check of the repository by asset, the freshness checks left out (the freshness
-    sensor evaluates them); ``None`` when the sensor runs without its repository (Dagster then adds
-    every check of a run's assets itself)."""
-    repository = context.repository_def
-    if repository is None:
-        return None
-    checks: dict[dg.AssetKey, list[dg.AssetCheckKey]] = defaultdict(list)
-    for key in sorted(repository.asset_graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-        if key.name != FRESHNESS_CHECK:
-            checks[key.asset_key].append(key)
-    return dict(checks)
-
-
-def _known_bytes(
-    conn: psycopg.Connection,
-    listed: Mapping[str, ObjectInfo],
-    ledger: Mapping[str, LedgerEntry],
-    source_of: Mapping[str, str],
-) -> dict[date, dict[str, int]]:
-    """Bytes landed per day and source partition for the days of ``listed`` on the event path,
-    where no listing of those days is at hand: the ledger's files (one query) plus the new ones."""
-    days: set[date] = set()
-    new: list[tuple[date, str, int]] = []
-    for key, info in listed.items():
-        try:
-            landing = parse_landing_key(key)
-        except LandingKeyError:
-            continue
-        days.add(landing.date)
-        if key not in ledger and landing.provider in source_of:
-            new.append((landing.date, source_of[landing.provider], info.size))
-    sizes: dict[date, dict[str, int]] = {}
-    for day, by_provider in landed_bytes(conn, days).items():
-        sizes[day] = defaultdict(int)
-        for provider, size in by_provider.items():
-            if provider in source_of:
-                sizes[day][source_of[provider]] += size
-    for day, source, size in new:
-        sizes[day][source] += size
-    return sizes
-
-
 def build_landing_sensor(
     partitions_start: str,
     jobs: list[dg.UnresolvedAssetJobDefinition | dg.JobDefinition],
     settings: WatchSettings | None = None,
 ) -> dg.SensorDefinition:
-    """The landing sensor for partitions starting at ``partitions_start``, requesting ``jobs``."""
+    """The landing sensor for partitions starting at ``partitions_start``, requesting ``jobs``: the
+    runs it asks for are of ``LANDING_SET_JOB`` and ``SCAN_LANDING_JOB`` (the dead-letter run)."""
     watch = settings or Settings.from_env().watch
     first_day = date.fromisoformat(partitions_start)
 
@@ -283,7 +225,8 @@ def build_landing_sensor(
         jobs=jobs,
         minimum_interval_seconds=5,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="New and changed partner files → bronze and silver runs (batched); refused files → dead-letter.",
+        description="New and changed partner files → bronze and silver runs over sets of partitions (batched);"
+        " refused files → dead-letter.",
     )
     def landing_sensor(
         context: dg.SensorEvaluationContext,
@@ -321,14 +264,11 @@ def build_landing_sensor(
         with warehouse.connect() as conn:
             if queue is None:
                 listed, following = list_landing(store, reg, cursor, today, watch)
-                known_bytes = None
             else:
                 assert isinstance(store, S3Store)  # LandingQueueResource refuses a landing zone off S3
                 arrivals = receive_arrivals(queue, store, conn, cursor, now, watch)
                 listed, following = arrivals.listed, arrivals.cursor
             ledger = ledger_entries(conn, listed)
-            if arrivals is not None:
-                known_bytes = _known_bytes(conn, listed, ledger, source_of)
             queued_keys = {e.run_key for e in ledger.values() if e.status == "queued" and e.run_key}
             plan = plan_tick(
                 store=store,
@@ -343,10 +283,9 @@ def build_landing_sensor(
                 today=today,
                 now=now,
                 settings=budget,
-                busy=busy_areas(instance),
+                busy=busy_partitions(instance),
                 # A late file for a partition whose landing files were retired is dead-lettered.
                 retired=retired_partitions(conn, retired_candidates(listed, ledger)),
-                known_bytes=known_bytes,
             )
             if plan.deferred and arrivals is None:
                 # Resume the sweep where this tick started, so nothing deferred is skipped (the
@@ -363,9 +302,7 @@ def build_landing_sensor(
             arrivals.undeleted = queue.delete(arrivals.messages)
 
         dimensions_ready = all(instance.get_latest_materialization_event(key) for key in _DIMENSIONS)
-        requests = run_requests(
-            plan, partitions_start, dead_letter_keys, with_facts=dimensions_ready, checks=_landing_checks(context)
-        )
+        requests = run_requests(plan, partitions_start, dead_letter_keys, with_facts=dimensions_ready)
         elapsed = time.perf_counter() - started
         arrived = "" if arrivals is None else f"{arrivals.summary()}; "
         context.log.info(

@@ -39,7 +39,6 @@ __all__ = [
     "dead_letter_reason",
     "known_checksums",
     "known_products",
-    "landed_bytes",
     "last_deliveries",
     "ledger_entries",
     "migrate",
@@ -693,22 +692,3 @@ def recently_queued(conn: psycopg.Connection, *, since: datetime, until: datetim
             (since, until, limit),
         )
         return [ObjectInfo(key=key, size=int(size), etag=etag, last_modified=at) for key, size, etag, at in cur]
-
-
-def landed_bytes(conn: psycopg.Connection, days: Iterable[date]) -> dict[date, dict[str, int]]:
-    """Bytes landed per business date and provider, of every file the ledger holds for ``days``
-    (vanished files left out): how big a partition a run would re-read is, without listing it."""
-    days = sorted(set(days))
-    out: dict[date, dict[str, int]] = {day: {} for day in days}
-    if not days:
-        return out
-    with conn.cursor() as cur:
-        cur.execute(
-            "select business_date, provider, sum(coalesce(bytes, 0)) from ops.ingestion_ledger"
-            " where business_date = any(%s) and provider is not null and status <> 'vanished'"
-            " group by business_date, provider",
-            (days,),
-        )
-        for day, provider, size in cur:
-            out[day][provider] = int(size)
-    return out

@@ -1,14 +1,12 @@
-"""Which runs read a set of landed partitions: rectangles of business dates × source positions.
-
-One planner for both ways files are loaded: the landing sensor's tick (``io/watch.batch_files``,
-a few files, a budget of runs, partitions in flight to keep out of) and the batch pipeline
-(``pipeline.run_pipeline``, everything landed, every file covered). No Dagster here.
+"""Which runs the batch pipeline makes of the landed partitions: rectangles of business dates ×
+source positions (``pipeline.run_pipeline``: everything landed, every file covered). The landing
+sensor's runs are sets of partitions instead (``io/watch.batch_files``). No Dagster here.
 
 **The cost model.** A rectangle is one Dagster range run over every partition in it, including
 those without files. What it costs is counted in bytes: each partition its landed bytes plus
 ``PARTITION_COST_BYTES`` (Dagster's events for it and an empty Parquet file, about what reading
-1 MiB costs), and each run ``run_cost_bytes`` (the landing sensor's ``merge_gap_bytes``: starting
-a run costs seconds, about what reading 64 MiB costs). Rectangles are joined while what the joined
+1 MiB costs), and each run ``run_cost_bytes`` (``merge_gap_bytes``: starting a run costs seconds,
+about what reading 64 MiB costs). Rectangles are joined while what the joined
 one re-reads beyond them costs less than the runs it saves. So a weekly partner's year of files is
 one run across its days without files (six empty partitions a week against a run a week), and that
 long thin rectangle never joins a dense fortnight of thirty sources into a year × thirty box.
@@ -19,23 +17,19 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from heapq import heappop, heappush
 from itertools import accumulate, count, pairwise
 
 __all__ = [
     "FILE_COST_BYTES",
-    "MERGE_RECTANGLES_AT_MOST",
     "PARTITION_COST_BYTES",
     "Cell",
-    "Plan",
     "Rectangle",
     "RectangleCost",
     "balance",
     "cover",
     "merge_rectangles",
-    "overlaps_any",
     "plan_rectangles",
 ]
 
@@ -47,24 +41,11 @@ PARTITION_COST_BYTES = 1 << 20
 #: slices): measured on the demo, a file costs about half what an empty partition does.
 FILE_COST_BYTES = 1 << 19
 
-#: Above this many rectangles, the landing sensor does not merge rectangles of different days (the
-#: merge is quadratic; a tick with that many is a backlog, batched by the run budget instead).
-MERGE_RECTANGLES_AT_MOST = 256
-
 #: A rectangle of business dates × source positions: ``(first_day, last_day, first, last)``.
 Rectangle = tuple[date, date, int, int]
 
 #: A landed partition: ``(business_date, source position)``.
 Cell = tuple[date, int]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The rectangles to run, oldest first, and those left for later (over the run budget, or a
-    partition a run in flight is writing: one rectangle per such partition)."""
-
-    runs: list[Rectangle]
-    deferred: list[Rectangle] = field(default_factory=list)
 
 
 def _overlap(a: Rectangle, b: Rectangle) -> bool:
@@ -75,23 +56,17 @@ def _bounding(a: Rectangle, b: Rectangle) -> Rectangle:
     return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
 
 
-def overlaps_any(rectangle: Rectangle, others: Sequence[Rectangle]) -> bool:
-    """Whether ``rectangle`` shares a partition with any of ``others``."""
-    return any(_overlap(rectangle, other) for other in others)
-
-
 class RectangleCost:
     """What running a rectangle costs, in bytes: its partitions' landed bytes plus
     ``PARTITION_COST_BYTES`` each; ``None`` when a day of it is absent from ``partition_bytes``
-    (not known) or it reaches into a ``blocked`` rectangle.
+    (not known).
 
     ``partition_bytes`` maps a day to the bytes landed per source position that day; a position
     absent from a known day has no files.
     """
 
-    def __init__(self, partition_bytes: Mapping[date, Mapping[int, int]], blocked: Sequence[Rectangle] = ()) -> None:
+    def __init__(self, partition_bytes: Mapping[date, Mapping[int, int]]) -> None:
         self._bytes = partition_bytes
-        self._blocked = blocked
         self._days: dict[date, tuple[list[int], list[int]] | None] = {}
 
     def _day(self, day: date) -> tuple[list[int], list[int]] | None:
@@ -106,8 +81,6 @@ class RectangleCost:
         return self._days[day]
 
     def __call__(self, rectangle: Rectangle) -> int | None:
-        if overlaps_any(rectangle, self._blocked):
-            return None
         first_day, last_day, first, last = rectangle
         per_day = (last - first + 1) * PARTITION_COST_BYTES
         total = 0
@@ -210,33 +183,19 @@ def plan_rectangles(
     *,
     run_cost_bytes: int,
     partition_bytes: Mapping[date, Mapping[int, int]] | None = None,
-    max_runs: int | None = None,
-    blocked: Sequence[Rectangle] = (),
-    merge_at_most: int | None = MERGE_RECTANGLES_AT_MOST,
-) -> Plan:
-    """The rectangles that read the landed ``cells``, at most ``max_runs`` of them (``None``: no
-    budget, every cell is covered), none reaching into a ``blocked`` rectangle.
+) -> list[Rectangle]:
+    """The rectangles that read the landed ``cells``, oldest first: every cell in exactly one.
 
-    Per date, the positions with cells are cut into spans of neighbours; two spans are joined when
-    what lies between them is cheap to re-read (that day in ``partition_bytes`` and the gap, each
-    partition its bytes plus ``PARTITION_COST_BYTES``, at most ``run_cost_bytes``; only when the
-    merge below is capped, since an uncapped one finds these joins and better ones). Over the
-    budget, the closest spans of a day are merged until it is met (a merged span re-reads the
-    partitions between, which is why the closest go first). Days that follow each other with an
-    equal span (of several that day, too) become one rectangle, and rectangles are merged into
-    their bounding box while it costs less than the runs it saves (:func:`merge_rectangles`,
-    skipped above ``merge_at_most`` rectangles). Cells inside ``blocked`` and rectangles over the
-    budget (the newest dates) are ``deferred``. With ``partition_bytes`` ``None`` (nothing known
-    beyond the cells) only equal spans are joined.
+    Per date, the positions with cells are cut into spans of neighbours; days that follow each
+    other with an equal span (of several that day, too) become one rectangle, and rectangles are
+    merged into their bounding box while it costs less than the runs it saves
+    (:func:`merge_rectangles`; each partition its bytes in ``partition_bytes`` plus
+    ``PARTITION_COST_BYTES``, each run ``run_cost_bytes``). With ``partition_bytes`` ``None``
+    (nothing known beyond the cells) only equal spans are joined.
     """
-    deferred: list[Rectangle] = []
     by_day: dict[date, set[int]] = defaultdict(set)
     for day, at in cells:
-        if blocked and overlaps_any((day, day, at, at), blocked):
-            deferred.append((day, day, at, at))
-        else:
-            by_day[day].add(at)
-    deferred = sorted(set(deferred))
+        by_day[day].add(at)
 
     spans: list[tuple[date, int, int]] = []
     for day in sorted(by_day):
@@ -249,36 +208,6 @@ def plan_rectangles(
             prev = p
         spans.append((day, start, prev))
 
-    if partition_bytes and merge_at_most is not None:
-        # A linear pre-pass for a capped merge. An uncapped merge does these joins itself, cheapest
-        # first across days and sources: joined here, two weekly partners' files of one day would
-        # become a wide span that no week then joins the next.
-        joined: list[tuple[date, int, int]] = []
-        for day, start, end in spans:
-            if joined and joined[-1][0] == day and day in partition_bytes:
-                sizes = partition_bytes[day]
-                gap = range(joined[-1][2] + 1, start)
-                cost = sum(sizes.get(p, 0) + PARTITION_COST_BYTES for p in gap)
-                if cost <= run_cost_bytes and not overlaps_any((day, day, joined[-1][1], end), blocked):
-                    joined[-1] = (day, joined[-1][1], end)
-                    continue
-            joined.append((day, start, end))
-        spans = joined
-
-    budget = None if max_runs is None else max(0, max_runs)
-    while budget is not None and len(spans) > max(1, budget):
-        # Merge the two neighbouring spans of one day with the smallest gap; if every day has one
-        # span, stop: different days stay separate here and the rest is deferred.
-        best: tuple[int, int] | None = None
-        for i in range(len(spans) - 1):
-            (d1, s1, e1), (d2, s2, e2) = spans[i], spans[i + 1]
-            if d1 == d2 and (best is None or s2 - e1 < best[0]) and not overlaps_any((d1, d1, s1, e2), blocked):
-                best = (s2 - e1, i)
-        if best is None:
-            break
-        i = best[1]
-        spans[i : i + 2] = [(spans[i][0], spans[i][1], spans[i + 1][2])]
-
     rectangles: list[Rectangle] = []
     latest: dict[tuple[int, int], int] = {}  # a span's latest rectangle, to extend by the next day
     for day, start, end in spans:
@@ -288,18 +217,15 @@ def plan_rectangles(
         else:
             latest[(start, end)] = len(rectangles)
             rectangles.append((day, day, start, end))
-    if partition_bytes and (merge_at_most is None or len(rectangles) <= merge_at_most):
-        rectangles = merge_rectangles(rectangles, RectangleCost(partition_bytes, blocked), run_cost_bytes)
-
-    if budget is None:
-        return Plan(runs=rectangles, deferred=deferred)
-    return Plan(runs=rectangles[:budget], deferred=rectangles[budget:] + deferred)
+    if partition_bytes:
+        rectangles = merge_rectangles(rectangles, RectangleCost(partition_bytes), run_cost_bytes)
+    return rectangles
 
 
 def cover(landed: Mapping[Cell, int], *, run_cost_bytes: int) -> list[Rectangle]:
     """Rectangles that together read every landed cell (its bytes as the value), when the listing
     holds everything landed: every day from the first to the last is known, and a partition
-    without a cell has no files. No budget, nothing blocked, every rectangle merge considered."""
+    without a cell has no files."""
     if not landed:
         return []
     first, last = min(day for day, _ in landed), max(day for day, _ in landed)
@@ -310,8 +236,7 @@ def cover(landed: Mapping[Cell, int], *, run_cost_bytes: int) -> list[Rectangle]
         day += timedelta(days=1)
     for (day, at), size in landed.items():
         partition_bytes[day][at] = size
-    plan = plan_rectangles(landed, run_cost_bytes=run_cost_bytes, partition_bytes=partition_bytes, merge_at_most=None)
-    return plan.runs
+    return plan_rectangles(landed, run_cost_bytes=run_cost_bytes, partition_bytes=partition_bytes)
 
 
 def _split_by_days(rectangle: Rectangle, day_costs: Sequence[int], pieces: int) -> list[Rectangle]:

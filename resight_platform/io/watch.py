@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -42,7 +42,6 @@ from itertools import islice
 
 from resight_platform.io.landing import HashingReader, check_listed
 from resight_platform.io.ops import LedgerEntry
-from resight_platform.io.plan import Rectangle, plan_rectangles
 from resight_platform.io.storage import ObjectInfo, ObjectStore
 from resight_platform.settings import WatchSettings
 from resight_platform.sources.landing import LandingKey, LandingKeyError, parse_landing_key
@@ -52,6 +51,8 @@ __all__ = [
     "PARTITION_RETIRED",
     "Area",
     "Batch",
+    "Busy",
+    "Cell",
     "LedgerEntry",
     "Refused",
     "TickPlan",
@@ -116,21 +117,43 @@ class Refused:
     detail: str
 
 
+#: A date × source partition: ``(business_date, source partition key)``.
+Cell = tuple[date, str]
+
+#: A rectangle of business dates × source partition keys: ``(first_day, last_day, first, last)``.
+Area = tuple[date, date, str, str]
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Files to read in one run: a rectangle of business dates × source partitions and the feeds."""
+    """Files to read in one run: a set of date × source partitions (``cells``, sorted), the feeds
+    with files in them and, per feed, its cells (``feed_cells``: what the run reads of each feed).
+    ``facts``: every file is a sales file of a source with only sales files this tick, so the run
+    may build the facts of its partitions too."""
 
-    first_day: date
-    last_day: date
-    first_source: str
-    last_source: str
+    cells: tuple[Cell, ...]
     feeds: tuple[str, ...]
     files: tuple[tuple[ObjectInfo, LandingKey], ...]
+    feed_cells: tuple[tuple[str, tuple[Cell, ...]], ...] = ()
+    facts: bool = False
     run_key: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.run_key:  # computed once: it hashes every file of the batch
             object.__setattr__(self, "run_key", run_key_of("load", (info for info, _ in self.files)))
+
+    def cells_by_feed(self) -> dict[str, list[Cell]]:
+        """Per feed, the cells with a file of it, sorted."""
+        return {feed: list(cells) for feed, cells in self.feed_cells}
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The date × source partitions runs in flight are writing: a set run's exact ``cells``, a
+    range run's rectangles (``areas``: backfills, ``gold_facts_job``, ``medallion_job``)."""
+
+    cells: frozenset[Cell] = frozenset()
+    areas: tuple[Area, ...] = ()
 
 
 @dataclass
@@ -235,30 +258,26 @@ def plan_tick(
     today: date,
     now: datetime,
     settings: WatchSettings,
-    busy: Sequence[Area] = (),
+    busy: Busy = Busy(),
     retired: Mapping[tuple[str, str, date], datetime] | None = None,
-    known_bytes: Mapping[date, Mapping[str, int]] | None = None,
 ) -> TickPlan:
     """Decide what to request for the files ``listed`` given what ``ledger`` knows.
 
     ``launched_run_keys`` are the run keys of queued ledger rows whose run exists (in any state: a
     failed run is for a person to re-execute, not for the sensor to repeat); ``source_order`` is
-    the source partitions in Dagster's order (a range of them is contiguous in it) and
+    the source partitions in Dagster's order (a range run's sources are contiguous in it) and
     ``source_of`` maps a provider to its source partition. Dates before ``first_day`` (the first
     partition) or after ``today + 1`` (the last) have no partition and are refused.
 
     ``busy`` are the partitions of runs in flight (queued or started, any job): a new file for one
-    of them waits (deferred) until that run is done, and no batch reaches into them, so a partition
-    is never written by two runs at once (the later run could finish first, and the earlier one,
-    which listed fewer files, would then overwrite it).
+    of them waits (deferred) until that run is done, so a partition is never written by two runs at
+    once (the later run could finish first, and the earlier one, which listed fewer files, would
+    then overwrite it).
 
     ``retired`` maps a (provider, feed, date) partition whose landing files retention deleted to
     when (``resight_platform.retention.retired_partitions``): a file for one is refused as
-    :data:`PARTITION_RETIRED`, never loaded (see :func:`retired_candidates`).
-
-    ``known_bytes`` gives the bytes landed per day and source partition where ``listed`` is not a
-    whole listing of the hot window (the event path: what arrived, from the ledger); by default
-    they are counted from ``listed``. Files deferred are in ``plan.waiting``.
+    :data:`PARTITION_RETIRED`, never loaded (see :func:`retired_candidates`). Files deferred are
+    in ``plan.waiting``.
     """
     plan = TickPlan(cursor=cursor, listed=len(listed))
     fresh: list[tuple[ObjectInfo, LandingKey]] = []
@@ -309,13 +328,7 @@ def plan_tick(
             refused.append(Refused(info, PARTITION_RETIRED, retired_detail(retired_at)))
             continue
         fresh.append((info, landing))
-    sizes = (
-        _partition_bytes(listed, source_of, today - timedelta(days=settings.hot_days), last_day)
-        if known_bytes is None
-        else {day: defaultdict(int, by_source) for day, by_source in known_bytes.items()}
-    )
-    blocked = _positions(busy, {source: i for i, source in enumerate(source_order)})
-    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, sizes, blocked)
+    plan.batches, plan.deferred = batch_files(fresh, source_order, source_of, settings, busy)
     if plan.deferred:
         batched = {info.key for batch in plan.batches for info, _ in batch.files}
         plan.waiting = [info for info, _ in fresh if info.key not in batched]
@@ -342,39 +355,25 @@ def retired_candidates(
     return out
 
 
-def _partition_bytes(
-    listed: Mapping[str, ObjectInfo], source_of: Mapping[str, str], since: date, until: date
-) -> dict[date, dict[str, int]]:
-    """Bytes landed per day and source partition for the days of the hot window, ``since`` to
-    ``until`` (listed whole on every tick, so every one of those days is present and a partition
-    absent from its day has no files); older days are absent (not known)."""
-    sizes: dict[date, dict[str, int]] = {}
-    day = since
-    while day <= until:
-        sizes[day] = defaultdict(int)
-        day += timedelta(days=1)
-    for key, info in listed.items():
-        try:
-            landing = parse_landing_key(key)
-        except LandingKeyError:
-            continue
-        source = source_of.get(landing.provider)
-        if source is not None and landing.date in sizes:
-            sizes[landing.date][source] += info.size
-    return sizes
+def _blocked(busy: Busy, source_order: Sequence[str]) -> Callable[[Cell], bool]:
+    """Whether a cell is one ``busy`` holds: one of its set runs' cells, or inside one of its range
+    runs' rectangles (by the sources' ``source_order``; a rectangle whose ends are not in it is no
+    range of source partitions and is left out)."""
+    position = {source: i for i, source in enumerate(source_order)}
+    areas = [
+        (first_day, last_day, position[first], position[last])
+        for first_day, last_day, first, last in busy.areas
+        if first in position and last in position
+    ]
 
+    def blocked(cell: Cell) -> bool:
+        if cell in busy.cells:
+            return True
+        day, source = cell
+        at = position.get(source)
+        return at is not None and any(a <= day <= b and lo <= at <= hi for a, b, lo, hi in areas)
 
-#: A rectangle of business dates × source partition keys: ``(first_day, last_day, first, last)``.
-Area = tuple[date, date, str, str]
-
-
-def _positions(areas: Sequence[Area], position: Mapping[str, int]) -> list[Rectangle]:
-    """``areas`` as rectangles of source positions (sources without one are left out)."""
-    out = []
-    for first_day, last_day, first, last in areas:
-        if first in position and last in position:
-            out.append((first_day, last_day, position[first], position[last]))
-    return out
+    return blocked
 
 
 def batch_files(
@@ -382,51 +381,58 @@ def batch_files(
     source_order: Sequence[str],
     source_of: Mapping[str, str],
     settings: WatchSettings,
-    partition_bytes: Mapping[date, Mapping[str, int]] | None = None,
-    blocked: Sequence[Rectangle] = (),
+    busy: Busy = Busy(),
 ) -> tuple[list[Batch], int]:
-    """Group files into at most ``max_runs_per_tick`` rectangles of dates × sources: ``(batches,
-    files deferred to a later tick)``.
+    """Group files into at most ``max_runs_per_tick`` runs, each over a set of at most
+    ``max_partitions_per_run`` date × source partitions: ``(batches, files deferred to a later
+    tick)``.
 
-    The rectangles are :func:`~resight_platform.io.plan.plan_rectangles`'s, with a run costing
-    ``merge_gap_bytes`` and ``partition_bytes`` per day and source partition (the hot window's:
-    days outside it are not known, so nothing is joined across them). No rectangle reaches into
-    a ``blocked`` one (partitions a run in flight is writing): a file of such a partition waits.
-    What does not fit waits for the next tick, oldest dates first and nothing lost: the files are
-    not marked, so they are seen again.
+    A run reads exactly its partitions, so files of far-apart partners and days share a run without
+    re-reading what lies between (a Dagster range would span every partition between its ends: 100
+    files of far-apart partners among 3,000 made one run over ~2,900 partitions). The sources whose
+    files this tick are all sales go in runs of their own, which build their facts too; a source
+    with a catalog, stores or customers file changes a dimension, and its facts follow through
+    automation after it (a run must not tag partitions with facts it did not build). A file of a
+    partition ``busy`` holds (a run in flight is writing it) waits. What does not fit waits for the
+    next tick, oldest dates first and nothing lost: the files are not marked, so they are seen again.
     """
-    position = {source: i for i, source in enumerate(source_order)}
-    by_cell: dict[tuple[date, int], list[tuple[ObjectInfo, LandingKey]]] = defaultdict(list)
+    by_cell: dict[Cell, list[tuple[ObjectInfo, LandingKey]]] = defaultdict(list)
+    not_sales: set[str] = set()
     for info, landing in files:
-        by_cell[(landing.date, position[source_of[landing.provider]])].append((info, landing))
-    plan = plan_rectangles(
-        by_cell,
-        run_cost_bytes=settings.merge_gap_bytes,
-        partition_bytes=None
-        if partition_bytes is None
-        else {
-            day: {position[source]: n for source, n in sizes.items() if source in position}
-            for day, sizes in partition_bytes.items()
-        },
-        max_runs=settings.max_runs_per_tick,
-        blocked=blocked,
+        source = source_of[landing.provider]
+        by_cell[(landing.date, source)].append((info, landing))
+        if landing.feed != "sales":
+            not_sales.add(source)
+    blocked = _blocked(busy, source_order)
+    position = {source: i for i, source in enumerate(source_order)}
+    free = sorted(
+        (cell for cell in by_cell if not blocked(cell)), key=lambda c: (c[0], position.get(c[1], len(position)), c[1])
+    )
+    size = max(1, settings.max_partitions_per_run)
+    groups: dict[bool, list[list[Cell]]] = {True: [], False: []}  # sales only or not: their runs
+    for cell in free:
+        runs = groups[cell[1] not in not_sales]
+        if not runs or len(runs[-1]) >= size:
+            runs.append([])
+        runs[-1].append(cell)
+    planned = sorted(
+        ((cells, facts) for facts, runs in groups.items() for cells in runs),
+        key=lambda run: (run[0][0][0], not run[1]),  # oldest first (each run's cells are, too)
     )
     batches: list[Batch] = []
-    for first, last, start, end in plan.runs:
-        chosen = [
-            item
-            for cell in sorted(by_cell)
-            if first <= cell[0] <= last and start <= cell[1] <= end
-            for item in by_cell[cell]
-        ]
+    for cells, facts in planned[: max(0, settings.max_runs_per_tick)]:
+        chosen = [item for cell in cells for item in by_cell[cell]]
+        feed_cells: dict[str, set[Cell]] = defaultdict(set)
+        for cell in cells:
+            for _, landing in by_cell[cell]:
+                feed_cells[landing.feed].add(cell)
         batches.append(
             Batch(
-                first_day=first,
-                last_day=last,
-                first_source=source_order[start],
-                last_source=source_order[end],
-                feeds=tuple(sorted({landing.feed for _, landing in chosen})),
+                cells=tuple(sorted(cells)),
+                feeds=tuple(sorted(feed_cells)),
                 files=tuple(chosen),
+                feed_cells=tuple((feed, tuple(sorted(found))) for feed, found in sorted(feed_cells.items())),
+                facts=facts,
             )
         )
     return batches, len(files) - sum(len(batch.files) for batch in batches)

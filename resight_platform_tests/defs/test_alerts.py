@@ -5,12 +5,15 @@ check evaluations, in a real Dagster instance; the ledger of deliveries is in th
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import dagster as dg
 import pytest
 
-from resight_platform.defs.alerts import alert_sensor
+from resight_platform.defs.alerts import alert_sensor, failures_after
+from resight_platform.defs.jobs import LANDING_SET_JOB
+from resight_platform.defs.metadata import set_run_config
 from resight_platform.io.ops import migrate
 from resight_platform.io.postgres import connect, sqlalchemy_url
 from resight_platform.resources import WarehouseResource
@@ -195,3 +198,22 @@ def test_passing_checks_alert_nothing_and_without_a_destination_alerts_are_logge
     )
     sensor.tick()  # no RESIGHT_ALERT_* set in this test
     assert "no destination" in str(sensor.skipped) and not webhook.received
+
+
+def test_a_failed_landing_run_over_a_set_of_partitions_names_how_many_and_the_first(
+    sensor: Sensor, env: None, webhook: Webhook
+) -> None:
+    keys = [f"2026-10-0{d}|p{n:03d}" for d in (1, 2) for n in (7, 300)]
+    run = dg.DagsterRun(
+        job_name=LANDING_SET_JOB,
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        run_config=set_run_config({"sales": keys, "stores": keys[:1]}, facts=False),
+    )
+    sensor.instance.add_run(run)
+    sensor.instance.report_run_failed(run)
+    failures, _ = failures_after(sensor.instance, 0)
+    assert [f.partitions for f in failures] == [(f"4 partitions: {', '.join(sorted(keys)[:3])} …",)]
+    sensor.tick()
+    assert len(webhook.received) == 1
+    assert "4 partitions: 2026-10-01|p007" in webhook.received[0]["blocks"][0]["text"]["text"]

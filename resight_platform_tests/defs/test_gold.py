@@ -18,8 +18,9 @@ import pytest
 
 from resight_platform.definitions import build_definitions
 from resight_platform.defs.gold import LATE_DIMENSION_SENSOR, consecutive_days
-from resight_platform.defs.jobs import DAILY_MART_JOB, DIMENSIONS_JOB, MARTS_JOB
-from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START
+from resight_platform.defs.jobs import DAILY_MART_JOB, DIMENSIONS_JOB, LANDING_SET_JOB, MARTS_JOB
+from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, set_run_config
+from resight_platform.defs.policies import FACTS_IN_RUN
 from resight_platform.io.lake import read_table
 from resight_platform.io.postgres import connect
 from resight_platform.io.storage import open_store
@@ -131,9 +132,7 @@ def test_sales_before_their_dimensions_load_on_unknown_members_then_resolve(daem
     # --- Day 1: sales of SKUs, a store and customers the partner has not delivered yet ---------
     daemon.landing.write_bytes(f"pawmart/sales/{D1}/sales.csv", SALES.encode())
     tick = daemon.tick()
-    assert [set(r.asset_selection or ()) for r in tick.run_requests or []] == [
-        {dg.AssetKey(["bronze", "sales"]), dg.AssetKey(["silver", "sales"]), dg.AssetKey(["gold", "fact_sales"])}
-    ]
+    assert [r.run_config for r in tick.run_requests or []] == [set_run_config({"sales": [f"{D1}|pawmart"]}, True)]
     for request in tick.run_requests or []:
         result = daemon.run(request)
         assert result.success and _failed_checks(result) == []
@@ -276,12 +275,27 @@ def test_the_sensor_asks_a_range_run_for_consecutive_days(daemon: Daemon) -> Non
         tags={PARTITION_TAG: f"{D1}|barkbox_market"},
     )
     daemon.instance.add_run(writing)
+    # Landing runs over sets of partitions, started then too: one builds its facts, one does not.
+    landing = {
+        facts: dg.DagsterRun(
+            job_name=LANDING_SET_JOB,
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            run_config=set_run_config({"sales": [f"{D1}|petvalley"]}, facts),
+            tags={FACTS_IN_RUN: "true"} if facts else {},
+        )
+        for facts in (True, False)
+    }
+    for run in landing.values():
+        daemon.instance.add_run(run)
     daemon.landing.write_bytes(f"pawmart/catalog/{D2}/catalog.csv", CATALOG.encode())
     daemon.run_all(daemon.tick())
     assert daemon.defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(instance=daemon.instance).success
     assert isinstance(_late_tick(daemon), dg.SkipReason)  # that run may have read the old catalog
     daemon.instance.report_run_failed(writing)
-    late = _late_tick(daemon)
+    assert isinstance(_late_tick(daemon), dg.SkipReason)  # and so may the landing run with facts
+    daemon.instance.report_run_failed(landing[True])
+    late = _late_tick(daemon)  # the one without facts writes none: no reason to wait
     assert isinstance(late, dg.SensorResult)
     (request,) = late.run_requests or []
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (

@@ -13,8 +13,7 @@ import pytest
 
 from resight_platform.defs import landing
 from resight_platform.defs.jobs import LANDING_SET_JOB
-from resight_platform.defs.landing import LAND_OP
-from resight_platform.defs.metadata import RUN_KEY_TAG
+from resight_platform.defs.metadata import RUN_KEY_TAG, set_run_config
 from resight_platform.defs.partitions import source_keys
 from resight_platform.io.postgres import connect
 from resight_platform.resources import load_registry_at
@@ -49,7 +48,7 @@ def _land(daemon: Daemon, partitions: dict[str, list[str]], facts: bool = False)
     job = daemon.defs.resolve_job_def(LANDING_SET_JOB)
     return job.execute_in_process(
         instance=daemon.instance,
-        run_config={"ops": {LAND_OP: {"config": {"partitions": partitions, "facts": facts}}}},
+        run_config=set_run_config(partitions, facts),
         tags={RUN_KEY_TAG: "test-set-run"},
         raise_on_error=False,
     )

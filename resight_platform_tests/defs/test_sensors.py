@@ -1,8 +1,8 @@
 """The landing sensor on a real local directory and on the S3 endpoint, with the real Postgres ledger.
 
-Each test plays the daemon: it evaluates the sensor, applies its dynamic-partition requests,
-keeps its cursor, and executes the runs it asks for in process (tagged with their run keys, as
-the daemon tags them), so the ledger, the lake and the next tick see what they would in production.
+Each test plays the daemon: it evaluates the sensor, keeps its cursor, and executes the runs it
+asks for in process (tagged with their run keys, as the daemon tags them), so the ledger, the lake
+and the next tick see what they would in production.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,10 +20,18 @@ import dagster as dg
 import pytest
 
 from resight_platform.definitions import build_definitions
-from resight_platform.defs.jobs import DIMENSIONS_JOB
-from resight_platform.defs.metadata import PARTITION_TAG, RANGE_END, RANGE_START, RUN_KEY_TAG
+from resight_platform.defs.jobs import DIMENSIONS_JOB, LANDING_SET_JOB, SCAN_LANDING_JOB
+from resight_platform.defs.metadata import (
+    PARTITION_TAG,
+    RANGE_END,
+    RANGE_START,
+    RUN_KEY_TAG,
+    run_partition_set,
+    set_run_config,
+)
 from resight_platform.defs.ops import LANDING_CONTRACT_CHECK
 from resight_platform.defs.partitions import source_keys
+from resight_platform.defs.policies import FACTS_IN_RUN
 from resight_platform.defs.sensors import (
     LANDING_PRIORITY,
     LANDING_SENSOR,
@@ -72,11 +81,12 @@ class Daemon:
 
     def run(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         assert request.job_name is not None
+        tags = {**request.tags, RUN_KEY_TAG: str(request.run_key)}
         job = self.defs.resolve_job_def(request.job_name)
         return job.execute_in_process(
             instance=self.instance,
             run_config=request.run_config,
-            tags={**request.tags, RUN_KEY_TAG: str(request.run_key)},
+            tags=tags,
             partition_key=request.partition_key,
             asset_selection=list(request.asset_selection) if request.asset_selection else None,
         )
@@ -137,6 +147,15 @@ def _only(result: dg.SensorResult) -> dg.RunRequest:
     return requests[0]
 
 
+def partition_keys(request: dg.RunRequest) -> list[str]:
+    """The partition keys of a landing run request (a set run over exactly them), sorted."""
+    assert request.job_name == LANDING_SET_JOB, request.job_name
+    partitions = run_partition_set(request.run_config)
+    assert partitions is not None
+    assert request.tags["resight/partitions"] == str(len({k for keys in partitions.values() for k in keys}))
+    return sorted({key for keys in partitions.values() for key in keys})
+
+
 def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/b.csv", sales_csv("B"))
@@ -144,14 +163,14 @@ def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     # Every registered provider becomes a source partition, added by the tick itself in one call.
     assert set(daemon.instance.get_dynamic_partitions("source")) == set(source_keys(load_registry_at(None)))
     request = _only(first)
-    assert request.partition_key == f"{DAY}|pawmart"
+    # A run of the set job over exactly that partition, named in its config: no Dagster partition.
+    assert request.job_name == LANDING_SET_JOB
+    assert request.run_config == set_run_config({"sales": [f"{DAY}|pawmart"]}, facts=False)
+    assert request.partition_key is None and not request.asset_selection
+    assert not {PARTITION_TAG, RANGE_START, RANGE_END} & set(request.tags)
     # No dimensions yet: the facts are left to automation, which builds the dimensions first.
-    assert {tuple(k.path) for k in request.asset_selection or []} == {("bronze", "sales"), ("silver", "sales")}
-    # Their checks named, the freshness checks left to the freshness sensor (they would enumerate
-    # every date × source key in a range run).
-    checks = {(k.asset_key.to_user_string(), k.name) for k in request.asset_check_keys or []}
-    assert ("bronze/sales", "columns_match_the_registry") in checks and ("silver/sales", "matches_model") in checks
-    assert {name for _, name in checks}.isdisjoint({"sources_deliver_on_time"}), checks
+    assert FACTS_IN_RUN not in request.tags
+    assert (request.tags["resight/files"], request.tags["resight/partitions"]) == ("2", "1")
     assert {v[0] for v in daemon.ledger().values()} == {"queued"}
 
     assert not daemon.tick().run_requests  # requested, run not started yet: not asked again
@@ -161,11 +180,17 @@ def test_new_files_load_once_in_one_run(daemon: Daemon) -> None:
     assert not daemon.tick().run_requests  # loaded: known by key and ETag
 
 
+def test_the_landing_sensor_targets_the_set_job(tmp_path: Path, fresh_pg_url: str) -> None:
+    for daemon in _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing")):
+        repository = daemon.defs.get_repository_def()
+        sensor = repository.get_sensor_def(LANDING_SENSOR)
+        assert {target.job_name for target in sensor.targets} == {LANDING_SET_JOB, SCAN_LANDING_JOB}
+
+
 @pytest.mark.parametrize("kind", ["local", "s3"])
 def test_sales_files_bring_their_facts_in_the_same_run_once_dimensions_exist(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RESIGHT_WATCH_MERGE_GAP_BYTES", "0")  # one run per partition, to see each's assets
     with _daemon_on(kind, request, tmp_path, fresh_pg_url, monkeypatch) as daemon:
         for name in ("dim_provider", "dim_product", "dim_store", "dim_customer"):
             daemon.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["gold", name]))
@@ -173,24 +198,25 @@ def test_sales_files_bring_their_facts_in_the_same_run_once_dimensions_exist(
         daemon.landing.write_bytes(f"pawmart/catalog/{DAY}/c.csv", b"sku,name\n")
         daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
         daemon.landing.write_bytes(f"barkbox_market/sales/{DAY - timedelta(days=1)}/b.csv", sales_csv("B"))
-        selections = {
-            str(r.partition_key or r.tags[RANGE_START]): {"/".join(k.path) for k in r.asset_selection or []}
-            for r in daemon.tick().run_requests or []
-        }
-        facts = {"bronze/sales", "silver/sales", "gold/fact_sales"}
-        # DAY's two providers are neighbours: one run, and its catalog file may add products, so
-        # automation builds those facts once the dimension is rebuilt. The day before is sales only.
-        with_catalog = selections.pop(f"{DAY}|barkbox_market", None) or selections.pop(f"{DAY}|pawmart")
-        assert with_catalog == {"bronze/sales", "silver/sales", "bronze/catalog", "silver/catalog"}
-        assert selections == {f"{DAY - timedelta(days=1)}|barkbox_market": facts}
+        configs = [(r.run_config, r.tags.get(FACTS_IN_RUN)) for r in daemon.tick().run_requests or []]
+        # pawmart's catalog file may add products: automation builds its facts once the dimension
+        # is rebuilt. barkbox_market sent only sales: its run builds their facts, and says so (the
+        # run with the oldest date first).
+        assert configs == [
+            (
+                set_run_config({"sales": [f"{DAY - timedelta(days=1)}|barkbox_market", f"{DAY}|barkbox_market"]}, True),
+                "true",
+            ),
+            (set_run_config({"catalog": [f"{DAY}|pawmart"], "sales": [f"{DAY}|pawmart"]}, False), None),
+        ]
 
 
 def test_a_trickle_over_days_and_providers_is_one_run(daemon: Daemon) -> None:
     before = DAY - timedelta(days=1)
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
     daemon.landing.write_bytes(f"barkbox_market/sales/{before}/b.csv", sales_csv("B"))
-    request = _only(daemon.tick())  # the partitions between are empty: cheaper than a second run
-    assert request.tags[RANGE_START].startswith(f"{before}|") and request.tags[RANGE_END].startswith(f"{DAY}|")
+    request = _only(daemon.tick())  # one run over exactly the two partitions, none between
+    assert partition_keys(request) == [f"{before}|barkbox_market", f"{DAY}|pawmart"]
     assert request.tags["resight/files"] == "2"
     assert daemon.run(request).success
     assert {v[0] for v in daemon.ledger().values()} == {"loaded"}
@@ -208,13 +234,35 @@ def test_a_file_for_a_partition_a_run_is_writing_waits_for_that_run(daemon: Daem
     daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A"))
     daemon.landing.write_bytes(f"barkbox_market/sales/{DAY}/b.csv", sales_csv("B"))
     request = _only(daemon.tick())  # the other partition goes; pawmart's file waits, unmarked
-    assert request.partition_key == f"{DAY}|barkbox_market"
+    assert partition_keys(request) == [f"{DAY}|barkbox_market"]
     assert "pawmart" not in {k.split("/")[0] for k in daemon.ledger()}
     assert not daemon.tick().run_requests  # still writing
     daemon.instance.report_run_failed(writing)
     request = _only(daemon.tick())
-    assert request.partition_key == f"{DAY}|pawmart"
+    assert partition_keys(request) == [f"{DAY}|pawmart"]
     assert daemon.run(request).success
+
+
+def test_a_set_run_in_flight_holds_exactly_its_partitions(daemon: Daemon) -> None:
+    # A landing run over pawmart and tailwaggers of DAY; petvalley lies between them in the order.
+    writing = dg.DagsterRun(
+        job_name=LANDING_SET_JOB,
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        run_config=set_run_config({"sales": [f"{DAY}|pawmart", f"{DAY}|tailwaggers"]}, facts=False),
+        tags={TRIGGER_TAG: "landing"},
+    )
+    daemon.instance.add_run(writing)
+    for provider in ("pawmart", "petvalley", "tailwaggers"):
+        daemon.landing.write_bytes(f"{provider}/sales/{DAY}/a.csv", sales_csv(provider))
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY - timedelta(days=1)}/a.csv", sales_csv("P"))
+    order = source_keys(load_registry_at(None))  # a range from pawmart to tailwaggers holds petvalley
+    assert order.index("pawmart") < order.index("petvalley") < order.index("tailwaggers")
+    request = _only(daemon.tick())  # petvalley and pawmart's other day go; the run's two wait
+    assert partition_keys(request) == [f"{DAY - timedelta(days=1)}|pawmart", f"{DAY}|petvalley"]
+    daemon.instance.report_run_failed(writing)
+    request = _only(daemon.tick())
+    assert partition_keys(request) == [f"{DAY}|pawmart", f"{DAY}|tailwaggers"]
 
 
 def test_while_a_landing_run_waits_for_a_slot_new_files_wait_then_go_in_one_run(daemon: Daemon) -> None:
@@ -260,7 +308,7 @@ def test_changed_file_reprocesses_its_partition(daemon: Daemon) -> None:
     daemon.run_all(daemon.tick())
     daemon.landing.write_bytes(key, sales_csv("A", rows=5))
     request = _only(daemon.tick())
-    assert request.partition_key == f"{DAY}|pawmart"  # only the changed file's partition
+    assert partition_keys(request) == [f"{DAY}|pawmart"]  # only the changed file's partition
     assert daemon.run(request).success
     with connect(daemon.pg_url) as conn:
         rows = conn.execute("select rows_in from ops.ingestion_ledger where file_key = %s", (key,)).fetchone()
@@ -271,30 +319,33 @@ def test_late_file_for_an_old_date_is_found_by_the_sweep(daemon: Daemon) -> None
     old = TODAY - timedelta(days=40)  # far outside the 7-day hot window
     daemon.landing.write_bytes(f"pawmart/sales/{old}/late.csv", sales_csv("L"))
     request = _only(daemon.tick())
-    assert request.partition_key == f"{old}|pawmart"
+    assert partition_keys(request) == [f"{old}|pawmart"]
 
 
 def test_burst_across_providers_is_batched_into_few_runs(
     tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RESIGHT_WATCH_MAX_RUNS_PER_TICK", "1")
+    monkeypatch.setenv("RESIGHT_WATCH_MAX_PARTITIONS_PER_RUN", "3")
     for daemon in _daemon(tmp_path, fresh_pg_url, str(tmp_path / "landing")):
         providers = ["pawmart", "barkbox_market", "tailwaggers", "petvalley"]  # not neighbours in the order
         for provider in providers:
             for n in range(3):
                 daemon.landing.write_bytes(f"{provider}/sales/{DAY}/f{n}.csv", sales_csv(f"{provider}{n}"))
-        # A late file, older than the hot window (found by the sweep): its partition sizes are not
-        # known, so it is not merged into DAY's rectangle.
+        # A late file, older than the hot window (found by the sweep).
         old = DAY - timedelta(days=10)
         daemon.landing.write_bytes(f"pawmart/sales/{old}/f.csv", sales_csv("older"))
-        older = _only(daemon.tick())  # one run per tick: the oldest date first, the rest deferred, not lost
-        assert older.partition_key == f"{old}|pawmart"
-        request = _only(daemon.tick())  # then DAY's four spans, merged into one range
-        assert request.tags[RANGE_START].startswith(f"{DAY}|") and request.tags[RANGE_END].startswith(f"{DAY}|")
-        assert request.tags["resight/files"] == "12"
-        assert daemon.run(request).success
-        statuses = daemon.ledger()
-        assert sum(v[0] == "loaded" for v in statuses.values()) == 12
+        first = _only(daemon.tick())  # one run per tick of at most 3 partitions, the oldest date first
+        keys = partition_keys(first)
+        assert len(keys) == 3 and keys[0] == f"{old}|pawmart" and first.tags["resight/files"] == "7"
+        second = _only(daemon.tick())  # the rest, deferred, not lost
+        assert len(partition_keys(second)) == 2 and second.tags["resight/files"] == "6"
+        assert not set(keys) & set(partition_keys(second))
+        assert daemon.run(second).success
+        statuses = Counter(v[0] for v in daemon.ledger().values())
+        assert statuses == {"loaded": 6, "queued": 7}
+        assert daemon.run(first).success  # exactly its three partitions, ten days apart
+        assert Counter(v[0] for v in daemon.ledger().values()) == {"loaded": 13}
 
 
 HOSTILE = [
@@ -324,7 +375,7 @@ def test_unknown_and_hostile_keys_are_dead_lettered_with_a_reason(daemon: Daemon
             path.write_bytes(b"x,y\n1,2\n")
     result = daemon.tick()
     request = _only(result)
-    assert request.job_name == "scan_landing_job"
+    assert request.job_name == SCAN_LANDING_JOB
     assert sorted(request.run_config["ops"]["scan_landing_op"]["config"]["keys"]) == sorted(keys)
     [event] = result.asset_events or []
     assert isinstance(event, dg.AssetCheckEvaluation)

@@ -1,5 +1,5 @@
-"""The run planner shared by the landing sensor and the batch pipeline: rectangles of dates ×
-source positions, chosen by what a run costs against what re-reading a partition costs."""
+"""The batch pipeline's run planner: rectangles of dates × source positions, chosen by what a run
+costs against what re-reading a partition costs."""
 
 from __future__ import annotations
 
@@ -56,30 +56,20 @@ def test_merge_asks_the_cost_of_a_rectangle_once() -> None:
 
 def test_a_rectangle_costs_its_bytes_and_a_partition_each() -> None:
     before = DAY - timedelta(days=1)
-    cost = RectangleCost({before: {1: 500, 7: 9}, DAY: {2: 100}}, blocked=[(DAY, DAY, 5, 5)])
+    cost = RectangleCost({before: {1: 500, 7: 9}, DAY: {2: 100}})
     assert cost((before, before, 0, 3)) == 4 * PARTITION_COST_BYTES + 500
     assert cost((before, DAY, 1, 2)) == 4 * PARTITION_COST_BYTES + 600
-    assert cost((before, DAY, 4, 9)) is None  # reaches into the blocked partition
     assert cost((before, before, 6, 9)) == 4 * PARTITION_COST_BYTES + 9
     assert cost((before - timedelta(days=1), before, 0, 0)) is None  # a day not known
 
 
-def test_without_a_budget_every_cell_is_covered_and_blocked_cells_wait() -> None:
+def test_every_cell_is_covered_and_a_cheap_gap_is_read_again() -> None:
     cells = [(DAY, 0), (DAY, 1), (DAY, 5), (DAY - timedelta(days=1), 3)]
-    plan = plan_rectangles(cells, run_cost_bytes=0)
-    assert plan.runs == [(DAY - timedelta(days=1), DAY - timedelta(days=1), 3, 3), (DAY, DAY, 0, 1), (DAY, DAY, 5, 5)]
-    assert plan.deferred == []
-    plan = plan_rectangles(cells, run_cost_bytes=64 * MiB, partition_bytes={DAY: {}}, blocked=[(DAY, DAY, 5, 5)])
-    assert plan.runs == [(DAY - timedelta(days=1), DAY - timedelta(days=1), 3, 3), (DAY, DAY, 0, 1)]
-    assert plan.deferred == [(DAY, DAY, 5, 5)]
-
-
-def test_over_the_budget_the_newest_rectangles_wait() -> None:
-    days = [DAY + timedelta(days=d) for d in range(3)]
-    plan = plan_rectangles([(d, 0) for d in days[::2]] + [(days[1], 4)], run_cost_bytes=0, max_runs=2)
-    assert plan.runs == [(days[0], days[0], 0, 0), (days[1], days[1], 4, 4)]
-    assert plan.deferred == [(days[2], days[2], 0, 0)]
-    assert plan_rectangles([(DAY, 0)], run_cost_bytes=0, max_runs=0).deferred == [(DAY, DAY, 0, 0)]
+    before = DAY - timedelta(days=1)
+    assert plan_rectangles(cells, run_cost_bytes=0) == [(before, before, 3, 3), (DAY, DAY, 0, 1), (DAY, DAY, 5, 5)]
+    # Both days known and empty between: one run re-reads 8 empty partitions rather than pay two more.
+    known = {before: {}, DAY: {}}
+    assert plan_rectangles(cells, run_cost_bytes=64 * MiB, partition_bytes=known) == [(before, DAY, 0, 5)]
 
 
 def _covers_every_cell(rectangles: list[tuple[date, date, int, int]], cells: dict[tuple[date, int], int]) -> bool:
@@ -125,7 +115,7 @@ def test_two_weekly_partners_of_one_day_are_a_run_each_not_one_wide_run_a_week()
 def test_days_with_the_same_spans_are_one_rectangle_per_span() -> None:
     days = [DAY + timedelta(days=d) for d in range(5)]
     cells = [(day, p) for day in days for p in (0, 1, 7)] + [(days[2], 4), (days[2], 2)]
-    assert plan_rectangles(cells, run_cost_bytes=0).runs == [
+    assert plan_rectangles(cells, run_cost_bytes=0) == [
         (days[0], days[1], 0, 1),
         (days[0], days[4], 7, 7),  # across the day it had a neighbouring span
         (days[2], days[2], 0, 2),
