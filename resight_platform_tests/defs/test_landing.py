@@ -39,6 +39,7 @@ CATALOG = (
 def daemon(
     request: pytest.FixtureRequest, tmp_path: Path, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Daemon]:
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # as resight runs Dagster: batched events
     with _daemon_on(request.param, request, tmp_path, fresh_pg_url, monkeypatch) as daemon:
         daemon.instance.add_dynamic_partitions("source", source_keys(load_registry_at(None)))
         yield daemon
