@@ -256,3 +256,27 @@ def test_a_transient_failure_is_retried_three_times_in_all_then_fails_clearly(fr
     [failure] = result.get_step_failure_events()
     error = failure.step_failure_data.error
     assert error is not None and "connection" in error.to_string().lower()
+
+
+def test_a_set_run_that_wrote_inputs_and_target_together_is_not_run_again(
+    ticks: Ticks, tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """What the landing sensor launches now (``landing_partitions_job``): bronze, silver and facts
+    of a set of partitions in one op. Automation requests none of them again."""
+    from resight_platform.defs.jobs import LANDING_SET_JOB
+    from resight_platform.defs.metadata import set_run_config
+
+    ticks.materialize(*((["gold", name], None) for name in DIMENSIONS))
+    ticks.tick()
+    ticks.tick()
+    cells = [f"{DAY}|pawmart", f"{DAY}|petopia"]
+    job = ticks.defs.resolve_job_def(LANDING_SET_JOB)
+    result = job.execute_in_process(
+        instance=ticks.instance,
+        run_config=set_run_config({"sales": cells}, facts=True),
+        tags={TRIGGER_TAG: "landing", SILVER_IN_RUN: "true", FACTS_IN_RUN: "true"},
+    )
+    assert result.success
+    assert ticks.instance.get_materialized_partitions(dg.AssetKey(["gold", "fact_sales"])) == set(cells)
+    requested = ticks.tick()
+    assert ("silver", "sales") not in requested and ("gold", "fact_sales") not in requested, requested
