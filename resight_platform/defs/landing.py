@@ -20,12 +20,18 @@ replace). A failed blocking check stops what depends on it, as in an asset run: 
 ``matches_model`` failure leaves that feed's facts unbuilt.
 """
 
+import logging
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import polars as pl
-from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
+from dagster._core.events import (
+    AssetMaterializationPlannedData,
+    DagsterEvent,
+    DagsterEventBatchMetadata,
+    generate_event_batch_id,
+)
 
 from resight_platform.defs.bronze import load_bronze
 from resight_platform.defs.gold import build_facts
@@ -169,6 +175,31 @@ class _Writer:
         self.totals[key.to_user_string()] = totals
 
 
+def _plan(context: dg.OpExecutionContext, planned: Mapping[dg.AssetKey, Sequence[str]]) -> None:
+    """Record that the run will write ``planned``'s partitions, one planned materialisation per
+    partition, as Dagster records an asset run's before it starts: the partitions show *in
+    progress* in the UI and to automation while the run writes them (``in_progress()`` holds back
+    what it would request for them), and **failed** if the run fails without writing them.
+
+    One event per partition, not Dagster's one-per-asset partition subset: the instance finds a
+    run's failed partitions only from per-partition planned events (a subset's are not read back,
+    issue 21). They are stored as one batch, like the materialisations (:func:`_batched`)."""
+    step = context._step_execution_context
+    job, step_key = step.job_name, step.step.key
+    events = [
+        DagsterEvent.build_asset_materialization_planned_event(
+            job, step_key, AssetMaterializationPlannedData(key, partition=partition)
+        )
+        for key, partitions in sorted(planned.items(), key=lambda item: item[0].to_user_string())
+        for partition in partitions
+    ]
+    batch, last = generate_event_batch_id(), len(events) - 1
+    for i, event in enumerate(events):
+        context.instance.report_dagster_event(
+            event, context.run_id, logging.DEBUG, batch_metadata=DagsterEventBatchMetadata(batch, i == last)
+        )
+
+
 def _batched(
     context: dg.OpExecutionContext, materializations: Sequence[dg.AssetMaterialization]
 ) -> Iterator[dg.AssetMaterialization | DagsterEvent]:
@@ -220,6 +251,15 @@ def build_landing_set_job(
         unknown = sorted(set(config.partitions) - set(FEEDS))
         if unknown:
             raise dg.Failure(f"no such feed(s) {unknown}: the feeds are {list(FEEDS)}")
+        planned = {
+            dg.AssetKey([layer, feed]): sorted(set(keys))
+            for feed, keys in config.partitions.items()
+            if keys
+            for layer in ("bronze", "silver")
+        }
+        if config.facts and config.partitions.get("sales"):
+            planned[FACT_SALES] = sorted(set(config.partitions["sales"]))
+        _plan(context, planned)
         failed: dict[str, str] = {}
         silver_passed: dict[str, bool] = {}
         for feed in [f for f in FEEDS if config.partitions.get(f)]:

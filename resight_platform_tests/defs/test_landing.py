@@ -152,6 +152,18 @@ def test_facts_of_a_set_run_and_a_failing_feed_that_fails_only_itself(
     assert written[("gold/fact_sales", f"{BEFORE}|tailwaggers")]["silver_lines"] == 4
     assert ("silver/stores", f"{DAY}|pawmart") not in written
     assert ("bronze/stores", f"{DAY}|pawmart") in written
+    # The partitions view: the failed feed's partition is failed, the rest materialised.
+    graph = daemon.defs.resolve_asset_graph()
+
+    def status(path: list[str], key: str) -> dg.AssetPartitionStatus | None:
+        asset = dg.AssetKey(path)
+        partitions_def = graph.get(asset).partitions_def
+        assert partitions_def is not None
+        return (daemon.instance.get_status_by_partition(asset, [key], partitions_def) or {}).get(key)
+
+    assert status(["silver", "stores"], f"{DAY}|pawmart") == dg.AssetPartitionStatus.FAILED
+    assert status(["bronze", "stores"], f"{DAY}|pawmart") == dg.AssetPartitionStatus.MATERIALIZED
+    assert status(["gold", "fact_sales"], f"{BEFORE}|tailwaggers") == dg.AssetPartitionStatus.MATERIALIZED
     with connect(daemon.pg_url) as conn, conn.cursor() as cur:
         cur.execute("select sale_date, count(*) from gold.fact_sales group by sale_date order by sale_date")
         assert cur.fetchall() == [(BEFORE, 4), (DAY, 3)]
