@@ -105,6 +105,8 @@ class _Writer:
         self.context, self.specs, self.partitions_def, self.blocking = context, specs, partitions_def, blocking
         self.totals: dict[str, dict[str, Any]] = {}
         self.failed_checks: list[dg.AssetCheckKey] = []
+        #: The partitions each asset materialised in this attempt.
+        self.written: dict[dg.AssetKey, set[str]] = {}
 
     def run(
         self,
@@ -165,6 +167,7 @@ class _Writer:
                 metadata.update(summary(partition))
             materializations.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
         yield from _batched(self.context, materializations)
+        self.written.setdefault(key, set()).update(keys)
         totals = {
             name: figure.value if isinstance(figure, dg.MetadataValue) else figure
             for name, figure in target.metadata.items()
@@ -175,29 +178,25 @@ class _Writer:
         self.totals[key.to_user_string()] = totals
 
 
-def _plan(context: dg.OpExecutionContext, planned: Mapping[dg.AssetKey, Sequence[str]]) -> None:
-    """Record that the run will write ``planned``'s partitions, one planned materialisation per
-    partition, as Dagster records an asset run's before it starts: the partitions show *in
-    progress* in the UI and to automation while the run writes them (``in_progress()`` holds back
-    what it would request for them), and **failed** if the run fails without writing them.
+def _mark_failed(context: dg.OpExecutionContext, unwritten: Mapping[dg.AssetKey, Sequence[str]]) -> None:
+    """Record the partitions a failing run meant to write and did not as *planned* by this run,
+    one planned materialisation each: once the run has failed, Dagster's partition status shows
+    exactly those partitions **failed** (a later run that writes them clears it).
 
-    One event per partition, not Dagster's one-per-asset partition subset: the instance finds a
-    run's failed partitions only from per-partition planned events (a subset's are not read back,
-    issue 21). They are stored as one batch, like the materialisations (:func:`_batched`)."""
+    Dagster records an asset run's plan before it starts, but as one event per asset with the run's
+    partition subset, which 1.13's instance never reads back as failed partitions (issue 21); per
+    partition, planned events are read back, but Postgres stores them one insert each (~7 ms),
+    which every run would pay up front. Written only on failure, a run that succeeds pays nothing;
+    what is lost is the *in progress* state while a set run writes (its tags already keep
+    automation from requesting what it builds)."""
     step = context._step_execution_context
     job, step_key = step.job_name, step.step.key
-    events = [
-        DagsterEvent.build_asset_materialization_planned_event(
-            job, step_key, AssetMaterializationPlannedData(key, partition=partition)
-        )
-        for key, partitions in sorted(planned.items(), key=lambda item: item[0].to_user_string())
-        for partition in partitions
-    ]
-    batch, last = generate_event_batch_id(), len(events) - 1
-    for i, event in enumerate(events):
-        context.instance.report_dagster_event(
-            event, context.run_id, logging.DEBUG, batch_metadata=DagsterEventBatchMetadata(batch, i == last)
-        )
+    for key, partitions in sorted(unwritten.items(), key=lambda item: item[0].to_user_string()):
+        for partition in partitions:
+            event = DagsterEvent.build_asset_materialization_planned_event(
+                job, step_key, AssetMaterializationPlannedData(key, partition=partition)
+            )
+            context.instance.report_dagster_event(event, context.run_id, logging.DEBUG)
 
 
 def _batched(
@@ -259,7 +258,6 @@ def build_landing_set_job(
         }
         if config.facts and config.partitions.get("sales"):
             planned[FACT_SALES] = sorted(set(config.partitions["sales"]))
-        _plan(context, planned)
         failed: dict[str, str] = {}
         silver_passed: dict[str, bool] = {}
         for feed in [f for f in FEEDS if config.partitions.get(f)]:
@@ -306,6 +304,10 @@ def build_landing_set_job(
                 context.log.error(f"fact_sales: {type(error).__name__}: {error}")
                 failed["fact_sales"] = f"{type(error).__name__}: {error}"
         if failed or writer.failed_checks:
+            _mark_failed(
+                context,
+                {key: [k for k in keys if k not in writer.written.get(key, set())] for key, keys in planned.items()},
+            )
             checks = [f"{c.asset_key.to_user_string()}:{c.name}" for c in writer.failed_checks]
             raise dg.Failure(
                 allow_retries=bool(failed),  # a failed check fails again on the same data
