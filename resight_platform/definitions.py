@@ -8,6 +8,7 @@ from resight_platform import faults
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
 from resight_platform.defs.emr import emr_resource, emr_silver_job
+from resight_platform.defs.failed import failed_partitions_sensor
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
 from resight_platform.defs.gold import gold_assets, late_dimension_sensor
 from resight_platform.defs.jobs import LANDING_SET_JOB, SCAN_LANDING_JOB, build_jobs
@@ -78,6 +79,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
             late_dimension_sensor,
             alert_sensor,
             freshness_sensor,
+            failed_partitions_sensor,
         ],
         resources=resources,
         # Runs execute their steps in one process: a run started by the sensor or automation
