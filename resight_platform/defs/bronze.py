@@ -105,14 +105,21 @@ def load_bronze(
             "partitions": len(partitions),
         }
 
+    by_partition: dict[str, Counter[str]] = {}
+
     def of_partition(key: str) -> dict[str, object]:
-        day, source = split_key(key)
-        providers = set(providers_of(source, reg))
-        mine = [r for r in records if r.business_date == day and r.provider in providers]
-        return {
-            "files_read": sum(r.status == "read" for r in mine),
-            "files_dead_lettered": sum(r.status == "dead_lettered" for r in mine),
-        }
+        if not by_partition:  # once, after the last chunk: the run's records by partition
+            source_of = {
+                p: source
+                for source in {split_key(k)[1] for k in context.partition_keys}
+                for p in providers_of(source, reg)
+            }
+            for r in records:
+                source = source_of.get(r.provider or "")
+                if source is not None and r.business_date is not None:
+                    by_partition.setdefault(f"{r.business_date.isoformat()}|{source}", Counter())[r.status] += 1
+        counts = by_partition.get(key, Counter())
+        return {"files_read": counts["read"], "files_dead_lettered": counts["dead_lettered"]}
 
     yield dg.Output(PartitionStream(chunks(), summary, partition_summary=of_partition))
     yield drift_result(["bronze", feed], records)

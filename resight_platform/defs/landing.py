@@ -40,7 +40,7 @@ from resight_platform.defs.keys import FACT_SALES
 from resight_platform.defs.metadata import LANDING_SET_OP
 from resight_platform.defs.policies import RETRY
 from resight_platform.defs.silver import clean_silver
-from resight_platform.io.lake import LakeIOManager, SetOutput, WrittenPartitions
+from resight_platform.io.lake import LakeIOManager, PartitionStream, SetOutput, WrittenPartitions, partition_figures
 from resight_platform.sources.registry import FEEDS
 from resight_platform.transforms.bronze import DEFAULT_LIMITS, ReadLimits
 
@@ -153,19 +153,17 @@ class _Writer:
         self, key: dg.AssetKey, keys: Sequence[str], value: Any, target: SetOutput
     ) -> Iterator[dg.AssetMaterialization | DagsterEvent]:
         """One materialisation per partition, with its own rows, file and figures."""
+        # Spark's silver (WrittenPartitions) has no per-partition figures here.
         written = target.written
-        summary = getattr(value, "partition_summary", None)
-        materializations = []
-        for partition in keys:
-            metadata: dict[str, Any] = {}
-            if written is not None:
-                metadata["dagster/row_count"] = dg.MetadataValue.int(written.rows_by_partition.get(partition, 0))
-                uri = written.uri_by_partition.get(partition)
-                if uri and written.rows_by_partition.get(partition):
-                    metadata["path"] = dg.MetadataValue.path(uri)
-            if summary is not None:
-                metadata.update(summary(partition))
-            materializations.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
+        figures = (
+            partition_figures(value, written, keys)
+            if isinstance(value, PartitionStream) and written is not None
+            else {partition: {} for partition in keys}
+        )
+        materializations = [
+            dg.AssetMaterialization(asset_key=key, partition=partition, metadata=figures[partition])
+            for partition in keys
+        ]
         yield from _batched(self.context, materializations)
         self.written.setdefault(key, set()).update(keys)
         totals = {

@@ -65,8 +65,10 @@ __all__ = [
     "RestartPartition",
     "SetOutput",
     "WrittenPartitions",
+    "add_partition_metadata",
     "dimension_name",
     "iter_chunks",
+    "partition_figures",
     "partition_path",
     "partition_values",
     "read_all",
@@ -583,6 +585,48 @@ class SetOutput:
         self.metadata.update(metadata)
 
 
+def partition_figures(stream: PartitionStream, result: StreamResult, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each of ``keys``' own metadata once ``stream`` is written: its rows and file, and the
+    stream's figures of it (``partition_summary``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        rows = result.rows_by_partition.get(key, 0)
+        metadata: dict[str, Any] = {"dagster/row_count": dg.MetadataValue.int(rows)}
+        uri = result.uri_by_partition.get(key)
+        if uri and rows:
+            metadata["path"] = dg.MetadataValue.path(uri)
+        if stream.partition_summary is not None:
+            metadata.update(stream.partition_summary(key))
+        out[key] = metadata
+    return out
+
+
+def add_partition_metadata(context: OutputTarget, figures: Mapping[str, Mapping[str, Any]]) -> None:
+    """Give each partition of a Dagster run's output its own metadata (``figures``), over the
+    output's: a range run's materialisation of each partition then carries that partition's rows
+    and figures, where Dagster copies the output's metadata (the run's totals) onto every one.
+
+    Dagster's ``add_asset_metadata(partition_key=...)`` checks each key against the run's range by
+    enumerating the range (O(partitions) a call: dagster-io/dagster#18123), and its accumulator
+    copies itself on every call: O(partitions²) for a run. The accumulator is built here in one
+    pass instead, from internals of the Dagster pinned in setup.py (1.13; the tests read the
+    partitions' metadata back). A set run (``SetOutput``) records its own."""
+    if not isinstance(context, dg.OutputContext) or not context.has_asset_partitions:
+        return
+    from dagster._core.errors import DagsterInvariantViolationError
+    from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
+
+    try:
+        step = context.step_context
+    except DagsterInvariantViolationError:  # an output context built outside a run (tests)
+        return
+    merged = dict(step._metadata_accumulator.per_output_metadata)
+    for key, metadata in figures.items():
+        handle = AssetMetadataHandle(asset_key=context.asset_key, partition_key=key)
+        merged[handle] = {**merged.get(handle, {}), **metadata}
+    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Parquet (zstd) in the lake, one file per partition; loads upstream partitions as a LazyFrame.
 
@@ -759,6 +803,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, PartitionStream):
             result = self.write_stream(context, obj)
             context.add_output_metadata(self.stream_metadata(obj, result))
+            add_partition_metadata(context, partition_figures(obj, result, result.rows_by_partition))
             return
         if isinstance(obj, WrittenPartitions):
             context.add_output_metadata(

@@ -31,7 +31,13 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from resight_platform.io.lake import LakeIOManager, OutputTarget, PartitionStream
+from resight_platform.io.lake import (
+    LakeIOManager,
+    OutputTarget,
+    PartitionStream,
+    add_partition_metadata,
+    partition_figures,
+)
 from resight_platform.io.postgres import (
     DayPartitionLoad,
     PartitionSwap,
@@ -307,6 +313,7 @@ class WarehouseIOManager(LakeIOManager):
                 **self._swap_metadata(swap),
             }
         )
+        add_partition_metadata(context, partition_figures(stream, result, result.rows_by_partition))
 
     def write(self, context: OutputTarget, obj: Any) -> None:
         if obj is None:

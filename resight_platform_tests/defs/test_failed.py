@@ -1,4 +1,5 @@
-"""A failed run's partitions show failed (``defs/failed.py``), on the real Postgres and a local lake."""
+"""A failed run's partitions show failed (``defs/failed.py``), and a range run's partitions carry
+their own figures (``io/lake.add_partition_metadata``), on the real Postgres and a local lake."""
 
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def test_a_failed_range_run_marks_the_partitions_it_did_not_write_failed_until_a
     daemon: Daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # as resight runs Dagster
-    for day in (BEFORE, DAY):
-        daemon.landing.write_bytes(f"pawmart/sales/{day}/a.csv", sales_csv("A", rows=3, day=day))
+    for day, rows in ((BEFORE, 3), (DAY, 5)):
+        daemon.landing.write_bytes(f"pawmart/sales/{day}/a.csv", sales_csv("A", rows=rows, day=day))
     first = _tick(daemon, None)  # starts at the end of the log
     real = silver.clean_silver
 
@@ -82,3 +83,13 @@ def test_a_failed_range_run_marks_the_partitions_it_did_not_write_failed_until_a
     assert _range_run(daemon).success
     assert {_status(daemon, SALES[1], k) for k in keys} == {dg.AssetPartitionStatus.MATERIALIZED}
     assert _tick(daemon, marked.cursor).skip_reason is not None  # a success marks nothing
+    # Each partition of the range run carries its own figures, not the run's totals.
+    for key, rows in zip(keys, (3, 5), strict=True):
+        for asset in SALES:
+            record = daemon.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[key]), limit=1
+            ).records[0]
+            assert record.asset_materialization is not None
+            metadata = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
+            assert metadata["dagster/row_count"] == rows, (asset, key, metadata)
+            assert metadata["files_read" if asset == SALES[0] else "rows_in"] == (1 if asset == SALES[0] else rows)

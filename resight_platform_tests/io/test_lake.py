@@ -458,7 +458,11 @@ def test_stream_writes_each_partition_from_its_chunks_as_row_groups(
         == 5
     )
     materializations = result.asset_materializations_for_node("silver__streamed")
-    assert {m.metadata["dagster/row_count"].value for m in materializations} == {5}
+    # Each partition its own rows (add_partition_metadata); the stream's summary on every one.
+    assert {m.partition: m.metadata["dagster/row_count"].value for m in materializations} == {
+        "2026-10-01": 5,
+        "2026-10-02": 0,
+    }
     assert {m.metadata["chunks_planned"].value for m in materializations} == {3}
     assert not [k for k in _keys(store) if "resight-tmp" in k]
     # ... and a partition that had rows and is rewritten empty loses its file.
@@ -513,7 +517,10 @@ def test_stream_restart_drops_what_was_written_of_the_partition(
     day1 = pl.read_parquet(store.read_bytes("silver/streamed/date=2026-10-01/part-0.parquet"))
     assert day1.height == 3 and day1["quantity"].to_list() == [3, 6, 9]  # only the chunk after the restart
     materializations = result.asset_materializations_for_node("silver__streamed")
-    assert {m.metadata["dagster/row_count"].value for m in materializations} == {4}
+    assert {m.partition: m.metadata["dagster/row_count"].value for m in materializations} == {
+        "2026-10-01": 3,
+        "2026-10-02": 1,
+    }
     assert not list(Path(store.uri("silver")).rglob("*.resight-tmp"))
 
     late = [("2026-10-01", 2), ("2026-10-02", 1), ("2026-10-01", RESTARTS)]
