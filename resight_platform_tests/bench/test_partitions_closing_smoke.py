@@ -40,6 +40,7 @@ def test_closing_leaves_only_the_real_gaps_missing(pg_server_url: str, tmp_path:
     assert f["closed_events"] + f["nightly_events"] == 2 * (4 * before_onboarding + 2 * not_expected)
     assert f["nightly_events"] == 2 * 2 * not_expected_today
     delivered = sum(plan[feed]["delivered"] for feed in plan)
+    assert f["onboard_events"] == 2 * 4 * (DAYS - 1)  # registered on the last day
     assert f["seeded_events"] == 2 * delivered + DAYS  # provider 0 delivers sales from day 0
 
     for layer in ("bronze", "silver"):
