@@ -116,8 +116,9 @@ class _Writer:
         events: Iterator[dg.Output[Any] | dg.AssetCheckResult],
     ) -> Generator[_Event, None, bool]:
         """Write ``events``' output, yielding its materialisations and check evaluations as they
-        come (an op's events reach the event log only when it yields: a later failure must not
-        lose the partitions already written); returns whether no blocking check failed."""
+        come (as events of the step, which a run that later fails still reports: events logged with
+        ``context.log_event`` were missing from a failed in-process run's result); returns whether
+        no blocking check failed."""
         passed = True
         for event in events:
             if isinstance(event, dg.AssetCheckResult):
