@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -527,7 +528,15 @@ def test_stop_stops_only_the_embedded_server_of_its_home(
     assert f"embedded Postgres, running (data in {data})" in out
     assert "ledger:      0 files loaded, 0 read (not yet loaded), 0 dead-lettered, 0 rows quarantined" in out
 
+    # The backends of the commands above end a moment after their clients close (later on a loaded
+    # machine): wait for them, so the count below is the held connection's alone.
     held = psycopg.connect(database_url(embedded_pg_server_url(data) or "", "resight"), autocommit=True)
+    deadline = time.monotonic() + 60
+    while held.execute(
+        "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()"
+    ).fetchone() != (0,):
+        assert time.monotonic() < deadline, "other backends still open after 60 s"
+        time.sleep(0.1)
     try:
         assert main(["status"]) == 0
         assert "connections: 1 open to the server besides this one" in capsys.readouterr().out
