@@ -51,6 +51,7 @@ from bench.partitions.defs import PLATFORM, START_ENV, dynamic_partitions_name, 
 from bench.partitions.run import (
     PARTITION_STATS_QUERY,
     PARTITION_STATUS_QUERY,
+    _fmt,
     fresh_database,
     gql,
     graphql_context,
@@ -338,14 +339,6 @@ def run_benchmark(server_url: str, providers: int, days: int, chunk: int, gap_ra
         "dagster": dg.__version__,
         "figures": run_closing(server_url, providers, days, chunk, gap_rate),
     }
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def to_markdown(results: dict[str, Any]) -> str:

@@ -317,7 +317,7 @@ ROWS: list[tuple[str, str]] = [
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+        return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
