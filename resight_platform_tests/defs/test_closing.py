@@ -244,3 +244,16 @@ def test_the_sensor_requests_a_run_per_registry_version_and_source_partitions(da
     daemon.instance.add_run(dg.DagsterRun(job_name=CLOSE_JOB, status=dg.DagsterRunStatus.STARTED))
     waiting = tick(first.cursor)
     assert not waiting.run_requests and waiting.cursor is None
+
+
+def test_the_schedule_runs_nightly_and_skips_while_a_closing_run_is_in_flight(daemon: Daemon) -> None:
+    from resight_platform.defs.closing import CLOSE_SCHEDULE
+
+    schedule = daemon.defs.resolve_schedule_def(CLOSE_SCHEDULE)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 0 * * *", "UTC")
+    with dg.build_schedule_context(instance=daemon.instance) as context:
+        [request] = schedule.evaluate_tick(context).run_requests or []
+    assert request.tags.get("resight/trigger") == "schedule"
+    daemon.instance.add_run(dg.DagsterRun(job_name=CLOSE_JOB, status=dg.DagsterRunStatus.STARTED))
+    with dg.build_schedule_context(instance=daemon.instance) as context:
+        assert not schedule.evaluate_tick(context).run_requests
