@@ -22,7 +22,7 @@ from resight_platform.io.lake import (
     read_table,
     write_partition,
 )
-from resight_platform.io.ops import known_products, record_silver, record_type_drift
+from resight_platform.io.ops import known_products, mark_loaded, record_silver, record_type_drift
 from resight_platform.resources import (
     EngineResource,
     RegistryResource,
@@ -129,7 +129,12 @@ def _sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
 class _QuarantineBatch:
     """Quarantine rows and file counts of finished partitions, stored in ``ops`` a batch at a time
     (one transaction per batch: few round trips on a run of many small partitions, bounded memory
-    on a run of big ones)."""
+    on a run of big ones).
+
+    The files are marked ``loaded`` only by :meth:`close`, called once the run's silver files are
+    committed: a batch stored while the stream is still being written keeps its files' status,
+    so a run that then fails to write a partition leaves none of its files called loaded (Dagster
+    shows those partitions failed, and the ledger agrees)."""
 
     FLUSH_ROWS = 200_000
     FLUSH_PARTITIONS = 500
@@ -140,6 +145,7 @@ class _QuarantineBatch:
         self.quarantine: list[pl.DataFrame] = []
         self.counts: list[pl.DataFrame] = []
         self.rows = 0
+        self.stored_files: list[str] = []  # counted by an earlier batch, not marked loaded yet
 
     def add(self, partition: tuple[date, str], quarantine: pl.DataFrame, counts: pl.DataFrame) -> None:
         self.partitions.append(partition)
@@ -147,20 +153,31 @@ class _QuarantineBatch:
         self.counts.append(counts)
         self.rows += quarantine.height
         if self.rows >= self.FLUSH_ROWS or len(self.partitions) >= self.FLUSH_PARTITIONS:
-            self.flush()
+            self._flush(self.conn, loaded=False)
 
-    def flush(self) -> None:
+    def _flush(self, conn: psycopg.Connection, *, loaded: bool) -> None:
         if not self.partitions:
             return
+        reconciliation = pl.concat(self.counts)
         record_silver(
-            self.conn,
+            conn,
             feed=self.feed,
             partitions=self.partitions,
             quarantine=pl.concat(self.quarantine),
-            reconciliation=pl.concat(self.counts),
+            reconciliation=reconciliation,
             registry=self.registry,
+            loaded=loaded,
         )
+        if not loaded and "_source_file" in reconciliation.columns:
+            self.stored_files.extend(reconciliation.get_column("_source_file").to_list())
         self.partitions, self.quarantine, self.counts, self.rows = [], [], [], 0
+
+    def close(self, conn: psycopg.Connection) -> None:
+        """Store what waits and mark every file of the run loaded: its partitions are committed.
+        ``conn``: the stream's connection is closed by the time the IO manager has committed."""
+        self._flush(conn, loaded=True)
+        mark_loaded(conn, self.stored_files)
+        self.stored_files = []
 
 
 TYPES_CHECK = "columns_keep_their_types"
@@ -251,6 +268,7 @@ def clean_silver(
     by_partition: dict[str, dict[str, int]] = {}
     figures: dict[str, dict[str, object]] = {}  # each partition's own, for a set run
     drifted: list[pl.DataFrame] = []
+    waiting: list[_QuarantineBatch] = []  # the stream's ops rows, files not yet marked loaded
 
     empty: tuple[SilverResult, pl.DataFrame] | None = None
     # Sales lines are judged by their product's category's ceilings where gold knows the product.
@@ -378,7 +396,7 @@ def clean_silver(
                     batch = _Batch()
                 batch.add(key, raw, files, cells)
             yield from together(batch, pending)
-            pending.flush()
+            waiting.append(pending)  # closed once the IO manager has committed every partition
         if by_rule:
             context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows: {dict(by_rule)}")
 
@@ -424,7 +442,7 @@ def clean_silver(
                     for chunk in iter_chunks(stored, CHUNK_ROWS):
                         loaded(key, 0, chunk)
                 finish(key, cleaned.quarantine_of(key), file_counts, pending)
-            pending.flush()
+            pending.close(conn)  # Spark has written every partition
         spark.catalog.clearCache()
         if by_rule:
             context.log.info(f"quarantined {sum(by_rule.values())} {feed} rows on Spark: {dict(by_rule)}")
@@ -437,6 +455,10 @@ def clean_silver(
     else:
         # The IO manager consumes the stream before the generator resumes: the check sees every row.
         yield dg.Output(PartitionStream(chunks(), summary, partition_summary=lambda key: figures.get(key, {})))
+        # Resumed only once every partition's file is committed (a failed write never gets here).
+        with warehouse.connect() as conn:
+            for pending in waiting:
+                pending.close(conn)
     yield check.result()
     drift = pl.concat(drifted) if drifted else type_drift(feed, pl.DataFrame(), pl.DataFrame())
     if drift.height:

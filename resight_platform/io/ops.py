@@ -42,6 +42,7 @@ __all__ = [
     "known_products",
     "last_deliveries",
     "ledger_entries",
+    "mark_loaded",
     "migrate",
     "onboarding_state",
     "provider_activity",
@@ -204,6 +205,20 @@ def known_checksums(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, 
         return {k: (c, s) for k, c, s in cur.fetchall()}
 
 
+#: A file's counts from silver (:func:`record_silver`), without and with marking it loaded.
+_COUNTS = (
+    "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
+    " registry_version = coalesce(%s, registry_version),"
+    " provider_version = coalesce(%s, provider_version) where file_key = %s"
+)
+_COUNTS_LOADED = (
+    "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
+    " status = 'loaded', loaded_at = coalesce(loaded_at, now()),"
+    " registry_version = coalesce(%s, registry_version),"
+    " provider_version = coalesce(%s, provider_version) where file_key = %s"
+)
+
+
 def record_silver(
     conn: psycopg.Connection,
     *,
@@ -212,10 +227,15 @@ def record_silver(
     quarantine: pl.DataFrame,
     reconciliation: pl.DataFrame,
     registry: Registry | None = None,
+    loaded: bool = True,
 ) -> None:
     """Replace the quarantine rows of ``partitions`` and store per-file loaded/quarantined counts,
     with the versions of ``registry``, the registry silver cleaned the files under (the value maps
     and constants their rows were loaded with; None keeps the versions bronze recorded).
+
+    ``loaded``: the files are marked ``loaded`` too; False leaves their status for
+    :func:`mark_loaded`, once the partitions' silver files are committed (a run that fails to
+    write them must not leave its files called loaded).
 
     One transaction: a re-run replaces, a failure leaves the previous rows.
     """
@@ -242,10 +262,7 @@ def record_silver(
             copy_frame(cur, "ops", "quarantine", frame)
         if reconciliation.height:
             cur.executemany(
-                "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
-                " status = 'loaded', loaded_at = coalesce(loaded_at, now()),"
-                " registry_version = coalesce(%s, registry_version),"
-                " provider_version = coalesce(%s, provider_version) where file_key = %s",
+                _COUNTS_LOADED if loaded else _COUNTS,
                 [
                     (
                         r["rows_in"],
@@ -259,6 +276,17 @@ def record_silver(
                     for r in reconciliation.iter_rows(named=True)
                 ],
             )
+
+
+def mark_loaded(conn: psycopg.Connection, file_keys: Sequence[str]) -> None:
+    """Mark ``file_keys`` loaded (their counts already stored by :func:`record_silver` with
+    ``loaded=False``), once their silver partitions are committed."""
+    if file_keys:
+        conn.execute(
+            "update ops.ingestion_ledger set status = 'loaded', loaded_at = coalesce(loaded_at, now())"
+            " where file_key = any(%s)",
+            (list(file_keys),),
+        )
 
 
 #: Characters of a quarantined row's ``raw`` kept in ``ops.quarantine`` (the row is in the lake whole).

@@ -15,6 +15,7 @@ from resight_platform.defs import landing
 from resight_platform.defs.jobs import LANDING_SET_JOB
 from resight_platform.defs.metadata import RUN_KEY_TAG, set_run_config
 from resight_platform.defs.partitions import source_keys
+from resight_platform.io import lake
 from resight_platform.io.postgres import connect
 from resight_platform.resources import load_registry_at
 from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon_on
@@ -167,3 +168,41 @@ def test_facts_of_a_set_run_and_a_failing_feed_that_fails_only_itself(
     with connect(daemon.pg_url) as conn, conn.cursor() as cur:
         cur.execute("select sale_date, count(*) from gold.fact_sales group by sale_date order by sale_date")
         assert cur.fetchall() == [(BEFORE, 4), (DAY, 3)]
+
+
+def test_files_are_loaded_in_the_ledger_only_once_their_silver_partitions_are_committed(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two sales partitions; silver's file of the second cannot be swapped in (the first is by then).
+    daemon.landing.write_bytes(f"tailwaggers/sales/{BEFORE}/w.csv", sales_csv("W", rows=4, day=BEFORE))
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A", rows=3))
+    real_commit = lake.PartitionFileWriter.commit
+
+    def commit(writer: lake.PartitionFileWriter) -> str:
+        if writer.key.startswith("silver/") and "pawmart" in writer.key:
+            raise OSError("no space left on device")
+        return real_commit(writer)
+
+    monkeypatch.setattr(lake.PartitionFileWriter, "commit", commit)
+    monkeypatch.setenv("RESIGHT_STEP_RETRIES", "0")
+    sales = [f"{BEFORE}|tailwaggers", f"{DAY}|pawmart"]
+    assert not _land(daemon, {"sales": sales}).success
+
+    def ledger() -> dict[str, tuple[str, int | None]]:
+        with connect(daemon.pg_url) as conn, conn.cursor() as cur:
+            cur.execute("select provider, status, rows_loaded from ops.ingestion_ledger")
+            return {provider: (status, rows) for provider, status, rows in cur.fetchall()}
+
+    # Silver's write failed: Dagster shows both partitions failed, and the ledger calls neither
+    # file loaded (the first partition's counts are stored, its status waits for a run that commits).
+    graph = daemon.defs.resolve_asset_graph()
+    silver = dg.AssetKey(["silver", "sales"])
+    partitions_def = graph.get(silver).partitions_def
+    assert partitions_def is not None
+    statuses = daemon.instance.get_status_by_partition(silver, sales, partitions_def) or {}
+    assert {statuses.get(key) for key in sales} == {dg.AssetPartitionStatus.FAILED}
+    assert {status for status, _ in ledger().values()} == {"read"}
+
+    monkeypatch.setattr(lake.PartitionFileWriter, "commit", real_commit)
+    assert _land(daemon, {"sales": sales}).success
+    assert ledger() == {"tailwaggers": ("loaded", 4), "pawmart": ("loaded", 3)}
