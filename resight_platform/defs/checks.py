@@ -76,7 +76,7 @@ def _failing(by_partition: dict[str, int]) -> tuple[dict[str, dg.MetadataValue],
     shown = keys[:_FAILING_IN_DESCRIPTION]
     noun = "partition" if len(keys) == 1 else "partitions"
     phrase = f"{len(keys)} {noun}: " + ", ".join(shown) + (" …" if len(keys) > len(shown) else "")
-    metadata = {
+    metadata: dict[str, dg.MetadataValue] = {
         "failing_partitions": dg.MetadataValue.json({key: by_partition[key] for key in keys[:_FAILING_IN_METADATA]}),
         "failing_partition_count": dg.MetadataValue.int(len(keys)),
     }
