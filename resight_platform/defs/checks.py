@@ -4,15 +4,20 @@ table is never read twice to be checked), reported with rows checked, failures p
 sample of failing rows.
 
 A check result describes the partitions of the run that produced it: Dagster 1.13's asset checks
-are per asset, not per partition, so the latest result is the latest run's verdict, and its
-metadata names the partitions. Blocking checks (silver, facts, dimensions) stop the run's
+are per asset, not per partition, so the latest result is the latest run's verdict. Each check keeps
+its outcome per partition, so a failed result names its failing partitions (``failing_partitions``,
+``failing_partition_count``, and the first few in its description), and each partition's own
+materialisation carries the verdicts on it (``checks_failed``, via :func:`checks_failed` in the
+stream's ``partition_summary``). Blocking checks (silver, facts, dimensions) stop the run's
 downstream steps, and automation waits (``all_deps_blocking_checks_passed``) until a later run of
 that asset passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 import dagster as dg
 import polars as pl
@@ -21,12 +26,16 @@ from resight_platform.defs.keys import FACT_SALES
 from resight_platform.schemas.validation import Validation
 
 __all__ = [
+    "CHECKS_FAILED",
     "FACT_KEYS",
     "KEYS_CHECK",
     "MODEL_CHECK",
     "RECONCILE_CHECK",
     "KeysCheck",
     "ModelCheck",
+    "PartitionVerdicts",
+    "Reconciliation",
+    "checks_failed",
     "fact_check_specs",
     "model_check_spec",
     "reconcile_result",
@@ -36,6 +45,47 @@ MODEL_CHECK = "matches_model"
 
 #: Columns of a failing row shown in the check's sample (the rule and partition come first).
 _SAMPLE_COLUMNS = 10
+
+#: The metadata entry of a partition's materialisation naming the checks it failed ("none" if none).
+CHECKS_FAILED = "checks_failed"
+#: Failing partitions listed in a check result's ``failing_partitions`` (first by key) ...
+_FAILING_IN_METADATA = 100
+#: ... and named in its description.
+_FAILING_IN_DESCRIPTION = 5
+
+
+class PartitionVerdicts(Protocol):
+    """A check that knows its verdict on each partition of the run."""
+
+    def verdict(self, partition: str) -> str | None:
+        """What ``partition`` failed (e.g. ``"matches_model: 12 rows (rule)"``), None if it passed."""
+        ...
+
+
+def checks_failed(partition: str, *checks: PartitionVerdicts) -> dict[str, dg.MetadataValue]:
+    """``partition``'s materialisation metadata naming the ``checks`` it failed, "none" if none: in
+    the UI a partition's own event says whether it passed, where the check's result is the run's."""
+    failed = [verdict for check in checks if (verdict := check.verdict(partition))]
+    return {CHECKS_FAILED: dg.MetadataValue.text("; ".join(failed) if failed else "none")}
+
+
+def _failing(by_partition: dict[str, int]) -> tuple[dict[str, dg.MetadataValue], str]:
+    """The ``failing_partitions`` metadata of a result (``{partition: failing rows}``, first by key)
+    and the phrase naming them for its description."""
+    keys = sorted(by_partition)
+    shown = keys[:_FAILING_IN_DESCRIPTION]
+    noun = "partition" if len(keys) == 1 else "partitions"
+    phrase = f"{len(keys)} {noun}: " + ", ".join(shown) + (" …" if len(keys) > len(shown) else "")
+    metadata: dict[str, dg.MetadataValue] = {
+        "failing_partitions": dg.MetadataValue.json({key: by_partition[key] for key in keys[:_FAILING_IN_METADATA]}),
+        "failing_partition_count": dg.MetadataValue.int(len(keys)),
+    }
+    return metadata, phrase
+
+
+def _verdict(check: str, rows: int, causes: Iterable[str]) -> str:
+    named = ", ".join(sorted(causes))
+    return f"{check}: {rows} row{'' if rows == 1 else 's'} ({named})" if rows else f"{check}: {named}"
 
 
 def model_check_spec(key: Sequence[str], model: type, *, blocking: bool) -> dg.AssetCheckSpec:
@@ -82,6 +132,15 @@ class ModelCheck:
         self.validation.add_many(self._waiting)
         self._waiting, self._waiting_rows = [], 0
 
+    def verdict(self, partition: str) -> str | None:
+        """What ``partition`` broke (its failing rows and rules), None if nothing. Validates what
+        still waits first: a partition's materialisation is composed after the last chunk, before
+        :meth:`result`, and must carry the verdict on all of its rows."""
+        if self._waiting:
+            self._flush()
+        failed = self.validation.by_partition.get(partition)
+        return None if failed is None else _verdict(MODEL_CHECK, failed.rows, failed.failures)
+
     def result(self) -> dg.AssetCheckResult:
         self._flush()
         v = self.validation
@@ -96,13 +155,18 @@ class ModelCheck:
             metadata["partitions"] = dg.MetadataValue.text(shown)
         if v.sample:
             metadata["failing_rows_sample"] = _sample_table(v.sample)
+        description = None if v.passed else f"{v.failing_rows} of {v.rows} rows break the model"
+        if v.by_partition:
+            failing, phrase = _failing({key: failed.rows for key, failed in v.by_partition.items()})
+            metadata.update(failing)
+            description = f"{description} in {phrase}"
         return dg.AssetCheckResult(
             asset_key=self.key,
             check_name=MODEL_CHECK,
             passed=v.passed,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata=metadata,
-            description=None if v.passed else f"{v.failing_rows} of {v.rows} rows break the model",
+            description=description,
         )
 
 
@@ -149,56 +213,110 @@ def fact_check_specs() -> list[dg.AssetCheckSpec]:
 
 
 class KeysCheck:
-    """Fact keys not found in their dimension, counted per key column."""
+    """Fact keys not found in their dimension, counted per key column (and per partition)."""
 
     def __init__(self, dimension_keys: dict[str, pl.Series]) -> None:
         self.keys = dimension_keys
         self.rows = 0
         self.missing: dict[str, int] = dict.fromkeys(dimension_keys, 0)
         self.examples: dict[str, set[int]] = {column: set() for column in dimension_keys}
+        #: Per failing partition: its rows with an unknown key, and those rows per key column.
+        self.by_partition: dict[str, tuple[int, Counter[str]]] = {}
 
-    def frame(self, fact: pl.DataFrame) -> None:
+    def frame(self, fact: pl.DataFrame, partition: str | None = None) -> None:
         self.rows += fact.height
-        for column, known in self.keys.items():
-            dangling = fact.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(known.implode()))
-            if dangling.height:
-                self.missing[column] += dangling.height
-                self.examples[column].update(dangling.get_column(column).unique().head(5).to_list())
+        dangling = {
+            column: pl.col(column).is_not_null() & ~pl.col(column).is_in(known.implode())
+            for column, known in self.keys.items()
+        }
+        counts = fact.select(
+            *(expr.sum().alias(column) for column, expr in dangling.items()),
+            pl.any_horizontal(*dangling.values()).sum().alias("__rows"),
+        ).row(0, named=True)
+        if not counts["__rows"]:
+            return
+        for column, expr in dangling.items():
+            if counts[column]:
+                self.missing[column] += counts[column]
+                self.examples[column].update(fact.filter(expr).get_column(column).unique().head(5).to_list())
+        if partition is not None:
+            rows, columns = self.by_partition.get(partition, (0, Counter()))
+            columns.update({column: counts[column] for column in dangling if counts[column]})
+            self.by_partition[partition] = (rows + counts["__rows"], columns)
+
+    def verdict(self, partition: str) -> str | None:
+        failed = self.by_partition.get(partition)
+        return None if failed is None else _verdict(KEYS_CHECK, failed[0], failed[1])
 
     def result(self) -> dg.AssetCheckResult:
         failed = {column: count for column, count in self.missing.items() if count}
+        metadata: dict[str, dg.MetadataValue] = {
+            "rows_checked": dg.MetadataValue.int(self.rows),
+            "rows_with_unknown_key_by_column": dg.MetadataValue.json(self.missing),
+            "example_keys": dg.MetadataValue.json({c: sorted(self.examples[c]) for c in failed}),
+        }
+        description = None if not failed else f"keys missing from their dimension: {failed}"
+        if self.by_partition:
+            failing, phrase = _failing({key: rows for key, (rows, _) in self.by_partition.items()})
+            metadata.update(failing)
+            description = f"{description} in {phrase}"
         return dg.AssetCheckResult(
             asset_key=FACT_SALES,
             check_name=KEYS_CHECK,
             passed=not failed,
-            metadata={
-                "rows_checked": dg.MetadataValue.int(self.rows),
-                "rows_with_unknown_key_by_column": dg.MetadataValue.json(self.missing),
-                "example_keys": dg.MetadataValue.json({c: sorted(self.examples[c]) for c in failed}),
-            },
-            description=None if not failed else f"keys missing from their dimension: {failed}",
+            metadata=metadata,
+            description=description,
         )
 
 
-def reconcile_result(silver: dict[str, tuple[int, int]], committed: dict[str, tuple[int, int]]) -> dg.AssetCheckResult:
-    """Compare ``(lines, net amount in cents)`` per partition key of silver and of what was committed."""
-    differ = {
-        key: {"silver": list(silver[key]), "gold": list(committed.get(key, (0, 0)))}
-        for key in sorted(silver)
-        if silver[key] != committed.get(key, (0, 0))
-    }
-    lines = sum(v[0] for v in silver.values())
-    cents = sum(v[1] for v in silver.values())
-    return dg.AssetCheckResult(
-        asset_key=FACT_SALES,
-        check_name=RECONCILE_CHECK,
-        passed=not differ,
-        metadata={
+class Reconciliation:
+    """``(lines, net amount in cents)`` per partition key of silver against what Postgres committed."""
+
+    def __init__(self, silver: Mapping[str, tuple[int, int]], committed: Mapping[str, tuple[int, int]]) -> None:
+        self.silver, self.committed = silver, committed
+        self.differ = {
+            key: {"silver": list(silver[key]), "gold": list(committed.get(key, (0, 0)))}
+            for key in sorted(silver)
+            if silver[key] != committed.get(key, (0, 0))
+        }
+
+    def verdict(self, partition: str) -> str | None:
+        differ = self.differ.get(partition)
+        if differ is None:
+            return None
+        (lines, cents), (gold_lines, gold_cents) = differ["silver"], differ["gold"]
+        return (
+            f"{RECONCILE_CHECK}: silver {lines} lines ({cents / 100:.2f}), gold {gold_lines} ({gold_cents / 100:.2f})"
+        )
+
+    def result(self) -> dg.AssetCheckResult:
+        silver, committed, differ = self.silver, self.committed, self.differ
+        lines = sum(v[0] for v in silver.values())
+        cents = sum(v[1] for v in silver.values())
+        metadata: dict[str, dg.MetadataValue] = {
             "partitions_checked": dg.MetadataValue.int(len(silver)),
             "silver_lines": dg.MetadataValue.int(lines),
             "silver_net_amount": dg.MetadataValue.float(cents / 100),
             "gold_lines": dg.MetadataValue.int(sum(committed.get(k, (0, 0))[0] for k in silver)),
             "partitions_that_differ": dg.MetadataValue.json(dict(list(differ.items())[:50])),
-        },
-        description=None if not differ else f"{len(differ)} partitions differ between silver and gold",
-    )
+        }
+        description = None
+        if differ:
+            # A partition's "failing rows" here: the lines gold lacks or doubles (0 if only the amount differs).
+            failing, phrase = _failing({key: abs(v["silver"][0] - v["gold"][0]) for key, v in differ.items()})
+            metadata.update(failing)
+            description = f"silver and gold differ in {phrase}"
+        return dg.AssetCheckResult(
+            asset_key=FACT_SALES,
+            check_name=RECONCILE_CHECK,
+            passed=not differ,
+            metadata=metadata,
+            description=description,
+        )
+
+
+def reconcile_result(
+    silver: Mapping[str, tuple[int, int]], committed: Mapping[str, tuple[int, int]]
+) -> dg.AssetCheckResult:
+    """Compare ``(lines, net amount in cents)`` per partition key of silver and of what was committed."""
+    return Reconciliation(silver, committed).result()

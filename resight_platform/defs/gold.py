@@ -13,9 +13,10 @@ from resight_platform.defs.checks import (
     FACT_KEYS,
     KeysCheck,
     ModelCheck,
+    Reconciliation,
+    checks_failed,
     fact_check_specs,
     model_check_spec,
-    reconcile_result,
 )
 from resight_platform.defs.jobs import GOLD_FACTS_JOB
 from resight_platform.defs.keys import FACT_SALES
@@ -223,7 +224,7 @@ def build_facts(
 ) -> Iterator[dg.Output[PartitionStream] | dg.AssetCheckResult]:
     """``gold.fact_sales`` for the step's partitions from their silver ``sales``: the asset's body,
     and a set run's (``defs/landing.py``). Its stream's ``partition_summary`` gives each
-    partition's silver lines and net amount."""
+    partition's silver lines and net amount, and the checks it failed."""
     mappings = registry.mappings()
     check = ModelCheck(FACT_SALES.path, models.FactSales)
     silver_totals: dict[str, tuple[int, int]] = {}
@@ -243,7 +244,7 @@ def build_facts(
     def emit(key: str, fact: pl.DataFrame) -> tuple[str, pl.DataFrame]:
         """A chunk of a partition's facts counted and checked on its way to the lake and Postgres."""
         nonlocal cents
-        keys.frame(fact)
+        keys.frame(fact, key)
         for column, counter in _UNKNOWN_LINES.items():
             stats[counter] += fact.filter(pl.col(column) == gold.UNKNOWN_KEY).height
         cents += _cents(fact)
@@ -334,25 +335,35 @@ def build_facts(
             metadata["preview"] = markdown_preview(preview[0] if preview else gold.empty_fact_sales())
         return metadata
 
+    reconciled: list[Reconciliation] = []
+
+    def reconciliation() -> Reconciliation:
+        """What Postgres holds for the run's partitions against what silver gave, read once, after
+        the write committed (the IO manager composes the partitions' metadata after its commit)."""
+        if not reconciled:
+            cells = {key: split_key(key) for key in silver_totals}
+            with warehouse.connect() as conn:
+                committed = fact_sales_totals(
+                    conn,
+                    sorted({day for day, _ in cells.values()}),
+                    sorted({gold.provider_key(source) for _, source in cells.values()}),
+                )
+            by_key = {key: committed.get((day, gold.provider_key(s)), (0, 0)) for key, (day, s) in cells.items()}
+            reconciled.append(Reconciliation(silver_totals, by_key))
+        return reconciled[0]
+
     def of_partition(key: str) -> dict[str, object]:
         lines, in_cents = silver_totals.get(key, (0, 0))
-        return {"silver_lines": lines, "net_amount": in_cents / 100}
+        return {
+            "silver_lines": lines,
+            "net_amount": in_cents / 100,
+            **checks_failed(key, check, keys, reconciliation()),
+        }
 
     yield dg.Output(PartitionStream(chunks(), summary, partition_rows=_fact_rows, partition_summary=of_partition))
     yield check.result()
     yield keys.result()
-    # What Postgres holds now for the run's partitions, against what silver gave.
-    cells = {key: split_key(key) for key in silver_totals}
-    with warehouse.connect() as conn:
-        committed = fact_sales_totals(
-            conn,
-            sorted({day for day, _ in cells.values()}),
-            sorted({gold.provider_key(source) for _, source in cells.values()}),
-        )
-    yield reconcile_result(
-        silver_totals,
-        {key: committed.get((day, gold.provider_key(source)), (0, 0)) for key, (day, source) in cells.items()},
-    )
+    yield reconciliation().result()
 
 
 #: Fact lines counted per unknown member, by key column.

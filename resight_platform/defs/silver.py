@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from resight_platform.defs.checks import ModelCheck, model_check_spec
+from resight_platform.defs.checks import ModelCheck, checks_failed, model_check_spec
 from resight_platform.defs.metadata import OWNERS, detailed, table_schema_from_model
 from resight_platform.defs.partitions import DATE, SOURCE, lake_partition, split_key
 from resight_platform.defs.policies import RETRY
@@ -258,7 +258,7 @@ def clean_silver(
 ) -> Iterator[dg.Output[PartitionStream] | dg.Output[WrittenPartitions] | dg.AssetCheckResult]:
     """Silver of ``feed`` for the step's partitions from their ``bronze`` scans: the asset's body,
     and a set run's (``defs/landing.py``). Its stream's ``partition_summary`` gives each
-    partition's rows in and quarantined by rule."""
+    partition's rows in and quarantined by rule, and the checks it failed."""
     reg, now = registry.load(), datetime.now(UTC)
     mappings = reg.mappings  # the same registry's tables (a second load() may see a newer registry)
     store = lake.store()
@@ -454,7 +454,11 @@ def clean_silver(
         yield dg.Output(on_spark())
     else:
         # The IO manager consumes the stream before the generator resumes: the check sees every row.
-        yield dg.Output(PartitionStream(chunks(), summary, partition_summary=lambda key: figures.get(key, {})))
+        yield dg.Output(
+            PartitionStream(
+                chunks(), summary, partition_summary=lambda key: {**figures.get(key, {}), **checks_failed(key, check)}
+            )
+        )
         # Resumed only once every partition's file is committed (a failed write never gets here).
         with warehouse.connect() as conn:
             for pending in waiting:

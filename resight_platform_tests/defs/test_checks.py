@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -12,8 +13,10 @@ import polars as pl
 import pytest
 
 import resight_platform.defs.silver as silver_defs
+import resight_platform.transforms.gold as gold_transforms
 from resight_platform.defs.bronze import DRIFT_CHECK
 from resight_platform.defs.checks import KEYS_CHECK, MODEL_CHECK, RECONCILE_CHECK
+from resight_platform.defs.metadata import RANGE_END, RANGE_START
 from resight_platform.defs.silver import TYPES_CHECK
 from resight_platform.io.postgres import connect
 from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon
@@ -21,12 +24,12 @@ from resight_platform_tests.defs.test_sensors import DAY, Daemon, _daemon
 FACTS = dg.AssetKey(["gold", "fact_sales"])
 
 
-def online_sales(rows: int) -> bytes:
+def online_sales(rows: int, day: date = DAY, prefix: str = "A") -> bytes:
     """``rows`` online lines in pawmart's layout that silver loads whole."""
     header = (
         "order_id,line_no,ordered_at,store_id,channel,sku,quantity,unit_price,discount,customer_id,status,ship_state\n"
     )
-    lines = "".join(f"A-{n},1,{DAY}T10:00:00Z,,online,SKU{n},2,3.50,0,,completed,NY\n" for n in range(rows))
+    lines = "".join(f"{prefix}-{n},1,{day}T10:00:00Z,,online,SKU{n},2,3.50,0,,completed,NY\n" for n in range(rows))
     return (header + lines).encode()
 
 
@@ -156,3 +159,39 @@ def test_a_column_whose_values_stopped_parsing_is_reported_as_a_type_change(daem
         row = conn.execute("select schema_drift from ops.ingestion_ledger where file_key = %s", (key,)).fetchone()
     assert row is not None
     assert row[0]["type_changed"] == [{"column": "unit_price", "rule": "unparseable_price", "rows": 12, "of": 12}]
+
+
+def test_a_fact_partition_that_breaks_the_model_is_named_and_marked_in_a_range_run(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = DAY - timedelta(days=1)
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", online_sales(3))
+    daemon.landing.write_bytes(f"pawmart/sales/{before}/b.csv", online_sales(2, day=before, prefix="B"))
+    real = gold_transforms.build_fact_sales
+
+    def buggy(*args: object, **kwargs: object) -> pl.DataFrame:  # a gold bug: one of DAY's lines loses its status
+        facts: pl.DataFrame = real(*args, **kwargs)  # type: ignore[arg-type]
+        return facts.with_columns(status=pl.when(pl.col("order_id") == "A-1").then(pl.lit("??")).otherwise("status"))
+
+    monkeypatch.setattr(gold_transforms, "build_fact_sales", buggy)
+    result = daemon.defs.resolve_job_def("landing_job").execute_in_process(
+        instance=daemon.instance,
+        tags={RANGE_START: f"{before}|pawmart", RANGE_END: f"{DAY}|pawmart"},
+        asset_selection=[dg.AssetKey(["bronze", "sales"]), SILVER, FACTS],
+        raise_on_error=False,
+    )
+    assert not result.success  # the facts' blocking model check failed
+    checks = _evaluations(result)
+    model = checks[("gold/fact_sales", MODEL_CHECK)]
+    assert model.metadata["failing_partitions"].value == {f"{DAY}|pawmart": 1}
+    assert model.description == f"1 of 5 rows break the model in 1 partition: {DAY}|pawmart"
+    assert checks[("gold/fact_sales", KEYS_CHECK)].passed and checks[("gold/fact_sales", RECONCILE_CHECK)].passed
+    verdicts = {
+        str(e.partition): e.materialization.metadata["checks_failed"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == FACTS
+    }
+    assert verdicts == {
+        f"{DAY}|pawmart": "matches_model: 1 row (status.isin(['cancelled', 'completed', 'returned']))",
+        f"{before}|pawmart": "none",
+    }

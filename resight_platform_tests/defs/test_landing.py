@@ -3,15 +3,19 @@ Postgres and a local landing zone (and the moto S3 endpoint), as the landing sen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 import pytest
 
+import resight_platform.defs.silver as silver_defs
 from resight_platform.defs import landing
+from resight_platform.defs.checks import MODEL_CHECK
 from resight_platform.defs.jobs import LANDING_SET_JOB
 from resight_platform.defs.metadata import RUN_KEY_TAG, set_run_config
 from resight_platform.defs.partitions import source_keys
@@ -151,6 +155,7 @@ def test_facts_of_a_set_run_and_a_failing_feed_that_fails_only_itself(
     assert written[("gold/fact_sales", f"{DAY}|pawmart")]["dagster/row_count"] == 3
     assert written[("gold/fact_sales", f"{BEFORE}|tailwaggers")]["dagster/row_count"] == 4
     assert written[("gold/fact_sales", f"{BEFORE}|tailwaggers")]["silver_lines"] == 4
+    assert written[("gold/fact_sales", f"{DAY}|pawmart")]["checks_failed"] == "none"
     assert ("silver/stores", f"{DAY}|pawmart") not in written
     assert ("bronze/stores", f"{DAY}|pawmart") in written
     # The partitions view: the failed feed's partition is failed, the rest materialised.
@@ -206,3 +211,38 @@ def test_files_are_loaded_in_the_ledger_only_once_their_silver_partitions_are_co
     monkeypatch.setattr(lake.PartitionFileWriter, "commit", real_commit)
     assert _land(daemon, {"sales": sales}).success
     assert ledger() == {"tailwaggers": ("loaded", 4), "pawmart": ("loaded", 3)}
+
+
+def test_a_failed_check_names_its_partition_on_the_result_and_on_that_partitions_materialisation(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon.landing.write_bytes(f"pawmart/sales/{DAY}/a.csv", sales_csv("A", rows=3))
+    daemon.landing.write_bytes(f"tailwaggers/sales/{BEFORE}/w.csv", sales_csv("W", rows=4, day=BEFORE))
+    real = silver_defs.clean_feed
+
+    def buggy(*args: Any, **kwargs: Any) -> Any:  # a transform bug lets two bad pawmart rows through
+        result = real(*args, **kwargs)
+        bad = pl.col("order_id").is_in(["A-0", "A-2"])
+        valid = result.valid.with_columns(quantity=pl.when(bad).then(0).otherwise(pl.col("quantity")).cast(pl.Int32))
+        return dataclasses.replace(result, valid=valid)
+
+    monkeypatch.setattr(silver_defs, "clean_feed", buggy)
+    result = _land(daemon, {"sales": [f"{DAY}|pawmart", f"{BEFORE}|tailwaggers"]})
+    assert not result.success  # the blocking check failed
+    (check,) = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == MODEL_CHECK
+        and e.asset_check_evaluation_data.asset_key == dg.AssetKey(["silver", "sales"])
+    ]
+    assert not check.passed
+    assert check.metadata["failing_partitions"].value == {f"{DAY}|pawmart": 2}
+    assert check.metadata["failing_partition_count"].value == 1
+    assert check.description == f"2 of 7 rows break the model in 1 partition: {DAY}|pawmart"
+    written = _materialized(result)
+    # Quantity 0 also breaks the amount identity: the rules of the partition's 2 failing rows.
+    assert written[("silver/sales", f"{DAY}|pawmart")]["checks_failed"] == (
+        "matches_model: 2 rows (net_amount_is_quantity_times_price_less_discount, quantity.greater_than(0))"
+    )
+    assert written[("silver/sales", f"{BEFORE}|tailwaggers")]["checks_failed"] == "none"

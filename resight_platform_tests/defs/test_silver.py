@@ -4,6 +4,7 @@ ledger counts and the run's metadata), compared against ``clean_feed`` on each p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -207,3 +208,47 @@ def test_partitions_cleaned_together_equal_each_partition_cleaned_alone(
     ]
     assert check.passed and check.metadata["rows_checked"].value == loaded
     assert check.metadata["partitions_checked"].value == len(keys)
+
+
+def test_a_failed_check_names_its_partition_in_a_range_run(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = silver_defs.clean_feed
+
+    def buggy(*args: Any, **kwargs: Any) -> Any:  # a transform bug lets petopia's P6 through with no quantity
+        result = real(*args, **kwargs)
+        bad = pl.col("order_id") == "P6"
+        valid = result.valid.with_columns(quantity=pl.when(bad).then(0).otherwise(pl.col("quantity")).cast(pl.Int32))
+        return dataclasses.replace(result, valid=valid)
+
+    monkeypatch.setattr(silver_defs, "clean_feed", buggy)
+    result = daemon.defs.resolve_job_def(MEDALLION_JOB).execute_in_process(
+        instance=daemon.instance,
+        tags={RANGE_START: f"{D1}|{PROVIDERS[0]}", RANGE_END: f"{D2}|{PROVIDERS[-1]}"},
+        asset_selection=[dg.AssetKey(["bronze", "sales"]), dg.AssetKey(["silver", "sales"])],
+        raise_on_error=False,
+    )
+    assert not result.success  # the blocking check failed
+    (check,) = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.asset_check_evaluation_data.check_name == MODEL_CHECK
+        and e.asset_check_evaluation_data.asset_key == dg.AssetKey(["silver", "sales"])
+    ]
+    assert check.metadata["failing_partitions"].value == {f"{D2}|petopia": 1}
+    assert check.metadata["failing_partition_count"].value == 1
+    assert str(check.description).endswith(f"in 1 partition: {D2}|petopia")
+    # Every partition of the range has its own verdict, not the run's (which Dagster copies onto each).
+    verdicts = {
+        str(e.partition): e.materialization.metadata["checks_failed"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["silver", "sales"])
+    }
+    keys = [f"{day}|{provider}" for day in (D1, D2) for provider in PROVIDERS]
+    assert verdicts == {
+        key: (
+            "matches_model: 1 row (net_amount_is_quantity_times_price_less_discount, quantity.greater_than(0))"
+            if key == f"{D2}|petopia"
+            else "none"
+        )
+        for key in keys
+    }

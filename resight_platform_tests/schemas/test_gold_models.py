@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from resight_platform.defs.checks import KeysCheck, reconcile_result
+from resight_platform.defs.checks import KeysCheck, Reconciliation, checks_failed, reconcile_result
 from resight_platform.schemas.gold import DimProduct, FactSales
 from resight_platform.schemas.validation import Validation
 
@@ -119,6 +119,42 @@ def test_facts_that_lost_or_doubled_rows_do_not_reconcile_with_silver() -> None:
         {"2026-10-01|pawmart": {"silver": [10, 2_498], "gold": [9, 2_400]}}
     )
     assert not reconcile_result(silver, {"2026-10-01|pawmart": (10, 2_498)}).passed  # a partition missing
+
+
+def test_the_keys_check_names_the_partitions_with_unknown_keys() -> None:
+    check = KeysCheck(
+        {
+            "provider_key": pl.Series([11, 0]),
+            "product_key": pl.Series([0]),
+            "store_key": pl.Series([0, 31]),
+            "customer_key": pl.Series([0]),
+        }
+    )
+    check.frame(fact_frame(fact_row(product_key=0)), "2026-10-01|pawmart")  # every key known
+    check.frame(fact_frame(fact_row(), fact_row(line_no=2, store_key=32)), "2026-10-02|pawmart")
+    check.frame(fact_frame(fact_row(line_no=3, product_key=0)), "2026-10-02|pawmart")  # a later chunk, known
+    result = check.result()
+    assert not result.passed
+    assert result.metadata["failing_partitions"] == dg.MetadataValue.json({"2026-10-02|pawmart": 2})
+    assert result.metadata["failing_partition_count"] == dg.MetadataValue.int(1)
+    assert str(result.description).endswith("in 1 partition: 2026-10-02|pawmart")
+    # Row 1 lacks its product, row 2 its product and store: 2 rows, both columns named.
+    assert checks_failed("2026-10-02|pawmart", check)["checks_failed"] == dg.MetadataValue.text(
+        "keys_resolve_to_dimensions: 2 rows (product_key, store_key)"
+    )
+    assert checks_failed("2026-10-01|pawmart", check)["checks_failed"] == dg.MetadataValue.text("none")
+
+
+def test_the_reconciliation_names_the_partitions_that_differ() -> None:
+    silver = {"2026-10-01|pawmart": (10, 2_498), "2026-10-01|petopia": (4, 100), "2026-10-02|petopia": (1, 50)}
+    check = Reconciliation(silver, {"2026-10-01|pawmart": (9, 2_400), "2026-10-01|petopia": (4, 100)})
+    result = check.result()
+    assert result.metadata["failing_partitions"] == dg.MetadataValue.json(
+        {"2026-10-01|pawmart": 1, "2026-10-02|petopia": 1}
+    )
+    assert result.description == "silver and gold differ in 2 partitions: 2026-10-01|pawmart, 2026-10-02|petopia"
+    assert check.verdict("2026-10-01|pawmart") == "reconciles_with_silver: silver 10 lines (24.98), gold 9 (24.00)"
+    assert check.verdict("2026-10-01|petopia") is None
 
 
 def test_a_product_needs_only_its_natural_key() -> None:

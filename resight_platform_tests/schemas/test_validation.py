@@ -68,3 +68,31 @@ def test_many_partitions_validated_in_one_call_keep_their_own_labels() -> None:
         ("petopia", "2026-10-01|petopia"),
         ("pawmart", "2026-10-02|pawmart"),
     }
+
+
+def test_failures_are_kept_per_partition_and_only_for_partitions_that_failed() -> None:
+    v = Validation(SilverSales, sample_size=1)  # the per-partition figures do not depend on the sample
+    v.add_many(
+        [
+            ("2026-10-01|pawmart", sales_frame(sales_row(), sales_row(line_no=2))),
+            ("2026-10-01|petopia", sales_frame(sales_row(provider="petopia", quantity=0, net_amount=-1.0))),
+            ("2026-10-02|pawmart", sales_frame(sales_row(line_no=3, status="pending"))),
+            ("2026-10-02|pawmart", sales_frame(sales_row(line_no=4, status="lost"), sales_row(line_no=5))),
+        ]
+    )
+    assert set(v.by_partition) == {"2026-10-01|petopia", "2026-10-02|pawmart"}
+    petopia = v.by_partition["2026-10-01|petopia"]
+    assert (petopia.rows, petopia.failures) == (1, {"quantity.greater_than(0)": 1})
+    # Two chunks of one partition in the batch: its rows add up.
+    status = "status.isin(('cancelled', 'completed', 'returned'))"
+    assert v.by_partition["2026-10-02|pawmart"].rows == 2
+    assert v.by_partition["2026-10-02|pawmart"].failures == {status: 2}
+    assert sum(p.rows for p in v.by_partition.values()) == v.failing_rows == 3
+
+
+def test_a_shape_error_is_charged_to_every_partition_of_its_batch() -> None:
+    v = Validation(SilverSales)
+    pieces = [(f"2026-10-0{n}|pawmart", sales_frame(sales_row(line_no=n)).drop("ship_state")) for n in (1, 2)]
+    v.add_many(pieces)
+    assert set(v.by_partition) == {"2026-10-01|pawmart", "2026-10-02|pawmart"}
+    assert all(p.failures["column_in_dataframe(ship_state)"] == 1 for p in v.by_partition.values())
