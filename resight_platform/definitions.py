@@ -7,6 +7,7 @@ import dagster as dg
 from resight_platform import faults
 from resight_platform.defs.alerts import alert_sensor
 from resight_platform.defs.bronze import bronze_assets
+from resight_platform.defs.closing import build_closing
 from resight_platform.defs.emr import emr_resource, emr_silver_job
 from resight_platform.defs.failed import failed_partitions_sensor
 from resight_platform.defs.freshness import freshness_checks, freshness_sensor
@@ -56,7 +57,8 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         *gold_assets(settings.partitions_start, medallion, daily),
         *ml_assets(),
     ]
-    jobs = [*build_jobs(medallion, daily), build_landing_set_job(medallion, assets, limits)]
+    close_job, close_schedule, closing_sensor = build_closing(settings, medallion, assets)
+    jobs = [*build_jobs(medallion, daily), build_landing_set_job(medallion, assets, limits), close_job]
     retention_job, retention_schedule = build_retention(settings.retention, daily)
     resources = build_resources(settings, pg_url)
     # Only where an EMR Serverless application is configured: elsewhere the job could only fail.
@@ -68,7 +70,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
         assets=dg.map_asset_specs(_automation, assets),
         asset_checks=[landing_contract_check, *freshness_checks()],
         jobs=[*jobs, housekeeping_job, retention_job],
-        schedules=[housekeeping_schedule, retention_schedule],
+        schedules=[housekeeping_schedule, retention_schedule, close_schedule],
         sensors=[
             build_landing_sensor(
                 settings.partitions_start,
@@ -80,6 +82,7 @@ def build_definitions(settings: Settings, pg_url: str | None = None) -> dg.Defin
             alert_sensor,
             freshness_sensor,
             failed_partitions_sensor,
+            closing_sensor,
         ],
         resources=resources,
         # Runs execute their steps in one process: a run started by the sensor or automation

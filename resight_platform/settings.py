@@ -539,6 +539,12 @@ class Settings:
     #: ``history_start`` (``RESIGHT_HISTORY_FLOOR``, ``YYYY-MM-DD``): earlier ones are quarantined
     #: as ``before_history_start``.
     history_floor: date = date(2000, 1, 1)
+    #: The closing job (``defs/closing.py``) judges the days from this many days before today up
+    #: to yesterday (``RESIGHT_CLOSE_LOOKBACK_DAYS``); 0: the whole partition space, from
+    #: ``partitions_start``. Either way a day is closed once and a second run closes nothing new.
+    close_lookback_days: int = 0
+    #: When the closing job runs, UTC (``RESIGHT_CLOSE_CRON``): after midnight, yesterday is judged.
+    close_cron: str = "30 0 * * *"
     #: Fault injection for tests (``RESIGHT_FAILPOINTS``, :mod:`resight_platform.faults`): the armed
     #: points, ``(name, (hit that fires, action))``; none in production.
     failpoints: tuple[tuple[str, tuple[int, str]], ...] = ()
@@ -647,6 +653,8 @@ class Settings:
             spool_dir=Path(env["RESIGHT_SPOOL_DIR"]).expanduser() if env.get("RESIGHT_SPOOL_DIR") else home / "spool",
             sweep_grace=timedelta(hours=float(env.get("RESIGHT_SWEEP_GRACE_HOURS") or 6)),
             history_floor=date.fromisoformat(env.get("RESIGHT_HISTORY_FLOOR") or cls.history_floor.isoformat()),
+            close_lookback_days=max(0, int(env.get("RESIGHT_CLOSE_LOOKBACK_DAYS") or 0)),
+            close_cron=env.get("RESIGHT_CLOSE_CRON") or cls.close_cron,
             failpoints=tuple(parse_failpoints(env.get("RESIGHT_FAILPOINTS") or "").items()),
             s3_max_attempts=max(1, int(env.get("RESIGHT_S3_MAX_ATTEMPTS") or cls.s3_max_attempts)),
             pg_swap=PgSwapSettings.from_env(env),

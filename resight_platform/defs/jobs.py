@@ -9,6 +9,7 @@ from resight_platform.defs.ops import scan_landing_job
 from resight_platform.resources import ENGINE_TAG
 
 __all__ = [
+    "CLOSE_JOB",
     "DAILY_MART_JOB",
     "DIMENSIONS_JOB",
     "GOLD_FACTS_JOB",
@@ -36,6 +37,8 @@ DAILY_MART_JOB = "daily_mart_job"
 MARTS_JOB = "monthly_marts_job"
 ML_JOB = "ml_job"
 SPARK_RESTATE_JOB = "spark_restate_job"
+#: Closes the date × source partitions a source is not expected to deliver (``defs/closing.py``).
+CLOSE_JOB = "close_partitions_job"
 
 _ML = [["gold", name] for name in ("ml_demand_features", "ml_demand_model", "ml_demand_forecast")]
 _DIMENSIONS = [["gold", name] for name in ("dim_date", "dim_provider", "dim_store", "dim_product", "dim_customer")]

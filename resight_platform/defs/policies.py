@@ -30,6 +30,7 @@ import dagster as dg
 from resight_platform.settings import StepRetrySettings
 
 __all__ = [
+    "CLOSING_RUN",
     "FACTS_IN_RUN",
     "RETRY",
     "SILVER_IN_RUN",
@@ -46,6 +47,9 @@ __all__ = [
 #: latest materialisation alone); ``all_new_updates_have_run_tags()`` looks at each partition.
 SILVER_IN_RUN = "resight/silver_in_run"
 FACTS_IN_RUN = "resight/facts_in_run"
+#: Tag of the closing job's runs (``defs/closing.py``): the 0-row materialisations that close the
+#: partitions a source is not expected to deliver are not data, and trigger nothing downstream.
+CLOSING_RUN = "resight/closing"
 
 #: Transient failures (S3, Postgres, a killed worker): by default three attempts in all, the second
 #: 2 s ± 2 s after the first, the third 6 s ± 2 s after that, then the run fails with the last
@@ -91,24 +95,30 @@ def follow_inputs(
     if ignore is not None:
         # An ignored input is about to be rebuilt when one of *its* inputs just updated: wait for it
         # (it will be in progress on the next tick, then done), so facts never join stale dimensions.
-        about_to_change = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.any_deps_updated())
+        about_to_change = dg.AutomationCondition.any_deps_match(_any_deps_updated())
         absent = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
         condition = condition & ~about_to_change.allow(ignore) & ~absent.allow(ignore)
     return condition.with_label("follow_inputs")
 
 
-def _any_deps_updated(built_by_runs_tagged: str | None) -> dg.DepsAutomationCondition:
-    """Dagster's ``any_deps_updated()``, less the updates of runs tagged ``built_by_runs_tagged``."""
-    if built_by_runs_tagged is None:
-        return dg.AutomationCondition.any_deps_updated()
+def _any_deps_updated(built_by_runs_tagged: str | None = None) -> dg.DepsAutomationCondition:
+    """Dagster's ``any_deps_updated()``, less the updates of closing runs (``CLOSING_RUN``: every
+    condition here) and of runs tagged ``built_by_runs_tagged``.
+
+    ``all_new_updates_have_run_tags`` with two tag keys wants both on one run: each tag is its own
+    condition, so a tick whose new updates of a partition come from a closing run *and* a landing
+    run (a late file for a closed partition) still triggers, as a plain update would."""
     newly = (
         dg.AutomationCondition.newly_updated()
         & ~dg.AutomationCondition.executed_with_root_target()
-        & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={built_by_runs_tagged})
-    ).with_label(f"newly_updated_not_by_{built_by_runs_tagged}")
-    return dg.AutomationCondition.any_deps_match(newly | dg.AutomationCondition.will_be_requested()).with_label(
-        "any_deps_updated"
+        & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={CLOSING_RUN})
     )
+    if built_by_runs_tagged is not None:
+        newly = newly & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={built_by_runs_tagged})
+    label = "_".join(tag.removeprefix("resight/") for tag in (CLOSING_RUN, built_by_runs_tagged) if tag)
+    return dg.AutomationCondition.any_deps_match(
+        newly.with_label(f"newly_updated_not_by_{label}") | dg.AutomationCondition.will_be_requested()
+    ).with_label("any_deps_updated")
 
 
 def gathered(cron: str, *, ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
@@ -123,9 +133,9 @@ def gathered(cron: str, *, ignore: dg.AssetSelection | None = None) -> dg.Automa
     updated after the request (a landing run that committed while the mart ran) is not lost: only
     a request resets the trigger, never the target's own update, so the next window takes it.
     """
-    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
+    updated: dg.AutomationCondition = _any_deps_updated()
     if ignore is not None:
-        updated = dg.AutomationCondition.any_deps_updated().ignore(ignore)
+        updated = _any_deps_updated().ignore(ignore)
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(cron)
     condition = (
         _since_requested(tick)
@@ -135,7 +145,7 @@ def gathered(cron: str, *, ignore: dg.AssetSelection | None = None) -> dg.Automa
     )
     if ignore is not None:
         running = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.in_progress())
-        about_to_change = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.any_deps_updated())
+        about_to_change = dg.AutomationCondition.any_deps_match(_any_deps_updated())
         absent = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing())
         condition = condition & ~running.allow(ignore) & ~about_to_change.allow(ignore) & ~absent.allow(ignore)
     return condition.with_label(f"gathered({cron})")
@@ -145,7 +155,7 @@ def hourly(*, when_missing: bool = True) -> dg.AutomationCondition:
     """Once an hour when any input was updated since the last run, and (``when_missing``) as soon
     as it is missing."""
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed("0 * * * *")
-    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
+    updated: dg.AutomationCondition = _any_deps_updated()
     trigger = _since_requested(tick) & _since_requested(updated)
     return (
         (trigger | _missing() if when_missing else trigger)

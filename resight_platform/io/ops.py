@@ -37,6 +37,7 @@ __all__ = [
     "bounded_raw",
     "close_vanished",
     "dead_letter_reason",
+    "delivered_days",
     "known_checksums",
     "known_products",
     "last_deliveries",
@@ -427,6 +428,27 @@ def last_deliveries(conn: psycopg.Connection) -> tuple[dict[tuple[str, str], dat
     ).fetchall()
     first = conn.execute("select min(first_seen) from ops.ingestion_ledger").fetchone()
     return {(str(p), str(f)): at for p, f, at in rows}, (first[0] if first else None)
+
+
+def delivered_days(conn: psycopg.Connection, first: date, last: date) -> dict[tuple[str, str], set[date]]:
+    """The business dates each (provider, feed) delivered a file for (whatever became of it but
+    vanishing, as ``last_deliveries``: a file queued or read is a delivery in flight): every one
+    of ``first``..``last``, and, for the closing rules (``sources/expected.py``), its first ever
+    and its last before ``first``. One query; the two aggregates are index scans of
+    ``ingestion_ledger_partition`` (feed, business_date, provider)."""
+    rows = conn.execute(
+        "with delivered as not materialized ("
+        "  select provider, feed, business_date from ops.ingestion_ledger"
+        "  where provider is not null and feed is not null and business_date is not null and status <> 'vanished')"
+        " select provider, feed, business_date from delivered where business_date between %(first)s and %(last)s"
+        " union select provider, feed, max(business_date) from delivered where business_date < %(first)s group by 1, 2"
+        " union select provider, feed, min(business_date) from delivered where business_date <= %(last)s group by 1, 2",
+        {"first": first, "last": last},
+    ).fetchall()
+    out: dict[tuple[str, str], set[date]] = defaultdict(set)
+    for provider, feed, day in rows:
+        out[(str(provider), str(feed))].add(day)
+    return dict(out)
 
 
 @dataclass(frozen=True)

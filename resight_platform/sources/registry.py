@@ -6,7 +6,9 @@ a local directory or an ``s3://`` prefix) holds everything:
 - ``providers.csv`` — one row per partner: slug, name, kind, export profile, timezone, currency,
   and optionally ``history_start``: the first business date its data may hold (sales before it are
   quarantined as ``before_history_start``; empty: the registry's ``history_floor``, set from
-  ``RESIGHT_HISTORY_FLOOR``, by default 2000-01-01);
+  ``RESIGHT_HISTORY_FLOOR``, by default 2000-01-01) and ``onboarded``: the first business date it is
+  expected to deliver (its partitions before it are closed, ``sources/expected.py``; empty: its
+  first delivered date);
 - ``sources.csv`` — one row per (provider, feed): optional format override, expected delivery
   window, active flag;
 - ``profiles.yaml`` — the export layouts partners' systems write (column names, CSV dialect, date
@@ -195,6 +197,10 @@ class Provider:
     #: The first business date of the partner's data (``providers.csv`` ``history_start``); None:
     #: the registry's ``history_floor``.
     history_start: date | None = None
+    #: The first business date the partner is expected to deliver (``providers.csv`` ``onboarded``);
+    #: None: its first delivered date. Days before it are not expected of any of its feeds: the
+    #: closing job closes them (``sources/expected.py``).
+    onboarded: date | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,8 @@ class Source:
     #: The first business date a sale of this source may have (its provider's ``history_start``,
     #: else the registry's ``history_floor``).
     history_start: date = DEFAULT_HISTORY_FLOOR
+    #: Its provider's ``onboarded`` (None: not given).
+    onboarded: date | None = None
     #: The profile's constants and defaults for this feed with the source's own over them
     #: (``source_values.csv``); a column has a constant or a default, not both.
     constants: Mapping[str, str] = field(default_factory=dict)
@@ -432,6 +440,16 @@ def _warnings(registry: Registry, read: Reader, today: date) -> tuple[RegistryIs
                     line,
                     "provider",
                     f"{slug!r} has no source in sources.csv: each file it sends is dead-lettered as unknown_source",
+                )
+            )
+        if provider.onboarded is not None and provider.onboarded > today:
+            warnings.append(
+                RegistryIssue(
+                    "providers.csv",
+                    line,
+                    "onboarded",
+                    f"{provider.onboarded.isoformat()} is after today ({today.isoformat()}): every day until then"
+                    " is closed as before_onboarding, and a file for one of them loads but was not expected",
                 )
             )
         if provider.history_start is not None and provider.history_start > today:
@@ -749,6 +767,7 @@ def _load_providers(
                 RegistryIssue(file, line, "currency", f"no USD rate for {row['currency']!r} in mappings/fx_rates.csv")
             )
         history_start = _history_start(row.get("history_start", ""), file, line, issues)
+        onboarded = _history_start(row.get("onboarded", ""), file, line, issues, field_name="onboarded")
         if len(issues) > before or cascaded:
             failed.providers.add(slug)
         else:
@@ -760,6 +779,7 @@ def _load_providers(
                 timezone=row["timezone"],
                 currency=row["currency"],
                 history_start=history_start,
+                onboarded=onboarded,
             )
     return providers
 
@@ -768,8 +788,11 @@ def _load_providers(
 _EARLIEST_HISTORY = date(1970, 1, 1)
 
 
-def _history_start(text: str, file: str, line: int, issues: list[RegistryIssue]) -> date | None:
-    """A provider's ``history_start``: empty (None), or a ``YYYY-MM-DD`` date from 1970 on."""
+def _history_start(
+    text: str, file: str, line: int, issues: list[RegistryIssue], field_name: str = "history_start"
+) -> date | None:
+    """A provider's ``history_start`` (or ``onboarded``, ``field_name``): empty (None), or a
+    ``YYYY-MM-DD`` date from 1970 on."""
     if not text:
         return None
     try:
@@ -777,10 +800,10 @@ def _history_start(text: str, file: str, line: int, issues: list[RegistryIssue])
             raise ValueError(text)
         value = date.fromisoformat(text)
     except ValueError:
-        issues.append(RegistryIssue(file, line, "history_start", f"{text!r} is not a YYYY-MM-DD date"))
+        issues.append(RegistryIssue(file, line, field_name, f"{text!r} is not a YYYY-MM-DD date"))
         return None
     if value < _EARLIEST_HISTORY:
-        issues.append(RegistryIssue(file, line, "history_start", f"{text!r} is before {_EARLIEST_HISTORY.isoformat()}"))
+        issues.append(RegistryIssue(file, line, field_name, f"{text!r} is before {_EARLIEST_HISTORY.isoformat()}"))
         return None
     return value
 
@@ -831,6 +854,7 @@ def _load_sources(
                 timezone=provider.timezone,
                 currency=provider.currency,
                 history_start=provider.history_start or history_floor,
+                onboarded=provider.onboarded,
                 constants=dict(profile.feeds[feed].constants),
                 defaults=dict(profile.feeds[feed].defaults),
             )

@@ -757,6 +757,37 @@ def test_history_start_given_or_the_floor(registry_dir: Path) -> None:
     assert floored is not None and floored.history_start == date(2020, 1, 1)
 
 
+def with_onboarded(directory: Path, value: str) -> int:
+    """Give ``new_partner`` (appended) an ``onboarded`` column value; return its row."""
+    row = append_provider(directory)
+    path = directory / "providers.csv"
+    rows = read_rows(path)
+    for entry in rows:
+        entry["onboarded"] = value if entry["provider"] == "new_partner" else ""
+    write_rows(path, [*PROVIDER_COLUMNS, "onboarded"], rows)
+    return row
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "01/02/2026", "yesterday", "1969-12-31", "2026-1-1"])
+def test_bad_onboarded(registry_dir: Path, value: str) -> None:
+    row = with_onboarded(registry_dir, value)
+    find_issue(issues_of(registry_dir), "providers.csv", row, "onboarded", repr(value))
+
+
+def test_onboarded_given_reaches_its_sources_and_in_the_future_is_a_warning(registry_dir: Path) -> None:
+    row = with_onboarded(registry_dir, "2026-11-20")
+    append_source(registry_dir, provider="new_partner", feed="sales")
+    registry = load_registry(registry_dir, today=date(2026, 12, 1))
+    new, pawmart = registry.source("new_partner", "sales"), registry.source("pawmart", "sales")
+    assert new is not None and pawmart is not None
+    assert registry.providers["new_partner"].onboarded == date(2026, 11, 20) == new.onboarded
+    assert registry.providers["pawmart"].onboarded is None and pawmart.onboarded is None
+    assert not [w for w in registry.warnings if w.field == "onboarded"]
+    early = check_registry(registry_dir, today=date(2026, 11, 1))
+    assert not early.errors
+    find_issue(list(early.warnings), "providers.csv", row, "onboarded", "is after today (2026-11-01)")
+
+
 def write_ceilings(directory: Path, *lines: str) -> Path:
     path = directory / "mappings" / "ceilings.csv"
     path.write_text("\n".join(["category,max_quantity,max_unit_price", *lines]) + "\n", encoding="utf-8")
