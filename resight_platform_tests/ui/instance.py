@@ -8,13 +8,13 @@ under ``dagster dev``, but no daemon, sensor or automation adds runs of its own.
 On it, a small demo (:class:`Scenario`), loaded in process while the webserver starts
 (:func:`load_demo`): three registered partners send a daily sales file over the last days of two
 weeks of partitions, taken through bronze, silver and ``gold/fact_sales`` by the landing sensor's
-own ``landing_partitions_job``; then the closing job closes what no partner was expected to send.
+own ``landing_partitions_job``, and the closing job closes what no partner was expected to send.
 What the partitions view must show follows from it:
 
 - each partner's first file (the first day of ``DELIVERED_DAYS``) is its onboarding, so every
   earlier day is closed (a 0-row materialisation);
-- ``pawmart``'s first file has its prices in a new format: silver's ``columns_keep_their_types``
-  check fails on every line, all quarantined (0 rows loaded);
+- ``pawmart``'s file of yesterday has its prices in a new format: silver's
+  ``columns_keep_their_types`` check fails on every line, all quarantined (0 rows loaded);
 - ``petopia`` is late: its file of yesterday has not come, the one real gap (missing);
 - ``barkbox_market``'s file of the day before yesterday failed to load: the lake could not take its
   silver partition (a directory stood where its Parquet file goes), so that partition's silver and
@@ -46,13 +46,13 @@ import yaml
 
 from resight_platform.cli import instance_env
 from resight_platform.definitions import build_definitions
-from resight_platform.defs import jobs
-from resight_platform.defs.jobs import DIMENSIONS_JOB, LANDING_SET_JOB
+from resight_platform.defs.jobs import CLOSE_JOB, DIMENSIONS_JOB, LANDING_SET_JOB
 from resight_platform.defs.metadata import set_run_config
 from resight_platform.defs.partitions import SOURCE_PARTITIONS
 from resight_platform.io.lake import partition_path
 from resight_platform.io.postgres import sqlalchemy_url
 from resight_platform.settings import Settings
+from resight_platform.transforms.silver import TYPE_DRIFT_MIN_ROWS
 
 __all__ = [
     "OTHER_SOURCES",
@@ -127,8 +127,8 @@ class Scenario:
 
     @property
     def failed_check_partition(self) -> str:
-        """pawmart's first file: its prices in a new format."""
-        return _key(self.delivered[0], PROVIDER)
+        """pawmart's file of yesterday: its prices in a new format."""
+        return _key(self.today - timedelta(days=1), PROVIDER)
 
     @property
     def gap_partition(self) -> str:
@@ -145,20 +145,25 @@ class Scenario:
         """pawmart's file of today, waiting in the landing zone."""
         return _key(self.today, PROVIDER)
 
+    def days(self) -> list[date]:
+        """The days of the partitions: two weeks, today included."""
+        return [self.start + timedelta(days=n) for n in range((self.today - self.start).days + 1)]
+
     def partitions(self) -> list[str]:
-        """Every date × source partition of the two weeks, today included."""
-        days = (self.today - self.start).days + 1
-        return [_key(self.start + timedelta(days=n), s) for n in range(days) for s in self.sources]
+        """Every date × source partition."""
+        return [_key(day, s) for day in self.days() for s in self.sources]
 
     def files(self) -> dict[str, int]:
         """The partitions with a file, loaded or failing, and its lines (the one waiting excluded)."""
         rows = {PROVIDER: 5, LATE: 3, FAILING: 4}
-        return {
+        files = {
             _key(day, source): rows[source] + n
             for n, day in enumerate(self.delivered)
             for source in self.sources
             if _key(day, source) != self.gap_partition
         }
+        # Enough lines for silver's types check to take the column as changed.
+        return {**files, self.failed_check_partition: TYPE_DRIFT_MIN_ROWS + 2}
 
 
 @dataclass(frozen=True)
@@ -248,40 +253,41 @@ def prepare(root: Path, pg_url: str, dagster_pg_url: str, scenario: Scenario) ->
 
 
 def load_demo(instance: UiInstance) -> None:
-    """Register the source partitions and play the scenario in process, on the instance: the
-    dimensions, one landing run for the files that load, one for the file whose load fails, then
-    the closing job."""
+    """Register the source partitions and play the scenario in process, on the instance, in the
+    order of a day of the platform: the dimensions (empty, as after ``resight`` sets up: the facts
+    join them); a landing run of the files up to the day before yesterday; the run of the file
+    whose load fails; the closing job (its daily run, after midnight); then yesterday's files,
+    landing after it, the new price format among them (so the check's evaluation is the asset's
+    latest: one older than the asset's latest materialisation shows "Not evaluated")."""
     scenario = instance.scenario
-    with _process_env({**instance.env, "RESIGHT_STEP_RETRIES": "0"}):
+    yesterday = (scenario.today - timedelta(days=1)).isoformat()
+    files = set(scenario.files()) - {scenario.failed_partition}
+    with _process_env(instance.env):
         dagster = dg.DagsterInstance.from_config(str(instance.dagster_home))
         try:
             assert SOURCE_PARTITIONS.name is not None
             dagster.add_dynamic_partitions(SOURCE_PARTITIONS.name, list(scenario.sources))
             defs = build_definitions(instance.settings, pg_url=instance.pg_url)
-            # fact_sales joins the dimensions: they exist (empty), as after `resight` sets up.
             assert defs.resolve_job_def(DIMENSIONS_JOB).execute_in_process(instance=dagster).success
             landing = defs.resolve_job_def(LANDING_SET_JOB)
-            loads = sorted(set(scenario.files()) - {scenario.failed_partition})
-            result = landing.execute_in_process(
-                instance=dagster, run_config=set_run_config({"sales": loads}, facts=True), raise_on_error=False
-            )
-            assert result.success, "preparing the demo: the landing run of the files that load failed"
-            # The lake cannot take the failing partition's silver file: its run fails, and Dagster
-            # marks its silver and facts partitions failed.
+
+            def land(partitions: set[str]) -> bool:
+                run_config = set_run_config({"sales": sorted(partitions)}, facts=True)
+                return landing.execute_in_process(instance=dagster, run_config=run_config, raise_on_error=False).success
+
+            assert land({p for p in files if not p.startswith(yesterday)}), "preparing the demo: a landing run failed"
+            # The lake cannot take the failing partition's silver file (a directory stands where it
+            # goes): after Dagster's retries its run fails, and its silver and facts partitions are
+            # failed (defs/landing.py marks what a failed run planned and did not write).
             day, source = scenario.failed_partition.split("|")
             blocker = Path(instance.settings.lake_url) / partition_path(
                 ["silver", "sales"], {"date": day, "source": source}
             )
             blocker.mkdir(parents=True)
-            failing = landing.execute_in_process(
-                instance=dagster,
-                run_config=set_run_config({"sales": [scenario.failed_partition]}, facts=True),
-                raise_on_error=False,
-            )
-            assert not failing.success, "preparing the demo: the failing partition's landing run did not fail"
+            assert not land({scenario.failed_partition}), "preparing the demo: the failing load did not fail"
             shutil.rmtree(blocker)
-            if hasattr(jobs, "CLOSE_JOB"):
-                assert defs.get_job_def(jobs.CLOSE_JOB).execute_in_process(instance=dagster).success
+            assert defs.get_job_def(CLOSE_JOB).execute_in_process(instance=dagster).success
+            assert land({p for p in files if p.startswith(yesterday)}), "preparing the demo: a landing run failed"
         finally:
             dagster.dispose()
 

@@ -36,7 +36,7 @@ from resight_platform.defs.silver import TYPES_CHECK
 from resight_platform.io.postgres import connect
 from resight_platform.sources.registry import FEEDS
 from resight_platform_tests.ui.conftest import Ui
-from resight_platform_tests.ui.instance import OTHER_SOURCES, PROVIDER, graphql, log_tail
+from resight_platform_tests.ui.instance import OTHER_SOURCES, PROVIDER, Scenario, graphql, log_tail
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -236,6 +236,19 @@ def _open_partition(page: Page, partition: str) -> None:
     expect(shown(page, partition)).to_be_visible()
 
 
+def _shows_only(page: Page, scenario: Scenario, partition: str) -> None:
+    """The filtered lists show ``partition``'s day and no other past day (the range bar prints the
+    first and the last day, today: those are not looked at); with the day open, only its source."""
+    day, source = partition.split("|")
+    expect(shown(page, day)).to_be_visible()
+    for other in scenario.days()[1:-1]:
+        if other.isoformat() != day:
+            expect(shown(page, other.isoformat())).to_have_count(0)
+    if page.get_by_role("heading", name=partition).count():  # the partition is open
+        for other_source in scenario.sources:
+            expect(shown(page, other_source)).to_have_count(0 if other_source != source else 1)
+
+
 @pytest.mark.parametrize("path", [["silver", "sales"], ["gold", "fact_sales"]], ids=lambda p: "/".join(p))
 def test_the_partitions_view_shows_what_the_ledger_says(page: Page, ui: Ui, artifacts: Path, path: list[str]) -> None:
     scenario = ui.instance.scenario
@@ -276,21 +289,36 @@ def test_the_partitions_view_shows_what_the_ledger_says(page: Page, ui: Ui, arti
     page.goto(f"/assets/{'/'.join(path)}")
     page.get_by_role("tab", name="Partitions").click()
     _only_status(page, counts, "FAILED")
+    _shows_only(page, scenario, scenario.failed_partition)
     _open_partition(page, scenario.failed_partition)
-    expect(page.get_by_text("Latest materialization")).to_be_visible()
-    expect(shown(page, "Materialized")).to_have_count(0)
+    _shows_only(page, scenario, scenario.failed_partition)
+    expect(shown(page, "Materialized")).to_have_count(0)  # the detail's tag of a materialised partition
     screenshot(page, artifacts, f"03-{name}-failed")
 
-    # and the late partner's day among the missing, with nothing but today's.
+    # and the late partner's day among the missing, with nothing else but today's.
     page.goto(f"/assets/{'/'.join(path)}")
     page.get_by_role("tab", name="Partitions").click()
     _only_status(page, counts, "MISSING")
-    gap_day = scenario.gap_partition.split("|")[0]
-    for day in (scenario.today.isoformat(), gap_day):
-        expect(shown(page, day)).to_be_visible()
+    _shows_only(page, scenario, scenario.gap_partition)
     _open_partition(page, scenario.gap_partition)
+    _shows_only(page, scenario, scenario.gap_partition)
     expect(shown(page, "Materialized")).to_have_count(0)
     screenshot(page, artifacts, f"03-{name}-missing")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="silver records its files loaded in the ledger before the partition's file is swapped into the"
+    " lake: when that write fails, the ledger says loaded while Dagster (rightly) says failed",
+)
+def test_the_ledger_does_not_call_a_failed_partitions_file_loaded(ui: Ui) -> None:
+    day, provider = ui.instance.scenario.failed_partition.split("|")
+    with connect(ui.instance.pg_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select status from ops.ingestion_ledger where feed = 'sales' and provider = %s and business_date = %s",
+            (provider, date.fromisoformat(day)),
+        )
+        assert [status for (status,) in cur.fetchall()] == ["read"]
 
 
 _RUNS = """
