@@ -60,8 +60,10 @@ from bench.partitions.run import (
     start_date,
     timed,
 )
+from resight_platform.defs.closing import CLOSED, closed_metadata
 from resight_platform.defs.keys import FACT_SALES
 from resight_platform.io.postgres import database_url, embedded_pg_url, stop_embedded_pg
+from resight_platform.sources.expected import BEFORE_ONBOARDING, NOT_EXPECTED
 from resight_platform.sources.registry import FEEDS
 
 __all__ = [
@@ -78,9 +80,6 @@ __all__ = [
 ]
 
 RESULTS_PATH = Path(__file__).with_name("closing.json")
-CLOSED = "resight/closed"
-BEFORE_ONBOARDING = "before_onboarding"
-NOT_EXPECTED = "not_expected"
 DELIVERED = "delivered"
 GAP = "gap"
 DAILY_FEEDS = ("sales", "customers")
@@ -186,10 +185,6 @@ def write_materializations(
     return len(partitions)
 
 
-def _closed(reason: str) -> dict[str, Any]:
-    return {CLOSED: reason, "dagster/row_count": 0}
-
-
 def close(instance: dg.DagsterInstance, year: Year, chunk: int, days: Collection[str]) -> int:
     """Close ``year``'s partitions of ``days`` that are not expected, each bronze and silver
     asset's, one batch per ``chunk``."""
@@ -199,7 +194,7 @@ def close(instance: dg.DagsterInstance, year: Year, chunk: int, days: Collection
         for reason in (BEFORE_ONBOARDING, NOT_EXPECTED):
             keys = year.keys(feed, reason, days)
             for asset in (bronze, silver):
-                written += write_materializations(instance, asset, keys, _closed(reason), chunk)
+                written += write_materializations(instance, asset, keys, closed_metadata(reason), chunk)
     return written
 
 
@@ -212,7 +207,7 @@ def onboard(instance: dg.DagsterInstance, year: Year, chunk: int) -> int:
     instance.add_dynamic_partitions(dynamic_partitions_name(PLATFORM), [name])
     keys = [f"{day}|{name}" for day in year.dates[:-1]]
     return sum(
-        write_materializations(instance, asset, keys, _closed(BEFORE_ONBOARDING), chunk)
+        write_materializations(instance, asset, keys, closed_metadata(BEFORE_ONBOARDING), chunk)
         for pair in platform_assets()
         for asset in pair
     )

@@ -28,8 +28,6 @@ Triggers: ``close_partitions_schedule`` (``RESIGHT_CLOSE_CRON``, daily after mid
 partitions changes (an onboarding: its past days are closed within the minute).
 """
 
-from __future__ import annotations
-
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence

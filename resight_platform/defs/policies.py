@@ -21,6 +21,9 @@ declarative automation (``AutomationCondition``), evaluated by ``automation_sens
   definition, and the mart's (days) is not the facts' (date × source).
 - ``hourly()`` for the monthly marts: whole-table recomputes over ``fact_sales``, refreshed once an
   hour when facts changed rather than after every file.
+
+No condition triggers on an input update made only by a closing run (tag ``CLOSING_RUN``,
+``defs/closing.py``): a closed partition is a day with no data expected, not new data.
 """
 
 from __future__ import annotations
