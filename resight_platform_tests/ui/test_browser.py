@@ -363,7 +363,7 @@ def test_one_partition_launched_from_the_ui_materialises(page: Page, ui: Ui, art
     expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
     launch = dialog.get_by_role("button", name="Launch 1 run")
     expect(launch).to_be_enabled()
-    screenshot(page, artifacts, "03-launch-dialog")
+    screenshot(page, artifacts, "04-launch-dialog")
     launch.click()
     expect(dialog).to_be_hidden()
 
@@ -385,7 +385,7 @@ def test_one_partition_launched_from_the_ui_materialises(page: Page, ui: Ui, art
     expect(shown(page, "Success").first).to_be_visible()
     expect(page.get_by_text(f"partition: {partition}").filter(visible=True)).to_be_visible()
     expect(shown(page, "RUN_SUCCESS")).to_be_visible()
-    screenshot(page, artifacts, "03-run-succeeded")
+    screenshot(page, artifacts, "04-run-succeeded")
 
     data = graphql(ui.url, _MATERIALIZATIONS, {"partitions": [partition]})
     (materialization,) = data["assetOrError"]["assetMaterializations"]  # type: ignore[index]
@@ -403,7 +403,7 @@ def test_a_failed_check_shows_its_failing_rows(page: Page, ui: Ui, artifacts: Pa
     failing = page.get_by_role("row").filter(has_text="failing_rows")
     expect(failing).to_contain_text(str(ui.instance.failing_rows))
     expect(page.get_by_role("row").filter(has_text="files_with_type_change")).to_contain_text("1")
-    screenshot(page, artifacts, "04-failed-check")
+    screenshot(page, artifacts, "05-failed-check")
 
     page.get_by_role("row").filter(has_text="files").get_by_text("[Show Markdown]").click()
     files = page.get_by_role("dialog")
@@ -411,4 +411,4 @@ def test_a_failed_check_shows_its_failing_rows(page: Page, ui: Ui, artifacts: Pa
     expect(files).to_contain_text(f"{PROVIDER}/sales/{day}/new_price_format.csv")
     for cell in ("unit_price", "unparseable_price", str(ui.instance.failing_rows)):
         expect(files).to_contain_text(cell)
-    screenshot(page, artifacts, "04-failed-check-rows")
+    screenshot(page, artifacts, "05-failed-check-rows")
