@@ -41,7 +41,7 @@ from resight_platform.defs.jobs import CLOSE_JOB
 from resight_platform.defs.landing import _batched
 from resight_platform.defs.partitions import SOURCE_PARTITIONS, source_key
 from resight_platform.defs.policies import CLOSING_RUN
-from resight_platform.defs.sensors import TRIGGER_TAG
+from resight_platform.defs.sensors import PRIORITY_TAG, TRIGGER_TAG
 from resight_platform.io.ops import delivered_days
 from resight_platform.resources import RegistryResource
 from resight_platform.settings import Settings
@@ -217,7 +217,8 @@ def build_closing(
 
     @dg.job(
         name=CLOSE_JOB,
-        tags={CLOSING_RUN: "true"},
+        # After the landing runs in the queue: a closing run is never urgent.
+        tags={CLOSING_RUN: "true", PRIORITY_TAG: "-1"},
         description="Close the date × source partitions their source is not expected to deliver (before"
         " onboarding, off its cadence, a feed it does not send, inactive): what stays missing is a real gap.",
     )

@@ -214,3 +214,33 @@ def test_a_late_file_for_a_closed_partition_loads_and_shows_its_data(daemon: Dae
     # The next closing run leaves it, and judges pawmart's sales from this first delivery on.
     figures = close(daemon)
     assert figures["closed"] == 0
+
+
+def test_the_sensor_requests_a_run_per_registry_version_and_source_partitions(daemon: Daemon) -> None:
+    from resight_platform.defs.closing import CLOSING_SENSOR
+
+    sensor = daemon.defs.resolve_sensor_def(CLOSING_SENSOR)
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(
+            instance=daemon.instance,
+            cursor=cursor,
+            definitions=daemon.defs,
+            resources=dict(daemon.defs.resources or {}),
+        ) as context:
+            result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    first = tick(None)  # a fresh daemon closes what its registry does not expect
+    [request] = first.run_requests or []
+    assert request.job_name in (None, CLOSE_JOB) and first.cursor
+    assert not tick(first.cursor).run_requests  # nothing changed
+    assert SOURCE_PARTITIONS.name is not None
+    daemon.instance.add_dynamic_partitions(SOURCE_PARTITIONS.name, ["petopia"])  # a new source partition
+    again = tick(first.cursor)
+    assert len(again.run_requests or []) == 1 and again.cursor != first.cursor
+    # While a closing run is in flight the change waits (the cursor stays).
+    daemon.instance.add_run(dg.DagsterRun(job_name=CLOSE_JOB, status=dg.DagsterRunStatus.STARTED))
+    waiting = tick(first.cursor)
+    assert not waiting.run_requests and waiting.cursor is None
