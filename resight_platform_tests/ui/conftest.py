@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +22,7 @@ import pytest
 
 from resight_platform_tests.databases import temporary_database
 from resight_platform_tests.ui.artifacts import ARTIFACTS_DIR
-from resight_platform_tests.ui.instance import UiInstance, fail_a_check, prepare, webserver
+from resight_platform_tests.ui.instance import Scenario, UiInstance, load_demo, prepare, webserver
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -105,18 +106,18 @@ def ui(chromium: str, tmp_path_factory: pytest.TempPathFactory, pg_server_url: s
     prepared when the browser tests skip (``chromium`` first)."""
     root = tmp_path_factory.mktemp("ui")
     today = datetime.now(UTC).date()
-    # Two weeks of partitions; the failed check's day is not the first, whose date the partitions
-    # view also prints under its range bar.
-    start = today - timedelta(days=13)
-    days = {"start": start, "failing_day": start + timedelta(days=1), "clean_day": today - timedelta(days=1)}
+    # Two weeks of partitions, the demo in their last days (instance.py).
+    scenario = Scenario(start=today - timedelta(days=13), today=today)
     for warehouse in temporary_database(pg_server_url, "ui"):
         for dagster_db in temporary_database(pg_server_url, "uidagster"):
-            instance = prepare(root, warehouse, dagster_db, **days)
+            instance = prepare(root, warehouse, dagster_db, scenario)
             log = root / "webserver.log"
             with webserver(instance, log) as server:
-                fail_a_check(instance)  # while the webserver starts
+                started = time.monotonic()
+                load_demo(instance)  # while the webserver starts
+                print(f"demo loaded in {time.monotonic() - started:.1f} s")
                 server.wait_ready()
-                yield Ui(server.url, instance, start, log)
+                yield Ui(server.url, instance, scenario.start, log)
 
 
 @pytest.fixture
