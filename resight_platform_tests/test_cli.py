@@ -312,17 +312,18 @@ def test_demo_runs_end_to_end_on_a_postgres_instance_and_matches_its_manifest(
             conn.execute("select pipeline_name, count(*) from runs where status = 'SUCCESS' group by 1").fetchall()
         )
     assert conn.closed
-    # registry, scan, dimensions, daily and monthly marts once; medallion and facts over the same
-    # rectangles: the history's weekly dates (one source) and the sample's (five), each cut along
-    # its days when two workers share them (io/plan.balance); too short for the ML job.
+    # registry, scan, dimensions, daily and monthly marts and the closing once; medallion and facts
+    # over the same rectangles: the history's weekly dates (one source) and the sample's (five),
+    # each cut along its days when two workers share them (io/plan.balance); too short for the ML job.
     assert {job: n for job, n in runs.items() if n == 1} == {
         "registry_job": 1,
         "scan_landing_job": 1,
         "dimensions_job": 1,
         "daily_mart_job": 1,
         "monthly_marts_job": 1,
+        "close_partitions_job": 1,
     }
-    assert runs["medallion_job"] == runs["gold_facts_job"] >= 2 and len(runs) == 7
+    assert runs["medallion_job"] == runs["gold_facts_job"] >= 2 and len(runs) == 8
 
 
 def test_mlflow_opens_the_ui_on_the_local_store_only(
