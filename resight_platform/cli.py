@@ -420,6 +420,7 @@ def _run_platform(
             runner=runner,
             engine=engine,
             dates=dates,
+            close=True,
         )
     return pg_url, report
 

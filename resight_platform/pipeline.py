@@ -149,6 +149,7 @@ def run_pipeline(
     engine: Engine | None = None,
     dates: tuple[date, date] | None = None,
     jobs: Collection[str] | None = None,
+    close: bool = False,
 ) -> PipelineReport:
     """Materialise every asset for every partition that has landed files. ``watch`` gives the
     cost of a run for planning the rectangles (``merge_gap_bytes``; the defaults without it).
@@ -161,7 +162,11 @@ def run_pipeline(
     business dates (first, last; a backfill of a range of history); the dimensions and the
     monthly marts are rebuilt whole, as after any load. ``jobs``: only these of
     :data:`STAGE_JOBS` (the registry sync and the landing scan always run), e.g. a backfill of
-    history that stops at silver; an unknown name is refused before anything runs."""
+    history that stops at silver; an unknown name is refused before anything runs. ``close``:
+    also close the date × source partitions no file was expected for (``defs/closing.py``), as
+    ``resight run`` and ``resight demo`` do, so the UI's "missing" is only the real gaps; off for
+    callers that load a slice (tests, benchmarks): on a first run over a long partition space it
+    is hundreds of thousands of events."""
     unknown = sorted(set(jobs or ()) - set(STAGE_JOBS))
     if unknown:
         raise ValueError(f"unknown job(s) {', '.join(unknown)}: the pipeline's stages are {', '.join(STAGE_JOBS)}")
@@ -209,7 +214,7 @@ def run_pipeline(
     # is hundreds of thousands of events on a first run over a long partition space (the demo's
     # ~100 s, bench/RESULTS.md), which at the end would add its whole time to the run's.
     closing = None
-    if CLOSE_JOB in wanted_jobs and runner is not local:
+    if close and CLOSE_JOB in wanted_jobs and runner is not local:
         progress(f"running {CLOSE_JOB} (beside the loads)")
         closing = ThreadPoolExecutor(1, thread_name_prefix="closing")
         closed = closing.submit(lambda: local.submit(CLOSE_JOB, None).result())
@@ -233,7 +238,8 @@ def run_pipeline(
             closing.shutdown(wait=True)
         raise
     if closing is None:
-        stage(local, [(CLOSE_JOB, None)])
+        if close:
+            stage(local, [(CLOSE_JOB, None)])
     else:
         with closing:
             _finished(closed, report, progress)
