@@ -359,7 +359,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if history is not None:
                 _finish_history(settings, manifest, history)
         started_warehouse = warehouse.result()
-    pg_url, report = _run_platform(settings, landing, started_warehouse, "resight demo")
+    # The demo closes what no file was expected for, so its partitions view shows only real gaps.
+    pg_url, report = _run_platform(settings, landing, started_warehouse, "resight demo", close=True)
     _say(f"\npipeline finished in {time.perf_counter() - started:.0f}s ({len(report.runs)} runs)\n")
     print_summary(settings, pg_url)
     return 0
@@ -380,6 +381,7 @@ def _run_platform(
     command: str = "resight run",
     engine: Any = None,
     dates: Any = None,
+    close: bool = False,
 ) -> tuple[str, Any]:
     """Start the warehouse (unless ``warehouse``, from :func:`_start_warehouse`, says it is up)
     and run every job over what the landing zone holds (``run_pipeline`` on the Dagster instance
@@ -420,7 +422,7 @@ def _run_platform(
             runner=runner,
             engine=engine,
             dates=dates,
-            close=True,
+            close=close,
         )
     return pg_url, report
 
@@ -500,7 +502,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     failure = None
     try:
-        pg_url, report = _run_platform(settings, landing, engine=args.engine, dates=dates)
+        pg_url, report = _run_platform(settings, landing, engine=args.engine, dates=dates, close=args.close)
         runs = len(report.runs)
     except RunFailed as exc:
         if service_down_in_traces(exc.outcome.traces, settings) is not None:
@@ -1116,7 +1118,8 @@ dead-lettered (with the reason), rows in, loaded and quarantined by rule.
 
 With --from/--to, only the files of those business dates (a backfill of a range of history); with
 --engine spark, silver, the facts, the marts and the ML features of the runs run on Spark
-(docs/engines.md).
+(docs/engines.md); with --close, the date x source partitions no file was expected for are closed
+too, so the UI's "missing" is only the real gaps (otherwise the daemon's closing sensor does it).
 
 Runs on the same Dagster instance as `resight dev`, so its UI shows them. A re-run loads nothing
 twice. Exits 1 when a job failed (its error is printed), 0 otherwise: a dead-lettered file or a
@@ -1194,6 +1197,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--from", dest="start", help="first business date of the files to load (a backfill of a range)")
     run.add_argument("--to", help="last business date of the files to load")
+    run.add_argument(
+        "--close",
+        action="store_true",
+        help="also close the date x source partitions no file was expected for, as the daemon's closing"
+        " sensor and nightly schedule do (docs/operations.md): a first closing of a long partition space is"
+        " hundreds of thousands of events (minutes)",
+    )
     run.set_defaults(func=cmd_run)
 
     emr = described(

@@ -1,7 +1,7 @@
 """Run the whole platform once, in process, through Dagster: registry → scan → bronze/silver →
-dimensions → facts → daily mart → monthly marts → ML (features, model, forecast), and the closing
-of the date × source partitions no file was expected for (``defs/closing.py``), so the UI's
-"missing" after a run is only the real gaps.
+dimensions → facts → daily mart → monthly marts → ML (features, model, forecast), and (``close``,
+as ``resight demo`` and ``resight run --close`` ask) the closing of the date × source partitions no file
+was expected for (``defs/closing.py``), so the UI's "missing" after a run is only the real gaps.
 
 Bronze and silver run as single-run backfills over rectangles of business dates × sources, gold
 facts over the same rectangles: a few runs, not one per partition. The rectangles come from
@@ -164,7 +164,7 @@ def run_pipeline(
     :data:`STAGE_JOBS` (the registry sync and the landing scan always run), e.g. a backfill of
     history that stops at silver; an unknown name is refused before anything runs. ``close``:
     also close the date × source partitions no file was expected for (``defs/closing.py``), as
-    ``resight run`` and ``resight demo`` do, so the UI's "missing" is only the real gaps; off for
+    ``resight demo`` and ``resight run --close`` do, so the UI's "missing" is only the real gaps; off for
     callers that load a slice (tests, benchmarks): on a first run over a long partition space it
     is hundreds of thousands of events."""
     unknown = sorted(set(jobs or ()) - set(STAGE_JOBS))

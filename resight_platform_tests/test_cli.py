@@ -389,11 +389,23 @@ def test_run_loads_the_landing_zone_and_quality_shows_a_partners_misplaced_files
         (home / "landing" / key).write_text("order_id,sku\n1,a\n")
     capsys.readouterr()
     before = platform_env()
-    assert main(["run"]) == 0
+    assert main(["run", "--close"]) == 0
     out = capsys.readouterr().out
     assert platform_env() == before  # the Dagster instance's settings stay inside the command
     assert "running medallion_job" in out  # progress
     assert "== ReSight run summary ==" in out
+    # --close: the partitions no file was expected for are closed too (a registered partner that
+    # sent nothing: every day before its first file), and only those.
+    assert "close_partitions_job done" in out
+    with psycopg.connect(dagster_db) as conn:
+        closed = dict(
+            conn.execute(
+                "select partition, count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'"
+                " and asset_key = %s and event like %s group by 1",
+                ('["silver", "sales"]', "%resight/closed%"),
+            ).fetchall()
+        )
+    assert f"{manifest.start}|whisker_world" in closed and f"{manifest.start}|pawmart" not in closed
     with connect(warehouse) as conn:
         ledger = dict(conn.execute("select status, count(*) from ops.ingestion_ledger group by 1").fetchall())
         facts = conn.execute("select count(*), sum(net_amount) from gold.fact_sales").fetchone()
