@@ -16,9 +16,10 @@ missing is a real gap: a day a source was expected to deliver and did not.
 - Never over anything: a partition with any status (materialised, already closed, failed, in
   progress) is left alone, read from Dagster's partition status cache
   (``instance.get_status_by_partition``, what the UI reads), so a second run closes nothing.
-- Cost: the events are stored one batch (one insert) per asset and chunk of ``CHUNK`` (as the
-  landing run's, ``defs/landing._batched``): 3,500 events/s on Postgres (bench/RESULTS.md,
-  "Closing partitions that are not expected"), the first run over a long history included.
+- Cost: the events are stored one batch (one insert) per asset and chunk of ``CHUNK``, as the
+  run's own events but without its log manager (``_store_batch``): 2,552 events/s on Postgres
+  (bench/RESULTS.md, "The closing job's events stored without the run's log manager"), nearly
+  all of it Dagster's serialisation and insert; the first run over a long history is the big one.
 - Nothing follows a closed partition: closing runs carry ``CLOSING_RUN``, whose updates
   automation ignores (``defs/policies.py``); readers skip a partition without a file. A late file
   for a closed partition loads as any other: its materialisation replaces the closed one.
