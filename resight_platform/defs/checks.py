@@ -15,7 +15,6 @@ that asset passes.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -23,7 +22,7 @@ import dagster as dg
 import polars as pl
 
 from resight_platform.defs.keys import FACT_SALES
-from resight_platform.schemas.validation import Validation
+from resight_platform.schemas.validation import PartitionFailures, Validation
 
 __all__ = [
     "CHECKS_FAILED",
@@ -69,18 +68,17 @@ def checks_failed(partition: str, *checks: PartitionVerdicts) -> dict[str, dg.Me
     return {CHECKS_FAILED: dg.MetadataValue.text("; ".join(failed) if failed else "none")}
 
 
-def _failing(by_partition: dict[str, int]) -> tuple[dict[str, dg.MetadataValue], str]:
-    """The ``failing_partitions`` metadata of a result (``{partition: failing rows}``, first by key)
-    and the phrase naming them for its description."""
+def _name_failing(metadata: dict[str, dg.MetadataValue], description: str, by_partition: Mapping[str, int]) -> str:
+    """Add a failed result's ``failing_partitions`` (``{partition: failing rows}``, first by key)
+    and ``failing_partition_count`` to ``metadata``; ``description`` with the first few named."""
     keys = sorted(by_partition)
     shown = keys[:_FAILING_IN_DESCRIPTION]
     noun = "partition" if len(keys) == 1 else "partitions"
-    phrase = f"{len(keys)} {noun}: " + ", ".join(shown) + (" …" if len(keys) > len(shown) else "")
-    metadata: dict[str, dg.MetadataValue] = {
-        "failing_partitions": dg.MetadataValue.json({key: by_partition[key] for key in keys[:_FAILING_IN_METADATA]}),
-        "failing_partition_count": dg.MetadataValue.int(len(keys)),
-    }
-    return metadata, phrase
+    metadata["failing_partitions"] = dg.MetadataValue.json(
+        {key: by_partition[key] for key in keys[:_FAILING_IN_METADATA]}
+    )
+    metadata["failing_partition_count"] = dg.MetadataValue.int(len(keys))
+    return f"{description} in {len(keys)} {noun}: " + ", ".join(shown) + (" …" if len(keys) > len(shown) else "")
 
 
 def _verdict(check: str, rows: int, causes: Iterable[str]) -> str:
@@ -157,9 +155,9 @@ class ModelCheck:
             metadata["failing_rows_sample"] = _sample_table(v.sample)
         description = None if v.passed else f"{v.failing_rows} of {v.rows} rows break the model"
         if v.by_partition:
-            failing, phrase = _failing({key: failed.rows for key, failed in v.by_partition.items()})
-            metadata.update(failing)
-            description = f"{description} in {phrase}"
+            description = _name_failing(
+                metadata, str(description), {key: failed.rows for key, failed in v.by_partition.items()}
+            )
         return dg.AssetCheckResult(
             asset_key=self.key,
             check_name=MODEL_CHECK,
@@ -221,7 +219,7 @@ class KeysCheck:
         self.missing: dict[str, int] = dict.fromkeys(dimension_keys, 0)
         self.examples: dict[str, set[int]] = {column: set() for column in dimension_keys}
         #: Per failing partition: its rows with an unknown key, and those rows per key column.
-        self.by_partition: dict[str, tuple[int, Counter[str]]] = {}
+        self.by_partition: dict[str, PartitionFailures] = {}
 
     def frame(self, fact: pl.DataFrame, partition: str | None = None) -> None:
         self.rows += fact.height
@@ -240,13 +238,13 @@ class KeysCheck:
                 self.missing[column] += counts[column]
                 self.examples[column].update(fact.filter(expr).get_column(column).unique().head(5).to_list())
         if partition is not None:
-            rows, columns = self.by_partition.get(partition, (0, Counter()))
-            columns.update({column: counts[column] for column in dangling if counts[column]})
-            self.by_partition[partition] = (rows + counts["__rows"], columns)
+            failed = self.by_partition.setdefault(partition, PartitionFailures())
+            failed.rows += counts["__rows"]
+            failed.failures.update({column: counts[column] for column in dangling if counts[column]})
 
     def verdict(self, partition: str) -> str | None:
         failed = self.by_partition.get(partition)
-        return None if failed is None else _verdict(KEYS_CHECK, failed[0], failed[1])
+        return None if failed is None else _verdict(KEYS_CHECK, failed.rows, failed.failures)
 
     def result(self) -> dg.AssetCheckResult:
         failed = {column: count for column, count in self.missing.items() if count}
@@ -257,9 +255,9 @@ class KeysCheck:
         }
         description = None if not failed else f"keys missing from their dimension: {failed}"
         if self.by_partition:
-            failing, phrase = _failing({key: rows for key, (rows, _) in self.by_partition.items()})
-            metadata.update(failing)
-            description = f"{description} in {phrase}"
+            description = _name_failing(
+                metadata, str(description), {key: failed.rows for key, failed in self.by_partition.items()}
+            )
         return dg.AssetCheckResult(
             asset_key=FACT_SALES,
             check_name=KEYS_CHECK,
@@ -303,9 +301,11 @@ class Reconciliation:
         description = None
         if differ:
             # A partition's "failing rows" here: the lines gold lacks or doubles (0 if only the amount differs).
-            failing, phrase = _failing({key: abs(v["silver"][0] - v["gold"][0]) for key, v in differ.items()})
-            metadata.update(failing)
-            description = f"silver and gold differ in {phrase}"
+            description = _name_failing(
+                metadata,
+                "silver and gold differ",
+                {key: abs(v["silver"][0] - v["gold"][0]) for key, v in differ.items()},
+            )
         return dg.AssetCheckResult(
             asset_key=FACT_SALES,
             check_name=RECONCILE_CHECK,

@@ -1,5 +1,6 @@
 """Gold: the star schema in Postgres (and Parquet in the lake) and the marts built on it."""
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -335,22 +336,19 @@ def build_facts(
             metadata["preview"] = markdown_preview(preview[0] if preview else gold.empty_fact_sales())
         return metadata
 
-    reconciled: list[Reconciliation] = []
-
+    @functools.cache
     def reconciliation() -> Reconciliation:
         """What Postgres holds for the run's partitions against what silver gave, read once, after
         the write committed (the IO manager composes the partitions' metadata after its commit)."""
-        if not reconciled:
-            cells = {key: split_key(key) for key in silver_totals}
-            with warehouse.connect() as conn:
-                committed = fact_sales_totals(
-                    conn,
-                    sorted({day for day, _ in cells.values()}),
-                    sorted({gold.provider_key(source) for _, source in cells.values()}),
-                )
-            by_key = {key: committed.get((day, gold.provider_key(s)), (0, 0)) for key, (day, s) in cells.items()}
-            reconciled.append(Reconciliation(silver_totals, by_key))
-        return reconciled[0]
+        cells = {key: split_key(key) for key in silver_totals}
+        with warehouse.connect() as conn:
+            committed = fact_sales_totals(
+                conn,
+                sorted({day for day, _ in cells.values()}),
+                sorted({gold.provider_key(source) for _, source in cells.values()}),
+            )
+        by_key = {key: committed.get((day, gold.provider_key(s)), (0, 0)) for key, (day, s) in cells.items()}
+        return Reconciliation(silver_totals, by_key)
 
     def of_partition(key: str) -> dict[str, object]:
         lines, in_cents = silver_totals.get(key, (0, 0))

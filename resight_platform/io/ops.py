@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 import polars as pl
 import psycopg
@@ -205,15 +206,9 @@ def known_checksums(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, 
         return {k: (c, s) for k, c, s in cur.fetchall()}
 
 
-#: A file's counts from silver (:func:`record_silver`), without and with marking it loaded.
+#: A file's counts from silver (:func:`record_silver`).
 _COUNTS = (
     "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
-    " registry_version = coalesce(%s, registry_version),"
-    " provider_version = coalesce(%s, provider_version) where file_key = %s"
-)
-_COUNTS_LOADED = (
-    "update ops.ingestion_ledger set rows_in = %s, rows_loaded = %s, rows_quarantined = %s,"
-    " status = 'loaded', loaded_at = coalesce(loaded_at, now()),"
     " registry_version = coalesce(%s, registry_version),"
     " provider_version = coalesce(%s, provider_version) where file_key = %s"
 )
@@ -262,7 +257,7 @@ def record_silver(
             copy_frame(cur, "ops", "quarantine", frame)
         if reconciliation.height:
             cur.executemany(
-                _COUNTS_LOADED if loaded else _COUNTS,
+                _COUNTS,
                 [
                     (
                         r["rows_in"],
@@ -276,9 +271,11 @@ def record_silver(
                     for r in reconciliation.iter_rows(named=True)
                 ],
             )
+            if loaded:
+                mark_loaded(cur, reconciliation.get_column("_source_file").to_list())
 
 
-def mark_loaded(conn: psycopg.Connection, file_keys: Sequence[str]) -> None:
+def mark_loaded(conn: psycopg.Connection | psycopg.Cursor[Any], file_keys: Sequence[str]) -> None:
     """Mark ``file_keys`` loaded (their counts already stored by :func:`record_silver` with
     ``loaded=False``), once their silver partitions are committed."""
     if file_keys:

@@ -76,9 +76,7 @@ class Validation:
             self._charge_batch(labels, rule)
 
     def _partition(self, partition: str) -> PartitionFailures:
-        if partition not in self.by_partition:
-            self.by_partition[partition] = PartitionFailures()
-        return self.by_partition[partition]
+        return self.by_partition.setdefault(partition, PartitionFailures())
 
     def _charge_batch(self, labels: Sequence[str | None], rule: str) -> None:
         """A shape rule broken by a batch: every partition in it has that shape."""

@@ -766,8 +766,8 @@ def _load_providers(
             issues.append(
                 RegistryIssue(file, line, "currency", f"no USD rate for {row['currency']!r} in mappings/fx_rates.csv")
             )
-        history_start = _history_start(row.get("history_start", ""), file, line, issues)
-        onboarded = _history_start(row.get("onboarded", ""), file, line, issues, field_name="onboarded")
+        history_start = _provider_date(row.get("history_start", ""), file, line, issues, "history_start")
+        onboarded = _provider_date(row.get("onboarded", ""), file, line, issues, "onboarded")
         if len(issues) > before or cascaded:
             failed.providers.add(slug)
         else:
@@ -788,11 +788,9 @@ def _load_providers(
 _EARLIEST_HISTORY = date(1970, 1, 1)
 
 
-def _history_start(
-    text: str, file: str, line: int, issues: list[RegistryIssue], field_name: str = "history_start"
-) -> date | None:
-    """A provider's ``history_start`` (or ``onboarded``, ``field_name``): empty (None), or a
-    ``YYYY-MM-DD`` date from 1970 on."""
+def _provider_date(text: str, file: str, line: int, issues: list[RegistryIssue], field_name: str) -> date | None:
+    """A provider's date column ``field_name`` (``history_start``, ``onboarded``): empty (None), or
+    a ``YYYY-MM-DD`` date from 1970 on."""
     if not text:
         return None
     try:

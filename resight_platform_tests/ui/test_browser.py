@@ -286,25 +286,20 @@ def test_the_partitions_view_shows_what_the_ledger_says(page: Page, ui: Ui, arti
     expect(page.get_by_role("row").filter(has_text="dagster/row_count")).to_contain_text(str(expected.rows[partition]))
     screenshot(page, artifacts, f"03-{name}-materialized")
 
-    # the failed load as the one failed partition,
-    page.goto(f"/assets/{'/'.join(path)}")
-    page.get_by_role("tab", name="Partitions").click()
-    _only_status(page, counts, "FAILED")
-    _shows_only(page, scenario, scenario.failed_partition)
-    _open_partition(page, scenario.failed_partition)
-    _shows_only(page, scenario, scenario.failed_partition)
-    expect(shown(page, "Materialized")).to_have_count(0)  # the detail's tag of a materialised partition
-    screenshot(page, artifacts, f"03-{name}-failed")
-
-    # and the late partner's day among the missing, with nothing else but today's.
-    page.goto(f"/assets/{'/'.join(path)}")
-    page.get_by_role("tab", name="Partitions").click()
-    _only_status(page, counts, "MISSING")
-    _shows_only(page, scenario, scenario.gap_partition)
-    _open_partition(page, scenario.gap_partition)
-    _shows_only(page, scenario, scenario.gap_partition)
-    expect(shown(page, "Materialized")).to_have_count(0)
-    screenshot(page, artifacts, f"03-{name}-missing")
+    # the failed load as the one failed partition, and the late partner's day among the missing,
+    # with nothing else but today's.
+    for status, partition, shot in (
+        ("FAILED", scenario.failed_partition, "failed"),
+        ("MISSING", scenario.gap_partition, "missing"),
+    ):
+        page.goto(f"/assets/{'/'.join(path)}")
+        page.get_by_role("tab", name="Partitions").click()
+        _only_status(page, counts, status)
+        _shows_only(page, scenario, partition)
+        _open_partition(page, partition)
+        _shows_only(page, scenario, partition)
+        expect(shown(page, "Materialized")).to_have_count(0)  # the detail's tag of a materialised partition
+        screenshot(page, artifacts, f"03-{name}-{shot}")
 
 
 def test_the_ledger_does_not_call_a_failed_partitions_file_loaded(ui: Ui) -> None:
